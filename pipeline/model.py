@@ -1,0 +1,149 @@
+"""The shared vocabulary: registry entities, their desired state, and changes to it.
+
+Everything downstream speaks these types: the event parser turns registry events into
+``Change`` values, reconciliation turns drift into corrective ``Change`` values, the state table
+stores one ``Item`` per entity, and the replicator converges the destination registry to an item.
+
+Entities are identified by name only: IDs and versions are generated per region (a replica gets
+its own), so they are kept as *ordering* metadata of the origin region, never compared across
+regions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+KEY_SEPARATOR = "#"  # never valid in an IoT name ([a-zA-Z0-9:_-]+), so keys are unambiguous
+
+
+class EntityKind(StrEnum):
+    THING = "thing"
+    THING_TYPE = "thing_type"
+    THING_GROUP = "thing_group"
+    BILLING_GROUP = "billing_group"
+    MEMBERSHIP = "membership"
+
+
+KEY_PREFIX: dict[EntityKind, str] = {
+    EntityKind.THING: "THING",
+    EntityKind.THING_TYPE: "TYPE",
+    EntityKind.THING_GROUP: "GROUP",
+    EntityKind.BILLING_GROUP: "BILLING",
+    EntityKind.MEMBERSHIP: "MEMBER",
+}
+_KIND_BY_PREFIX = {prefix: kind for kind, prefix in KEY_PREFIX.items()}
+
+# The fields each entity's desired state may hold (the ``Item.state`` map). A change may set a
+# subset of them (a THING_EVENT carries no billing group); the rest keep their stored value.
+STATE_FIELDS: dict[EntityKind, tuple[str, ...]] = {
+    EntityKind.THING: ("thing_type", "attributes", "billing_group"),
+    EntityKind.THING_TYPE: ("description", "searchable_attributes", "deprecated"),
+    EntityKind.THING_GROUP: ("parent", "description", "attributes", "query"),
+    EntityKind.BILLING_GROUP: ("description",),
+    EntityKind.MEMBERSHIP: (),
+}
+
+
+def membership_name(thing: str, group: str) -> str:
+    return f"{thing}{KEY_SEPARATOR}{group}"
+
+
+def split_membership_name(name: str) -> tuple[str, str]:
+    thing, _, group = name.partition(KEY_SEPARATOR)
+    return thing, group
+
+
+def entity_key(kind: EntityKind, name: str) -> str:
+    """The state table's partition key, e.g. ``THING#sensor-1`` or ``MEMBER#sensor-1#floor-2``."""
+    return f"{KEY_PREFIX[kind]}{KEY_SEPARATOR}{name}"
+
+
+def parse_key(key: str) -> tuple[EntityKind, str] | None:
+    """The entity kind and name behind a key; ``None`` for keys that are not entities."""
+    prefix, sep, name = key.partition(KEY_SEPARATOR)
+    kind = _KIND_BY_PREFIX.get(prefix)
+    if kind is None or not sep or not name:
+        return None
+    return kind, name
+
+
+@dataclass(frozen=True)
+class DynamicQuery:
+    """A dynamic thing group's definition; its members are computed by each region's index."""
+
+    query_string: str
+    index_name: str = "AWS_Things"
+    query_version: str = "2017-09-30"
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "query_string": self.query_string,
+            "index_name": self.index_name,
+            "query_version": self.query_version,
+        }
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where and when a change happened, used only to order changes to the same entity.
+
+    ``entity_id`` and ``version`` come from the origin region's registry (``thingId`` and
+    ``versionNumber``); ``timestamp_ms`` is the event's own timestamp in epoch milliseconds.
+    """
+
+    region: str
+    timestamp_ms: int
+    event_id: str
+    entity_id: str | None = None
+    version: int | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One desired-state change for one entity, from a registry event or from reconciliation.
+
+    ``fields`` holds only the fields this change knows (a subset of ``STATE_FIELDS[kind]``);
+    ``deleted`` marks a delete (a tombstone is kept). A ``corrective`` change carries the full
+    desired state and a fresh ``sync`` token, so it is written even when the table agrees.
+    ``partial`` marks events that describe one facet of an entity (a type association, a
+    hierarchy link): they never outrank a versioned full-state change.
+    """
+
+    kind: EntityKind
+    name: str
+    origin: Origin
+    fields: dict[str, Any] = field(default_factory=dict)
+    deleted: bool = False
+    corrective: bool = False
+    partial: bool = False
+    sync: str | None = None
+
+    @property
+    def key(self) -> str:
+        return entity_key(self.kind, self.name)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One state-table item: the desired state of one entity plus its ordering metadata."""
+
+    kind: EntityKind
+    name: str
+    state: dict[str, Any]
+    deleted: bool
+    origin_region: str
+    event_ts: int
+    last_event_id: str
+    origin_id: str | None = None
+    origin_version: int | None = None
+    sync: str | None = None
+    rev: int = 0
+
+    @property
+    def key(self) -> str:
+        return entity_key(self.kind, self.name)
+
+    def field(self, name: str, default: Any = None) -> Any:
+        return self.state.get(name, default)
