@@ -119,6 +119,9 @@ class Change:
     corrective: bool = False
     partial: bool = False
     sync: str | None = None
+    # A THING_GROUP_EVENT of a dynamic group does not carry the query; persist looks it up in
+    # the origin region (DescribeThingGroup) before writing.
+    lookup_query: bool = False
 
     @property
     def key(self) -> str:

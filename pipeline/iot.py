@@ -1,0 +1,365 @@
+"""IoT registry adapter: the only code in the pipeline that calls the AWS IoT API.
+
+One ``IotRegistry`` per region, wrapping that region's boto3 client (retries are botocore's,
+configured in ``pipeline.aws``). It speaks the state dicts of ``pipeline.model.STATE_FIELDS``
+(``{"thing_type", "attributes", "billing_group"}`` for a thing, and so on), validates names and
+values against AWS's documented rules before any call (moto validates nothing), and turns
+``ClientError`` codes into the project's retryable/permanent errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.errors import (
+    AwsRequestError,
+    AwsServiceError,
+    NotFoundError,
+    ThrottledError,
+)
+from pipeline.rules import validate_attributes, validate_description, validate_name
+
+_THROTTLING = {"ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
+_SERVER = {"InternalFailureException", "InternalException", "ServiceUnavailableException"}
+PAGE_SIZE = 250
+
+
+class IotRegistry:
+    """The registry of one region. ``calls`` counts API calls by operation (for benchmarks)."""
+
+    def __init__(self, iot_client: Any) -> None:
+        self._iot = iot_client
+        self.calls: dict[str, int] = {}
+
+    # --- things -------------------------------------------------------------------------------
+    def describe_thing(self, name: str) -> dict[str, Any] | None:
+        response = self._maybe("DescribeThing", self._iot.describe_thing, thingName=name)
+        if response is None:
+            return None
+        return {
+            "thing_type": response.get("thingTypeName") or None,
+            "attributes": dict(response.get("attributes") or {}),
+            "billing_group": response.get("billingGroupName") or None,
+        }
+
+    def create_thing(
+        self, name: str, thing_type: str | None, attributes: dict[str, str] | None
+    ) -> None:
+        validate_name("thingName", name)
+        kwargs: dict[str, Any] = {"thingName": name}
+        if thing_type:
+            kwargs["thingTypeName"] = validate_name("thingTypeName", thing_type)
+        if attributes is not None:
+            checked = validate_attributes("attributes", attributes, typed=thing_type is not None)
+            kwargs["attributePayload"] = {"attributes": checked}
+        self._call("CreateThing", self._iot.create_thing, **kwargs)
+
+    def update_thing(
+        self,
+        name: str,
+        *,
+        thing_type: str | None = None,
+        remove_thing_type: bool = False,
+        attributes: dict[str, str] | None = None,
+        typed: bool = True,
+        previous_attributes: dict[str, str] | None = None,
+    ) -> None:
+        """Update type and/or replace the attribute set (``None`` leaves that part alone)."""
+        kwargs: dict[str, Any] = {"thingName": validate_name("thingName", name)}
+        if thing_type:
+            kwargs["thingTypeName"] = validate_name("thingTypeName", thing_type)
+        if remove_thing_type:
+            kwargs["removeThingType"] = True
+        if attributes is not None:
+            checked = validate_attributes("attributes", attributes, typed=typed)
+            # merge=True with "" for each removed key changes exactly what differs and behaves
+            # the same on AWS and moto (merge=False "overwrites" only on AWS).
+            payload = dict(checked)
+            for key in previous_attributes or {}:
+                payload.setdefault(key, "")
+            kwargs["attributePayload"] = {"attributes": payload, "merge": True}
+        self._call("UpdateThing", self._iot.update_thing, **kwargs)
+
+    def delete_thing(self, name: str) -> None:
+        """Delete; a thing that is already gone is fine (AWS succeeds silently too)."""
+        self._maybe("DeleteThing", self._iot.delete_thing, thingName=name)
+
+    def iter_things_of_type(self, thing_type: str) -> Iterator[str]:
+        for page in self._pages("ListThings", self._iot.list_things, thingTypeName=thing_type):
+            for thing in page.get("things", []):
+                yield thing["thingName"]
+
+    # --- billing groups -----------------------------------------------------------------------
+    def add_thing_to_billing_group(self, thing: str, group: str) -> None:
+        self._call(
+            "AddThingToBillingGroup",
+            self._iot.add_thing_to_billing_group,
+            thingName=thing,
+            billingGroupName=validate_name("billingGroupName", group),
+        )
+
+    def remove_thing_from_billing_group(self, thing: str, group: str) -> None:
+        self._maybe(
+            "RemoveThingFromBillingGroup",
+            self._iot.remove_thing_from_billing_group,
+            thingName=thing,
+            billingGroupName=group,
+        )
+
+    def describe_billing_group(self, name: str) -> dict[str, Any] | None:
+        response = self._maybe(
+            "DescribeBillingGroup", self._iot.describe_billing_group, billingGroupName=name
+        )
+        if response is None:
+            return None
+        properties = response.get("billingGroupProperties") or {}
+        return {"description": properties.get("billingGroupDescription") or None}
+
+    def create_billing_group(self, name: str, description: str | None) -> None:
+        kwargs: dict[str, Any] = {"billingGroupName": validate_name("billingGroupName", name)}
+        if description:
+            kwargs["billingGroupProperties"] = {
+                "billingGroupDescription": validate_description("description", description)
+            }
+        self._call("CreateBillingGroup", self._iot.create_billing_group, **kwargs)
+
+    def update_billing_group(self, name: str, description: str | None) -> None:
+        self._call(
+            "UpdateBillingGroup",
+            self._iot.update_billing_group,
+            billingGroupName=name,
+            billingGroupProperties={
+                "billingGroupDescription": validate_description("description", description) or ""
+            },
+        )
+
+    def delete_billing_group(self, name: str) -> None:
+        self._maybe("DeleteBillingGroup", self._iot.delete_billing_group, billingGroupName=name)
+
+    # --- thing types --------------------------------------------------------------------------
+    def describe_thing_type(self, name: str) -> dict[str, Any] | None:
+        response = self._maybe(
+            "DescribeThingType", self._iot.describe_thing_type, thingTypeName=name
+        )
+        if response is None:
+            return None
+        properties = response.get("thingTypeProperties") or {}
+        metadata = response.get("thingTypeMetadata") or {}
+        return {
+            "description": properties.get("thingTypeDescription") or None,
+            "searchable_attributes": sorted(properties.get("searchableAttributes") or []),
+            "deprecated": bool(metadata.get("deprecated", False)),
+        }
+
+    def create_thing_type(
+        self, name: str, description: str | None, searchable_attributes: list[str]
+    ) -> None:
+        self._call(
+            "CreateThingType",
+            self._iot.create_thing_type,
+            thingTypeName=validate_name("thingTypeName", name),
+            thingTypeProperties=_type_properties(description, searchable_attributes),
+        )
+
+    def update_thing_type(
+        self, name: str, description: str | None, searchable_attributes: list[str]
+    ) -> None:
+        self._call(
+            "UpdateThingType",
+            self._iot.update_thing_type,
+            thingTypeName=name,
+            thingTypeProperties=_type_properties(description, searchable_attributes),
+        )
+
+    def deprecate_thing_type(self, name: str, *, undo: bool = False) -> None:
+        self._call(
+            "DeprecateThingType",
+            self._iot.deprecate_thing_type,
+            thingTypeName=name,
+            undoDeprecate=undo,
+        )
+
+    def delete_thing_type(self, name: str) -> None:
+        self._maybe("DeleteThingType", self._iot.delete_thing_type, thingTypeName=name)
+
+    # --- thing groups -------------------------------------------------------------------------
+    def describe_thing_group(self, name: str) -> dict[str, Any] | None:
+        response = self._maybe(
+            "DescribeThingGroup", self._iot.describe_thing_group, thingGroupName=name
+        )
+        if response is None:
+            return None
+        properties = response.get("thingGroupProperties") or {}
+        metadata = response.get("thingGroupMetadata") or {}
+        query = None
+        if response.get("queryString"):
+            query = {
+                "query_string": response["queryString"],
+                "index_name": response.get("indexName") or "AWS_Things",
+                "query_version": response.get("queryVersion") or "2017-09-30",
+            }
+        return {
+            "parent": metadata.get("parentGroupName") or None,
+            "description": properties.get("thingGroupDescription") or None,
+            "attributes": dict((properties.get("attributePayload") or {}).get("attributes") or {}),
+            "query": query,
+        }
+
+    def create_thing_group(
+        self,
+        name: str,
+        *,
+        parent: str | None,
+        description: str | None,
+        attributes: dict[str, str],
+        query: dict[str, str] | None = None,
+    ) -> None:
+        properties = _group_properties(description, attributes, merge=None)
+        if query:
+            self._call(
+                "CreateDynamicThingGroup",
+                self._iot.create_dynamic_thing_group,
+                thingGroupName=validate_name("thingGroupName", name),
+                thingGroupProperties=properties,
+                queryString=query["query_string"],
+                indexName=query.get("index_name") or "AWS_Things",
+                queryVersion=query.get("query_version") or "2017-09-30",
+            )
+            return
+        kwargs: dict[str, Any] = {
+            "thingGroupName": validate_name("thingGroupName", name),
+            "thingGroupProperties": properties,
+        }
+        if parent:
+            kwargs["parentGroupName"] = validate_name("parentGroupName", parent)
+        self._call("CreateThingGroup", self._iot.create_thing_group, **kwargs)
+
+    def update_thing_group(
+        self,
+        name: str,
+        *,
+        description: str | None,
+        attributes: dict[str, str],
+        query: dict[str, str] | None = None,
+    ) -> None:
+        """Replace description and the whole attribute set (merge=False overwrites, as in AWS)."""
+        # An empty description clears it; leaving it out would keep the old one.
+        properties = _group_properties(description or "", attributes, merge=False)
+        if query:
+            self._call(
+                "UpdateDynamicThingGroup",
+                self._iot.update_dynamic_thing_group,
+                thingGroupName=name,
+                thingGroupProperties=properties,
+                queryString=query["query_string"],
+                indexName=query.get("index_name") or "AWS_Things",
+                queryVersion=query.get("query_version") or "2017-09-30",
+            )
+            return
+        self._call(
+            "UpdateThingGroup",
+            self._iot.update_thing_group,
+            thingGroupName=name,
+            thingGroupProperties=properties,
+        )
+
+    def delete_thing_group(self, name: str, *, dynamic: bool = False) -> None:
+        if dynamic:
+            self._maybe(
+                "DeleteDynamicThingGroup",
+                self._iot.delete_dynamic_thing_group,
+                thingGroupName=name,
+            )
+        else:
+            self._maybe("DeleteThingGroup", self._iot.delete_thing_group, thingGroupName=name)
+
+    def list_child_groups(self, name: str) -> list[str]:
+        children: list[str] = []
+        for page in self._pages(
+            "ListThingGroups", self._iot.list_thing_groups, parentGroup=name, recursive=False
+        ):
+            children.extend(group["groupName"] for group in page.get("thingGroups", []))
+        return children
+
+    def add_thing_to_thing_group(self, thing: str, group: str) -> None:
+        self._call(
+            "AddThingToThingGroup",
+            self._iot.add_thing_to_thing_group,
+            thingName=validate_name("thingName", thing),
+            thingGroupName=validate_name("thingGroupName", group),
+        )
+
+    def remove_thing_from_thing_group(self, thing: str, group: str) -> None:
+        self._maybe(
+            "RemoveThingFromThingGroup",
+            self._iot.remove_thing_from_thing_group,
+            thingName=thing,
+            thingGroupName=group,
+        )
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def _pages(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
+        token: str | None = None
+        while True:
+            extra = {"nextToken": token} if token else {}
+            page = self._call(operation, method, maxResults=PAGE_SIZE, **kwargs, **extra)
+            yield page
+            token = page.get("nextToken")
+            if not token:
+                return
+
+    def _maybe(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> Any | None:
+        """Call; ``None`` when the resource does not exist."""
+        try:
+            return self._call(operation, method, **kwargs)
+        except NotFoundError:
+            return None
+
+    def _call(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> Any:
+        self.calls[operation] = self.calls.get(operation, 0) + 1
+        try:
+            return method(**kwargs)
+        except ClientError as error:
+            raise translate_client_error(operation, error) from error
+        except BotoCoreError as error:
+            raise AwsServiceError(f"{operation} failed: {error}") from error
+
+
+def translate_client_error(operation: str, error: ClientError) -> Exception:
+    """Map an IoT ``ClientError`` to the project's error classes (by code, never by message)."""
+    details = error.response.get("Error", {})
+    code = str(details.get("Code", "Unknown"))
+    message = str(details.get("Message", ""))
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code == "ResourceNotFoundException" or (status == 404 and code not in _THROTTLING):
+        return NotFoundError(operation, message)
+    if code in _THROTTLING or status == 429:
+        return ThrottledError(f"{operation} throttled: {message}")
+    if code in _SERVER or status >= 500:
+        return AwsServiceError(f"{operation} failed: {code}: {message}")
+    return AwsRequestError(operation, code, message)
+
+
+def _type_properties(description: str | None, searchable: list[str]) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    if description:
+        properties["thingTypeDescription"] = validate_description("description", description)
+    if searchable:
+        properties["searchableAttributes"] = list(searchable)
+    return properties
+
+
+def _group_properties(
+    description: str | None, attributes: dict[str, str], *, merge: bool | None
+) -> dict[str, Any]:
+    checked = validate_attributes("attributes", attributes, typed=None)
+    payload: dict[str, Any] = {"attributes": checked}
+    if merge is not None:
+        payload["merge"] = merge
+    properties: dict[str, Any] = {"attributePayload": payload}
+    if description is not None:
+        properties["thingGroupDescription"] = validate_description("description", description)
+    return properties

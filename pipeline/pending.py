@@ -1,0 +1,60 @@
+"""Finishes deferred thing-type deletions in the destination region.
+
+AWS requires a type to be deprecated for 5 minutes before it can be deleted. The replicator never
+waits (it would block its stream shard): it deprecates, detaches, and records a pending deletion.
+This scheduled task (and each reconciliation run) completes the ones that are due.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from pipeline import aws
+from pipeline.converge import Converger
+from pipeline.errors import RetryableError
+from pipeline.iot import IotRegistry
+from pipeline.settings import load_settings
+from pipeline.statetable import StateTable
+
+logger = Logger(service="iot-crr-pending")
+
+
+def finish_due(converger: Converger, *, now: float) -> dict[str, list[str]]:
+    """Delete every pending type whose delay has passed; a retryable failure keeps it pending."""
+    done: dict[str, list[str]] = {"deleted": [], "waiting": [], "retry": []}
+    prefix = f"PENDING#TYPEDELETE#{converger.region}#"
+    for record in converger.table.scan_prefix(prefix):
+        name = str(record["name"])
+        if int(record.get("delete_after", 0)) > now:
+            done["waiting"].append(name)
+            continue
+        try:
+            converger.finish_type_deletion(name)
+        except RetryableError as error:
+            logger.warning(
+                "type deletion deferred again", extra={"type": name, "reason": str(error)}
+            )
+            done["retry"].append(name)
+            continue
+        done["deleted"].append(name)
+    return done
+
+
+def lambda_handler(
+    event: dict[str, Any], context: Any, *, clock: Callable[[], float] = time.time
+) -> dict[str, Any]:
+    settings = load_settings()
+    converger = Converger(
+        IotRegistry(aws.client("iot", settings.region)),
+        StateTable(aws.client("dynamodb", settings.region), settings.state_table),
+        region=settings.region,
+        clock=clock,
+        type_delete_delay_seconds=settings.type_delete_delay_seconds,
+    )
+    result = finish_due(converger, now=clock())
+    logger.info("pending type deletions", extra={k: len(v) for k, v in result.items()})
+    return result

@@ -1,0 +1,113 @@
+"""Replicator: the destination region's DynamoDB-stream handler (DESIGN.md §4).
+
+For each stream record of the local state-table replica, converge the destination registry to
+the item's *current* desired state (``pipeline.converge``). Returns Lambda's partial batch
+response: a retryable failure (throttling, 5xx, a dependency not replicated yet) fails only its
+own record, which the event source mapping retries; a permanent one (bad data, a change AWS
+refuses) goes to the failure queue with its reason and does not block the shard.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+from pipeline import aws
+from pipeline.converge import Converger, Result
+from pipeline.errors import EventValidationError, PermanentError
+from pipeline.failures import FailureSink
+from pipeline.iot import IotRegistry
+from pipeline.model import parse_key
+from pipeline.settings import Settings, load_settings
+from pipeline.statetable import StateTable, item_from_image
+
+logger = Logger(service="iot-crr-replicator")
+metrics = Metrics(namespace="IotRegistryCrr", service="replicator")
+
+
+class Replicator:
+    """Handles one stream record at a time; one instance per invocation."""
+
+    def __init__(self, converger: Converger, failures: FailureSink, region: str) -> None:
+        self.converger = converger
+        self.failures = failures
+        self.region = region
+        self._done: dict[str, int] = {}  # key -> item revision already converged in this batch
+        self.results: list[tuple[str, Result]] = []
+
+    def handle(self, record: dict[str, Any]) -> Result:
+        stream = record.get("dynamodb") or {}
+        sequence = str(stream.get("SequenceNumber", ""))
+        key = ((stream.get("Keys") or {}).get("pk") or {}).get("S")
+        try:
+            result = self._handle(record, stream, key)
+        except PermanentError as error:
+            self.failures.record(key=str(key), sequence_number=sequence, error=error)
+            metrics.add_metric(name="PermanentFailures", unit=MetricUnit.Count, value=1)
+            result = Result("failed-permanently", str(error))
+        self.results.append((str(key), result))
+        return result
+
+    def _handle(self, record: dict[str, Any], stream: dict[str, Any], key: str | None) -> Result:
+        if not isinstance(key, str):
+            raise EventValidationError("dynamodb.Keys.pk", "missing or not a string key")
+        parsed = parse_key(key)
+        if parsed is None:
+            return Result("skipped", "bookkeeping item")
+        if record.get("eventName") == "REMOVE":
+            # Deletes are tombstones; an item removed outright (TTL, by hand) asks for nothing.
+            return Result("skipped", "item removed from the table")
+        kind, name = parsed
+        item = self.converger.table.get(kind, name)
+        if item is None:
+            item = item_from_image(stream.get("NewImage") or {})
+            if item is None:
+                raise EventValidationError("dynamodb.NewImage", "no entity image in the record")
+        if item.origin_region == self.region:
+            # Made by this region's own registry (active-active): applying it would be an echo.
+            return Result("skipped", "originated in this region")
+        if self._done.get(key) == item.rev:
+            return Result("noop", "already converged in this batch")
+        result = self.converger.converge(item)
+        self._done[key] = item.rev
+        metrics.add_metric(name="ConvergedItems", unit=MetricUnit.Count, value=1)
+        return result
+
+
+def build_replicator(settings: Settings, *, clock: Callable[[], float] = time.time) -> Replicator:
+    table = StateTable(aws.client("dynamodb", settings.region), settings.state_table)
+    converger = Converger(
+        IotRegistry(aws.client("iot", settings.region)),
+        table,
+        region=settings.region,
+        clock=clock,
+        type_delete_delay_seconds=settings.type_delete_delay_seconds,
+    )
+    sqs = aws.client("sqs", settings.region) if settings.failure_queue_url else None
+    return Replicator(
+        converger, FailureSink(logger, sqs, settings.failure_queue_url), settings.region
+    )
+
+
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    replicator = build_replicator(load_settings())
+    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+    def record_handler(record: DynamoDBRecord) -> None:
+        replicator.handle(record.raw_event)
+
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)

@@ -1,0 +1,210 @@
+"""DynamoDB adapter for the state table: one item per entity, holding its desired state.
+
+The only module that reads or writes the state table. The write policy itself is the pure
+``pipeline.state.decide``; here we carry it out as compare-and-swap: read the item, decide, then
+write with a condition that the item is still the revision we read (``rev``), or still absent.
+A concurrent writer makes the condition fail and we decide again on the fresh item, so no update
+is ever lost and no write is ever based on a stale read.
+
+Item layout (partition key ``pk`` only): ``pk``, ``kind``, ``name``, ``state`` (map), ``deleted``,
+``origin_region``, ``origin_id``, ``origin_version``, ``event_ts``, ``last_event_id``, ``sync``,
+``rev``. Other keys (``PENDING#...``) hold the replicator's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.errors import AwsRequestError, AwsServiceError, RetryableError, ThrottledError
+from pipeline.model import Change, EntityKind, Item, entity_key, parse_key
+from pipeline.state import Decision, Outcome, decide
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+MAX_CAS_ATTEMPTS = 8
+
+_THROTTLING_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+}
+
+
+class ConcurrentWriteError(RetryableError):
+    """Other writers kept changing the item between our read and our write."""
+
+
+@dataclass(frozen=True)
+class PersistResult:
+    outcome: Outcome
+    key: str
+    reason: str
+
+
+def to_dynamodb(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _SERIALIZER.serialize(v) for k, v in value.items()}
+
+
+def from_dynamodb(image: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _plain(_DESERIALIZER.deserialize(v)) for k, v in image.items()}
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; ours are all integers."""
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_plain(v) for v in value]
+    return value
+
+
+def item_to_record(item: Item) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "pk": item.key,
+        "kind": item.kind.value,
+        "name": item.name,
+        "state": item.state,
+        "deleted": item.deleted,
+        "origin_region": item.origin_region,
+        "event_ts": item.event_ts,
+        "last_event_id": item.last_event_id,
+        "rev": item.rev,
+    }
+    for name in ("origin_id", "origin_version", "sync"):
+        value = getattr(item, name)
+        if value is not None:
+            record[name] = value
+    return record
+
+
+def item_from_record(record: Mapping[str, Any]) -> Item | None:
+    """An entity item from a plain record; ``None`` when the key is not an entity's."""
+    parsed = parse_key(str(record.get("pk", "")))
+    if parsed is None:
+        return None
+    kind, name = parsed
+    return Item(
+        kind=kind,
+        name=name,
+        state=dict(record.get("state") or {}),
+        deleted=bool(record.get("deleted", False)),
+        origin_region=str(record.get("origin_region", "")),
+        event_ts=int(record.get("event_ts", 0)),
+        last_event_id=str(record.get("last_event_id", "")),
+        origin_id=record.get("origin_id"),
+        origin_version=record.get("origin_version"),
+        sync=record.get("sync"),
+        rev=int(record.get("rev", 0)),
+    )
+
+
+def item_from_image(image: Mapping[str, Any]) -> Item | None:
+    """An entity item from a DynamoDB-JSON image (stream record, GetItem)."""
+    return item_from_record(from_dynamodb(image))
+
+
+class StateTable:
+    """The state table in one region. Takes the boto3 DynamoDB client for that region."""
+
+    def __init__(self, dynamodb_client: Any, table_name: str) -> None:
+        self._ddb = dynamodb_client
+        self.name = table_name
+
+    def get(self, kind: EntityKind, name: str) -> Item | None:
+        record = self.get_raw(entity_key(kind, name))
+        return item_from_record(record) if record else None
+
+    def get_raw(self, key: str) -> dict[str, Any] | None:
+        response = self._call(
+            "GetItem",
+            self._ddb.get_item,
+            TableName=self.name,
+            Key={"pk": {"S": key}},
+            ConsistentRead=True,
+        )
+        image = response.get("Item")
+        return from_dynamodb(image) if image else None
+
+    def put_raw(self, record: Mapping[str, Any]) -> None:
+        self._call("PutItem", self._ddb.put_item, TableName=self.name, Item=to_dynamodb(record))
+
+    def delete_raw(self, key: str) -> None:
+        self._call("DeleteItem", self._ddb.delete_item, TableName=self.name, Key={"pk": {"S": key}})
+
+    def scan_prefix(self, prefix: str) -> Iterator[dict[str, Any]]:
+        """Every record whose key starts with ``prefix`` (bookkeeping keys; small sets only)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "FilterExpression": "begins_with(pk, :p)",
+            "ExpressionAttributeValues": {":p": {"S": prefix}},
+        }
+        while True:
+            page = self._call("Scan", self._ddb.scan, **kwargs)
+            for image in page.get("Items", []):
+                yield from_dynamodb(image)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def apply(self, change: Change) -> PersistResult:
+        """Decide and conditionally write one change; retried on concurrent writers."""
+        for _ in range(MAX_CAS_ATTEMPTS):
+            stored = self.get(change.kind, change.name)
+            decision = decide(stored, change)
+            if decision.outcome is not Outcome.APPLIED:
+                return PersistResult(decision.outcome, change.key, decision.reason)
+            if self._write_if_unchanged(decision, stored):
+                return PersistResult(decision.outcome, change.key, decision.reason)
+        raise ConcurrentWriteError(
+            f"{change.key}: the item changed under {MAX_CAS_ATTEMPTS} consecutive writes"
+        )
+
+    def _write_if_unchanged(self, decision: Decision, stored: Item | None) -> bool:
+        assert decision.item is not None
+        if stored is None:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            condition = {
+                "ConditionExpression": "#rev = :rev",
+                "ExpressionAttributeNames": {"#rev": "rev"},
+                "ExpressionAttributeValues": {":rev": {"N": str(stored.rev)}},
+            }
+        try:
+            self._ddb.put_item(
+                TableName=self.name, Item=to_dynamodb(item_to_record(decision.item)), **condition
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _translate("PutItem", error) from error
+        except BotoCoreError as error:
+            raise AwsServiceError(f"PutItem failed: {error}") from error
+        return True
+
+    def _call(self, operation: str, method: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = method(**kwargs)
+            return result
+        except ClientError as error:
+            raise _translate(operation, error) from error
+        except BotoCoreError as error:
+            raise AwsServiceError(f"{operation} failed: {error}") from error
+
+
+def _translate(operation: str, error: ClientError) -> Exception:
+    code = error.response.get("Error", {}).get("Code", "Unknown")
+    message = error.response.get("Error", {}).get("Message", "")
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in _THROTTLING_CODES:
+        return ThrottledError(f"{operation} throttled: {message}")
+    if status >= 500 or code in {"InternalServerError", "ServiceUnavailable"}:
+        return AwsServiceError(f"{operation} failed: {code}: {message}")
+    return AwsRequestError(operation, code, message)
