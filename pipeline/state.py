@@ -13,7 +13,10 @@ Ordering, per entity:
 Deletes keep a tombstone with the delete's ordering metadata, so a late UPDATED of the deleted
 entity is stale and never resurrects it; a re-created entity (new ID, later timestamp) does.
 Partial events (type association, hierarchy link) patch only a live item already in the table.
-An event whose result equals the stored state writes nothing (echo suppression).
+An event whose result equals the stored state is ``unchanged``: from another region (an echo of
+our own replication, active-active) it writes nothing, so no stream record and no loop; from the
+same region it advances only the ordering metadata, because a newer event with old content
+(A -> B -> A) must still outrank the delayed "B".
 Corrective events (reconciliation) always write unless the table holds something newer.
 """
 
@@ -37,7 +40,8 @@ class Outcome(StrEnum):
 class Decision:
     outcome: Outcome
     reason: str
-    item: Item | None = None  # the item to write when the outcome is APPLIED
+    # The item to write: always for APPLIED; for UNCHANGED when only ordering metadata moves on.
+    item: Item | None = None
 
 
 def decide(stored: Item | None, change: Change) -> Decision:
@@ -58,12 +62,14 @@ def decide(stored: Item | None, change: Change) -> Decision:
         return Decision(Outcome.STALE, _stale_reason(stored, change))
 
     state = _next_state(stored, change)
-    if (
+    same_content = (
         stored is not None
         and not change.corrective
         and stored.deleted == change.deleted
         and stored.state == state
-    ):
+    )
+    if same_content and stored is not None and stored.origin_region != origin.region:
+        # An echo: another region's registry reporting what we replicated there.
         return Decision(Outcome.UNCHANGED, "the stored desired state already matches the event")
 
     keep_ordering = change.partial and stored is not None
@@ -83,6 +89,10 @@ def decide(stored: Item | None, change: Change) -> Decision:
     )
     if keep_ordering and stored is not None:
         item = replace(item, origin_region=stored.origin_region)
+    if same_content:
+        # Same region, newer, same content (A -> B -> A, or a no-op update): the content stays
+        # but the ordering basis must move on, or the delayed "B" would later win.
+        return Decision(Outcome.UNCHANGED, "content unchanged; ordering metadata advanced", item)
     return Decision(Outcome.APPLIED, "newer than the stored state", item)
 
 
@@ -99,7 +109,12 @@ def _is_newer(stored: Item, change: Change) -> bool:
         if same_entity:
             if change.corrective:
                 return origin.version >= stored.origin_version
-            return origin.version > stored.origin_version
+            # A DELETED event carries the version of the last update it ends, so at equal
+            # versions the delete is the later event.
+            ends_it = change.deleted and not stored.deleted
+            return origin.version > stored.origin_version or (
+                origin.version == stored.origin_version and ends_it
+            )
     if change.corrective:
         return origin.timestamp_ms >= stored.event_ts
     return origin.timestamp_ms > stored.event_ts

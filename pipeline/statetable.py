@@ -159,7 +159,7 @@ class StateTable:
         for _ in range(MAX_CAS_ATTEMPTS):
             stored = self.get(change.kind, change.name)
             decision = decide(stored, change)
-            if decision.outcome is not Outcome.APPLIED:
+            if decision.item is None:
                 return PersistResult(decision.outcome, change.key, decision.reason)
             if self._write_if_unchanged(decision, stored):
                 return PersistResult(decision.outcome, change.key, decision.reason)
