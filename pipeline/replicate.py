@@ -102,7 +102,11 @@ def build_replicator(settings: Settings, *, clock: Callable[[], float] = time.ti
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     replicator = build_replicator(load_settings())
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+    # Report every failed record, even when all failed: Lambda retries them the same way, and
+    # the response (not an exception) is what names each record.
+    processor = BatchProcessor(
+        event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
+    )
 
     def record_handler(record: DynamoDBRecord) -> None:
         replicator.handle(record.raw_event)
