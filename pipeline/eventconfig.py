@@ -1,0 +1,159 @@
+"""Turning AWS IoT registry events on or off in one region (`iot-crr enable-events`).
+
+Registry events are off by default and enabled per account and region; the streaming path sees
+nothing until the six registry event types are on in the source region (and in the destination
+too, for active-active). This module sits before the whole flow, at deploy time:
+
+- ``desired_configuration`` is the pure decision: the configuration after enabling/disabling the
+  registry types, leaving every other event type (jobs, certificates, ...) as it was.
+- ``enable_events`` is the adapter: DescribeEventConfigurations, then UpdateEventConfigurations
+  only for the types that change, so running it twice changes nothing the second time.
+- ``enable_events_command`` is the click command; the CLI group registers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import click
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+
+from pipeline.aws import client as aws_client
+from pipeline.errors import AwsRequestError, AwsServiceError, CrrError, ThrottledError
+
+REGISTRY_EVENT_TYPES = (
+    "THING",
+    "THING_GROUP",
+    "THING_TYPE",
+    "THING_GROUP_MEMBERSHIP",
+    "THING_GROUP_HIERARCHY",
+    "THING_TYPE_ASSOCIATION",
+)
+
+EventConfiguration = dict[str, bool]
+"""Event type -> enabled, e.g. ``{"THING": True, "JOB": False}``."""
+
+_THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+
+
+def desired_configuration(current: Mapping[str, bool], enable: bool) -> EventConfiguration:
+    """The full configuration with the six registry types set to ``enable``; others unchanged."""
+    desired = dict(current)
+    for event_type in REGISTRY_EVENT_TYPES:
+        desired[event_type] = enable
+    return desired
+
+
+def configuration_changes(
+    current: Mapping[str, bool], desired: Mapping[str, bool]
+) -> EventConfiguration:
+    """Only the entries whose value differs (a type missing from ``current`` counts as off)."""
+    return {
+        event_type: enabled
+        for event_type, enabled in desired.items()
+        if current.get(event_type, False) != enabled
+    }
+
+
+def enable_events(iot_client: Any, enable: bool) -> tuple[EventConfiguration, EventConfiguration]:
+    """Enable (or disable) the registry event types in the client's region; idempotent.
+
+    Returns the configuration before and after. UpdateEventConfigurations is called only when a
+    registry type changes, and with only the changed types. Raises ``ThrottledError`` /
+    ``AwsServiceError`` (retryable) or ``AwsRequestError`` (permanent) on AWS failures.
+    """
+    before = _describe(iot_client)
+    after = desired_configuration(before, enable)
+    changes = configuration_changes(before, after)
+    if changes:
+        _call(
+            iot_client,
+            "UpdateEventConfigurations",
+            eventConfigurations={t: {"Enabled": on} for t, on in changes.items()},
+        )
+    return before, after
+
+
+def render_table(region: str, before: Mapping[str, bool], after: Mapping[str, bool]) -> str:
+    """A before/after table of the registry event types, for the console."""
+
+    def state(value: bool | None) -> str:
+        return "on" if value else "off"
+
+    width = max(len(t) for t in REGISTRY_EVENT_TYPES)
+    lines = [
+        f"Registry events in {region}",
+        f"{'event type':<{width}}  before  after",
+    ]
+    for event_type in REGISTRY_EVENT_TYPES:
+        old, new = before.get(event_type, False), after.get(event_type, False)
+        mark = "  (changed)" if old != new else ""
+        lines.append(f"{event_type:<{width}}  {state(old):<6}  {state(new):<5}{mark}".rstrip())
+    changed = len(configuration_changes(before, after))
+    lines.append(f"{changed} event type(s) changed." if changed else "Already as requested.")
+    return "\n".join(lines)
+
+
+def _describe(iot_client: Any) -> EventConfiguration:
+    response = _call(iot_client, "DescribeEventConfigurations")
+    configurations = response.get("eventConfigurations") or {}
+    return {
+        event_type: bool(setting.get("Enabled", False))
+        for event_type, setting in configurations.items()
+    }
+
+
+def _call(iot_client: Any, operation: str, **params: Any) -> dict[str, Any]:
+    """Call ``operation`` and translate botocore's exceptions into the project's classes."""
+    method = getattr(iot_client, _snake_case(operation))
+    try:
+        result: dict[str, Any] = method(**params)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in _THROTTLING_CODES:
+            raise ThrottledError(f"{operation} throttled: {message}") from exc
+        if status >= 500:
+            raise AwsServiceError(f"{operation} failed: {code}: {message}") from exc
+        raise AwsRequestError(operation, code, message) from exc
+    except (ConnectionError, HTTPClientError) as exc:
+        raise AwsServiceError(f"{operation} failed: {exc}") from exc
+    except BotoCoreError as exc:
+        # No credentials, bad configuration, ...: retrying unchanged will not help.
+        raise AwsRequestError(operation, type(exc).__name__, str(exc)) from exc
+    return result
+
+
+def _snake_case(operation: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
+
+
+ClientFactory = Callable[[str, str], Any]
+
+
+@click.command(name="enable-events")
+@click.option(
+    "--region",
+    required=True,
+    envvar=["AWS_REGION", "AWS_DEFAULT_REGION"],
+    help="Region to configure (default: AWS_REGION / AWS_DEFAULT_REGION).",
+)
+@click.option("--disable", is_flag=True, help="Turn the registry event types off instead.")
+@click.pass_context
+def enable_events_command(ctx: click.Context, region: str, disable: bool) -> None:
+    """Turn the six AWS IoT registry event types on (or off) in one region, idempotently."""
+    # ctx.obj may carry {"client_factory": f(service, region)} (tests, the sandbox).
+    factory: ClientFactory = aws_client
+    if isinstance(ctx.obj, Mapping):
+        factory = ctx.obj.get("client_factory", aws_client)
+    try:
+        before, after = enable_events(factory("iot", region), enable=not disable)
+    except CrrError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
+    click.echo(render_table(region, before, after))

@@ -1,0 +1,243 @@
+"""Least privilege: no "*" action anywhere, "*" resources only on an allow-list, and each role's
+calls match what the code it runs actually calls."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.infra.infra_templates import REPO_ROOT, resources_of_type
+
+# Actions AWS authorizes only on Resource "*", with the reason. Nothing else may use "*".
+STAR_RESOURCE_ALLOWED: dict[str, str] = {
+    "iot:ListThings": "IoT list call without a resource type",
+    "iot:ListThingTypes": "IoT list call without a resource type",
+    "iot:ListThingGroups": "IoT list call without a resource type",
+    "iot:ListBillingGroups": "IoT list call without a resource type",
+    "cloudwatch:PutMetricData": "no resource type; narrowed by the cloudwatch:namespace condition",
+    "ecr:GetAuthorizationToken": "the registry token has no resource type",
+    "logs:CreateLogDelivery": "vended-log delivery APIs have no resource type",
+    "logs:GetLogDelivery": "vended-log delivery APIs have no resource type",
+    "logs:UpdateLogDelivery": "vended-log delivery APIs have no resource type",
+    "logs:DeleteLogDelivery": "vended-log delivery APIs have no resource type",
+    "logs:ListLogDeliveries": "vended-log delivery APIs have no resource type",
+    "logs:PutResourcePolicy": "account-level log resource policy, no resource type",
+    "logs:DescribeResourcePolicies": "list call without a resource type",
+    "logs:DescribeLogGroups": "list call without a resource type",
+}
+# Allowed only with a condition that narrows them.
+STAR_RESOURCE_NEEDS_CONDITION = {"cloudwatch:PutMetricData"}
+POLICY_RESOURCE_TYPES = {"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}
+
+
+@dataclass(frozen=True)
+class Violation:
+    resource: str
+    reason: str
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _statements(value: Any) -> list[dict[str, Any]]:
+    """Policy statements, taking both branches of any Fn::If and dropping AWS::NoValue."""
+    found: list[dict[str, Any]] = []
+    for entry in _as_list(value):
+        if isinstance(entry, dict) and "Fn::If" in entry:
+            _, when_true, when_false = entry["Fn::If"]
+            found += _statements(when_true) + _statements(when_false)
+        elif isinstance(entry, dict) and entry != {"Ref": "AWS::NoValue"}:
+            found.append(entry)
+    return found
+
+
+def _policy_documents(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    props = resource.get("Properties", {})
+    if resource["Type"] == "AWS::IAM::Role":
+        return [policy["PolicyDocument"] for policy in props.get("Policies", [])]
+    return [props["PolicyDocument"]]
+
+
+def _is_star_resource(resource: Any) -> bool:
+    # "*" itself, or an ARN whose every field after the service is a wildcard/empty.
+    if resource == "*":
+        return True
+    if isinstance(resource, str) and resource.startswith("arn:"):
+        fields = resource.split(":", 5)
+        return len(fields) == 6 and all(f in {"", "*"} for f in fields[3:])
+    return False
+
+
+def find_wildcard_violations(template: dict[str, Any]) -> list[Violation]:
+    """Every "*" action, and every "*" resource not on the allow-list (and documented)."""
+    violations: list[Violation] = []
+    for name, resource in template["Resources"].items():
+        if resource["Type"] in {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}:
+            if "Policies" in resource.get("Properties", {}):
+                violations.append(Violation(name, "SAM Policies hide their statements"))
+            continue
+        if resource["Type"] not in POLICY_RESOURCE_TYPES:
+            continue
+        if resource["Type"] == "AWS::IAM::Role" and resource["Properties"].get("ManagedPolicyArns"):
+            for arn in resource["Properties"]["ManagedPolicyArns"]:
+                if isinstance(arn, str):  # an AWS managed policy: its statements are not visible
+                    violations.append(Violation(name, f"AWS managed policy {arn}"))
+        documented = resource.get("Metadata", {}).get("StarResourceReasons", {})
+        for document in _policy_documents(resource):
+            for statement in _statements(document["Statement"]):
+                actions = _as_list(statement.get("Action", []))
+                if "NotAction" in statement or "NotResource" in statement:
+                    violations.append(Violation(name, "NotAction/NotResource"))
+                for action in actions:
+                    if "*" in action:
+                        violations.append(Violation(name, f"wildcard action {action}"))
+                if not any(_is_star_resource(r) for r in _as_list(statement.get("Resource"))):
+                    continue
+                for action in actions:
+                    if action not in STAR_RESOURCE_ALLOWED:
+                        violations.append(Violation(name, f'{action} on "*"'))
+                    elif action not in documented:
+                        violations.append(Violation(name, f'{action} on "*" lacks a reason'))
+                    elif action in STAR_RESOURCE_NEEDS_CONDITION and "Condition" not in statement:
+                        violations.append(Violation(name, f'{action} on "*" without a condition'))
+    return violations
+
+
+def _role_actions(template: dict[str, Any], role: str) -> set[str]:
+    resource = template["Resources"][role]
+    return {
+        action
+        for document in _policy_documents(resource)
+        for statement in _statements(document["Statement"])
+        for action in _as_list(statement["Action"])
+    }
+
+
+@pytest.mark.parametrize("name", ["source", "destination", "reconcile"])
+def test_no_wildcards_outside_the_allow_list(templates: dict[str, Any], name: str) -> None:
+    assert find_wildcard_violations(templates[name]) == []
+
+
+def _template_with(statement: dict[str, Any], metadata: dict[str, Any] | None = None) -> Any:
+    role: dict[str, Any] = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Policies": [{"PolicyName": "p", "PolicyDocument": {"Statement": [statement]}}]
+        },
+    }
+    if metadata is not None:
+        role["Metadata"] = metadata
+    return {"Resources": {"R": role}}
+
+
+@pytest.mark.parametrize(
+    ("statement", "metadata", "expected"),
+    [
+        ({"Action": "dynamodb:*", "Resource": "arn:aws:dynamodb:r:1:table/t"}, None, "wildcard"),
+        ({"Action": "*", "Resource": "arn:aws:dynamodb:r:1:table/t"}, None, "wildcard"),
+        ({"Action": "dynamodb:GetItem", "Resource": "*"}, None, 'dynamodb:GetItem on "*"'),
+        ({"Action": "s3:GetObject", "Resource": "arn:aws:s3:::*"}, None, 's3:GetObject on "*"'),
+        ({"Action": "iot:ListThings", "Resource": "*"}, None, "lacks a reason"),
+        (
+            {"Action": "cloudwatch:PutMetricData", "Resource": "*"},
+            {"StarResourceReasons": {"cloudwatch:PutMetricData": "why"}},
+            "without a condition",
+        ),
+    ],
+)
+def test_wildcard_checker_catches_violations(
+    statement: dict[str, Any], metadata: dict[str, Any] | None, expected: str
+) -> None:
+    # GIVEN a role with one offending statement  WHEN checked  THEN it is reported
+    violations = find_wildcard_violations(_template_with(statement, metadata))
+    assert violations and expected in violations[0].reason
+
+
+def test_wildcard_checker_sees_both_branches_of_a_condition() -> None:
+    statement = {
+        "Fn::If": [
+            "C",
+            {"Action": "lambda:InvokeFunction", "Resource": "arn:aws:lambda:r:1:function:f"},
+            {"Action": "ecs:RunTask", "Resource": "*"},
+        ]
+    }
+    assert [v.reason for v in find_wildcard_violations(_template_with(statement))] == [
+        'ecs:RunTask on "*"'
+    ]
+
+
+def test_wildcard_checker_accepts_a_documented_list_call() -> None:
+    statement = {"Action": "iot:ListThings", "Resource": "*"}
+    metadata = {"StarResourceReasons": {"iot:ListThings": "no resource type"}}
+    assert find_wildcard_violations(_template_with(statement, metadata)) == []
+
+
+def _iot_operations_called_by(module: str) -> set[str]:
+    source = (REPO_ROOT / "pipeline" / f"{module}.py").read_text()
+    verbs = "Describe|Create|Update|Delete|Deprecate|List|Add|Remove|Search"
+    return {f"iot:{op}" for op in re.findall(rf'"((?:{verbs})[A-Z][A-Za-z]+)"', source)}
+
+
+def test_replicator_role_grants_exactly_the_registry_adapter_calls(
+    templates: dict[str, Any],
+) -> None:
+    granted = {
+        a for a in _role_actions(templates["destination"], "ReplicatorRole") if a.startswith("iot:")
+    }
+    assert granted == _iot_operations_called_by("iot")
+
+
+def test_each_role_has_its_state_table_calls(templates: dict[str, Any]) -> None:
+    source, destination = templates["source"], templates["destination"]
+    assert {
+        a for a in _role_actions(source, "PersistFunctionRole") if a.startswith("dynamodb:")
+    } == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+    }
+    assert "iot:DescribeThingGroup" in _role_actions(source, "PersistFunctionRole")
+    replicator = _role_actions(destination, "ReplicatorRole")
+    assert {
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:DescribeStream",
+    } <= replicator
+    assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"} <= replicator
+    pending = _role_actions(destination, "PendingRole")
+    assert pending >= {"dynamodb:Scan", "dynamodb:DeleteItem", "iot:DeleteThingType"}
+
+
+def _reconcile_iot_operations() -> set[str]:
+    source = "\n".join(p.read_text() for p in (REPO_ROOT / "reconcile").rglob("*.py"))
+    return {
+        f"iot:{op}" for op in re.findall(r'"((?:Describe|List|Search|Get)[A-Z][A-Za-z]+)"', source)
+    }
+
+
+def test_reconcile_job_policy(templates: dict[str, Any]) -> None:
+    (policy,) = resources_of_type(templates["reconcile"], "AWS::IAM::ManagedPolicy").values()
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    iot_granted = {
+        action
+        for statement in statements.values()
+        for action in _as_list(statement["Action"])
+        if action.startswith("iot:")
+    }
+    # GIVEN the snapshot's IoT calls  THEN all are granted, and the only writes are the two that
+    # finish pending thing-type deletions, in the target region only
+    assert _reconcile_iot_operations() <= iot_granted
+    writes = {a for a in iot_granted if not a.startswith(("iot:List", "iot:Describe"))}
+    assert writes == {"iot:UpdateThing", "iot:DeleteThingType"}
+    pending = statements["FinishPendingTypeDeletionsRegistry"]
+    assert all("${TargetRegion}" in r["Fn::Sub"] for r in pending["Resource"])
+    reads = statements["RegistryReadsBothRegions"]
+    regions = {re.search(r":iot:([^:]+):", r["Fn::Sub"])[1] for r in reads["Resource"]}  # type: ignore[index]
+    assert regions == {"${SourceRegion}", "${TargetRegion}"}
+    assert statements["CorrectiveEvents"]["Resource"] == {"Ref": "PersistStateMachineArn"}
+    assert set(statements["StateTable"]["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem"}
+    assert set(statements["ReportObjects"]["Action"]) == {"s3:GetObject", "s3:PutObject"}
+    assert statements["ReportListing"]["Action"] == "s3:ListBucket"
