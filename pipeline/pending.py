@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -44,6 +45,17 @@ def finish_due(converger: Converger, *, now: float) -> dict[str, list[str]]:
     return done
 
 
+def _scheduled_time(event: Any) -> float | None:
+    """The schedule's own firing time (EventBridge's ``time``), so a late run judges by it."""
+    value = event.get("time") if isinstance(event, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def lambda_handler(
     event: dict[str, Any], context: Any, *, clock: Callable[[], float] = time.time
 ) -> dict[str, Any]:
@@ -55,6 +67,6 @@ def lambda_handler(
         clock=clock,
         type_delete_delay_seconds=settings.type_delete_delay_seconds,
     )
-    result = finish_due(converger, now=clock())
+    result = finish_due(converger, now=_scheduled_time(event) or clock())
     logger.info("pending type deletions", extra={k: len(v) for k, v in result.items()})
     return result

@@ -1,0 +1,144 @@
+"""The embedded local AWS: moto's ThreadedMotoServer on 127.0.0.1, holding every region.
+
+First stage of the sandbox: ``MotoServer`` starts the server on a free port, configures it
+(Step Functions executes state machines, Lambda runs without Docker) and points this process's
+boto3 at it (``AWS_ENDPOINT_URL``, dummy credentials, ``MOTO_PORT`` for Step Functions' own
+calls). Everything is undone on ``stop()``, so tests that use ``mock_aws`` afterwards are not
+sent to a dead endpoint. The server runs in this process: that is what lets ``emulation`` patch
+moto's backends so every client of the endpoint (tests, the AWS CLI in another shell) sees them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from moto.server import ThreadedMotoServer
+
+DEFAULT_SOURCE_REGION = "us-east-1"
+DEFAULT_DESTINATION_REGION = "eu-west-1"
+HOST = "127.0.0.1"
+
+# Step Functions runs the real ASL; Lambda tasks go through moto's Docker-free backend, whose
+# invoke the emulation replaces with a call of our own handler.
+SERVER_CONFIG: dict[str, Any] = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
+
+# Dummy credentials: moto accepts any; real ones must never reach the local endpoint.
+_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+_CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+
+
+class SandboxServerError(Exception):
+    """The embedded moto server could not be started or configured."""
+
+
+class MotoServer:
+    """One embedded moto server on ``127.0.0.1`` and a free port (or ``port`` if given)."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._requested_port = port
+        self._server: ThreadedMotoServer | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self.port = 0
+
+    @property
+    def endpoint_url(self) -> str:
+        if not self.port:
+            raise SandboxServerError("the moto server is not running")
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> MotoServer:
+        if self._server is not None:
+            return self
+        # werkzeug logs every request at INFO; the sandbox's own report says what happened.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server = ThreadedMotoServer(HOST, self._requested_port, verbose=False)
+        try:
+            server.start()
+        except OSError as error:
+            raise SandboxServerError(f"cannot listen on {HOST}:{self._requested_port}") from error
+        self._server = server
+        self.port = server.get_host_and_port()[1]
+        self._apply_environment()
+        self.post("/moto-api/config", SERVER_CONFIG)
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        try:
+            self._server.stop()
+        finally:
+            self._server = None
+            self._restore_environment()
+            self.port = 0
+
+    def reset(self) -> None:
+        """Forget every resource in every region (moto's ``/moto-api/reset``), keep the config."""
+        self.post("/moto-api/reset", {})
+        self.post("/moto-api/config", SERVER_CONFIG)
+
+    def post(self, path: str, body: Mapping[str, Any]) -> bytes:
+        request = urllib.request.Request(
+            self.endpoint_url + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                data: bytes = response.read()
+                return data
+        except OSError as error:
+            raise SandboxServerError(f"POST {path} to the moto server failed") from error
+
+    def environment(self) -> dict[str, str]:
+        """The variables another shell needs to use this server."""
+        return {"AWS_ENDPOINT_URL": self.endpoint_url, "MOTO_PORT": str(self.port), **_ENVIRONMENT}
+
+    def _apply_environment(self) -> None:
+        wanted: dict[str, str | None] = {**self.environment(), **dict.fromkeys(_CLEARED)}
+        self._saved_env = {name: os.environ.get(name) for name in wanted}
+        for name, value in wanted.items():
+            _set_env(name, value)
+
+    def _restore_environment(self) -> None:
+        for name, value in self._saved_env.items():
+            _set_env(name, value)
+        self._saved_env = {}
+
+    def __enter__(self) -> MotoServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _set_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+@contextmanager
+def running_server(port: int = 0) -> Iterator[MotoServer]:
+    """A started ``MotoServer``, stopped (and the environment restored) on exit."""
+    server = MotoServer(port)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

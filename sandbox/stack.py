@@ -1,0 +1,348 @@
+"""The two-region sandbox as one object: server, emulation, resources and the pump between them.
+
+Flow driven by ``drain()``, one round at a time until a round finds nothing to do:
+  source outbox (registry events) ─▶ delivery quirks ─▶ persist state machine (real ASL, real
+  handler) ─▶ source state table ══ Global Table emulation ══▶ destination state table ─▶
+  event source mapping emulation ─▶ ``pipeline.replicate`` ─▶ destination registry.
+The replicator's own calls publish registry events in the destination region; nothing consumes
+them (the destination's persist path is not deployed in this one-way sandbox), so they are
+discarded each round and counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import botocore.session
+
+from pipeline import aws
+from sandbox import emulation
+from sandbox.emulation import (
+    Delivery,
+    DeliveryQuirks,
+    EventSourceMapping,
+    GlobalTableReplication,
+    JsonDict,
+    Outbox,
+    RegistryEmulation,
+    StreamCursor,
+)
+from sandbox.provision import (
+    DEFAULT_TABLE_NAME,
+    DEFAULT_TYPE_DELETE_DELAY_SECONDS,
+    PENDING_HANDLER,
+    REPLICATE_HANDLER,
+    SandboxResources,
+    provision,
+)
+from sandbox.server import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION, MotoServer
+
+
+class SandboxError(Exception):
+    """The sandbox is not in a state to do what was asked."""
+
+
+class DrainTimeoutError(SandboxError):
+    """Work was still arriving when ``drain`` ran out of time."""
+
+    def __init__(self, timeout: float, report: DrainReport) -> None:
+        super().__init__(f"the pipeline did not settle within {timeout}s: {report}")
+        self.report = report
+
+
+@dataclass
+class DrainReport:
+    """What one ``drain()`` moved through the pipeline."""
+
+    rounds: int = 0
+    events_published: int = 0
+    events_delivered: int = 0
+    events_dropped: int = 0
+    events_duplicated: int = 0
+    executions: Counter[str] = field(default_factory=Counter)
+    records_replicated: int = 0
+    replicator_invocations: int = 0
+    records_applied: int = 0
+    batch_item_failures: int = 0
+    failed_batches: int = 0
+    destination_events_discarded: int = 0
+
+    @property
+    def idle(self) -> bool:
+        return not (
+            self.events_published
+            or self.records_replicated
+            or self.replicator_invocations
+            or self.destination_events_discarded
+        )
+
+    def add(self, other: DrainReport) -> None:
+        for name in (
+            "events_published",
+            "events_delivered",
+            "events_dropped",
+            "events_duplicated",
+            "records_replicated",
+            "replicator_invocations",
+            "records_applied",
+            "batch_item_failures",
+            "failed_batches",
+            "destination_events_discarded",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.executions.update(other.executions)
+
+
+StreamHandlerFactory = Callable[[SandboxResources], emulation.StreamHandler]
+
+
+def _real_replicator(resources: SandboxResources) -> emulation.StreamHandler:
+    env = resources.replicator_environment()
+
+    def handler(event: JsonDict) -> Any:
+        return emulation.call_handler(REPLICATE_HANDLER, event, env, "replicate")
+
+    return handler
+
+
+class Sandbox:
+    """A local two-region AWS running the pipeline end to end (see the module docstring)."""
+
+    def __init__(
+        self,
+        source_region: str = DEFAULT_SOURCE_REGION,
+        destination_region: str = DEFAULT_DESTINATION_REGION,
+        *,
+        table_name: str = DEFAULT_TABLE_NAME,
+        delivery: Delivery | None = None,
+        port: int = 0,
+        type_delete_delay_seconds: int = DEFAULT_TYPE_DELETE_DELAY_SECONDS,
+        max_retry_attempts: int = 3,
+        replicator: StreamHandlerFactory = _real_replicator,
+    ) -> None:
+        if source_region == destination_region:
+            raise SandboxError("the source and destination regions must differ")
+        self.source_region = source_region
+        self.destination_region = destination_region
+        self.table_name = table_name
+        self.delivery = delivery or Delivery()
+        self.type_delete_delay_seconds = type_delete_delay_seconds
+        self.max_retry_attempts = max_retry_attempts
+        self._replicator_factory = replicator
+        self._server = MotoServer(port)
+        self._emulation = RegistryEmulation()
+        self._resources: SandboxResources | None = None
+        self._quirks = DeliveryQuirks(self.delivery)
+        self._replication: GlobalTableReplication | None = None
+        self._mapping: EventSourceMapping | None = None
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._botocore_session = botocore.session.get_session()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        self._server.start()
+        # moto's backends are process-wide and outlive a server: start from empty.
+        self._server.reset()
+        try:
+            emulation.install(self._emulation)
+        except emulation.EmulationAlreadyInstalledError:
+            self._server.stop()
+            raise
+        try:
+            self._provision()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if emulation.active() is self._emulation:
+            emulation.uninstall()
+        self._server.stop()
+        self._resources = None
+        self._clients.clear()
+
+    def reset(self, delivery: Delivery | None = None) -> None:
+        """Forget every resource and event, then provision afresh (cheaper than a restart)."""
+        self._server.reset()
+        self._emulation.clear()
+        if delivery is not None:
+            self.delivery = delivery
+        self._quirks = DeliveryQuirks(self.delivery)
+        self._provision()
+
+    def set_delivery(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self._quirks = DeliveryQuirks(delivery)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _provision(self) -> None:
+        resources = provision(
+            self.source_region,
+            self.destination_region,
+            self.table_name,
+            self.type_delete_delay_seconds,
+            client_factory=self.client,
+        )
+        self._resources = resources
+        regions = {
+            resources.source_region: (
+                self.client("dynamodb", resources.source_region),
+                self.client("dynamodbstreams", resources.source_region),
+                resources.source_stream_arn,
+            ),
+            resources.destination_region: (
+                self.client("dynamodb", resources.destination_region),
+                self.client("dynamodbstreams", resources.destination_region),
+                resources.destination_stream_arn,
+            ),
+        }
+        self._replication = GlobalTableReplication(regions, resources.table_name)
+        self._mapping = EventSourceMapping(
+            StreamCursor(
+                self.client("dynamodbstreams", resources.destination_region),
+                resources.destination_stream_arn,
+            ),
+            self._replicator_factory(resources),
+            resources.destination_region,
+            max_retry_attempts=self.max_retry_attempts,
+        )
+
+    # ---- accessors ------------------------------------------------------------------------
+
+    @property
+    def resources(self) -> SandboxResources:
+        if self._resources is None:
+            raise SandboxError("the sandbox is not started")
+        return self._resources
+
+    @property
+    def endpoint_url(self) -> str:
+        return self._server.endpoint_url
+
+    @property
+    def state_machine_arn(self) -> str:
+        return self.resources.state_machine_arn
+
+    @property
+    def event_source_mapping(self) -> EventSourceMapping:
+        if self._mapping is None:
+            raise SandboxError("the sandbox is not started")
+        return self._mapping
+
+    @property
+    def invocation_errors(self) -> list[emulation.InvocationError]:
+        return self._emulation.invocation_errors
+
+    def environment(self) -> dict[str, str]:
+        return self._server.environment()
+
+    def client(self, service: str, region: str) -> Any:
+        """A client of the sandbox endpoint for ``region`` (cached; boto3 clients are thread-safe).
+
+        Same configuration as ``pipeline.aws.client`` (it reads ``AWS_ENDPOINT_URL``), but one
+        botocore session for all of them: a fresh session reloads botocore's data files (~0.25 s).
+        """
+        key = (service, region)
+        if key not in self._clients:
+            session = boto3.session.Session(
+                region_name=region, botocore_session=self._botocore_session
+            )
+            self._clients[key] = session.client(service, config=aws.client_config())  # type: ignore[call-overload]
+        return self._clients[key]
+
+    def iot(self, region: str) -> Any:
+        return self.client("iot", region)
+
+    def outbox(self, region: str) -> Outbox:
+        return self._emulation.outbox(region)
+
+    # ---- the pump -------------------------------------------------------------------------
+
+    def deliver_events(self, timeout: float = 60.0) -> DrainReport:
+        """The IoT rule: source-region events → persist executions, waited for until finished."""
+        report = DrainReport()
+        events = self.outbox(self.source_region).take()
+        report.events_published = len(events)
+        if not events:
+            return report
+        outcome = self._quirks.apply(events)
+        report.events_dropped = outcome.dropped
+        report.events_duplicated = outcome.duplicated
+        report.events_delivered = len(outcome.delivered)
+        sfn = self.client("stepfunctions", self.source_region)
+        arns = emulation.start_executions(sfn, self.state_machine_arn, outcome.delivered)
+        statuses = emulation.wait_for_executions(sfn, arns, timeout=timeout)
+        report.executions.update(statuses.values())
+        return report
+
+    def replicate_tables(self) -> int:
+        if self._replication is None:
+            raise SandboxError("the sandbox is not started")
+        return self._replication.replicate()
+
+    def run_event_source_mapping(self) -> DrainReport:
+        mapping = self.event_source_mapping
+        before = _snapshot(mapping.stats)
+        report = DrainReport()
+        report.replicator_invocations = mapping.poll()
+        after = _snapshot(mapping.stats)
+        report.records_applied = after[0] - before[0]
+        report.batch_item_failures = after[1] - before[1]
+        report.failed_batches = after[2] - before[2]
+        return report
+
+    def drain(self, timeout: float = 60.0) -> DrainReport:
+        """Pump every stage until a whole round finds nothing left anywhere."""
+        total = DrainReport()
+        deadline = time.monotonic() + timeout
+        while True:
+            round_report = self.deliver_events(timeout=max(deadline - time.monotonic(), 1.0))
+            round_report.records_replicated = self.replicate_tables()
+            round_report.add(self.run_event_source_mapping())
+            round_report.destination_events_discarded = len(
+                self.outbox(self.destination_region).take()
+            )
+            total.add(round_report)
+            total.rounds += 1
+            if round_report.idle:
+                return total
+            if time.monotonic() > deadline:
+                raise DrainTimeoutError(timeout, total)
+
+    def run_pending(self, now: datetime | None = None) -> Any:
+        """Run ``pipeline.pending`` (deferred thing-type deletions) as its schedule would, at ``now``.
+
+        The event is an EventBridge Scheduler/Events scheduled event whose ``time`` is ``now``,
+        so a test can jump past the deprecation wait without waiting.
+        """
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        event = {
+            "version": "0",
+            "id": "sandbox-pending",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.destination_region,
+            "resources": [],
+            "detail": {},
+        }
+        env = self.resources.replicator_environment()
+        return emulation.call_handler(PENDING_HANDLER, event, env, "pending")
+
+
+def _snapshot(stats: emulation.MappingStats) -> tuple[int, int, int]:
+    return stats.records_applied, stats.batch_item_failures, len(stats.failed_batches)

@@ -1,0 +1,168 @@
+"""Each AWS behaviour the sandbox supplies where moto 5.2.5 differs (sandbox.emulation.MOTO_GAPS)."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from sandbox.stack import Sandbox
+
+SOURCE = "us-east-1"
+
+
+def _code(error: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(error.value.response["Error"]["Code"])
+
+
+def test_aws_delete_thing_of_a_missing_thing_succeeds(box: Sandbox) -> None:
+    box.iot(SOURCE).delete_thing(thingName="never-existed")
+    assert len(box.outbox(SOURCE)) == 0  # nothing was deleted, nothing is published
+
+
+def test_aws_delete_thing_removes_it_from_its_groups(box: Sandbox) -> None:
+    iot = box.iot(SOURCE)
+    iot.create_thing(thingName="t1")
+    iot.create_thing_group(thingGroupName="g1")
+    iot.add_thing_to_thing_group(thingGroupName="g1", thingName="t1")
+    iot.delete_thing(thingName="t1")
+    assert iot.list_things_in_thing_group(thingGroupName="g1")["things"] == []
+
+
+def test_aws_create_thing_is_idempotent_for_the_same_config(box: Sandbox) -> None:
+    iot = box.iot(SOURCE)
+    first = iot.create_thing(thingName="t1", attributePayload={"attributes": {"a": "1"}})
+    box.outbox(SOURCE).take()
+    again = iot.create_thing(thingName="t1", attributePayload={"attributes": {"a": "1"}})
+    assert again["thingId"] == first["thingId"]
+    assert len(box.outbox(SOURCE)) == 0
+
+
+def test_aws_create_thing_with_a_different_config_raises_resource_already_exists(
+    box: Sandbox,
+) -> None:
+    iot = box.iot(SOURCE)
+    iot.create_thing(thingName="t1", attributePayload={"attributes": {"a": "1"}})
+    with pytest.raises(ClientError) as error:
+        iot.create_thing(thingName="t1", attributePayload={"attributes": {"a": "2"}})
+    assert _code(error) == "ResourceAlreadyExistsException"
+    assert iot.describe_thing(thingName="t1")["attributes"] == {"a": "1"}
+
+
+def test_aws_create_thing_type_with_different_properties_raises_resource_already_exists(
+    box: Sandbox,
+) -> None:
+    iot = box.iot(SOURCE)
+    iot.create_thing_type(thingTypeName="s", thingTypeProperties={"thingTypeDescription": "a"})
+    iot.create_thing_type(thingTypeName="s", thingTypeProperties={"thingTypeDescription": "a"})
+    with pytest.raises(ClientError) as error:
+        iot.create_thing_type(thingTypeName="s", thingTypeProperties={"thingTypeDescription": "b"})
+    assert _code(error) == "ResourceAlreadyExistsException"
+
+
+def test_aws_update_thing_group_without_merge_replaces_all_attributes(box: Sandbox) -> None:
+    iot = box.iot(SOURCE)
+    iot.create_thing_group(
+        thingGroupName="g",
+        thingGroupProperties={"attributePayload": {"attributes": {"a": "1", "b": "2"}}},
+    )
+    iot.update_thing_group(
+        thingGroupName="g",
+        thingGroupProperties={"attributePayload": {"attributes": {"c": "3"}, "merge": False}},
+    )
+    props = iot.describe_thing_group(thingGroupName="g")["thingGroupProperties"]
+    assert props["attributePayload"]["attributes"] == {"c": "3"}
+
+
+def test_aws_update_thing_group_merge_with_empty_value_removes_the_key(box: Sandbox) -> None:
+    iot = box.iot(SOURCE)
+    iot.create_thing_group(
+        thingGroupName="g",
+        thingGroupProperties={"attributePayload": {"attributes": {"a": "1", "b": "2"}}},
+    )
+    iot.update_thing_group(
+        thingGroupName="g",
+        thingGroupProperties={"attributePayload": {"attributes": {"a": ""}, "merge": True}},
+    )
+    props = iot.describe_thing_group(thingGroupName="g")["thingGroupProperties"]
+    assert props["attributePayload"]["attributes"] == {"b": "2"}
+
+
+def test_aws_update_thing_group_with_empty_attributes_clears_them(box: Sandbox) -> None:
+    iot = box.iot(SOURCE)
+    iot.create_thing_group(
+        thingGroupName="g",
+        thingGroupProperties={"attributePayload": {"attributes": {"a": "1"}}},
+    )
+    iot.update_thing_group(
+        thingGroupName="g", thingGroupProperties={"attributePayload": {"attributes": {}}}
+    )
+    props = iot.describe_thing_group(thingGroupName="g")["thingGroupProperties"]
+    assert props["attributePayload"]["attributes"] == {}
+    assert box.outbox(SOURCE).take()[-1]["attributes"] == {}
+
+
+def test_aws_update_thing_group_honours_expected_version(box: Sandbox) -> None:
+    iot = box.iot(SOURCE)
+    iot.create_thing_group(thingGroupName="g")
+    with pytest.raises(ClientError) as error:
+        iot.update_thing_group(
+            thingGroupName="g",
+            thingGroupProperties={"thingGroupDescription": "x"},
+            expectedVersion=7,
+        )
+    assert _code(error) == "VersionConflictException"
+
+
+def test_aws_dynamic_thing_groups_store_and_report_their_query(box: Sandbox) -> None:
+    iot = box.iot(SOURCE)
+    created = iot.create_dynamic_thing_group(
+        thingGroupName="dyn",
+        queryString="attributes.floor:2",
+        thingGroupProperties={"thingGroupDescription": "floor 2"},
+    )
+    assert (created["indexName"], created["queryVersion"]) == ("AWS_Things", "2017-09-30")
+    described = iot.describe_thing_group(thingGroupName="dyn")
+    assert described["queryString"] == "attributes.floor:2"
+    assert described["status"] == "ACTIVE"
+    version = iot.update_dynamic_thing_group(
+        thingGroupName="dyn", queryString="attributes.floor:3", thingGroupProperties={}
+    )["version"]
+    assert version == 2
+    assert iot.describe_thing_group(thingGroupName="dyn")["queryString"] == "attributes.floor:3"
+    iot.delete_dynamic_thing_group(thingGroupName="dyn")
+    with pytest.raises(ClientError) as error:
+        iot.describe_thing_group(thingGroupName="dyn")
+    assert _code(error) == "ResourceNotFoundException"
+    events = box.outbox(SOURCE).take()
+    assert [e["operation"] for e in events] == ["CREATED", "UPDATED", "DELETED"]
+    assert events[0]["dynamicGroupMappingId"] is not None
+
+
+def test_static_groups_report_no_query(box: Sandbox) -> None:
+    iot = box.iot(SOURCE)
+    iot.create_thing_group(thingGroupName="static")
+    assert "queryString" not in iot.describe_thing_group(thingGroupName="static")
+
+
+def test_aws_update_thing_type_changes_its_properties(box: Sandbox) -> None:
+    iot = box.iot(SOURCE)
+    iot.create_thing_type(thingTypeName="s", thingTypeProperties={"thingTypeDescription": "a"})
+    iot.update_thing_type(thingTypeName="s", thingTypeProperties={"thingTypeDescription": "b"})
+    described = iot.describe_thing_type(thingTypeName="s")
+    assert described["thingTypeProperties"]["thingTypeDescription"] == "b"
+    assert box.outbox(SOURCE).take()[-1]["description"] == "b"
+
+
+def test_aws_delete_thing_type_requires_deprecation_and_no_things(box: Sandbox) -> None:
+    iot = box.iot(SOURCE)
+    iot.create_thing_type(thingTypeName="s")
+    iot.create_thing(thingName="t1", thingTypeName="s")
+    with pytest.raises(ClientError) as not_deprecated:
+        iot.delete_thing_type(thingTypeName="s")
+    iot.deprecate_thing_type(thingTypeName="s")
+    with pytest.raises(ClientError) as still_used:
+        iot.delete_thing_type(thingTypeName="s")
+    iot.update_thing(thingName="t1", removeThingType=True)
+    iot.delete_thing_type(thingTypeName="s")
+    assert _code(not_deprecated) == _code(still_used) == "InvalidRequestException"
+    assert iot.list_thing_types()["thingTypes"] == []

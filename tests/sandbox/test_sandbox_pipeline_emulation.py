@@ -1,0 +1,240 @@
+"""Lambda running our handlers, delivery quirks, Global Table replication, the event source mapping."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from typing import Any
+
+from sandbox.emulation import (
+    Delivery,
+    DeliveryQuirks,
+    EventSourceMapping,
+)
+from sandbox.stack import Sandbox
+
+SOURCE = "us-east-1"
+DESTINATION = "eu-west-1"
+
+
+# ---- Lambda runs our handlers -------------------------------------------------------------------
+
+
+class HandlerBoomError(Exception):
+    pass
+
+
+def echo_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"event": event, "setting": os.environ.get("SETTING"), "fn": context.function_name}
+
+
+def failing_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    raise HandlerBoomError("boom")
+
+
+def _create_function(box: Sandbox, name: str, handler: str) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("x.txt", "x")
+    box.client("lambda", SOURCE).create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=box.resources.role_arn,
+        Handler=handler,
+        Code={"ZipFile": buffer.getvalue()},
+        Environment={"Variables": {"SETTING": "from-config"}},
+    )
+
+
+def test_aws_lambda_invoke_runs_the_functions_handler_with_its_environment(box: Sandbox) -> None:
+    _create_function(box, "echo", f"{__name__}.echo_handler")
+    response = box.client("lambda", SOURCE).invoke(
+        FunctionName="echo", Payload=json.dumps({"x": 1})
+    )
+    body = json.loads(response["Payload"].read())
+    assert body == {"event": {"x": 1}, "setting": "from-config", "fn": "echo"}
+    assert "SETTING" not in os.environ  # applied for the call only
+
+
+def test_aws_lambda_unhandled_error_response(box: Sandbox) -> None:
+    _create_function(box, "fails", f"{__name__}.failing_handler")
+    response = box.client("lambda", SOURCE).invoke(FunctionName="fails", Payload="{}")
+    assert response["FunctionError"] == "Unhandled"
+    body = json.loads(response["Payload"].read())
+    assert body == {"errorType": "HandlerBoomError", "errorMessage": "boom"}
+    assert box.invocation_errors[-1].error_type == "HandlerBoomError"
+
+
+# ---- Delivery quirks (the IoT rule's at-least-once, unordered delivery) ------------------------
+
+
+def _sample_events(count: int) -> list[dict[str, Any]]:
+    return [{"eventId": str(i)} for i in range(count)]
+
+
+def test_default_delivery_is_once_and_in_order() -> None:
+    outcome = DeliveryQuirks(Delivery()).apply(_sample_events(20))
+    assert [e["eventId"] for e in outcome.delivered] == [str(i) for i in range(20)]
+    assert (outcome.dropped, outcome.duplicated) == (0, 0)
+
+
+def test_delivery_quirks_are_deterministic_under_a_seed() -> None:
+    policy = Delivery(duplicate_probability=0.3, drop_probability=0.2, reorder_window=5, seed=7)
+    first = DeliveryQuirks(policy).apply(_sample_events(50))
+    second = DeliveryQuirks(policy).apply(_sample_events(50))
+    other = DeliveryQuirks(Delivery(0.3, 0.2, 5, seed=8)).apply(_sample_events(50))
+    ids = [e["eventId"] for e in first.delivered]
+    assert ids == [e["eventId"] for e in second.delivered]
+    assert ids != [e["eventId"] for e in other.delivered]
+    assert first.dropped > 0 and first.duplicated > 0
+    assert len(ids) == 50 - first.dropped + first.duplicated
+    assert ids != sorted(ids, key=int)  # reordered...
+    for start in range(0, len(ids), 5):  # ...but only within each window
+        window = [int(i) for i in ids[start : start + 5]]
+        assert max(window) - min(window) < 5 + first.duplicated + first.dropped
+
+
+# ---- Global Table replication -------------------------------------------------------------------
+
+
+def _scan(box: Sandbox, region: str) -> dict[str, dict[str, Any]]:
+    items = box.client("dynamodb", region).scan(TableName=box.table_name)["Items"]
+    return {item["pk"]["S"]: item for item in items}
+
+
+def test_global_table_copies_puts_and_deletes_in_stream_order(box: Sandbox) -> None:
+    # GIVEN writes to the source replica
+    ddb = box.client("dynamodb", SOURCE)
+    table = box.table_name
+    ddb.put_item(TableName=table, Item={"pk": {"S": "A"}, "v": {"N": "1"}})
+    ddb.put_item(TableName=table, Item={"pk": {"S": "A"}, "v": {"N": "2"}})
+    ddb.put_item(TableName=table, Item={"pk": {"S": "B"}, "v": {"N": "1"}})
+    ddb.delete_item(TableName=table, Key={"pk": {"S": "B"}})
+    ddb.put_item(TableName=table, Item={"pk": {"S": "A"}, "v": {"N": "2"}})  # no change
+    # WHEN replication runs
+    copied = box.replicate_tables()
+    # THEN the destination holds the last write of each item; the no-change write is not copied
+    assert copied == 4
+    assert _scan(box, DESTINATION) == {"A": {"pk": {"S": "A"}, "v": {"N": "2"}}}
+    # AND replicated writes are not copied back (no echo loop)
+    assert box.replicate_tables() == 0
+
+
+def test_global_table_replicates_destination_writes_to_the_source(box: Sandbox) -> None:
+    box.client("dynamodb", DESTINATION).put_item(
+        TableName=box.table_name, Item={"pk": {"S": "PENDING#x"}}
+    )
+    assert box.replicate_tables() == 1
+    assert set(_scan(box, SOURCE)) == {"PENDING#x"}
+    assert box.replicate_tables() == 0
+
+
+# ---- The event source mapping -------------------------------------------------------------------
+
+
+def test_esm_delivers_destination_stream_in_lambdas_event_shape(
+    box: Sandbox, recorder: Any
+) -> None:
+    ddb = box.client("dynamodb", SOURCE)
+    ddb.put_item(TableName=box.table_name, Item={"pk": {"S": "THING#t1"}})
+    box.replicate_tables()
+    report = box.run_event_source_mapping()
+    assert report.records_applied == 1
+    [record] = recorder.batches[-1]
+    assert record["eventSource"] == "aws:dynamodb"
+    assert record["eventName"] == "INSERT"
+    assert record["awsRegion"] == DESTINATION
+    assert record["eventSourceARN"] == box.resources.destination_stream_arn
+    assert isinstance(record["dynamodb"]["ApproximateCreationDateTime"], float)
+    assert record["dynamodb"]["NewImage"] == {"pk": {"S": "THING#t1"}}
+
+
+def test_drain_redelivers_from_the_lowest_failed_record(box: Sandbox, recorder: Any) -> None:
+    # GIVEN three items and a replicator that fails the second one once
+    ddb = box.client("dynamodb", SOURCE)
+    for key in ("K1", "K2", "K3"):
+        ddb.put_item(TableName=box.table_name, Item={"pk": {"S": key}})
+    recorder.fail_keys["K2"] = 1
+    # WHEN the pipeline drains
+    report = box.drain(timeout=30)
+    # THEN the first batch had all three, the retry starts at K2, and everything is applied
+    delivered = [[r["dynamodb"]["Keys"]["pk"]["S"] for r in b] for b in recorder.batches]
+    assert delivered == [["K1", "K2", "K3"], ["K2", "K3"]]
+    assert report.batch_item_failures == 1
+    assert report.records_applied == 3
+    assert report.failed_batches == 0
+
+
+class FakeCursor:
+    """An in-memory stream: records with increasing sequence numbers."""
+
+    stream_arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/t/stream/x"
+
+    def __init__(self, keys: list[str]) -> None:
+        self.records: list[tuple[str, dict[str, Any]]] = [
+            (
+                "shard-0",
+                {
+                    "eventID": str(i),
+                    "eventName": "INSERT",
+                    "dynamodb": {
+                        "Keys": {"pk": {"S": key}},
+                        "NewImage": {"pk": {"S": key}},
+                        "SequenceNumber": str(100 + i),
+                    },
+                },
+            )
+            for i, key in enumerate(keys)
+        ]
+        self.committed = 0
+
+    def read(self, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
+        rest = [r for r in self.records if int(r[1]["dynamodb"]["SequenceNumber"]) > self.committed]
+        return rest[:limit]
+
+    def commit(self, shard_id: str, sequence_number: str) -> None:
+        self.committed = int(sequence_number)
+
+
+def test_esm_sends_a_batch_to_on_failure_after_bounded_retries() -> None:
+    # GIVEN a handler that always fails K2, and a batch size of 2
+    seen: list[list[str]] = []
+
+    def handler(event: dict[str, Any]) -> dict[str, Any]:
+        keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]]
+        seen.append(keys)
+        failed = [r for r in event["Records"] if r["dynamodb"]["Keys"]["pk"]["S"] == "K2"]
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in failed
+            ]
+        }
+
+    cursor = FakeCursor(["K1", "K2", "K3", "K4"])
+    mapping = EventSourceMapping(cursor, handler, DESTINATION, batch_size=2, max_retry_attempts=2)  # type: ignore[arg-type]
+    # WHEN it is polled until idle
+    while mapping.poll():
+        pass
+    # THEN K2 is retried twice after the first attempt, then its batch goes to on-failure
+    assert seen == [["K1", "K2"], ["K2", "K3"], ["K2", "K3"], ["K4"]]
+    [failed] = mapping.stats.failed_batches
+    assert (failed.first_sequence_number, failed.size, failed.attempts) == ("101", 2, 3)
+
+
+def test_esm_treats_a_raised_error_as_a_failure_of_the_whole_batch() -> None:
+    calls: list[int] = []
+
+    def handler(event: dict[str, Any]) -> dict[str, Any]:
+        calls.append(len(event["Records"]))
+        if len(calls) == 1:
+            raise RuntimeError("crash")
+        return {"batchItemFailures": []}
+
+    mapping = EventSourceMapping(FakeCursor(["K1", "K2"]), handler, DESTINATION)  # type: ignore[arg-type]
+    while mapping.poll():
+        pass
+    assert calls == [2, 2]
+    assert mapping.stats.handler_errors == 1
+    assert isinstance(mapping.errors[0], RuntimeError)
