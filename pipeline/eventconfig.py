@@ -147,8 +147,9 @@ ClientFactory = Callable[[str, str], Any]
 @click.pass_context
 def enable_events_command(ctx: click.Context, region: str, disable: bool) -> None:
     """Turn the six AWS IoT registry event types on (or off) in one region, idempotently."""
-    # ctx.obj may carry {"client_factory": f(service, region)} (tests, the sandbox).
-    factory: ClientFactory = aws_client
+    # ctx.obj may carry a client factory: the CLI's (``.aws_client``) or, in tests,
+    # {"client_factory": f(service, region)}.
+    factory: ClientFactory = getattr(ctx.obj, "aws_client", aws_client)
     if isinstance(ctx.obj, Mapping):
         factory = ctx.obj.get("client_factory", aws_client)
     try:

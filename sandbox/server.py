@@ -20,8 +20,6 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
-DEFAULT_SOURCE_REGION = "us-east-1"
-DEFAULT_DESTINATION_REGION = "eu-west-1"
 HOST = "127.0.0.1"
 
 # Step Functions runs the real ASL; Lambda tasks go through moto's Docker-free backend, whose

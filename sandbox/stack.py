@@ -41,7 +41,8 @@ from sandbox.provision import (
     SandboxResources,
     provision,
 )
-from sandbox.server import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION, MotoServer
+from sandbox import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION
+from sandbox.server import MotoServer
 
 
 class SandboxError(Exception):

@@ -1,0 +1,443 @@
+"""``iot-crr``: the command line over reconciliation (snapshot → diff → plan → emit).
+
+Each command is a thin edge: it builds its collaborators through the ``Factory`` in ``ctx.obj``
+(tests pass one pointing at moto), calls the pure stages in ``reconcile``, and prints. Regions are
+explicit options; endpoints and credentials are boto3's own (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``).
+
+Exit codes fit CI: 0 in sync, 1 drift found, 2 error (bad arguments, AWS errors, refused or stale
+plans, events that could not be emitted) with a one-line message on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline import aws
+from pipeline.errors import CrrError
+from reconcile.diff import DriftReport, diff_snapshots
+from reconcile.emit import EmitResult, corrective_changes, emit_via_stepfunctions, emit_via_table
+from reconcile.ignore import DEFAULT_FILE as DEFAULT_IGNORE_FILE
+from reconcile.ignore import IgnoreRules
+from reconcile.inventory import Inventory
+from reconcile.plan import Guards, Plan, build_plan, check_fresh, describe_plan
+from reconcile.ratelimit import RateLimiter
+from reconcile.report import FORMATS, render
+from reconcile.snapshot import Snapshot, take_snapshot
+
+EXIT_IN_SYNC = 0
+EXIT_DRIFT = 1
+EXIT_ERROR = 2
+
+
+class CliError(click.ClickException):
+    """A known failure: one line on stderr, exit code 2 (1 is reserved for "drift found")."""
+
+    exit_code = EXIT_ERROR
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Factory:
+    """Builds every collaborator a command needs; tests replace ``client`` or ``clock``."""
+
+    client: Callable[[str, str], Any] = aws.client
+    clock: Callable[[], int] = _now_ms
+    show_progress: bool | None = None  # None: when stderr is a terminal
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False)
+
+    def aws_client(self, service: str, region: str) -> Any:
+        """One client per service and region (building one loads botocore's models: slow)."""
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = self.client(service, region)
+        return self._clients[key]
+
+    @property
+    def progress_on(self) -> bool:
+        return sys.stderr.isatty() if self.show_progress is None else self.show_progress
+
+    def snapshot(self, region: str) -> Snapshot:
+        inventory = Inventory(self.aws_client("iot", region), RateLimiter())
+        if not self.progress_on:
+            return take_snapshot(inventory, region)
+        snap = take_snapshot(inventory, region, progress=_SnapshotProgress(region))
+        click.echo(err=True)  # end the progress line
+        return snap
+
+    def state_table(self, region: str, table_name: str) -> Any:
+        from pipeline.statetable import StateTable
+
+        return StateTable(self.aws_client("dynamodb", region), table_name)
+
+    def emit_progress(self) -> Callable[[int, int], None] | None:
+        return _count_progress("emitting") if self.progress_on else None
+
+
+class _SnapshotProgress:
+    """Progress of a snapshot on stderr (only built when stderr is a terminal)."""
+
+    def __init__(self, region: str) -> None:
+        self._region = region
+
+    def __call__(self, entity: str, count: int) -> None:
+        click.echo(f"\rsnapshot {self._region}: {entity} {count}\033[K", err=True, nl=False)
+
+
+def _count_progress(label: str) -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        click.echo(f"\r{label} {done}/{total}", err=True, nl=done >= total)
+
+    return show
+
+
+class _Group(click.Group):
+    """Turns the project's known errors into a one-line message and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (CrrError, ClientError, BotoCoreError, OSError) as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            raise CliError(message) from exc
+
+
+@click.group(cls=_Group)
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Cross-region replication and drift repair for the AWS IoT Core registry.
+
+    Region, endpoint and credentials come from options and boto3's own environment
+    (AWS_ENDPOINT_URL, AWS_PROFILE). Exit codes: 0 in sync, 1 drift found, 2 error.
+    """
+    if ctx.obj is None:
+        ctx.obj = Factory()
+
+
+# --- shared options ---------------------------------------------------------------------------
+
+F = Callable[..., Any]
+
+
+def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+region_options = _compose(
+    click.option(
+        "--source-region", envvar="SOURCE_REGION", show_envvar=True, help="Region replicated from."
+    ),
+    click.option(
+        "--target-region", envvar="TARGET_REGION", show_envvar=True, help="Region replicated to."
+    ),
+)
+
+audit_options = _compose(
+    region_options,
+    click.option(
+        "--from-snapshots",
+        nargs=2,
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        metavar="SRC_DIR DST_DIR",
+        help="Diff two saved snapshots (from `iot-crr snapshot`) instead of the live registries.",
+    ),
+    click.option(
+        "--ignore",
+        "ignore_patterns",
+        multiple=True,
+        metavar="PATTERN",
+        help="Ignore drift matching PATTERN (repeatable); same syntax as the ignore file.",
+    ),
+    click.option(
+        "--ignore-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=f"Ignore rules file (default: {DEFAULT_IGNORE_FILE} if present).",
+    ),
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Report format.",
+    ),
+    click.option(
+        "--output",
+        type=click.Path(dir_okay=False, writable=True, path_type=Path),
+        help="Write the report to FILE instead of stdout.",
+    ),
+)
+
+guard_options = _compose(
+    click.option("--allow-deletes", is_flag=True, help="Delete entities only the target has."),
+    click.option(
+        "--max-changes",
+        type=click.IntRange(min=0),
+        default=1000,
+        show_default=True,
+        help="Refuse plans with more changes than N (0: no cap).",
+    ),
+    click.option(
+        "--min-source-ratio",
+        type=click.FloatRange(min=0.0),
+        default=0.5,
+        show_default=True,
+        help="Refuse when the source has fewer things than this fraction of the target's.",
+    ),
+    click.option(
+        "--ttl",
+        "ttl_seconds",
+        type=click.IntRange(min=1),
+        default=3600,
+        show_default=True,
+        help="Seconds a saved plan stays valid.",
+    ),
+)
+
+emit_options = _compose(
+    click.option(
+        "--via",
+        type=click.Choice(("stepfunctions", "table")),
+        default="stepfunctions",
+        show_default=True,
+        help="Start the persist state machine per change, or persist straight into the state "
+        "table (large backfills).",
+    ),
+    click.option(
+        "--state-machine-arn",
+        envvar="PERSIST_STATE_MACHINE_ARN",
+        show_envvar=True,
+        help="The persist state machine in the source region (for --via stepfunctions).",
+    ),
+    click.option(
+        "--state-table",
+        envvar="STATE_TABLE",
+        show_envvar=True,
+        help="The state table name in the source region (for --via table).",
+    ),
+)
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--region", required=True, help="Region to snapshot.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write the Parquet snapshot into.",
+)
+@click.pass_obj
+def snapshot(factory: Factory, region: str, out: Path) -> None:
+    """Snapshot one region's registry to Parquet files (read-only)."""
+    snap = factory.snapshot(region)
+    snap.save(out)
+    click.echo(
+        f"{region}: {len(snap.things)} things, {len(snap.thing_types)} types, "
+        f"{len(snap.thing_groups)} groups, {len(snap.billing_groups)} billing groups, "
+        f"{len(snap.memberships)} memberships; fingerprint {snap.fingerprint()} -> {out}"
+    )
+
+
+@main.command()
+@audit_options
+@click.pass_obj
+def audit(factory: Factory, **opts: Any) -> None:
+    """Compare the two registries and report every difference (read-only).
+
+    Exit 0 when in sync, 1 when drift is found.
+    """
+    _, _, report = _audit(factory, opts)
+    _write(render(report, opts["fmt"]), opts["output"])
+    raise click.exceptions.Exit(EXIT_IN_SYNC if report.in_sync else EXIT_DRIFT)
+
+
+@main.command()
+@audit_options
+@guard_options
+@click.option(
+    "--out",
+    "plan_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to save the plan (JSON) for `iot-crr apply`.",
+)
+@click.pass_obj
+def plan(factory: Factory, plan_path: Path, **opts: Any) -> None:
+    """Audit, then save the repair plan without applying it.
+
+    Prints the plan (the dry run). Exit 0 when in sync, 1 when the plan has work.
+    """
+    source, target, report = _audit(factory, opts)
+    repair = build_plan(report, source, target, _guards(opts), now=factory.clock())
+    repair.save(plan_path)
+    _write(_show_plan(repair, opts["fmt"]), opts["output"])
+    raise click.exceptions.Exit(EXIT_IN_SYNC if repair.is_empty else EXIT_DRIFT)
+
+
+@main.command()
+@click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@emit_options
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Snapshot both regions again and refuse the plan if either changed since.",
+)
+@click.pass_obj
+def apply(factory: Factory, plan_file: Path, verify: bool, **opts: Any) -> None:
+    """Emit a saved plan's corrective events into the persist path.
+
+    Refuses an expired plan, or (with --verify) one whose registries changed since it was made.
+    Exit 0 when every event was emitted, 2 otherwise.
+    """
+    _check_emit_options(opts)
+    repair = Plan.load(plan_file)
+    check_fresh(repair, now=factory.clock())  # expiry first: it is free, snapshots are not
+    if verify:
+        check_fresh(
+            repair,
+            now=factory.clock(),
+            source_fingerprint=factory.snapshot(repair.source_region).fingerprint(),
+            target_fingerprint=factory.snapshot(repair.target_region).fingerprint(),
+        )
+    _report_emit(_emit(factory, repair, opts))
+
+
+@main.command()
+@audit_options
+@guard_options
+@emit_options
+@click.option("--apply", "do_apply", is_flag=True, help="Emit the corrective events.")
+@click.pass_obj
+def reconcile(factory: Factory, do_apply: bool, **opts: Any) -> None:
+    """Audit, plan and (with --apply) emit corrective events; a dry run otherwise.
+
+    The report goes to stdout (or --output), the plan and the emit summary to stderr.
+    Exit 0 when in sync, 1 when drift was found (repaired or not), 2 on errors.
+    """
+    if do_apply:
+        _check_emit_options(opts)
+    source, target, report = _audit(factory, opts)
+    _write(render(report, opts["fmt"]), opts["output"])
+    if not report.in_sync:
+        repair = build_plan(report, source, target, _guards(opts), now=factory.clock())
+        click.echo(describe_plan(repair), err=True)
+        if do_apply:
+            _report_emit(_emit(factory, repair, opts))
+        else:
+            click.echo("dry run: nothing emitted (use --apply)", err=True)
+    raise click.exceptions.Exit(EXIT_IN_SYNC if report.in_sync else EXIT_DRIFT)
+
+
+# --- helpers the commands share ---------------------------------------------------------------
+
+
+def _audit(factory: Factory, opts: dict[str, Any]) -> tuple[Snapshot, Snapshot, DriftReport]:
+    """Snapshot (or load) both sides and diff them under the ignore rules."""
+    rules = _ignore_rules(opts)
+    if opts.get("from_snapshots"):
+        source_dir, target_dir = opts["from_snapshots"]
+        source, target = Snapshot.load(source_dir), Snapshot.load(target_dir)
+    else:
+        source_region, target_region = _regions(opts)
+        source, target = factory.snapshot(source_region), factory.snapshot(target_region)
+    return source, target, diff_snapshots(source, target, ignore=rules, clock=factory.clock)
+
+
+def _regions(opts: dict[str, Any]) -> tuple[str, str]:
+    source, target = opts.get("source_region"), opts.get("target_region")
+    if not source or not target:
+        raise click.UsageError("--source-region and --target-region are required")
+    if source == target:
+        raise click.UsageError("--source-region and --target-region must differ")
+    return source, target
+
+
+def _ignore_rules(opts: dict[str, Any]) -> IgnoreRules:
+    patterns = opts.get("ignore_patterns") or ()
+    if opts.get("ignore_file"):
+        return IgnoreRules.from_file(opts["ignore_file"], patterns)
+    return IgnoreRules.from_file(Path(DEFAULT_IGNORE_FILE), patterns, missing_ok=True)
+
+
+def _guards(opts: dict[str, Any]) -> Guards:
+    return Guards(
+        allow_deletes=opts["allow_deletes"],
+        max_changes=opts["max_changes"] or None,
+        min_source_ratio=opts["min_source_ratio"],
+        ttl_seconds=opts["ttl_seconds"],
+    )
+
+
+def _show_plan(repair: Plan, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(repair.to_json(), indent=2, sort_keys=True)
+    return describe_plan(repair)
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+
+
+def _check_emit_options(opts: dict[str, Any]) -> None:
+    if opts["via"] == "stepfunctions" and not opts.get("state_machine_arn"):
+        raise click.UsageError(
+            "--via stepfunctions needs --state-machine-arn (or PERSIST_STATE_MACHINE_ARN)"
+        )
+    if opts["via"] == "table" and not opts.get("state_table"):
+        raise click.UsageError("--via table needs --state-table (or STATE_TABLE)")
+
+
+def _emit(factory: Factory, repair: Plan, opts: dict[str, Any]) -> EmitResult:
+    """Corrective events into the persist path of the *source* region (never the target)."""
+    changes = corrective_changes(repair, repair.source_region)
+    progress = factory.emit_progress()
+    if opts["via"] == "table":
+        table = factory.state_table(repair.source_region, opts["state_table"])
+        return emit_via_table(changes, table, progress=progress)
+    sfn = factory.aws_client("stepfunctions", repair.source_region)
+    return emit_via_stepfunctions(changes, sfn, opts["state_machine_arn"], progress=progress)
+
+
+def _report_emit(result: EmitResult) -> None:
+    click.echo(f"emitted: {result.summary()}", err=True)
+    for failure in result.failures:
+        kind = "retryable" if failure.retryable else "permanent"
+        click.echo(f"failed {failure.key} ({kind}): {failure.error}: {failure.message}", err=True)
+    if not result.ok:
+        raise click.exceptions.Exit(EXIT_ERROR)
+
+
+# --- commands that live with their feature ----------------------------------------------------
+def _register_feature_commands() -> None:
+    from pipeline.eventconfig import enable_events_command
+    from sandbox.cli import demo, sandbox
+
+    main.add_command(enable_events_command, name="enable-events")
+    main.add_command(sandbox)
+    main.add_command(demo)
+
+
+_register_feature_commands()

@@ -1,0 +1,209 @@
+"""Emit: a repair plan turned into corrective events for the persist path.
+
+Reconciliation runs ``snapshot → diff → plan → emit``; this is the last stage. It never writes to
+the destination registry: repairs travel exactly the way live changes do, into the state table via
+the persist path, and the replicator in the destination converges the registry from there.
+
+- ``corrective_changes`` (pure) makes one ``Change`` per plan action: full desired state,
+  ``corrective=True`` and a ``sync`` token, so persist writes it even when the table agrees.
+- ``emit_via_stepfunctions`` starts the persist state machine once per change (what the IoT rule
+  does for a live event).
+- ``emit_via_table`` runs the persist code in-process, for large backfills where one execution per
+  entity would be slow and costly.
+
+Both collect a failure per change that did not go through and carry on; none is dropped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.errors import CrrError, RetryableError
+from pipeline.events import corrective_event
+from pipeline.model import Change, Origin
+from pipeline.persist import persist_change
+
+if TYPE_CHECKING:
+    from pipeline.statetable import StateTable
+    from reconcile.plan import Plan
+
+EXECUTION_NAME_MAX = 80
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_SYNC_PART_MAX = 48
+# Step Functions' own retryable answers; botocore's retries have already been spent on them.
+_RETRYABLE_CODES = frozenset(
+    {"ThrottlingException", "TooManyRequestsException", "ServiceUnavailable", "InternalFailure"}
+)
+
+Progress = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` after each change."""
+
+
+@dataclass(frozen=True)
+class EmitFailure:
+    """One change that was not emitted, with what a caller needs to retry or report it."""
+
+    key: str
+    event_id: str
+    error: str
+    message: str
+    retryable: bool
+
+
+@dataclass(frozen=True)
+class EmitResult:
+    """Counts by outcome (``started``/``duplicate`` for Step Functions; persist's outcomes
+    ``applied``/``stale``/``duplicate``/``unchanged`` for the table) and the failures."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    failures: tuple[EmitFailure, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values()) + len(self.failures)
+
+    def summary(self) -> str:
+        parts = [f"{outcome}={n}" for outcome, n in sorted(self.counts.items())]
+        parts.append(f"failed={len(self.failures)}")
+        return " ".join(parts)
+
+
+def corrective_changes(plan: Plan, source_region: str, *, sync: str | None = None) -> list[Change]:
+    """One corrective ``Change`` per plan action, in plan order (pure).
+
+    ``sync`` defaults to the plan's id, so applying the same plan twice emits the same event ids
+    (and the same Step Functions execution names, so no second execution starts), while every
+    new plan bumps the token.
+    """
+    token = sync if sync is not None else plan.plan_id
+    return [
+        Change(
+            kind=action.entity,
+            name=action.name,
+            origin=Origin(
+                region=source_region,
+                timestamp_ms=plan.source_taken_at_ms,
+                event_id=f"crr-{token}-{i}",
+                version=action.version,
+            ),
+            fields=dict(action.fields),
+            deleted=action.op == "delete",
+            corrective=True,
+            sync=token,
+        )
+        for i, action in enumerate(plan.actions)
+    ]
+
+
+def execution_name(event_id: str) -> str:
+    """A Step Functions execution name for ``event_id``: ≤80 chars of ``[A-Za-z0-9-_]``.
+
+    Distinct event ids give distinct names: an over-long id keeps its tail (the per-plan index)
+    and replaces the rest with a hash of the whole id.
+    """
+    safe = _NAME_UNSAFE.sub("_", event_id)
+    if safe == event_id and len(safe) <= EXECUTION_NAME_MAX:
+        return safe
+    digest = hashlib.sha256(event_id.encode()).hexdigest()[:16]
+    head, _, tail = safe.rpartition("-")
+    head = head[:_SYNC_PART_MAX]
+    return f"{head}-{digest}-{tail}"[-EXECUTION_NAME_MAX:]
+
+
+def emit_via_stepfunctions(
+    changes: Sequence[Change],
+    sfn_client: Any,
+    state_machine_arn: str,
+    *,
+    progress: Progress | None = None,
+) -> EmitResult:
+    """Start one persist execution per change, input ``corrective_event(change)``.
+
+    Throttling is retried by the client's botocore retry policy (``pipeline.aws`` sets adaptive
+    mode); what still fails is recorded per change. An ``ExecutionAlreadyExists`` means this very
+    event was emitted before (names derive from event ids), so it counts as ``duplicate``.
+    """
+    counts: dict[str, int] = {}
+    failures: list[EmitFailure] = []
+    for done, change in enumerate(changes, start=1):
+        try:
+            # Validated before any call: a payload persist would refuse is not worth a start.
+            payload = json.dumps(corrective_event(change), sort_keys=True)
+            sfn_client.start_execution(
+                stateMachineArn=state_machine_arn,
+                name=execution_name(change.origin.event_id),
+                input=payload,
+            )
+            outcome = "started"
+        except CrrError as exc:
+            failures.append(
+                _failure(change, type(exc).__name__, str(exc), isinstance(exc, RetryableError))
+            )
+            outcome = ""
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", "ClientError"))
+            if code == "ExecutionAlreadyExists":
+                outcome = "duplicate"
+            else:
+                message = str(exc.response.get("Error", {}).get("Message", ""))
+                failures.append(_failure(change, code, message, code in _RETRYABLE_CODES))
+                outcome = ""
+        except BotoCoreError as exc:  # connection failures after retries
+            failures.append(_failure(change, type(exc).__name__, str(exc), retryable=True))
+            outcome = ""
+        if outcome:
+            counts[outcome] = counts.get(outcome, 0) + 1
+        if progress is not None:
+            progress(done, len(changes))
+    return EmitResult(counts=counts, failures=tuple(failures))
+
+
+def emit_via_table(
+    changes: Iterable[Change],
+    table: StateTable,
+    *,
+    progress: Progress | None = None,
+) -> EmitResult:
+    """Persist each change straight into the state table with the persist code itself.
+
+    Same rules as the state machine (ordering, tombstones, sync tokens), without one execution
+    per entity. Project errors (``CrrError``) are recorded per change; anything else is a bug and
+    propagates.
+    """
+    items = list(changes)
+    counts: dict[str, int] = {}
+    failures: list[EmitFailure] = []
+    for done, change in enumerate(items, start=1):
+        try:
+            result = persist_change(table, change)
+        except CrrError as exc:
+            failures.append(
+                _failure(change, type(exc).__name__, str(exc), isinstance(exc, RetryableError))
+            )
+        else:
+            outcome = str(result.outcome)
+            counts[outcome] = counts.get(outcome, 0) + 1
+        if progress is not None:
+            progress(done, len(items))
+    return EmitResult(counts=counts, failures=tuple(failures))
+
+
+def _failure(change: Change, error: str, message: str, retryable: bool) -> EmitFailure:
+    return EmitFailure(
+        key=change.key,
+        event_id=change.origin.event_id,
+        error=error,
+        message=message,
+        retryable=retryable,
+    )

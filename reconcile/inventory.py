@@ -1,0 +1,261 @@
+"""The read-only IoT adapter behind a snapshot: the only module in ``reconcile`` that calls IoT.
+
+Flow: ``take_snapshot`` (reconcile.snapshot) asks an ``Inventory`` for each entity kind and
+builds DataFrames from the plain dicts it yields. The inventory uses the cheapest calls
+(DESIGN.md §5): ``ListThings`` at 250 a page, ``ListThingTypes``, ``ListThingGroups`` plus one
+``DescribeThingGroup`` per group, ``ListThingsInThingGroup`` per static group,
+``ListBillingGroups`` plus ``DescribeBillingGroup`` and ``ListThingsInBillingGroup`` per billing
+group; never one call per Thing. Every call first takes a token from the ``RateLimiter`` and is
+counted in ``calls`` (the benchmark's and the operator's evidence of cost).
+
+Listings survive concurrent deletes: a ``nextToken`` can point at an entity deleted between two
+pages (moto's token is the next item's ARN and fails with ``InvalidToken``); that listing starts
+again from the first page and skips names it already yielded. Other ``ClientError``s become the
+project's classified errors (``pipeline.errors``), raised ``from`` the cause.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.errors import AwsRequestError, AwsServiceError, NotFoundError, ThrottledError
+from reconcile.ratelimit import RateLimiter
+
+PAGE_SIZE = 250  # the documented maximum for every List* call used here
+MAX_RESTARTS = 5  # a listing that keeps losing its token is a real fault, not churn
+
+_THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+_NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
+# AWS IoT documents no token error code; moto uses ``InvalidToken``. Accept the likely spellings.
+_INVALID_TOKEN_CODES = frozenset({"InvalidToken", "InvalidTokenException"})
+
+
+class ListingRestartError(AwsRequestError):
+    """A listing lost its page token more than ``MAX_RESTARTS`` times (churn that never settles)."""
+
+
+def classify_client_error(operation: str, error: ClientError) -> Exception:
+    """The project error for a boto ``ClientError`` (callers raise it ``from`` the error)."""
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    message = str(error.response.get("Error", {}).get("Message", ""))
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in _THROTTLING_CODES or status == 429:
+        return ThrottledError(f"{operation} throttled: {message}")
+    if code in _NOT_FOUND_CODES or status == 404:
+        return NotFoundError(operation, message)
+    if status >= 500:
+        return AwsServiceError(f"{operation} failed: {code}: {message}")
+    return AwsRequestError(operation, code, message)
+
+
+def _canonical_attributes(raw: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (raw or {}).items()}
+
+
+class Inventory:
+    """Read-only listings of one region's registry, as plain dicts.
+
+    ``client`` is a boto3 IoT client for the region (``pipeline.aws.client("iot", region)``);
+    ``limiter`` paces the calls. ``page_size`` exists so tests can force many pages.
+    """
+
+    def __init__(
+        self, client: Any, limiter: RateLimiter | None = None, *, page_size: int = PAGE_SIZE
+    ) -> None:
+        if not 1 <= page_size <= PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{PAGE_SIZE}, got {page_size}")
+        self._client = client
+        self._limiter = limiter or RateLimiter()
+        self._page_size = page_size
+        self.calls: Counter[str] = Counter()
+        self.restarts: Counter[str] = Counter()
+
+    # -- listings -------------------------------------------------------------------------
+
+    def things(self) -> Iterator[dict[str, Any]]:
+        """Every thing: ``name``, ``thing_type`` (or None), ``attributes`` (dict), ``version``.
+
+        No billing group: ListThings does not return it in AWS (moto does; we do not rely on
+        it). ``billing_memberships`` supplies it.
+        """
+        for raw in self._paginate("ListThings", self._client.list_things, "things", {}):
+            yield {
+                "name": raw["thingName"],
+                "thing_type": raw.get("thingTypeName") or None,
+                "attributes": _canonical_attributes(raw.get("attributes")),
+                "version": raw.get("version"),
+            }
+
+    def thing_types(self) -> Iterator[dict[str, Any]]:
+        """Every thing type: ``name``, ``description``, ``searchable_attributes``, ``deprecated``."""
+        for raw in self._paginate(
+            "ListThingTypes", self._client.list_thing_types, "thingTypes", {}
+        ):
+            props = raw.get("thingTypeProperties") or {}
+            meta = raw.get("thingTypeMetadata") or {}
+            yield {
+                "name": raw["thingTypeName"],
+                "description": props.get("thingTypeDescription") or None,
+                "searchable_attributes": sorted(props.get("searchableAttributes") or []),
+                "deprecated": bool(meta.get("deprecated", False)),
+            }
+
+    def thing_groups(self) -> Iterator[dict[str, Any]]:
+        """Every thing group, described: ``name``, ``parent``, ``description``, ``attributes``,
+        ``version`` and ``query`` (a dict for dynamic groups, else None).
+
+        A group deleted between the listing and its describe is skipped: it no longer exists,
+        which is exactly what the snapshot should say.
+        """
+        listed = self._paginate(
+            "ListThingGroups", self._client.list_thing_groups, "thingGroups", {}
+        )
+        for entry in listed:
+            name = entry["groupName"]
+            try:
+                raw = self._call(
+                    "DescribeThingGroup", self._client.describe_thing_group, thingGroupName=name
+                )
+            except NotFoundError:
+                continue
+            props = raw.get("thingGroupProperties") or {}
+            meta = raw.get("thingGroupMetadata") or {}
+            query = None
+            if raw.get("queryString"):
+                query = {
+                    "query_string": raw["queryString"],
+                    "index_name": raw.get("indexName") or "AWS_Things",
+                    "query_version": raw.get("queryVersion") or "2017-09-30",
+                }
+            yield {
+                "name": name,
+                "parent": meta.get("parentGroupName") or None,
+                "description": props.get("thingGroupDescription") or None,
+                "attributes": _canonical_attributes(
+                    (props.get("attributePayload") or {}).get("attributes")
+                ),
+                "version": raw.get("version"),
+                "query": query,
+            }
+
+    def billing_groups(self) -> Iterator[dict[str, Any]]:
+        """Every billing group, described: ``name``, ``description``."""
+        listed = self._paginate(
+            "ListBillingGroups", self._client.list_billing_groups, "billingGroups", {}
+        )
+        for entry in listed:
+            name = entry["groupName"]
+            try:
+                raw = self._call(
+                    "DescribeBillingGroup",
+                    self._client.describe_billing_group,
+                    billingGroupName=name,
+                )
+            except NotFoundError:
+                continue
+            props = raw.get("billingGroupProperties") or {}
+            yield {"name": name, "description": props.get("billingGroupDescription") or None}
+
+    def memberships(self, groups: Iterable[str]) -> Iterator[dict[str, str]]:
+        """``{"thing", "group"}`` for the direct (non-recursive) members of each named group.
+
+        Pass static groups only: a dynamic group's members are computed per region and never
+        replicated. A group deleted meanwhile yields nothing.
+        """
+        for group in groups:
+            try:
+                for thing in self._paginate(
+                    "ListThingsInThingGroup",
+                    self._client.list_things_in_thing_group,
+                    "things",
+                    {"thingGroupName": group, "recursive": False},
+                    key=str,
+                ):
+                    yield {"thing": thing, "group": group}
+            except NotFoundError:
+                continue
+
+    def billing_memberships(self, billing_groups: Iterable[str]) -> Iterator[dict[str, str]]:
+        """``{"thing", "billing_group"}`` for the things in each named billing group."""
+        for group in billing_groups:
+            try:
+                for thing in self._paginate(
+                    "ListThingsInBillingGroup",
+                    self._client.list_things_in_billing_group,
+                    "things",
+                    {"billingGroupName": group},
+                    key=str,
+                ):
+                    yield {"thing": thing, "billing_group": group}
+            except NotFoundError:
+                continue
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _call(self, operation: str, method: Callable[..., Any], **params: Any) -> Any:
+        self._limiter.acquire(operation)
+        self.calls[operation] += 1
+        try:
+            return method(**params)
+        except ClientError as error:
+            raise classify_client_error(operation, error) from error
+        except BotoCoreError as error:  # connection failures, after botocore's retries
+            raise AwsServiceError(f"{operation} failed: {error}") from error
+
+    def _paginate(
+        self,
+        operation: str,
+        method: Callable[..., Any],
+        result_key: str,
+        params: dict[str, Any],
+        key: Callable[[Any], str] | None = None,
+    ) -> Iterator[Any]:
+        """Yield every item of a ``nextToken`` listing, restarting when a token goes stale."""
+        name_of = key or _item_name
+        seen: set[str] = set()
+        restarts = 0
+        token: str | None = None
+        while True:
+            request = dict(params, maxResults=self._page_size)
+            if token:
+                request["nextToken"] = token
+            self._limiter.acquire(operation)
+            self.calls[operation] += 1
+            try:
+                page = method(**request)
+            except ClientError as error:
+                code = str(error.response.get("Error", {}).get("Code", ""))
+                if token and code in _INVALID_TOKEN_CODES:
+                    restarts += 1
+                    self.restarts[operation] += 1
+                    if restarts > MAX_RESTARTS:
+                        raise ListingRestartError(
+                            operation, code, f"page token lost {restarts} times"
+                        ) from error
+                    token = None  # start again; ``seen`` drops what was already yielded
+                    continue
+                raise classify_client_error(operation, error) from error
+            except BotoCoreError as error:
+                raise AwsServiceError(f"{operation} failed: {error}") from error
+            for item in page.get(result_key) or []:
+                name = name_of(item)
+                if name in seen:
+                    continue
+                seen.add(name)
+                yield item
+            token = page.get("nextToken")
+            if not token:
+                return
+
+
+def _item_name(item: dict[str, Any]) -> str:
+    for field in ("thingName", "thingTypeName", "groupName"):
+        if field in item:
+            return str(item[field])
+    raise KeyError(f"listing item without a name: {sorted(item)}")

@@ -1,0 +1,412 @@
+"""The repair plan: drift turned into ordered, guarded repair actions — as data.
+
+Reconciliation runs ``snapshot → diff → plan → emit``. This module is the *plan* stage: a pure
+function from a ``DriftReport`` (and the two snapshots it came from) to a ``Plan``, a frozen list
+of ``RepairAction`` values. Printing a plan is the dry run; ``reconcile.emit`` turns it into
+corrective events for the persist path. Nothing here calls AWS.
+
+A plan is bound to its snapshots: it records both fingerprints and an expiry, and ``check_fresh``
+refuses it once either has moved on, so a plan saved on Monday cannot undo Tuesday's changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pydantic
+
+from pipeline.errors import PermanentError
+from pipeline.model import EntityKind, membership_name
+from reconcile.snapshot import desired_fields
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from reconcile.diff import Drift, DriftReport
+    from reconcile.snapshot import Snapshot
+
+PLAN_SCHEMA_VERSION = 1
+
+Op = Literal["upsert", "delete"]
+
+# Creation order: whatever an entity depends on is created before it (a thing needs its type and
+# billing group, a membership its thing and group). Deletes run the same list backwards.
+UPSERT_ORDER: tuple[EntityKind, ...] = (
+    EntityKind.THING_TYPE,
+    EntityKind.THING_GROUP,
+    EntityKind.BILLING_GROUP,
+    EntityKind.THING,
+    EntityKind.MEMBERSHIP,
+)
+
+_FRAME_BY_KIND: dict[EntityKind, str] = {
+    EntityKind.THING: "things",
+    EntityKind.THING_TYPE: "thing_types",
+    EntityKind.THING_GROUP: "thing_groups",
+    EntityKind.BILLING_GROUP: "billing_groups",
+    EntityKind.MEMBERSHIP: "memberships",
+}
+
+
+class PlanRefusedError(PermanentError):
+    """A guard refused to build the plan; ``guard`` names which one, the message says why."""
+
+    def __init__(self, guard: str, message: str) -> None:
+        super().__init__(f"plan refused ({guard}): {message}")
+        self.guard = guard
+
+
+class StalePlanError(PermanentError):
+    """A saved plan no longer matches the registries (expired, or a snapshot fingerprint moved)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"stale plan: {reason}")
+        self.reason = reason
+
+
+class PlanFormatError(PermanentError):
+    """A plan file is not a plan this version can read."""
+
+
+@dataclass(frozen=True)
+class Guards:
+    """Safety limits a plan is built under (recorded in the plan so a reader sees them).
+
+    ``max_changes=None`` means no cap. ``min_source_ratio`` refuses a source with fewer things than
+    that fraction of the target's: a half-empty source is far likelier a broken snapshot (wrong
+    region, missing permissions) than a real mass deletion.
+    """
+
+    allow_deletes: bool = False
+    max_changes: int | None = 1000
+    min_source_ratio: float = 0.5
+    ttl_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class RepairAction:
+    """One entity to make match the source: upsert it with its full source state, or delete it.
+
+    ``fields`` is the complete desired state (``pipeline.model.STATE_FIELDS``) from the source
+    snapshot; ``version`` the source registry's version where the snapshot has one.
+    """
+
+    op: Op
+    entity: EntityKind
+    name: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    version: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An ordered repair plan bound to the two snapshots it was computed from.
+
+    ``skipped`` lists the actions a guard held back (deletes without ``allow_deletes``) so they
+    are visible in the plan rather than silently dropped. Times are epoch milliseconds;
+    ``source_taken_at_ms`` becomes the timestamp of the corrective events.
+    """
+
+    plan_id: str
+    source_region: str
+    target_region: str
+    source_fingerprint: str
+    target_fingerprint: str
+    source_taken_at_ms: int
+    created_at_ms: int
+    expires_at_ms: int
+    guards: Guards
+    actions: tuple[RepairAction, ...]
+    skipped: tuple[RepairAction, ...] = ()
+    schema_version: int = PLAN_SCHEMA_VERSION
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Action counts as ``{"upsert.thing": n, ..., "skipped": n, "total": n}``."""
+        counts: dict[str, int] = {}
+        for action in self.actions:
+            key = f"{action.op}.{action.entity.value}"
+            counts[key] = counts.get(key, 0) + 1
+        counts["skipped"] = len(self.skipped)
+        counts["total"] = len(self.actions)
+        return counts
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.actions and not self.skipped
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = _PLAN_ADAPTER.dump_python(self, mode="json")
+        data["counts"] = self.counts  # informative only: recomputed on load
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        version = data.get("schema_version") if isinstance(data, Mapping) else None
+        if version != PLAN_SCHEMA_VERSION:
+            raise PlanFormatError(
+                f"plan schema_version {version!r} is not supported (expected {PLAN_SCHEMA_VERSION})"
+            )
+        body = {key: value for key, value in data.items() if key != "counts"}
+        try:
+            return _PLAN_ADAPTER.validate_python(body)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise PlanFormatError(f"invalid plan: {where}: {first['msg']}") from exc
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise PlanFormatError(f"cannot read plan file {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise PlanFormatError(f"plan file {path} does not hold a JSON object")
+        return cls.from_json(data)
+
+
+_PLAN_ADAPTER: pydantic.TypeAdapter[Plan] = pydantic.TypeAdapter(Plan)
+
+
+def build_plan(
+    report: DriftReport, source: Snapshot, target: Snapshot, guards: Guards, *, now: int
+) -> Plan:
+    """The ordered repair plan for ``report`` (pure; ``now`` in epoch milliseconds).
+
+    "missing" and "changed" drift become upserts carrying the full desired state of the source
+    row; "extra" drift becomes a delete when ``guards.allow_deletes``, otherwise a skipped entry.
+    Raises ``PlanRefusedError`` when the source looks broken or the plan is over the cap.
+    """
+    _check_source_size(source, target, guards)
+
+    upserts: list[RepairAction] = []
+    deletes: list[RepairAction] = []
+    rows = _SourceRows(source)
+    for drift in report.drifts:
+        entity = EntityKind(drift.entity)
+        name = _entity_name(entity, drift)
+        if drift.kind == "extra":
+            deletes.append(
+                RepairAction(
+                    op="delete",
+                    entity=entity,
+                    name=name,
+                    reason=f"extra: in {target.region}, not in {source.region}",
+                )
+            )
+        else:
+            row = rows.get(entity, drift)
+            upserts.append(
+                RepairAction(
+                    op="upsert",
+                    entity=entity,
+                    name=name,
+                    fields=dict(desired_fields(entity, row)),
+                    version=_version(row),
+                    reason=_upsert_reason(drift, source.region, target.region),
+                )
+            )
+
+    upserts = _ordered(upserts, _group_depths(source.thing_groups), reverse=False)
+    deletes = _ordered(deletes, _group_depths(target.thing_groups), reverse=True)
+    if guards.allow_deletes:
+        actions, skipped = [*upserts, *deletes], []
+    else:
+        actions = upserts
+        skipped = [replace(d, reason=f"{d.reason} (deletes not allowed)") for d in deletes]
+
+    if guards.max_changes is not None and len(actions) > guards.max_changes:
+        raise PlanRefusedError(
+            "max_changes",
+            f"{len(actions)} changes exceed the cap of {guards.max_changes}; "
+            "raise --max-changes if this is expected",
+        )
+
+    plan = Plan(
+        plan_id="",
+        source_region=source.region,
+        target_region=target.region,
+        source_fingerprint=source.fingerprint(),
+        target_fingerprint=target.fingerprint(),
+        source_taken_at_ms=int(source.taken_at_ms),
+        created_at_ms=now,
+        expires_at_ms=now + guards.ttl_seconds * 1000,
+        guards=guards,
+        actions=tuple(actions),
+        skipped=tuple(skipped),
+    )
+    return replace(plan, plan_id=_plan_id(plan))
+
+
+def check_fresh(
+    plan: Plan,
+    *,
+    now: int,
+    source_fingerprint: str | None = None,
+    target_fingerprint: str | None = None,
+) -> None:
+    """Raise ``StalePlanError`` if ``plan`` expired or a fresh snapshot fingerprint differs."""
+    if now >= plan.expires_at_ms:
+        age_s = (now - plan.created_at_ms) // 1000
+        raise StalePlanError(
+            f"expired (created {age_s}s ago, ttl {plan.guards.ttl_seconds}s); build a new plan"
+        )
+    if source_fingerprint is not None and source_fingerprint != plan.source_fingerprint:
+        raise StalePlanError(f"source registry {plan.source_region} changed since the plan")
+    if target_fingerprint is not None and target_fingerprint != plan.target_fingerprint:
+        raise StalePlanError(f"target registry {plan.target_region} changed since the plan")
+
+
+def describe_plan(plan: Plan) -> str:
+    """The plan as text, one line per action: this *is* the dry run."""
+    lines = [
+        f"plan {plan.plan_id}: {plan.source_region} -> {plan.target_region}, "
+        f"{len(plan.actions)} action(s), {len(plan.skipped)} skipped"
+    ]
+    lines += [_action_line(a) for a in plan.actions]
+    lines += [f"  (skipped) {_action_line(a).strip()}" for a in plan.skipped]
+    return "\n".join(lines)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _check_source_size(source: Snapshot, target: Snapshot, guards: Guards) -> None:
+    source_total = _entity_total(source)
+    target_total = _entity_total(target)
+    if source_total == 0 and target_total > 0:
+        raise PlanRefusedError(
+            "empty_source",
+            f"the source snapshot of {source.region} is empty while {target.region} holds "
+            f"{target_total} entities; check the region and permissions",
+        )
+    source_things, target_things = len(source.things), len(target.things)
+    if target_things and source_things < guards.min_source_ratio * target_things:
+        raise PlanRefusedError(
+            "min_source_ratio",
+            f"the source {source.region} has {source_things} things, fewer than "
+            f"{guards.min_source_ratio:g} x the target's {target_things}; "
+            "the source snapshot looks incomplete",
+        )
+
+
+def _entity_total(snapshot: Snapshot) -> int:
+    return sum(
+        len(getattr(snapshot, frame))
+        for kind, frame in _FRAME_BY_KIND.items()
+        if kind is not EntityKind.MEMBERSHIP
+    )
+
+
+def _entity_name(entity: EntityKind, drift: Drift) -> str:
+    if entity is EntityKind.MEMBERSHIP and drift.thing and drift.group:
+        return membership_name(drift.thing, drift.group)
+    return drift.name
+
+
+class _SourceRows:
+    """Source snapshot rows by name, indexed once per entity kind (a lookup per drift by
+    filtering the frame would make planning quadratic in fleet size)."""
+
+    def __init__(self, source: Snapshot) -> None:
+        self._source = source
+        self._by_kind: dict[EntityKind, dict[str, dict[str, Any]]] = {}
+
+    def get(self, entity: EntityKind, drift: Drift) -> dict[str, Any]:
+        if entity is EntityKind.MEMBERSHIP:
+            return {"thing": drift.thing, "group": drift.group}
+        if entity not in self._by_kind:
+            frame: pd.DataFrame = getattr(self._source, _FRAME_BY_KIND[entity])
+            self._by_kind[entity] = {
+                str(record["name"]): {str(k): v for k, v in record.items()}
+                for record in frame.to_dict("records")
+            }
+        row = self._by_kind[entity].get(drift.name)
+        if row is None:
+            # The diff said the source has it; a snapshot that disagrees is a bug upstream, and
+            # guessing the state would write wrong data into the pipeline.
+            raise PlanRefusedError(
+                "inconsistent_report",
+                f"{entity.value} {drift.name!r} is {drift.kind} in the report but not in the "
+                f"source snapshot of {self._source.region}",
+            )
+        return row
+
+
+def _version(row: Mapping[str, Any]) -> int | None:
+    value = row.get("version")
+    if value is None:
+        return None
+    try:
+        version = int(value)
+    except (TypeError, ValueError):
+        return None  # NaN / missing in a frame without versions for this row
+    return version
+
+
+def _upsert_reason(drift: Drift, source_region: str, target_region: str) -> str:
+    if drift.kind == "missing":
+        return f"missing: in {source_region}, not in {target_region}"
+    details = drift.details
+    if isinstance(details, Mapping) and details:
+        return "changed: " + ", ".join(sorted(str(k) for k in details))
+    return "changed"
+
+
+def _group_depths(groups: pd.DataFrame) -> dict[str, int]:
+    """Depth of each group in its hierarchy (roots are 0); cycles and orphans count as roots."""
+    parents: dict[str, str | None] = {}
+    if len(groups):
+        for name, parent in zip(groups["name"], groups["parent"], strict=True):
+            parents[str(name)] = parent if isinstance(parent, str) and parent else None
+    depths: dict[str, int] = {}
+
+    def depth(name: str) -> int:
+        chain: list[str] = []
+        current: str | None = name
+        while current is not None and current not in depths and current not in chain:
+            chain.append(current)
+            current = parents.get(current)
+        base = depths.get(current, -1) if current is not None and current in depths else -1
+        for offset, member in enumerate(reversed(chain), start=1):
+            depths[member] = base + offset
+        return depths[name]
+
+    for name in parents:
+        depth(name)
+    return depths
+
+
+def _ordered(
+    actions: Iterable[RepairAction], depths: Mapping[str, int], *, reverse: bool
+) -> list[RepairAction]:
+    rank = {kind: i for i, kind in enumerate(UPSERT_ORDER)}
+
+    def key(action: RepairAction) -> tuple[int, int, str]:
+        depth = depths.get(action.name, 0) if action.entity is EntityKind.THING_GROUP else 0
+        return (rank[action.entity], depth, action.name)
+
+    # Reversing the whole creation order gives children before parents and types last.
+    return sorted(actions, key=key, reverse=reverse)
+
+
+def _plan_id(plan: Plan) -> str:
+    """A short content hash: the same plan gets the same id (and so the same sync token)."""
+    body = _PLAN_ADAPTER.dump_python(plan, mode="json")
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return f"{plan.created_at_ms}-{digest[:12]}"
+
+
+def _action_line(action: RepairAction) -> str:
+    version = f" v{action.version}" if action.version is not None else ""
+    return f"  {action.op:<6} {action.entity.value:<13} {action.name}{version}  ({action.reason})"

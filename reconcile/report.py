@@ -1,0 +1,322 @@
+"""Rendering a ``DriftReport``: the JSON contract, console table, Markdown and HTML.
+
+Flow: ``reconcile.diff`` → ``DriftReport`` → here → the CLI's stdout or ``--output`` file. The
+JSON form (``to_json``) is the versioned contract other tools read (CI, notebooks, the plan
+stage via ``load_json``); the other formats are for people. Pure functions, no I/O.
+
+JSON contract, ``schema_version`` "1"::
+
+    {"schema_version": "1", "source_region", "target_region",
+     "generated_at": ISO-8601 UTC with ms, "generated_at_ms": epoch ms,
+     "fingerprints": {"source", "target"}, "in_sync": bool,
+     "counts": {entity: compared (source side)},
+     "summary": {entity: {"missing", "extra", "changed"}},
+     "drifts": [{"entity", "name", "kind", "severity", "details": {field: {"source", "target"}},
+                 "thing", "group" (memberships only)}]}
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pipeline.errors import PermanentError
+from pipeline.model import EntityKind
+from reconcile.diff import DRIFT_KINDS, ENTITY_ORDER, Drift, DriftReport
+
+SCHEMA_VERSION = "1"
+FORMATS = ("table", "json", "markdown", "html")
+Format = Literal["table", "json", "markdown", "html"]
+TABLE_LIMIT = 50  # drifts shown on the console unless told otherwise
+_VALUE_WIDTH = 60
+
+
+class ReportFormatError(PermanentError):
+    """A JSON report that does not follow the contract (or an unknown output format)."""
+
+
+# -- JSON contract ---------------------------------------------------------------------------
+
+
+def _iso(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def drift_to_json(drift: Drift) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "entity": drift.entity.value,
+        "name": drift.name,
+        "kind": drift.kind,
+        "severity": drift.severity,
+        "details": drift.details,
+    }
+    if drift.entity is EntityKind.MEMBERSHIP:
+        out["thing"] = drift.thing
+        out["group"] = drift.group
+    return out
+
+
+def to_json(report: DriftReport) -> dict[str, Any]:
+    """The report as a JSON-ready dict following the contract above."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "source_region": report.source_region,
+        "target_region": report.target_region,
+        "generated_at": _iso(report.generated_at_ms),
+        "generated_at_ms": report.generated_at_ms,
+        "fingerprints": {
+            "source": report.source_fingerprint,
+            "target": report.target_fingerprint,
+        },
+        "in_sync": report.in_sync,
+        "counts": dict(report.counts),
+        "summary": report.summary(),
+        "drifts": [drift_to_json(d) for d in report.drifts],
+    }
+
+
+class _DriftModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    entity: EntityKind
+    name: str
+    kind: Literal["missing", "extra", "changed"]
+    severity: Literal["high", "medium", "low"]
+    details: dict[str, dict[str, Any]] = {}
+    thing: str | None = None
+    group: str | None = None
+
+
+class _Fingerprints(BaseModel):
+    source: str
+    target: str
+
+
+class _ReportModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    schema_version: Literal["1"]
+    source_region: str
+    target_region: str
+    generated_at_ms: int
+    fingerprints: _Fingerprints
+    counts: dict[str, int] = {}
+    drifts: list[_DriftModel]
+
+
+def load_json(document: dict[str, Any]) -> DriftReport:
+    """A ``DriftReport`` from ``to_json`` output (e.g. read back from a file)."""
+    try:
+        model = _ReportModel.model_validate(document)
+    except ValidationError as error:
+        raise ReportFormatError(f"not a schema {SCHEMA_VERSION} drift report: {error}") from error
+    drifts = tuple(
+        Drift(
+            entity=d.entity,
+            name=d.name,
+            kind=d.kind,
+            severity=d.severity,
+            details=d.details,
+            thing=d.thing,
+            group=d.group,
+        )
+        for d in model.drifts
+    )
+    return DriftReport(
+        source_region=model.source_region,
+        target_region=model.target_region,
+        source_fingerprint=model.fingerprints.source,
+        target_fingerprint=model.fingerprints.target,
+        generated_at_ms=model.generated_at_ms,
+        drifts=tuple(sorted(drifts, key=Drift.sort_key)),
+        counts=dict(model.counts),
+    )
+
+
+# -- human formats -----------------------------------------------------------------------------
+
+
+def _value(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
+
+
+def _explain(drift: Drift) -> str:
+    """One line: ``field: source → target`` per detail (a missing/extra entity: its fields)."""
+    parts = []
+    for field, values in drift.details.items():
+        if drift.kind in ("missing", "extra"):
+            value = values.get("source" if drift.kind == "missing" else "target")
+            if value not in (None, {}, []):  # unset fields say nothing about the entity
+                parts.append(f"{field}={_value(value)}")
+        else:
+            parts.append(
+                f"{field}: {_value(values.get('source'))} → {_value(values.get('target'))}"
+            )
+    return "; ".join(parts)
+
+
+def _summary_rows(report: DriftReport) -> list[list[str]]:
+    summary = report.summary()
+    rows = []
+    for kind in ENTITY_ORDER:
+        counts = summary[kind.value]
+        rows.append(
+            [kind.value, str(report.counts.get(kind.value, 0))]
+            + [str(counts[k]) for k in DRIFT_KINDS]
+        )
+    return rows
+
+
+_SUMMARY_HEADER = ["entity", "compared", *DRIFT_KINDS]
+_DRIFT_HEADER = ["severity", "entity", "kind", "name", "details"]
+
+
+def _drift_rows(drifts: tuple[Drift, ...]) -> list[list[str]]:
+    return [[d.severity, d.entity.value, d.kind, d.name, _explain(d)] for d in drifts]
+
+
+def _headline(report: DriftReport) -> str:
+    state = "in sync" if report.in_sync else f"{len(report.drifts)} drift(s)"
+    return f"{report.source_region} → {report.target_region}: {state}"
+
+
+def _aligned(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        ]
+        return "  ".join(padded).rstrip()
+
+    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def _render_table(report: DriftReport, limit: int) -> str:
+    lines = [_headline(report), ""]
+    lines += _aligned(_SUMMARY_HEADER, _summary_rows(report), numeric={1, 2, 3, 4})
+    if report.drifts:
+        shown = report.drifts[:limit]
+        lines += ["", *_aligned(_DRIFT_HEADER, _drift_rows(shown), numeric=set())]
+        if len(report.drifts) > len(shown):
+            lines.append(f"… and {len(report.drifts) - len(shown)} more (use --format json)")
+    return "\n".join(lines) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    # Markdown renderers pass inline HTML through, so '<' and '&' are escaped as well.
+    return (
+        text.replace("\\", "\\\\")
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("|", "\\|")
+        .replace("\n", " ")
+    )
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+        *("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows),
+    ]
+
+
+def _render_markdown(report: DriftReport, limit: int | None) -> str:
+    shown = report.drifts if limit is None else report.drifts[:limit]
+    lines = [
+        f"# Drift report: {_md_cell(_headline(report))}",
+        "",
+        f"Generated {_iso(report.generated_at_ms)}; source snapshot "
+        f"`{report.source_fingerprint[:12]}`, target snapshot `{report.target_fingerprint[:12]}`.",
+        "",
+        "## Summary",
+        "",
+        *_md_table(_SUMMARY_HEADER, _summary_rows(report)),
+    ]
+    if shown:
+        lines += ["", "## Drifts", "", *_md_table(_DRIFT_HEADER, _drift_rows(shown))]
+        if len(report.drifts) > len(shown):
+            lines += ["", f"…and {len(report.drifts) - len(shown)} more."]
+    return "\n".join(lines) + "\n"
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3} td.n{text-align:right}
+.high{color:#b00020;font-weight:bold} .medium{color:#a66a00} .low{color:#555}
+code{font-size:.9em}
+"""
+
+
+def _html_table(header: list[str], rows: list[list[str]], classes: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{cls}">{html.escape(cell)}</td>'
+            if cls
+            else f"<td>{html.escape(cell)}</td>"
+            for cell, cls in zip(row, classes, strict=True)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _render_html(report: DriftReport, limit: int | None) -> str:
+    shown = report.drifts if limit is None else report.drifts[:limit]
+    title = html.escape(f"Drift report: {_headline(report)}")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{title}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{title}</h1>",
+        f"<p>Generated {html.escape(_iso(report.generated_at_ms))}; source snapshot "
+        f"<code>{html.escape(report.source_fingerprint[:12])}</code>, target snapshot "
+        f"<code>{html.escape(report.target_fingerprint[:12])}</code>.</p>",
+        "<h2>Summary</h2>",
+        _html_table(_SUMMARY_HEADER, _summary_rows(report), ["", "n", "n", "n", "n"]),
+    ]
+    if shown:
+        rows = _drift_rows(shown)
+        parts.append("<h2>Drifts</h2>")
+        # The severity cell carries its own class for colour; build the rows by hand for that.
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in _DRIFT_HEADER)
+        body = "".join(
+            f'<tr><td class="{html.escape(r[0])}">{html.escape(r[0])}</td>'
+            + "".join(f"<td>{html.escape(c)}</td>" for c in r[1:])
+            + "</tr>"
+            for r in rows
+        )
+        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        if len(report.drifts) > len(shown):
+            parts.append(f"<p>…and {len(report.drifts) - len(shown)} more.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def render(report: DriftReport, fmt: str, *, limit: int | None = None) -> str:
+    """The report as text in ``fmt`` (one of ``FORMATS``).
+
+    ``limit`` caps the drifts listed: the console table shows ``TABLE_LIMIT`` unless told;
+    Markdown and HTML list all unless told; JSON always lists all.
+    """
+    if fmt == "json":
+        return json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "table":
+        return _render_table(report, TABLE_LIMIT if limit is None else limit)
+    if fmt == "markdown":
+        return _render_markdown(report, limit)
+    if fmt == "html":
+        return _render_html(report, limit)
+    raise ReportFormatError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")

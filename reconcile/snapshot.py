@@ -1,0 +1,393 @@
+"""A region's registry at one moment, as pandas DataFrames: the input of the diff.
+
+Flow: ``take_snapshot(inventory, region)`` reads one region through ``reconcile.inventory``
+(the only IoT-calling edge) → ``Snapshot`` (five tables, canonical values) → ``save`` to Parquet
+/ ``load`` back → ``reconcile.diff.diff_snapshots``. The plan stage turns a snapshot row back into
+``pipeline.model`` state fields with ``desired_fields``.
+
+Values are stored canonically so equal state compares equal across regions and across save/load:
+attribute maps and dynamic queries as compact JSON with sorted keys, searchable attributes as a
+sorted JSON list, missing values as NA. Versions are kept for information only: they are
+generated per region and never compared (pipeline/model.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from pipeline.errors import PermanentError
+from pipeline.model import EntityKind
+from reconcile.inventory import Inventory
+
+SNAPSHOT_FORMAT = 1
+MANIFEST = "snapshot.json"
+
+# Column name -> pandas dtype, per table. Every frame is conformed to these (also when empty),
+# so the diff and Parquet never see object columns of mixed types.
+SCHEMAS: dict[str, dict[str, str]] = {
+    "things": {
+        "name": "string",
+        "thing_type": "string",
+        "attributes": "string",
+        "billing_group": "string",
+        "version": "Int64",
+    },
+    "thing_types": {
+        "name": "string",
+        "description": "string",
+        "searchable_attributes": "string",
+        "deprecated": "bool",
+    },
+    "thing_groups": {
+        "name": "string",
+        "parent": "string",
+        "description": "string",
+        "attributes": "string",
+        "query": "string",
+        "version": "Int64",
+    },
+    "billing_groups": {"name": "string", "description": "string"},
+    "memberships": {"thing": "string", "group": "string"},
+}
+SORT_KEYS: dict[str, list[str]] = {
+    "things": ["name"],
+    "thing_types": ["name"],
+    "thing_groups": ["name"],
+    "billing_groups": ["name"],
+    "memberships": ["thing", "group"],
+}
+TABLE_OF_KIND: dict[EntityKind, str] = {
+    EntityKind.THING: "things",
+    EntityKind.THING_TYPE: "thing_types",
+    EntityKind.THING_GROUP: "thing_groups",
+    EntityKind.BILLING_GROUP: "billing_groups",
+    EntityKind.MEMBERSHIP: "memberships",
+}
+# Columns holding canonical JSON, decoded by ``desired_fields``.
+JSON_COLUMNS = frozenset({"attributes", "searchable_attributes", "query"})
+
+
+class SnapshotFileError(PermanentError):
+    """A saved snapshot is missing, unreadable, or does not match its recorded fingerprint."""
+
+    def __init__(self, directory: Path, reason: str) -> None:
+        super().__init__(f"snapshot at {directory}: {reason}")
+        self.directory = directory
+        self.reason = reason
+
+
+def canonical_json(value: Any) -> str:
+    """Compact JSON with sorted keys: equal values give equal strings."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def conform(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with exactly the table's columns and dtypes, sorted by key, index 0..n-1."""
+    schema = SCHEMAS[table]
+    missing = [column for column in schema if column not in frame.columns]
+    if missing:
+        raise ValueError(f"{table}: missing columns {missing}")
+    out = frame.loc[:, list(schema)].astype(schema)
+    keys = SORT_KEYS[table]
+    duplicated = out.duplicated(keys)
+    if duplicated.any():
+        first = out.loc[duplicated, keys].iloc[0].tolist()
+        raise ValueError(f"{table}: duplicate key {first}")
+    return out.sort_values(SORT_KEYS[table], kind="stable").reset_index(drop=True)
+
+
+def empty_frame(table: str) -> pd.DataFrame:
+    schema = SCHEMAS[table]
+    return pd.DataFrame({c: pd.Series([], dtype=d) for c, d in schema.items()})
+
+
+def _frame(table: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    if not rows:
+        return empty_frame(table)
+    return conform(table, pd.DataFrame.from_records(rows, columns=list(SCHEMAS[table])))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One region's registry. Frames are conformed to ``SCHEMAS`` on construction."""
+
+    region: str
+    taken_at_ms: int  # when the snapshot started (epoch ms)
+    things: pd.DataFrame
+    thing_types: pd.DataFrame
+    thing_groups: pd.DataFrame
+    billing_groups: pd.DataFrame
+    memberships: pd.DataFrame
+
+    def __post_init__(self) -> None:
+        for table in SCHEMAS:
+            object.__setattr__(self, table, conform(table, getattr(self, table)))
+
+    # -- construction from plain records (the inventory's dicts, tests, benchmarks) -------
+
+    @classmethod
+    def from_records(
+        cls,
+        region: str,
+        taken_at_ms: int,
+        *,
+        things: Iterable[Mapping[str, Any]] = (),
+        thing_types: Iterable[Mapping[str, Any]] = (),
+        thing_groups: Iterable[Mapping[str, Any]] = (),
+        billing_groups: Iterable[Mapping[str, Any]] = (),
+        memberships: Iterable[Mapping[str, Any]] = (),
+    ) -> Snapshot:
+        """A snapshot from dicts holding plain values (``attributes`` as a dict, ``query`` as a
+        dict or None, ``searchable_attributes`` as a list); omitted fields default to empty."""
+        return cls(
+            region=region,
+            taken_at_ms=taken_at_ms,
+            things=_frame(
+                "things",
+                [
+                    {
+                        "name": r["name"],
+                        "thing_type": r.get("thing_type"),
+                        "attributes": canonical_json(dict(r.get("attributes") or {})),
+                        "billing_group": r.get("billing_group"),
+                        "version": r.get("version"),
+                    }
+                    for r in things
+                ],
+            ),
+            thing_types=_frame(
+                "thing_types",
+                [
+                    {
+                        "name": r["name"],
+                        "description": r.get("description"),
+                        "searchable_attributes": canonical_json(
+                            sorted(r.get("searchable_attributes") or [])
+                        ),
+                        "deprecated": bool(r.get("deprecated", False)),
+                    }
+                    for r in thing_types
+                ],
+            ),
+            thing_groups=_frame(
+                "thing_groups",
+                [
+                    {
+                        "name": r["name"],
+                        "parent": r.get("parent"),
+                        "description": r.get("description"),
+                        "attributes": canonical_json(dict(r.get("attributes") or {})),
+                        "query": canonical_json(r["query"]) if r.get("query") else None,
+                        "version": r.get("version"),
+                    }
+                    for r in thing_groups
+                ],
+            ),
+            billing_groups=_frame(
+                "billing_groups",
+                [{"name": r["name"], "description": r.get("description")} for r in billing_groups],
+            ),
+            memberships=_frame(
+                "memberships", [{"thing": r["thing"], "group": r["group"]} for r in memberships]
+            ),
+        )
+
+    # -- identity ---------------------------------------------------------------------------
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {table: getattr(self, table) for table in SCHEMAS}
+
+    def counts(self) -> dict[str, int]:
+        return {table: len(frame) for table, frame in self.tables().items()}
+
+    def fingerprint(self) -> str:
+        """sha256 over the canonical content of every table (not region or taken_at).
+
+        Frames are conformed and sorted, and CSV text of conformed columns is deterministic,
+        so the fingerprint survives a Parquet round trip.
+        """
+        digest = hashlib.sha256()
+        for table, frame in self.tables().items():
+            digest.update(f"\x1e{table}\x1f{len(frame)}\n".encode())
+            digest.update(
+                frame.to_csv(index=False, lineterminator="\n", na_rep="\\N").encode("utf-8")
+            )
+        return digest.hexdigest()
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """One Parquet file per table plus ``snapshot.json`` (region, time, fingerprint, counts)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for table, frame in self.tables().items():
+            frame.to_parquet(directory / f"{table}.parquet", index=False)
+        manifest = {
+            "format": SNAPSHOT_FORMAT,
+            "region": self.region,
+            "taken_at_ms": self.taken_at_ms,
+            "fingerprint": self.fingerprint(),
+            "counts": self.counts(),
+        }
+        (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> Snapshot:
+        """The snapshot saved in ``directory``; refuses one whose content no longer matches."""
+        directory = Path(directory)
+        try:
+            manifest = json.loads((directory / MANIFEST).read_text())
+            frames = {table: pd.read_parquet(directory / f"{table}.parquet") for table in SCHEMAS}
+            snapshot = cls(
+                region=str(manifest["region"]),
+                taken_at_ms=int(manifest["taken_at_ms"]),
+                **frames,
+            )
+        except (OSError, ValueError, KeyError) as error:
+            raise SnapshotFileError(directory, f"cannot load: {error}") from error
+        if snapshot.fingerprint() != manifest.get("fingerprint"):
+            raise SnapshotFileError(directory, "content does not match the recorded fingerprint")
+        return snapshot
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Snapshot):
+            return NotImplemented
+        return (
+            self.region == other.region
+            and self.taken_at_ms == other.taken_at_ms
+            and self.fingerprint() == other.fingerprint()
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_T = TypeVar("_T")
+
+
+def _counted(
+    items: Iterable[_T], entity: str, progress: Callable[[str, int], None] | None
+) -> Iterator[_T]:
+    """Pass items through, reporting the running count every page and once at the end."""
+    count = 0
+    for item in items:
+        count += 1
+        if progress and count % 250 == 0:
+            progress(entity, count)
+        yield item
+    if progress:
+        progress(entity, count)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def take_snapshot(
+    inventory: Inventory,
+    region: str,
+    *,
+    progress: Callable[[str, int], None] | None = None,
+    clock: Callable[[], int] = _now_ms,
+) -> Snapshot:
+    """Read one region's whole registry through ``inventory``.
+
+    ``progress(entity, count)`` is called as listings advance (entity is an ``EntityKind``
+    value). Memberships are read for static groups only (a dynamic group's members are computed
+    per region). Memberships and billing-group links that name a thing the listing did not
+    return are dropped: the thing was deleted while we read (or the service still lists a
+    deleted thing), and a link to nothing cannot be replicated.
+    """
+    taken_at_ms = clock()
+    thing_types = list(_counted(inventory.thing_types(), EntityKind.THING_TYPE.value, progress))
+    thing_groups = list(_counted(inventory.thing_groups(), EntityKind.THING_GROUP.value, progress))
+    billing_groups = list(
+        _counted(inventory.billing_groups(), EntityKind.BILLING_GROUP.value, progress)
+    )
+    things = list(_counted(inventory.things(), EntityKind.THING.value, progress))
+    names = {thing["name"] for thing in things}
+
+    billing_of: dict[str, str] = {}
+    for link in inventory.billing_memberships(g["name"] for g in billing_groups):
+        if link["thing"] in names:
+            billing_of[link["thing"]] = link["billing_group"]
+    for thing in things:
+        thing["billing_group"] = billing_of.get(thing["name"])
+
+    static_groups = [g["name"] for g in thing_groups if not g.get("query")]
+    memberships = [
+        link
+        for link in _counted(
+            inventory.memberships(static_groups), EntityKind.MEMBERSHIP.value, progress
+        )
+        if link["thing"] in names
+    ]
+    return Snapshot.from_records(
+        region,
+        taken_at_ms,
+        things=things,
+        thing_types=thing_types,
+        thing_groups=thing_groups,
+        billing_groups=billing_groups,
+        memberships=memberships,
+    )
+
+
+def plain_value(value: Any) -> Any:
+    """A cell as a plain Python value: NA → None, numpy scalars → Python scalars."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
+def cell_value(column: str, value: Any) -> Any:
+    """A cell as the plain value it stands for: canonical JSON columns are decoded."""
+    plain = plain_value(value)
+    if plain is None or column not in JSON_COLUMNS:
+        return plain
+    return json.loads(plain)
+
+
+def desired_fields(kind: EntityKind, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A snapshot row as ``pipeline.model`` state fields (``STATE_FIELDS[kind]``).
+
+    ``row`` is a row of the kind's table (a ``pd.Series`` or a dict of its columns).
+    """
+    if kind is EntityKind.THING:
+        return {
+            "thing_type": plain_value(row["thing_type"]),
+            "attributes": cell_value("attributes", row["attributes"]) or {},
+            "billing_group": plain_value(row["billing_group"]),
+        }
+    if kind is EntityKind.THING_TYPE:
+        return {
+            "description": plain_value(row["description"]),
+            "searchable_attributes": cell_value(
+                "searchable_attributes", row["searchable_attributes"]
+            )
+            or [],
+            "deprecated": bool(plain_value(row["deprecated"])),
+        }
+    if kind is EntityKind.THING_GROUP:
+        return {
+            "parent": plain_value(row["parent"]),
+            "description": plain_value(row["description"]),
+            "attributes": cell_value("attributes", row["attributes"]) or {},
+            "query": cell_value("query", row["query"]),
+        }
+    if kind is EntityKind.BILLING_GROUP:
+        return {"description": plain_value(row["description"])}
+    if kind is EntityKind.MEMBERSHIP:
+        return {}
+    raise ValueError(f"unknown entity kind {kind!r}")

@@ -1,0 +1,340 @@
+"""The ``iot-crr`` CLI on moto (in-process, two regions): commands, outputs and exit codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from click.testing import CliRunner, Result
+from moto import mock_aws
+
+from pipeline import aws
+from pipeline.events import parse_event
+from pipeline.model import EntityKind
+from pipeline.statetable import StateTable
+from reconcile.cli import Factory, main
+from reconcile.plan import Plan
+
+SRC, DST = "us-east-1", "eu-west-1"
+TABLE = "crr-state"
+REGIONS = ["--source-region", SRC, "--target-region", DST]
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "SOURCE_REGION", "TARGET_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    monkeypatch.chdir(tmp_path)  # no stray .iotdriftignore from the working tree
+    with mock_aws():
+        yield
+
+
+def seed(region: str, *, extra_thing: str | None = None, attr: str = "1") -> None:
+    iot = aws.client("iot", region)
+    iot.create_thing_type(thingTypeName="sensor", thingTypeProperties={"searchableAttributes": []})
+    iot.create_thing_group(thingGroupName="building")
+    iot.create_thing_group(thingGroupName="floor-1", parentGroupName="building")
+    iot.create_billing_group(billingGroupName="ops")
+    iot.create_thing(
+        thingName="s1", thingTypeName="sensor", attributePayload={"attributes": {"a": attr}}
+    )
+    iot.add_thing_to_thing_group(thingGroupName="floor-1", thingName="s1")
+    iot.add_thing_to_billing_group(billingGroupName="ops", thingName="s1")
+    if extra_thing:
+        iot.create_thing(thingName=extra_thing)
+
+
+class Clock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def factory(aws_env: None) -> Factory:
+    return Factory(clock=Clock(1_800_000_000_000), show_progress=False)
+
+
+def run(factory: Factory, *args: str) -> Result:
+    return CliRunner().invoke(main, list(args), obj=factory)
+
+
+def create_table() -> StateTable:
+    ddb = aws.client("dynamodb", SRC)
+    ddb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return StateTable(ddb, TABLE)
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+def test_audit_in_sync_exits_0(factory: Factory) -> None:
+    seed(SRC)
+    seed(DST)
+    result = run(factory, "audit", *REGIONS)
+    assert result.exit_code == 0, result.output
+
+
+def test_audit_with_drift_exits_1_and_reports_json(factory: Factory) -> None:
+    # GIVEN the target lacks one thing and has another attribute value
+    seed(SRC, extra_thing="only-in-source")
+    seed(DST, attr="2")
+    # WHEN audited as JSON
+    result = run(factory, "audit", *REGIONS, "--format", "json")
+    # THEN exit 1 and both differences are in the report, once each
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    found = sorted((d["entity"], d["name"], d["kind"]) for d in report["drifts"])
+    assert found == [("thing", "only-in-source", "missing"), ("thing", "s1", "changed")]
+
+
+def test_regions_come_from_the_environment(
+    factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(SRC, extra_thing="x")
+    seed(DST)
+    monkeypatch.setenv("SOURCE_REGION", SRC)
+    monkeypatch.setenv("TARGET_REGION", DST)
+    assert run(factory, "audit").exit_code == 1
+
+
+def test_ignore_pattern_silences_drift_and_output_goes_to_a_file(
+    factory: Factory, tmp_path: Path
+) -> None:
+    seed(SRC, extra_thing="tmp-1")
+    seed(DST)
+    out = tmp_path / "report.md"
+    result = run(
+        factory, "audit", *REGIONS, "--ignore", "thing:tmp-*", "--format", "markdown",
+        "--output", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert out.read_text().strip()
+    assert result.stdout == ""
+
+
+def test_default_ignore_file_is_read_when_present(factory: Factory, tmp_path: Path) -> None:
+    seed(SRC, extra_thing="tmp-1")
+    seed(DST)
+    assert run(factory, "audit", *REGIONS).exit_code == 1
+    (tmp_path / ".iotdriftignore").write_text("# test fixtures\nthing:tmp-*\n")
+    assert run(factory, "audit", *REGIONS).exit_code == 0
+
+
+def test_snapshot_then_audit_from_snapshots(factory: Factory, tmp_path: Path) -> None:
+    seed(SRC, extra_thing="x")
+    seed(DST)
+    for region, name in ((SRC, "src"), (DST, "dst")):
+        result = run(factory, "snapshot", "--region", region, "--out", str(tmp_path / name))
+        assert result.exit_code == 0, result.output
+        assert "2 things" in result.stdout or "1 things" in result.stdout
+    result = run(factory, "audit", "--from-snapshots", str(tmp_path / "src"), str(tmp_path / "dst"))
+    assert result.exit_code == 1, result.output
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["audit"],
+        ["audit", "--source-region", SRC],
+        ["audit", "--source-region", SRC, "--target-region", SRC],
+        ["audit", *REGIONS, "--format", "yaml"],
+        ["reconcile", *REGIONS, "--apply"],  # no state machine ARN
+        ["reconcile", *REGIONS, "--apply", "--via", "table"],  # no table
+    ],
+)
+def test_bad_arguments_exit_2(factory: Factory, args: list[str]) -> None:
+    result = run(factory, *args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+class DeniedIot:
+    """An IoT client whose every call is refused, as with missing IAM permissions."""
+
+    def __getattr__(self, operation: str) -> Any:
+        def refuse(**_: Any) -> Any:
+            response: dict[str, Any] = {
+                "Error": {"Code": "AccessDeniedException", "Message": "not allowed"},
+                "ResponseMetadata": {"HTTPStatusCode": 403},
+            }
+            raise ClientError(response, operation)  # type: ignore[arg-type]
+
+        return refuse
+
+
+def test_aws_errors_exit_2_with_one_line(aws_env: None) -> None:
+    factory = Factory(client=lambda service, region: DeniedIot(), show_progress=False)
+    result = run(factory, "audit", *REGIONS)
+    assert_one_line_error(result, "AccessDeniedException")
+
+
+def test_bad_ignore_pattern_exits_2(factory: Factory) -> None:
+    result = run(factory, "audit", *REGIONS, "--ignore", "nonsense")
+    assert_one_line_error(result)
+
+
+# --- plan and apply ---------------------------------------------------------------------------
+
+
+def test_plan_saves_a_plan_and_exits_1(factory: Factory, tmp_path: Path) -> None:
+    seed(SRC, extra_thing="x")
+    seed(DST)
+    path = tmp_path / "plan.json"
+    result = run(factory, "plan", *REGIONS, "--out", str(path))
+    assert result.exit_code == 1, result.output
+    plan = Plan.load(path)
+    assert [(a.op, a.entity, a.name) for a in plan.actions] == [("upsert", EntityKind.THING, "x")]
+    assert "upsert" in result.stdout and "x" in result.stdout
+
+
+def test_plan_in_sync_exits_0(factory: Factory, tmp_path: Path) -> None:
+    seed(SRC)
+    seed(DST)
+    result = run(factory, "plan", *REGIONS, "--out", str(tmp_path / "p.json"))
+    assert result.exit_code == 0, result.output
+    assert Plan.load(tmp_path / "p.json").is_empty
+
+
+def test_refused_plan_exits_2(factory: Factory, tmp_path: Path) -> None:
+    seed(SRC, extra_thing="x")
+    result = run(factory, "plan", *REGIONS, "--out", str(tmp_path / "p.json"), "--max-changes", "2")
+    assert_one_line_error(result, "max_changes")
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_plan_then_apply_via_table(factory: Factory, tmp_path: Path) -> None:
+    # GIVEN a saved plan for one missing thing
+    seed(SRC, extra_thing="x")
+    seed(DST)
+    table = create_table()
+    path = tmp_path / "plan.json"
+    assert run(factory, "plan", *REGIONS, "--out", str(path)).exit_code == 1
+    # WHEN it is applied through the persist code
+    result = run(factory, "apply", str(path), "--via", "table", "--state-table", TABLE)
+    # THEN it exits 0 and the state table holds the corrective item
+    assert result.exit_code == 0, result.output
+    assert "applied=1" in result.stderr
+    item = table.get(EntityKind.THING, "x")
+    assert item is not None and item.sync == Plan.load(path).plan_id
+
+
+def test_apply_refuses_an_expired_plan(factory: Factory, tmp_path: Path) -> None:
+    seed(SRC, extra_thing="x")
+    create_table()
+    path = tmp_path / "plan.json"
+    run(factory, "plan", *REGIONS, "--out", str(path), "--ttl", "60")
+    assert isinstance(factory.clock, Clock)
+    factory.clock.now += 60_000
+    result = run(factory, "apply", str(path), "--via", "table", "--state-table", TABLE)
+    assert_one_line_error(result, "expired")
+
+
+def test_apply_refuses_a_plan_whose_registry_changed(factory: Factory, tmp_path: Path) -> None:
+    seed(SRC, extra_thing="x")
+    table = create_table()
+    path = tmp_path / "plan.json"
+    run(factory, "plan", *REGIONS, "--out", str(path))
+    aws.client("iot", SRC).create_thing(thingName="late-arrival")
+
+    result = run(factory, "apply", str(path), "--via", "table", "--state-table", TABLE)
+    assert_one_line_error(result, "source registry")
+    assert table.get(EntityKind.THING, "x") is None
+    # --no-verify only checks the expiry
+    assert (
+        run(
+            factory, "apply", str(path), "--no-verify", "--via", "table", "--state-table", TABLE
+        ).exit_code
+        == 0
+    )
+
+
+def test_apply_reports_emit_failures_with_exit_2(factory: Factory, tmp_path: Path) -> None:
+    seed(SRC, extra_thing="x")
+    path = tmp_path / "plan.json"
+    run(factory, "plan", *REGIONS, "--out", str(path))
+    result = run(factory, "apply", str(path), "--via", "table", "--state-table", "absent")
+    assert result.exit_code == 2
+    assert "failed THING#" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- reconcile --------------------------------------------------------------------------------
+
+
+def test_reconcile_is_a_dry_run_without_apply(factory: Factory) -> None:
+    seed(SRC, extra_thing="x")
+    seed(DST)
+    table = create_table()
+    result = run(factory, "reconcile", *REGIONS, "--via", "table", "--state-table", TABLE)
+    assert result.exit_code == 1, result.output
+    assert "dry run" in result.stderr
+    assert table.get(EntityKind.THING, "x") is None
+
+
+def test_reconcile_apply_starts_persist_executions(factory: Factory) -> None:
+    # GIVEN drift and the persist state machine in the source region
+    seed(SRC, extra_thing="x")
+    seed(DST, attr="2")
+    sfn = aws.client("stepfunctions", SRC)
+    arn = sfn.create_state_machine(
+        name="persist",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/persist",
+    )["stateMachineArn"]
+    # WHEN reconciled with --apply
+    result = run(factory, "reconcile", *REGIONS, "--apply", "--state-machine-arn", arn)
+    # THEN drift is reported (exit 1) and one corrective event per repair was started
+    assert result.exit_code == 1, result.output
+    listed = sfn.list_executions(stateMachineArn=arn)["executions"]
+    inputs = [
+        parse_event(
+            json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]), region=SRC
+        )
+        for e in listed
+    ]
+    assert sorted(c.name for c in inputs) == ["s1", "x"]
+    assert all(c.corrective and c.origin.region == SRC for c in inputs)
+    s1 = next(c for c in inputs if c.name == "s1")
+    assert s1.fields["attributes"] == {"a": "1"}
+
+
+def test_reconcile_in_sync_exits_0_and_emits_nothing(factory: Factory) -> None:
+    seed(SRC)
+    seed(DST)
+    result = run(factory, "reconcile", *REGIONS, "--apply", "--state-machine-arn", "arn:x")
+    assert result.exit_code == 0, result.output
+
+
+def test_help_explains_exit_codes() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "1 drift found" in result.output
+    for command in ("snapshot", "audit", "plan", "apply", "reconcile"):
+        assert command in result.output

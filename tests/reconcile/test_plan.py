@@ -1,0 +1,356 @@
+"""Unit tests for reconcile.plan: ordering, guards, staleness and the plan file (no network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.errors import PermanentError
+from pipeline.model import EntityKind, membership_name
+from reconcile.diff import diff_snapshots
+from reconcile.plan import (
+    PLAN_SCHEMA_VERSION,
+    Guards,
+    Plan,
+    PlanFormatError,
+    PlanRefusedError,
+    RepairAction,
+    StalePlanError,
+    build_plan,
+    check_fresh,
+    describe_plan,
+)
+from reconcile.snapshot import Snapshot
+
+SRC, DST = "us-east-1", "eu-west-1"
+NOW = 1_700_000_000_000
+ALLOW_DELETES = Guards(allow_deletes=True)
+DEFAULT_GUARDS = Guards()
+
+# A hierarchy whose alphabetical order is the reverse of its depth order, so sorting by name
+# alone would put children first.
+HIERARCHY = [
+    {"name": "z-root", "description": "root", "version": 3},
+    {"name": "m-mid", "parent": "z-root", "attributes": {"floor": "2"}, "version": 1},
+    {"name": "a-leaf", "parent": "m-mid", "version": 1},
+]
+
+
+def snap(region: str, taken_at_ms: int = NOW - 60_000, **tables: Any) -> Snapshot:
+    return Snapshot.from_records(region, taken_at_ms, **tables)
+
+
+def plan_for(source: Snapshot, target: Snapshot, guards: Guards = DEFAULT_GUARDS) -> Plan:
+    return build_plan(diff_snapshots(source, target), source, target, guards, now=NOW)
+
+
+def full_source() -> Snapshot:
+    return snap(
+        SRC,
+        thing_types=[{"name": "sensor", "description": "a sensor", "searchable_attributes": ["a"]}],
+        thing_groups=HIERARCHY,
+        billing_groups=[{"name": "bill", "description": "cost centre"}],
+        things=[
+            {
+                "name": "t1",
+                "thing_type": "sensor",
+                "attributes": {"a": "1"},
+                "billing_group": "bill",
+                "version": 7,
+            },
+            {"name": "t0", "version": 2},
+        ],
+        memberships=[{"thing": "t1", "group": "a-leaf"}],
+    )
+
+
+def order(plan: Plan) -> list[tuple[str, EntityKind, str]]:
+    return [(a.op, a.entity, a.name) for a in plan.actions]
+
+
+# --- ordering ---------------------------------------------------------------------------------
+
+
+def test_upserts_run_types_groups_by_depth_billing_things_memberships() -> None:
+    # GIVEN a source with one of everything and an empty target
+    # WHEN we plan
+    plan = plan_for(full_source(), snap(DST))
+    # THEN dependencies come first, parents before children
+    assert order(plan) == [
+        ("upsert", EntityKind.THING_TYPE, "sensor"),
+        ("upsert", EntityKind.THING_GROUP, "z-root"),
+        ("upsert", EntityKind.THING_GROUP, "m-mid"),
+        ("upsert", EntityKind.THING_GROUP, "a-leaf"),
+        ("upsert", EntityKind.BILLING_GROUP, "bill"),
+        ("upsert", EntityKind.THING, "t0"),
+        ("upsert", EntityKind.THING, "t1"),
+        ("upsert", EntityKind.MEMBERSHIP, membership_name("t1", "a-leaf")),
+    ]
+    assert plan.skipped == ()
+
+
+def test_upserts_carry_the_full_source_state_and_version() -> None:
+    plan = plan_for(full_source(), snap(DST))
+    by_name = {(a.entity, a.name): a for a in plan.actions}
+
+    thing = by_name[(EntityKind.THING, "t1")]
+    assert thing.fields == {
+        "thing_type": "sensor",
+        "attributes": {"a": "1"},
+        "billing_group": "bill",
+    }
+    assert thing.version == 7
+    group = by_name[(EntityKind.THING_GROUP, "m-mid")]
+    assert group.fields == {
+        "parent": "z-root",
+        "description": None,
+        "attributes": {"floor": "2"},
+        "query": None,
+    }
+    kind_type = by_name[(EntityKind.THING_TYPE, "sensor")]
+    assert kind_type.fields["searchable_attributes"] == ["a"]
+    assert kind_type.version is None
+    assert all(a.reason.startswith("missing") for a in plan.actions)
+
+
+def test_changed_entity_becomes_an_upsert_with_the_whole_source_state() -> None:
+    # GIVEN a thing whose attributes differ in the target
+    source = snap(SRC, things=[{"name": "t1", "attributes": {"a": "1", "b": "2"}, "version": 4}])
+    target = snap(DST, things=[{"name": "t1", "attributes": {"a": "9"}, "version": 1}])
+    # WHEN we plan
+    plan = plan_for(source, target)
+    # THEN one upsert carries every source attribute, not only the differing one
+    (action,) = plan.actions
+    assert (action.op, action.entity, action.name) == ("upsert", EntityKind.THING, "t1")
+    assert action.fields["attributes"] == {"a": "1", "b": "2"}
+    assert action.version == 4
+    assert action.reason.startswith("changed")
+
+
+def target_with_extras() -> tuple[Snapshot, Snapshot]:
+    source = snap(SRC, things=[{"name": "keep"}])
+    target = snap(
+        DST,
+        things=[{"name": "keep"}, {"name": "x1"}],
+        thing_types=[{"name": "old-type"}],
+        thing_groups=HIERARCHY,
+        billing_groups=[{"name": "old-bill"}],
+        memberships=[{"thing": "x1", "group": "a-leaf"}],
+    )
+    return source, target
+
+
+def test_deletes_run_in_reverse_children_before_parents_types_last() -> None:
+    source, target = target_with_extras()
+    plan = plan_for(source, target, ALLOW_DELETES)
+    assert order(plan) == [
+        ("delete", EntityKind.MEMBERSHIP, membership_name("x1", "a-leaf")),
+        ("delete", EntityKind.THING, "x1"),
+        ("delete", EntityKind.BILLING_GROUP, "old-bill"),
+        ("delete", EntityKind.THING_GROUP, "a-leaf"),
+        ("delete", EntityKind.THING_GROUP, "m-mid"),
+        ("delete", EntityKind.THING_GROUP, "z-root"),
+        ("delete", EntityKind.THING_TYPE, "old-type"),
+    ]
+    assert all(a.fields == {} and a.version is None for a in plan.actions)
+
+
+def test_upserts_come_before_deletes() -> None:
+    source = snap(SRC, things=[{"name": "a"}, {"name": "new"}])
+    target = snap(DST, things=[{"name": "a"}, {"name": "gone"}])
+    plan = plan_for(source, target, ALLOW_DELETES)
+    assert [a.op for a in plan.actions] == ["upsert", "delete"]
+
+
+def test_group_cycles_and_orphans_do_not_hang_the_ordering() -> None:
+    # A broken hierarchy (only possible in hand-made data) must still give a deterministic plan.
+    source = snap(
+        SRC,
+        thing_groups=[
+            {"name": "c1", "parent": "c2"},
+            {"name": "c2", "parent": "c1"},
+            {"name": "orphan", "parent": "nowhere"},
+        ],
+    )
+    plan = plan_for(source, snap(DST))
+    assert sorted(a.name for a in plan.actions) == ["c1", "c2", "orphan"]
+
+
+# --- guards -----------------------------------------------------------------------------------
+
+
+def test_deletes_without_allow_deletes_are_listed_as_skipped() -> None:
+    source, target = target_with_extras()
+    plan = plan_for(source, target)
+    assert plan.actions == ()
+    assert len(plan.skipped) == 7
+    assert all(a.op == "delete" and "deletes not allowed" in a.reason for a in plan.skipped)
+    assert plan.counts["skipped"] == 7
+    assert not plan.is_empty
+    assert "(skipped)" in describe_plan(plan)
+
+
+def test_empty_source_with_a_populated_target_is_refused() -> None:
+    target = snap(DST, thing_types=[{"name": "t"}])
+    with pytest.raises(PlanRefusedError) as refused:
+        plan_for(snap(SRC), target, ALLOW_DELETES)
+    assert refused.value.guard == "empty_source"
+    assert isinstance(refused.value, PermanentError)
+
+
+def test_suspiciously_small_source_is_refused() -> None:
+    source = snap(SRC, things=[{"name": f"t{i}"} for i in range(4)])
+    target = snap(DST, things=[{"name": f"t{i}"} for i in range(10)])
+    with pytest.raises(PlanRefusedError) as refused:
+        plan_for(source, target, ALLOW_DELETES)
+    assert refused.value.guard == "min_source_ratio"
+    assert "4 things" in str(refused.value)
+
+
+def test_source_at_the_ratio_is_accepted() -> None:
+    source = snap(SRC, things=[{"name": f"t{i}"} for i in range(5)])
+    target = snap(DST, things=[{"name": f"t{i}"} for i in range(10)])
+    plan = plan_for(source, target, ALLOW_DELETES)
+    assert plan.counts["delete.thing"] == 5
+
+
+def test_plan_over_max_changes_is_refused_and_none_means_no_cap() -> None:
+    source = snap(SRC, things=[{"name": f"t{i}"} for i in range(4)])
+    with pytest.raises(PlanRefusedError) as refused:
+        plan_for(source, snap(DST), Guards(max_changes=3))
+    assert refused.value.guard == "max_changes"
+
+    assert len(plan_for(source, snap(DST), Guards(max_changes=4)).actions) == 4
+    assert len(plan_for(source, snap(DST), Guards(max_changes=None)).actions) == 4
+
+
+def test_skipped_deletes_do_not_count_against_max_changes() -> None:
+    source, target = target_with_extras()
+    plan = plan_for(source, target, Guards(max_changes=1))
+    assert len(plan.skipped) == 7
+
+
+def test_in_sync_registries_give_an_empty_plan() -> None:
+    plan = plan_for(full_source(), snap(DST, **_records_of_full_source()))
+    assert plan.is_empty
+    assert plan.counts == {"skipped": 0, "total": 0}
+
+
+def _records_of_full_source() -> dict[str, Any]:
+    return {
+        "thing_types": [
+            {"name": "sensor", "description": "a sensor", "searchable_attributes": ["a"]}
+        ],
+        "thing_groups": HIERARCHY,
+        "billing_groups": [{"name": "bill", "description": "cost centre"}],
+        "things": [
+            {
+                "name": "t1",
+                "thing_type": "sensor",
+                "attributes": {"a": "1"},
+                "billing_group": "bill",
+            },
+            {"name": "t0"},
+        ],
+        "memberships": [{"thing": "t1", "group": "a-leaf"}],
+    }
+
+
+# --- binding to snapshots ---------------------------------------------------------------------
+
+
+def test_plan_records_snapshots_and_expiry() -> None:
+    source = full_source()
+    target = snap(DST)
+    plan = plan_for(source, target, Guards(ttl_seconds=60))
+    assert plan.source_fingerprint == source.fingerprint()
+    assert plan.target_fingerprint == target.fingerprint()
+    assert plan.source_taken_at_ms == source.taken_at_ms
+    assert (plan.created_at_ms, plan.expires_at_ms) == (NOW, NOW + 60_000)
+    assert (plan.source_region, plan.target_region) == (SRC, DST)
+
+
+def test_fresh_plan_passes_check_fresh() -> None:
+    source, target = full_source(), snap(DST)
+    plan = plan_for(source, target)
+    check_fresh(
+        plan,
+        now=NOW + 1000,
+        source_fingerprint=source.fingerprint(),
+        target_fingerprint=target.fingerprint(),
+    )
+
+
+def test_expired_plan_is_stale() -> None:
+    plan = plan_for(full_source(), snap(DST), Guards(ttl_seconds=60))
+    with pytest.raises(StalePlanError, match="expired"):
+        check_fresh(plan, now=NOW + 60_000)
+
+
+@pytest.mark.parametrize("side", ["source", "target"])
+def test_plan_is_stale_once_a_registry_changed(side: str) -> None:
+    source, target = full_source(), snap(DST)
+    plan = plan_for(source, target)
+    moved = snap(SRC if side == "source" else DST, things=[{"name": "newcomer"}]).fingerprint()
+    fingerprints = {
+        "source_fingerprint": source.fingerprint(),
+        "target_fingerprint": target.fingerprint(),
+        f"{side}_fingerprint": moved,
+    }
+    with pytest.raises(StalePlanError, match=side):
+        check_fresh(plan, now=NOW, **fingerprints)
+
+
+# --- the plan file ----------------------------------------------------------------------------
+
+
+def test_plan_json_round_trip(tmp_path: Path) -> None:
+    # GIVEN a plan with upserts of every kind and deletes
+    _, target = target_with_extras()
+    plan = plan_for(full_source(), target, ALLOW_DELETES)
+    assert {a.op for a in plan.actions} == {"upsert", "delete"}
+    data = plan.to_json()
+    assert data["schema_version"] == PLAN_SCHEMA_VERSION
+    assert data["counts"]["total"] == len(plan.actions)
+    assert Plan.from_json(data) == plan
+
+    path = tmp_path / "plan.json"
+    plan.save(path)
+    loaded = Plan.load(path)
+    assert loaded == plan
+    assert isinstance(loaded.actions[0], RepairAction)
+    assert isinstance(loaded.actions[0].entity, EntityKind)
+    assert loaded.guards == ALLOW_DELETES
+
+
+def test_plan_id_is_stable_for_the_same_plan_and_differs_otherwise() -> None:
+    a = plan_for(full_source(), snap(DST))
+    b = plan_for(full_source(), snap(DST))
+    c = build_plan(
+        diff_snapshots(full_source(), snap(DST)), full_source(), snap(DST), Guards(), now=NOW + 1
+    )
+    assert a.plan_id == b.plan_id
+    assert a.plan_id != c.plan_id
+
+
+def test_unknown_schema_version_is_refused() -> None:
+    data = plan_for(full_source(), snap(DST)).to_json()
+    data["schema_version"] = PLAN_SCHEMA_VERSION + 1
+    with pytest.raises(PlanFormatError, match="schema_version"):
+        Plan.from_json(data)
+
+
+def test_malformed_plan_file_is_refused(tmp_path: Path) -> None:
+    data = plan_for(full_source(), snap(DST)).to_json()
+    data["actions"][0]["op"] = "explode"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(PlanFormatError, match="actions"):
+        Plan.load(bad)
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    with pytest.raises(PlanFormatError):
+        Plan.load(garbage)

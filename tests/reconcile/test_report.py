@@ -1,0 +1,162 @@
+"""Report rendering: the JSON contract and its round trip, table, Markdown, HTML (no network)."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import pytest
+
+from reconcile.diff import DriftReport, diff_snapshots
+from reconcile.report import (
+    SCHEMA_VERSION,
+    ReportFormatError,
+    load_json,
+    render,
+    to_json,
+)
+from reconcile.snapshot import Snapshot
+
+SRC, DST = "us-east-1", "eu-west-1"
+NOW = 1_700_000_000_123
+EVIL = "<script>alert('x')</script> & co"
+
+
+def sample_report() -> DriftReport:
+    source = Snapshot.from_records(
+        SRC,
+        1,
+        things=[
+            {"name": "t1", "attributes": {"colour": "red"}, "thing_type": "sensor"},
+            {"name": "t2"},
+        ],
+        thing_types=[{"name": "sensor", "description": EVIL}],
+        thing_groups=[{"name": "g"}],
+        memberships=[{"thing": "t1", "group": "g"}],
+    )
+    target = Snapshot.from_records(
+        DST,
+        1,
+        things=[
+            {"name": "t1", "attributes": {"colour": "blue|green"}, "thing_type": "sensor"},
+            {"name": "t3"},
+        ],
+        thing_types=[{"name": "sensor", "description": "plain"}],
+        thing_groups=[{"name": "g"}],
+    )
+    return diff_snapshots(source, target, clock=lambda: NOW)
+
+
+def test_json_follows_the_contract() -> None:
+    document = to_json(sample_report())
+
+    assert document["schema_version"] == SCHEMA_VERSION == "1"
+    assert document["source_region"] == SRC
+    assert document["target_region"] == DST
+    assert document["generated_at"] == "2023-11-14T22:13:20.123Z"
+    assert set(document["fingerprints"]) == {"source", "target"}
+    assert document["summary"]["thing"] == {"missing": 1, "extra": 1, "changed": 1}
+    assert document["summary"]["billing_group"] == {"missing": 0, "extra": 0, "changed": 0}
+    assert set(document["summary"]) == {
+        "thing",
+        "thing_type",
+        "thing_group",
+        "billing_group",
+        "membership",
+    }
+    by_name = {d["name"]: d for d in document["drifts"]}
+    assert by_name["t1"] == {
+        "entity": "thing",
+        "name": "t1",
+        "kind": "changed",
+        "severity": "medium",
+        "details": {"attributes.colour": {"source": "red", "target": "blue|green"}},
+    }
+    assert by_name["t1#g"] == {
+        "entity": "membership",
+        "name": "t1#g",
+        "kind": "missing",
+        "severity": "high",
+        "details": {},
+        "thing": "t1",
+        "group": "g",
+    }
+    # plain JSON all the way down
+    assert json.loads(json.dumps(document)) == document
+
+
+def test_json_round_trips() -> None:
+    report = sample_report()
+    assert load_json(json.loads(render(report, "json"))) == report
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {},
+        {"schema_version": "2"},
+        {**to_json(sample_report()), "drifts": [{"entity": "widget", "name": "x"}]},
+    ],
+)
+def test_load_json_refuses_other_documents(broken: dict[str, object]) -> None:
+    with pytest.raises(ReportFormatError):
+        load_json(broken)
+
+
+def test_table_aligns_and_limits() -> None:
+    text = render(sample_report(), "table", limit=2)
+    lines = text.splitlines()
+    assert lines[0] == f"{SRC} → {DST}: 5 drift(s)"
+    summary = lines[2:9]
+    assert summary[0].split() == ["entity", "compared", "missing", "extra", "changed"]
+    # right-aligned numbers: every summary row ends in the same column
+    assert len({len(line) for line in summary}) == 1
+    assert "… and 3 more" in text
+    assert render(sample_report(), "table").count("\n") > text.count("\n")
+
+
+def test_in_sync_table() -> None:
+    empty = diff_snapshots(Snapshot.from_records(SRC, 1), Snapshot.from_records(DST, 1))
+    text = render(empty, "table")
+    assert text.startswith(f"{SRC} → {DST}: in sync")
+    assert "severity" not in text
+
+
+def test_markdown_has_tables_and_escapes_pipes() -> None:
+    text = render(sample_report(), "markdown")
+    assert "| entity | compared | missing | extra | changed |" in text
+    assert "| thing | 2 | 1 | 1 | 1 |" in text
+    assert "blue\\|green" in text
+    assert "&lt;script&gt;" in text  # Markdown viewers would render inline HTML
+    assert "<script>" not in text
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_html_is_self_contained_and_escaped() -> None:
+    text = render(sample_report(), "html")
+    parser = _Collector()
+    parser.feed(text)
+
+    assert "script" not in parser.tags  # the description did not become markup
+    assert "&lt;script&gt;" in text
+    assert "&amp; co" in text
+    assert any(EVIL in chunk for chunk in parser.text)  # shown as text, intact
+    assert parser.tags.count("table") == 2
+    assert "<link" not in text and "src=" not in text  # nothing fetched from elsewhere
+
+
+def test_unknown_format_is_refused() -> None:
+    with pytest.raises(ReportFormatError):
+        render(sample_report(), "yaml")
