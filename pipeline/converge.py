@@ -160,10 +160,12 @@ class Converger:
         return Result("updated")
 
     def _create_thing(self, name: str, desired: dict[str, Any]) -> None:
-        thing_type = desired.get("thing_type")
-        self.iot.create_thing(name, thing_type, dict(desired.get("attributes") or {}))
-        if desired.get("billing_group"):
-            self.iot.add_thing_to_billing_group(name, desired["billing_group"])
+        self.iot.create_thing(
+            name,
+            desired.get("thing_type"),
+            dict(desired.get("attributes") or {}),
+            billing_group=desired.get("billing_group"),
+        )
 
     def _update_thing(
         self, name: str, desired: dict[str, Any], actual: dict[str, Any], changes: ThingChanges
@@ -363,14 +365,14 @@ class Converger:
         if item.deleted:
             self.iot.remove_thing_from_thing_group(thing, group)
             return Result("removed")
-        thing_item = self.table.get(EntityKind.THING, thing)
-        if (thing_item is not None and thing_item.deleted) or (
-            group_item is not None and group_item.deleted
-        ):
-            return Result("skipped", "the thing or the group is deleted in the source")
+        if group_item is not None and group_item.deleted:
+            return Result("skipped", "the group is deleted in the source")
         try:
             self.iot.add_thing_to_thing_group(thing, group)
         except NotFoundError:
+            thing_item = self.table.get(EntityKind.THING, thing)
+            if thing_item is not None and thing_item.deleted:
+                return Result("skipped", "the thing is deleted in the source")
             self._ensure(EntityKind.THING, thing)
             self._ensure(EntityKind.THING_GROUP, group)
             self.iot.add_thing_to_thing_group(thing, group)

@@ -46,10 +46,16 @@ class IotRegistry:
         }
 
     def create_thing(
-        self, name: str, thing_type: str | None, attributes: dict[str, str] | None
+        self,
+        name: str,
+        thing_type: str | None,
+        attributes: dict[str, str] | None,
+        billing_group: str | None = None,
     ) -> None:
         validate_name("thingName", name)
         kwargs: dict[str, Any] = {"thingName": name}
+        if billing_group:
+            kwargs["billingGroupName"] = validate_name("billingGroupName", billing_group)
         if thing_type:
             kwargs["thingTypeName"] = validate_name("thingTypeName", thing_type)
         if attributes is not None:

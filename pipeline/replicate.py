@@ -27,7 +27,7 @@ from pipeline.converge import Converger, Result
 from pipeline.errors import EventValidationError, PermanentError
 from pipeline.failures import FailureSink
 from pipeline.iot import IotRegistry
-from pipeline.model import parse_key
+from pipeline.model import EntityKind, entity_key, parse_key, split_membership_name
 from pipeline.settings import Settings, load_settings
 from pipeline.statetable import StateTable, item_from_image
 
@@ -44,6 +44,21 @@ class Replicator:
         self.region = region
         self._done: dict[str, int] = {}  # key -> item revision already converged in this batch
         self.results: list[tuple[str, Result]] = []
+
+    def prefetch(self, records: list[dict[str, Any]]) -> None:
+        """Read every item the batch will need in a few BatchGetItem calls, not one per record."""
+        keys: list[str] = []
+        for record in records:
+            key = (((record.get("dynamodb") or {}).get("Keys") or {}).get("pk") or {}).get("S")
+            parsed = parse_key(key) if isinstance(key, str) else None
+            if parsed is None:
+                continue
+            keys.append(key)  # type: ignore[arg-type]
+            kind, name = parsed
+            if kind is EntityKind.MEMBERSHIP:
+                keys.append(entity_key(EntityKind.THING_GROUP, split_membership_name(name)[1]))
+        if keys:
+            self.converger.table.prefetch(keys)
 
     def handle(self, record: dict[str, Any]) -> Result:
         stream = record.get("dynamodb") or {}
@@ -107,6 +122,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     processor = BatchProcessor(
         event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
     )
+
+    records = event.get("Records")
+    if isinstance(records, list):
+        replicator.prefetch([r for r in records if isinstance(r, dict)])
 
     def record_handler(record: DynamoDBRecord) -> None:
         replicator.handle(record.raw_event)

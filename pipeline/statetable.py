@@ -13,7 +13,7 @@ Item layout (partition key ``pk`` only): ``pk``, ``kind``, ``name``, ``state`` (
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -28,6 +28,7 @@ from pipeline.state import Decision, Outcome, decide
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 MAX_CAS_ATTEMPTS = 8
+BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
 
 _THROTTLING_CODES = {
     "ProvisionedThroughputExceededException",
@@ -117,12 +118,45 @@ class StateTable:
     def __init__(self, dynamodb_client: Any, table_name: str) -> None:
         self._ddb = dynamodb_client
         self.name = table_name
+        # Records read ahead by ``prefetch`` (one stream batch's worth); writes invalidate.
+        self._prefetched: dict[str, dict[str, Any] | None] = {}
 
     def get(self, kind: EntityKind, name: str) -> Item | None:
         record = self.get_raw(entity_key(kind, name))
         return item_from_record(record) if record else None
 
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Read many items in few calls (BatchGetItem) for the ``get`` calls that follow."""
+        self._prefetched.update(self.get_many(keys))
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+        """Consistent reads of many keys, 100 per BatchGetItem; missing keys map to ``None``."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, dict[str, Any] | None] = dict.fromkeys(wanted)
+        for start in range(0, len(wanted), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self.name: {
+                    "Keys": [{"pk": {"S": key}} for key in wanted[start : start + BATCH_GET_LIMIT]],
+                    "ConsistentRead": True,
+                }
+            }
+            for _ in range(MAX_CAS_ATTEMPTS):
+                response = self._call(
+                    "BatchGetItem", self._ddb.batch_get_item, RequestItems=request
+                )
+                for image in response.get("Responses", {}).get(self.name, []):
+                    record = from_dynamodb(image)
+                    found[record["pk"]] = record
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise ThrottledError(f"BatchGetItem left keys unprocessed {MAX_CAS_ATTEMPTS} times")
+        return found
+
     def get_raw(self, key: str) -> dict[str, Any] | None:
+        if key in self._prefetched:
+            return self._prefetched[key]
         response = self._call(
             "GetItem",
             self._ddb.get_item,
@@ -134,9 +168,11 @@ class StateTable:
         return from_dynamodb(image) if image else None
 
     def put_raw(self, record: Mapping[str, Any]) -> None:
+        self._prefetched.pop(str(record["pk"]), None)
         self._call("PutItem", self._ddb.put_item, TableName=self.name, Item=to_dynamodb(record))
 
     def delete_raw(self, key: str) -> None:
+        self._prefetched.pop(key, None)
         self._call("DeleteItem", self._ddb.delete_item, TableName=self.name, Key={"pk": {"S": key}})
 
     def scan_prefix(self, prefix: str) -> Iterator[dict[str, Any]]:
@@ -154,6 +190,24 @@ class StateTable:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def apply_many(self, changes: Sequence[Change]) -> list[PersistResult]:
+        """``apply`` for many changes in fewer calls, for backfills: one BatchGetItem per 100
+        keys, then one conditional PutItem per change that writes. A write whose condition
+        fails (another writer got there first) falls back to ``apply``, so the outcome is
+        exactly that of applying the changes one by one, in order. (Batched writes cannot carry
+        conditions, and transactions cost far more than they save here.)"""
+        results: list[PersistResult] = []
+        for chunk in _unique_key_chunks(changes, BATCH_GET_LIMIT):
+            stored = self.get_many(change.key for change in chunk)
+            for change in chunk:
+                before = _item_or_none(stored[change.key])
+                decision = decide(before, change)
+                if decision.item is not None and not self._write_if_unchanged(decision, before):
+                    results.append(self.apply(change))
+                    continue
+                results.append(PersistResult(decision.outcome, change.key, decision.reason))
+        return results
+
     def apply(self, change: Change) -> PersistResult:
         """Decide and conditionally write one change; retried on concurrent writers."""
         for _ in range(MAX_CAS_ATTEMPTS):
@@ -169,17 +223,12 @@ class StateTable:
 
     def _write_if_unchanged(self, decision: Decision, stored: Item | None) -> bool:
         assert decision.item is not None
-        if stored is None:
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
-        else:
-            condition = {
-                "ConditionExpression": "#rev = :rev",
-                "ExpressionAttributeNames": {"#rev": "rev"},
-                "ExpressionAttributeValues": {":rev": {"N": str(stored.rev)}},
-            }
+        self._prefetched.pop(decision.item.key, None)
         try:
             self._ddb.put_item(
-                TableName=self.name, Item=to_dynamodb(item_to_record(decision.item)), **condition
+                TableName=self.name,
+                Item=to_dynamodb(item_to_record(decision.item)),
+                **_unchanged_condition(stored),
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
@@ -197,6 +246,36 @@ class StateTable:
             raise _translate(operation, error) from error
         except BotoCoreError as error:
             raise AwsServiceError(f"{operation} failed: {error}") from error
+
+
+def _unchanged_condition(stored: Item | None) -> dict[str, Any]:
+    """The write goes through only if the item is still what we decided on."""
+    if stored is None:
+        return {"ConditionExpression": "attribute_not_exists(pk)"}
+    return {
+        "ConditionExpression": "#rev = :rev",
+        "ExpressionAttributeNames": {"#rev": "rev"},
+        "ExpressionAttributeValues": {":rev": {"N": str(stored.rev)}},
+    }
+
+
+def _item_or_none(record: Mapping[str, Any] | None) -> Item | None:
+    return item_from_record(record) if record else None
+
+
+def _unique_key_chunks(changes: Sequence[Change], size: int) -> Iterator[list[Change]]:
+    """Chunks of at most ``size`` changes in order, no key twice in one chunk (a transaction
+    may not name an item twice, and the second change must see the first one's result)."""
+    chunk: list[Change] = []
+    keys: set[str] = set()
+    for change in changes:
+        if len(chunk) == size or change.key in keys:
+            yield chunk
+            chunk, keys = [], set()
+        chunk.append(change)
+        keys.add(change.key)
+    if chunk:
+        yield chunk
 
 
 def _translate(operation: str, error: ClientError) -> Exception:

@@ -28,7 +28,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipeline.errors import CrrError, RetryableError
 from pipeline.events import corrective_event
 from pipeline.model import Change, Origin
-from pipeline.persist import persist_change
 
 if TYPE_CHECKING:
     from pipeline.statetable import StateTable
@@ -169,6 +168,9 @@ def emit_via_stepfunctions(
     return EmitResult(counts=counts, failures=tuple(failures))
 
 
+TABLE_CHUNK = 500  # changes per progress step (reads are batched 100 at a time within it)
+
+
 def emit_via_table(
     changes: Iterable[Change],
     table: StateTable,
@@ -178,24 +180,26 @@ def emit_via_table(
     """Persist each change straight into the state table with the persist code itself.
 
     Same rules as the state machine (ordering, tombstones, sync tokens), without one execution
-    per entity. Project errors (``CrrError``) are recorded per change; anything else is a bug and
+    per entity, and batched (``StateTable.apply_many``): a backfill of N entities costs about
+    N/100 reads and N conditional writes instead of 2N calls. Project errors (``CrrError``) are recorded per change; anything else is a bug and
     propagates.
     """
     items = list(changes)
     counts: dict[str, int] = {}
     failures: list[EmitFailure] = []
-    for done, change in enumerate(items, start=1):
+    for start in range(0, len(items), TABLE_CHUNK):
+        chunk = items[start : start + TABLE_CHUNK]
         try:
-            result = persist_change(table, change)
+            results = table.apply_many(chunk)
         except CrrError as exc:
-            failures.append(
-                _failure(change, type(exc).__name__, str(exc), isinstance(exc, RetryableError))
-            )
+            retryable = isinstance(exc, RetryableError)
+            failures.extend(_failure(c, type(exc).__name__, str(exc), retryable) for c in chunk)
         else:
-            outcome = str(result.outcome)
-            counts[outcome] = counts.get(outcome, 0) + 1
+            for result in results:
+                outcome = str(result.outcome)
+                counts[outcome] = counts.get(outcome, 0) + 1
         if progress is not None:
-            progress(done, len(items))
+            progress(start + len(chunk), len(items))
     return EmitResult(counts=counts, failures=tuple(failures))
 
 

@@ -7,6 +7,7 @@ main CLI group.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -96,6 +97,9 @@ def demo(out: Path, things: int, seed: int) -> None:
 
     No AWS account needed. Exits 0 when the final audit is clean, 1 otherwise.
     """
+    # The handlers run in this process: keep their INFO logs and metrics off the story.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     from sandbox.demo import run_demo
 
     clean = run_demo(out, things=things, seed=seed, echo=click.echo)

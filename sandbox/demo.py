@@ -99,7 +99,7 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
         write_reports(report, out, "drift")
         plan.save(out / "plan.json")
         step(f"5. audit: {_summary_line(report)}")
-        echo(render(report, "table"))
+        echo(render(report, "table", limit=15))
         echo(describe_plan(plan))
         result = emit_repairs(box, plan)
         drained = box.drain(timeout=120)
