@@ -67,7 +67,7 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
         step = _Steps(echo, started)
         step(f"sandbox up at {box.endpoint_url}: {box.source_region} → {box.destination_region}")
 
-        fleet = seed_fleet(box.iot(box.source_region), things, rng)
+        fleet = seed_fleet(box, things, rng)
         discarded = len(box.outbox(box.source_region).take())
         step(
             f"1. source fleet exists before the pipeline: {things} things, "
@@ -114,52 +114,42 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
         return final.in_sync
 
 
-def seed_fleet(iot: Any, count: int, rng: random.Random) -> Fleet:
-    """A realistic source registry: types, a region/site/floor hierarchy, billing groups."""
+def seed_fleet(box: Sandbox, count: int, rng: random.Random) -> Fleet:
+    """A realistic source registry: types, a region/site/floor hierarchy, billing groups.
+
+    Seeding is the demo's set-up, not code under test, so it goes straight into moto's backend
+    (about 100x faster than over HTTP, moto.md); everything after it uses the AWS API.
+    """
+    backend = box.iot_backend(box.source_region)
     for name, (description, searchable) in THING_TYPES.items():
-        iot.create_thing_type(
-            thingTypeName=name,
-            thingTypeProperties={
-                "thingTypeDescription": description,
-                "searchableAttributes": searchable,
-            },
+        backend.create_thing_type(
+            name, {"thingTypeDescription": description, "searchableAttributes": searchable}
         )
     for name in BILLING_GROUPS:
-        iot.create_billing_group(billingGroupName=name)
+        backend.create_billing_group(name, {})
     floors: list[str] = []
     for region in REGIONS:
-        iot.create_thing_group(
-            thingGroupName=region,
-            thingGroupProperties={"attributePayload": {"attributes": {"tier": "region"}}},
+        backend.create_thing_group(
+            region, None, {"attributePayload": {"attributes": {"tier": "region"}}}
         )
         for s in range(SITES_PER_REGION):
             site = f"{region}-site-{s}"
-            iot.create_thing_group(
-                thingGroupName=site,
-                parentGroupName=region,
-                thingGroupProperties={"thingGroupDescription": f"Site {s} in {region}"},
-            )
+            backend.create_thing_group(site, region, {"thingGroupDescription": f"Site {s}"})
             for f in range(FLOORS_PER_SITE):
                 floor = f"{site}-floor-{f}"
-                iot.create_thing_group(thingGroupName=floor, parentGroupName=site)
+                backend.create_thing_group(floor, site, {})
                 floors.append(floor)
     names: list[str] = []
     for i in range(count):
         name = f"device-{i:05d}"
         thing_type = rng.choice(list(THING_TYPES))
-        iot.create_thing(
-            thingName=name,
-            thingTypeName=thing_type,
-            attributePayload={
-                "attributes": {
-                    "model": f"{thing_type.lower()}-v{rng.randint(1, 4)}",
-                    "firmware": f"1.{rng.randint(0, 9)}.{rng.randint(0, 20)}",
-                    "site": f"s{rng.randint(0, 5)}",
-                }
-            },
-            billingGroupName=rng.choice(BILLING_GROUPS),
-        )
-        iot.add_thing_to_thing_group(thingName=name, thingGroupName=rng.choice(floors))
+        attributes = {
+            "model": f"{thing_type.lower()}-v{rng.randint(1, 4)}",
+            "firmware": f"1.{rng.randint(0, 9)}.{rng.randint(0, 20)}",
+            "site": f"s{rng.randint(0, 5)}",
+        }
+        backend.create_thing(name, thing_type, {"attributes": attributes}, rng.choice(BILLING_GROUPS))
+        backend.add_thing_to_thing_group(rng.choice(floors), None, name, None)
         names.append(name)
     return Fleet(names, floors)
 

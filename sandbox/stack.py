@@ -267,6 +267,14 @@ class Sandbox:
     def iot(self, region: str) -> Any:
         return self.client("iot", region)
 
+    def iot_backend(self, region: str) -> Any:
+        """moto's in-process IoT backend of ``region``: for seeding fixtures fast, never for
+        code under test (which must go through the API like any client)."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.iot.models import iot_backends
+
+        return iot_backends[DEFAULT_ACCOUNT_ID][region]
+
     def outbox(self, region: str) -> Outbox:
         return self._emulation.outbox(region)
 

@@ -1,0 +1,133 @@
+"""``python -m bench`` (``make bench``): run B1, B2 and B3, save their JSON, write the table.
+
+``--quick`` runs every benchmark at small N (the reliability suite's smoke test uses it so the
+benchmark code cannot rot); ``--only diff,snapshot,replicator`` picks some; ``--out`` changes
+the results directory. ``bench/results/README.md`` is rewritten from whatever full (non-quick)
+results are in the directory, so running one benchmark keeps the others' rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import diff_bench, replicator_bench, snapshot_bench
+from bench.common import RESULTS, machine
+
+BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
+    "diff": diff_bench.run,
+    "snapshot": snapshot_bench.run,
+    "replicator": replicator_bench.run,
+}
+
+
+def _load(out_dir: Path, name: str) -> dict[str, Any] | None:
+    path = out_dir / f"{name}.json"
+    if not path.exists():
+        return None
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+def _mark(met: bool) -> str:
+    return "met" if met else "**not met**"
+
+
+def results_table(out_dir: Path, quick: bool = False) -> str:
+    """The Markdown summary of the saved results (full runs, or the quick ones)."""
+    suffix = "_quick" if quick else ""
+    diff = _load(out_dir, f"diff{suffix}")
+    snap = _load(out_dir, f"snapshot{suffix}")
+    repl = _load(out_dir, f"replicator{suffix}")
+    any_result = diff or snap or repl
+    info = any_result["machine"] if any_result else machine()
+    lines = [
+        "# Benchmark results" + (" (quick run)" if quick else ""),
+        "",
+        "Written by `make bench` (`python -m bench`); raw figures in the JSON files next to this one.",
+        f"Machine: {info['cpu_count']} CPU ({info['cpu_model']}), {info.get('memory_gb')} GB RAM, "
+        f"Python {info['python']}, load average {info.get('load_average_1m')} at the start "
+        "(shared machine: wall times above a load of 2 are pessimistic).",
+        "",
+        "| Benchmark | Measure | Target | Result | Status |",
+        "|---|---|---|---|---|",
+    ]
+    if diff:
+        big = diff["engine"][-1]
+        t = diff["targets"]
+        ref = diff["deepdiff"]["at_reference"]
+        lines += [
+            f"| B1 diff engine | wall time of the diff, N={big['n']:,} things | "
+            f"≤ {t['time_at_largest']['target_seconds']} s | {big['seconds']} s "
+            f"(CPU {big['cpu_seconds']} s; snapshot fingerprints ~{big['fingerprint_seconds']} s of it) "
+            f"| {_mark(t['time_at_largest']['met'])} |",
+            f"| B1 diff engine | peak RSS during the diff, N={big['n']:,} | ≤ 1536 MB | "
+            f"{big['peak_rss_mb']} MB (inputs {big['baseline_rss_mb']} MB + diff "
+            f"{big['diff_rss_increment_mb']} MB) | {_mark(t['peak_rss_at_largest']['met'])} |",
+            f"| B1 diff engine | speed-up over whole-snapshot DeepDiff at N={ref['n']:,} | ≥ 100x | "
+            f"{t['speedup_vs_deepdiff']['speedup']}x in CPU time, "
+            f"{t['speedup_vs_deepdiff'].get('speedup_wall_time', '?')}x in wall time (DeepDiff "
+            f"{ref['seconds']} s wall / {ref.get('cpu_seconds', '?')} s CPU, {ref['mode']}) "
+            f"| {_mark(t['speedup_vs_deepdiff']['met'])} |",
+        ]
+    if snap:
+        fleet = snap["fleet"]
+        proj = snap["projection_1m"]
+        lines += [
+            f"| B2 snapshot cost | API calls / page-size lower bound ({fleet['things']:,} things, "
+            f"{fleet['groups']} groups) | ≤ 1.05x | {snap['total_calls']:,} / "
+            f"{snap['total_lower_bound']:,} = {snap['ratio']}x | "
+            f"{_mark(snap['targets']['calls_vs_bound']['met'])} |",
+            f"| B2 snapshot cost | wall time at default quotas, 1M things / 1,000 groups "
+            f"(projected) | (informative) | {proj['seconds_at_default_quotas'] / 60:.1f} min "
+            f"({proj['calls']:,} calls) | - |",
+        ]
+    if repl:
+        calls = repl["calls_by_kind"]
+        target = repl["targets"]["thing_update_calls"]
+        by_kind = ", ".join(f"{k} {v['calls_per_event']}" for k, v in calls.items())
+        lines += [
+            f"| B3 replicator cost | IoT calls per thing update | ≤ 2 | "
+            f"{target['calls_per_event']} | {_mark(target['met'])} |",
+            f"| B3 replicator cost | IoT calls per event, by kind | (informative) | {by_kind} | - |",
+        ]
+        sandbox = repl["sandbox"]
+        if sandbox.get("usable"):
+            lines.append(
+                f"| B3 sandbox throughput | events/s end to end (persist state machine → table → "
+                f"replication → replicator), moto over HTTP | (informative) | "
+                f"create {sandbox['create']['events_per_second']}/s, "
+                f"update {sandbox['update']['events_per_second']}/s | - |"
+            )
+        else:
+            lines.append(
+                f"| B3 sandbox throughput | events/s end to end | (informative) | "
+                f"not measured: {sandbox.get('reason')} | - |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small N everywhere (smoke test)")
+    parser.add_argument("--only", help="comma-separated subset of: " + ", ".join(BENCHMARKS))
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    args = parser.parse_args(argv)
+    chosen = args.only.split(",") if args.only else list(BENCHMARKS)
+    unknown = sorted(set(chosen) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    for name in chosen:
+        BENCHMARKS[name](quick=args.quick, out_dir=args.out)
+    table = results_table(args.out, quick=args.quick)
+    readme = args.out / ("README.quick.md" if args.quick else "README.md")
+    readme.write_text(table)
+    print(table)
+    print(f"-> {readme}")
+
+
+if __name__ == "__main__":
+    main()

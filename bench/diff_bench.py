@@ -1,0 +1,380 @@
+"""B1: the diff engine (``reconcile.diff.diff_snapshots``) at fleet scale, against DeepDiff.
+
+Two synthetic snapshots of N things (10 attributes each) are built straight from DataFrames,
+the target carrying 1% drift of every kind: missing things, extra things, changed attributes,
+changed thing type, and memberships both missing and extra. Each N runs in a fresh subprocess,
+so one run's memory never inflates the next; in it we build the inputs, note the RSS, reset the
+kernel's peak mark, run the diff (explanations of the changed rows included) and read the peak.
+
+Baseline, "the obvious way": one ``DeepDiff`` of the two registries as plain dicts. It runs at
+20k, and at 100k only when the scaling measured below 20k predicts it finishes within the
+budget (otherwise the 100k figure is extrapolated, and the result says so).
+
+Targets (issue 7, 2-core machine): 1M things in at most 4 s and 1.5 GB peak RSS; at least 100x
+faster than the baseline at 100k.
+
+CLI: ``python -m bench.diff_bench [--quick] [--sizes 100000,1000000] [--out DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.common import RESULTS, mb, peak_rss_bytes, reset_peak_rss, rss_bytes, save
+
+ATTRIBUTES = 10
+DRIFT = 0.01
+TYPES = 20
+TARGET_SECONDS_1M = 4.0
+TARGET_PEAK_BYTES_1M = 1.5 * 1024**3
+TARGET_SPEEDUP_100K = 100.0
+BASELINE_BUDGET_SECONDS = 60.0
+FULL_SIZES = (100_000, 1_000_000)
+QUICK_SIZES = (2_000, 10_000)
+
+
+# --- synthetic registries -----------------------------------------------------------------
+
+
+def _attributes(values: np.ndarray) -> list[str]:
+    """Canonical JSON (sorted keys, compact) of 10 attributes per row, from an int matrix."""
+    keys = [f"a{k}" for k in range(ATTRIBUTES)]
+    return [
+        "{" + ",".join(f'"{k}":"v{v}"' for k, v in zip(keys, row, strict=True)) + "}"
+        for row in values.tolist()
+    ]
+
+
+def build_frames(n: int, seed: int = 7) -> dict[str, dict[str, pd.DataFrame]]:
+    """Source and target tables (``reconcile.snapshot.SCHEMAS`` columns) with 1% drift each kind.
+
+    Returns ``{"source": {table: frame}, "target": {table: frame}}``; counts of each drift kind
+    are ``round(n * DRIFT)``.
+    """
+    rng = np.random.default_rng(seed)
+    k = max(1, round(n * DRIFT))
+    groups = max(10, n // 1000)
+    names = np.char.add("thing-", np.char.zfill(np.arange(n).astype(str), 8)).astype(object)
+    values = rng.integers(0, 1000, size=(n, ATTRIBUTES))
+    types = np.char.add("type-", (np.arange(n) % TYPES).astype(str)).astype(object)
+    billing = np.array(["bg-main" if i % 3 == 0 else None for i in range(n)], dtype=object)
+    member_group = np.char.add("group-", (np.arange(n) % groups).astype(str)).astype(object)
+
+    source_things = pd.DataFrame(
+        {
+            "name": names,
+            "thing_type": types,
+            "attributes": _attributes(values),
+            "billing_group": billing,
+            "version": rng.integers(1, 50, size=n),
+        }
+    )
+    # Disjoint row sets for each kind of drift, so every kind counts exactly k.
+    picks = rng.permutation(n)[: 4 * k]
+    missing, changed_attr, changed_type, moved = np.split(picks, 4)
+
+    tgt_values = values.copy()
+    tgt_values[changed_attr, 0] += 1000  # one attribute differs
+    tgt_types = types.copy()
+    tgt_types[changed_type] = "type-other"
+    target_things = pd.DataFrame(
+        {
+            "name": names,
+            "thing_type": tgt_types,
+            "attributes": _attributes(tgt_values),
+            "billing_group": billing,
+            "version": 1,
+        }
+    )
+    keep = np.ones(n, dtype=bool)
+    keep[missing] = False
+    extra_names = np.char.add("extra-", np.arange(k).astype(str)).astype(object)
+    extra = pd.DataFrame(
+        {
+            "name": extra_names,
+            "thing_type": "type-0",
+            "attributes": _attributes(rng.integers(0, 1000, size=(k, ATTRIBUTES))),
+            "billing_group": None,
+            "version": 1,
+        }
+    )
+    target_things = pd.concat([target_things[keep], extra], ignore_index=True)
+
+    source_links = pd.DataFrame({"thing": names, "group": member_group})
+    tgt_group = member_group.copy()
+    # A moved thing: its membership is missing in the target and an extra one appears.
+    tgt_group[moved] = np.char.add(
+        "group-", ((np.arange(n)[moved] + 1) % groups).astype(str)
+    ).astype(object)
+    target_links = pd.DataFrame({"thing": names[keep], "group": tgt_group[keep]})
+
+    group_frame = pd.DataFrame(
+        {
+            "name": [f"group-{g}" for g in range(groups)],
+            "parent": None,
+            "description": [f"group {g}" for g in range(groups)],
+            "attributes": '{"site":"x"}',
+            "query": None,
+            "version": 1,
+        }
+    )
+    type_frame = pd.DataFrame(
+        {
+            "name": [f"type-{t}" for t in range(TYPES)] + ["type-other"],
+            "description": None,
+            "searchable_attributes": '["a0","a1"]',
+            "deprecated": False,
+        }
+    )
+    billing_frame = pd.DataFrame({"name": ["bg-main"], "description": ["main"]})
+    common = {
+        "thing_types": type_frame,
+        "thing_groups": group_frame,
+        "billing_groups": billing_frame,
+    }
+    return {
+        "source": {"things": source_things, "memberships": source_links, **common},
+        "target": {"things": target_things, "memberships": target_links, **common},
+    }
+
+
+def build_snapshots(n: int, seed: int = 7) -> tuple[Any, Any]:
+    from reconcile.snapshot import Snapshot
+
+    frames = build_frames(n, seed)
+    source = Snapshot(region="us-east-1", taken_at_ms=1, **frames["source"])
+    target = Snapshot(region="eu-west-1", taken_at_ms=1, **frames["target"])
+    return source, target
+
+
+def as_plain_dicts(snapshot: Any) -> dict[str, Any]:
+    """A snapshot as the plain nested dicts one would hand to DeepDiff."""
+    things = {
+        row.name: {
+            "thing_type": row.thing_type,
+            "attributes": json.loads(row.attributes),
+            "billing_group": None if pd.isna(row.billing_group) else row.billing_group,
+        }
+        for row in snapshot.things.itertuples(index=False)
+    }
+    groups = {
+        row.name: {"parent": None, "description": row.description, "attributes": row.attributes}
+        for row in snapshot.thing_groups.itertuples(index=False)
+    }
+    members = {
+        f"{t}#{g}"
+        for t, g in zip(snapshot.memberships["thing"], snapshot.memberships["group"], strict=True)
+    }
+    return {"things": things, "thing_groups": groups, "memberships": members}
+
+
+# --- measurements (run in a fresh subprocess each) ----------------------------------------
+
+
+def measure_engine(n: int) -> dict[str, Any]:
+    from reconcile.diff import diff_snapshots
+
+    source, target = build_snapshots(n)
+    gc.collect()
+    baseline_rss = rss_bytes()
+    peak_reset = reset_peak_rss()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    report = diff_snapshots(source, target, clock=lambda: 0)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    peak = peak_rss_bytes()
+    # The report carries both snapshots' fingerprints; time that part on its own, since it is
+    # the first thing to cache if the target is missed.
+    fp_started = time.perf_counter()
+    source.fingerprint()
+    target.fingerprint()
+    fingerprint_seconds = time.perf_counter() - fp_started
+    summary = report.summary()
+    explained = sum(1 for d in report.drifts if d.kind == "changed" and d.details)
+    return {
+        "n": n,
+        "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu, 3),
+        "fingerprint_seconds": round(fingerprint_seconds, 3),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "peak_rss_mb": mb(peak),
+        "baseline_rss_mb": mb(baseline_rss),
+        "diff_rss_increment_mb": mb(max(peak - baseline_rss, 0)),
+        "peak_mark_reset": peak_reset,
+        "drifts": len(report.drifts),
+        "changed_rows_explained": explained,
+        "summary": summary,
+    }
+
+
+def measure_deepdiff(n: int) -> dict[str, Any]:
+    from deepdiff import DeepDiff
+
+    source, target = build_snapshots(n)
+    left, right = as_plain_dicts(source), as_plain_dicts(target)
+    gc.collect()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    result = DeepDiff(left, right)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return {
+        "n": n,
+        "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu, 3),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "reported_paths": sum(len(v) for v in result.values()),
+    }
+
+
+def _child(kind: str, n: int, timeout: float | None = None) -> dict[str, Any] | None:
+    """Run one measurement in a fresh interpreter; ``None`` when it exceeds ``timeout``."""
+    command = [sys.executable, "-m", "bench.diff_bench", "--child", kind, str(n)]
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=timeout,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    except subprocess.CalledProcessError as error:
+        raise RuntimeError(f"{kind} at {n} failed:\n{error.stderr}") from error
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# --- the benchmark ------------------------------------------------------------------------
+
+
+def run(
+    quick: bool = False, sizes: tuple[int, ...] | None = None, out_dir: Path = RESULTS
+) -> dict[str, Any]:
+    sizes = sizes or (QUICK_SIZES if quick else FULL_SIZES)
+    engine = [_child("engine", n) for n in sizes]
+    largest, reference = sizes[-1], sizes[0]
+
+    # Baseline: measure two small sizes to learn how DeepDiff scales, then the reference size
+    # itself if the fit predicts it completes within the budget.
+    small = (max(reference // 20, 500), max(reference // 5, 1000))
+    baseline = [_child("deepdiff", n) for n in small]
+    b0, b1 = baseline
+    assert b0 is not None and b1 is not None
+    # Fit on CPU seconds (wall time on a shared machine swings with its load), never sublinear.
+    exponent = math.log(max(b1["cpu_seconds"], 1e-6) / max(b0["cpu_seconds"], 1e-6)) / math.log(
+        b1["n"] / b0["n"]
+    )
+    growth = (reference / b1["n"]) ** max(exponent, 1.0)
+    predicted, predicted_cpu = b1["seconds"] * growth, b1["cpu_seconds"] * growth
+    measured_ref = None
+    if predicted <= BASELINE_BUDGET_SECONDS:
+        measured_ref = _child("deepdiff", reference, timeout=BASELINE_BUDGET_SECONDS * 2)
+    baseline_seconds = measured_ref["seconds"] if measured_ref else predicted
+    baseline_cpu = measured_ref["cpu_seconds"] if measured_ref else predicted_cpu
+    baseline_mode = "measured" if measured_ref else "extrapolated"
+
+    engine_ref = next(e for e in engine if e and e["n"] == reference)
+    engine_big = next(e for e in engine if e and e["n"] == largest)
+    speedup_wall = baseline_seconds / max(engine_ref["seconds"], 1e-6)
+    # Judged on CPU time: both sides are single-threaded, and CPU time is what load cannot skew.
+    speedup = baseline_cpu / max(engine_ref["cpu_seconds"], 1e-6)
+    # Targets are stated for 1M; a quick run scales the time target linearly to its N.
+    scale = largest / 1_000_000
+    time_target = TARGET_SECONDS_1M * max(scale, 0.0) if quick else TARGET_SECONDS_1M
+    targets = {
+        "time_at_largest": {
+            "target_seconds": round(time_target, 3),
+            "seconds": engine_big["seconds"],
+            "met": engine_big["seconds"] <= time_target,
+        },
+        "peak_rss_at_largest": {
+            "target_mb": mb(TARGET_PEAK_BYTES_1M),
+            "peak_rss_mb": engine_big["peak_rss_mb"],
+            "met": engine_big["peak_rss_mb"] <= mb(TARGET_PEAK_BYTES_1M),
+        },
+        "speedup_vs_deepdiff": {
+            "target": TARGET_SPEEDUP_100K,
+            "at_n": reference,
+            "speedup": round(speedup, 1),
+            "speedup_wall_time": round(speedup_wall, 1),
+            "baseline": baseline_mode,
+            "met": speedup >= TARGET_SPEEDUP_100K,
+        },
+    }
+    result = {
+        "benchmark": "B1 diff engine",
+        "quick": quick,
+        "drift_per_kind": DRIFT,
+        "attributes_per_thing": ATTRIBUTES,
+        "engine": engine,
+        "deepdiff": {
+            "small_runs": baseline,
+            "scaling_exponent": round(exponent, 2),
+            "at_reference": {
+                "n": reference,
+                "seconds": round(baseline_seconds, 2),
+                "cpu_seconds": round(baseline_cpu, 2),
+                "mode": baseline_mode,
+                "predicted_seconds": round(predicted, 2),
+            },
+        },
+        "targets": targets,
+    }
+    path = save("diff_quick" if quick else "diff", result, out_dir)
+    print(summary(result))
+    print(f"  -> {path}")
+    return result
+
+
+def summary(result: dict[str, Any]) -> str:
+    lines = ["B1 diff engine" + (" (quick)" if result["quick"] else "")]
+    for e in result["engine"]:
+        lines.append(
+            f"  N={e['n']:>9,}: {e['seconds']:.2f} s (cpu {e['cpu_seconds']:.2f} s, of which "
+            f"fingerprints ~{e['fingerprint_seconds']:.2f} s), peak RSS {e['peak_rss_mb']:.0f} MB "
+            f"(inputs {e['baseline_rss_mb']:.0f} MB + diff {e['diff_rss_increment_mb']:.0f} MB), "
+            f"{e['drifts']:,} drifts, {e['changed_rows_explained']:,} changed rows explained"
+        )
+    ref = result["deepdiff"]["at_reference"]
+    lines.append(
+        f"  DeepDiff whole snapshot at N={ref['n']:,}: {ref['seconds']:.1f} s, "
+        f"cpu {ref['cpu_seconds']:.1f} s ({ref['mode']}; "
+        f"scaling exponent {result['deepdiff']['scaling_exponent']})"
+    )
+    for name, target in result["targets"].items():
+        lines.append(f"  target {name}: {'MET' if target['met'] else 'NOT MET'} {target}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.diff_bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="small N (smoke test)")
+    parser.add_argument("--sizes", help="comma-separated N values (the first is the baseline's)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, n = args.child[0], int(args.child[1])
+        measure = measure_engine if kind == "engine" else measure_deepdiff
+        print(json.dumps(measure(n)))
+        return
+    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else None
+    run(quick=args.quick, sizes=sizes, out_dir=args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""B2: what a snapshot costs in API calls, against the lower bound set by page sizes.
+
+A registry of N things, G static groups (with memberships), B billing groups and T types is
+seeded straight into moto's IoT backend (``moto.iot.models.iot_backends``; fast, and never a code
+path under test). ``reconcile.snapshot.take_snapshot`` then reads it through
+``reconcile.inventory.Inventory``, and every request the boto3 client makes is counted with a
+botocore ``before-call.iot.*`` hook (so the count is what AWS would bill and throttle, not what
+the inventory believes it did).
+
+Lower bound, per operation, with AWS's page sizes (250 per List call): ``ceil(N/250)``
+ListThings, one ListThingGroups page per 250 groups plus one DescribeThingGroup per group, one
+ListThingsInThingGroup page per 250 members of each group (at least one per group), the same
+for billing groups, one ListThingTypes page per 250 types. Target: at most 1.05x the bound.
+
+The snapshot also runs under the real ``RateLimiter`` at the documented default quotas with a
+fake clock, which gives the wall time those quotas impose; the same formula projects it to 1M
+things.
+
+CLI: ``python -m bench.snapshot_bench [--quick] [--out DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, save
+
+PAGE = 250
+TARGET_RATIO = 1.05
+FULL = {"things": 20_000, "groups": 100, "billing_groups": 5, "types": 10}
+QUICK = {"things": 1_200, "groups": 8, "billing_groups": 2, "types": 3}
+# The fleet the wall-time projection is for: 1M things, 1,000 groups of 1,000 things each.
+PROJECTION = {"things": 1_000_000, "groups": 1_000, "billing_groups": 10, "types": 20}
+REGION = "us-east-1"
+
+
+class FakeClock:
+    """A clock that only moves when the rate limiter sleeps: the time the quotas impose."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def lower_bound(
+    *,
+    things: int,
+    groups: int,
+    billing_groups: int,
+    types: int,
+    members_per_group: int,
+    members_per_billing_group: int,
+) -> dict[str, int]:
+    """The fewest calls of each operation any correct snapshot needs at AWS's page sizes."""
+
+    def pages(count: int) -> int:
+        return max(1, math.ceil(count / PAGE))
+
+    return {
+        "ListThings": pages(things),
+        "ListThingTypes": pages(types),
+        "ListThingGroups": pages(groups),
+        "DescribeThingGroup": groups,
+        "ListThingsInThingGroup": groups * pages(members_per_group),
+        "ListBillingGroups": pages(billing_groups),
+        "DescribeBillingGroup": billing_groups,
+        "ListThingsInBillingGroup": billing_groups * pages(members_per_billing_group),
+    }
+
+
+def seed(backend: Any, things: int, groups: int, billing_groups: int, types: int) -> None:
+    """Fill a moto IoT backend directly (~100k things/s); memberships spread evenly."""
+    for t in range(types):
+        backend.create_thing_type(f"type-{t}", {"thingTypeDescription": f"type {t}"})
+    group_objects = []
+    for g in range(groups):
+        _, arn, _ = backend.create_thing_group(f"group-{g}", None, {"thingGroupDescription": "g"})
+        group_objects.append(backend.thing_groups[arn])
+    billing = [backend.create_billing_group(f"bg-{b}", None) for b in range(billing_groups)]
+    for i in range(things):
+        thing = backend.create_thing(
+            f"thing-{i:08d}", f"type-{i % types}", {"attributes": {"a": str(i), "b": "x"}}
+        )
+        group = group_objects[i % groups]
+        group.things[thing.arn] = thing
+        billing_group = billing[i % billing_groups]
+        billing_group.things.append(thing.arn)
+        thing.billing_group_name = billing_group.billing_group_name
+
+
+def measure(fleet: dict[str, int]) -> dict[str, Any]:
+    import boto3
+    from moto import mock_aws
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iot.models import iot_backends
+
+    from reconcile.inventory import Inventory
+    from reconcile.ratelimit import DEFAULT_QUOTAS, RateLimiter
+    from reconcile.snapshot import take_snapshot
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        seed(iot_backends[DEFAULT_ACCOUNT_ID][REGION], **fleet)
+        client = boto3.client("iot", region_name=REGION)
+        requests: Counter[str] = Counter()
+
+        def count(model: Any, **_: Any) -> None:
+            requests[model.name] += 1
+
+        client.meta.events.register("before-call.iot.*", count)
+        clock = FakeClock()
+        limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+        inventory = Inventory(client, limiter)
+        started = time.perf_counter()
+        snapshot = take_snapshot(inventory, REGION)
+        seconds = time.perf_counter() - started
+
+    per_group = math.ceil(fleet["things"] / fleet["groups"])
+    per_billing = math.ceil(fleet["things"] / fleet["billing_groups"])
+    bound = lower_bound(**fleet, members_per_group=per_group, members_per_billing_group=per_billing)
+    total, total_bound = sum(requests.values()), sum(bound.values())
+    projection_bound = lower_bound(
+        **PROJECTION,
+        members_per_group=PROJECTION["things"] // PROJECTION["groups"],
+        members_per_billing_group=PROJECTION["things"] // PROJECTION["billing_groups"],
+    )
+    ratio = total / total_bound
+    # Operations run one after another in take_snapshot, so their quota-bound times add up.
+    projected = {op: calls * ratio / DEFAULT_QUOTAS[op] for op, calls in projection_bound.items()}
+    return {
+        "fleet": fleet,
+        "counts": snapshot.counts(),
+        "calls": dict(sorted(requests.items())),
+        "inventory_calls": dict(sorted(inventory.calls.items())),
+        "lower_bound": bound,
+        "total_calls": total,
+        "total_lower_bound": total_bound,
+        "ratio": round(ratio, 4),
+        "moto_wall_seconds": round(seconds, 2),
+        "seconds_at_default_quotas": round(clock.now, 1),
+        "projection_1m": {
+            "fleet": PROJECTION,
+            "calls": sum(projection_bound.values()),
+            "seconds_by_operation": {op: round(s, 1) for op, s in projected.items()},
+            "seconds_at_default_quotas": round(sum(projected.values()), 1),
+            "quotas_tps": dict(DEFAULT_QUOTAS),
+        },
+        "targets": {
+            "calls_vs_bound": {
+                "target": TARGET_RATIO,
+                "ratio": round(ratio, 4),
+                "met": ratio <= TARGET_RATIO,
+            }
+        },
+    }
+
+
+def run(quick: bool = False, out_dir: Path = RESULTS) -> dict[str, Any]:
+    result = {"benchmark": "B2 snapshot cost", "quick": quick, **measure(QUICK if quick else FULL)}
+    path = save("snapshot_quick" if quick else "snapshot", result, out_dir)
+    print(summary(result))
+    print(f"  -> {path}")
+    return result
+
+
+def summary(result: dict[str, Any]) -> str:
+    fleet = result["fleet"]
+    projection = result["projection_1m"]
+    target = result["targets"]["calls_vs_bound"]
+    return "\n".join(
+        [
+            "B2 snapshot cost" + (" (quick)" if result["quick"] else ""),
+            f"  fleet: {fleet['things']:,} things, {fleet['groups']} groups, "
+            f"{fleet['billing_groups']} billing groups, {fleet['types']} types",
+            f"  calls: {result['total_calls']:,} vs lower bound {result['total_lower_bound']:,} "
+            f"= {result['ratio']:.3f}x  (target <= {target['target']}x: "
+            f"{'MET' if target['met'] else 'NOT MET'})",
+            f"  by operation: {result['calls']}",
+            f"  time at default quotas for this fleet: {result['seconds_at_default_quotas']:.0f} s "
+            f"(simulated clock; moto itself took {result['moto_wall_seconds']:.1f} s)",
+            f"  projected for 1M things / 1,000 groups: {projection['calls']:,} calls, "
+            f"{projection['seconds_at_default_quotas'] / 60:.1f} min at default quotas "
+            f"{projection['seconds_by_operation']}",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.snapshot_bench")
+    parser.add_argument("--quick", action="store_true", help="small fleet (smoke test)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    args = parser.parse_args(argv)
+    run(quick=args.quick, out_dir=args.out)
+
+
+if __name__ == "__main__":
+    main()

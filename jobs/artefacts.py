@@ -1,0 +1,420 @@
+"""Where the nightly job leaves its record: per-run artefacts and the run index.
+
+Flow: ``jobs.nightly`` (and ``jobs.shard``) write through ``RunArtefacts`` as a run proceeds;
+``jobs.history`` and the notebooks read back through ``load_index`` / ``load_drift_items``.
+This is the job's only storage edge: a ``Store`` is either a local directory or an S3 prefix
+(``open_store("s3://bucket/prefix")``); everything above it speaks keys and bytes.
+
+Layout under the location::
+
+    runs/date=YYYY-MM-DD/run=<run_id>/
+        source/ target/            snapshots (``Snapshot.save``: Parquet per table + manifest)
+        report.json report.html    the drift report (``reconcile.report`` JSON contract + HTML)
+        plan.json                  the repair plan (``Plan.to_json``)
+        drift_items.parquet        one row per drift: entity, name, kind, severity, fields, details
+        shards/count=<n>/shard=<i>.json   partial reports of a sharded run
+    index/runs/run=<run_id>.json   the run index: one record per run
+
+The index is one small object per run rather than one appended file: S3 has no append, and a
+schedule that fires twice at once must not lose a row to a read-modify-write race.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.errors import AwsServiceError, PermanentError
+from reconcile.diff import DriftReport
+from reconcile.inventory import classify_client_error
+from reconcile.plan import Plan
+from reconcile.report import load_json, render, to_json
+from reconcile.snapshot import MANIFEST, SCHEMAS, Snapshot
+
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+INDEX_PREFIX = "index/runs/"
+SNAPSHOT_FILES = (MANIFEST, *(f"{table}.parquet" for table in SCHEMAS))
+DRIFT_ITEM_COLUMNS = ("entity", "name", "kind", "severity", "fields", "details")
+_DATE_ID = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class ArtefactError(PermanentError):
+    """The artefact store cannot be opened, or holds something this version cannot read."""
+
+
+class ArtefactNotFoundError(ArtefactError):
+    """No artefact under ``key``."""
+
+    def __init__(self, location: str, key: str) -> None:
+        super().__init__(f"no artefact {key!r} at {location}")
+        self.location = location
+        self.key = key
+
+
+# -- stores ---------------------------------------------------------------------------------
+
+
+class Store(Protocol):
+    """Bytes under slash-separated keys, relative to one location."""
+
+    location: str
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def keys(self, prefix: str) -> list[str]: ...
+
+
+class LocalStore:
+    """A directory on the local disk (the sandbox, a laptop, CI)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.location = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/"))
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a reader never sees half a file.
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(data)
+        partial.replace(path)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as error:
+            raise ArtefactNotFoundError(self.location, key) from error
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix.rstrip("/")) if prefix else self.root
+        if not base.is_dir():
+            return []
+        return sorted(
+            path.relative_to(self.root).as_posix()
+            for path in base.rglob("*")
+            if path.is_file() and not path.name.endswith(".partial")
+        )
+
+
+class S3Store:
+    """An S3 prefix; ``client`` is a boto3 S3 client (``pipeline.aws.client("s3", region)``)."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self._client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.location = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put(self, key: str, data: bytes) -> None:
+        self._call(
+            "PutObject", self._client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data
+        )
+
+    def get(self, key: str) -> bytes:
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return bytes(response["Body"].read())
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code in {"NoSuchKey", "404", "NotFound"}:
+                raise ArtefactNotFoundError(self.location, key) from error
+            raise classify_client_error("GetObject", error) from error
+        except BotoCoreError as error:
+            raise AwsServiceError(f"GetObject failed: {error}") from error
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise classify_client_error("HeadObject", error) from error
+        except BotoCoreError as error:
+            raise AwsServiceError(f"HeadObject failed: {error}") from error
+        return True
+
+    def keys(self, prefix: str) -> list[str]:
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        found: list[str] = []
+        token: str | None = None
+        while True:
+            request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self._key(prefix)}
+            if token:
+                request["ContinuationToken"] = token
+            page = self._call("ListObjectsV2", self._client.list_objects_v2, **request)
+            found += [str(entry["Key"])[strip:] for entry in page.get("Contents") or []]
+            token = page.get("NextContinuationToken")
+            if not token:
+                return sorted(found)
+
+    def _call(self, operation: str, method: Callable[..., Any], **params: Any) -> Any:
+        try:
+            return method(**params)
+        except ClientError as error:
+            raise classify_client_error(operation, error) from error
+        except BotoCoreError as error:
+            raise AwsServiceError(f"{operation} failed: {error}") from error
+
+
+def open_store(location: str, s3_client: Callable[[], Any] | None = None) -> Store:
+    """``s3://bucket/prefix`` → ``S3Store`` (``s3_client()`` builds its client); else a directory."""
+    if location.startswith("s3://"):
+        bucket, _, prefix = location[len("s3://") :].partition("/")
+        if not bucket:
+            raise ArtefactError(f"no bucket in report location {location!r}")
+        if s3_client is None:
+            raise ArtefactError(f"an S3 client is needed for {location!r}")
+        return S3Store(s3_client(), bucket, prefix)
+    if "://" in location:
+        raise ArtefactError(f"report location {location!r} is neither s3:// nor a local path")
+    return LocalStore(location)
+
+
+# -- the run index ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the run index. Times are epoch milliseconds (UTC).
+
+    ``drift`` maps ``"<entity>.<kind>"`` to a count (every entity and kind, zeros included);
+    ``durations_ms`` maps a stage to its duration. ``planned`` repairs were emitted
+    (``repairs_emitted``: written or started; ``emit_outcomes`` has every outcome, e.g. ``stale``
+    when the state table already holds something newer) or failed; ``held_back`` were kept back
+    by a guard (deletes not allowed). ``diffed`` says the run got as far as a
+    report (so history may count it as an observation); ``status`` is ``completed`` or ``failed``.
+    """
+
+    run_id: str
+    prefix: str
+    status: str
+    started_at_ms: int
+    finished_at_ms: int
+    source_region: str
+    target_region: str
+    diffed: bool = False
+    drift: dict[str, int] = field(default_factory=dict)
+    drift_total: int = 0
+    planned: int = 0
+    held_back: int = 0
+    repairs_emitted: int = 0
+    repairs_failed: int = 0
+    emit_outcomes: dict[str, int] = field(default_factory=dict)
+    emitted_via: str = ""
+    pending_types_deleted: int = 0
+    shards: int = 1
+    durations_ms: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        try:
+            return cls(**data)
+        except TypeError as error:
+            raise ArtefactError(f"not a run record: {error}") from error
+
+
+def index_key(run_id: str) -> str:
+    return f"{INDEX_PREFIX}run={run_id}.json"
+
+
+def write_run_record(store: Store, record: RunRecord) -> None:
+    store.put(index_key(record.run_id), _json_bytes(record.to_json()))
+
+
+def read_run_record(store: Store, run_id: str) -> RunRecord | None:
+    try:
+        data = json.loads(store.get(index_key(run_id)))
+    except ArtefactNotFoundError:
+        return None
+    return RunRecord.from_json(data)
+
+
+def index_frame(records: list[RunRecord]) -> pd.DataFrame:
+    """Run records as a flat frame sorted by start: ``drift.<entity>.<kind>`` and
+    ``duration_<stage>_ms`` columns; ``started_at``/``finished_at`` as UTC timestamps."""
+    rows = []
+    for record in records:
+        nested = {"drift", "durations_ms", "emit_outcomes"}
+        row = {k: v for k, v in record.to_json().items() if k not in nested}
+        row.update({f"drift.{key}": count for key, count in record.drift.items()})
+        row.update({f"duration_{stage}_ms": ms for stage, ms in record.durations_ms.items()})
+        row.update({f"emit.{outcome}": n for outcome, n in record.emit_outcomes.items()})
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=None if rows else ["run_id", "started_at_ms"])
+    if frame.empty:
+        frame["started_at"] = pd.Series([], dtype="datetime64[ms, UTC]")
+        frame["finished_at"] = pd.Series([], dtype="datetime64[ms, UTC]")
+        return frame
+    frame["started_at"] = pd.to_datetime(frame["started_at_ms"], unit="ms", utc=True)
+    frame["finished_at"] = pd.to_datetime(frame["finished_at_ms"], unit="ms", utc=True)
+    return frame.sort_values(["started_at_ms", "run_id"], kind="stable").reset_index(drop=True)
+
+
+def load_index(store: Store) -> pd.DataFrame:
+    """The whole run index as a frame (see ``index_frame``)."""
+    records = [
+        RunRecord.from_json(json.loads(store.get(key)))
+        for key in store.keys(INDEX_PREFIX)
+        if key.endswith(".json")
+    ]
+    return index_frame(records)
+
+
+# -- one run's artefacts ----------------------------------------------------------------------
+
+
+def partition_date(run_id: str, started_at_ms: int) -> date:
+    """The run's date partition: the run id itself when it is a date (the default run id, so
+    every shard of a run agrees on it), else the UTC day the run started."""
+    if _DATE_ID.match(run_id):
+        try:
+            return date.fromisoformat(run_id)
+        except ValueError:
+            pass
+    return datetime.fromtimestamp(started_at_ms / 1000, tz=UTC).date()
+
+
+def run_prefix(run_id: str, day: date) -> str:
+    if not RUN_ID_PATTERN.match(run_id):
+        raise ArtefactError(f"run id {run_id!r} is not [A-Za-z0-9._-] (1-128 characters)")
+    return f"runs/date={day.isoformat()}/run={run_id}/"
+
+
+def drift_items_frame(report: DriftReport) -> pd.DataFrame:
+    """One row per drift: entity, name, kind, severity, ``fields`` (comma-joined detail fields)
+    and ``details`` (canonical JSON of the detail map, for drill-down)."""
+    rows = [
+        {
+            "entity": drift.entity.value,
+            "name": drift.name,
+            "kind": drift.kind,
+            "severity": drift.severity,
+            "fields": ",".join(drift.details),
+            "details": json.dumps(drift.details, sort_keys=True, separators=(",", ":")),
+        }
+        for drift in report.drifts
+    ]
+    frame = pd.DataFrame(rows, columns=list(DRIFT_ITEM_COLUMNS))
+    return frame.astype(dict.fromkeys(DRIFT_ITEM_COLUMNS, "string"))
+
+
+class RunArtefacts:
+    """The artefacts of one run, under ``prefix`` in ``store``."""
+
+    def __init__(self, store: Store, prefix: str) -> None:
+        self.store = store
+        self.prefix = prefix if prefix.endswith("/") else prefix + "/"
+
+    @classmethod
+    def for_run(cls, store: Store, run_id: str, started_at_ms: int) -> RunArtefacts:
+        return cls(store, run_prefix(run_id, partition_date(run_id, started_at_ms)))
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    # snapshots
+
+    def save_snapshot(self, side: str, snapshot: Snapshot) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            snapshot.save(Path(tmp))
+            # The manifest last: its presence means the snapshot is complete.
+            for name in sorted(SNAPSHOT_FILES, key=lambda n: n == MANIFEST):
+                self.store.put(self.key(f"{side}/{name}"), (Path(tmp) / name).read_bytes())
+
+    def has_snapshot(self, side: str) -> bool:
+        return self.store.exists(self.key(f"{side}/{MANIFEST}"))
+
+    def load_snapshot(self, side: str) -> Snapshot:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in SNAPSHOT_FILES:
+                (Path(tmp) / name).write_bytes(self.store.get(self.key(f"{side}/{name}")))
+            return Snapshot.load(Path(tmp))
+
+    # report, plan, drift items
+
+    def write_report(self, report: DriftReport) -> None:
+        self.store.put(self.key("report.json"), _json_bytes(to_json(report)))
+        self.store.put(self.key("report.html"), render(report, "html").encode("utf-8"))
+        buffer = BytesIO()
+        drift_items_frame(report).to_parquet(buffer, index=False)
+        self.store.put(self.key("drift_items.parquet"), buffer.getvalue())
+
+    def read_report_json(self) -> dict[str, Any]:
+        data = json.loads(self.store.get(self.key("report.json")))
+        if not isinstance(data, dict):
+            raise ArtefactError(f"{self.key('report.json')} does not hold a JSON object")
+        return data
+
+    def read_report(self) -> DriftReport:
+        return load_json(self.read_report_json())
+
+    def write_plan(self, plan: Plan) -> None:
+        self.store.put(self.key("plan.json"), _json_bytes(plan.to_json()))
+
+    def read_plan(self) -> Plan:
+        return Plan.from_json(json.loads(self.store.get(self.key("plan.json"))))
+
+    def read_drift_items(self) -> pd.DataFrame:
+        return pd.read_parquet(BytesIO(self.store.get(self.key("drift_items.parquet"))))
+
+    # shards
+
+    def shard_key(self, index: int, count: int) -> str:
+        return self.key(f"shards/count={count}/shard={index}.json")
+
+    def write_shard_report(self, index: int, count: int, report: DriftReport) -> str:
+        key = self.shard_key(index, count)
+        self.store.put(key, _json_bytes(to_json(report)))
+        return key
+
+    def read_shard_report(self, index: int, count: int) -> DriftReport:
+        return load_json(json.loads(self.store.get(self.shard_key(index, count))))
+
+
+def load_drift_items(store: Store, index: pd.DataFrame) -> pd.DataFrame:
+    """Drift items of every run in ``index`` that got as far as a report, with ``run_id``."""
+    frames = []
+    for run_id, prefix in zip(index.get("run_id", []), index.get("prefix", []), strict=True):
+        artefacts = RunArtefacts(store, str(prefix))
+        if not artefacts.store.exists(artefacts.key("drift_items.parquet")):
+            continue
+        items = artefacts.read_drift_items()
+        items.insert(0, "run_id", str(run_id))
+        frames.append(items)
+    if not frames:
+        return pd.DataFrame(
+            {c: pd.Series([], dtype="string") for c in ("run_id", *DRIFT_ITEM_COLUMNS)}
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")

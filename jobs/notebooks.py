@@ -1,0 +1,100 @@
+"""Renders the drift notebooks: ``python -m jobs.notebooks --render [--location DIR] [--out DIR]``.
+
+Flow: the nightly job writes artefacts (``jobs.artefacts``) → papermill executes
+``notebooks/drift_report.ipynb`` and ``notebooks/drift_trends.ipynb`` against them (the
+``report_location`` parameter) → nbconvert renders each executed notebook to HTML. ``make report``
+runs this; the tests call ``execute_notebook`` so a failing cell fails CI.
+
+The kernel is ``python3``. Its kernelspec (``ipykernel install --sys-prefix``, in the venv) runs
+``python``, which jupyter_client replaces with the interpreter running papermill, so the
+notebooks see this venv and its ``jobs`` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = ("drift_report", "drift_trends")
+KERNEL = "python3"
+DEFAULT_LOCATION = "out/reports"
+DEFAULT_OUT = "out/notebooks"
+CELL_TIMEOUT_SECONDS = 300
+
+
+def execute_notebook(
+    name: str,
+    location: str,
+    out_dir: Path,
+    *,
+    region: str | None = None,
+    kernel_name: str = KERNEL,
+) -> Path:
+    """Execute ``notebooks/<name>.ipynb`` with papermill against ``location``; returns the
+    executed copy in ``out_dir``. A failing cell raises papermill's ``PapermillExecutionError``."""
+    import papermill
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / f"{name}.ipynb"
+    # Local paths are made absolute: the kernel runs with the notebooks' folder as its cwd.
+    if "://" not in location:
+        location = str(Path(location).resolve())
+    papermill.execute_notebook(
+        str(NOTEBOOK_DIR / f"{name}.ipynb"),
+        str(output),
+        parameters={"report_location": location, "region": region},
+        kernel_name=kernel_name,
+        cwd=str(NOTEBOOK_DIR),
+        progress_bar=False,
+        execution_timeout=CELL_TIMEOUT_SECONDS,
+    )
+    return output
+
+
+def to_html(notebook: Path) -> Path:
+    """The executed notebook as a standalone HTML page beside it (input and output cells)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    target = notebook.with_suffix(".html")
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def render(location: str, out_dir: Path, *, region: str | None = None) -> list[Path]:
+    """Execute both notebooks against ``location`` and render them to HTML in ``out_dir``."""
+    return [to_html(execute_notebook(name, location, out_dir, region=region)) for name in NOTEBOOKS]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.notebooks", description=__doc__)
+    parser.add_argument("--render", action="store_true", help="execute and render both notebooks")
+    parser.add_argument(
+        "--location",
+        default=os.environ.get("REPORT_LOCATION", DEFAULT_LOCATION),
+        help="the nightly job's report location: a directory or s3://bucket/prefix "
+        f"(default: $REPORT_LOCATION or {DEFAULT_LOCATION})",
+    )
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    parser.add_argument("--region", default=None, help="the S3 bucket's region (s3:// only)")
+    args = parser.parse_args(argv)
+    if not args.render:
+        parser.print_help()
+        return 0
+    try:
+        pages = render(args.location, Path(args.out), region=args.region)
+    except Exception as error:  # reported and non-zero: make report must fail visibly
+        print(f"notebooks: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    for page in pages:
+        print(page)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""Writes drift_report.ipynb and drift_trends.ipynb (outputs empty) with nbformat.
+
+The notebooks hold no logic: each cell calls ``jobs.notebook_data`` (which calls
+``jobs.history`` / ``jobs.artefacts``) and displays the result. Edit this file, then run
+``.venv/bin/python notebooks/generate.py`` to regenerate them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+SETUP = """\
+import matplotlib
+
+matplotlib.use("Agg")
+import pandas as pd
+
+from jobs import notebook_data as nd
+
+pd.set_option("display.max_rows", 100)
+pd.set_option("display.width", 160)"""
+
+
+def parameters() -> nbformat.NotebookNode:
+    cell = new_code_cell(
+        '# Parameters (papermill overrides these)\nreport_location = "out/reports"\nregion = None'
+    )
+    cell.metadata["tags"] = ["parameters"]
+    return cell
+
+
+def notebook(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
+    book = new_notebook(cells=cells)
+    book.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    book.metadata["language_info"] = {"name": "python"}
+    return book
+
+
+REPORT = notebook(
+    [
+        new_markdown_cell(
+            "# Drift report: the latest nightly run\n\n"
+            "What the last reconciliation found between the source and target registries, "
+            "what it repaired, and where the drift sits."
+        ),
+        parameters(),
+        new_code_cell(SETUP),
+        new_code_cell(
+            "run = nd.latest_run(nd.open_location(report_location, region))\n"
+            "print(run.headline())\n"
+            "run.summary()"
+        ),
+        new_markdown_cell("## Drift by entity and kind"),
+        new_code_cell(
+            "by_kind = run.drift_by_kind()\n"
+            'nd.show(nd.bar_chart(by_kind, "Drift by entity and kind"))\n'
+            "by_kind"
+        ),
+        new_markdown_cell("## The most drifted thing types"),
+        new_code_cell(
+            "types = run.most_drifted_types()\n"
+            'nd.show(nd.bar_chart(types.drop(columns="total"), "Drift by thing type"))\n'
+            "types"
+        ),
+        new_markdown_cell("## The most drifted thing groups"),
+        new_code_cell(
+            "groups = run.most_drifted_groups()\n"
+            'nd.show(nd.bar_chart(groups.drop(columns="total"), "Drift by thing group"))\n'
+            "groups"
+        ),
+        new_markdown_cell(
+            "## Attribute-level drill-down\n\nEvery differing field (attributes key by key), "
+            "with its value in each region."
+        ),
+        new_code_cell("drill = run.drill_down()\ndrill"),
+        new_code_cell(
+            "fields = nd.history.field_frequency(drill)\n"
+            'nd.show(nd.bar_chart(fields, "Most often differing fields (changed entities)"))\n'
+            "fields"
+        ),
+    ]
+)
+
+TRENDS = notebook(
+    [
+        new_markdown_cell(
+            "# Drift trends across nightly runs\n\n"
+            "Drift over time, how long drift stays before a run repairs it, and repair volume."
+        ),
+        parameters(),
+        new_code_cell(SETUP),
+        new_code_cell(
+            "trends = nd.trends(nd.open_location(report_location, region))\n"
+            'trends.index[["run_id", "status", "started_at", "drift_total", "repairs_emitted"]]'
+        ),
+        new_markdown_cell("## Drift over time"),
+        new_code_cell(
+            "by_entity = trends.drift_by_entity()\n"
+            'nd.show(nd.line_chart(by_entity, "Drift per run, by entity"))\n'
+            "trends.drift_over_time()"
+        ),
+        new_markdown_cell(
+            "## Time to repair\n\nAn episode runs from the first run that saw a drift item "
+            "to the first later run where it is gone."
+        ),
+        new_code_cell(
+            'nd.show(nd.repair_time_histogram(trends.episodes, "Time to repair"))\n'
+            "trends.time_to_repair()"
+        ),
+        new_code_cell("trends.item_history()"),
+        new_markdown_cell("## Repair volume"),
+        new_code_cell(
+            "volume = trends.repair_volume()\n"
+            'nd.show(nd.bar_chart(volume.drop(columns=["started_at", "status", "planned"]), '
+            '"Repairs per run"))\n'
+            "volume"
+        ),
+    ]
+)
+
+
+def main() -> None:
+    for name, book in (("drift_report.ipynb", REPORT), ("drift_trends.ipynb", TRENDS)):
+        nbformat.validate(book)
+        nbformat.write(book, HERE / name)
+        print(f"wrote {HERE / name}")
+
+
+if __name__ == "__main__":
+    main()

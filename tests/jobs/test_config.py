@@ -1,0 +1,114 @@
+"""``run_config_from_env``: a valid environment, defaults, and every bad variable named."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.nightly import ConfigError, main, run_config_from_env
+
+GOOD = {
+    "SOURCE_REGION": "us-east-1",
+    "TARGET_REGION": "eu-west-1",
+    "STATE_TABLE": "iot-crr-state",
+    "REPORT_LOCATION": "s3://reports-bucket/reports",
+}
+
+
+def test_minimal_environment_gives_the_defaults() -> None:
+    config = run_config_from_env(GOOD)
+
+    assert (config.source_region, config.target_region) == ("us-east-1", "eu-west-1")
+    assert config.state_table == "iot-crr-state"
+    assert config.guards.max_changes == 1000
+    assert config.guards.allow_deletes is False
+    assert config.persist_state_machine_arn is None
+    assert config.emit_via == "table"
+    assert config.run_id is None
+
+
+def test_every_optional_variable_is_read() -> None:
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:persist"
+    env = {
+        **GOOD,
+        "PERSIST_STATE_MACHINE_ARN": arn,
+        "MAX_CHANGES": "0",
+        "ALLOW_DELETES": "True",
+        "RUN_ID": "backfill-1",
+        "AWS_REGION": "eu-central-1",
+    }
+
+    config = run_config_from_env(env)
+
+    assert config.persist_state_machine_arn == arn
+    assert config.emit_via == "stepfunctions"
+    assert config.guards.max_changes is None  # 0 means no cap, as on the CLI
+    assert config.guards.allow_deletes is True
+    assert config.run_id == "backfill-1"
+    assert config.report_region == "eu-central-1"
+
+
+def test_a_local_directory_is_a_report_location() -> None:
+    assert run_config_from_env({**GOOD, "REPORT_LOCATION": "out/reports"}).report_location == (
+        "out/reports"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SOURCE_REGION", ""),
+        ("SOURCE_REGION", "US East"),
+        ("TARGET_REGION", None),
+        ("TARGET_REGION", "us-east-1"),  # same as the source
+        ("STATE_TABLE", ""),
+        ("REPORT_LOCATION", None),
+        ("REPORT_LOCATION", "s3:///prefix"),
+        ("REPORT_LOCATION", "gs://bucket/x"),
+        ("PERSIST_STATE_MACHINE_ARN", "persist"),
+        ("MAX_CHANGES", "-1"),
+        ("MAX_CHANGES", "lots"),
+        ("ALLOW_DELETES", "maybe"),
+        ("RUN_ID", "2026/01/01"),
+    ],
+)
+def test_each_bad_variable_is_named(variable: str, value: str | None) -> None:
+    env = dict(GOOD)
+    if value is None:
+        env.pop(variable, None)
+    else:
+        env[variable] = value
+
+    with pytest.raises(ConfigError) as caught:
+        run_config_from_env(env)
+
+    assert caught.value.variables == (variable,)
+    assert variable in str(caught.value)
+
+
+def test_all_bad_variables_are_named_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        run_config_from_env({"MAX_CHANGES": "x"})
+
+    assert set(caught.value.variables) == {
+        "SOURCE_REGION",
+        "TARGET_REGION",
+        "STATE_TABLE",
+        "REPORT_LOCATION",
+        "MAX_CHANGES",
+    }
+
+
+def test_main_exits_non_zero_and_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an environment without the job's variables
+    for name in (*GOOD, "PERSIST_STATE_MACHINE_ARN", "MAX_CHANGES", "ALLOW_DELETES", "RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SOURCE_REGION", "us-east-1")
+
+    # WHEN the container entry point runs
+    code = main([])
+
+    # THEN it fails with exit code 2 and says which variable is missing
+    assert code == 2
+    assert "TARGET_REGION" in capsys.readouterr().err

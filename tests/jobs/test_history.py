@@ -1,0 +1,178 @@
+"""Drift history over synthetic run indexes (pure pandas, no I/O)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from jobs import history
+from jobs.artefacts import RunRecord, index_frame
+
+DAY = 86_400_000
+
+
+def index_of(*runs: tuple[str, bool]) -> pd.DataFrame:
+    """Runs a day apart; each ``(run_id, diffed)``."""
+    return index_frame(
+        [
+            RunRecord(
+                run_id=run_id,
+                prefix=f"runs/{run_id}/",
+                status="completed" if diffed else "failed",
+                started_at_ms=i * DAY,
+                finished_at_ms=i * DAY + 60_000,
+                source_region="us-east-1",
+                target_region="eu-west-1",
+                diffed=diffed,
+                drift={"thing.missing": i, "thing.extra": 0, "membership.missing": 1},
+                drift_total=i + 1,
+                planned=i,
+                repairs_emitted=i,
+            )
+            for i, (run_id, diffed) in enumerate(runs)
+        ]
+    )
+
+
+def items_of(*rows: tuple[str, str, str, str]) -> pd.DataFrame:
+    """Drift items ``(run_id, entity, name, kind)``."""
+    return pd.DataFrame(
+        [
+            {
+                "run_id": run,
+                "entity": entity,
+                "name": name,
+                "kind": kind,
+                "severity": "high",
+                "fields": "",
+                "details": json.dumps({"attributes.a": {"source": "1", "target": "2"}}),
+            }
+            for run, entity, name, kind in rows
+        ]
+    )
+
+
+def test_an_item_gone_in_the_next_run_was_repaired_then() -> None:
+    index = index_of(("r0", True), ("r1", True), ("r2", True))
+    items = items_of(("r0", "thing", "a", "missing"), ("r1", "thing", "a", "missing"))
+
+    (episode,) = history.drift_episodes(index, items).to_dict("records")
+
+    assert (episode["first_run"], episode["last_run"], episode["repaired_run"]) == (
+        "r0",
+        "r1",
+        "r2",
+    )
+    assert episode["runs_seen"] == 2
+    assert episode["time_to_repair"] == pd.Timedelta(days=2)
+    assert not episode["open"]
+
+
+def test_an_item_that_comes_back_opens_a_new_episode() -> None:
+    index = index_of(("r0", True), ("r1", True), ("r2", True), ("r3", True))
+    items = items_of(
+        ("r0", "thing", "a", "changed"),
+        ("r2", "thing", "a", "changed"),
+        ("r3", "thing", "a", "changed"),
+    )
+
+    episodes = history.drift_episodes(index, items)
+
+    assert list(episodes["first_run"]) == ["r0", "r2"]
+    assert list(episodes["repaired_run"].fillna("-")) == ["r1", "-"]
+    assert list(episodes["open"]) == [False, True]
+    summary = history.item_history(index, items).iloc[0]
+    assert summary["episodes"] == 2
+    assert bool(summary["open"])
+
+
+def test_runs_without_a_report_are_not_observations() -> None:
+    # r1 failed before its diff: it says nothing about whether the item was still there
+    index = index_of(("r0", True), ("r1", False), ("r2", True))
+    items = items_of(("r0", "thing", "a", "missing"), ("r2", "thing", "a", "missing"))
+
+    episodes = history.drift_episodes(index, items)
+
+    assert len(episodes) == 1
+    assert bool(episodes["open"].iloc[0])
+
+
+def test_the_same_name_in_two_entities_or_kinds_is_two_items() -> None:
+    index = index_of(("r0", True), ("r1", True))
+    items = items_of(
+        ("r0", "thing", "a", "missing"),
+        ("r0", "thing_group", "a", "missing"),
+        ("r1", "thing", "a", "changed"),
+    )
+
+    episodes = history.drift_episodes(index, items)
+
+    assert len(episodes) == 3
+    repaired = episodes.loc[~episodes["open"], ["entity", "kind"]]
+    assert sorted(map(tuple, repaired.to_numpy())) == [
+        ("thing", "missing"),
+        ("thing_group", "missing"),
+    ]
+
+
+def test_time_to_repair_summary_per_entity_and_kind() -> None:
+    index = index_of(("r0", True), ("r1", True), ("r2", True))
+    items = items_of(
+        ("r0", "thing", "a", "missing"),
+        ("r0", "thing", "b", "missing"),
+        ("r1", "thing", "b", "missing"),
+        ("r2", "thing", "c", "missing"),
+    )
+
+    summary = history.time_to_repair_summary(history.drift_episodes(index, items)).iloc[0]
+
+    assert (summary["repaired"], summary["open"]) == (2, 1)
+    assert summary["median_time_to_repair"] == pd.Timedelta(days=1.5)
+    assert summary["max_time_to_repair"] == pd.Timedelta(days=2)
+
+
+def test_drift_over_time_and_repair_volume() -> None:
+    index = index_of(("r0", True), ("r1", False), ("r2", True))
+
+    over_time = history.drift_over_time(index)
+    volume = history.repair_volume(index)
+
+    assert list(over_time["run_id"]) == ["r0", "r2"]
+    assert list(over_time["total"]) == [1, 3]
+    assert list(history.drift_by_entity_over_time(index)["thing"]) == [0, 2]
+    assert list(volume.index) == ["r0", "r1", "r2"]
+    assert list(volume["repairs_emitted"]) == [0, 1, 2]
+
+
+def test_no_runs_give_empty_frames() -> None:
+    index = index_frame([])
+    items = items_of()
+
+    assert history.drift_episodes(index, items).empty
+    assert history.item_history(index, items).empty
+    assert history.time_to_repair_summary(history.drift_episodes(index, items)).empty
+
+
+def test_latest_run_views() -> None:
+    items = items_of(
+        ("r", "thing", "t1", "changed"),
+        ("r", "thing", "t2", "missing"),
+        ("r", "membership", "t2#g1", "missing"),
+        ("r", "thing_group", "g2", "changed"),
+    )
+    things = pd.DataFrame({"name": ["t1", "t2"], "thing_type": ["sensor", "sensor"]})
+    memberships = pd.DataFrame({"thing": ["t1", "t1"], "group": ["g1", "g2"]})
+
+    by_kind = history.drift_by_kind(items)
+    types = history.most_drifted_types(items, things)
+    groups = history.most_drifted_groups(items, memberships)
+    drill = history.attribute_drill_down(items)
+
+    assert by_kind.loc["thing", "changed"] == 1
+    assert by_kind.loc["billing_group"].sum() == 0  # every entity is listed
+    assert types.loc["sensor", "drifted_things"] == 2
+    assert groups.loc["g1", "total"] == 2  # t1 is a member, t2#g1 membership missing
+    assert groups.loc["g2", "total"] == 2  # t1 is a member, the group itself changed
+    assert list(drill["field"].unique()) == ["attributes.a"]
+    assert history.field_frequency(drill)[("thing", "attributes.a")] == 1

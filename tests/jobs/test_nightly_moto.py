@@ -1,0 +1,115 @@
+"""The nightly run's edges on moto in-process: failures on record, Step Functions emission,
+an S3 report location, and the Lambda handler."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import boto3
+import pytest
+
+from jobs.artefacts import LocalStore, RunArtefacts, S3Store, load_index
+from jobs.nightly import ClientFactory, RunConfig, caching, lambda_handler, run_nightly
+from pipeline import aws as aws_clients
+from reconcile.plan import Guards, PlanRefusedError
+from tests.jobs.conftest import TABLE, fleet
+from tests.jobs.scenario import DST, SRC, stepping_clock
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+@pytest.fixture
+def clients(aws: None) -> ClientFactory:
+    fleet(boto3.client("iot", region_name=SRC), 12)
+    fleet(boto3.client("iot", region_name=DST), 12, drifted=True)
+    return caching(aws_clients.client)
+
+
+def config(location: str, **changes: object) -> RunConfig:
+    base = RunConfig(
+        source_region=SRC,
+        target_region=DST,
+        state_table=TABLE,
+        report_location=location,
+        guards=Guards(max_changes=100),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_a_refused_plan_fails_the_run_on_record(clients: ClientFactory, tmp_path: Path) -> None:
+    # GIVEN a cap of one change and more drift than that
+    metrics: list[str] = []
+    refused = config(str(tmp_path), guards=Guards(max_changes=1))
+
+    # WHEN the run plans, THEN it raises the guard's error ...
+    with pytest.raises(PlanRefusedError):
+        run_nightly(refused, clients, stepping_clock(T0), metrics=metrics.append)
+
+    # ... after recording the failure, the report (operators still see the drift) and metrics
+    (row,) = load_index(LocalStore(tmp_path)).to_dict("records")
+    assert row["status"] == "failed"
+    assert "max_changes" in row["error"]
+    assert row["diffed"] and row["drift_total"] > 1
+    assert (tmp_path / row["prefix"] / "report.json").is_file()
+    assert json.loads(metrics[0])["RunFailed"] == 1
+
+    # AND a second firing with the same run id runs again (a failed run is not "done")
+    again = run_nightly(config(str(tmp_path)), clients, stepping_clock(T0))
+    assert not again.skipped
+    assert again.record.status == "completed"
+
+
+def test_repairs_go_to_the_persist_state_machine_when_configured(
+    clients: ClientFactory, tmp_path: Path
+) -> None:
+    sfn = boto3.client("stepfunctions", region_name=SRC)
+    arn = sfn.create_state_machine(
+        name="persist",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+
+    result = run_nightly(
+        config(str(tmp_path), persist_state_machine_arn=arn), clients, stepping_clock(T0)
+    )
+
+    started = sfn.list_executions(stateMachineArn=arn)["executions"]
+    assert result.record.emitted_via == "stepfunctions"
+    assert result.record.repairs_emitted == result.record.planned == len(started) > 0
+    assert result.record.emit_outcomes == {"started": len(started)}
+
+
+def test_artefacts_go_to_s3_for_an_s3_location(clients: ClientFactory) -> None:
+    s3 = boto3.client("s3", region_name=SRC)
+    s3.create_bucket(Bucket="crr-reports")
+
+    result = run_nightly(config("s3://crr-reports/nightly"), clients, stepping_clock(T0))
+
+    store = S3Store(s3, "crr-reports", "nightly")
+    assert list(load_index(store)["run_id"]) == ["2026-01-01"]
+    artefacts = RunArtefacts(store, result.record.prefix)
+    assert artefacts.read_report().drifts
+    assert artefacts.has_snapshot("source") and artefacts.has_snapshot("target")
+
+
+def test_the_lambda_handler_runs_a_scheduled_event(
+    clients: ClientFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "SOURCE_REGION": SRC,
+        "TARGET_REGION": DST,
+        "STATE_TABLE": TABLE,
+        "REPORT_LOCATION": str(tmp_path),
+        "RUN_ID": "scheduled-1",
+        "MAX_CHANGES": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    first = lambda_handler({"source": "nightly-schedule"}, None)
+    second = lambda_handler({"source": "nightly-schedule"}, None)
+
+    assert first["status"] == "completed" and not first["skipped"]
+    assert first["run_id"] == "scheduled-1"
+    assert second["skipped"] is True

@@ -1,0 +1,70 @@
+"""Both notebooks execute with papermill against the sandbox runs' artefacts; a failing cell
+fails the test (papermill raises ``PapermillExecutionError``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from papermill.exceptions import PapermillExecutionError
+
+from jobs.notebooks import NOTEBOOK_DIR, NOTEBOOKS, execute_notebook, to_html
+from tests.jobs.scenario import Scenario
+
+
+def outputs(notebook: Path) -> tuple[str, int]:
+    """All text output of an executed notebook, and how many images it shows."""
+    book = nbformat.read(notebook, as_version=4)
+    text, images = [], 0
+    for cell in book.cells:
+        for output in cell.get("outputs", []):
+            assert output.get("output_type") != "error", output
+            data = output.get("data", {})
+            images += "image/png" in data
+            text.append(output.get("text", "") + data.get("text/plain", ""))
+    return "\n".join(text), images
+
+
+def test_the_drift_report_notebook_runs_on_the_latest_run(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    executed = execute_notebook("drift_report", scenario.location, tmp_path)
+
+    text, images = outputs(executed)
+    latest = scenario.runs[-1]["run_id"]
+    assert f"run {latest} (completed)" in text
+    assert "rogue" in text  # the drill-down lists the extra thing
+    assert images == 4
+    assert to_html(executed).read_text().startswith("<!DOCTYPE html>")
+
+
+def test_the_drift_trends_notebook_runs_over_both_runs(scenario: Scenario, tmp_path: Path) -> None:
+    executed = execute_notebook("drift_trends", scenario.location, tmp_path)
+
+    text, images = outputs(executed)
+    for run in scenario.runs:
+        assert run["run_id"] in text
+    assert "1 days" in text  # time to repair of drift A
+    assert images == 3
+
+
+def test_a_failing_cell_fails_the_execution(tmp_path: Path) -> None:
+    # GIVEN a location without any run, the loading cell raises
+    with pytest.raises(PapermillExecutionError) as caught:
+        execute_notebook("drift_report", str(tmp_path / "empty"), tmp_path / "out")
+
+    assert caught.value.ename == "NoRunsError"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebooks_have_no_outputs_and_a_parameters_cell(name: str) -> None:
+    book = json.loads((NOTEBOOK_DIR / f"{name}.ipynb").read_text())
+    code = [c for c in book["cells"] if c["cell_type"] == "code"]
+
+    assert all(not c["outputs"] and c["execution_count"] is None for c in code)
+    tagged = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1
+    assert "report_location" in "".join(tagged[0]["source"])
+    assert book["metadata"]["kernelspec"]["name"] == "python3"

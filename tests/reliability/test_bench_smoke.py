@@ -1,0 +1,76 @@
+"""The benchmarks at small N, so their code cannot rot between ``make bench`` runs.
+
+Runs ``python -m bench --quick`` into a temporary directory (a subprocess, as ``make bench``
+runs it: the diff benchmark spawns its own interpreters and the sandbox starts a moto server)
+and checks each result file and the table. Targets are not asserted here: a quick run on a
+loaded CI machine says nothing about them; the figures live in ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.diff_bench import DRIFT, build_frames
+from bench.snapshot_bench import lower_bound
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_quick_bench_writes_every_result_and_the_table(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STATE_TABLE"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("diff_quick", "snapshot_quick", "replicator_quick"):
+        result = json.loads((tmp_path / f"{name}.json").read_text())
+        assert result["machine"]["cpu_count"] >= 1
+        assert result["targets"], name
+        assert all(isinstance(t["met"], bool) for t in result["targets"].values())
+    diff = json.loads((tmp_path / "diff_quick.json").read_text())
+    assert diff["engine"][-1]["changed_rows_explained"] > 0
+    table = (tmp_path / "README.quick.md").read_text()
+    for row in ("B1 diff engine", "B2 snapshot cost", "B3 replicator cost"):
+        assert row in table
+
+
+def test_synthetic_drift_has_every_kind_at_one_percent() -> None:
+    frames = build_frames(1000)
+    src, tgt = frames["source"], frames["target"]
+    k = round(1000 * DRIFT)
+    names_src, names_tgt = set(src["things"]["name"]), set(tgt["things"]["name"])
+    assert len(names_src - names_tgt) == k  # missing
+    assert len(names_tgt - names_src) == k  # extra
+    both = src["things"].merge(tgt["things"], on="name", suffixes=("_s", "_t"))
+    assert (both["attributes_s"] != both["attributes_t"]).sum() == k
+    assert (both["thing_type_s"] != both["thing_type_t"]).sum() == k
+    links_s = set(zip(src["memberships"]["thing"], src["memberships"]["group"], strict=True))
+    links_t = set(zip(tgt["memberships"]["thing"], tgt["memberships"]["group"], strict=True))
+    assert len(links_t - links_s) == k  # moved things: an extra membership each
+
+
+@pytest.mark.parametrize(("things", "expected"), [(0, 1), (250, 1), (251, 2), (1_000_000, 4000)])
+def test_snapshot_lower_bound_counts_pages(things: int, expected: int) -> None:
+    bound = lower_bound(
+        things=things,
+        groups=3,
+        billing_groups=1,
+        types=1,
+        members_per_group=300,
+        members_per_billing_group=10,
+    )
+    assert bound["ListThings"] == expected
+    assert bound["DescribeThingGroup"] == 3
+    assert bound["ListThingsInThingGroup"] == 6

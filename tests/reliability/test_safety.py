@@ -1,0 +1,281 @@
+"""R4 safety: reconciliation never does the dangerous thing by accident.
+
+Through the CLI (``CliRunner``, moto in process): an empty or shrunken source is refused, the
+change cap is honoured, stale plans are refused, and nothing is deleted without
+``--allow-deletes``; each refusal is exit code 2 with a one-line message and emits nothing. A
+property test checks the same guards on the pure planner over arbitrary registries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.harness import SRC, TABLE, LocalPipeline, create_state_table
+from pipeline.model import EntityKind
+from pipeline.statetable import StateTable
+from reconcile.cli import Factory, main
+from reconcile.diff import diff_snapshots
+from reconcile.plan import Guards, PlanRefusedError, build_plan
+from reconcile.snapshot import Snapshot
+from tests.reliability.conftest import MAX_EXAMPLES
+
+REGIONS = ["--source-region", "us-east-1", "--target-region", "eu-west-1"]
+NOW_MS = 1_800_000_000_000
+
+
+class Clock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def cli(pipeline: LocalPipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Factory:
+    monkeypatch.chdir(tmp_path)  # no stray ignore file from the working tree
+    for key in ("SOURCE_REGION", "TARGET_REGION", "STATE_TABLE", "PERSIST_STATE_MACHINE_ARN"):
+        monkeypatch.delenv(key, raising=False)
+    return Factory(clock=Clock(NOW_MS), show_progress=False)
+
+
+@pytest.fixture
+def source_table(pipeline: LocalPipeline) -> StateTable:
+    """Corrective events enter the persist path in the source region."""
+    client = boto3.client("dynamodb", region_name=SRC)
+    create_state_table(client, TABLE)
+    return StateTable(client, TABLE)
+
+
+def run(factory: Factory, *args: str) -> Result:
+    return CliRunner().invoke(main, list(args), obj=factory)
+
+
+def assert_refused(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def things(iot: Any, names: range | list[str], prefix: str = "t") -> None:
+    for i in names:
+        iot.create_thing(thingName=f"{prefix}{i}")
+
+
+def table_keys(table: StateTable) -> list[str]:
+    return sorted(str(r["pk"]) for r in table.scan_prefix(""))
+
+
+def test_an_empty_source_is_refused_and_nothing_is_emitted(
+    pipeline: LocalPipeline, cli: Factory, source_table: StateTable
+) -> None:
+    # GIVEN a populated destination and an empty source (wrong region, missing permissions)
+    things(pipeline.destination, range(5))
+    # WHEN reconcile runs with deletes allowed and --apply
+    result = run(
+        cli,
+        "reconcile",
+        *REGIONS,
+        "--apply",
+        "--allow-deletes",
+        "--via",
+        "table",
+        "--state-table",
+        TABLE,
+    )
+    # THEN it refuses with one line, and the state table is untouched
+    assert_refused(result, "empty_source")
+    assert table_keys(source_table) == []
+
+
+def test_a_shrunken_source_is_refused(
+    pipeline: LocalPipeline, cli: Factory, source_table: StateTable
+) -> None:
+    things(pipeline.source, range(4))
+    things(pipeline.destination, range(10))
+    result = run(
+        cli,
+        "reconcile",
+        *REGIONS,
+        "--apply",
+        "--allow-deletes",
+        "--via",
+        "table",
+        "--state-table",
+        TABLE,
+    )
+    assert_refused(result, "min_source_ratio")
+    assert table_keys(source_table) == []
+    # The operator can lower the guard on purpose, and then the deletes go through.
+    result = run(
+        cli,
+        "reconcile",
+        *REGIONS,
+        "--apply",
+        "--allow-deletes",
+        "--min-source-ratio",
+        "0.3",
+        "--via",
+        "table",
+        "--state-table",
+        TABLE,
+    )
+    assert result.exit_code == 1, result.output
+    assert len([k for k in table_keys(source_table) if k.startswith("THING#")]) == 6
+
+
+def test_max_changes_is_honoured(
+    pipeline: LocalPipeline, cli: Factory, source_table: StateTable
+) -> None:
+    things(pipeline.source, range(6))
+    result = run(
+        cli,
+        "reconcile",
+        *REGIONS,
+        "--apply",
+        "--max-changes",
+        "5",
+        "--via",
+        "table",
+        "--state-table",
+        TABLE,
+    )
+    assert_refused(result, "max_changes", "6 changes")
+    assert table_keys(source_table) == []
+    result = run(
+        cli,
+        "reconcile",
+        *REGIONS,
+        "--apply",
+        "--max-changes",
+        "6",
+        "--via",
+        "table",
+        "--state-table",
+        TABLE,
+    )
+    assert result.exit_code == 1, result.output
+    assert len(table_keys(source_table)) == 6
+
+
+def test_stale_plans_are_refused(
+    pipeline: LocalPipeline, cli: Factory, source_table: StateTable, tmp_path: Path
+) -> None:
+    things(pipeline.source, range(2))
+    plan = tmp_path / "plan.json"
+    assert run(cli, "plan", *REGIONS, "--out", str(plan), "--ttl", "600").exit_code == 1
+    apply = ["apply", str(plan), "--via", "table", "--state-table", TABLE]
+    # GIVEN the target changes after the plan was made, THEN apply refuses it
+    things(pipeline.destination, ["late"], prefix="")
+    assert_refused(run(cli, *apply), "stale plan", "target registry")
+    # GIVEN the registries are back as planned but the plan is past its ttl, THEN refused too
+    pipeline.destination.delete_thing(thingName="late")
+    assert isinstance(cli.clock, Clock)
+    cli.clock.now += 600_000
+    assert_refused(run(cli, *apply, "--no-verify"), "stale plan", "expired")
+    assert table_keys(source_table) == []
+
+
+def test_nothing_is_deleted_without_allow_deletes(
+    pipeline: LocalPipeline, cli: Factory, source_table: StateTable
+) -> None:
+    # GIVEN the destination has things and a group the source does not
+    things(pipeline.source, range(3))
+    things(pipeline.destination, range(3))
+    things(pipeline.destination, ["x", "y"], prefix="extra-")
+    pipeline.destination.create_thing_group(thingGroupName="orphans")
+    # WHEN reconcile --apply runs without --allow-deletes
+    result = run(cli, "reconcile", *REGIONS, "--apply", "--via", "table", "--state-table", TABLE)
+    # THEN the deletes are listed as skipped, and no tombstone reaches the state table
+    assert result.exit_code == 1, result.output
+    assert "(skipped)" in result.stderr and "extra-x" in result.stderr
+    assert table_keys(source_table) == []
+    # WHEN the operator allows deletes, THEN tombstones are emitted for exactly the extras
+    result = run(
+        cli,
+        "reconcile",
+        *REGIONS,
+        "--apply",
+        "--allow-deletes",
+        "--via",
+        "table",
+        "--state-table",
+        TABLE,
+    )
+    assert result.exit_code == 1, result.output
+    items = [source_table.get_raw(k) for k in table_keys(source_table)]
+    assert sorted((str(i["pk"]), bool(i["deleted"])) for i in items if i) == [
+        ("GROUP#orphans", True),
+        ("THING#extra-x", True),
+        ("THING#extra-y", True),
+    ]
+
+
+# --- the planner's guards over arbitrary registries -------------------------------------------
+
+names = st.lists(st.sampled_from([f"n{i}" for i in range(12)]), unique=True, max_size=12)
+
+
+def _snapshot(region: str, thing_names: list[str], attr: str) -> Snapshot:
+    return Snapshot.from_records(
+        region, 1, things=[{"name": n, "attributes": {"a": attr}} for n in thing_names]
+    )
+
+
+@settings(
+    max_examples=max(25, MAX_EXAMPLES // 8),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    source=names,
+    target=names,
+    changed=st.booleans(),
+    allow_deletes=st.booleans(),
+    max_changes=st.none() | st.integers(0, 12),
+    ratio=st.sampled_from([0.0, 0.5, 1.0]),
+)
+def test_the_planner_never_breaks_a_guard(
+    *,
+    source: list[str],
+    target: list[str],
+    changed: bool,
+    allow_deletes: bool,
+    max_changes: int | None,
+    ratio: float,
+) -> None:
+    src = _snapshot("us-east-1", source, "1")
+    dst = _snapshot("eu-west-1", target, "2" if changed else "1")
+    guards = Guards(allow_deletes=allow_deletes, max_changes=max_changes, min_source_ratio=ratio)
+    report = diff_snapshots(src, dst, clock=lambda: NOW_MS)
+    try:
+        plan = build_plan(report, src, dst, guards, now=NOW_MS)
+    except PlanRefusedError as refused:
+        # A refusal always has one of the documented reasons, and each one really applies.
+        if refused.guard == "empty_source":
+            assert not source and target
+        elif refused.guard == "min_source_ratio":
+            assert len(source) < ratio * len(target)
+        else:
+            assert refused.guard == "max_changes" and max_changes is not None
+        return
+    assert not (not source and target), "an empty source must be refused"
+    assert len(source) >= ratio * len(target) or not target
+    deletes = [a for a in plan.actions if a.op == "delete"]
+    if not allow_deletes:
+        assert deletes == []
+        assert {a.name for a in plan.skipped} == set(target) - set(source)
+    else:
+        assert {a.name for a in deletes} == set(target) - set(source)
+    if max_changes is not None:
+        assert len(plan.actions) <= max_changes
+    assert all(a.entity is EntityKind.THING for a in plan.actions)
