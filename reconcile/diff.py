@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import PermanentError
-from pipeline.model import KEY_SEPARATOR, EntityKind
-from reconcile.snapshot import TABLE_OF_KIND, Snapshot, cell_value
+from pipeline.model import KEY_SEPARATOR, EntityKind, split_membership_name
+from reconcile.snapshot import TABLE_OF_KIND, Snapshot, cell_value, plain_value
 
 if TYPE_CHECKING:
     from reconcile.ignore import IgnoreRules
@@ -130,7 +130,9 @@ def _in_buckets(names: pd.Series, buckets: int, bucket_range: range | None) -> n
         return np.ones(len(names), dtype=bool)
     wanted = set(bucket_range)
     return np.fromiter(
-        (bucket_of(name, buckets) in wanted for name in names), dtype=bool, count=len(names)
+        (bucket_of(name, buckets) in wanted for name in names.tolist()),
+        dtype=bool,
+        count=len(names),
     )
 
 
@@ -153,10 +155,11 @@ def _explain(
     """Field-wise differences of two rows (raw cells), attribute maps key by key."""
     details: dict[str, dict[str, Any]] = {}
     for column in columns:
+        # Canonical encodings compare equal as raw cells; decode only the fields that differ.
+        if plain_value(source[column]) == plain_value(target[column]):
+            continue
         before = cell_value(column, source[column])
         after = cell_value(column, target[column])
-        if before == after:
-            continue
         if column in _PER_KEY_COLUMNS:
             before = before or {}
             after = after or {}
@@ -184,35 +187,68 @@ def _row_hash(frame: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
     return pd.util.hash_pandas_object(frame.loc[:, list(columns)], index=False).to_numpy()
 
 
+def _outer_join(
+    left: pd.DataFrame,
+    right: pd.DataFrame,
+    on: list[str],
+    suffixes: tuple[str, str] = ("_x", "_y"),
+) -> pd.DataFrame:
+    """An outer join with ``_merge`` indicator that also works when a side is empty (pandas'
+    merge of arrow-backed string keys fails on an empty side)."""
+    if not left.empty and not right.empty:
+        return left.merge(right, on=on, how="outer", suffixes=suffixes, indicator=True)
+    if right.empty:
+        present, absent, side = left, right, "left_only"
+        present_suffix, absent_suffix = suffixes
+    else:
+        present, absent, side = right, left, "right_only"
+        absent_suffix, present_suffix = suffixes
+    out = present.rename(columns={c: c + present_suffix for c in present.columns if c not in on})
+    for column in absent.columns:
+        if column not in on:  # the absent side's columns exist, all NA, as merge would give
+            out[column + absent_suffix] = absent[column].reindex(out.index)
+    return out.assign(_merge=side)
+
+
+def _rows(frame: pd.DataFrame, positions: Any, columns: tuple[str, ...]) -> list[dict[Any, Any]]:
+    """The rows at ``positions`` (float after an outer join: NA-free here) as dicts."""
+    picked = frame.iloc[np.asarray(positions, dtype=np.int64)]
+    return picked.loc[:, ["name", *columns]].to_dict("records")
+
+
 def _diff_entities(kind: EntityKind, source: pd.DataFrame, target: pd.DataFrame) -> list[Drift]:
     columns = VALUE_COLUMNS[kind]
-    left = pd.DataFrame({"name": source["name"], "_h": _row_hash(source, columns)})
-    right = pd.DataFrame({"name": target["name"], "_h": _row_hash(target, columns)})
-    joined = left.merge(right, on="name", how="outer", suffixes=("_s", "_t"), indicator=True)
+    # Join names with their row positions and content hashes; only positions of the rows that
+    # differ are ever looked at again.
+    left = pd.DataFrame(
+        {"name": source["name"], "_h": _row_hash(source, columns), "_i": np.arange(len(source))}
+    )
+    right = pd.DataFrame(
+        {"name": target["name"], "_h": _row_hash(target, columns), "_i": np.arange(len(target))}
+    )
+    joined = _outer_join(left, right, ["name"], suffixes=("_s", "_t"))
     side = joined["_merge"]
-    missing = joined.loc[side == "left_only", "name"]
-    extra = joined.loc[side == "right_only", "name"]
+    missing = joined.loc[side == "left_only", "_i_s"]
+    extra = joined.loc[side == "right_only", "_i_t"]
     both = joined[side == "both"]
-    changed = both.loc[both["_h_s"] != both["_h_t"], "name"]
+    changed = both[both["_h_s"] != both["_h_t"]]
 
     drifts: list[Drift] = []
-    src = source.set_index("name", drop=False)
-    tgt = target.set_index("name", drop=False)
-    for row in src.loc[missing.to_numpy(), list(columns)].to_dict("index").items():
+    for row in _rows(source, missing, columns):
         drifts.append(
-            Drift(kind, str(row[0]), "missing", "high", _one_side(columns, row[1], "source"))
+            Drift(kind, str(row["name"]), "missing", "high", _one_side(columns, row, "source"))
         )
-    for row in tgt.loc[extra.to_numpy(), list(columns)].to_dict("index").items():
+    for row in _rows(target, extra, columns):
         drifts.append(
-            Drift(kind, str(row[0]), "extra", "medium", _one_side(columns, row[1], "target"))
+            Drift(kind, str(row["name"]), "extra", "medium", _one_side(columns, row, "target"))
         )
-    names = changed.to_numpy()
-    before = src.loc[names, list(columns)].to_dict("index")
-    after = tgt.loc[names, list(columns)].to_dict("index")
-    for name in names:
-        details = _explain(columns, before[name], after[name])
+    before = _rows(source, changed["_i_s"], columns)
+    after = _rows(target, changed["_i_t"], columns)
+    for old, new in zip(before, after, strict=True):
+        details = _explain(columns, old, new)
         if details:  # both sides share dtypes, so differing hashes mean a differing field
-            drifts.append(Drift(kind, str(name), "changed", changed_severity(details), details))
+            name = str(old["name"])
+            drifts.append(Drift(kind, name, "changed", changed_severity(details), details))
     return drifts
 
 
@@ -220,7 +256,31 @@ def _static_memberships(snapshot: Snapshot, dynamic: set[str]) -> pd.DataFrame:
     links = snapshot.memberships
     if dynamic:
         links = links[~links["group"].isin(list(dynamic))]
-    return pd.DataFrame({"name": links["thing"] + KEY_SEPARATOR + links["group"]})
+    return links.assign(name=links["thing"] + KEY_SEPARATOR + links["group"])
+
+
+def _diff_memberships(source: pd.DataFrame, target: pd.DataFrame) -> list[Drift]:
+    """Memberships are a set of (thing, group) pairs: only missing and extra exist."""
+    joined = _outer_join(source[["name"]], target[["name"]], ["name"])
+    drifts = []
+    for side, drift_kind, severity in (
+        ("left_only", "missing", "high"),
+        ("right_only", "extra", "medium"),
+    ):
+        for name in joined.loc[joined["_merge"] == side, "name"].tolist():
+            thing, group = split_membership_name(name)
+            drifts.append(
+                Drift(
+                    EntityKind.MEMBERSHIP,
+                    str(name),
+                    drift_kind,  # type: ignore[arg-type]
+                    severity,  # type: ignore[arg-type]
+                    {},
+                    thing=str(thing),
+                    group=str(group),
+                )
+            )
+    return drifts
 
 
 def _dynamic_groups(snapshot: Snapshot) -> set[str]:
@@ -270,25 +330,7 @@ def diff_snapshots(
     src_links = shard(_static_memberships(source, dynamic))
     tgt_links = shard(_static_memberships(target, dynamic))
     counts[EntityKind.MEMBERSHIP.value] = len(src_links)
-    src_names = set(src_links["name"].astype(str))
-    tgt_names = set(tgt_links["name"].astype(str))
-    for names, drift_kind, severity in (
-        (src_names - tgt_names, "missing", "high"),
-        (tgt_names - src_names, "extra", "medium"),
-    ):
-        for name in names:
-            thing, _, group = name.partition(KEY_SEPARATOR)
-            drifts.append(
-                Drift(
-                    EntityKind.MEMBERSHIP,
-                    name,
-                    drift_kind,  # type: ignore[arg-type]
-                    severity,  # type: ignore[arg-type]
-                    {},
-                    thing=thing,
-                    group=group,
-                )
-            )
+    drifts.extend(_diff_memberships(src_links, tgt_links))
 
     if ignore is not None:
         drifts = list(ignore.filter(drifts))

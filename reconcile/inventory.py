@@ -54,6 +54,10 @@ def classify_client_error(operation: str, error: ClientError) -> Exception:
     return AwsRequestError(operation, code, message)
 
 
+# Descriptions: an empty string and no description are the same state (AWS and moto differ in
+# which one they return), so both are read as None and never show up as drift.
+
+
 def _canonical_attributes(raw: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in (raw or {}).items()}
 

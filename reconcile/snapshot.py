@@ -212,16 +212,23 @@ class Snapshot:
     def fingerprint(self) -> str:
         """sha256 over the canonical content of every table (not region or taken_at).
 
-        Frames are conformed and sorted, and CSV text of conformed columns is deterministic,
-        so the fingerprint survives a Parquet round trip.
+        Frames are conformed (fixed columns, dtypes and row order), so a 64-bit content hash
+        per row (``pd.util.hash_pandas_object``) is deterministic and survives a Parquet round
+        trip; hashing those instead of the text keeps it at ~0.1 s per 100k rows. Computed
+        once: a snapshot's frames are not to be mutated.
         """
-        digest = hashlib.sha256()
+        cached: str | None = self.__dict__.get("_fingerprint")
+        if cached is not None:
+            return cached
+        digest = hashlib.sha256(f"snapshot-v{SNAPSHOT_FORMAT}".encode())
         for table, frame in self.tables().items():
-            digest.update(f"\x1e{table}\x1f{len(frame)}\n".encode())
-            digest.update(
-                frame.to_csv(index=False, lineterminator="\n", na_rep="\\N").encode("utf-8")
-            )
-        return digest.hexdigest()
+            digest.update(f"\x1e{table}\x1f{len(frame)}\x1f{','.join(frame.columns)}".encode())
+            if len(frame):
+                rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+                digest.update(rows.astype("<u8").tobytes())
+        value = digest.hexdigest()
+        object.__setattr__(self, "_fingerprint", value)
+        return value
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -359,7 +366,7 @@ def cell_value(column: str, value: Any) -> Any:
     return json.loads(plain)
 
 
-def desired_fields(kind: EntityKind, row: Mapping[str, Any]) -> dict[str, Any]:
+def desired_fields(kind: EntityKind, row: Mapping[str, Any] | pd.Series) -> dict[str, Any]:
     """A snapshot row as ``pipeline.model`` state fields (``STATE_FIELDS[kind]``).
 
     ``row`` is a row of the kind's table (a ``pd.Series`` or a dict of its columns).

@@ -148,7 +148,9 @@ def seed_fleet(box: Sandbox, count: int, rng: random.Random) -> Fleet:
             "firmware": f"1.{rng.randint(0, 9)}.{rng.randint(0, 20)}",
             "site": f"s{rng.randint(0, 5)}",
         }
-        backend.create_thing(name, thing_type, {"attributes": attributes}, rng.choice(BILLING_GROUPS))
+        backend.create_thing(
+            name, thing_type, {"attributes": attributes}, rng.choice(BILLING_GROUPS)
+        )
         backend.add_thing_to_thing_group(rng.choice(floors), None, name, None)
         names.append(name)
     return Fleet(names, floors)

@@ -1107,30 +1107,58 @@ class GlobalTableReplication:
                 batch = cursor.read()
                 if not batch:
                     break
-                for shard_id, record in batch:
-                    applied += self._copy(source, record)
-                    cursor.commit(shard_id, record["dynamodb"]["SequenceNumber"])
+                writes = [(record, self._is_echo(source, record)) for _, record in batch]
+                applied += self._copy(source, [record for record, echo in writes if not echo])
+                shard_id, last = batch[-1]
+                cursor.commit(shard_id, last["dynamodb"]["SequenceNumber"])
         return applied
 
-    def _copy(self, source: str, record: Mapping[str, Any]) -> int:
-        data = record["dynamodb"]
-        new_image = data.get("NewImage") if record["eventName"] != "REMOVE" else None
-        fingerprint = _fingerprint(data["Keys"], new_image)
+    def _is_echo(self, source: str, record: Mapping[str, Any]) -> bool:
+        """Our own replicated write arriving back in the stream of the replica we wrote to."""
+        fingerprint = _fingerprint(record["dynamodb"]["Keys"], _new_image(record))
         echoes = self._echoes[source]
         if echoes[fingerprint]:
-            echoes[fingerprint] -= 1  # our own replicated write arriving back
-            return 0
+            echoes[fingerprint] -= 1
+            return True
+        return False
+
+    def _copy(self, source: str, records: list[Mapping[str, Any]]) -> int:
+        """Apply records to the other replicas in stream order, 25 per BatchWriteItem; a key
+        seen twice starts a new batch, so the later write still lands last (last writer wins)."""
         applied = 0
         for target, client in self._clients.items():
             if target == source:
                 continue
-            if new_image is None:
-                client.delete_item(TableName=self._table_name, Key=data["Keys"])
-            else:
-                client.put_item(TableName=self._table_name, Item=new_image)
-            self._echoes[target][fingerprint] += 1
-            applied += 1
+            requests: list[dict[str, Any]] = []
+            keys: set[str] = set()
+            for record in records:
+                data = record["dynamodb"]
+                key = json.dumps(data["Keys"], sort_keys=True)
+                if key in keys or len(requests) == BATCH_WRITE_LIMIT:
+                    self._write(client, requests)
+                    requests, keys = [], set()
+                new_image = _new_image(record)
+                if new_image is None:
+                    requests.append({"DeleteRequest": {"Key": data["Keys"]}})
+                else:
+                    requests.append({"PutRequest": {"Item": new_image}})
+                keys.add(key)
+                self._echoes[target][_fingerprint(data["Keys"], new_image)] += 1
+                applied += 1
+            self._write(client, requests)
         return applied
+
+    def _write(self, client: Any, requests: list[dict[str, Any]]) -> None:
+        while requests:
+            response = client.batch_write_item(RequestItems={self._table_name: requests})
+            requests = response.get("UnprocessedItems", {}).get(self._table_name, [])
+
+
+BATCH_WRITE_LIMIT = 25  # DynamoDB's BatchWriteItem maximum
+
+
+def _new_image(record: Mapping[str, Any]) -> Any:
+    return record["dynamodb"].get("NewImage") if record["eventName"] != "REMOVE" else None
 
 
 def lambda_stream_record(record: Mapping[str, Any], stream_arn: str, region: str) -> JsonDict:

@@ -22,7 +22,7 @@ import boto3
 import botocore.session
 
 from pipeline import aws
-from sandbox import emulation
+from sandbox import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION, emulation
 from sandbox.emulation import (
     Delivery,
     DeliveryQuirks,
@@ -41,7 +41,6 @@ from sandbox.provision import (
     SandboxResources,
     provision,
 )
-from sandbox import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION
 from sandbox.server import MotoServer
 
 

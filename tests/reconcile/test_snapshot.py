@@ -64,7 +64,7 @@ def client_error(code: str, status: int, operation: str = "ListThings") -> Clien
     return ClientError(
         {
             "Error": {"Code": code, "Message": "nope"},
-            "ResponseMetadata": {"HTTPStatusCode": status},
+            "ResponseMetadata": {"HTTPStatusCode": status},  # type: ignore[typeddict-item]
         },
         operation,
     )
@@ -105,11 +105,11 @@ def test_snapshot_reads_every_entity_kind(source_iot: Any, seed: Seed, snapshot_
     types = snap.thing_types.set_index("name")
     assert types.loc["sensor", "searchable_attributes"] == '["colour","room"]'
     assert types.loc["sensor", "description"] == "a sensor"
-    assert pd.isna(types.loc["gateway", "description"])
+    assert types.loc["gateway", "description"] is pd.NA
     assert not types["deprecated"].any()
     groups = snap.thing_groups.set_index("name")
     assert groups.loc["floor-1", "parent"] == "building"
-    assert pd.isna(groups.loc["building", "parent"])
+    assert groups.loc["building", "parent"] is pd.NA
     assert groups.loc["building", "attributes"] == '{"city":"Paris"}'
     assert groups.loc["building", "description"] == "HQ"
     assert groups["query"].isna().all()
