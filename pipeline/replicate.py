@@ -125,6 +125,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     records = event.get("Records")
     if isinstance(records, list):
+        metrics.add_metric(name="StreamRecords", unit=MetricUnit.Count, value=len(records))
         replicator.prefetch([r for r in records if isinstance(r, dict)])
 
     def record_handler(record: DynamoDBRecord) -> None:

@@ -21,7 +21,13 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import AwsRequestError, AwsServiceError, RetryableError, ThrottledError
+from pipeline.errors import (
+    AwsRequestError,
+    AwsServiceError,
+    EventValidationError,
+    RetryableError,
+    ThrottledError,
+)
 from pipeline.model import Change, EntityKind, Item, entity_key, parse_key
 from pipeline.state import Decision, Outcome, decide
 
@@ -92,18 +98,27 @@ def item_from_record(record: Mapping[str, Any]) -> Item | None:
     if parsed is None:
         return None
     kind, name = parsed
+    state = record.get("state") or {}
+    if not isinstance(state, dict):
+        raise EventValidationError("state", f"must be a map, got {type(state).__name__}")
+    numbers = {}
+    for field_name in ("event_ts", "rev", "origin_version"):
+        value = record.get(field_name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise EventValidationError(field_name, f"must be a number, got {type(value).__name__}")
+        numbers[field_name] = value
     return Item(
         kind=kind,
         name=name,
-        state=dict(record.get("state") or {}),
+        state=dict(state),
         deleted=bool(record.get("deleted", False)),
         origin_region=str(record.get("origin_region", "")),
-        event_ts=int(record.get("event_ts", 0)),
+        event_ts=numbers["event_ts"] or 0,
         last_event_id=str(record.get("last_event_id", "")),
         origin_id=record.get("origin_id"),
-        origin_version=record.get("origin_version"),
+        origin_version=numbers["origin_version"],
         sync=record.get("sync"),
-        rev=int(record.get("rev", 0)),
+        rev=numbers["rev"] or 0,
     )
 
 

@@ -224,11 +224,6 @@ BAD_RECORDS: list[Any] = [
         _record(105, {"pk": {"S": "THING#ghost2"}}, _image("THING#ghost2", {"S": "not-a-map"})),
         "state",
         id="state-not-a-map",
-        # pipeline.statetable.item_from_record does dict(state) and raises ValueError, which is
-        # not a PermanentError: the record is reported for retry and blocks its shard forever.
-        # Fix there (raise EventValidationError("state", ...)); this mark then turns the XPASS
-        # into a failure as a reminder to remove it.
-        marks=pytest.mark.xfail(strict=True, reason="item_from_record: ValueError on bad state"),
     ),
     pytest.param(
         _record(
