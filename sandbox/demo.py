@@ -100,7 +100,10 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
         plan.save(out / "plan.json")
         step(f"5. audit: {_summary_line(report)}")
         echo(render(report, "table", limit=15))
-        echo(describe_plan(plan))
+        lines = describe_plan(plan).splitlines()
+        echo("\n".join(lines[:12]))
+        if len(lines) > 12:
+            echo(f"  … and {len(lines) - 12} more actions (see {out / 'plan.json'})")
         result = emit_repairs(box, plan)
         drained = box.drain(timeout=120)
         step(

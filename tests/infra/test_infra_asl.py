@@ -303,6 +303,8 @@ def test_sharded_reconcile_fans_out_one_payload_per_shard_then_merges(
     aws: dict[str, Any],
 ) -> None:
     def job(payload: dict[str, Any]) -> dict[str, Any]:
+        if "prepare" in payload:
+            return {"prepared": payload["prepare"]["run_id"]}
         if "shard" in payload:
             return {"shard": payload["shard"]["index"], "drift": payload["shard"]["index"] * 10}
         return {"merged": payload["merge"]}
@@ -316,12 +318,19 @@ def test_sharded_reconcile_fans_out_one_payload_per_shard_then_merges(
     )
     execution = _run(aws, machine, {"shard_count": 3})
     assert execution["status"] == "SUCCEEDED", execution
+    run_id = execution["name"]  # the execution name is the run id of every step
     calls = aws["lambdas"].calls["reconcile"]
+    # GIVEN the snapshots are taken once, before any shard
+    assert calls[0] == {"prepare": {"run_id": run_id}}
     shard_calls = [c for c in calls if "shard" in c]
     assert sorted(shard_calls, key=lambda c: c["shard"]["index"]) == [
-        {"shard": {"index": i, "count": 3}} for i in range(3)
+        {"shard": {"index": i, "count": 3, "run_id": run_id}} for i in range(3)
     ]
     assert calls[-1] == {
-        "merge": {"count": 3, "shards": [{"shard": i, "drift": i * 10} for i in range(3)]}
+        "merge": {
+            "count": 3,
+            "run_id": run_id,
+            "shards": [{"shard": i, "drift": i * 10} for i in range(3)],
+        }
     }
     assert json.loads(execution["output"]) == {"merged": calls[-1]["merge"]}
