@@ -37,6 +37,7 @@ from reconcile.inventory import Inventory
 from reconcile.plan import Guards, build_plan
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import Snapshot, take_snapshot
+from sandbox.emulation import LambdaStreamReader
 
 SRC = "us-east-1"
 DST = "eu-west-1"
@@ -73,40 +74,6 @@ class FakeClock:
         self.now += seconds
 
 
-class StreamReader:
-    """Reads new records of a table's stream, shaped like Lambda's DynamoDB-stream event."""
-
-    def __init__(self, ddb: Any, streams: Any, table: str) -> None:
-        self._streams = streams
-        self.arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
-        self._after: dict[str, str] = {}
-
-    def read(self) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
-        shards = self._streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
-        for shard in shards:
-            shard_id = shard["ShardId"]
-            position: dict[str, str] = (
-                {
-                    "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
-                    "SequenceNumber": self._after[shard_id],
-                }
-                if shard_id in self._after
-                else {"ShardIteratorType": "TRIM_HORIZON"}
-            )
-            iterator = self._streams.get_shard_iterator(
-                StreamArn=self.arn, ShardId=shard_id, **position
-            )["ShardIterator"]
-            for record in self._streams.get_records(ShardIterator=iterator)["Records"]:
-                record["eventSourceARN"] = self.arn
-                created = record["dynamodb"].get("ApproximateCreationDateTime")
-                if created is not None and hasattr(created, "timestamp"):
-                    record["dynamodb"]["ApproximateCreationDateTime"] = created.timestamp()
-                records.append(record)
-                self._after[shard_id] = record["dynamodb"]["SequenceNumber"]
-        return records
-
-
 @dataclass
 class DrainStats:
     """What draining the stream did: records handled, retried, and what each converge did."""
@@ -138,7 +105,9 @@ class LocalPipeline:
         if create_table:
             create_state_table(ddb, table_name)
         self.table = StateTable(ddb, table_name)
-        self.stream = StreamReader(ddb, client("dynamodbstreams", destination_region), table_name)
+        arn = ddb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
+        streams = client("dynamodbstreams", destination_region)
+        self.stream = LambdaStreamReader(streams, arn, destination_region)
         self.source = client("iot", source_region)
         self.destination = client("iot", destination_region)
         self.source_registry = IotRegistry(self.source)

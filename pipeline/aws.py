@@ -14,6 +14,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from pipeline.errors import AwsRequestError, AwsServiceError, NotFoundError, ThrottledError
 
 DEFAULT_MAX_ATTEMPTS = 8
 
@@ -64,3 +67,46 @@ def _cached_client(
     del environment, service_endpoint  # part of the cache key only
     session = boto3.session.Session(region_name=region)
     return session.client(service, config=client_config(**dict(config)))  # type: ignore[call-overload]
+
+
+# Codes that mean "slow down" across IoT, DynamoDB, Step Functions, S3 and SQS.
+_THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "SlowDown",
+    }
+)
+_NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "NoSuchKey", "NotFound"})
+_SERVER_CODES = frozenset(
+    {
+        "InternalFailureException",
+        "InternalException",
+        "InternalServerError",
+        "ServiceUnavailableException",
+        "ServiceUnavailable",
+    }
+)
+
+
+def classify_client_error(operation: str, error: ClientError) -> Exception:
+    """The project's error for a botocore ``ClientError``, by code and status, never by message.
+
+    Callers raise it ``from`` the original error. Throttling and 5xx are retryable (botocore has
+    already retried them); a missing resource is ``NotFoundError`` (the caller decides whether
+    that is fine); anything else is a permanent ``AwsRequestError``.
+    """
+    details = error.response.get("Error", {})
+    code = str(details.get("Code", "Unknown"))
+    message = str(details.get("Message", ""))
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in _THROTTLING_CODES or status == 429:
+        return ThrottledError(f"{operation} throttled: {message}")
+    if code in _NOT_FOUND_CODES or status == 404:
+        return NotFoundError(operation, message)
+    if code in _SERVER_CODES or status >= 500:
+        return AwsServiceError(f"{operation} failed: {code}: {message}")
+    return AwsRequestError(operation, code, message)

@@ -19,8 +19,9 @@ from typing import Any
 import click
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
+from pipeline.aws import classify_client_error
 from pipeline.aws import client as aws_client
-from pipeline.errors import AwsRequestError, AwsServiceError, CrrError, ThrottledError
+from pipeline.errors import AwsRequestError, AwsServiceError, CrrError
 
 REGISTRY_EVENT_TYPES = (
     "THING",
@@ -33,10 +34,6 @@ REGISTRY_EVENT_TYPES = (
 
 EventConfiguration = dict[str, bool]
 """Event type -> enabled, e.g. ``{"THING": True, "JOB": False}``."""
-
-_THROTTLING_CODES = frozenset(
-    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
-)
 
 
 def desired_configuration(current: Mapping[str, bool], enable: bool) -> EventConfiguration:
@@ -112,15 +109,7 @@ def _call(iot_client: Any, operation: str, **params: Any) -> dict[str, Any]:
     try:
         result: dict[str, Any] = method(**params)
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", "Unknown"))
-        message = str(error.get("Message", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code in _THROTTLING_CODES:
-            raise ThrottledError(f"{operation} throttled: {message}") from exc
-        if status >= 500:
-            raise AwsServiceError(f"{operation} failed: {code}: {message}") from exc
-        raise AwsRequestError(operation, code, message) from exc
+        raise classify_client_error(operation, exc) from exc
     except (ConnectionError, HTTPClientError) as exc:
         raise AwsServiceError(f"{operation} failed: {exc}") from exc
     except BotoCoreError as exc:

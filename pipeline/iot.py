@@ -14,16 +14,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import (
-    AwsRequestError,
-    AwsServiceError,
-    NotFoundError,
-    ThrottledError,
-)
+from pipeline.aws import classify_client_error
+from pipeline.errors import AwsServiceError, NotFoundError
 from pipeline.rules import validate_attributes, validate_description, validate_name
 
-_THROTTLING = {"ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
-_SERVER = {"InternalFailureException", "InternalException", "ServiceUnavailableException"}
 PAGE_SIZE = 250
 
 
@@ -196,23 +190,7 @@ class IotRegistry:
         response = self._maybe(
             "DescribeThingGroup", self._iot.describe_thing_group, thingGroupName=name
         )
-        if response is None:
-            return None
-        properties = response.get("thingGroupProperties") or {}
-        metadata = response.get("thingGroupMetadata") or {}
-        query = None
-        if response.get("queryString"):
-            query = {
-                "query_string": response["queryString"],
-                "index_name": response.get("indexName") or "AWS_Things",
-                "query_version": response.get("queryVersion") or "2017-09-30",
-            }
-        return {
-            "parent": metadata.get("parentGroupName") or None,
-            "description": properties.get("thingGroupDescription") or None,
-            "attributes": dict((properties.get("attributePayload") or {}).get("attributes") or {}),
-            "query": query,
-        }
+        return None if response is None else thing_group_state(response)
 
     def create_thing_group(
         self,
@@ -329,24 +307,28 @@ class IotRegistry:
         try:
             return method(**kwargs)
         except ClientError as error:
-            raise translate_client_error(operation, error) from error
+            raise classify_client_error(operation, error) from error
         except BotoCoreError as error:
             raise AwsServiceError(f"{operation} failed: {error}") from error
 
 
-def translate_client_error(operation: str, error: ClientError) -> Exception:
-    """Map an IoT ``ClientError`` to the project's error classes (by code, never by message)."""
-    details = error.response.get("Error", {})
-    code = str(details.get("Code", "Unknown"))
-    message = str(details.get("Message", ""))
-    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if code == "ResourceNotFoundException" or (status == 404 and code not in _THROTTLING):
-        return NotFoundError(operation, message)
-    if code in _THROTTLING or status == 429:
-        return ThrottledError(f"{operation} throttled: {message}")
-    if code in _SERVER or status >= 500:
-        return AwsServiceError(f"{operation} failed: {code}: {message}")
-    return AwsRequestError(operation, code, message)
+def thing_group_state(description: dict[str, Any]) -> dict[str, Any]:
+    """A DescribeThingGroup response as the group's state dict (``STATE_FIELDS``)."""
+    properties = description.get("thingGroupProperties") or {}
+    metadata = description.get("thingGroupMetadata") or {}
+    query = None
+    if description.get("queryString"):
+        query = {
+            "query_string": description["queryString"],
+            "index_name": description.get("indexName") or "AWS_Things",
+            "query_version": description.get("queryVersion") or "2017-09-30",
+        }
+    return {
+        "parent": metadata.get("parentGroupName") or None,
+        "description": properties.get("thingGroupDescription") or None,
+        "attributes": dict((properties.get("attributePayload") or {}).get("attributes") or {}),
+        "query": query,
+    }
 
 
 def _type_properties(description: str | None, searchable: list[str]) -> dict[str, Any]:

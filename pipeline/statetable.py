@@ -21,10 +21,12 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.aws import classify_client_error
 from pipeline.errors import (
     AwsRequestError,
     AwsServiceError,
     EventValidationError,
+    NotFoundError,
     RetryableError,
     ThrottledError,
 )
@@ -35,12 +37,6 @@ _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 MAX_CAS_ATTEMPTS = 8
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
-
-_THROTTLING_CODES = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-}
 
 
 class ConcurrentWriteError(RetryableError):
@@ -294,11 +290,9 @@ def _unique_key_chunks(changes: Sequence[Change], size: int) -> Iterator[list[Ch
 
 
 def _translate(operation: str, error: ClientError) -> Exception:
-    code = error.response.get("Error", {}).get("Code", "Unknown")
-    message = error.response.get("Error", {}).get("Message", "")
-    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if code in _THROTTLING_CODES:
-        return ThrottledError(f"{operation} throttled: {message}")
-    if status >= 500 or code in {"InternalServerError", "ServiceUnavailable"}:
-        return AwsServiceError(f"{operation} failed: {code}: {message}")
-    return AwsRequestError(operation, code, message)
+    classified = classify_client_error(operation, error)
+    if isinstance(classified, NotFoundError):
+        # A missing *table* is a deployment fault, not an absent item: permanent.
+        code = str(error.response.get("Error", {}).get("Code", "Unknown"))
+        return AwsRequestError(operation, code, str(classified))
+    return classified

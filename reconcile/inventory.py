@@ -22,36 +22,20 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import AwsRequestError, AwsServiceError, NotFoundError, ThrottledError
+from pipeline.aws import classify_client_error
+from pipeline.errors import AwsRequestError, AwsServiceError, NotFoundError
+from pipeline.iot import thing_group_state
 from reconcile.ratelimit import RateLimiter
 
 PAGE_SIZE = 250  # the documented maximum for every List* call used here
 MAX_RESTARTS = 5  # a listing that keeps losing its token is a real fault, not churn
 
-_THROTTLING_CODES = frozenset(
-    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
-)
-_NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
 # AWS IoT documents no token error code; moto uses ``InvalidToken``. Accept the likely spellings.
 _INVALID_TOKEN_CODES = frozenset({"InvalidToken", "InvalidTokenException"})
 
 
 class ListingRestartError(AwsRequestError):
     """A listing lost its page token more than ``MAX_RESTARTS`` times (churn that never settles)."""
-
-
-def classify_client_error(operation: str, error: ClientError) -> Exception:
-    """The project error for a boto ``ClientError`` (callers raise it ``from`` the error)."""
-    code = str(error.response.get("Error", {}).get("Code", ""))
-    message = str(error.response.get("Error", {}).get("Message", ""))
-    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if code in _THROTTLING_CODES or status == 429:
-        return ThrottledError(f"{operation} throttled: {message}")
-    if code in _NOT_FOUND_CODES or status == 404:
-        return NotFoundError(operation, message)
-    if status >= 500:
-        return AwsServiceError(f"{operation} failed: {code}: {message}")
-    return AwsRequestError(operation, code, message)
 
 
 # Descriptions: an empty string and no description are the same state (AWS and moto differ in
@@ -128,24 +112,14 @@ class Inventory:
                 )
             except NotFoundError:
                 continue
-            props = raw.get("thingGroupProperties") or {}
-            meta = raw.get("thingGroupMetadata") or {}
-            query = None
-            if raw.get("queryString"):
-                query = {
-                    "query_string": raw["queryString"],
-                    "index_name": raw.get("indexName") or "AWS_Things",
-                    "query_version": raw.get("queryVersion") or "2017-09-30",
-                }
+            state = thing_group_state(raw)
             yield {
                 "name": name,
-                "parent": meta.get("parentGroupName") or None,
-                "description": props.get("thingGroupDescription") or None,
-                "attributes": _canonical_attributes(
-                    (props.get("attributePayload") or {}).get("attributes")
-                ),
+                "parent": state["parent"],
+                "description": state["description"],
+                "attributes": _canonical_attributes(state["attributes"]),
                 "version": raw.get("version"),
-                "query": query,
+                "query": state["query"],
             }
 
     def billing_groups(self) -> Iterator[dict[str, Any]]:

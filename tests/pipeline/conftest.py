@@ -20,6 +20,7 @@ from pipeline.events import parse_event
 from pipeline.iot import IotRegistry
 from pipeline.persist import persist_change
 from pipeline.statetable import PersistResult, StateTable
+from sandbox.emulation import LambdaStreamReader
 
 SRC = "us-east-1"
 DST = "eu-west-1"
@@ -29,40 +30,6 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "events"
 
 def fixture_event(name: str) -> dict[str, Any]:
     return dict(json.loads((FIXTURES / f"{name}.json").read_text()))
-
-
-class StreamReader:
-    """Reads a table's stream like Lambda's event source mapping, one batch at a time."""
-
-    def __init__(self, region: str, table: str) -> None:
-        self._ddb = boto3.client("dynamodb", region_name=region)
-        self._streams = boto3.client("dynamodbstreams", region_name=region)
-        self.arn = self._ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
-        self._after: dict[str, str] = {}
-
-    def read(self) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
-        shards = self._streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
-        for shard in shards:
-            shard_id = shard["ShardId"]
-            if shard_id in self._after:
-                kwargs = {
-                    "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
-                    "SequenceNumber": self._after[shard_id],
-                }
-            else:
-                kwargs = {"ShardIteratorType": "TRIM_HORIZON"}
-            iterator = self._streams.get_shard_iterator(
-                StreamArn=self.arn, ShardId=shard_id, **kwargs
-            )["ShardIterator"]
-            for record in self._streams.get_records(ShardIterator=iterator)["Records"]:
-                record["eventSourceARN"] = self.arn
-                created = record["dynamodb"].get("ApproximateCreationDateTime")
-                if created is not None and hasattr(created, "timestamp"):
-                    record["dynamodb"]["ApproximateCreationDateTime"] = created.timestamp()
-                records.append(record)
-                self._after[shard_id] = record["dynamodb"]["SequenceNumber"]
-        return records
 
 
 class Pipeline:
@@ -78,7 +45,8 @@ class Pipeline:
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )
         self.table = StateTable(ddb, TABLE)
-        self.stream = StreamReader(DST, TABLE)
+        arn = ddb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+        self.stream = LambdaStreamReader(boto3.client("dynamodbstreams", region_name=DST), arn, DST)
         self.source = boto3.client("iot", region_name=SRC)
         self.destination = boto3.client("iot", region_name=DST)
         self.dst = IotRegistry(self.destination)
