@@ -284,14 +284,23 @@ class Sandbox:
         report = DrainReport()
         events = self.outbox(self.source_region).take()
         report.events_published = len(events)
-        if not events:
-            return report
-        outcome = self._quirks.apply(events)
-        report.events_dropped = outcome.dropped
-        report.events_duplicated = outcome.duplicated
-        report.events_delivered = len(outcome.delivered)
         sfn = self.client("stepfunctions", self.source_region)
-        arns = emulation.start_executions(sfn, self.state_machine_arn, outcome.delivered)
+        # Executions started by anyone else (`iot-crr reconcile --apply`) are waited for too.
+        arns = [
+            execution["executionArn"]
+            for page in sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+            )
+            for execution in page["executions"]
+        ]
+        if events:
+            outcome = self._quirks.apply(events)
+            report.events_dropped = outcome.dropped
+            report.events_duplicated = outcome.duplicated
+            report.events_delivered = len(outcome.delivered)
+            arns += emulation.start_executions(sfn, self.state_machine_arn, outcome.delivered)
+        if not arns:
+            return report
         statuses = emulation.wait_for_executions(sfn, arns, timeout=timeout)
         report.executions.update(statuses.values())
         return report
