@@ -35,8 +35,10 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-## Render the notebooks to HTML from the latest demo/nightly artefacts.
+## Render the drift notebooks to HTML from the nightly runs' artefacts ($REPORT_LOCATION, else
+## out/reports, which `make demo` writes).
 report: $(STAMP)
+	@[ -n "$$REPORT_LOCATION" ] || [ -d out/reports ] || $(MAKE) demo
 	$(BIN)/python -m jobs.notebooks --render
 
 clean:

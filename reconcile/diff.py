@@ -25,10 +25,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.errors import PermanentError
 from pipeline.model import KEY_SEPARATOR, EntityKind, split_membership_name
-from reconcile.snapshot import TABLE_OF_KIND, Snapshot, cell_value, plain_value
+from reconcile.snapshot import (
+    TABLE_OF_KIND,
+    Snapshot,
+    cell_value,
+    combine_hashes,
+    plain_value,
+)
 
 if TYPE_CHECKING:
     from reconcile.ignore import IgnoreRules
@@ -125,15 +133,21 @@ def bucket_of(name: str, buckets: int) -> int:
     return int.from_bytes(digest, "big") % buckets
 
 
-def _in_buckets(names: pd.Series, buckets: int, bucket_range: range | None) -> np.ndarray:
+def _wanted_buckets(buckets: int, bucket_range: range | None) -> np.ndarray | None:
+    """The buckets of ``bucket_range`` as an array; ``None`` when the range covers them all."""
     if bucket_range is None or set(bucket_range) >= set(range(buckets)):
-        return np.ones(len(names), dtype=bool)
-    wanted = set(bucket_range)
-    return np.fromiter(
-        (bucket_of(name, buckets) in wanted for name in names.tolist()),
-        dtype=bool,
-        count=len(names),
+        return None
+    return np.fromiter(bucket_range, dtype=np.uint64)
+
+
+def _in_buckets(names: pd.Series, buckets: int, wanted: np.ndarray) -> np.ndarray:
+    """Which of ``names`` fall in the ``wanted`` buckets: ``bucket_of`` over a whole column."""
+    # The per-name digest is the only Python-level step; the modulo and the test are numpy's.
+    digests = b"".join(
+        hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest() for name in names.tolist()
     )
+    bucket = np.frombuffer(digests, dtype=">u8").astype(np.uint64) % np.uint64(buckets)
+    return np.isin(bucket, wanted)
 
 
 def _now_ms() -> int:
@@ -181,10 +195,102 @@ def _one_side(
     return {c: {side: cell_value(c, row[c]), other: None} for c in columns}
 
 
-def _row_hash(frame: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
-    if frame.empty:
-        return np.zeros(0, dtype=np.uint64)
-    return pd.util.hash_pandas_object(frame.loc[:, list(columns)], index=False).to_numpy()
+@dataclass(frozen=True)
+class _Side:
+    """One side of a table as the diff sees it: the rows taking part and their hashes."""
+
+    frame: pd.DataFrame
+    rows: np.ndarray  # positions in ``frame`` of the rows taking part (the shard)
+    key: np.ndarray  # uint64 hash of the key columns, one per row taken part
+    content: np.ndarray  # uint64 hash of the compared columns, one per row taken part
+
+
+@dataclass(frozen=True)
+class _Join:
+    """An outer join of two sides on their key, as indices into each side's ``rows``."""
+
+    source_only: np.ndarray
+    target_only: np.ndarray
+    both_source: np.ndarray  # aligned pairs of rows with the same key
+    both_target: np.ndarray
+
+
+def _side(
+    snapshot: Snapshot,
+    table: str,
+    rows: np.ndarray | None,
+    key_columns: tuple[str, ...],
+    value_columns: tuple[str, ...],
+) -> _Side:
+    """``rows`` (``None``: all) of ``table`` with their key and content hashes. The column
+    hashes are the snapshot's own (``Snapshot.column_hashes``), shared with its fingerprint."""
+    frame = getattr(snapshot, table)
+    hashes = snapshot.column_hashes(table)
+    if rows is None:
+        rows = np.arange(len(frame), dtype=np.int64)
+        picked = [hashes[c] for c in (*key_columns, *value_columns)]
+    else:
+        picked = [hashes[c][rows] for c in (*key_columns, *value_columns)]
+    count = len(key_columns)
+    key = picked[0] if count == 1 else combine_hashes(picked[:count], len(rows))
+    content = combine_hashes(picked[count:], len(rows))
+    return _Side(frame, rows, key, content)
+
+
+def _same_keys(
+    source: _Side, target: _Side, columns: tuple[str, ...], pairs: tuple[np.ndarray, np.ndarray]
+) -> bool:
+    """Whether every paired row holds the same key values (checks the 64-bit key hashes)."""
+    left, right = (pa.array(rows, type=pa.int64()) for rows in pairs)
+    for column in columns:
+        equal = pc.equal(
+            pa.array(source.frame[column]).take(left), pa.array(target.frame[column]).take(right)
+        )
+        if not pc.all(pc.fill_null(equal, False)).as_py():
+            return False
+    return True
+
+
+def _join(source: _Side, target: _Side, columns: tuple[str, ...]) -> _Join:
+    """Outer join on the key ``columns``: by key hash, verified on the values themselves.
+
+    A 64-bit hash join of integers is several times cheaper than a join of strings. Should two
+    keys ever share a hash (or a side repeat a key), the join is redone on the values, so the
+    result never depends on hash luck.
+    """
+    index = pd.Index(source.key)
+    if index.is_unique and len(source.key):
+        found = index.get_indexer(target.key)
+        both_t = np.flatnonzero(found >= 0)
+        both_s = found[both_t]
+        if _same_keys(source, target, columns, (source.rows[both_s], target.rows[both_t])):
+            only_s = np.ones(len(source.rows), dtype=bool)
+            only_s[both_s] = False
+            return _Join(
+                source_only=np.flatnonzero(only_s),
+                target_only=np.flatnonzero(found < 0),
+                both_source=both_s,
+                both_target=both_t,
+            )
+    return _exact_join(source, target, columns)
+
+
+def _exact_join(source: _Side, target: _Side, columns: tuple[str, ...]) -> _Join:
+    on = list(columns)
+    left = source.frame.loc[:, on].iloc[source.rows].assign(_i=np.arange(len(source.rows)))
+    right = target.frame.loc[:, on].iloc[target.rows].assign(_i=np.arange(len(target.rows)))
+    joined = _outer_join(left, right, on, suffixes=("_s", "_t"))
+    side = joined["_merge"]
+
+    def positions(which: str, column: str) -> np.ndarray:
+        return joined.loc[side == which, column].to_numpy(dtype=np.int64)
+
+    return _Join(
+        source_only=positions("left_only", "_i_s"),
+        target_only=positions("right_only", "_i_t"),
+        both_source=positions("both", "_i_s"),
+        both_target=positions("both", "_i_t"),
+    )
 
 
 def _outer_join(
@@ -210,40 +316,33 @@ def _outer_join(
     return out.assign(_merge=side)
 
 
-def _rows(frame: pd.DataFrame, positions: Any, columns: tuple[str, ...]) -> list[dict[Any, Any]]:
-    """The rows at ``positions`` (float after an outer join: NA-free here) as dicts."""
-    picked = frame.iloc[np.asarray(positions, dtype=np.int64)]
-    return picked.loc[:, ["name", *columns]].to_dict("records")
+def _rows(
+    frame: pd.DataFrame, positions: np.ndarray, columns: tuple[str, ...]
+) -> list[dict[Any, Any]]:
+    """The rows at ``positions`` as dicts of the name and ``columns`` (raw cells)."""
+    names = ["name", *columns]
+    # Column by column: far cheaper than to_dict("records") over arrow-backed columns.
+    values = [frame[column].take(positions).tolist() for column in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
-def _diff_entities(kind: EntityKind, source: pd.DataFrame, target: pd.DataFrame) -> list[Drift]:
+def _diff_entities(kind: EntityKind, source: _Side, target: _Side) -> list[Drift]:
     columns = VALUE_COLUMNS[kind]
-    # Join names with their row positions and content hashes; only positions of the rows that
-    # differ are ever looked at again.
-    left = pd.DataFrame(
-        {"name": source["name"], "_h": _row_hash(source, columns), "_i": np.arange(len(source))}
-    )
-    right = pd.DataFrame(
-        {"name": target["name"], "_h": _row_hash(target, columns), "_i": np.arange(len(target))}
-    )
-    joined = _outer_join(left, right, ["name"], suffixes=("_s", "_t"))
-    side = joined["_merge"]
-    missing = joined.loc[side == "left_only", "_i_s"]
-    extra = joined.loc[side == "right_only", "_i_t"]
-    both = joined[side == "both"]
-    changed = both[both["_h_s"] != both["_h_t"]]
+    # Names are joined through their hashes; only the rows that differ are ever read again.
+    joined = _join(source, target, ("name",))
+    differ = source.content[joined.both_source] != target.content[joined.both_target]
 
     drifts: list[Drift] = []
-    for row in _rows(source, missing, columns):
+    for row in _rows(source.frame, source.rows[joined.source_only], columns):
         drifts.append(
             Drift(kind, str(row["name"]), "missing", "high", _one_side(columns, row, "source"))
         )
-    for row in _rows(target, extra, columns):
+    for row in _rows(target.frame, target.rows[joined.target_only], columns):
         drifts.append(
             Drift(kind, str(row["name"]), "extra", "medium", _one_side(columns, row, "target"))
         )
-    before = _rows(source, changed["_i_s"], columns)
-    after = _rows(target, changed["_i_t"], columns)
+    before = _rows(source.frame, source.rows[joined.both_source[differ]], columns)
+    after = _rows(target.frame, target.rows[joined.both_target[differ]], columns)
     for old, new in zip(before, after, strict=True):
         details = _explain(columns, old, new)
         if details:  # both sides share dtypes, so differing hashes mean a differing field
@@ -252,32 +351,45 @@ def _diff_entities(kind: EntityKind, source: pd.DataFrame, target: pd.DataFrame)
     return drifts
 
 
-def _static_memberships(snapshot: Snapshot, dynamic: set[str]) -> pd.DataFrame:
+def _static_links(
+    snapshot: Snapshot, dynamic: set[str], buckets: int, wanted: np.ndarray | None
+) -> _Side:
+    """The memberships compared: links to static groups, in the shard, keyed by (thing, group)."""
     links = snapshot.memberships
+    keep: np.ndarray | None = None
     if dynamic:
-        links = links[~links["group"].isin(list(dynamic))]
-    return links.assign(name=links["thing"] + KEY_SEPARATOR + links["group"])
+        keep = ~links["group"].isin(list(dynamic)).to_numpy(dtype=bool)
+    if wanted is not None:  # a link's bucket is its name's ("thing#group")
+        names = links["thing"] + KEY_SEPARATOR + links["group"]
+        in_shard = _in_buckets(names, buckets, wanted)
+        keep = in_shard if keep is None else keep & in_shard
+    rows = None if keep is None else np.flatnonzero(keep)
+    return _side(snapshot, "memberships", rows, ("thing", "group"), ())
 
 
-def _diff_memberships(source: pd.DataFrame, target: pd.DataFrame) -> list[Drift]:
+def _diff_memberships(source: _Side, target: _Side) -> list[Drift]:
     """Memberships are a set of (thing, group) pairs: only missing and extra exist."""
-    joined = _outer_join(source[["name"]], target[["name"]], ["name"])
+    joined = _join(source, target, ("thing", "group"))
     drifts = []
-    for side, drift_kind, severity in (
-        ("left_only", "missing", "high"),
-        ("right_only", "extra", "medium"),
+    for side, positions, drift_kind, severity in (
+        (source, joined.source_only, "missing", "high"),
+        (target, joined.target_only, "extra", "medium"),
     ):
-        for name in joined.loc[joined["_merge"] == side, "name"].tolist():
+        picked = side.frame.iloc[side.rows[positions]]
+        for link_thing, link_group in zip(
+            picked["thing"].tolist(), picked["group"].tolist(), strict=True
+        ):
+            name = f"{link_thing}{KEY_SEPARATOR}{link_group}"
             thing, group = split_membership_name(name)
             drifts.append(
                 Drift(
                     EntityKind.MEMBERSHIP,
-                    str(name),
+                    name,
                     drift_kind,  # type: ignore[arg-type]
                     severity,  # type: ignore[arg-type]
                     {},
-                    thing=str(thing),
-                    group=str(group),
+                    thing=thing,
+                    group=group,
                 )
             )
     return drifts
@@ -310,9 +422,13 @@ def diff_snapshots(
     ):
         raise ValueError(f"bucket_range {bucket_range} outside 0..{buckets - 1}")
 
-    def shard(frame: pd.DataFrame) -> pd.DataFrame:
-        mask = _in_buckets(frame["name"], buckets, bucket_range)
-        return frame if mask.all() else frame[mask]
+    wanted = _wanted_buckets(buckets, bucket_range)
+
+    def shard(snapshot: Snapshot, table: str) -> np.ndarray | None:
+        """Positions of the rows in the shard (``None``: every row)."""
+        if wanted is None:
+            return None
+        return np.flatnonzero(_in_buckets(getattr(snapshot, table)["name"], buckets, wanted))
 
     drifts: list[Drift] = []
     counts: dict[str, int] = {}
@@ -320,16 +436,17 @@ def diff_snapshots(
         if kind is EntityKind.MEMBERSHIP:
             continue
         table = TABLE_OF_KIND[kind]
-        src = shard(getattr(source, table))
-        tgt = shard(getattr(target, table))
-        counts[kind.value] = len(src)
+        columns = VALUE_COLUMNS[kind]
+        src = _side(source, table, shard(source, table), ("name",), columns)
+        tgt = _side(target, table, shard(target, table), ("name",), columns)
+        counts[kind.value] = len(src.rows)
         drifts.extend(_diff_entities(kind, src, tgt))
 
     # A group dynamic on either side has no comparable membership (its members are computed).
     dynamic = _dynamic_groups(source) | _dynamic_groups(target)
-    src_links = shard(_static_memberships(source, dynamic))
-    tgt_links = shard(_static_memberships(target, dynamic))
-    counts[EntityKind.MEMBERSHIP.value] = len(src_links)
+    src_links = _static_links(source, dynamic, buckets, wanted)
+    tgt_links = _static_links(target, dynamic, buckets, wanted)
+    counts[EntityKind.MEMBERSHIP.value] = len(src_links.rows)
     drifts.extend(_diff_memberships(src_links, tgt_links))
 
     if ignore is not None:

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import click
@@ -100,6 +101,7 @@ def demo(out: Path, things: int, seed: int) -> None:
     # The handlers run in this process: keep their INFO logs and metrics off the story.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     from sandbox.demo import run_demo
 
     clean = run_demo(out, things=things, seed=seed, echo=click.echo)

@@ -1,13 +1,14 @@
 """``iot-crr demo``: the whole story on the embedded two-region sandbox.
 
 1. A source fleet exists before the pipeline is switched on (its events go nowhere).
-2. The first reconciliation is the backfill: audit, plan, corrective events into the state table.
+2. The first nightly run is the backfill: snapshot, diff, plan, corrective events into the table.
 3. Live changes stream through the pipeline: IoT rule → persist state machine → state table →
    Global Table → replicator → destination registry.
 4. Drift happens: dropped events, a hand edit in the destination, a group deleted there, a thing
    created there only.
-5. Reconciliation finds it, explains it, and repairs it through the persist state machine.
-6. A second audit shows zero drift. Reports go to ``--out``.
+5. The nightly job finds it, explains it, and repairs it through the persist state machine.
+6. The next nightly run finds zero drift. Reports go to ``--out``; the runs' artefacts and
+   history to ``--out``/reports, which ``make report`` renders into the drift notebooks.
 
 Everything here is the project's real code; the only stand-ins are moto and the labelled
 emulations in ``sandbox.emulation``.
@@ -15,26 +16,20 @@ emulations in ``sandbox.emulation``.
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.statetable import StateTable
-from reconcile.diff import DriftReport, diff_snapshots
-from reconcile.emit import (
-    EmitResult,
-    corrective_changes,
-    emit_via_stepfunctions,
-    emit_via_table,
-)
-from reconcile.inventory import Inventory
-from reconcile.plan import Guards, Plan, build_plan, describe_plan
-from reconcile.ratelimit import RateLimiter
-from reconcile.report import render
-from reconcile.snapshot import Snapshot, take_snapshot
+from jobs.artefacts import RunRecord
+from jobs.nightly import RunConfig, run_nightly
+from reconcile.diff import DriftReport
+from reconcile.plan import Guards, Plan, describe_plan
+from reconcile.report import load_json, render
 from sandbox.emulation import Delivery
 from sandbox.stack import Sandbox
 
@@ -61,6 +56,9 @@ class Fleet:
 def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print) -> bool:
     """Run the story; True when the final audit is clean."""
     out.mkdir(parents=True, exist_ok=True)
+    # Each demo is a new deployment: its run history starts empty (else its runs, which reuse
+    # their run ids, would be skipped as already completed).
+    shutil.rmtree(out / "reports", ignore_errors=True)
     rng = random.Random(seed)
     started = time.perf_counter()
     with Sandbox() as box:
@@ -75,10 +73,12 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
             f"{len(BILLING_GROUPS)} billing groups ({discarded} registry events went nowhere)"
         )
 
-        report, plan = audit_and_plan(box, Guards(max_changes=None))
-        step(f"2. first audit: {_summary_line(report)}")
-        emitted = emit_via_table(corrective_changes(plan, box.source_region), _source_table(box))
-        step(f"   backfill: {emitted.summary()} corrective events written to the state table")
+        # The first reconciliation is the backfill: straight into the state table, no cap.
+        backfill = nightly(box, out, "1-backfill", Guards(max_changes=None), via_table=True)
+        step(
+            f"2. first nightly run (the backfill): {backfill.drift_total} drift items → "
+            f"{backfill.repairs_emitted} corrective events written to the state table"
+        )
         drained = box.drain(timeout=600)
         step(f"   pipeline drained: {drained.records_applied} records applied in the destination")
 
@@ -95,26 +95,49 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
             "a destination-only thing"
         )
 
-        report, plan = audit_and_plan(box, Guards(allow_deletes=True))
+        repair = nightly(box, out, "2-nightly", Guards(allow_deletes=True))
+        step(f"5. nightly run: {_summary_line(repair)}")
+        report = _report_of(out, repair)
         write_reports(report, out, "drift")
-        plan.save(out / "plan.json")
-        step(f"5. audit: {_summary_line(report)}")
         echo(render(report, "table", limit=15))
+        plan_file = out / "reports" / repair.prefix / "plan.json"
+        plan = Plan.load(plan_file)
         lines = describe_plan(plan).splitlines()
         echo("\n".join(lines[:12]))
         if len(lines) > 12:
-            echo(f"  … and {len(lines) - 12} more actions (see {out / 'plan.json'})")
-        result = emit_repairs(box, plan)
+            echo(
+                f"  … and {len(lines) - 12} more actions (see {out}/reports/{repair.prefix}/plan.json)"
+            )
         drained = box.drain(timeout=120)
         step(
-            f"   repair: {result.summary()} via the persist state machine; "
-            f"{drained.records_applied} records applied"
+            f"   repair: {repair.repairs_emitted} corrective events through the persist "
+            f"state machine; {drained.records_applied} records applied"
         )
 
-        final, _ = audit_and_plan(box, Guards(allow_deletes=True))
-        write_reports(final, out, "final")
-        step(f"6. final audit: {_summary_line(final)}; reports in {out}/")
-        return final.in_sync
+        final = nightly(box, out, "3-nightly", Guards(allow_deletes=True))
+        write_reports(_report_of(out, final), out, "final")
+        step(
+            f"6. next nightly run: {_summary_line(final)}; reports in {out}/, run history in "
+            f"{out}/reports/ (make report renders the notebooks)"
+        )
+        return final.drift_total == 0
+
+
+def nightly(
+    box: Sandbox, out: Path, run_id: str, guards: Guards, *, via_table: bool = False
+) -> RunRecord:
+    """One run of the nightly job (jobs.nightly), as the schedule would start it."""
+    config = RunConfig(
+        source_region=box.source_region,
+        target_region=box.destination_region,
+        state_table=box.table_name,
+        report_location=str(out / "reports"),
+        guards=guards,
+        persist_state_machine_arn=None if via_table else box.state_machine_arn,
+        run_id=f"demo-{run_id}",
+    )
+    result = run_nightly(config, box.client, _now_ms, metrics=lambda _: None)
+    return result.record
 
 
 def seed_fleet(box: Sandbox, count: int, rng: random.Random) -> Fleet:
@@ -208,41 +231,27 @@ def inject_drift(box: Sandbox, fleet: Fleet, rng: random.Random) -> None:
     box.outbox(box.destination_region).take()
 
 
-def audit_and_plan(box: Sandbox, guards: Guards) -> tuple[DriftReport, Plan]:
-    source = _snapshot(box, box.source_region)
-    target = _snapshot(box, box.destination_region)
-    report = diff_snapshots(source, target)
-    return report, build_plan(report, source, target, guards, now=int(time.time() * 1000))
-
-
-def emit_repairs(box: Sandbox, plan: Plan) -> EmitResult:
-    changes = corrective_changes(plan, box.source_region)
-    sfn = box.client("stepfunctions", box.source_region)
-    return emit_via_stepfunctions(changes, sfn, box.state_machine_arn)
-
-
 def write_reports(report: DriftReport, out: Path, stem: str) -> None:
     for fmt, suffix in (("json", "json"), ("markdown", "md"), ("html", "html")):
         (out / f"{stem}.{suffix}").write_text(render(report, fmt))
 
 
-def _snapshot(box: Sandbox, region: str) -> Snapshot:
-    return take_snapshot(Inventory(box.iot(region), RateLimiter()), region)
+def _report_of(out: Path, record: RunRecord) -> DriftReport:
+    return load_json(json.loads((out / "reports" / record.prefix / "report.json").read_text()))
 
 
-def _source_table(box: Sandbox) -> StateTable:
-    return StateTable(box.client("dynamodb", box.source_region), box.table_name)
-
-
-def _summary_line(report: DriftReport) -> str:
-    if report.in_sync:
+def _summary_line(record: RunRecord) -> str:
+    if record.drift_total == 0:
         return "in sync (0 drift)"
     parts = []
-    for entity, kinds in report.summary().items():
-        counted = ", ".join(f"{n} {kind}" for kind, n in kinds.items() if n)
-        if counted:
-            parts.append(f"{entity}: {counted}")
-    return f"{len(report.drifts)} drift items — " + "; ".join(parts)
+    for key, count in sorted(record.drift.items()):
+        if count:
+            parts.append(f"{count} {key.replace('.', ' ')}")
+    return f"{record.drift_total} drift items — " + ", ".join(parts)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 class _Steps:
