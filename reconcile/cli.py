@@ -287,7 +287,9 @@ def plan(factory: Factory, plan_path: Path, **opts: Any) -> None:
     Prints the plan (the dry run). Exit 0 when in sync, 1 when the plan has work.
     """
     source, target, report = _audit(factory, opts)
-    repair = build_plan(report, source, target, _guards(opts), now=factory.clock())
+    repair = build_plan(
+        report, source, target, _guards(opts), now=factory.clock(), ignore=_ignore_rules(opts)
+    )
     repair.save(plan_path)
     _write(_show_plan(repair, opts["fmt"]), opts["output"])
     raise click.exceptions.Exit(EXIT_IN_SYNC if repair.is_empty else EXIT_DRIFT)
@@ -339,7 +341,9 @@ def reconcile(factory: Factory, do_apply: bool, **opts: Any) -> None:
     source, target, report = _audit(factory, opts)
     _write(render(report, opts["fmt"]), opts["output"])
     if not report.in_sync:
-        repair = build_plan(report, source, target, _guards(opts), now=factory.clock())
+        repair = build_plan(
+            report, source, target, _guards(opts), now=factory.clock(), ignore=_ignore_rules(opts)
+        )
         click.echo(describe_plan(repair), err=True)
         if do_apply:
             _report_emit(_emit(factory, repair, opts))

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from reconcile.diff import Drift, DriftReport
+    from reconcile.ignore import IgnoreRules
     from reconcile.snapshot import Snapshot
 
 PLAN_SCHEMA_VERSION = 1
@@ -179,19 +180,28 @@ _PLAN_ADAPTER: pydantic.TypeAdapter[Plan] = pydantic.TypeAdapter(Plan)
 
 
 def build_plan(
-    report: DriftReport, source: Snapshot, target: Snapshot, guards: Guards, *, now: int
+    report: DriftReport,
+    source: Snapshot,
+    target: Snapshot,
+    guards: Guards,
+    *,
+    now: int,
+    ignore: IgnoreRules | None = None,
 ) -> Plan:
     """The ordered repair plan for ``report`` (pure; ``now`` in epoch milliseconds).
 
     "missing" and "changed" drift become upserts carrying the full desired state of the source
     row; "extra" drift becomes a delete when ``guards.allow_deletes``, otherwise a skipped entry.
-    Raises ``PlanRefusedError`` when the source looks broken or the plan is over the cap.
+    Fields that ``ignore`` rules cover keep the target's value, so the repair leaves alone what
+    the report was told to ignore (the report should already have been filtered by the same
+    rules). Raises ``PlanRefusedError`` when the source looks broken or the plan is over the cap.
     """
     _check_source_size(source, target, guards)
 
     upserts: list[RepairAction] = []
     deletes: list[RepairAction] = []
     rows = _SourceRows(source)
+    target_rows = _SourceRows(target)
     for drift in report.drifts:
         entity = EntityKind(drift.entity)
         name = _entity_name(entity, drift)
@@ -206,12 +216,16 @@ def build_plan(
             )
         else:
             row = rows.get(entity, drift)
+            fields = dict(desired_fields(entity, row))
+            if ignore and drift.kind == "changed":
+                kept = desired_fields(entity, target_rows.get(entity, drift))
+                fields = keep_ignored_fields(fields, kept, ignore, entity, name)
             upserts.append(
                 RepairAction(
                     op="upsert",
                     entity=entity,
                     name=name,
-                    fields=dict(desired_fields(entity, row)),
+                    fields=fields,
                     version=_version(row),
                     reason=_upsert_reason(drift, source.region, target.region),
                 )
@@ -308,6 +322,33 @@ def _entity_total(snapshot: Snapshot) -> int:
     )
 
 
+def keep_ignored_fields(
+    desired: dict[str, Any],
+    target: Mapping[str, Any],
+    ignore: IgnoreRules,
+    entity: EntityKind,
+    name: str,
+) -> dict[str, Any]:
+    """``desired`` with every ignored field (``attributes.<key>`` per attribute) as in ``target``."""
+    result = dict(desired)
+    for field_name in desired:
+        if field_name == "attributes":
+            continue
+        if ignore.ignores(entity, name, field_name):
+            result[field_name] = target.get(field_name)
+    if isinstance(desired.get("attributes"), dict):
+        attributes = dict(desired["attributes"])
+        theirs = dict(target.get("attributes") or {})
+        for key in set(attributes) | set(theirs):
+            if ignore.ignores(entity, name, f"attributes.{key}"):
+                if key in theirs:
+                    attributes[key] = theirs[key]
+                else:
+                    attributes.pop(key, None)
+        result["attributes"] = attributes
+    return result
+
+
 def _entity_name(entity: EntityKind, drift: Drift) -> str:
     if entity is EntityKind.MEMBERSHIP and drift.thing and drift.group:
         return membership_name(drift.thing, drift.group)
@@ -315,7 +356,7 @@ def _entity_name(entity: EntityKind, drift: Drift) -> str:
 
 
 class _SourceRows:
-    """Source snapshot rows by name, indexed once per entity kind (a lookup per drift by
+    """A snapshot's rows by name (the source's, or the target's for ignored fields), indexed once per entity kind (a lookup per drift by
     filtering the frame would make planning quadratic in fleet size)."""
 
     def __init__(self, source: Snapshot) -> None:

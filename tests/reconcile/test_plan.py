@@ -130,6 +130,23 @@ def test_changed_entity_becomes_an_upsert_with_the_whole_source_state() -> None:
     assert action.reason.startswith("changed")
 
 
+def test_ignored_fields_keep_the_target_value_in_the_repair() -> None:
+    from reconcile.ignore import IgnoreRules
+
+    # GIVEN lastSeen and tmp* attributes are ignored, and differ along with a real attribute
+    ignore = IgnoreRules(("thing:*:attributes.lastSeen", "thing:*:attributes.tmp*"))
+    source = snap(
+        SRC, things=[{"name": "t1", "attributes": {"a": "1", "lastSeen": "5", "tmp1": "x"}}]
+    )
+    target = snap(DST, things=[{"name": "t1", "attributes": {"a": "2", "lastSeen": "9"}}])
+    report = diff_snapshots(source, target, ignore=ignore)
+    # WHEN we plan with the same rules
+    plan = build_plan(report, source, target, DEFAULT_GUARDS, now=NOW, ignore=ignore)
+    # THEN the repair fixes "a" and leaves the ignored attributes as the target has them
+    (action,) = plan.actions
+    assert action.fields["attributes"] == {"a": "1", "lastSeen": "9"}
+
+
 def target_with_extras() -> tuple[Snapshot, Snapshot]:
     source = snap(SRC, things=[{"name": "keep"}])
     target = snap(
