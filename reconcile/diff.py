@@ -4,12 +4,16 @@ Flow: ``reconcile.snapshot`` (source, target) → ``diff_snapshots`` → ``Drift
 ``reconcile.report`` (rendering) and the plan stage (corrective changes). A pure function over
 DataFrames; no AWS calls.
 
-How it scales: each table gets one 64-bit hash per row over its value columns
-(``pd.util.hash_pandas_object``), the two sides are outer-joined on the name, and only rows whose
-hashes differ are compared field by field to explain *what* differs (attribute by attribute).
-Cost is linear in fleet size. Names are bucketed by a stable hash (``bucket_of``) so one bucket
-range can be diffed on its own and shards merged back (``merge_reports``) into exactly the
-report an unsharded diff gives.
+How it scales: every column of a snapshot is hashed once, whole-column, to 64-bit integers
+(``Snapshot.column_hashes``, shared with the snapshot's fingerprint). Per table, the key hash
+(name; thing and group for memberships) and a row hash over the value columns are combined from
+those; the two sides are joined on the key hash (an integer hash join, verified on the key
+values, falling back to a join on the values themselves should 64-bit hashes ever collide), and
+only rows whose row hashes differ are compared field by field to explain *what* differs
+(attribute by attribute). No Python-level work is done per unchanged row: cost is linear in
+fleet size and dominated by hashing. Names are bucketed by a stable hash (``bucket_of``) so one
+bucket range can be diffed on its own and shards merged back (``merge_reports``) into exactly
+the report an unsharded diff gives.
 
 Versions are never compared: they are generated per region (pipeline/model.py). Memberships of
 dynamic groups are never compared: each region's index computes them.

@@ -314,26 +314,22 @@ def column_hash(series: pd.Series) -> np.ndarray:
     straight from one object array instead. The values are identical, so fingerprints do not
     change with the route taken.
     """
-    chunked = getattr(series.array, "_pa_array", None)
-    if (
-        not isinstance(chunked, pa.ChunkedArray)
-        or not (pa.types.is_string(chunked.type) or pa.types.is_large_string(chunked.type))
-        or len(chunked) == 0
-        or not _mostly_distinct(chunked)
-    ):
+    arrow_backed = isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow"
+    strings = pa.array(series.array) if arrow_backed and len(series) else None  # zero-copy
+    if strings is None or not _mostly_distinct(strings):
         hashes: np.ndarray = pd.util.hash_pandas_object(series, index=False).to_numpy()
         return hashes
-    nulls = chunked.null_count
-    objects = (chunked.fill_null("") if nulls else chunked).to_numpy(zero_copy_only=False)
+    nulls = strings.null_count
+    objects = (strings.fill_null("") if nulls else strings).to_numpy(zero_copy_only=False)
     hashed = pd.util.hash_array(objects, categorize=False)
     del objects
     if nulls:
-        hashed[chunked.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH
+        hashed[strings.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH
     return hashed
 
 
-def _mostly_distinct(chunked: pa.ChunkedArray) -> bool:
-    sample = chunked.slice(0, _SAMPLE)
+def _mostly_distinct(strings: pa.Array | pa.ChunkedArray) -> bool:
+    sample = strings.slice(0, _SAMPLE)
     distinct = pc.count_distinct(sample, mode="only_valid").as_py()
     return bool(distinct >= _DISTINCT_SHARE_FOR_DIRECT * max(len(sample), 1))
 
