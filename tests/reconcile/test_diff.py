@@ -373,3 +373,63 @@ def test_diff_is_antisymmetric_and_reflexive(a: Snapshot, b: Snapshot) -> None:
     swap = {"missing": "extra", "extra": "missing", "changed": "changed"}
     assert {(swap[k], n) for k, n in forward} == backward
     assert diff_snapshots(a, a).in_sync
+
+
+# --- the hashing the diff and the fingerprint share -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [f"device-{i}" for i in range(3000)],  # mostly distinct: the fast route
+        ["same"] * 3000,  # repetitive: pandas' own route
+        ["a", None, "ünïcødé", "", "x" * 5000],
+    ],
+)
+def test_column_hash_equals_pandas_hash(values: list[str | None]) -> None:
+    import pandas as pd
+
+    from reconcile.snapshot import column_hash
+
+    series = pd.Series(values, dtype="string[pyarrow]")
+    expected = pd.util.hash_pandas_object(series, index=False).to_numpy()
+    assert (column_hash(series) == expected).all()
+
+
+def test_key_hash_collisions_fall_back_to_an_exact_join(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    # GIVEN two snapshots with drift of every kind
+    source = Snapshot.from_records(
+        SRC,
+        1,
+        things=[{"name": n, "attributes": {"v": n}} for n in ("a", "b", "c")],
+        memberships=[{"thing": "a", "group": "g"}],
+        thing_groups=[{"name": "g"}],
+    )
+    target = Snapshot.from_records(
+        DST,
+        1,
+        things=[{"name": "b", "attributes": {"v": "other"}}, {"name": "d", "attributes": {}}],
+        thing_groups=[{"name": "g"}],
+    )
+    expected = diff_snapshots(source, target, clock=lambda: 0)
+    assert {(d.entity, d.kind) for d in expected.drifts} == {
+        (EntityKind.THING, "missing"),
+        (EntityKind.THING, "extra"),
+        (EntityKind.THING, "changed"),
+        (EntityKind.MEMBERSHIP, "missing"),
+    }
+    # WHEN every key hash collides (as two names sharing a 64-bit hash would)
+    real = Snapshot.column_hashes
+
+    def colliding(self: Snapshot, table: str) -> dict[str, np.ndarray]:
+        hashes = dict(real(self, table))
+        for key in ("name", "thing", "group"):
+            if key in hashes:
+                hashes[key] = np.zeros_like(hashes[key])
+        return hashes
+
+    monkeypatch.setattr(Snapshot, "column_hashes", colliding)
+    # THEN the diff is the same, found by joining on the names themselves
+    assert diff_snapshots(source, target, clock=lambda: 0).drifts == expected.drifts
