@@ -13,6 +13,7 @@ from pipeline.iot import IotRegistry
 from pipeline.model import EntityKind
 from pipeline.pending import finish_due
 from pipeline.state import Outcome
+from tests.conftest import aws_error_response
 from tests.pipeline.conftest import DST, Pipeline, fixture_event
 
 
@@ -227,24 +228,10 @@ def _throttle_first(client: Any, operation: str, times: int) -> list[int]:
         seen[0] += 1
         if seen[0] > times:
             return None
-        body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
-        return AWSResponse(
-            request.url, 429, {"x-amzn-ErrorType": "ThrottlingException"}, _Raw(body)
-        )
+        return aws_error_response(request.url, 429, "ThrottlingException", "Rate exceeded")
 
     client.meta.events.register_first(f"before-send.iot.{operation}", before_send)
     return seen
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Any:
-        yield self._body
-
-    def read(self, *_: Any) -> bytes:
-        return self._body
 
 
 def test_throttling_is_retried_by_botocore(

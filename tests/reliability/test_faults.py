@@ -19,29 +19,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.awsrequest import AWSResponse
 
 from bench.harness import LocalPipeline, persist_all
 from pipeline import aws, persist, replicate
 from pipeline.errors import RetryableError
 from sandbox import emulation
+from tests.conftest import aws_error_response
 from tests.reliability.conftest import REAL_CLIENT
 
 THROTTLE_SHARE = 0.20
 SERVER_ERROR_SHARE = 0.05
 BATCH_SIZE = 10
 MAX_DELIVERIES = 60
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Any:
-        yield self._body
-
-    def read(self, *_: Any) -> bytes:
-        return self._body
 
 
 class FaultyAws:
@@ -64,10 +54,12 @@ class FaultyAws:
         draw = self.random.random()
         if draw < self.throttle:
             self.injected["throttled"] += 1
-            return _response(request.url, 429, "ThrottlingException", "Rate exceeded")
+            return aws_error_response(request.url, 429, "ThrottlingException", "Rate exceeded")
         if draw < self.throttle + self.server_error:
             self.injected["server_error"] += 1
-            return _response(request.url, 500, "InternalFailureException", "Internal failure")
+            return aws_error_response(
+                request.url, 500, "InternalFailureException", "Internal failure"
+            )
         return None
 
     def client_factory(self, real: Callable[..., Any]) -> Callable[..., Any]:
@@ -107,13 +99,6 @@ def inject_faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Fau
     yield install
     for faults in installed:
         faults.remove()
-
-
-def _response(url: str, status: int, code: str, message: str) -> AWSResponse:
-    body = f'{{"__type": "{code}", "message": "{message}"}}'.encode()
-    headers = HTTPHeaders()
-    headers["x-amzn-ErrorType"] = code
-    return AWSResponse(url, status, headers, _Raw(body))
 
 
 def _seed_source(pipeline: LocalPipeline) -> None:
