@@ -52,6 +52,7 @@ from pipeline.pending import finish_due
 from pipeline.statetable import StateTable
 from reconcile.diff import DRIFT_KINDS, ENTITY_ORDER, DriftReport, diff_snapshots
 from reconcile.emit import EmitResult, corrective_changes, emit_via_stepfunctions, emit_via_table
+from reconcile.ignore import IgnorePatternError, IgnoreRules
 from reconcile.inventory import Inventory
 from reconcile.plan import Guards, Plan, build_plan
 from reconcile.ratelimit import RateLimiter
@@ -103,6 +104,7 @@ class RunConfig:
     persist_state_machine_arn: str | None = None
     run_id: str | None = None  # None: the UTC date the run starts
     report_region: str | None = None  # the S3 client's region (default: the source region)
+    ignore: IgnoreRules = field(default_factory=IgnoreRules)
 
     @property
     def emit_via(self) -> str:
@@ -115,7 +117,8 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
     Required: ``SOURCE_REGION``, ``TARGET_REGION`` (different), ``STATE_TABLE``,
     ``REPORT_LOCATION``. Optional: ``PERSIST_STATE_MACHINE_ARN`` (emit via Step Functions when
     set, else straight into the state table), ``MAX_CHANGES`` (whole number ≥ 0, 0 = no cap,
-    default 1000), ``ALLOW_DELETES`` (true/false, default false), ``RUN_ID``; ``AWS_REGION``
+    default 1000), ``ALLOW_DELETES`` (true/false, default false), ``RUN_ID``, ``IGNORE_PATTERNS``
+    (ignore rules as in ``.iotdriftignore``, separated by ``;``); ``AWS_REGION``
     picks the S3 client's region for an ``s3://`` report location.
     """
     problems: dict[str, str] = {}
@@ -162,6 +165,13 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
     if run_id is not None and not RUN_ID_PATTERN.match(run_id):
         problems["RUN_ID"] = f"{run_id!r} is not 1-128 characters of [A-Za-z0-9._-]"
 
+    # ';' separates patterns: it is never part of an IoT name, attribute name or field.
+    ignore = IgnoreRules()
+    try:
+        ignore = IgnoreRules(tuple((env.get("IGNORE_PATTERNS") or "").split(";")))
+    except IgnorePatternError as error:
+        problems["IGNORE_PATTERNS"] = str(error)
+
     if problems:
         raise ConfigError(problems)
     return RunConfig(
@@ -173,6 +183,7 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
         persist_state_machine_arn=arn,
         run_id=run_id,
         report_region=(env.get("AWS_REGION") or "").strip() or None,
+        ignore=ignore,
     )
 
 
@@ -247,7 +258,7 @@ def run_nightly(
         with timed(durations, "snapshot", clock):
             source, target = snapshot_both(config, factory, clock, artefacts)
         with timed(durations, "diff", clock):
-            report = diff_snapshots(source, target, clock=clock)
+            report = diff_snapshots(source, target, ignore=config.ignore, clock=clock)
         return Acquired(source, target, report)
 
     return execute_run(config, factory, clock, acquire, metrics=metrics)
@@ -304,7 +315,14 @@ def execute_run(
         with timed(durations, "write", clock):
             artefacts.write_report(report)
         with timed(durations, "plan", clock):
-            plan = build_plan(report, acquired.source, acquired.target, config.guards, now=clock())
+            plan = build_plan(
+                report,
+                acquired.source,
+                acquired.target,
+                config.guards,
+                now=clock(),
+                ignore=config.ignore,
+            )
             artefacts.write_plan(plan)
         record = replace(record, planned=len(plan.actions), held_back=len(plan.skipped))
         with timed(durations, "emit", clock):

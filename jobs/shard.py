@@ -172,6 +172,7 @@ def run_shard(
         target,
         buckets=spec.count,
         bucket_range=range(spec.index, spec.index + 1),
+        ignore=config.ignore,
         clock=clock,
     )
     artefacts.write_shard_report(spec.index, spec.count, report)

@@ -38,6 +38,7 @@ EXPECTED_ENV = {
         "REPORT_LOCATION",
         "MAX_CHANGES",
         "ALLOW_DELETES",
+        "IGNORE_PATTERNS",
     },
 }
 REGISTRY_TOPIC_FAMILIES = {

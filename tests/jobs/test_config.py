@@ -35,6 +35,7 @@ def test_every_optional_variable_is_read() -> None:
         "ALLOW_DELETES": "True",
         "RUN_ID": "backfill-1",
         "AWS_REGION": "eu-central-1",
+        "IGNORE_PATTERNS": "thing:test-*; thing:*:attributes.lastSeen",
     }
 
     config = run_config_from_env(env)
@@ -45,6 +46,7 @@ def test_every_optional_variable_is_read() -> None:
     assert config.guards.allow_deletes is True
     assert config.run_id == "backfill-1"
     assert config.report_region == "eu-central-1"
+    assert config.ignore.patterns == ("thing:test-*", "thing:*:attributes.lastSeen")
 
 
 def test_a_local_directory_is_a_report_location() -> None:
@@ -69,6 +71,7 @@ def test_a_local_directory_is_a_report_location() -> None:
         ("MAX_CHANGES", "lots"),
         ("ALLOW_DELETES", "maybe"),
         ("RUN_ID", "2026/01/01"),
+        ("IGNORE_PATTERNS", "nonsense"),
     ],
 )
 def test_each_bad_variable_is_named(variable: str, value: str | None) -> None:
