@@ -151,13 +151,41 @@ class Converger:
             self.iot.delete_thing(name)
             return Result("deleted")
         if actual is None:
-            self._with_dependencies(item, lambda: self._create_thing(name, desired))
+            self._with_dependencies(
+                item,
+                lambda: self._assigning_type(
+                    desired.get("thing_type"), lambda: self._create_thing(name, desired)
+                ),
+            )
             return Result("created")
         changes = thing_changes(desired, actual)
         if not changes.registry_update and changes.billing_group is None:
             return Result("noop", "already matches")
-        self._with_dependencies(item, lambda: self._update_thing(name, desired, actual, changes))
+        self._with_dependencies(
+            item,
+            lambda: self._assigning_type(
+                changes.thing_type, lambda: self._update_thing(name, desired, actual, changes)
+            ),
+        )
         return Result("updated")
+
+    def _assigning_type(self, thing_type: str | None, action: Callable[[], None]) -> None:
+        """Run ``action``, which gives a thing ``thing_type``. AWS refuses a deprecated type to
+        new things, yet the source may have things of a type deprecated since: the type is
+        undeprecated for the call and deprecated again after (the table says which types are)."""
+        type_item = self.table.get(EntityKind.THING_TYPE, thing_type) if thing_type else None
+        if thing_type is None or type_item is None or not type_item.state.get("deprecated"):
+            action()
+            return
+        described = self.iot.describe_thing_type(thing_type)
+        if described is None or not described.get("deprecated"):
+            action()  # a missing type is created (deprecated) by the dependency step
+            return
+        self.iot.deprecate_thing_type(thing_type, undo=True)
+        try:
+            action()
+        finally:
+            self.iot.deprecate_thing_type(thing_type)
 
     def _create_thing(self, name: str, desired: dict[str, Any]) -> None:
         self.iot.create_thing(

@@ -258,3 +258,15 @@ def test_throttling_beyond_retries_is_retryable_error(
     _throttle_first(client, "CreateThing", 100)
     with pytest.raises(ThrottledError):
         IotRegistry(client).create_thing("t1", None, {"a": "1"})
+
+
+def test_thing_of_a_deprecated_type_is_still_replicated(pipeline: Pipeline) -> None:
+    # GIVEN a type deprecated in the source while things still use it (AWS allows that)
+    deprecated = dict(fixture_event("thing_type_event"), isDeprecated=True)
+    pipeline.persist(deprecated)
+    pipeline.persist(thing_event("old-1", 1, 1234567890200, "CREATED", thingTypeName="MyThingType"))
+    # WHEN both reach the destination, where AWS refuses a deprecated type to new things
+    assert pipeline.replicate() == []
+    # THEN the thing has its type, and the type is deprecated again
+    assert pipeline.dst.describe_thing("old-1")["thing_type"] == "MyThingType"  # type: ignore[index]
+    assert pipeline.dst.describe_thing_type("MyThingType")["deprecated"] is True  # type: ignore[index]
