@@ -8,6 +8,7 @@ state machine routes to its failure queue; throttling raises a ``RetryableError`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -35,16 +36,7 @@ def resolve_dynamic_query(change: Change, iot: IotRegistry) -> Change:
     fields = dict(change.fields)
     # A group deleted since the event has no query to read; its DELETED event follows.
     fields["query"] = described["query"] if described else None
-    return Change(
-        kind=change.kind,
-        name=change.name,
-        origin=change.origin,
-        fields=fields,
-        deleted=change.deleted,
-        corrective=change.corrective,
-        partial=change.partial,
-        sync=change.sync,
-    )
+    return replace(change, fields=fields, lookup_query=False)
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
