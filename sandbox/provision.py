@@ -118,41 +118,25 @@ def provision(
         AssumeRolePolicyDocument=json.dumps(_TRUST_POLICY),
     )["Role"]["Arn"]
 
-    code = {"ZipFile": _dummy_zip()}
-    source_lambda = client_factory("lambda", source_region)
-    persist_arn = source_lambda.create_function(
-        FunctionName=f"{table_name}-persist",
-        Runtime="python3.11",
-        Role=role_arn,
-        Handler=PERSIST_HANDLER,
-        Code=code,
-        Timeout=60,
-        Environment={"Variables": {"STATE_TABLE": table_name}},
-    )["FunctionArn"]
+    def function(region: str, name: str, handler: str, env: dict[str, str]) -> str:
+        created = client_factory("lambda", region).create_function(
+            FunctionName=f"{table_name}-{name}",
+            Runtime="python3.11",
+            Role=role_arn,
+            Handler=handler,
+            Code={"ZipFile": _dummy_zip()},  # never run: the emulation imports the handler
+            Timeout=300,
+            Environment={"Variables": env},
+        )
+        return str(created["FunctionArn"])
 
-    destination_lambda = client_factory("lambda", destination_region)
+    persist_arn = function(source_region, "persist", PERSIST_HANDLER, {"STATE_TABLE": table_name})
     destination_env = {
         "STATE_TABLE": table_name,
         "TYPE_DELETE_DELAY_SECONDS": str(type_delete_delay_seconds),
     }
-    replicator_arn = destination_lambda.create_function(
-        FunctionName=f"{table_name}-replicate",
-        Runtime="python3.11",
-        Role=role_arn,
-        Handler=REPLICATE_HANDLER,
-        Code=code,
-        Timeout=300,
-        Environment={"Variables": destination_env},
-    )["FunctionArn"]
-    pending_arn = destination_lambda.create_function(
-        FunctionName=f"{table_name}-pending",
-        Runtime="python3.11",
-        Role=role_arn,
-        Handler=PENDING_HANDLER,
-        Code=code,
-        Timeout=300,
-        Environment={"Variables": destination_env},
-    )["FunctionArn"]
+    replicator_arn = function(destination_region, "replicate", REPLICATE_HANDLER, destination_env)
+    pending_arn = function(destination_region, "pending", PENDING_HANDLER, destination_env)
 
     sfn = client_factory("stepfunctions", source_region)
     state_machine_arn = sfn.create_state_machine(

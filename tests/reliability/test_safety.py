@@ -27,6 +27,8 @@ from reconcile.snapshot import Snapshot
 from tests.reliability.conftest import MAX_EXAMPLES
 
 REGIONS = ["--source-region", "us-east-1", "--target-region", "eu-west-1"]
+# `iot-crr reconcile --apply` emitting straight into the state table.
+RECONCILE_VIA_TABLE = ["reconcile", *REGIONS, "--apply", "--via", "table", "--state-table", TABLE]
 NOW_MS = 1_800_000_000_000
 
 
@@ -83,14 +85,8 @@ def test_an_empty_source_is_refused_and_nothing_is_emitted(
     # WHEN reconcile runs with deletes allowed and --apply
     result = run(
         cli,
-        "reconcile",
-        *REGIONS,
-        "--apply",
+        *RECONCILE_VIA_TABLE,
         "--allow-deletes",
-        "--via",
-        "table",
-        "--state-table",
-        TABLE,
     )
     # THEN it refuses with one line, and the state table is untouched
     assert_refused(result, "empty_source")
@@ -104,30 +100,18 @@ def test_a_shrunken_source_is_refused(
     things(pipeline.destination, range(10))
     result = run(
         cli,
-        "reconcile",
-        *REGIONS,
-        "--apply",
+        *RECONCILE_VIA_TABLE,
         "--allow-deletes",
-        "--via",
-        "table",
-        "--state-table",
-        TABLE,
     )
     assert_refused(result, "min_source_ratio")
     assert table_keys(source_table) == []
     # The operator can lower the guard on purpose, and then the deletes go through.
     result = run(
         cli,
-        "reconcile",
-        *REGIONS,
-        "--apply",
+        *RECONCILE_VIA_TABLE,
         "--allow-deletes",
         "--min-source-ratio",
         "0.3",
-        "--via",
-        "table",
-        "--state-table",
-        TABLE,
     )
     assert result.exit_code == 1, result.output
     assert len([k for k in table_keys(source_table) if k.startswith("THING#")]) == 6
@@ -139,29 +123,17 @@ def test_max_changes_is_honoured(
     things(pipeline.source, range(6))
     result = run(
         cli,
-        "reconcile",
-        *REGIONS,
-        "--apply",
+        *RECONCILE_VIA_TABLE,
         "--max-changes",
         "5",
-        "--via",
-        "table",
-        "--state-table",
-        TABLE,
     )
     assert_refused(result, "max_changes", "6 changes")
     assert table_keys(source_table) == []
     result = run(
         cli,
-        "reconcile",
-        *REGIONS,
-        "--apply",
+        *RECONCILE_VIA_TABLE,
         "--max-changes",
         "6",
-        "--via",
-        "table",
-        "--state-table",
-        TABLE,
     )
     assert result.exit_code == 1, result.output
     assert len(table_keys(source_table)) == 6
@@ -194,7 +166,7 @@ def test_nothing_is_deleted_without_allow_deletes(
     things(pipeline.destination, ["x", "y"], prefix="extra-")
     pipeline.destination.create_thing_group(thingGroupName="orphans")
     # WHEN reconcile --apply runs without --allow-deletes
-    result = run(cli, "reconcile", *REGIONS, "--apply", "--via", "table", "--state-table", TABLE)
+    result = run(cli, *RECONCILE_VIA_TABLE)
     # THEN the deletes are listed as skipped, and no tombstone reaches the state table
     assert result.exit_code == 1, result.output
     assert "(skipped)" in result.stderr and "extra-x" in result.stderr
@@ -202,14 +174,8 @@ def test_nothing_is_deleted_without_allow_deletes(
     # WHEN the operator allows deletes, THEN tombstones are emitted for exactly the extras
     result = run(
         cli,
-        "reconcile",
-        *REGIONS,
-        "--apply",
+        *RECONCILE_VIA_TABLE,
         "--allow-deletes",
-        "--via",
-        "table",
-        "--state-table",
-        TABLE,
     )
     assert result.exit_code == 1, result.output
     items = [source_table.get_raw(k) for k in table_keys(source_table)]
