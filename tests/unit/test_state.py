@@ -203,3 +203,29 @@ def test_any_delivery_order_with_duplicates_converges_to_the_last_event(
     expected = apply_all(history)
     assert final is not None and expected is not None
     assert (final.deleted, final.state) == (expected.deleted, expected.state)
+
+
+def membership_event(ts: int, *, removed: bool) -> Change:
+    return Change(
+        kind=EntityKind.MEMBERSHIP,
+        name="sensor-1#floor-2",
+        origin=Origin(SRC, ts, f"m-{ts}-{removed}", f"mid-{ts}"),
+        deleted=removed,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    flips=st.lists(st.booleans(), min_size=1, max_size=8),
+    data=st.data(),
+)
+def test_unversioned_events_converge_by_timestamp_in_any_order(
+    flips: list[bool], data: Any
+) -> None:
+    # GIVEN a membership added and removed over time (no version: ordered by timestamp)
+    history = [membership_event(1000 * (i + 1), removed=removed) for i, removed in enumerate(flips)]
+    # WHEN delivered shuffled, with duplicates
+    extra = data.draw(st.lists(st.sampled_from(history)))
+    final = apply_all(list(data.draw(st.permutations(history + extra))))
+    # THEN the last true event decides whether the membership exists
+    assert final is not None and final.deleted == flips[-1]
