@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
             f"2. first nightly run (the backfill): {backfill.drift_total} drift items → "
             f"{backfill.repairs_emitted} corrective events written to the state table"
         )
-        drained = box.drain(timeout=600)
+        drained = box.drain(timeout=600, progress=step.counter(backfill.repairs_emitted))
         step(f"   pipeline drained: {drained.records_applied} records applied in the destination")
 
         live_changes(box.iot(box.source_region), fleet, rng)
@@ -261,3 +262,17 @@ class _Steps:
 
     def __call__(self, message: str) -> None:
         self._echo(f"[{time.perf_counter() - self._started:6.1f}s] {message}")
+
+    def counter(self, total: int) -> Callable[[int], None] | None:
+        """A progress line for long waits, only on a terminal (logs get the step lines)."""
+        if not sys.stdout.isatty():
+            return None
+
+        def show(done: int) -> None:
+            elapsed = time.perf_counter() - self._started
+            end = "\n" if done >= total else ""
+            print(
+                f"\r[{elapsed:6.1f}s]    replicating: {done}/{total} records", end=end, flush=True
+            )
+
+        return show

@@ -1248,15 +1248,19 @@ class EventSourceMapping:
         self.stats = MappingStats()
         self.errors: list[BaseException] = []
 
-    def poll(self) -> int:
-        """Deliver pending records; the number of handler invocations made."""
+    def poll(self, on_batch: Callable[[MappingStats], None] | None = None) -> int:
+        """Deliver pending records; the number of handler invocations made. ``on_batch`` sees
+        the running totals after each batch (progress for long drains)."""
         invocations = 0
         while True:
             batch = self._cursor.read(self.batch_size)
             if not batch:
                 return invocations
             invocations += 1
-            if not self._deliver(batch):
+            delivered = self._deliver(batch)
+            if on_batch is not None:
+                on_batch(self.stats)
+            if not delivered:
                 return invocations
 
     def _deliver(self, batch: list[tuple[str, JsonDict]]) -> bool:

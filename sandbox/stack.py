@@ -43,6 +43,8 @@ from sandbox.provision import (
 )
 from sandbox.server import MotoServer
 
+Progress = Callable[[int], None]
+
 
 class SandboxError(Exception):
     """The sandbox is not in a state to do what was asked."""
@@ -310,25 +312,37 @@ class Sandbox:
             raise SandboxError("the sandbox is not started")
         return self._replication.replicate()
 
-    def run_event_source_mapping(self) -> DrainReport:
+    def run_event_source_mapping(self, progress: Progress | None = None) -> DrainReport:
         mapping = self.event_source_mapping
         before = _snapshot(mapping.stats)
         report = DrainReport()
-        report.replicator_invocations = mapping.poll()
+
+        def on_batch(stats: Any) -> None:
+            if progress is not None:
+                progress(_snapshot(stats)[0] - before[0])
+
+        report.replicator_invocations = mapping.poll(on_batch)
         after = _snapshot(mapping.stats)
         report.records_applied = after[0] - before[0]
         report.batch_item_failures = after[1] - before[1]
         report.failed_batches = after[2] - before[2]
         return report
 
-    def drain(self, timeout: float = 60.0) -> DrainReport:
-        """Pump every stage until a whole round finds nothing left anywhere."""
+    def drain(self, timeout: float = 60.0, progress: Progress | None = None) -> DrainReport:
+        """Pump every stage until a whole round finds nothing left anywhere. ``progress`` is
+        told how many records the replicator has applied so far, after each batch."""
         total = DrainReport()
         deadline = time.monotonic() + timeout
         while True:
             round_report = self.deliver_events(timeout=max(deadline - time.monotonic(), 1.0))
             round_report.records_replicated = self.replicate_tables()
-            round_report.add(self.run_event_source_mapping())
+            applied_before = total.records_applied
+
+            def applied(count: int, base: int = applied_before) -> None:
+                if progress is not None:
+                    progress(base + count)
+
+            round_report.add(self.run_event_source_mapping(applied))
             round_report.destination_events_discarded = len(
                 self.outbox(self.destination_region).take()
             )
