@@ -68,7 +68,6 @@ class Replicator:
             result = self._handle(record, stream, key)
         except PermanentError as error:
             self.failures.record(key=str(key), sequence_number=sequence, error=error)
-            metrics.add_metric(name="PermanentFailures", unit=MetricUnit.Count, value=1)
             result = Result("failed-permanently", str(error))
         self.results.append((str(key), result))
         return result
@@ -95,7 +94,6 @@ class Replicator:
             return Result("noop", "already converged in this batch")
         result = self.converger.converge(item)
         self._done[key] = item.rev
-        metrics.add_metric(name="ConvergedItems", unit=MetricUnit.Count, value=1)
         return result
 
 
@@ -133,5 +131,18 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    # One value per invocation: EMF carries at most 100 values per metric, and totals are
+    # what the alarms and dashboards read.
+    actions = [result.action for _, result in replicator.results]
+    converged = sum(a not in {"skipped", "failed-permanently"} for a in actions)
+    metrics.add_metric(name="ConvergedItems", unit=MetricUnit.Count, value=converged)
+    metrics.add_metric(
+        name="PermanentFailures", unit=MetricUnit.Count, value=actions.count("failed-permanently")
+    )
+    metrics.add_metric(
+        name="RetryableFailures",
+        unit=MetricUnit.Count,
+        value=len(response.get("batchItemFailures") or []),
     )
     return dict(response)
