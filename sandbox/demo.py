@@ -106,9 +106,7 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
         lines = describe_plan(plan).splitlines()
         echo("\n".join(lines[:12]))
         if len(lines) > 12:
-            echo(
-                f"  … and {len(lines) - 12} more actions (see {out}/reports/{repair.prefix}/plan.json)"
-            )
+            echo(f"  … and {len(lines) - 12} more actions (see {plan_file})")
         drained = box.drain(timeout=120)
         step(
             f"   repair: {repair.repairs_emitted} corrective events through the persist "
