@@ -25,7 +25,6 @@ import json
 import os
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -492,26 +491,10 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def caching(factory: ClientFactory) -> ClientFactory:
-    """``factory`` with one client per (service, region): building a boto3 client loads its
-    service model, which costs more than most of the calls a small run makes."""
-    clients: dict[tuple[str, str], Any] = {}
-
-    lock = threading.Lock()
-
-    def cached(service: str, region: str) -> Any:
-        with lock:  # the two snapshot threads ask at the same time
-            if (service, region) not in clients:
-                clients[(service, region)] = factory(service, region)
-            return clients[(service, region)]
-
-    return cached
-
-
 def lambda_handler(event: Mapping[str, Any] | None, context: Any) -> dict[str, Any]:
     """The Lambda entry point; raises on error so the invocation (and any Retry) sees it."""
     config = run_config_from_env(os.environ)
-    return handle_event(event or {}, config, caching(aws.client), _now_ms)
+    return handle_event(event or {}, config, aws.client, _now_ms)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -522,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(event, dict):
             raise ValueError("the event must be a JSON object")
         config = run_config_from_env(os.environ)
-        result = handle_event(event, config, caching(aws.client), _now_ms)
+        result = handle_event(event, config, aws.client, _now_ms)
     except Exception as error:  # reported, and the task ends non-zero: never silent
         kind = "error" if isinstance(error, CrrError | ValueError) else type(error).__name__
         print(f"nightly: {kind}: {error}", file=sys.stderr)

@@ -14,7 +14,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +55,10 @@ class Factory:
     client: Callable[[str, str], Any] = aws.client
     clock: Callable[[], int] = _now_ms
     show_progress: bool | None = None  # None: when stderr is a terminal
-    _clients: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False)
 
     def aws_client(self, service: str, region: str) -> Any:
-        """One client per service and region (building one loads botocore's models: slow)."""
-        key = (service, region)
-        if key not in self._clients:
-            self._clients[key] = self.client(service, region)
-        return self._clients[key]
+        """The client for ``service`` in ``region`` (``pipeline.aws.client`` reuses clients)."""
+        return self.client(service, region)
 
     @property
     def progress_on(self) -> bool:
@@ -265,7 +261,7 @@ def audit(factory: Factory, **opts: Any) -> None:
 
     Exit 0 when in sync, 1 when drift is found.
     """
-    _, _, report = _audit(factory, opts)
+    report = _audit(factory, opts).report
     _write(render(report, opts["fmt"]), opts["output"])
     raise click.exceptions.Exit(EXIT_IN_SYNC if report.in_sync else EXIT_DRIFT)
 
@@ -286,10 +282,7 @@ def plan(factory: Factory, plan_path: Path, **opts: Any) -> None:
 
     Prints the plan (the dry run). Exit 0 when in sync, 1 when the plan has work.
     """
-    source, target, report = _audit(factory, opts)
-    repair = build_plan(
-        report, source, target, _guards(opts), now=factory.clock(), ignore=_ignore_rules(opts)
-    )
+    repair = _audit(factory, opts).plan(factory, opts)
     repair.save(plan_path)
     _write(_show_plan(repair, opts["fmt"]), opts["output"])
     raise click.exceptions.Exit(EXIT_IN_SYNC if repair.is_empty else EXIT_DRIFT)
@@ -338,12 +331,11 @@ def reconcile(factory: Factory, do_apply: bool, **opts: Any) -> None:
     """
     if do_apply:
         _check_emit_options(opts)
-    source, target, report = _audit(factory, opts)
+    audited = _audit(factory, opts)
+    report = audited.report
     _write(render(report, opts["fmt"]), opts["output"])
     if not report.in_sync:
-        repair = build_plan(
-            report, source, target, _guards(opts), now=factory.clock(), ignore=_ignore_rules(opts)
-        )
+        repair = audited.plan(factory, opts)
         click.echo(describe_plan(repair), err=True)
         if do_apply:
             _report_emit(_emit(factory, repair, opts))
@@ -355,7 +347,27 @@ def reconcile(factory: Factory, do_apply: bool, **opts: Any) -> None:
 # --- helpers the commands share ---------------------------------------------------------------
 
 
-def _audit(factory: Factory, opts: dict[str, Any]) -> tuple[Snapshot, Snapshot, DriftReport]:
+@dataclass(frozen=True)
+class _Audit:
+    """Both snapshots, their diff, and the ignore rules it was made under."""
+
+    source: Snapshot
+    target: Snapshot
+    report: DriftReport
+    ignore: IgnoreRules
+
+    def plan(self, factory: Factory, opts: dict[str, Any]) -> Plan:
+        return build_plan(
+            self.report,
+            self.source,
+            self.target,
+            _guards(opts),
+            now=factory.clock(),
+            ignore=self.ignore,
+        )
+
+
+def _audit(factory: Factory, opts: dict[str, Any]) -> _Audit:
     """Snapshot (or load) both sides and diff them under the ignore rules."""
     rules = _ignore_rules(opts)
     if opts.get("from_snapshots"):
@@ -364,7 +376,8 @@ def _audit(factory: Factory, opts: dict[str, Any]) -> tuple[Snapshot, Snapshot, 
     else:
         source_region, target_region = _regions(opts)
         source, target = factory.snapshot(source_region), factory.snapshot(target_region)
-    return source, target, diff_snapshots(source, target, ignore=rules, clock=factory.clock)
+    report = diff_snapshots(source, target, ignore=rules, clock=factory.clock)
+    return _Audit(source, target, report, rules)
 
 
 def _regions(opts: dict[str, Any]) -> tuple[str, str]:

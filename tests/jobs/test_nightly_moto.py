@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from jobs.artefacts import LocalStore, RunArtefacts, S3Store, load_index
-from jobs.nightly import ClientFactory, RunConfig, caching, lambda_handler, run_nightly
+from jobs.nightly import ClientFactory, RunConfig, lambda_handler, run_nightly
 from pipeline import aws as aws_clients
 from reconcile.plan import Guards, PlanRefusedError
 from tests.jobs.conftest import TABLE, fleet
@@ -24,7 +24,7 @@ T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 def clients(aws: None) -> ClientFactory:
     fleet(boto3.client("iot", region_name=SRC), 12)
     fleet(boto3.client("iot", region_name=DST), 12, drifted=True)
-    return caching(aws_clients.client)
+    return aws_clients.client
 
 
 def config(location: str, **changes: object) -> RunConfig:

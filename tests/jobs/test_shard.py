@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from jobs.artefacts import ArtefactNotFoundError, LocalStore, RunArtefacts, load_index
-from jobs.nightly import ClientFactory, RunConfig, caching, handle_event, run_nightly
+from jobs.nightly import ClientFactory, RunConfig, handle_event, run_nightly
 from jobs.shard import MergeSpec, ShardMismatchError, run_merge
 from pipeline import aws as aws_clients
 from pipeline.errors import EventValidationError
@@ -34,7 +34,7 @@ def config(location: Path) -> RunConfig:
 
 @pytest.fixture
 def clients(aws: None) -> ClientFactory:
-    return caching(aws_clients.client)
+    return aws_clients.client
 
 
 @pytest.fixture
