@@ -1,0 +1,93 @@
+"""THE ONE PLACE where the sandbox supplies AWS behaviour that moto 5.2.5 lacks.
+
+Everything else in the sandbox is moto running for real. Each patch or helper in this package
+names the AWS behaviour it emulates and where that behaviour is documented
+(``reference/aws-iot-registry.md``, ``reference/moto.md``). Patches are applied to moto's *backends and response classes* in this
+process, which is also the process that hosts the ThreadedMotoServer, so every client of the
+endpoint (a test, the pipeline's own handlers, the AWS CLI from another shell) sees them.
+``install()`` applies them and ``uninstall()`` puts moto back exactly as it was, so other tests
+that use ``mock_aws`` in the same process see plain moto.
+
+Contents, in the order of the data flow (one module per concern):
+1. Lambda runs our handlers (``LambdaSimpleBackend.invoke``) (``lambda_runtime``).
+2. Registry events: the IoT backend's mutating calls publish AWS-shaped registry events into a
+   per-region ``Outbox``, as the IoT rule ``SELECT *, topic() AS topic`` would see them
+   (``registry``).
+3. moto gaps that change the pipeline's behaviour (listed in ``MOTO_GAPS``, ``patches``;
+   fixed in ``registry_fixes`` and ``registry_responses``; applied by ``install``).
+4. Delivery quirks (duplicates, reordering, drops) under a seed, and the IoT rule's
+   Step Functions action (``delivery``).
+5. Global Table replication between the two regions' state tables (``streams``).
+6. The DynamoDB-stream event source mapping that feeds the replicator in Lambda's event shape
+   (``streams``).
+"""
+
+from sandbox.emulation.delivery import (
+    Delivery,
+    DeliveryOutcome,
+    DeliveryQuirks,
+    ExecutionTimeoutError,
+    start_executions,
+    wait_for_executions,
+)
+from sandbox.emulation.install import (
+    EmulationAlreadyInstalledError,
+    active,
+    install,
+    uninstall,
+)
+from sandbox.emulation.lambda_runtime import (
+    Handler,
+    InvocationError,
+    LambdaContext,
+    call_handler,
+    function_environment,
+    import_handler,
+)
+from sandbox.emulation.patches import MOTO_GAPS, JsonDict
+from sandbox.emulation.registry import Outbox, RegistryEmulation
+from sandbox.emulation.streams import (
+    BATCH_WRITE_LIMIT,
+    EventSourceMapping,
+    FailedBatch,
+    GlobalTableReplication,
+    LambdaStreamReader,
+    MappingStats,
+    StreamCursor,
+    StreamHandler,
+    is_noop_modify,
+    lambda_stream_record,
+)
+
+__all__ = [
+    "BATCH_WRITE_LIMIT",
+    "MOTO_GAPS",
+    "Delivery",
+    "DeliveryOutcome",
+    "DeliveryQuirks",
+    "EmulationAlreadyInstalledError",
+    "EventSourceMapping",
+    "ExecutionTimeoutError",
+    "FailedBatch",
+    "GlobalTableReplication",
+    "Handler",
+    "InvocationError",
+    "JsonDict",
+    "LambdaContext",
+    "LambdaStreamReader",
+    "MappingStats",
+    "Outbox",
+    "RegistryEmulation",
+    "StreamCursor",
+    "StreamHandler",
+    "active",
+    "call_handler",
+    "function_environment",
+    "import_handler",
+    "install",
+    "is_noop_modify",
+    "lambda_stream_record",
+    "start_executions",
+    "uninstall",
+    "wait_for_executions",
+]

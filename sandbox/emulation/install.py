@@ -1,0 +1,93 @@
+"""install / uninstall: apply every patch of this package to moto, and put moto back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.iot.models import FakeThingGroup, IoTBackend
+from moto.iot.responses import IoTResponse
+
+from sandbox.emulation.lambda_runtime import _lambda_invoke
+from sandbox.emulation.patches import _PATCHES, _Installed
+from sandbox.emulation.registry import RegistryEmulation
+from sandbox.emulation.registry_fixes import (
+    _add_thing_to_thing_group,
+    _create_dynamic_thing_group,
+    _create_thing,
+    _create_thing_group,
+    _create_thing_type,
+    _delete_dynamic_thing_group,
+    _delete_thing,
+    _delete_thing_group,
+    _delete_thing_type,
+    _deprecate_thing_type,
+    _group_to_dict,
+    _remove_thing_from_thing_group,
+    _update_dynamic_thing_group,
+    _update_thing,
+    _update_thing_group,
+    _update_thing_type,
+)
+from sandbox.emulation.registry_responses import (
+    _response_create_dynamic_thing_group,
+    _response_delete_dynamic_thing_group,
+    _response_update_dynamic_thing_group,
+    _response_update_thing_type,
+)
+
+# --------------------------------------------------------------------------------------------
+# install / uninstall
+# --------------------------------------------------------------------------------------------
+
+_BACKEND_PATCHES: dict[str, Callable[..., Any]] = {
+    "create_thing": _create_thing,
+    "update_thing": _update_thing,
+    "delete_thing": _delete_thing,
+    "create_thing_type": _create_thing_type,
+    "deprecate_thing_type": _deprecate_thing_type,
+    "update_thing_type": _update_thing_type,
+    "delete_thing_type": _delete_thing_type,
+    "create_thing_group": _create_thing_group,
+    "update_thing_group": _update_thing_group,
+    "delete_thing_group": _delete_thing_group,
+    "create_dynamic_thing_group": _create_dynamic_thing_group,
+    "update_dynamic_thing_group": _update_dynamic_thing_group,
+    "delete_dynamic_thing_group": _delete_dynamic_thing_group,
+    "add_thing_to_thing_group": _add_thing_to_thing_group,
+    "remove_thing_from_thing_group": _remove_thing_from_thing_group,
+}
+_RESPONSE_PATCHES: dict[str, Callable[..., Any]] = {
+    "create_dynamic_thing_group": _response_create_dynamic_thing_group,
+    "update_dynamic_thing_group": _response_update_dynamic_thing_group,
+    "delete_dynamic_thing_group": _response_delete_dynamic_thing_group,
+    "update_thing_type": _response_update_thing_type,
+}
+
+
+class EmulationAlreadyInstalledError(Exception):
+    """Another sandbox in this process already owns the moto patches."""
+
+
+def install(emulation: RegistryEmulation) -> None:
+    """Apply every patch of this package to moto; ``emulation`` receives the events."""
+    if _Installed.emulation is not None:
+        raise EmulationAlreadyInstalledError("the registry emulation is already installed")
+    _PATCHES.set(LambdaSimpleBackend, "invoke", _lambda_invoke)
+    for name, function in _BACKEND_PATCHES.items():
+        _PATCHES.set(IoTBackend, name, function)
+    for name, function in _RESPONSE_PATCHES.items():
+        _PATCHES.set(IoTResponse, name, function)
+    _PATCHES.set(FakeThingGroup, "to_dict", _group_to_dict)
+    _Installed.emulation = emulation
+
+
+def uninstall() -> None:
+    """Put moto back exactly as it was."""
+    _PATCHES.restore()
+    _Installed.emulation = None
+
+
+def active() -> RegistryEmulation | None:
+    return _Installed.emulation

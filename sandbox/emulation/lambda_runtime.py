@@ -1,0 +1,116 @@
+"""1. Lambda runs our handlers (``LambdaSimpleBackend.invoke``)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+from sandbox.emulation.patches import JsonDict, _Installed
+
+Handler = Callable[[JsonDict, Any], Any]
+
+# --------------------------------------------------------------------------------------------
+# 1. Lambda runs our handlers
+# --------------------------------------------------------------------------------------------
+
+# One process hosts every "function": handlers read their settings from os.environ per call, so
+# invocations are serialised while a function's environment is applied.
+_ENV_LOCK = threading.RLock()
+
+
+@contextmanager
+def function_environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Apply a function's environment variables for one call, then restore the process's."""
+    with _ENV_LOCK:
+        saved = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    invoked_function_arn: str = ""
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 128
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def import_handler(path: str) -> Handler:
+    """``"pipeline.persist.lambda_handler"`` → the function, imported the way Lambda does."""
+    module_name, _, attribute = path.rpartition(".")
+    handler: Handler = getattr(importlib.import_module(module_name), attribute)
+    return handler
+
+
+def call_handler(
+    handler_path: str, event: Any, env: Mapping[str, str], function_name: str = ""
+) -> Any:
+    """Run a handler as Lambda would: its environment applied, a context object passed."""
+    handler = import_handler(handler_path)
+    with function_environment(env):
+        return handler(event, LambdaContext(function_name or handler_path))
+
+
+@dataclass(frozen=True)
+class InvocationError:
+    function_name: str
+    error_type: str
+    message: str
+
+
+def _lambda_invoke(  # noqa: PLR0917 - moto's own signature, called positionally
+    self: LambdaSimpleBackend,
+    function_name: str,
+    qualifier: str | None,
+    body: Any,
+    headers: Any,
+    response_headers: Any,
+) -> bytes:
+    """AWS Lambda runs the function's code (moto's Docker-free backend only echoes the payload).
+
+    Reference: moto.md "Running the project's own handlers as Lambda tasks". An exception becomes
+    Lambda's unhandled-error response (``x-amz-function-error: Unhandled``, ``errorType`` = the
+    exception class name), which is what Step Functions' Retry/Catch match on.
+    """
+    function = self.get_function(function_name, qualifier)
+    env = {
+        **(function.environment_vars or {}),
+        "AWS_REGION": self.region_name,
+        "AWS_DEFAULT_REGION": self.region_name,
+        "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
+    }
+    event = json.loads(body) if body else {}
+    try:
+        result = call_handler(str(function.handler), event, env, function.function_name)
+    except Exception as error:  # Lambda's own contract: an unhandled error is a response
+        if _Installed.emulation is not None:
+            _Installed.emulation.invocation_errors.append(
+                InvocationError(function.function_name, type(error).__name__, str(error))
+            )
+        response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}).encode()
+    return json.dumps(result, default=str).encode()

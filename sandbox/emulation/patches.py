@@ -1,0 +1,73 @@
+"""Patch bookkeeping: the moto gaps this package closes, what it replaced on moto, and
+the one emulation receiving events (one per process: the patches are global)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sandbox.emulation.registry import RegistryEmulation
+
+
+JsonDict = dict[str, Any]
+
+
+# The moto gaps this package closes, one line each (the tests name the same behaviours).
+MOTO_GAPS = (
+    "DeleteThing on a missing thing succeeds (moto: 404)",
+    "DeleteThing removes the thing from its thing groups (moto: stays listed)",
+    "A thing's version starts at 1 and goes up by 1 on each UpdateThing (moto: always 1)",
+    "CreateThing on an existing name: same config is idempotent, else ResourceAlreadyExists "
+    "(moto: silently replaces)",
+    "CreateThingType on an existing name: same properties idempotent, else ResourceAlreadyExists "
+    "(moto: overwrites)",
+    "UpdateThingGroup: merge=false replaces all attributes, '' removes a key, {} clears "
+    "(moto: stores '' and ignores {})",
+    "Create/Update/DeleteDynamicThingGroup store queryString, indexName, queryVersion and "
+    "DescribeThingGroup reports them (moto: not implemented; no membership is computed)",
+    "UpdateThingType changes description/searchable attributes (moto: not implemented)",
+    "DeprecateThingType records deprecationDate (moto: only the flag)",
+    "DeleteThingType refuses a type that is not deprecated or still has things "
+    "(moto: deletes at once; the 5-minute wait is not emulated)",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Patch bookkeeping
+# --------------------------------------------------------------------------------------------
+
+
+class _Patches:
+    """Attributes replaced on moto classes, with what to put back."""
+
+    _MISSING = object()
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[object, str, object]] = []
+
+    def set(self, owner: object, name: str, value: object) -> None:
+        self._saved.append((owner, name, vars(owner).get(name, self._MISSING)))
+        setattr(owner, name, value)
+
+    def original(self, owner: object, name: str) -> Any:
+        for saved_owner, saved_name, value in self._saved:
+            if saved_owner is owner and saved_name == name and value is not self._MISSING:
+                return value
+        return getattr(owner, name)
+
+    def restore(self) -> None:
+        for owner, name, value in reversed(self._saved):
+            if value is self._MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, value)
+        self._saved.clear()
+
+
+class _Installed:
+    """The emulation currently receiving events (one per process: the patches are global)."""
+
+    emulation: RegistryEmulation | None = None
+
+
+_PATCHES = _Patches()

@@ -1,0 +1,378 @@
+"""3. moto gaps that change the pipeline's behaviour (listed in ``MOTO_GAPS``): the IoT backend's
+mutating calls, patched to behave as AWS does and to publish registry events."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from moto.iot.exceptions import (
+    InvalidRequestException,
+    ResourceAlreadyExistsException,
+    VersionConflictException,
+)
+from moto.iot.models import FakeThing, FakeThingGroup, FakeThingType, IoTBackend
+from moto.moto_api._internal import mock_random
+
+from sandbox.emulation.patches import _PATCHES, JsonDict, _Installed
+from sandbox.emulation.registry import (
+    RegistryEmulation,
+    _find_group,
+    _find_thing,
+    _find_type,
+    _group_attributes,
+    _group_properties,
+    _thing_type_name,
+)
+
+
+def _publish(backend: IoTBackend, event_factory: Callable[[RegistryEmulation], JsonDict]) -> None:
+    emulation = _Installed.emulation
+    if emulation is not None:
+        emulation.publish(backend.region_name, event_factory(emulation))
+
+
+def _original(name: str) -> Any:
+    return _PATCHES.original(IoTBackend, name)
+
+
+# ---- things -----------------------------------------------------------------------------------
+
+
+def _create_thing(
+    self: IoTBackend,
+    thing_name: str,
+    thing_type_name: str,
+    attribute_payload: dict[str, Any] | None,
+    billing_group_name: str | None = None,
+) -> FakeThing:
+    """CreateThing: idempotent for the same config, else ResourceAlreadyExistsException
+    (aws-iot-registry.md §2.1); publishes THING_EVENT CREATED (version 1) and, for a typed
+    thing, THING_TYPE_ASSOCIATION_EVENT CREATED [inferred]."""
+    existing = _find_thing(self, thing_name)
+    if existing is not None:
+        wanted_attributes = (attribute_payload or {}).get("attributes") or {}
+        same = (
+            _thing_type_name(existing) == (thing_type_name or None)
+            and existing.attributes == wanted_attributes
+            and (existing.billing_group_name or None) == (billing_group_name or None)
+        )
+        if same:
+            return existing
+        raise ResourceAlreadyExistsException(
+            f"Thing {thing_name} already exists in account with different attributes",
+            resource_id=existing.thing_id,
+            resource_arn=existing.arn,
+        )
+    thing: FakeThing = _original("create_thing")(
+        self, thing_name, thing_type_name, attribute_payload, billing_group_name
+    )
+    _publish(self, lambda emu: emu.thing_event("CREATED", thing))
+    if thing.thing_type is not None:
+        type_name = thing.thing_type.thing_type_name
+        _publish(self, lambda emu: emu.type_association_event("CREATED", thing, type_name))
+    return thing
+
+
+def _update_thing(
+    self: IoTBackend,
+    thing_name: str,
+    thing_type_name: str,
+    attribute_payload: dict[str, Any] | None,
+    remove_thing_type: bool,
+) -> None:
+    """UpdateThing: the version goes up by 1 (moto keeps 1); publishes THING_EVENT UPDATED with the
+    resulting attributes, and type association DELETED/CREATED when the type changes."""
+    thing = self.describe_thing(thing_name)
+    type_before = _thing_type_name(thing)
+    _original("update_thing")(
+        self, thing_name, thing_type_name, attribute_payload, remove_thing_type
+    )
+    thing.version += 1
+    _publish(self, lambda emu: emu.thing_event("UPDATED", thing))
+    type_after = _thing_type_name(thing)
+    if type_before != type_after:
+        if type_before:
+            before = type_before
+            _publish(self, lambda emu: emu.type_association_event("DELETED", thing, before))
+        if type_after:
+            after = type_after
+            _publish(self, lambda emu: emu.type_association_event("CREATED", thing, after))
+
+
+def _delete_thing(self: IoTBackend, thing_name: str) -> None:
+    """DeleteThing: succeeds for a missing thing (AWS API reference, DeleteThing) and takes the
+    thing out of its groups; publishes THING_EVENT DELETED with the thing's last version."""
+    thing = _find_thing(self, thing_name)
+    if thing is None:
+        return
+    _original("delete_thing")(self, thing_name)
+    for group in self.thing_groups.values():
+        group.things.pop(thing.arn, None)
+        getattr(group, "crr_membership_ids", {}).pop(thing.arn, None)
+    _publish(self, lambda emu: emu.thing_event("DELETED", thing))
+
+
+# ---- thing types ------------------------------------------------------------------------------
+
+
+def _create_thing_type(
+    self: IoTBackend, thing_type_name: str, thing_type_properties: dict[str, Any]
+) -> tuple[str, str]:
+    """CreateThingType: idempotent for the same properties, else ResourceAlreadyExistsException
+    (aws-iot-registry.md §2.2); publishes THING_TYPE_EVENT CREATED."""
+    existing = _find_type(self, thing_type_name)
+    if existing is not None:
+        if (existing.thing_type_properties or {}) == (thing_type_properties or {}):
+            return existing.thing_type_name, existing.arn
+        raise ResourceAlreadyExistsException(
+            f"Thing type {thing_type_name} already exists with different properties",
+            resource_id=existing.thing_type_id,
+            resource_arn=existing.arn,
+        )
+    name, arn = _original("create_thing_type")(self, thing_type_name, thing_type_properties)
+    thing_type = self.thing_types[arn]
+    _publish(self, lambda emu: emu.thing_type_event("CREATED", thing_type))
+    return name, arn
+
+
+def _deprecate_thing_type(
+    self: IoTBackend, thing_type_name: str, undo_deprecate: bool
+) -> FakeThingType:
+    """DeprecateThingType: records ``deprecationDate``; publishes THING_TYPE_EVENT UPDATED with
+    ``isDeprecated`` flipped (aws-iot-registry.md §1.2, inferred)."""
+    thing_type: FakeThingType = _original("deprecate_thing_type")(
+        self, thing_type_name, undo_deprecate
+    )
+    if undo_deprecate:
+        thing_type.metadata.pop("deprecationDate", None)
+    else:
+        thing_type.metadata["deprecationDate"] = datetime.fromtimestamp(
+            (_Installed.emulation.now_ms() if _Installed.emulation else time.time() * 1000) / 1000
+        )
+    _publish(self, lambda emu: emu.thing_type_event("UPDATED", thing_type))
+    return thing_type
+
+
+def _update_thing_type(
+    self: IoTBackend, thing_type_name: str, thing_type_properties: dict[str, Any]
+) -> None:
+    """UpdateThingType (a newer API moto lacks): the given properties replace the stored ones;
+    publishes THING_TYPE_EVENT UPDATED."""
+    thing_type = self.describe_thing_type(thing_type_name)
+    thing_type.thing_type_properties = {
+        **(thing_type.thing_type_properties or {}),
+        **(thing_type_properties or {}),
+    }
+    _publish(self, lambda emu: emu.thing_type_event("UPDATED", thing_type))
+
+
+def _delete_thing_type(self: IoTBackend, thing_type_name: str) -> None:
+    """DeleteThingType: refused unless the type is deprecated and no thing has it
+    (aws-iot-registry.md §2.2; the 5-minute wait is not emulated); publishes DELETED."""
+    thing_type = self.describe_thing_type(thing_type_name)
+    if not thing_type.metadata.get("deprecated"):
+        raise InvalidRequestException(
+            f"Can not delete thing type {thing_type_name}: it is not deprecated"
+        )
+    if any(_thing_type_name(thing) == thing_type_name for thing in self.things.values()):
+        raise InvalidRequestException(
+            f"Can not delete thing type {thing_type_name}: things are still associated with it"
+        )
+    _original("delete_thing_type")(self, thing_type_name)
+    _publish(self, lambda emu: emu.thing_type_event("DELETED", thing_type))
+
+
+# ---- thing groups -----------------------------------------------------------------------------
+
+
+def _create_thing_group(
+    self: IoTBackend,
+    thing_group_name: str,
+    parent_group_name: str,
+    thing_group_properties: dict[str, Any],
+) -> tuple[str, str, str]:
+    """CreateThingGroup: publishes THING_GROUP_EVENT CREATED and, with a parent,
+    THING_GROUP_HIERARCHY_EVENT ADDED (the only way a hierarchy link is made)."""
+    existed = _find_group(self, thing_group_name) is not None
+    result: tuple[str, str, str] = _original("create_thing_group")(
+        self, thing_group_name, parent_group_name, thing_group_properties
+    )
+    if not existed:
+        group = self.thing_groups[result[1]]
+        _publish(self, lambda emu: emu.thing_group_event("CREATED", group, self))
+        parent = _find_group(self, parent_group_name) if parent_group_name else None
+        if parent is not None:
+            _publish(self, lambda emu: emu.hierarchy_event("ADDED", parent, group))
+    return result
+
+
+def _apply_group_properties(group: FakeThingGroup, properties: Mapping[str, Any]) -> None:
+    payload = properties.get("attributePayload")
+    if payload is not None:
+        current = _group_attributes(group)
+        given = payload.get("attributes") or {}
+        merged = {**current, **given} if payload.get("merge") else dict(given)
+        # An empty value removes the key (AttributePayload, aws-iot-registry.md §2.1).
+        _group_properties(group)["attributePayload"] = {
+            "attributes": {key: value for key, value in merged.items() if value != ""}
+        }
+    if "thingGroupDescription" in properties:
+        group.thing_group_properties["thingGroupDescription"] = properties["thingGroupDescription"]
+
+
+def _update_thing_group(
+    self: IoTBackend,
+    thing_group_name: str,
+    thing_group_properties: dict[str, Any],
+    expected_version: int | None,
+) -> int:
+    """UpdateThingGroup: merge=false (or omitted) replaces the whole attribute set, ``""`` removes
+    a key, ``{}`` clears (moto stores ``""`` and ignores ``{}``); honours expectedVersion;
+    publishes THING_GROUP_EVENT UPDATED with the new version."""
+    group = self.describe_thing_group(thing_group_name)
+    if expected_version and expected_version != group.version:
+        raise VersionConflictException(thing_group_name)
+    _apply_group_properties(group, thing_group_properties or {})
+    group.version += 1
+    _publish(self, lambda emu: emu.thing_group_event("UPDATED", group, self))
+    return int(group.version)
+
+
+def _delete_thing_group(self: IoTBackend, thing_group_name: str) -> None:
+    """DeleteThingGroup: publishes THING_GROUP_EVENT DELETED when a group was deleted."""
+    group = _find_group(self, thing_group_name)
+    _original("delete_thing_group")(self, thing_group_name)
+    if group is not None:
+        _publish(self, lambda emu: emu.thing_group_event("DELETED", group, self))
+
+
+def _create_dynamic_thing_group(
+    self: IoTBackend,
+    *,
+    thing_group_name: str,
+    thing_group_properties: dict[str, Any] | None,
+    query_string: str,
+    index_name: str | None,
+    query_version: str | None,
+) -> FakeThingGroup:
+    """CreateDynamicThingGroup (moto lacks it): a thing group holding its query; no membership
+    is computed. Publishes THING_GROUP_EVENT CREATED with a ``dynamicGroupMappingId``."""
+    existing = _find_group(self, thing_group_name)
+    if existing is not None:
+        if getattr(existing, "crr_query_string", None) == query_string:
+            return existing
+        raise ResourceAlreadyExistsException(
+            f"Thing Group {thing_group_name} already exists",
+            resource_id=existing.thing_group_id,
+            resource_arn=existing.arn,
+        )
+    group = FakeThingGroup(
+        thing_group_name,
+        "",
+        dict(thing_group_properties or {}),
+        self.account_id,
+        self.region_name,
+        self.thing_groups,
+    )
+    group.crr_query_string = query_string  # type: ignore[attr-defined]
+    group.crr_index_name = index_name or "AWS_Things"  # type: ignore[attr-defined]
+    group.crr_query_version = query_version or "2017-09-30"  # type: ignore[attr-defined]
+    group.crr_dynamic_mapping_id = str(mock_random.uuid4())  # type: ignore[attr-defined]
+    self.thing_groups[group.arn] = group
+    _publish(self, lambda emu: emu.thing_group_event("CREATED", group, self))
+    return group
+
+
+def _update_dynamic_thing_group(
+    self: IoTBackend,
+    *,
+    thing_group_name: str,
+    thing_group_properties: dict[str, Any] | None,
+    expected_version: int | None,
+    query_string: str | None,
+    index_name: str | None,
+    query_version: str | None,
+) -> int:
+    """UpdateDynamicThingGroup (moto lacks it): may change the query; publishes UPDATED."""
+    group = self.describe_thing_group(thing_group_name)
+    if getattr(group, "crr_query_string", None) is None:
+        raise InvalidRequestException(f"{thing_group_name} is not a dynamic thing group")
+    if expected_version and expected_version != group.version:
+        raise VersionConflictException(thing_group_name)
+    _apply_group_properties(group, thing_group_properties or {})
+    if query_string:
+        group.crr_query_string = query_string  # type: ignore[attr-defined]
+    if index_name:
+        group.crr_index_name = index_name  # type: ignore[attr-defined]
+    if query_version:
+        group.crr_query_version = query_version  # type: ignore[attr-defined]
+    group.version += 1
+    _publish(self, lambda emu: emu.thing_group_event("UPDATED", group, self))
+    return int(group.version)
+
+
+def _delete_dynamic_thing_group(self: IoTBackend, thing_group_name: str) -> None:
+    """DeleteDynamicThingGroup (moto lacks it): like DeleteThingGroup."""
+    self.delete_thing_group(thing_group_name)
+
+
+def _group_to_dict(self: FakeThingGroup) -> JsonDict:
+    """DescribeThingGroup reports a dynamic group's queryString, indexName, queryVersion, status."""
+    data: JsonDict = _PATCHES.original(FakeThingGroup, "to_dict")(self)
+    query = getattr(self, "crr_query_string", None)
+    if query is not None:
+        data.update(
+            queryString=query,
+            indexName=getattr(self, "crr_index_name", "AWS_Things"),
+            queryVersion=getattr(self, "crr_query_version", "2017-09-30"),
+            status="ACTIVE",
+        )
+    return data
+
+
+# ---- memberships ------------------------------------------------------------------------------
+
+
+def _add_thing_to_thing_group(
+    self: IoTBackend,
+    thing_group_name: str | None,
+    thing_group_arn: str | None,
+    thing_name: str | None,
+    thing_arn: str | None,
+) -> None:
+    """AddThingToThingGroup (also reached from UpdateThingGroupsForThing): publishes
+    THING_GROUP_MEMBERSHIP_EVENT ADDED (ARNs only, a new membershipId) when the thing joins."""
+    group = self._identify_thing_group(thing_group_name, thing_group_arn)
+    thing = self._identify_thing(thing_name, thing_arn)
+    was_member = thing.arn in group.things
+    _original("add_thing_to_thing_group")(
+        self, thing_group_name, thing_group_arn, thing_name, thing_arn
+    )
+    if not was_member:
+        ids = group.__dict__.setdefault("crr_membership_ids", {})
+        membership_id = ids[thing.arn] = str(uuid.uuid4())
+        _publish(self, lambda emu: emu.membership_event("ADDED", group, thing, membership_id))
+
+
+def _remove_thing_from_thing_group(
+    self: IoTBackend,
+    thing_group_name: str | None,
+    thing_group_arn: str | None,
+    thing_name: str | None,
+    thing_arn: str | None,
+) -> None:
+    """RemoveThingFromThingGroup: publishes THING_GROUP_MEMBERSHIP_EVENT REMOVED when it leaves."""
+    group = self._identify_thing_group(thing_group_name, thing_group_arn)
+    thing = self._identify_thing(thing_name, thing_arn)
+    was_member = thing.arn in group.things
+    _original("remove_thing_from_thing_group")(
+        self, thing_group_name, thing_group_arn, thing_name, thing_arn
+    )
+    if was_member:
+        ids = group.__dict__.setdefault("crr_membership_ids", {})
+        membership_id = ids.pop(thing.arn, None) or str(uuid.uuid4())
+        _publish(self, lambda emu: emu.membership_event("REMOVED", group, thing, membership_id))

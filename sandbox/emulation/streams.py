@@ -1,0 +1,312 @@
+"""5. Global Table replication between the two regions' state tables, and 6. the
+DynamoDB-stream event source mapping that feeds the replicator in Lambda's event shape."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sandbox.emulation.patches import JsonDict
+
+# --------------------------------------------------------------------------------------------
+# 5. and 6. DynamoDB streams: Global Table replication and the event source mapping
+# --------------------------------------------------------------------------------------------
+
+
+def is_noop_modify(record: Mapping[str, Any]) -> bool:
+    """moto emits MODIFY for a write that changes nothing; AWS emits no record at all."""
+    data = record.get("dynamodb", {})
+    return record.get("eventName") == "MODIFY" and data.get("NewImage") == data.get("OldImage")
+
+
+def _sequence(record: Mapping[str, Any]) -> int:
+    return int(record["dynamodb"]["SequenceNumber"])
+
+
+class StreamCursor:
+    """Reads one table's stream from the start, remembering the last sequence number per shard.
+
+    ``read`` returns records after the committed position without moving it; ``commit`` moves it.
+    No-op MODIFY records are skipped here, because AWS never emits them.
+    """
+
+    def __init__(self, streams: Any, stream_arn: str) -> None:
+        self._streams = streams
+        self.stream_arn = stream_arn
+        self._committed: dict[str, str] = {}
+
+    def _shards(self) -> list[str]:
+        description = self._streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+        return [shard["ShardId"] for shard in description.get("Shards", [])]
+
+    def read(self, limit: int = 1000) -> list[tuple[str, JsonDict]]:
+        """Up to ``limit`` records after the committed position, as ``(shard_id, record)``."""
+        out: list[tuple[str, JsonDict]] = []
+        for shard_id in self._shards():
+            after = self._committed.get(shard_id)
+            kwargs: JsonDict = {"StreamArn": self.stream_arn, "ShardId": shard_id}
+            if after is None:
+                kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+            else:
+                kwargs["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
+                kwargs["SequenceNumber"] = after
+            iterator = self._streams.get_shard_iterator(**kwargs)["ShardIterator"]
+            while iterator and len(out) < limit:
+                page = self._streams.get_records(ShardIterator=iterator, Limit=limit - len(out))
+                records = page.get("Records", [])
+                if not records:
+                    break
+                for record in records:
+                    if is_noop_modify(record):
+                        # Nothing to deliver, but never read it again.
+                        if not out:
+                            self._committed[shard_id] = record["dynamodb"]["SequenceNumber"]
+                        continue
+                    out.append((shard_id, record))
+                iterator = page.get("NextShardIterator")
+            if len(out) >= limit:
+                break
+        return out
+
+    def commit(self, shard_id: str, sequence_number: str) -> None:
+        self._committed[shard_id] = sequence_number
+
+
+def _fingerprint(table_key: Any, image: Any) -> str:
+    return json.dumps([table_key, image], sort_keys=True, default=str)
+
+
+class GlobalTableReplication:
+    """DynamoDB Global Tables (version 2019.11.21) between two replicas of the same table.
+
+    Reference: aws-iot-registry.md §4 (streams under global tables). Each replica's writes are
+    applied to the other replica in stream order (last writer wins); INSERT/MODIFY become a put of
+    the new image, REMOVE a delete. A replicated write appears in the receiving replica's stream
+    (the replicator depends on that) but is not replicated back.
+    """
+
+    def __init__(self, regions: Mapping[str, tuple[Any, Any, str]], table_name: str) -> None:
+        # region -> (dynamodb client, streams client, stream arn)
+        self._table_name = table_name
+        self._clients = {region: clients[0] for region, clients in regions.items()}
+        self._cursors = {
+            region: StreamCursor(clients[1], clients[2]) for region, clients in regions.items()
+        }
+        self._echoes: dict[str, Counter[str]] = {region: Counter() for region in regions}
+
+    def replicate(self) -> int:
+        """Copy every new write to the other replicas; the number of writes applied."""
+        applied = 0
+        for source, cursor in self._cursors.items():
+            while True:
+                batch = cursor.read()
+                if not batch:
+                    break
+                writes = [(record, self._is_echo(source, record)) for _, record in batch]
+                applied += self._copy(source, [record for record, echo in writes if not echo])
+                shard_id, last = batch[-1]
+                cursor.commit(shard_id, last["dynamodb"]["SequenceNumber"])
+        return applied
+
+    def _is_echo(self, source: str, record: Mapping[str, Any]) -> bool:
+        """Our own replicated write arriving back in the stream of the replica we wrote to."""
+        fingerprint = _fingerprint(record["dynamodb"]["Keys"], _new_image(record))
+        echoes = self._echoes[source]
+        if echoes[fingerprint]:
+            echoes[fingerprint] -= 1
+            return True
+        return False
+
+    def _copy(self, source: str, records: list[Mapping[str, Any]]) -> int:
+        """Apply records to the other replicas in stream order, 25 per BatchWriteItem; a key
+        seen twice starts a new batch, so the later write still lands last (last writer wins)."""
+        applied = 0
+        for target, client in self._clients.items():
+            if target == source:
+                continue
+            requests: list[dict[str, Any]] = []
+            keys: set[str] = set()
+            for record in records:
+                data = record["dynamodb"]
+                key = json.dumps(data["Keys"], sort_keys=True)
+                if key in keys or len(requests) == BATCH_WRITE_LIMIT:
+                    self._write(client, requests)
+                    requests, keys = [], set()
+                new_image = _new_image(record)
+                if new_image is None:
+                    requests.append({"DeleteRequest": {"Key": data["Keys"]}})
+                else:
+                    requests.append({"PutRequest": {"Item": new_image}})
+                keys.add(key)
+                self._echoes[target][_fingerprint(data["Keys"], new_image)] += 1
+                applied += 1
+            self._write(client, requests)
+        return applied
+
+    def _write(self, client: Any, requests: list[dict[str, Any]]) -> None:
+        while requests:
+            response = client.batch_write_item(RequestItems={self._table_name: requests})
+            requests = response.get("UnprocessedItems", {}).get(self._table_name, [])
+
+
+BATCH_WRITE_LIMIT = 25  # DynamoDB's BatchWriteItem maximum
+
+
+def _new_image(record: Mapping[str, Any]) -> Any:
+    return record["dynamodb"].get("NewImage") if record["eventName"] != "REMOVE" else None
+
+
+def lambda_stream_record(record: Mapping[str, Any], stream_arn: str, region: str) -> JsonDict:
+    """A DynamoDB Streams API record in the shape Lambda's event source mapping delivers."""
+    data = dict(record["dynamodb"])
+    created = data.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        data["ApproximateCreationDateTime"] = created.timestamp()
+    return {
+        "eventID": record.get("eventID"),
+        "eventName": record["eventName"],
+        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,  # moto always says us-east-1
+        "dynamodb": data,
+        "eventSourceARN": stream_arn,
+    }
+
+
+class LambdaStreamReader:
+    """A table's new stream records in Lambda's event shape, each returned once.
+
+    For tests and benchmarks that hand records to the replicator themselves; the sandbox's own
+    ``EventSourceMapping`` adds batching, redelivery and the failure destination.
+    """
+
+    def __init__(self, streams: Any, stream_arn: str, region: str) -> None:
+        self.arn = stream_arn
+        self._region = region
+        self._cursor = StreamCursor(streams, stream_arn)
+
+    def read(self) -> list[JsonDict]:
+        batch = self._cursor.read()
+        for shard_id, record in batch:
+            self._cursor.commit(shard_id, record["dynamodb"]["SequenceNumber"])
+        return [lambda_stream_record(record, self.arn, self._region) for _, record in batch]
+
+
+@dataclass(frozen=True)
+class FailedBatch:
+    """What Lambda sends to the on-failure destination once retries are exhausted."""
+
+    first_sequence_number: str
+    last_sequence_number: str
+    size: int
+    attempts: int
+    reason: str
+
+
+@dataclass
+class MappingStats:
+    batches: int = 0
+    records_applied: int = 0
+    batch_item_failures: int = 0
+    handler_errors: int = 0
+    failed_batches: list[FailedBatch] = field(default_factory=list)
+
+
+StreamHandler = Callable[[JsonDict], Any]
+
+
+class EventSourceMapping:
+    """Lambda's DynamoDB-stream event source mapping with ReportBatchItemFailures.
+
+    Reference: Lambda docs "Using Lambda with DynamoDB" / partial batch responses. Records are
+    delivered in batches of up to ``batch_size``; when the function reports batch item failures,
+    Lambda checkpoints before the lowest failed sequence number and retries from there; a raised
+    error fails the whole batch; after ``max_retry_attempts`` retries the batch goes to the
+    on-failure destination (``stats.failed_batches``) and the mapping moves on. Each ``poll``
+    makes at most one attempt per batch, so other work can happen between retries.
+    """
+
+    def __init__(
+        self,
+        cursor: StreamCursor,
+        handler: StreamHandler,
+        region: str,
+        batch_size: int = 100,
+        max_retry_attempts: int = 3,
+    ) -> None:
+        self._cursor = cursor
+        self._handler = handler
+        self._region = region
+        self.batch_size = batch_size
+        self.max_retry_attempts = max_retry_attempts
+        self._attempts: dict[str, int] = {}
+        self.stats = MappingStats()
+        self.errors: list[BaseException] = []
+
+    def poll(self, on_batch: Callable[[MappingStats], None] | None = None) -> int:
+        """Deliver pending records; the number of handler invocations made. ``on_batch`` sees
+        the running totals after each batch (progress for long drains)."""
+        invocations = 0
+        while True:
+            batch = self._cursor.read(self.batch_size)
+            if not batch:
+                return invocations
+            invocations += 1
+            delivered = self._deliver(batch)
+            if on_batch is not None:
+                on_batch(self.stats)
+            if not delivered:
+                return invocations
+
+    def _deliver(self, batch: list[tuple[str, JsonDict]]) -> bool:
+        """One attempt; True when the whole batch is checkpointed."""
+        records = [
+            lambda_stream_record(record, self._cursor.stream_arn, self._region)
+            for _, record in batch
+        ]
+        self.stats.batches += 1
+        failed = self._failed_sequences(records)
+        by_sequence = {_sequence(record): i for i, (_, record) in enumerate(batch)}
+        lowest = min((int(seq) for seq in failed if int(seq) in by_sequence), default=None)
+        if lowest is None:
+            self.stats.records_applied += len(batch)
+            shard_id, last = batch[-1]
+            self._cursor.commit(shard_id, last["dynamodb"]["SequenceNumber"])
+            return True
+        first_failed = by_sequence[lowest]
+        self.stats.records_applied += first_failed
+        if first_failed:
+            shard_id, before = batch[first_failed - 1]
+            self._cursor.commit(shard_id, before["dynamodb"]["SequenceNumber"])
+        key = str(lowest)
+        self._attempts[key] = self._attempts.get(key, 0) + 1
+        if self._attempts[key] > self.max_retry_attempts:
+            rest = batch[first_failed:]
+            self.stats.failed_batches.append(
+                FailedBatch(
+                    first_sequence_number=rest[0][1]["dynamodb"]["SequenceNumber"],
+                    last_sequence_number=rest[-1][1]["dynamodb"]["SequenceNumber"],
+                    size=len(rest),
+                    attempts=self._attempts.pop(key),
+                    reason="retries exhausted",
+                )
+            )
+            shard_id, last = batch[-1]
+            self._cursor.commit(shard_id, last["dynamodb"]["SequenceNumber"])
+            return True
+        return False
+
+    def _failed_sequences(self, records: list[JsonDict]) -> list[str]:
+        try:
+            response = self._handler({"Records": records})
+        except Exception as error:  # Lambda's contract: a raised error fails the whole batch
+            self.errors.append(error)
+            self.stats.handler_errors += 1
+            return [records[0]["dynamodb"]["SequenceNumber"]]
+        failures = (response or {}).get("batchItemFailures") or []
+        self.stats.batch_item_failures += len(failures)
+        return [str(failure["itemIdentifier"]) for failure in failures]
