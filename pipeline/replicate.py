@@ -114,7 +114,13 @@ def build_replicator(settings: Settings, *, clock: Callable[[], float] = time.ti
 
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    replicator = build_replicator(load_settings())
+    return handle_batch(build_replicator(load_settings()), event, context)
+
+
+def handle_batch(replicator: Replicator, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """One invocation's work: Powertools' batch processor over the records, the partial batch
+    response, the invocation's metrics (flushed by ``lambda_handler``'s ``log_metrics``). The
+    in-process pipeline (``sandbox.inprocess``) calls it with a replicator of its own."""
     # Report every failed record, even when all failed: Lambda retries them the same way, and
     # the response (not an exception) is what names each record.
     processor = BatchProcessor(

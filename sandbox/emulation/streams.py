@@ -181,18 +181,19 @@ class LambdaStreamReader:
     """A table's new stream records in Lambda's event shape, each returned once.
 
     For tests and benchmarks that hand records to the replicator themselves; the sandbox's own
-    ``EventSourceMapping`` adds batching, redelivery and the failure destination.
+    ``EventSourceMapping`` adds batching, redelivery and the failure destination. A mapping given
+    ``cursor`` drains the same stream: a record either of them delivered is not read again.
     """
 
     def __init__(self, streams: Any, stream_arn: str, region: str) -> None:
         self.arn = stream_arn
         self._region = region
-        self._cursor = StreamCursor(streams, stream_arn)
+        self.cursor = StreamCursor(streams, stream_arn)
 
     def read(self) -> list[JsonDict]:
-        batch = self._cursor.read()
+        batch = self.cursor.read()
         for shard_id, record in batch:
-            self._cursor.commit(shard_id, record["dynamodb"]["SequenceNumber"])
+            self.cursor.commit(shard_id, record["dynamodb"]["SequenceNumber"])
         return [lambda_stream_record(record, self.arn, self._region) for _, record in batch]
 
 

@@ -11,20 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
-from pipeline import replicate
 from pipeline.events import parse_event
 from pipeline.iot import IotRegistry
 from pipeline.persist import persist_change
-from pipeline.statetable import PersistResult, StateTable
-from sandbox.emulation import LambdaStreamReader
+from pipeline.statetable import PersistResult
+from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
 
-SRC = "us-east-1"
-DST = "eu-west-1"
-TABLE = "crr-state"
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "events"
 
 
@@ -32,35 +27,21 @@ def fixture_event(name: str) -> dict[str, Any]:
     return dict(json.loads((FIXTURES / f"{name}.json").read_text()))
 
 
-class Pipeline:
-    """persist -> (replicated) state table -> stream -> replicator, all on moto."""
+class Pipeline(LocalPipeline):
+    """persist -> (replicated) state table -> stream -> event source mapping -> replicator, all
+    on moto (``sandbox.inprocess``)."""
 
     def __init__(self) -> None:
-        ddb = boto3.client("dynamodb", region_name=DST)
-        ddb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
-        self.table = StateTable(ddb, TABLE)
-        arn = ddb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
-        self.stream = LambdaStreamReader(boto3.client("dynamodbstreams", region_name=DST), arn, DST)
-        self.source = boto3.client("iot", region_name=SRC)
-        self.destination = boto3.client("iot", region_name=DST)
+        super().__init__()
         self.dst = IotRegistry(self.destination)
 
     def persist(self, event: dict[str, Any]) -> PersistResult:
         return persist_change(self.table, parse_event(event, region=SRC))
 
     def replicate(self) -> list[dict[str, str]]:
-        """Hand the new stream records to the replicator; returns its batch item failures."""
-        records = self.stream.read()
-        if not records:
-            return []
-        response = replicate.lambda_handler({"Records": records}, None)
-        return list(response["batchItemFailures"])
+        """Hand the new stream records to the replicator, each batch once, as the event source
+        mapping does; returns the batch item failures it reported."""
+        return self.deliver().batch_item_failures
 
 
 @pytest.fixture

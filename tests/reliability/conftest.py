@@ -3,7 +3,7 @@
 ``registry_world`` starts ``mock_aws`` once per module and installs the sandbox's registry-event
 emulation (``sandbox.emulation``) so every mutating IoT call in the source region publishes the
 registry events AWS would; ``fresh_pipeline`` gives each test (or each hypothesis example) an
-empty world and a new ``bench.harness.LocalPipeline`` over it.
+empty world and a new ``sandbox.inprocess.LocalPipeline`` over it.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 from moto.iot.models import iot_backends
 
-from bench.harness import DST, TABLE, LocalPipeline, boto3_client
 from pipeline import aws
 from sandbox import emulation
+from sandbox.inprocess import DST, TABLE, LocalPipeline, boto3_client
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -15,10 +15,10 @@ from typing import Any
 import boto3
 import pytest
 
-from bench.harness import DST, SRC, TABLE, LocalPipeline, create_state_table
 from pipeline import persist, replicate
 from pipeline.errors import PermanentError
 from pipeline.statetable import StateTable
+from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline, create_state_table
 
 GOOD_THING: dict[str, Any] = {
     "eventType": "THING_EVENT",

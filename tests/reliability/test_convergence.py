@@ -25,9 +25,9 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.harness import LocalPipeline, persist_all
 from pipeline.errors import CrrError
 from reconcile.plan import PlanRefusedError
+from sandbox.inprocess import LocalPipeline, persist_all
 from tests.reliability.conftest import MAX_EXAMPLES
 
 THINGS = ("t0", "t1", "t2")

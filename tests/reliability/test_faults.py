@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from bench.harness import LocalPipeline, persist_all
 from pipeline import aws, persist, replicate
 from pipeline.errors import RetryableError
 from sandbox import emulation
+from sandbox.inprocess import LocalPipeline, persist_all
 from tests.conftest import aws_error_response
 from tests.reliability.conftest import REAL_CLIENT
 

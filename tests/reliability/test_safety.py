@@ -17,13 +17,13 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.harness import SRC, TABLE, LocalPipeline, create_state_table
 from pipeline.model import EntityKind
 from pipeline.statetable import StateTable
 from reconcile.cli import Factory, main
 from reconcile.diff import diff_snapshots
 from reconcile.plan import Guards, PlanRefusedError, build_plan
 from reconcile.snapshot import Snapshot
+from sandbox.inprocess import SRC, TABLE, LocalPipeline, create_state_table
 from tests.reliability.conftest import MAX_EXAMPLES
 
 REGIONS = ["--source-region", "us-east-1", "--target-region", "eu-west-1"]

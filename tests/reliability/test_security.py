@@ -18,10 +18,10 @@ import logging
 import boto3
 import pytest
 
-from bench.harness import DST, SRC, TABLE, LocalPipeline, create_state_table
 from pipeline import persist, replicate
 from pipeline.errors import PermanentError
 from sandbox import emulation
+from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline, create_state_table
 
 MARKER = "S3CRET-marker-7f3a"
 

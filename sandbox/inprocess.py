@@ -1,15 +1,19 @@
-"""An in-process two-region pipeline on moto, for benchmarks and the reliability suite.
+"""An in-process two-region pipeline on moto, for the tests and the benchmarks.
 
 persist (``StateTable.apply``) → state table (one table standing for the Global Table and its
-destination replica) → its DynamoDB stream → ``pipeline.replicate.Replicator`` → destination
+destination replica) → its DynamoDB stream → the sandbox's event source mapping
+(``sandbox.emulation.EventSourceMapping``) → the replicator's batch handler
+(``pipeline.replicate.handle_batch``: Powertools' batch processor) → destination
 registry; and reconciliation (``take_snapshot`` → ``diff_snapshots`` → ``build_plan`` →
 ``emit_via_table``) back into the same table. Everything runs in this process under the
 caller's ``mock_aws`` (no server, no threads), so one round trip costs milliseconds.
 
-The stream is driven the way Lambda's event source mapping does it: records in order, a record
-reported as a retryable failure is delivered again in the next round; permanent failures go to
-the ``FailureSink`` and are never retried. The clock is fake, so deferred thing-type deletions
-complete by moving it forward, never by waiting.
+The stream is drained by the same event source mapping as the sandbox's: batches in order, a
+batch with reported failures delivered again from its lowest failed record, up to
+``max_retry_attempts`` retries, then the on-failure destination (``DrainStats.failed_batches``);
+permanent failures go to the ``FailureSink`` and are never retried. Only the replicator is built
+here rather than from the environment, so that its converger keeps this pipeline's fake clock:
+deferred thing-type deletions complete by moving it forward, never by waiting.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
-from pipeline.converge import Converger, Result
-from pipeline.errors import CrrError, RetryableError
+from pipeline import replicate
+from pipeline.converge import Converger
+from pipeline.errors import CrrError
 from pipeline.events import parse_event
 from pipeline.failures import FailureSink
 from pipeline.iot import IotRegistry
@@ -37,12 +42,15 @@ from reconcile.inventory import Inventory
 from reconcile.plan import Guards, build_plan
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import Snapshot, take_snapshot
-from sandbox.emulation import LambdaStreamReader
+from sandbox.emulation import EventSourceMapping, FailedBatch, LambdaStreamReader
 
 SRC = "us-east-1"
 DST = "eu-west-1"
 TABLE = "crr-state"
 TYPE_DELETE_DELAY_SECONDS = 300
+# The mapping's retries of a failing batch before its on-failure destination: ten deliveries in
+# all, as this harness's own drain allowed before it drained through the mapping.
+MAX_RETRY_ATTEMPTS = 9
 
 ClientFactory = Callable[[str, str], Any]
 
@@ -76,13 +84,13 @@ class FakeClock:
 
 @dataclass
 class DrainStats:
-    """What draining the stream did: records handled, retried, and what each converge did."""
+    """What draining the stream did, as the event source mapping counts it."""
 
-    records: int = 0
-    deliveries: int = 0
-    retryable_failures: int = 0
-    results: list[tuple[str, Result]] = field(default_factory=list)
-    undelivered: list[str] = field(default_factory=list)  # still failing after max_rounds
+    invocations: int = 0
+    records: int = 0  # checkpointed: converged, skipped, or sent to the failure sink
+    retryable_failures: int = 0  # records reported back for redelivery
+    batch_item_failures: list[dict[str, str]] = field(default_factory=list)  # as reported
+    failed_batches: list[FailedBatch] = field(default_factory=list)  # retries exhausted
 
 
 class LocalPipeline:
@@ -97,6 +105,7 @@ class LocalPipeline:
         table_name: str = TABLE,
         clock: FakeClock | None = None,
         create_table: bool = True,
+        max_retry_attempts: int = MAX_RETRY_ATTEMPTS,
     ) -> None:
         self.source_region = source_region
         self.destination_region = destination_region
@@ -120,6 +129,14 @@ class LocalPipeline:
             type_delete_delay_seconds=TYPE_DELETE_DELAY_SECONDS,
         )
         self.failures = FailureSink(Logger(service="iot-crr-harness"))
+        # Shares ``stream``'s cursor: a record handed over by either is not delivered again.
+        self.mapping = EventSourceMapping(
+            self.stream.cursor,
+            self._invoke_replicator,
+            destination_region,
+            max_retry_attempts=max_retry_attempts,
+        )
+        self._reported: list[dict[str, str]] = []  # every batch item failure, in order
         self.last_report: DriftReport | None = None
 
     # --- streaming path -----------------------------------------------------------------------
@@ -134,31 +151,51 @@ class LocalPipeline:
             change = resolve_dynamic_query(change, self.source_registry)
         return persist_change(self.table, change)
 
-    def drain(self, max_rounds: int = 10) -> DrainStats:
-        """Feed new stream records to the replicator until none is left to retry."""
-        stats = DrainStats()
-        pending = self.stream.read()
-        stats.records = len(pending)
-        for _ in range(max_rounds):
-            if not pending:
-                return stats
-            replicator = Replicator(self.converger, self.failures, self.destination_region)
-            retry: list[dict[str, Any]] = []
-            for record in pending:
-                stats.deliveries += 1
-                try:
-                    replicator.handle(record)
-                except RetryableError:
-                    stats.retryable_failures += 1
-                    retry.append(record)
-            stats.results.extend(replicator.results)
-            # Records written meanwhile (none today: the replicator never writes entities)
-            # join the next round after the retries, as a shard would order them.
-            fresh = self.stream.read()
-            stats.records += len(fresh)
-            pending = retry + fresh
-        stats.undelivered = [str(r["dynamodb"]["SequenceNumber"]) for r in pending]
-        return stats
+    def deliver(self) -> DrainStats:
+        """One poll of the event source mapping: every pending batch once, stopping at a batch
+        that reports failures (its retry is the next poll's)."""
+        stats, reported, errors = self.mapping.stats, len(self._reported), len(self.mapping.errors)
+        applied, failures, failed = (
+            stats.records_applied,
+            stats.batch_item_failures,
+            len(stats.failed_batches),
+        )
+        invocations = self.mapping.poll()
+        if len(self.mapping.errors) > errors:
+            # Lambda would retry a raised error; here it is a bug in the handler: surface it.
+            raise self.mapping.errors[errors]
+        return DrainStats(
+            invocations=invocations,
+            records=stats.records_applied - applied,
+            retryable_failures=stats.batch_item_failures - failures,
+            batch_item_failures=self._reported[reported:],
+            failed_batches=stats.failed_batches[failed:],
+        )
+
+    def drain(self) -> DrainStats:
+        """Poll the event source mapping until nothing is left to deliver or retry."""
+        total = DrainStats()
+        while True:
+            stats = self.deliver()
+            if not stats.invocations:
+                return total
+            total.invocations += stats.invocations
+            total.records += stats.records
+            total.retryable_failures += stats.retryable_failures
+            total.batch_item_failures += stats.batch_item_failures
+            total.failed_batches += stats.failed_batches
+
+    def _invoke_replicator(self, event: dict[str, Any]) -> Any:
+        """The replicator's Lambda handler, with this pipeline's replicator (one per invocation)."""
+        replicator = Replicator(self.converger, self.failures, self.destination_region)
+
+        @replicate.metrics.log_metrics
+        def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            return replicate.handle_batch(replicator, event, context)
+
+        response = handler(event, None)
+        self._reported += response.get("batchItemFailures") or []
+        return response
 
     def finish_type_deletions(self) -> dict[str, list[str]]:
         """Run the pending job once the deprecation wait has passed (fake clock)."""
