@@ -16,7 +16,8 @@ id already has a *completed* record in the run index does nothing and says so. A
 leaves a ``failed`` record, so the next firing retries it.
 
 Metrics go to stdout in CloudWatch embedded metric format (EMF): ``Drift`` per entity and
-drift kind, ``RepairsEmitted``, ``RepairsFailed``, ``DriftTotal`` and ``RunDuration``.
+drift kind, ``RepairsEmitted``, ``RepairsFailed``, ``DriftTotal``, ``RunDuration``, ``RunFailed`` and
+``RunSucceeded``. A whole run holds the run lock (``jobs.runlock``) when one is configured.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from jobs import runlock
 from jobs.artefacts import (
     RUN_ID_PATTERN,
     RunArtefacts,
@@ -433,6 +435,8 @@ def emf_documents(record: RunRecord, *, namespace: str = METRIC_NAMESPACE) -> li
         "RepairsFailed": (record.repairs_failed, "Count"),
         "RunDuration": (record.finished_at_ms - record.started_at_ms, "Milliseconds"),
         "RunFailed": (0 if record.status == "completed" else 1, "Count"),
+        # The success metric: a night without one (the job never ran) raises an alarm.
+        "RunSucceeded": (1 if record.status == "completed" else 0, "Count"),
     }
     if record.diffed:
         totals["DriftTotal"] = (record.drift_total, "Count")
@@ -494,7 +498,14 @@ def _now_ms() -> int:
 def lambda_handler(event: Mapping[str, Any] | None, context: Any) -> dict[str, Any]:
     """The Lambda entry point; raises on error so the invocation (and any Retry) sees it."""
     config = run_config_from_env(os.environ)
-    return handle_event(event or {}, config, aws.client, _now_ms)
+    event = event or {}
+    return runlock.exclusive(
+        event,
+        os.environ,
+        aws.client,
+        lambda: handle_event(event, config, aws.client, _now_ms),
+        lease_seconds=runlock.lambda_lease_seconds(context),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -505,7 +516,13 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(event, dict):
             raise ValueError("the event must be a JSON object")
         config = run_config_from_env(os.environ)
-        result = handle_event(event, config, aws.client, _now_ms)
+        result = runlock.exclusive(
+            event,
+            os.environ,
+            aws.client,
+            lambda: handle_event(event, config, aws.client, _now_ms),
+            lease_seconds=runlock.CONTAINER_LEASE_SECONDS,
+        )
     except Exception as error:  # reported, and the task ends non-zero: never silent
         kind = "error" if isinstance(error, CrrError | ValueError) else type(error).__name__
         print(f"nightly: {kind}: {error}", file=sys.stderr)
