@@ -39,6 +39,8 @@ EXPECTED_ENV = {
         "MAX_CHANGES",
         "ALLOW_DELETES",
         "IGNORE_PATTERNS",
+        # jobs.runlock: the run lock's table (its ARN).
+        "RUN_LOCK_TABLE",
     },
 }
 REGISTRY_TOPIC_FAMILIES = {
