@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install demo test lint types unit bench report clean
+.PHONY: install demo test lint types scan unit bench report lock clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/iot-crr demo --out out
 
-## Everything CI checks: lint, formatting, types, the whole test suite (2 workers).
-test: lint types unit
+## Everything CI checks: lint, formatting, types, the IaC scan, the whole test suite (2 workers).
+test: lint types scan unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -27,6 +27,23 @@ lint: $(STAMP)
 
 types: $(STAMP)
 	$(BIN)/mypy
+
+## checkov over the templates and the Dockerfile. Its own venv: checkov pins boto3 exactly and
+## caps networkx and packaging below what the project's moto and cfn-lint need. Suppressions live
+## next to their resource (Metadata.checkov.skip / `# checkov:skip=`), each with its reason.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV    := .venv-checkov
+CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+CHECKOV         := $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download
+
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	@touch $@
+
+scan: $(CHECKOV_STAMP)
+	$(CHECKOV) --framework cloudformation --directory infra
+	$(CHECKOV) --framework dockerfile --file Dockerfile
 
 unit: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile -p no:cacheprovider
@@ -41,5 +58,21 @@ report: $(STAMP)
 	@[ -n "$$REPORT_LOCATION" ] || [ -d out/reports ] || $(MAKE) demo
 	$(BIN)/python -m jobs.notebooks --render
 
+## Re-lock the job image's and the zip Lambdas' dependencies (hashes for every platform file).
+LOCK := $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links
+lock: $(STAMP)
+	$(LOCK) --output-file infra/requirements-job.txt pyproject.toml
+	$(LOCK) --output-file infra/requirements-lambda.txt infra/requirements-lambda.in
+
+## `sam build` runs these for the zip Lambdas (Metadata.BuildMethod: makefile in the templates):
+## each package holds the pipeline package and its locked dependencies for the functions'
+## runtime (Python 3.12 on arm64), nothing else from the repository.
+LAMBDA_PLATFORM := --platform manylinux2014_aarch64 --implementation cp --python-version 3.12 --only-binary=:all:
+build-PersistFunction build-ReplicatorFunction build-PendingFunction:
+	$(PYTHON) -m pip install --quiet --no-compile --no-deps --require-hashes $(LAMBDA_PLATFORM) \
+		--target "$(ARTIFACTS_DIR)" -r infra/requirements-lambda.txt
+	cp -R pipeline "$(ARTIFACTS_DIR)/pipeline"
+	find "$(ARTIFACTS_DIR)/pipeline" -name __pycache__ -prune -exec rm -rf {} +
+
 clean:
-	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) out .mypy_cache .ruff_cache .pytest_cache

@@ -30,6 +30,9 @@ from pipeline import aws
 
 LOCK_TABLE_VARIABLE = "RUN_LOCK_TABLE"
 LOCK_NAME = "nightly"
+EXPIRY_ATTRIBUTE = (
+    "expires_at"  # epoch seconds; also the table's TTL attribute (infra/reconcile.yaml)
+)
 # A container run has no deadline of its own; a lease it never gave back (the task was killed)
 # expires well before the next night's run.
 CONTAINER_LEASE_SECONDS = 12 * 3600
@@ -62,9 +65,10 @@ class LockTable:
                 Item={
                     "pk": {"S": lease.name},
                     "owner": {"S": lease.owner},
-                    "expires_at": {"N": str(lease.expires_at)},
+                    EXPIRY_ATTRIBUTE: {"N": str(lease.expires_at)},
                 },
-                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+                ConditionExpression="attribute_not_exists(pk) OR #expires < :now",
+                ExpressionAttributeNames={"#expires": EXPIRY_ATTRIBUTE},
                 ExpressionAttributeValues={":now": {"N": str(now)}},
             )
         except ClientError as error:
@@ -82,7 +86,7 @@ class LockTable:
             raise aws.classify_client_error("GetItem", error) from error
         if not item:
             return None
-        return Lease(name, item["owner"]["S"], int(item["expires_at"]["N"]))
+        return Lease(name, item["owner"]["S"], int(item[EXPIRY_ATTRIBUTE]["N"]))
 
     def release(self, lease: Lease) -> bool:
         """Delete ``lease`` if it is still ours; False if it expired and another run took it."""
