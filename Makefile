@@ -61,7 +61,7 @@ report: $(STAMP)
 ## Re-lock the job image's and the zip Lambdas' dependencies (hashes for every platform file).
 LOCK := $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links
 lock: $(STAMP)
-	$(LOCK) --output-file infra/requirements-job.txt pyproject.toml
+	$(LOCK) --output-file infra/requirements-job.txt pyproject.toml infra/requirements-job.in
 	$(LOCK) --output-file infra/requirements-lambda.txt infra/requirements-lambda.in
 
 ## `sam build` runs these for the zip Lambdas (Metadata.BuildMethod: makefile in the templates):

@@ -124,7 +124,7 @@ def test_fargate_task_runs_the_job_module_with_the_same_environment(
 def test_dockerfile_default_command_is_the_job_handler(templates: dict[str, Any]) -> None:
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     (base,) = [line for line in dockerfile.splitlines() if line.startswith("FROM ")]
-    assert base.startswith("FROM public.ecr.aws/lambda/python:3.11@")
+    assert base.startswith("FROM python:3.11-slim@")
     assert 'CMD ["jobs.nightly.lambda_handler"]' in dockerfile
     function = _functions(templates)["jobs.nightly.lambda_handler"]
     assert function["ImageConfig"]["Command"] == ["jobs.nightly.lambda_handler"]

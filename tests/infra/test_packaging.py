@@ -45,7 +45,7 @@ def _requirements(path: str) -> dict[str, list[str]]:
 def test_the_base_image_is_pinned_by_digest() -> None:
     instructions = _instructions(DOCKERFILE)
     (base,) = [args for op, args in instructions if op == "FROM"]
-    assert base == "public.ecr.aws/lambda/python:3.11@${BASE_IMAGE_DIGEST}"
+    assert base == "python:3.11-slim@${BASE_IMAGE_DIGEST}"
     (arg,) = [args for op, args in instructions if op == "ARG"]
     name, _, digest = arg.partition("=")
     assert name == "BASE_IMAGE_DIGEST"
@@ -70,6 +70,8 @@ def test_the_image_installs_only_the_lock_with_hashes_and_copies_only_the_produc
     assert "-r /tmp/requirements-job.txt" in run
     copied = [args.split()[0] for op, args in instructions if op == "COPY"]
     assert copied == ["infra/requirements-job.txt", *(f"{p}/" for p in PRODUCT_PACKAGES)]
+    # AND the Lambda runtime interface client (the entry point) comes from the lock too
+    assert 'ENTRYPOINT ["python", "-m", "awslambdaric"]' in DOCKERFILE
     # AND the build context itself is only that (no tests, bench, sandbox, out/, .venv)
     ignore = (REPO_ROOT / ".dockerignore").read_text().split()
     assert ignore[ignore.index("*") :][:5] == [
@@ -79,11 +81,11 @@ def test_the_image_installs_only_the_lock_with_hashes_and_copies_only_the_produc
     ]
 
 
-def test_the_job_lock_covers_the_project_dependencies() -> None:
+def test_the_job_lock_covers_the_project_dependencies_and_the_runtime_client() -> None:
     locked = _requirements("requirements-job.txt")
     declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[<>=!~\[ ]", d, maxsplit=1)[0].lower() for d in declared}
-    assert names <= set(locked)
+    assert names | {"awslambdaric"} <= set(locked)
     assert all(len(hashes) >= 1 for hashes in locked.values())
 
 
