@@ -16,7 +16,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from pipeline.errors import AwsRequestError, AwsServiceError, NotFoundError, ThrottledError
+from pipeline.errors import (
+    AwsRequestError,
+    AwsServiceError,
+    AwsWaitError,
+    NotFoundError,
+    ThrottledError,
+)
 
 DEFAULT_MAX_ATTEMPTS = 8
 
@@ -92,6 +98,30 @@ _SERVER_CODES = frozenset(
 )
 
 
+# Refusals that mean "wait, then the same call succeeds", where AWS gives them no code of their
+# own (both are InvalidRequestException, like permanent refusals): the message is the only way
+# to tell them apart, so they are matched on it here and nowhere else. (operation, code,
+# message fragment, public source of the message).
+WAIT_REFUSALS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "DeleteThingType",
+        "InvalidRequestException",
+        "Please wait for 5 minutes after deprecation and then retry",
+        "https://docs.aws.amazon.com/iot/latest/developerguide/delete-thing-types.html; the "
+        "message as hashicorp/terraform-provider-aws internal/service/iot/thing_type.go "
+        "retries it",
+    ),
+    (
+        "DeleteThing",
+        "InvalidRequestException",
+        "is still attached to one or more principals",
+        "https://github.com/rebuy-de/aws-nuke/issues/374, "
+        "https://github.com/aws/aws-connected-device-framework/issues/76 (detaching is "
+        "asynchronous)",
+    ),
+)
+
+
 def classify_client_error(operation: str, error: ClientError) -> Exception:
     """The project's error for a botocore ``ClientError``, by code and status, never by message.
 
@@ -109,4 +139,7 @@ def classify_client_error(operation: str, error: ClientError) -> Exception:
         return NotFoundError(operation, message)
     if code in _SERVER_CODES or status >= 500:
         return AwsServiceError(f"{operation} failed: {code}: {message}")
+    for wait_operation, wait_code, fragment, _source in WAIT_REFUSALS:
+        if (operation, code) == (wait_operation, wait_code) and fragment in message:
+            return AwsWaitError(operation, code, message)
     return AwsRequestError(operation, code, message)

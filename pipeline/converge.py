@@ -11,7 +11,9 @@ we always converge to the *current* item, whatever the record that woke us.
 - Deletes in reverse: a group's tombstoned children are deleted before it; a child still wanted
   makes the delete wait (retryable). Deleting a thing drops its memberships in AWS.
 - Thing-type deletion is a lifecycle: deprecate, detach the type from its things, and record a
-  pending deletion that ``pipeline.pending`` completes after the delay AWS requires.
+  pending deletion that ``pipeline.pending`` completes after the delay AWS requires. AWS's
+  UpdateThingType changes only ``mqtt5Configuration``, so a description or searchable-attribute
+  change is the same lifecycle followed by a create and re-attaching the type's things.
 - Dynamic groups are replicated by definition; their memberships never are.
 
 The comparison functions (``thing_changes`` and friends) are pure; ``Converger`` carries them out.
@@ -19,14 +21,21 @@ The comparison functions (``thing_changes`` and friends) are pure; ``Converger``
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import NotFoundError, PermanentError, RetryableError
+from pipeline.errors import AwsRequestError, NotFoundError, PermanentError, RetryableError
 from pipeline.iot import IotRegistry
-from pipeline.model import EntityKind, Item, split_membership_name
-from pipeline.statetable import StateTable
+from pipeline.model import (
+    EntityKind,
+    Item,
+    entity_key,
+    membership_name,
+    split_membership_name,
+)
+from pipeline.statetable import StateTable, item_from_record
 
 MAX_GROUP_DEPTH = (
     7  # AWS's hierarchy depth limit; a longer chain in the table is a cycle or bad data
@@ -79,15 +88,33 @@ def group_needs_update(desired: dict[str, Any], actual: dict[str, Any]) -> bool:
     )
 
 
-def type_changes(desired: dict[str, Any], actual: dict[str, Any]) -> tuple[bool, bool | None]:
-    """(properties differ, new deprecation flag or None when it is right)."""
-    properties = (desired.get("description") or None) != (actual.get("description") or None) or (
+# AWS IoT needs a type deprecated for 5 minutes before DeleteThingType ("Delete a thing type":
+# https://docs.aws.amazon.com/iot/latest/developerguide/delete-thing-types.html); the margin
+# covers clock skew between our clock and AWS's.
+TYPE_DELETE_MARGIN_SECONDS = 30
+UNTYPED_MAX_ATTRIBUTES = 3  # AWS IoT guide, "Thing types": an untyped thing has at most 3
+
+
+@dataclass(frozen=True)
+class TypeChanges:
+    recreate: bool  # description or searchable attributes differ: AWS cannot update them
+    propagating: list[dict[str, str]] | None  # new mqtt5 propagating attributes, or None
+    deprecate: bool | None  # new deprecation flag, or None when it is right
+
+
+def type_changes(desired: dict[str, Any], actual: dict[str, Any]) -> TypeChanges:
+    recreate = (desired.get("description") or None) != (actual.get("description") or None) or (
         sorted(desired.get("searchable_attributes") or [])
         != sorted(actual.get("searchable_attributes") or [])
     )
+    propagating = None
+    if "propagating_attributes" in desired and list(
+        desired["propagating_attributes"] or []
+    ) != list(actual.get("propagating_attributes") or []):
+        propagating = list(desired["propagating_attributes"] or [])
     deprecated = bool(desired.get("deprecated", False))
     flag = None if deprecated == bool(actual.get("deprecated")) else deprecated
-    return properties, flag
+    return TypeChanges(recreate, propagating, flag)
 
 
 def pending_type_key(region: str, name: str) -> str:
@@ -161,12 +188,20 @@ class Converger:
         changes = thing_changes(desired, actual)
         if not changes.registry_update and changes.billing_group is None:
             return Result("noop", "already matches")
-        self._with_dependencies(
-            item,
-            lambda: self._assigning_type(
-                changes.thing_type, lambda: self._update_thing(name, desired, actual, changes)
-            ),
-        )
+        try:
+            self._with_dependencies(
+                item,
+                lambda: self._assigning_type(
+                    changes.thing_type, lambda: self._update_thing(name, desired, actual, changes)
+                ),
+            )
+        except AwsRequestError:
+            thing_type = desired.get("thing_type")
+            if thing_type and self.table.get_raw(pending_type_key(self.region, thing_type)):
+                # The type is deprecated mid-lifecycle here; finishing it re-attaches this thing
+                # from the table, so nothing is lost by not retrying.
+                return Result("deferred", f"type {thing_type!r} is being re-created")
+            raise
         return Result("updated")
 
     def _assigning_type(self, thing_type: str | None, action: Callable[[], None]) -> None:
@@ -248,33 +283,45 @@ class Converger:
         name, desired = item.name, item.state
         actual = self.iot.describe_thing_type(name)
         if item.deleted:
-            return self._start_type_deletion(name, actual)
-        self.table.delete_raw(pending_type_key(self.region, name))  # re-created: cancel any
+            if actual is None:
+                self.table.delete_raw(pending_type_key(self.region, name))
+                return Result("noop", "already absent")
+            return self._start_type_lifecycle(name, actual, recreate=False)
         if actual is None:
-            self.iot.create_thing_type(
-                name, desired.get("description"), list(desired.get("searchable_attributes") or [])
-            )
-            if desired.get("deprecated"):
-                self.iot.deprecate_thing_type(name)
+            self._create_type(name, desired)
             return Result("created")
-        properties, deprecate = type_changes(desired, actual)
-        if properties:
-            self.iot.update_thing_type(
-                name, desired.get("description"), list(desired.get("searchable_attributes") or [])
-            )
-        if deprecate is not None:
-            self.iot.deprecate_thing_type(name, undo=not deprecate)
-        return Result("updated" if properties or deprecate is not None else "noop")
+        changes = type_changes(desired, actual)
+        pending = self.table.get_raw(pending_type_key(self.region, name))
+        if changes.recreate:
+            if pending is not None:  # already on its way out: it comes back with these properties
+                self.table.put_raw({**pending, "recreate": True})
+                return Result("recreate-pending", "the pending deletion will re-create it")
+            return self._start_type_lifecycle(name, actual, recreate=True)
+        if pending is not None:
+            # Deleted and re-created in the source with the same properties: keep the type.
+            return self._restore_type(name, desired)
+        if changes.propagating is not None:
+            self.iot.update_thing_type_mqtt5(name, changes.propagating)
+        if changes.deprecate is not None:
+            self.iot.deprecate_thing_type(name, undo=not changes.deprecate)
+        updated = changes.propagating is not None or changes.deprecate is not None
+        return Result("updated" if updated else "noop")
 
-    def _start_type_deletion(self, name: str, actual: dict[str, Any] | None) -> Result:
-        if actual is None:
-            self.table.delete_raw(pending_type_key(self.region, name))
-            return Result("noop", "already absent")
+    def _create_type(self, name: str, desired: dict[str, Any]) -> None:
+        self.iot.create_thing_type(
+            name,
+            desired.get("description"),
+            list(desired.get("searchable_attributes") or []),
+            list(desired.get("propagating_attributes") or []),
+        )
+        if desired.get("deprecated"):
+            self.iot.deprecate_thing_type(name)
+
+    def _start_type_lifecycle(self, name: str, actual: dict[str, Any], *, recreate: bool) -> Result:
+        """Deprecate, detach what can be detached, and record the deletion as pending."""
         if not actual.get("deprecated"):
             self.iot.deprecate_thing_type(name)
-        for thing in list(self.iot.iter_things_of_type(name)):
-            self.iot.update_thing(thing, remove_thing_type=True)
-        due = int(self.clock()) + self.type_delete_delay_seconds
+        due = int(self.clock()) + self.type_delete_delay_seconds + TYPE_DELETE_MARGIN_SECONDS
         self.table.put_raw(
             {
                 "pk": pending_type_key(self.region, name),
@@ -282,21 +329,92 @@ class Converger:
                 "name": name,
                 "region": self.region,
                 "delete_after": due,
+                "recreate": recreate,
             }
         )
-        return Result("deletion-pending", f"deprecated; deletable after {due}")
+        with contextlib.suppress(RetryableError):  # the pending job detaches the rest later
+            self._detach_type(name, recreate=recreate)
+        verb = "recreate-pending" if recreate else "deletion-pending"
+        return Result(verb, f"deprecated; deletable after {due}")
+
+    def _detach_type(self, name: str, *, recreate: bool) -> None:
+        """Take the type off its things in the destination, as the source did before deleting it.
+
+        For a deletion, a thing is detached by converging it to its desired state, which no
+        longer has the type; a thing whose desired state still has it waits (its update has not
+        arrived; detaching it blindly could break the 3-attribute limit of untyped things). For a
+        re-create every thing is detached, keeping at most 3 attributes (AWS allows no more on
+        an untyped thing); re-attaching converges it back to its full desired state.
+        """
+        waiting: list[str] = []
+        for thing in list(self.iot.iter_things_of_type(name)):
+            thing_item = self.table.get(EntityKind.THING, thing)
+            if recreate:
+                actual = self.iot.describe_thing(thing) or {}
+                attributes = dict(actual.get("attributes") or {})
+                kept = dict(sorted(attributes.items())[:UNTYPED_MAX_ATTRIBUTES])
+                self.iot.update_thing(
+                    thing,
+                    remove_thing_type=True,
+                    attributes=kept if kept != attributes else None,
+                    typed=False,
+                    previous_attributes=attributes,
+                )
+            elif thing_item is not None and thing_item.deleted:
+                self.iot.delete_thing(thing)
+            elif thing_item is None or thing_item.state.get("thing_type") == name:
+                waiting.append(thing)
+            else:
+                self._thing(thing_item)
+        if waiting:
+            raise DependencyNotReadyError(
+                f"thing type {name!r}: {len(waiting)} thing(s) still want it in the table "
+                f"(their updates have not arrived), e.g. {waiting[:3]}"
+            )
+
+    def _restore_type(self, name: str, desired: dict[str, Any]) -> Result:
+        """Cancel a pending deletion: the type is wanted again as it is."""
+        if not desired.get("deprecated"):
+            self.iot.deprecate_thing_type(name, undo=True)
+        self._reattach_type(name)
+        self.table.delete_raw(pending_type_key(self.region, name))
+        return Result("restored", "the pending deletion is cancelled")
+
+    def _reattach_type(self, name: str) -> None:
+        """Converge every thing whose desired type is ``name`` (detached by the lifecycle).
+
+        A scan of the thing items: type re-creates are rare, and the table, not the destination,
+        knows which things want the type."""
+        for record in self.table.scan_prefix(entity_key(EntityKind.THING, "")):
+            thing_item = item_from_record(record)
+            if (
+                thing_item is not None
+                and not thing_item.deleted
+                and thing_item.state.get("thing_type") == name
+            ):
+                self._thing(thing_item)
 
     def finish_type_deletion(self, name: str) -> Result:
-        """Second half of the lifecycle, once the delay has passed (``pipeline.pending``)."""
+        """Second half of the lifecycle, once the delay has passed (``pipeline.pending``):
+        detach, delete, and for a re-create create it again and re-attach its things."""
         item = self.table.get(EntityKind.THING_TYPE, name)
-        if item is not None and not item.deleted:
-            self.table.delete_raw(pending_type_key(self.region, name))
-            return Result("noop", "type is wanted again")
-        for thing in list(self.iot.iter_things_of_type(name)):
-            self.iot.update_thing(thing, remove_thing_type=True)
-        self.iot.delete_thing_type(name)
+        wanted = item is not None and not item.deleted
+        actual = self.iot.describe_thing_type(name)
+        if (
+            wanted
+            and item is not None
+            and actual is not None
+            and not type_changes(item.state, actual).recreate
+        ):
+            return self._restore_type(name, item.state)
+        if actual is not None:
+            self._detach_type(name, recreate=wanted)
+            self.iot.delete_thing_type(name)
+        if wanted and item is not None:
+            self._create_type(name, item.state)
+            self._reattach_type(name)
         self.table.delete_raw(pending_type_key(self.region, name))
-        return Result("deleted")
+        return Result("recreated" if wanted else "deleted")
 
     # --- thing groups -------------------------------------------------------------------------
     def _thing_group(self, item: Item, depth: int = 0) -> Result:
@@ -319,6 +437,7 @@ class Converger:
                 name,
                 description=desired.get("description", actual.get("description")),
                 attributes=dict(desired.get("attributes", actual.get("attributes")) or {}),
+                previous_attributes=dict(actual.get("attributes") or {}),
                 query=desired.get("query", actual.get("query")),
             )
             return Result("updated")
@@ -396,12 +515,55 @@ class Converger:
         if group_item is not None and group_item.deleted:
             return Result("skipped", "the group is deleted in the source")
         try:
-            self.iot.add_thing_to_thing_group(thing, group)
+            self._add_member(thing, group)
         except NotFoundError:
             thing_item = self.table.get(EntityKind.THING, thing)
             if thing_item is not None and thing_item.deleted:
                 return Result("skipped", "the thing is deleted in the source")
             self._ensure(EntityKind.THING, thing)
             self._ensure(EntityKind.THING_GROUP, group)
-            self.iot.add_thing_to_thing_group(thing, group)
+            self._add_member(thing, group)
         return Result("added")
+
+    def _add_member(self, thing: str, group: str) -> None:
+        """AddThingToThingGroup. AWS refuses a thing in two groups that share a parent (AWS IoT
+        guide, "Static thing groups": https://docs.aws.amazon.com/iot/latest/developerguide/thing-groups.html).
+        A move between sibling groups arrives as two independent items, the add possibly
+        first: the thing's removals already in the table are applied first; a sibling the
+        table still wants the thing in is a wait (retryable), never a permanent failure."""
+        try:
+            self.iot.add_thing_to_thing_group(thing, group)
+            return
+        except AwsRequestError as error:
+            siblings = self._sibling_memberships(thing, group)
+            if not siblings:
+                raise
+            refusal = error
+        waiting = []
+        for sibling in siblings:
+            member = self.table.get(EntityKind.MEMBERSHIP, membership_name(thing, sibling))
+            if member is not None and member.deleted:
+                self.iot.remove_thing_from_thing_group(thing, sibling)
+            else:
+                waiting.append(sibling)
+        if waiting:
+            raise DependencyNotReadyError(
+                f"{thing!r} joins {group!r} once it has left its sibling group(s) {waiting} "
+                f"(AWS: {refusal})"
+            )
+        self.iot.add_thing_to_thing_group(thing, group)
+
+    def _sibling_memberships(self, thing: str, group: str) -> list[str]:
+        """The destination groups of ``thing`` that share a parent with ``group``."""
+        described = self.iot.describe_thing_group(group)
+        parent = described.get("parent") if described else None
+        if not parent:
+            return []
+        siblings = []
+        for other in self.iot.list_thing_groups_for_thing(thing):
+            if other == group:
+                continue
+            other_state = self.iot.describe_thing_group(other)
+            if other_state is not None and other_state.get("parent") == parent:
+                siblings.append(other)
+        return siblings

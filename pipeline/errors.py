@@ -63,6 +63,16 @@ class AwsRequestError(PermanentError):
         self.code = code
 
 
+class AwsWaitError(RetryableError):
+    """AWS refused the request for now: it succeeds once AWS has caught up (a deprecated type's
+    5-minute wait, an asynchronous detach). See ``pipeline.aws.WAIT_REFUSALS``."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(f"{operation} refused for now: {code}: {message}")
+        self.operation = operation
+        self.code = code
+
+
 class NotFoundError(CrrError):
     """The named resource does not exist. Callers decide whether that is fine (deletes) or not."""
 

@@ -118,6 +118,9 @@ class _ThingTypeEvent(_Event):
     is_deprecated: bool | None = Field(None, alias="isDeprecated")
     searchable_attributes: list[str] | None = Field(None, alias="searchableAttributes")
     description: str | None = None
+    # thingTypeProperties.mqtt5Configuration.propagatingAttributes (AWS IoT API Reference,
+    # PropagatingAttribute: https://docs.aws.amazon.com/iot/latest/apireference/API_PropagatingAttribute.html)
+    propagating_attributes: list[Any] | None = Field(None, alias="propagatingAttributes")
 
 
 class _ThingTypeAssociationEvent(_Event):
@@ -136,9 +139,8 @@ class _ThingGroupEvent(_Event):
     parent_group_name: str | None = Field(None, alias="parentGroupName")
     description: str | None = None
     attributes: dict[str, str] | None = None
-    # Undocumented beyond its presence (null in the example); any non-null value marks a
-    # dynamic group, so its type is left open.
-    dynamic_group_mapping_id: Any = Field(None, alias="dynamicGroupMappingId")
+    # Root first, down to the direct parent (AWS IoT guide, "Registry events").
+    root_to_parent: list[dict[str, Any]] | None = Field(None, alias="rootToParentThingGroups")
 
 
 class _MembershipEvent(_Event):
@@ -278,6 +280,9 @@ def _thing_type(data: dict[str, Any], region: str) -> Change:
             )
         ),
         "deprecated": event.is_deprecated,
+        "propagating_attributes": propagating_attributes(
+            "propagatingAttributes", event.propagating_attributes
+        ),
     }
     return Change(EntityKind.THING_TYPE, name, origin, fields=fields)
 
@@ -287,13 +292,19 @@ def _thing_type_association(data: dict[str, Any], region: str) -> Change:
     name = rules.validate_name("thingName", event.thing_name)
     thing_type = rules.validate_name("thingTypeName", event.thing_type_name)
     origin = Origin(region, event.timestamp, event.event_id, event.thing_id)
-    associated = event.operation in ("CREATED", "ADDED")
+    if event.operation in ("CREATED", "ADDED"):
+        return Change(
+            EntityKind.THING, name, origin, fields={"thing_type": thing_type}, partial=True
+        )
+    # DELETED names the type the thing is *no longer* associated with ("Registry events"): on a
+    # change A -> B it must not clear B when it arrives after the THING_EVENT.
     return Change(
         EntityKind.THING,
         name,
         origin,
-        fields={"thing_type": thing_type if associated else None},
+        fields={"thing_type": None},
         partial=True,
+        expected={"thing_type": thing_type},
     )
 
 
@@ -315,12 +326,21 @@ def _thing_group(data: dict[str, Any], region: str) -> Change:
             max_count=rules.THING_GROUP_MAX_ATTRIBUTES,
         ),
     }
-    dynamic = event.dynamic_group_mapping_id is not None
-    if not dynamic:
-        fields["query"] = None
-    # A dynamic group's event does not carry its query: leave "query" out (so the stored one is
-    # kept) and let persist look it up in the origin region.
-    return Change(EntityKind.THING_GROUP, name, origin, fields=fields, lookup_query=dynamic)
+    # Whether the group is dynamic, and its query, only DescribeThingGroup says: the event's
+    # ``dynamicGroupMappingId`` is undocumented beyond its presence, so it decides nothing.
+    # "query" is left out (the stored one is kept) until persist looks it up.
+    ancestors = tuple(
+        _group_name_from_entry(f"rootToParentThingGroups[{i}].groupArn", entry)
+        for i, entry in enumerate(event.root_to_parent or [])
+    )
+    return Change(
+        EntityKind.THING_GROUP,
+        name,
+        origin,
+        fields=fields,
+        lookup_query=True,
+        ancestors=ancestors,
+    )
 
 
 def _membership(data: dict[str, Any], region: str) -> Change:
@@ -403,6 +423,38 @@ def _name_from_arn(field: str, arn: str, pattern: re.Pattern[str], resource: str
     return rules.validate_name(field, match["name"])
 
 
+def _group_name_from_entry(field: str, entry: Mapping[str, Any]) -> str:
+    arn = entry.get("groupArn")
+    if not isinstance(arn, str):
+        raise EventValidationError(field, "must be a thing group ARN")
+    return _name_from_arn(field, arn, _GROUP_ARN, "thinggroup")
+
+
+_PROPAGATING_KEYS = frozenset({"userPropertyKey", "thingAttribute", "connectionAttribute"})
+
+
+def propagating_attributes(field: str, value: object) -> list[dict[str, str]]:
+    """A thing type's MQTT5 propagating attributes in one canonical form (a list, order kept:
+    AWS IoT API Reference, Mqtt5Configuration / PropagatingAttribute)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise EventValidationError(field, "must be a list of propagating attributes")
+    checked: list[dict[str, str]] = []
+    for i, entry in enumerate(value):
+        where = f"{field}[{i}]"
+        if not isinstance(entry, dict) or "userPropertyKey" not in entry:
+            raise EventValidationError(where, "must be an object with a userPropertyKey")
+        unknown = set(entry) - _PROPAGATING_KEYS
+        if unknown:
+            raise EventValidationError(where, f"unknown keys {sorted(unknown)}")
+        for key, part in entry.items():
+            if not isinstance(part, str) or not part:
+                raise EventValidationError(f"{where}.{key}", "must be a non-empty string")
+        checked.append(dict(entry))
+    return checked
+
+
 def _entity_name(kind: EntityKind, name: str) -> str:
     if kind is not EntityKind.MEMBERSHIP:
         return rules.validate_name("name", name)
@@ -437,6 +489,8 @@ def _state(kind: EntityKind, state: dict[str, Any]) -> dict[str, Any]:
             checked[key] = value
         elif key == "query":
             checked[key] = _query(field, value)
+        elif key == "propagating_attributes":
+            checked[key] = propagating_attributes(field, value)
         else:  # pragma: no cover - STATE_FIELDS grew a field this parser does not know
             raise EventValidationError(field, "no validator for this field")
     return checked

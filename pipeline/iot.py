@@ -84,8 +84,38 @@ class IotRegistry:
         self._call("UpdateThing", self._iot.update_thing, **kwargs)
 
     def delete_thing(self, name: str) -> None:
-        """Delete; a thing that is already gone is fine (AWS succeeds silently too)."""
+        """Detach the thing's principals, then delete; a thing already gone is fine (AWS succeeds
+        silently too). AWS refuses DeleteThing while principals are attached ("Cannot delete.
+        Thing ... is still attached to one or more principals": rebuy-de/aws-nuke#374,
+        getmoto/moto#4616), and detaching is asynchronous (aws/aws-connected-device-framework#76):
+        that refusal is a wait (``pipeline.aws.WAIT_REFUSALS``)."""
+        for principal in self.list_thing_principals(name):
+            self._maybe(
+                "DetachThingPrincipal",
+                self._iot.detach_thing_principal,
+                thingName=name,
+                principal=principal,
+            )
         self._maybe("DeleteThing", self._iot.delete_thing, thingName=name)
+
+    def list_thing_principals(self, name: str) -> list[str]:
+        principals: list[str] = []
+        try:
+            for page in self._pages(
+                "ListThingPrincipals", self._iot.list_thing_principals, thingName=name
+            ):
+                principals.extend(page.get("principals", []))
+        except NotFoundError:
+            return []
+        return principals
+
+    def list_thing_groups_for_thing(self, name: str) -> list[str]:
+        groups: list[str] = []
+        for page in self._pages(
+            "ListThingGroupsForThing", self._iot.list_thing_groups_for_thing, thingName=name
+        ):
+            groups.extend(group["groupName"] for group in page.get("thingGroups", []))
+        return groups
 
     def iter_things_of_type(self, thing_type: str) -> Iterator[str]:
         for page in self._pages("ListThings", self._iot.list_things, thingTypeName=thing_type):
@@ -148,30 +178,46 @@ class IotRegistry:
             return None
         properties = response.get("thingTypeProperties") or {}
         metadata = response.get("thingTypeMetadata") or {}
+        mqtt5 = properties.get("mqtt5Configuration") or {}
         return {
             "description": properties.get("thingTypeDescription") or None,
             "searchable_attributes": sorted(properties.get("searchableAttributes") or []),
             "deprecated": bool(metadata.get("deprecated", False)),
+            "propagating_attributes": list(mqtt5.get("propagatingAttributes") or []),
         }
 
     def create_thing_type(
-        self, name: str, description: str | None, searchable_attributes: list[str]
+        self,
+        name: str,
+        description: str | None,
+        searchable_attributes: list[str],
+        propagating_attributes: list[dict[str, str]] | None = None,
     ) -> None:
+        properties = _type_properties(description, searchable_attributes)
+        if propagating_attributes:
+            properties["mqtt5Configuration"] = {"propagatingAttributes": propagating_attributes}
         self._call(
             "CreateThingType",
             self._iot.create_thing_type,
             thingTypeName=validate_name("thingTypeName", name),
-            thingTypeProperties=_type_properties(description, searchable_attributes),
+            thingTypeProperties=properties,
         )
 
-    def update_thing_type(
-        self, name: str, description: str | None, searchable_attributes: list[str]
+    def update_thing_type_mqtt5(
+        self, name: str, propagating_attributes: list[dict[str, str]]
     ) -> None:
+        """UpdateThingType can change only ``mqtt5Configuration`` (AWS answers anything else
+        with InvalidRequestException "Can only update mqtt5Configuration.": aws/aws-cli#9884;
+        CloudFormation's AWS::IoT::ThingType marks description and searchable attributes
+        "Update requires: Replacement"). Other property changes are a re-create
+        (``pipeline.converge``)."""
         self._call(
             "UpdateThingType",
             self._iot.update_thing_type,
             thingTypeName=name,
-            thingTypeProperties=_type_properties(description, searchable_attributes),
+            thingTypeProperties={
+                "mqtt5Configuration": {"propagatingAttributes": list(propagating_attributes)}
+            },
         )
 
     def deprecate_thing_type(self, name: str, *, undo: bool = False) -> None:
@@ -227,11 +273,20 @@ class IotRegistry:
         *,
         description: str | None,
         attributes: dict[str, str],
+        previous_attributes: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
     ) -> None:
-        """Replace description and the whole attribute set (merge=False overwrites, as in AWS)."""
+        """Set description and the whole attribute set.
+
+        Attributes go as merge=True with "" for each removed key, as for things: AWS ignores an
+        empty attribute map (getmoto/moto#5318, "AWS will simply ignore it"), so merge=False
+        with ``{}`` would never clear the last attributes.
+        """
+        payload = dict(validate_attributes("attributes", attributes, typed=None))
+        for key in previous_attributes or {}:
+            payload.setdefault(key, "")
         # An empty description clears it; leaving it out would keep the old one.
-        properties = _group_properties(description or "", attributes, merge=False)
+        properties = _group_properties(description or "", payload, merge=True)
         if query:
             self._call(
                 "UpdateDynamicThingGroup",
@@ -269,11 +324,15 @@ class IotRegistry:
         return children
 
     def add_thing_to_thing_group(self, thing: str, group: str) -> None:
+        # The source holds this static membership, so there it won over dynamic groups at the
+        # 10-group limit; overrideDynamicGroups lets it win here too (AWS IoT API Reference,
+        # AddThingToThingGroup).
         self._call(
             "AddThingToThingGroup",
             self._iot.add_thing_to_thing_group,
             thingName=validate_name("thingName", thing),
             thingGroupName=validate_name("thingGroupName", group),
+            overrideDynamicGroups=True,
         )
 
     def remove_thing_from_thing_group(self, thing: str, group: str) -> None:

@@ -39,7 +39,12 @@ _KIND_BY_PREFIX = {prefix: kind for kind, prefix in KEY_PREFIX.items()}
 # subset of them (a THING_EVENT carries no billing group); the rest keep their stored value.
 STATE_FIELDS: dict[EntityKind, tuple[str, ...]] = {
     EntityKind.THING: ("thing_type", "attributes", "billing_group"),
-    EntityKind.THING_TYPE: ("description", "searchable_attributes", "deprecated"),
+    EntityKind.THING_TYPE: (
+        "description",
+        "searchable_attributes",
+        "deprecated",
+        "propagating_attributes",
+    ),
     EntityKind.THING_GROUP: ("parent", "description", "attributes", "query"),
     EntityKind.BILLING_GROUP: ("description",),
     EntityKind.MEMBERSHIP: (),
@@ -119,9 +124,18 @@ class Change:
     corrective: bool = False
     partial: bool = False
     sync: str | None = None
-    # A THING_GROUP_EVENT of a dynamic group does not carry the query; persist looks it up in
-    # the origin region (DescribeThingGroup) before writing.
+    # A THING_GROUP_EVENT does not say reliably whether the group is dynamic (only the
+    # undocumented ``dynamicGroupMappingId`` hints at it) nor carry the query: persist looks the
+    # group up in the origin region (DescribeThingGroup) before writing.
     lookup_query: bool = False
+    # The stored values this change assumes: written only when the stored state has them. A type
+    # association DELETED names the type *no longer* associated (AWS IoT guide, "Registry
+    # events": https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html), so
+    # it clears the type only while the stored type is the one it names.
+    expected: dict[str, Any] = field(default_factory=dict)
+    # A THING_GROUP_EVENT's ``rootToParentThingGroups``: the group's ancestors, root first. Not
+    # desired state: it lets persist record parents the table has not seen yet.
+    ancestors: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:

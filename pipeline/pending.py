@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger
 
 from pipeline import aws
 from pipeline.converge import Converger
-from pipeline.errors import RetryableError
+from pipeline.errors import CrrError, RetryableError
 from pipeline.iot import IotRegistry
 from pipeline.settings import load_settings
 from pipeline.statetable import StateTable
@@ -25,8 +25,10 @@ logger = Logger(service="iot-crr-pending")
 
 
 def finish_due(converger: Converger, *, now: float) -> dict[str, list[str]]:
-    """Delete every pending type whose delay has passed; a retryable failure keeps it pending."""
-    done: dict[str, list[str]] = {"deleted": [], "waiting": [], "retry": []}
+    """Delete every pending type whose delay has passed; a retryable failure keeps it pending.
+
+    Each type on its own: one type's failure never stops the other due deletions."""
+    done: dict[str, list[str]] = {"deleted": [], "waiting": [], "retry": [], "failed": []}
     prefix = f"PENDING#TYPEDELETE#{converger.region}#"
     for record in converger.table.scan_prefix(prefix):
         name = str(record["name"])
@@ -40,6 +42,10 @@ def finish_due(converger: Converger, *, now: float) -> dict[str, list[str]]:
                 "type deletion deferred again", extra={"type": name, "reason": str(error)}
             )
             done["retry"].append(name)
+            continue
+        except CrrError as error:
+            logger.error("type deletion failed", extra={"type": name, "reason": str(error)})
+            done["failed"].append(name)
             continue
         done["deleted"].append(name)
     return done

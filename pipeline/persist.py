@@ -16,20 +16,55 @@ from aws_lambda_powertools import Logger
 from pipeline import aws
 from pipeline.events import parse_event
 from pipeline.iot import IotRegistry
-from pipeline.model import Change
+from pipeline.model import Change, EntityKind, Origin, split_membership_name
 from pipeline.settings import load_settings
+from pipeline.state import Outcome
 from pipeline.statetable import PersistResult, StateTable
 
 logger = Logger(service="iot-crr-persist")
 
 
 def persist_change(table: StateTable, change: Change) -> PersistResult:
-    """Write one change if it moves the entity's desired state forward (``pipeline.state``)."""
+    """Write one change if it moves the entity's desired state forward (``pipeline.state``).
+
+    A dynamic group's membership is never stored: each region's fleet index computes it. A
+    group event's ancestors the table has not seen yet are recorded first (as unversioned
+    stubs that any real event of theirs outranks), so the replicator can create the parent
+    chain now rather than wait for the parents' own events or the nightly run.
+    """
+    if change.kind is EntityKind.MEMBERSHIP:
+        group = table.get(EntityKind.THING_GROUP, split_membership_name(change.name)[1])
+        if group is not None and group.state.get("query"):
+            return PersistResult(
+                Outcome.SKIPPED, change.key, "membership of a dynamic group is not replicated"
+            )
+    for stub in ancestor_stubs(change):
+        if table.get(stub.kind, stub.name) is None:
+            table.apply(stub)
     return table.apply(change)
 
 
+def ancestor_stubs(change: Change) -> list[Change]:
+    """One change per ancestor in a THING_GROUP_EVENT's ``rootToParentThingGroups`` (root
+    first), each knowing only its parent. Unversioned and timestamped with the event, so the
+    ancestor's own versioned events always outrank it (``pipeline.state``)."""
+    stubs: list[Change] = []
+    parent: str | None = None
+    for ancestor in change.ancestors:
+        origin = Origin(
+            change.origin.region,
+            change.origin.timestamp_ms,
+            f"{change.origin.event_id}#ancestor#{ancestor}",
+        )
+        stubs.append(Change(EntityKind.THING_GROUP, ancestor, origin, fields={"parent": parent}))
+        parent = ancestor
+    return stubs
+
+
 def resolve_dynamic_query(change: Change, iot: IotRegistry) -> Change:
-    """A dynamic group's event lacks its query: read it from the origin region's registry."""
+    """Whether a group is dynamic, and its query, only the origin region's registry says
+    (DescribeThingGroup's ``queryString``): the event's ``dynamicGroupMappingId`` is
+    undocumented."""
     if not change.lookup_query:
         return change
     described = iot.describe_thing_group(change.name)

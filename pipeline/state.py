@@ -34,6 +34,7 @@ class Outcome(StrEnum):
     STALE = "stale"
     DUPLICATE = "duplicate"
     UNCHANGED = "unchanged"
+    SKIPPED = "skipped"  # never stored (a dynamic group's membership: ``pipeline.persist``)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,14 @@ def decide(stored: Item | None, change: Change) -> Decision:
             Outcome.STALE,
             "partial event for an entity that is not live in the table; "
             "its full-state event carries the same fact",
+        )
+
+    if stored is not None and any(
+        stored.state.get(key) != value for key, value in change.expected.items()
+    ):
+        return Decision(
+            Outcome.STALE,
+            f"the change assumes {change.expected}, the stored state differs",
         )
 
     if stored is not None and not _is_newer(stored, change):

@@ -450,9 +450,11 @@ def _report_emit(result: EmitResult) -> None:
 # --- commands that live with their feature ----------------------------------------------------
 def _register_feature_commands() -> None:
     from pipeline.eventconfig import enable_events_command
+    from reconcile.doctor import doctor_command
     from sandbox.cli import demo, sandbox
 
     main.add_command(enable_events_command, name="enable-events")
+    main.add_command(doctor_command)
     main.add_command(sandbox)
     main.add_command(demo)
 

@@ -61,7 +61,12 @@ DRIFT_KINDS: tuple[DriftKind, ...] = ("missing", "extra", "changed")
 # The compared columns of each table (all of them but the name and the per-region version).
 VALUE_COLUMNS: dict[EntityKind, tuple[str, ...]] = {
     EntityKind.THING: ("thing_type", "attributes", "billing_group"),
-    EntityKind.THING_TYPE: ("description", "searchable_attributes", "deprecated"),
+    EntityKind.THING_TYPE: (
+        "description",
+        "searchable_attributes",
+        "deprecated",
+        "propagating_attributes",
+    ),
     EntityKind.THING_GROUP: ("parent", "description", "attributes", "query"),
     EntityKind.BILLING_GROUP: ("description",),
 }
@@ -79,6 +84,7 @@ _FIELD_SEVERITY: dict[str, Severity] = {
     "attributes": "medium",
     "searchable_attributes": "medium",
     "deprecated": "medium",
+    "propagating_attributes": "medium",
     "description": "low",
 }
 _SEVERITY_RANK: dict[Severity, int] = {"low": 0, "medium": 1, "high": 2}

@@ -81,7 +81,9 @@ class Inventory:
             }
 
     def thing_types(self) -> Iterator[dict[str, Any]]:
-        """Every thing type: ``name``, ``description``, ``searchable_attributes``, ``deprecated``."""
+        """Every thing type: ``name``, ``description``, ``searchable_attributes``, ``deprecated``,
+        ``propagating_attributes`` (``mqtt5Configuration``; AWS IoT API Reference,
+        ThingTypeProperties)."""
         for raw in self._paginate(
             "ListThingTypes", self._client.list_thing_types, "thingTypes", {}
         ):
@@ -92,6 +94,9 @@ class Inventory:
                 "description": props.get("thingTypeDescription") or None,
                 "searchable_attributes": sorted(props.get("searchableAttributes") or []),
                 "deprecated": bool(meta.get("deprecated", False)),
+                "propagating_attributes": list(
+                    (props.get("mqtt5Configuration") or {}).get("propagatingAttributes") or []
+                ),
             }
 
     def thing_groups(self) -> Iterator[dict[str, Any]]:

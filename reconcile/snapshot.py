@@ -49,6 +49,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "description": "string",
         "searchable_attributes": "string",
         "deprecated": "bool",
+        "propagating_attributes": "string",
     },
     "thing_groups": {
         "name": "string",
@@ -76,7 +77,7 @@ TABLE_OF_KIND: dict[EntityKind, str] = {
     EntityKind.MEMBERSHIP: "memberships",
 }
 # Columns holding canonical JSON, decoded by ``desired_fields``.
-JSON_COLUMNS = frozenset({"attributes", "searchable_attributes", "query"})
+JSON_COLUMNS = frozenset({"attributes", "searchable_attributes", "query", "propagating_attributes"})
 
 
 class SnapshotFileError(PermanentError):
@@ -177,6 +178,10 @@ class Snapshot:
                             sorted(r.get("searchable_attributes") or [])
                         ),
                         "deprecated": bool(r.get("deprecated", False)),
+                        # Order kept: it is the order of the MQTT5 user properties.
+                        "propagating_attributes": canonical_json(
+                            list(r.get("propagating_attributes") or [])
+                        ),
                     }
                     for r in thing_types
                 ],
@@ -459,6 +464,10 @@ def desired_fields(kind: EntityKind, row: Mapping[str, Any] | pd.Series) -> dict
             )
             or [],
             "deprecated": bool(plain_value(row["deprecated"])),
+            "propagating_attributes": cell_value(
+                "propagating_attributes", row["propagating_attributes"]
+            )
+            or [],
         }
     if kind is EntityKind.THING_GROUP:
         return {

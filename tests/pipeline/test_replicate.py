@@ -72,6 +72,7 @@ def test_documented_type_and_association_events(pipeline: Pipeline) -> None:
         "description": "My thing type",
         "searchable_attributes": ["attribute1", "attribute2", "attribute3"],
         "deprecated": False,
+        "propagating_attributes": [],
     }
 
 
@@ -92,24 +93,23 @@ def test_documented_group_hierarchy_and_membership_events(pipeline: Pipeline) ->
     assert members["things"] == ["MyThing"]
 
 
-def test_child_group_waits_for_its_parent_then_creates_the_chain(pipeline: Pipeline) -> None:
-    # GIVEN the documented level-5 group event arrives before any of its ancestors
+def test_child_group_creates_its_parent_chain_from_the_event(pipeline: Pipeline) -> None:
+    # GIVEN the documented level-5 group event arrives before any of its ancestors' events
     pipeline.persist(fixture_event("thing_group_event_updated"))
-    records = pipeline.stream.read()
-    from pipeline import replicate
-
-    failures = replicate.lambda_handler({"Records": records}, None)["batchItemFailures"]
-    # THEN only that record is reported for retry (its parent is not in the table yet)
-    assert [f["itemIdentifier"] for f in failures] == [records[0]["dynamodb"]["SequenceNumber"]]
-    # WHEN the ancestors' events arrive and the failed record is redelivered
-    pipeline.persist(group_event("TgTopLevel", None, 1603995417000))
-    pipeline.persist(group_event("Tg_level4", "TgTopLevel", 1603995417100))
-    pipeline.stream.read()  # the ancestors' own records; the retry below creates them anyway
-    assert replicate.lambda_handler({"Records": records}, None)["batchItemFailures"] == []
-    # THEN the whole chain exists, parents first
+    # WHEN it is replicated (issue 10: the old replicator retried until the nightly run)
+    assert pipeline.replicate() == []
+    # THEN the whole chain exists, from the event's rootToParentThingGroups, parents first
     level5 = pipeline.dst.describe_thing_group("Tg_level5")
     assert level5 is not None and level5["parent"] == "Tg_level4"
-    assert pipeline.dst.describe_thing_group("Tg_level4")["parent"] == "TgTopLevel"  # type: ignore[index]
+    assert pipeline.dst.describe_thing_group("Tg_level4")["parent"] == "Tg_level3"  # type: ignore[index]
+    assert pipeline.dst.describe_thing_group("Tg_level1")["parent"] == "TgTopLevel"  # type: ignore[index]
+    assert pipeline.dst.describe_thing_group("TgTopLevel")["parent"] is None  # type: ignore[index]
+    # WHEN an ancestor's own (versioned) event arrives later, it outranks the stub
+    update = group_event("Tg_level4", "Tg_level3", 1603995417000)
+    update["description"] = "level four"
+    assert pipeline.persist(update).outcome is Outcome.APPLIED
+    assert pipeline.replicate() == []
+    assert pipeline.dst.describe_thing_group("Tg_level4")["description"] == "level four"  # type: ignore[index]
 
 
 def test_out_of_order_and_duplicate_thing_events(pipeline: Pipeline) -> None:

@@ -391,6 +391,7 @@ def test_desired_fields_turn_rows_into_state() -> None:
         "description": None,
         "searchable_attributes": ["a", "b"],
         "deprecated": True,
+        "propagating_attributes": [],
     }
     assert desired_fields(EntityKind.THING_GROUP, snap.thing_groups.iloc[0]) == {
         "parent": "p",

@@ -116,6 +116,7 @@ def test_thing_type_event_created() -> None:
             "description": "My thing type",
             "searchable_attributes": ["attribute1", "attribute2", "attribute3"],
             "deprecated": False,
+            "propagating_attributes": [],
         },
     )
 
@@ -135,7 +136,20 @@ def test_thing_type_deprecation_arrives_as_updated() -> None:
         "description": None,
         "searchable_attributes": ["alpha", "zeta"],
         "deprecated": True,
+        "propagating_attributes": [{"userPropertyKey": "k", "thingAttribute": "serial"}],
     }
+
+
+def test_thing_type_event_without_propagating_attributes_has_none() -> None:
+    change = parse_event(load("thing_type_event"), region=REGION)
+    assert change.fields["propagating_attributes"] == []
+
+
+def test_malformed_propagating_attributes_are_named() -> None:
+    payload = with_("thing_type_event", propagatingAttributes=[{"thingAttribute": "serial"}])
+    with pytest.raises(EventValidationError) as caught:
+        parse_event(payload, region=REGION)
+    assert caught.value.field == "propagatingAttributes[0]"
 
 
 def test_thing_type_deleted() -> None:
@@ -155,6 +169,7 @@ def test_thing_type_deleted() -> None:
     ],
 )
 def test_thing_type_association_both_shapes(fixture: str, thing_type: str | None) -> None:
+    # (the REMOVED shape clears the type only where the stored type is the one it names)
     change = parse_event(load(fixture), region=REGION)
     assert change.kind is EntityKind.THING
     assert change.name == "myThing"
@@ -165,10 +180,18 @@ def test_thing_type_association_both_shapes(fixture: str, thing_type: str | None
     assert change.origin.version is None
 
 
-def test_thing_type_association_deleted_clears_the_type() -> None:
+def test_thing_type_association_deleted_clears_only_the_type_it_names() -> None:
+    # AWS IoT guide, "Registry events": thingTypeName is the type "associated with, or no
+    # longer associated with, the thing". Fails on the old parser, which cleared any type.
     change = parse_event(with_("thing_type_association_event", operation="DELETED"), region=REGION)
     assert change.fields == {"thing_type": None}
+    assert change.expected == {"thing_type": "MyThingType"}
     assert change.partial
+
+
+def test_thing_type_association_created_assumes_nothing() -> None:
+    change = parse_event(load("thing_type_association_event"), region=REGION)
+    assert change.expected == {}
 
 
 def test_thing_group_event_root_created() -> None:
@@ -187,8 +210,8 @@ def test_thing_group_event_root_created() -> None:
             "parent": None,
             "description": "My root thing group",
             "attributes": {"attribute1": "value1", "attribute2": "value2", "attribute3": "value3"},
-            "query": None,
         },
+        lookup_query=True,
     )
 
 
@@ -197,21 +220,36 @@ def test_thing_group_event_nested_updated() -> None:
     assert change.name == "Tg_level5"
     assert change.fields["parent"] == "Tg_level4"
     assert change.fields["description"] == "New description for Tg_level5"
-    assert change.fields["query"] is None
+    assert "query" not in change.fields  # persist looks it up (DescribeThingGroup)
     assert change.origin.version == 3
     assert change.origin.timestamp_ms == 1603995417409
-    assert not change.lookup_query
+    assert change.lookup_query
 
 
-def test_dynamic_group_is_recognised_and_query_left_to_lookup() -> None:
-    # GIVEN a group event whose dynamicGroupMappingId is set
-    payload = with_("thing_group_event_updated", dynamicGroupMappingId="4a1c", description="")
+@pytest.mark.parametrize("mapping_id", [None, "4a1c"])
+def test_whether_a_group_is_dynamic_is_left_to_lookup(mapping_id: str | None) -> None:
+    # GIVEN a group event, with or without the undocumented dynamicGroupMappingId
+    payload = with_("thing_group_event_updated", dynamicGroupMappingId=mapping_id, description="")
     # WHEN parsed
     change = parse_event(payload, region=REGION)
-    # THEN the query is not claimed (it is not in the event) and persist is told to look it up
+    # THEN the query is not claimed either way: persist asks DescribeThingGroup in the origin
+    # (the old parser decided "static" from a null dynamicGroupMappingId)
     assert change.lookup_query
     assert "query" not in change.fields
     assert change.fields["description"] is None
+
+
+def test_group_event_carries_its_ancestors_root_first() -> None:
+    change = parse_event(load("thing_group_event_updated"), region=REGION)
+    assert change.ancestors[-1] == "Tg_level4"
+    assert change.ancestors[0] != "Tg_level4"
+
+
+def test_group_event_with_a_bad_ancestor_arn_is_named() -> None:
+    payload = with_("thing_group_event_updated", rootToParentThingGroups=[{"groupArn": 7}])
+    with pytest.raises(EventValidationError) as caught:
+        parse_event(payload, region=REGION)
+    assert caught.value.field == "rootToParentThingGroups[0].groupArn"
 
 
 def test_thing_group_deleted() -> None:
@@ -491,6 +529,7 @@ def test_all_state_fields_have_a_validator() -> None:
         "searchable_attributes": [],
         "deprecated": False,
         "query": None,
+        "propagating_attributes": [{"userPropertyKey": "k", "connectionAttribute": "iot:ClientId"}],
     }
     for kind, names in STATE_FIELDS.items():
         name = "a#b" if kind is EntityKind.MEMBERSHIP else "n"

@@ -162,6 +162,49 @@ def test_partial_event_never_creates_or_revives_an_item() -> None:
     assert decide(tombstone, association).outcome is Outcome.STALE
 
 
+def _dissociation(type_name: str, ts: int) -> Change:
+    return Change(
+        kind=EntityKind.THING,
+        name="sensor-1",
+        origin=Origin(SRC, ts, f"assoc-deleted-{ts}", "id-1"),
+        fields={"thing_type": None},
+        partial=True,
+        expected={"thing_type": type_name},
+    )
+
+
+def test_type_dissociation_after_the_new_type_arrived_changes_nothing() -> None:
+    # GIVEN a change A -> B whose THING_EVENT (type B) is stored first
+    stored = apply_all([thing_event(1, 1000)])
+    assert stored is not None
+    moved = Change(
+        kind=EntityKind.THING,
+        name="sensor-1",
+        origin=Origin(SRC, 2000, "e-2", "id-1", 2),
+        fields={"thing_type": "B", "attributes": {}},
+    )
+    stored = apply_all([thing_event(1, 1000), moved])
+    # WHEN the association DELETED(A), published later, arrives after it
+    decision = decide(stored, _dissociation("A", 3000))
+    # THEN B stays (the old policy cleared the type whatever DELETED named)
+    assert decision.outcome is Outcome.STALE
+    assert decision.item is None
+
+
+def test_type_dissociation_clears_the_type_it_names() -> None:
+    typed = Change(
+        kind=EntityKind.THING,
+        name="sensor-1",
+        origin=Origin(SRC, 2000, "e-2", "id-1", 2),
+        fields={"thing_type": "A", "attributes": {}},
+    )
+    stored = apply_all([typed])
+    decision = decide(stored, _dissociation("A", 3000))
+    assert decision.outcome is Outcome.APPLIED
+    assert decision.item is not None
+    assert decision.item.state["thing_type"] is None
+
+
 def test_thing_event_keeps_the_billing_group_it_does_not_carry() -> None:
     stored = Item(
         kind=EntityKind.THING,

@@ -1,0 +1,184 @@
+"""`iot-crr doctor`: a preflight check of the two regions' configuration, before any data flows.
+
+The pipeline needs what AWS leaves off by default:
+- registry events in the source region (AWS IoT guide, "Registry events": "These events,
+  however, are not available by default"), and in the destination too for active-active;
+- fleet indexing in the destination wherever the source relies on it: dynamic thing groups
+  "require fleet indexing enabled" (AWS IoT guide, "Dynamic thing groups":
+  https://docs.aws.amazon.com/iot/latest/developerguide/dynamic-thing-groups.html), so a
+  dynamic group replicated into a region without the index (or without the custom fields its
+  query uses) cannot work there.
+
+``findings`` is the pure comparison; ``doctor_command`` reads both regions and prints what to
+fix. Exit codes like the audit's: 0 nothing to fix, 1 something to fix, 2 error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import click
+
+from pipeline.aws import client as aws_client
+from pipeline.errors import CrrError
+from pipeline.eventconfig import REGISTRY_EVENT_TYPES, _call, _describe
+
+Level = Literal["error", "warning"]
+
+# GetIndexingConfiguration modes, from off to the widest (AWS IoT API Reference,
+# ThingIndexingConfiguration).
+_THING_MODES = ("OFF", "REGISTRY", "REGISTRY_AND_SHADOW")
+_OPTIONAL_MODES = (
+    "thingConnectivityIndexingMode",
+    "namedShadowIndexingMode",
+    "deviceDefenderIndexingMode",
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    region: str
+    problem: str
+    fix: str
+
+
+def findings(
+    source: str,
+    target: str,
+    events: Mapping[str, Mapping[str, bool]],
+    indexing: Mapping[str, Mapping[str, Any]],
+) -> list[Finding]:
+    """What stands between this configuration and a working pipeline (``events`` and
+    ``indexing`` by region: DescribeEventConfigurations and GetIndexingConfiguration)."""
+    found: list[Finding] = []
+    off = [t for t in REGISTRY_EVENT_TYPES if not events[source].get(t, False)]
+    if off:
+        found.append(
+            Finding(
+                "error",
+                source,
+                f"registry events off: {', '.join(off)} (changes will not stream)",
+                f"iot-crr enable-events --region {source}",
+            )
+        )
+    off = [t for t in REGISTRY_EVENT_TYPES if not events[target].get(t, False)]
+    if off:
+        found.append(
+            Finding(
+                "warning",
+                target,
+                f"registry events off: {', '.join(off)} (needed only for active-active)",
+                f"iot-crr enable-events --region {target}",
+            )
+        )
+    found.extend(_indexing_findings(source, target, indexing[source], indexing[target]))
+    return found
+
+
+def _indexing_findings(
+    source: str, target: str, src: Mapping[str, Any], dst: Mapping[str, Any]
+) -> list[Finding]:
+    found: list[Finding] = []
+    src_things = src.get("thingIndexingConfiguration") or {}
+    dst_things = dst.get("thingIndexingConfiguration") or {}
+    src_mode = str(src_things.get("thingIndexingMode") or "OFF")
+    dst_mode = str(dst_things.get("thingIndexingMode") or "OFF")
+    fix = f"aws iot update-indexing-configuration --region {target} ..."
+    if _rank(dst_mode) < _rank(src_mode):
+        found.append(
+            Finding(
+                "error",
+                target,
+                f"fleet indexing thingIndexingMode={dst_mode}, the source has {src_mode}: "
+                "dynamic thing groups cannot be created or evaluated here",
+                f"{fix} (thingIndexingMode={src_mode})",
+            )
+        )
+    for mode in _OPTIONAL_MODES:
+        wanted, have = src_things.get(mode) or "OFF", dst_things.get(mode) or "OFF"
+        if wanted != "OFF" and have == "OFF":
+            found.append(
+                Finding(
+                    "error",
+                    target,
+                    f"fleet indexing {mode}=OFF, the source has {wanted}: queries using it "
+                    "match nothing here",
+                    f"{fix} ({mode}={wanted})",
+                )
+            )
+    missing = sorted(
+        f"{name}:{kind}" for name, kind in _custom_fields(src_things) - _custom_fields(dst_things)
+    )
+    if missing:
+        found.append(
+            Finding(
+                "error",
+                target,
+                f"custom index fields missing: {', '.join(missing)}",
+                f"{fix} (customFields as in {source})",
+            )
+        )
+    src_groups = (src.get("thingGroupIndexingConfiguration") or {}).get("thingGroupIndexingMode")
+    dst_groups = (dst.get("thingGroupIndexingConfiguration") or {}).get("thingGroupIndexingMode")
+    if (src_groups or "OFF") != "OFF" and (dst_groups or "OFF") == "OFF":
+        found.append(
+            Finding(
+                "warning",
+                target,
+                "thing group indexing is off, the source has it on",
+                f"{fix} (thingGroupIndexingMode=ON)",
+            )
+        )
+    return found
+
+
+def _rank(mode: str) -> int:
+    return _THING_MODES.index(mode) if mode in _THING_MODES else 0
+
+
+def _custom_fields(configuration: Mapping[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (str(field.get("name")), str(field.get("type")))
+        for field in configuration.get("customFields") or []
+    }
+
+
+def render(source: str, target: str, found: list[Finding]) -> str:
+    if not found:
+        return f"{source} -> {target}: ready (registry events and fleet indexing as needed)"
+    lines = [f"{source} -> {target}: {len(found)} thing(s) to fix"]
+    for finding in found:
+        lines.append(f"{finding.level:<7}  {finding.region}  {finding.problem}")
+        lines.append(f"         fix: {finding.fix}")
+    return "\n".join(lines)
+
+
+ClientFactory = Callable[[str, str], Any]
+
+
+@click.command(name="doctor")
+@click.option("--source-region", required=True, help="Region whose registry is replicated.")
+@click.option("--target-region", required=True, help="Region that receives the replica.")
+@click.pass_context
+def doctor_command(ctx: click.Context, source_region: str, target_region: str) -> None:
+    """Check registry events and fleet indexing in both regions; say what to fix.
+
+    Exit codes: 0 ready, 1 something to fix (errors only; warnings alone exit 0), 2 error.
+    """
+    factory: ClientFactory = getattr(ctx.obj, "aws_client", aws_client)
+    events: dict[str, dict[str, bool]] = {}
+    indexing: dict[str, dict[str, Any]] = {}
+    try:
+        for region in (source_region, target_region):
+            iot = factory("iot", region)
+            events[region] = _describe(iot)
+            indexing[region] = _call(iot, "GetIndexingConfiguration")
+    except CrrError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
+    found = findings(source_region, target_region, events, indexing)
+    click.echo(render(source_region, target_region, found))
+    ctx.exit(1 if any(f.level == "error" for f in found) else 0)
