@@ -26,7 +26,7 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from pipeline import replicate
-from pipeline.converge import Converger
+from pipeline.converge import TYPE_DELETE_MARGIN_SECONDS, Converger
 from pipeline.errors import CrrError
 from pipeline.events import parse_event
 from pipeline.failures import FailureSink
@@ -198,8 +198,9 @@ class LocalPipeline:
         return response
 
     def finish_type_deletions(self) -> dict[str, list[str]]:
-        """Run the pending job once the deprecation wait has passed (fake clock)."""
-        self.clock.advance(TYPE_DELETE_DELAY_SECONDS + 1)
+        """Run the pending job once the deprecation wait (and our margin) has passed (fake
+        clock; the emulated AWS follows the same clock where it is shared)."""
+        self.clock.advance(TYPE_DELETE_DELAY_SECONDS + TYPE_DELETE_MARGIN_SECONDS + 1)
         return finish_due(self.converger, now=self.clock())
 
     # --- reconciliation -----------------------------------------------------------------------

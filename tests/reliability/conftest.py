@@ -20,7 +20,7 @@ from moto.iot.models import iot_backends
 
 from pipeline import aws
 from sandbox import emulation
-from sandbox.inprocess import DST, TABLE, LocalPipeline, boto3_client
+from sandbox.inprocess import DST, TABLE, FakeClock, LocalPipeline, boto3_client
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -40,6 +40,11 @@ SLOW = os.environ.get("RELIABILITY_SLOW") == "1"
 MAX_EXAMPLES = int(os.environ.get("RELIABILITY_EXAMPLES", "2000" if SLOW else "200"))
 
 
+# One clock for the emulated AWS and the pipeline: the 5-minute wait before DeleteThingType
+# passes when the pipeline's clock moves on (``LocalPipeline.finish_type_deletions``).
+CLOCK = FakeClock()
+
+
 @pytest.fixture(scope="module")
 def registry_world() -> Iterator[emulation.RegistryEmulation]:
     with pytest.MonkeyPatch.context() as patch:
@@ -48,7 +53,7 @@ def registry_world() -> Iterator[emulation.RegistryEmulation]:
         for key, value in AWS_ENV.items():
             patch.setenv(key, value)
         with mock_aws():
-            events = emulation.RegistryEmulation()
+            events = emulation.RegistryEmulation(clock=CLOCK)
             emulation.install(events)
             try:
                 yield events
@@ -106,7 +111,7 @@ def fresh_pipeline(
 
     def make() -> LocalPipeline:
         reset_world(registry_world)
-        return LocalPipeline(client=clients)
+        return LocalPipeline(client=clients, clock=CLOCK)
 
     return make
 
