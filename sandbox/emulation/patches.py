@@ -12,7 +12,10 @@ if TYPE_CHECKING:
 JsonDict = dict[str, Any]
 
 
-# The moto gaps this package closes, one line each (the tests name the same behaviours).
+# The moto gaps this package closes, one line each (the tests name the same behaviours). Each
+# cites its public source in the patch that supplies it; the refusals are listed, with their
+# sources, in ``sandbox.emulation.refusals.REFUSALS``. "[assumption]" marks what no public
+# source states exactly (the behaviour or the text of AWS's answer).
 MOTO_GAPS = (
     "DeleteThing on a missing thing succeeds (moto: 404)",
     "DeleteThing removes the thing from its thing groups (moto: stays listed)",
@@ -21,14 +24,20 @@ MOTO_GAPS = (
     "(moto: silently replaces)",
     "CreateThingType on an existing name: same properties idempotent, else ResourceAlreadyExists "
     "(moto: overwrites)",
-    "UpdateThingGroup: merge=false replaces all attributes, '' removes a key, {} clears "
-    "(moto: stores '' and ignores {})",
+    "UpdateThingGroup: merge=false replaces all attributes, '' removes a key, {} changes nothing "
+    "(moto: stores '')",
     "Create/Update/DeleteDynamicThingGroup store queryString, indexName, queryVersion and "
     "DescribeThingGroup reports them (moto: not implemented; no membership is computed)",
-    "UpdateThingType changes description/searchable attributes (moto: not implemented)",
-    "DeprecateThingType records deprecationDate (moto: only the flag)",
-    "DeleteThingType refuses a type that is not deprecated or still has things "
-    "(moto: deletes at once; the 5-minute wait is not emulated)",
+    "UpdateThingType changes only mqtt5Configuration; anything else is refused "
+    "(moto: not implemented)",
+    "DeprecateThingType records deprecationDate on the emulation's clock (moto: only the flag)",
+    "DeleteThingType refuses a type not deprecated, deprecated less than 5 minutes ago (on the "
+    "injectable clock), or still used by things (moto: deletes at once)",
+    "A thing without a type may have at most 3 attributes (moto: any number)",
+    "AddThingToThingGroup refuses a second group under the same parent (moto: allows it); "
+    "[assumption] groups sharing only a deeper ancestor are allowed",
+    "[assumption] the text of these refusals where REFUSALS says message_seen=False; their "
+    "code (InvalidRequestException) is the API reference's",
 )
 
 

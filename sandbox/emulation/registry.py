@@ -97,6 +97,7 @@ class RegistryEmulation:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
+        self._offset = 0.0
         self._lock = threading.Lock()
         self._last_ms = 0
         self._outboxes: dict[str, Outbox] = {}
@@ -111,9 +112,18 @@ class RegistryEmulation:
             self._outboxes.clear()
         self.invocation_errors.clear()
 
+    def now(self) -> float:
+        """Epoch seconds: the injected clock plus whatever ``advance`` added."""
+        return self._clock() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move this emulation's clock on (AWS's waits, e.g. 5 minutes after deprecation)."""
+        with self._lock:
+            self._offset += seconds
+
     def now_ms(self) -> int:
         with self._lock:
-            self._last_ms = max(self._last_ms + 1, int(self._clock() * 1000))
+            self._last_ms = max(self._last_ms + 1, int(self.now() * 1000))
             return self._last_ms
 
     def publish(self, region: str, event: JsonDict) -> None:

@@ -18,6 +18,11 @@ from moto.iot.models import FakeThing, FakeThingGroup, FakeThingType, IoTBackend
 from moto.moto_api._internal import mock_random
 
 from sandbox.emulation.patches import _PATCHES, JsonDict, _Installed
+from sandbox.emulation.refusals import (
+    THING_TYPE_DELETE_WAIT_SECONDS,
+    UNTYPED_MAX_ATTRIBUTES,
+    refuse,
+)
 from sandbox.emulation.registry import (
     RegistryEmulation,
     _find_group,
@@ -37,6 +42,12 @@ def _publish(backend: IoTBackend, event_factory: Callable[[RegistryEmulation], J
 
 def _original(name: str) -> Any:
     return _PATCHES.original(IoTBackend, name)
+
+
+def _now() -> float:
+    """Epoch seconds on the installed emulation's clock (injectable: tests need not sleep)."""
+    emulation = _Installed.emulation
+    return emulation.now() if emulation is not None else time.time()
 
 
 # ---- things -----------------------------------------------------------------------------------
@@ -67,6 +78,9 @@ def _create_thing(
             resource_id=existing.thing_id,
             resource_arn=existing.arn,
         )
+    attributes = (attribute_payload or {}).get("attributes") or {}
+    if not thing_type_name and len(attributes) > UNTYPED_MAX_ATTRIBUTES:
+        raise refuse("untyped_thing_attributes", name=thing_name)
     thing: FakeThing = _original("create_thing")(
         self, thing_name, thing_type_name, attribute_payload, billing_group_name
     )
@@ -84,13 +98,18 @@ def _update_thing(
     attribute_payload: dict[str, Any] | None,
     remove_thing_type: bool,
 ) -> None:
-    """UpdateThing: the version goes up by 1 (moto keeps 1); publishes THING_EVENT UPDATED with the
-    resulting attributes, and type association DELETED/CREATED when the type changes."""
+    """UpdateThing: the version goes up by 1 (moto keeps 1); an untyped result with more than 3
+    attributes is refused (``REFUSALS``); publishes THING_EVENT UPDATED with the resulting
+    attributes, and type association DELETED/CREATED when the type changes."""
     thing = self.describe_thing(thing_name)
     type_before = _thing_type_name(thing)
+    saved = (thing.thing_type, dict(thing.attributes))
     _original("update_thing")(
         self, thing_name, thing_type_name, attribute_payload, remove_thing_type
     )
+    if thing.thing_type is None and len(thing.attributes) > UNTYPED_MAX_ATTRIBUTES:
+        thing.thing_type, thing.attributes = saved  # AWS refuses the whole call
+        raise refuse("untyped_thing_attributes", name=thing_name)
     thing.version += 1
     _publish(self, lambda emu: emu.thing_event("UPDATED", thing))
     type_after = _thing_type_name(thing)
@@ -105,7 +124,8 @@ def _update_thing(
 
 def _delete_thing(self: IoTBackend, thing_name: str) -> None:
     """DeleteThing: succeeds for a missing thing (AWS API reference, DeleteThing) and takes the
-    thing out of its groups; publishes THING_EVENT DELETED with the thing's last version."""
+    thing out of its groups; publishes THING_EVENT DELETED with the thing's last version. With
+    principals attached moto itself refuses, as AWS does (``REFUSALS``)."""
     thing = _find_thing(self, thing_name)
     if thing is None:
         return
@@ -150,9 +170,7 @@ def _deprecate_thing_type(
     if undo_deprecate:
         thing_type.metadata.pop("deprecationDate", None)
     else:
-        thing_type.metadata["deprecationDate"] = datetime.fromtimestamp(
-            (_Installed.emulation.now_ms() if _Installed.emulation else time.time() * 1000) / 1000
-        )
+        thing_type.metadata["deprecationDate"] = datetime.fromtimestamp(_now())
     _publish(self, lambda emu: emu.thing_type_event("UPDATED", thing_type))
     return thing_type
 
@@ -160,28 +178,34 @@ def _deprecate_thing_type(
 def _update_thing_type(
     self: IoTBackend, thing_type_name: str, thing_type_properties: dict[str, Any]
 ) -> None:
-    """UpdateThingType (a newer API moto lacks): the given properties replace the stored ones;
-    publishes THING_TYPE_EVENT UPDATED."""
+    """UpdateThingType (a newer API moto lacks): changes only ``mqtt5Configuration``; anything
+    else is refused ("Can only update mqtt5Configuration.", ``REFUSALS``); publishes
+    THING_TYPE_EVENT UPDATED."""
     thing_type = self.describe_thing_type(thing_type_name)
+    properties = thing_type_properties or {}
+    if set(properties) - {"mqtt5Configuration"}:
+        raise refuse("update_thing_type_beyond_mqtt5")
     thing_type.thing_type_properties = {
         **(thing_type.thing_type_properties or {}),
-        **(thing_type_properties or {}),
+        **properties,
     }
     _publish(self, lambda emu: emu.thing_type_event("UPDATED", thing_type))
 
 
 def _delete_thing_type(self: IoTBackend, thing_type_name: str) -> None:
-    """DeleteThingType: refused unless the type is deprecated and no thing has it
-    (aws-iot-registry.md §2.2; the 5-minute wait is not emulated); publishes DELETED."""
+    """DeleteThingType: refused unless the type has been deprecated for 5 minutes (on the
+    emulation's clock, which tests inject) and no thing has it (``REFUSALS``); publishes
+    DELETED."""
     thing_type = self.describe_thing_type(thing_type_name)
     if not thing_type.metadata.get("deprecated"):
-        raise InvalidRequestException(
-            f"Can not delete thing type {thing_type_name}: it is not deprecated"
-        )
+        raise refuse("delete_thing_type_not_deprecated", name=thing_type_name)
+    deprecated_at = thing_type.metadata.get("deprecationDate")
+    if deprecated_at is None or _now() - deprecated_at.timestamp() < (
+        THING_TYPE_DELETE_WAIT_SECONDS
+    ):
+        raise refuse("delete_thing_type_too_soon", name=thing_type_name)
     if any(_thing_type_name(thing) == thing_type_name for thing in self.things.values()):
-        raise InvalidRequestException(
-            f"Can not delete thing type {thing_type_name}: things are still associated with it"
-        )
+        raise refuse("delete_thing_type_in_use", name=thing_type_name)
     _original("delete_thing_type")(self, thing_type_name)
     _publish(self, lambda emu: emu.thing_type_event("DELETED", thing_type))
 
@@ -215,7 +239,11 @@ def _apply_group_properties(group: FakeThingGroup, properties: Mapping[str, Any]
     if payload is not None:
         current = _group_attributes(group)
         given = payload.get("attributes") or {}
-        merged = {**current, **given} if payload.get("merge") else dict(given)
+        # An empty map changes nothing, merge or not: "AWS will simply ignore it"
+        # (getmoto/moto#5318). Removing attributes takes merge=true and "" per key.
+        merged = (
+            current if not given else {**current, **given} if payload.get("merge") else dict(given)
+        )
         # An empty value removes the key (AttributePayload, aws-iot-registry.md §2.1).
         _group_properties(group)["attributePayload"] = {
             "attributes": {key: value for key, value in merged.items() if value != ""}
@@ -231,8 +259,8 @@ def _update_thing_group(
     expected_version: int | None,
 ) -> int:
     """UpdateThingGroup: merge=false (or omitted) replaces the whole attribute set, ``""`` removes
-    a key, ``{}`` clears (moto stores ``""`` and ignores ``{}``); honours expectedVersion;
-    publishes THING_GROUP_EVENT UPDATED with the new version."""
+    a key, ``{}`` changes nothing (getmoto/moto#5318); honours expectedVersion; publishes
+    THING_GROUP_EVENT UPDATED with the new version."""
     group = self.describe_thing_group(thing_group_name)
     if expected_version and expected_version != group.version:
         raise VersionConflictException(thing_group_name)
@@ -344,11 +372,28 @@ def _add_thing_to_thing_group(
     thing_name: str | None,
     thing_arn: str | None,
 ) -> None:
-    """AddThingToThingGroup (also reached from UpdateThingGroupsForThing): publishes
+    """AddThingToThingGroup (also reached from UpdateThingGroupsForThing): refused while the
+    thing is in another group with the same parent (``REFUSALS``; deeper common ancestors are
+    not checked: the guide's "in other words" names the common parent); publishes
     THING_GROUP_MEMBERSHIP_EVENT ADDED (ARNs only, a new membershipId) when the thing joins."""
     group = self._identify_thing_group(thing_group_name, thing_group_arn)
     thing = self._identify_thing(thing_name, thing_arn)
     was_member = thing.arn in group.things
+    parent = group.parent_group_name
+    for other in self.thing_groups.values():
+        if (
+            parent
+            and other is not group
+            and other.parent_group_name == parent
+            and thing.arn in other.things
+        ):
+            raise refuse(
+                "sibling_thing_groups",
+                name=thing.thing_name,
+                group=group.thing_group_name,
+                other=other.thing_group_name,
+                parent=parent,
+            )
     _original("add_thing_to_thing_group")(
         self, thing_group_name, thing_group_arn, thing_name, thing_arn
     )

@@ -318,8 +318,8 @@ def test_type_deletions_wait_with_a_margin_and_one_never_blocks_another(
     for name in ("A", "B"):
         iot.delete_thing_type(thingTypeName=name)
     events = _events(registry_world)
-    thing_update = _pick(events, "THING_EVENT", operation="UPDATED")
-    _deliver(pipeline, [e for e in events if e is not thing_update])  # t's update comes last
+    of_t = [e for e in events if e.get("thingName") == "t"]  # its update and dissociation
+    _deliver(pipeline, [e for e in events if e not in of_t])  # t's events come last
     pipeline.drain()
     start = CLOCK()
     # Exactly AWS's 5 minutes later nothing is attempted: the margin is ours.
@@ -330,7 +330,7 @@ def test_type_deletions_wait_with_a_margin_and_one_never_blocks_another(
     assert result["deleted"] == ["B"]
     assert result["retry"] == ["A"]
     assert pipeline.registry.describe_thing("t")["thing_type"] == "A"  # type: ignore[index]
-    pipeline.persist_event(thing_update)
+    _deliver(pipeline, of_t)
     pipeline.drain()
     assert finish_due(pipeline.converger, now=CLOCK())["deleted"] == ["A"]
     assert pipeline.audit().in_sync
@@ -420,11 +420,8 @@ def test_dynamic_group_is_recognised_without_the_mapping_id(
     assert pipeline.persist_event(membership).outcome is Outcome.SKIPPED
 
 
-def test_doctor_says_what_to_fix_before_dynamic_groups_can_work(
-    pipeline: LocalPipeline, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from pipeline import aws
-    from reconcile.cli import main
+def test_doctor_says_what_to_fix_before_dynamic_groups_can_work(pipeline: LocalPipeline) -> None:
+    from reconcile.cli import Factory, main
 
     registry_types = (
         "THING",
@@ -434,25 +431,36 @@ def test_doctor_says_what_to_fix_before_dynamic_groups_can_work(
         "THING_GROUP_HIERARCHY",
         "THING_TYPE_ASSOCIATION",
     )
-    pipeline.source.update_event_configurations(
-        eventConfigurations={t: {"Enabled": True} for t in registry_types}
-    )
+
+    class WithEvents:
+        """A moto client answering DescribeEventConfigurations (not implemented in moto)."""
+
+        def __init__(self, client: Any, enabled: bool) -> None:
+            self.client, self.enabled = client, enabled
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.client, name)
+
+        def describe_event_configurations(self) -> dict[str, Any]:
+            return {"eventConfigurations": {t: {"Enabled": self.enabled} for t in registry_types}}
+
     pipeline.source.update_indexing_configuration(
         thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"}
     )
     client: Callable[..., Any] = lambda service, region, **_: (  # noqa: E731
-        pipeline.source if region == SRC else pipeline.destination
+        WithEvents(pipeline.source, True)
+        if region == SRC
+        else WithEvents(pipeline.destination, False)
     )
-    monkeypatch.setattr(aws, "client", client)
     runner = CliRunner()
     args = ["doctor", "--source-region", SRC, "--target-region", pipeline.destination_region]
-    result = runner.invoke(main, args)
+    result = runner.invoke(main, args, obj=Factory(client=client))
     assert result.exit_code == 1, result.output
     assert "thingIndexingMode=OFF" in result.output
     pipeline.destination.update_indexing_configuration(
         thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"}
     )
-    result = runner.invoke(main, args)
+    result = runner.invoke(main, args, obj=Factory(client=client))
     assert result.exit_code == 0, result.output  # destination events off: a warning only
 
 

@@ -1,0 +1,106 @@
+"""Every refusal the emulated registry claims AWS makes, in one table, each with its source.
+
+The sandbox must never be more lenient than AWS: where AWS refuses a call, the emulation refuses
+it with AWS's error code. ``REFUSALS`` is the list to check against AWS's real answers (issue 17
+records them into a JSON file and compares): ``code`` is AWS's documented error for the call;
+``message`` is AWS's text where a public report shows it (``message_seen``), else our wording
+(an assumption, listed in ``MOTO_GAPS``). ``by`` says who supplies the refusal in the sandbox:
+this package, or moto itself (kept here so the list is complete).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from moto.iot.exceptions import InvalidRequestException
+
+
+@dataclass(frozen=True)
+class Refusal:
+    operation: str
+    code: str
+    message: str  # a str.format template
+    source: str
+    message_seen: bool  # True: the exact text appears in a public report of AWS's answer
+    by: Literal["emulation", "moto"] = "emulation"
+
+
+REFUSALS: dict[str, Refusal] = {
+    "update_thing_type_beyond_mqtt5": Refusal(
+        "UpdateThingType",
+        "InvalidRequestException",
+        "Can only update mqtt5Configuration.",
+        "https://github.com/aws/aws-cli/issues/9884 (AWS's answer to a searchableAttributes "
+        "update); CloudFormation AWS::IoT::ThingType: description and searchable attributes "
+        "'Update requires: Replacement'",
+        message_seen=True,
+    ),
+    "delete_thing_type_not_deprecated": Refusal(
+        "DeleteThingType",
+        "InvalidRequestException",
+        "Can not delete thing type {name}: it is not deprecated",
+        "AWS IoT guide, 'Delete a thing type' ('You can delete thing types only after they "
+        "have been deprecated'): https://docs.aws.amazon.com/iot/latest/developerguide/"
+        "delete-thing-types.html",
+        message_seen=False,
+    ),
+    "delete_thing_type_too_soon": Refusal(
+        "DeleteThingType",
+        "InvalidRequestException",
+        "Cannot delete thing type : {name}. Please wait for 5 minutes after deprecation and "
+        "then retry",
+        "AWS IoT guide, 'Delete a thing type' ('wait for five minutes after you deprecate "
+        "it'); the message as public scripts and hashicorp/terraform-provider-aws "
+        "(internal/service/iot/thing_type.go, which retries it) show it",
+        message_seen=True,
+    ),
+    "delete_thing_type_in_use": Refusal(
+        "DeleteThingType",
+        "InvalidRequestException",
+        "Can not delete thing type {name}: things are still associated with it",
+        "AWS IoT API Reference, DeleteThingType ('You cannot delete a thing type if it has "
+        "things associated with it'): https://docs.aws.amazon.com/iot/latest/apireference/"
+        "API_DeleteThingType.html",
+        message_seen=False,
+    ),
+    "untyped_thing_attributes": Refusal(
+        "CreateThing/UpdateThing",
+        "InvalidRequestException",
+        "A thing without a thing type can have at most 3 attributes: {name}",
+        "AWS IoT guide, 'Thing types' (things without a type: up to three attributes; "
+        "CloudFormation AWS::IoT::Thing AttributePayload: 'up to three attributes'): "
+        "https://docs.aws.amazon.com/iot/latest/developerguide/thing-types.html",
+        message_seen=False,
+    ),
+    "sibling_thing_groups": Refusal(
+        "AddThingToThingGroup",
+        "InvalidRequestException",
+        "Thing {name} cannot be added to {group}: it is already in {other}, which shares "
+        "the parent {parent}",
+        "AWS IoT guide, 'Static thing groups' ('you can't add a thing to two groups which "
+        "share a common parent'): https://docs.aws.amazon.com/iot/latest/developerguide/"
+        "thing-groups.html",
+        message_seen=False,
+    ),
+    "delete_thing_with_principals": Refusal(
+        "DeleteThing",
+        "InvalidRequestException",
+        "Cannot delete. Thing {name} is still attached to one or more principals",
+        "https://github.com/rebuy-de/aws-nuke/issues/374, "
+        "https://github.com/getmoto/moto/issues/4616 (moto refuses it since)",
+        message_seen=True,
+        by="moto",
+    ),
+}
+
+
+def refuse(key: str, **values: Any) -> InvalidRequestException:
+    """The exception for one of ``REFUSALS`` (all are InvalidRequestException today)."""
+    refusal = REFUSALS[key]
+    assert refusal.code == "InvalidRequestException", refusal
+    return InvalidRequestException(refusal.message.format(**values))
+
+
+UNTYPED_MAX_ATTRIBUTES = 3
+THING_TYPE_DELETE_WAIT_SECONDS = 300
