@@ -136,6 +136,7 @@ def build_frames(n: int, seed: int = 7) -> dict[str, dict[str, pd.DataFrame]]:
             "description": None,
             "searchable_attributes": '["a0","a1"]',
             "deprecated": False,
+            "propagating_attributes": "[]",
         }
     )
     billing_frame = pd.DataFrame({"name": ["bg-main"], "description": ["main"]})

@@ -146,6 +146,11 @@ class Sandbox:
         self._clients: dict[tuple[str, str], Any] = {}
         self._botocore_session = botocore.session.get_session()
 
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulated AWS's clock on (e.g. past the 5 minutes DeleteThingType waits after
+        a deprecation), so tests never sleep."""
+        self._emulation.advance(seconds)
+
     # ---- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> Sandbox:

@@ -87,7 +87,8 @@ def test_aws_update_thing_group_merge_with_empty_value_removes_the_key(box: Sand
     assert props["attributePayload"]["attributes"] == {"b": "2"}
 
 
-def test_aws_update_thing_group_with_empty_attributes_clears_them(box: Sandbox) -> None:
+def test_aws_update_thing_group_with_empty_attributes_changes_nothing(box: Sandbox) -> None:
+    # getmoto/moto#5318: AWS ignores an empty attributes object (the old emulation cleared them)
     iot = box.iot(SOURCE)
     iot.create_thing_group(
         thingGroupName="g",
@@ -97,8 +98,8 @@ def test_aws_update_thing_group_with_empty_attributes_clears_them(box: Sandbox) 
         thingGroupName="g", thingGroupProperties={"attributePayload": {"attributes": {}}}
     )
     props = iot.describe_thing_group(thingGroupName="g")["thingGroupProperties"]
-    assert props["attributePayload"]["attributes"] == {}
-    assert box.outbox(SOURCE).take()[-1]["attributes"] == {}
+    assert props["attributePayload"]["attributes"] == {"a": "1"}
+    assert box.outbox(SOURCE).take()[-1]["attributes"] == {"a": "1"}
 
 
 def test_aws_update_thing_group_honours_expected_version(box: Sandbox) -> None:
@@ -144,13 +145,23 @@ def test_static_groups_report_no_query(box: Sandbox) -> None:
     assert "queryString" not in iot.describe_thing_group(thingGroupName="static")
 
 
-def test_aws_update_thing_type_changes_its_properties(box: Sandbox) -> None:
+def test_aws_update_thing_type_changes_only_mqtt5_configuration(box: Sandbox) -> None:
+    # aws/aws-cli#9884: "Can only update mqtt5Configuration." (the old emulation changed the
+    # description)
     iot = box.iot(SOURCE)
     iot.create_thing_type(thingTypeName="s", thingTypeProperties={"thingTypeDescription": "a"})
-    iot.update_thing_type(thingTypeName="s", thingTypeProperties={"thingTypeDescription": "b"})
-    described = iot.describe_thing_type(thingTypeName="s")
-    assert described["thingTypeProperties"]["thingTypeDescription"] == "b"
-    assert box.outbox(SOURCE).take()[-1]["description"] == "b"
+    with pytest.raises(ClientError) as refused:
+        iot.update_thing_type(thingTypeName="s", thingTypeProperties={"thingTypeDescription": "b"})
+    assert _code(refused) == "InvalidRequestException"
+    propagating = [{"userPropertyKey": "k", "thingAttribute": "serial"}]
+    iot.update_thing_type(
+        thingTypeName="s",
+        thingTypeProperties={"mqtt5Configuration": {"propagatingAttributes": propagating}},
+    )
+    described = iot.describe_thing_type(thingTypeName="s")["thingTypeProperties"]
+    assert described["thingTypeDescription"] == "a"
+    assert described["mqtt5Configuration"]["propagatingAttributes"] == propagating
+    assert box.outbox(SOURCE).take()[-1]["propagatingAttributes"] == propagating
 
 
 def test_aws_delete_thing_type_requires_deprecation_and_no_things(box: Sandbox) -> None:
@@ -160,9 +171,14 @@ def test_aws_delete_thing_type_requires_deprecation_and_no_things(box: Sandbox) 
     with pytest.raises(ClientError) as not_deprecated:
         iot.delete_thing_type(thingTypeName="s")
     iot.deprecate_thing_type(thingTypeName="s")
+    with pytest.raises(ClientError) as too_soon:
+        iot.delete_thing_type(thingTypeName="s")
+    box.advance_clock(301)
     with pytest.raises(ClientError) as still_used:
         iot.delete_thing_type(thingTypeName="s")
     iot.update_thing(thingName="t1", removeThingType=True)
     iot.delete_thing_type(thingTypeName="s")
     assert _code(not_deprecated) == _code(still_used) == "InvalidRequestException"
+    assert _code(too_soon) == "InvalidRequestException"
+    assert "Please wait for 5 minutes after deprecation" in str(too_soon.value)
     assert iot.list_thing_types()["thingTypes"] == []
