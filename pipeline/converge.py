@@ -178,31 +178,36 @@ class Converger:
             self.iot.delete_thing(name)
             return Result("deleted")
         if actual is None:
-            self._with_dependencies(
+            return self._unless_type_pending(
                 item,
+                "created",
                 lambda: self._assigning_type(
                     desired.get("thing_type"), lambda: self._create_thing(name, desired)
                 ),
             )
-            return Result("created")
         changes = thing_changes(desired, actual)
         if not changes.registry_update and changes.billing_group is None:
             return Result("noop", "already matches")
+        return self._unless_type_pending(
+            item,
+            "updated",
+            lambda: self._assigning_type(
+                changes.thing_type, lambda: self._update_thing(name, desired, actual, changes)
+            ),
+        )
+
+    def _unless_type_pending(self, item: Item, verb: str, action: Callable[[], None]) -> Result:
+        """Run ``action`` with its dependencies. AWS refuses a deprecated type to a thing; when
+        the type is deprecated mid-lifecycle here (re-create), finishing the lifecycle
+        re-attaches this thing from the table, so the refusal is not a failure."""
         try:
-            self._with_dependencies(
-                item,
-                lambda: self._assigning_type(
-                    changes.thing_type, lambda: self._update_thing(name, desired, actual, changes)
-                ),
-            )
+            self._with_dependencies(item, action)
         except AwsRequestError:
-            thing_type = desired.get("thing_type")
+            thing_type = item.state.get("thing_type")
             if thing_type and self.table.get_raw(pending_type_key(self.region, thing_type)):
-                # The type is deprecated mid-lifecycle here; finishing it re-attaches this thing
-                # from the table, so nothing is lost by not retrying.
                 return Result("deferred", f"type {thing_type!r} is being re-created")
             raise
-        return Result("updated")
+        return Result(verb)
 
     def _assigning_type(self, thing_type: str | None, action: Callable[[], None]) -> None:
         """Run ``action``, which gives a thing ``thing_type``. AWS refuses a deprecated type to

@@ -100,6 +100,7 @@ def test_type_description_change_is_replicated_as_a_re_create(
     iot.delete_thing_type(thingTypeName="T")
     iot.create_thing_type(thingTypeName="T", thingTypeProperties={"thingTypeDescription": "v2"})
     iot.update_thing(thingName="t", thingTypeName="T")
+    iot.create_thing(thingName="t2", thingTypeName="T")
     # Delivered newest first: the table sees the final state before the intermediate ones.
     _deliver(pipeline, list(reversed(_events(registry_world))))
     pipeline.converge_fully()
@@ -112,6 +113,7 @@ def test_type_description_change_is_replicated_as_a_re_create(
         "attributes": {"a": "1"},
         "billing_group": None,
     }
+    assert pipeline.registry.describe_thing("t2")["thing_type"] == "T"  # type: ignore[index]
     assert pipeline.audit().in_sync
 
 
