@@ -94,6 +94,16 @@ def render_table(region: str, before: Mapping[str, bool], after: Mapping[str, bo
     return "\n".join(lines)
 
 
+def describe_events(iot_client: Any) -> EventConfiguration:
+    """The region's event configuration (DescribeEventConfigurations)."""
+    return _describe(iot_client)
+
+
+def indexing_configuration(iot_client: Any) -> dict[str, Any]:
+    """The region's fleet-indexing configuration (GetIndexingConfiguration), for the doctor."""
+    return _call(iot_client, "GetIndexingConfiguration")
+
+
 def _describe(iot_client: Any) -> EventConfiguration:
     response = _call(iot_client, "DescribeEventConfigurations")
     configurations = response.get("eventConfigurations") or {}

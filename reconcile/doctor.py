@@ -23,7 +23,7 @@ import click
 
 from pipeline.aws import client as aws_client
 from pipeline.errors import CrrError
-from pipeline.eventconfig import REGISTRY_EVENT_TYPES, _call, _describe
+from pipeline.eventconfig import REGISTRY_EVENT_TYPES, describe_events, indexing_configuration
 
 Level = Literal["error", "warning"]
 
@@ -174,8 +174,8 @@ def doctor_command(ctx: click.Context, source_region: str, target_region: str) -
     try:
         for region in (source_region, target_region):
             iot = factory("iot", region)
-            events[region] = _describe(iot)
-            indexing[region] = _call(iot, "GetIndexingConfiguration")
+            events[region] = describe_events(iot)
+            indexing[region] = indexing_configuration(iot)
     except CrrError as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(2)

@@ -178,7 +178,7 @@ def test_wildcard_checker_accepts_a_documented_list_call() -> None:
 
 def _iot_operations_called_by(module: str) -> set[str]:
     source = (REPO_ROOT / "pipeline" / f"{module}.py").read_text()
-    verbs = "Describe|Create|Update|Delete|Deprecate|List|Add|Remove|Search"
+    verbs = "Describe|Create|Update|Delete|Deprecate|List|Add|Remove|Search|Detach"
     return {f"iot:{op}" for op in re.findall(rf'"((?:{verbs})[A-Z][A-Za-z]+)"', source)}
 
 
@@ -209,6 +209,9 @@ def test_each_role_has_its_state_table_calls(templates: dict[str, Any]) -> None:
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"} <= replicator
     pending = _role_actions(destination, "PendingRole")
     assert pending >= {"dynamodb:Scan", "dynamodb:DeleteItem", "iot:DeleteThingType"}
+    # Finishing a type's lifecycle (delete, re-create, re-attach) converges with the
+    # replicator's own calls.
+    assert pending >= _iot_operations_called_by("iot")
 
 
 def _reconcile_iot_operations() -> set[str]:
