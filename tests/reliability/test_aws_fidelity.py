@@ -15,11 +15,11 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
-from sandbox.inprocess import SRC, LocalPipeline
 from pipeline.converge import TYPE_DELETE_MARGIN_SECONDS
 from pipeline.pending import finish_due
 from pipeline.state import Outcome
 from sandbox import emulation
+from sandbox.inprocess import SRC, LocalPipeline
 from tests.reliability.conftest import CLOCK
 
 JsonDict = dict[str, Any]
