@@ -1,37 +1,50 @@
 """Persist step: one registry event (or corrective event) into the state table.
 
 The task the persist state machine runs for each event the IoT rule delivers (and for each
-corrective event reconciliation emits). Parse → (for dynamic groups, look the query up in the
-origin region) → decide and conditionally write. Bad input raises a ``PermanentError`` that the
-state machine routes to its failure queue; throttling raises a ``RetryableError`` it retries.
+corrective event reconciliation emits). Parse → refuse a timestamp from the future → (for dynamic
+groups, look the query up in the origin region) → decide and conditionally write. Bad input
+raises a ``PermanentError`` that the state machine routes to its failure queue; throttling raises
+a ``RetryableError`` it retries.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 from pipeline import aws
 from pipeline.events import parse_event
 from pipeline.iot import IotRegistry
 from pipeline.model import Change, EntityKind, Origin, split_membership_name
 from pipeline.settings import load_settings
-from pipeline.state import Outcome
+from pipeline.state import FutureTimestampError, Outcome, check_not_future
 from pipeline.statetable import PersistResult, StateTable
 
 logger = Logger(service="iot-crr-persist")
+metrics = Metrics(namespace="IotRegistryCrr", service="persist")
+FUTURE_TIMESTAMP_METRIC = "FutureTimestampsRefused"
 
 
-def persist_change(table: StateTable, change: Change) -> PersistResult:
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def persist_change(table: StateTable, change: Change, *, now: int | None = None) -> PersistResult:
     """Write one change if it moves the entity's desired state forward (``pipeline.state``).
+
+    ``now`` (epoch ms, default the wall clock) bounds the change's timestamp
+    (``check_not_future``): a change from the future is refused before anything is written.
 
     A dynamic group's membership is never stored: each region's fleet index computes it. A
     group event's ancestors the table has not seen yet are recorded first (as unversioned
     stubs that any real event of theirs outranks), so the replicator can create the parent
     chain now rather than wait for the parents' own events or the nightly run.
     """
+    check_not_future("timestamp", change.origin.timestamp_ms, now_ms() if now is None else now)
     if change.kind is EntityKind.MEMBERSHIP:
         group = table.get(EntityKind.THING_GROUP, split_membership_name(change.name)[1])
         if group is not None and group.state.get("query"):
@@ -74,9 +87,26 @@ def resolve_dynamic_query(change: Change, iot: IotRegistry) -> Change:
     return replace(change, fields=fields, lookup_query=False)
 
 
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    settings = load_settings()
-    change = parse_event(event, region=settings.region)
+    refused = 0
+    try:
+        settings = load_settings()
+        change = parse_event(event, region=settings.region)
+        try:
+            # Checked before the dynamic-group lookup: a refused event costs no IoT call.
+            check_not_future("timestamp", change.origin.timestamp_ms, now_ms())
+        except FutureTimestampError as error:
+            refused = 1
+            logger.error(
+                "future timestamp refused",
+                extra={"key": change.key, "event_id": change.origin.event_id, "error": str(error)},
+            )
+            raise
+    finally:
+        # One value per invocation, 0 included, so an alarm on the sum has a baseline: a bad
+        # clock or a forged event is worth an alarm, not just one record in the failure queue.
+        metrics.add_metric(name=FUTURE_TIMESTAMP_METRIC, unit=MetricUnit.Count, value=refused)
     if change.lookup_query:
         change = resolve_dynamic_query(change, IotRegistry(aws.client("iot", settings.region)))
     table = StateTable(aws.client("dynamodb", settings.region), settings.state_table)

@@ -17,16 +17,54 @@ An event whose result equals the stored state is ``unchanged``: from another reg
 our own replication, active-active) it writes nothing, so no stream record and no loop; from the
 same region it advances only the ordering metadata, because a newer event with old content
 (A -> B -> A) must still outrank the delayed "B".
-Corrective events (reconciliation) always write unless the table holds something newer.
+Corrective events (reconciliation) always write unless the table holds something newer, or the
+table's last write was this very corrective event (same event id and sync token): a replayed plan
+is a duplicate, since asynchronous Express workflows do not deduplicate by execution name.
+
+Timestamps are bounded too (``check_not_future``): where changes are ordered by timestamp, one
+stamped far in the future would make every later real change "stale". Persist and reconciliation
+refuse such a change before it reaches ``decide``, which stays a function of its two arguments.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from pipeline.errors import PermanentError
 from pipeline.model import Change, Item
+
+# How far ahead of our clock a timestamp may be. Registry events are stamped by AWS's clock and
+# we read ours from an NTP-synced host, so seconds apart at most; 5 minutes is our own choice of
+# margin (no AWS figure), small enough that a bad stamp cannot shadow real changes for long.
+MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+
+
+class FutureTimestampError(PermanentError):
+    """A timestamp beyond now plus the allowed skew.
+
+    Ordering is by timestamp where versions do not apply, so one such value written to the state
+    table would make every later real change "stale" until the clock caught up.
+    """
+
+    def __init__(self, field: str, timestamp_ms: int, now_ms: int) -> None:
+        ahead_s = (timestamp_ms - now_ms) // 1000
+        super().__init__(
+            f"{field} {_iso(timestamp_ms)} is {ahead_s}s in the future (now {_iso(now_ms)}, "
+            f"allowed skew {MAX_CLOCK_SKEW_MS // 1000}s); refused so it cannot make later "
+            "changes stale"
+        )
+        self.field = field
+        self.timestamp_ms = timestamp_ms
+        self.now_ms = now_ms
+
+
+def check_not_future(field: str, timestamp_ms: int, now: int) -> None:
+    """Raise ``FutureTimestampError`` if ``timestamp_ms`` is beyond ``now`` plus the skew."""
+    if timestamp_ms > now + MAX_CLOCK_SKEW_MS:
+        raise FutureTimestampError(field, timestamp_ms, now)
 
 
 class Outcome(StrEnum):
@@ -48,7 +86,7 @@ class Decision:
 def decide(stored: Item | None, change: Change) -> Decision:
     """Decide what ``change`` does to the ``stored`` item (``None`` when there is none)."""
     origin = change.origin
-    if stored is not None and not change.corrective and stored.last_event_id == origin.event_id:
+    if stored is not None and _already_applied(stored, change):
         return Decision(Outcome.DUPLICATE, f"event {origin.event_id} was already applied")
 
     if change.partial and (stored is None or stored.deleted):
@@ -105,6 +143,20 @@ def decide(stored: Item | None, change: Change) -> Decision:
     return Decision(Outcome.APPLIED, "newer than the stored state", item)
 
 
+def _already_applied(stored: Item, change: Change) -> bool:
+    """The stored item's last write was this very event.
+
+    A corrective event is the same event only with the same sync token too: a replayed plan
+    (same plan id, so same event ids and token) must not write again, because the persist state
+    machine is an asynchronous Express workflow, which runs at least once and does not
+    deduplicate by execution name ("Execution guarantees", AWS Step Functions Developer Guide,
+    https://docs.aws.amazon.com/step-functions/latest/dg/express-at-least-once-execution.html).
+    """
+    if stored.last_event_id != change.origin.event_id:
+        return False
+    return not change.corrective or stored.sync == change.sync
+
+
 def _is_newer(stored: Item, change: Change) -> bool:
     origin = change.origin
     if origin.version is not None and not change.partial:
@@ -148,3 +200,10 @@ def _next_state(stored: Item | None, change: Change) -> dict[str, Any]:
     merged = dict(stored.state)
     merged.update(change.fields)
     return merged
+
+
+def _iso(ms: int) -> str:
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{ms} ms"

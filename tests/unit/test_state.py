@@ -272,3 +272,32 @@ def test_unversioned_events_converge_by_timestamp_in_any_order(
     final = apply_all(list(data.draw(st.permutations(history + extra))))
     # THEN the last true event decides whether the membership exists
     assert final is not None and final.deleted == flips[-1]
+
+
+def _corrective(event_id: str, sync: str, ts: int = 2000) -> Change:
+    return Change(
+        kind=EntityKind.THING,
+        name="sensor-1",
+        origin=Origin(SRC, ts, event_id, None, 1),
+        fields={"thing_type": None, "attributes": {"a": "1"}, "billing_group": None},
+        corrective=True,
+        sync=sync,
+    )
+
+
+def test_a_replayed_corrective_event_is_a_duplicate() -> None:
+    # GIVEN a corrective event applied once (asynchronous Express workflows may run it again,
+    # and a replayed plan re-emits it: same event id, same sync token)
+    stored = apply_all([thing_event(1, 1000), _corrective("crr-p1-0", "p1")])
+    assert stored is not None and stored.sync == "p1"
+    # WHEN it arrives again, THEN nothing is written
+    decision = decide(stored, _corrective("crr-p1-0", "p1"))
+    assert decision.outcome is Outcome.DUPLICATE and decision.item is None
+
+
+def test_a_new_plan_with_the_same_content_still_writes() -> None:
+    # A new plan has a new sync token (and event ids): it must write even if the table agrees.
+    stored = apply_all([thing_event(1, 1000), _corrective("crr-p1-0", "p1")])
+    assert decide(stored, _corrective("crr-p2-0", "p2")).outcome is Outcome.APPLIED
+    # Same event id under another token is not the same event either.
+    assert decide(stored, _corrective("crr-p1-0", "p2")).outcome is Outcome.APPLIED

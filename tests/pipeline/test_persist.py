@@ -1,0 +1,81 @@
+"""Persist refuses timestamps from the future (handler and ``persist_change``), on moto."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from pipeline import persist
+from pipeline.events import parse_event
+from pipeline.model import EntityKind, membership_name
+from pipeline.persist import persist_change
+from pipeline.state import MAX_CLOCK_SKEW_MS, FutureTimestampError, Outcome
+from tests.pipeline.conftest import SRC, Pipeline, fixture_event
+
+NOW = 1_764_000_000_000
+DAY_MS = 86_400_000
+MEMBER = membership_name("MyThing", "MyChildThingGroup")
+
+
+def membership(op: str, ts: int) -> dict[str, Any]:
+    event = fixture_event("thing_group_membership_event")
+    event.update(operation=op, timestamp=ts, eventId=f"m-{op}-{ts}")
+    return event
+
+
+def test_a_future_event_is_refused_and_later_real_changes_still_apply(
+    pipeline: Pipeline,
+) -> None:
+    # GIVEN a membership event stamped a day ahead (memberships are ordered by timestamp, so
+    # once stored it would make every real change until then "stale")
+    future = parse_event(membership("ADDED", NOW + DAY_MS), region=SRC)
+    # WHEN it is persisted, THEN it is refused with the reason, and nothing is written
+    with pytest.raises(FutureTimestampError, match="in the future") as refused:
+        persist_change(pipeline.table, future, now=NOW)
+    assert refused.value.timestamp_ms == NOW + DAY_MS
+    assert pipeline.table.get(EntityKind.MEMBERSHIP, MEMBER) is None
+    # AND the real changes that follow are applied
+    added = parse_event(membership("ADDED", NOW), region=SRC)
+    removed = parse_event(membership("REMOVED", NOW + 1000), region=SRC)
+    assert persist_change(pipeline.table, added, now=NOW).outcome is Outcome.APPLIED
+    assert persist_change(pipeline.table, removed, now=NOW + 1000).outcome is Outcome.APPLIED
+
+
+def test_a_clock_a_little_ahead_is_within_the_skew(pipeline: Pipeline) -> None:
+    ahead = parse_event(membership("ADDED", NOW + MAX_CLOCK_SKEW_MS), region=SRC)
+    assert persist_change(pipeline.table, ahead, now=NOW).outcome is Outcome.APPLIED
+    beyond = parse_event(membership("REMOVED", NOW + MAX_CLOCK_SKEW_MS + 1), region=SRC)
+    with pytest.raises(FutureTimestampError):
+        persist_change(pipeline.table, beyond, now=NOW)
+
+
+def emf_values(output: str, metric: str) -> list[Any]:
+    """The values of ``metric`` in the EMF lines powertools printed."""
+    values = []
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            document = json.loads(line)
+            if metric in document:
+                value = document[metric]
+                values += value if isinstance(value, list) else [value]
+    return values
+
+
+def test_the_handler_refuses_a_future_event_with_a_metric(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    real_now = time.time_ns() // 1_000_000
+    # GIVEN a corrective event stamped a day ahead of the wall clock
+    with pytest.raises(FutureTimestampError):
+        persist.lambda_handler(membership("ADDED", real_now + DAY_MS), None)
+    # THEN the refusal is counted where an alarm can see it, and nothing is written
+    assert emf_values(capsys.readouterr().out, persist.FUTURE_TIMESTAMP_METRIC) == [1.0]
+    assert pipeline.table.get(EntityKind.MEMBERSHIP, MEMBER) is None
+    # AND an ordinary event is persisted, counting zero refusals
+    result = persist.lambda_handler(membership("ADDED", real_now), None)
+    assert result["outcome"] == "applied"
+    assert emf_values(capsys.readouterr().out, persist.FUTURE_TIMESTAMP_METRIC) == [0.0]
