@@ -11,7 +11,10 @@ the persist path, and the replicator in the destination converges the registry f
 - ``emit_via_table`` runs the persist code in-process, for large backfills where one execution per
   entity would be slow and costly.
 
-Both collect a failure per change that did not go through and carry on; none is dropped silently.
+Both validate every change the same way first (``validated``: the corrective event persist would
+receive, parsed back as persist parses it, and a timestamp bound), so the table path writes
+nothing the state machine path would refuse. Both collect a failure per change that did not go
+through and carry on; none is dropped silently.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.errors import CrrError, RetryableError
-from pipeline.events import corrective_event
+from pipeline.events import corrective_event, parse_event
 from pipeline.model import Change, Origin
+from pipeline.state import check_not_future
 
 if TYPE_CHECKING:
     from pipeline.statetable import StateTable
@@ -82,8 +87,8 @@ def corrective_changes(plan: Plan, source_region: str, *, sync: str | None = Non
     """One corrective ``Change`` per plan action, in plan order (pure).
 
     ``sync`` defaults to the plan's id, so applying the same plan twice emits the same event ids
-    (and the same Step Functions execution names, so no second execution starts), while every
-    new plan bumps the token.
+    and token, which the state table's write policy counts as duplicates (``pipeline.state``);
+    every new plan bumps the token.
     """
     token = sync if sync is not None else plan.plan_id
     return [
@@ -120,25 +125,48 @@ def execution_name(event_id: str) -> str:
     return f"{head}-{digest}-{tail}"[-EXECUTION_NAME_MAX:]
 
 
+def validated(change: Change, *, now: int) -> tuple[dict[str, Any], Change]:
+    """The corrective event for ``change`` and the change persist reads back from it.
+
+    The one validation both emitters share: names and values by AWS IoT's rules and only the
+    state fields the entity has (``parse_event``, exactly what persist runs), and a timestamp at
+    most the allowed clock skew ahead of ``now`` (epoch ms). Raises a ``PermanentError``.
+    """
+    check_not_future("corrective event timestamp", change.origin.timestamp_ms, now)
+    payload = corrective_event(change)
+    return payload, parse_event(payload, region=change.origin.region)
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 def emit_via_stepfunctions(
     changes: Sequence[Change],
     sfn_client: Any,
     state_machine_arn: str,
     *,
     progress: Progress | None = None,
+    now: int | None = None,
 ) -> EmitResult:
-    """Start one persist execution per change, input ``corrective_event(change)``.
+    """Start one persist execution per ``validated`` change (``now``: epoch ms, default the
+    wall clock).
 
     Throttling is retried by the client's botocore retry policy (``pipeline.aws`` sets adaptive
     mode); what still fails is recorded per change. An ``ExecutionAlreadyExists`` means this very
-    event was emitted before (names derive from event ids), so it counts as ``duplicate``.
+    event was started before (names derive from event ids), so it counts as ``duplicate``; only
+    Standard workflows answer so. The persist machine is an asynchronous Express workflow, which
+    starts a second execution with the same name ("Execution guarantees", AWS Step Functions
+    Developer Guide, https://docs.aws.amazon.com/step-functions/latest/dg/express-at-least-once-execution.html):
+    there the state table's write policy counts the replay as a duplicate.
     """
     counts: dict[str, int] = {}
     failures: list[EmitFailure] = []
+    clock_ms = _wall_clock_ms() if now is None else now
     for done, change in enumerate(changes, start=1):
         try:
             # Validated before any call: a payload persist would refuse is not worth a start.
-            payload = json.dumps(corrective_event(change), sort_keys=True)
+            payload = json.dumps(validated(change, now=clock_ms)[0], sort_keys=True)
             sfn_client.start_execution(
                 stateMachineArn=state_machine_arn,
                 name=execution_name(change.origin.event_id),
@@ -176,17 +204,27 @@ def emit_via_table(
     table: StateTable,
     *,
     progress: Progress | None = None,
+    now: int | None = None,
 ) -> EmitResult:
-    """Persist each change straight into the state table with the persist code itself.
+    """Persist each ``validated`` change straight into the state table with the persist code.
 
-    Same rules as the state machine (ordering, tombstones, sync tokens), without one execution
-    per entity, and batched (``StateTable.apply_many``): a backfill of N entities costs about
-    N/100 reads and N conditional writes instead of 2N calls. Project errors (``CrrError``) are recorded per change; anything else is a bug and
-    propagates.
+    Same validation and rules as the state machine (ordering, tombstones, sync tokens), without
+    one execution per entity, and batched (``StateTable.apply_many``): a backfill of N entities
+    costs about N/100 reads and N conditional writes instead of 2N calls. Project errors
+    (``CrrError``) are recorded per change; anything else is a bug and propagates.
     """
-    items = list(changes)
-    counts: dict[str, int] = {}
+    clock_ms = _wall_clock_ms() if now is None else now
     failures: list[EmitFailure] = []
+    items: list[Change] = []
+    total = 0
+    for change in changes:
+        total += 1
+        try:
+            items.append(validated(change, now=clock_ms)[1])
+        except CrrError as exc:
+            retryable = isinstance(exc, RetryableError)
+            failures.append(_failure(change, type(exc).__name__, str(exc), retryable))
+    counts: dict[str, int] = {}
     for start in range(0, len(items), TABLE_CHUNK):
         chunk = items[start : start + TABLE_CHUNK]
         try:
@@ -199,7 +237,9 @@ def emit_via_table(
                 outcome = str(result.outcome)
                 counts[outcome] = counts.get(outcome, 0) + 1
         if progress is not None:
-            progress(start + len(chunk), len(items))
+            progress(len(failures) + start + len(chunk), total)
+    if progress is not None and failures and not items:
+        progress(total, total)
     return EmitResult(counts=counts, failures=tuple(failures))
 
 

@@ -20,6 +20,7 @@ from pipeline.statetable import StateTable
 from reconcile.diff import diff_snapshots
 from reconcile.emit import (
     EXECUTION_NAME_MAX,
+    EmitResult,
     corrective_changes,
     emit_via_stepfunctions,
     emit_via_table,
@@ -136,17 +137,18 @@ def test_emit_via_table_writes_one_item_per_action(table: StateTable) -> None:
     assert stray is not None and stray.deleted
 
 
-def test_emitting_the_same_plan_twice_is_harmless(table: StateTable) -> None:
-    # Corrective events always write unless the table holds something newer (pipeline.state),
-    # so a re-run re-applies the same content: the replicator converges to the same result.
+def test_a_replayed_plan_counts_as_duplicates(table: StateTable) -> None:
+    # GIVEN a plan emitted once
     changes = corrective_changes(make_plan(), SRC)
     emit_via_table(changes, table)
     first = table.get(EntityKind.THING, "t1")
+    # WHEN the same plan is emitted again (a replay: same event ids, same sync token, which
+    # asynchronous Express workflows would not deduplicate by execution name either)
     again = emit_via_table(changes, table)
-    assert again.ok and sum(again.counts.values()) == len(changes)
+    # THEN every change is a duplicate and no item is rewritten
+    assert again.ok and again.counts == {"duplicate": len(changes)}
     second = table.get(EntityKind.THING, "t1")
-    assert first is not None and second is not None
-    assert (second.state, second.sync, second.deleted) == (first.state, first.sync, first.deleted)
+    assert first is not None and second == first
 
 
 def test_a_newer_live_event_outranks_the_corrective_one(table: StateTable) -> None:
@@ -292,3 +294,79 @@ def test_a_closed_execution_of_the_same_event_counts_as_duplicate() -> None:
     changes = corrective_changes(make_plan(), SRC)
     result = emit_via_stepfunctions(changes, RefusingSfn("ExecutionAlreadyExists"), FAKE_ARN)
     assert result.ok and result.counts == {"duplicate": len(changes)}
+
+
+# --- one validation path for both emitters ----------------------------------------------------
+
+WALL_NOW = NOW + 3_600_000  # the emitters' clock in these tests
+
+
+def _bad(name: str, origin_ms: int = TAKEN, **fields: Any) -> Change:
+    return Change(
+        EntityKind.THING,
+        name,
+        Origin(SRC, origin_ms, f"crr-bad-{name[:3]}"),
+        fields=fields,
+        corrective=True,
+        sync="bad",
+    )
+
+
+INVALID = [
+    pytest.param(_bad("bad name <script>"), "RegistryValidationError", id="bad-name"),
+    pytest.param(_bad("t9", evil="x"), "EventValidationError", id="unknown-field"),
+    pytest.param(
+        _bad("t9", attributes={"a b": "1"}), "RegistryValidationError", id="bad-attribute"
+    ),
+    pytest.param(
+        _bad("t9", origin_ms=WALL_NOW + 3_600_000), "FutureTimestampError", id="future-timestamp"
+    ),
+]
+
+
+@pytest.mark.parametrize(("bad", "error"), INVALID)
+def test_the_table_path_refuses_what_persist_would_refuse(
+    table: StateTable, bad: Change, error: str
+) -> None:
+    # WHEN an invalid corrective change is emitted straight into the table with valid ones
+    good = corrective_changes(make_plan(), SRC)
+    result = emit_via_table([*good, bad], table, now=WALL_NOW)
+    # THEN it fails alone, permanently, and never reaches the table
+    assert result.counts == {"applied": len(good)}
+    assert [(f.key, f.error, f.retryable) for f in result.failures] == [(bad.key, error, False)]
+    assert table.get(EntityKind.THING, bad.name) is None
+
+
+@pytest.mark.parametrize(("bad", "error"), INVALID)
+def test_both_emitters_refuse_alike(
+    state_machine: tuple[Any, str], bad: Change, error: str
+) -> None:
+    sfn, arn = state_machine
+    ddb = aws.client("dynamodb", SRC)
+    ddb.create_table(
+        TableName="crr-state",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    results: list[EmitResult] = [
+        emit_via_stepfunctions([bad], sfn, arn, now=WALL_NOW),
+        emit_via_table([bad], StateTable(ddb, "crr-state"), now=WALL_NOW),
+    ]
+    assert [[(f.error, f.message) for f in r.failures] for r in results] == [
+        [(error, results[0].failures[0].message)]
+    ] * 2
+    assert executions(sfn, arn) == []
+
+
+def test_a_timestamp_within_the_clock_skew_is_accepted(table: StateTable) -> None:
+    # A source clock a little ahead of ours (under five minutes) is not an attack.
+    ahead = Change(
+        EntityKind.THING,
+        "t9",
+        Origin(SRC, WALL_NOW + 60_000, "crr-skew-0"),
+        fields={"thing_type": None, "attributes": {}, "billing_group": None},
+        corrective=True,
+        sync="skew",
+    )
+    assert emit_via_table([ahead], table, now=WALL_NOW).counts == {"applied": 1}
