@@ -7,12 +7,21 @@ corrective events for the persist path. Nothing here calls AWS.
 
 A plan is bound to its snapshots: it records both fingerprints and an expiry, and ``check_fresh``
 refuses it once either has moved on, so a plan saved on Monday cannot undo Tuesday's changes.
+
+A plan *file* is untrusted input (it may be edited, or come from elsewhere). Loading it checks
+that its content still hashes to its id (``PlanIntegrityError`` otherwise) and, when a key is
+given (``IOT_CRR_PLAN_KEY``), its HMAC signature. Before anything is emitted, ``check_trusted``
+applies the guards of the command that applies it — never those recorded in the file — and
+bounds its times (``source_taken_at <= created_at <= now``, expiry at most ``MAX_TTL_SECONDS``
+after creation); ``check_same_actions`` compares it with a plan rebuilt from fresh snapshots.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +31,7 @@ import pydantic
 
 from pipeline.errors import PermanentError
 from pipeline.model import EntityKind, membership_name
+from pipeline.state import check_not_future
 from reconcile.snapshot import desired_fields
 
 if TYPE_CHECKING:
@@ -32,6 +42,11 @@ if TYPE_CHECKING:
     from reconcile.snapshot import Snapshot
 
 PLAN_SCHEMA_VERSION = 1
+# The longest a plan may stay valid: past a day its snapshots say little about the registries.
+MAX_TTL_SECONDS = 24 * 3600
+PLAN_KEY_ENV = "IOT_CRR_PLAN_KEY"
+_SIGNATURE = "signature"
+_SIGNATURE_PREFIX = "hmac-sha256:"
 
 Op = Literal["upsert", "delete"]
 
@@ -72,6 +87,14 @@ class StalePlanError(PermanentError):
 
 class PlanFormatError(PermanentError):
     """A plan file is not a plan this version can read."""
+
+
+class PlanIntegrityError(PermanentError):
+    """A plan's content does not match its id or its signature: it was changed after it was made."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"plan integrity: {reason}")
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -142,41 +165,56 @@ class Plan:
     def is_empty(self) -> bool:
         return not self.actions and not self.skipped
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, key: bytes | None = None) -> dict[str, Any]:
+        """The plan as JSON; with ``key``, signed (HMAC-SHA256 over the canonical body)."""
         data: dict[str, Any] = _PLAN_ADAPTER.dump_python(self, mode="json")
+        if key is not None:
+            data[_SIGNATURE] = _sign(data, key)
         data["counts"] = self.counts  # informative only: recomputed on load
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+    def from_json(cls, data: Mapping[str, Any], key: bytes | None = None) -> Plan:
+        """The plan in ``data``, refused unless its content hashes to its id (and, with ``key``,
+        unless it carries a valid signature; a signed plan without ``key`` is refused too)."""
         version = data.get("schema_version") if isinstance(data, Mapping) else None
         if version != PLAN_SCHEMA_VERSION:
             raise PlanFormatError(
                 f"plan schema_version {version!r} is not supported (expected {PLAN_SCHEMA_VERSION})"
             )
-        body = {key: value for key, value in data.items() if key != "counts"}
+        body = {k: value for k, value in data.items() if k not in ("counts", _SIGNATURE)}
+        _check_signature(body, data.get(_SIGNATURE), key)
         try:
-            return _PLAN_ADAPTER.validate_python(body)
+            plan = _PLAN_ADAPTER.validate_python(body)
         except pydantic.ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             raise PlanFormatError(f"invalid plan: {where}: {first['msg']}") from exc
+        expected = _plan_id(replace(plan, plan_id=""))
+        if plan.plan_id != expected:
+            raise PlanIntegrityError(
+                f"content hash does not match plan id {plan.plan_id!r} (expected {expected!r}); "
+                "the plan was edited after it was made: build a new one"
+            )
+        return plan
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+    def save(self, path: str | Path, key: bytes | None = None) -> None:
+        text = json.dumps(self.to_json(key), indent=2, sort_keys=True) + "\n"
+        Path(path).write_text(text)
 
     @classmethod
-    def load(cls, path: str | Path) -> Plan:
+    def load(cls, path: str | Path, key: bytes | None = None) -> Plan:
         try:
             data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise PlanFormatError(f"cannot read plan file {path}: {exc}") from exc
         if not isinstance(data, dict):
             raise PlanFormatError(f"plan file {path} does not hold a JSON object")
-        return cls.from_json(data)
+        return cls.from_json(data, key)
 
 
 _PLAN_ADAPTER: pydantic.TypeAdapter[Plan] = pydantic.TypeAdapter(Plan)
+_ACTION_ADAPTER: pydantic.TypeAdapter[RepairAction] = pydantic.TypeAdapter(RepairAction)
 
 
 def build_plan(
@@ -279,6 +317,68 @@ def check_fresh(
         raise StalePlanError(f"source registry {plan.source_region} changed since the plan")
     if target_fingerprint is not None and target_fingerprint != plan.target_fingerprint:
         raise StalePlanError(f"target registry {plan.target_region} changed since the plan")
+
+
+def plan_key(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The plan signing key from ``IOT_CRR_PLAN_KEY``, or ``None`` when it is unset or empty."""
+    value = (os.environ if environ is None else environ).get(PLAN_KEY_ENV, "")
+    return value.encode() if value else None
+
+
+def check_trusted(plan: Plan, guards: Guards, *, now: int) -> None:
+    """Refuse a loaded plan that breaks ``guards`` (the applying command's own, never the ones
+    recorded in the plan) or whose times are out of bounds, or that has expired.
+
+    Raises ``PlanRefusedError`` for a guard, ``FutureTimestampError`` for a plan from the
+    future, ``PlanFormatError`` for inconsistent times and ``StalePlanError`` once expired.
+    """
+    if plan.source_region == plan.target_region:
+        raise PlanFormatError(f"plan source and target are both {plan.source_region}")
+    check_not_future("plan created_at", plan.created_at_ms, now)
+    if plan.source_taken_at_ms > plan.created_at_ms:
+        raise PlanFormatError(
+            f"plan source_taken_at ({plan.source_taken_at_ms}) is after its created_at "
+            f"({plan.created_at_ms})"
+        )
+    ttl_ms = plan.expires_at_ms - plan.created_at_ms
+    if not 0 < ttl_ms <= MAX_TTL_SECONDS * 1000:
+        raise PlanRefusedError(
+            "expiry",
+            f"the plan expires {ttl_ms // 1000}s after it was made; at most "
+            f"{MAX_TTL_SECONDS}s is allowed",
+        )
+    deletes = sum(1 for action in plan.actions if action.op == "delete")
+    if deletes and not guards.allow_deletes:
+        raise PlanRefusedError(
+            "allow_deletes",
+            f"the plan deletes {deletes} entit{'y' if deletes == 1 else 'ies'}; "
+            "pass --allow-deletes to apply deletes",
+        )
+    if guards.max_changes is not None and len(plan.actions) > guards.max_changes:
+        raise PlanRefusedError(
+            "max_changes",
+            f"{len(plan.actions)} changes exceed the cap of {guards.max_changes}; "
+            "raise --max-changes if this is expected",
+        )
+    check_fresh(plan, now=now)
+
+
+def check_same_actions(plan: Plan, rebuilt: Plan) -> None:
+    """Refuse ``plan`` unless ``rebuilt`` (the same audit from fresh snapshots) has exactly its
+    actions: whatever the file says, only what the registries call for is emitted."""
+    if plan.actions == rebuilt.actions:
+        return
+    ours = {_action_key(a) for a in plan.actions}
+    theirs = {_action_key(a) for a in rebuilt.actions}
+    extra = [a for a in plan.actions if _action_key(a) not in theirs]
+    missing = [a for a in rebuilt.actions if _action_key(a) not in ours]
+    first = extra[0] if extra else missing[0] if missing else None
+    shown = f"; first: {_action_line(first).strip()}" if first is not None else " (order differs)"
+    raise StalePlanError(
+        f"the plan's actions differ from a plan rebuilt from fresh snapshots ({len(extra)} not "
+        f"called for, {len(missing)} missing{shown}); was it edited, or built with other "
+        "ignore rules?"
+    )
 
 
 def describe_plan(plan: Plan) -> str:
@@ -439,6 +539,31 @@ def _ordered(
 
     # Reversing the whole creation order gives children before parents and types last.
     return sorted(actions, key=key, reverse=reverse)
+
+
+def _action_key(action: RepairAction) -> bytes:
+    return _canonical(_ACTION_ADAPTER.dump_python(action, mode="json"))
+
+
+def _canonical(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _sign(body: Mapping[str, Any], key: bytes) -> str:
+    return _SIGNATURE_PREFIX + hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
+
+
+def _check_signature(body: Mapping[str, Any], signature: object, key: bytes | None) -> None:
+    if key is None:
+        if signature is not None:
+            raise PlanIntegrityError(
+                f"the plan is signed but {PLAN_KEY_ENV} is not set; set it to verify the plan"
+            )
+        return
+    if signature is None:
+        raise PlanIntegrityError(f"{PLAN_KEY_ENV} is set but the plan is not signed")
+    if not isinstance(signature, str) or not hmac.compare_digest(signature, _sign(body, key)):
+        raise PlanIntegrityError(f"the plan's signature does not verify with {PLAN_KEY_ENV}")
 
 
 def _plan_id(plan: Plan) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -10,18 +11,24 @@ import pytest
 
 from pipeline.errors import PermanentError
 from pipeline.model import EntityKind, membership_name
+from pipeline.state import FutureTimestampError
 from reconcile.diff import diff_snapshots
 from reconcile.plan import (
+    MAX_TTL_SECONDS,
     PLAN_SCHEMA_VERSION,
     Guards,
     Plan,
     PlanFormatError,
+    PlanIntegrityError,
     PlanRefusedError,
     RepairAction,
     StalePlanError,
     build_plan,
     check_fresh,
+    check_same_actions,
+    check_trusted,
     describe_plan,
+    plan_key,
 )
 from reconcile.snapshot import Snapshot
 
@@ -371,3 +378,168 @@ def test_malformed_plan_file_is_refused(tmp_path: Path) -> None:
     garbage.write_text("{not json")
     with pytest.raises(PlanFormatError):
         Plan.load(garbage)
+
+
+# --- a plan file is untrusted -----------------------------------------------------------------
+
+
+def forge(data: dict[str, Any]) -> dict[str, Any]:
+    """What an attacker who knows the format does after editing: recompute the plan id."""
+    body = {k: v for k, v in data.items() if k not in ("counts", "signature", "plan_id")}
+    body["plan_id"] = ""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return {**data, "plan_id": f"{data['created_at_ms']}-{digest[:12]}"}
+
+
+def skipped_delete_plan() -> dict[str, Any]:
+    source, target = target_with_extras()
+    plan = plan_for(source, target)  # deletes not allowed: they are listed as skipped
+    assert plan.skipped and not [a for a in plan.actions if a.op == "delete"]
+    return plan.to_json()
+
+
+def test_a_plan_edited_after_it_was_made_fails_its_content_hash(tmp_path: Path) -> None:
+    # GIVEN a plan file whose skipped delete was moved into its actions by hand
+    data = skipped_delete_plan()
+    data["actions"].append(data["skipped"].pop())
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(data))
+    # THEN loading refuses it: the content no longer hashes to the plan id
+    with pytest.raises(PlanIntegrityError, match="content hash does not match plan id"):
+        Plan.load(path)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda d: d.update(source_region=DST, target_region=SRC), id="swap-regions"),
+        pytest.param(lambda d: d.update(expires_at_ms=10_000_000_000_000), id="expiry-2286"),
+        pytest.param(lambda d: d["guards"].update(allow_deletes=True), id="recorded-guards"),
+    ],
+)
+def test_any_edit_breaks_the_content_hash(edit: Any) -> None:
+    data = plan_for(full_source(), snap(DST)).to_json()
+    edit(data)
+    with pytest.raises(PlanIntegrityError):
+        Plan.from_json(data)
+
+
+def test_a_forged_delete_is_refused_by_the_appliers_own_guard() -> None:
+    # GIVEN a skipped delete moved into the actions and the id recomputed, and the plan's
+    # recorded guards claiming deletes were allowed
+    data = skipped_delete_plan()
+    data["actions"].append(data["skipped"].pop())
+    data["guards"]["allow_deletes"] = True
+    plan = Plan.from_json(forge(data))
+    # THEN the applier's guards (default: no deletes) refuse it, whatever the file says
+    with pytest.raises(PlanRefusedError, match="allow_deletes") as refused:
+        check_trusted(plan, Guards(), now=NOW)
+    assert refused.value.guard == "allow_deletes"
+    # and the operator's explicit --allow-deletes lets it through
+    check_trusted(plan, Guards(allow_deletes=True), now=NOW)
+
+
+def test_a_plan_over_the_appliers_cap_is_refused() -> None:
+    # GIVEN a plan of 1,500 actions built (or edited) under a raised cap
+    source = snap(SRC, things=[{"name": f"t{i:04d}"} for i in range(1500)])
+    plan = plan_for(source, snap(DST), Guards(max_changes=None))
+    assert len(plan.actions) == 1500
+    # THEN applying under the default cap of 1,000 refuses it
+    with pytest.raises(PlanRefusedError, match="1500 changes exceed the cap of 1000"):
+        check_trusted(plan, Guards(), now=NOW)
+    check_trusted(plan, Guards(max_changes=None), now=NOW)
+
+
+def test_an_expiry_too_far_ahead_is_refused() -> None:
+    # GIVEN a plan whose expiry was pushed to the year 2286 (id recomputed)
+    data = plan_for(full_source(), snap(DST)).to_json()
+    data["expires_at_ms"] = 10_000_000_000_000
+    plan = Plan.from_json(forge(data))
+    with pytest.raises(PlanRefusedError, match=f"at most {MAX_TTL_SECONDS}s"):
+        check_trusted(plan, Guards(), now=NOW)
+
+
+def test_a_plan_from_the_future_is_refused() -> None:
+    data = plan_for(full_source(), snap(DST)).to_json()
+    data["created_at_ms"] = NOW + 3_600_000
+    data["expires_at_ms"] = NOW + 7_200_000
+    with pytest.raises(FutureTimestampError, match=r"plan created_at .* in the future"):
+        check_trusted(Plan.from_json(forge(data)), Guards(), now=NOW)
+
+
+def test_a_snapshot_newer_than_its_plan_is_refused() -> None:
+    data = plan_for(full_source(), snap(DST)).to_json()
+    data["source_taken_at_ms"] = NOW + 1
+    with pytest.raises(PlanFormatError, match="source_taken_at"):
+        check_trusted(Plan.from_json(forge(data)), Guards(), now=NOW)
+
+
+def test_a_plan_with_one_region_on_both_sides_is_refused() -> None:
+    data = plan_for(full_source(), snap(DST)).to_json()
+    data["target_region"] = SRC
+    with pytest.raises(PlanFormatError, match="both us-east-1"):
+        check_trusted(Plan.from_json(forge(data)), Guards(), now=NOW)
+
+
+def test_an_honest_plan_passes_until_it_expires() -> None:
+    plan = plan_for(full_source(), snap(DST), Guards(ttl_seconds=60))
+    check_trusted(plan, Guards(), now=NOW + 59_999)
+    with pytest.raises(StalePlanError, match="expired"):
+        check_trusted(plan, Guards(), now=NOW + 60_000)
+
+
+def test_a_rebuilt_plan_must_have_the_same_actions() -> None:
+    # GIVEN a plan whose upsert was edited (a forger's id recomputed)
+    honest = plan_for(full_source(), snap(DST))
+    data = honest.to_json()
+    data["actions"][-1]["fields"] = {"thing_type": "evil"}
+    forged = Plan.from_json(forge(data))
+    # WHEN compared with the plan rebuilt from the same registries
+    rebuilt = plan_for(full_source(), snap(DST))
+    check_same_actions(honest, rebuilt)
+    # THEN the forged one is refused, naming the first action no registry calls for
+    with pytest.raises(StalePlanError, match="1 not called for, 1 missing; first: upsert"):
+        check_same_actions(forged, rebuilt)
+
+
+# --- optional signatures (IOT_CRR_PLAN_KEY) ---------------------------------------------------
+
+KEY = b"s3cret"
+
+
+def test_a_signed_plan_loads_with_its_key(tmp_path: Path) -> None:
+    plan = plan_for(full_source(), snap(DST))
+    path = tmp_path / "plan.json"
+    plan.save(path, key=KEY)
+    assert json.loads(path.read_text())["signature"].startswith("hmac-sha256:")
+    assert Plan.load(path, key=KEY) == plan
+
+
+def test_a_signed_plan_is_refused_with_a_wrong_key_or_none(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    plan_for(full_source(), snap(DST)).save(path, key=KEY)
+    with pytest.raises(PlanIntegrityError, match="signature does not verify"):
+        Plan.load(path, key=b"other")
+    with pytest.raises(PlanIntegrityError, match="signed but IOT_CRR_PLAN_KEY is not set"):
+        Plan.load(path)
+
+
+def test_an_unsigned_plan_is_refused_when_a_key_is_set(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    plan_for(full_source(), snap(DST)).save(path)
+    with pytest.raises(PlanIntegrityError, match="not signed"):
+        Plan.load(path, key=KEY)
+
+
+def test_a_forged_signed_plan_fails_its_signature() -> None:
+    # An attacker without the key can recompute the id but not the signature.
+    data = plan_for(full_source(), snap(DST)).to_json(KEY)
+    data["actions"][-1]["fields"] = {"thing_type": "evil"}
+    with pytest.raises(PlanIntegrityError, match="signature"):
+        Plan.from_json(forge(data), KEY)
+
+
+def test_the_key_comes_from_the_environment() -> None:
+    assert plan_key({"IOT_CRR_PLAN_KEY": "k"}) == b"k"
+    assert plan_key({"IOT_CRR_PLAN_KEY": ""}) is None
+    assert plan_key({}) is None
