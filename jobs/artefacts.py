@@ -41,11 +41,13 @@ from reconcile.plan import Plan
 from reconcile.report import load_json, render, to_json
 from reconcile.snapshot import MANIFEST, SCHEMAS, Snapshot
 
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Use with ``fullmatch``: ``$`` would also accept a trailing newline. ``\A``/``\Z`` keep a plain
+# ``match`` whole-string too.
+RUN_ID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 INDEX_PREFIX = "index/runs/"
 SNAPSHOT_FILES = (MANIFEST, *(f"{table}.parquet" for table in SCHEMAS))
 DRIFT_ITEM_COLUMNS = ("entity", "name", "kind", "severity", "fields", "details")
-_DATE_ID = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_ID = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 class ArtefactError(PermanentError):
@@ -79,14 +81,25 @@ class Store(Protocol):
 
 
 class LocalStore:
-    """A directory on the local disk (the sandbox, a laptop, CI)."""
+    """A directory on the local disk (the sandbox, a laptop, CI).
+
+    Keys never leave the directory: a ``..`` part, an absolute key or a symlink pointing out is
+    refused (keys embed run ids and prefixes read back from the index, which a hand-edited or
+    forged record could aim anywhere).
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.location = str(self.root)
 
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*key.split("/"))
+        parts = key.split("/")
+        if key.startswith("/") or "\\" in key or "\0" in key or ".." in parts:
+            raise ArtefactError(f"artefact key {key!r} is outside the store {self.location}")
+        path = self.root.joinpath(*parts)
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise ArtefactError(f"artefact key {key!r} resolves outside the store {self.location}")
+        return path
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -294,7 +307,7 @@ def load_index(store: Store) -> pd.DataFrame:
 def partition_date(run_id: str, started_at_ms: int) -> date:
     """The run's date partition: the run id itself when it is a date (the default run id, so
     every shard of a run agrees on it), else the UTC day the run started."""
-    if _DATE_ID.match(run_id):
+    if _DATE_ID.fullmatch(run_id):
         try:
             return date.fromisoformat(run_id)
         except ValueError:
@@ -303,7 +316,7 @@ def partition_date(run_id: str, started_at_ms: int) -> date:
 
 
 def run_prefix(run_id: str, day: date) -> str:
-    if not RUN_ID_PATTERN.match(run_id):
+    if not RUN_ID_PATTERN.fullmatch(run_id):
         raise ArtefactError(f"run id {run_id!r} is not [A-Za-z0-9._-] (1-128 characters)")
     return f"runs/date={day.isoformat()}/run={run_id}/"
 

@@ -100,9 +100,14 @@ class IgnoreRule:
 
 @dataclass(frozen=True)
 class IgnoreRules:
-    """A set of ignore patterns; ``IgnoreRules(patterns=("thing:test-*",))`` parses them."""
+    """A set of ignore patterns; ``IgnoreRules(patterns=("thing:test-*",))`` parses them.
+
+    ``sources`` says where the patterns came from, as ``(origin, count)`` pairs, so a command can
+    say what it loaded (``describe``): a forgotten ignore file silently hides drift otherwise.
+    """
 
     patterns: tuple[str, ...] = ()
+    sources: tuple[tuple[str, int], ...] = field(default=(), compare=False)
     rules: tuple[IgnoreRule, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -111,8 +116,9 @@ class IgnoreRules:
         object.__setattr__(self, "rules", tuple(IgnoreRule.parse(p) for p in patterns))
 
     @classmethod
-    def from_patterns(cls, patterns: Iterable[str]) -> IgnoreRules:
-        return cls(tuple(patterns))
+    def from_patterns(cls, patterns: Iterable[str], origin: str = "--ignore") -> IgnoreRules:
+        kept = tuple(p for p in patterns if p.strip())
+        return cls(kept, ((origin, len(kept)),) if kept else ())
 
     @classmethod
     def from_file(
@@ -124,12 +130,13 @@ class IgnoreRules:
         as ``path:line``."""
         path = Path(path)
         patterns: list[str] = []
+        read = True
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError as error:
             if not missing_ok:
                 raise IgnoreFileError(path, "not found") from error
-            lines = []
+            lines, read = [], False
         except OSError as error:
             raise IgnoreFileError(path, str(error)) from error
         for number, line in enumerate(lines, start=1):
@@ -139,10 +146,19 @@ class IgnoreRules:
                 continue
             IgnoreRule.parse(stripped, f"{path}:{number}")  # fail here, with the line number
             patterns.append(stripped)
-        return cls((*patterns, *extra))
+        from_file = cls(tuple(patterns), ((str(path.resolve()), len(patterns)),) if read else ())
+        return from_file + cls.from_patterns(extra)
 
     def __add__(self, other: IgnoreRules) -> IgnoreRules:
-        return IgnoreRules(self.patterns + other.patterns)
+        return IgnoreRules(self.patterns + other.patterns, self.sources + other.sources)
+
+    def describe(self) -> str:
+        """``ignore rules: 2 from /repo/.iotdriftignore, 1 from --ignore``; "" when none was
+        asked for (no file read, no pattern given)."""
+        if not self.sources:
+            return ""
+        parts = ", ".join(f"{count} from {origin}" for origin, count in self.sources)
+        return f"ignore rules: {parts}"
 
     def __bool__(self) -> bool:
         return bool(self.rules)

@@ -208,14 +208,19 @@ def _render_table(report: DriftReport, limit: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Characters a registry value could use to become Markdown syntax: a link or a remote image
+# (``![x](https://...)``, fetched by whoever views the report), or a table cell boundary.
+_MD_ESCAPED = str.maketrans({c: "\\" + c for c in "\\|[]()!"})
+
+
 def _md_cell(text: str) -> str:
-    # Markdown renderers pass inline HTML through, so '<' and '&' are escaped as well.
+    # Markdown renderers pass inline HTML through, so '<' and '&' are escaped as entities.
+    escaped = text.translate(_MD_ESCAPED)
     return (
-        text.replace("\\", "\\\\")
-        .replace("&", "&amp;")
+        escaped.replace("&", "&amp;")
         .replace("<", "&lt;")
         .replace(">", "&gt;")
-        .replace("|", "\\|")
+        .replace("\r", " ")
         .replace("\n", " ")
     )
 

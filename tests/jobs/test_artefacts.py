@@ -131,3 +131,39 @@ def test_run_partitions_follow_the_run_date() -> None:
     assert run_prefix("r1", partition_date("r1", 0)) == "runs/date=1970-01-01/run=r1/"
     with pytest.raises(ArtefactError):
         run_prefix("../escape", partition_date("x", 0))
+
+
+@pytest.mark.parametrize(
+    "key", ["../outside.json", "runs/../../outside.json", "/etc/passwd", "runs\\..\\x"]
+)
+def test_the_local_store_refuses_keys_outside_its_root(tmp_path: Path, key: str) -> None:
+    store = LocalStore(tmp_path / "reports")
+    with pytest.raises(ArtefactError, match="outside the store"):
+        store.put(key, b"x")
+    with pytest.raises(ArtefactError, match="outside the store"):
+        store.get(key)
+    assert not (tmp_path / "outside.json").exists()
+
+
+def test_a_forged_index_prefix_cannot_read_outside_the_store(tmp_path: Path) -> None:
+    # GIVEN a file next to the store and a run record whose prefix points at it
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "report.json").write_text("{}")
+    store = LocalStore(tmp_path / "reports")
+    artefacts = RunArtefacts(store, "../secret/")
+    with pytest.raises(ArtefactError, match="outside the store"):
+        artefacts.read_report_json()
+
+
+def test_a_symlink_out_of_the_store_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "reports" / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ArtefactError, match="resolves outside"):
+        LocalStore(tmp_path / "reports").put("link/x", b"x")
+
+
+@pytest.mark.parametrize("run_id", ["r1\n", "r1/..", "", ".hidden", "a" * 129])
+def test_run_ids_must_match_in_full(run_id: str) -> None:
+    with pytest.raises(ArtefactError, match="run id"):
+        run_prefix(run_id, partition_date("x", 0))

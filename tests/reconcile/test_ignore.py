@@ -135,3 +135,17 @@ def test_rules_combine() -> None:
     assert combined.patterns == ("thing:a", "thing:b")
     assert combined.ignores(EntityKind.THING, "b")
     assert not combined.ignores(EntityKind.THING_GROUP, "b")
+
+
+def test_rules_say_how_many_were_loaded_and_from_where(tmp_path: Path) -> None:
+    path = tmp_path / ".iotdriftignore"
+    path.write_text("# comment\nthing:test-*\nthing:*:attributes.lastSeen\n")
+    rules = IgnoreRules.from_file(path, ["*:tmp-*"])
+    assert rules.describe() == f"ignore rules: 2 from {path.resolve()}, 1 from --ignore"
+    # an absent optional file and no options: nothing to say
+    assert IgnoreRules.from_file(tmp_path / "absent", missing_ok=True).describe() == ""
+    # an empty file that was read still says so (it may be the wrong file)
+    (tmp_path / "empty").write_text("# nothing yet\n")
+    assert IgnoreRules.from_file(tmp_path / "empty").describe().startswith("ignore rules: 0 from")
+    env = IgnoreRules.from_patterns(["thing:a", " "], origin="IGNORE_PATTERNS")
+    assert env.describe() == "ignore rules: 1 from IGNORE_PATTERNS"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from html.parser import HTMLParser
 
+import mistune
 import pytest
 
 from reconcile.diff import DriftReport, diff_snapshots
@@ -129,6 +130,21 @@ def test_markdown_has_tables_and_escapes_pipes() -> None:
     assert "blue\\|green" in text
     assert "&lt;script&gt;" in text  # Markdown viewers would render inline HTML
     assert "<script>" not in text
+
+
+def test_markdown_values_cannot_become_links_or_remote_images() -> None:
+    # GIVEN attribute values written as Markdown: a remote image and a link
+    image = "![x](https://evil.example/p.png)"
+    link = "[docs](https://evil.example/)"
+    source = Snapshot.from_records(SRC, 1, things=[{"name": "t1", "attributes": {"a": image}}])
+    target = Snapshot.from_records(DST, 1, things=[{"name": "t1", "attributes": {"a": link}}])
+    text = render(diff_snapshots(source, target, clock=lambda: NOW), "markdown")
+    # WHEN a Markdown renderer turns the report into HTML
+    rendered = mistune.html(text)
+    assert isinstance(rendered, str)
+    # THEN the values stay text: no image is fetched, no link is made
+    assert "<img" not in rendered and "<a " not in rendered
+    assert "evil.example/p.png" in rendered
 
 
 class _Collector(HTMLParser):
