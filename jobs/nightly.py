@@ -163,7 +163,7 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
         problems["ALLOW_DELETES"] = f"{env.get('ALLOW_DELETES')!r} is not true or false"
 
     run_id = (env.get("RUN_ID") or "").strip() or None
-    if run_id is not None and not RUN_ID_PATTERN.match(run_id):
+    if run_id is not None and not RUN_ID_PATTERN.fullmatch(run_id):
         problems["RUN_ID"] = f"{run_id!r} is not 1-128 characters of [A-Za-z0-9._-]"
 
     # ';' separates patterns: it is never part of an IoT name, attribute name or field.
@@ -327,7 +327,7 @@ def execute_run(
             artefacts.write_plan(plan)
         record = replace(record, planned=len(plan.actions), held_back=len(plan.skipped))
         with timed(durations, "emit", clock):
-            emitted = emit_plan(config, factory, plan)
+            emitted = emit_plan(config, factory, plan, now=clock())
         record = replace(
             record,
             repairs_emitted=repairs_emitted(emitted),
@@ -376,8 +376,9 @@ def repairs_emitted(result: EmitResult) -> int:
     return sum(n for outcome, n in result.counts.items() if outcome not in _NOT_EMITTED)
 
 
-def emit_plan(config: RunConfig, factory: ClientFactory, plan: Plan) -> EmitResult:
-    """Corrective events into the source region's persist path (as live events travel)."""
+def emit_plan(config: RunConfig, factory: ClientFactory, plan: Plan, *, now: int) -> EmitResult:
+    """Corrective events into the source region's persist path (as live events travel);
+    ``now`` (the run's clock, epoch ms) bounds their timestamps."""
     changes = corrective_changes(plan, config.source_region)
     if not changes:
         return EmitResult()
@@ -386,9 +387,10 @@ def emit_plan(config: RunConfig, factory: ClientFactory, plan: Plan) -> EmitResu
             changes,
             factory("stepfunctions", config.source_region),
             config.persist_state_machine_arn,
+            now=now,
         )
     table = StateTable(factory("dynamodb", config.source_region), config.state_table)
-    return emit_via_table(changes, table)
+    return emit_via_table(changes, table, now=now)
 
 
 def finish_pending(config: RunConfig, factory: ClientFactory, clock: Clock) -> dict[str, list[str]]:

@@ -433,9 +433,11 @@ def _emit(factory: Factory, repair: Plan, opts: dict[str, Any]) -> EmitResult:
     progress = factory.emit_progress()
     if opts["via"] == "table":
         table = factory.state_table(repair.source_region, opts["state_table"])
-        return emit_via_table(changes, table, progress=progress)
+        return emit_via_table(changes, table, progress=progress, now=factory.clock())
     sfn = factory.aws_client("stepfunctions", repair.source_region)
-    return emit_via_stepfunctions(changes, sfn, opts["state_machine_arn"], progress=progress)
+    return emit_via_stepfunctions(
+        changes, sfn, opts["state_machine_arn"], progress=progress, now=factory.clock()
+    )
 
 
 def _report_emit(result: EmitResult) -> None:
