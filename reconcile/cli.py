@@ -28,7 +28,17 @@ from reconcile.emit import EmitResult, corrective_changes, emit_via_stepfunction
 from reconcile.ignore import DEFAULT_FILE as DEFAULT_IGNORE_FILE
 from reconcile.ignore import IgnoreRules
 from reconcile.inventory import Inventory
-from reconcile.plan import Guards, Plan, build_plan, check_fresh, describe_plan
+from reconcile.plan import (
+    MAX_TTL_SECONDS,
+    Guards,
+    Plan,
+    build_plan,
+    check_trusted,
+    describe_plan,
+    plan_key,
+    summarize_plan,
+    verify_against,
+)
 from reconcile.ratelimit import RateLimiter
 from reconcile.report import FORMATS, render
 from reconcile.snapshot import Snapshot, take_snapshot
@@ -144,15 +154,7 @@ region_options = _compose(
     ),
 )
 
-audit_options = _compose(
-    region_options,
-    click.option(
-        "--from-snapshots",
-        nargs=2,
-        type=click.Path(exists=True, file_okay=False, path_type=Path),
-        metavar="SRC_DIR DST_DIR",
-        help="Diff two saved snapshots (from `iot-crr snapshot`) instead of the live registries.",
-    ),
+ignore_options = _compose(
     click.option(
         "--ignore",
         "ignore_patterns",
@@ -165,6 +167,18 @@ audit_options = _compose(
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help=f"Ignore rules file (default: {DEFAULT_IGNORE_FILE} if present).",
     ),
+)
+
+audit_options = _compose(
+    region_options,
+    click.option(
+        "--from-snapshots",
+        nargs=2,
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        metavar="SRC_DIR DST_DIR",
+        help="Diff two saved snapshots (from `iot-crr snapshot`) instead of the live registries.",
+    ),
+    ignore_options,
     click.option(
         "--format",
         "fmt",
@@ -180,7 +194,8 @@ audit_options = _compose(
     ),
 )
 
-guard_options = _compose(
+# The guards `apply` enforces itself (never the ones recorded in a plan file).
+apply_guard_options = _compose(
     click.option("--allow-deletes", is_flag=True, help="Delete entities only the target has."),
     click.option(
         "--max-changes",
@@ -196,10 +211,14 @@ guard_options = _compose(
         show_default=True,
         help="Refuse when the source has fewer things than this fraction of the target's.",
     ),
+)
+
+guard_options = _compose(
+    apply_guard_options,
     click.option(
         "--ttl",
         "ttl_seconds",
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=MAX_TTL_SECONDS),
         default=3600,
         show_default=True,
         help="Seconds a saved plan stays valid.",
@@ -283,7 +302,7 @@ def plan(factory: Factory, plan_path: Path, **opts: Any) -> None:
     Prints the plan (the dry run). Exit 0 when in sync, 1 when the plan has work.
     """
     repair = _audit(factory, opts).plan(factory, opts)
-    repair.save(plan_path)
+    repair.save(plan_path, key=plan_key())
     _write(_show_plan(repair, opts["fmt"]), opts["output"])
     raise click.exceptions.Exit(EXIT_IN_SYNC if repair.is_empty else EXIT_DRIFT)
 
@@ -291,29 +310,44 @@ def plan(factory: Factory, plan_path: Path, **opts: Any) -> None:
 @main.command()
 @click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @emit_options
+@apply_guard_options
+@ignore_options
 @click.option(
     "--verify/--no-verify",
     default=True,
     show_default=True,
-    help="Snapshot both regions again and refuse the plan if either changed since.",
+    help="Snapshot both regions again, rebuild the plan and refuse it unless both registries "
+    "are unchanged and call for exactly its actions (same ignore rules needed).",
 )
+@click.option("--yes", is_flag=True, help="Emit without asking (for scripts).")
 @click.pass_obj
-def apply(factory: Factory, plan_file: Path, verify: bool, **opts: Any) -> None:
+def apply(factory: Factory, plan_file: Path, verify: bool, yes: bool, **opts: Any) -> None:
     """Emit a saved plan's corrective events into the persist path.
 
-    Refuses an expired plan, or (with --verify) one whose registries changed since it was made.
-    Exit 0 when every event was emitted, 2 otherwise.
+    The plan file is not trusted: it must hash to its id (and carry a valid signature when
+    IOT_CRR_PLAN_KEY is set; `plan` signs with it), and this command's own guards apply, never those in the file.
+    Refuses an expired plan or (with --verify) one the registries no longer call for. Shows what
+    will be emitted and asks first (--yes to skip). Exit 0 when every event was emitted, 2
+    otherwise.
     """
     _check_emit_options(opts)
-    repair = Plan.load(plan_file)
-    check_fresh(repair, now=factory.clock())  # expiry first: it is free, snapshots are not
+    guards = _guards(opts)
+    repair = Plan.load(plan_file, key=plan_key())
+    # Free checks first (hash, guards, times, expiry); snapshots are not free.
+    check_trusted(repair, guards, now=factory.clock())
     if verify:
-        check_fresh(
+        verify_against(
             repair,
+            factory.snapshot(repair.source_region),
+            factory.snapshot(repair.target_region),
+            guards,
             now=factory.clock(),
-            source_fingerprint=factory.snapshot(repair.source_region).fingerprint(),
-            target_fingerprint=factory.snapshot(repair.target_region).fingerprint(),
+            ignore=_ignore_rules(opts),
         )
+    click.echo(summarize_plan(repair, now=factory.clock()), err=True)
+    if not repair.actions:
+        return
+    _confirm(yes, f"emit {len(repair.actions)} corrective event(s) via {opts['via']}?")
     _report_emit(_emit(factory, repair, opts))
 
 
@@ -392,8 +426,22 @@ def _regions(opts: dict[str, Any]) -> tuple[str, str]:
 def _ignore_rules(opts: dict[str, Any]) -> IgnoreRules:
     patterns = opts.get("ignore_patterns") or ()
     if opts.get("ignore_file"):
-        return IgnoreRules.from_file(opts["ignore_file"], patterns)
-    return IgnoreRules.from_file(Path(DEFAULT_IGNORE_FILE), patterns, missing_ok=True)
+        rules = IgnoreRules.from_file(opts["ignore_file"], patterns)
+    else:
+        rules = IgnoreRules.from_file(Path(DEFAULT_IGNORE_FILE), patterns, missing_ok=True)
+    if rules.describe():
+        click.echo(rules.describe(), err=True)  # ignored drift is invisible: say what hides it
+    return rules
+
+
+def _confirm(yes: bool, question: str) -> None:
+    """Ask ``question`` on the terminal unless ``yes``; refuse (never hang) without a terminal."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise CliError("refusing to emit without confirmation: stdin is not a terminal; pass --yes")
+    if not click.confirm(question, default=False, err=True):
+        raise CliError("not confirmed; nothing emitted")
 
 
 def _guards(opts: dict[str, Any]) -> Guards:
@@ -401,7 +449,7 @@ def _guards(opts: dict[str, Any]) -> Guards:
         allow_deletes=opts["allow_deletes"],
         max_changes=opts["max_changes"] or None,
         min_source_ratio=opts["min_source_ratio"],
-        ttl_seconds=opts["ttl_seconds"],
+        ttl_seconds=opts.get("ttl_seconds") or Guards().ttl_seconds,  # apply has no --ttl
     )
 
 

@@ -381,6 +381,57 @@ def check_same_actions(plan: Plan, rebuilt: Plan) -> None:
     )
 
 
+def verify_against(
+    plan: Plan,
+    source: Snapshot,
+    target: Snapshot,
+    guards: Guards,
+    *,
+    now: int,
+    ignore: IgnoreRules | None = None,
+) -> None:
+    """Refuse ``plan`` unless fresh snapshots of its two registries still call for exactly its
+    actions: their fingerprints match the plan's, and the plan rebuilt from them (under the
+    applier's ``guards`` and ``ignore`` rules) has the same actions."""
+    from reconcile.diff import diff_snapshots  # runtime import: diff is the heavier module
+
+    if (source.region, target.region) != (plan.source_region, plan.target_region):
+        raise StalePlanError(
+            f"fresh snapshots are of {source.region} -> {target.region}, the plan is for "
+            f"{plan.source_region} -> {plan.target_region}"
+        )
+    check_fresh(
+        plan,
+        now=now,
+        source_fingerprint=source.fingerprint(),
+        target_fingerprint=target.fingerprint(),
+    )
+    report = diff_snapshots(source, target, ignore=ignore, clock=lambda: now)
+    check_same_actions(plan, build_plan(report, source, target, guards, now=now, ignore=ignore))
+
+
+def summarize_plan(plan: Plan, *, now: int, limit: int = 10) -> str:
+    """What applying ``plan`` will emit, for a person to confirm: counts per operation and
+    entity, every delete up to ``limit``, what was held back, and when the plan expires."""
+    counts = {k: n for k, n in plan.counts.items() if k not in ("total", "skipped")}
+    per_kind = ", ".join(f"{key.replace('.', ' ')} {n}" for key, n in sorted(counts.items()))
+    minutes = max(0, plan.expires_at_ms - now) // 60_000
+    lines = [
+        f"plan {plan.plan_id}: {plan.source_region} -> {plan.target_region}, "
+        f"{len(plan.actions)} corrective event(s) into {plan.source_region}'s persist path"
+        + (f": {per_kind}" if per_kind else ""),
+    ]
+    deletes = [a for a in plan.actions if a.op == "delete"]
+    for action in deletes[:limit]:
+        lines.append(f"  delete {action.entity.value} {action.name}")
+    if len(deletes) > limit:
+        lines.append(f"  … and {len(deletes) - limit} more delete(s)")
+    if plan.skipped:
+        lines.append(f"  {len(plan.skipped)} held back when the plan was made (not emitted)")
+    lines.append(f"  expires in {minutes} min")
+    return "\n".join(lines)
+
+
 def describe_plan(plan: Plan) -> str:
     """The plan as text, one line per action: this *is* the dry run."""
     lines = [

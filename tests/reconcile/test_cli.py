@@ -26,7 +26,13 @@ REGIONS = ["--source-region", SRC, "--target-region", DST]
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "SOURCE_REGION", "TARGET_REGION"):
+    for key in (
+        "AWS_ENDPOINT_URL",
+        "AWS_PROFILE",
+        "SOURCE_REGION",
+        "TARGET_REGION",
+        "IOT_CRR_PLAN_KEY",
+    ):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -237,7 +243,7 @@ def test_plan_then_apply_via_table(factory: Factory, tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
     assert run(factory, "plan", *REGIONS, "--out", str(path)).exit_code == 1
     # WHEN it is applied through the persist code
-    result = run(factory, "apply", str(path), "--via", "table", "--state-table", TABLE)
+    result = run(factory, "apply", str(path), "--yes", "--via", "table", "--state-table", TABLE)
     # THEN it exits 0 and the state table holds the corrective item
     assert result.exit_code == 0, result.output
     assert "applied=1" in result.stderr
@@ -252,7 +258,7 @@ def test_apply_refuses_an_expired_plan(factory: Factory, tmp_path: Path) -> None
     run(factory, "plan", *REGIONS, "--out", str(path), "--ttl", "60")
     assert isinstance(factory.clock, Clock)
     factory.clock.now += 60_000
-    result = run(factory, "apply", str(path), "--via", "table", "--state-table", TABLE)
+    result = run(factory, "apply", str(path), "--yes", "--via", "table", "--state-table", TABLE)
     assert_one_line_error(result, "expired")
 
 
@@ -263,23 +269,80 @@ def test_apply_refuses_a_plan_whose_registry_changed(factory: Factory, tmp_path:
     run(factory, "plan", *REGIONS, "--out", str(path))
     aws.client("iot", SRC).create_thing(thingName="late-arrival")
 
-    result = run(factory, "apply", str(path), "--via", "table", "--state-table", TABLE)
+    result = run(factory, "apply", str(path), "--yes", "--via", "table", "--state-table", TABLE)
     assert_one_line_error(result, "source registry")
     assert table.get(EntityKind.THING, "x") is None
     # --no-verify only checks the expiry
     assert (
         run(
-            factory, "apply", str(path), "--no-verify", "--via", "table", "--state-table", TABLE
+            factory,
+            "apply",
+            str(path),
+            "--yes",
+            "--no-verify",
+            "--via",
+            "table",
+            "--state-table",
+            TABLE,
         ).exit_code
         == 0
     )
+
+
+def test_apply_shows_what_it_will_emit_and_refuses_without_a_terminal(
+    factory: Factory, tmp_path: Path
+) -> None:
+    seed(SRC, extra_thing="x")
+    seed(DST)
+    table = create_table()
+    path = tmp_path / "plan.json"
+    run(factory, "plan", *REGIONS, "--out", str(path))
+    # WHEN applied from a script without --yes (stdin is not a terminal)
+    result = run(factory, "apply", str(path), "--via", "table", "--state-table", TABLE)
+    # THEN the summary is shown, it refuses with one line and exit 2 instead of waiting
+    assert result.exit_code == 2, result.output
+    assert "1 corrective event(s) into us-east-1's persist path: upsert thing 1" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: refusing to emit without confirmation: stdin is not a terminal; pass --yes"
+    )
+    assert table.get(EntityKind.THING, "x") is None
+
+
+def test_plan_signs_with_the_key_and_apply_verifies_it(
+    factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(SRC, extra_thing="x")
+    seed(DST)
+    table = create_table()
+    path = tmp_path / "plan.json"
+    monkeypatch.setenv("IOT_CRR_PLAN_KEY", "k1")
+    run(factory, "plan", *REGIONS, "--out", str(path))
+    assert json.loads(path.read_text())["signature"].startswith("hmac-sha256:")
+    apply = ["apply", str(path), "--yes", "--via", "table", "--state-table", TABLE]
+    # a different key on the applying side refuses it
+    monkeypatch.setenv("IOT_CRR_PLAN_KEY", "k2")
+    assert_one_line_error(run(factory, *apply), "signature does not verify")
+    assert table.get(EntityKind.THING, "x") is None
+    # the right key applies it
+    monkeypatch.setenv("IOT_CRR_PLAN_KEY", "k1")
+    assert run(factory, *apply).exit_code == 0
+    assert table.get(EntityKind.THING, "x") is not None
+
+
+def test_commands_say_which_ignore_rules_they_loaded(factory: Factory, tmp_path: Path) -> None:
+    seed(SRC)
+    seed(DST)
+    (tmp_path / ".iotdriftignore").write_text("thing:test-*\n")
+    result = run(factory, "audit", *REGIONS, "--ignore", "thing:lab-*")
+    expected = f"ignore rules: 1 from {(tmp_path / '.iotdriftignore').resolve()}, 1 from --ignore"
+    assert expected in result.stderr.splitlines()
 
 
 def test_apply_reports_emit_failures_with_exit_2(factory: Factory, tmp_path: Path) -> None:
     seed(SRC, extra_thing="x")
     path = tmp_path / "plan.json"
     run(factory, "plan", *REGIONS, "--out", str(path))
-    result = run(factory, "apply", str(path), "--via", "table", "--state-table", "absent")
+    result = run(factory, "apply", str(path), "--yes", "--via", "table", "--state-table", "absent")
     assert result.exit_code == 2
     assert "failed THING#" in result.stderr
     assert "Traceback" not in result.stderr

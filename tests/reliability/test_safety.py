@@ -8,6 +8,9 @@ property test checks the same guards on the pure planner over arbitrary registri
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,13 @@ class Clock:
 @pytest.fixture
 def cli(pipeline: LocalPipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Factory:
     monkeypatch.chdir(tmp_path)  # no stray ignore file from the working tree
-    for key in ("SOURCE_REGION", "TARGET_REGION", "STATE_TABLE", "PERSIST_STATE_MACHINE_ARN"):
+    for key in (
+        "SOURCE_REGION",
+        "TARGET_REGION",
+        "STATE_TABLE",
+        "PERSIST_STATE_MACHINE_ARN",
+        "IOT_CRR_PLAN_KEY",
+    ):
         monkeypatch.delenv(key, raising=False)
     return Factory(clock=Clock(NOW_MS), show_progress=False)
 
@@ -145,7 +154,7 @@ def test_stale_plans_are_refused(
     things(pipeline.source, range(2))
     plan = tmp_path / "plan.json"
     assert run(cli, "plan", *REGIONS, "--out", str(plan), "--ttl", "600").exit_code == 1
-    apply = ["apply", str(plan), "--via", "table", "--state-table", TABLE]
+    apply = ["apply", str(plan), "--yes", "--via", "table", "--state-table", TABLE]
     # GIVEN the target changes after the plan was made, THEN apply refuses it
     things(pipeline.destination, ["late"], prefix="")
     assert_refused(run(cli, *apply), "stale plan", "target registry")
@@ -184,6 +193,130 @@ def test_nothing_is_deleted_without_allow_deletes(
         ("THING#extra-x", True),
         ("THING#extra-y", True),
     ]
+
+
+# --- a plan file is untrusted input ------------------------------------------------------------
+
+
+def forge(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Edit a plan file the way an attacker who knows the format would: recompute its id."""
+    data = json.loads(path.read_text())
+    edit(data)
+    body = {k: v for k, v in data.items() if k not in ("counts", "signature")}
+    body["plan_id"] = ""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    data["plan_id"] = f"{data['created_at_ms']}-{digest[:12]}"
+    path.write_text(json.dumps(data))
+
+
+def planned(pipeline: LocalPipeline, cli: Factory, tmp_path: Path, *args: str) -> Path:
+    """A saved plan for 3 missing things and 1 extra one (the delete is held back)."""
+    things(pipeline.source, range(3))
+    things(pipeline.destination, ["extra"], prefix="")
+    path = tmp_path / "plan.json"
+    result = run(cli, "plan", *REGIONS, "--out", str(path), *args)
+    assert result.exit_code == 1, result.output
+    return path
+
+
+def apply_args(path: Path, *extra: str) -> list[str]:
+    return ["apply", str(path), "--yes", "--via", "table", "--state-table", TABLE, *extra]
+
+
+def test_a_hand_edited_plan_fails_its_content_hash(
+    pipeline: LocalPipeline, cli: Factory, source_table: StateTable, tmp_path: Path
+) -> None:
+    # GIVEN the held-back delete moved into the actions by hand (id not recomputed)
+    path = planned(pipeline, cli, tmp_path)
+    data = json.loads(path.read_text())
+    data["actions"].append(data["skipped"].pop())
+    path.write_text(json.dumps(data))
+    # THEN apply refuses it before any snapshot or write
+    assert_refused(run(cli, *apply_args(path)), "plan integrity", "content hash")
+    assert table_keys(source_table) == []
+
+
+def test_a_forged_delete_is_refused_by_apply_s_own_guard(
+    pipeline: LocalPipeline, cli: Factory, source_table: StateTable, tmp_path: Path
+) -> None:
+    # GIVEN the held-back delete moved into the actions, the plan's guards claiming deletes
+    # were allowed, and the id recomputed
+    path = planned(pipeline, cli, tmp_path)
+
+    def allow(data: dict[str, Any]) -> None:
+        data["actions"].append(data["skipped"].pop())
+        data["guards"]["allow_deletes"] = True
+
+    forge(path, allow)
+    # THEN apply (without --allow-deletes) refuses it: the file's guards count for nothing
+    assert_refused(run(cli, *apply_args(path)), "allow_deletes", "deletes 1 entity")
+    assert table_keys(source_table) == []
+
+
+def test_a_plan_over_apply_s_cap_is_refused(
+    pipeline: LocalPipeline, cli: Factory, source_table: StateTable, tmp_path: Path
+) -> None:
+    # GIVEN a plan made under a raised cap (1,500 actions would do the same as these 3)
+    path = planned(pipeline, cli, tmp_path, "--max-changes", "0")
+    # THEN apply's own cap refuses it, and raising the cap on purpose lets it through
+    assert_refused(run(cli, *apply_args(path, "--max-changes", "2")), "max_changes", "3 changes")
+    assert table_keys(source_table) == []
+    assert run(cli, *apply_args(path, "--max-changes", "3")).exit_code == 0
+    assert len(table_keys(source_table)) == 3
+
+
+def test_a_plan_expiring_in_2286_is_refused(
+    pipeline: LocalPipeline, cli: Factory, source_table: StateTable, tmp_path: Path
+) -> None:
+    path = planned(pipeline, cli, tmp_path)
+    forge(path, lambda data: data.update(expires_at_ms=10_000_000_000_000))
+    assert_refused(run(cli, *apply_args(path)), "expiry", "at most 86400s")
+    assert table_keys(source_table) == []
+
+
+def test_a_plan_from_the_future_is_refused(
+    pipeline: LocalPipeline, cli: Factory, source_table: StateTable, tmp_path: Path
+) -> None:
+    path = planned(pipeline, cli, tmp_path)
+    forge(
+        path, lambda d: d.update(created_at_ms=NOW_MS + 3_600_000, expires_at_ms=NOW_MS + 7_200_000)
+    )
+    assert_refused(run(cli, *apply_args(path)), "created_at", "in the future")
+    assert table_keys(source_table) == []
+
+
+def test_verify_refuses_swapped_regions_and_edited_actions(
+    pipeline: LocalPipeline, cli: Factory, source_table: StateTable, tmp_path: Path
+) -> None:
+    path = planned(pipeline, cli, tmp_path)
+    honest = path.read_text()
+    # GIVEN the regions swapped (id recomputed): the fresh snapshots do not match the plan
+    forge(
+        path, lambda d: d.update(source_region=d["target_region"], target_region=d["source_region"])
+    )
+    assert_refused(run(cli, *apply_args(path)), "stale plan", "changed since the plan")
+    # GIVEN an upsert's state edited (id recomputed): the registries do not call for it
+    path.write_text(honest)
+    forge(path, lambda d: d["actions"][0]["fields"]["attributes"].update(owner="mallory"))
+    assert_refused(run(cli, *apply_args(path)), "differ from a plan rebuilt", "1 not called for")
+    assert table_keys(source_table) == []
+    # The honest plan goes through.
+    path.write_text(honest)
+    assert run(cli, *apply_args(path)).exit_code == 0
+    assert len(table_keys(source_table)) == 3
+
+
+def test_a_replayed_plan_writes_nothing_twice(
+    pipeline: LocalPipeline, cli: Factory, source_table: StateTable, tmp_path: Path
+) -> None:
+    path = planned(pipeline, cli, tmp_path)
+    first = run(cli, *apply_args(path))
+    assert first.exit_code == 0 and "applied=3" in first.stderr
+    items = [source_table.get_raw(k) for k in table_keys(source_table)]
+    # WHEN the same plan is applied again (a replay), THEN every event is a duplicate
+    again = run(cli, *apply_args(path, "--no-verify"))
+    assert again.exit_code == 0 and "duplicate=3 failed=0" in again.stderr
+    assert [source_table.get_raw(k) for k in table_keys(source_table)] == items
 
 
 # --- the planner's guards over arbitrary registries -------------------------------------------
