@@ -36,7 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.aws import classify_client_error
 from pipeline.errors import AwsServiceError, PermanentError
-from reconcile.diff import DriftReport
+from reconcile.drift import DriftReport
 from reconcile.plan import Plan
 from reconcile.report import load_json, render, to_json
 from reconcile.snapshot import MANIFEST, SCHEMAS, Snapshot

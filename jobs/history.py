@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reconcile.diff import DRIFT_KINDS, ENTITY_ORDER
+from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER
 
 ITEM_KEY = ["entity", "name", "kind"]
 EPISODE_COLUMNS = [

@@ -51,7 +51,8 @@ from pipeline.errors import CrrError, PermanentError
 from pipeline.iot import IotRegistry
 from pipeline.pending import finish_due
 from pipeline.statetable import StateTable
-from reconcile.diff import DRIFT_KINDS, ENTITY_ORDER, DriftReport, diff_snapshots
+from reconcile.diff import diff_snapshots
+from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, DriftReport
 from reconcile.emit import EmitResult, corrective_changes, emit_via_stepfunctions, emit_via_table
 from reconcile.ignore import IgnorePatternError, IgnoreRules
 from reconcile.inventory import Inventory

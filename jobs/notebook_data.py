@@ -23,7 +23,7 @@ from jobs.artefacts import (
     open_store,
 )
 from pipeline import aws
-from reconcile.diff import DRIFT_KINDS, ENTITY_ORDER
+from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER
 
 
 class NoRunsError(ArtefactError):

@@ -23,7 +23,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline import aws
 from pipeline.errors import CrrError
-from reconcile.diff import DriftReport, diff_snapshots
+from reconcile.diff import diff_snapshots
+from reconcile.drift import DriftReport
 from reconcile.emit import EmitResult, corrective_changes, emit_via_stepfunctions, emit_via_table
 from reconcile.ignore import DEFAULT_FILE as DEFAULT_IGNORE_FILE
 from reconcile.ignore import IgnoreRules

@@ -26,13 +26,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipeline.errors import PermanentError
 from pipeline.model import STATE_FIELDS, EntityKind
-
-if TYPE_CHECKING:
-    from reconcile.diff import Drift, DriftReport
+from reconcile.drift import Drift, DriftReport, changed_severity
 
 DEFAULT_FILE = ".iotdriftignore"
 
@@ -174,8 +171,6 @@ class IgnoreRules:
 
     def filter(self, drifts: Iterable[Drift]) -> Iterator[Drift]:
         """The drifts that remain visible, with ignored detail fields removed."""
-        from reconcile.diff import changed_severity  # runtime import: diff imports us lazily
-
         for drift in drifts:
             relevant = [r for r in self.rules if r.matches_entity(drift.entity, drift.name)]
             if not relevant:

@@ -37,7 +37,7 @@ from reconcile.snapshot import desired_fields
 if TYPE_CHECKING:
     import pandas as pd
 
-    from reconcile.diff import Drift, DriftReport
+    from reconcile.drift import Drift, DriftReport
     from reconcile.ignore import IgnoreRules
     from reconcile.snapshot import Snapshot
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.errors import PermanentError
 from pipeline.model import EntityKind
-from reconcile.diff import DRIFT_KINDS, ENTITY_ORDER, Drift, DriftReport
+from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, Drift, DriftReport
 
 SCHEMA_VERSION = "1"
 FORMATS = ("table", "json", "markdown", "html")

@@ -28,7 +28,7 @@ from typing import Any
 
 from jobs.artefacts import RunRecord
 from jobs.nightly import RunConfig, run_nightly
-from reconcile.diff import DriftReport
+from reconcile.drift import DriftReport
 from reconcile.plan import Guards, Plan, describe_plan
 from reconcile.report import load_json, render
 from sandbox.emulation import Delivery

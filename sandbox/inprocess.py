@@ -36,7 +36,8 @@ from pipeline.pending import finish_due
 from pipeline.persist import persist_change, resolve_dynamic_query
 from pipeline.replicate import Replicator
 from pipeline.statetable import PersistResult, StateTable
-from reconcile.diff import DriftReport, diff_snapshots
+from reconcile.diff import diff_snapshots
+from reconcile.drift import DriftReport
 from reconcile.emit import EmitResult, corrective_changes, emit_via_table
 from reconcile.inventory import Inventory
 from reconcile.plan import Guards, build_plan

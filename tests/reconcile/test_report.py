@@ -8,7 +8,8 @@ from html.parser import HTMLParser
 import mistune
 import pytest
 
-from reconcile.diff import DriftReport, diff_snapshots
+from reconcile.diff import diff_snapshots
+from reconcile.drift import DriftReport
 from reconcile.report import (
     SCHEMA_VERSION,
     ReportFormatError,

@@ -1,0 +1,92 @@
+"""The drift model: what differs between the two registries, entity by entity.
+
+``reconcile.diff`` finds drift, ``reconcile.ignore`` filters it, ``reconcile.report`` renders it
+and ``reconcile.plan`` turns it into repairs; all of them read these types, so they live apart
+from the diff engine (which imports the ignore rules, which need the severity of a drift).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pipeline.model import EntityKind
+
+DriftKind = Literal["missing", "extra", "changed"]
+Severity = Literal["high", "medium", "low"]
+
+# Dependency order, the order a repair runs in: report and plan read the same way.
+ENTITY_ORDER: tuple[EntityKind, ...] = (
+    EntityKind.THING_TYPE,
+    EntityKind.THING_GROUP,
+    EntityKind.BILLING_GROUP,
+    EntityKind.THING,
+    EntityKind.MEMBERSHIP,
+)
+DRIFT_KINDS: tuple[DriftKind, ...] = ("missing", "extra", "changed")
+
+# How much a difference matters for a DR region. A missing entity breaks failover; a wrong
+# type, parent or dynamic query changes what the fleet *is*; attribute and flag differences
+# change behaviour at the edges; a description is cosmetic.
+_FIELD_SEVERITY: dict[str, Severity] = {
+    "thing_type": "high",
+    "parent": "high",
+    "query": "high",
+    "billing_group": "medium",
+    "attributes": "medium",
+    "searchable_attributes": "medium",
+    "deprecated": "medium",
+    "propagating_attributes": "medium",
+    "description": "low",
+}
+_SEVERITY_RANK: dict[Severity, int] = {"low": 0, "medium": 1, "high": 2}
+
+
+def changed_severity(details: dict[str, dict[str, Any]]) -> Severity:
+    severity: Severity = "low"
+    for name in details:
+        candidate = _FIELD_SEVERITY.get(name.split(".", 1)[0], "medium")
+        if _SEVERITY_RANK[candidate] > _SEVERITY_RANK[severity]:
+            severity = candidate
+    return severity
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One difference for one entity. ``details`` maps a field (``attributes.<key>`` for
+    attributes) to ``{"source": value, "target": value}``; values are plain JSON values."""
+
+    entity: EntityKind
+    name: str  # for memberships: "thing#group" (pipeline.model.membership_name)
+    kind: DriftKind  # missing = in source, not target; extra = in target only
+    severity: Severity
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    thing: str | None = None  # memberships only
+    group: str | None = None
+
+    def sort_key(self) -> tuple[int, int, str]:
+        return (ENTITY_ORDER.index(self.entity), DRIFT_KINDS.index(self.kind), self.name)
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    source_region: str
+    target_region: str
+    source_fingerprint: str
+    target_fingerprint: str
+    generated_at_ms: int
+    drifts: tuple[Drift, ...]  # sorted by (entity order, drift kind order, name)
+    counts: dict[str, int]  # entities compared per kind (source side)
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """``entity -> {missing, extra, changed}``, every entity kind present (zeros too)."""
+        table: dict[str, dict[str, int]] = {
+            kind.value: dict.fromkeys(DRIFT_KINDS, 0) for kind in ENTITY_ORDER
+        }
+        for drift in self.drifts:
+            table[drift.entity.value][drift.kind] += 1
+        return table
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.drifts
