@@ -1,6 +1,6 @@
 """Where the nightly job leaves its record: per-run artefacts and the run index.
 
-Flow: ``jobs.nightly`` (and ``jobs.shard``) write through ``RunArtefacts`` as a run proceeds;
+Flow: ``jobs.run`` (and ``jobs.shard``) write through ``RunArtefacts`` as a run proceeds;
 ``jobs.history`` and the notebooks read back through ``load_index`` / ``load_drift_items``.
 This is the job's only storage edge: a ``Store`` is either a local directory or an S3 prefix
 (``open_store("s3://bucket/prefix")``); everything above it speaks keys and bytes.

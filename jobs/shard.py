@@ -11,7 +11,7 @@ then once with ``{"merge": {"count": n, "shards": [<shard results>]}}``.
   ``<run prefix>/shards/count=<n>/shard=<i>.json``.
 - The merge reads every shard's report, merges them (``merge_reports``: the same report an
   unsharded diff gives) and then plans, emits and writes exactly as an unsharded run
-  (``jobs.nightly.execute_run``).
+  (``jobs.run.execute_run``).
 
 Shards of one run share its run id: the event's ``run_id``, else ``RUN_ID``, else the UTC date.
 """
@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jobs.artefacts import RunArtefacts, read_run_record
-from jobs.nightly import (
+from jobs.run import (
     Acquired,
     ClientFactory,
     Clock,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.artefacts import RunRecord
-from jobs.nightly import RunConfig, run_nightly
+from jobs.run import RunConfig, run_nightly
 from reconcile.drift import DriftReport
 from reconcile.plan import Guards, Plan, describe_plan
 from reconcile.report import load_json, render
@@ -125,7 +125,7 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
 def nightly(
     box: Sandbox, out: Path, run_id: str, guards: Guards, *, via_table: bool = False
 ) -> RunRecord:
-    """One run of the nightly job (jobs.nightly), as the schedule would start it."""
+    """One run of the nightly job (jobs.run), as the schedule would start it."""
     config = RunConfig(
         source_region=box.source_region,
         target_region=box.destination_region,

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobs.nightly import RunConfig, RunResult, run_nightly
+from jobs.run import RunConfig, RunResult, run_nightly
 from reconcile.plan import Guards
 from sandbox.stack import Sandbox
 

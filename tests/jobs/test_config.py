@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.nightly import ConfigError, main, run_config_from_env
+from jobs.nightly import main
+from jobs.run import ConfigError, run_config_from_env
 
 GOOD = {
     "SOURCE_REGION": "us-east-1",

@@ -11,7 +11,8 @@ import boto3
 import pytest
 
 from jobs.artefacts import LocalStore, RunArtefacts, S3Store, load_index
-from jobs.nightly import ClientFactory, RunConfig, lambda_handler, run_nightly
+from jobs.nightly import lambda_handler
+from jobs.run import ClientFactory, RunConfig, run_nightly
 from pipeline import aws as aws_clients
 from reconcile.plan import Guards, PlanRefusedError
 from tests.jobs.conftest import TABLE, fleet

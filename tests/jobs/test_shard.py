@@ -10,7 +10,8 @@ import boto3
 import pytest
 
 from jobs.artefacts import ArtefactNotFoundError, LocalStore, RunArtefacts, load_index
-from jobs.nightly import ClientFactory, RunConfig, handle_event, run_nightly
+from jobs.nightly import handle_event
+from jobs.run import ClientFactory, RunConfig, run_nightly
 from jobs.shard import MergeSpec, ShardMismatchError, run_merge
 from pipeline import aws as aws_clients
 from pipeline.errors import EventValidationError
