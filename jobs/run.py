@@ -22,7 +22,6 @@ import json
 import re
 import sys
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -43,14 +42,12 @@ from pipeline.errors import PermanentError
 from pipeline.iot import IotRegistry
 from pipeline.pending import finish_due
 from pipeline.statetable import StateTable
-from reconcile.diff import diff_snapshots
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, DriftReport
-from reconcile.emit import EmitResult, corrective_changes, emit_via_stepfunctions, emit_via_table
+from reconcile.emit import DryRunEmitter, EmitResult, Emitter, Via, choose_emitter
+from reconcile.engine import Audit, Reconciler, registry_snapshotter
 from reconcile.ignore import IgnorePatternError, IgnoreRules
-from reconcile.inventory import Inventory
-from reconcile.plan import Guards, Plan, build_plan
-from reconcile.ratelimit import RateLimiter
-from reconcile.snapshot import Snapshot, take_snapshot
+from reconcile.plan import Guards
+from reconcile.snapshot import Snapshot
 
 ClientFactory = Callable[[str, str], Any]
 Clock = Callable[[], int]  # epoch milliseconds
@@ -101,7 +98,7 @@ class RunConfig:
     ignore: IgnoreRules = field(default_factory=IgnoreRules)
 
     @property
-    def emit_via(self) -> str:
+    def emit_via(self) -> Via:
         return "stepfunctions" if self.persist_state_machine_arn else "table"
 
 
@@ -196,17 +193,9 @@ class RunResult:
 # -- the run ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Acquired:
-    """The inputs of the plan stage: both snapshots and the (possibly merged) report."""
-
-    source: Snapshot
-    target: Snapshot
-    report: DriftReport
-
-
-Acquire = Callable[[RunArtefacts, dict[str, int]], Acquired]
-"""Produces the snapshots and the report, recording stage durations in the dict it is given."""
+Acquire = Callable[[Reconciler, RunArtefacts, dict[str, int]], Audit]
+"""Produces the snapshots and the report with the run's engine, recording stage durations in the
+dict it is given."""
 
 
 def utc_date(epoch_ms: int) -> str:
@@ -218,25 +207,41 @@ def open_run_store(config: RunConfig, factory: ClientFactory) -> Store:
     return open_store(config.report_location, lambda: factory("s3", region))
 
 
-def snapshot_region(factory: ClientFactory, region: str, clock: Clock) -> Snapshot:
-    return take_snapshot(Inventory(factory("iot", region), RateLimiter()), region, clock=clock)
+def reconciler(
+    config: RunConfig, factory: ClientFactory, clock: Clock, *, emitter: Emitter | None = None
+) -> Reconciler:
+    """The engine as the job runs it: both regions read at once (the snapshot is the longest
+    stage, and the API quotas it paces itself to are per region, so two regions read at once take
+    the time of one), the job's ignore rules and guards; a dry run unless given an emitter."""
+    return Reconciler(
+        registry_snapshotter(factory, clock=clock),
+        ignore=config.ignore,
+        guards=config.guards,
+        emitter=emitter or DryRunEmitter(),
+        clock=clock,
+        parallel=True,
+    )
+
+
+def job_emitter(config: RunConfig, factory: ClientFactory) -> Emitter:
+    """Corrective events into the source region's persist path (as live events travel)."""
+    return choose_emitter(
+        config.emit_via,
+        factory,
+        config.source_region,
+        state_machine_arn=config.persist_state_machine_arn,
+        state_table=config.state_table,
+    )
 
 
 def snapshot_both(
-    config: RunConfig, factory: ClientFactory, clock: Clock, artefacts: RunArtefacts
+    engine: Reconciler, config: RunConfig, artefacts: RunArtefacts
 ) -> tuple[Snapshot, Snapshot]:
-    """Snapshot both regions at once and save them with the run.
-
-    In parallel because the snapshot is the job's longest stage and the API quotas it paces
-    itself to are per region: two regions read at once take the time of one.
-    """
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot") as pool:
-        source_future = pool.submit(snapshot_region, factory, config.source_region, clock)
-        target_future = pool.submit(snapshot_region, factory, config.target_region, clock)
-        source, target = source_future.result(), target_future.result()
+    """Snapshot both regions and save them with the run."""
+    source, destination = engine.snapshots(config.source_region, config.target_region)
     artefacts.save_snapshot("source", source)
-    artefacts.save_snapshot("target", target)
-    return source, target
+    artefacts.save_snapshot("target", destination)
+    return source, destination
 
 
 def run_nightly(
@@ -248,12 +253,11 @@ def run_nightly(
 ) -> RunResult:
     """One unsharded run (see the module docstring). Raises on error, after recording it."""
 
-    def acquire(artefacts: RunArtefacts, durations: dict[str, int]) -> Acquired:
+    def acquire(engine: Reconciler, artefacts: RunArtefacts, durations: dict[str, int]) -> Audit:
         with timed(durations, "snapshot", clock):
-            source, target = snapshot_both(config, factory, clock, artefacts)
+            source, destination = snapshot_both(engine, config, artefacts)
         with timed(durations, "diff", clock):
-            report = diff_snapshots(source, target, ignore=config.ignore, clock=clock)
-        return Acquired(source, target, report)
+            return engine.compare(source, destination)
 
     return execute_run(config, factory, clock, acquire, metrics=metrics)
 
@@ -298,8 +302,9 @@ def execute_run(
         shards=shards,
     )
     try:
-        acquired = acquire(artefacts, durations)
-        report = acquired.report
+        engine = reconciler(config, factory, clock, emitter=job_emitter(config, factory))
+        audit = acquire(engine, artefacts, durations)
+        report = audit.report
         record = replace(
             record,
             diffed=True,
@@ -309,18 +314,11 @@ def execute_run(
         with timed(durations, "write", clock):
             artefacts.write_report(report)
         with timed(durations, "plan", clock):
-            plan = build_plan(
-                report,
-                acquired.source,
-                acquired.target,
-                config.guards,
-                now=clock(),
-                ignore=config.ignore,
-            )
+            plan = engine.plan(audit)
             artefacts.write_plan(plan)
         record = replace(record, planned=len(plan.actions), held_back=len(plan.skipped))
         with timed(durations, "emit", clock):
-            emitted = emit_plan(config, factory, plan, now=clock())
+            emitted = engine.apply(plan)
         record = replace(
             record,
             repairs_emitted=repairs_emitted(emitted),
@@ -367,23 +365,6 @@ _NOT_EMITTED = frozenset({"stale", "duplicate"})
 def repairs_emitted(result: EmitResult) -> int:
     """Corrective events that entered the pipeline (written to the table or started)."""
     return sum(n for outcome, n in result.counts.items() if outcome not in _NOT_EMITTED)
-
-
-def emit_plan(config: RunConfig, factory: ClientFactory, plan: Plan, *, now: int) -> EmitResult:
-    """Corrective events into the source region's persist path (as live events travel);
-    ``now`` (the run's clock, epoch ms) bounds their timestamps."""
-    changes = corrective_changes(plan, config.source_region)
-    if not changes:
-        return EmitResult()
-    if config.persist_state_machine_arn:
-        return emit_via_stepfunctions(
-            changes,
-            factory("stepfunctions", config.source_region),
-            config.persist_state_machine_arn,
-            now=now,
-        )
-    table = StateTable(factory("dynamodb", config.source_region), config.state_table)
-    return emit_via_table(changes, table, now=now)
 
 
 def finish_pending(config: RunConfig, factory: ClientFactory, clock: Clock) -> dict[str, list[str]]:

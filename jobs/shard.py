@@ -6,7 +6,7 @@ then once with ``{"merge": {"count": n, "shards": [<shard results>]}}``.
 
 - An optional ``{"prepare": {}}`` step takes the run's snapshots once, before the Map.
 - A shard loads the run's shared snapshots from its artefacts when present (taking and saving
-  them otherwise), diffs only its bucket (``diff_snapshots(..., buckets=n,
+  them otherwise), diffs only its bucket (``Reconciler.compare(..., buckets=n,
   bucket_range=range(i, i + 1))``) and writes its partial report to
   ``<run prefix>/shards/count=<n>/shard=<i>.json``.
 - The merge reads every shard's report, merges them (``merge_reports``: the same report an
@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from jobs.artefacts import RunArtefacts, read_run_record
 from jobs.run import (
-    Acquired,
     ClientFactory,
     Clock,
     MetricsSink,
@@ -33,12 +32,14 @@ from jobs.run import (
     RunResult,
     execute_run,
     open_run_store,
+    reconciler,
     snapshot_both,
     timed,
     utc_date,
 )
 from pipeline.errors import EventValidationError, PermanentError
-from reconcile.diff import diff_snapshots, merge_reports
+from reconcile.diff import merge_reports
+from reconcile.engine import Audit, Reconciler
 from reconcile.snapshot import Snapshot
 
 
@@ -127,12 +128,12 @@ class ShardResult:
 
 
 def shared_snapshots(
-    config: RunConfig, factory: ClientFactory, clock: Clock, artefacts: RunArtefacts
+    engine: Reconciler, config: RunConfig, artefacts: RunArtefacts
 ) -> tuple[Snapshot, Snapshot]:
     """The run's snapshots: loaded when a shard (or a prepare step) saved them, else taken."""
     if artefacts.has_snapshot("source") and artefacts.has_snapshot("target"):
         return artefacts.load_snapshot("source"), artefacts.load_snapshot("target")
-    return snapshot_both(config, factory, clock, artefacts)
+    return snapshot_both(engine, config, artefacts)
 
 
 def run_prepare(
@@ -144,7 +145,7 @@ def run_prepare(
     started = clock()
     run_id = spec.run_id or config.run_id or utc_date(started)
     artefacts = RunArtefacts.for_run(open_run_store(config, factory), run_id, started)
-    source, target = snapshot_both(config, factory, clock, artefacts)
+    source, target = snapshot_both(reconciler(config, factory, clock), config, artefacts)
     return {
         "run_id": run_id,
         "prefix": artefacts.prefix,
@@ -166,15 +167,10 @@ def run_shard(
     existing = read_run_record(store, run_id)
     if existing is not None and existing.status == "completed":
         return ShardResult(run_id, spec.index, spec.count, existing.prefix, key, 0, "", "", True)
-    source, target = shared_snapshots(config, factory, clock, artefacts)
-    report = diff_snapshots(
-        source,
-        target,
-        buckets=spec.count,
-        bucket_range=range(spec.index, spec.index + 1),
-        ignore=config.ignore,
-        clock=clock,
-    )
+    engine = reconciler(config, factory, clock)
+    source, target = shared_snapshots(engine, config, artefacts)
+    bucket = range(spec.index, spec.index + 1)
+    report = engine.compare(source, target, buckets=spec.count, bucket_range=bucket).report
     artefacts.write_shard_report(spec.index, spec.count, report)
     return ShardResult(
         run_id=run_id,
@@ -211,7 +207,7 @@ def run_merge(
     """Merge the run's shard reports, then plan, emit and record it as an unsharded run."""
     run_id, prefix = _from_shards(spec)
 
-    def acquire(artefacts: RunArtefacts, durations: dict[str, int]) -> Acquired:
+    def acquire(engine: Reconciler, artefacts: RunArtefacts, durations: dict[str, int]) -> Audit:
         with timed(durations, "snapshot", clock):
             source = artefacts.load_snapshot("source")
             target = artefacts.load_snapshot("target")
@@ -227,7 +223,7 @@ def run_merge(
             raise ShardMismatchError(
                 f"run {artefacts.prefix}: shard reports do not match the saved snapshots; rerun"
             )
-        return Acquired(source, target, report)
+        return Audit(source, target, report)
 
     return execute_run(
         config,

@@ -1,7 +1,7 @@
 """``iot-crr``: the command line over reconciliation (snapshot → diff → plan → emit).
 
 Each command is a thin edge: it builds its collaborators through the ``Factory`` in ``ctx.obj``
-(tests pass one pointing at moto), calls the pure stages in ``reconcile``, and prints. Regions are
+(tests pass one pointing at moto), reconciles through ``reconcile.engine.Reconciler``, and prints. Regions are
 explicit options; endpoints and credentials are boto3's own (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``).
 
 Exit codes fit CI: 0 in sync, 1 drift found, 2 error (bad arguments, AWS errors, refused or stale
@@ -14,7 +14,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline import aws
 from pipeline.errors import CrrError
-from reconcile.diff import diff_snapshots
-from reconcile.drift import DriftReport
-from reconcile.emit import EmitResult, corrective_changes, emit_via_stepfunctions, emit_via_table
+from reconcile.emit import VIAS, EmitResult, Emitter, Via, choose_emitter
+from reconcile.engine import Audit, Reconciler
 from reconcile.ignore import DEFAULT_FILE as DEFAULT_IGNORE_FILE
 from reconcile.ignore import IgnoreRules
 from reconcile.inventory import Inventory
@@ -33,12 +32,10 @@ from reconcile.plan import (
     MAX_TTL_SECONDS,
     Guards,
     Plan,
-    build_plan,
     check_trusted,
     describe_plan,
     plan_key,
     summarize_plan,
-    verify_against,
 )
 from reconcile.ratelimit import RateLimiter
 from reconcile.report import FORMATS, render
@@ -82,11 +79,6 @@ class Factory:
         snap = take_snapshot(inventory, region, progress=_SnapshotProgress(region))
         click.echo(err=True)  # end the progress line
         return snap
-
-    def state_table(self, region: str, table_name: str) -> Any:
-        from pipeline.statetable import StateTable
-
-        return StateTable(self.aws_client("dynamodb", region), table_name)
 
     def emit_progress(self) -> Callable[[int, int], None] | None:
         return _count_progress("emitting") if self.progress_on else None
@@ -229,7 +221,7 @@ guard_options = _compose(
 emit_options = _compose(
     click.option(
         "--via",
-        type=click.Choice(("stepfunctions", "table")),
+        type=click.Choice(VIAS),
         default="stepfunctions",
         show_default=True,
         help="Start the persist state machine per change, or persist straight into the state "
@@ -281,7 +273,7 @@ def audit(factory: Factory, **opts: Any) -> None:
 
     Exit 0 when in sync, 1 when drift is found.
     """
-    report = _audit(factory, opts).report
+    report = _audit(_reconciler(factory, opts), opts).report
     _write(render(report, opts["fmt"]), opts["output"])
     raise click.exceptions.Exit(EXIT_IN_SYNC if report.in_sync else EXIT_DRIFT)
 
@@ -302,7 +294,8 @@ def plan(factory: Factory, plan_path: Path, **opts: Any) -> None:
 
     Prints the plan (the dry run). Exit 0 when in sync, 1 when the plan has work.
     """
-    repair = _audit(factory, opts).plan(factory, opts)
+    engine = _reconciler(factory, opts)
+    repair = engine.plan(_audit(engine, opts))
     repair.save(plan_path, key=plan_key())
     _write(_show_plan(repair, opts["fmt"]), opts["output"])
     raise click.exceptions.Exit(EXIT_IN_SYNC if repair.is_empty else EXIT_DRIFT)
@@ -332,24 +325,19 @@ def apply(factory: Factory, plan_file: Path, verify: bool, yes: bool, **opts: An
     otherwise.
     """
     _check_emit_options(opts)
-    guards = _guards(opts)
     repair = Plan.load(plan_file, key=plan_key())
+    engine = _reconciler(factory, opts)  # apply's own guards and ignore rules
     # Free checks first (hash, guards, times, expiry); snapshots are not free.
-    check_trusted(repair, guards, now=factory.clock())
+    check_trusted(repair, engine.guards, now=engine.clock())
     if verify:
-        verify_against(
-            repair,
-            factory.snapshot(repair.source_region),
-            factory.snapshot(repair.target_region),
-            guards,
-            now=factory.clock(),
-            ignore=_ignore_rules(opts),
-        )
-    click.echo(summarize_plan(repair, now=factory.clock()), err=True)
+        engine.verify(repair)
+    click.echo(summarize_plan(repair, now=engine.clock()), err=True)
     if not repair.actions:
         return
     _confirm(yes, f"emit {len(repair.actions)} corrective event(s) via {opts['via']}?")
-    _report_emit(_emit(factory, repair, opts))
+    emitter = _emitter(factory, opts["via"], opts, repair.source_region)
+    result = replace(engine, emitter=emitter).apply(repair, progress=factory.emit_progress())
+    _report_emit(result, emitter)
 
 
 @main.command()
@@ -366,62 +354,49 @@ def reconcile(factory: Factory, do_apply: bool, **opts: Any) -> None:
     """
     if do_apply:
         _check_emit_options(opts)
-    audited = _audit(factory, opts)
+    engine = _reconciler(factory, opts)
+    audited = _audit(engine, opts)
     report = audited.report
     _write(render(report, opts["fmt"]), opts["output"])
     if not report.in_sync:
-        repair = audited.plan(factory, opts)
+        repair = engine.plan(audited)
         click.echo(describe_plan(repair), err=True)
-        if do_apply:
-            _report_emit(_emit(factory, repair, opts))
-        else:
-            click.echo("dry run: nothing emitted (use --apply)", err=True)
+        emitter = _emitter(
+            factory, opts["via"] if do_apply else "dry-run", opts, repair.source_region
+        )
+        result = replace(engine, emitter=emitter).apply(repair, progress=factory.emit_progress())
+        _report_emit(result, emitter)
     raise click.exceptions.Exit(EXIT_IN_SYNC if report.in_sync else EXIT_DRIFT)
 
 
 # --- helpers the commands share ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Audit:
-    """Both snapshots, their diff, and the ignore rules it was made under."""
-
-    source: Snapshot
-    target: Snapshot
-    report: DriftReport
-    ignore: IgnoreRules
-
-    def plan(self, factory: Factory, opts: dict[str, Any]) -> Plan:
-        return build_plan(
-            self.report,
-            self.source,
-            self.target,
-            _guards(opts),
-            now=factory.clock(),
-            ignore=self.ignore,
-        )
+def _reconciler(factory: Factory, opts: dict[str, Any]) -> Reconciler:
+    """The engine for an auditing command: the CLI's snapshots (progress on a terminal), the
+    ignore rules read once, the guards when the command has them; a dry run until told where."""
+    guards = _guards(opts) if "allow_deletes" in opts else Guards()
+    return Reconciler(
+        factory.snapshot, ignore=_ignore_rules(opts), guards=guards, clock=factory.clock
+    )
 
 
-def _audit(factory: Factory, opts: dict[str, Any]) -> _Audit:
-    """Snapshot (or load) both sides and diff them under the ignore rules."""
-    rules = _ignore_rules(opts)
+def _audit(engine: Reconciler, opts: dict[str, Any]) -> Audit:
+    """Snapshot (or load) both sides and diff them under the engine's ignore rules."""
     if opts.get("from_snapshots"):
-        source_dir, target_dir = opts["from_snapshots"]
-        source, target = Snapshot.load(source_dir), Snapshot.load(target_dir)
-    else:
-        source_region, target_region = _regions(opts)
-        source, target = factory.snapshot(source_region), factory.snapshot(target_region)
-    report = diff_snapshots(source, target, ignore=rules, clock=factory.clock)
-    return _Audit(source, target, report, rules)
+        source_dir, destination_dir = opts["from_snapshots"]
+        return engine.compare(Snapshot.load(source_dir), Snapshot.load(destination_dir))
+    return engine.audit(*_regions(opts))
 
 
 def _regions(opts: dict[str, Any]) -> tuple[str, str]:
-    source, target = opts.get("source_region"), opts.get("target_region")
-    if not source or not target:
+    """The source and destination regions (the destination's flag is ``--target-region``)."""
+    source, destination = opts.get("source_region"), opts.get("target_region")
+    if not source or not destination:
         raise click.UsageError("--source-region and --target-region are required")
-    if source == target:
+    if source == destination:
         raise click.UsageError("--source-region and --target-region must differ")
-    return source, target
+    return source, destination
 
 
 def _ignore_rules(opts: dict[str, Any]) -> IgnoreRules:
@@ -476,20 +451,21 @@ def _check_emit_options(opts: dict[str, Any]) -> None:
         raise click.UsageError("--via table needs --state-table (or STATE_TABLE)")
 
 
-def _emit(factory: Factory, repair: Plan, opts: dict[str, Any]) -> EmitResult:
-    """Corrective events into the persist path of the *source* region (never the target)."""
-    changes = corrective_changes(repair, repair.source_region)
-    progress = factory.emit_progress()
-    if opts["via"] == "table":
-        table = factory.state_table(repair.source_region, opts["state_table"])
-        return emit_via_table(changes, table, progress=progress, now=factory.clock())
-    sfn = factory.aws_client("stepfunctions", repair.source_region)
-    return emit_via_stepfunctions(
-        changes, sfn, opts["state_machine_arn"], progress=progress, now=factory.clock()
+def _emitter(factory: Factory, via: Via, opts: dict[str, Any], source_region: str) -> Emitter:
+    """Corrective events go into the persist path of the *source* region (never the destination)."""
+    return choose_emitter(
+        via,
+        factory.aws_client,
+        source_region,
+        state_machine_arn=opts.get("state_machine_arn"),
+        state_table=opts.get("state_table"),
     )
 
 
-def _report_emit(result: EmitResult) -> None:
+def _report_emit(result: EmitResult, emitter: Emitter) -> None:
+    if emitter.via == "dry-run":
+        click.echo("dry run: nothing emitted (use --apply)", err=True)
+        return
     click.echo(f"emitted: {result.summary()}", err=True)
     for failure in result.failures:
         kind = "retryable" if failure.retryable else "permanent"
@@ -499,6 +475,8 @@ def _report_emit(result: EmitResult) -> None:
 
 
 # --- commands that live with their feature ----------------------------------------------------
+
+
 def _register_feature_commands() -> None:
     from pipeline.eventconfig import enable_events_command
     from reconcile.doctor import doctor_command

@@ -11,10 +11,12 @@ the persist path, and the replicator in the destination converges the registry f
 - ``emit_via_table`` runs the persist code in-process, for large backfills where one execution per
   entity would be slow and costly.
 
-Both validate every change the same way first (``validated``: the corrective event persist would
-receive, parsed back as persist parses it, and a timestamp bound), so the table path writes
-nothing the state machine path would refuse. Both collect a failure per change that did not go
-through and carry on; none is dropped silently.
+Callers hold an ``Emitter`` (Step Functions, table, or the dry run that emits nothing), chosen in
+one place: ``choose_emitter``; each ``emit`` is given ``now``, the caller's clock bounding event
+timestamps. Both real ones validate every change the same way first (``validated``: the corrective
+event persist would receive, parsed back as persist parses it, and a timestamp bound), so the table
+path writes nothing the state machine path would refuse. Both collect a failure per change that did
+not go through and carry on; none is dropped silently.
 """
 
 from __future__ import annotations
@@ -25,17 +27,17 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import CrrError, RetryableError
+from pipeline.errors import CrrError, PermanentError, RetryableError
 from pipeline.events import corrective_event, parse_event
 from pipeline.model import Change, Origin
 from pipeline.state import check_not_future
+from pipeline.statetable import StateTable
 
 if TYPE_CHECKING:
-    from pipeline.statetable import StateTable
     from reconcile.plan import Plan
 
 EXECUTION_NAME_MAX = 80
@@ -251,3 +253,90 @@ def _failure(change: Change, error: str, message: str, retryable: bool) -> EmitF
         message=message,
         retryable=retryable,
     )
+
+
+# -- emitters --------------------------------------------------------------------------------
+
+Via = Literal["stepfunctions", "table", "dry-run"]
+VIAS: tuple[Via, ...] = ("stepfunctions", "table")
+"""The real ways out; ``"dry-run"`` emits nothing."""
+
+
+class EmitterConfigError(PermanentError):
+    """An emitter asked for without what it needs (a state machine ARN, a table name)."""
+
+
+class Emitter(Protocol):
+    """Where corrective events go; ``via`` names the way in summaries and run records."""
+
+    @property
+    def via(self) -> Via: ...
+
+    def emit(
+        self, changes: Sequence[Change], *, now: int, progress: Progress | None = None
+    ) -> EmitResult:
+        """Emit every change, collecting a failure per change that did not go through; ``now``
+        (epoch ms, the caller's clock) bounds their timestamps."""
+        ...
+
+
+@dataclass(frozen=True)
+class StepFunctionsEmitter:
+    """One persist state machine execution per change (what the IoT rule does)."""
+
+    sfn_client: Any
+    state_machine_arn: str
+    via: ClassVar[Via] = "stepfunctions"
+
+    def emit(
+        self, changes: Sequence[Change], *, now: int, progress: Progress | None = None
+    ) -> EmitResult:
+        return emit_via_stepfunctions(
+            changes, self.sfn_client, self.state_machine_arn, progress=progress, now=now
+        )
+
+
+@dataclass(frozen=True)
+class TableEmitter:
+    """The persist code in-process, straight into the state table (large backfills)."""
+
+    table: StateTable
+    via: ClassVar[Via] = "table"
+
+    def emit(
+        self, changes: Sequence[Change], *, now: int, progress: Progress | None = None
+    ) -> EmitResult:
+        return emit_via_table(changes, self.table, progress=progress, now=now)
+
+
+@dataclass(frozen=True)
+class DryRunEmitter:
+    """Emits nothing: the plan is shown, not applied."""
+
+    via: ClassVar[Via] = "dry-run"
+
+    def emit(
+        self, changes: Sequence[Change], *, now: int, progress: Progress | None = None
+    ) -> EmitResult:
+        return EmitResult()
+
+
+def choose_emitter(
+    via: Via,
+    client: Callable[[str, str], Any],
+    region: str,
+    *,
+    state_machine_arn: str | None = None,
+    state_table: str | None = None,
+) -> Emitter:
+    """The emitter for ``via`` in ``region`` (the source region: corrective events travel the
+    way live events do), with clients from ``client(service, region)``."""
+    if via == "stepfunctions":
+        if not state_machine_arn:
+            raise EmitterConfigError("emitting via Step Functions needs the state machine ARN")
+        return StepFunctionsEmitter(client("stepfunctions", region), state_machine_arn)
+    if via == "table":
+        if not state_table:
+            raise EmitterConfigError("emitting via the state table needs the table name")
+        return TableEmitter(StateTable(client("dynamodb", region), state_table))
+    return DryRunEmitter()

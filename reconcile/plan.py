@@ -381,35 +381,6 @@ def check_same_actions(plan: Plan, rebuilt: Plan) -> None:
     )
 
 
-def verify_against(
-    plan: Plan,
-    source: Snapshot,
-    target: Snapshot,
-    guards: Guards,
-    *,
-    now: int,
-    ignore: IgnoreRules | None = None,
-) -> None:
-    """Refuse ``plan`` unless fresh snapshots of its two registries still call for exactly its
-    actions: their fingerprints match the plan's, and the plan rebuilt from them (under the
-    applier's ``guards`` and ``ignore`` rules) has the same actions."""
-    from reconcile.diff import diff_snapshots  # runtime import: diff is the heavier module
-
-    if (source.region, target.region) != (plan.source_region, plan.target_region):
-        raise StalePlanError(
-            f"fresh snapshots are of {source.region} -> {target.region}, the plan is for "
-            f"{plan.source_region} -> {plan.target_region}"
-        )
-    check_fresh(
-        plan,
-        now=now,
-        source_fingerprint=source.fingerprint(),
-        target_fingerprint=target.fingerprint(),
-    )
-    report = diff_snapshots(source, target, ignore=ignore, clock=lambda: now)
-    check_same_actions(plan, build_plan(report, source, target, guards, now=now, ignore=ignore))
-
-
 def summarize_plan(plan: Plan, *, now: int, limit: int = 10) -> str:
     """What applying ``plan`` will emit, for a person to confirm: counts per operation and
     entity, every delete up to ``limit``, what was held back, and when the plan expires."""

@@ -4,8 +4,8 @@ persist (``StateTable.apply``) → state table (one table standing for the Globa
 destination replica) → its DynamoDB stream → the sandbox's event source mapping
 (``sandbox.emulation.EventSourceMapping``) → the replicator's batch handler
 (``pipeline.replicate.handle_batch``: Powertools' batch processor) → destination
-registry; and reconciliation (``take_snapshot`` → ``diff_snapshots`` → ``build_plan`` →
-``emit_via_table``) back into the same table. Everything runs in this process under the
+registry; and reconciliation (``reconcile.engine.Reconciler``: snapshot → diff → plan → emit
+via the table) back into the same table. Everything runs in this process under the
 caller's ``mock_aws`` (no server, no threads), so one round trip costs milliseconds.
 
 The stream is drained by the same event source mapping as the sandbox's: batches in order, a
@@ -36,11 +36,11 @@ from pipeline.pending import finish_due
 from pipeline.persist import persist_change, resolve_dynamic_query
 from pipeline.replicate import Replicator
 from pipeline.statetable import PersistResult, StateTable
-from reconcile.diff import diff_snapshots
 from reconcile.drift import DriftReport
-from reconcile.emit import EmitResult, corrective_changes, emit_via_table
+from reconcile.emit import EmitResult, TableEmitter
+from reconcile.engine import Reconciler
 from reconcile.inventory import Inventory
-from reconcile.plan import Guards, build_plan
+from reconcile.plan import Guards
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import Snapshot, take_snapshot
 from sandbox.emulation import EventSourceMapping, FailedBatch, LambdaStreamReader
@@ -210,30 +210,29 @@ class LocalPipeline:
         client = self.source if region == self.source_region else self.destination
         return take_snapshot(Inventory(client, RateLimiter.unlimited()), region)
 
-    def audit(self) -> DriftReport:
-        return diff_snapshots(
-            self.snapshot(self.source_region), self.snapshot(self.destination_region)
+    def reconciler(self, guards: Guards | None = None) -> Reconciler:
+        """The engine on this process's registries: no API pacing, deletes allowed and no cap
+        unless ``guards`` say otherwise, corrective events straight into the state table."""
+        return Reconciler(
+            self.snapshot,
+            guards=guards or Guards(allow_deletes=True, max_changes=None, min_source_ratio=0.0),
+            emitter=TableEmitter(self.table),
         )
 
-    def reconcile(self, guards: Guards | None = None, *, now_ms: int | None = None) -> EmitResult:
+    def audit(self) -> DriftReport:
+        return self.reconciler().audit(self.source_region, self.destination_region).report
+
+    def reconcile(self, guards: Guards | None = None) -> EmitResult:
         """One reconciliation run: snapshot both, diff, plan (deletes allowed), emit via table.
 
         ``last_report`` keeps the drift it found (in sync: nothing was emitted).
         """
-        source = self.snapshot(self.source_region)
-        target = self.snapshot(self.destination_region)
-        report = diff_snapshots(source, target)
-        self.last_report = report
-        if report.in_sync:
+        engine = self.reconciler(guards)
+        audit = engine.audit(self.source_region, self.destination_region)
+        self.last_report = audit.report
+        if audit.report.in_sync:
             return EmitResult()
-        plan = build_plan(
-            report,
-            source,
-            target,
-            guards or Guards(allow_deletes=True, max_changes=None, min_source_ratio=0.0),
-            now=now_ms if now_ms is not None else source.taken_at_ms,
-        )
-        return emit_via_table(corrective_changes(plan, self.source_region), self.table)
+        return engine.apply(engine.plan(audit))
 
     def converge_fully(self) -> None:
         """Drain, finish deferred deletions, and drain what that woke (the nightly tail)."""

@@ -1,0 +1,144 @@
+"""The reconciliation engine: ``snapshot → diff → plan → emit``, composed in one place.
+
+The command line (``reconcile.cli``), the nightly job (``jobs.run``, ``jobs.shard``) and the
+in-process harness (``bench.harness``) all reconcile through a ``Reconciler``; each brings only
+its edges: how a region is snapshotted (a ``Snapshotter``), which ignore rules and guards apply,
+where corrective events go (an ``Emitter``, chosen by ``reconcile.emit.choose_emitter``) and the
+clock. The stages themselves stay pure functions over data (``diff_snapshots``, ``build_plan``,
+``corrective_changes``); the engine only wires them.
+
+Reconciliation never writes to the destination registry: ``apply`` emits corrective events into
+the source region's persist path, and the destination's replicator converges from there (see
+docs/design.md, "Reconciliation").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconcile.diff import diff_snapshots
+from reconcile.drift import DriftReport
+from reconcile.emit import DryRunEmitter, EmitResult, Emitter, Progress, corrective_changes
+from reconcile.ignore import IgnoreRules
+from reconcile.inventory import Inventory
+from reconcile.plan import Guards, Plan, build_plan, check_fresh, check_same_actions
+from reconcile.ratelimit import RateLimiter
+from reconcile.snapshot import Snapshot, take_snapshot
+
+Snapshotter = Callable[[str], Snapshot]
+"""Reads one region's whole registry: ``snapshotter(region) -> Snapshot``."""
+ClientFactory = Callable[[str, str], Any]
+Clock = Callable[[], int]  # epoch milliseconds
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def registry_snapshotter(
+    client: ClientFactory,
+    *,
+    limiter: Callable[[], RateLimiter] = RateLimiter,
+    clock: Clock = _now_ms,
+) -> Snapshotter:
+    """Snapshots a region through its IoT client, paced by a fresh ``limiter()`` per snapshot."""
+
+    def snapshot(region: str) -> Snapshot:
+        return take_snapshot(Inventory(client("iot", region), limiter()), region, clock=clock)
+
+    return snapshot
+
+
+@dataclass(frozen=True)
+class Audit:
+    """Both snapshots and the drift between them (under the engine's ignore rules)."""
+
+    source: Snapshot
+    destination: Snapshot
+    report: DriftReport
+
+
+@dataclass(frozen=True)
+class Reconciler:
+    """Audit two registries, plan the repair within the guards, emit it.
+
+    ``parallel`` snapshots both regions at once: the snapshot is the longest stage and the API
+    quotas it paces itself to are per region, so two regions read together take the time of one
+    (the nightly job); the command line reads them in turn to show one progress line at a time.
+    """
+
+    snapshot: Snapshotter
+    ignore: IgnoreRules = field(default_factory=IgnoreRules)
+    guards: Guards = field(default_factory=Guards)
+    emitter: Emitter = field(default_factory=DryRunEmitter)
+    clock: Clock = _now_ms
+    parallel: bool = False
+
+    def snapshots(self, source_region: str, destination_region: str) -> tuple[Snapshot, Snapshot]:
+        """Both regions' snapshots, source first."""
+        if not self.parallel:
+            return self.snapshot(source_region), self.snapshot(destination_region)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot") as pool:
+            source = pool.submit(self.snapshot, source_region)
+            destination = pool.submit(self.snapshot, destination_region)
+            return source.result(), destination.result()
+
+    def compare(
+        self,
+        source: Snapshot,
+        destination: Snapshot,
+        *,
+        buckets: int = 1,
+        bucket_range: range | None = None,
+    ) -> Audit:
+        """The drift between two snapshots (one bucket range of it for a shard)."""
+        report = diff_snapshots(
+            source,
+            destination,
+            ignore=self.ignore,
+            buckets=buckets,
+            bucket_range=bucket_range,
+            clock=self.clock,
+        )
+        return Audit(source, destination, report)
+
+    def audit(self, source_region: str, destination_region: str) -> Audit:
+        """Snapshot both regions and diff them (read-only)."""
+        return self.compare(*self.snapshots(source_region, destination_region))
+
+    def plan(self, audit: Audit) -> Plan:
+        """The repair plan for ``audit`` within the guards (raises ``PlanRefusedError``)."""
+        return build_plan(
+            audit.report,
+            audit.source,
+            audit.destination,
+            self.guards,
+            now=self.clock(),
+            ignore=self.ignore,
+        )
+
+    def verify(self, plan: Plan) -> None:
+        """Refuse a saved ``plan`` (``StalePlanError``, ``PlanRefusedError``) unless fresh
+        snapshots of its two registries still call for exactly its actions: their fingerprints
+        match the plan's, and the plan rebuilt from them under this engine's guards and ignore
+        rules (the applier's, never the file's) has the same actions."""
+        source, destination = self.snapshots(plan.source_region, plan.target_region)
+        check_fresh(
+            plan,
+            now=self.clock(),
+            source_fingerprint=source.fingerprint(),
+            target_fingerprint=destination.fingerprint(),
+        )
+        check_same_actions(plan, self.plan(self.compare(source, destination)))
+
+    def apply(self, plan: Plan, *, progress: Progress | None = None) -> EmitResult:
+        """Emit ``plan``'s corrective events into the persist path of its *source* region; the
+        engine's clock bounds their timestamps (``reconcile.emit.validated``)."""
+        changes = corrective_changes(plan, plan.source_region)
+        if not changes:
+            return EmitResult()
+        return self.emitter.emit(changes, now=self.clock(), progress=progress)
