@@ -18,12 +18,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/iot-crr demo --out out
 
-## Everything CI checks: lint, formatting, types, the IaC scan, the whole test suite (2 workers).
+## Everything CI checks: lint, formatting, import layers, types, the IaC scan, the whole test
+## suite (2 workers).
 test: lint types scan unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 types: $(STAMP)
 	$(BIN)/mypy

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline import aws
 from pipeline.errors import CrrError
+from pipeline.eventconfig import enable_events_command
+from reconcile.doctor import doctor_command
 from reconcile.emit import VIAS, EmitResult, Emitter, Via, choose_emitter
 from reconcile.engine import Audit, Reconciler
 from reconcile.ignore import DEFAULT_FILE as DEFAULT_IGNORE_FILE
@@ -101,8 +104,31 @@ def _count_progress(label: str) -> Callable[[int, int], None]:
     return show
 
 
+COMMANDS_ENTRY_POINTS = "iot_crr.commands"
+"""Entry-point group of commands that live outside the product (the sandbox's ``sandbox`` and
+``demo``, declared in pyproject.toml): the product never imports them, so its image does not
+ship them."""
+
+
 class _Group(click.Group):
-    """Turns the project's known errors into a one-line message and exit code 2."""
+    """Adds the entry-point commands; turns the project's known errors into a one-line message and
+    exit code 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_entry_points()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        entry = _entry_points().get(cmd_name)
+        if command is not None or entry is None:
+            return command
+        try:
+            loaded = entry.load()
+        except ModuleNotFoundError as error:  # declared, but not installed (the job's image)
+            return _unavailable(cmd_name, f"{entry.value} is not installed ({error})")
+        if not isinstance(loaded, click.Command):
+            return _unavailable(cmd_name, f"{entry.value} is not a click command")
+        return loaded
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -476,16 +502,18 @@ def _report_emit(result: EmitResult, emitter: Emitter) -> None:
 
 # --- commands that live with their feature ----------------------------------------------------
 
-
-def _register_feature_commands() -> None:
-    from pipeline.eventconfig import enable_events_command
-    from reconcile.doctor import doctor_command
-    from sandbox.cli import demo, sandbox
-
-    main.add_command(enable_events_command, name="enable-events")
-    main.add_command(doctor_command)
-    main.add_command(sandbox)
-    main.add_command(demo)
+main.add_command(enable_events_command, name="enable-events")
+main.add_command(doctor_command)
 
 
-_register_feature_commands()
+def _entry_points() -> dict[str, EntryPoint]:
+    return {entry.name: entry for entry in entry_points(group=COMMANDS_ENTRY_POINTS)}
+
+
+def _unavailable(name: str, reason: str) -> click.Command:
+    """A command that is listed but cannot run here: it says why, with exit code 2."""
+
+    def fail() -> None:
+        raise CliError(f"iot-crr {name}: {reason}")
+
+    return click.Command(name, callback=fail, help=f"(unavailable: {reason})")

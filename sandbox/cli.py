@@ -1,8 +1,9 @@
 """``iot-crr sandbox``: run the embedded two-region sandbox from a shell.
 
 ``sandbox up`` starts it in the foreground, prints what another shell needs (endpoint, regions,
-table, state machine) and pumps the pipeline until Ctrl-C. The lead registers ``sandbox`` on the
-main CLI group.
+table, state machine) and pumps the pipeline until Ctrl-C. ``sandbox`` and ``demo`` reach
+``iot-crr`` through the ``iot_crr.commands`` entry points in pyproject.toml: the product never
+imports the sandbox.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from pipeline import aws
 from pipeline.events import parse_event
 from pipeline.model import EntityKind
 from pipeline.statetable import StateTable
-from reconcile.cli import Factory, main
+from reconcile import cli
+from reconcile.cli import COMMANDS_ENTRY_POINTS, Factory, main
 from reconcile.plan import Plan
 
 SRC, DST = "us-east-1", "eu-west-1"
@@ -401,3 +403,28 @@ def test_help_explains_exit_codes() -> None:
     assert "1 drift found" in result.output
     for command in ("snapshot", "audit", "plan", "apply", "reconcile"):
         assert command in result.output
+
+
+def test_sandbox_commands_are_listed_from_their_entry_points() -> None:
+    # The product does not import the sandbox: `sandbox` and `demo` come from pyproject's
+    # "iot_crr.commands" entry points, loaded when asked for.
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "sandbox" in result.output and "demo" in result.output
+    result = CliRunner().invoke(main, ["sandbox", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "up" in result.output
+
+
+def test_a_declared_command_that_is_not_installed_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN an entry point whose module is absent (the job's image ships no sandbox/)
+    ghost = EntryPoint("ghost", "no_such_package.cli:ghost", COMMANDS_ENTRY_POINTS)
+    monkeypatch.setattr(cli, "_entry_points", lambda: {"ghost": ghost})
+    # THEN help still works and lists it as unavailable ...
+    listed = CliRunner().invoke(main, ["--help"])
+    assert listed.exit_code == 0 and "ghost" in listed.output
+    # ... and running it fails with one line naming what is missing
+    result = CliRunner().invoke(main, ["ghost"])
+    assert_one_line_error(result, "iot-crr ghost", "no_such_package")
