@@ -238,7 +238,6 @@ class RunRecord:
     repairs_failed: int = 0
     emit_outcomes: dict[str, int] = field(default_factory=dict)
     emitted_via: str = ""
-    pending_types_deleted: int = 0
     shards: int = 1
     durations_ms: dict[str, int] = field(default_factory=dict)
     error: str | None = None
@@ -248,10 +247,16 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        current = {k: v for k, v in data.items() if k not in _RETIRED_FIELDS}
         try:
-            return cls(**data)
+            return cls(**current)
         except TypeError as error:
             raise ArtefactError(f"not a run record: {error}") from error
+
+
+# Fields older records carry that no longer mean anything: runs before the job stopped finishing
+# the destination's thing-type deletions (the destination's pending task does) counted them.
+_RETIRED_FIELDS = frozenset({"pending_types_deleted"})
 
 
 def index_key(run_id: str) -> str:

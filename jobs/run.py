@@ -1,7 +1,9 @@
 """One reconciliation run of the nightly job: its configuration, run record, artefacts, metrics.
 
 A run is ``snapshot both regions → diff → plan within the guards → emit corrective events →
-finish due thing-type deletions in the target → write artefacts → publish metrics``.
+write artefacts → publish metrics``. It never writes to the destination registry: the corrective
+events reach it through the persist path and the destination's replicator, and the destination
+stack's pending task finishes thing-type deletions (docs/design.md, "Reconciliation").
 ``jobs.nightly`` is the entry point (Lambda handler and ``python -m jobs.nightly``) that reads the
 environment with ``run_config_from_env`` (pure) and calls ``run_nightly(config, factory, clock)``
 here, or a sharded run's steps in ``jobs.shard``; ``factory(service, region)`` builds every boto3
@@ -37,11 +39,7 @@ from jobs.artefacts import (
     read_run_record,
     write_run_record,
 )
-from pipeline.converge import Converger
 from pipeline.errors import PermanentError
-from pipeline.iot import IotRegistry
-from pipeline.pending import finish_due
-from pipeline.statetable import StateTable
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, DriftReport
 from reconcile.emit import DryRunEmitter, EmitResult, Emitter, Via, choose_emitter
 from reconcile.engine import Audit, Reconciler, registry_snapshotter
@@ -325,9 +323,6 @@ def execute_run(
             repairs_failed=len(emitted.failures),
             emit_outcomes=dict(emitted.counts),
         )
-        with timed(durations, "pending", clock):
-            pending = finish_pending(config, factory, clock)
-        record = replace(record, pending_types_deleted=len(pending["deleted"]))
         if not emitted.ok:
             raise RepairEmitError(run_id, len(emitted.failures), emitted.total)
     except Exception as error:
@@ -365,17 +360,6 @@ _NOT_EMITTED = frozenset({"stale", "duplicate"})
 def repairs_emitted(result: EmitResult) -> int:
     """Corrective events that entered the pipeline (written to the table or started)."""
     return sum(n for outcome, n in result.counts.items() if outcome not in _NOT_EMITTED)
-
-
-def finish_pending(config: RunConfig, factory: ClientFactory, clock: Clock) -> dict[str, list[str]]:
-    """Complete the target's due thing-type deletions (``pipeline.pending.finish_due``)."""
-    converger = Converger(
-        IotRegistry(factory("iot", config.target_region)),
-        StateTable(factory("dynamodb", config.target_region), config.state_table),
-        region=config.target_region,
-        clock=lambda: clock() / 1000,
-    )
-    return finish_due(converger, now=clock() / 1000)
 
 
 # -- metrics ---------------------------------------------------------------------------------

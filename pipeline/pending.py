@@ -2,7 +2,7 @@
 
 AWS requires a type to be deprecated for 5 minutes before it can be deleted. The replicator never
 waits (it would block its stream shard): it deprecates, detaches, and records a pending deletion.
-This scheduled task (and each reconciliation run) completes the ones that are due.
+This scheduled task, in the destination stack, completes the ones that are due.
 """
 
 from __future__ import annotations

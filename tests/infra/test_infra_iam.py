@@ -230,17 +230,16 @@ def test_reconcile_job_policy(templates: dict[str, Any]) -> None:
         for action in _as_list(statement["Action"])
         if action.startswith("iot:")
     }
-    # GIVEN the snapshot's IoT calls  THEN all are granted, and the only writes are the two that
-    # finish pending thing-type deletions, in the target region only
+    # GIVEN the snapshot's IoT calls  THEN all are granted, and none writes: reconciliation
+    # only emits corrective events (the destination's replicator and pending task write)
     assert _reconcile_iot_operations() <= iot_granted
     writes = {a for a in iot_granted if not a.startswith(("iot:List", "iot:Describe"))}
-    assert writes == {"iot:UpdateThing", "iot:DeleteThingType"}
-    pending = statements["FinishPendingTypeDeletionsRegistry"]
-    assert all("${TargetRegion}" in r["Fn::Sub"] for r in pending["Resource"])
+    assert writes == set()
     reads = statements["RegistryReadsBothRegions"]
     regions = {re.search(r":iot:([^:]+):", r["Fn::Sub"])[1] for r in reads["Resource"]}  # type: ignore[index]
     assert regions == {"${SourceRegion}", "${TargetRegion}"}
     assert statements["CorrectiveEvents"]["Resource"] == {"Ref": "PersistStateMachineArn"}
     assert set(statements["StateTable"]["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem"}
+    assert "${SourceRegion}" in statements["StateTable"]["Resource"]["Fn::Sub"]
     assert set(statements["ReportObjects"]["Action"]) == {"s3:GetObject", "s3:PutObject"}
     assert statements["ReportListing"]["Action"] == "s3:ListBucket"

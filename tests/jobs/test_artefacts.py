@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from jobs.artefacts import (
     RunRecord,
     S3Store,
     Store,
+    index_key,
     load_index,
     open_store,
     partition_date,
@@ -167,3 +169,11 @@ def test_a_symlink_out_of_the_store_is_refused(tmp_path: Path) -> None:
 def test_run_ids_must_match_in_full(run_id: str) -> None:
     with pytest.raises(ArtefactError, match="run id"):
         run_prefix(run_id, partition_date("x", 0))
+
+
+def test_records_of_older_runs_still_read(store: Store) -> None:
+    # GIVEN a record written when the job still counted the destination's type deletions
+    old = {**record("2025-12-31", 1000).to_json(), "pending_types_deleted": 0}
+    store.put(index_key("2025-12-31"), json.dumps(old).encode())
+    # THEN it reads back as a current record
+    assert read_run_record(store, "2025-12-31") == record("2025-12-31", 1000)

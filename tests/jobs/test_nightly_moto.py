@@ -114,3 +114,26 @@ def test_the_lambda_handler_runs_a_scheduled_event(
     assert first["status"] == "completed" and not first["skipped"]
     assert first["run_id"] == "scheduled-1"
     assert second["skipped"] is True
+
+
+def test_a_run_only_reads_the_destination(clients: ClientFactory, tmp_path: Path) -> None:
+    # GIVEN every AWS call the run makes, recorded at the client (botocore's own event hook)
+    calls: list[tuple[str, str]] = []
+
+    def recording(service: str, region: str) -> object:
+        client = boto3.client(service, region_name=region)  # type: ignore[call-overload]
+
+        def record(model: object, **_: object) -> None:
+            calls.append((region, f"{service}:{model.name}"))  # type: ignore[attr-defined]
+
+        client.meta.events.register("before-call.*.*", record)
+        return client
+
+    # WHEN a run finds drift and repairs it
+    result = run_nightly(config(str(tmp_path)), recording, stepping_clock(T0))
+    assert result.record.repairs_emitted > 0
+
+    # THEN it never writes to the destination: only listings and descriptions there
+    destination = {call for region, call in calls if region == DST}
+    assert destination, "the destination was read"
+    assert all(call.startswith(("iot:List", "iot:Describe")) for call in destination), destination
