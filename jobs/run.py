@@ -86,7 +86,7 @@ class RunConfig:
     """What one run needs to know, read from the environment (see ``run_config_from_env``)."""
 
     source_region: str
-    target_region: str
+    destination_region: str  # TARGET_REGION
     state_table: str
     report_location: str
     guards: Guards = field(default_factory=Guards)
@@ -118,11 +118,11 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
             problems[name] = "is required"
         return value
 
-    source, target = required("SOURCE_REGION"), required("TARGET_REGION")
-    for name, region in (("SOURCE_REGION", source), ("TARGET_REGION", target)):
+    source, destination = required("SOURCE_REGION"), required("TARGET_REGION")
+    for name, region in (("SOURCE_REGION", source), ("TARGET_REGION", destination)):
         if region and not _REGION.match(region):
             problems[name] = f"{region!r} is not a region name like us-east-1"
-    if source and source == target and "TARGET_REGION" not in problems:
+    if source and source == destination and "TARGET_REGION" not in problems:
         problems["TARGET_REGION"] = f"must differ from SOURCE_REGION ({source})"
     table = required("STATE_TABLE")
     location = required("REPORT_LOCATION")
@@ -165,7 +165,7 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
         raise ConfigError(problems)
     return RunConfig(
         source_region=source,
-        target_region=target,
+        destination_region=destination,
         state_table=table,
         report_location=location,
         guards=Guards(allow_deletes=allow_deletes, max_changes=max_changes),
@@ -236,7 +236,7 @@ def snapshot_both(
     engine: Reconciler, config: RunConfig, artefacts: RunArtefacts
 ) -> tuple[Snapshot, Snapshot]:
     """Snapshot both regions and save them with the run."""
-    source, destination = engine.snapshots(config.source_region, config.target_region)
+    source, destination = engine.snapshots(config.source_region, config.destination_region)
     artefacts.save_snapshot("source", source)
     artefacts.save_snapshot("target", destination)
     return source, destination
@@ -295,7 +295,7 @@ def execute_run(
         started_at_ms=started,
         finished_at_ms=started,
         source_region=config.source_region,
-        target_region=config.target_region,
+        target_region=config.destination_region,
         emitted_via=config.emit_via,
         shards=shards,
     )

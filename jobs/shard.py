@@ -145,13 +145,13 @@ def run_prepare(
     started = clock()
     run_id = spec.run_id or config.run_id or utc_date(started)
     artefacts = RunArtefacts.for_run(open_run_store(config, factory), run_id, started)
-    source, target = snapshot_both(reconciler(config, factory, clock), config, artefacts)
+    source, destination = snapshot_both(reconciler(config, factory, clock), config, artefacts)
     return {
         "run_id": run_id,
         "prefix": artefacts.prefix,
         "source_fingerprint": source.fingerprint(),
-        "target_fingerprint": target.fingerprint(),
-        "counts": {"source": source.counts(), "target": target.counts()},
+        "target_fingerprint": destination.fingerprint(),
+        "counts": {"source": source.counts(), "target": destination.counts()},
     }
 
 
@@ -168,9 +168,9 @@ def run_shard(
     if existing is not None and existing.status == "completed":
         return ShardResult(run_id, spec.index, spec.count, existing.prefix, key, 0, "", "", True)
     engine = reconciler(config, factory, clock)
-    source, target = shared_snapshots(engine, config, artefacts)
+    source, destination = shared_snapshots(engine, config, artefacts)
     bucket = range(spec.index, spec.index + 1)
-    report = engine.compare(source, target, buckets=spec.count, bucket_range=bucket).report
+    report = engine.compare(source, destination, buckets=spec.count, bucket_range=bucket).report
     artefacts.write_shard_report(spec.index, spec.count, report)
     return ShardResult(
         run_id=run_id,
@@ -210,20 +210,20 @@ def run_merge(
     def acquire(engine: Reconciler, artefacts: RunArtefacts, durations: dict[str, int]) -> Audit:
         with timed(durations, "snapshot", clock):
             source = artefacts.load_snapshot("source")
-            target = artefacts.load_snapshot("target")
+            destination = artefacts.load_snapshot("target")
         with timed(durations, "diff", clock):
             report = merge_reports(
                 artefacts.read_shard_report(index, spec.count) for index in range(spec.count)
             )
         if (report.source_fingerprint, report.target_fingerprint) != (
             source.fingerprint(),
-            target.fingerprint(),
+            destination.fingerprint(),
         ):
             # Two shards raced to take the snapshots and the registry moved in between.
             raise ShardMismatchError(
                 f"run {artefacts.prefix}: shard reports do not match the saved snapshots; rerun"
             )
-        return Audit(source, target, report)
+        return Audit(source, destination, report)
 
     return execute_run(
         config,

@@ -1,6 +1,6 @@
-"""Drift between two snapshots: what the target region lacks, has extra, or holds differently.
+"""Drift between two snapshots: what the destination region lacks, has extra, or holds differently.
 
-Flow: ``reconcile.snapshot`` (source, target) → ``diff_snapshots`` → ``DriftReport`` →
+Flow: ``reconcile.snapshot`` (source, destination) → ``diff_snapshots`` → ``DriftReport`` →
 ``reconcile.report`` (rendering) and the plan stage (corrective changes). A pure function over
 DataFrames; no AWS calls.
 
@@ -99,16 +99,16 @@ def _now_ms() -> int:
 
 
 def _explain(
-    columns: tuple[str, ...], source: Mapping[Any, Any], target: Mapping[Any, Any]
+    columns: tuple[str, ...], source: Mapping[Any, Any], destination: Mapping[Any, Any]
 ) -> dict[str, dict[str, Any]]:
     """Field-wise differences of two rows (raw cells), attribute maps key by key."""
     details: dict[str, dict[str, Any]] = {}
     for column in columns:
         # Canonical encodings compare equal as raw cells; decode only the fields that differ.
-        if plain_value(source[column]) == plain_value(target[column]):
+        if plain_value(source[column]) == plain_value(destination[column]):
             continue
         before = cell_value(column, source[column])
-        after = cell_value(column, target[column])
+        after = cell_value(column, destination[column])
         if column in _PER_KEY_COLUMNS:
             before = before or {}
             after = after or {}
@@ -145,9 +145,9 @@ class _Join:
     """An outer join of two sides on their key, as indices into each side's ``rows``."""
 
     source_only: np.ndarray
-    target_only: np.ndarray
+    destination_only: np.ndarray
     both_source: np.ndarray  # aligned pairs of rows with the same key
-    both_target: np.ndarray
+    both_destination: np.ndarray
 
 
 def _side(
@@ -173,20 +173,24 @@ def _side(
 
 
 def _same_keys(
-    source: _Side, target: _Side, columns: tuple[str, ...], pairs: tuple[np.ndarray, np.ndarray]
+    source: _Side,
+    destination: _Side,
+    columns: tuple[str, ...],
+    pairs: tuple[np.ndarray, np.ndarray],
 ) -> bool:
     """Whether every paired row holds the same key values (checks the 64-bit key hashes)."""
     left, right = (pa.array(rows, type=pa.int64()) for rows in pairs)
     for column in columns:
         equal = pc.equal(
-            pa.array(source.frame[column]).take(left), pa.array(target.frame[column]).take(right)
+            pa.array(source.frame[column]).take(left),
+            pa.array(destination.frame[column]).take(right),
         )
         if not pc.all(pc.fill_null(equal, False)).as_py():
             return False
     return True
 
 
-def _join(source: _Side, target: _Side, columns: tuple[str, ...]) -> _Join:
+def _join(source: _Side, destination: _Side, columns: tuple[str, ...]) -> _Join:
     """Outer join on the key ``columns``: by key hash, verified on the values themselves.
 
     A 64-bit hash join of integers is several times cheaper than a join of strings. Should two
@@ -195,25 +199,31 @@ def _join(source: _Side, target: _Side, columns: tuple[str, ...]) -> _Join:
     """
     index = pd.Index(source.key)
     if index.is_unique and len(source.key):
-        found = index.get_indexer(target.key)
+        found = index.get_indexer(destination.key)
         both_t = np.flatnonzero(found >= 0)
         both_s = found[both_t]
-        if _same_keys(source, target, columns, (source.rows[both_s], target.rows[both_t])):
+        if _same_keys(
+            source, destination, columns, (source.rows[both_s], destination.rows[both_t])
+        ):
             only_s = np.ones(len(source.rows), dtype=bool)
             only_s[both_s] = False
             return _Join(
                 source_only=np.flatnonzero(only_s),
-                target_only=np.flatnonzero(found < 0),
+                destination_only=np.flatnonzero(found < 0),
                 both_source=both_s,
-                both_target=both_t,
+                both_destination=both_t,
             )
-    return _exact_join(source, target, columns)
+    return _exact_join(source, destination, columns)
 
 
-def _exact_join(source: _Side, target: _Side, columns: tuple[str, ...]) -> _Join:
+def _exact_join(source: _Side, destination: _Side, columns: tuple[str, ...]) -> _Join:
     on = list(columns)
     left = source.frame.loc[:, on].iloc[source.rows].assign(_i=np.arange(len(source.rows)))
-    right = target.frame.loc[:, on].iloc[target.rows].assign(_i=np.arange(len(target.rows)))
+    right = (
+        destination.frame.loc[:, on]
+        .iloc[destination.rows]
+        .assign(_i=np.arange(len(destination.rows)))
+    )
     joined = _outer_join(left, right, on, suffixes=("_s", "_t"))
     side = joined["_merge"]
 
@@ -222,9 +232,9 @@ def _exact_join(source: _Side, target: _Side, columns: tuple[str, ...]) -> _Join
 
     return _Join(
         source_only=positions("left_only", "_i_s"),
-        target_only=positions("right_only", "_i_t"),
+        destination_only=positions("right_only", "_i_t"),
         both_source=positions("both", "_i_s"),
-        both_target=positions("both", "_i_t"),
+        both_destination=positions("both", "_i_t"),
     )
 
 
@@ -261,23 +271,23 @@ def _rows(
     return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
-def _diff_entities(kind: EntityKind, source: _Side, target: _Side) -> list[Drift]:
+def _diff_entities(kind: EntityKind, source: _Side, destination: _Side) -> list[Drift]:
     columns = VALUE_COLUMNS[kind]
     # Names are joined through their hashes; only the rows that differ are ever read again.
-    joined = _join(source, target, ("name",))
-    differ = source.content[joined.both_source] != target.content[joined.both_target]
+    joined = _join(source, destination, ("name",))
+    differ = source.content[joined.both_source] != destination.content[joined.both_destination]
 
     drifts: list[Drift] = []
     for row in _rows(source.frame, source.rows[joined.source_only], columns):
         drifts.append(
             Drift(kind, str(row["name"]), "missing", "high", _one_side(columns, row, "source"))
         )
-    for row in _rows(target.frame, target.rows[joined.target_only], columns):
+    for row in _rows(destination.frame, destination.rows[joined.destination_only], columns):
         drifts.append(
             Drift(kind, str(row["name"]), "extra", "medium", _one_side(columns, row, "target"))
         )
     before = _rows(source.frame, source.rows[joined.both_source[differ]], columns)
-    after = _rows(target.frame, target.rows[joined.both_target[differ]], columns)
+    after = _rows(destination.frame, destination.rows[joined.both_destination[differ]], columns)
     for old, new in zip(before, after, strict=True):
         details = _explain(columns, old, new)
         if details:  # both sides share dtypes, so differing hashes mean a differing field
@@ -302,13 +312,13 @@ def _static_links(
     return _side(snapshot, "memberships", rows, ("thing", "group"), ())
 
 
-def _diff_memberships(source: _Side, target: _Side) -> list[Drift]:
+def _diff_memberships(source: _Side, destination: _Side) -> list[Drift]:
     """Memberships are a set of (thing, group) pairs: only missing and extra exist."""
-    joined = _join(source, target, ("thing", "group"))
+    joined = _join(source, destination, ("thing", "group"))
     drifts = []
     for side, positions, drift_kind, severity in (
         (source, joined.source_only, "missing", "high"),
-        (target, joined.target_only, "extra", "medium"),
+        (destination, joined.destination_only, "extra", "medium"),
     ):
         picked = side.frame.iloc[side.rows[positions]]
         for link_thing, link_group in zip(
@@ -337,14 +347,14 @@ def _dynamic_groups(snapshot: Snapshot) -> set[str]:
 
 def diff_snapshots(
     source: Snapshot,
-    target: Snapshot,
+    destination: Snapshot,
     *,
     ignore: IgnoreRules | None = None,
     buckets: int = 1,
     bucket_range: range | None = None,
     clock: Callable[[], int] = _now_ms,
 ) -> DriftReport:
-    """Every difference between ``source`` and ``target`` (the region that should match it).
+    """Every difference between ``source`` and ``destination`` (the region that should match it).
 
     With ``bucket_range`` only names whose ``bucket_of(name, buckets)`` falls in the range are
     diffed (and counted); ``merge_reports`` of shards covering every bucket equals the
@@ -373,25 +383,25 @@ def diff_snapshots(
         table = TABLE_OF_KIND[kind]
         columns = VALUE_COLUMNS[kind]
         src = _side(source, table, shard(source, table), ("name",), columns)
-        tgt = _side(target, table, shard(target, table), ("name",), columns)
+        dst = _side(destination, table, shard(destination, table), ("name",), columns)
         counts[kind.value] = len(src.rows)
-        drifts.extend(_diff_entities(kind, src, tgt))
+        drifts.extend(_diff_entities(kind, src, dst))
 
     # A group dynamic on either side has no comparable membership (its members are computed).
-    dynamic = _dynamic_groups(source) | _dynamic_groups(target)
+    dynamic = _dynamic_groups(source) | _dynamic_groups(destination)
     src_links = _static_links(source, dynamic, buckets, wanted)
-    tgt_links = _static_links(target, dynamic, buckets, wanted)
+    dst_links = _static_links(destination, dynamic, buckets, wanted)
     counts[EntityKind.MEMBERSHIP.value] = len(src_links.rows)
-    drifts.extend(_diff_memberships(src_links, tgt_links))
+    drifts.extend(_diff_memberships(src_links, dst_links))
 
     if ignore is not None:
         drifts = list(ignore.filter(drifts))
     drifts.sort(key=Drift.sort_key)
     return DriftReport(
         source_region=source.region,
-        target_region=target.region,
+        target_region=destination.region,
         source_fingerprint=source.fingerprint(),
-        target_fingerprint=target.fingerprint(),
+        target_fingerprint=destination.fingerprint(),
         generated_at_ms=clock(),
         drifts=tuple(drifts),
         counts=counts,

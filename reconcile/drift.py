@@ -54,11 +54,12 @@ def changed_severity(details: dict[str, dict[str, Any]]) -> Severity:
 @dataclass(frozen=True)
 class Drift:
     """One difference for one entity. ``details`` maps a field (``attributes.<key>`` for
-    attributes) to ``{"source": value, "target": value}``; values are plain JSON values."""
+    attributes) to ``{"source": value, "target": value}``; values are plain JSON values.
+    "target" is the saved reports' name for the destination (docs/design.md, "Names")."""
 
     entity: EntityKind
     name: str  # for memberships: "thing#group" (pipeline.model.membership_name)
-    kind: DriftKind  # missing = in source, not target; extra = in target only
+    kind: DriftKind  # missing = in source, not destination; extra = in destination only
     severity: Severity
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
     thing: str | None = None  # memberships only
@@ -71,7 +72,7 @@ class Drift:
 @dataclass(frozen=True)
 class DriftReport:
     source_region: str
-    target_region: str
+    target_region: str  # the destination (the saved reports' field names)
     source_fingerprint: str
     target_fingerprint: str
     generated_at_ms: int

@@ -128,7 +128,7 @@ def nightly(
     """One run of the nightly job (jobs.run), as the schedule would start it."""
     config = RunConfig(
         source_region=box.source_region,
-        target_region=box.destination_region,
+        destination_region=box.destination_region,
         state_table=box.table_name,
         report_location=str(out / "reports"),
         guards=guards,
@@ -143,7 +143,8 @@ def seed_fleet(box: Sandbox, count: int, rng: random.Random) -> Fleet:
     """A realistic source registry: types, a region/site/floor hierarchy, billing groups.
 
     Seeding is the demo's set-up, not code under test, so it goes straight into moto's backend
-    (about 100x faster than over HTTP, moto.md); everything after it uses the AWS API.
+    (about 100x faster than over HTTP, docs/design.md "The sandbox"); everything after it uses
+    the AWS API.
     """
     backend = box.iot_backend(box.source_region)
     for name, (description, searchable) in THING_TYPES.items():

@@ -106,7 +106,7 @@ def run_scenario(location: Path) -> Scenario:
     with Sandbox(source_region=SRC, destination_region=DST) as sandbox:
         config = RunConfig(
             source_region=SRC,
-            target_region=DST,
+            destination_region=DST,
             state_table=sandbox.table_name,
             report_location=str(location),
             guards=Guards(allow_deletes=False, max_changes=100),

@@ -18,7 +18,7 @@ GOOD = {
 def test_minimal_environment_gives_the_defaults() -> None:
     config = run_config_from_env(GOOD)
 
-    assert (config.source_region, config.target_region) == ("us-east-1", "eu-west-1")
+    assert (config.source_region, config.destination_region) == ("us-east-1", "eu-west-1")
     assert config.state_table == "iot-crr-state"
     assert config.guards.max_changes == 1000
     assert config.guards.allow_deletes is False

@@ -31,7 +31,7 @@ def clients(aws: None) -> ClientFactory:
 def config(location: str, **changes: object) -> RunConfig:
     base = RunConfig(
         source_region=SRC,
-        target_region=DST,
+        destination_region=DST,
         state_table=TABLE,
         report_location=location,
         guards=Guards(max_changes=100),

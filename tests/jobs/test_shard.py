@@ -26,7 +26,7 @@ RUN = "2026-01-01"
 def config(location: Path) -> RunConfig:
     return RunConfig(
         source_region=SRC,
-        target_region=DST,
+        destination_region=DST,
         state_table=TABLE,
         report_location=str(location),
         guards=Guards(max_changes=None),
