@@ -1,4 +1,4 @@
-"""Converge one destination-registry entity to its desired state (DESIGN.md §4).
+"""Converge one destination-registry entity to its desired state (docs/design.md, replicator).
 
 Level-triggered, like a Kubernetes controller: for an item of the state table we describe the
 entity in the destination, compare, and make the fewest calls that close the gap. Applying the

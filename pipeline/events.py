@@ -13,7 +13,8 @@ breaks AWS IoT's name/value rules (``pipeline.rules``). Nothing is dropped silen
 ``KeyError``/``TypeError``/``pydantic.ValidationError`` escapes. Unknown extra keys (the
 ``topic`` an IoT rule may add, ``accountId``, ``rootToParentThingGroups``...) are ignored.
 
-Payload shapes: reference/aws-iot-registry.md section 1.3.
+Payload shapes: AWS IoT Developer Guide, "Registry events",
+https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Replicator: the destination region's DynamoDB-stream handler (DESIGN.md §4).
+"""Replicator: the destination region's DynamoDB-stream handler (docs/design.md, replicator).
 
 For each stream record of the local state-table replica, converge the destination registry to
 the item's *current* desired state (``pipeline.converge``). Returns Lambda's partial batch

@@ -6,7 +6,9 @@ bad value would pass every test and fail only in a real region. The event parser
 before a call. Each function returns the value it checked (typed) or raises
 ``RegistryValidationError(field, value, rule)``.
 
-Rules (botocore ``iot`` service model, see reference/aws-iot-registry.md section 2.6):
+Rules (the botocore ``iot`` service model the AWS IoT API Reference is generated from, e.g.
+CreateThing, AttributePayload; attribute counts: AWS IoT Core quotas,
+https://docs.aws.amazon.com/general/latest/gr/iot-core.html):
 - thing, thing type, thing group and billing group names: 1-128 chars, ``[a-zA-Z0-9:_-]+``;
 - attribute names: 1-128 chars, ``[a-zA-Z0-9_.,@/:#-]+``;
 - attribute values: 0-800 chars, ``[a-zA-Z0-9_.,@/:#=\\[\\]-]*`` (no spaces);

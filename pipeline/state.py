@@ -1,6 +1,6 @@
 """Pure decisions of the persist step: does a change move an entity's desired state forward?
 
-``decide(stored, change)`` is the whole write policy of the state table (DESIGN.md §3) as a
+``decide(stored, change)`` is the whole write policy of the state table (docs/design.md) as a
 function over data; ``pipeline.statetable`` only carries it out with a conditional write.
 
 Ordering, per entity:

@@ -2,7 +2,7 @@
 
 Flow: ``take_snapshot`` (reconcile.snapshot) asks an ``Inventory`` for each entity kind and
 builds DataFrames from the plain dicts it yields. The inventory uses the cheapest calls
-(DESIGN.md §5): ``ListThings`` at 250 a page, ``ListThingTypes``, ``ListThingGroups`` plus one
+(docs/design.md, "Reconciliation"): ``ListThings`` at 250 a page, ``ListThingTypes``, ``ListThingGroups`` plus one
 ``DescribeThingGroup`` per group, ``ListThingsInThingGroup`` per static group,
 ``ListBillingGroups`` plus ``DescribeBillingGroup`` and ``ListThingsInBillingGroup`` per billing
 group; never one call per Thing. Every call first takes a token from the ``RateLimiter`` and is

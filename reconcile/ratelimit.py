@@ -4,8 +4,8 @@ Sits under ``reconcile.inventory``: every List/Describe call the snapshot makes 
 token here, so a snapshot of a large fleet stays under the account's per-API quotas instead of
 relying on throttling plus botocore retries (which would also starve the replicator and other
 tools sharing the quota). Defaults are AWS IoT's documented default TPS quotas
-(shared/reference/aws-iot-registry.md §3.2). The clock and sleep are parameters, so tests run a
-fake clock and never wait.
+(https://docs.aws.amazon.com/general/latest/gr/iot-core.html#throttling-limits). The clock and
+sleep are parameters, so tests run a fake clock and never wait.
 """
 
 from __future__ import annotations

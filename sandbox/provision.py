@@ -1,7 +1,8 @@
 """Creates in the sandbox what the templates would create in AWS, with plain boto3 calls.
 
 Second stage of the sandbox (after ``server``): moto's CloudFormation silently skips Global
-Tables and topic rules (moto.md), so the resources are made one call at a time:
+Tables and topic rules (docs/design.md, "The sandbox"), so the resources are made one call at a
+time:
 - both regions: the state table (same name; ``pk`` only; stream NEW_AND_OLD_IMAGES);
 - source region: the failure queue, the persist function and the persist state machine from the
   real ASL in ``infra/statemachines/persist.asl.json``;

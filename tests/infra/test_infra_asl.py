@@ -1,7 +1,7 @@
 """The state machine definitions: valid ASL (cfn-lint's schema), and executed on moto where it can.
 
 moto interprets ASL when ``stepfunctions.execute_state_machine`` is on; its Lambda never runs code,
-so its ``invoke`` is replaced (see /work/shared/reference/moto.md) by a dispatcher to stand-in
+so its ``invoke`` is replaced (docs/design.md, "The sandbox") by a dispatcher to stand-in
 handlers defined here. The real pipeline handlers are not needed: these tests pin the *definition*
 (Retry, Catch -> failure queue, Distributed Map payloads), not the code behind it.
 """

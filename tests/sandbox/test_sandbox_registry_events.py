@@ -1,4 +1,7 @@
-"""Registry events emitted by the sandbox for each mutating IoT call (aws-iot-registry.md §1.3)."""
+"""Registry events emitted by the sandbox for each mutating IoT call.
+
+Payloads as AWS documents them: https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html
+"""
 
 from __future__ import annotations
 
