@@ -119,8 +119,8 @@ class _Group(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        entry = _entry_points().get(cmd_name)
-        if command is not None or entry is None:
+        entry = None if command is not None else _entry_points().get(cmd_name)
+        if entry is None:
             return command
         try:
             loaded = entry.load()
