@@ -1,7 +1,7 @@
 """The reconciliation engine: ``snapshot → diff → plan → emit``, composed in one place.
 
 The command line (``reconcile.cli``), the nightly job (``jobs.run``, ``jobs.shard``) and the
-in-process harness (``bench.harness``) all reconcile through a ``Reconciler``; each brings only
+in-process pipeline (``sandbox.inprocess``) all reconcile through a ``Reconciler``; each brings only
 its edges: how a region is snapshotted (a ``Snapshotter``), which ignore rules and guards apply,
 where corrective events go (an ``Emitter``, chosen by ``reconcile.emit.choose_emitter``) and the
 clock. The stages themselves stay pure functions over data (``diff_snapshots``, ``build_plan``,

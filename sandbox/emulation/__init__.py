@@ -1,8 +1,8 @@
 """THE ONE PLACE where the sandbox supplies AWS behaviour that moto 5.2.5 lacks.
 
 Everything else in the sandbox is moto running for real. Each patch or helper in this package
-names the AWS behaviour it emulates and where that behaviour is documented
-(``reference/aws-iot-registry.md``, ``reference/moto.md``). Patches are applied to moto's *backends and response classes* in this
+names the AWS behaviour it emulates and where that behaviour is documented (AWS's public
+documentation; docs/design.md lists the sources and what moto lacks). Patches are applied to moto's *backends and response classes* in this
 process, which is also the process that hosts the ThreadedMotoServer, so every client of the
 endpoint (a test, the pipeline's own handlers, the AWS CLI from another shell) sees them.
 ``install()`` applies them and ``uninstall()`` puts moto back exactly as it was, so other tests

@@ -21,7 +21,7 @@ from sandbox.emulation.patches import JsonDict
 @dataclass(frozen=True)
 class Delivery:
     """How the IoT rule delivers events: AWS publishes at least once and in no guaranteed order
-    (aws-iot-registry.md §1.1). The default delivers every event once, in order.
+    (https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html). The default delivers every event once, in order.
 
     ``duplicate_probability``: each event is delivered a second time with this probability.
     ``drop_probability``: each event is lost with this probability (emulates a failed rule action).
@@ -73,7 +73,8 @@ class DeliveryQuirks:
 def start_executions(sfn: Any, state_machine_arn: str, events: Iterable[JsonDict]) -> list[str]:
     """The IoT rule's ``stepFunctions`` action: one StartExecution per event, input = the event.
 
-    Names are a prefix plus a UUID, as the rule action makes them (aws-iot-registry.md §5.1), so
+    Names are a prefix plus a UUID, as the rule action makes them (AWS IoT API Reference,
+    StepFunctionsAction), so
     Step Functions never deduplicates a duplicate delivery.
     """
     arns = []

@@ -92,7 +92,7 @@ def _lambda_invoke(  # noqa: PLR0917 - moto's own signature, called positionally
 ) -> bytes:
     """AWS Lambda runs the function's code (moto's Docker-free backend only echoes the payload).
 
-    Reference: moto.md "Running the project's own handlers as Lambda tasks". An exception becomes
+    Why and how: docs/design.md, "The sandbox". An exception becomes
     Lambda's unhandled-error response (``x-amz-function-error: Unhandled``, ``errorType`` = the
     exception class name), which is what Step Functions' Retry/Catch match on.
     """

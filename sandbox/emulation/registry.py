@@ -48,7 +48,7 @@ class Outbox:
 
 
 def _topic(event: Mapping[str, Any]) -> str:
-    """The reserved MQTT topic AWS publishes the event on (aws-iot-registry.md §1.2)."""
+    """The reserved MQTT topic AWS publishes the event on ("Registry events", AWS IoT Developer Guide)."""
     kind = event["eventType"]
     operation = str(event["operation"]).lower()
     if kind == "THING_EVENT":
@@ -141,7 +141,7 @@ class RegistryEmulation:
             base["accountId"] = account_id
         return base
 
-    # Payloads exactly as aws-iot-registry.md §1.3 documents them.
+    # Payloads exactly as https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html documents them.
 
     def thing_event(self, operation: str, thing: FakeThing) -> JsonDict:
         return {

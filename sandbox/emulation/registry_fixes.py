@@ -61,7 +61,7 @@ def _create_thing(
     billing_group_name: str | None = None,
 ) -> FakeThing:
     """CreateThing: idempotent for the same config, else ResourceAlreadyExistsException
-    (aws-iot-registry.md §2.1); publishes THING_EVENT CREATED (version 1) and, for a typed
+    (AWS IoT API Reference, CreateThing); publishes THING_EVENT CREATED (version 1) and, for a typed
     thing, THING_TYPE_ASSOCIATION_EVENT CREATED [inferred]."""
     existing = _find_thing(self, thing_name)
     if existing is not None:
@@ -143,7 +143,7 @@ def _create_thing_type(
     self: IoTBackend, thing_type_name: str, thing_type_properties: dict[str, Any]
 ) -> tuple[str, str]:
     """CreateThingType: idempotent for the same properties, else ResourceAlreadyExistsException
-    (aws-iot-registry.md §2.2); publishes THING_TYPE_EVENT CREATED."""
+    (AWS IoT API Reference, CreateThingType); publishes THING_TYPE_EVENT CREATED."""
     existing = _find_type(self, thing_type_name)
     if existing is not None:
         if (existing.thing_type_properties or {}) == (thing_type_properties or {}):
@@ -163,7 +163,7 @@ def _deprecate_thing_type(
     self: IoTBackend, thing_type_name: str, undo_deprecate: bool
 ) -> FakeThingType:
     """DeprecateThingType: records ``deprecationDate``; publishes THING_TYPE_EVENT UPDATED with
-    ``isDeprecated`` flipped (aws-iot-registry.md §1.2, inferred)."""
+    ``isDeprecated`` flipped ("Registry events", AWS IoT Developer Guide; inferred)."""
     thing_type: FakeThingType = _original("deprecate_thing_type")(
         self, thing_type_name, undo_deprecate
     )
@@ -244,7 +244,7 @@ def _apply_group_properties(group: FakeThingGroup, properties: Mapping[str, Any]
         merged = (
             current if not given else {**current, **given} if payload.get("merge") else dict(given)
         )
-        # An empty value removes the key (AttributePayload, aws-iot-registry.md §2.1).
+        # An empty value removes the key (AWS IoT API Reference, AttributePayload).
         _group_properties(group)["attributePayload"] = {
             "attributes": {key: value for key, value in merged.items() if value != ""}
         }

@@ -83,7 +83,8 @@ def _fingerprint(table_key: Any, image: Any) -> str:
 class GlobalTableReplication:
     """DynamoDB Global Tables (version 2019.11.21) between two replicas of the same table.
 
-    Reference: aws-iot-registry.md §4 (streams under global tables). Each replica's writes are
+    Reference: "How DynamoDB global tables work",
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/V2globaltables_HowItWorks.html. Each replica's writes are
     applied to the other replica in stream order (last writer wins); INSERT/MODIFY become a put of
     the new image, REMOVE a delete. A replicated write appears in the receiving replica's stream
     (the replicator depends on that) but is not replicated back.
