@@ -235,7 +235,7 @@ class LocalPipeline:
         return engine.apply(engine.plan(audit))
 
     def converge_fully(self) -> None:
-        """Drain, finish deferred deletions, and drain what that woke (the nightly tail)."""
+        """Drain, finish deferred deletions (the pending task), and drain what that woke."""
         self.drain()
         self.finish_type_deletions()
         self.drain()
