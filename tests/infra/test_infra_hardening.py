@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from jobs import nightly, runlock
+from jobs import run, runlock
 from jobs.artefacts import RunRecord
 from tests.infra.infra_templates import REPO_ROOT, load_asl, resources_of_type, walk
 
@@ -151,8 +151,8 @@ def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_a_nightly_run_that_never_happens_raises_an_alarm(templates: dict[str, Any]) -> None:
     missing = _alarms(templates["reconcile"])["NightlyRunMissingAlarm"]
-    assert missing["Namespace"] == nightly.METRIC_NAMESPACE
-    assert missing["Dimensions"] == [{"Name": "Service", "Value": nightly.SERVICE}]
+    assert missing["Namespace"] == run.METRIC_NAMESPACE
+    assert missing["Dimensions"] == [{"Name": "Service", "Value": run.SERVICE}]
     # GIVEN no data (the job did not run)  THEN that counts as breaching
     assert missing["TreatMissingData"] == "breaching"
     assert (missing["Statistic"], missing["ComparisonOperator"], missing["Threshold"]) == (
@@ -179,7 +179,7 @@ def test_the_success_metric_is_what_a_completed_run_publishes() -> None:
             source_region="us-east-1",
             target_region="eu-west-1",
         )
-        (document,) = nightly.emf_documents(record)  # not diffed: the totals only
+        (document,) = run.emf_documents(record)  # not diffed: the totals only
         return document
 
     assert totals("completed")["RunSucceeded"] == 1
