@@ -6,7 +6,11 @@ builds DataFrames from the plain dicts it yields. The inventory uses the cheapes
 ``DescribeThingGroup`` per group, ``ListThingsInThingGroup`` per static group,
 ``ListBillingGroups`` plus ``DescribeBillingGroup`` and ``ListThingsInBillingGroup`` per billing
 group; never one call per Thing. Every call first takes a token from the ``RateLimiter`` and is
-counted in ``calls`` (the benchmark's and the operator's evidence of cost).
+counted in ``calls`` (the benchmark's and the operator's evidence of cost). One inventory may
+serve several listings at once from different threads (``take_snapshot`` runs them
+concurrently): boto3 clients are thread-safe ("Multithreading or multiprocessing with clients",
+https://boto3.amazonaws.com/v1/documentation/api/latest/guide/clients.html), and the counters
+here are updated under a lock.
 
 Listings survive concurrent deletes: a ``nextToken`` can point at an entity deleted between two
 pages (moto's token is the next item's ARN and fails with ``InvalidToken``); that listing starts
@@ -16,6 +20,7 @@ project's classified errors (``pipeline.errors``), raised ``from`` the cause.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -63,6 +68,11 @@ class Inventory:
         self._page_size = page_size
         self.calls: Counter[str] = Counter()
         self.restarts: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._limiter
 
     # -- listings -------------------------------------------------------------------------
 
@@ -181,9 +191,13 @@ class Inventory:
 
     # -- plumbing -------------------------------------------------------------------------
 
+    def _count(self, counter: Counter[str], operation: str) -> None:
+        with self._count_lock:
+            counter[operation] += 1
+
     def _call(self, operation: str, method: Callable[..., Any], **params: Any) -> Any:
         self._limiter.acquire(operation)
-        self.calls[operation] += 1
+        self._count(self.calls, operation)
         try:
             return method(**params)
         except ClientError as error:
@@ -209,14 +223,14 @@ class Inventory:
             if token:
                 request["nextToken"] = token
             self._limiter.acquire(operation)
-            self.calls[operation] += 1
+            self._count(self.calls, operation)
             try:
                 page = method(**request)
             except ClientError as error:
                 code = str(error.response.get("Error", {}).get("Code", ""))
                 if token and code in _INVALID_TOKEN_CODES:
                     restarts += 1
-                    self.restarts[operation] += 1
+                    self._count(self.restarts, operation)
                     if restarts > MAX_RESTARTS:
                         raise ListingRestartError(
                             operation, code, f"page token lost {restarts} times"

@@ -3,39 +3,42 @@
 Sits under ``reconcile.inventory``: every List/Describe call the snapshot makes first takes a
 token here, so a snapshot of a large fleet stays under the account's per-API quotas instead of
 relying on throttling plus botocore retries (which would also starve the replicator and other
-tools sharing the quota). Defaults are AWS IoT's documented default TPS quotas
+tools sharing the quota). Each API has its own quota, so listings of different APIs run
+concurrently (``reconcile.snapshot``) and share nothing but this limiter; it is thread-safe.
+Defaults are AWS IoT's documented default TPS quotas
 (https://docs.aws.amazon.com/general/latest/gr/iot-core.html#throttling-limits). The clock and
-sleep are parameters, so tests run a fake clock and never wait.
+sleep are parameters, so tests and benchmarks run a ``VirtualClock`` and never wait.
 """
 
 from __future__ import annotations
 
+import contextvars
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-# Default per-account, per-region TPS quotas for the calls a snapshot makes (Service Quotas,
-# iotcore). Adjustable in AWS, hence ``scale`` and ``overrides`` below.
+# Default per-account, per-region TPS quotas for the calls a snapshot makes: AWS General
+# Reference, "AWS IoT Core endpoints and quotas" (https://docs.aws.amazon.com/general/latest/gr/
+# iot-core.html), AWS IoT Core API throttling limits; Service Quotas codes in the comments.
+# Adjustable in AWS, hence ``scale`` and ``overrides`` below.
 DEFAULT_QUOTAS: dict[str, float] = {
-    "ListThings": 10,
-    "ListThingTypes": 10,
-    "ListThingGroups": 10,
-    "DescribeThingGroup": 100,
-    "ListThingsInThingGroup": 25,
-    "ListBillingGroups": 10,
-    "DescribeBillingGroup": 100,
-    "ListThingsInBillingGroup": 25,
+    "ListThings": 10,  # L-57AAC135
+    "ListThingTypes": 10,  # L-F9EBF527
+    "ListThingGroups": 10,  # L-1E5260D6
+    "DescribeThingGroup": 100,  # L-52E1E197
+    "ListThingsInThingGroup": 25,  # L-D33FD5F9
+    "ListBillingGroups": 10,  # L-BB923BC2
+    "DescribeBillingGroup": 100,  # L-23DF46E7
+    "ListThingsInBillingGroup": 25,  # L-E8797DCC
 }
-
-_EPSILON = 1e-9
 
 
 @dataclass
 class _Bucket:
-    rate: float  # tokens per second
-    capacity: float  # burst size
-    tokens: float
-    updated: float  # clock reading of the last refill
+    interval: float  # seconds per call (1 / rate)
+    tolerance: float  # how far ahead of the steady pace a burst may run: (capacity - 1) x interval
+    next_at: float  # when the next call would be due at the steady pace (GCRA's "TAT")
 
 
 class RateLimiter:
@@ -44,6 +47,11 @@ class RateLimiter:
     Each bucket refills at the operation's quota and holds at most one second's worth of tokens
     (so a burst never exceeds the quota within any one-second window by more than one second's
     allowance). Operations without a quota are not limited.
+
+    Implemented as the generic cell rate algorithm: a token bucket kept as one timestamp, so an
+    ``acquire`` *reserves* its slot under a lock and sleeps outside it. Concurrent callers of
+    one operation get distinct slots at the quota's spacing; callers of different operations
+    never wait for each other.
 
     ``scale`` multiplies every quota (``0.5`` leaves half the quota to other clients);
     ``overrides`` sets absolute rates per operation after scaling. A rate of ``0`` or less
@@ -65,11 +73,12 @@ class RateLimiter:
         rates.update(overrides or {})
         self._clock = clock
         self._sleep = sleep
+        self._lock = threading.Lock()
         now = clock()
+        self._rates = {op: rate for op, rate in rates.items() if rate > 0}
         self._buckets = {
-            op: _Bucket(rate=rate, capacity=max(rate, 1.0), tokens=max(rate, 1.0), updated=now)
-            for op, rate in rates.items()
-            if rate > 0
+            op: _Bucket(interval=1.0 / rate, tolerance=(max(rate, 1.0) - 1.0) / rate, next_at=now)
+            for op, rate in self._rates.items()
         }
         self.waited_seconds = 0.0
 
@@ -80,26 +89,46 @@ class RateLimiter:
 
     def rate(self, operation: str) -> float | None:
         """The operation's rate in calls per second, or ``None`` when it is not limited."""
-        bucket = self._buckets.get(operation)
-        return bucket.rate if bucket else None
+        return self._rates.get(operation)
 
     def acquire(self, operation: str) -> float:
         """Take one token for ``operation``, sleeping until one is available; returns the wait."""
         bucket = self._buckets.get(operation)
         if bucket is None:
             return 0.0
-        waited = 0.0
-        while True:
+        with self._lock:
             now = self._clock()
-            elapsed = max(0.0, now - bucket.updated)
-            bucket.tokens = min(bucket.capacity, bucket.tokens + elapsed * bucket.rate)
-            bucket.updated = now
-            # The tolerance absorbs float rounding: without it a bucket at 0.9999999999 asks
-            # for a sleep too short to move the clock, forever.
-            if bucket.tokens >= 1.0 - _EPSILON:
-                bucket.tokens = max(0.0, bucket.tokens - 1.0)
-                self.waited_seconds += waited
-                return waited
-            delay = (1.0 - bucket.tokens) / bucket.rate
-            self._sleep(delay)
-            waited += delay
+            due = max(bucket.next_at, now)
+            wait = max(0.0, due - bucket.tolerance - now)
+            bucket.next_at = due + bucket.interval
+            self.waited_seconds += wait
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+class VirtualClock:
+    """Time that passes only when a caller sleeps, kept per line of work (tests, benchmarks).
+
+    Each context (``contextvars``: a thread's, or a task run in a copy of its submitter's
+    context, as ``reconcile.snapshot`` runs its listings) has its own reading, starting from its
+    submitter's; ``sleep`` advances only the caller's. Concurrent listings thus each see the time
+    their own quota imposes, and ``elapsed`` (the latest reading any context reached) is the
+    wall time of the whole run with zero network latency.
+    """
+
+    def __init__(self) -> None:
+        self._now: contextvars.ContextVar[float] = contextvars.ContextVar(
+            "virtual_now", default=0.0
+        )
+        self._lock = threading.Lock()
+        self.elapsed = 0.0
+
+    def __call__(self) -> float:
+        return self._now.get()
+
+    def sleep(self, seconds: float) -> None:
+        now = self._now.get() + seconds
+        self._now.set(now)
+        with self._lock:
+            self.elapsed = max(self.elapsed, now)
