@@ -40,6 +40,7 @@ from reconcile.plan import (
     plan_key,
     summarize_plan,
 )
+from reconcile.progress import TerminalProgress, progress_wanted
 from reconcile.ratelimit import RateLimiter
 from reconcile.report import FORMATS, render
 from reconcile.snapshot import Snapshot, take_snapshot
@@ -65,7 +66,7 @@ class Factory:
 
     client: Callable[[str, str], Any] = aws.client
     clock: Callable[[], int] = _now_ms
-    show_progress: bool | None = None  # None: when stderr is a terminal
+    show_progress: bool | None = None  # None: when stdout is a terminal (progress_wanted)
 
     def aws_client(self, service: str, region: str) -> Any:
         """The client for ``service`` in ``region`` (``pipeline.aws.client`` reuses clients)."""
@@ -73,28 +74,17 @@ class Factory:
 
     @property
     def progress_on(self) -> bool:
-        return sys.stderr.isatty() if self.show_progress is None else self.show_progress
+        return progress_wanted(False) if self.show_progress is None else self.show_progress
 
     def snapshot(self, region: str) -> Snapshot:
         inventory = Inventory(self.aws_client("iot", region), RateLimiter())
         if not self.progress_on:
             return take_snapshot(inventory, region)
-        snap = take_snapshot(inventory, region, progress=_SnapshotProgress(region))
-        click.echo(err=True)  # end the progress line
-        return snap
+        with TerminalProgress() as progress:
+            return take_snapshot(inventory, region, progress=progress)
 
     def emit_progress(self) -> Callable[[int, int], None] | None:
         return _count_progress("emitting") if self.progress_on else None
-
-
-class _SnapshotProgress:
-    """Progress of a snapshot on stderr (only built when stderr is a terminal)."""
-
-    def __init__(self, region: str) -> None:
-        self._region = region
-
-    def __call__(self, entity: str, count: int) -> None:
-        click.echo(f"\rsnapshot {self._region}: {entity} {count}\033[K", err=True, nl=False)
 
 
 def _count_progress(label: str) -> Callable[[int, int], None]:

@@ -1,7 +1,7 @@
 """A region's registry at one moment, as pandas DataFrames: the input of the diff.
 
 Flow: ``take_snapshot(inventory, region)`` reads one region through ``reconcile.inventory``
-(the only IoT-calling edge) → ``Snapshot`` (five tables, canonical values) → ``save`` to Parquet
+(the only IoT-calling edge), its listing families concurrently (``FAMILIES``) → ``Snapshot`` (five tables, canonical values) → ``save`` to Parquet
 / ``load`` back → ``reconcile.diff.diff_snapshots``. The plan stage turns a snapshot row back into
 ``pipeline.model`` state fields with ``desired_fields``.
 
@@ -13,11 +13,14 @@ generated per region and never compared (pipeline/model.py).
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,7 +32,7 @@ import pyarrow.compute as pc
 
 from pipeline.errors import PermanentError
 from pipeline.model import EntityKind
-from reconcile.inventory import Inventory
+from reconcile.inventory import PAGE_SIZE, Inventory
 
 SNAPSHOT_FORMAT = 1
 MANIFEST = "snapshot.json"
@@ -356,21 +359,120 @@ def combine_hashes(columns: list[np.ndarray], length: int = 0) -> np.ndarray:
     return out
 
 
-_T = TypeVar("_T")
+# --- reading a region: concurrent listing families -------------------------------------------
+
+# The listing families a snapshot runs at once, with the IoT APIs each one calls. Every API has
+# its own quota (reconcile.ratelimit), so the families share nothing but the limiter and the
+# snapshot takes as long as its slowest API, not the sum of them. Memberships are a family of
+# their own, fed by the groups family as it describes each static group.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    EntityKind.THING.value: ("ListThings",),
+    EntityKind.THING_TYPE.value: ("ListThingTypes",),
+    EntityKind.THING_GROUP.value: ("ListThingGroups", "DescribeThingGroup"),
+    EntityKind.MEMBERSHIP.value: ("ListThingsInThingGroup",),
+    EntityKind.BILLING_GROUP.value: (
+        "ListBillingGroups",
+        "DescribeBillingGroup",
+        "ListThingsInBillingGroup",
+    ),
+}
+# Threads listing group members (and, separately, billing-group members) at once. The member
+# APIs allow 25 calls/s; one thread at a typical 50-100 ms per call would fall short of that.
+MEMBER_WORKERS = 4
+_REPORT_EVERY = 250  # items between progress reports (one page of the largest listings)
 
 
-def _counted(
-    items: Iterable[_T], entity: str, progress: Callable[[str, int], None] | None
-) -> Iterator[_T]:
-    """Pass items through, reporting the running count every page and once at the end."""
-    count = 0
-    for item in items:
-        count += 1
-        if progress and count % 250 == 0:
-            progress(entity, count)
-        yield item
-    if progress:
-        progress(entity, count)
+@dataclass(frozen=True)
+class ListingStatus:
+    """Where one listing family of one region's snapshot stands (for progress displays)."""
+
+    region: str
+    family: str  # a key of FAMILIES
+    items: int  # entities (or links) seen so far
+    calls: int  # API calls the family has made so far (pages and describes)
+    done: bool
+    eta_seconds: float | None  # time left at the quotas, when the work left is known
+
+
+ListingProgress = Callable[[ListingStatus], None]
+
+
+class SnapshotCancelled(Exception):
+    """Raised inside a listing when another family failed or the run was interrupted."""
+
+
+class _Tracker:
+    """Counts per family; reports them; lets one failing family stop the others."""
+
+    def __init__(
+        self,
+        region: str,
+        inventory: Inventory,
+        progress: ListingProgress | None,
+        expected: Mapping[str, int] | None,
+    ) -> None:
+        self.region = region
+        self.inventory = inventory
+        self.progress = progress
+        self.expected = dict(expected or {})
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self.items: dict[str, int] = dict.fromkeys(FAMILIES, 0)
+        self.done: set[str] = set()
+        self.pending_member_lists = 0  # static groups whose members are still to be listed
+
+    def counted(self, family: str, items: Iterable[_T], *, count: bool = True) -> Iterator[_T]:
+        """Pass items through, counting them (unless told not to) and reporting every page;
+        stops with ``SnapshotCancelled`` once another family failed."""
+        for item in items:
+            if self.stop.is_set():
+                raise SnapshotCancelled(family)
+            if not count:
+                yield item
+                continue
+            with self._lock:
+                self.items[family] += 1
+                seen = self.items[family]
+            if seen % _REPORT_EVERY == 0:
+                self.report(family)
+            yield item
+
+    def finish(self, family: str) -> None:
+        with self._lock:
+            self.done.add(family)
+        self.report(family)
+
+    def report(self, family: str) -> None:
+        if self.progress is None:
+            return
+        calls = sum(self.inventory.calls[op] for op in FAMILIES[family])
+        with self._lock:
+            items, done = self.items[family], family in self.done
+        self.progress(
+            ListingStatus(
+                self.region, family, items, calls, done, 0.0 if done else self._eta(family)
+            )
+        )
+
+    def _eta(self, family: str) -> float | None:
+        """Seconds the family's known remaining calls need at the quotas (``None``: unknown).
+
+        Things and groups are known only from ``expected`` (an earlier snapshot's counts);
+        memberships from the static groups still waiting to be listed (one page each, at least).
+        """
+        limiter = self.inventory.limiter
+        if family == EntityKind.MEMBERSHIP.value:
+            rate = limiter.rate("ListThingsInThingGroup")
+            return self.pending_member_lists / rate if rate else None
+        expected = self.expected.get(family)
+        if expected is None:
+            return None
+        left = max(0, expected - self.items[family])
+        if family == EntityKind.THING_GROUP.value:
+            rate = limiter.rate("DescribeThingGroup")
+            return left / rate if rate else None
+        rate = limiter.rate(FAMILIES[family][0])
+        return math.ceil(left / PAGE_SIZE) / rate if rate else None
 
 
 def _now_ms() -> int:
@@ -381,41 +483,90 @@ def take_snapshot(
     inventory: Inventory,
     region: str,
     *,
-    progress: Callable[[str, int], None] | None = None,
+    progress: ListingProgress | None = None,
+    expected: Mapping[str, int] | None = None,
     clock: Callable[[], int] = _now_ms,
 ) -> Snapshot:
-    """Read one region's whole registry through ``inventory``.
+    """Read one region's whole registry through ``inventory``, the listing families at once.
 
-    ``progress(entity, count)`` is called as listings advance (entity is an ``EntityKind``
-    value). Memberships are read for static groups only (a dynamic group's members are computed
-    per region). Memberships and billing-group links that name a thing the listing did not
-    return are dropped: the thing was deleted while we read (or the service still lists a
-    deleted thing), and a link to nothing cannot be replicated.
+    ``progress`` receives a ``ListingStatus`` as listings advance (from worker threads);
+    ``expected`` (family -> count, e.g. an earlier snapshot's) lets it estimate time left.
+    Memberships are read for static groups only (a dynamic group's members are computed per
+    region). Memberships and billing-group links that name a thing the listing did not return
+    are dropped: the thing was deleted while we read (or the service still lists a deleted
+    thing), and a link to nothing cannot be replicated. The first listing to fail stops the
+    others and its error is raised; so is an interrupt.
     """
     taken_at_ms = clock()
-    thing_types = list(_counted(inventory.thing_types(), EntityKind.THING_TYPE.value, progress))
-    thing_groups = list(_counted(inventory.thing_groups(), EntityKind.THING_GROUP.value, progress))
-    billing_groups = list(
-        _counted(inventory.billing_groups(), EntityKind.BILLING_GROUP.value, progress)
-    )
-    things = list(_counted(inventory.things(), EntityKind.THING.value, progress))
-    names = {thing["name"] for thing in things}
+    tracker = _Tracker(region, inventory, progress, expected)
+    things_f, types_f = EntityKind.THING.value, EntityKind.THING_TYPE.value
+    groups_f, members_f = EntityKind.THING_GROUP.value, EntityKind.MEMBERSHIP.value
+    billing_f = EntityKind.BILLING_GROUP.value
 
-    billing_of: dict[str, str] = {}
-    for link in inventory.billing_memberships(g["name"] for g in billing_groups):
-        if link["thing"] in names:
-            billing_of[link["thing"]] = link["billing_group"]
+    def listing(family: str, items: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = list(tracker.counted(family, items))
+        tracker.finish(family)
+        return out
+
+    def members_of(group: str) -> list[dict[str, str]]:
+        links = list(tracker.counted(members_f, inventory.memberships([group])))
+        with tracker._lock:
+            tracker.pending_member_lists -= 1
+        return links
+
+    def groups_and_members(members: ThreadPoolExecutor) -> tuple[list[dict[str, Any]], list[Any]]:
+        groups, member_lists = [], []
+        for group in tracker.counted(groups_f, inventory.thing_groups()):
+            groups.append(group)
+            if not group.get("query"):  # static: its members are ours to read
+                with tracker._lock:
+                    tracker.pending_member_lists += 1
+                member_lists.append(_submit(members, members_of, group["name"]))
+        tracker.finish(groups_f)
+        return groups, member_lists
+
+    def billing_links_of(group: str) -> list[dict[str, str]]:
+        return list(tracker.counted(billing_f, inventory.billing_memberships([group]), count=False))
+
+    def billing(
+        links_pool: ThreadPoolExecutor,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+        groups = list(tracker.counted(billing_f, inventory.billing_groups()))
+        futures = [_submit(links_pool, billing_links_of, group["name"]) for group in groups]
+        links = [link for future in futures for link in future.result()]
+        tracker.finish(billing_f)
+        return groups, links
+
+    with (
+        ThreadPoolExecutor(len(FAMILIES), thread_name_prefix=f"snapshot-{region}") as families,
+        ThreadPoolExecutor(MEMBER_WORKERS, thread_name_prefix=f"members-{region}") as members,
+        ThreadPoolExecutor(MEMBER_WORKERS, thread_name_prefix=f"billing-{region}") as links_pool,
+    ):
+        futures: list[Future[Any]] = [
+            _submit(families, listing, things_f, inventory.things()),
+            _submit(families, listing, types_f, inventory.thing_types()),
+            _submit(families, groups_and_members, members),
+            _submit(families, billing, links_pool),
+        ]
+        try:
+            _wait_all(futures, tracker.stop)
+            things, thing_types = futures[0].result(), futures[1].result()
+            thing_groups, member_lists = futures[2].result()
+            _wait_all(member_lists, tracker.stop)
+            memberships_raw = [link for future in member_lists for link in future.result()]
+            tracker.finish(members_f)
+            billing_groups, billing_links = futures[3].result()
+        except BaseException:
+            tracker.stop.set()  # the other listings end at their next item
+            raise
+
+    names = {thing["name"] for thing in things}
+    billing_of = {
+        link["thing"]: link["billing_group"] for link in billing_links if link["thing"] in names
+    }
     for thing in things:
         thing["billing_group"] = billing_of.get(thing["name"])
-
-    static_groups = [g["name"] for g in thing_groups if not g.get("query")]
-    memberships = [
-        link
-        for link in _counted(
-            inventory.memberships(static_groups), EntityKind.MEMBERSHIP.value, progress
-        )
-        if link["thing"] in names
-    ]
+    memberships = [link for link in memberships_raw if link["thing"] in names]
     return Snapshot.from_records(
         region,
         taken_at_ms,
@@ -425,6 +576,28 @@ def take_snapshot(
         billing_groups=billing_groups,
         memberships=memberships,
     )
+
+
+_T = TypeVar("_T")
+
+
+def _submit(pool: ThreadPoolExecutor, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+    """``pool.submit`` in a copy of the caller's context (a ``VirtualClock``'s reading, log
+    context), so work handed to another thread continues where its submitter stood."""
+    return pool.submit(contextvars.copy_context().run, fn, *args)
+
+
+def _wait_all(futures: list[Future[Any]], stop: threading.Event) -> None:
+    """Wait for every future; on the first failure stop the rest and raise it."""
+    pending = set(futures)
+    while pending:
+        finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+        for future in finished:
+            error = future.exception()
+            if error is not None and not isinstance(error, SnapshotCancelled):
+                stop.set()
+                wait(pending)
+                raise error
 
 
 def plain_value(value: Any) -> Any:

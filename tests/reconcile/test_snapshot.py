@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pandas as pd
 import pytest
@@ -15,9 +18,10 @@ from botocore.exceptions import ClientError
 from pipeline.errors import AwsRequestError, AwsServiceError, ThrottledError
 from pipeline.model import EntityKind
 from reconcile.inventory import Inventory, ListingRestartError
-from reconcile.ratelimit import DEFAULT_QUOTAS, RateLimiter
+from reconcile.ratelimit import DEFAULT_QUOTAS, RateLimiter, VirtualClock
 from reconcile.snapshot import (
     SCHEMAS,
+    ListingStatus,
     Snapshot,
     SnapshotFileError,
     desired_fields,
@@ -171,21 +175,88 @@ def test_api_calls_are_bounded_by_pages(source_iot: Any, seed: Seed, snapshot_of
 
 def test_progress_reports_final_counts(source_iot: Any, seed: Seed, snapshot_of: Snap) -> None:
     seed(source_iot)
-    seen: dict[str, int] = {}
+    final: dict[str, ListingStatus] = {}
+    inventory = Inventory(source_iot, RateLimiter.unlimited())
 
-    take_snapshot(
-        Inventory(source_iot, RateLimiter.unlimited()),
-        SRC,
-        progress=seen.__setitem__,
-    )
+    def record(status: ListingStatus) -> None:
+        if status.done:
+            final[status.family] = status
 
-    assert seen == {
+    take_snapshot(inventory, SRC, progress=record)
+
+    assert {family: status.items for family, status in final.items()} == {
         EntityKind.THING_TYPE.value: 2,
         EntityKind.THING_GROUP.value: 3,
         EntityKind.BILLING_GROUP.value: 1,
         EntityKind.THING.value: 4,
         EntityKind.MEMBERSHIP.value: 3,
     }
+    assert final[EntityKind.THING.value].calls == inventory.calls["ListThings"] == 1
+    assert all(status.region == SRC and status.eta_seconds == 0.0 for status in final.values())
+
+
+def test_progress_estimates_time_left_from_the_quotas(source_iot: Any) -> None:
+    # GIVEN 6 things read one per page at 2 ListThings/s, and an estimate of 10 things
+    for i in range(6):
+        source_iot.create_thing(thingName=f"t{i}")
+    clock = VirtualClock()
+    limiter = RateLimiter(overrides={"ListThings": 2}, clock=clock, sleep=clock.sleep)
+    inventory = Inventory(source_iot, limiter, page_size=1)
+    etas: list[float | None] = []
+
+    def record(status: ListingStatus) -> None:
+        if status.family == EntityKind.THING.value and not status.done:
+            etas.append(status.eta_seconds)
+
+    with patch("reconcile.snapshot._REPORT_EVERY", 1):
+        take_snapshot(inventory, SRC, progress=record, expected={"thing": 10})
+
+    # THEN after n things, 10 - n pages are left (250 per page at most: 1 page), at 2/s
+    assert etas == [pytest.approx(0.5)] * 6
+
+
+def test_listing_families_run_concurrently_under_their_own_quotas(
+    source_iot: Any, seed: Seed
+) -> None:
+    # GIVEN 20 things (20 pages at 1 ListThings/s) and 20 group members (20 pages at 1/s)
+    source_iot.create_thing_group(thingGroupName="g")
+    for i in range(20):
+        source_iot.create_thing(thingName=f"t{i:02d}")
+        source_iot.add_thing_to_thing_group(thingGroupName="g", thingName=f"t{i:02d}")
+    clock = VirtualClock()
+    limiter = RateLimiter(
+        overrides={"ListThings": 1, "ListThingsInThingGroup": 1},
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    snap = take_snapshot(Inventory(source_iot, limiter, page_size=1), SRC)
+
+    # THEN the snapshot took as long as one of them (19 s after the first call), not both (38 s)
+    assert len(snap.things) == len(snap.memberships) == 20
+    assert clock.elapsed == pytest.approx(19.0)
+
+
+def test_a_failing_listing_stops_the_others(source_iot: Any) -> None:
+    # GIVEN listing types fails while things are still being listed (slowly)
+    for i in range(50):
+        source_iot.create_thing(thingName=f"t{i:02d}")
+    listed: list[int] = []
+
+    class FailingTypes(WithoutListedBillingGroup):
+        def list_things(self, **params: Any) -> Any:
+            listed.append(1)
+            time.sleep(0.01)  # real threads: give the failure time to land mid-listing
+            return super().list_things(**params)
+
+        def list_thing_types(self, **params: Any) -> Any:
+            raise client_error("AccessDeniedException", 403, "ListThingTypes")
+
+    inventory = Inventory(FailingTypes(source_iot), RateLimiter.unlimited(), page_size=1)
+
+    # THEN the snapshot raises the failure, and the things listing stopped early
+    with pytest.raises(AwsRequestError):
+        take_snapshot(inventory, SRC)
+    assert len(listed) < 50
 
 
 def test_invalid_token_restarts_the_listing(source_iot: Any, seed: Seed, snapshot_of: Snap) -> None:
@@ -278,6 +349,25 @@ def test_rate_limiter_scale_overrides_and_unknown_operations() -> None:
     for _ in range(100):
         limiter.acquire("DescribeThing")  # no quota configured: never waits
     assert clock.now == before
+
+
+def test_rate_limiter_gives_concurrent_callers_distinct_slots() -> None:
+    # GIVEN four threads taking 10 ListThings tokens each on one virtual clock
+    clock = VirtualClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+
+    def take() -> None:
+        for _ in range(10):
+            limiter.acquire("ListThings")
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # THEN 40 calls at 10/s with a burst of 10 end at 3 s, whatever the interleaving
+    assert clock.elapsed == pytest.approx(3.0)
 
 
 def test_rate_limiter_refills_while_idle() -> None:
