@@ -449,4 +449,5 @@ def merge_reports(reports: Iterable[DriftReport]) -> DriftReport:
         generated_at_ms=max(r.generated_at_ms for r in shards),
         drifts=tuple(drifts),
         counts=counts,
+        explained=all(r.explained for r in shards),
     )

@@ -13,6 +13,11 @@ from typing import Any, Literal
 from pipeline.model import EntityKind
 
 DriftKind = Literal["missing", "extra", "changed"]
+# Where a drift was lost, from the three-way audit (reconcile.explain): the source registry and
+# the state table disagree / the table holds the source's state but the destination differs /
+# the table disagrees with both.
+LossPoint = Literal["lost_before_table", "lost_after_table", "table_only"]
+LOSS_POINTS: tuple[LossPoint, ...] = ("lost_before_table", "lost_after_table", "table_only")
 Severity = Literal["high", "medium", "low"]
 
 # Dependency order, the order a repair runs in: report and plan read the same way.
@@ -64,6 +69,7 @@ class Drift:
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
     thing: str | None = None  # memberships only
     group: str | None = None
+    where: LossPoint | None = None  # set by the three-way audit (reconcile.explain) only
 
     def sort_key(self) -> tuple[int, int, str]:
         return (ENTITY_ORDER.index(self.entity), DRIFT_KINDS.index(self.kind), self.name)
@@ -78,6 +84,16 @@ class DriftReport:
     generated_at_ms: int
     drifts: tuple[Drift, ...]  # sorted by (entity order, drift kind order, name)
     counts: dict[str, int]  # entities compared per kind (source side)
+    # True once the three-way audit (reconcile.explain) set every drift's ``where``.
+    explained: bool = False
+
+    def where_summary(self) -> dict[str, int]:
+        """``loss point -> drifts`` (every loss point present, zeros too; explained reports)."""
+        counts: dict[str, int] = dict.fromkeys(LOSS_POINTS, 0)
+        for drift in self.drifts:
+            if drift.where is not None:
+                counts[drift.where] += 1
+        return counts
 
     def summary(self) -> dict[str, dict[str, int]]:
         """``entity -> {missing, extra, changed}``, every entity kind present (zeros too)."""

@@ -4,15 +4,24 @@ Flow: ``reconcile.diff`` → ``DriftReport`` → here → the CLI's stdout or ``
 JSON form (``to_json``) is the versioned contract other tools read (CI, notebooks, the plan
 stage via ``load_json``); the other formats are for people. Pure functions, no I/O.
 
-JSON contract, ``schema_version`` "1"::
+JSON contract, ``schema_version`` "2"::
 
-    {"schema_version": "1", "source_region", "target_region",
+    {"schema_version": "2", "source_region", "target_region",
      "generated_at": ISO-8601 UTC with ms, "generated_at_ms": epoch ms,
      "fingerprints": {"source", "target"}, "in_sync": bool,
      "counts": {entity: compared (source side)},
      "summary": {entity: {"missing", "extra", "changed"}},
+     "explained": bool,
+     "where_summary": {"lost_before_table", "lost_after_table", "table_only": count},
+     "fixes": {loss point: what to check or do},
      "drifts": [{"entity", "name", "kind", "severity", "details": {field: {"source", "target"}},
+                 "where": loss point or null,
                  "thing", "group" (memberships only)}]}
+
+Version "2" adds the three-way audit (``reconcile.explain``): ``explained`` says whether the
+state table was read; if so each drift's ``where`` says which hop lost it and
+``where_summary`` / ``fixes`` count and explain the classes (both empty objects otherwise).
+``where`` is null in unexplained reports. ``load_json`` reads versions "1" and "2".
 """
 
 from __future__ import annotations
@@ -26,9 +35,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.errors import PermanentError
 from pipeline.model import EntityKind
-from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, Drift, DriftReport
+from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, LOSS_POINTS, Drift, DriftReport
+from reconcile.explain import FIXES
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+READABLE_VERSIONS = ("1", "2")
 FORMATS = ("table", "json", "markdown", "html")
 Format = Literal["table", "json", "markdown", "html"]
 TABLE_LIMIT = 50  # drifts shown on the console unless told otherwise
@@ -54,6 +65,7 @@ def drift_to_json(drift: Drift) -> dict[str, Any]:
         "kind": drift.kind,
         "severity": drift.severity,
         "details": drift.details,
+        "where": drift.where,
     }
     if drift.entity is EntityKind.MEMBERSHIP:
         out["thing"] = drift.thing
@@ -76,6 +88,9 @@ def to_json(report: DriftReport) -> dict[str, Any]:
         "in_sync": report.in_sync,
         "counts": dict(report.counts),
         "summary": report.summary(),
+        "explained": report.explained,
+        "where_summary": report.where_summary() if report.explained else {},
+        "fixes": dict(FIXES) if report.explained else {},
         "drifts": [drift_to_json(d) for d in report.drifts],
     }
 
@@ -89,6 +104,7 @@ class _DriftModel(BaseModel):
     details: dict[str, dict[str, Any]] = {}
     thing: str | None = None
     group: str | None = None
+    where: Literal["lost_before_table", "lost_after_table", "table_only"] | None = None
 
 
 class _Fingerprints(BaseModel):
@@ -98,12 +114,13 @@ class _Fingerprints(BaseModel):
 
 class _ReportModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    schema_version: Literal["1"]
+    schema_version: Literal["1", "2"]
     source_region: str
     target_region: str
     generated_at_ms: int
     fingerprints: _Fingerprints
     counts: dict[str, int] = {}
+    explained: bool = False
     drifts: list[_DriftModel]
 
 
@@ -112,7 +129,8 @@ def load_json(document: dict[str, Any]) -> DriftReport:
     try:
         model = _ReportModel.model_validate(document)
     except ValidationError as error:
-        raise ReportFormatError(f"not a schema {SCHEMA_VERSION} drift report: {error}") from error
+        versions = " or ".join(READABLE_VERSIONS)
+        raise ReportFormatError(f"not a schema {versions} drift report: {error}") from error
     drifts = tuple(
         Drift(
             entity=d.entity,
@@ -122,6 +140,7 @@ def load_json(document: dict[str, Any]) -> DriftReport:
             details=d.details,
             thing=d.thing,
             group=d.group,
+            where=d.where,
         )
         for d in model.drifts
     )
@@ -133,6 +152,7 @@ def load_json(document: dict[str, Any]) -> DriftReport:
         generated_at_ms=model.generated_at_ms,
         drifts=tuple(sorted(drifts, key=Drift.sort_key)),
         counts=dict(model.counts),
+        explained=model.explained,
     )
 
 
@@ -179,6 +199,30 @@ def _drift_rows(drifts: tuple[Drift, ...]) -> list[list[str]]:
     return [[d.severity, d.entity.value, d.kind, d.name, _explain(d)] for d in drifts]
 
 
+def _sections(
+    report: DriftReport, shown: tuple[Drift, ...]
+) -> list[tuple[str | None, tuple[Drift, ...]]]:
+    """The drifts to list, grouped by loss point when the report is explained (a ``None``
+    title: one ungrouped list); the classes in pipeline order, unexplained ones last."""
+    if not report.explained:
+        return [(None, shown)] if shown else []
+    sections: list[tuple[str | None, tuple[Drift, ...]]] = []
+    for where in (*LOSS_POINTS, None):
+        drifts = tuple(d for d in shown if d.where == where)
+        if drifts:
+            title = f"{where or 'unexplained'} ({len(drifts)}): {FIXES[where] if where else ''}"
+            sections.append((title.rstrip(": "), drifts))
+    return sections
+
+
+_WHERE_HEADER = ["where", "drifts", "what to check"]
+
+
+def _where_rows(report: DriftReport) -> list[list[str]]:
+    counts = report.where_summary()
+    return [[where, str(counts[where]), FIXES[where]] for where in LOSS_POINTS]
+
+
 def _headline(report: DriftReport) -> str:
     state = "in sync" if report.in_sync else f"{len(report.drifts)} drift(s)"
     return f"{report.source_region} → {report.target_region}: {state}"
@@ -200,9 +244,13 @@ def _aligned(header: list[str], rows: list[list[str]], numeric: set[int]) -> lis
 def _render_table(report: DriftReport, limit: int) -> str:
     lines = [_headline(report), ""]
     lines += _aligned(_SUMMARY_HEADER, _summary_rows(report), numeric={1, 2, 3, 4})
+    if report.explained and report.drifts:
+        lines += ["", *_aligned(_WHERE_HEADER, _where_rows(report), numeric={1})]
     if report.drifts:
         shown = report.drifts[:limit]
-        lines += ["", *_aligned(_DRIFT_HEADER, _drift_rows(shown), numeric=set())]
+        for title, drifts in _sections(report, shown):
+            lines += [""] + ([title] if title else [])
+            lines += _aligned(_DRIFT_HEADER, _drift_rows(drifts), numeric=set())
         if len(report.drifts) > len(shown):
             lines.append(f"… and {len(report.drifts) - len(shown)} more (use --format json)")
     return "\n".join(lines) + "\n"
@@ -245,8 +293,18 @@ def _render_markdown(report: DriftReport, limit: int | None) -> str:
         "",
         *_md_table(_SUMMARY_HEADER, _summary_rows(report)),
     ]
+    if report.explained and report.drifts:
+        lines += [
+            "",
+            "## Where the drift was lost",
+            "",
+            *_md_table(_WHERE_HEADER, _where_rows(report)),
+        ]
     if shown:
-        lines += ["", "## Drifts", "", *_md_table(_DRIFT_HEADER, _drift_rows(shown))]
+        lines += ["", "## Drifts"]
+        for title, drifts in _sections(report, shown):
+            lines += [""] + ([f"### {_md_cell(title)}", ""] if title else [])
+            lines += _md_table(_DRIFT_HEADER, _drift_rows(drifts))
         if len(report.drifts) > len(shown):
             lines += ["", f"…and {len(report.drifts) - len(shown)} more."]
     return "\n".join(lines) + "\n"
@@ -292,18 +350,23 @@ def _render_html(report: DriftReport, limit: int | None) -> str:
         "<h2>Summary</h2>",
         _html_table(_SUMMARY_HEADER, _summary_rows(report), ["", "n", "n", "n", "n"]),
     ]
+    if report.explained and report.drifts:
+        parts.append("<h2>Where the drift was lost</h2>")
+        parts.append(_html_table(_WHERE_HEADER, _where_rows(report), ["", "n", ""]))
     if shown:
-        rows = _drift_rows(shown)
         parts.append("<h2>Drifts</h2>")
-        # The severity cell carries its own class for colour; build the rows by hand for that.
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in _DRIFT_HEADER)
-        body = "".join(
-            f'<tr><td class="{html.escape(r[0])}">{html.escape(r[0])}</td>'
-            + "".join(f"<td>{html.escape(c)}</td>" for c in r[1:])
-            + "</tr>"
-            for r in rows
-        )
-        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        for heading, drifts in _sections(report, shown):
+            if heading:
+                parts.append(f"<h3>{html.escape(heading)}</h3>")
+            # The severity cell carries its own class for colour; build the rows by hand.
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in _DRIFT_HEADER)
+            body = "".join(
+                f'<tr><td class="{html.escape(r[0])}">{html.escape(r[0])}</td>'
+                + "".join(f"<td>{html.escape(c)}</td>" for c in r[1:])
+                + "</tr>"
+                for r in _drift_rows(drifts)
+            )
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         if len(report.drifts) > len(shown):
             parts.append(f"<p>…and {len(report.drifts) - len(shown)} more.</p>")
     parts.append("</body></html>")

@@ -78,7 +78,7 @@ def test_the_report_json_lists_the_drift(scenario: Scenario) -> None:
     artefacts = RunArtefacts(LocalStore(scenario.location), scenario.runs[0]["prefix"])
     report = artefacts.read_report_json()
 
-    assert report["schema_version"] == "1"
+    assert report["schema_version"] == "2"
     assert {(d["entity"], d["name"], d["kind"]) for d in report["drifts"]} == {
         ("thing", "t1", "missing"),
         ("thing", "t2", "changed"),

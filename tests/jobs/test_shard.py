@@ -147,7 +147,7 @@ def test_the_shard_report_is_the_reconcile_json_contract(
     )
 
     document = json.loads((tmp_path / result["report_key"]).read_text())
-    assert document["schema_version"] == "1"
+    assert document["schema_version"] == "2"
     assert len(document["drifts"]) == result["drift_total"]
 
 

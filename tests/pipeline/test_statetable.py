@@ -80,3 +80,18 @@ def test_prefetch_serves_reads_and_writes_invalidate_it(pipeline: Pipeline) -> N
     finally:
         ddb.meta.events.unregister("before-call.dynamodb.GetItem", count)
     assert item is not None and item.state["attributes"] == {"v": "2"}
+
+
+def test_parallel_scan_reads_every_entity_once_and_skips_bookkeeping(pipeline: Pipeline) -> None:
+    # GIVEN 60 things, one deleted (a tombstone), and a bookkeeping item
+    pipeline.table.apply_many([change(f"t{i:02d}", 1, 1000, str(i)) for i in range(60)])
+    deletion = Change(EntityKind.THING, "t00", Origin(SRC, 2000, "del", "id-t00", 2), deleted=True)
+    pipeline.table.apply(deletion)
+    pipeline.table.put_raw({"pk": "PENDING#TYPE#x", "due": 1})
+
+    for segments in (1, 4):
+        items = pipeline.table.scan_entities(segments)
+        # THEN every entity comes back exactly once, the tombstone as deleted, no bookkeeping
+        assert sorted(item.name for item in items) == [f"t{i:02d}" for i in range(60)]
+        by_name = {item.name: item for item in items}
+        assert by_name["t00"].deleted and by_name["t07"].state["attributes"] == {"v": "7"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from html.parser import HTMLParser
 
@@ -9,7 +10,7 @@ import mistune
 import pytest
 
 from reconcile.diff import diff_snapshots
-from reconcile.drift import DriftReport
+from reconcile.drift import LOSS_POINTS, DriftReport, LossPoint
 from reconcile.report import (
     SCHEMA_VERSION,
     ReportFormatError,
@@ -52,7 +53,9 @@ def sample_report() -> DriftReport:
 def test_json_follows_the_contract() -> None:
     document = to_json(sample_report())
 
-    assert document["schema_version"] == SCHEMA_VERSION == "1"
+    assert document["schema_version"] == SCHEMA_VERSION == "2"
+    assert document["explained"] is False
+    assert document["where_summary"] == document["fixes"] == {}
     assert document["source_region"] == SRC
     assert document["target_region"] == DST
     assert document["generated_at"] == "2023-11-14T22:13:20.123Z"
@@ -73,6 +76,7 @@ def test_json_follows_the_contract() -> None:
         "kind": "changed",
         "severity": "medium",
         "details": {"attributes.colour": {"source": "red", "target": "blue|green"}},
+        "where": None,
     }
     assert by_name["t1#g"] == {
         "entity": "membership",
@@ -80,6 +84,7 @@ def test_json_follows_the_contract() -> None:
         "kind": "missing",
         "severity": "high",
         "details": {},
+        "where": None,
         "thing": "t1",
         "group": "g",
     }
@@ -90,13 +95,66 @@ def test_json_follows_the_contract() -> None:
 def test_json_round_trips() -> None:
     report = sample_report()
     assert load_json(json.loads(render(report, "json"))) == report
+    explained = explained_report()
+    assert load_json(json.loads(render(explained, "json"))) == explained
+
+
+def test_schema_1_reports_still_load() -> None:
+    document = to_json(sample_report())
+    old = {k: v for k, v in document.items() if k not in ("explained", "where_summary", "fixes")}
+    old["schema_version"] = "1"
+    old["drifts"] = [{k: v for k, v in d.items() if k != "where"} for d in document["drifts"]]
+    assert load_json(old) == sample_report()
+
+
+def explained_report() -> DriftReport:
+    """The sample with each drift given a loss point, as the three-way audit would."""
+    report = sample_report()
+    cycle: list[LossPoint] = ["lost_before_table", "lost_after_table", "table_only"]
+    drifts = tuple(dataclasses.replace(d, where=cycle[i % 3]) for i, d in enumerate(report.drifts))
+    return dataclasses.replace(report, drifts=drifts, explained=True)
+
+
+def test_explained_json_counts_classes_and_names_their_fixes() -> None:
+    document = to_json(explained_report())
+    assert document["explained"] is True
+    assert document["where_summary"] == {
+        "lost_before_table": 2,
+        "lost_after_table": 2,
+        "table_only": 1,
+    }
+    assert set(document["fixes"]) == set(LOSS_POINTS)
+    assert "failure queue" in document["fixes"]["lost_after_table"]
+    assert [d["where"] for d in document["drifts"]][:3] == [
+        "lost_before_table",
+        "lost_after_table",
+        "table_only",
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html"])
+def test_human_formats_group_drifts_by_where_they_were_lost(fmt: str) -> None:
+    text = render(explained_report(), fmt)
+    before = text.index("lost_before_table (2)")
+    after = text.index("lost_after_table (2)")
+    only = text.index("table_only (1)")
+    assert before < after < only
+    assert "registry events are enabled" in text
+    assert "failure queue" in text
+    # unexplained reports are not grouped
+    assert "lost_before_table" not in render(sample_report(), fmt)
 
 
 @pytest.mark.parametrize(
     "broken",
     [
         {},
-        {"schema_version": "2"},
+        {"schema_version": "3"},
+        {**to_json(sample_report()), "schema_version": "3"},
+        {
+            **to_json(sample_report()),
+            "drifts": [{**to_json(sample_report())["drifts"][0], "where": "lost"}],
+        },
         {**to_json(sample_report()), "drifts": [{"entity": "widget", "name": "x"}]},
     ],
 )

@@ -1,0 +1,143 @@
+"""The three-way audit: where each drift was lost, from the state table as a third view.
+
+The pipeline is registry → events → state table → replicator → destination registry, and the
+table holds every entity's desired state (pipeline.statetable). So besides source vs
+destination, the audit can read the table (a parallel Scan: DynamoDB capacity, no IoT quota)
+and say for each drift which hop lost it:
+
+- ``lost_before_table``: the source and the table disagree, the table and the destination
+  agree: the change never reached the pipeline (registry events disabled, the rule's action
+  failed, an event dropped).
+- ``lost_after_table``: the table holds the source's state but the destination differs: the
+  replicator could not apply it, or someone edited the destination by hand.
+- ``table_only``: the table disagrees with both.
+
+Flow: ``table_snapshot`` (state-table items → a ``Snapshot``, the same tables and canonical
+values as a registry's) → ``explain`` (three pure diffs → each drift's ``where``). A "changed"
+drift is judged on the fields it names, so an unrelated difference between the source and the
+table (say a billing group, which has no registry events) does not mask a hand edit.
+The table is read at a slightly different moment than the registries: a change in flight
+while the audit runs can land in either class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from pipeline.model import EntityKind, Item, split_membership_name
+from reconcile.diff import diff_snapshots
+from reconcile.drift import LOSS_POINTS, Drift, DriftReport, LossPoint
+from reconcile.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from reconcile.ignore import IgnoreRules
+
+# What to do about each class: the report prints it next to the class.
+FIXES: dict[LossPoint, str] = {
+    "lost_before_table": (
+        "the change never reached the state table: check that registry events are enabled "
+        "(iot-crr enable-events) and the IoT rule's error action / dead-letter queue; billing "
+        "groups have no registry events and reach the table only through reconciliation"
+    ),
+    "lost_after_table": (
+        "the table holds the source's state but the destination differs: check the "
+        "replicator's failure queue, or whether someone edited the destination by hand"
+    ),
+    "table_only": (
+        "the table disagrees with both registries: repair (iot-crr reconcile --apply) rewrites "
+        "the table from the source and lets the replicator converge the destination"
+    ),
+}
+assert tuple(FIXES) == LOSS_POINTS
+
+
+def table_snapshot(items: Iterable[Item], label: str, taken_at_ms: int) -> Snapshot:
+    """The state table's desired state as a ``Snapshot`` (``label`` stands in for the region).
+
+    Tombstones are absent entities. As in a registry snapshot, links naming a thing the table
+    does not hold alive are dropped; versions are left empty (they are per region anyway).
+    """
+    live = [item for item in items if not item.deleted]
+    by_kind: dict[EntityKind, list[Item]] = {kind: [] for kind in EntityKind}
+    for item in live:
+        by_kind[item.kind].append(item)
+    things = {item.name for item in by_kind[EntityKind.THING]}
+
+    def records(kind: EntityKind) -> list[dict[str, Any]]:
+        return [{**item.state, "name": item.name} for item in by_kind[kind]]
+
+    memberships = []
+    for item in by_kind[EntityKind.MEMBERSHIP]:
+        thing, group = split_membership_name(item.name)
+        if thing in things:
+            memberships.append({"thing": thing, "group": group})
+    return Snapshot.from_records(
+        label,
+        taken_at_ms,
+        things=records(EntityKind.THING),
+        thing_types=records(EntityKind.THING_TYPE),
+        thing_groups=records(EntityKind.THING_GROUP),
+        billing_groups=records(EntityKind.BILLING_GROUP),
+        memberships=memberships,
+    )
+
+
+def _differs(drift: Drift, other: Drift | None) -> bool:
+    """Whether ``other`` (the same entity's drift on one hop) covers ``drift``'s difference."""
+    if other is None:
+        return False
+    if drift.kind != "changed" or other.kind != "changed":
+        return True  # presence differs on that hop, or the entity differs as a whole
+    return bool(set(drift.details) & set(other.details))
+
+
+def classify(drift: Drift, before: Drift | None, after: Drift | None) -> LossPoint | None:
+    """Where ``drift`` (source vs destination) was lost, given the same entity's drift between
+    source and table (``before``) and between table and destination (``after``).
+
+    ``None`` only when neither hop shows it, which equal values on both hops make impossible
+    except where a comparison is skipped (memberships of a group dynamic on one side)."""
+    lost_before, lost_after = _differs(drift, before), _differs(drift, after)
+    if lost_before and lost_after:
+        return "table_only"
+    if lost_before:
+        return "lost_before_table"
+    if lost_after:
+        return "lost_after_table"
+    return None
+
+
+def explain(
+    report: DriftReport,
+    source: Snapshot,
+    table: Snapshot,
+    target: Snapshot,
+    *,
+    ignore: IgnoreRules | None = None,
+    clock: Callable[[], int] | None = None,
+) -> DriftReport:
+    """``report`` (source vs target) with every drift's ``where`` set from the table's view."""
+    kwargs: dict[str, Any] = {"ignore": ignore}
+    if clock is not None:
+        kwargs["clock"] = clock
+    before = {(d.entity, d.name): d for d in diff_snapshots(source, table, **kwargs).drifts}
+    after = {(d.entity, d.name): d for d in diff_snapshots(table, target, **kwargs).drifts}
+    drifts = tuple(
+        dataclasses.replace(
+            drift,
+            where=classify(
+                drift, before.get((drift.entity, drift.name)), after.get((drift.entity, drift.name))
+            ),
+        )
+        for drift in report.drifts
+    )
+    return dataclasses.replace(report, drifts=drifts, explained=True)
+
+
+def table_vs_target(report: DriftReport) -> DriftReport:
+    """A table-vs-destination diff as an explained report: every drift there is, by definition,
+    lost after the table (the replicator's hop)."""
+    drifts = tuple(dataclasses.replace(d, where="lost_after_table") for d in report.drifts)
+    return dataclasses.replace(report, drifts=drifts, explained=True)

@@ -1,0 +1,162 @@
+"""The three-way audit, pure: the state table as a snapshot, and each drift's loss point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.model import EntityKind, Item
+from reconcile.diff import diff_snapshots
+from reconcile.explain import classify, explain, table_snapshot, table_vs_target
+from reconcile.snapshot import Snapshot
+
+SRC, DST = "us-east-1", "eu-west-1"
+
+
+def item(kind: EntityKind, name: str, state: dict[str, Any], *, deleted: bool = False) -> Item:
+    return Item(kind, name, state, deleted, SRC, 1000, "e1")
+
+
+def thing(name: str, **attributes: str) -> dict[str, Any]:
+    return {"name": name, "thing_type": "sensor", "attributes": attributes}
+
+
+def test_table_items_become_the_same_snapshot_as_the_registry_they_describe() -> None:
+    # GIVEN table items for the registry below, plus a tombstone and a dangling membership
+    registry = Snapshot.from_records(
+        SRC,
+        1,
+        things=[{**thing("t1", colour="red"), "billing_group": "bg"}],
+        thing_types=[{"name": "sensor", "description": "d", "searchable_attributes": ["b", "a"]}],
+        thing_groups=[
+            {"name": "g", "attributes": {"k": "v"}},
+            {
+                "name": "dyn",
+                "query": {
+                    "query_string": "a:1",
+                    "index_name": "AWS_Things",
+                    "query_version": "2017-09-30",
+                },
+            },
+        ],
+        billing_groups=[{"name": "bg", "description": None}],
+        memberships=[{"thing": "t1", "group": "g"}],
+    )
+    items = [
+        item(
+            EntityKind.THING,
+            "t1",
+            {"thing_type": "sensor", "attributes": {"colour": "red"}, "billing_group": "bg"},
+        ),
+        item(EntityKind.THING, "gone", {"thing_type": None, "attributes": {}}, deleted=True),
+        item(
+            EntityKind.THING_TYPE,
+            "sensor",
+            {"description": "d", "searchable_attributes": ["a", "b"], "deprecated": False},
+        ),
+        item(
+            EntityKind.THING_GROUP,
+            "g",
+            {"parent": None, "description": None, "attributes": {"k": "v"}, "query": None},
+        ),
+        item(
+            EntityKind.THING_GROUP,
+            "dyn",
+            {
+                "parent": None,
+                "description": None,
+                "attributes": {},
+                "query": {
+                    "query_string": "a:1",
+                    "index_name": "AWS_Things",
+                    "query_version": "2017-09-30",
+                },
+            },
+        ),
+        item(EntityKind.BILLING_GROUP, "bg", {"description": None}),
+        item(EntityKind.MEMBERSHIP, "t1#g", {}),
+        item(EntityKind.MEMBERSHIP, "gone#g", {}),
+    ]
+
+    table = table_snapshot(items, "table", 1)
+
+    # THEN the two compare equal: no drift between a registry and a table that agree
+    assert diff_snapshots(registry, table).in_sync
+    assert table.counts() == registry.counts()
+
+
+def scenario() -> tuple[Snapshot, Snapshot, Snapshot]:
+    """Source, table and target with one drift of each class (and one that is two at once)."""
+    source = Snapshot.from_records(
+        SRC,
+        1,
+        things=[
+            thing("dropped", v="2"),  # event dropped: table and target still hold v=1
+            thing("unapplied"),  # replicator failed: the table has it, the target does not
+            thing("edited", v="1"),  # hand edit in the target
+            thing("muddled", v="1"),  # the table holds a third value
+            thing("billed", v="1"),  # hand edit in the target, billing group not in the table
+        ],
+    )
+    table = Snapshot.from_records(
+        "table",
+        1,
+        things=[
+            thing("dropped", v="1"),
+            thing("unapplied"),
+            thing("edited", v="1"),
+            thing("muddled", v="3"),
+            {**thing("billed", v="1"), "billing_group": "bg"},
+        ],
+    )
+    target = Snapshot.from_records(
+        DST,
+        1,
+        things=[
+            thing("dropped", v="1"),
+            thing("edited", v="hand"),
+            thing("muddled", v="2"),
+            thing("billed", v="hand"),
+        ],
+    )
+    return source, table, target
+
+
+def test_each_drift_is_named_by_the_hop_that_lost_it() -> None:
+    source, table, target = scenario()
+    report = diff_snapshots(source, target)
+
+    explained = explain(report, source, table, target)
+
+    assert explained.explained
+    where = {d.name: d.where for d in explained.drifts}
+    assert where == {
+        "dropped": "lost_before_table",
+        "unapplied": "lost_after_table",
+        "edited": "lost_after_table",
+        "muddled": "table_only",
+        # the table's other difference (billing group) does not hide the hand edit
+        "billed": "lost_after_table",
+    }
+    assert explained.where_summary() == {
+        "lost_before_table": 1,
+        "lost_after_table": 3,
+        "table_only": 1,
+    }
+    # nothing else changed
+    assert [(d.name, d.kind, d.details) for d in explained.drifts] == [
+        (d.name, d.kind, d.details) for d in report.drifts
+    ]
+
+
+def test_classify_needs_a_difference_on_some_hop() -> None:
+    source, _, target = scenario()
+    drift = diff_snapshots(source, target).drifts[0]
+    assert classify(drift, None, None) is None
+
+
+def test_table_vs_target_blames_every_drift_on_the_replicator_hop() -> None:
+    _, table, target = scenario()
+    report = table_vs_target(diff_snapshots(table, target))
+    assert report.explained
+    assert {d.where for d in report.drifts} == {"lost_after_table"}
+    assert {d.name for d in report.drifts} == {"unapplied", "edited", "muddled", "billed"}
