@@ -11,7 +11,8 @@ Layout under the location::
         source/ target/            snapshots (``Snapshot.save``: Parquet per table + manifest)
         report.json report.html    the drift report (``reconcile.report`` JSON contract + HTML)
         plan.json                  the repair plan (``Plan.to_json``)
-        drift_items.parquet        one row per drift: entity, name, kind, severity, fields, details
+        drift_items.parquet        one row per drift: entity, name, kind, severity, fields, details,
+                                   where (the three-way audit's loss point; empty if not read)
         shards/count=<n>/shard=<i>.json   partial reports of a sharded run
     index/runs/run=<run_id>.json   the run index: one record per run
 
@@ -46,7 +47,7 @@ from reconcile.snapshot import MANIFEST, SCHEMAS, Snapshot
 RUN_ID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 INDEX_PREFIX = "index/runs/"
 SNAPSHOT_FILES = (MANIFEST, *(f"{table}.parquet" for table in SCHEMAS))
-DRIFT_ITEM_COLUMNS = ("entity", "name", "kind", "severity", "fields", "details")
+DRIFT_ITEM_COLUMNS = ("entity", "name", "kind", "severity", "fields", "details", "where")
 _DATE_ID = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
@@ -328,7 +329,8 @@ def run_prefix(run_id: str, day: date) -> str:
 
 def drift_items_frame(report: DriftReport) -> pd.DataFrame:
     """One row per drift: entity, name, kind, severity, ``fields`` (comma-joined detail fields)
-    and ``details`` (canonical JSON of the detail map, for drill-down)."""
+    ``details`` (canonical JSON of the detail map, for drill-down) and ``where`` (the loss point
+    from the three-way audit, missing when the run did not read the state table)."""
     rows = [
         {
             "entity": drift.entity.value,
@@ -337,6 +339,7 @@ def drift_items_frame(report: DriftReport) -> pd.DataFrame:
             "severity": drift.severity,
             "fields": ",".join(drift.details),
             "details": json.dumps(drift.details, sort_keys=True, separators=(",", ":")),
+            "where": drift.where,
         }
         for drift in report.drifts
     ]
@@ -425,6 +428,8 @@ def load_drift_items(store: Store, index: pd.DataFrame) -> pd.DataFrame:
         if not artefacts.store.exists(artefacts.key("drift_items.parquet")):
             continue
         items = artefacts.read_drift_items()
+        if "where" not in items:  # runs from before the three-way audit
+            items["where"] = pd.Series(pd.NA, index=items.index, dtype="string")
         items.insert(0, "run_id", str(run_id))
         frames.append(items)
     if not frames:

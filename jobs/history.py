@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER
+from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, LOSS_POINTS
 
 ITEM_KEY = ["entity", "name", "kind"]
 EPISODE_COLUMNS = [
@@ -146,6 +146,24 @@ def drift_by_entity_over_time(index: pd.DataFrame) -> pd.DataFrame:
         },
         index=per_kind.index,
     )
+
+
+def drift_by_where_over_time(index: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """Drift per observed run by where it was lost (the three-way audit's loss points, plus
+    ``unexplained`` for drift from runs that did not read the state table), indexed by the
+    run's start time: is drift lost before the table (events), or after it (replication)?"""
+    runs = observed_runs(index)
+    columns = [*LOSS_POINTS, "unexplained"]
+    if runs.empty:
+        return pd.DataFrame({c: [] for c in columns}, index=pd.Index([], name="started_at"))
+    where = items.get("where", pd.Series(pd.NA, index=items.index, dtype="string"))
+    labelled = pd.DataFrame(
+        {"run_id": items["run_id"], "where": where.astype("string").fillna("unexplained")}
+    )
+    counts = pd.crosstab(labelled["run_id"], labelled["where"])
+    counts = counts.reindex(index=runs["run_id"], columns=columns, fill_value=0).fillna(0)
+    counts.index = pd.Index(runs["started_at"], name="started_at")
+    return counts.astype("int64")
 
 
 def repair_volume(index: pd.DataFrame) -> pd.DataFrame:

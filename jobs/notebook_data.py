@@ -69,6 +69,18 @@ class LatestRun:
     def drift_by_kind(self) -> pd.DataFrame:
         return history.drift_by_kind(self.items)
 
+    def drift_by_where(self) -> pd.DataFrame:
+        """Drift per loss point (three-way audit) with what to check for each."""
+        from reconcile.explain import FIXES
+
+        where = self.items.get("where")
+        counts = (where.value_counts() if where is not None else pd.Series(dtype="int64")).to_dict()
+        rows = [
+            {"where": point, "drifts": int(counts.get(point, 0)), "what to check": FIXES[point]}
+            for point in FIXES
+        ]
+        return pd.DataFrame(rows).set_index("where")
+
     def most_drifted_types(self, top: int = 10) -> pd.DataFrame:
         return history.most_drifted_types(self.items, self.things, top)
 
@@ -109,6 +121,9 @@ class Trends:
 
     def drift_by_entity(self) -> pd.DataFrame:
         return history.drift_by_entity_over_time(self.index)
+
+    def drift_by_where(self) -> pd.DataFrame:
+        return history.drift_by_where_over_time(self.index, self.items)
 
     def time_to_repair(self) -> pd.DataFrame:
         return history.time_to_repair_summary(self.episodes)

@@ -64,6 +64,16 @@ REPORT = notebook(
             'nd.show(nd.bar_chart(by_kind, "Drift by entity and kind"))\n'
             "by_kind"
         ),
+        new_markdown_cell(
+            "## Where the drift was lost\n\nFrom the three-way audit (the state table as a "
+            "third view): before the table (events), after it (replication, hand edits), or in "
+            "the table only; with what to check for each."
+        ),
+        new_code_cell(
+            "where = run.drift_by_where()\n"
+            'nd.show(nd.bar_chart(where["drifts"], "Drift by where it was lost"))\n'
+            "where"
+        ),
         new_markdown_cell("## The most drifted thing types"),
         new_code_cell(
             "types = run.most_drifted_types()\n"
@@ -106,6 +116,16 @@ TRENDS = notebook(
             "by_entity = trends.drift_by_entity()\n"
             'nd.show(nd.line_chart(by_entity, "Drift per run, by entity"))\n'
             "trends.drift_over_time()"
+        ),
+        new_markdown_cell(
+            "## Where the drift was lost, over time\n\nDrift lost before the state table "
+            "points at registry events or the IoT rule; after it, at the replicator or hand "
+            "edits in the destination."
+        ),
+        new_code_cell(
+            "by_where = trends.drift_by_where()\n"
+            'nd.show(nd.line_chart(by_where, "Drift per run, by where it was lost"))\n'
+            "by_where"
         ),
         new_markdown_cell(
             "## Time to repair\n\nAn episode runs from the first run that saw a drift item "

@@ -176,3 +176,31 @@ def test_latest_run_views() -> None:
     assert groups.loc["g2", "total"] == 2  # t1 is a member, the group itself changed
     assert list(drill["field"].unique()) == ["attributes.a"]
     assert history.field_frequency(drill)[("thing", "attributes.a")] == 1
+
+
+def test_drift_by_where_counts_loss_points_per_run_and_older_runs_as_unexplained() -> None:
+    index = index_of(("r0", True), ("r1", False), ("r2", True))
+    items = items_of(
+        ("r0", "thing", "a", "missing"),
+        ("r2", "thing", "a", "changed"),
+        ("r2", "thing", "b", "changed"),
+        ("r2", "thing", "c", "missing"),
+    )
+    items["where"] = pd.Series(
+        [pd.NA, "lost_before_table", "lost_after_table", "lost_after_table"], dtype="string"
+    )
+
+    frame = history.drift_by_where_over_time(index, items)
+
+    assert list(frame.columns) == [
+        "lost_before_table",
+        "lost_after_table",
+        "table_only",
+        "unexplained",
+    ]
+    assert frame.to_dict("records") == [  # r1 made no report: not an observation
+        {"lost_before_table": 0, "lost_after_table": 0, "table_only": 0, "unexplained": 1},
+        {"lost_before_table": 1, "lost_after_table": 2, "table_only": 0, "unexplained": 0},
+    ]
+    empty = history.drift_by_where_over_time(index_of(), items_of())
+    assert empty.empty
