@@ -149,6 +149,22 @@ def explain(
     return dataclasses.replace(report, drifts=drifts, explained=True)
 
 
+def explain_with_table(
+    report: DriftReport,
+    source: Snapshot,
+    target: Snapshot,
+    table: StateTable,
+    *,
+    ignore: IgnoreRules | None = None,
+    clock: Callable[[], int],
+    segments: int = SCAN_SEGMENTS,
+) -> DriftReport:
+    """Read the state table and ``explain`` the report: what the CLI's ``audit --explain`` and
+    the nightly job do."""
+    snapshot = read_table(table, table_label(report.source_region), clock(), segments=segments)
+    return explain(report, source, snapshot, target, ignore=ignore, clock=clock)
+
+
 def table_vs_target(report: DriftReport) -> DriftReport:
     """A table-vs-destination diff as an explained report: every drift there is, by definition,
     lost after the table (the replicator's hop)."""
