@@ -36,7 +36,8 @@ def test_the_drift_report_notebook_runs_on_the_latest_run(
     latest = scenario.runs[-1]["run_id"]
     assert f"run {latest} (completed)" in text
     assert "rogue" in text  # the drill-down lists the extra thing
-    assert images == 4
+    assert images == 5
+    assert "lost_before_table" in text  # drift by where it was lost, with what to check
     assert to_html(executed).read_text().startswith("<!DOCTYPE html>")
 
 
@@ -47,7 +48,8 @@ def test_the_drift_trends_notebook_runs_over_both_runs(scenario: Scenario, tmp_p
     for run in scenario.runs:
         assert run["run_id"] in text
     assert "1 days" in text  # time to repair of drift A
-    assert images == 3
+    assert images == 4
+    assert "lost_after_table" in text  # drift per run by where it was lost
 
 
 def test_a_failing_cell_fails_the_execution(tmp_path: Path) -> None:
