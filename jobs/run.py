@@ -1,6 +1,7 @@
 """One reconciliation run of the nightly job: its configuration, run record, artefacts, metrics.
 
-A run is ``snapshot both regions → diff → plan within the guards → emit corrective events →
+A run is ``snapshot both regions → diff → explain (the three-way audit: where each drift was
+lost, from the state table) → plan within the guards → emit corrective events →
 write artefacts → publish metrics``. It never writes to the destination registry: the corrective
 events reach it through the persist path and the destination's replicator, and the destination
 stack's pending task finishes thing-type deletions (docs/design.md, "Reconciliation").
@@ -40,11 +41,14 @@ from jobs.artefacts import (
     write_run_record,
 )
 from pipeline.errors import PermanentError
+from pipeline.statetable import StateTable
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, DriftReport
 from reconcile.emit import DryRunEmitter, EmitResult, Emitter, Via, choose_emitter
 from reconcile.engine import Audit, Reconciler, registry_snapshotter
+from reconcile.explain import explain_with_table
 from reconcile.ignore import IgnorePatternError, IgnoreRules
 from reconcile.plan import Guards
+from reconcile.progress import LogProgress
 from reconcile.snapshot import Snapshot
 
 ClientFactory = Callable[[str, str], Any]
@@ -210,9 +214,10 @@ def reconciler(
 ) -> Reconciler:
     """The engine as the job runs it: both regions read at once (the snapshot is the longest
     stage, and the API quotas it paces itself to are per region, so two regions read at once take
-    the time of one), the job's ignore rules and guards; a dry run unless given an emitter."""
+    the time of one), its progress logged (a line per region and listing family every 30 s),
+    the job's ignore rules and guards; a dry run unless given an emitter."""
     return Reconciler(
-        registry_snapshotter(factory, clock=clock),
+        registry_snapshotter(factory, clock=clock, progress=LogProgress(logger.info)),
         ignore=config.ignore,
         guards=config.guards,
         emitter=emitter or DryRunEmitter(),
@@ -230,6 +235,21 @@ def job_emitter(config: RunConfig, factory: ClientFactory) -> Emitter:
         state_machine_arn=config.persist_state_machine_arn,
         state_table=config.state_table,
     )
+
+
+def explain_run(config: RunConfig, factory: ClientFactory, clock: Clock, audit: Audit) -> Audit:
+    """The three-way audit, always: the state table (source region) tells where each drift
+    was lost (reconcile.explain)."""
+    table = StateTable(factory("dynamodb", config.source_region), config.state_table)
+    report = explain_with_table(
+        audit.report,
+        audit.source,
+        audit.destination,
+        table,
+        ignore=config.ignore,
+        clock=clock,
+    )
+    return replace(audit, report=report)
 
 
 def snapshot_both(
@@ -302,6 +322,8 @@ def execute_run(
     try:
         engine = reconciler(config, factory, clock, emitter=job_emitter(config, factory))
         audit = acquire(engine, artefacts, durations)
+        with timed(durations, "explain", clock):
+            audit = explain_run(config, factory, clock, audit)
         report = audit.report
         record = replace(
             record,

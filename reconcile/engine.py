@@ -27,7 +27,7 @@ from reconcile.ignore import IgnoreRules
 from reconcile.inventory import Inventory
 from reconcile.plan import Guards, Plan, build_plan, check_fresh, check_same_actions
 from reconcile.ratelimit import RateLimiter
-from reconcile.snapshot import Snapshot, take_snapshot
+from reconcile.snapshot import ListingProgress, Snapshot, take_snapshot
 
 Snapshotter = Callable[[str], Snapshot]
 """Reads one region's whole registry: ``snapshotter(region) -> Snapshot``."""
@@ -44,11 +44,14 @@ def registry_snapshotter(
     *,
     limiter: Callable[[], RateLimiter] = RateLimiter,
     clock: Clock = _now_ms,
+    progress: ListingProgress | None = None,
 ) -> Snapshotter:
-    """Snapshots a region through its IoT client, paced by a fresh ``limiter()`` per snapshot."""
+    """Snapshots a region through its IoT client, paced by a fresh ``limiter()`` per snapshot;
+    ``progress`` (thread-safe, ``reconcile.progress``) hears every region's listings."""
 
     def snapshot(region: str) -> Snapshot:
-        return take_snapshot(Inventory(client("iot", region), limiter()), region, clock=clock)
+        inventory = Inventory(client("iot", region), limiter())
+        return take_snapshot(inventory, region, progress=progress, clock=clock)
 
     return snapshot
 

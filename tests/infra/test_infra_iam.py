@@ -239,7 +239,11 @@ def test_reconcile_job_policy(templates: dict[str, Any]) -> None:
     regions = {re.search(r":iot:([^:]+):", r["Fn::Sub"])[1] for r in reads["Resource"]}  # type: ignore[index]
     assert regions == {"${SourceRegion}", "${TargetRegion}"}
     assert statements["CorrectiveEvents"]["Resource"] == {"Ref": "PersistStateMachineArn"}
-    assert set(statements["StateTable"]["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem"}
+    assert set(statements["StateTable"]["Action"]) == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Scan",  # the three-way audit reads the whole table
+    }
     assert "${SourceRegion}" in statements["StateTable"]["Resource"]["Fn::Sub"]
     assert set(statements["ReportObjects"]["Action"]) == {"s3:GetObject", "s3:PutObject"}
     assert statements["ReportListing"]["Action"] == "s3:ListBucket"

@@ -48,6 +48,13 @@ def without_timestamps(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k not in {"generated_at", "generated_at_ms"}}
 
 
+def without_loss_points(report: dict[str, Any]) -> dict[str, Any]:
+    """The report minus the three-way audit's findings, which read the state table: the first
+    run's repairs change the table before the second run reads it."""
+    drifts = [{k: v for k, v in d.items() if k != "where"} for d in report["drifts"]]
+    return {**without_timestamps(report), "drifts": drifts, "where_summary": None}
+
+
 def sharded_run(clients: ClientFactory, location: Path, count: int) -> dict[str, Any]:
     results = [
         handle_event(
@@ -75,7 +82,9 @@ def test_sharded_and_unsharded_runs_give_identical_reports(
     shard_art = RunArtefacts(LocalStore(tmp_path / "sharded"), merged["prefix"])
     expected = whole_art.read_report_json()
     assert len(expected["drifts"]) > 10
-    assert without_timestamps(shard_art.read_report_json()) == without_timestamps(expected)
+    merged_report = shard_art.read_report_json()
+    assert without_loss_points(merged_report) == without_loss_points(expected)
+    assert merged_report["explained"] and all(d["where"] for d in merged_report["drifts"])
     # ... and so are the plans and the run records' findings
     assert shard_art.read_plan().actions == whole_art.read_plan().actions
     assert merged["drift"] == whole.record.drift
