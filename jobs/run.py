@@ -222,7 +222,6 @@ def reconciler(
         guards=config.guards,
         emitter=emitter or DryRunEmitter(),
         clock=clock,
-        parallel=True,
     )
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -25,12 +26,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipeline import aws
 from pipeline.errors import CrrError
 from pipeline.eventconfig import enable_events_command
+from pipeline.statetable import StateTable
+from reconcile.diff import diff_snapshots
 from reconcile.doctor import doctor_command
+from reconcile.drift import DriftReport
 from reconcile.emit import VIAS, EmitResult, Emitter, Via, choose_emitter
-from reconcile.engine import Audit, Reconciler
+from reconcile.engine import Audit, Reconciler, Snapshotter, registry_snapshotter
+from reconcile.explain import explain_with_table, read_table, table_label, table_vs_target
 from reconcile.ignore import DEFAULT_FILE as DEFAULT_IGNORE_FILE
 from reconcile.ignore import IgnoreRules
-from reconcile.inventory import Inventory
 from reconcile.plan import (
     MAX_TTL_SECONDS,
     Guards,
@@ -41,9 +45,8 @@ from reconcile.plan import (
     summarize_plan,
 )
 from reconcile.progress import TerminalProgress, progress_wanted
-from reconcile.ratelimit import RateLimiter
 from reconcile.report import FORMATS, render
-from reconcile.snapshot import Snapshot, take_snapshot
+from reconcile.snapshot import ListingProgress, Snapshot
 
 EXIT_IN_SYNC = 0
 EXIT_DRIFT = 1
@@ -76,12 +79,21 @@ class Factory:
     def progress_on(self) -> bool:
         return progress_wanted(False) if self.show_progress is None else self.show_progress
 
-    def snapshot(self, region: str) -> Snapshot:
-        inventory = Inventory(self.aws_client("iot", region), RateLimiter())
-        if not self.progress_on:
-            return take_snapshot(inventory, region)
+    @contextmanager
+    def watching(self, quiet: bool = False) -> Iterator[ListingProgress | None]:
+        """One progress display for every snapshot taken inside the ``with`` (both regions'
+        listings at once), on a terminal unless ``quiet``; ``None`` when none is wanted."""
+        if quiet or not self.progress_on:
+            yield None
+            return
         with TerminalProgress() as progress:
-            return take_snapshot(inventory, region, progress=progress)
+            yield progress
+
+    def snapshotter(self, progress: ListingProgress | None = None) -> Snapshotter:
+        return registry_snapshotter(self.aws_client, clock=self.clock, progress=progress)
+
+    def state_table(self, region: str, table_name: str) -> StateTable:
+        return StateTable(self.aws_client("dynamodb", region), table_name)
 
     def emit_progress(self) -> Callable[[int, int], None] | None:
         return _count_progress("emitting") if self.progress_on else None
@@ -163,6 +175,10 @@ region_options = _compose(
     ),
 )
 
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress display (it shows only on a terminal)."
+)
+
 ignore_options = _compose(
     click.option(
         "--ignore",
@@ -180,6 +196,7 @@ ignore_options = _compose(
 
 audit_options = _compose(
     region_options,
+    quiet_option,
     click.option(
         "--from-snapshots",
         nargs=2,
@@ -269,10 +286,12 @@ emit_options = _compose(
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory to write the Parquet snapshot into.",
 )
+@quiet_option
 @click.pass_obj
-def snapshot(factory: Factory, region: str, out: Path) -> None:
+def snapshot(factory: Factory, region: str, out: Path, quiet: bool) -> None:
     """Snapshot one region's registry to Parquet files (read-only)."""
-    snap = factory.snapshot(region)
+    with factory.watching(quiet) as progress:
+        snap = factory.snapshotter(progress)(region)
     snap.save(out)
     click.echo(
         f"{region}: {len(snap.things)} things, {len(snap.thing_types)} types, "
@@ -283,13 +302,54 @@ def snapshot(factory: Factory, region: str, out: Path) -> None:
 
 @main.command()
 @audit_options
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Also read the state table and say where each drift was lost (before the table, "
+    "after it, or in the table only) and what to check.",
+)
+@click.option(
+    "--table-vs-target",
+    is_flag=True,
+    help="Compare only the state table with the target registry (replication health; the "
+    "source registry is not read).",
+)
+@click.option(
+    "--state-table",
+    envvar="STATE_TABLE",
+    show_envvar=True,
+    help="The state table's name, read in the source region (for --explain, --table-vs-target).",
+)
 @click.pass_obj
-def audit(factory: Factory, **opts: Any) -> None:
+def audit(
+    factory: Factory, explain: bool, table_vs_target: bool, state_table: str | None, **opts: Any
+) -> None:
     """Compare the two registries and report every difference (read-only).
 
     Exit 0 when in sync, 1 when drift is found.
     """
-    report = _audit(_reconciler(factory, opts), opts).report
+    if (explain or table_vs_target) and not state_table:
+        raise click.UsageError(
+            "--explain and --table-vs-target need --state-table (or STATE_TABLE)"
+        )
+    if explain and table_vs_target:
+        raise click.UsageError("--explain and --table-vs-target are alternatives; pick one")
+    if table_vs_target:
+        assert state_table is not None
+        report = _table_vs_target(factory, state_table, opts)
+    else:
+        audited = _audit(factory, _reconciler(factory, opts), opts)
+        report = audited.report
+        if explain:
+            assert state_table is not None
+            report = explain_with_table(
+                report,
+                audited.source,
+                audited.destination,
+                factory.state_table(report.source_region, state_table),
+                ignore=_ignore_rules(opts),
+                clock=factory.clock,
+            )
     _write(render(report, opts["fmt"]), opts["output"])
     raise click.exceptions.Exit(EXIT_IN_SYNC if report.in_sync else EXIT_DRIFT)
 
@@ -311,7 +371,7 @@ def plan(factory: Factory, plan_path: Path, **opts: Any) -> None:
     Prints the plan (the dry run). Exit 0 when in sync, 1 when the plan has work.
     """
     engine = _reconciler(factory, opts)
-    repair = engine.plan(_audit(engine, opts))
+    repair = engine.plan(_audit(factory, engine, opts))
     repair.save(plan_path, key=plan_key())
     _write(_show_plan(repair, opts["fmt"]), opts["output"])
     raise click.exceptions.Exit(EXIT_IN_SYNC if repair.is_empty else EXIT_DRIFT)
@@ -342,11 +402,12 @@ def apply(factory: Factory, plan_file: Path, verify: bool, yes: bool, **opts: An
     """
     _check_emit_options(opts)
     repair = Plan.load(plan_file, key=plan_key())
-    engine = _reconciler(factory, opts)  # apply's own guards and ignore rules
     # Free checks first (hash, guards, times, expiry); snapshots are not free.
-    check_trusted(repair, engine.guards, now=engine.clock())
-    if verify:
-        engine.verify(repair)
+    check_trusted(repair, _guards(opts), now=factory.clock())
+    with factory.watching(not verify) as progress:
+        engine = _reconciler(factory, opts, progress)  # apply's own guards and ignore rules
+        if verify:
+            engine.verify(repair)
     click.echo(summarize_plan(repair, now=engine.clock()), err=True)
     if not repair.actions:
         return
@@ -371,7 +432,7 @@ def reconcile(factory: Factory, do_apply: bool, **opts: Any) -> None:
     if do_apply:
         _check_emit_options(opts)
     engine = _reconciler(factory, opts)
-    audited = _audit(engine, opts)
+    audited = _audit(factory, engine, opts)
     report = audited.report
     _write(render(report, opts["fmt"]), opts["output"])
     if not report.in_sync:
@@ -388,21 +449,45 @@ def reconcile(factory: Factory, do_apply: bool, **opts: Any) -> None:
 # --- helpers the commands share ---------------------------------------------------------------
 
 
-def _reconciler(factory: Factory, opts: dict[str, Any]) -> Reconciler:
-    """The engine for an auditing command: the CLI's snapshots (progress on a terminal), the
-    ignore rules read once, the guards when the command has them; a dry run until told where."""
+def _reconciler(
+    factory: Factory, opts: dict[str, Any], progress: ListingProgress | None = None
+) -> Reconciler:
+    """The engine for an auditing command: the CLI's snapshots (into ``progress``), the ignore
+    rules read once, the guards when the command has them; a dry run until told where."""
     guards = _guards(opts) if "allow_deletes" in opts else Guards()
     return Reconciler(
-        factory.snapshot, ignore=_ignore_rules(opts), guards=guards, clock=factory.clock
+        factory.snapshotter(progress),
+        ignore=_ignore_rules(opts),
+        guards=guards,
+        clock=factory.clock,
     )
 
 
-def _audit(engine: Reconciler, opts: dict[str, Any]) -> Audit:
-    """Snapshot (or load) both sides and diff them under the engine's ignore rules."""
+def _audit(factory: Factory, engine: Reconciler, opts: dict[str, Any]) -> Audit:
+    """Snapshot (or load) both sides and diff them under the engine's ignore rules; both live
+    regions read at once under one progress display (unless ``--quiet``)."""
     if opts.get("from_snapshots"):
         source_dir, destination_dir = opts["from_snapshots"]
         return engine.compare(Snapshot.load(source_dir), Snapshot.load(destination_dir))
-    return engine.audit(*_regions(opts))
+    with factory.watching(opts["quiet"]) as progress:
+        source, destination = replace(engine, snapshot=factory.snapshotter(progress)).snapshots(
+            *_regions(opts)
+        )
+    return engine.compare(source, destination)
+
+
+def _table_vs_target(factory: Factory, state_table: str, opts: dict[str, Any]) -> DriftReport:
+    """The state table (in the source region) against the destination registry only."""
+    source_region, destination_region = _regions(opts)
+    if opts.get("from_snapshots"):
+        raise click.UsageError("--table-vs-target reads the live target; drop --from-snapshots")
+    table = read_table(
+        factory.state_table(source_region, state_table), table_label(source_region), factory.clock()
+    )
+    with factory.watching(opts["quiet"]) as progress:
+        destination = factory.snapshotter(progress)(destination_region)
+    rules = _ignore_rules(opts)
+    return table_vs_target(diff_snapshots(table, destination, ignore=rules, clock=factory.clock))
 
 
 def _regions(opts: dict[str, Any]) -> tuple[str, str]:

@@ -69,9 +69,10 @@ class Audit:
 class Reconciler:
     """Audit two registries, plan the repair within the guards, emit it.
 
-    ``parallel`` snapshots both regions at once: the snapshot is the longest stage and the API
-    quotas it paces itself to are per region, so two regions read together take the time of one
-    (the nightly job); the command line reads them in turn to show one progress line at a time.
+    Both regions are always snapshotted at once (``snapshots``, the one place that does it): the
+    snapshot is the longest stage and the API quotas it paces itself to are per region, so two
+    regions read together take the time of one. A snapshotter's progress display must therefore
+    take both regions' listings at once (``reconcile.progress``'s displays do).
     """
 
     snapshot: Snapshotter
@@ -79,12 +80,9 @@ class Reconciler:
     guards: Guards = field(default_factory=Guards)
     emitter: Emitter = field(default_factory=DryRunEmitter)
     clock: Clock = _now_ms
-    parallel: bool = False
 
     def snapshots(self, source_region: str, destination_region: str) -> tuple[Snapshot, Snapshot]:
-        """Both regions' snapshots, source first."""
-        if not self.parallel:
-            return self.snapshot(source_region), self.snapshot(destination_region)
+        """Both regions' snapshots, read at once, source first."""
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot") as pool:
             source = pool.submit(self.snapshot, source_region)
             destination = pool.submit(self.snapshot, destination_region)

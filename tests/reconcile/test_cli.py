@@ -99,6 +99,42 @@ def assert_one_line_error(result: Result, *fragments: str) -> None:
 # --- audit ------------------------------------------------------------------------------------
 
 
+def test_piped_output_shows_no_progress(aws_env: None) -> None:
+    # GIVEN the default factory (progress when stdout is a terminal) and a piped stdout
+    seed(SRC)
+    seed(DST)
+    result = run(Factory(clock=Clock(1_800_000_000_000)), "audit", *REGIONS)
+    # THEN only the report: nothing on stderr, no progress lines on stdout
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert "snapshot us-east-1" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--explain"], "need --state-table"),
+        (["--table-vs-target"], "need --state-table"),
+        (["--explain", "--table-vs-target", "--state-table", TABLE], "alternatives"),
+    ],
+)
+def test_explain_options_are_checked(factory: Factory, args: list[str], fragment: str) -> None:
+    result = run(factory, "audit", *REGIONS, *args)
+    assert result.exit_code == 2
+    assert fragment in result.stderr
+
+
+def test_audit_explain_on_moto_says_nothing_reached_the_table(factory: Factory) -> None:
+    # GIVEN drift and an empty state table (no event ever reached the pipeline)
+    seed(SRC, extra_thing="only-in-source")
+    seed(DST)
+    create_table()
+    result = run(factory, "audit", *REGIONS, "--explain", "--state-table", TABLE, "-q")
+    assert result.exit_code == 1, result.output
+    assert "lost_before_table (1)" in result.stdout
+    assert "registry events are enabled" in result.stdout
+
+
 def test_audit_in_sync_exits_0(factory: Factory) -> None:
     seed(SRC)
     seed(DST)
