@@ -376,9 +376,15 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "ListThingsInBillingGroup",
     ),
 }
-# Threads listing group members (and, separately, billing-group members) at once. The member
-# APIs allow 25 calls/s; one thread at a typical 50-100 ms per call would fall short of that.
+# Threads listing group members at once: the member API allows 25 calls/s, which one thread at
+# a typical 50-100 ms per call would fall short of. Billing groups are few, so fewer threads.
+# Every thread shares the region's one client, whose connection pool holds 10 connections
+# ("max_pool_connections ... default value of 10", botocore Config reference,
+# https://docs.aws.amazon.com/botocore/latest/reference/config.html): at most 9 calls are in
+# flight at once (things, types, groups, 4 member lists, 2 billing lists while the billing
+# family waits for them), so none waits for a connection.
 MEMBER_WORKERS = 4
+BILLING_WORKERS = 2
 _REPORT_EVERY = 250  # items between progress reports (one page of the largest listings)
 
 
@@ -540,7 +546,7 @@ def take_snapshot(
     with (
         ThreadPoolExecutor(len(FAMILIES), thread_name_prefix=f"snapshot-{region}") as families,
         ThreadPoolExecutor(MEMBER_WORKERS, thread_name_prefix=f"members-{region}") as members,
-        ThreadPoolExecutor(MEMBER_WORKERS, thread_name_prefix=f"billing-{region}") as links_pool,
+        ThreadPoolExecutor(BILLING_WORKERS, thread_name_prefix=f"billing-{region}") as links_pool,
     ):
         futures: list[Future[Any]] = [
             _submit(families, listing, things_f, inventory.things()),
