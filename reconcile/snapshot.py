@@ -20,7 +20,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -403,6 +403,9 @@ class ListingStatus:
 ListingProgress = Callable[[ListingStatus], None]
 
 
+_T = TypeVar("_T")
+
+
 class SnapshotCancelled(Exception):
     """Raised inside a listing when another family failed or the run was interrupted."""
 
@@ -426,6 +429,30 @@ class _Tracker:
         self.items: dict[str, int] = dict.fromkeys(FAMILIES, 0)
         self.done: set[str] = set()
         self.pending_member_lists = 0  # static groups whose members are still to be listed
+        self._failure: BaseException | None = None
+
+    def submit(self, pool: ThreadPoolExecutor, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+        """Run ``fn`` on ``pool`` in a copy of the caller's context (a ``VirtualClock``'s
+        reading, log context), so work handed to another thread continues where its submitter
+        stood; its first real failure stops every listing (``raise_failure`` re-raises it)."""
+        context = contextvars.copy_context()
+
+        def guarded() -> _T:
+            try:
+                return context.run(fn, *args)
+            except SnapshotCancelled:
+                raise
+            except BaseException as error:
+                with self._lock:
+                    self._failure = self._failure or error
+                self.stop.set()
+                raise
+
+        return pool.submit(guarded)
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
     def counted(self, family: str, items: Iterable[_T], *, count: bool = True) -> Iterator[_T]:
         """Pass items through, counting them (unless told not to) and reporting every page;
@@ -520,14 +547,17 @@ def take_snapshot(
             tracker.pending_member_lists -= 1
         return links
 
-    def groups_and_members(members: ThreadPoolExecutor) -> tuple[list[dict[str, Any]], list[Any]]:
-        groups, member_lists = [], []
+    def groups_and_members(
+        members: ThreadPoolExecutor,
+    ) -> tuple[list[dict[str, Any]], list[Future[list[dict[str, str]]]]]:
+        groups: list[dict[str, Any]] = []
+        member_lists: list[Future[list[dict[str, str]]]] = []
         for group in tracker.counted(groups_f, inventory.thing_groups()):
             groups.append(group)
             if not group.get("query"):  # static: its members are ours to read
                 with tracker._lock:
                     tracker.pending_member_lists += 1
-                member_lists.append(_submit(members, members_of, group["name"]))
+                member_lists.append(tracker.submit(members, members_of, group["name"]))
         tracker.finish(groups_f)
         return groups, member_lists
 
@@ -538,7 +568,7 @@ def take_snapshot(
         links_pool: ThreadPoolExecutor,
     ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
         groups = list(tracker.counted(billing_f, inventory.billing_groups()))
-        futures = [_submit(links_pool, billing_links_of, group["name"]) for group in groups]
+        futures = [tracker.submit(links_pool, billing_links_of, g["name"]) for g in groups]
         links = [link for future in futures for link in future.result()]
         tracker.finish(billing_f)
         return groups, links
@@ -548,31 +578,56 @@ def take_snapshot(
         ThreadPoolExecutor(MEMBER_WORKERS, thread_name_prefix=f"members-{region}") as members,
         ThreadPoolExecutor(BILLING_WORKERS, thread_name_prefix=f"billing-{region}") as links_pool,
     ):
-        futures: list[Future[Any]] = [
-            _submit(families, listing, things_f, inventory.things()),
-            _submit(families, listing, types_f, inventory.thing_types()),
-            _submit(families, groups_and_members, members),
-            _submit(families, billing, links_pool),
-        ]
         try:
-            _wait_all(futures, tracker.stop)
-            things, thing_types = futures[0].result(), futures[1].result()
-            thing_groups, member_lists = futures[2].result()
-            _wait_all(member_lists, tracker.stop)
+            things_job = tracker.submit(families, listing, things_f, inventory.things())
+            types_job = tracker.submit(families, listing, types_f, inventory.thing_types())
+            groups_job = tracker.submit(families, groups_and_members, members)
+            billing_job = tracker.submit(families, billing, links_pool)
+            jobs: list[Future[Any]] = [things_job, types_job, groups_job, billing_job]
+            wait(jobs)
+            if groups_job.exception() is None:
+                wait(groups_job.result()[1])
+            tracker.raise_failure()
+            things, thing_types = things_job.result(), types_job.result()
+            thing_groups, member_lists = groups_job.result()
             memberships_raw = [link for future in member_lists for link in future.result()]
             tracker.finish(members_f)
-            billing_groups, billing_links = futures[3].result()
+            billing_groups, billing_links = billing_job.result()
         except BaseException:
             tracker.stop.set()  # the other listings end at their next item
             raise
 
+    return _assemble(
+        region,
+        taken_at_ms,
+        things=things,
+        thing_types=thing_types,
+        thing_groups=thing_groups,
+        billing_groups=billing_groups,
+        billing_links=billing_links,
+        memberships=memberships_raw,
+    )
+
+
+def _assemble(
+    region: str,
+    taken_at_ms: int,
+    *,
+    things: list[dict[str, Any]],
+    thing_types: list[dict[str, Any]],
+    thing_groups: list[dict[str, Any]],
+    billing_groups: list[dict[str, Any]],
+    billing_links: list[dict[str, str]],
+    memberships: list[dict[str, str]],
+) -> Snapshot:
+    """The snapshot from its listings: billing groups joined onto things; links that name a
+    thing the listing did not return dropped (see ``take_snapshot``)."""
     names = {thing["name"] for thing in things}
     billing_of = {
         link["thing"]: link["billing_group"] for link in billing_links if link["thing"] in names
     }
     for thing in things:
         thing["billing_group"] = billing_of.get(thing["name"])
-    memberships = [link for link in memberships_raw if link["thing"] in names]
     return Snapshot.from_records(
         region,
         taken_at_ms,
@@ -580,30 +635,8 @@ def take_snapshot(
         thing_types=thing_types,
         thing_groups=thing_groups,
         billing_groups=billing_groups,
-        memberships=memberships,
+        memberships=[link for link in memberships if link["thing"] in names],
     )
-
-
-_T = TypeVar("_T")
-
-
-def _submit(pool: ThreadPoolExecutor, fn: Callable[..., _T], *args: Any) -> Future[_T]:
-    """``pool.submit`` in a copy of the caller's context (a ``VirtualClock``'s reading, log
-    context), so work handed to another thread continues where its submitter stood."""
-    return pool.submit(contextvars.copy_context().run, fn, *args)
-
-
-def _wait_all(futures: list[Future[Any]], stop: threading.Event) -> None:
-    """Wait for every future; on the first failure stop the rest and raise it."""
-    pending = set(futures)
-    while pending:
-        finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-        for future in finished:
-            error = future.exception()
-            if error is not None and not isinstance(error, SnapshotCancelled):
-                stop.set()
-                wait(pending)
-                raise error
 
 
 def plain_value(value: Any) -> Any:

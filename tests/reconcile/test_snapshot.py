@@ -236,25 +236,34 @@ def test_listing_families_run_concurrently_under_their_own_quotas(
     assert clock.elapsed == pytest.approx(19.0)
 
 
-def test_a_failing_listing_stops_the_others(source_iot: Any) -> None:
-    # GIVEN listing types fails while things are still being listed (slowly)
+@pytest.mark.parametrize("failing", ["list_thing_types", "list_things_in_thing_group"])
+def test_a_failing_listing_stops_the_others(source_iot: Any, failing: str) -> None:
+    # GIVEN one listing (a family, or a group's member list) fails while things are still
+    # being listed, slowly
+    source_iot.create_thing_group(thingGroupName="g")
     for i in range(50):
         source_iot.create_thing(thingName=f"t{i:02d}")
     listed: list[int] = []
 
-    class FailingTypes(WithoutListedBillingGroup):
+    class Failing(WithoutListedBillingGroup):
         def list_things(self, **params: Any) -> Any:
             listed.append(1)
             time.sleep(0.01)  # real threads: give the failure time to land mid-listing
             return super().list_things(**params)
 
-        def list_thing_types(self, **params: Any) -> Any:
-            raise client_error("AccessDeniedException", 403, "ListThingTypes")
+        def __getattr__(self, name: str) -> Any:
+            if name == failing:
 
-    inventory = Inventory(FailingTypes(source_iot), RateLimiter.unlimited(), page_size=1)
+                def fail(**_: Any) -> Any:
+                    raise client_error("AccessDeniedException", 403, "ListSomething")
 
-    # THEN the snapshot raises the failure, and the things listing stopped early
-    with pytest.raises(AwsRequestError):
+                return fail
+            return super().__getattr__(name)
+
+    inventory = Inventory(Failing(source_iot), RateLimiter.unlimited(), page_size=1)
+
+    # THEN the snapshot raises that failure (not a cancellation), and things stopped early
+    with pytest.raises(AwsRequestError, match="AccessDenied"):
         take_snapshot(inventory, SRC)
     assert len(listed) < 50
 
