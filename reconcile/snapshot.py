@@ -532,6 +532,8 @@ def take_snapshot(
     """
     taken_at_ms = clock()
     tracker = _Tracker(region, inventory, progress, expected)
+    for family in FAMILIES:  # every family shows from the start; rates count from here
+        tracker.report(family)
     things_f, types_f = EntityKind.THING.value, EntityKind.THING_TYPE.value
     groups_f, members_f = EntityKind.THING_GROUP.value, EntityKind.MEMBERSHIP.value
     billing_f = EntityKind.BILLING_GROUP.value

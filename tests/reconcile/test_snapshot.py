@@ -211,8 +211,9 @@ def test_progress_estimates_time_left_from_the_quotas(source_iot: Any) -> None:
     with patch("reconcile.snapshot._REPORT_EVERY", 1):
         take_snapshot(inventory, SRC, progress=record, expected={"thing": 10})
 
-    # THEN after n things, 10 - n pages are left (250 per page at most: 1 page), at 2/s
-    assert etas == [pytest.approx(0.5)] * 6
+    # THEN at the start and after each of the n things, 10 - n things are left: one page of
+    # 250 at most, at 2/s
+    assert etas == [pytest.approx(0.5)] * 7
 
 
 def test_listing_families_run_concurrently_under_their_own_quotas(
