@@ -10,6 +10,7 @@ from reconcile.explain import classify, explain, table_snapshot, table_vs_target
 from reconcile.snapshot import Snapshot
 
 SRC, DST = "us-east-1", "eu-west-1"
+PROPAGATING = [{"userPropertyKey": "site", "thingAttribute": "site"}, {"userPropertyKey": "id"}]
 
 
 def item(kind: EntityKind, name: str, state: dict[str, Any], *, deleted: bool = False) -> Item:
@@ -26,7 +27,14 @@ def test_table_items_become_the_same_snapshot_as_the_registry_they_describe() ->
         SRC,
         1,
         things=[{**thing("t1", colour="red"), "billing_group": "bg"}],
-        thing_types=[{"name": "sensor", "description": "d", "searchable_attributes": ["b", "a"]}],
+        thing_types=[
+            {
+                "name": "sensor",
+                "description": "d",
+                "searchable_attributes": ["b", "a"],
+                "propagating_attributes": PROPAGATING,
+            }
+        ],
         thing_groups=[
             {"name": "g", "attributes": {"k": "v"}},
             {
@@ -51,7 +59,12 @@ def test_table_items_become_the_same_snapshot_as_the_registry_they_describe() ->
         item(
             EntityKind.THING_TYPE,
             "sensor",
-            {"description": "d", "searchable_attributes": ["a", "b"], "deprecated": False},
+            {
+                "description": "d",
+                "searchable_attributes": ["a", "b"],
+                "deprecated": False,
+                "propagating_attributes": PROPAGATING,
+            },
         ),
         item(
             EntityKind.THING_GROUP,
