@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pipeline.errors import PermanentError
 from pipeline.model import EntityKind
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, Drift, DriftReport
+from reconcile.rootcause import Cause, by_root_cause
 
 SCHEMA_VERSION = "1"
 FORMATS = ("table", "json", "markdown", "html")
@@ -175,12 +176,44 @@ _SUMMARY_HEADER = ["entity", "compared", *DRIFT_KINDS]
 _DRIFT_HEADER = ["severity", "entity", "kind", "name", "details"]
 
 
-def _drift_rows(drifts: tuple[Drift, ...]) -> list[list[str]]:
-    return [[d.severity, d.entity.value, d.kind, d.name, _explain(d)] for d in drifts]
+_EXAMPLES = 3  # dependents named in a root cause's summary row
+
+
+def _cause_rows(causes: list[Cause]) -> list[list[str]]:
+    """A row per root cause, then a ``↳`` row per kind of drift it explains (its dependents are
+    counted, the first few named; JSON lists every one)."""
+    rows = []
+    for cause in causes:
+        d = cause.drift
+        rows.append([d.severity, d.entity.value, d.kind, d.name, _explain(d)])
+        for phrase, entity in zip(cause.consequences(), _dependent_kinds(cause), strict=True):
+            names = [x.name for x in cause.dependents_of(entity)]
+            shown = ", ".join(names[:_EXAMPLES]) + (", …" if len(names) > _EXAMPLES else "")
+            count, _, rest = phrase.partition(" of ")
+            rows.append(["", "", "", f"↳ {count}", f"of {rest}: {shown}"])
+    return rows
+
+
+def _dependent_kinds(cause: Cause) -> list[EntityKind]:
+    kinds = {d.entity for d in cause.dependents}
+    return [k for k in ENTITY_ORDER if k in kinds]
+
+
+def _shown_causes(report: DriftReport, limit: int | None) -> tuple[list[Cause], int]:
+    """The root causes listed (at most ``limit``) and how many drift items the rest explain."""
+    causes = by_root_cause(report.drifts)
+    shown = causes if limit is None else causes[:limit]
+    return shown, sum(c.explains for c in causes[len(shown) :])
 
 
 def _headline(report: DriftReport) -> str:
-    state = "in sync" if report.in_sync else f"{len(report.drifts)} drift(s)"
+    if report.in_sync:
+        state = "in sync"
+    else:
+        causes = len(by_root_cause(report.drifts))
+        state = f"{len(report.drifts)} drift(s)"
+        if causes < len(report.drifts):
+            state += f" from {causes} root cause(s)"
     return f"{report.source_region} → {report.target_region}: {state}"
 
 
@@ -201,10 +234,10 @@ def _render_table(report: DriftReport, limit: int) -> str:
     lines = [_headline(report), ""]
     lines += _aligned(_SUMMARY_HEADER, _summary_rows(report), numeric={1, 2, 3, 4})
     if report.drifts:
-        shown = report.drifts[:limit]
-        lines += ["", *_aligned(_DRIFT_HEADER, _drift_rows(shown), numeric=set())]
-        if len(report.drifts) > len(shown):
-            lines.append(f"… and {len(report.drifts) - len(shown)} more (use --format json)")
+        shown, rest = _shown_causes(report, limit)
+        lines += ["", *_aligned(_DRIFT_HEADER, _cause_rows(shown), numeric=set())]
+        if rest:
+            lines.append(f"… and {rest} more (use --format json)")
     return "\n".join(lines) + "\n"
 
 
@@ -234,7 +267,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _render_markdown(report: DriftReport, limit: int | None) -> str:
-    shown = report.drifts if limit is None else report.drifts[:limit]
+    shown, rest = _shown_causes(report, limit)
     lines = [
         f"# Drift report: {_md_cell(_headline(report))}",
         "",
@@ -246,16 +279,19 @@ def _render_markdown(report: DriftReport, limit: int | None) -> str:
         *_md_table(_SUMMARY_HEADER, _summary_rows(report)),
     ]
     if shown:
-        lines += ["", "## Drifts", "", *_md_table(_DRIFT_HEADER, _drift_rows(shown))]
-        if len(report.drifts) > len(shown):
-            lines += ["", f"…and {len(report.drifts) - len(shown)} more."]
+        lines += ["", "## Drifts by root cause", "", *_md_table(_DRIFT_HEADER, _cause_rows(shown))]
+        if rest:
+            lines += ["", f"…and {rest} more."]
     return "\n".join(lines) + "\n"
 
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0}
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:80em}
+table{border-collapse:collapse;margin:1em 0;max-width:100%}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
+td{overflow-wrap:anywhere} td.details{font-family:ui-monospace,monospace;font-size:.85em}
+tr.dependent td{border-top:none;color:#444} summary{cursor:pointer}
+p.names{font-family:ui-monospace,monospace;font-size:.85em;margin:.4em 0 0}
 th{background:#f3f3f3} td.n{text-align:right}
 .high{color:#b00020;font-weight:bold} .medium{color:#a66a00} .low{color:#555}
 code{font-size:.9em}
@@ -278,8 +314,30 @@ def _html_table(header: list[str], rows: list[list[str]], classes: list[str]) ->
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _html_causes(causes: list[Cause]) -> str:
+    """The drift table; a root cause's dependents fold into one row each kind, every name in a
+    ``<details>`` (closed: 174 names would push the other causes off the page)."""
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in _DRIFT_HEADER)
+    body = []
+    for cause in causes:
+        d = cause.drift
+        body.append(
+            f'<tr><td class="{e(d.severity)}">{e(d.severity)}</td><td>{e(d.entity.value)}</td>'
+            f"<td>{e(d.kind)}</td><td>{e(d.name)}</td>"
+            f'<td class="details">{e(_explain(d))}</td></tr>'
+        )
+        for phrase, entity in zip(cause.consequences(), _dependent_kinds(cause), strict=True):
+            names = ", ".join(x.name for x in cause.dependents_of(entity))
+            body.append(
+                f'<tr class="dependent"><td></td><td colspan="4"><details><summary>↳ {e(phrase)}'
+                f'</summary><p class="names">{e(names)}</p></details></td></tr>'
+            )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
 def _render_html(report: DriftReport, limit: int | None) -> str:
-    shown = report.drifts if limit is None else report.drifts[:limit]
+    shown, rest = _shown_causes(report, limit)
     title = html.escape(f"Drift report: {_headline(report)}")
     parts = [
         "<!DOCTYPE html>",
@@ -293,19 +351,9 @@ def _render_html(report: DriftReport, limit: int | None) -> str:
         _html_table(_SUMMARY_HEADER, _summary_rows(report), ["", "n", "n", "n", "n"]),
     ]
     if shown:
-        rows = _drift_rows(shown)
-        parts.append("<h2>Drifts</h2>")
-        # The severity cell carries its own class for colour; build the rows by hand for that.
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in _DRIFT_HEADER)
-        body = "".join(
-            f'<tr><td class="{html.escape(r[0])}">{html.escape(r[0])}</td>'
-            + "".join(f"<td>{html.escape(c)}</td>" for c in r[1:])
-            + "</tr>"
-            for r in rows
-        )
-        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-        if len(report.drifts) > len(shown):
-            parts.append(f"<p>…and {len(report.drifts) - len(shown)} more.</p>")
+        parts += ["<h2>Drifts by root cause</h2>", _html_causes(shown)]
+        if rest:
+            parts.append(f"<p>…and {rest} more.</p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
