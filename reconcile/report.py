@@ -187,11 +187,22 @@ def _cause_rows(causes: list[Cause]) -> list[list[str]]:
         d = cause.drift
         rows.append([d.severity, d.entity.value, d.kind, d.name, _explain(d)])
         for phrase, entity in zip(cause.consequences(), _dependent_kinds(cause), strict=True):
-            names = [x.name for x in cause.dependents_of(entity)]
+            names = [_short_name(cause, x) for x in cause.dependents_of(entity)]
             shown = ", ".join(names[:_EXAMPLES]) + (", …" if len(names) > _EXAMPLES else "")
             count, _, rest = phrase.partition(" of ")
             rows.append(["", "", "", f"↳ {count}", f"of {rest}: {shown}"])
     return rows
+
+
+def _short_name(cause: Cause, dependent: Drift) -> str:
+    """A dependent's name without what the phrase already says (a missing group's members are
+    listed by thing)."""
+    if dependent.entity is EntityKind.MEMBERSHIP:
+        if cause.drift.entity is EntityKind.THING_GROUP and dependent.thing:
+            return dependent.thing
+        if cause.drift.entity is EntityKind.THING and dependent.group:
+            return dependent.group
+    return dependent.name
 
 
 def _dependent_kinds(cause: Cause) -> list[EntityKind]:
@@ -328,7 +339,7 @@ def _html_causes(causes: list[Cause]) -> str:
             f'<td class="details">{e(_explain(d))}</td></tr>'
         )
         for phrase, entity in zip(cause.consequences(), _dependent_kinds(cause), strict=True):
-            names = ", ".join(x.name for x in cause.dependents_of(entity))
+            names = ", ".join(_short_name(cause, x) for x in cause.dependents_of(entity))
             body.append(
                 f'<tr class="dependent"><td></td><td colspan="4"><details><summary>↳ {e(phrase)}'
                 f'</summary><p class="names">{e(names)}</p></details></td></tr>'
