@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reconcile.humanize import format_duration
 from sandbox import DEFAULT_ROUND_BUDGET
 from sandbox.stack import DrainReport, Sandbox
 
@@ -29,16 +30,6 @@ class Failure:
     reason: str
 
 
-def format_seconds(seconds: float) -> str:
-    """``0.4s``, ``12.3s``, ``3m 47s``, ``2h 05m``: short and exact enough to compare."""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    if whole < 3600:
-        return f"{whole // 60}m {whole % 60:02d}s"
-    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
-
-
 def round_line(number: int, report: DrainReport, pending: int, failures: int, took: float) -> str:
     """One console line per round: what moved through each stage, and what is left."""
     executions = sum(report.executions.values())
@@ -49,7 +40,7 @@ def round_line(number: int, report: DrainReport, pending: int, failures: int, to
     return (
         f"round {number}: {report.events_published} events → {executions} executions{outcome} → "
         f"{report.records_applied} applied; {failures} failures; {pending} pending "
-        f"[{format_seconds(took)}]"
+        f"[{format_duration(took)}]"
     )
 
 
@@ -147,7 +138,7 @@ def run(
                 echo(failure_line(failure))
         if took > round_budget:
             echo(
-                f"  slow round: {format_seconds(took)} (budget {format_seconds(round_budget)}); "
+                f"  slow round: {format_duration(took)} (budget {format_duration(round_budget)}); "
                 "the pipeline is still moving, pumping on"
             )
         if not busy:

@@ -103,11 +103,3 @@ def test_the_printed_exports_are_all_reconcile_apply_needs(
     report: Any = sandbox.drain(timeout=60)
     assert isinstance(report, DrainReport)
     assert destination_things(sandbox) == 1
-
-
-@pytest.mark.parametrize(
-    ("seconds", "shown"),
-    [(0.42, "0.4s"), (59.94, "59.9s"), (227, "3m 47s"), (3600, "1h 00m"), (7530, "2h 05m")],
-)
-def test_durations_read_like_a_person_writes_them(seconds: float, shown: str) -> None:
-    assert pump.format_seconds(seconds) == shown

@@ -21,7 +21,11 @@ def report_with_a_missing_group() -> DriftReport:
     source = Snapshot.from_records(
         SRC,
         1,
-        things=[*things, {"name": "gw", "thing_type": "Gateway"}, {"name": "t", "attributes": {"a": "1"}}],
+        things=[
+            *things,
+            {"name": "gw", "thing_type": "Gateway"},
+            {"name": "t", "attributes": {"a": "1"}},
+        ],
         thing_types=[{"name": "Gateway"}],
         thing_groups=[{"name": "floor-1"}, {"name": "site"}],
         memberships=[
