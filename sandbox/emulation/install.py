@@ -33,7 +33,9 @@ from sandbox.emulation.registry_fixes import (
 from sandbox.emulation.registry_responses import (
     _response_create_dynamic_thing_group,
     _response_delete_dynamic_thing_group,
+    _response_describe_event_configurations,
     _response_update_dynamic_thing_group,
+    _response_update_event_configurations,
     _response_update_thing_type,
 )
 
@@ -63,6 +65,8 @@ _RESPONSE_PATCHES: dict[str, Callable[..., Any]] = {
     "update_dynamic_thing_group": _response_update_dynamic_thing_group,
     "delete_dynamic_thing_group": _response_delete_dynamic_thing_group,
     "update_thing_type": _response_update_thing_type,
+    "describe_event_configurations": _response_describe_event_configurations,
+    "update_event_configurations": _response_update_event_configurations,
 }
 
 
