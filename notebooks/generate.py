@@ -61,13 +61,13 @@ REPORT = notebook(
         new_code_cell(
             "run = nd.latest_run(nd.open_location(report_location, region), run_id)\n"
             "nd.say(run.headline())\n"
-            "run.summary()"
+            "nd.table(run.summary().reset_index())"
         ),
         new_markdown_cell(
             "## Root causes\n\nDrift that exists only because of other drift (the members "
             "of a missing group, the things of a missing type) is counted under its cause."
         ),
-        new_code_cell("run.root_causes()"),
+        new_code_cell("nd.table(run.root_causes())"),
         new_markdown_cell("## Drift by entity and kind"),
         new_code_cell(
             "by_kind = run.drift_by_kind()\n"
@@ -77,19 +77,19 @@ REPORT = notebook(
         new_code_cell(
             "types = run.most_drifted_types()\n"
             'nd.show(nd.bar_chart(types.drop(columns="total"), "Drift by thing type"))\n'
-            "types"
+            "nd.table(types.reset_index())"
         ),
         new_markdown_cell("## The most drifted thing groups"),
         new_code_cell(
             "groups = run.most_drifted_groups()\n"
             'nd.show(nd.bar_chart(groups.drop(columns="total"), "Drift by thing group"))\n'
-            "groups"
+            "nd.table(groups.reset_index())"
         ),
         new_markdown_cell(
             "## Attribute-level drill-down\n\nEvery differing field (attributes key by key), "
             "with its value in each region."
         ),
-        new_code_cell("drill = run.drill_down()\ndrill"),
+        new_code_cell("drill = run.drill_down()\nnd.table(drill)"),
         new_code_cell(
             "fields = nd.history.field_frequency(drill)\n"
             'nd.show(nd.bar_chart(fields, "Most often differing fields (changed entities)"))'
@@ -106,7 +106,8 @@ TRENDS = notebook(
         parameters(),
         new_code_cell(SETUP),
         new_code_cell(
-            "trends = nd.trends(nd.open_location(report_location, region))\ntrends.runs()"
+            "trends = nd.trends(nd.open_location(report_location, region))\n"
+            "nd.table(trends.runs())"
         ),
         new_markdown_cell("## Drift per run"),
         new_code_cell(
@@ -119,15 +120,18 @@ TRENDS = notebook(
         ),
         new_code_cell(
             'nd.show(nd.repair_time_histogram(trends.episodes, "Time to repair"))\n'
-            "trends.time_to_repair()"
+            "nd.table(trends.time_to_repair())"
         ),
-        new_code_cell("trends.item_history()"),
+        new_markdown_cell(
+            "The slowest repairs (open items first); `trends.item_history()` has every item."
+        ),
+        new_code_cell("nd.table(trends.slowest_repairs())"),
         new_markdown_cell("## Repair volume"),
         new_code_cell(
             "volume = trends.repair_volume()\n"
             'nd.show(nd.bar_chart(volume.drop(columns=["started_at", "status", "planned"]), '
             '"Repairs per run", stacked=False, ylabel="repairs"))\n'
-            "volume"
+            "nd.table(volume.reset_index())"
         ),
     ]
 )

@@ -300,7 +300,8 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:80em}
 table{border-collapse:collapse;margin:1em 0;max-width:100%}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
-td{overflow-wrap:anywhere} td.details{font-family:ui-monospace,monospace;font-size:.85em}
+td.k{white-space:nowrap} td.details{font-family:ui-monospace,monospace;font-size:.85em}
+td.name,td.details{overflow-wrap:anywhere}
 tr.dependent td{border-top:none;color:#444} summary{cursor:pointer}
 p.names{font-family:ui-monospace,monospace;font-size:.85em;margin:.4em 0 0}
 th{background:#f3f3f3} td.n{text-align:right}
@@ -334,8 +335,9 @@ def _html_causes(causes: list[Cause]) -> str:
     for cause in causes:
         d = cause.drift
         body.append(
-            f'<tr><td class="{e(d.severity)}">{e(d.severity)}</td><td>{e(d.entity.value)}</td>'
-            f"<td>{e(d.kind)}</td><td>{e(d.name)}</td>"
+            f'<tr><td class="k {e(d.severity)}">{e(d.severity)}</td>'
+            f'<td class="k">{e(d.entity.value)}</td><td class="k">{e(d.kind)}</td>'
+            f'<td class="name">{e(d.name)}</td>'
             f'<td class="details">{e(_explain(d))}</td></tr>'
         )
         for phrase, entity in zip(cause.consequences(), _dependent_kinds(cause), strict=True):

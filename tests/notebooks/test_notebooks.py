@@ -23,7 +23,7 @@ def outputs(notebook: Path) -> tuple[str, int]:
             assert output.get("output_type") != "error", output
             data = output.get("data", {})
             images += "image/png" in data
-            text.append(output.get("text", "") + data.get("text/markdown", data.get("text/plain", "")))
+            text.append(output.get("text", "") + data.get("text/markdown", data.get("text/html", data.get("text/plain", ""))))
     return "\n".join(text), images
 
 
