@@ -30,7 +30,12 @@ if TYPE_CHECKING:
 
 @click.group("sandbox")
 def sandbox() -> None:
-    """The embedded two-region sandbox (moto plus the emulation of what moto lacks)."""
+    """The embedded two-region sandbox (moto plus the emulation of what moto lacks).
+
+    \b
+    Example:
+      iot-crr sandbox up --source-region us-east-1 --target-region eu-west-1
+    """
 
 
 @sandbox.command("up")
@@ -173,6 +178,10 @@ def demo(out: Path, things: int, seed: int) -> None:
     """The whole story on the embedded sandbox: backfill, live changes, drift, repair.
 
     No AWS account needed. Exits 0 when the final audit is clean, 1 otherwise.
+
+    \b
+    Example:
+      iot-crr demo --things 500 --out out
     """
     # The handlers run in this process: keep their INFO logs and metrics off the story.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
