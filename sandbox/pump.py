@@ -130,9 +130,13 @@ def run(
         total.add(report)
         total.rounds += 1
         busy = not report.idle or report.executions_running > 0
-        if busy or failures:
+        pending = report.executions_running + len(box.outbox(box.source_region))
+        # A round that only moved bookkeeping (stream records, the destination's own events)
+        # is pumped but not printed: every line says something a person can act on.
+        moved = report.events_published + sum(report.executions.values()) + report.records_applied
+        visible = moved or pending or failures
+        if visible:
             number += 1
-            pending = report.executions_running + len(box.outbox(box.source_region))
             echo(round_line(number, report, pending, len(failures), took))
             for failure in failures:
                 echo(failure_line(failure))
