@@ -94,11 +94,17 @@ def up(
       aws iot create-thing --thing-name sensor-1 --region us-east-1
       iot-crr audit
     """
+    from reconcile.regions import UnknownRegionError, check_region
     from sandbox import pump
     from sandbox.emulation import Delivery
     from sandbox.stack import Sandbox, SandboxError
 
     target_region = old_target_region or target_region
+    try:
+        check_region(source_region, "--source-region")
+        check_region(target_region, "--target-region")
+    except UnknownRegionError as error:
+        raise click.UsageError(str(error)) from error
     _quiet_handlers(verbose)
     delivery = Delivery(duplicates, drops, reorder_window, seed)
     stop = threading.Event()
