@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -32,12 +32,13 @@ def run(argv: Sequence[str] | None = None) -> NoReturn:
     sys.exit(outcome(args, debug=debug))
 
 
-def outcome(args: list[str], *, debug: bool = False) -> int:
-    """The exit code of ``iot-crr args``; what went wrong is on stderr, one line."""
+def outcome(args: list[str], *, debug: bool = False, obj: Any = None) -> int:
+    """The exit code of ``iot-crr args``; what went wrong is on stderr, one line. ``obj`` is
+    the commands' ``Factory`` (tests pass one; None builds the real one)."""
     from reconcile.cli import main
 
     try:
-        code = main.main(args, prog_name="iot-crr", standalone_mode=False)
+        code = main.main(args, prog_name="iot-crr", standalone_mode=False, obj=obj)
     except click.Abort as abort:  # click turns Ctrl-C (and EOF at a prompt) into Abort
         return _interrupted(abort.__cause__ or abort)
     except KeyboardInterrupt as interrupt:
