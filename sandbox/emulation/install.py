@@ -9,7 +9,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.iot.models import FakeThingGroup, IoTBackend
 from moto.iot.responses import IoTResponse
 
-from sandbox.emulation.lambda_runtime import _lambda_invoke
+from sandbox.emulation.lambda_runtime import _lambda_invoke, forget_function_environment
 from sandbox.emulation.patches import _PATCHES, _Installed
 from sandbox.emulation.registry import RegistryEmulation
 from sandbox.emulation.registry_fixes import (
@@ -88,9 +88,10 @@ def install(emulation: RegistryEmulation) -> None:
 
 
 def uninstall() -> None:
-    """Put moto back exactly as it was."""
+    """Put moto back exactly as it was, and the process's environment."""
     _PATCHES.restore()
     _Installed.emulation = None
+    forget_function_environment()
 
 
 def active() -> RegistryEmulation | None:
