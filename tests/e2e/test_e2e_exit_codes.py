@@ -62,11 +62,16 @@ def test_an_endpoint_that_is_not_a_url_is_one_line_and_exit_2() -> None:
     ]
 
 
-def test_debug_shows_the_traceback_and_still_exits_2(tmp_path: Path) -> None:
-    plan = tmp_path / "plan.json"
-    plan.write_bytes(b"\xff")
-
-    result = iot_crr("--debug", "apply", str(plan), "--state-machine-arn", "arn:x")
+def test_debug_shows_the_traceback_and_still_exits_2() -> None:
+    result = iot_crr(
+        "--debug",
+        "audit",
+        "--source-region",
+        "us-east-1",
+        "--target-region",
+        "eu-west-1",
+        env={"AWS_ENDPOINT_URL": "notaurl", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"},
+    )
 
     assert result.returncode == 2
     assert "Traceback (most recent call last)" in result.stderr

@@ -71,7 +71,7 @@ def test_every_human_format_shows_the_group_not_174_rows(fmt: str) -> None:
 
     assert f"{MEMBERS} memberships" in text
     assert "of the missing group floor-1" in text
-    assert "from 3 root cause(s)" in text
+    assert "from 3 root cause(s)" in text.replace("\\", "")  # Markdown escapes the parentheses
     # the members are named a few at a time in the table and Markdown, all of them (folded) in HTML
     listed = text.count("device-00")
     assert listed == (MEMBERS if fmt == "html" else 3)
