@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install demo test lint types scan unit bench report lock clean
+.PHONY: install demo test lint types scan unit bench report screenshots lock clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -75,6 +75,13 @@ build-PersistFunction build-ReplicatorFunction build-PendingFunction:
 		--target "$(ARTIFACTS_DIR)" -r infra/requirements-lambda.txt
 	cp -R pipeline "$(ARTIFACTS_DIR)/pipeline"
 	find "$(ARTIFACTS_DIR)/pipeline" -name __pycache__ -prune -exec rm -rf {} +
+
+## Screenshots of the HTML drift report and the rendered notebooks in headless Chromium (installed
+## from Debian's packages if missing and run as root), in out/screenshots/. Look at them.
+screenshots: report
+	@[ -f out/drift.html ] || $(MAKE) demo
+	scripts/screenshots.sh out/screenshots out/drift.html out/notebooks/drift_report.html \
+		out/notebooks/drift_trends.html
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) out .mypy_cache .ruff_cache .pytest_cache

@@ -7,6 +7,7 @@ calls ``trends``. Both read artefacts through ``jobs.artefacts`` and compute thr
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
@@ -24,6 +25,9 @@ from jobs.artefacts import (
 )
 from pipeline import aws
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER
+from reconcile.humanize import fitting_unit, format_duration
+from reconcile.report import load_json
+from reconcile.rootcause import by_root_cause
 
 
 class NoRunsError(ArtefactError):
@@ -44,6 +48,7 @@ class LatestRun:
     items: pd.DataFrame
     things: pd.DataFrame  # the source snapshot's things (for "most drifted types")
     memberships: pd.DataFrame  # the source snapshot's memberships (for "most drifted groups")
+    why: str = "the latest run"  # why this run is the one shown (``choose_run``)
 
     def summary(self) -> pd.DataFrame:
         """Entities compared and drift per kind, as the report's summary table."""
@@ -59,11 +64,31 @@ class LatestRun:
 
     def headline(self) -> str:
         state = "in sync" if self.report["in_sync"] else f"{len(self.report['drifts'])} drift(s)"
+        started = pd.Timestamp(self.record["started_at_ms"], unit="ms", tz="UTC")
         return (
-            f"run {self.record['run_id']} ({self.record['status']}): "
-            f"{self.report['source_region']} -> {self.report['target_region']}: {state}; "
+            f"run {self.record['run_id']} ({self.record['status']}, started "
+            f"{started:%Y-%m-%d %H:%M} UTC; {self.why}): "
+            f"{self.report['source_region']} → {self.report['target_region']}: {state}; "
             f"{self.record['repairs_emitted']} repair(s) emitted, "
             f"{self.record['held_back']} held back by guards"
+        )
+
+    def root_causes(self) -> pd.DataFrame:
+        """Drift by root cause (``reconcile.rootcause``): one row per cause, what it explains."""
+        causes = by_root_cause(load_json(self.report).drifts)
+        return pd.DataFrame(
+            [
+                {
+                    "severity": c.drift.severity,
+                    "entity": c.drift.entity.value,
+                    "kind": c.drift.kind,
+                    "name": c.drift.name,
+                    "drift items": c.explains,
+                    "explains": "; ".join(c.consequences()),
+                }
+                for c in causes
+            ],
+            columns=["severity", "entity", "kind", "name", "drift items", "explains"],
         )
 
     def drift_by_kind(self) -> pd.DataFrame:
@@ -91,12 +116,42 @@ class LatestRun:
         return history.attribute_drill_down(self.items)
 
 
-def latest_run(store: Store) -> LatestRun:
-    index = load_index(store)
+def choose_run(index: pd.DataFrame, run_id: str | None = None) -> tuple[dict[str, Any], str]:
+    """The run the drift report shows, and why that one (pure, over the run index).
+
+    ``run_id`` if given; otherwise the latest run that found drift: a clean run after it has
+    nothing to show, so the report says how many clean runs followed instead. With no drift in
+    any run, the latest run (clean)."""
     runs = index.loc[index["diffed"].astype(bool)] if "diffed" in index else index.iloc[0:0]
     if runs.empty:
-        raise NoRunsError(f"no run with a report at {store.location}")
-    record = {str(k): v for k, v in runs.iloc[-1].to_dict().items()}
+        raise NoRunsError("no run with a report")
+    if run_id is not None:
+        chosen = runs.loc[runs["run_id"] == run_id]
+        if chosen.empty:
+            known = ", ".join(runs["run_id"].astype(str).tolist()[-5:])
+            raise NoRunsError(f"no run {run_id!r} with a report (latest: {known})")
+        return _record(chosen.iloc[-1]), f"run {run_id}, as asked"
+    drifted = runs.loc[runs["drift_total"].astype(int) > 0]
+    if drifted.empty:
+        return _record(runs.iloc[-1]), "the latest run; no run found drift"
+    record = _record(drifted.iloc[-1])
+    later = int((runs["started_at_ms"] > record["started_at_ms"]).sum())
+    why = "the latest run that found drift"
+    if later:
+        why += f"; {later} later run(s) found none"
+    return record, why
+
+
+def _record(row: pd.Series) -> dict[str, Any]:
+    return {str(k): v for k, v in row.to_dict().items()}
+
+
+def latest_run(store: Store, run_id: str | None = None) -> LatestRun:
+    """The run the drift report shows (``choose_run``), loaded from its artefacts."""
+    try:
+        record, why = choose_run(load_index(store), run_id)
+    except NoRunsError as error:
+        raise NoRunsError(f"{error} at {store.location}") from error
     artefacts = RunArtefacts(store, str(record["prefix"]))
     source = artefacts.load_snapshot("source")
     return LatestRun(
@@ -105,6 +160,7 @@ def latest_run(store: Store) -> LatestRun:
         items=artefacts.read_drift_items(),
         things=source.things,
         memberships=source.memberships,
+        why=why,
     )
 
 
@@ -119,11 +175,26 @@ class Trends:
     def drift_over_time(self) -> pd.DataFrame:
         return history.drift_over_time(self.index)
 
+    def runs(self) -> pd.DataFrame:
+        """Every run, oldest first: when, how long, what it found and repaired."""
+        frame = self.index.assign(took=self.index["finished_at"] - self.index["started_at"])
+        columns = ["run_id", "status", "started_at", "took", "drift_total", "repairs_emitted"]
+        return frame.loc[:, columns].reset_index(drop=True)
+
     def drift_by_entity(self) -> pd.DataFrame:
         return history.drift_by_entity_over_time(self.index)
 
     def drift_by_where(self) -> pd.DataFrame:
-        return history.drift_by_where_over_time(self.index, self.items)
+        """Drift per observed run by where it was lost, indexed by the run's id (a bar per run)."""
+        by_where = history.drift_by_where_over_time(self.index, self.items)
+        runs = self.drift_over_time()["run_id"]
+        return by_where.set_axis(runs.astype(str).tolist(), axis=0).rename_axis("run")
+
+    def drift_per_run(self) -> pd.DataFrame:
+        """Drift per observed run by entity, indexed by the run's id (a bar per run)."""
+        by_entity = self.drift_by_entity()
+        runs = self.drift_over_time()["run_id"]
+        return by_entity.set_axis(runs.astype(str).tolist(), axis=0).rename_axis("run")
 
     def time_to_repair(self) -> pd.DataFrame:
         return history.time_to_repair_summary(self.episodes)
@@ -133,6 +204,16 @@ class Trends:
 
     def item_history(self) -> pd.DataFrame:
         return history.item_history(self.index, self.items)
+
+    def slowest_repairs(self, top: int = 20) -> pd.DataFrame:
+        """The drift items that took longest to repair, open ones first (they are not done)."""
+        items = self.item_history()
+        if items.empty:
+            return items
+        ranked = items.assign(_open=items["open"].astype(bool)).sort_values(
+            ["_open", "time_to_repair"], ascending=False, na_position="first", kind="stable"
+        )
+        return ranked.drop(columns="_open").head(top).reset_index(drop=True)
 
 
 def trends(store: Store) -> Trends:
@@ -162,40 +243,85 @@ def _empty(axes: Any, message: str) -> None:
     axes.set_axis_off()
 
 
-def bar_chart(frame: pd.DataFrame | pd.Series, title: str, *, stacked: bool = True) -> Any:
-    """A (stacked) bar chart of ``frame``'s numeric columns per index label."""
+def bar_chart(
+    frame: pd.DataFrame | pd.Series, title: str, *, stacked: bool = True, ylabel: str = ""
+) -> Any:
+    """A (stacked) bar chart of ``frame``'s numeric columns per index label; one bar per label,
+    so a handful of runs read as a handful of bars, not a line implying values between them."""
     figure, axes = _figure(title)
     numeric = frame.select_dtypes("number") if isinstance(frame, pd.DataFrame) else frame
     if numeric.empty or not numeric.to_numpy().any():
         _empty(axes, "no drift")
     else:
-        numeric.plot.bar(ax=axes, stacked=stacked, rot=0)
-    return figure
+        from matplotlib.ticker import MaxNLocator
 
-
-def line_chart(frame: pd.DataFrame, title: str) -> Any:
-    """One line per column over the frame's (time) index."""
-    figure, axes = _figure(title)
-    numeric = frame.select_dtypes("number")
-    if numeric.empty:
-        _empty(axes, "no runs")
-    else:
-        numeric.plot(ax=axes, marker="o")
+        labels = [str(label) for label in numeric.index]
+        long = max(map(len, labels)) > 12
+        numeric.plot.bar(ax=axes, stacked=stacked, rot=30 if long else 0)
+        axes.set_xticklabels(labels, ha="right" if long else "center")
+        axes.set_xlabel("")
+        axes.set_ylabel(ylabel)
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.25 of a thing
+        # The count on every bar: 2 things next to 174 memberships are invisible otherwise.
+        containers = axes.containers[-1:] if stacked else axes.containers
+        totals = numeric.sum(axis=1) if isinstance(numeric, pd.DataFrame) and stacked else None
+        for container in containers:
+            values = totals.tolist() if totals is not None else container.datavalues
+            axes.bar_label(
+                container, labels=[f"{v:,.0f}" if v else "" for v in values], fontsize="small"
+            )
+        axes.margins(y=0.12)
+        if isinstance(numeric, pd.DataFrame) and numeric.shape[1] > 1:
+            axes.legend(fontsize="small", frameon=False)
     return figure
 
 
 def repair_time_histogram(episodes: pd.DataFrame, title: str) -> Any:
-    """Time to repair in hours, over the repaired episodes."""
+    """Time to repair over the repaired episodes, in the unit that fits the longest."""
     figure, axes = _figure(title)
     repaired = episodes.loc[~episodes["open"].astype(bool), "time_to_repair"]
-    hours = pd.to_timedelta(repaired).dt.total_seconds() / 3600
-    if hours.empty:
+    seconds = pd.to_timedelta(repaired).dt.total_seconds()
+    if seconds.empty:
         _empty(axes, "nothing repaired yet")
     else:
-        axes.hist(hours, bins=min(20, max(1, len(hours))))
-        axes.set_xlabel("hours from first seen to repaired")
+        size, unit = fitting_unit(float(seconds.max()))
+        axes.hist(seconds / size, bins=min(20, max(1, seconds.nunique())))
+        axes.set_xlabel(f"{unit} from first seen to repaired")
         axes.set_ylabel("drift items")
     return figure
+
+
+def with_readable_durations(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` for people: durations as ``3m 47s``, times as ``2026-12-01 14:18 UTC``."""
+    shown = frame.copy()
+    for column in shown.columns:
+        if pd.api.types.is_timedelta64_dtype(shown[column]):
+            shown[column] = shown[column].dt.total_seconds().map(format_duration)
+        elif pd.api.types.is_datetime64_any_dtype(shown[column]):
+            shown[column] = shown[column].dt.strftime("%Y-%m-%d %H:%M UTC").fillna("")
+    return shown
+
+
+def table(frame: pd.DataFrame) -> Any:
+    """``frame`` as a table people read: text left-aligned, numbers right, no row numbers
+    (a 0..n index says nothing), durations and times written out."""
+    shown = with_readable_durations(frame)
+    styler = shown.style.format(precision=0, thousands=",", na_rep="")
+    text: list[Hashable] = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
+    styler = styler.set_properties(subset=text, **{"text-align": "left"})
+    styler = styler.set_table_styles(
+        [{"selector": "th", "props": [("text-align", "left")]}], overwrite=False
+    )
+    if isinstance(shown.index, pd.RangeIndex):
+        styler = styler.hide(axis="index")
+    return styler
+
+
+def say(text: str) -> None:
+    """Display ``text`` as a paragraph (Markdown), not as code output."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
 
 
 def show(figure: Any) -> None:

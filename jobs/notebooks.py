@@ -32,6 +32,7 @@ def execute_notebook(
     out_dir: Path,
     *,
     region: str | None = None,
+    run_id: str | None = None,
     kernel_name: str = KERNEL,
 ) -> Path:
     """Execute ``notebooks/<name>.ipynb`` with papermill against ``location``; returns the
@@ -46,7 +47,7 @@ def execute_notebook(
     papermill.execute_notebook(
         str(NOTEBOOK_DIR / f"{name}.ipynb"),
         str(output),
-        parameters={"report_location": location, "region": region},
+        parameters={"report_location": location, "region": region, "run_id": run_id},
         kernel_name=kernel_name,
         cwd=str(NOTEBOOK_DIR),
         progress_bar=False,
@@ -56,19 +57,28 @@ def execute_notebook(
 
 
 def to_html(notebook: Path) -> Path:
-    """The executed notebook as a standalone HTML page beside it (input and output cells)."""
+    """The executed notebook as a standalone HTML page beside it: prose and outputs, no code
+    (nbconvert's ``--no-input``; the code is in the notebook for whoever wants it)."""
     import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    exporter = HTMLExporter(
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+    )
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     target = notebook.with_suffix(".html")
     target.write_text(body, encoding="utf-8")
     return target
 
 
-def render(location: str, out_dir: Path, *, region: str | None = None) -> list[Path]:
+def render(
+    location: str, out_dir: Path, *, region: str | None = None, run_id: str | None = None
+) -> list[Path]:
     """Execute both notebooks against ``location`` and render them to HTML in ``out_dir``."""
-    return [to_html(execute_notebook(name, location, out_dir, region=region)) for name in NOTEBOOKS]
+    return [
+        to_html(execute_notebook(name, location, out_dir, region=region, run_id=run_id))
+        for name in NOTEBOOKS
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,12 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--region", default=None, help="the S3 bucket's region (s3:// only)")
+    parser.add_argument(
+        "--run-id", default=None, help="the run the drift report shows (default: latest with drift)"
+    )
     args = parser.parse_args(argv)
     if not args.render:
         parser.print_help()
         return 0
     try:
-        pages = render(args.location, Path(args.out), region=args.region)
+        pages = render(args.location, Path(args.out), region=args.region, run_id=args.run_id)
     except Exception as error:  # reported and non-zero: make report must fail visibly
         print(f"notebooks: {type(error).__name__}: {error}", file=sys.stderr)
         return 2

@@ -21,13 +21,17 @@ import pandas as pd
 
 from jobs import notebook_data as nd
 
-pd.set_option("display.max_rows", 100)
-pd.set_option("display.width", 160)"""
+pd.set_option("display.max_rows", 60)
+pd.set_option("display.max_colwidth", 60)
+pd.set_option("display.width", 120)"""
 
 
 def parameters() -> nbformat.NotebookNode:
     cell = new_code_cell(
-        '# Parameters (papermill overrides these)\nreport_location = "out/reports"\nregion = None'
+        "# Parameters (papermill overrides these)\n"
+        'report_location = "out/reports"  # a directory or s3://bucket/prefix\n'
+        "region = None  # the S3 bucket's region (s3:// only)\n"
+        "run_id = None  # None: the latest run that found drift"
     )
     cell.metadata["tags"] = ["parameters"]
     return cell
@@ -47,22 +51,27 @@ def notebook(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
 REPORT = notebook(
     [
         new_markdown_cell(
-            "# Drift report: the latest nightly run\n\n"
-            "What the last reconciliation found between the source and target registries, "
-            "what it repaired, and where the drift sits."
+            "# Drift report\n\n"
+            "What a reconciliation run found between the source and target registries, what it "
+            "repaired, and where the drift sits. By default the latest run that found drift "
+            "(set `run_id` for another)."
         ),
         parameters(),
         new_code_cell(SETUP),
         new_code_cell(
-            "run = nd.latest_run(nd.open_location(report_location, region))\n"
-            "print(run.headline())\n"
-            "run.summary()"
+            "run = nd.latest_run(nd.open_location(report_location, region), run_id)\n"
+            "nd.say(run.headline())\n"
+            "nd.table(run.summary().reset_index())"
         ),
+        new_markdown_cell(
+            "## Root causes\n\nDrift that exists only because of other drift (the members "
+            "of a missing group, the things of a missing type) is counted under its cause."
+        ),
+        new_code_cell("nd.table(run.root_causes())"),
         new_markdown_cell("## Drift by entity and kind"),
         new_code_cell(
             "by_kind = run.drift_by_kind()\n"
-            'nd.show(nd.bar_chart(by_kind, "Drift by entity and kind"))\n'
-            "by_kind"
+            'nd.show(nd.bar_chart(by_kind, "Drift by entity and kind", ylabel="drift items"))'
         ),
         new_markdown_cell(
             "## Where the drift was lost\n\nFrom the three-way audit (the state table as a "
@@ -71,30 +80,30 @@ REPORT = notebook(
         ),
         new_code_cell(
             "where = run.drift_by_where()\n"
-            'nd.show(nd.bar_chart(where["drifts"], "Drift by where it was lost"))\n'
-            "where"
+            'nd.show(nd.bar_chart(where["drifts"], "Drift by where it was lost", '
+            'ylabel="drift items"))\n'
+            "nd.table(where.reset_index())"
         ),
         new_markdown_cell("## The most drifted thing types"),
         new_code_cell(
             "types = run.most_drifted_types()\n"
             'nd.show(nd.bar_chart(types.drop(columns="total"), "Drift by thing type"))\n'
-            "types"
+            "nd.table(types.reset_index())"
         ),
         new_markdown_cell("## The most drifted thing groups"),
         new_code_cell(
             "groups = run.most_drifted_groups()\n"
             'nd.show(nd.bar_chart(groups.drop(columns="total"), "Drift by thing group"))\n'
-            "groups"
+            "nd.table(groups.reset_index())"
         ),
         new_markdown_cell(
             "## Attribute-level drill-down\n\nEvery differing field (attributes key by key), "
             "with its value in each region."
         ),
-        new_code_cell("drill = run.drill_down()\ndrill"),
+        new_code_cell("drill = run.drill_down()\nnd.table(drill)"),
         new_code_cell(
             "fields = nd.history.field_frequency(drill)\n"
-            'nd.show(nd.bar_chart(fields, "Most often differing fields (changed entities)"))\n'
-            "fields"
+            'nd.show(nd.bar_chart(fields, "Most often differing fields (changed entities)"))'
         ),
     ]
 )
@@ -108,14 +117,12 @@ TRENDS = notebook(
         parameters(),
         new_code_cell(SETUP),
         new_code_cell(
-            "trends = nd.trends(nd.open_location(report_location, region))\n"
-            'trends.index[["run_id", "status", "started_at", "drift_total", "repairs_emitted"]]'
+            "trends = nd.trends(nd.open_location(report_location, region))\nnd.table(trends.runs())"
         ),
-        new_markdown_cell("## Drift over time"),
+        new_markdown_cell("## Drift per run"),
         new_code_cell(
-            "by_entity = trends.drift_by_entity()\n"
-            'nd.show(nd.line_chart(by_entity, "Drift per run, by entity"))\n'
-            "trends.drift_over_time()"
+            'nd.show(nd.bar_chart(trends.drift_per_run(), "Drift per run, by entity", '
+            'ylabel="drift items"))'
         ),
         new_markdown_cell(
             "## Where the drift was lost, over time\n\nDrift lost before the state table "
@@ -123,9 +130,9 @@ TRENDS = notebook(
             "edits in the destination."
         ),
         new_code_cell(
-            "by_where = trends.drift_by_where()\n"
-            'nd.show(nd.line_chart(by_where, "Drift per run, by where it was lost"))\n'
-            "by_where"
+            'nd.show(nd.bar_chart(trends.drift_by_where(), "Drift per run, by where it was lost", '
+            'ylabel="drift items"))\n'
+            "nd.table(trends.drift_by_where().reset_index())"
         ),
         new_markdown_cell(
             "## Time to repair\n\nAn episode runs from the first run that saw a drift item "
@@ -133,15 +140,18 @@ TRENDS = notebook(
         ),
         new_code_cell(
             'nd.show(nd.repair_time_histogram(trends.episodes, "Time to repair"))\n'
-            "trends.time_to_repair()"
+            "nd.table(trends.time_to_repair())"
         ),
-        new_code_cell("trends.item_history()"),
+        new_markdown_cell(
+            "The slowest repairs (open items first); `trends.item_history()` has every item."
+        ),
+        new_code_cell("nd.table(trends.slowest_repairs())"),
         new_markdown_cell("## Repair volume"),
         new_code_cell(
             "volume = trends.repair_volume()\n"
             'nd.show(nd.bar_chart(volume.drop(columns=["started_at", "status", "planned"]), '
-            '"Repairs per run"))\n'
-            "volume"
+            '"Repairs per run", stacked=False, ylabel="repairs"))\n'
+            "nd.table(volume.reset_index())"
         ),
     ]
 )

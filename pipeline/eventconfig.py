@@ -145,7 +145,13 @@ ClientFactory = Callable[[str, str], Any]
 @click.option("--disable", is_flag=True, help="Turn the registry event types off instead.")
 @click.pass_context
 def enable_events_command(ctx: click.Context, region: str, disable: bool) -> None:
-    """Turn the six AWS IoT registry event types on (or off) in one region, idempotently."""
+    """Turn the six AWS IoT registry event types on (or off) in one region, idempotently.
+
+    \b
+    Example:
+      iot-crr enable-events --region us-east-1
+      iot-crr enable-events --region eu-west-1 --disable
+    """
     # ctx.obj may carry a client factory: the CLI's (``.aws_client``) or, in tests,
     # {"client_factory": f(service, region)}.
     factory: ClientFactory = getattr(ctx.obj, "aws_client", aws_client)
@@ -154,6 +160,6 @@ def enable_events_command(ctx: click.Context, region: str, disable: bool) -> Non
     try:
         before, after = enable_events(factory("iot", region), enable=not disable)
     except CrrError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"Error: {region}: {exc}", err=True)
         ctx.exit(2)
     click.echo(render_table(region, before, after))

@@ -27,6 +27,7 @@ from pipeline import aws
 from pipeline.errors import CrrError
 from pipeline.eventconfig import enable_events_command
 from pipeline.statetable import StateTable
+from reconcile.console import EXIT_DRIFT, EXIT_ERROR, EXIT_IN_SYNC
 from reconcile.diff import diff_snapshots
 from reconcile.doctor import doctor_command
 from reconcile.drift import DriftReport
@@ -45,12 +46,11 @@ from reconcile.plan import (
     summarize_plan,
 )
 from reconcile.progress import TerminalProgress, progress_wanted
+from reconcile.regions import UnknownRegionError, check_region
 from reconcile.report import FORMATS, render
 from reconcile.snapshot import ListingProgress, Snapshot
 
-EXIT_IN_SYNC = 0
-EXIT_DRIFT = 1
-EXIT_ERROR = 2
+PLAN_FORMATS = ("table", "json")
 
 
 class CliError(click.ClickException):
@@ -90,13 +90,29 @@ class Factory:
             yield progress
 
     def snapshotter(self, progress: ListingProgress | None = None) -> Snapshotter:
-        return registry_snapshotter(self.aws_client, clock=self.clock, progress=progress)
+        """Snapshots a region on the Factory's clock; errors name the region."""
+        snapshot = registry_snapshotter(self.aws_client, clock=self.clock, progress=progress)
+
+        def in_region(region: str) -> Snapshot:
+            with _in_region(region):
+                return snapshot(region)
+
+        return in_region
 
     def state_table(self, region: str, table_name: str) -> StateTable:
         return StateTable(self.aws_client("dynamodb", region), table_name)
 
     def emit_progress(self) -> Callable[[int, int], None] | None:
         return _count_progress("emitting") if self.progress_on else None
+
+
+@contextmanager
+def _in_region(region: str) -> Iterator[None]:
+    """Errors raised inside name the region they happened in (calls already name themselves)."""
+    try:
+        yield
+    except (CrrError, ClientError, BotoCoreError) as error:
+        raise CliError(f"{region}: {' '.join(str(error).split())}") from error
 
 
 def _count_progress(label: str) -> Callable[[int, int], None]:
@@ -140,13 +156,27 @@ class _Group(click.Group):
             raise CliError(message) from exc
 
 
-@click.group(cls=_Group)
+@click.group(cls=_Group, context_settings={"show_default": True})
+@click.version_option(package_name="iot-registry-crr", prog_name="iot-crr")
+@click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    help="Show the traceback of an unexpected error (still one exit code: 2).",
+)
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Cross-region replication and drift repair for the AWS IoT Core registry.
 
     Region, endpoint and credentials come from options and boto3's own environment
-    (AWS_ENDPOINT_URL, AWS_PROFILE). Exit codes: 0 in sync, 1 drift found, 2 error.
+    (AWS_ENDPOINT_URL, AWS_PROFILE).
+
+    Exit codes: 0 in sync (or repaired), 1 drift found, 2 error, 130 interrupted.
+
+    \b
+    Example:
+      iot-crr audit --source-region us-east-1 --target-region eu-west-1
+      iot-crr reconcile --source-region us-east-1 --target-region eu-west-1 --apply
     """
     if ctx.obj is None:
         ctx.obj = Factory()
@@ -289,7 +319,15 @@ emit_options = _compose(
 @quiet_option
 @click.pass_obj
 def snapshot(factory: Factory, region: str, out: Path, quiet: bool) -> None:
-    """Snapshot one region's registry to Parquet files (read-only)."""
+    """Snapshot one region's registry to Parquet files (read-only).
+
+    \b
+    Example:
+      iot-crr snapshot --region us-east-1 --out snap/us-east-1
+      iot-crr snapshot --region eu-west-1 --out snap/eu-west-1
+      iot-crr audit --from-snapshots snap/us-east-1 snap/eu-west-1
+    """
+    region = _region(region, "--region")
     with factory.watching(quiet) as progress:
         snap = factory.snapshotter(progress)(region)
     snap.save(out)
@@ -327,6 +365,11 @@ def audit(
     """Compare the two registries and report every difference (read-only).
 
     Exit 0 when in sync, 1 when drift is found.
+
+    \b
+    Example:
+      iot-crr audit --source-region us-east-1 --target-region eu-west-1
+      iot-crr audit --format html --output drift.html --ignore 'thing:*:attributes.lastSeen'
     """
     if (explain or table_vs_target) and not state_table:
         raise click.UsageError(
@@ -358,18 +401,32 @@ def audit(
 @audit_options
 @guard_options
 @click.option(
-    "--out",
+    "--plan-file",
     "plan_path",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to save the plan (JSON) for `iot-crr apply`.",
+    help="Where to save the plan (JSON) for `iot-crr apply`.  [required]",
 )
+@click.option("--out", "old_plan_path", hidden=True, type=click.Path(path_type=Path))
 @click.pass_obj
-def plan(factory: Factory, plan_path: Path, **opts: Any) -> None:
+def plan(factory: Factory, plan_path: Path | None, old_plan_path: Path | None, **opts: Any) -> None:
     """Audit, then save the repair plan without applying it.
 
-    Prints the plan (the dry run). Exit 0 when in sync, 1 when the plan has work.
+    Prints the plan (the dry run) as a table or JSON. Exit 0 when in sync, 1 when the plan
+    has work.
+
+    \b
+    Example:
+      iot-crr plan --source-region us-east-1 --target-region eu-west-1 --plan-file plan.json
+      iot-crr apply plan.json --state-machine-arn arn:aws:states:...:stateMachine:crr-persist
     """
+    plan_path = plan_path or old_plan_path  # --out: the old spelling, kept for scripts
+    if plan_path is None:
+        raise click.UsageError("Missing option '--plan-file'.")
+    if opts["fmt"] not in PLAN_FORMATS:
+        raise click.UsageError(
+            f"a plan prints as {' or '.join(PLAN_FORMATS)}, not {opts['fmt']} "
+            "(for a Markdown or HTML drift report: iot-crr audit --format)"
+        )
     engine = _reconciler(factory, opts)
     repair = engine.plan(_audit(factory, engine, opts))
     repair.save(plan_path, key=plan_key())
@@ -399,6 +456,12 @@ def apply(factory: Factory, plan_file: Path, verify: bool, yes: bool, **opts: An
     Refuses an expired plan or (with --verify) one the registries no longer call for. Shows what
     will be emitted and asks first (--yes to skip). Exit 0 when every event was emitted, 2
     otherwise.
+    Interrupted, it says how many events went out; re-running is safe (an event already
+    emitted is not applied twice).
+
+    \b
+    Example:
+      iot-crr apply plan.json --state-machine-arn arn:aws:states:...:stateMachine:crr-persist
     """
     _check_emit_options(opts)
     repair = Plan.load(plan_file, key=plan_key())
@@ -413,7 +476,8 @@ def apply(factory: Factory, plan_file: Path, verify: bool, yes: bool, **opts: An
         return
     _confirm(yes, f"emit {len(repair.actions)} corrective event(s) via {opts['via']}?")
     emitter = _emitter(factory, opts["via"], opts, repair.source_region)
-    result = replace(engine, emitter=emitter).apply(repair, progress=factory.emit_progress())
+    with _in_region(repair.source_region):
+        result = replace(engine, emitter=emitter).apply(repair, progress=factory.emit_progress())
     _report_emit(result, emitter)
 
 
@@ -427,7 +491,15 @@ def reconcile(factory: Factory, do_apply: bool, **opts: Any) -> None:
     """Audit, plan and (with --apply) emit corrective events; a dry run otherwise.
 
     The report goes to stdout (or --output), the plan and the emit summary to stderr.
-    Exit 0 when in sync, 1 when drift was found (repaired or not), 2 on errors.
+    Exit 0 when in sync, or with --apply when every corrective event was emitted (the repair is
+    then in the pipeline: run `iot-crr audit` in a minute to confirm); 1 when drift was found
+    and not repaired (a dry run, or actions the guards held back); 2 on errors.
+
+    \b
+    Example:
+      iot-crr reconcile --source-region us-east-1 --target-region eu-west-1       # dry run
+      iot-crr reconcile --source-region us-east-1 --target-region eu-west-1 --apply \\
+          --state-machine-arn arn:aws:states:...:stateMachine:crr-persist
     """
     if do_apply:
         _check_emit_options(opts)
@@ -435,15 +507,22 @@ def reconcile(factory: Factory, do_apply: bool, **opts: Any) -> None:
     audited = _audit(factory, engine, opts)
     report = audited.report
     _write(render(report, opts["fmt"]), opts["output"])
-    if not report.in_sync:
-        repair = engine.plan(audited)
-        click.echo(describe_plan(repair), err=True)
-        emitter = _emitter(
-            factory, opts["via"] if do_apply else "dry-run", opts, repair.source_region
-        )
+    if report.in_sync:
+        raise click.exceptions.Exit(EXIT_IN_SYNC)
+    repair = engine.plan(audited)
+    click.echo(describe_plan(repair), err=True)
+    emitter = _emitter(factory, opts["via"] if do_apply else "dry-run", opts, repair.source_region)
+    with _in_region(repair.source_region):
         result = replace(engine, emitter=emitter).apply(repair, progress=factory.emit_progress())
-        _report_emit(result, emitter)
-    raise click.exceptions.Exit(EXIT_IN_SYNC if report.in_sync else EXIT_DRIFT)
+    _report_emit(result, emitter)
+    if not do_apply:
+        raise click.exceptions.Exit(EXIT_DRIFT)
+    click.echo(
+        "corrective events are in the pipeline; run `iot-crr audit` in a minute to confirm",
+        err=True,
+    )
+    # Drift just repaired is not drift found; what the guards held back still is.
+    raise click.exceptions.Exit(EXIT_DRIFT if repair.skipped else EXIT_IN_SYNC)
 
 
 # --- helpers the commands share ---------------------------------------------------------------
@@ -497,7 +576,14 @@ def _regions(opts: dict[str, Any]) -> tuple[str, str]:
         raise click.UsageError("--source-region and --target-region are required")
     if source == destination:
         raise click.UsageError("--source-region and --target-region must differ")
-    return source, destination
+    return _region(source, "--source-region"), _region(destination, "--target-region")
+
+
+def _region(name: str, option: str) -> str:
+    try:
+        return check_region(name, option)
+    except UnknownRegionError as error:
+        raise click.UsageError(str(error)) from error
 
 
 def _ignore_rules(opts: dict[str, Any]) -> IgnoreRules:

@@ -167,6 +167,10 @@ def doctor_command(ctx: click.Context, source_region: str, target_region: str) -
     """Check registry events and fleet indexing in both regions; say what to fix.
 
     Exit codes: 0 ready, 1 something to fix (errors only; warnings alone exit 0), 2 error.
+
+    \b
+    Example:
+      iot-crr doctor --source-region us-east-1 --target-region eu-west-1
     """
     factory: ClientFactory = getattr(ctx.obj, "aws_client", aws_client)
     events: dict[str, dict[str, bool]] = {}

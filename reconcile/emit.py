@@ -52,6 +52,23 @@ Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` after each change."""
 
 
+class EmitInterrupted(KeyboardInterrupt):
+    """Ctrl-C while emitting: how far it got. Re-running is safe: persist writes a corrective
+    event only if it is newer than the stored state, and a replayed event (same event id and
+    sync token) is a duplicate to the state table's write policy, so nothing is applied twice."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(done, total)
+        self.done = done
+        self.total = total
+
+    def __str__(self) -> str:
+        return (
+            f"{self.done} of {self.total} corrective events emitted; re-run to finish "
+            "(safe: an event already emitted is not applied twice)"
+        )
+
+
 @dataclass(frozen=True)
 class EmitFailure:
     """One change that was not emitted, with what a caller needs to retry or report it."""
@@ -165,6 +182,32 @@ def emit_via_stepfunctions(
     counts: dict[str, int] = {}
     failures: list[EmitFailure] = []
     clock_ms = _wall_clock_ms() if now is None else now
+    try:
+        _start_each(
+            changes,
+            sfn_client,
+            state_machine_arn,
+            clock_ms=clock_ms,
+            counts=counts,
+            failures=failures,
+            progress=progress,
+        )
+    except KeyboardInterrupt as interrupt:
+        done = sum(counts.values()) + len(failures)
+        raise EmitInterrupted(done, len(changes)) from interrupt
+    return EmitResult(counts=counts, failures=tuple(failures))
+
+
+def _start_each(
+    changes: Sequence[Change],
+    sfn_client: Any,
+    state_machine_arn: str,
+    *,
+    clock_ms: int,
+    counts: dict[str, int],
+    failures: list[EmitFailure],
+    progress: Progress | None,
+) -> None:
     for done, change in enumerate(changes, start=1):
         try:
             # Validated before any call: a payload persist would refuse is not worth a start.
@@ -195,7 +238,6 @@ def emit_via_stepfunctions(
             counts[outcome] = counts.get(outcome, 0) + 1
         if progress is not None:
             progress(done, len(changes))
-    return EmitResult(counts=counts, failures=tuple(failures))
 
 
 TABLE_CHUNK = 500  # changes per progress step (reads are batched 100 at a time within it)
@@ -231,6 +273,8 @@ def emit_via_table(
         chunk = items[start : start + TABLE_CHUNK]
         try:
             results = table.apply_many(chunk)
+        except KeyboardInterrupt as interrupt:  # the chunk may be partly written: count it out
+            raise EmitInterrupted(start, len(items)) from interrupt
         except CrrError as exc:
             retryable = isinstance(exc, RetryableError)
             failures.extend(_failure(c, type(exc).__name__, str(exc), retryable) for c in chunk)

@@ -37,6 +37,7 @@ from pipeline.errors import PermanentError
 from pipeline.model import EntityKind
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, LOSS_POINTS, Drift, DriftReport
 from reconcile.explain import FIXES
+from reconcile.rootcause import Cause, by_root_cause
 
 SCHEMA_VERSION = "2"
 READABLE_VERSIONS = ("1", "2")
@@ -195,24 +196,66 @@ _SUMMARY_HEADER = ["entity", "compared", *DRIFT_KINDS]
 _DRIFT_HEADER = ["severity", "entity", "kind", "name", "details"]
 
 
-def _drift_rows(drifts: tuple[Drift, ...]) -> list[list[str]]:
-    return [[d.severity, d.entity.value, d.kind, d.name, _explain(d)] for d in drifts]
+_EXAMPLES = 3  # dependents named in a root cause's summary row
 
 
-def _sections(
-    report: DriftReport, shown: tuple[Drift, ...]
-) -> list[tuple[str | None, tuple[Drift, ...]]]:
-    """The drifts to list, grouped by loss point when the report is explained (a ``None``
-    title: one ungrouped list); the classes in pipeline order, unexplained ones last."""
-    if not report.explained:
-        return [(None, shown)] if shown else []
-    sections: list[tuple[str | None, tuple[Drift, ...]]] = []
-    for where in (*LOSS_POINTS, None):
-        drifts = tuple(d for d in shown if d.where == where)
-        if drifts:
-            title = f"{where or 'unexplained'} ({len(drifts)}): {FIXES[where] if where else ''}"
-            sections.append((title.rstrip(": "), drifts))
-    return sections
+def _cause_rows(causes: list[Cause]) -> list[list[str]]:
+    """A row per root cause, then a ``↳`` row per kind of drift it explains (its dependents are
+    counted, the first few named; JSON lists every one)."""
+    rows = []
+    for cause in causes:
+        d = cause.drift
+        rows.append([d.severity, d.entity.value, d.kind, d.name, _explain(d)])
+        for phrase, entity in zip(cause.consequences(), _dependent_kinds(cause), strict=True):
+            names = [_short_name(cause, x) for x in cause.dependents_of(entity)]
+            shown = ", ".join(names[:_EXAMPLES]) + (", …" if len(names) > _EXAMPLES else "")
+            count, _, rest = phrase.partition(" of ")
+            rows.append(["", "", "", f"↳ {count}", f"of {rest}: {shown}"])
+    return rows
+
+
+def _short_name(cause: Cause, dependent: Drift) -> str:
+    """A dependent's name without what the phrase already says (a missing group's members are
+    listed by thing)."""
+    if dependent.entity is EntityKind.MEMBERSHIP:
+        if cause.drift.entity is EntityKind.THING_GROUP and dependent.thing:
+            return dependent.thing
+        if cause.drift.entity is EntityKind.THING and dependent.group:
+            return dependent.group
+    return dependent.name
+
+
+def _dependent_kinds(cause: Cause) -> list[EntityKind]:
+    kinds = {d.entity for d in cause.dependents}
+    return [k for k in ENTITY_ORDER if k in kinds]
+
+
+Section = tuple[str | None, list[Cause]]
+
+
+def _sections(report: DriftReport, limit: int | None) -> tuple[list[Section], int]:
+    """The root causes to list, grouped by loss point when the report is explained (a ``None``
+    title: one list of root causes), the classes in pipeline order, unexplained ones last; at
+    most ``limit`` root causes in all, and how many drift items the ones left out explain."""
+    groups: list[tuple[str | None, tuple[Drift, ...]]] = [(None, report.drifts)]
+    if report.explained:
+        groups = []
+        for where in (*LOSS_POINTS, None):
+            drifts = tuple(d for d in report.drifts if d.where == where)
+            if drifts:
+                fix = f": {FIXES[where]}" if where else ""
+                groups.append((f"{where or 'unexplained'} ({len(drifts)}){fix}", drifts))
+    sections: list[Section] = []
+    budget, rest = limit, 0
+    for title, drifts in groups:
+        causes = by_root_cause(drifts)
+        shown = causes if budget is None else causes[: max(budget, 0)]
+        rest += sum(c.explains for c in causes[len(shown) :])
+        if budget is not None:
+            budget -= len(shown)
+        if shown:
+            sections.append((title, shown))
+    return sections, rest
 
 
 _WHERE_HEADER = ["where", "drifts", "what to check"]
@@ -224,7 +267,13 @@ def _where_rows(report: DriftReport) -> list[list[str]]:
 
 
 def _headline(report: DriftReport) -> str:
-    state = "in sync" if report.in_sync else f"{len(report.drifts)} drift(s)"
+    if report.in_sync:
+        state = "in sync"
+    else:
+        causes = len(by_root_cause(report.drifts))
+        state = f"{len(report.drifts)} drift(s)"
+        if causes < len(report.drifts):
+            state += f" from {causes} root cause(s)"
     return f"{report.source_region} → {report.target_region}: {state}"
 
 
@@ -247,12 +296,12 @@ def _render_table(report: DriftReport, limit: int) -> str:
     if report.explained and report.drifts:
         lines += ["", *_aligned(_WHERE_HEADER, _where_rows(report), numeric={1})]
     if report.drifts:
-        shown = report.drifts[:limit]
-        for title, drifts in _sections(report, shown):
+        sections, rest = _sections(report, limit)
+        for title, causes in sections:
             lines += [""] + ([title] if title else [])
-            lines += _aligned(_DRIFT_HEADER, _drift_rows(drifts), numeric=set())
-        if len(report.drifts) > len(shown):
-            lines.append(f"… and {len(report.drifts) - len(shown)} more (use --format json)")
+            lines += _aligned(_DRIFT_HEADER, _cause_rows(causes), numeric=set())
+        if rest:
+            lines.append(f"… and {rest} more (use --format json)")
     return "\n".join(lines) + "\n"
 
 
@@ -282,7 +331,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _render_markdown(report: DriftReport, limit: int | None) -> str:
-    shown = report.drifts if limit is None else report.drifts[:limit]
+    sections, rest = _sections(report, limit)
     lines = [
         f"# Drift report: {_md_cell(_headline(report))}",
         "",
@@ -300,20 +349,24 @@ def _render_markdown(report: DriftReport, limit: int | None) -> str:
             "",
             *_md_table(_WHERE_HEADER, _where_rows(report)),
         ]
-    if shown:
-        lines += ["", "## Drifts"]
-        for title, drifts in _sections(report, shown):
+    if sections:
+        lines += ["", "## Drifts by root cause"]
+        for title, causes in sections:
             lines += [""] + ([f"### {_md_cell(title)}", ""] if title else [])
-            lines += _md_table(_DRIFT_HEADER, _drift_rows(drifts))
-        if len(report.drifts) > len(shown):
-            lines += ["", f"…and {len(report.drifts) - len(shown)} more."]
+            lines += _md_table(_DRIFT_HEADER, _cause_rows(causes))
+        if rest:
+            lines += ["", f"…and {rest} more."]
     return "\n".join(lines) + "\n"
 
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0}
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:80em}
+table{border-collapse:collapse;margin:1em 0;max-width:100%}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
+td.k{white-space:nowrap} td.details{font-family:ui-monospace,monospace;font-size:.85em}
+td.name,td.details{overflow-wrap:anywhere}
+tr.dependent td{border-top:none;color:#444} summary{cursor:pointer}
+p.names{font-family:ui-monospace,monospace;font-size:.85em;margin:.4em 0 0}
 th{background:#f3f3f3} td.n{text-align:right}
 .high{color:#b00020;font-weight:bold} .medium{color:#a66a00} .low{color:#555}
 code{font-size:.9em}
@@ -336,8 +389,31 @@ def _html_table(header: list[str], rows: list[list[str]], classes: list[str]) ->
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _html_causes(causes: list[Cause]) -> str:
+    """The drift table; a root cause's dependents fold into one row each kind, every name in a
+    ``<details>`` (closed: 174 names would push the other causes off the page)."""
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in _DRIFT_HEADER)
+    body = []
+    for cause in causes:
+        d = cause.drift
+        body.append(
+            f'<tr><td class="k {e(d.severity)}">{e(d.severity)}</td>'
+            f'<td class="k">{e(d.entity.value)}</td><td class="k">{e(d.kind)}</td>'
+            f'<td class="name">{e(d.name)}</td>'
+            f'<td class="details">{e(_explain(d))}</td></tr>'
+        )
+        for phrase, entity in zip(cause.consequences(), _dependent_kinds(cause), strict=True):
+            names = ", ".join(_short_name(cause, x) for x in cause.dependents_of(entity))
+            body.append(
+                f'<tr class="dependent"><td></td><td colspan="4"><details><summary>↳ {e(phrase)}'
+                f'</summary><p class="names">{e(names)}</p></details></td></tr>'
+            )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
 def _render_html(report: DriftReport, limit: int | None) -> str:
-    shown = report.drifts if limit is None else report.drifts[:limit]
+    sections, rest = _sections(report, limit)
     title = html.escape(f"Drift report: {_headline(report)}")
     parts = [
         "<!DOCTYPE html>",
@@ -353,22 +429,14 @@ def _render_html(report: DriftReport, limit: int | None) -> str:
     if report.explained and report.drifts:
         parts.append("<h2>Where the drift was lost</h2>")
         parts.append(_html_table(_WHERE_HEADER, _where_rows(report), ["", "n", ""]))
-    if shown:
-        parts.append("<h2>Drifts</h2>")
-        for heading, drifts in _sections(report, shown):
+    if sections:
+        parts.append("<h2>Drifts by root cause</h2>")
+        for heading, causes in sections:
             if heading:
                 parts.append(f"<h3>{html.escape(heading)}</h3>")
-            # The severity cell carries its own class for colour; build the rows by hand.
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in _DRIFT_HEADER)
-            body = "".join(
-                f'<tr><td class="{html.escape(r[0])}">{html.escape(r[0])}</td>'
-                + "".join(f"<td>{html.escape(c)}</td>" for c in r[1:])
-                + "</tr>"
-                for r in _drift_rows(drifts)
-            )
-            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-        if len(report.drifts) > len(shown):
-            parts.append(f"<p>…and {len(report.drifts) - len(shown)} more.</p>")
+            parts.append(_html_causes(causes))
+        if rest:
+            parts.append(f"<p>…and {rest} more.</p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

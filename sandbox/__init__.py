@@ -2,3 +2,4 @@
 
 DEFAULT_SOURCE_REGION = "us-east-1"
 DEFAULT_DESTINATION_REGION = "eu-west-1"
+DEFAULT_ROUND_BUDGET = 60.0  # seconds a `sandbox up` round may take before it is reported slow

@@ -1,87 +1,173 @@
 """``iot-crr sandbox``: run the embedded two-region sandbox from a shell.
 
-``sandbox up`` starts it in the foreground, prints what another shell needs (endpoint, regions,
-table, state machine) and pumps the pipeline until Ctrl-C. ``sandbox`` and ``demo`` reach
-``iot-crr`` through the ``iot_crr.commands`` entry points in pyproject.toml: the product never
-imports the sandbox.
+``sandbox up`` starts it in the foreground, prints the ``export`` lines another shell needs
+(endpoint, credentials, regions, state machine, table) and pumps the pipeline (``sandbox.pump``)
+until Ctrl-C or SIGTERM. ``sandbox`` and ``demo`` reach ``iot-crr`` through the
+``iot_crr.commands`` entry points in pyproject.toml: the product never imports the sandbox.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shlex
 import signal
 import sys
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from sandbox import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION
+from sandbox import DEFAULT_DESTINATION_REGION, DEFAULT_ROUND_BUDGET, DEFAULT_SOURCE_REGION
+
+if TYPE_CHECKING:
+    from sandbox.stack import Sandbox
 
 # moto (the sandbox extra) is imported inside the commands, so `iot-crr` works without it.
 
 
 @click.group("sandbox")
 def sandbox() -> None:
-    """The embedded two-region sandbox (moto plus the emulation of what moto lacks)."""
+    """The embedded two-region sandbox (moto plus the emulation of what moto lacks).
+
+    \b
+    Example:
+      iot-crr sandbox up --source-region us-east-1 --target-region eu-west-1
+    """
 
 
 @sandbox.command("up")
 @click.option("--source-region", default=DEFAULT_SOURCE_REGION, show_default=True)
-@click.option("--destination-region", default=DEFAULT_DESTINATION_REGION, show_default=True)
-@click.option("--port", default=0, type=int, help="Listen port (default: a free port).")
+@click.option("--target-region", default=DEFAULT_DESTINATION_REGION, show_default=True)
+@click.option("--destination-region", "old_target_region", hidden=True)  # the old spelling
+@click.option("--port", default=0, type=int, help="Listen port  [default: a free port]")
 @click.option(
-    "--interval", default=1.0, type=float, show_default=True, help="Seconds between pumps."
+    "--interval",
+    default=1.0,
+    type=click.FloatRange(min=0),
+    show_default=True,
+    help="Seconds between rounds when the pipeline is idle.",
 )
-@click.option("--duplicates", default=0.0, type=float, help="Probability of a duplicate delivery.")
-@click.option("--reorder-window", default=0, type=int, help="Shuffle events within windows of N.")
-@click.option("--drops", default=0.0, type=float, help="Probability of a dropped event.")
-@click.option("--seed", default=0, type=int, show_default=True)
+@click.option(
+    "--round-budget",
+    default=DEFAULT_ROUND_BUDGET,
+    type=click.FloatRange(min=0),
+    show_default=True,
+    help="Seconds a round may take before it is reported as slow (the pump goes on).",
+)
+@click.option(
+    "--duplicates", default=0.0, type=float, show_default=True, help="P(duplicate delivery)."
+)
+@click.option(
+    "--reorder-window", default=0, type=int, show_default=True, help="Shuffle within N events."
+)
+@click.option("--drops", default=0.0, type=float, show_default=True, help="P(dropped event).")
+@click.option("--seed", default=0, type=int, show_default=True, help="Seed of the quirks above.")
+@click.option(
+    "--verbose", is_flag=True, help="Also show the handlers' JSON logs, metrics and moto's logs."
+)
 def up(
     *,
     source_region: str,
-    destination_region: str,
+    target_region: str,
+    old_target_region: str | None,
     port: int,
     interval: float,
+    round_budget: float,
     duplicates: float,
     reorder_window: int,
     drops: float,
     seed: int,
+    verbose: bool,
 ) -> None:
-    """Run the sandbox in the foreground until Ctrl-C."""
+    """Run the sandbox in the foreground until Ctrl-C (or SIGTERM).
+
+    Prints the `export` lines another shell needs, then one line per round of the pipeline
+    that moved something, and every failure with its entity and reason.
+
+    \b
+    Example:
+      iot-crr sandbox up --port 4566
+      # in another shell, paste the printed exports, then:
+      aws iot create-thing --thing-name sensor-1 --region us-east-1
+      iot-crr audit
+    """
+    from reconcile.regions import UnknownRegionError, check_region
+    from sandbox import pump
     from sandbox.emulation import Delivery
     from sandbox.stack import Sandbox, SandboxError
 
+    target_region = old_target_region or target_region
+    try:
+        check_region(source_region, "--source-region")
+        check_region(target_region, "--target-region")
+    except UnknownRegionError as error:
+        raise click.UsageError(str(error)) from error
+    _quiet_handlers(verbose)
     delivery = Delivery(duplicates, drops, reorder_window, seed)
     stop = threading.Event()
     # Ctrl-C raises KeyboardInterrupt; SIGTERM (a service manager, `kill`) stops the same way.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with Sandbox(source_region, destination_region, delivery=delivery, port=port) as box:
-            click.echo("Sandbox running. In another shell:")
-            click.echo(f"  export AWS_ENDPOINT_URL={box.endpoint_url}")
-            click.echo("  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
-            click.echo(f"  source region:      {box.source_region}")
-            click.echo(f"  destination region: {box.destination_region}")
-            click.echo(f"  state table:        {box.table_name} (both regions)")
-            click.echo(f"  persist machine:    {box.state_machine_arn}")
-            click.echo("Pumping the pipeline; Ctrl-C to stop.")
-            while not stop.is_set():
-                report = box.drain(timeout=max(interval * 60, 60.0))
-                if report.events_published or report.records_applied:
-                    click.echo(
-                        f"events {report.events_published} → executions "
-                        f"{dict(report.executions)}; replicated {report.records_replicated}; "
-                        f"applied {report.records_applied}; failures "
-                        f"{report.batch_item_failures}"
-                    )
-                stop.wait(interval)  # pacing the pump, not waiting for a condition
+        with Sandbox(source_region, target_region, delivery=delivery, port=port) as box:
+            click.echo(welcome(box))
+            pump.run(box, stop, click.echo, interval=interval, round_budget=round_budget)
             click.echo("stopped")
     except KeyboardInterrupt:
         click.echo("stopped")
     except SandboxError as error:
         raise click.ClickException(str(error)) from error
+
+
+def exports(box: Sandbox) -> dict[str, str]:
+    """Everything another shell needs for `iot-crr` and the AWS CLI against this sandbox."""
+    env = box.environment()
+    return {
+        "AWS_ENDPOINT_URL": env["AWS_ENDPOINT_URL"],
+        "AWS_ACCESS_KEY_ID": env["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": env["AWS_SECRET_ACCESS_KEY"],
+        "AWS_SESSION_TOKEN": env["AWS_SESSION_TOKEN"],
+        "AWS_DEFAULT_REGION": box.source_region,
+        "SOURCE_REGION": box.source_region,
+        "TARGET_REGION": box.destination_region,
+        "PERSIST_STATE_MACHINE_ARN": box.state_machine_arn,
+        "STATE_TABLE": box.table_name,
+    }
+
+
+def welcome(box: Sandbox) -> str:
+    """What `sandbox up` prints once it is ready: copy-paste exports and what to try."""
+    lines = [
+        f"Sandbox up at {box.endpoint_url}: {box.source_region} → {box.destination_region} "
+        "(moto; registry events are on in both regions, emulated).",
+        "In another shell, paste:",
+        "",
+        *(f"  export {name}={shlex.quote(value)}" for name, value in exports(box).items()),
+        "  unset AWS_PROFILE",
+        "",
+        "then, for example:",
+        f"  aws iot create-thing --thing-name sensor-1   # a registry change in {box.source_region}",
+        "  iot-crr audit                                  # compare the two registries",
+        "  iot-crr reconcile --apply                      # repair through the pipeline",
+        "",
+        "Pumping the pipeline: one line per round that moved something; Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+def _quiet_handlers(verbose: bool) -> None:
+    """The handlers run in this process: their JSON logs, metric lines and moto's request log
+    are for debugging (`--verbose`); the pump's own lines carry every failure and its reason."""
+    if verbose:
+        logging.getLogger("werkzeug").setLevel(logging.INFO)
+        return
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    for name in ("moto", "werkzeug", "botocore"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 @click.command("demo")
@@ -98,6 +184,10 @@ def demo(out: Path, things: int, seed: int) -> None:
     """The whole story on the embedded sandbox: backfill, live changes, drift, repair.
 
     No AWS account needed. Exits 0 when the final audit is clean, 1 otherwise.
+
+    \b
+    Example:
+      iot-crr demo --things 500 --out out
     """
     # The handlers run in this process: keep their INFO logs and metrics off the story.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")

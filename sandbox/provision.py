@@ -53,7 +53,8 @@ class SandboxResources:
     table_name: str
     source_stream_arn: str
     destination_stream_arn: str
-    failure_queue_url: str
+    failure_queue_url: str  # the persist state machine's (source region)
+    reject_queue_url: str  # the replicator's permanent failures (destination region)
     role_arn: str
     persist_function_arn: str
     state_machine_arn: str
@@ -67,6 +68,7 @@ class SandboxResources:
             "AWS_REGION": self.destination_region,
             "AWS_DEFAULT_REGION": self.destination_region,
             "TYPE_DELETE_DELAY_SECONDS": str(self.type_delete_delay_seconds),
+            "FAILURE_QUEUE_URL": self.reject_queue_url,  # as infra/destination.yaml sets it
         }
 
 
@@ -112,6 +114,9 @@ def provision(
 
     sqs = client_factory("sqs", source_region)
     queue_url = sqs.create_queue(QueueName=f"{table_name}-persist-failures")["QueueUrl"]
+    reject_url = client_factory("sqs", destination_region).create_queue(
+        QueueName=f"{table_name}-replicator-rejects"
+    )["QueueUrl"]
 
     iam = client_factory("iam", source_region)
     role_arn = iam.create_role(
@@ -154,6 +159,7 @@ def provision(
         source_stream_arn=source_stream,
         destination_stream_arn=destination_stream,
         failure_queue_url=queue_url,
+        reject_queue_url=reject_url,
         role_arn=role_arn,
         persist_function_arn=persist_arn,
         state_machine_arn=state_machine_arn,

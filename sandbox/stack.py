@@ -11,6 +11,7 @@ discarded each round and counted.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -74,6 +75,7 @@ class DrainReport:
     batch_item_failures: int = 0
     failed_batches: int = 0
     destination_events_discarded: int = 0
+    executions_running: int = 0  # left running at the end (``pump_round``): the next round waits
 
     @property
     def idle(self) -> bool:
@@ -99,6 +101,7 @@ class DrainReport:
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.executions.update(other.executions)
+        self.executions_running = other.executions_running  # a state, not a count: the latest
 
 
 StreamHandlerFactory = Callable[[SandboxResources], emulation.StreamHandler]
@@ -137,13 +140,14 @@ class Sandbox:
         self.type_delete_delay_seconds = type_delete_delay_seconds
         self.max_retry_attempts = max_retry_attempts
         self._replicator_factory = replicator
-        self._server = MotoServer(port)
+        self._server = MotoServer(port, regions=(source_region, destination_region))
         self._emulation = RegistryEmulation()
         self._resources: SandboxResources | None = None
         self._quirks = DeliveryQuirks(self.delivery)
         self._replication: GlobalTableReplication | None = None
         self._mapping: EventSourceMapping | None = None
         self._clients: dict[tuple[str, str], Any] = {}
+        self._left_running: list[str] = []  # executions a round stopped waiting for
         self._botocore_session = botocore.session.get_session()
 
     def advance_clock(self, seconds: float) -> None:
@@ -180,6 +184,7 @@ class Sandbox:
         """Forget every resource and event, then provision afresh (cheaper than a restart)."""
         self._server.reset()
         self._emulation.clear()
+        self._left_running = []
         if delivery is not None:
             self.delivery = delivery
         self._quirks = DeliveryQuirks(self.delivery)
@@ -284,22 +289,53 @@ class Sandbox:
     def outbox(self, region: str) -> Outbox:
         return self._emulation.outbox(region)
 
+    def persist_failures(self) -> list[tuple[str, JsonDict]]:
+        """(message id, body) of every message in the persist failure queue, oldest first."""
+        return self._peek(self.source_region, self.resources.failure_queue_url)
+
+    def replicator_rejects(self) -> list[tuple[str, JsonDict]]:
+        """(message id, body) of every message in the replicator's reject queue."""
+        return self._peek(self.destination_region, self.resources.reject_queue_url)
+
+    def _peek(self, region: str, queue_url: str) -> list[tuple[str, JsonDict]]:
+        # Read through moto's backend, not ReceiveMessage: receiving would hide the messages
+        # from the operator's own `aws sqs receive-message` for the visibility timeout.
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.sqs.models import sqs_backends
+
+        queue = sqs_backends[DEFAULT_ACCOUNT_ID][region].get_queue(queue_url.rsplit("/", 1)[-1])
+        out = []
+        for message in list(queue._messages):
+            try:
+                body = json.loads(message.body)
+            except ValueError:
+                body = {"reason": message.body}
+            out.append((str(message.id), body if isinstance(body, dict) else {"reason": body}))
+        return out
+
     # ---- the pump -------------------------------------------------------------------------
 
-    def deliver_events(self, timeout: float = 60.0) -> DrainReport:
-        """The IoT rule: source-region events → persist executions, waited for until finished."""
+    def deliver_events(self, timeout: float = 60.0, *, leave_running: bool = False) -> DrainReport:
+        """The IoT rule: source-region events → persist executions, waited for until finished.
+
+        With ``leave_running``, executions still running after ``timeout`` are counted
+        (``executions_running``) and left: the next call lists and waits for them again.
+        Otherwise they raise ``ExecutionTimeoutError``."""
         report = DrainReport()
         events = self.outbox(self.source_region).take()
         report.events_published = len(events)
         sfn = self.client("stepfunctions", self.source_region)
-        # Executions started by anyone else (`iot-crr reconcile --apply`) are waited for too.
-        arns = [
+        # Executions started by anyone else (`iot-crr reconcile --apply`) are waited for too,
+        # and those a previous round left running (counted once, when they finish).
+        running = {
             execution["executionArn"]
             for page in sfn.get_paginator("list_executions").paginate(
                 stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
             )
             for execution in page["executions"]
-        ]
+        }
+        arns = [*self._left_running, *sorted(running - set(self._left_running))]
+        self._left_running = []
         if events:
             outcome = self._quirks.apply(events)
             report.events_dropped = outcome.dropped
@@ -308,7 +344,14 @@ class Sandbox:
             arns += emulation.start_executions(sfn, self.state_machine_arn, outcome.delivered)
         if not arns:
             return report
-        statuses = emulation.wait_for_executions(sfn, arns, timeout=timeout)
+        try:
+            statuses = emulation.wait_for_executions(sfn, arns, timeout=timeout)
+        except emulation.ExecutionTimeoutError as late:
+            if not leave_running:
+                raise
+            statuses = late.finished
+            self._left_running = late.running
+            report.executions_running = len(late.running)
         report.executions.update(statuses.values())
         return report
 
@@ -333,27 +376,37 @@ class Sandbox:
         report.failed_batches = after[2] - before[2]
         return report
 
+    def pump_round(
+        self, execution_wait: float = 60.0, progress: Progress | None = None
+    ) -> DrainReport:
+        """One round of every stage: events → executions (waited for at most
+        ``execution_wait``; later ones are left for the next round) → Global Table → the
+        replicator. Never raises for time: a slow round is the caller's to report."""
+        report = self.deliver_events(timeout=execution_wait, leave_running=True)
+        report.records_replicated = self.replicate_tables()
+        report.add(self.run_event_source_mapping(progress))
+        report.destination_events_discarded = len(self.outbox(self.destination_region).take())
+        report.rounds = 1
+        return report
+
     def drain(self, timeout: float = 60.0, progress: Progress | None = None) -> DrainReport:
-        """Pump every stage until a whole round finds nothing left anywhere. ``progress`` is
-        told how many records the replicator has applied so far, after each batch."""
+        """Pump every stage until a whole round finds nothing left anywhere, or raise
+        ``DrainTimeoutError`` after ``timeout`` (tests and the demo wait for a settled pipeline;
+        ``sandbox up`` pumps round by round instead and never gives up). ``progress`` is told
+        how many records the replicator has applied so far, after each batch."""
         total = DrainReport()
         deadline = time.monotonic() + timeout
         while True:
-            round_report = self.deliver_events(timeout=max(deadline - time.monotonic(), 1.0))
-            round_report.records_replicated = self.replicate_tables()
             applied_before = total.records_applied
 
             def applied(count: int, base: int = applied_before) -> None:
                 if progress is not None:
                     progress(base + count)
 
-            round_report.add(self.run_event_source_mapping(applied))
-            round_report.destination_events_discarded = len(
-                self.outbox(self.destination_region).take()
-            )
+            round_report = self.pump_round(max(deadline - time.monotonic(), 1.0), applied)
             total.add(round_report)
             total.rounds += 1
-            if round_report.idle:
+            if round_report.idle and not round_report.executions_running:
                 return total
             if time.monotonic() > deadline:
                 raise DrainTimeoutError(timeout, total)

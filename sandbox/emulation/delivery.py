@@ -91,9 +91,10 @@ def start_executions(sfn: Any, state_machine_arn: str, events: Iterable[JsonDict
 class ExecutionTimeoutError(Exception):
     """Executions were still RUNNING when the deadline passed."""
 
-    def __init__(self, running: list[str]) -> None:
+    def __init__(self, running: list[str], finished: dict[str, str]) -> None:
         super().__init__(f"{len(running)} executions still RUNNING, e.g. {running[:3]}")
         self.running = running
+        self.finished = finished  # the final statuses of the others, by ARN
 
 
 def wait_for_executions(
@@ -114,6 +115,6 @@ def wait_for_executions(
         pending = still_running
         if pending:
             if time.monotonic() > deadline:
-                raise ExecutionTimeoutError(pending)
+                raise ExecutionTimeoutError(pending, statuses)
             time.sleep(poll_interval)  # pacing the poll of a condition, not waiting for one
     return statuses

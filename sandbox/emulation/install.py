@@ -9,7 +9,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.iot.models import FakeThingGroup, IoTBackend
 from moto.iot.responses import IoTResponse
 
-from sandbox.emulation.lambda_runtime import _lambda_invoke
+from sandbox.emulation.lambda_runtime import _lambda_invoke, forget_function_environment
 from sandbox.emulation.patches import _PATCHES, _Installed
 from sandbox.emulation.registry import RegistryEmulation
 from sandbox.emulation.registry_fixes import (
@@ -33,7 +33,9 @@ from sandbox.emulation.registry_fixes import (
 from sandbox.emulation.registry_responses import (
     _response_create_dynamic_thing_group,
     _response_delete_dynamic_thing_group,
+    _response_describe_event_configurations,
     _response_update_dynamic_thing_group,
+    _response_update_event_configurations,
     _response_update_thing_type,
 )
 
@@ -63,6 +65,8 @@ _RESPONSE_PATCHES: dict[str, Callable[..., Any]] = {
     "update_dynamic_thing_group": _response_update_dynamic_thing_group,
     "delete_dynamic_thing_group": _response_delete_dynamic_thing_group,
     "update_thing_type": _response_update_thing_type,
+    "describe_event_configurations": _response_describe_event_configurations,
+    "update_event_configurations": _response_update_event_configurations,
 }
 
 
@@ -84,9 +88,10 @@ def install(emulation: RegistryEmulation) -> None:
 
 
 def uninstall() -> None:
-    """Put moto back exactly as it was."""
+    """Put moto back exactly as it was, and the process's environment."""
     _PATCHES.restore()
     _Installed.emulation = None
+    forget_function_environment()
 
 
 def active() -> RegistryEmulation | None:

@@ -25,11 +25,17 @@ Handler = Callable[[JsonDict, Any], Any]
 # One process hosts every "function": handlers read their settings from os.environ per call, so
 # invocations are serialised while a function's environment is applied.
 _ENV_LOCK = threading.RLock()
+# Variables a function added that the process did not have. They stay until
+# ``forget_function_environment`` (the sandbox's stop): deleting them after each call raced with
+# threads reading os.environ outside the lock (moto's Step Functions workers, botocore), which
+# then failed with KeyError('STATE_TABLE') — found by a 2,000-call burst through `sandbox up`.
+_ADDED: set[str] = set()
 
 
 @contextmanager
 def function_environment(env: Mapping[str, str]) -> Iterator[None]:
-    """Apply a function's environment variables for one call, then restore the process's."""
+    """Apply a function's environment variables for one call, then restore the values the
+    process had (variables it did not have are left, see ``_ADDED``)."""
     with _ENV_LOCK:
         saved = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
@@ -38,9 +44,17 @@ def function_environment(env: Mapping[str, str]) -> Iterator[None]:
         finally:
             for name, value in saved.items():
                 if value is None:
-                    os.environ.pop(name, None)
+                    _ADDED.add(name)
                 else:
                     os.environ[name] = value
+
+
+def forget_function_environment() -> None:
+    """Remove the variables functions added (once nothing runs: the sandbox has stopped)."""
+    with _ENV_LOCK:
+        for name in _ADDED:
+            os.environ.pop(name, None)
+        _ADDED.clear()
 
 
 @dataclass

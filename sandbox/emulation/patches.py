@@ -38,6 +38,9 @@ MOTO_GAPS = (
     "[assumption] groups sharing only a deeper ancestor are allowed",
     "[assumption] the text of these refusals where REFUSALS says message_seen=False; their "
     "code (InvalidRequestException) is the API reference's",
+    "Describe/UpdateEventConfigurations keep each region's event configuration and registry "
+    "events are published only for enabled types (moto: not implemented). The sandbox starts "
+    "with the six registry types enabled, as if `iot-crr enable-events` had run in each region",
 )
 
 

@@ -10,10 +10,28 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from moto.iot.exceptions import InvalidRequestException
 from moto.iot.models import FakeThing, FakeThingGroup, FakeThingType, IoTBackend
 
+from pipeline.eventconfig import REGISTRY_EVENT_TYPES
 from sandbox.emulation.lambda_runtime import InvocationError
 from sandbox.emulation.patches import JsonDict
+
+# AWS IoT API Reference, UpdateEventConfigurations: the valid keys of eventConfigurations.
+EVENT_TYPES = (
+    "THING",
+    "THING_GROUP",
+    "THING_TYPE",
+    "THING_GROUP_MEMBERSHIP",
+    "THING_GROUP_HIERARCHY",
+    "THING_TYPE_ASSOCIATION",
+    "JOB",
+    "JOB_EXECUTION",
+    "POLICY",
+    "CERTIFICATE",
+    "CA_CERTIFICATE",
+)
+assert set(REGISTRY_EVENT_TYPES) <= set(EVENT_TYPES)
 
 # --------------------------------------------------------------------------------------------
 # 2. Registry events
@@ -101,6 +119,7 @@ class RegistryEmulation:
         self._lock = threading.Lock()
         self._last_ms = 0
         self._outboxes: dict[str, Outbox] = {}
+        self._event_configurations: dict[str, dict[str, bool]] = {}
         self.invocation_errors: list[InvocationError] = []
 
     def outbox(self, region: str) -> Outbox:
@@ -110,6 +129,7 @@ class RegistryEmulation:
     def clear(self) -> None:
         with self._lock:
             self._outboxes.clear()
+            self._event_configurations.clear()
         self.invocation_errors.clear()
 
     def now(self) -> float:
@@ -121,13 +141,36 @@ class RegistryEmulation:
         with self._lock:
             self._offset += seconds
 
+    def event_configuration(self, region: str) -> dict[str, bool]:
+        """Event type -> enabled in ``region`` (every type AWS lists; see MOTO_GAPS for the
+        sandbox's starting point)."""
+        with self._lock:
+            config = self._event_configurations.setdefault(
+                region, {t: t in REGISTRY_EVENT_TYPES for t in EVENT_TYPES}
+            )
+            return dict(config)
+
+    def configure_events(self, region: str, changes: Mapping[str, bool]) -> None:
+        unknown = sorted(set(changes) - set(EVENT_TYPES))
+        if unknown:
+            # AWS IoT API Reference, UpdateEventConfigurations: the valid keys are EVENT_TYPES.
+            raise InvalidRequestException(f"unknown event types {unknown}")
+        self.event_configuration(region)  # the starting point, if this is the first change
+        with self._lock:
+            self._event_configurations[region].update(changes)
+
     def now_ms(self) -> int:
         with self._lock:
             self._last_ms = max(self._last_ms + 1, int(self.now() * 1000))
             return self._last_ms
 
     def publish(self, region: str, event: JsonDict) -> None:
-        """Publish as AWS does, then shape as the IoT rule ``SELECT *, topic() AS topic`` would."""
+        """Publish as AWS does (only event types enabled in ``region``), then shape as the IoT
+        rule ``SELECT *, topic() AS topic`` would."""
+        # A payload's eventType is the configuration's type plus "_EVENT" (THING_EVENT: THING).
+        configuration_type = str(event["eventType"]).removesuffix("_EVENT")
+        if not self.event_configuration(region).get(configuration_type, False):
+            return
         self.outbox(region).put({**event, "topic": _topic(event)})
 
     def _base(self, event_type: str, operation: str, account_id: str | None) -> JsonDict:

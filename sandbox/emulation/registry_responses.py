@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from moto.iot.responses import IoTResponse
 
+from sandbox.emulation.patches import _Installed
+
 # ---- response handlers for the calls moto does not route ---------------------------------------
+
+
+def _response_describe_event_configurations(self: IoTResponse) -> Any:
+    # AWS IoT API Reference, DescribeEventConfigurations: {eventConfigurations: {type: {Enabled}}}.
+    emulation = _Installed.emulation
+    config = emulation.event_configuration(self.region) if emulation else {}
+    return json.dumps({"eventConfigurations": {t: {"Enabled": on} for t, on in config.items()}})
+
+
+def _response_update_event_configurations(self: IoTResponse) -> Any:
+    # AWS IoT API Reference, UpdateEventConfigurations: PATCH /event-configurations, 200, no body.
+    emulation = _Installed.emulation
+    requested = self._get_param("eventConfigurations") or {}
+    if emulation is not None:
+        emulation.configure_events(
+            self.region, {t: bool(c.get("Enabled")) for t, c in requested.items()}
+        )
+    return json.dumps({})
 
 
 def _path_name(response: IoTResponse, marker: str) -> str:

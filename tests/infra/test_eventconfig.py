@@ -190,5 +190,5 @@ def test_command_exits_2_with_one_line_on_aws_errors(iot: tuple[Any, Stubber]) -
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert lines == [
-        "error: DescribeEventConfigurations failed: AccessDeniedException: not allowed"
+        "Error: eu-west-1: DescribeEventConfigurations failed: AccessDeniedException: not allowed"
     ]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from jobs import history
 from jobs.artefacts import RunRecord, index_frame
+from jobs.notebook_data import NoRunsError, choose_run
 
 DAY = 86_400_000
 
@@ -204,3 +206,35 @@ def test_drift_by_where_counts_loss_points_per_run_and_older_runs_as_unexplained
     ]
     empty = history.drift_by_where_over_time(index_of(), items_of())
     assert empty.empty
+
+
+# -- which run the drift report shows ------------------------------------------------------------
+
+
+def _index(*drift_totals: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "run_id": [f"r{i}" for i in range(len(drift_totals))],
+            "diffed": [True] * len(drift_totals),
+            "drift_total": list(drift_totals),
+            "started_at_ms": [1_000 * i for i in range(len(drift_totals))],
+        }
+    )
+
+
+def test_the_report_shows_the_latest_run_with_drift_and_says_so() -> None:
+    record, why = choose_run(_index(3, 180, 0, 0))
+    assert record["run_id"] == "r1"
+    assert why == "the latest run that found drift; 2 later run(s) found none"
+
+
+def test_without_any_drift_the_report_shows_the_latest_clean_run() -> None:
+    record, why = choose_run(_index(0, 0))
+    assert record["run_id"] == "r1"
+    assert "no run found drift" in why
+
+
+def test_a_run_id_picks_that_run_and_an_unknown_one_is_refused() -> None:
+    assert choose_run(_index(3, 0), "r1")[0]["run_id"] == "r1"
+    with pytest.raises(NoRunsError, match="no run 'r9'"):
+        choose_run(_index(3, 0), "r9")

@@ -23,7 +23,7 @@ def outputs(notebook: Path) -> tuple[str, int]:
             assert output.get("output_type") != "error", output
             data = output.get("data", {})
             images += "image/png" in data
-            text.append(output.get("text", "") + data.get("text/plain", ""))
+            text.append(output.get("text", "") + data.get("text/markdown", data.get("text/html", data.get("text/plain", ""))))
     return "\n".join(text), images
 
 
@@ -34,11 +34,24 @@ def test_the_drift_report_notebook_runs_on_the_latest_run(
 
     text, images = outputs(executed)
     latest = scenario.runs[-1]["run_id"]
-    assert f"run {latest} (completed)" in text
+    assert f"run {latest} (completed, started" in text
+    assert "the latest run that found drift" in text  # it says which run, and why
     assert "rogue" in text  # the drill-down lists the extra thing
-    assert images == 5
-    assert "lost_before_table" in text  # drift by where it was lost, with what to check
-    assert to_html(executed).read_text().startswith("<!DOCTYPE html>")
+    assert images == 5  # drift by where it was lost is the fifth chart
+    page = to_html(executed).read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "latest_run(" not in page  # rendered without code (--no-input)
+    assert "Root causes" in page
+    assert "lost_before_table" in page  # drift by where it was lost, with what to check
+
+
+def test_the_drift_report_shows_the_run_it_is_asked_for(scenario: Scenario, tmp_path: Path) -> None:
+    first = scenario.runs[0]["run_id"]
+    executed = execute_notebook("drift_report", scenario.location, tmp_path, run_id=first)
+
+    text, _ = outputs(executed)
+    assert f"run {first} (completed" in text
+    assert "as asked" in text
 
 
 def test_the_drift_trends_notebook_runs_over_both_runs(scenario: Scenario, tmp_path: Path) -> None:
@@ -47,9 +60,8 @@ def test_the_drift_trends_notebook_runs_over_both_runs(scenario: Scenario, tmp_p
     text, images = outputs(executed)
     for run in scenario.runs:
         assert run["run_id"] in text
-    assert "1 days" in text  # time to repair of drift A
-    assert images == 4
-    assert "lost_after_table" in text  # drift per run by where it was lost
+    assert "1d 0h" in text  # time to repair of drift A, as a person writes it
+    assert images == 4  # drift per run by where it was lost is the fourth chart
 
 
 def test_a_failing_cell_fails_the_execution(tmp_path: Path) -> None:
@@ -69,4 +81,5 @@ def test_committed_notebooks_have_no_outputs_and_a_parameters_cell(name: str) ->
     tagged = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
     assert len(tagged) == 1
     assert "report_location" in "".join(tagged[0]["source"])
+    assert "run_id" in "".join(tagged[0]["source"])
     assert book["metadata"]["kernelspec"]["name"] == "python3"

@@ -8,6 +8,7 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner, Result
@@ -251,7 +252,7 @@ def test_plan_saves_a_plan_and_exits_1(factory: Factory, tmp_path: Path) -> None
     seed(SRC, extra_thing="x")
     seed(DST)
     path = tmp_path / "plan.json"
-    result = run(factory, "plan", *REGIONS, "--out", str(path))
+    result = run(factory, "plan", *REGIONS, "--plan-file", str(path))
     assert result.exit_code == 1, result.output
     plan = Plan.load(path)
     assert [(a.op, a.entity, a.name) for a in plan.actions] == [("upsert", EntityKind.THING, "x")]
@@ -261,14 +262,16 @@ def test_plan_saves_a_plan_and_exits_1(factory: Factory, tmp_path: Path) -> None
 def test_plan_in_sync_exits_0(factory: Factory, tmp_path: Path) -> None:
     seed(SRC)
     seed(DST)
-    result = run(factory, "plan", *REGIONS, "--out", str(tmp_path / "p.json"))
+    result = run(factory, "plan", *REGIONS, "--plan-file", str(tmp_path / "p.json"))
     assert result.exit_code == 0, result.output
     assert Plan.load(tmp_path / "p.json").is_empty
 
 
 def test_refused_plan_exits_2(factory: Factory, tmp_path: Path) -> None:
     seed(SRC, extra_thing="x")
-    result = run(factory, "plan", *REGIONS, "--out", str(tmp_path / "p.json"), "--max-changes", "2")
+    result = run(
+        factory, "plan", *REGIONS, "--plan-file", str(tmp_path / "p.json"), "--max-changes", "2"
+    )
     assert_one_line_error(result, "max_changes")
     assert not (tmp_path / "p.json").exists()
 
@@ -279,7 +282,7 @@ def test_plan_then_apply_via_table(factory: Factory, tmp_path: Path) -> None:
     seed(DST)
     table = create_table()
     path = tmp_path / "plan.json"
-    assert run(factory, "plan", *REGIONS, "--out", str(path)).exit_code == 1
+    assert run(factory, "plan", *REGIONS, "--plan-file", str(path)).exit_code == 1
     # WHEN it is applied through the persist code
     result = run(factory, "apply", str(path), "--yes", "--via", "table", "--state-table", TABLE)
     # THEN it exits 0 and the state table holds the corrective item
@@ -293,7 +296,7 @@ def test_apply_refuses_an_expired_plan(factory: Factory, tmp_path: Path) -> None
     seed(SRC, extra_thing="x")
     create_table()
     path = tmp_path / "plan.json"
-    run(factory, "plan", *REGIONS, "--out", str(path), "--ttl", "60")
+    run(factory, "plan", *REGIONS, "--plan-file", str(path), "--ttl", "60")
     assert isinstance(factory.clock, Clock)
     factory.clock.now += 60_000
     result = run(factory, "apply", str(path), "--yes", "--via", "table", "--state-table", TABLE)
@@ -304,7 +307,7 @@ def test_apply_refuses_a_plan_whose_registry_changed(factory: Factory, tmp_path:
     seed(SRC, extra_thing="x")
     table = create_table()
     path = tmp_path / "plan.json"
-    run(factory, "plan", *REGIONS, "--out", str(path))
+    run(factory, "plan", *REGIONS, "--plan-file", str(path))
     aws.client("iot", SRC).create_thing(thingName="late-arrival")
 
     result = run(factory, "apply", str(path), "--yes", "--via", "table", "--state-table", TABLE)
@@ -334,7 +337,7 @@ def test_apply_shows_what_it_will_emit_and_refuses_without_a_terminal(
     seed(DST)
     table = create_table()
     path = tmp_path / "plan.json"
-    run(factory, "plan", *REGIONS, "--out", str(path))
+    run(factory, "plan", *REGIONS, "--plan-file", str(path))
     # WHEN applied from a script without --yes (stdin is not a terminal)
     result = run(factory, "apply", str(path), "--via", "table", "--state-table", TABLE)
     # THEN the summary is shown, it refuses with one line and exit 2 instead of waiting
@@ -354,7 +357,7 @@ def test_plan_signs_with_the_key_and_apply_verifies_it(
     table = create_table()
     path = tmp_path / "plan.json"
     monkeypatch.setenv("IOT_CRR_PLAN_KEY", "k1")
-    run(factory, "plan", *REGIONS, "--out", str(path))
+    run(factory, "plan", *REGIONS, "--plan-file", str(path))
     assert json.loads(path.read_text())["signature"].startswith("hmac-sha256:")
     apply = ["apply", str(path), "--yes", "--via", "table", "--state-table", TABLE]
     # a different key on the applying side refuses it
@@ -379,7 +382,7 @@ def test_commands_say_which_ignore_rules_they_loaded(factory: Factory, tmp_path:
 def test_apply_reports_emit_failures_with_exit_2(factory: Factory, tmp_path: Path) -> None:
     seed(SRC, extra_thing="x")
     path = tmp_path / "plan.json"
-    run(factory, "plan", *REGIONS, "--out", str(path))
+    run(factory, "plan", *REGIONS, "--plan-file", str(path))
     result = run(factory, "apply", str(path), "--yes", "--via", "table", "--state-table", "absent")
     assert result.exit_code == 2
     assert "failed THING#" in result.stderr
@@ -411,8 +414,9 @@ def test_reconcile_apply_starts_persist_executions(factory: Factory) -> None:
     )["stateMachineArn"]
     # WHEN reconciled with --apply
     result = run(factory, "reconcile", *REGIONS, "--apply", "--state-machine-arn", arn)
-    # THEN drift is reported (exit 1) and one corrective event per repair was started
-    assert result.exit_code == 1, result.output
+    # THEN every repair was emitted, so the command exits 0 and says what happens next
+    assert result.exit_code == 0, result.output
+    assert "run `iot-crr audit` in a minute to confirm" in result.output
     listed = sfn.list_executions(stateMachineArn=arn)["executions"]
     inputs = [
         parse_event(
@@ -431,6 +435,54 @@ def test_reconcile_in_sync_exits_0_and_emits_nothing(factory: Factory) -> None:
     seed(DST)
     result = run(factory, "reconcile", *REGIONS, "--apply", "--state-machine-arn", "arn:x")
     assert result.exit_code == 0, result.output
+
+
+def test_the_old_plan_out_spelling_still_works_hidden(factory: Factory, tmp_path: Path) -> None:
+    seed(SRC, extra_thing="x")
+    seed(DST)
+    path = tmp_path / "p.json"
+    assert run(factory, "plan", *REGIONS, "--out", str(path)).exit_code == 1
+    assert path.exists()
+    assert "--out " not in CliRunner().invoke(main, ["plan", "--help"]).output
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "html"])
+def test_plan_refuses_formats_it_cannot_render(factory: Factory, tmp_path: Path, fmt: str) -> None:
+    result = run(factory, "plan", *REGIONS, "--plan-file", str(tmp_path / "p"), "--format", fmt)
+    assert result.exit_code == 2
+    assert f"a plan prints as table or json, not {fmt}" in result.output
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_mistyped_region_is_refused_before_any_call(factory: Factory) -> None:
+    result = run(factory, "audit", "--source-region", "us-east-1", "--target-region", "eu-wst-1")
+    assert result.exit_code == 2
+    assert "did you mean eu-west-1?" in result.output
+
+
+def test_every_command_has_an_example_and_shows_its_defaults() -> None:
+    def commands(group: click.Group, path: list[str]) -> list[list[str]]:
+        found = []
+        for name in group.list_commands(click.Context(group)):
+            command = group.get_command(click.Context(group), name)
+            assert command is not None
+            found.append([*path, name])
+            if isinstance(command, click.Group):
+                found += commands(command, [*path, name])
+        return found
+
+    every = commands(main, [])
+    assert len(every) >= 8  # snapshot audit plan apply reconcile enable-events sandbox up demo
+    for args in [[], *every]:
+        text = CliRunner().invoke(main, [*args, "--help"]).output
+        assert "Example:" in text, args
+    assert "[default: 1000" in CliRunner().invoke(main, ["reconcile", "--help"]).output
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("iot-crr, version ")
 
 
 def test_help_explains_exit_codes() -> None:

@@ -235,3 +235,41 @@ def test_html_is_self_contained_and_escaped() -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ReportFormatError):
         render(sample_report(), "yaml")
+
+
+def test_explained_sections_list_root_causes_inside_each_loss_class() -> None:
+    # GIVEN a missing group (its memberships are missing only because of it) that never reached
+    # the state table, and a changed thing that did
+    source = Snapshot.from_records(
+        SRC,
+        1,
+        things=[{"name": n} for n in ("t1", "t2", "t3")]
+        + [{"name": "t4", "attributes": {"a": "1"}}],
+        thing_groups=[{"name": "floor"}],
+        memberships=[{"thing": n, "group": "floor"} for n in ("t1", "t2", "t3")],
+    )
+    target = Snapshot.from_records(
+        DST,
+        1,
+        things=[{"name": n} for n in ("t1", "t2", "t3")]
+        + [{"name": "t4", "attributes": {"a": "2"}}],
+    )
+    report = diff_snapshots(source, target, clock=lambda: NOW)
+    drifts = tuple(
+        dataclasses.replace(d, where="lost_after_table" if d.name == "t4" else "lost_before_table")
+        for d in report.drifts
+    )
+    explained = dataclasses.replace(report, drifts=drifts, explained=True)
+
+    # WHEN it is rendered, THEN each class's section lists its root causes, dependents under them
+    for fmt in ("table", "markdown", "html"):
+        text = render(explained, fmt).replace("\\", "")
+        before = text.index("lost_before_table (4)")
+        group = text.index("floor", before)
+        members = text.index("3 memberships", group)
+        after = text.index("lost_after_table (1)", members)
+        assert before < group < members < after < text.index("t4", after)
+    # a limit counts root causes across the sections; the rest is counted in drift items
+    limited = render(explained, "table", limit=1)
+    assert "lost_after_table (1)" not in limited
+    assert "… and 1 more" in limited

@@ -1,0 +1,130 @@
+"""Root causes: drift that exists only because other drift does, listed under its cause.
+
+Flow: ``reconcile.diff`` → ``DriftReport`` → ``by_root_cause`` → the report renderings
+(``reconcile.report``) and the drift report notebook (``jobs.notebook_data``). Pure, no I/O.
+
+One missing thing group makes every membership of it missing too: 174 "high" membership rows
+say nothing the group's own row does not. A drift's *cause* is the drift of an entity it cannot
+exist without, missing (or extra) the same way:
+
+- a membership's cause is its thing group's drift, else its thing's;
+- a thing's cause is its thing type's drift (the type a missing thing has in the source, or an
+  extra thing has in the target).
+
+Causes chain (a membership of a thing of a missing type), so dependents are attached to the
+*root*: the first drift up the chain that has no cause of its own. Nothing is dropped: every
+drift of the report is either a root (a ``Cause``) or a dependent of exactly one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pipeline.model import EntityKind
+from reconcile.drift import Drift
+
+_RANK = {"low": 0, "medium": 1, "high": 2}
+
+# How a person names an entity kind in a sentence (singular, plural).
+NOUNS: dict[EntityKind, tuple[str, str]] = {
+    EntityKind.THING: ("thing", "things"),
+    EntityKind.THING_TYPE: ("thing type", "thing types"),
+    EntityKind.THING_GROUP: ("group", "groups"),
+    EntityKind.BILLING_GROUP: ("billing group", "billing groups"),
+    EntityKind.MEMBERSHIP: ("membership", "memberships"),
+}
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A drift with no cause of its own, and every drift that exists because of it."""
+
+    drift: Drift
+    dependents: tuple[Drift, ...] = ()
+
+    @property
+    def explains(self) -> int:
+        """Drift items this row stands for: itself and its dependents."""
+        return 1 + len(self.dependents)
+
+    def consequences(self) -> list[str]:
+        """One phrase per dependent entity kind, e.g. ``174 memberships of the missing group
+        emea-site-0-floor-1`` (dependency order)."""
+        counts = Counter(d.entity for d in self.dependents)
+        noun = NOUNS[self.drift.entity][0]
+        return [
+            f"{count} {NOUNS[entity][count != 1]} of the {self.drift.kind} {noun} {self.drift.name}"
+            for entity, count in sorted(counts.items(), key=lambda item: _ORDER.index(item[0]))
+        ]
+
+    def dependents_of(self, entity: EntityKind) -> tuple[Drift, ...]:
+        return tuple(d for d in self.dependents if d.entity is entity)
+
+
+_ORDER = (
+    EntityKind.THING_TYPE,
+    EntityKind.THING_GROUP,
+    EntityKind.BILLING_GROUP,
+    EntityKind.THING,
+    EntityKind.MEMBERSHIP,
+)
+
+
+def _type_of(drift: Drift) -> str | None:
+    """The thing type a missing/extra thing has on the side where it exists."""
+    side = "source" if drift.kind == "missing" else "target"
+    value = drift.details.get("thing_type", {}).get(side)
+    return value if isinstance(value, str) and value else None
+
+
+_Key = tuple[EntityKind, str, str]  # (entity, name, drift kind)
+
+
+def _cause_key(drift: Drift, present: set[_Key]) -> _Key | None:
+    """The key of the drift ``drift`` exists because of, if that drift is in the report."""
+    if drift.kind not in ("missing", "extra"):
+        return None
+    candidates: list[tuple[EntityKind, str | None]] = []
+    if drift.entity is EntityKind.MEMBERSHIP:
+        candidates = [(EntityKind.THING_GROUP, drift.group), (EntityKind.THING, drift.thing)]
+    elif drift.entity is EntityKind.THING:
+        candidates = [(EntityKind.THING_TYPE, _type_of(drift))]
+    for entity, name in candidates:
+        if name is not None and (entity, name, drift.kind) in present:
+            return (entity, name, drift.kind)
+    return None
+
+
+def by_root_cause(drifts: Iterable[Drift]) -> list[Cause]:
+    """Every drift once: roots with their dependents, the roots that explain most first (then
+    the more severe, then the report's own order)."""
+    ordered = list(drifts)
+    by_key: dict[_Key, Drift] = {(d.entity, d.name, d.kind): d for d in ordered}
+    present = set(by_key)
+
+    def root_of(drift: Drift) -> Drift:
+        seen: set[_Key] = {(drift.entity, drift.name, drift.kind)}
+        current = drift
+        while (key := _cause_key(current, present)) is not None:
+            if key in seen:  # a cycle cannot happen with these rules; stop rather than loop
+                break
+            seen.add(key)
+            current = by_key[key]
+        return current
+
+    dependents: dict[_Key, list[Drift]] = {}
+    roots: list[Drift] = []
+    for drift in ordered:
+        root = root_of(drift)
+        if root is drift:
+            roots.append(drift)
+        else:
+            dependents.setdefault((root.entity, root.name, root.kind), []).append(drift)
+    causes = [Cause(r, tuple(dependents.get((r.entity, r.name, r.kind), ()))) for r in roots]
+    position = {id(c): i for i, c in enumerate(causes)}
+    return sorted(
+        causes,
+        key=lambda c: (-c.explains, -_RANK[c.drift.severity], position[id(c)]),
+    )

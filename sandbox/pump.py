@@ -1,0 +1,150 @@
+"""``iot-crr sandbox up``'s pump: the pipeline one round at a time, one line per round, forever.
+
+Flow: ``Sandbox.pump_round`` (events → executions → Global Table → replicator) → ``round_line``
+and ``failure_line`` → the console. The pump ends only when ``stop`` is set (Ctrl-C/SIGTERM in
+the CLI). A round slower than its budget is reported and the pump goes on: a burst of registry
+calls is work in progress, not a failure (executions still running at the budget are left for
+the next round, which waits for them again).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconcile.humanize import format_duration
+from sandbox import DEFAULT_ROUND_BUDGET
+from sandbox.stack import DrainReport, Sandbox
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A record the pipeline gave up on: where, which entity, and why."""
+
+    stage: str  # "persist", "replicator" or "event source mapping"
+    entity: str
+    reason: str
+
+
+def round_line(number: int, report: DrainReport, pending: int, failures: int, took: float) -> str:
+    """One console line per round: what moved through each stage, and what is left."""
+    executions = sum(report.executions.values())
+    not_succeeded = {k: v for k, v in sorted(report.executions.items()) if k != "SUCCEEDED"}
+    outcome = (
+        f" ({', '.join(f'{v} {k}' for k, v in not_succeeded.items())})" if not_succeeded else ""
+    )
+    return (
+        f"round {number}: {report.events_published} events → {executions} executions{outcome} → "
+        f"{report.records_applied} applied; {failures} failures; {pending} pending "
+        f"[{format_duration(took)}]"
+    )
+
+
+def failure_line(failure: Failure) -> str:
+    return f"  failed ({failure.stage}) {failure.entity}: {failure.reason}"
+
+
+# -- failures, read from where AWS would put them ------------------------------------------------
+
+_NAME_FIELDS = ("thingName", "thingGroupName", "thingTypeName", "billingGroupName", "key")
+
+
+def persist_failure(body: Mapping[str, Any]) -> Failure:
+    """A persist failure-queue message: the event with ``error`` = the Catch's ``{Error, Cause}``
+    (infra/statemachines/persist.asl.json); a Lambda error's Cause is itself JSON."""
+    error = body.get("error") or {}
+    cause = str(error.get("Cause", ""))
+    try:
+        parsed = json.loads(cause)
+        if isinstance(parsed, dict):
+            cause = str(parsed.get("errorMessage", cause))
+    except ValueError:
+        pass
+    name = next((str(body[f]) for f in _NAME_FIELDS if body.get(f)), "?")
+    entity = f"{body.get('eventType', 'event')} {name}".strip()
+    return Failure("persist", entity, f"{error.get('Error', 'error')}: {cause}".strip(": "))
+
+
+def replicator_failure(body: Mapping[str, Any]) -> Failure:
+    """A replicator reject-queue message (``pipeline.failures.FailureSink``)."""
+    return Failure(
+        "replicator", str(body.get("key", "?")), f"{body.get('errorType')}: {body.get('reason')}"
+    )
+
+
+class FailureWatch:
+    """The failures that appeared since the last look: both failure queues (read without
+    consuming them, so they stay for the operator) and batches the mapping gave up on."""
+
+    def __init__(self, box: Sandbox) -> None:
+        self._box = box
+        self._seen_messages: set[str] = set()
+        self._seen_batches = 0
+
+    def new(self) -> list[Failure]:
+        failures: list[Failure] = []
+        for parse, messages in (
+            (persist_failure, self._box.persist_failures()),
+            (replicator_failure, self._box.replicator_rejects()),
+        ):
+            for message_id, body in messages:
+                if message_id not in self._seen_messages:
+                    self._seen_messages.add(message_id)
+                    failures.append(parse(body))
+        batches = self._box.event_source_mapping.stats.failed_batches
+        for batch in batches[self._seen_batches :]:
+            failures.append(
+                Failure(
+                    "event source mapping",
+                    f"{batch.size} records from sequence {batch.first_sequence_number}",
+                    f"{batch.reason} after {batch.attempts} attempts",
+                )
+            )
+        self._seen_batches = len(batches)
+        return failures
+
+
+def run(
+    box: Sandbox,
+    stop: threading.Event,
+    echo: Callable[[str], None],
+    *,
+    interval: float = 1.0,
+    round_budget: float = DEFAULT_ROUND_BUDGET,
+    clock: Callable[[], float] = time.monotonic,
+) -> DrainReport:
+    """Pump until ``stop`` is set; returns the totals. Busy rounds follow each other at once;
+    after an idle round the pump waits ``interval`` (or until stopped)."""
+    total = DrainReport()
+    watch = FailureWatch(box)
+    number = 0
+    while not stop.is_set():
+        started = clock()
+        report = box.pump_round(execution_wait=round_budget)
+        took = clock() - started
+        failures = watch.new()
+        total.add(report)
+        total.rounds += 1
+        busy = not report.idle or report.executions_running > 0
+        pending = report.executions_running + len(box.outbox(box.source_region))
+        # A round that only moved bookkeeping (stream records, the destination's own events)
+        # is pumped but not printed: every line says something a person can act on.
+        moved = report.events_published + sum(report.executions.values()) + report.records_applied
+        visible = moved or pending or failures
+        if visible:
+            number += 1
+            echo(round_line(number, report, pending, len(failures), took))
+            for failure in failures:
+                echo(failure_line(failure))
+        if took > round_budget:
+            echo(
+                f"  slow round: {format_duration(took)} (budget {format_duration(round_budget)}); "
+                "the pipeline is still moving, pumping on"
+            )
+        if not busy:
+            stop.wait(interval)  # pacing an idle pump; Ctrl-C/SIGTERM set ``stop``
+    return total

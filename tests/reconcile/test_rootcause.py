@@ -1,0 +1,84 @@
+"""Root causes: drift that exists only because of other drift is listed under it, in every
+human format; nothing is dropped."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconcile.diff import DriftReport, diff_snapshots
+from reconcile.report import render
+from reconcile.rootcause import by_root_cause
+from reconcile.snapshot import Snapshot
+
+SRC, DST = "us-east-1", "eu-west-1"
+MEMBERS = 174
+
+
+def report_with_a_missing_group() -> DriftReport:
+    """A group missing in the target with 174 members, a thing of a missing type with its
+    membership, and an unrelated change."""
+    things = [{"name": f"device-{i:05d}"} for i in range(MEMBERS)]
+    source = Snapshot.from_records(
+        SRC,
+        1,
+        things=[
+            *things,
+            {"name": "gw", "thing_type": "Gateway"},
+            {"name": "t", "attributes": {"a": "1"}},
+        ],
+        thing_types=[{"name": "Gateway"}],
+        thing_groups=[{"name": "floor-1"}, {"name": "site"}],
+        memberships=[
+            *({"thing": t["name"], "group": "floor-1"} for t in things),
+            {"thing": "gw", "group": "site"},
+        ],
+    )
+    target = Snapshot.from_records(
+        DST,
+        1,
+        things=[*things, {"name": "t", "attributes": {"a": "2"}}],
+        thing_groups=[{"name": "site"}],
+    )
+    return diff_snapshots(source, target, clock=lambda: 1)
+
+
+def test_dependents_go_under_their_root_and_nothing_is_lost() -> None:
+    report = report_with_a_missing_group()
+    causes = by_root_cause(report.drifts)
+
+    assert sum(c.explains for c in causes) == len(report.drifts)
+    first = causes[0]
+    assert (first.drift.entity.value, first.drift.name, first.drift.kind) == (
+        "thing_group",
+        "floor-1",
+        "missing",
+    )
+    assert first.consequences() == [f"{MEMBERS} memberships of the missing group floor-1"]
+    # the membership of a thing of a missing type goes to the root of the chain: the type
+    gateway = next(c for c in causes if c.drift.name == "Gateway")
+    assert sorted(d.name for d in gateway.dependents) == ["gw", "gw#site"]
+    assert gateway.consequences() == [
+        "1 thing of the missing thing type Gateway",
+        "1 membership of the missing thing type Gateway",
+    ]
+    # a change explains nothing else and stands alone
+    assert next(c for c in causes if c.drift.name == "t").dependents == ()
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html"])
+def test_every_human_format_shows_the_group_not_174_rows(fmt: str) -> None:
+    text = render(report_with_a_missing_group(), fmt)
+
+    assert f"{MEMBERS} memberships" in text
+    assert "of the missing group floor-1" in text
+    assert "from 3 root cause(s)" in text.replace("\\", "")  # Markdown escapes the parentheses
+    # the members are named a few at a time in the table and Markdown, all of them (folded) in HTML
+    listed = text.count("device-00")
+    assert listed == (MEMBERS if fmt == "html" else 3)
+
+
+def test_the_table_limit_counts_root_causes_and_says_how_many_drifts_are_left() -> None:
+    text = render(report_with_a_missing_group(), "table", limit=1)
+
+    assert "floor-1" in text
+    assert "… and 4 more" in text  # Gateway, its thing and membership, and the changed thing
