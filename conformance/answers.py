@@ -46,10 +46,28 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
-def shape(value: Any) -> Any:
-    """A JSON value's shape: objects keep their keys, arrays their first element's shape."""
+# Objects whose keys are the user's data (a thing's or group's attributes), not a fixed shape.
+MAP_FIELDS = frozenset({"attributes"})
+
+
+@dataclass(frozen=True)
+class MapShape:
+    """A name → value map: only its values' shape matters (``None`` when it is empty)."""
+
+    values: Any
+
+    def __str__(self) -> str:
+        return "map"
+
+
+def shape(value: Any, key: str = "") -> Any:
+    """A JSON value's shape: objects keep their keys, arrays their first element's shape, maps
+    (``MAP_FIELDS``) their values' shape; scalars become their JSON type's name."""
     if isinstance(value, Mapping):
-        return {key: shape(item) for key, item in value.items()}
+        if key in MAP_FIELDS:
+            first = next(iter(value.values()), None)
+            return MapShape(shape(first) if value else None)
+        return {name: shape(item, name) for name, item in value.items()}
     if isinstance(value, list):
         return [shape(value[0])] if value else []
     if value is None:
@@ -61,9 +79,17 @@ def shape(value: Any) -> Any:
     return "string"
 
 
+def _type_name(shaped: Any) -> str:
+    if isinstance(shaped, dict):
+        return "object"
+    if isinstance(shaped, list):
+        return "array"
+    return str(shaped)
+
+
 def shape_differences(recorded: Any, emulated: Any, path: str = "") -> list[str]:
-    """How ``emulated``'s shape departs from ``recorded``'s (both already ``shape``d)."""
-    here = path or "payload"
+    """How ``emulated``'s shape departs from ``recorded``'s (both already ``shape``d).
+    An empty array or map says nothing about its elements, so it matches any."""
     if isinstance(recorded, dict) and isinstance(emulated, dict):
         found = []
         for key in sorted(recorded.keys() - emulated.keys()):
@@ -74,12 +100,16 @@ def shape_differences(recorded: Any, emulated: Any, path: str = "") -> list[str]
             found += shape_differences(recorded[key], emulated[key], f"{path}{key}.")
         return found
     if isinstance(recorded, list) and isinstance(emulated, list):
-        if recorded and emulated:  # an empty array says nothing about its elements
+        if recorded and emulated:
             return shape_differences(recorded[0], emulated[0], f"{path}[].")
         return []
+    if isinstance(recorded, MapShape) and isinstance(emulated, MapShape):
+        if recorded.values is not None and emulated.values is not None:
+            return shape_differences(recorded.values, emulated.values, f"{path}*.")
+        return []
     if recorded != emulated:
-        kind = lambda s: s if isinstance(s, str) else type(s).__name__.replace("dict", "object").replace("list", "array")  # noqa: E731
-        return [f"{here.rstrip('.')}: recorded {kind(recorded)}, emulated {kind(emulated)}"]
+        where = path.rstrip(".") or "payload"
+        return [f"{where}: recorded {_type_name(recorded)}, emulated {_type_name(emulated)}"]
     return []
 
 
@@ -191,10 +221,7 @@ def observed(
     seen: set[str] = set()
     for event in events:
         payload = _anonymise(dict(event), account_id, prefix)
-        key = json.dumps(
-            [payload.get("eventType"), payload.get("operation"), shape(_without(payload, ()))],
-            sort_keys=True,
-        )
+        key = repr((payload.get("eventType"), payload.get("operation"), shape(_without(payload, ()))))
         if key in seen:
             continue
         seen.add(key)
