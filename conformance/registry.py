@@ -50,16 +50,28 @@ def billing_group_names(iot: Any, prefix: str = "") -> list[str]:
     ]
 
 
+def gone(call: Callable[[], Any]) -> Any:
+    """``call()``, or None when the entity vanished after it was listed (the pipeline runs
+    concurrently with the reads)."""
+    try:
+        return call()
+    except ClientError as error:
+        if _code(error) == "ResourceNotFoundException":
+            return None
+        raise
+
+
 def view(iot: Any, prefix: str) -> View:
     """Every entity named ``prefix...`` with the fields the pipeline replicates."""
     things = {}
     for name in thing_names(iot, prefix):
-        thing = iot.describe_thing(thingName=name)
-        things[name] = (
-            thing.get("thingTypeName"),
-            thing.get("attributes") or {},
-            thing.get("billingGroupName"),
-        )
+        thing = gone(lambda n=name: iot.describe_thing(thingName=n))
+        if thing is not None:
+            things[name] = (
+                thing.get("thingTypeName"),
+                thing.get("attributes") or {},
+                thing.get("billingGroupName"),
+            )
     types = {}
     for entry in _pages(iot, "list_thing_types", "thingTypes"):
         if entry["thingTypeName"].startswith(prefix):
@@ -71,7 +83,9 @@ def view(iot: Any, prefix: str) -> View:
             )
     groups, members = {}, set()
     for name in group_names(iot, prefix):
-        group = iot.describe_thing_group(thingGroupName=name)
+        group = gone(lambda n=name: iot.describe_thing_group(thingGroupName=n))
+        if group is None:
+            continue
         props = group.get("thingGroupProperties") or {}
         groups[name] = (
             group.get("thingGroupMetadata", {}).get("parentGroupName"),
@@ -80,14 +94,19 @@ def view(iot: Any, prefix: str) -> View:
             group.get("queryString"),
         )
         if group.get("queryString") is None:  # a dynamic group's members are the index's
-            for thing in _pages(iot, "list_things_in_thing_group", "things", thingGroupName=name):
-                members.add((thing, name))
+            listed = gone(
+                lambda n=name: list(
+                    _pages(iot, "list_things_in_thing_group", "things", thingGroupName=n)
+                )
+            )
+            members.update((thing, name) for thing in listed or ())
     billing = {}
     for name in billing_group_names(iot, prefix):
-        group = iot.describe_billing_group(billingGroupName=name)
-        billing[name] = (group.get("billingGroupProperties") or {}).get(
-            "billingGroupDescription"
-        )
+        group = gone(lambda n=name: iot.describe_billing_group(billingGroupName=n))
+        if group is not None:
+            billing[name] = (group.get("billingGroupProperties") or {}).get(
+                "billingGroupDescription"
+            )
     return {
         "things": things,
         "types": types,
@@ -149,7 +168,8 @@ def cleanup_region(
     AWS deletes a type only once it has been deprecated for 5 minutes, so this waits for that.
     """
     for name in thing_names(iot, prefix):
-        for principal in iot.list_thing_principals(thingName=name).get("principals", []):
+        listed = gone(lambda n=name: iot.list_thing_principals(thingName=n)) or {}
+        for principal in listed.get("principals", []):
             iot.detach_thing_principal(thingName=name, principal=principal)
             _delete_certificate(iot, principal, wait)
         wait(
@@ -158,21 +178,24 @@ def cleanup_region(
             120.0,
         )
         log(f"deleted thing {name}")
+    # Everything below may vanish meanwhile: the pipeline deletes the destination's copies.
     for name in _children_first(iot, group_names(iot, prefix)):
-        group = iot.describe_thing_group(thingGroupName=name)
+        group = gone(lambda n=name: iot.describe_thing_group(thingGroupName=n))
+        if group is None:
+            continue
         if group.get("queryString") is not None:
-            iot.delete_dynamic_thing_group(thingGroupName=name)
+            gone(lambda n=name: iot.delete_dynamic_thing_group(thingGroupName=n))
         else:
-            iot.delete_thing_group(thingGroupName=name)
+            gone(lambda n=name: iot.delete_thing_group(thingGroupName=n))
         log(f"deleted thing group {name}")
     for name in billing_group_names(iot, prefix):
-        iot.delete_billing_group(billingGroupName=name)
+        gone(lambda n=name: iot.delete_billing_group(billingGroupName=n))
         log(f"deleted billing group {name}")
     types = type_names(iot, prefix)
     for name in types:
-        described = iot.describe_thing_type(thingTypeName=name)
-        if not described.get("thingTypeMetadata", {}).get("deprecated"):
-            iot.deprecate_thing_type(thingTypeName=name)
+        described = gone(lambda n=name: iot.describe_thing_type(thingTypeName=n)) or {}
+        if not described.get("thingTypeMetadata", {}).get("deprecated", True):
+            gone(lambda n=name: iot.deprecate_thing_type(thingTypeName=n))
     if types:
         let_time_pass(TYPE_DEPRECATION_SECONDS + 1)
     for name in types:
@@ -202,7 +225,7 @@ def _delete_certificate(iot: Any, principal: str, wait: Wait) -> None:
 
 def _children_first(iot: Any, names: list[str]) -> list[str]:
     def depth(name: str) -> int:
-        group = iot.describe_thing_group(thingGroupName=name)
+        group = gone(lambda: iot.describe_thing_group(thingGroupName=name)) or {}
         return len(group.get("thingGroupMetadata", {}).get("rootToParentThingGroups") or [])
 
     return sorted(names, key=depth, reverse=True)

@@ -41,9 +41,11 @@ def converge(target: Target, scope: Scope, timeout: float | None = None) -> None
 
 
 def iot_crr(target: Target, scope: Scope, *args: str) -> tuple[int, str]:
-    """Run ``iot-crr`` as a user would, limited to the scope by ignore rules."""
+    """Run ``iot-crr`` as a user would, limited to the scope by ignore rules; returns the exit
+    code and the report (written to a file: stdout is shared with whatever else runs in-process,
+    such as a pipeline's handlers logging)."""
     with tempfile.TemporaryDirectory() as tmp:
-        rules = Path(tmp) / "scope.iotdriftignore"
+        rules, report = Path(tmp) / "scope.iotdriftignore", Path(tmp) / "report"
         rules.write_text("\n".join(outside(scope.prefix)) + "\n", encoding="utf-8")
         argv = [
             *args,
@@ -53,12 +55,14 @@ def iot_crr(target: Target, scope: Scope, *args: str) -> tuple[int, str]:
             target.destination_region,
             "--ignore-file",
             str(rules),
+            "--output",
+            str(report),
         ]
         factory = Factory(client=target.client, show_progress=False)
         result = CliRunner().invoke(main, argv, obj=factory)
-    if result.exit_code not in (0, 1):
-        raise AssertionError(f"iot-crr {args[0]} failed ({result.exit_code}): {result.output}")
-    return result.exit_code, result.stdout
+        if result.exit_code not in (0, 1):
+            raise AssertionError(f"iot-crr {args[0]} failed ({result.exit_code}): {result.output}")
+        return result.exit_code, report.read_text(encoding="utf-8")
 
 
 def audit(target: Target, scope: Scope) -> tuple[int, list[tuple[str, str, str]]]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 
+from conformance.run import TAG_KEY
 from pipeline import aws
 
 ClientFactory = Callable[[str, str], Any]
@@ -26,17 +27,33 @@ class WaitTimeoutError(AssertionError):
     """A condition did not hold within its timeout (a conformance failure, not an error)."""
 
 
+# Create calls that take tags (AWS IoT API Reference; SQS CreateQueue; IAM CreateRole), with the
+# parameter that carries them. CreateThing takes none: a thing carries only the run's prefix.
+TAGGED_CREATES = {
+    "CreateThingType": "tags",
+    "CreateThingGroup": "tags",
+    "CreateDynamicThingGroup": "tags",
+    "CreateBillingGroup": "tags",
+    "CreateTopicRule": "tags",
+    "CreateQueue": "tags",
+    "CreateRole": "Tags",
+}
+
+
 class CallCounter:
     """AWS API calls made through the target's clients, by ``service:Operation`` (thread-safe).
 
     These are the calls that cost money on an account: the scenarios' own and the ``iot-crr``
     commands they run in-process. The deployed pipeline's calls (Lambda, Step Functions,
     DynamoDB) are billed too but happen in AWS; ``docs/conformance.md`` estimates them.
+    It also notes every create call that could carry a tag and did not (``untagged``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tag_key: str = "") -> None:
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self.tag_key = tag_key
+        self.untagged: list[str] = []
 
     def attach(self, client: Any) -> Any:
         service = client.meta.service_model.service_name
@@ -45,7 +62,16 @@ class CallCounter:
             with self._lock:
                 self._counts[f"{service}:{model.name}"] += 1
 
+        def check_tags(params: Any, model: Any, **_: Any) -> None:
+            parameter = TAGGED_CREATES.get(model.name)
+            if parameter is None or not self.tag_key:
+                return
+            if not _has_tag(params.get(parameter), self.tag_key):
+                with self._lock:
+                    self.untagged.append(f"{service}:{model.name}")
+
         client.meta.events.register("before-call", count)
+        client.meta.events.register("before-parameter-build", check_tags)
         return client
 
     def snapshot(self) -> Counter[str]:
@@ -60,6 +86,18 @@ class CallCounter:
         lines = [f"{service}: {count} calls" for service, count in sorted(by_service.items())]
         lines += [f"  {key}: {count}" for key, count in sorted(counts.items())]
         return lines
+
+
+def _has_tag(tags: Any, key: str) -> bool:
+    """Tags as IoT and IAM take them (a list of Key/Value), as SQS does (a map), or as
+    CreateTopicRule does (``"key=value&..."``)."""
+    if isinstance(tags, dict):
+        return key in tags
+    if isinstance(tags, list):
+        return any(isinstance(t, dict) and t.get("Key") == key for t in tags)
+    if isinstance(tags, str):
+        return any(part.split("=", 1)[0] == key for part in tags.split("&"))
+    return False
 
 
 @dataclass
@@ -82,7 +120,7 @@ class Target:
     type_delete_timeout: float = 900.0
     # Lets the sandbox's pipeline see `seconds` pass at once (type deletions); None on AWS.
     fast_forward: Callable[[float], None] | None = None
-    calls: CallCounter = field(default_factory=CallCounter)
+    calls: CallCounter = field(default_factory=lambda: CallCounter(TAG_KEY))
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     def client(self, service: str, region: str) -> Any:
