@@ -12,15 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from conformance import answers
 from conformance.refusals import Answer
 from conformance.registry import (
-    gone,
     cleanup_region,
     foreign_names,
+    gone,
     group_names,
     thing_names,
     type_names,
@@ -124,7 +125,10 @@ def cleanup(target: Target, run: Run, log: Log = print) -> None:
     cleanup_region(destination, run.prefix, target.wait_until, log, target.let_time_pass)
     region = target.source_region
     for removed in remove_tap(
-        target.client("iot", region), target.client("sqs", region), target.client("iam", region), run
+        target.client("iot", region),
+        target.client("sqs", region),
+        target.client("iam", region),
+        run,
     ):
         log(f"deleted {removed}")
     if target.state_table:
@@ -138,7 +142,7 @@ def _carried_over(iot: Any, prefix: str) -> bool:
     if thing_names(iot, prefix) or group_names(iot, prefix):
         return False
     return all(
-        (gone(lambda n=name: iot.describe_thing_type(thingTypeName=n)) or {})
+        (gone(partial(iot.describe_thing_type, thingTypeName=name)) or {})
         .get("thingTypeMetadata", {})
         .get("deprecated", True)
         for name in type_names(iot, prefix)

@@ -168,9 +168,7 @@ def compare_events(
                 continue
             details = tuple(differences)
         found.append(
-            Contradiction(
-                entry["id"], entry["source"], bool(entry["verified_on_account"]), details
-            )
+            Contradiction(entry["id"], entry["source"], bool(entry["verified_on_account"]), details)
         )
     return found
 
@@ -235,7 +233,9 @@ def observed(
     seen: set[str] = set()
     for event in events:
         payload = _anonymise(dict(event), account_id, prefix)
-        key = repr((payload.get("eventType"), payload.get("operation"), shape(_without(payload, ()))))
+        key = repr(
+            (payload.get("eventType"), payload.get("operation"), shape(_without(payload, ())))
+        )
         if key in seen:
             continue
         seen.add(key)

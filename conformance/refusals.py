@@ -157,9 +157,7 @@ PROBES = (
     Probe("update_thing_type_beyond_mqtt5", "UpdateThingType", update_thing_type_beyond_mqtt5),
     Probe("delete_thing_type_too_soon", "DeleteThingType", delete_thing_type_too_soon),
     Probe("delete_thing_type_with_things", "DeleteThingType", delete_thing_type_with_things),
-    Probe(
-        "untyped_thing_too_many_attributes", "CreateThing", untyped_thing_too_many_attributes
-    ),
+    Probe("untyped_thing_too_many_attributes", "CreateThing", untyped_thing_too_many_attributes),
     Probe("same_parent_membership", "AddThingToThingGroup", same_parent_membership),
     Probe("delete_thing_with_principal", "DeleteThing", delete_thing_with_principal),
 )

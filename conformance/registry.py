@@ -6,6 +6,7 @@ Plain boto3 only, independent of ``reconcile`` (whose audit the scenarios check 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -22,8 +23,16 @@ def _pages(iot: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
         yield from page.get(key, [])
 
 
+def _listed(iot: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
+    return list(_pages(iot, operation, key, **kwargs))
+
+
 def thing_names(iot: Any, prefix: str = "") -> list[str]:
-    return [t["thingName"] for t in _pages(iot, "list_things", "things") if t["thingName"].startswith(prefix)]
+    return [
+        t["thingName"]
+        for t in _pages(iot, "list_things", "things")
+        if t["thingName"].startswith(prefix)
+    ]
 
 
 def type_names(iot: Any, prefix: str = "") -> list[str]:
@@ -65,7 +74,7 @@ def view(iot: Any, prefix: str) -> View:
     """Every entity named ``prefix...`` with the fields the pipeline replicates."""
     things = {}
     for name in thing_names(iot, prefix):
-        thing = gone(lambda n=name: iot.describe_thing(thingName=n))
+        thing = gone(partial(iot.describe_thing, thingName=name))
         if thing is not None:
             things[name] = (
                 thing.get("thingTypeName"),
@@ -81,9 +90,9 @@ def view(iot: Any, prefix: str) -> View:
                 tuple(props.get("searchableAttributes") or ()),
                 bool(entry.get("thingTypeMetadata", {}).get("deprecated")),
             )
-    groups, members = {}, set()
+    groups, members = {}, set[tuple[str, str]]()
     for name in group_names(iot, prefix):
-        group = gone(lambda n=name: iot.describe_thing_group(thingGroupName=n))
+        group = gone(partial(iot.describe_thing_group, thingGroupName=name))
         if group is None:
             continue
         props = group.get("thingGroupProperties") or {}
@@ -95,14 +104,12 @@ def view(iot: Any, prefix: str) -> View:
         )
         if group.get("queryString") is None:  # a dynamic group's members are the index's
             listed = gone(
-                lambda n=name: list(
-                    _pages(iot, "list_things_in_thing_group", "things", thingGroupName=n)
-                )
+                partial(_listed, iot, "list_things_in_thing_group", "things", thingGroupName=name)
             )
             members.update((thing, name) for thing in listed or ())
     billing = {}
     for name in billing_group_names(iot, prefix):
-        group = gone(lambda n=name: iot.describe_billing_group(billingGroupName=n))
+        group = gone(partial(iot.describe_billing_group, billingGroupName=name))
         if group is not None:
             billing[name] = (group.get("billingGroupProperties") or {}).get(
                 "billingGroupDescription"
@@ -137,7 +144,7 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def _attempt(call: Callable[[], Any], retry_on: tuple[str, ...]) -> Callable[[], bool]:
+def succeeds(call: Callable[[], Any], retry_on: tuple[str, ...]) -> Callable[[], bool]:
     """A condition for ``wait``: True once ``call`` succeeds (or the thing is already gone)."""
 
     def condition() -> bool:
@@ -168,41 +175,41 @@ def cleanup_region(
     AWS deletes a type only once it has been deprecated for 5 minutes, so this waits for that.
     """
     for name in thing_names(iot, prefix):
-        listed = gone(lambda n=name: iot.list_thing_principals(thingName=n)) or {}
+        listed = gone(partial(iot.list_thing_principals, thingName=name)) or {}
         for principal in listed.get("principals", []):
             iot.detach_thing_principal(thingName=name, principal=principal)
             _delete_certificate(iot, principal, wait)
         wait(
             f"delete thing {name}",
-            _attempt(lambda n=name: iot.delete_thing(thingName=n), ("InvalidRequestException",)),
+            succeeds(partial(iot.delete_thing, thingName=name), ("InvalidRequestException",)),
             120.0,
         )
         log(f"deleted thing {name}")
     # Everything below may vanish meanwhile: the pipeline deletes the destination's copies.
     for name in _children_first(iot, group_names(iot, prefix)):
-        group = gone(lambda n=name: iot.describe_thing_group(thingGroupName=n))
+        group = gone(partial(iot.describe_thing_group, thingGroupName=name))
         if group is None:
             continue
         if group.get("queryString") is not None:
-            gone(lambda n=name: iot.delete_dynamic_thing_group(thingGroupName=n))
+            gone(partial(iot.delete_dynamic_thing_group, thingGroupName=name))
         else:
-            gone(lambda n=name: iot.delete_thing_group(thingGroupName=n))
+            gone(partial(iot.delete_thing_group, thingGroupName=name))
         log(f"deleted thing group {name}")
     for name in billing_group_names(iot, prefix):
-        gone(lambda n=name: iot.delete_billing_group(billingGroupName=n))
+        gone(partial(iot.delete_billing_group, billingGroupName=name))
         log(f"deleted billing group {name}")
     types = type_names(iot, prefix)
     for name in types:
-        described = gone(lambda n=name: iot.describe_thing_type(thingTypeName=n)) or {}
+        described = gone(partial(iot.describe_thing_type, thingTypeName=name)) or {}
         if not described.get("thingTypeMetadata", {}).get("deprecated", True):
-            gone(lambda n=name: iot.deprecate_thing_type(thingTypeName=n))
+            gone(partial(iot.deprecate_thing_type, thingTypeName=name))
     if types:
         let_time_pass(TYPE_DEPRECATION_SECONDS + 1)
     for name in types:
         wait(
             f"delete thing type {name} (AWS waits 5 minutes after deprecation)",
-            _attempt(
-                lambda n=name: iot.delete_thing_type(thingTypeName=n), ("InvalidRequestException",)
+            succeeds(
+                partial(iot.delete_thing_type, thingTypeName=name), ("InvalidRequestException",)
             ),
             3 * TYPE_DEPRECATION_SECONDS,
         )

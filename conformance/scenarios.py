@@ -19,7 +19,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from conformance.registry import streamed, view
+from conformance.registry import streamed, succeeds, view
 from conformance.run import Scope, outside
 from conformance.target import Target
 from reconcile.cli import Factory, main
@@ -80,12 +80,10 @@ def assert_in_sync(target: Target, scope: Scope) -> None:
 def delete_type_when_allowed(target: Target, iot: Any, name: str) -> None:
     """DeleteThingType once AWS allows it: deprecated for 5 minutes (AWS IoT API Reference,
     DeleteThingType); the sandbox jumps ahead, an account waits."""
-    from conformance.registry import _attempt
-
     target.let_time_pass(TYPE_DEPRECATION_SECONDS + 1)
     target.wait_until(
         f"delete thing type {name}",
-        _attempt(lambda: iot.delete_thing_type(thingTypeName=name), ("InvalidRequestException",)),
+        succeeds(lambda: iot.delete_thing_type(thingTypeName=name), ("InvalidRequestException",)),
         3 * TYPE_DEPRECATION_SECONDS,
     )
 
@@ -174,9 +172,7 @@ def deprecation(target: Target, scope: Scope) -> None:
     converge(target, scope)
     src.deprecate_thing_type(thingTypeName=name)
     converge(target, scope)
-    src.update_thing(
-        thingName=scope("device"), attributePayload={"attributes": {"still": "here"}}
-    )
+    src.update_thing(thingName=scope("device"), attributePayload={"attributes": {"still": "here"}})
     converge(target, scope)
     src.deprecate_thing_type(thingTypeName=name, undoDeprecate=True)
     converge(target, scope)

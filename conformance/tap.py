@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -93,8 +94,11 @@ class EventTap:
             wait(
                 f"create topic rule {rule_name}",
                 _created(
-                    lambda n=rule_name, p=payload: self._iot.create_topic_rule(
-                        ruleName=n, topicRulePayload=p, tags=f"{TAG_KEY}={self._run.run_id}"
+                    partial(
+                        self._iot.create_topic_rule,
+                        ruleName=rule_name,
+                        topicRulePayload=payload,
+                        tags=f"{TAG_KEY}={self._run.run_id}",
                     )
                 ),
                 60.0,

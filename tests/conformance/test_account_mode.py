@@ -8,11 +8,9 @@ skipped by telling the pump that the time has passed.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
 import pytest
 
 from conformance import answers, scenarios
@@ -21,65 +19,8 @@ from conformance.refusals import PROBES_BY_NAME, Context
 from conformance.registry import billing_group_names, group_names, thing_names, type_names
 from conformance.run import TAG_KEY, Run, RunError
 from conformance.tap import EventTap
-from conformance.target import Target, account_client_factory
-from sandbox.stack import Sandbox
-
-SOURCE, DESTINATION = "us-east-1", "eu-west-1"
-
-
-class Pump:
-    """The sandbox's pipeline running on its own, as AWS runs a deployed one."""
-
-    def __init__(self, box: Sandbox) -> None:
-        self._box = box
-        self._stop = threading.Event()
-        self.skipped = 0.0
-        self.errors: list[BaseException] = []
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._box.drain(timeout=60)
-                self._box.run_pending(now=datetime.now(UTC) + timedelta(seconds=self.skipped))
-            except BaseException as error:  # reported by the fixture, never swallowed
-                self.errors.append(error)
-                return
-            self._stop.wait(0.05)  # pacing the pump, not waiting for a condition
-
-    def fast_forward(self, seconds: float) -> None:
-        self.skipped += seconds
-
-    def __enter__(self) -> Pump:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=120)
-
-
-@pytest.fixture(scope="module")
-def account() -> Iterator[tuple[Pump, Target]]:
-    with Sandbox(SOURCE, DESTINATION) as box, Pump(box) as pump:
-        for region in (SOURCE, DESTINATION):
-            box.iot(region).update_indexing_configuration(
-                thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"}
-            )
-        target = Target(
-            kind="aws",
-            source_region=SOURCE,
-            destination_region=DESTINATION,
-            state_machine_arn=box.state_machine_arn,
-            state_table=box.table_name,
-            make_client=account_client_factory(),  # boto3's chain, as on an account
-            poll_interval=0.05,
-            converge_timeout=60.0,
-            type_delete_timeout=60.0,
-            fast_forward=pump.fast_forward,
-        )
-        yield pump, target
-        assert pump.errors == []
+from conformance.target import Target
+from tests.conformance.conftest import SOURCE, Pump
 
 
 def _everything(target: Target, prefix: str) -> list[str]:
@@ -110,7 +51,7 @@ def test_refuses_an_account_whose_registry_it_did_not_make(
     _, target = account
     target.source.create_thing(thingName="someone-elses-thing")
     try:
-        with pytest.raises(RunError, match="someone-elses-thing.*--i-know-this-account-is-shared"):
+        with pytest.raises(RunError, match=r"someone-elses-thing.*--i-know-this-account-is-shared"):
             AccountRun(target, Run.new()).guard()
         AccountRun(target, Run.new(), shared=True).guard()  # told: runs beside it
     finally:
@@ -210,9 +151,6 @@ def test_cleanup_only_removes_what_an_interrupted_run_left(
 
     assert _everything(target, run.prefix) == []
     assert not [r for r in src.list_topic_rules()["rules"] if run.rule_prefix in r["ruleName"]]
-    assert not target.client("sqs", SOURCE).list_queues(QueueNamePrefix=run.prefix).get(
-        "QueueUrls"
-    )
+    assert not target.client("sqs", SOURCE).list_queues(QueueNamePrefix=run.prefix).get("QueueUrls")
     assert not [key for key in _state_keys(target) if run.prefix in key]
     assert src.list_certificates()["certificates"] == []
-

@@ -69,7 +69,9 @@ def test_a_deliberately_wrong_fixture_is_contradicted(
         ("thing-renamed", ("the emulation published no THING_EVENT RENAMED",)),
         (
             "delete_thing_type_with_things (DeleteThingType)",
-            ("the emulation answers InvalidRequestException; AWS answers ResourceNotFoundException",),
+            (
+                "the emulation answers InvalidRequestException; AWS answers ResourceNotFoundException",
+            ),
         ),
         (
             "delete_thing_type_with_things (DeleteThingType)",
