@@ -81,6 +81,14 @@ def update_thing_type_beyond_mqtt5(iot: Any, ctx: Context) -> Answer:
     )
 
 
+def delete_thing_type_not_deprecated(iot: Any, ctx: Context) -> Answer:
+    """DeleteThingType of a type that is not deprecated (AWS IoT developer guide, "Delete a thing
+    type": "You can delete thing types only after they have been deprecated")."""
+    name = ctx.scope("probe-not-deprecated")
+    iot.create_thing_type(thingTypeName=name, tags=ctx.scope.tags)
+    return _answer(lambda: iot.delete_thing_type(thingTypeName=name), ctx.scope)
+
+
 def delete_thing_type_too_soon(iot: Any, ctx: Context) -> Answer:
     """DeleteThingType within 5 minutes of deprecation (AWS IoT API Reference, DeleteThingType:
     "deprecate it ... wait for five minutes")."""
@@ -90,7 +98,7 @@ def delete_thing_type_too_soon(iot: Any, ctx: Context) -> Answer:
     return _answer(lambda: iot.delete_thing_type(thingTypeName=name), ctx.scope)
 
 
-def delete_thing_type_with_things(iot: Any, ctx: Context) -> Answer:
+def delete_thing_type_in_use(iot: Any, ctx: Context) -> Answer:
     """DeleteThingType of a type deprecated for over 5 minutes that a thing still has (AWS IoT
     developer guide, "Delete a thing type": "you must first ... disassociate all things")."""
     name = ctx.scope("probe-delete-used")
@@ -109,7 +117,7 @@ def delete_thing_type_with_things(iot: Any, ctx: Context) -> Answer:
     return _answer(lambda: iot.delete_thing_type(thingTypeName=name), ctx.scope)
 
 
-def untyped_thing_too_many_attributes(iot: Any, ctx: Context) -> Answer:
+def untyped_thing_attributes(iot: Any, ctx: Context) -> Answer:
     """A thing without a type has at most 3 attributes (AWS IoT developer guide, "Thing types":
     "things not associated with a thing type ... up to three attributes")."""
     attributes = {f"a{i}": "v" for i in range(4)}
@@ -121,7 +129,7 @@ def untyped_thing_too_many_attributes(iot: Any, ctx: Context) -> Answer:
     )
 
 
-def same_parent_membership(iot: Any, ctx: Context) -> Answer:
+def sibling_thing_groups(iot: Any, ctx: Context) -> Answer:
     """A thing belongs to at most one group under the same parent (AWS IoT developer guide,
     "Static thing groups": "you cannot add a thing to more than one group in the same
     hierarchy")."""
@@ -137,7 +145,7 @@ def same_parent_membership(iot: Any, ctx: Context) -> Answer:
     )
 
 
-def delete_thing_with_principal(iot: Any, ctx: Context) -> Answer:
+def delete_thing_with_principals(iot: Any, ctx: Context) -> Answer:
     """DeleteThing of a thing with a principal attached (AWS IoT API Reference, DeleteThing)."""
     thing = ctx.scope("probe-principal")
     iot.create_thing(thingName=thing)
@@ -155,10 +163,11 @@ class Probe:
 
 PROBES = (
     Probe("update_thing_type_beyond_mqtt5", "UpdateThingType", update_thing_type_beyond_mqtt5),
+    Probe("delete_thing_type_not_deprecated", "DeleteThingType", delete_thing_type_not_deprecated),
     Probe("delete_thing_type_too_soon", "DeleteThingType", delete_thing_type_too_soon),
-    Probe("delete_thing_type_with_things", "DeleteThingType", delete_thing_type_with_things),
-    Probe("untyped_thing_too_many_attributes", "CreateThing", untyped_thing_too_many_attributes),
-    Probe("same_parent_membership", "AddThingToThingGroup", same_parent_membership),
-    Probe("delete_thing_with_principal", "DeleteThing", delete_thing_with_principal),
+    Probe("delete_thing_type_in_use", "DeleteThingType", delete_thing_type_in_use),
+    Probe("untyped_thing_attributes", "CreateThing", untyped_thing_attributes),
+    Probe("sibling_thing_groups", "AddThingToThingGroup", sibling_thing_groups),
+    Probe("delete_thing_with_principals", "DeleteThing", delete_thing_with_principals),
 )
 PROBES_BY_NAME = {probe.name: probe for probe in PROBES}

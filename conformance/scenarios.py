@@ -214,9 +214,10 @@ def groups(target: Target, scope: Scope) -> None:
         },
     )
     converge(target, scope)
+    # merge false replaces the whole set (an empty set would keep it: AWS ignores {}).
     src.update_thing_group(
         thingGroupName=scope("floor-3"),
-        thingGroupProperties={"attributePayload": {"attributes": {}, "merge": False}},
+        thingGroupProperties={"attributePayload": {"attributes": {"zone": "z"}, "merge": False}},
     )
     src.delete_thing_group(thingGroupName=scope("floor-1"))
     converge(target, scope)

@@ -177,9 +177,11 @@ def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
 
-def sandbox_target(box: Any, poll_interval: float = 0.05, timeout: float = 60.0) -> Target:
+def sandbox_target(box: Any, poll_interval: float = 0.05, timeout: float = 180.0) -> Target:
     """The embedded sandbox (``sandbox.stack.Sandbox``, started): its pipeline is pumped between
-    polls, and time AWS makes us wait is skipped by running the pending task in the future."""
+    polls, and time AWS makes us wait is skipped by running the pending task in the future.
+    ``timeout`` bounds each wait; generous, because a loaded 2-core CI machine runs Step Functions
+    executions slowly."""
     from datetime import UTC, datetime, timedelta
 
     skipped = [0.0]

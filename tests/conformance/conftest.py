@@ -29,7 +29,7 @@ class Pump:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self._box.drain(timeout=60)
+                self._box.drain(timeout=180)
                 self._box.run_pending(now=datetime.now(UTC) + timedelta(seconds=self.skipped))
             except BaseException as error:  # reported by the fixture, never swallowed
                 self.errors.append(error)
@@ -63,8 +63,8 @@ def account() -> Iterator[tuple[Pump, Target]]:
             state_table=box.table_name,
             make_client=account_client_factory(),  # boto3's chain, as on an account
             poll_interval=0.05,
-            converge_timeout=60.0,
-            type_delete_timeout=60.0,
+            converge_timeout=180.0,
+            type_delete_timeout=180.0,
             fast_forward=pump.fast_forward,
         )
         yield pump, target

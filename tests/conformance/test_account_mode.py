@@ -77,7 +77,7 @@ def test_a_run_prefixes_tags_records_and_leaves_nothing_behind(
 
     for scenario in (scenarios.things, scenarios.drift_and_repair):
         scenario(target, run.scope(scenario.__name__.replace("_", "-")))
-    for name in ("delete_thing_with_principal", "delete_thing_type_with_things"):
+    for name in ("delete_thing_with_principals", "delete_thing_type_in_use"):
         probe = PROBES_BY_NAME[name]
         ctx = Context(
             run.scope(name.replace("_", "-")),
@@ -109,8 +109,8 @@ def test_a_run_prefixes_tags_records_and_leaves_nothing_behind(
     } <= kinds
     assert run.prefix not in record.read_text()
     assert {r["probe"]: r["code"] for r in recorded["refusals"]} == {
-        "delete_thing_type_with_things": "InvalidRequestException",
-        "delete_thing_with_principal": "InvalidRequestException",
+        "delete_thing_type_in_use": "InvalidRequestException",
+        "delete_thing_with_principals": "InvalidRequestException",
     }
     assert session.contradictions == []  # the sandbox agrees with the committed answers
     # What it left behind: nothing.

@@ -68,13 +68,13 @@ def test_a_deliberately_wrong_fixture_is_contradicted(
         ),
         ("thing-renamed", ("the emulation published no THING_EVENT RENAMED",)),
         (
-            "delete_thing_type_with_things (DeleteThingType)",
+            "delete_thing_type_in_use (DeleteThingType)",
             (
                 "the emulation answers InvalidRequestException; AWS answers ResourceNotFoundException",
             ),
         ),
         (
-            "delete_thing_type_with_things (DeleteThingType)",
+            "delete_thing_type_in_use (DeleteThingType)",
             ("the emulation answers InvalidRequestException; AWS accepts it",),
         ),
     ]
@@ -110,7 +110,7 @@ def test_a_run_writes_anonymised_answers_one_event_per_shape(tmp_path: Path) -> 
     }
     document = answers.observed(
         [event, {**event, "thingName": f"{run.prefix}things-b"}],
-        {"delete_thing_with_principal": ("DeleteThing", Answer("InvalidRequestException", "x"))},
+        {"delete_thing_with_principals": ("DeleteThing", Answer("InvalidRequestException", "x"))},
         source="recorded by conformance run abc123",
         verified_on_account=True,
         account_id="210987654321",
@@ -125,7 +125,7 @@ def test_a_run_writes_anonymised_answers_one_event_per_shape(tmp_path: Path) -> 
     assert "210987654321" not in (tmp_path / "answers.json").read_text()
     assert reread["refusals"] == [
         {
-            "probe": "delete_thing_with_principal",
+            "probe": "delete_thing_with_principals",
             "operation": "DeleteThing",
             "source": "recorded by conformance run abc123",
             "verified_on_account": True,
