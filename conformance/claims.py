@@ -57,6 +57,7 @@ def emulated_refusals(sandbox: Sandbox, run: Run) -> dict[str, Answer]:
 
     def let_time_pass(seconds: float) -> None:
         offset[0] += seconds
+        sandbox.advance_clock(seconds)
 
     def wait_until(what: str, condition: Any, timeout: float) -> None:
         if not condition():

@@ -58,7 +58,10 @@ def iot_crr(target: Target, scope: Scope, *args: str) -> tuple[int, str]:
             "--output",
             str(report),
         ]
-        factory = Factory(client=target.client, show_progress=False)
+        # The CLI stamps corrective events with its clock: the registry's, like its own events.
+        factory = Factory(
+            client=target.client, clock=lambda: int(target.now() * 1000), show_progress=False
+        )
         result = CliRunner().invoke(main, argv, obj=factory)
         if result.exit_code not in (0, 1):
             raise AssertionError(f"iot-crr {args[0]} failed ({result.exit_code}): {result.output}")
@@ -155,6 +158,8 @@ def type_recreate(target: Target, scope: Scope) -> None:
     src.update_thing(thingName=scope("device"), removeThingType=True)
     src.deprecate_thing_type(thingTypeName=name)
     delete_type_when_allowed(target, src, name)
+    # The destination deprecates its copy when the deletion arrives, then waits AWS's 5 minutes.
+    target.let_time_pass(TYPE_DEPRECATION_SECONDS + 1)
     converge(target, scope, timeout=target.type_delete_timeout)
     src.create_thing_type(
         thingTypeName=name, thingTypeProperties={"thingTypeDescription": "v2"}, tags=scope.tags

@@ -120,6 +120,9 @@ class Target:
     type_delete_timeout: float = 900.0
     # Lets the sandbox's pipeline see `seconds` pass at once (type deletions); None on AWS.
     fast_forward: Callable[[float], None] | None = None
+    # Epoch seconds as the registry sees them (its event timestamps, deprecation dates): the
+    # wall clock on AWS, plus whatever the sandbox skipped ahead.
+    now: Callable[[], float] = time.time
     calls: CallCounter = field(default_factory=lambda: CallCounter(TAG_KEY))
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
@@ -193,6 +196,7 @@ def sandbox_target(box: Any, poll_interval: float = 0.05, timeout: float = 180.0
 
     def fast_forward(seconds: float) -> None:
         skipped[0] += seconds
+        box.advance_clock(seconds)  # the emulated registry's clock (DeleteThingType's 5 minutes)
 
     # The sandbox plays an account with fleet indexing on (dynamic groups need it).
     for region in (box.source_region, box.destination_region):
@@ -211,4 +215,5 @@ def sandbox_target(box: Any, poll_interval: float = 0.05, timeout: float = 180.0
         converge_timeout=timeout,
         type_delete_timeout=timeout,
         fast_forward=fast_forward,
+        now=lambda: time.time() + skipped[0],
     )

@@ -5,6 +5,7 @@ pipeline pumped by a thread as AWS would run a deployed one. Only time is simula
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -38,6 +39,7 @@ class Pump:
 
     def fast_forward(self, seconds: float) -> None:
         self.skipped += seconds
+        self._box.advance_clock(seconds)  # the emulated registry's clock too
 
     def __enter__(self) -> Pump:
         self._thread.start()
@@ -66,6 +68,7 @@ def account() -> Iterator[tuple[Pump, Target]]:
             converge_timeout=180.0,
             type_delete_timeout=180.0,
             fast_forward=pump.fast_forward,
+            now=lambda: time.time() + pump.skipped,
         )
         yield pump, target
         assert pump.errors == []

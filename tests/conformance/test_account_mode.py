@@ -8,7 +8,6 @@ skipped by telling the pump that the time has passed.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -62,7 +61,7 @@ def test_refuses_an_account_whose_registry_it_did_not_make(
 def test_a_run_prefixes_tags_records_and_leaves_nothing_behind(
     account: tuple[Pump, Target], tmp_path: Path
 ) -> None:
-    pump, target = account
+    _, target = account
     run = Run.new()
     log: list[str] = []
     session = AccountRun(target, run, log=log.append).start()
@@ -83,7 +82,7 @@ def test_a_run_prefixes_tags_records_and_leaves_nothing_behind(
             run.scope(name.replace("_", "-")),
             target.let_time_pass,
             target.wait_until,
-            now=lambda: time.time() + pump.skipped,  # the registry's clock, 5 minutes skipped
+            now=target.now,
         )
         session.record_refusal(name, probe.operation, probe.provoke(target.source, ctx))
 

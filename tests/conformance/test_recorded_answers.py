@@ -17,6 +17,7 @@ import pytest
 from conformance import answers, claims
 from conformance.refusals import PROBES_BY_NAME, Answer
 from conformance.run import Run
+from sandbox.emulation.refusals import REFUSALS
 from sandbox.stack import Sandbox
 
 WRONG = Path(__file__).parent / "fixtures" / "wrong-answers.json"
@@ -39,6 +40,16 @@ def test_the_committed_answers_are_well_formed() -> None:
     for entry in recorded["refusals"]:
         assert entry["probe"] in PROBES_BY_NAME, f"no probe provokes {entry['probe']}"
         assert entry["operation"] == PROBES_BY_NAME[entry["probe"]].operation
+
+
+def test_every_refusal_the_emulation_claims_is_probed_and_has_a_recorded_answer() -> None:
+    """The emulation's table of refusals (``sandbox.emulation.refusals``) is what a run on an
+    account checks: each needs a probe to provoke it and an entry to compare it with."""
+    recorded = {entry["probe"]: entry for entry in answers.load(answers.COMMITTED)["refusals"]}
+    assert set(PROBES_BY_NAME) == set(REFUSALS)
+    assert set(recorded) == set(REFUSALS)
+    for key, refusal in REFUSALS.items():
+        assert recorded[key]["code"] == refusal.code, key
 
 
 def test_the_emulation_agrees_with_every_recorded_answer(

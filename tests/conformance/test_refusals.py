@@ -3,7 +3,6 @@ recorded and compared with the committed recorded answers (docs/conformance.md).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -27,18 +26,11 @@ def _recorded(probe: str) -> dict[str, Any] | None:
 def test_refusal(
     probe: Probe, conformance_target: Target, conformance_run: Run, record_refusal: Any
 ) -> None:
-    skipped = [0.0]
-
-    def let_time_pass(seconds: float) -> None:
-        skipped[0] += seconds
-        conformance_target.let_time_pass(seconds)
-
     ctx = Context(
         scope=conformance_run.scope(probe.name.replace("_", "-")),
-        let_time_pass=let_time_pass,
+        let_time_pass=conformance_target.let_time_pass,
         wait_until=conformance_target.wait_until,
-        # The registry's time: an account's is the wall clock; the sandbox skips ahead.
-        now=lambda: time.time() + (skipped[0] if conformance_target.fast_forward else 0.0),
+        now=conformance_target.now,
     )
     answer = probe.provoke(conformance_target.source, ctx)
     record_refusal(probe.name, probe.operation, answer)
