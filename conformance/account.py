@@ -19,7 +19,9 @@ from typing import Any
 from conformance import answers
 from conformance.refusals import Answer
 from conformance.registry import (
+    TYPE_DEPRECATION_SECONDS,
     cleanup_region,
+    delete_types,
     foreign_names,
     gone,
     group_names,
@@ -111,7 +113,7 @@ def cleanup(target: Target, run: Run, log: Log = print) -> None:
     """Remove every resource of ``run``: the source registry first (the pipeline carries the
     deletions over), then what is left in the destination, the event tap, the state items."""
     source, destination = target.source, target.destination
-    cleanup_region(source, run.prefix, target.wait_until, log, target.let_time_pass)
+    cleanup_region(source, run.prefix, target.wait_until, log)
     # Let the pipeline carry the deletions over first, so none of its work arrives after the
     # state items are gone: things and groups deleted, types deprecated (its deferred type
     # deletion then finishes, or cleanup deletes the type itself).
@@ -122,7 +124,11 @@ def cleanup(target: Target, run: Run, log: Log = print) -> None:
         )
     except AssertionError as error:  # not fatal: cleanup deletes what is left itself
         log(f"{error}; deleting them directly")
-    cleanup_region(destination, run.prefix, target.wait_until, log, target.let_time_pass)
+    cleanup_region(destination, run.prefix, target.wait_until, log)
+    # Types: deprecated in both regions by now; one wait of AWS's 5 minutes covers both.
+    target.let_time_pass(TYPE_DEPRECATION_SECONDS)
+    for iot in (source, destination):
+        delete_types(iot, run.prefix, target.wait_until, log)
     region = target.source_region
     for removed in remove_tap(
         target.client("iot", region),

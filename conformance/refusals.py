@@ -108,7 +108,7 @@ def delete_thing_type_in_use(iot: Any, ctx: Context) -> Answer:
     deprecated_at = iot.describe_thing_type(thingTypeName=name)["thingTypeMetadata"][
         "deprecationDate"
     ].timestamp()
-    ctx.let_time_pass(TYPE_DEPRECATION_SECONDS + 1)
+    ctx.let_time_pass(TYPE_DEPRECATION_SECONDS)
     ctx.wait_until(
         f"{name} deprecated for 5 minutes",
         lambda: ctx.now() > deprecated_at + TYPE_DEPRECATION_SECONDS,

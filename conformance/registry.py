@@ -166,13 +166,12 @@ def cleanup_region(
     prefix: str,
     wait: Wait,
     log: Callable[[str], None],
-    let_time_pass: Callable[[float], None] = lambda seconds: None,
 ) -> None:
-    """Delete everything named ``prefix...`` in one region, in the order AWS accepts.
+    """Delete everything named ``prefix...`` in one region, in the order AWS accepts, except the
+    thing types, which it deprecates (``delete_types`` deletes them 5 minutes later).
 
     Things first (their principals detached; detaching is eventually consistent, so the delete is
-    retried), then dynamic and static groups children first, billing groups, and thing types last:
-    AWS deletes a type only once it has been deprecated for 5 minutes, so this waits for that.
+    retried), then dynamic and static groups children first, billing groups.
     """
     for name in thing_names(iot, prefix):
         listed = gone(partial(iot.list_thing_principals, thingName=name)) or {}
@@ -198,14 +197,19 @@ def cleanup_region(
     for name in billing_group_names(iot, prefix):
         gone(partial(iot.delete_billing_group, billingGroupName=name))
         log(f"deleted billing group {name}")
-    types = type_names(iot, prefix)
-    for name in types:
+    deprecate_types(iot, prefix)
+
+
+def deprecate_types(iot: Any, prefix: str) -> None:
+    for name in type_names(iot, prefix):
         described = gone(partial(iot.describe_thing_type, thingTypeName=name)) or {}
         if not described.get("thingTypeMetadata", {}).get("deprecated", True):
             gone(partial(iot.deprecate_thing_type, thingTypeName=name))
-    if types:
-        let_time_pass(TYPE_DEPRECATION_SECONDS + 1)
-    for name in types:
+
+
+def delete_types(iot: Any, prefix: str, wait: Wait, log: Callable[[str], None]) -> None:
+    """Delete the (deprecated) types once AWS allows it: 5 minutes after their deprecation."""
+    for name in type_names(iot, prefix):
         wait(
             f"delete thing type {name} (AWS waits 5 minutes after deprecation)",
             succeeds(

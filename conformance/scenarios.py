@@ -83,7 +83,7 @@ def assert_in_sync(target: Target, scope: Scope) -> None:
 def delete_type_when_allowed(target: Target, iot: Any, name: str) -> None:
     """DeleteThingType once AWS allows it: deprecated for 5 minutes (AWS IoT API Reference,
     DeleteThingType); the sandbox jumps ahead, an account waits."""
-    target.let_time_pass(TYPE_DEPRECATION_SECONDS + 1)
+    target.let_time_pass(TYPE_DEPRECATION_SECONDS)
     target.wait_until(
         f"delete thing type {name}",
         succeeds(lambda: iot.delete_thing_type(thingTypeName=name), ("InvalidRequestException",)),
@@ -157,9 +157,8 @@ def type_recreate(target: Target, scope: Scope) -> None:
     converge(target, scope)
     src.update_thing(thingName=scope("device"), removeThingType=True)
     src.deprecate_thing_type(thingTypeName=name)
+    converge(target, scope)  # deprecated in both regions: both start AWS's 5 minutes together
     delete_type_when_allowed(target, src, name)
-    # The destination deprecates its copy when the deletion arrives, then waits AWS's 5 minutes.
-    target.let_time_pass(TYPE_DEPRECATION_SECONDS + 1)
     converge(target, scope, timeout=target.type_delete_timeout)
     src.create_thing_type(
         thingTypeName=name, thingTypeProperties={"thingTypeDescription": "v2"}, tags=scope.tags

@@ -50,7 +50,7 @@ class Pump:
         self._thread.join(timeout=120)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def account() -> Iterator[tuple[Pump, Target]]:
     with Sandbox(SOURCE, DESTINATION) as box, Pump(box) as pump:
         for region in (SOURCE, DESTINATION):
