@@ -80,8 +80,10 @@ class Factory:
         with _in_region(region):
             inventory = Inventory(self.aws_client("iot", region), RateLimiter())
             if not self.progress_on:
-                return take_snapshot(inventory, region)
-            snap = take_snapshot(inventory, region, progress=_SnapshotProgress(region))
+                return take_snapshot(inventory, region, clock=self.clock)
+            snap = take_snapshot(
+                inventory, region, clock=self.clock, progress=_SnapshotProgress(region)
+            )
             click.echo(err=True)  # end the progress line
             return snap
 

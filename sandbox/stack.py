@@ -23,7 +23,7 @@ import boto3
 import botocore.session
 
 from pipeline import aws
-from sandbox import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION, emulation
+from sandbox import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION, emulation, topicrules
 from sandbox.emulation import (
     Delivery,
     DeliveryQuirks,
@@ -324,6 +324,7 @@ class Sandbox:
         report = DrainReport()
         events = self.outbox(self.source_region).take()
         report.events_published = len(events)
+        topicrules.deliver(self.source_region, events)  # rules created through the API, if any
         sfn = self.client("stepfunctions", self.source_region)
         # Executions started by anyone else (`iot-crr reconcile --apply`) are waited for too,
         # and those a previous round left running (counted once, when they finish).
