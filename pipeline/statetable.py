@@ -52,6 +52,7 @@ class PersistResult:
     outcome: Outcome
     key: str
     reason: str
+    wrote: bool = False  # the item was written (every APPLIED, some UNCHANGED)
 
 
 def to_dynamodb(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -220,7 +221,11 @@ class StateTable:
                 if decision.item is not None and not self._write_if_unchanged(decision, before):
                     results.append(self.apply(change))
                     continue
-                results.append(PersistResult(decision.outcome, change.key, decision.reason))
+                results.append(
+                    PersistResult(
+                        decision.outcome, change.key, decision.reason, decision.item is not None
+                    )
+                )
         return results
 
     def apply(self, change: Change) -> PersistResult:
@@ -232,7 +237,7 @@ class StateTable:
             if decision.item is None:
                 return PersistResult(decision.outcome, change.key, decision.reason)
             if self._write_if_unchanged(decision, stored):
-                return PersistResult(decision.outcome, change.key, decision.reason)
+                return PersistResult(decision.outcome, change.key, decision.reason, True)
         raise ConcurrentWriteError(
             f"{change.key}: the item changed under {MAX_CAS_ATTEMPTS} consecutive writes"
         )
