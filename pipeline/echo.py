@@ -17,11 +17,17 @@ with an expectation whose window is still open (``is_echo``):
 - it *agrees*: every field the event carries equals the expected value (a field the expectation
   does not know is a wildcard; a partial event carries one field), and the delete flag matches;
 - the expectation's window is *open* at the event's timestamp: it closes when the replicator
-  records a newer expectation for the entity (``recorded_ms`` of the next one), or when the
-  stored item is a change of this region's own registry applied after the expectation was
-  recorded. An operator who changes an entity after the replicated state was visible therefore
-  never has the change taken for an echo, even when it restores an older replicated content;
+  records a newer expectation for the entity (``recorded_ms`` of the next one);
+- the table does not hold a different change of this region's own registry (an operator who
+  changed the entity after the replicated state was visible, even back to an older replicated
+  content, is never taken for an echo);
 - expectations expire after ``TTL_MS`` and at most ``MAX_EXPECTATIONS`` are kept per entity.
+
+The other way round, a change of this region's registry made *before* the replicator recorded
+an expectation for the entity, and reaching persist only after, was overwritten in the registry
+by that write (the replicator converges the whole entity): it is stale (``overwritten``).
+Without that rule a local change and a concurrent replicated one would leave the two registries
+different whenever the echo arrived first.
 
 The decision is pure (``pipeline.state.decide`` calls ``is_echo``); ``pipeline.statetable`` reads
 the ledger with the item (one BatchGetItem) and the replicator appends to it (``StateTable.record_expectations``).
@@ -100,13 +106,15 @@ def is_echo(ledger: Sequence[Expectation], stored: Item | None, change: Change) 
     region's replicator, rather than a change somebody made?"""
     if change.corrective or not ledger:
         return False
+    if (
+        stored is not None
+        and stored.origin_region == change.origin.region
+        and not _matches_item(stored, change)
+    ):
+        # The table holds a different change of this region's own registry: the replicator does
+        # not converge this region to it, so the event is the registry's truth and must count.
+        return False
     ts = change.origin.timestamp_ms
-    # A change of this region's own registry, applied after an expectation, closes its window.
-    local_ts = (
-        stored.event_ts
-        if stored is not None and stored.origin_region == change.origin.region
-        else None
-    )
     ordered = sorted(ledger, key=lambda e: e.recorded_ms)
     for expectation in ordered:
         if ts - expectation.recorded_ms > TTL_MS:
@@ -114,11 +122,31 @@ def is_echo(ledger: Sequence[Expectation], stored: Item | None, change: Change) 
         later = [e.recorded_ms for e in ordered if e.recorded_ms > expectation.recorded_ms]
         if later and ts >= later[0]:
             continue  # the replicator wrote again since: this one's echoes are all older
-        if local_ts is not None and local_ts >= expectation.recorded_ms and ts > local_ts:
-            continue  # somebody changed the entity here since
         if agrees(expectation, change):
             return True
     return False
+
+
+def overwritten(ledger: Sequence[Expectation], change: Change) -> bool:
+    """Was ``change``, made in its region's registry, overwritten there by the replicator?
+
+    The replicator converges the whole entity to the table's item: a change made before it
+    recorded an expectation (and reaching persist only now) is no longer what that registry
+    holds, and writing it would replicate a state no registry has."""
+    if change.corrective:
+        return False
+    ts = change.origin.timestamp_ms
+    return any(0 < e.recorded_ms - ts <= TTL_MS for e in ledger)
+
+
+def _matches_item(stored: Item, change: Change) -> bool:
+    if stored.deleted or change.deleted:
+        return stored.deleted == change.deleted
+    return all(
+        digest(value) == digest(stored.state[name])
+        for name, value in change.fields.items()
+        if name in stored.state
+    )
 
 
 def agrees(expectation: Expectation, change: Change) -> bool:

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pipeline.echo import Expectation, is_echo
+from pipeline.echo import Expectation, is_echo, overwritten
 from pipeline.errors import PermanentError
 from pipeline.model import Change, Item
 
@@ -97,6 +97,11 @@ def decide(stored: Item | None, change: Change, echoes: Sequence[Expectation] = 
     if is_echo(echoes, stored, change):
         return Decision(
             Outcome.ECHO, f"reports a write of the replicator in {origin.region}, not a change"
+        )
+    if overwritten(echoes, change):
+        return Decision(
+            Outcome.STALE,
+            f"overwritten in {origin.region}'s registry by the replicator after it was made",
         )
 
     if change.partial and (stored is None or stored.deleted):

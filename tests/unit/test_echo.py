@@ -141,3 +141,18 @@ def test_record_prunes_expired_and_keeps_the_newest() -> None:
     kept = record(old, [Expectation.of(10_000, content(0))], now_ms=10_000)
     assert len(kept) == MAX_EXPECTATIONS and kept[-1].recorded_ms == 10_000
     assert record(old, [], now_ms=TTL_MS + 10_000) == []
+
+
+def test_a_local_change_the_replicator_then_overwrote_is_stale_whatever_arrives_first() -> None:
+    """B's operator creates the thing with {c} at 5 050; B's replicator, converging A's item
+    {a}, records its expectation at 5 100 and overwrites it: B's registry holds {a}. Whichever of
+    the two events reaches B's persist first, B's table must not end with {c}, or B (whose
+    replicator skips B's own items) and A would differ for good."""
+    a_item, _ = run([event(A, 4_000, 1, {"attributes": {"v": "a"}})], [])
+    ledger = [Expectation.of(5_100, {"attributes": {"v": "a"}})]
+    create_c = event(B, 5_050, 1, {"attributes": {"v": "c"}})
+    echo_a = event(B, 5_150, 2, {"attributes": {"v": "a"}})
+    for order in ([create_c, echo_a], [echo_a, create_c]):
+        final, outcomes = run(order, ledger, stored=a_item)
+        assert final is not None and final.state["attributes"] == {"v": "a"}, outcomes
+        assert outcomes[order.index(create_c)] is Outcome.STALE
