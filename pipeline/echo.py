@@ -162,7 +162,8 @@ def agrees(expectation: Expectation, change: Change) -> bool:
 
 def _normal(value: Any) -> Any:
     if isinstance(value, list | tuple):
-        return sorted(value) or None
+        # Order-free (searchable attributes); items may be maps (propagating attributes).
+        return sorted(value, key=lambda v: json.dumps(v, sort_keys=True, default=str)) or None
     if isinstance(value, dict):
         return dict(value) or None
     return value if value not in ("", False) else None

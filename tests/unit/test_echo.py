@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.echo import MAX_EXPECTATIONS, TTL_MS, Expectation, is_echo, record
+from pipeline.echo import MAX_EXPECTATIONS, TTL_MS, Expectation, digest, is_echo, record
 from pipeline.model import Change, EntityKind, Item, Origin
 from pipeline.state import Outcome, decide
 
@@ -156,3 +156,10 @@ def test_a_local_change_the_replicator_then_overwrote_is_stale_whatever_arrives_
         final, outcomes = run(order, ledger, stored=a_item)
         assert final is not None and final.state["attributes"] == {"v": "a"}, outcomes
         assert outcomes[order.index(create_c)] is Outcome.STALE
+
+
+def test_digests_ignore_order_and_take_lists_of_maps() -> None:
+    maps = [{"userPropertyKey": "b", "thingAttribute": "b"}, {"userPropertyKey": "a"}]
+    assert digest(maps) == digest(list(reversed(maps)))
+    assert digest([]) == digest(None) == digest({}) and digest("") == digest(None)
+    assert digest(["x"]) != digest(["y"])
