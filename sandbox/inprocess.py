@@ -369,16 +369,18 @@ class TwoWayPipeline:
     def snapshot(self, region: str) -> Snapshot:
         return take_snapshot(Inventory(self.halves[region].iot, RateLimiter.unlimited()), region)
 
+    def reconciler(self, source: str, guards: Guards) -> Reconciler:
+        """The engine on both registries, emitting into ``source``'s replica of the table."""
+        return Reconciler(self.snapshot, guards=guards, emitter=TableEmitter(self[source].table))
+
     def audit(self, source: str, target: str) -> DriftReport:
-        return diff_snapshots(self.snapshot(source), self.snapshot(target))
+        return self.reconciler(source, Guards()).audit(source, target).report
 
     def reconcile(self, source: str, target: str, guards: Guards) -> tuple[DriftReport, EmitResult]:
         """Make ``target`` match ``source``: corrective events (origin ``source``) into the
         source's replica, which the Global Table brings to the target's replicator."""
-        before, after = self.snapshot(source), self.snapshot(target)
-        report = diff_snapshots(before, after)
-        if report.in_sync:
-            return report, EmitResult()
-        plan = build_plan(report, before, after, guards, now=before.taken_at_ms)
-        table = self.halves[source].table
-        return report, emit_via_table(corrective_changes(plan, source), table)
+        engine = self.reconciler(source, guards)
+        audit = engine.audit(source, target)
+        if audit.report.in_sync:
+            return audit.report, EmitResult()
+        return audit.report, engine.apply(engine.plan(audit))
