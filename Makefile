@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install demo test lint types scan unit bench report screenshots lock clean
+.PHONY: install demo test lint types scan unit conformance bench report screenshots lock clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ scan: $(CHECKOV_STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile -p no:cacheprovider
+
+## The conformance scenarios (docs/conformance.md): on the embedded sandbox by default (make test
+## runs them too); on a real account's two regions with
+## ARGS="--aws --source-region R1 --destination-region R2 --source-stack NAME".
+conformance: $(STAMP)
+	$(BIN)/pytest tests/conformance -p no:cacheprovider $(or $(ARGS),-n 2 --dist loadfile)
 
 ## Benchmarks with targets; results under bench/results/.
 bench: $(STAMP)

@@ -15,6 +15,9 @@ we always converge to the *current* item, whatever the record that woke us.
   UpdateThingType changes only ``mqtt5Configuration``, so a description or searchable-attribute
   change is the same lifecycle followed by a create and re-attaching the type's things.
 - Dynamic groups are replicated by definition; their memberships never are.
+- Before touching an entity, the converger appends what it is about to make it look like to the
+  entity's echo ledger (``pipeline.echo``), so that this region's persist step recognises the
+  registry events of our own writes (two-way replication) however late they arrive.
 
 The comparison functions (``thing_changes`` and friends) are pure; ``Converger`` carries them out.
 """
@@ -22,10 +25,12 @@ The comparison functions (``thing_changes`` and friends) are pure; ``Converger``
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.echo import Expectation
 from pipeline.errors import AwsRequestError, NotFoundError, PermanentError, RetryableError
 from pipeline.iot import IotRegistry
 from pipeline.model import (
@@ -140,14 +145,30 @@ class Converger:
         region: str,
         clock: Callable[[], float],
         type_delete_delay_seconds: int = 300,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.iot = iot
         self.table = table
         self.region = region
         self.clock = clock
         self.type_delete_delay_seconds = type_delete_delay_seconds
+        # Echo expectations are compared with the registry's event timestamps: real time, even
+        # where ``clock`` is a test's fake one.
+        self.wall_clock = wall_clock
+
+    def expect(self, kind: EntityKind, name: str, *states: dict[str, Any] | None) -> None:
+        """Record, before the registry calls, what they will make the entity look like
+        (``None``: deleted); several states when the calls pass through intermediate ones."""
+        now_ms = int(self.wall_clock() * 1000)
+        self.table.record_expectations(
+            self.region,
+            entity_key(kind, name),
+            [Expectation.of(now_ms, state, deleted=state is None) for state in states],
+            now_ms,
+        )
 
     def converge(self, item: Item) -> Result:
+        self.expect(item.kind, item.name, None if item.deleted else item.state)
         handler = {
             EntityKind.THING: self._thing,
             EntityKind.THING_TYPE: self._thing_type,
@@ -221,6 +242,12 @@ class Converger:
         if described is None or not described.get("deprecated"):
             action()  # a missing type is created (deprecated) by the dependency step
             return
+        self.expect(
+            EntityKind.THING_TYPE,
+            thing_type,
+            {**type_item.state, "deprecated": False},
+            type_item.state,
+        )
         self.iot.deprecate_thing_type(thing_type, undo=True)
         try:
             action()
@@ -238,6 +265,9 @@ class Converger:
     def _update_thing(
         self, name: str, desired: dict[str, Any], actual: dict[str, Any], changes: ThingChanges
     ) -> None:
+        if changes.thing_type and actual.get("thing_type"):
+            # A new type first dissociates the old one: its association event says "no type".
+            self.expect(EntityKind.THING, name, desired, {"thing_type": None})
         if changes.registry_update:
             final_type = desired.get("thing_type", actual.get("thing_type"))
             self.iot.update_thing(
@@ -325,6 +355,7 @@ class Converger:
     def _start_type_lifecycle(self, name: str, actual: dict[str, Any], *, recreate: bool) -> Result:
         """Deprecate, detach what can be detached, and record the deletion as pending."""
         if not actual.get("deprecated"):
+            self.expect(EntityKind.THING_TYPE, name, {"deprecated": True})
             self.iot.deprecate_thing_type(name)
         due = int(self.clock()) + self.type_delete_delay_seconds + TYPE_DELETE_MARGIN_SECONDS
         self.table.put_raw(
@@ -358,6 +389,7 @@ class Converger:
                 actual = self.iot.describe_thing(thing) or {}
                 attributes = dict(actual.get("attributes") or {})
                 kept = dict(sorted(attributes.items())[:UNTYPED_MAX_ATTRIBUTES])
+                self.expect(EntityKind.THING, thing, {"thing_type": None, "attributes": kept})
                 self.iot.update_thing(
                     thing,
                     remove_thing_type=True,
@@ -366,11 +398,12 @@ class Converger:
                     previous_attributes=attributes,
                 )
             elif thing_item is not None and thing_item.deleted:
+                self.expect(EntityKind.THING, thing, None)
                 self.iot.delete_thing(thing)
             elif thing_item is None or thing_item.state.get("thing_type") == name:
                 waiting.append(thing)
             else:
-                self._thing(thing_item)
+                self.converge(thing_item)
         if waiting:
             raise DependencyNotReadyError(
                 f"thing type {name!r}: {len(waiting)} thing(s) still want it in the table "
@@ -379,6 +412,7 @@ class Converger:
 
     def _restore_type(self, name: str, desired: dict[str, Any]) -> Result:
         """Cancel a pending deletion: the type is wanted again as it is."""
+        self.expect(EntityKind.THING_TYPE, name, desired)
         if not desired.get("deprecated"):
             self.iot.deprecate_thing_type(name, undo=True)
         self._reattach_type(name)
@@ -397,7 +431,7 @@ class Converger:
                 and not thing_item.deleted
                 and thing_item.state.get("thing_type") == name
             ):
-                self._thing(thing_item)
+                self.converge(thing_item)
 
     def finish_type_deletion(self, name: str) -> Result:
         """Second half of the lifecycle, once the delay has passed (``pipeline.pending``):
@@ -414,6 +448,8 @@ class Converger:
             return self._restore_type(name, item.state)
         if actual is not None:
             self._detach_type(name, recreate=wanted)
+            then = [item.state] if wanted and item is not None else []
+            self.expect(EntityKind.THING_TYPE, name, None, *then)
             self.iot.delete_thing_type(name)
         if wanted and item is not None:
             self._create_type(name, item.state)
@@ -432,7 +468,7 @@ class Converger:
             return Result("deleted")
         if actual is not None and "parent" in desired and desired["parent"] != actual["parent"]:
             # A parent is fixed at creation: the source deleted and re-created the group.
-            self._delete_group(name, actual, depth)
+            self._delete_group(name, actual, depth, then=desired)
             actual = None
         if actual is None:
             self._create_group(name, desired, depth)
@@ -465,6 +501,7 @@ class Converger:
                     raise ConvergeError(
                         f"group {name!r} wants parent {parent!r}, deleted in the source"
                     )
+                self.expect(EntityKind.THING_GROUP, parent, parent_item.state)
                 self._thing_group(parent_item, depth + 1)
         self.iot.create_thing_group(
             name,
@@ -474,7 +511,10 @@ class Converger:
             query=desired.get("query"),
         )
 
-    def _delete_group(self, name: str, actual: dict[str, Any], depth: int) -> None:
+    def _delete_group(
+        self, name: str, actual: dict[str, Any], depth: int, then: dict[str, Any] | None = None
+    ) -> None:
+        """Delete a group and its unwanted children; ``then``: the state it is re-created with."""
         for child in self.iot.list_child_groups(name):
             child_item = self.table.get(EntityKind.THING_GROUP, child)
             if (
@@ -488,6 +528,7 @@ class Converger:
             child_actual = self.iot.describe_thing_group(child)
             if child_actual is not None:
                 self._delete_group(child, child_actual, depth + 1)
+        self.expect(EntityKind.THING_GROUP, name, None, *([then] if then is not None else []))
         self.iot.delete_thing_group(name, dynamic=actual.get("query") is not None)
 
     # --- billing groups -----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from pipeline import aws
+from pipeline import aws, echo
 from pipeline.converge import Converger, Result
 from pipeline.errors import EventValidationError, PermanentError
 from pipeline.failures import FailureSink
@@ -54,6 +54,7 @@ class Replicator:
             if parsed is None:
                 continue
             keys.append(key)  # type: ignore[arg-type]
+            keys.append(echo.ledger_key(self.region, key))  # type: ignore[arg-type]
             kind, name = parsed
             if kind is EntityKind.MEMBERSHIP:
                 keys.append(entity_key(EntityKind.THING_GROUP, split_membership_name(name)[1]))

@@ -23,16 +23,20 @@ is a duplicate, since asynchronous Express workflows do not deduplicate by execu
 
 Timestamps are bounded too (``check_not_future``): where changes are ordered by timestamp, one
 stamped far in the future would make every later real change "stale". Persist and reconciliation
-refuse such a change before it reaches ``decide``, which stays a function of its two arguments.
+refuse such a change before it reaches ``decide``, which stays a pure function of its arguments.
+Two-way: an event of this region's registry that reports what this region's replicator wrote
+(an echo, ``pipeline.echo``) is dropped whatever the table holds by then.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from pipeline.echo import Expectation, is_echo, overwritten
 from pipeline.errors import PermanentError
 from pipeline.model import Change, Item
 
@@ -73,6 +77,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     UNCHANGED = "unchanged"
     SKIPPED = "skipped"  # never stored (a dynamic group's membership: ``pipeline.persist``)
+    ECHO = "echo"
 
 
 @dataclass(frozen=True)
@@ -83,11 +88,21 @@ class Decision:
     item: Item | None = None
 
 
-def decide(stored: Item | None, change: Change) -> Decision:
-    """Decide what ``change`` does to the ``stored`` item (``None`` when there is none)."""
+def decide(stored: Item | None, change: Change, echoes: Sequence[Expectation] = ()) -> Decision:
+    """Decide what ``change`` does to the ``stored`` item (``None`` when there is none);
+    ``echoes`` is the entity's echo ledger in the change's region (``pipeline.echo``)."""
     origin = change.origin
     if stored is not None and _already_applied(stored, change):
         return Decision(Outcome.DUPLICATE, f"event {origin.event_id} was already applied")
+    if is_echo(echoes, stored, change):
+        return Decision(
+            Outcome.ECHO, f"reports a write of the replicator in {origin.region}, not a change"
+        )
+    if overwritten(echoes, change):
+        return Decision(
+            Outcome.STALE,
+            f"overwritten in {origin.region}'s registry by the replicator after it was made",
+        )
 
     if change.partial and (stored is None or stored.deleted):
         # A partial event knows one facet only; the entity's own full event carries it too.

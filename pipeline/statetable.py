@@ -8,7 +8,9 @@ is ever lost and no write is ever based on a stale read.
 
 Item layout (partition key ``pk`` only): ``pk``, ``kind``, ``name``, ``state`` (map), ``deleted``,
 ``origin_region``, ``origin_id``, ``origin_version``, ``event_ts``, ``last_event_id``, ``sync``,
-``rev``. Other keys (``PENDING#...``) hold the replicator's own bookkeeping.
+``rev``. Other keys hold the replicator's own bookkeeping: ``PENDING#...`` (deferred type
+deletions) and ``ECHO#<region>#<entity key>`` (the echo ledger, ``pipeline.echo``: ``entries``,
+a list, and ``expires_at``, epoch seconds for the table's TTL).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline import echo
 from pipeline.aws import classify_client_error
+from pipeline.echo import Expectation
 from pipeline.errors import (
     AwsRequestError,
     AwsServiceError,
@@ -51,6 +55,7 @@ class PersistResult:
     outcome: Outcome
     key: str
     reason: str
+    wrote: bool = False  # the item was written (every APPLIED, some UNCHANGED)
 
 
 def to_dynamodb(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -242,28 +247,51 @@ class StateTable:
         exactly that of applying the changes one by one, in order. (Batched writes cannot carry
         conditions, and transactions cost far more than they save here.)"""
         results: list[PersistResult] = []
-        for chunk in _unique_key_chunks(changes, BATCH_GET_LIMIT):
-            stored = self.get_many(change.key for change in chunk)
+        for chunk in _unique_key_chunks(changes, BATCH_GET_LIMIT // 2):
+            stored = self.get_many(key for change in chunk for key in _read_keys(change))
             for change in chunk:
                 before = _item_or_none(stored[change.key])
-                decision = decide(before, change)
+                decision = decide(before, change, _ledger(stored, change))
                 if decision.item is not None and not self._write_if_unchanged(decision, before):
                     results.append(self.apply(change))
                     continue
-                results.append(PersistResult(decision.outcome, change.key, decision.reason))
+                results.append(
+                    PersistResult(
+                        decision.outcome, change.key, decision.reason, decision.item is not None
+                    )
+                )
         return results
 
     def apply(self, change: Change) -> PersistResult:
         """Decide and conditionally write one change; retried on concurrent writers."""
         for _ in range(MAX_CAS_ATTEMPTS):
-            stored = self.get(change.kind, change.name)
-            decision = decide(stored, change)
+            records = self.get_many(_read_keys(change))
+            stored = _item_or_none(records[change.key])
+            decision = decide(stored, change, _ledger(records, change))
             if decision.item is None:
                 return PersistResult(decision.outcome, change.key, decision.reason)
             if self._write_if_unchanged(decision, stored):
-                return PersistResult(decision.outcome, change.key, decision.reason)
+                return PersistResult(decision.outcome, change.key, decision.reason, True)
         raise ConcurrentWriteError(
             f"{change.key}: the item changed under {MAX_CAS_ATTEMPTS} consecutive writes"
+        )
+
+    def record_expectations(
+        self, region: str, key: str, new: Sequence[Expectation], now_ms: int
+    ) -> None:
+        """Append to the entity's echo ledger in ``region`` (``pipeline.echo``). Only that
+        region's replicator writes it, one stream record at a time per entity, so a plain
+        read-modify-write is enough."""
+        ledger_key = echo.ledger_key(region, key)
+        record = self.get_raw(ledger_key)
+        entries = echo.record(_expectations(record), new, now_ms)
+        self.put_raw(
+            {
+                "pk": ledger_key,
+                "entries": [e.to_record() for e in entries],
+                # DynamoDB TTL deletes the item once the newest expectation has expired.
+                "expires_at": (entries[-1].recorded_ms + echo.TTL_MS) // 1000 + 1,
+            }
         )
 
     def _write_if_unchanged(self, decision: Decision, stored: Item | None) -> bool:
@@ -302,6 +330,26 @@ def _unchanged_condition(stored: Item | None) -> dict[str, Any]:
         "ExpressionAttributeNames": {"#rev": "rev"},
         "ExpressionAttributeValues": {":rev": {"N": str(stored.rev)}},
     }
+
+
+def _read_keys(change: Change) -> list[str]:
+    """The item, and for a registry event its region's echo ledger (one BatchGetItem)."""
+    if change.corrective:
+        return [change.key]
+    return [change.key, echo.ledger_key(change.origin.region, change.key)]
+
+
+def _ledger(records: Mapping[str, Mapping[str, Any] | None], change: Change) -> list[Expectation]:
+    if change.corrective:
+        return []
+    return _expectations(records.get(echo.ledger_key(change.origin.region, change.key)))
+
+
+def _expectations(record: Mapping[str, Any] | None) -> list[Expectation]:
+    entries = (record or {}).get("entries") or []
+    if not isinstance(entries, list):
+        raise EventValidationError("entries", "the echo ledger must hold a list")
+    return [Expectation.from_record(entry) for entry in entries]
 
 
 def _item_or_none(record: Mapping[str, Any] | None) -> Item | None:

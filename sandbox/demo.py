@@ -32,7 +32,7 @@ from reconcile.drift import DriftReport
 from reconcile.plan import Guards, Plan, describe_plan
 from reconcile.report import load_json, render
 from sandbox.emulation import Delivery
-from sandbox.stack import Sandbox
+from sandbox.stack import DrainReport, Sandbox
 
 Echo = Callable[[str], None]
 
@@ -85,10 +85,14 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
 
         live_changes(box.iot(box.source_region), fleet, rng)
         drained = box.drain(timeout=120)
+        # Records, not events: an event that changes nothing writes nothing, and which of
+        # them that is depends on the order the concurrent executions ran in (``persisted``).
         step(
             f"3. live changes streamed: {drained.events_delivered} events → "
-            f"{dict(drained.executions)} executions → {drained.records_applied} applied"
+            f"{dict(drained.executions)} executions, persisted {dict(drained.persisted)} → "
+            f"{drained.records_applied} records applied"
         )
+        _explain_failures(box, drained, echo)
 
         inject_drift(box, fleet, rng)
         step(
@@ -112,6 +116,7 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
             f"   repair: {repair.repairs_emitted} corrective events through the persist "
             f"state machine; {drained.records_applied} records applied"
         )
+        _explain_failures(box, drained, echo)
 
         final = nightly(box, out, "3-nightly", Guards(allow_deletes=True))
         write_reports(_report_of(out, final), out, "final")
@@ -248,6 +253,13 @@ def _summary_line(record: RunRecord) -> str:
         if count:
             parts.append(f"{count} {key.replace('.', ' ')}")
     return f"{record.drift_total} drift items — " + ", ".join(parts)
+
+
+def _explain_failures(box: Sandbox, drained: DrainReport, echo: Echo) -> None:
+    """A failed execution or a batch given up on prints why (the failure queues, the errors)."""
+    if set(drained.executions) - {"SUCCEEDED"} or drained.failed_batches:
+        for reason in box.failure_reasons():
+            echo(f"   ! {reason}")
 
 
 def _now_ms() -> int:

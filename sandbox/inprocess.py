@@ -18,6 +18,7 @@ deferred thing-type deletions complete by moving it forward, never by waiting.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +44,12 @@ from reconcile.inventory import Inventory
 from reconcile.plan import Guards
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import Snapshot, take_snapshot
-from sandbox.emulation import EventSourceMapping, FailedBatch, LambdaStreamReader
+from sandbox.emulation import (
+    EventSourceMapping,
+    FailedBatch,
+    GlobalTableReplication,
+    LambdaStreamReader,
+)
 
 SRC = "us-east-1"
 DST = "eu-west-1"
@@ -250,3 +256,131 @@ def persist_all(pipeline: LocalPipeline, events: Iterable[Mapping[str, Any]]) ->
         except CrrError as error:  # collected for the caller to assert on; bugs propagate
             outcomes.append(error)
     return outcomes
+
+
+# --- two-way --------------------------------------------------------------------------------
+
+
+class RegionHalf:
+    """One region of a two-way pipeline: its replica of the state table, its persist step (for
+    its own registry's events) and its replicator (on its replica's stream)."""
+
+    def __init__(
+        self,
+        region: str,
+        *,
+        client: ClientFactory,
+        table_name: str,
+        clock: FakeClock,
+        wall_clock: Callable[[], float],
+        max_retry_attempts: int,
+    ) -> None:
+        self.region = region
+        self.ddb = client("dynamodb", region)
+        create_state_table(self.ddb, table_name)
+        self.table = StateTable(self.ddb, table_name)
+        self.stream_arn = self.ddb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
+        self.iot = client("iot", region)
+        self.registry = IotRegistry(self.iot)
+        self.converger = Converger(
+            self.registry,
+            self.table,
+            region=region,
+            clock=clock,
+            type_delete_delay_seconds=TYPE_DELETE_DELAY_SECONDS,
+            wall_clock=wall_clock,
+        )
+        self.failures = FailureSink(Logger(service="iot-crr-harness"))
+        streams = client("dynamodbstreams", region)
+        self.mapping = EventSourceMapping(
+            LambdaStreamReader(streams, self.stream_arn, region).cursor,
+            self._invoke_replicator,
+            region,
+            max_retry_attempts=max_retry_attempts,
+        )
+        self.table_writes = 0  # entity items written by this region's persist step
+
+    def persist_event(self, event: Mapping[str, Any]) -> PersistResult:
+        change = parse_event(event, region=self.region)
+        if change.lookup_query:
+            change = resolve_dynamic_query(change, self.registry)
+        result = persist_change(self.table, change)
+        self.table_writes += result.wrote
+        return result
+
+    def drain(self) -> int:
+        """Poll the event source mapping until nothing is left; the invocations made."""
+        errors, total = len(self.mapping.errors), 0
+        while invocations := self.mapping.poll():
+            total += invocations
+            if len(self.mapping.errors) > errors:
+                raise self.mapping.errors[errors]
+        return total
+
+    def _invoke_replicator(self, event: dict[str, Any]) -> Any:
+        replicator = Replicator(self.converger, self.failures, self.region)
+        return replicate.handle_batch(replicator, event, None)
+
+
+class TwoWayPipeline:
+    """The pipeline in both directions, in process: each region persists its own registry's
+    events into its replica, the Global Table emulation copies both ways (last writer wins) when
+    ``replicate`` is called, and each region's replicator converges its registry to the items
+    the other region wrote. The tests interleave the steps to play replication lag."""
+
+    def __init__(
+        self,
+        *,
+        client: ClientFactory = boto3_client,
+        regions: tuple[str, str] = (SRC, DST),
+        table_name: str = TABLE,
+        wall_clock: Callable[[], float] | None = None,
+        max_retry_attempts: int = MAX_RETRY_ATTEMPTS,
+    ) -> None:
+        self.clock = FakeClock()
+        self.halves = {
+            region: RegionHalf(
+                region,
+                client=client,
+                table_name=table_name,
+                clock=self.clock,
+                wall_clock=wall_clock or time.time,
+                max_retry_attempts=max_retry_attempts,
+            )
+            for region in regions
+        }
+        self.replication = GlobalTableReplication(
+            {
+                region: (half.ddb, client("dynamodbstreams", region), half.stream_arn)
+                for region, half in self.halves.items()
+            },
+            table_name,
+        )
+
+    def __getitem__(self, region: str) -> RegionHalf:
+        return self.halves[region]
+
+    def replicate(self) -> int:
+        return self.replication.replicate()
+
+    def persist_entity_writes(self) -> int:
+        return sum(half.table_writes for half in self.halves.values())
+
+    def snapshot(self, region: str) -> Snapshot:
+        return take_snapshot(Inventory(self.halves[region].iot, RateLimiter.unlimited()), region)
+
+    def reconciler(self, source: str, guards: Guards) -> Reconciler:
+        """The engine on both registries, emitting into ``source``'s replica of the table."""
+        return Reconciler(self.snapshot, guards=guards, emitter=TableEmitter(self[source].table))
+
+    def audit(self, source: str, target: str) -> DriftReport:
+        return self.reconciler(source, Guards()).audit(source, target).report
+
+    def reconcile(self, source: str, target: str, guards: Guards) -> tuple[DriftReport, EmitResult]:
+        """Make ``target`` match ``source``: corrective events (origin ``source``) into the
+        source's replica, which the Global Table brings to the target's replicator."""
+        engine = self.reconciler(source, guards)
+        audit = engine.audit(source, target)
+        if audit.report.in_sync:
+            return audit.report, EmitResult()
+        return audit.report, engine.apply(engine.plan(audit))

@@ -23,7 +23,7 @@ import boto3
 import botocore.session
 
 from pipeline import aws
-from sandbox import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION, emulation
+from sandbox import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION, emulation, topicrules
 from sandbox.emulation import (
     Delivery,
     DeliveryQuirks,
@@ -69,6 +69,11 @@ class DrainReport:
     events_dropped: int = 0
     events_duplicated: int = 0
     executions: Counter[str] = field(default_factory=Counter)
+    # What persist decided for each succeeded execution (``pipeline.state.Outcome``): only
+    # "applied" and "unchanged" write, so only they reach the stream. A type association that
+    # arrives before its thing's CREATED is "stale" (the CREATED carries the type): how many
+    # records one event makes depends on the order the executions ran in.
+    persisted: Counter[str] = field(default_factory=Counter)
     records_replicated: int = 0
     replicator_invocations: int = 0
     records_applied: int = 0
@@ -102,6 +107,7 @@ class DrainReport:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.executions.update(other.executions)
         self.executions_running = other.executions_running  # a state, not a count: the latest
+        self.persisted.update(other.persisted)
 
 
 StreamHandlerFactory = Callable[[SandboxResources], emulation.StreamHandler]
@@ -258,6 +264,51 @@ class Sandbox:
     def invocation_errors(self) -> list[emulation.InvocationError]:
         return self._emulation.invocation_errors
 
+    def failure_reasons(self) -> list[str]:
+        """Why work did not get through, one line each, for a test's assertion message: the
+        persist failure queue (each message is the event with the error Step Functions caught),
+        the replicator's reject queue, the functions' unhandled errors (those Step Functions
+        retried included), and the event source mapping's failed batches and raised errors.
+        Queue messages are read without being consumed."""
+        resources = self.resources
+        reasons = [
+            f"persist failure queue: {_persist_failure(body)}"
+            for body in self._peek_queue(resources.source_region, resources.failure_queue_url)
+        ]
+        reasons += [
+            f"replicator reject queue: {body}"
+            for body in self._peek_queue(resources.destination_region, resources.reject_queue_url)
+        ]
+        reasons += [
+            f"{error.function_name} raised {error.error_type}: {error.message}"
+            for error in self.invocation_errors
+        ]
+        mapping = self.event_source_mapping
+        reasons += [
+            f"event source mapping gave up on {batch}" for batch in mapping.stats.failed_batches
+        ]
+        reasons += [f"replicator invocation raised {error!r}" for error in mapping.errors]
+        return reasons
+
+    def _peek_queue(self, region: str, queue_url: str) -> list[str]:
+        sqs = self.client("sqs", region)
+        bodies: dict[str, str] = {}
+        handles: list[str] = []
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=30
+            ).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                bodies[message["MessageId"]] = message["Body"]
+                handles.append(message["ReceiptHandle"])
+        for handle in handles:  # visible again: reading is not consuming
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=handle, VisibilityTimeout=0
+            )
+        return list(bodies.values())
+
     def environment(self) -> dict[str, str]:
         return self._server.environment()
 
@@ -269,10 +320,13 @@ class Sandbox:
         """
         key = (service, region)
         if key not in self._clients:
-            session = boto3.session.Session(
-                region_name=region, botocore_session=self._botocore_session
-            )
-            self._clients[key] = session.client(service, config=aws.client_config())  # type: ignore[call-overload]
+            # Creating a client reads os.environ whole: not while a handler's environment is
+            # half applied on another thread (``emulation.environment_lock``).
+            with emulation.environment_lock():
+                session = boto3.session.Session(
+                    region_name=region, botocore_session=self._botocore_session
+                )
+                self._clients[key] = session.client(service, config=aws.client_config())  # type: ignore[call-overload]
         return self._clients[key]
 
     def iot(self, region: str) -> Any:
@@ -324,6 +378,7 @@ class Sandbox:
         report = DrainReport()
         events = self.outbox(self.source_region).take()
         report.events_published = len(events)
+        topicrules.deliver(self.source_region, events)  # rules created through the API, if any
         sfn = self.client("stepfunctions", self.source_region)
         # Executions started by anyone else (`iot-crr reconcile --apply`) are waited for too,
         # and those a previous round left running (counted once, when they finish).
@@ -344,8 +399,9 @@ class Sandbox:
             arns += emulation.start_executions(sfn, self.state_machine_arn, outcome.delivered)
         if not arns:
             return report
+        outputs: dict[str, Any] = {}
         try:
-            statuses = emulation.wait_for_executions(sfn, arns, timeout=timeout)
+            statuses = emulation.wait_for_executions(sfn, arns, timeout=timeout, outputs=outputs)
         except emulation.ExecutionTimeoutError as late:
             if not leave_running:
                 raise
@@ -353,6 +409,9 @@ class Sandbox:
             self._left_running = late.running
             report.executions_running = len(late.running)
         report.executions.update(statuses.values())
+        report.persisted.update(
+            str(output.get("outcome")) for output in outputs.values() if isinstance(output, dict)
+        )
         return report
 
     def replicate_tables(self) -> int:
@@ -431,6 +490,26 @@ class Sandbox:
         }
         env = self.resources.replicator_environment()
         return emulation.call_handler(PENDING_HANDLER, event, env, "pending")
+
+
+def _persist_failure(body: str) -> str:
+    """The persist state machine's failure record (its input plus ``error``: what Catch caught)
+    in one line: the event's type, operation and entity, then the error and its cause."""
+    try:
+        record = json.loads(body)
+    except ValueError:
+        return body
+    error = record.get("error") or {}
+    entity = next(
+        (
+            str(record[k])
+            for k in ("thingName", "thingGroupName", "thingTypeName", "name", "thingArn")
+            if k in record
+        ),
+        "?",
+    )
+    event = f"{record.get('eventType', '?')} {record.get('operation', '')} {entity}"
+    return f"{event}: {error.get('Error', '?')}: {error.get('Cause', '')}"
 
 
 def _snapshot(stats: emulation.MappingStats) -> tuple[int, int, int]:

@@ -41,6 +41,7 @@ from sandbox.emulation.lambda_runtime import (
     InvocationError,
     LambdaContext,
     call_handler,
+    environment_lock,
     function_environment,
     import_handler,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "StreamHandler",
     "active",
     "call_handler",
+    "environment_lock",
     "function_environment",
     "import_handler",
     "install",

@@ -98,20 +98,28 @@ class ExecutionTimeoutError(Exception):
 
 
 def wait_for_executions(
-    sfn: Any, execution_arns: Iterable[str], timeout: float = 60.0, poll_interval: float = 0.01
+    sfn: Any,
+    execution_arns: Iterable[str],
+    timeout: float = 60.0,
+    poll_interval: float = 0.01,
+    outputs: dict[str, Any] | None = None,
 ) -> dict[str, str]:
-    """Poll DescribeExecution until no execution is RUNNING; their final statuses by ARN."""
+    """Poll DescribeExecution until no execution is RUNNING; their final statuses by ARN.
+    ``outputs``, if given, receives each succeeded execution's output (parsed JSON) by ARN."""
     pending = list(execution_arns)
     statuses: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     while pending:
         still_running = []
         for arn in pending:
-            status = sfn.describe_execution(executionArn=arn)["status"]
+            described = sfn.describe_execution(executionArn=arn)
+            status = described["status"]
             if status == "RUNNING":
                 still_running.append(arn)
             else:
                 statuses[arn] = status
+                if outputs is not None and described.get("output"):
+                    outputs[arn] = json.loads(described["output"])
         pending = still_running
         if pending:
             if time.monotonic() > deadline:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.iot.models import FakeThingGroup, IoTBackend
 from moto.iot.responses import IoTResponse
+from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
 
-from sandbox.emulation.lambda_runtime import _lambda_invoke, forget_function_environment
+from sandbox.emulation.lambda_runtime import (
+    _lambda_invoke,
+    forget_function_environment,
+    with_environment_lock,
+)
 from sandbox.emulation.patches import _PATCHES, _Installed
 from sandbox.emulation.registry import RegistryEmulation
 from sandbox.emulation.registry_fixes import (
@@ -84,7 +90,22 @@ def install(emulation: RegistryEmulation) -> None:
     for name, function in _RESPONSE_PATCHES.items():
         _PATCHES.set(IoTResponse, name, function)
     _PATCHES.set(FakeThingGroup, "to_dict", _group_to_dict)
+    _lock_step_functions_clients()
     _Installed.emulation = emulation
+
+
+def _lock_step_functions_clients() -> None:
+    """moto's Step Functions executor makes a boto3 client per task on its worker threads:
+    under ``environment_lock`` (``lambda_runtime``), so never while a handler's environment is
+    half applied. Modules that imported the factory by name are patched too."""
+    original = _PATCHES.original(sfn_boto_client, "boto_client_for")
+    locked = with_environment_lock(original)
+    for name, module in list(sys.modules.items()):
+        if (
+            name.startswith("moto.stepfunctions.")
+            and getattr(module, "boto_client_for", None) is original
+        ):
+            _PATCHES.set(module, "boto_client_for", locked)
 
 
 def uninstall() -> None:

@@ -22,14 +22,40 @@ Handler = Callable[[JsonDict, Any], Any]
 # 1. Lambda runs our handlers
 # --------------------------------------------------------------------------------------------
 
-# One process hosts every "function": handlers read their settings from os.environ per call, so
-# invocations are serialised while a function's environment is applied.
+# In AWS each function runs in an execution environment of its own, never shared across
+# functions, with its own environment variables ("Lambda isolation technologies", Security
+# Overview of AWS Lambda, https://docs.aws.amazon.com/whitepapers/latest/security-overview-aws-lambda/lambda-isolation-technologies.html;
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html). Here one process
+# hosts every "function" and handlers read their settings from os.environ per call, so
+# invocations are serialised while a function's environment is applied. Removing a key while
+# another thread walks os.environ raises KeyError there; botocore walks it on every client it
+# creates (proxy settings: ``urllib.request.getproxies_environment``), and moto's Step Functions
+# executor creates a client per task on its own threads: under load a persist execution failed
+# with States.Runtime "'STATE_TABLE'" and went to the failure queue. Two guards: added keys stay
+# until the sandbox stops (``_ADDED``), and client creation takes the same lock as applying an
+# environment (``environment_lock``; ``install`` wraps moto's executor's client factory).
 _ENV_LOCK = threading.RLock()
 # Variables a function added that the process did not have. They stay until
 # ``forget_function_environment`` (the sandbox's stop): deleting them after each call raced with
 # threads reading os.environ outside the lock (moto's Step Functions workers, botocore), which
 # then failed with KeyError('STATE_TABLE') — found by a 2,000-call burst through `sandbox up`.
 _ADDED: set[str] = set()
+
+
+def environment_lock() -> threading.RLock:
+    """Held while a function's environment is applied; hold it to read os.environ whole
+    (creating a boto3 client does)."""
+    return _ENV_LOCK
+
+
+def with_environment_lock(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` called under ``environment_lock`` (for moto's client factories)."""
+
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _ENV_LOCK:
+            return function(*args, **kwargs)
+
+    return locked
 
 
 @contextmanager

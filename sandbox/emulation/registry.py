@@ -237,10 +237,12 @@ class RegistryEmulation:
             "parentGroupName": group.parent_group_name or None,
             "parentGroupId": parent.thing_group_id if parent else None,
             "description": group.thing_group_properties.get("thingGroupDescription"),
+            # A root group's chain is null, not [] (registry-events.html, the CREATED example).
             "rootToParentThingGroups": [
                 {"groupArn": entry["groupArn"], "groupId": _group_id(backend, entry)}
                 for entry in chain
-            ],
+            ]
+            or None,
             "attributes": _group_attributes(group),
             "dynamicGroupMappingId": getattr(group, "crr_dynamic_mapping_id", None),
         }

@@ -197,6 +197,7 @@ def test_each_role_has_its_state_table_calls(templates: dict[str, Any]) -> None:
         a for a in _role_actions(source, "PersistFunctionRole") if a.startswith("dynamodb:")
     } == {
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
     }
     assert "iot:DescribeThingGroup" in _role_actions(source, "PersistFunctionRole")
@@ -206,9 +207,19 @@ def test_each_role_has_its_state_table_calls(templates: dict[str, Any]) -> None:
         "dynamodb:GetShardIterator",
         "dynamodb:DescribeStream",
     } <= replicator
-    assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"} <= replicator
+    assert {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+    } <= replicator
     pending = _role_actions(destination, "PendingRole")
-    assert pending >= {"dynamodb:Scan", "dynamodb:DeleteItem", "iot:DeleteThingType"}
+    assert pending >= {
+        "dynamodb:Scan",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "iot:DeleteThingType",
+    }
     # Finishing a type's lifecycle (delete, re-create, re-attach) converges with the
     # replicator's own calls.
     assert pending >= _iot_operations_called_by("iot")
@@ -241,6 +252,7 @@ def test_reconcile_job_policy(templates: dict[str, Any]) -> None:
     assert statements["CorrectiveEvents"]["Resource"] == {"Ref": "PersistStateMachineArn"}
     assert set(statements["StateTable"]["Action"]) == {
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
         "dynamodb:Scan",  # the three-way audit reads the whole table
     }

@@ -307,3 +307,23 @@ def test_no_template_uses_sam_generated_roles(templates: dict[str, Any]) -> None
         for template in templates.values()
         for node in walk(template)
     )
+
+
+def test_source_stack_can_join_an_existing_global_table(templates: dict[str, Any]) -> None:
+    """Two-way (docs/deploy.md): the second region's source stack must not create the table
+    again, and its persist role must still reach the local replica; echo-ledger items expire."""
+    source = templates["source"]
+    assert source["Parameters"]["CreateStateTable"]["AllowedValues"] == ["true", "false"]
+    table = source["Resources"]["StateTable"]
+    assert table["Condition"] == "OwnsStateTable"
+    assert table["Properties"]["TimeToLiveSpecification"] == {
+        "AttributeName": "expires_at",
+        "Enabled": True,
+    }
+    for name, output in source["Outputs"].items():
+        if "StateTable.Arn" in str(output) or "StateTable.StreamArn" in str(output):
+            assert output.get("Condition") == "OwnsStateTable", name
+    # No unconditional resource refers to the (possibly absent) table resource.
+    for name, resource in source["Resources"].items():
+        if name != "StateTable" and "Condition" not in resource:
+            assert "'StateTable'" not in str(resource), name

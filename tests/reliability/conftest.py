@@ -20,7 +20,8 @@ from moto.iot.models import iot_backends
 
 from pipeline import aws
 from sandbox import emulation
-from sandbox.inprocess import DST, TABLE, FakeClock, LocalPipeline, boto3_client
+from sandbox.inprocess import DST, TABLE, FakeClock, LocalPipeline, TwoWayPipeline, boto3_client
+from tests.reliability.two_way_world import World
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -119,3 +120,16 @@ def fresh_pipeline(
 @pytest.fixture
 def pipeline(fresh_pipeline: Callable[[], LocalPipeline]) -> LocalPipeline:
     return fresh_pipeline()
+
+
+@pytest.fixture
+def two_way(
+    registry_world: emulation.RegistryEmulation, clients: Callable[[str, str], Any]
+) -> Iterator[Callable[[], World]]:
+    def make() -> World:
+        reset_world(registry_world)
+        # Expectations and event timestamps on one clock, as AWS's are (pipeline.echo).
+        pipeline = TwoWayPipeline(client=clients, wall_clock=lambda: registry_world.now_ms() / 1000)
+        return World(pipeline, registry_world)
+
+    yield make

@@ -8,10 +8,18 @@ import os
 import zipfile
 from typing import Any
 
+import boto3
+import pytest
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_sqs,
+)
+
 from sandbox.emulation import (
     Delivery,
     DeliveryQuirks,
     EventSourceMapping,
+    environment_lock,
 )
 from sandbox.emulation.lambda_runtime import forget_function_environment
 from sandbox.stack import Sandbox
@@ -69,6 +77,24 @@ def test_aws_lambda_unhandled_error_response(box: Sandbox) -> None:
     body = json.loads(response["Payload"].read())
     assert body == {"errorType": "HandlerBoomError", "errorMessage": "boom"}
     assert box.invocation_errors[-1].error_type == "HandlerBoomError"
+
+
+@pytest.mark.parametrize("module", [lambda_eval_utils, state_task_service_sqs])
+def test_step_functions_tasks_make_clients_only_under_the_environment_lock(
+    box: Sandbox, module: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Creating a client walks os.environ whole; applying a function's environment adds and
+    # removes keys. Unserialised, a persist execution failed with States.Runtime "'STATE_TABLE'".
+    held: list[bool] = []
+    real_client = boto3.client
+
+    def client(*args: Any, **kwargs: Any) -> Any:
+        held.append(environment_lock()._is_owned())  # type: ignore[attr-defined]
+        return real_client(*args, **kwargs)
+
+    monkeypatch.setattr(boto3, "client", client)
+    module.boto_client_for(region=SOURCE, service="lambda")
+    assert held == [True]
 
 
 # ---- Delivery quirks (the IoT rule's at-least-once, unordered delivery) ------------------------

@@ -1,0 +1,180 @@
+"""A run on a real account: guard, record, clean up, count.
+
+``AccountRun.start`` refuses regions holding registry entries no conformance run made (unless
+the operator says the account is shared) and opens the event tap; ``finish`` collects the events,
+writes the recorded answers, compares them with the committed ones and removes everything the run
+made, in both regions (the destination's copies too) and in the state table. ``cleanup_only``
+does the removal for an interrupted run, by its id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from conformance import answers
+from conformance.refusals import Answer
+from conformance.registry import (
+    TYPE_DEPRECATION_SECONDS,
+    cleanup_region,
+    delete_types,
+    foreign_names,
+    gone,
+    group_names,
+    thing_names,
+    type_names,
+)
+from conformance.run import Run, RunError
+from conformance.tap import EventTap, remove_tap
+from conformance.target import Target
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class AccountRun:
+    target: Target
+    run: Run
+    shared: bool = False
+    log: Log = print
+    tap: EventTap | None = None
+    refusals: dict[str, tuple[str, Answer]] = field(default_factory=dict)
+    contradictions: list[answers.Contradiction] = field(default_factory=list)
+
+    def start(self) -> AccountRun:
+        self.guard()
+        self.log(f"conformance run {self.run.run_id}: every name starts with {self.run.prefix}")
+        self.tap = EventTap(self.target.client, self.target.source_region, self.run).open(
+            self.target.wait_until
+        )
+        return self
+
+    def guard(self) -> None:
+        """Refuse regions whose registry holds anything a conformance run did not make."""
+        if self.shared:
+            return
+        for region in (self.target.source_region, self.target.destination_region):
+            foreign = foreign_names(self.target.iot(region))
+            if foreign:
+                raise RunError(
+                    f"{region} holds registry entries no conformance run made "
+                    f"({', '.join(foreign)}, ...): run on a dedicated account, or pass "
+                    "--i-know-this-account-is-shared to run beside them (the audits and repairs "
+                    f"are limited to names starting with {self.run.prefix})"
+                )
+
+    def record_refusal(self, probe: str, operation: str, answer: Answer) -> None:
+        self.refusals[probe] = (operation, answer)
+
+    def finish(self, record_path: Path, committed: Path | None = answers.COMMITTED) -> Path:
+        """Collect, write and compare the answers, then clean up (always, even if writing fails)."""
+        try:
+            events = self.tap.collect() if self.tap else []
+            account = self.target.client("sts", self.target.source_region).get_caller_identity()[
+                "Account"
+            ]
+            document = answers.observed(
+                events,
+                self.refusals,
+                source=(
+                    f"recorded by conformance run {self.run.run_id} on "
+                    f"{datetime.now(UTC):%Y-%m-%d} in {self.target.source_region}"
+                ),
+                verified_on_account=self.target.kind == "aws",
+                account_id=account,
+                prefix=self.run.prefix,
+            )
+            answers.write(document, record_path)
+            self.log(
+                f"recorded {len(document['events'])} event shapes and "
+                f"{len(document['refusals'])} refusals in {record_path}"
+            )
+            if committed is not None and committed.exists():
+                known = answers.load(committed)
+                self.contradictions = answers.compare_events(
+                    known["events"], events, require_all=False
+                ) + answers.compare_refusals(
+                    known["refusals"],
+                    {p: a for p, (_, a) in self.refusals.items()},
+                    require_all=False,
+                )
+        finally:
+            cleanup(self.target, self.run, self.log)
+        for call in self.target.calls.untagged:
+            self.log(f"warning: a {call} call carried no {self.run.tags[0]['Key']} tag")
+        return record_path
+
+
+def cleanup(target: Target, run: Run, log: Log = print) -> None:
+    """Remove every resource of ``run``: the source registry first (the pipeline carries the
+    deletions over), then what is left in the destination, the event tap, the state items."""
+    source, destination = target.source, target.destination
+    cleanup_region(source, run.prefix, target.wait_until, log)
+    # Let the pipeline carry the deletions over first, so none of its work arrives after the
+    # state items are gone: things and groups deleted, types deprecated (its deferred type
+    # deletion then finishes, or cleanup deletes the type itself).
+    try:
+        target.wait_until(
+            "the pipeline carried the run's deletions to the destination",
+            lambda: _carried_over(destination, run.prefix),
+        )
+    except AssertionError as error:  # not fatal: cleanup deletes what is left itself
+        log(f"{error}; deleting them directly")
+    cleanup_region(destination, run.prefix, target.wait_until, log)
+    # Types: deprecated in both regions by now; one wait of AWS's 5 minutes covers both.
+    target.let_time_pass(TYPE_DEPRECATION_SECONDS)
+    for iot in (source, destination):
+        delete_types(iot, run.prefix, target.wait_until, log)
+    region = target.source_region
+    for removed in remove_tap(
+        target.client("iot", region),
+        target.client("sqs", region),
+        target.client("iam", region),
+        run,
+    ):
+        log(f"deleted {removed}")
+    if target.state_table:
+        for region in (target.source_region, target.destination_region):
+            deleted = delete_state_items(target.client("dynamodb", region), target.state_table, run)
+            if deleted:
+                log(f"deleted {deleted} state items in {region}")
+
+
+def _carried_over(iot: Any, prefix: str) -> bool:
+    if thing_names(iot, prefix) or group_names(iot, prefix):
+        return False
+    return all(
+        (gone(partial(iot.describe_thing_type, thingTypeName=name)) or {})
+        .get("thingTypeMetadata", {})
+        .get("deprecated", True)
+        for name in type_names(iot, prefix)
+    )
+
+
+def delete_state_items(dynamodb: Any, table: str, run: Run) -> int:
+    """The pipeline's items (desired states, tombstones, pending deletions) naming the run.
+
+    A scan reads the whole table (one read of every item; docs/conformance.md has the cost):
+    the keys of entities deleted before an interruption cannot be known otherwise.
+    """
+    deleted = 0
+    paginator = dynamodb.get_paginator("scan")
+    for page in paginator.paginate(
+        TableName=table,
+        ProjectionExpression="pk",
+        FilterExpression="contains(pk, :prefix)",
+        ExpressionAttributeValues={":prefix": {"S": run.prefix}},
+    ):
+        for item in page.get("Items", []):
+            dynamodb.delete_item(TableName=table, Key={"pk": item["pk"]})
+            deleted += 1
+    return deleted
+
+
+def cleanup_only(target: Target, run_id: str, log: Log = print) -> None:
+    """``--cleanup-only RUN``: remove the leftovers of an interrupted run."""
+    cleanup(target, Run(run_id), log)

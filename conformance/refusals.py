@@ -1,0 +1,173 @@
+"""Calls AWS refuses and the emulation claims to refuse the same way, provoked with plain boto3.
+
+Each probe sets up what it needs under its scope's prefix, makes the one call AWS should refuse
+and returns the answer: the error code and message, or ``accepted`` when the call succeeded.
+Run on an account, the answers become the recorded facts the emulation is checked against
+(``conformance.answers``); run on the sandbox, they are the emulation's claims.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from conformance.run import Scope
+
+TYPE_DEPRECATION_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What AWS (or the emulation) answered: an error code and message, or success."""
+
+    code: str | None  # None: the call was accepted
+    message: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.code is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a probe may use: the scope's names and tags, and the target's notion of time."""
+
+    scope: Scope
+    let_time_pass: Callable[[float], None]
+    wait_until: Callable[[str, Callable[[], bool], float], None]
+    now: Callable[[], float]  # epoch seconds as the registry sees them
+
+
+def _answer(call: Callable[[], Any], scope: Scope) -> Answer:
+    try:
+        call()
+    except ClientError as error:
+        body = error.response.get("Error", {})
+        return Answer(str(body.get("Code")), normalise(str(body.get("Message", "")), scope))
+    return Answer(None)
+
+
+def normalise(message: str, scope: Scope) -> str:
+    """Run-independent text: the scope's prefix, account ids and long ids become placeholders."""
+    text = message.replace(scope.prefix, "<prefix>")
+    text = re.sub(r"\b\d{12}\b", "<account>", text)
+    return re.sub(r"\b[0-9a-f]{64}\b", "<certificate-id>", text)
+
+
+# ---- the probes --------------------------------------------------------------------------------
+
+
+def update_thing_type_beyond_mqtt5(iot: Any, ctx: Context) -> Answer:
+    """UpdateThingType changes only ``mqtt5Configuration`` (AWS IoT API Reference,
+    UpdateThingType); a new description is refused."""
+    name = ctx.scope("probe-update-type")
+    iot.create_thing_type(
+        thingTypeName=name,
+        thingTypeProperties={"thingTypeDescription": "before"},
+        tags=ctx.scope.tags,
+    )
+    return _answer(
+        lambda: iot.update_thing_type(
+            thingTypeName=name, thingTypeProperties={"thingTypeDescription": "after"}
+        ),
+        ctx.scope,
+    )
+
+
+def delete_thing_type_not_deprecated(iot: Any, ctx: Context) -> Answer:
+    """DeleteThingType of a type that is not deprecated (AWS IoT developer guide, "Delete a thing
+    type": "You can delete thing types only after they have been deprecated")."""
+    name = ctx.scope("probe-not-deprecated")
+    iot.create_thing_type(thingTypeName=name, tags=ctx.scope.tags)
+    return _answer(lambda: iot.delete_thing_type(thingTypeName=name), ctx.scope)
+
+
+def delete_thing_type_too_soon(iot: Any, ctx: Context) -> Answer:
+    """DeleteThingType within 5 minutes of deprecation (AWS IoT API Reference, DeleteThingType:
+    "deprecate it ... wait for five minutes")."""
+    name = ctx.scope("probe-delete-soon")
+    iot.create_thing_type(thingTypeName=name, tags=ctx.scope.tags)
+    iot.deprecate_thing_type(thingTypeName=name)
+    return _answer(lambda: iot.delete_thing_type(thingTypeName=name), ctx.scope)
+
+
+def delete_thing_type_in_use(iot: Any, ctx: Context) -> Answer:
+    """DeleteThingType of a type deprecated for over 5 minutes that a thing still has (AWS IoT
+    developer guide, "Delete a thing type": "you must first ... disassociate all things")."""
+    name = ctx.scope("probe-delete-used")
+    iot.create_thing_type(thingTypeName=name, tags=ctx.scope.tags)
+    iot.create_thing(thingName=ctx.scope("probe-delete-used-thing"), thingTypeName=name)
+    iot.deprecate_thing_type(thingTypeName=name)
+    deprecated_at = iot.describe_thing_type(thingTypeName=name)["thingTypeMetadata"][
+        "deprecationDate"
+    ].timestamp()
+    ctx.let_time_pass(TYPE_DEPRECATION_SECONDS)
+    ctx.wait_until(
+        f"{name} deprecated for 5 minutes",
+        lambda: ctx.now() > deprecated_at + TYPE_DEPRECATION_SECONDS,
+        2 * TYPE_DEPRECATION_SECONDS,
+    )
+    return _answer(lambda: iot.delete_thing_type(thingTypeName=name), ctx.scope)
+
+
+def untyped_thing_attributes(iot: Any, ctx: Context) -> Answer:
+    """A thing without a type has at most 3 attributes (AWS IoT developer guide, "Thing types":
+    "things not associated with a thing type ... up to three attributes")."""
+    attributes = {f"a{i}": "v" for i in range(4)}
+    return _answer(
+        lambda: iot.create_thing(
+            thingName=ctx.scope("probe-untyped"), attributePayload={"attributes": attributes}
+        ),
+        ctx.scope,
+    )
+
+
+def sibling_thing_groups(iot: Any, ctx: Context) -> Answer:
+    """A thing belongs to at most one group under the same parent (AWS IoT developer guide,
+    "Static thing groups": "you cannot add a thing to more than one group in the same
+    hierarchy")."""
+    parent, first, second = (ctx.scope(f"probe-sib-{n}") for n in ("parent", "a", "b"))
+    thing = ctx.scope("probe-sib-thing")
+    iot.create_thing_group(thingGroupName=parent, tags=ctx.scope.tags)
+    for child in (first, second):
+        iot.create_thing_group(thingGroupName=child, parentGroupName=parent, tags=ctx.scope.tags)
+    iot.create_thing(thingName=thing)
+    iot.add_thing_to_thing_group(thingName=thing, thingGroupName=first)
+    return _answer(
+        lambda: iot.add_thing_to_thing_group(thingName=thing, thingGroupName=second), ctx.scope
+    )
+
+
+def delete_thing_with_principals(iot: Any, ctx: Context) -> Answer:
+    """DeleteThing of a thing with a principal attached (AWS IoT API Reference, DeleteThing)."""
+    thing = ctx.scope("probe-principal")
+    iot.create_thing(thingName=thing)
+    certificate = iot.create_keys_and_certificate(setAsActive=False)
+    iot.attach_thing_principal(thingName=thing, principal=certificate["certificateArn"])
+    return _answer(lambda: iot.delete_thing(thingName=thing), ctx.scope)
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    operation: str
+    provoke: Callable[[Any, Context], Answer]
+
+
+PROBES = (
+    Probe("update_thing_type_beyond_mqtt5", "UpdateThingType", update_thing_type_beyond_mqtt5),
+    Probe("delete_thing_type_not_deprecated", "DeleteThingType", delete_thing_type_not_deprecated),
+    Probe("delete_thing_type_too_soon", "DeleteThingType", delete_thing_type_too_soon),
+    Probe("delete_thing_type_in_use", "DeleteThingType", delete_thing_type_in_use),
+    Probe("untyped_thing_attributes", "CreateThing", untyped_thing_attributes),
+    Probe("sibling_thing_groups", "AddThingToThingGroup", sibling_thing_groups),
+    Probe("delete_thing_with_principals", "DeleteThing", delete_thing_with_principals),
+)
+PROBES_BY_NAME = {probe.name: probe for probe in PROBES}
