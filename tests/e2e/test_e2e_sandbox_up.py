@@ -54,7 +54,10 @@ def test_rounds_over_budget_are_reported_and_the_pump_goes_on_to_converge(
     assert any("slow round" in line for line in lines)
     assert sum(line.startswith("round") for line in lines) >= 2
     assert destination_things(sandbox) == 2 * BURST
-    assert total.executions == {"SUCCEEDED": 2 * BURST}
+    # With a zero budget a round leaves its executions running and counts them in a later round;
+    # the pump stops as soon as the destination converged, so executions that finished just after
+    # the last round's wait are never counted: the count is a lower bound. None may have failed.
+    assert set(total.executions) == {"SUCCEEDED"}
 
 
 def test_a_failure_is_printed_with_its_entity_and_reason(sandbox: Sandbox) -> None:
