@@ -18,21 +18,13 @@ from typing import IO
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
+from reconcile.humanize import format_duration
 from reconcile.snapshot import ListingStatus
 
 
 def progress_wanted(quiet: bool, stream: IO[str] | None = None) -> bool:
     """Progress only for a person watching: stdout is a terminal and ``--quiet`` was not given."""
     return not quiet and (stream or sys.stdout).isatty()
-
-
-def _duration(seconds: float) -> str:
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 class _Rates:
@@ -50,11 +42,11 @@ class _Rates:
         elapsed = now - started
         rate = f"{status.items / elapsed:,.0f}/s" if elapsed > 0 and status.items else "-"
         if status.done:
-            left = f"done in {_duration(elapsed)}"
+            left = f"done in {format_duration(elapsed)}"
         elif status.eta_seconds is None:
             left = "eta ?"
         else:
-            left = f"eta {_duration(status.eta_seconds)}"
+            left = f"eta {format_duration(status.eta_seconds)}"
         return f"{status.calls:,} calls  {status.items:,} seen  {rate}  {left}"
 
 

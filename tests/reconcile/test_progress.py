@@ -49,8 +49,8 @@ def test_log_progress_throttles_lines_but_always_logs_the_end() -> None:
 
     assert lines == [
         "snapshot us-east-1 thing: 0 calls  0 seen  -  eta ?",
-        "snapshot us-east-1 thing: 40 calls  10,000 seen  250/s  eta 6s",
-        "snapshot us-east-1 thing: 41 calls  10,000 seen  244/s  done in 41s",
+        "snapshot us-east-1 thing: 40 calls  10,000 seen  250/s  eta 6.0s",
+        "snapshot us-east-1 thing: 41 calls  10,000 seen  244/s  done in 41.0s",
     ]
 
 
@@ -65,5 +65,5 @@ def test_terminal_progress_shows_each_family_with_pages_items_rate_and_eta() -> 
         show(ListingStatus("eu-west-1", "membership", 250, 1, False, 2.0))
     text = out.getvalue()
     assert "snapshot us-east-1 thing" in text
-    assert "4 calls  1,000 seen  250/s  eta 6m40s" in text
+    assert "4 calls  1,000 seen  250/s  eta 6m 40s" in text
     assert "snapshot eu-west-1 membership" in text
