@@ -9,9 +9,11 @@ import re
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.metrics import MetricUnit
 
 from jobs import run, runlock
 from jobs.artefacts import RunRecord
+from pipeline import persist
 from tests.infra.infra_templates import REPO_ROOT, load_asl, resources_of_type, walk
 
 ALARM_ACTIONS = [{"Fn::If": ["HasAlarmTopic", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}]
@@ -209,6 +211,34 @@ def test_every_state_machine_has_an_executions_failed_alarm(templates: dict[str,
             if (a["Namespace"], a["MetricName"]) == ("AWS/States", "ExecutionsFailed")
         }
         assert watched == machines
+
+
+def test_a_refused_future_timestamp_raises_an_alarm_on_the_metric_persist_emits(
+    templates: dict[str, Any],
+) -> None:
+    # GIVEN the EMF document the persist function publishes (Powertools Metrics)
+    persist.metrics.add_metric(name=persist.FUTURE_TIMESTAMP_METRIC, unit=MetricUnit.Count, value=1)
+    try:
+        document: dict[str, Any] = dict(persist.metrics.serialize_metric_set())
+    finally:
+        persist.metrics.clear_metrics()
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    (dimension_names,) = directive["Dimensions"]
+    # THEN the source stack alarms on exactly that metric: namespace, name and every dimension
+    (alarm,) = [
+        a
+        for a in _alarms(templates["source"]).values()
+        if a["MetricName"] == persist.FUTURE_TIMESTAMP_METRIC
+    ]
+    assert alarm["Namespace"] == directive["Namespace"]
+    assert alarm["Dimensions"] == [{"Name": n, "Value": document[n]} for n in dimension_names]
+    # AND one refused event is enough
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        "Sum",
+        "GreaterThanThreshold",
+        0,
+    )
+    assert alarm["TreatMissingData"] == "notBreaching"
 
 
 def test_recording_a_persist_failure_is_retried(persist_asl: dict[str, Any]) -> None:
