@@ -149,7 +149,7 @@ def provision(
         name=f"{table_name}-persist",
         definition=persist_definition(persist_arn, queue_url),
         roleArn=role_arn,
-        type="STANDARD",
+        type="EXPRESS",  # as infra/source.yaml: no deduplication by name (sandbox.emulation)
     )["stateMachineArn"]
 
     return SandboxResources(

@@ -44,6 +44,7 @@ from sandbox.emulation.registry_responses import (
     _response_update_event_configurations,
     _response_update_thing_type,
 )
+from sandbox.emulation.stepfunctions import install_step_functions_fixes
 
 # --------------------------------------------------------------------------------------------
 # install / uninstall
@@ -91,6 +92,7 @@ def install(emulation: RegistryEmulation) -> None:
         _PATCHES.set(IoTResponse, name, function)
     _PATCHES.set(FakeThingGroup, "to_dict", _group_to_dict)
     _lock_step_functions_clients()
+    install_step_functions_fixes()
     _Installed.emulation = emulation
 
 

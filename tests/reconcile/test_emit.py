@@ -223,17 +223,6 @@ def test_emit_via_stepfunctions_starts_one_execution_per_change(
         assert parsed[change.origin.event_id] == change
 
 
-def test_re_emitting_starts_no_new_executions(state_machine: tuple[Any, str]) -> None:
-    # Execution names derive from event ids: a repeated start is idempotent (same name and
-    # input) or refused as ExecutionAlreadyExists once closed; neither is a failure.
-    sfn, arn = state_machine
-    changes = corrective_changes(make_plan(), SRC)
-    emit_via_stepfunctions(changes, sfn, arn)
-    again = emit_via_stepfunctions(changes, sfn, arn)
-    assert again.ok and again.total == len(changes)
-    assert len(executions(sfn, arn)) == len(changes)
-
-
 def test_missing_state_machine_fails_every_change(aws_env: None) -> None:
     sfn = aws.client("stepfunctions", SRC)
     arn = "arn:aws:states:us-east-1:123456789012:stateMachine:absent"

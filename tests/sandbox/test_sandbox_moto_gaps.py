@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 from botocore.exceptions import ClientError
 
+from sandbox.emulation import wait_for_executions
 from sandbox.stack import Sandbox
 
 SOURCE = "us-east-1"
@@ -182,3 +187,65 @@ def test_aws_delete_thing_type_requires_deprecation_and_no_things(box: Sandbox) 
     assert _code(too_soon) == "InvalidRequestException"
     assert "Please wait for 5 minutes after deprecation" in str(too_soon.value)
     assert iot.list_thing_types()["thingTypes"] == []
+
+
+# -- Step Functions (sandbox.emulation.stepfunctions) ------------------------------------------
+
+PASS = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+
+
+def _machine(box: Sandbox, name: str, definition: str, kind: str) -> str:
+    sfn = box.client("stepfunctions", SOURCE)
+    created = sfn.create_state_machine(
+        name=name, definition=definition, roleArn=box.resources.role_arn, type=kind
+    )
+    return str(created["stateMachineArn"])
+
+
+def _finished(box: Sandbox, *arns: str) -> list[dict[str, Any]]:
+    sfn = box.client("stepfunctions", SOURCE)
+    wait_for_executions(sfn, arns, timeout=30)
+    return [sfn.describe_execution(executionArn=arn) for arn in arns]
+
+
+def test_aws_the_persist_state_machine_is_express_as_deployed(box: Sandbox) -> None:
+    sfn = box.client("stepfunctions", SOURCE)
+    described = sfn.describe_state_machine(stateMachineArn=box.state_machine_arn)
+    assert described["type"] == "EXPRESS"
+
+
+def test_aws_express_start_under_a_used_name_starts_a_new_execution(box: Sandbox) -> None:
+    # "Starting multiple workflows with the same name results in concurrent executions"
+    sfn = box.client("stepfunctions", SOURCE)
+    arn = _machine(box, "express", PASS, "EXPRESS")
+    first = sfn.start_execution(stateMachineArn=arn, name="same", input="{}")["executionArn"]
+    _finished(box, first)  # closed: a Standard workflow would now refuse the name
+    again = sfn.start_execution(stateMachineArn=arn, name="same", input="{}")["executionArn"]
+    assert again != first
+    assert [e["status"] for e in _finished(box, first, again)] == ["SUCCEEDED", "SUCCEEDED"]
+    assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 2
+
+
+def test_aws_standard_start_under_a_closed_name_is_still_refused(box: Sandbox) -> None:
+    sfn = box.client("stepfunctions", SOURCE)
+    arn = _machine(box, "standard", PASS, "STANDARD")
+    first = sfn.start_execution(stateMachineArn=arn, name="same", input="{}")["executionArn"]
+    _finished(box, first)
+    with pytest.raises(ClientError) as refused:
+        sfn.start_execution(stateMachineArn=arn, name="same", input="{}")
+    assert _code(refused) == "ExecutionAlreadyExists"
+
+
+def test_the_product_never_observes_executions_the_way_only_the_sandbox_may() -> None:
+    # The sandbox answers ListExecutions/DescribeExecution for the Express persist machine (AWS
+    # does not serve Express executions so): only the sandbox's pump and tests may rely on it.
+    root = Path(__file__).resolve().parents[2]
+    calls = ("describe_execution", "list_executions", "get_execution_history")
+    offending = [
+        f"{path.relative_to(root)}: {call}"
+        for package in ("pipeline", "reconcile", "jobs")
+        for path in sorted((root / package).rglob("*.py"))
+        for call in calls
+        if call in path.read_text(encoding="utf-8")
+    ]
+    assert offending == []
