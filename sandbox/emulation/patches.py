@@ -44,6 +44,8 @@ MOTO_GAPS = (
     "StartExecution on an EXPRESS state machine always starts a new execution with an ARN of its "
     "own, even under a name already used (moto: Standard's name idempotency and "
     "ExecutionAlreadyExists); [assumption] the ARN's shape",
+    "A Retrier or Catcher on States.ALL does not match States.Runtime or "
+    "States.DataLimitExceeded: the execution fails (moto: States.ALL matches every error)",
     "[sandbox only, more lenient than AWS] ListExecutions and DescribeExecution answer for the "
     "EXPRESS persist state machine (AWS: its CloudWatch Logs are the record); only the sandbox's "
     "pump and tests observe executions so, the product never calls either",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +235,48 @@ def test_aws_standard_start_under_a_closed_name_is_still_refused(box: Sandbox) -
     with pytest.raises(ClientError) as refused:
         sfn.start_execution(stateMachineArn=arn, name="same", input="{}")
     assert _code(refused) == "ExecutionAlreadyExists"
+
+
+def _catch_all(box: Sandbox, payload_path: str) -> str:
+    """A task invoking the persist function with ``Payload.$`` = ``payload_path``, every error
+    caught by a States.ALL catcher that ends in a Pass state."""
+    definition = {
+        "StartAt": "Invoke",
+        "States": {
+            "Invoke": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {
+                    "FunctionName": box.resources.persist_function_arn,
+                    "Payload.$": payload_path,
+                },
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    return _machine(box, f"catch-{uuid.uuid4().hex[:8]}", json.dumps(definition), "EXPRESS")
+
+
+def test_aws_states_all_does_not_catch_a_runtime_error(box: Sandbox) -> None:
+    # "The States.ALL error type ... can't catch the States.DataLimitExceeded terminal error or
+    # Runtime error types": a path missing from the input is a States.Runtime error
+    sfn = box.client("stepfunctions", SOURCE)
+    arn = _catch_all(box, "$.no.such.field")
+    started = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    (finished,) = _finished(box, started)
+    assert finished["status"] == "FAILED"
+    assert finished["error"] == "States.Runtime"
+
+
+def test_aws_states_all_still_catches_a_task_error(box: Sandbox) -> None:
+    # persist refuses an empty event: the function's error is caught
+    sfn = box.client("stepfunctions", SOURCE)
+    arn = _catch_all(box, "$")
+    started = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    (finished,) = _finished(box, started)
+    assert finished["status"] == "SUCCEEDED"
 
 
 def test_the_product_never_observes_executions_the_way_only_the_sandbox_may() -> None:
