@@ -161,6 +161,9 @@ def _quiet_handlers(verbose: bool) -> None:
     """The handlers run in this process: their JSON logs, metric lines and moto's request log
     are for debugging (`--verbose`); the pump's own lines carry every failure and its reason."""
     if verbose:
+        from sandbox.emulation import FUNCTION_LOG
+
+        FUNCTION_LOG.echo = sys.stdout  # the functions' stdout (kept apart otherwise)
         logging.getLogger("werkzeug").setLevel(logging.INFO)
         return
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")

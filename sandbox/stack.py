@@ -190,6 +190,7 @@ class Sandbox:
         """Forget every resource and event, then provision afresh (cheaper than a restart)."""
         self._server.reset()
         self._emulation.clear()
+        emulation.FUNCTION_LOG.clear()
         self._left_running = []
         if delivery is not None:
             self.delivery = delivery
@@ -259,6 +260,10 @@ class Sandbox:
         if self._mapping is None:
             raise SandboxError("the sandbox is not started")
         return self._mapping
+
+    def function_output(self, function_name: str | None = None) -> list[str]:
+        """What the functions (or the one named) wrote to stdout: their logs and EMF metrics."""
+        return emulation.FUNCTION_LOG.lines(function_name)
 
     @property
     def invocation_errors(self) -> list[emulation.InvocationError]:

@@ -9,7 +9,8 @@ endpoint (a test, the pipeline's own handlers, the AWS CLI from another shell) s
 that use ``mock_aws`` in the same process see plain moto.
 
 Contents, in the order of the data flow (one module per concern):
-1. Lambda runs our handlers (``LambdaSimpleBackend.invoke``) (``lambda_runtime``).
+1. Lambda runs our handlers (``LambdaSimpleBackend.invoke``), their stdout kept in
+   ``FUNCTION_LOG`` as CloudWatch Logs would keep it (``lambda_runtime``).
 2. Registry events: the IoT backend's mutating calls publish AWS-shaped registry events into a
    per-region ``Outbox``, as the IoT rule ``SELECT *, topic() AS topic`` would see them
    (``registry``).
@@ -37,6 +38,8 @@ from sandbox.emulation.install import (
     uninstall,
 )
 from sandbox.emulation.lambda_runtime import (
+    FUNCTION_LOG,
+    FunctionLog,
     Handler,
     InvocationError,
     LambdaContext,
@@ -62,6 +65,7 @@ from sandbox.emulation.streams import (
 
 __all__ = [
     "BATCH_WRITE_LIMIT",
+    "FUNCTION_LOG",
     "MOTO_GAPS",
     "Delivery",
     "DeliveryOutcome",
@@ -70,6 +74,7 @@ __all__ = [
     "EventSourceMapping",
     "ExecutionTimeoutError",
     "FailedBatch",
+    "FunctionLog",
     "GlobalTableReplication",
     "Handler",
     "InvocationError",

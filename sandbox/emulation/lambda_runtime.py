@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
+import sys
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
@@ -106,13 +109,100 @@ def import_handler(path: str) -> Handler:
     return handler
 
 
+class FunctionLog:
+    """What the functions wrote to stdout, line by line, as CloudWatch Logs keeps a Lambda
+    function's output (where EMF lines become metrics: "Embedded metric format", Amazon CloudWatch
+    User Guide, https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format.html).
+    In the sandbox the functions share the operator's process, so without this their EMF lines
+    (Powertools Metrics prints them) landed in `make demo`'s output. The newest ``MAX_LINES``
+    are kept; ``echo`` also writes each line to a stream (`sandbox up --verbose`)."""
+
+    MAX_LINES = 10_000
+
+    def __init__(self) -> None:
+        self._lines: deque[tuple[str, str]] = deque(maxlen=self.MAX_LINES)
+        self._lock = threading.Lock()
+        self.echo: TextIO | None = None
+
+    def append(self, function_name: str, line: str) -> None:
+        with self._lock:
+            self._lines.append((function_name, line))
+        if self.echo is not None:
+            self.echo.write(line + "\n")
+
+    def lines(self, function_name: str | None = None) -> list[str]:
+        with self._lock:
+            return [line for name, line in self._lines if function_name in (None, name)]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._lines.clear()
+
+
+FUNCTION_LOG = FunctionLog()
+
+
+class _FunctionStdout(io.TextIOBase):
+    """``sys.stdout`` while a function runs: that thread's writes go to ``FUNCTION_LOG``, every
+    other thread's (the operator's console lines) to the stream it replaced."""
+
+    def __init__(self, function_name: str, replaced: TextIO) -> None:
+        super().__init__()
+        self._function_name = function_name
+        self._replaced = replaced
+        self._owner: int | None = threading.get_ident()
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() != self._owner:
+            return self._replaced.write(text)
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            FUNCTION_LOG.append(self._function_name, line)
+        return len(text)
+
+    def finish(self) -> None:
+        """The function returned: keep a last unterminated line; pass any later write on."""
+        if self._partial:
+            FUNCTION_LOG.append(self._function_name, self._partial)
+            self._partial = ""
+        self._owner = None
+
+    def flush(self) -> None:
+        self._replaced.flush()
+
+    def isatty(self) -> bool:
+        return self._replaced.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+
+@contextmanager
+def _function_stdout(function_name: str) -> Iterator[None]:
+    """The function's stdout goes to ``FUNCTION_LOG`` while the ``with`` lasts. Functions run
+    one at a time (``environment_lock``), so the swap never nests; someone else's swap made
+    meanwhile (a test runner's) is left in place."""
+    replaced = sys.stdout
+    capture = _FunctionStdout(function_name, replaced)
+    sys.stdout = capture
+    try:
+        yield
+    finally:
+        capture.finish()
+        if sys.stdout is capture:
+            sys.stdout = replaced
+
+
 def call_handler(
     handler_path: str, event: Any, env: Mapping[str, str], function_name: str = ""
 ) -> Any:
-    """Run a handler as Lambda would: its environment applied, a context object passed."""
+    """Run a handler as Lambda would: its environment applied, a context object passed, its
+    stdout kept in ``FUNCTION_LOG`` (Lambda sends it to CloudWatch Logs)."""
     handler = import_handler(handler_path)
-    with function_environment(env):
-        return handler(event, LambdaContext(function_name or handler_path))
+    name = function_name or handler_path
+    with function_environment(env), _function_stdout(name):
+        return handler(event, LambdaContext(name))
 
 
 @dataclass(frozen=True)

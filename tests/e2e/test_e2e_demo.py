@@ -5,13 +5,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from sandbox.demo import run_demo
+from sandbox.emulation import FUNCTION_LOG
 
 
-def test_the_demo_story_ends_with_a_clean_audit(tmp_path: Path) -> None:
+def test_the_demo_story_ends_with_a_clean_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the functions' metrics on (they print EMF lines, as in Lambda)
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     # The demo runs its own sandbox; a small fleet keeps this test quick.
-    assert run_demo(tmp_path, things=40, echo=lambda _: None)
+    assert run_demo(tmp_path, things=40, echo=print)
     report = json.loads((tmp_path / "drift.json").read_text())
     kinds = {(d["entity"], d["kind"]) for d in report["drifts"]}
     assert {("thing", "extra"), ("thing", "changed"), ("thing_group", "missing")} <= kinds
     assert json.loads((tmp_path / "final.json").read_text())["drifts"] == []
+    # AND the story is all the operator sees: the EMF lines are in the functions' log
+    out = capsys.readouterr().out
+    assert "6. next nightly run" in out
+    assert [line for line in out.splitlines() if '"_aws"' in line] == []
+    assert any('"_aws"' in line for line in FUNCTION_LOG.lines())

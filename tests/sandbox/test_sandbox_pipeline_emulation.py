@@ -43,6 +43,13 @@ def failing_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raise HandlerBoomError("boom")
 
 
+def printing_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # what Powertools Metrics does with an EMF document
+    print(json.dumps({"_aws": {"CloudWatchMetrics": []}, "n": event["n"]}))
+    print("unterminated", end="")
+    return {}
+
+
 def _create_function(box: Sandbox, name: str, handler: str) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -77,6 +84,22 @@ def test_aws_lambda_unhandled_error_response(box: Sandbox) -> None:
     body = json.loads(response["Payload"].read())
     assert body == {"errorType": "HandlerBoomError", "errorMessage": "boom"}
     assert box.invocation_errors[-1].error_type == "HandlerBoomError"
+
+
+def test_aws_lambda_a_functions_stdout_goes_to_its_log_not_the_console(
+    box: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Lambda sends a function's stdout (its logs, EMF metric lines) to CloudWatch Logs; the
+    # operator's console shows only what the sandbox itself prints.
+    _create_function(box, "printer", f"{__name__}.printing_handler")
+    print("before")
+    box.client("lambda", SOURCE).invoke(FunctionName="printer", Payload=json.dumps({"n": 1}))
+    print("after")
+    assert capsys.readouterr().out == "before\nafter\n"
+    assert box.function_output("printer") == [
+        json.dumps({"_aws": {"CloudWatchMetrics": []}, "n": 1}),
+        "unterminated",
+    ]
 
 
 @pytest.mark.parametrize("module", [lambda_eval_utils, state_task_service_sqs])
