@@ -10,7 +10,9 @@ a ``RetryableError`` it retries.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from itertools import groupby
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -19,10 +21,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pipeline import aws
 from pipeline.events import parse_event
 from pipeline.iot import IotRegistry
-from pipeline.model import Change, EntityKind, Origin, split_membership_name
+from pipeline.model import Change, EntityKind, Origin, entity_key, split_membership_name
 from pipeline.settings import load_settings
 from pipeline.state import FutureTimestampError, Outcome, check_not_future
-from pipeline.statetable import PersistResult, StateTable
+from pipeline.statetable import PersistResult, StateTable, item_from_record
 
 logger = Logger(service="iot-crr-persist")
 metrics = Metrics(namespace="IotRegistryCrr", service="persist")
@@ -46,15 +48,71 @@ def persist_change(table: StateTable, change: Change, *, now: int | None = None)
     """
     check_not_future("timestamp", change.origin.timestamp_ms, now_ms() if now is None else now)
     if change.kind is EntityKind.MEMBERSHIP:
-        group = table.get(EntityKind.THING_GROUP, split_membership_name(change.name)[1])
-        if group is not None and group.state.get("query"):
-            return PersistResult(
-                Outcome.SKIPPED, change.key, "membership of a dynamic group is not replicated"
-            )
+        skipped = _skipped_if_dynamic(change, table.get_raw(_group_key(change)))
+        if skipped is not None:
+            return skipped
     for stub in ancestor_stubs(change):
         if table.get(stub.kind, stub.name) is None:
             table.apply(stub)
     return table.apply(change)
+
+
+def persist_changes(
+    table: StateTable, changes: Sequence[Change], *, now: int | None = None
+) -> list[PersistResult]:
+    """``persist_change`` for many changes, in order, batched for backfills: the same rules and
+    the same outcomes as one by one, in about N/100 reads instead of 2N calls.
+
+    Consecutive changes of one kind of path go together: memberships (the dynamic-group skip,
+    their groups read in one batch: a membership never changes a group, so each reads what it
+    would read alone), a change with ancestors (alone: its stubs go in just before it), and the
+    rest (``StateTable.apply_many``). Corrective events carry no ancestors, so a backfill takes
+    only the batched paths. A change from the future raises before anything is written.
+    """
+    clock = now_ms() if now is None else now
+    for change in changes:
+        check_not_future("timestamp", change.origin.timestamp_ms, clock)
+    results: list[PersistResult] = []
+    for path, run in groupby(changes, key=_path):
+        batch = list(run)
+        if path == "ancestors":
+            results.extend(persist_change(table, change, now=clock) for change in batch)
+        elif path == "membership":
+            results.extend(_persist_memberships(table, batch))
+        else:
+            results.extend(table.apply_many(batch))
+    return results
+
+
+def _path(change: Change) -> str:
+    if change.ancestors:
+        return "ancestors"
+    return "membership" if change.kind is EntityKind.MEMBERSHIP else "plain"
+
+
+def _persist_memberships(table: StateTable, memberships: list[Change]) -> list[PersistResult]:
+    groups = table.get_many(_group_key(change) for change in memberships)
+    skipped = [_skipped_if_dynamic(change, groups[_group_key(change)]) for change in memberships]
+    applied = iter(
+        table.apply_many([c for c, skip in zip(memberships, skipped, strict=True) if skip is None])
+    )
+    return [skip if skip is not None else next(applied) for skip in skipped]
+
+
+def _group_key(membership: Change) -> str:
+    return entity_key(EntityKind.THING_GROUP, split_membership_name(membership.name)[1])
+
+
+def _skipped_if_dynamic(
+    membership: Change, group_record: Mapping[str, Any] | None
+) -> PersistResult | None:
+    """A dynamic group's membership is never stored: each region's fleet index computes it."""
+    group = item_from_record(group_record) if group_record else None
+    if group is not None and group.state.get("query"):
+        return PersistResult(
+            Outcome.SKIPPED, membership.key, "membership of a dynamic group is not replicated"
+        )
+    return None
 
 
 def ancestor_stubs(change: Change) -> list[Change]:

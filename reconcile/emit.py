@@ -8,8 +8,8 @@ the persist path, and the replicator in the destination converges the registry f
   ``corrective=True`` and a ``sync`` token, so persist writes it even when the table agrees.
 - ``emit_via_stepfunctions`` starts the persist state machine once per change (what the IoT rule
   does for a live event).
-- ``emit_via_table`` runs the persist code in-process, for large backfills where one execution per
-  entity would be slow and costly.
+- ``emit_via_table`` runs the persist code (``persist_changes``) in-process, for large backfills
+  where one execution per entity would be slow and costly.
 
 Callers hold an ``Emitter`` (Step Functions, table, or the dry run that emits nothing), chosen in
 one place: ``choose_emitter``; each ``emit`` is given ``now``, the caller's clock bounding event
@@ -34,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipeline.errors import CrrError, PermanentError, RetryableError
 from pipeline.events import corrective_event, parse_event
 from pipeline.model import Change, Origin
+from pipeline.persist import persist_changes
 from pipeline.state import check_not_future
 from pipeline.statetable import StateTable
 
@@ -252,10 +253,11 @@ def emit_via_table(
 ) -> EmitResult:
     """Persist each ``validated`` change straight into the state table with the persist code.
 
-    Same validation and rules as the state machine (ordering, tombstones, sync tokens), without
-    one execution per entity, and batched (``StateTable.apply_many``): a backfill of N entities
-    costs about N/100 reads and N conditional writes instead of 2N calls. Project errors
-    (``CrrError``) are recorded per change; anything else is a bug and propagates.
+    Same validation and rules as the state machine (``pipeline.persist.persist_changes``: the
+    dynamic-group membership skip, ancestor stubs, ordering, tombstones, sync tokens), without
+    one execution per entity, and batched: a backfill of N entities costs about N/100 reads and
+    N conditional writes instead of 2N calls. Project errors (``CrrError``) are recorded per
+    change; anything else is a bug and propagates.
     """
     clock_ms = _wall_clock_ms() if now is None else now
     failures: list[EmitFailure] = []
@@ -272,7 +274,7 @@ def emit_via_table(
     for start in range(0, len(items), TABLE_CHUNK):
         chunk = items[start : start + TABLE_CHUNK]
         try:
-            results = table.apply_many(chunk)
+            results = persist_changes(table, chunk, now=clock_ms)
         except KeyboardInterrupt as interrupt:  # the chunk may be partly written: count it out
             raise EmitInterrupted(start, len(items)) from interrupt
         except CrrError as exc:

@@ -15,7 +15,9 @@ from moto import mock_aws
 
 from pipeline import aws
 from pipeline.events import parse_event
-from pipeline.model import Change, EntityKind, Origin, membership_name
+from pipeline.model import Change, DynamicQuery, EntityKind, Origin, membership_name
+from pipeline.persist import persist_change, persist_changes
+from pipeline.state import Outcome
 from pipeline.statetable import StateTable
 from reconcile.diff import diff_snapshots
 from reconcile.emit import (
@@ -149,6 +151,82 @@ def test_a_replayed_plan_counts_as_duplicates(table: StateTable) -> None:
     assert again.ok and again.counts == {"duplicate": len(changes)}
     second = table.get(EntityKind.THING, "t1")
     assert first is not None and second == first
+
+
+def test_emit_via_table_follows_persist_for_a_dynamic_groups_membership(
+    table: StateTable,
+) -> None:
+    # GIVEN the state table knows group "dyn" as dynamic (its members are computed per region)
+    dynamic = Change(
+        EntityKind.THING_GROUP,
+        "dyn",
+        Origin(SRC, TAKEN - 1_000, "live-dyn", version=1),
+        fields={"parent": None, "attributes": {}, "query": DynamicQuery("thingName:t*").to_dict()},
+    )
+    assert table.apply(dynamic).outcome is Outcome.APPLIED
+    membership = membership_name("t1", "dyn")
+    changes = [
+        *corrective_changes(make_plan(), SRC),
+        Change(
+            EntityKind.MEMBERSHIP,
+            membership,
+            Origin(SRC, TAKEN, "crr-x-9"),
+            corrective=True,
+            sync="x",
+        ),
+    ]
+    # WHEN the plan and a membership of that group go through the table
+    via_table = emit_via_table(changes, table, now=NOW)
+    # THEN the membership is skipped as persist skips it, and not stored
+    assert via_table.ok and via_table.counts.get("skipped") == 1
+    assert table.get(EntityKind.MEMBERSHIP, membership) is None
+    # AND the rest is applied as before
+    assert via_table.counts["applied"] == len(changes) - 1
+
+
+def test_persist_changes_gives_the_outcomes_of_persist_change_one_by_one(
+    table: StateTable,
+) -> None:
+    # GIVEN a group event with ancestors, memberships (one of a dynamic group), and plain
+    # changes, interleaved
+    live = [
+        Change(
+            EntityKind.THING_GROUP,
+            "dyn",
+            Origin(SRC, TAKEN, "e0", version=1),
+            fields={
+                "parent": None,
+                "attributes": {},
+                "query": DynamicQuery("thingName:t*").to_dict(),
+            },
+        ),
+        Change(
+            EntityKind.THING_GROUP,
+            "leaf2",
+            Origin(SRC, TAKEN, "e1", version=1),
+            fields={"parent": "mid", "attributes": {}},
+            ancestors=("top", "mid"),
+        ),
+        Change(EntityKind.MEMBERSHIP, membership_name("t1", "dyn"), Origin(SRC, TAKEN, "e2")),
+        Change(EntityKind.MEMBERSHIP, membership_name("t1", "leaf2"), Origin(SRC, TAKEN, "e3")),
+        *corrective_changes(make_plan(), SRC),
+    ]
+    # WHEN persisted in one batch, and one by one into a second table
+    batched = persist_changes(table, live, now=NOW)
+    ddb = aws.client("dynamodb", SRC)
+    ddb.create_table(
+        TableName="one-by-one",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    single = StateTable(ddb, "one-by-one")
+    one_by_one = [persist_change(single, change, now=NOW) for change in live]
+    # THEN the outcomes and the stored items are the same
+    assert [(r.outcome, r.key) for r in batched] == [(r.outcome, r.key) for r in one_by_one]
+    assert Outcome.SKIPPED in {r.outcome for r in batched}
+    assert {i.key: i for i in table.scan_entities()} == {i.key: i for i in single.scan_entities()}
+    assert table.get(EntityKind.THING_GROUP, "top") is not None  # the ancestor stubs
 
 
 def test_a_newer_live_event_outranks_the_corrective_one(table: StateTable) -> None:
