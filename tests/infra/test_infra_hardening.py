@@ -216,7 +216,9 @@ def test_every_state_machine_has_an_executions_failed_alarm(templates: dict[str,
 def test_a_refused_future_timestamp_raises_an_alarm_on_the_metric_persist_emits(
     templates: dict[str, Any],
 ) -> None:
-    # GIVEN the EMF document the persist function publishes (Powertools Metrics)
+    # GIVEN the EMF document the persist function publishes (Powertools Metrics; its metric and
+    # dimension sets are shared by every Metrics in a process, so start from empty ones)
+    persist.metrics.clear_metrics()
     persist.metrics.add_metric(name=persist.FUTURE_TIMESTAMP_METRIC, unit=MetricUnit.Count, value=1)
     try:
         document: dict[str, Any] = dict(persist.metrics.serialize_metric_set())
