@@ -11,9 +11,10 @@ regions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 KEY_SEPARATOR = "#"  # never valid in an IoT name ([a-zA-Z0-9:_-]+), so keys are unambiguous
 
@@ -26,28 +27,112 @@ class EntityKind(StrEnum):
     MEMBERSHIP = "membership"
 
 
-KEY_PREFIX: dict[EntityKind, str] = {
-    EntityKind.THING: "THING",
-    EntityKind.THING_TYPE: "TYPE",
-    EntityKind.THING_GROUP: "GROUP",
-    EntityKind.BILLING_GROUP: "BILLING",
-    EntityKind.MEMBERSHIP: "MEMBER",
-}
-_KIND_BY_PREFIX = {prefix: kind for kind, prefix in KEY_PREFIX.items()}
+# How much a drift in a field matters for a DR region (reconcile.drift.changed_severity).
+Severity = Literal["high", "medium", "low"]
 
+
+@dataclass(frozen=True)
+class EntitySpec:
+    """Everything the code knows about one entity kind, in one place: the rest derives from
+    ``ENTITIES`` (docs/design.md, "Adding an entity kind").
+
+    ``fields`` are the desired-state fields (``Item.state``; compared field by field by the
+    diff, in this order), each with the severity of a difference in it: a wrong type, parent
+    or dynamic query changes what the fleet *is*; attribute and flag differences change
+    behaviour at the edges; a description is cosmetic. (A missing entity breaks failover: it is
+    high whatever its kind; an extra one medium.) ``rank`` is the dependency rank:
+    whatever an entity depends on has a lower rank (a thing needs its type and billing group,
+    a membership its thing and group), so creation runs by ascending rank and deletion by
+    descending rank; reports list kinds in the same order.
+    """
+
+    kind: EntityKind
+    key_prefix: str  # the state table's key: ``<key_prefix>#<name>``
+    frame: str  # the snapshot's table of this kind (reconcile.snapshot.SCHEMAS)
+    rank: int
+    fields: Mapping[str, Severity]
+    noun: tuple[str, str]  # how a sentence names it (singular, plural)
+    alias: str | None = None  # a short name ignore patterns accept (reconcile.ignore)
+    frame_key: tuple[str, ...] = ("name",)  # the columns identifying a row of ``frame``
+
+    @property
+    def state_fields(self) -> tuple[str, ...]:
+        return tuple(self.fields)
+
+
+# The entity table. Every per-kind fact lives here; adding a kind adds one row (plus its adapter
+# calls: events, converge, snapshot; see docs/design.md).
+ENTITIES: dict[EntityKind, EntitySpec] = {
+    spec.kind: spec
+    for spec in (
+        EntitySpec(
+            EntityKind.THING_TYPE,
+            key_prefix="TYPE",
+            frame="thing_types",
+            rank=0,
+            fields={
+                "description": "low",
+                "searchable_attributes": "medium",
+                "deprecated": "medium",
+                "propagating_attributes": "medium",
+            },
+            noun=("thing type", "thing types"),
+            alias="type",
+        ),
+        EntitySpec(
+            EntityKind.THING_GROUP,
+            key_prefix="GROUP",
+            frame="thing_groups",
+            rank=1,
+            fields={
+                "parent": "high",
+                "description": "low",
+                "attributes": "medium",
+                "query": "high",
+            },
+            noun=("group", "groups"),
+            alias="group",
+        ),
+        EntitySpec(
+            EntityKind.BILLING_GROUP,
+            key_prefix="BILLING",
+            frame="billing_groups",
+            rank=2,
+            fields={"description": "low"},
+            noun=("billing group", "billing groups"),
+            alias="billing",
+        ),
+        EntitySpec(
+            EntityKind.THING,
+            key_prefix="THING",
+            frame="things",
+            rank=3,
+            fields={"thing_type": "high", "attributes": "medium", "billing_group": "medium"},
+            noun=("thing", "things"),
+        ),
+        EntitySpec(
+            EntityKind.MEMBERSHIP,
+            key_prefix="MEMBER",
+            frame="memberships",
+            rank=4,
+            fields={},  # a link: it exists or not (named ``thing#group``, ``membership_name``)
+            noun=("membership", "memberships"),
+            alias="member",
+            frame_key=("thing", "group"),
+        ),
+    )
+}
+
+# Dependency order (ascending ``rank``): the order a repair creates in, and reports read in.
+ENTITY_ORDER: tuple[EntityKind, ...] = tuple(
+    spec.kind for spec in sorted(ENTITIES.values(), key=lambda spec: spec.rank)
+)
+KEY_PREFIX: dict[EntityKind, str] = {kind: ENTITIES[kind].key_prefix for kind in EntityKind}
+_KIND_BY_PREFIX = {prefix: kind for kind, prefix in KEY_PREFIX.items()}
 # The fields each entity's desired state may hold (the ``Item.state`` map). A change may set a
 # subset of them (a THING_EVENT carries no billing group); the rest keep their stored value.
 STATE_FIELDS: dict[EntityKind, tuple[str, ...]] = {
-    EntityKind.THING: ("thing_type", "attributes", "billing_group"),
-    EntityKind.THING_TYPE: (
-        "description",
-        "searchable_attributes",
-        "deprecated",
-        "propagating_attributes",
-    ),
-    EntityKind.THING_GROUP: ("parent", "description", "attributes", "query"),
-    EntityKind.BILLING_GROUP: ("description",),
-    EntityKind.MEMBERSHIP: (),
+    kind: ENTITIES[kind].state_fields for kind in EntityKind
 }
 
 
