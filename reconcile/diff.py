@@ -33,34 +33,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.errors import PermanentError
-from pipeline.model import KEY_SEPARATOR, EntityKind, split_membership_name
-from reconcile.drift import (
-    ENTITY_ORDER,
-    Drift,
-    DriftReport,
-    changed_severity,
-)
+from pipeline.model import ENTITIES, ENTITY_ORDER, KEY_SEPARATOR, EntityKind, split_membership_name
+from reconcile.drift import Drift, DriftReport, changed_severity
 from reconcile.ignore import IgnoreRules
 from reconcile.snapshot import (
-    TABLE_OF_KIND,
     Snapshot,
     cell_value,
     combine_hashes,
     plain_value,
 )
 
-# The compared columns of each table (all of them but the name and the per-region version).
-VALUE_COLUMNS: dict[EntityKind, tuple[str, ...]] = {
-    EntityKind.THING: ("thing_type", "attributes", "billing_group"),
-    EntityKind.THING_TYPE: (
-        "description",
-        "searchable_attributes",
-        "deprecated",
-        "propagating_attributes",
-    ),
-    EntityKind.THING_GROUP: ("parent", "description", "attributes", "query"),
-    EntityKind.BILLING_GROUP: ("description",),
-}
 # Columns whose JSON maps are explained key by key ("attributes.colour").
 _PER_KEY_COLUMNS = frozenset({"attributes"})
 
@@ -272,7 +254,8 @@ def _rows(
 
 
 def _diff_entities(kind: EntityKind, source: _Side, destination: _Side) -> list[Drift]:
-    columns = VALUE_COLUMNS[kind]
+    # The compared columns: the kind's state fields (not the name nor the per-region version).
+    columns = ENTITIES[kind].state_fields
     # Names are joined through their hashes; only the rows that differ are ever read again.
     joined = _join(source, destination, ("name",))
     differ = source.content[joined.both_source] != destination.content[joined.both_destination]
@@ -292,7 +275,7 @@ def _diff_entities(kind: EntityKind, source: _Side, destination: _Side) -> list[
         details = _explain(columns, old, new)
         if details:  # both sides share dtypes, so differing hashes mean a differing field
             name = str(old["name"])
-            drifts.append(Drift(kind, name, "changed", changed_severity(details), details))
+            drifts.append(Drift(kind, name, "changed", changed_severity(kind, details), details))
     return drifts
 
 
@@ -309,12 +292,13 @@ def _static_links(
         in_shard = _in_buckets(names, buckets, wanted)
         keep = in_shard if keep is None else keep & in_shard
     rows = None if keep is None else np.flatnonzero(keep)
-    return _side(snapshot, "memberships", rows, ("thing", "group"), ())
+    spec = ENTITIES[EntityKind.MEMBERSHIP]
+    return _side(snapshot, spec.frame, rows, spec.frame_key, spec.state_fields)
 
 
 def _diff_memberships(source: _Side, destination: _Side) -> list[Drift]:
     """Memberships are a set of (thing, group) pairs: only missing and extra exist."""
-    joined = _join(source, destination, ("thing", "group"))
+    joined = _join(source, destination, ENTITIES[EntityKind.MEMBERSHIP].frame_key)
     drifts = []
     for side, positions, drift_kind, severity in (
         (source, joined.source_only, "missing", "high"),
@@ -380,8 +364,7 @@ def diff_snapshots(
     for kind in ENTITY_ORDER:
         if kind is EntityKind.MEMBERSHIP:
             continue
-        table = TABLE_OF_KIND[kind]
-        columns = VALUE_COLUMNS[kind]
+        table, columns = ENTITIES[kind].frame, ENTITIES[kind].state_fields
         src = _side(source, table, shard(source, table), ("name",), columns)
         dst = _side(destination, table, shard(destination, table), ("name",), columns)
         counts[kind.value] = len(src.rows)

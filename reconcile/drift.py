@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pipeline.model import EntityKind
+from pipeline.model import ENTITIES, ENTITY_ORDER, EntityKind, Severity
 
 DriftKind = Literal["missing", "extra", "changed"]
 # Where a drift was lost, from the three-way audit (reconcile.explain): the source registry and
@@ -18,40 +18,20 @@ DriftKind = Literal["missing", "extra", "changed"]
 # the table disagrees with both.
 LossPoint = Literal["lost_before_table", "lost_after_table", "table_only"]
 LOSS_POINTS: tuple[LossPoint, ...] = ("lost_before_table", "lost_after_table", "table_only")
-Severity = Literal["high", "medium", "low"]
 
-# Dependency order, the order a repair runs in: report and plan read the same way.
-ENTITY_ORDER: tuple[EntityKind, ...] = (
-    EntityKind.THING_TYPE,
-    EntityKind.THING_GROUP,
-    EntityKind.BILLING_GROUP,
-    EntityKind.THING,
-    EntityKind.MEMBERSHIP,
-)
 DRIFT_KINDS: tuple[DriftKind, ...] = ("missing", "extra", "changed")
 
-# How much a difference matters for a DR region. A missing entity breaks failover; a wrong
-# type, parent or dynamic query changes what the fleet *is*; attribute and flag differences
-# change behaviour at the edges; a description is cosmetic.
-_FIELD_SEVERITY: dict[str, Severity] = {
-    "thing_type": "high",
-    "parent": "high",
-    "query": "high",
-    "billing_group": "medium",
-    "attributes": "medium",
-    "searchable_attributes": "medium",
-    "deprecated": "medium",
-    "propagating_attributes": "medium",
-    "description": "low",
-}
-_SEVERITY_RANK: dict[Severity, int] = {"low": 0, "medium": 1, "high": 2}
+SEVERITY_RANK: dict[Severity, int] = {"low": 0, "medium": 1, "high": 2}
 
 
-def changed_severity(details: dict[str, dict[str, Any]]) -> Severity:
+def changed_severity(entity: EntityKind, details: dict[str, dict[str, Any]]) -> Severity:
+    """The severity of a ``changed`` drift: its most severe field's (``EntitySpec.fields``;
+    ``attributes.<key>`` counts as ``attributes``, an unknown field as medium)."""
+    fields = ENTITIES[entity].fields
     severity: Severity = "low"
     for name in details:
-        candidate = _FIELD_SEVERITY.get(name.split(".", 1)[0], "medium")
-        if _SEVERITY_RANK[candidate] > _SEVERITY_RANK[severity]:
+        candidate = fields.get(name.split(".", 1)[0], "medium")
+        if SEVERITY_RANK[candidate] > SEVERITY_RANK[severity]:
             severity = candidate
     return severity
 

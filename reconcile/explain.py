@@ -26,7 +26,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from pipeline.model import EntityKind, Item, split_membership_name
+from pipeline.model import ENTITIES, EntityKind, Item, split_membership_name
 from pipeline.statetable import SCAN_SEGMENTS, StateTable
 from reconcile.diff import diff_snapshots
 from reconcile.drift import LOSS_POINTS, Drift, DriftReport, LossPoint
@@ -74,15 +74,12 @@ def table_snapshot(items: Iterable[Item], label: str, taken_at_ms: int) -> Snaps
         thing, group = split_membership_name(item.name)
         if thing in things:
             memberships.append({"thing": thing, "group": group})
-    return Snapshot.from_records(
-        label,
-        taken_at_ms,
-        things=records(EntityKind.THING),
-        thing_types=records(EntityKind.THING_TYPE),
-        thing_groups=records(EntityKind.THING_GROUP),
-        billing_groups=records(EntityKind.BILLING_GROUP),
-        memberships=memberships,
-    )
+    named = {
+        spec.frame: records(kind)
+        for kind, spec in ENTITIES.items()
+        if kind is not EntityKind.MEMBERSHIP
+    }
+    return Snapshot.from_records(label, taken_at_ms, **named, memberships=memberships)
 
 
 def read_table(

@@ -28,17 +28,12 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from pipeline.errors import PermanentError
-from pipeline.model import STATE_FIELDS, EntityKind
+from pipeline.model import ENTITIES, STATE_FIELDS, EntityKind
 from reconcile.drift import Drift, DriftReport, changed_severity
 
 DEFAULT_FILE = ".iotdriftignore"
 
-_ALIASES = {
-    "type": EntityKind.THING_TYPE.value,
-    "group": EntityKind.THING_GROUP.value,
-    "billing": EntityKind.BILLING_GROUP.value,
-    "member": EntityKind.MEMBERSHIP.value,
-}
+_ALIASES = {spec.alias: kind.value for kind, spec in ENTITIES.items() if spec.alias is not None}
 _KINDS = tuple(kind.value for kind in EntityKind)
 _FIELDS = frozenset(f for names in STATE_FIELDS.values() for f in names)
 
@@ -188,7 +183,7 @@ class IgnoreRules:
             elif drift.kind == "changed":
                 if details:
                     yield dataclasses.replace(
-                        drift, details=details, severity=changed_severity(details)
+                        drift, details=details, severity=changed_severity(drift.entity, details)
                     )
             else:
                 yield dataclasses.replace(drift, details=details)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pydantic
 
 from pipeline.errors import PermanentError
-from pipeline.model import EntityKind, membership_name
+from pipeline.model import ENTITIES, EntityKind, membership_name
 from pipeline.state import check_not_future
 from reconcile.snapshot import desired_fields
 
@@ -49,24 +49,6 @@ _SIGNATURE = "signature"
 _SIGNATURE_PREFIX = "hmac-sha256:"
 
 Op = Literal["upsert", "delete"]
-
-# Creation order: whatever an entity depends on is created before it (a thing needs its type and
-# billing group, a membership its thing and group). Deletes run the same list backwards.
-UPSERT_ORDER: tuple[EntityKind, ...] = (
-    EntityKind.THING_TYPE,
-    EntityKind.THING_GROUP,
-    EntityKind.BILLING_GROUP,
-    EntityKind.THING,
-    EntityKind.MEMBERSHIP,
-)
-
-_FRAME_BY_KIND: dict[EntityKind, str] = {
-    EntityKind.THING: "things",
-    EntityKind.THING_TYPE: "thing_types",
-    EntityKind.THING_GROUP: "thing_groups",
-    EntityKind.BILLING_GROUP: "billing_groups",
-    EntityKind.MEMBERSHIP: "memberships",
-}
 
 
 class PlanRefusedError(PermanentError):
@@ -438,8 +420,8 @@ def _check_source_size(source: Snapshot, target: Snapshot, guards: Guards) -> No
 
 def _entity_total(snapshot: Snapshot) -> int:
     return sum(
-        len(getattr(snapshot, frame))
-        for kind, frame in _FRAME_BY_KIND.items()
+        len(getattr(snapshot, spec.frame))
+        for kind, spec in ENTITIES.items()
         if kind is not EntityKind.MEMBERSHIP
     )
 
@@ -489,7 +471,7 @@ class _SourceRows:
         if entity is EntityKind.MEMBERSHIP:
             return {"thing": drift.thing, "group": drift.group}
         if entity not in self._by_kind:
-            frame: pd.DataFrame = getattr(self._source, _FRAME_BY_KIND[entity])
+            frame: pd.DataFrame = getattr(self._source, ENTITIES[entity].frame)
             self._by_kind[entity] = {
                 str(record["name"]): {str(k): v for k, v in record.items()}
                 for record in frame.to_dict("records")
@@ -553,13 +535,13 @@ def _group_depths(groups: pd.DataFrame) -> dict[str, int]:
 def _ordered(
     actions: Iterable[RepairAction], depths: Mapping[str, int], *, reverse: bool
 ) -> list[RepairAction]:
-    rank = {kind: i for i, kind in enumerate(UPSERT_ORDER)}
-
     def key(action: RepairAction) -> tuple[int, int, str]:
         depth = depths.get(action.name, 0) if action.entity is EntityKind.THING_GROUP else 0
-        return (rank[action.entity], depth, action.name)
+        return (ENTITIES[action.entity].rank, depth, action.name)
 
-    # Reversing the whole creation order gives children before parents and types last.
+    # Creation runs by ascending dependency rank (``EntitySpec.rank``), parent groups before
+    # their children. Reversing the whole creation order gives children before parents and
+    # types last.
     return sorted(actions, key=key, reverse=reverse)
 
 

@@ -22,19 +22,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeline.model import EntityKind
-from reconcile.drift import Drift
-
-_RANK = {"low": 0, "medium": 1, "high": 2}
-
-# How a person names an entity kind in a sentence (singular, plural).
-NOUNS: dict[EntityKind, tuple[str, str]] = {
-    EntityKind.THING: ("thing", "things"),
-    EntityKind.THING_TYPE: ("thing type", "thing types"),
-    EntityKind.THING_GROUP: ("group", "groups"),
-    EntityKind.BILLING_GROUP: ("billing group", "billing groups"),
-    EntityKind.MEMBERSHIP: ("membership", "memberships"),
-}
+from pipeline.model import ENTITIES, EntityKind
+from reconcile.drift import SEVERITY_RANK, Drift
 
 
 @dataclass(frozen=True)
@@ -53,23 +42,15 @@ class Cause:
         """One phrase per dependent entity kind, e.g. ``174 memberships of the missing group
         emea-site-0-floor-1`` (dependency order)."""
         counts = Counter(d.entity for d in self.dependents)
-        noun = NOUNS[self.drift.entity][0]
+        noun = ENTITIES[self.drift.entity].noun[0]
         return [
-            f"{count} {NOUNS[entity][count != 1]} of the {self.drift.kind} {noun} {self.drift.name}"
-            for entity, count in sorted(counts.items(), key=lambda item: _ORDER.index(item[0]))
+            f"{count} {ENTITIES[entity].noun[count != 1]} of the {self.drift.kind} {noun} "
+            f"{self.drift.name}"
+            for entity, count in sorted(counts.items(), key=lambda item: ENTITIES[item[0]].rank)
         ]
 
     def dependents_of(self, entity: EntityKind) -> tuple[Drift, ...]:
         return tuple(d for d in self.dependents if d.entity is entity)
-
-
-_ORDER = (
-    EntityKind.THING_TYPE,
-    EntityKind.THING_GROUP,
-    EntityKind.BILLING_GROUP,
-    EntityKind.THING,
-    EntityKind.MEMBERSHIP,
-)
 
 
 def _type_of(drift: Drift) -> str | None:
@@ -126,5 +107,5 @@ def by_root_cause(drifts: Iterable[Drift]) -> list[Cause]:
     position = {id(c): i for i, c in enumerate(causes)}
     return sorted(
         causes,
-        key=lambda c: (-c.explains, -_RANK[c.drift.severity], position[id(c)]),
+        key=lambda c: (-c.explains, -SEVERITY_RANK[c.drift.severity], position[id(c)]),
     )

@@ -31,14 +31,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.errors import PermanentError
-from pipeline.model import EntityKind
+from pipeline.model import ENTITIES, EntityKind
 from reconcile.inventory import PAGE_SIZE, Inventory
 
 SNAPSHOT_FORMAT = 1
 MANIFEST = "snapshot.json"
 
-# Column name -> pandas dtype, per table. Every frame is conformed to these (also when empty),
-# so the diff and Parquet never see object columns of mixed types.
+# Column name -> pandas dtype, per table (``EntitySpec.frame``: its key columns, its state
+# fields, and the per-region version where the listing returns one; a test holds them to the
+# entity table). Every frame is conformed to these (also when empty), so the diff and Parquet
+# never see object columns of mixed types. The order of the tables is the fingerprint's.
 SCHEMAS: dict[str, dict[str, str]] = {
     "things": {
         "name": "string",
@@ -65,20 +67,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "billing_groups": {"name": "string", "description": "string"},
     "memberships": {"thing": "string", "group": "string"},
 }
-SORT_KEYS: dict[str, list[str]] = {
-    "things": ["name"],
-    "thing_types": ["name"],
-    "thing_groups": ["name"],
-    "billing_groups": ["name"],
-    "memberships": ["thing", "group"],
-}
-TABLE_OF_KIND: dict[EntityKind, str] = {
-    EntityKind.THING: "things",
-    EntityKind.THING_TYPE: "thing_types",
-    EntityKind.THING_GROUP: "thing_groups",
-    EntityKind.BILLING_GROUP: "billing_groups",
-    EntityKind.MEMBERSHIP: "memberships",
-}
+SORT_KEYS: dict[str, list[str]] = {spec.frame: list(spec.frame_key) for spec in ENTITIES.values()}
 # Columns holding canonical JSON, decoded by ``desired_fields``.
 JSON_COLUMNS = frozenset({"attributes", "searchable_attributes", "query", "propagating_attributes"})
 
