@@ -167,16 +167,20 @@ class Converger:
             now_ms,
         )
 
-    def converge(self, item: Item) -> Result:
-        self.expect(item.kind, item.name, None if item.deleted else item.state)
-        handler = {
+    def handlers(self) -> dict[EntityKind, Callable[[Item], Result]]:
+        """The converge handler of each entity kind: one per kind of ``pipeline.model.ENTITIES``
+        (tests/pipeline/test_converge_entities.py holds them equal)."""
+        return {
             EntityKind.THING: self._thing,
             EntityKind.THING_TYPE: self._thing_type,
             EntityKind.THING_GROUP: self._thing_group,
             EntityKind.BILLING_GROUP: self._billing_group,
             EntityKind.MEMBERSHIP: self._membership,
-        }[item.kind]
-        return handler(item)
+        }
+
+    def converge(self, item: Item) -> Result:
+        self.expect(item.kind, item.name, None if item.deleted else item.state)
+        return self.handlers()[item.kind](item)
 
     def converge_key(self, kind: EntityKind, name: str) -> Result:
         """Converge a dependency from the local table; it must be there and live."""
