@@ -157,7 +157,7 @@ class S3Store:
                 raise ArtefactNotFoundError(self.location, key) from error
             raise classify_client_error("GetObject", error) from error
         except BotoCoreError as error:
-            raise AwsServiceError(f"GetObject failed: {error}") from error
+            raise AwsServiceError("GetObject", type(error).__name__, str(error)) from error
 
     def exists(self, key: str) -> bool:
         try:
@@ -168,7 +168,7 @@ class S3Store:
                 return False
             raise classify_client_error("HeadObject", error) from error
         except BotoCoreError as error:
-            raise AwsServiceError(f"HeadObject failed: {error}") from error
+            raise AwsServiceError("HeadObject", type(error).__name__, str(error)) from error
         return True
 
     def keys(self, prefix: str) -> list[str]:
@@ -191,7 +191,7 @@ class S3Store:
         except ClientError as error:
             raise classify_client_error(operation, error) from error
         except BotoCoreError as error:
-            raise AwsServiceError(f"{operation} failed: {error}") from error
+            raise AwsServiceError(operation, type(error).__name__, str(error)) from error
 
 
 def open_store(location: str, s3_client: Callable[[], Any] | None = None) -> Store:

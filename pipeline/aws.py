@@ -134,11 +134,11 @@ def classify_client_error(operation: str, error: ClientError) -> Exception:
     message = str(details.get("Message", ""))
     status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     if code in _THROTTLING_CODES or status == 429:
-        return ThrottledError(f"{operation} throttled: {message}")
+        return ThrottledError(operation, code, message)
     if code in _NOT_FOUND_CODES or status == 404:
-        return NotFoundError(operation, message)
+        return NotFoundError(operation, code, message)
     if code in _SERVER_CODES or status >= 500:
-        return AwsServiceError(f"{operation} failed: {code}: {message}")
+        return AwsServiceError(operation, code, message)
     for wait_operation, wait_code, fragment, _source in WAIT_REFUSALS:
         if (operation, code) == (wait_operation, wait_code) and fragment in message:
             return AwsWaitError(operation, code, message)

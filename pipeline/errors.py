@@ -46,36 +46,55 @@ class RegistryValidationError(PermanentError):
         self.rule = rule
 
 
-class ThrottledError(RetryableError):
-    """AWS throttled the call even after botocore's own retries."""
-
-
-class AwsServiceError(RetryableError):
-    """AWS answered 5xx (or the connection failed) even after botocore's own retries."""
-
-
-class AwsRequestError(PermanentError):
-    """AWS refused the request itself (4xx other than throttling and not-found)."""
+class AwsError(CrrError):
+    """One AWS call failed after botocore's own retries: ``operation`` names the call, ``code`` is
+    AWS's error code (botocore's exception class for a failure before any answer). Made only by
+    ``pipeline.aws`` (``AwsCalls``); callers branch on the subclasses and, where one code matters,
+    on ``code``."""
 
     def __init__(self, operation: str, code: str, message: str) -> None:
-        super().__init__(f"{operation} failed: {code}: {message}")
+        super().__init__(message)
         self.operation = operation
         self.code = code
 
 
-class AwsWaitError(RetryableError):
+class ThrottledError(AwsError, RetryableError):
+    """AWS throttled the call even after botocore's own retries."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(operation, code, f"{operation} throttled: {message}")
+
+
+class AwsServiceError(AwsError, RetryableError):
+    """AWS answered 5xx (or the connection failed) even after botocore's own retries."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(operation, code, f"{operation} failed: {code}: {message}")
+
+
+class AwsRequestError(AwsError, PermanentError):
+    """AWS refused the request itself (4xx other than throttling and not-found)."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(operation, code, f"{operation} failed: {code}: {message}")
+
+
+class ConditionFailedError(AwsRequestError):
+    """DynamoDB refused a conditional write because its condition did not hold
+    (``ConditionalCheckFailedException``): the caller's compare-and-swap lost, nothing was
+    written."""
+
+
+class AwsWaitError(AwsError, RetryableError):
     """AWS refused the request for now: it succeeds once AWS has caught up (a deprecated type's
     5-minute wait, an asynchronous detach). See ``pipeline.aws.WAIT_REFUSALS``."""
 
     def __init__(self, operation: str, code: str, message: str) -> None:
-        super().__init__(f"{operation} refused for now: {code}: {message}")
-        self.operation = operation
-        self.code = code
+        super().__init__(operation, code, f"{operation} refused for now: {code}: {message}")
 
 
-class NotFoundError(CrrError):
+class NotFoundError(AwsError):
     """The named resource does not exist. Callers decide whether that is fine (deletes) or not."""
 
-    def __init__(self, operation: str, message: str) -> None:
-        super().__init__(f"{operation}: resource not found: {message}")
-        self.operation = operation
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(operation, code, f"{operation}: resource not found: {message}")

@@ -121,7 +121,7 @@ def _call(iot_client: Any, operation: str, **params: Any) -> dict[str, Any]:
     except ClientError as exc:
         raise classify_client_error(operation, exc) from exc
     except (ConnectionError, HTTPClientError) as exc:
-        raise AwsServiceError(f"{operation} failed: {exc}") from exc
+        raise AwsServiceError(operation, type(exc).__name__, str(exc)) from exc
     except BotoCoreError as exc:
         # No credentials, bad configuration, ...: retrying unchanged will not help.
         raise AwsRequestError(operation, type(exc).__name__, str(exc)) from exc

@@ -35,5 +35,7 @@ class FailureSink:
             self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=json.dumps(entry))
         except (ClientError, BotoCoreError) as send_error:
             raise AwsServiceError(
-                f"could not record failure of {key}: {send_error}"
+                "SendMessage",
+                type(send_error).__name__,
+                f"could not record failure of {key}: {send_error}",
             ) from send_error

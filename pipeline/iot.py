@@ -368,7 +368,7 @@ class IotRegistry:
         except ClientError as error:
             raise classify_client_error(operation, error) from error
         except BotoCoreError as error:
-            raise AwsServiceError(f"{operation} failed: {error}") from error
+            raise AwsServiceError(operation, type(error).__name__, str(error)) from error
 
 
 def thing_group_state(description: dict[str, Any]) -> dict[str, Any]:

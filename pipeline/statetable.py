@@ -170,7 +170,11 @@ class StateTable:
                 if not request:
                     break
             else:
-                raise ThrottledError(f"BatchGetItem left keys unprocessed {MAX_CAS_ATTEMPTS} times")
+                raise ThrottledError(
+                    "BatchGetItem",
+                    "UnprocessedKeys",
+                    f"keys left unprocessed {MAX_CAS_ATTEMPTS} times",
+                )
         return found
 
     def get_raw(self, key: str) -> dict[str, Any] | None:
@@ -308,7 +312,7 @@ class StateTable:
                 return False
             raise _translate("PutItem", error) from error
         except BotoCoreError as error:
-            raise AwsServiceError(f"PutItem failed: {error}") from error
+            raise AwsServiceError("PutItem", type(error).__name__, str(error)) from error
         return True
 
     def _call(self, operation: str, method: Any, **kwargs: Any) -> dict[str, Any]:
@@ -318,7 +322,7 @@ class StateTable:
         except ClientError as error:
             raise _translate(operation, error) from error
         except BotoCoreError as error:
-            raise AwsServiceError(f"{operation} failed: {error}") from error
+            raise AwsServiceError(operation, type(error).__name__, str(error)) from error
 
 
 def _unchanged_condition(stored: Item | None) -> dict[str, Any]:

@@ -203,7 +203,7 @@ class Inventory:
         except ClientError as error:
             raise classify_client_error(operation, error) from error
         except BotoCoreError as error:  # connection failures, after botocore's retries
-            raise AwsServiceError(f"{operation} failed: {error}") from error
+            raise AwsServiceError(operation, type(error).__name__, str(error)) from error
 
     def _paginate(
         self,
@@ -239,7 +239,7 @@ class Inventory:
                     continue
                 raise classify_client_error(operation, error) from error
             except BotoCoreError as error:
-                raise AwsServiceError(f"{operation} failed: {error}") from error
+                raise AwsServiceError(operation, type(error).__name__, str(error)) from error
             for item in page.get(result_key) or []:
                 name = name_of(item)
                 if name in seen:
