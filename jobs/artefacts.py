@@ -35,8 +35,8 @@ from typing import Any, Protocol
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.aws import classify_client_error
-from pipeline.errors import AwsServiceError, PermanentError
+from pipeline.aws import classify_botocore_error, classify_client_error
+from pipeline.errors import PermanentError
 from reconcile.drift import DriftReport
 from reconcile.plan import Plan
 from reconcile.report import load_json, render, to_json
@@ -157,7 +157,7 @@ class S3Store:
                 raise ArtefactNotFoundError(self.location, key) from error
             raise classify_client_error("GetObject", error) from error
         except BotoCoreError as error:
-            raise AwsServiceError("GetObject", type(error).__name__, str(error)) from error
+            raise classify_botocore_error("GetObject", error) from error
 
     def exists(self, key: str) -> bool:
         try:
@@ -168,7 +168,7 @@ class S3Store:
                 return False
             raise classify_client_error("HeadObject", error) from error
         except BotoCoreError as error:
-            raise AwsServiceError("HeadObject", type(error).__name__, str(error)) from error
+            raise classify_botocore_error("HeadObject", error) from error
         return True
 
     def keys(self, prefix: str) -> list[str]:
@@ -191,7 +191,7 @@ class S3Store:
         except ClientError as error:
             raise classify_client_error(operation, error) from error
         except BotoCoreError as error:
-            raise AwsServiceError(operation, type(error).__name__, str(error)) from error
+            raise classify_botocore_error(operation, error) from error
 
 
 def open_store(location: str, s3_client: Callable[[], Any] | None = None) -> Store:

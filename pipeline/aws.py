@@ -14,7 +14,13 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+)
 
 from pipeline.errors import (
     AwsRequestError,
@@ -143,3 +149,25 @@ def classify_client_error(operation: str, error: ClientError) -> Exception:
         if (operation, code) == (wait_operation, wait_code) and fragment in message:
             return AwsWaitError(operation, code, message)
     return AwsRequestError(operation, code, message)
+
+
+# botocore's exceptions that mean no (whole) answer came back: the network, a timeout, a response
+# cut short. The same call may succeed later. Every other ``BotoCoreError`` is raised before the
+# request leaves (no credentials, no region, parameters that fail the service model's
+# validation): retrying it unchanged cannot help. Hierarchy: botocore/exceptions.py,
+# https://github.com/boto/botocore/blob/develop/botocore/exceptions.py ("Error handling",
+# https://docs.aws.amazon.com/boto3/latest/guide/error-handling.html).
+_TRANSIENT_BOTOCORE_ERRORS: tuple[type[BotoCoreError], ...] = (
+    ConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+)
+
+
+def classify_botocore_error(operation: str, error: BotoCoreError) -> Exception:
+    """The project's error for a ``BotoCoreError`` that is not a ``ClientError``: retryable for
+    a connection failure (after botocore's own retries), permanent otherwise."""
+    code = type(error).__name__
+    if isinstance(error, _TRANSIENT_BOTOCORE_ERRORS):
+        return AwsServiceError(operation, code, str(error))
+    return AwsRequestError(operation, code, str(error))

@@ -17,11 +17,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.aws import classify_client_error
+from pipeline.aws import classify_botocore_error, classify_client_error
 from pipeline.aws import client as aws_client
-from pipeline.errors import AwsRequestError, AwsServiceError, CrrError
+from pipeline.errors import CrrError
 
 REGISTRY_EVENT_TYPES = (
     "THING",
@@ -120,11 +120,8 @@ def _call(iot_client: Any, operation: str, **params: Any) -> dict[str, Any]:
         result: dict[str, Any] = method(**params)
     except ClientError as exc:
         raise classify_client_error(operation, exc) from exc
-    except (ConnectionError, HTTPClientError) as exc:
-        raise AwsServiceError(operation, type(exc).__name__, str(exc)) from exc
     except BotoCoreError as exc:
-        # No credentials, bad configuration, ...: retrying unchanged will not help.
-        raise AwsRequestError(operation, type(exc).__name__, str(exc)) from exc
+        raise classify_botocore_error(operation, exc) from exc
     return result
 
 

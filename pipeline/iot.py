@@ -14,8 +14,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.aws import classify_client_error
-from pipeline.errors import AwsServiceError, NotFoundError
+from pipeline.aws import classify_botocore_error, classify_client_error
+from pipeline.errors import NotFoundError
 from pipeline.rules import validate_attributes, validate_description, validate_name
 
 PAGE_SIZE = 250
@@ -368,7 +368,7 @@ class IotRegistry:
         except ClientError as error:
             raise classify_client_error(operation, error) from error
         except BotoCoreError as error:
-            raise AwsServiceError(operation, type(error).__name__, str(error)) from error
+            raise classify_botocore_error(operation, error) from error
 
 
 def thing_group_state(description: dict[str, Any]) -> dict[str, Any]:

@@ -25,11 +25,10 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline import echo
-from pipeline.aws import classify_client_error
+from pipeline.aws import classify_botocore_error, classify_client_error
 from pipeline.echo import Expectation
 from pipeline.errors import (
     AwsRequestError,
-    AwsServiceError,
     EventValidationError,
     NotFoundError,
     RetryableError,
@@ -312,7 +311,7 @@ class StateTable:
                 return False
             raise _translate("PutItem", error) from error
         except BotoCoreError as error:
-            raise AwsServiceError("PutItem", type(error).__name__, str(error)) from error
+            raise classify_botocore_error("PutItem", error) from error
         return True
 
     def _call(self, operation: str, method: Any, **kwargs: Any) -> dict[str, Any]:
@@ -322,7 +321,7 @@ class StateTable:
         except ClientError as error:
             raise _translate(operation, error) from error
         except BotoCoreError as error:
-            raise AwsServiceError(operation, type(error).__name__, str(error)) from error
+            raise classify_botocore_error(operation, error) from error
 
 
 def _unchanged_condition(stored: Item | None) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.aws import classify_botocore_error
 from pipeline.errors import CrrError, PermanentError, RetryableError
 from pipeline.events import corrective_event, parse_event
 from pipeline.model import Change, Origin
@@ -232,8 +233,10 @@ def _start_each(
                 message = str(exc.response.get("Error", {}).get("Message", ""))
                 failures.append(_failure(change, code, message, code in _RETRYABLE_CODES))
                 outcome = ""
-        except BotoCoreError as exc:  # connection failures after retries
-            failures.append(_failure(change, type(exc).__name__, str(exc), retryable=True))
+        except BotoCoreError as exc:
+            classified = classify_botocore_error("StartExecution", exc)
+            retryable = isinstance(classified, RetryableError)
+            failures.append(_failure(change, type(exc).__name__, str(exc), retryable))
             outcome = ""
         if outcome:
             counts[outcome] = counts.get(outcome, 0) + 1

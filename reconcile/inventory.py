@@ -27,8 +27,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.aws import classify_client_error
-from pipeline.errors import AwsRequestError, AwsServiceError, NotFoundError
+from pipeline.aws import classify_botocore_error, classify_client_error
+from pipeline.errors import AwsRequestError, NotFoundError
 from pipeline.iot import thing_group_state
 from reconcile.ratelimit import RateLimiter
 
@@ -203,7 +203,7 @@ class Inventory:
         except ClientError as error:
             raise classify_client_error(operation, error) from error
         except BotoCoreError as error:  # connection failures, after botocore's retries
-            raise AwsServiceError(operation, type(error).__name__, str(error)) from error
+            raise classify_botocore_error(operation, error) from error
 
     def _paginate(
         self,
@@ -239,7 +239,7 @@ class Inventory:
                     continue
                 raise classify_client_error(operation, error) from error
             except BotoCoreError as error:
-                raise AwsServiceError(operation, type(error).__name__, str(error)) from error
+                raise classify_botocore_error(operation, error) from error
             for item in page.get(result_key) or []:
                 name = name_of(item)
                 if name in seen:
