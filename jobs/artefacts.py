@@ -33,10 +33,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.aws import classify_botocore_error, classify_client_error
-from pipeline.errors import PermanentError
+from pipeline.aws import AwsCalls
+from pipeline.errors import NotFoundError, PermanentError
 from reconcile.drift import DriftReport
 from reconcile.plan import Plan
 from reconcile.report import load_json, render, to_json
@@ -49,6 +48,10 @@ INDEX_PREFIX = "index/runs/"
 SNAPSHOT_FILES = (MANIFEST, *(f"{table}.parquet" for table in SCHEMAS))
 DRIFT_ITEM_COLUMNS = ("entity", "name", "kind", "severity", "fields", "details", "where")
 _DATE_ID = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# S3's answers for a missing object: GetObject's ``NoSuchKey``; HeadObject has no body, so its
+# code is the status, "404" (Amazon S3 API Reference, HeadObject and GetObject). A missing
+# *bucket* (``NoSuchBucket``, also 404) is a fault, not a missing artefact.
+_MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 class ArtefactError(PermanentError):
@@ -135,6 +138,7 @@ class S3Store:
 
     def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         self._client = client
+        self._aws = AwsCalls()
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.location = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
@@ -143,32 +147,31 @@ class S3Store:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put(self, key: str, data: bytes) -> None:
-        self._call(
+        self._aws(
             "PutObject", self._client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data
         )
 
     def get(self, key: str) -> bytes:
+        def read(**params: Any) -> bytes:
+            # The body is read inside the call: a response cut short is the call's failure.
+            return bytes(self._client.get_object(**params)["Body"].read())
+
         try:
-            response = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
-            return bytes(response["Body"].read())
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            if code in {"NoSuchKey", "404", "NotFound"}:
+            return self._aws("GetObject", read, Bucket=self.bucket, Key=self._key(key))
+        except NotFoundError as error:
+            if error.code in _MISSING_OBJECT_CODES:
                 raise ArtefactNotFoundError(self.location, key) from error
-            raise classify_client_error("GetObject", error) from error
-        except BotoCoreError as error:
-            raise classify_botocore_error("GetObject", error) from error
+            raise
 
     def exists(self, key: str) -> bool:
         try:
-            self._client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            if code in {"404", "NoSuchKey", "NotFound"}:
+            self._aws(
+                "HeadObject", self._client.head_object, Bucket=self.bucket, Key=self._key(key)
+            )
+        except NotFoundError as error:
+            if error.code in _MISSING_OBJECT_CODES:
                 return False
-            raise classify_client_error("HeadObject", error) from error
-        except BotoCoreError as error:
-            raise classify_botocore_error("HeadObject", error) from error
+            raise
         return True
 
     def keys(self, prefix: str) -> list[str]:
@@ -179,19 +182,11 @@ class S3Store:
             request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self._key(prefix)}
             if token:
                 request["ContinuationToken"] = token
-            page = self._call("ListObjectsV2", self._client.list_objects_v2, **request)
+            page = self._aws("ListObjectsV2", self._client.list_objects_v2, **request)
             found += [str(entry["Key"])[strip:] for entry in page.get("Contents") or []]
             token = page.get("NextContinuationToken")
             if not token:
                 return sorted(found)
-
-    def _call(self, operation: str, method: Callable[..., Any], **params: Any) -> Any:
-        try:
-            return method(**params)
-        except ClientError as error:
-            raise classify_client_error(operation, error) from error
-        except BotoCoreError as error:
-            raise classify_botocore_error(operation, error) from error
 
 
 def open_store(location: str, s3_client: Callable[[], Any] | None = None) -> Store:

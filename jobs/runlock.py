@@ -24,9 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from pipeline import aws
+from pipeline.errors import ConditionFailedError
 
 LOCK_TABLE_VARIABLE = "RUN_LOCK_TABLE"
 LOCK_NAME = "nightly"
@@ -56,11 +55,14 @@ class LockTable:
     def __init__(self, client: Any, table: str) -> None:
         self._client = client
         self._table = table
+        self._aws = aws.AwsCalls()
 
     def try_put(self, lease: Lease, now: int) -> bool:
         """Write ``lease`` unless another unexpired lease holds the name; True if written."""
         try:
-            self._client.put_item(
+            self._aws(
+                "PutItem",
+                self._client.put_item,
                 TableName=self._table,
                 Item={
                     "pk": {"S": lease.name},
@@ -71,19 +73,18 @@ class LockTable:
                 ExpressionAttributeNames={"#expires": EXPIRY_ATTRIBUTE},
                 ExpressionAttributeValues={":now": {"N": str(now)}},
             )
-        except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
-                return False
-            raise aws.classify_client_error("PutItem", error) from error
+        except ConditionFailedError:
+            return False
         return True
 
     def holder(self, name: str) -> Lease | None:
-        try:
-            item = self._client.get_item(
-                TableName=self._table, Key={"pk": {"S": name}}, ConsistentRead=True
-            ).get("Item")
-        except ClientError as error:
-            raise aws.classify_client_error("GetItem", error) from error
+        item = self._aws(
+            "GetItem",
+            self._client.get_item,
+            TableName=self._table,
+            Key={"pk": {"S": name}},
+            ConsistentRead=True,
+        ).get("Item")
         if not item:
             return None
         return Lease(name, item["owner"]["S"], int(item[EXPIRY_ATTRIBUTE]["N"]))
@@ -91,22 +92,18 @@ class LockTable:
     def release(self, lease: Lease) -> bool:
         """Delete ``lease`` if it is still ours; False if it expired and another run took it."""
         try:
-            self._client.delete_item(
+            self._aws(
+                "DeleteItem",
+                self._client.delete_item,
                 TableName=self._table,
                 Key={"pk": {"S": lease.name}},
                 ConditionExpression="#owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={":owner": {"S": lease.owner}},
             )
-        except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
-                return False
-            raise aws.classify_client_error("DeleteItem", error) from error
+        except ConditionFailedError:
+            return False
         return True
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def is_whole_run(event: Mapping[str, Any]) -> bool:

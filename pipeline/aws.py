@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -26,6 +29,7 @@ from pipeline.errors import (
     AwsRequestError,
     AwsServiceError,
     AwsWaitError,
+    ConditionFailedError,
     NotFoundError,
     ThrottledError,
 )
@@ -129,11 +133,13 @@ WAIT_REFUSALS: tuple[tuple[str, str, str, str], ...] = (
 
 
 def classify_client_error(operation: str, error: ClientError) -> Exception:
-    """The project's error for a botocore ``ClientError``, by code and status, never by message.
+    """The project's error for a botocore ``ClientError``, by code and status, never by message
+    (except the ``WAIT_REFUSALS``).
 
     Callers raise it ``from`` the original error. Throttling and 5xx are retryable (botocore has
     already retried them); a missing resource is ``NotFoundError`` (the caller decides whether
-    that is fine); anything else is a permanent ``AwsRequestError``.
+    that is fine); a failed DynamoDB condition is ``ConditionFailedError``; anything else is a
+    permanent ``AwsRequestError``. Every error keeps AWS's ``code``.
     """
     details = error.response.get("Error", {})
     code = str(details.get("Code", "Unknown"))
@@ -145,6 +151,8 @@ def classify_client_error(operation: str, error: ClientError) -> Exception:
         return NotFoundError(operation, code, message)
     if code in _SERVER_CODES or status >= 500:
         return AwsServiceError(operation, code, message)
+    if code == "ConditionalCheckFailedException":
+        return ConditionFailedError(operation, code, message)
     for wait_operation, wait_code, fragment, _source in WAIT_REFUSALS:
         if (operation, code) == (wait_operation, wait_code) and fragment in message:
             return AwsWaitError(operation, code, message)
@@ -171,3 +179,42 @@ def classify_botocore_error(operation: str, error: BotoCoreError) -> Exception:
     if isinstance(error, _TRANSIENT_BOTOCORE_ERRORS):
         return AwsServiceError(operation, code, str(error))
     return AwsRequestError(operation, code, str(error))
+
+
+T = TypeVar("T")
+
+
+class AwsCalls:
+    """The one way an adapter calls AWS: ``calls("DescribeThing", client.describe_thing,
+    thingName=name)``.
+
+    Counts each call by operation (``counts``: the benchmarks' and the operator's evidence of
+    cost; safe across threads, boto3 clients being thread-safe), runs ``before(operation)``
+    first (a rate limiter), and raises the project's errors (``classify_client_error``,
+    ``classify_botocore_error``) ``from`` botocore's. An adapter that must react to one code
+    catches the typed error (``NotFoundError``, ``ConditionFailedError``) or reads its ``code``.
+    """
+
+    def __init__(self, before: Callable[[str], object] | None = None) -> None:
+        self.counts: Counter[str] = Counter()
+        self._before = before
+        self._lock = threading.Lock()
+
+    def __call__(self, operation: str, method: Callable[..., T], /, **params: Any) -> T:
+        if self._before is not None:
+            self._before(operation)
+        with self._lock:
+            self.counts[operation] += 1
+        try:
+            return method(**params)
+        except ClientError as error:
+            raise classify_client_error(operation, error) from error
+        except BotoCoreError as error:
+            raise classify_botocore_error(operation, error) from error
+
+    def maybe(self, operation: str, method: Callable[..., T], /, **params: Any) -> T | None:
+        """The call's answer; ``None`` when the resource does not exist (``NotFoundError``)."""
+        try:
+            return self(operation, method, **params)
+        except NotFoundError:
+            return None

@@ -17,9 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.aws import classify_botocore_error, classify_client_error
+from pipeline.aws import AwsCalls
 from pipeline.aws import client as aws_client
 from pipeline.errors import CrrError
 
@@ -31,6 +30,9 @@ REGISTRY_EVENT_TYPES = (
     "THING_GROUP_HIERARCHY",
     "THING_TYPE_ASSOCIATION",
 )
+
+# This module's calls (one CLI command's worth per process).
+_AWS = AwsCalls()
 
 EventConfiguration = dict[str, bool]
 """Event type -> enabled, e.g. ``{"THING": True, "JOB": False}``."""
@@ -66,9 +68,9 @@ def enable_events(iot_client: Any, enable: bool) -> tuple[EventConfiguration, Ev
     after = desired_configuration(before, enable)
     changes = configuration_changes(before, after)
     if changes:
-        _call(
-            iot_client,
+        _AWS(
             "UpdateEventConfigurations",
+            iot_client.update_event_configurations,
             eventConfigurations={t: {"Enabled": on} for t, on in changes.items()},
         )
     return before, after
@@ -101,32 +103,16 @@ def describe_events(iot_client: Any) -> EventConfiguration:
 
 def indexing_configuration(iot_client: Any) -> dict[str, Any]:
     """The region's fleet-indexing configuration (GetIndexingConfiguration), for the doctor."""
-    return _call(iot_client, "GetIndexingConfiguration")
+    return dict(_AWS("GetIndexingConfiguration", iot_client.get_indexing_configuration))
 
 
 def _describe(iot_client: Any) -> EventConfiguration:
-    response = _call(iot_client, "DescribeEventConfigurations")
+    response = _AWS("DescribeEventConfigurations", iot_client.describe_event_configurations)
     configurations = response.get("eventConfigurations") or {}
     return {
         event_type: bool(setting.get("Enabled", False))
         for event_type, setting in configurations.items()
     }
-
-
-def _call(iot_client: Any, operation: str, **params: Any) -> dict[str, Any]:
-    """Call ``operation`` and translate botocore's exceptions into the project's classes."""
-    method = getattr(iot_client, _snake_case(operation))
-    try:
-        result: dict[str, Any] = method(**params)
-    except ClientError as exc:
-        raise classify_client_error(operation, exc) from exc
-    except BotoCoreError as exc:
-        raise classify_botocore_error(operation, exc) from exc
-    return result
-
-
-def _snake_case(operation: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
 
 
 ClientFactory = Callable[[str, str], Any]

@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import AwsServiceError
+from pipeline.aws import AwsCalls
+from pipeline.errors import AwsError, AwsServiceError
 
 
 class FailureSink:
@@ -18,6 +18,7 @@ class FailureSink:
         self._logger = logger
         self._sqs = sqs_client
         self._queue_url = queue_url
+        self._aws = AwsCalls()
         self.sent: list[dict[str, Any]] = []
 
     def record(self, *, key: str, sequence_number: str, error: Exception) -> None:
@@ -32,10 +33,14 @@ class FailureSink:
         if self._sqs is None or not self._queue_url:
             return
         try:
-            self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=json.dumps(entry))
-        except (ClientError, BotoCoreError) as send_error:
-            raise AwsServiceError(
+            self._aws(
                 "SendMessage",
-                type(send_error).__name__,
-                f"could not record failure of {key}: {send_error}",
+                self._sqs.send_message,
+                QueueUrl=self._queue_url,
+                MessageBody=json.dumps(entry),
+            )
+        except AwsError as send_error:
+            # Even a permanent refusal is retried: the record must not be lost with its reason.
+            raise AwsServiceError(
+                "SendMessage", send_error.code, f"could not record failure of {key}: {send_error}"
             ) from send_error

@@ -3,18 +3,22 @@
 One ``IotRegistry`` per region, wrapping that region's boto3 client (retries are botocore's,
 configured in ``pipeline.aws``). It speaks the state dicts of ``pipeline.model.STATE_FIELDS``
 (``{"thing_type", "attributes", "billing_group"}`` for a thing, and so on), validates names and
-values against AWS's documented rules before any call (moto validates nothing), and turns
-``ClientError`` codes into the project's retryable/permanent errors.
+values against AWS's documented rules before any call (moto validates nothing), and makes every
+call through ``pipeline.aws.AwsCalls`` (counted by operation, botocore's errors turned into the
+project's retryable/permanent ones).
+
+Adding a call: a method here that validates its input, calls
+``self._aws("OperationName", self._iot.operation_name, **params)`` (``self._aws.maybe`` where a
+missing resource is fine) and returns plain dicts, never boto3's response.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from pipeline.aws import classify_botocore_error, classify_client_error
+from pipeline.aws import AwsCalls
 from pipeline.errors import NotFoundError
 from pipeline.rules import validate_attributes, validate_description, validate_name
 
@@ -26,11 +30,15 @@ class IotRegistry:
 
     def __init__(self, iot_client: Any) -> None:
         self._iot = iot_client
-        self.calls: dict[str, int] = {}
+        self._aws = AwsCalls()
+
+    @property
+    def calls(self) -> Counter[str]:
+        return self._aws.counts
 
     # --- things -------------------------------------------------------------------------------
     def describe_thing(self, name: str) -> dict[str, Any] | None:
-        response = self._maybe("DescribeThing", self._iot.describe_thing, thingName=name)
+        response = self._aws.maybe("DescribeThing", self._iot.describe_thing, thingName=name)
         if response is None:
             return None
         return {
@@ -55,7 +63,7 @@ class IotRegistry:
         if attributes is not None:
             checked = validate_attributes("attributes", attributes, typed=thing_type is not None)
             kwargs["attributePayload"] = {"attributes": checked}
-        self._call("CreateThing", self._iot.create_thing, **kwargs)
+        self._aws("CreateThing", self._iot.create_thing, **kwargs)
 
     def update_thing(
         self,
@@ -81,7 +89,7 @@ class IotRegistry:
             for key in previous_attributes or {}:
                 payload.setdefault(key, "")
             kwargs["attributePayload"] = {"attributes": payload, "merge": True}
-        self._call("UpdateThing", self._iot.update_thing, **kwargs)
+        self._aws("UpdateThing", self._iot.update_thing, **kwargs)
 
     def delete_thing(self, name: str) -> None:
         """Detach the thing's principals, then delete; a thing already gone is fine (AWS succeeds
@@ -90,13 +98,13 @@ class IotRegistry:
         getmoto/moto#4616), and detaching is asynchronous (aws/aws-connected-device-framework#76):
         that refusal is a wait (``pipeline.aws.WAIT_REFUSALS``)."""
         for principal in self.list_thing_principals(name):
-            self._maybe(
+            self._aws.maybe(
                 "DetachThingPrincipal",
                 self._iot.detach_thing_principal,
                 thingName=name,
                 principal=principal,
             )
-        self._maybe("DeleteThing", self._iot.delete_thing, thingName=name)
+        self._aws.maybe("DeleteThing", self._iot.delete_thing, thingName=name)
 
     def list_thing_principals(self, name: str) -> list[str]:
         principals: list[str] = []
@@ -124,7 +132,7 @@ class IotRegistry:
 
     # --- billing groups -----------------------------------------------------------------------
     def add_thing_to_billing_group(self, thing: str, group: str) -> None:
-        self._call(
+        self._aws(
             "AddThingToBillingGroup",
             self._iot.add_thing_to_billing_group,
             thingName=thing,
@@ -132,7 +140,7 @@ class IotRegistry:
         )
 
     def remove_thing_from_billing_group(self, thing: str, group: str) -> None:
-        self._maybe(
+        self._aws.maybe(
             "RemoveThingFromBillingGroup",
             self._iot.remove_thing_from_billing_group,
             thingName=thing,
@@ -140,7 +148,7 @@ class IotRegistry:
         )
 
     def describe_billing_group(self, name: str) -> dict[str, Any] | None:
-        response = self._maybe(
+        response = self._aws.maybe(
             "DescribeBillingGroup", self._iot.describe_billing_group, billingGroupName=name
         )
         if response is None:
@@ -154,10 +162,10 @@ class IotRegistry:
             kwargs["billingGroupProperties"] = {
                 "billingGroupDescription": validate_description("description", description)
             }
-        self._call("CreateBillingGroup", self._iot.create_billing_group, **kwargs)
+        self._aws("CreateBillingGroup", self._iot.create_billing_group, **kwargs)
 
     def update_billing_group(self, name: str, description: str | None) -> None:
-        self._call(
+        self._aws(
             "UpdateBillingGroup",
             self._iot.update_billing_group,
             billingGroupName=name,
@@ -167,11 +175,11 @@ class IotRegistry:
         )
 
     def delete_billing_group(self, name: str) -> None:
-        self._maybe("DeleteBillingGroup", self._iot.delete_billing_group, billingGroupName=name)
+        self._aws.maybe("DeleteBillingGroup", self._iot.delete_billing_group, billingGroupName=name)
 
     # --- thing types --------------------------------------------------------------------------
     def describe_thing_type(self, name: str) -> dict[str, Any] | None:
-        response = self._maybe(
+        response = self._aws.maybe(
             "DescribeThingType", self._iot.describe_thing_type, thingTypeName=name
         )
         if response is None:
@@ -196,7 +204,7 @@ class IotRegistry:
         properties = _type_properties(description, searchable_attributes)
         if propagating_attributes:
             properties["mqtt5Configuration"] = {"propagatingAttributes": propagating_attributes}
-        self._call(
+        self._aws(
             "CreateThingType",
             self._iot.create_thing_type,
             thingTypeName=validate_name("thingTypeName", name),
@@ -211,7 +219,7 @@ class IotRegistry:
         CloudFormation's AWS::IoT::ThingType marks description and searchable attributes
         "Update requires: Replacement"). Other property changes are a re-create
         (``pipeline.converge``)."""
-        self._call(
+        self._aws(
             "UpdateThingType",
             self._iot.update_thing_type,
             thingTypeName=name,
@@ -221,7 +229,7 @@ class IotRegistry:
         )
 
     def deprecate_thing_type(self, name: str, *, undo: bool = False) -> None:
-        self._call(
+        self._aws(
             "DeprecateThingType",
             self._iot.deprecate_thing_type,
             thingTypeName=name,
@@ -229,11 +237,11 @@ class IotRegistry:
         )
 
     def delete_thing_type(self, name: str) -> None:
-        self._maybe("DeleteThingType", self._iot.delete_thing_type, thingTypeName=name)
+        self._aws.maybe("DeleteThingType", self._iot.delete_thing_type, thingTypeName=name)
 
     # --- thing groups -------------------------------------------------------------------------
     def describe_thing_group(self, name: str) -> dict[str, Any] | None:
-        response = self._maybe(
+        response = self._aws.maybe(
             "DescribeThingGroup", self._iot.describe_thing_group, thingGroupName=name
         )
         return None if response is None else thing_group_state(response)
@@ -249,7 +257,7 @@ class IotRegistry:
     ) -> None:
         properties = _group_properties(description, attributes, merge=None)
         if query:
-            self._call(
+            self._aws(
                 "CreateDynamicThingGroup",
                 self._iot.create_dynamic_thing_group,
                 thingGroupName=validate_name("thingGroupName", name),
@@ -265,7 +273,7 @@ class IotRegistry:
         }
         if parent:
             kwargs["parentGroupName"] = validate_name("parentGroupName", parent)
-        self._call("CreateThingGroup", self._iot.create_thing_group, **kwargs)
+        self._aws("CreateThingGroup", self._iot.create_thing_group, **kwargs)
 
     def update_thing_group(
         self,
@@ -288,7 +296,7 @@ class IotRegistry:
         # An empty description clears it; leaving it out would keep the old one.
         properties = _group_properties(description or "", payload, merge=True)
         if query:
-            self._call(
+            self._aws(
                 "UpdateDynamicThingGroup",
                 self._iot.update_dynamic_thing_group,
                 thingGroupName=name,
@@ -298,7 +306,7 @@ class IotRegistry:
                 queryVersion=query.get("query_version") or "2017-09-30",
             )
             return
-        self._call(
+        self._aws(
             "UpdateThingGroup",
             self._iot.update_thing_group,
             thingGroupName=name,
@@ -307,13 +315,13 @@ class IotRegistry:
 
     def delete_thing_group(self, name: str, *, dynamic: bool = False) -> None:
         if dynamic:
-            self._maybe(
+            self._aws.maybe(
                 "DeleteDynamicThingGroup",
                 self._iot.delete_dynamic_thing_group,
                 thingGroupName=name,
             )
         else:
-            self._maybe("DeleteThingGroup", self._iot.delete_thing_group, thingGroupName=name)
+            self._aws.maybe("DeleteThingGroup", self._iot.delete_thing_group, thingGroupName=name)
 
     def list_child_groups(self, name: str) -> list[str]:
         children: list[str] = []
@@ -327,7 +335,7 @@ class IotRegistry:
         # The source holds this static membership, so there it won over dynamic groups at the
         # 10-group limit; overrideDynamicGroups lets it win here too (AWS IoT API Reference,
         # AddThingToThingGroup).
-        self._call(
+        self._aws(
             "AddThingToThingGroup",
             self._iot.add_thing_to_thing_group,
             thingName=validate_name("thingName", thing),
@@ -336,7 +344,7 @@ class IotRegistry:
         )
 
     def remove_thing_from_thing_group(self, thing: str, group: str) -> None:
-        self._maybe(
+        self._aws.maybe(
             "RemoveThingFromThingGroup",
             self._iot.remove_thing_from_thing_group,
             thingName=thing,
@@ -348,27 +356,11 @@ class IotRegistry:
         token: str | None = None
         while True:
             extra = {"nextToken": token} if token else {}
-            page = self._call(operation, method, maxResults=PAGE_SIZE, **kwargs, **extra)
+            page = self._aws(operation, method, maxResults=PAGE_SIZE, **kwargs, **extra)
             yield page
             token = page.get("nextToken")
             if not token:
                 return
-
-    def _maybe(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> Any | None:
-        """Call; ``None`` when the resource does not exist."""
-        try:
-            return self._call(operation, method, **kwargs)
-        except NotFoundError:
-            return None
-
-    def _call(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> Any:
-        self.calls[operation] = self.calls.get(operation, 0) + 1
-        try:
-            return method(**kwargs)
-        except ClientError as error:
-            raise classify_client_error(operation, error) from error
-        except BotoCoreError as error:
-            raise classify_botocore_error(operation, error) from error
 
 
 def thing_group_state(description: dict[str, Any]) -> dict[str, Any]:

@@ -15,20 +15,20 @@ a list, and ``expires_at``, epoch seconds for the table's TTL).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline import echo
-from pipeline.aws import classify_botocore_error, classify_client_error
+from pipeline.aws import AwsCalls
 from pipeline.echo import Expectation
 from pipeline.errors import (
     AwsRequestError,
+    ConditionFailedError,
     EventValidationError,
     NotFoundError,
     RetryableError,
@@ -40,6 +40,7 @@ from pipeline.state import Decision, Outcome, decide
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 MAX_CAS_ATTEMPTS = 8
+T = TypeVar("T")
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
 SCAN_SEGMENTS = 4  # parallel Scan workers for a whole-table read (the audit's third view)
 MAX_SCAN_SEGMENTS = 1_000_000  # DynamoDB's TotalSegments maximum
@@ -135,6 +136,7 @@ class StateTable:
 
     def __init__(self, dynamodb_client: Any, table_name: str) -> None:
         self._ddb = dynamodb_client
+        self._aws = AwsCalls()
         self.name = table_name
         # Records read ahead by ``prefetch`` (one stream batch's worth); writes invalidate.
         self._prefetched: dict[str, dict[str, Any] | None] = {}
@@ -301,27 +303,23 @@ class StateTable:
         assert decision.item is not None
         self._prefetched.pop(decision.item.key, None)
         try:
-            self._ddb.put_item(
+            self._call(
+                "PutItem",
+                self._ddb.put_item,
                 TableName=self.name,
                 Item=to_dynamodb(item_to_record(decision.item)),
                 **_unchanged_condition(stored),
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise _translate("PutItem", error) from error
-        except BotoCoreError as error:
-            raise classify_botocore_error("PutItem", error) from error
+        except ConditionFailedError:
+            return False
         return True
 
-    def _call(self, operation: str, method: Any, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, operation: str, method: Callable[..., T], **kwargs: Any) -> T:
         try:
-            result: dict[str, Any] = method(**kwargs)
-            return result
-        except ClientError as error:
-            raise _translate(operation, error) from error
-        except BotoCoreError as error:
-            raise classify_botocore_error(operation, error) from error
+            return self._aws(operation, method, **kwargs)
+        except NotFoundError as error:
+            # A missing *table* is a deployment fault, not an absent item: permanent.
+            raise AwsRequestError(operation, error.code, str(error)) from error
 
 
 def _unchanged_condition(stored: Item | None) -> dict[str, Any]:
@@ -372,12 +370,3 @@ def _unique_key_chunks(changes: Sequence[Change], size: int) -> Iterator[list[Ch
         keys.add(change.key)
     if chunk:
         yield chunk
-
-
-def _translate(operation: str, error: ClientError) -> Exception:
-    classified = classify_client_error(operation, error)
-    if isinstance(classified, NotFoundError):
-        # A missing *table* is a deployment fault, not an absent item: permanent.
-        code = str(error.response.get("Error", {}).get("Code", "Unknown"))
-        return AwsRequestError(operation, code, str(classified))
-    return classified

@@ -29,10 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from pipeline.aws import classify_botocore_error
-from pipeline.errors import CrrError, PermanentError, RetryableError
+from pipeline.aws import AwsCalls
+from pipeline.errors import AwsError, CrrError, PermanentError, RetryableError
 from pipeline.events import corrective_event, parse_event
 from pipeline.model import Change, Origin
 from pipeline.persist import persist_changes
@@ -45,10 +43,6 @@ if TYPE_CHECKING:
 EXECUTION_NAME_MAX = 80
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _SYNC_PART_MAX = 48
-# Step Functions' own retryable answers; botocore's retries have already been spent on them.
-_RETRYABLE_CODES = frozenset(
-    {"ThrottlingException", "TooManyRequestsException", "ServiceUnavailable", "InternalFailure"}
-)
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` after each change."""
@@ -210,33 +204,33 @@ def _start_each(
     failures: list[EmitFailure],
     progress: Progress | None,
 ) -> None:
+    aws = AwsCalls()
     for done, change in enumerate(changes, start=1):
         try:
             # Validated before any call: a payload persist would refuse is not worth a start.
             payload = json.dumps(validated(change, now=clock_ms)[0], sort_keys=True)
-            sfn_client.start_execution(
+            aws(
+                "StartExecution",
+                sfn_client.start_execution,
                 stateMachineArn=state_machine_arn,
                 name=execution_name(change.origin.event_id),
                 input=payload,
             )
             outcome = "started"
+        except AwsError as exc:
+            # Step Functions refuses a second execution of the same name: this event was
+            # already started (StartExecution, AWS Step Functions API Reference).
+            if exc.code == "ExecutionAlreadyExists":
+                outcome = "duplicate"
+            else:
+                failures.append(
+                    _failure(change, exc.code, str(exc), isinstance(exc, RetryableError))
+                )
+                outcome = ""
         except CrrError as exc:
             failures.append(
                 _failure(change, type(exc).__name__, str(exc), isinstance(exc, RetryableError))
             )
-            outcome = ""
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", "ClientError"))
-            if code == "ExecutionAlreadyExists":
-                outcome = "duplicate"
-            else:
-                message = str(exc.response.get("Error", {}).get("Message", ""))
-                failures.append(_failure(change, code, message, code in _RETRYABLE_CODES))
-                outcome = ""
-        except BotoCoreError as exc:
-            classified = classify_botocore_error("StartExecution", exc)
-            retryable = isinstance(classified, RetryableError)
-            failures.append(_failure(change, type(exc).__name__, str(exc), retryable))
             outcome = ""
         if outcome:
             counts[outcome] = counts.get(outcome, 0) + 1

@@ -5,8 +5,9 @@ builds DataFrames from the plain dicts it yields. The inventory uses the cheapes
 (docs/design.md, "Reconciliation"): ``ListThings`` at 250 a page, ``ListThingTypes``, ``ListThingGroups`` plus one
 ``DescribeThingGroup`` per group, ``ListThingsInThingGroup`` per static group,
 ``ListBillingGroups`` plus ``DescribeBillingGroup`` and ``ListThingsInBillingGroup`` per billing
-group; never one call per Thing. Every call first takes a token from the ``RateLimiter`` and is
-counted in ``calls`` (the benchmark's and the operator's evidence of cost). One inventory may
+group; never one call per Thing. Every call goes through ``pipeline.aws.AwsCalls``: it first
+takes a token from the ``RateLimiter`` and is counted in ``calls`` (the benchmark's and the
+operator's evidence of cost). One inventory may
 serve several listings at once from different threads (``take_snapshot`` runs them
 concurrently): boto3 clients are thread-safe ("Multithreading or multiprocessing with clients",
 https://boto3.amazonaws.com/v1/documentation/api/latest/guide/clients.html), and the counters
@@ -14,8 +15,8 @@ here are updated under a lock.
 
 Listings survive concurrent deletes: a ``nextToken`` can point at an entity deleted between two
 pages (moto's token is the next item's ARN and fails with ``InvalidToken``); that listing starts
-again from the first page and skips names it already yielded. Other ``ClientError``s become the
-project's classified errors (``pipeline.errors``), raised ``from`` the cause.
+again from the first page and skips names it already yielded. Other failures are the project's
+classified errors (``pipeline.errors``), raised ``from`` botocore's.
 """
 
 from __future__ import annotations
@@ -25,10 +26,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from pipeline.aws import classify_botocore_error, classify_client_error
-from pipeline.errors import AwsRequestError, NotFoundError
+from pipeline.aws import AwsCalls
+from pipeline.errors import AwsError, AwsRequestError, NotFoundError
 from pipeline.iot import thing_group_state
 from reconcile.ratelimit import RateLimiter
 
@@ -66,9 +65,13 @@ class Inventory:
         self._client = client
         self._limiter = limiter or RateLimiter()
         self._page_size = page_size
-        self.calls: Counter[str] = Counter()
+        self._aws = AwsCalls(before=self._limiter.acquire)
         self.restarts: Counter[str] = Counter()
-        self._count_lock = threading.Lock()
+        self._restarts_lock = threading.Lock()
+
+    @property
+    def calls(self) -> Counter[str]:
+        return self._aws.counts
 
     @property
     def limiter(self) -> RateLimiter:
@@ -122,7 +125,7 @@ class Inventory:
         for entry in listed:
             name = entry["groupName"]
             try:
-                raw = self._call(
+                raw = self._aws(
                     "DescribeThingGroup", self._client.describe_thing_group, thingGroupName=name
                 )
             except NotFoundError:
@@ -145,7 +148,7 @@ class Inventory:
         for entry in listed:
             name = entry["groupName"]
             try:
-                raw = self._call(
+                raw = self._aws(
                     "DescribeBillingGroup",
                     self._client.describe_billing_group,
                     billingGroupName=name,
@@ -191,20 +194,6 @@ class Inventory:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _count(self, counter: Counter[str], operation: str) -> None:
-        with self._count_lock:
-            counter[operation] += 1
-
-    def _call(self, operation: str, method: Callable[..., Any], **params: Any) -> Any:
-        self._limiter.acquire(operation)
-        self._count(self.calls, operation)
-        try:
-            return method(**params)
-        except ClientError as error:
-            raise classify_client_error(operation, error) from error
-        except BotoCoreError as error:  # connection failures, after botocore's retries
-            raise classify_botocore_error(operation, error) from error
-
     def _paginate(
         self,
         operation: str,
@@ -222,24 +211,20 @@ class Inventory:
             request = dict(params, maxResults=self._page_size)
             if token:
                 request["nextToken"] = token
-            self._limiter.acquire(operation)
-            self._count(self.calls, operation)
             try:
-                page = method(**request)
-            except ClientError as error:
-                code = str(error.response.get("Error", {}).get("Code", ""))
-                if token and code in _INVALID_TOKEN_CODES:
-                    restarts += 1
-                    self._count(self.restarts, operation)
-                    if restarts > MAX_RESTARTS:
-                        raise ListingRestartError(
-                            operation, code, f"page token lost {restarts} times"
-                        ) from error
-                    token = None  # start again; ``seen`` drops what was already yielded
-                    continue
-                raise classify_client_error(operation, error) from error
-            except BotoCoreError as error:
-                raise classify_botocore_error(operation, error) from error
+                page = self._aws(operation, method, **request)
+            except AwsError as error:
+                if not (token and error.code in _INVALID_TOKEN_CODES):
+                    raise
+                restarts += 1
+                with self._restarts_lock:
+                    self.restarts[operation] += 1
+                if restarts > MAX_RESTARTS:
+                    raise ListingRestartError(
+                        operation, error.code, f"page token lost {restarts} times"
+                    ) from error.__cause__  # botocore's last refusal, as for every AWS error
+                token = None  # start again; ``seen`` drops what was already yielded
+                continue
             for item in page.get(result_key) or []:
                 name = name_of(item)
                 if name in seen:

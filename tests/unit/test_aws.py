@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
-from pipeline.errors import AwsRequestError, AwsServiceError, PermanentError, RetryableError
+from pipeline.aws import AwsCalls
+from pipeline.errors import (
+    AwsRequestError,
+    AwsServiceError,
+    AwsWaitError,
+    ConditionFailedError,
+    NotFoundError,
+    PermanentError,
+    RetryableError,
+    ThrottledError,
+)
 from pipeline.iot import IotRegistry
 
 
@@ -37,3 +50,57 @@ def test_a_connection_failure_is_retryable() -> None:
         _iot().describe_thing("thing")
     assert isinstance(raised.value, RetryableError)
     assert raised.value.code == "EndpointConnectionError"
+
+
+def _refuse(code: str, status: int, message: str = "no") -> Any:
+    def method(**_: Any) -> None:
+        raise ClientError(
+            {
+                "Error": {"Code": code, "Message": message},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            },
+            "Operation",
+        )
+
+    return method
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        ("ThrottlingException", 400, ThrottledError),
+        ("SomethingNew", 429, ThrottledError),
+        ("InternalFailure", 500, AwsServiceError),
+        ("ResourceNotFoundException", 404, NotFoundError),
+        ("ConditionalCheckFailedException", 400, ConditionFailedError),
+        ("InvalidRequestException", 400, AwsRequestError),
+    ],
+)
+def test_calls_translate_by_code_and_status(code: str, status: int, expected: type) -> None:
+    calls = AwsCalls()
+    with pytest.raises(expected) as raised:
+        calls("PutItem", _refuse(code, status))
+    assert type(raised.value) is expected
+    assert (raised.value.operation, raised.value.code) == ("PutItem", code)
+    assert isinstance(raised.value.__cause__, ClientError)
+
+
+def test_a_wait_refusal_is_matched_on_its_message_for_its_operation_only() -> None:
+    message = "Cannot delete. Thing t is still attached to one or more principals"
+    refusal = _refuse("InvalidRequestException", 400, message)
+    with pytest.raises(AwsWaitError):
+        AwsCalls()("DeleteThing", refusal)
+    with pytest.raises(AwsRequestError) as raised:
+        AwsCalls()("DeleteThingGroup", refusal)
+    assert not isinstance(raised.value, AwsWaitError)
+
+
+def test_calls_are_counted_per_operation_failed_ones_too_after_before() -> None:
+    seen: list[str] = []
+    calls = AwsCalls(before=seen.append)
+    assert calls("GetItem", lambda **params: params, Key="k") == {"Key": "k"}
+    assert calls.maybe("GetItem", _refuse("ResourceNotFoundException", 400)) is None
+    with pytest.raises(ThrottledError):
+        calls("Scan", _refuse("ThrottlingException", 400))
+    assert calls.counts == {"GetItem": 2, "Scan": 1}
+    assert seen == ["GetItem", "GetItem", "Scan"]
