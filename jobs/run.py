@@ -40,6 +40,7 @@ from jobs.artefacts import (
     read_run_record,
     write_run_record,
 )
+from pipeline.aws import ClientFactory
 from pipeline.errors import PermanentError
 from pipeline.statetable import StateTable
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, DriftReport
@@ -51,7 +52,6 @@ from reconcile.plan import Guards
 from reconcile.progress import LogProgress
 from reconcile.snapshot import Snapshot
 
-ClientFactory = Callable[[str, str], Any]
 Clock = Callable[[], int]  # epoch milliseconds
 MetricsSink = Callable[[str], None]
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline import aws
+from pipeline.aws import ClientFactory
 from pipeline.errors import ConditionFailedError
 
 LOCK_TABLE_VARIABLE = "RUN_LOCK_TABLE"
@@ -38,7 +39,6 @@ CONTAINER_LEASE_SECONDS = 12 * 3600
 # Added to a Lambda's remaining time: the lease outlives the invocation a little, never a night.
 LAMBDA_LEASE_MARGIN_SECONDS = 60
 
-ClientFactory = Callable[[str, str], Any]
 Clock = Callable[[], float]  # epoch seconds
 
 

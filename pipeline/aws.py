@@ -36,6 +36,9 @@ from pipeline.errors import (
 
 DEFAULT_MAX_ATTEMPTS = 8
 
+ClientFactory = Callable[[str, str], Any]
+"""``factory(service, region)`` -> a boto3 client: ``client`` below, or a test's or the sandbox's."""
+
 
 def client_config(**overrides: Any) -> Config:
     settings: dict[str, Any] = {"user_agent_extra": "iot-registry-crr"}

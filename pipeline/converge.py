@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline import aws
+from pipeline.aws import ClientFactory
 from pipeline.echo import Expectation
 from pipeline.errors import AwsRequestError, NotFoundError, PermanentError, RetryableError
 from pipeline.iot import IotRegistry
@@ -617,3 +619,27 @@ class Converger:
             if other_state is not None and other_state.get("parent") == parent:
                 siblings.append(other)
         return siblings
+
+
+def build_converger(
+    region: str,
+    table_name: str,
+    *,
+    clock: Callable[[], float],
+    type_delete_delay_seconds: int,
+    wall_clock: Callable[[], float] = time.time,
+    client: ClientFactory | None = None,
+) -> Converger:
+    """The converger of ``region``'s registry to ``table_name`` (that region's replica), its
+    clients made by ``client`` (``pipeline.aws.client``, looked up at call time, by default):
+    the one place the replicator, the pending-deletion task and the in-process sandbox
+    assemble one."""
+    client = client or aws.client
+    return Converger(
+        IotRegistry(client("iot", region)),
+        StateTable(client("dynamodb", region), table_name),
+        region=region,
+        clock=clock,
+        type_delete_delay_seconds=type_delete_delay_seconds,
+        wall_clock=wall_clock,
+    )

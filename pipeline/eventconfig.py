@@ -13,12 +13,12 @@ too, for active-active). This module sits before the whole flow, at deploy time:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
-from pipeline.aws import AwsCalls
+from pipeline.aws import AwsCalls, ClientFactory
 from pipeline.aws import client as aws_client
 from pipeline.errors import CrrError
 
@@ -113,9 +113,6 @@ def _describe(iot_client: Any) -> EventConfiguration:
         event_type: bool(setting.get("Enabled", False))
         for event_type, setting in configurations.items()
     }
-
-
-ClientFactory = Callable[[str, str], Any]
 
 
 @click.command(name="enable-events")

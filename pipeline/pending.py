@@ -14,12 +14,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from pipeline import aws
-from pipeline.converge import Converger
+from pipeline.converge import Converger, build_converger
 from pipeline.errors import CrrError, RetryableError
-from pipeline.iot import IotRegistry
 from pipeline.settings import load_settings
-from pipeline.statetable import StateTable
 
 logger = Logger(service="iot-crr-pending")
 
@@ -66,10 +63,9 @@ def lambda_handler(
     event: dict[str, Any], context: Any, *, clock: Callable[[], float] = time.time
 ) -> dict[str, Any]:
     settings = load_settings()
-    converger = Converger(
-        IotRegistry(aws.client("iot", settings.region)),
-        StateTable(aws.client("dynamodb", settings.region), settings.state_table),
-        region=settings.region,
+    converger = build_converger(
+        settings.region,
+        settings.state_table,
         clock=clock,
         type_delete_delay_seconds=settings.type_delete_delay_seconds,
     )

@@ -23,13 +23,12 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from pipeline import aws, echo
-from pipeline.converge import Converger, Result
+from pipeline.converge import Converger, Result, build_converger
 from pipeline.errors import EventValidationError, PermanentError
 from pipeline.failures import FailureSink
-from pipeline.iot import IotRegistry
 from pipeline.model import EntityKind, entity_key, parse_key, split_membership_name
 from pipeline.settings import Settings, load_settings
-from pipeline.statetable import StateTable, item_from_image
+from pipeline.statetable import item_from_image
 
 logger = Logger(service="iot-crr-replicator")
 metrics = Metrics(namespace="IotRegistryCrr", service="replicator")
@@ -99,11 +98,9 @@ class Replicator:
 
 
 def build_replicator(settings: Settings, *, clock: Callable[[], float] = time.time) -> Replicator:
-    table = StateTable(aws.client("dynamodb", settings.region), settings.state_table)
-    converger = Converger(
-        IotRegistry(aws.client("iot", settings.region)),
-        table,
-        region=settings.region,
+    converger = build_converger(
+        settings.region,
+        settings.state_table,
         clock=clock,
         type_delete_delay_seconds=settings.type_delete_delay_seconds,
     )

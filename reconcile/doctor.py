@@ -15,12 +15,13 @@ fix. Exit codes like the audit's: 0 nothing to fix, 1 something to fix, 2 error.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import click
 
+from pipeline.aws import ClientFactory
 from pipeline.aws import client as aws_client
 from pipeline.errors import CrrError
 from pipeline.eventconfig import REGISTRY_EVENT_TYPES, describe_events, indexing_configuration
@@ -154,9 +155,6 @@ def render(source: str, target: str, found: list[Finding]) -> str:
         lines.append(f"{finding.level:<7}  {finding.region}  {finding.problem}")
         lines.append(f"         fix: {finding.fix}")
     return "\n".join(lines)
-
-
-ClientFactory = Callable[[str, str], Any]
 
 
 @click.command(name="doctor")

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
+from pipeline.aws import ClientFactory
 from reconcile.diff import diff_snapshots
 from reconcile.drift import DriftReport
 from reconcile.emit import DryRunEmitter, EmitResult, Emitter, Progress, corrective_changes
@@ -31,7 +31,6 @@ from reconcile.snapshot import ListingProgress, Snapshot, take_snapshot
 
 Snapshotter = Callable[[str], Snapshot]
 """Reads one region's whole registry: ``snapshotter(region) -> Snapshot``."""
-ClientFactory = Callable[[str, str], Any]
 Clock = Callable[[], int]  # epoch milliseconds
 
 

@@ -27,7 +27,8 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from pipeline import replicate
-from pipeline.converge import TYPE_DELETE_MARGIN_SECONDS, Converger
+from pipeline.aws import ClientFactory
+from pipeline.converge import TYPE_DELETE_MARGIN_SECONDS, build_converger
 from pipeline.errors import CrrError
 from pipeline.events import parse_event
 from pipeline.failures import FailureSink
@@ -36,7 +37,7 @@ from pipeline.model import Change
 from pipeline.pending import finish_due
 from pipeline.persist import persist_change, resolve_dynamic_query
 from pipeline.replicate import Replicator
-from pipeline.statetable import PersistResult, StateTable
+from pipeline.statetable import PersistResult
 from reconcile.drift import DriftReport
 from reconcile.emit import EmitResult, TableEmitter
 from reconcile.engine import Reconciler
@@ -58,8 +59,6 @@ TYPE_DELETE_DELAY_SECONDS = 300
 # The mapping's retries of a failing batch before its on-failure destination: ten deliveries in
 # all, as this harness's own drain allowed before it drained through the mapping.
 MAX_RETRY_ATTEMPTS = 9
-
-ClientFactory = Callable[[str, str], Any]
 
 
 def boto3_client(service: str, region: str) -> Any:
@@ -120,21 +119,21 @@ class LocalPipeline:
         ddb = client("dynamodb", destination_region)
         if create_table:
             create_state_table(ddb, table_name)
-        self.table = StateTable(ddb, table_name)
         arn = ddb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
         streams = client("dynamodbstreams", destination_region)
         self.stream = LambdaStreamReader(streams, arn, destination_region)
         self.source = client("iot", source_region)
         self.destination = client("iot", destination_region)
         self.source_registry = IotRegistry(self.source)
-        self.registry = IotRegistry(self.destination)
-        self.converger = Converger(
-            self.registry,
-            self.table,
-            region=destination_region,
+        self.converger = build_converger(
+            destination_region,
+            table_name,
             clock=self.clock,
             type_delete_delay_seconds=TYPE_DELETE_DELAY_SECONDS,
+            client=client,
         )
+        self.table = self.converger.table
+        self.registry = self.converger.iot
         self.failures = FailureSink(Logger(service="iot-crr-harness"))
         # Shares ``stream``'s cursor: a record handed over by either is not delivered again.
         self.mapping = EventSourceMapping(
@@ -278,18 +277,18 @@ class RegionHalf:
         self.region = region
         self.ddb = client("dynamodb", region)
         create_state_table(self.ddb, table_name)
-        self.table = StateTable(self.ddb, table_name)
         self.stream_arn = self.ddb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
         self.iot = client("iot", region)
-        self.registry = IotRegistry(self.iot)
-        self.converger = Converger(
-            self.registry,
-            self.table,
-            region=region,
+        self.converger = build_converger(
+            region,
+            table_name,
             clock=clock,
             type_delete_delay_seconds=TYPE_DELETE_DELAY_SECONDS,
             wall_clock=wall_clock,
+            client=client,
         )
+        self.table = self.converger.table
+        self.registry = self.converger.iot
         self.failures = FailureSink(Logger(service="iot-crr-harness"))
         streams = client("dynamodbstreams", region)
         self.mapping = EventSourceMapping(

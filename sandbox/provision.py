@@ -16,12 +16,12 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline import aws
+from pipeline.aws import ClientFactory
 
 ASL_PATH = Path(__file__).resolve().parents[1] / "infra" / "statemachines" / "persist.asl.json"
 PERSIST_HANDLER = "pipeline.persist.lambda_handler"
@@ -30,7 +30,6 @@ PENDING_HANDLER = "pipeline.pending.lambda_handler"
 DEFAULT_TABLE_NAME = "iot-crr-state"
 DEFAULT_TYPE_DELETE_DELAY_SECONDS = 300
 
-ClientFactory = Callable[[str, str], Any]
 
 _TRUST_POLICY = {
     "Version": "2012-10-17",
