@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -40,6 +40,9 @@ from reconcile.drift import DriftReport
 from reconcile.plan import Plan
 from reconcile.report import load_json, render, to_json
 from reconcile.snapshot import MANIFEST, SCHEMAS, Snapshot
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 # Use with ``fullmatch``: ``$`` would also accept a trailing newline. ``\A``/``\Z`` keep a plain
 # ``match`` whole-string too.
@@ -136,7 +139,7 @@ class LocalStore:
 class S3Store:
     """An S3 prefix; ``client`` is a boto3 S3 client (``pipeline.aws.client("s3", region)``)."""
 
-    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+    def __init__(self, client: S3Client, bucket: str, prefix: str = "") -> None:
         self._client = client
         self._aws = AwsCalls()
         self.bucket = bucket

@@ -22,11 +22,14 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline import aws
 from pipeline.aws import ClientFactory
 from pipeline.errors import ConditionFailedError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 LOCK_TABLE_VARIABLE = "RUN_LOCK_TABLE"
 LOCK_NAME = "nightly"
@@ -52,7 +55,7 @@ class Lease:
 class LockTable:
     """The run lock's only DynamoDB calls."""
 
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._client = client
         self._table = table
         self._aws = aws.AwsCalls()

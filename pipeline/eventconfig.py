@@ -14,13 +14,16 @@ too, for active-active). This module sits before the whole flow, at deploy time:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pipeline.aws import AwsCalls, ClientFactory
 from pipeline.aws import client as aws_client
 from pipeline.errors import CrrError
+
+if TYPE_CHECKING:
+    from mypy_boto3_iot import IoTClient
 
 REGISTRY_EVENT_TYPES = (
     "THING",
@@ -57,7 +60,9 @@ def configuration_changes(
     }
 
 
-def enable_events(iot_client: Any, enable: bool) -> tuple[EventConfiguration, EventConfiguration]:
+def enable_events(
+    iot_client: IoTClient, enable: bool
+) -> tuple[EventConfiguration, EventConfiguration]:
     """Enable (or disable) the registry event types in the client's region; idempotent.
 
     Returns the configuration before and after. UpdateEventConfigurations is called only when a
@@ -96,17 +101,17 @@ def render_table(region: str, before: Mapping[str, bool], after: Mapping[str, bo
     return "\n".join(lines)
 
 
-def describe_events(iot_client: Any) -> EventConfiguration:
+def describe_events(iot_client: IoTClient) -> EventConfiguration:
     """The region's event configuration (DescribeEventConfigurations)."""
     return _describe(iot_client)
 
 
-def indexing_configuration(iot_client: Any) -> dict[str, Any]:
+def indexing_configuration(iot_client: IoTClient) -> dict[str, Any]:
     """The region's fleet-indexing configuration (GetIndexingConfiguration), for the doctor."""
     return dict(_AWS("GetIndexingConfiguration", iot_client.get_indexing_configuration))
 
 
-def _describe(iot_client: Any) -> EventConfiguration:
+def _describe(iot_client: IoTClient) -> EventConfiguration:
     response = _AWS("DescribeEventConfigurations", iot_client.describe_event_configurations)
     configurations = response.get("eventConfigurations") or {}
     return {

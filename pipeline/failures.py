@@ -5,16 +5,21 @@ reported back to the event source mapping instead of being lost."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
 from pipeline.aws import AwsCalls
 from pipeline.errors import AwsError, AwsServiceError
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
 
 class FailureSink:
-    def __init__(self, logger: Logger, sqs_client: Any | None = None, queue_url: str | None = None):
+    def __init__(
+        self, logger: Logger, sqs_client: SQSClient | None = None, queue_url: str | None = None
+    ) -> None:
         self._logger = logger
         self._sqs = sqs_client
         self._queue_url = queue_url

@@ -15,12 +15,15 @@ missing resource is fine) and returns plain dicts, never boto3's response.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from pipeline.aws import AwsCalls
 from pipeline.errors import NotFoundError
 from pipeline.rules import validate_attributes, validate_description, validate_name
+
+if TYPE_CHECKING:
+    from mypy_boto3_iot import IoTClient
 
 PAGE_SIZE = 250
 
@@ -28,7 +31,7 @@ PAGE_SIZE = 250
 class IotRegistry:
     """The registry of one region. ``calls`` counts API calls by operation (for benchmarks)."""
 
-    def __init__(self, iot_client: Any) -> None:
+    def __init__(self, iot_client: IoTClient) -> None:
         self._iot = iot_client
         self._aws = AwsCalls()
 
@@ -363,7 +366,7 @@ class IotRegistry:
                 return
 
 
-def thing_group_state(description: dict[str, Any]) -> dict[str, Any]:
+def thing_group_state(description: Mapping[str, Any]) -> dict[str, Any]:
     """A DescribeThingGroup response as the group's state dict (``STATE_FIELDS``)."""
     properties = description.get("thingGroupProperties") or {}
     metadata = description.get("thingGroupMetadata") or {}

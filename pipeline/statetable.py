@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
@@ -36,6 +36,9 @@ from pipeline.errors import (
 )
 from pipeline.model import Change, EntityKind, Item, entity_key, parse_key
 from pipeline.state import Decision, Outcome, decide
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -134,7 +137,7 @@ def item_from_image(image: Mapping[str, Any]) -> Item | None:
 class StateTable:
     """The state table in one region. Takes the boto3 DynamoDB client for that region."""
 
-    def __init__(self, dynamodb_client: Any, table_name: str) -> None:
+    def __init__(self, dynamodb_client: DynamoDBClient, table_name: str) -> None:
         self._ddb = dynamodb_client
         self._aws = AwsCalls()
         self.name = table_name

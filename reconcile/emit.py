@@ -38,6 +38,8 @@ from pipeline.state import check_not_future
 from pipeline.statetable import StateTable
 
 if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+
     from reconcile.plan import Plan
 
 EXECUTION_NAME_MAX = 80
@@ -158,7 +160,7 @@ def _wall_clock_ms() -> int:
 
 def emit_via_stepfunctions(
     changes: Sequence[Change],
-    sfn_client: Any,
+    sfn_client: SFNClient,
     state_machine_arn: str,
     *,
     progress: Progress | None = None,
@@ -196,7 +198,7 @@ def emit_via_stepfunctions(
 
 def _start_each(
     changes: Sequence[Change],
-    sfn_client: Any,
+    sfn_client: SFNClient,
     state_machine_arn: str,
     *,
     clock_ms: int,
@@ -327,7 +329,7 @@ class Emitter(Protocol):
 class StepFunctionsEmitter:
     """One persist state machine execution per change (what the IoT rule does)."""
 
-    sfn_client: Any
+    sfn_client: SFNClient
     state_machine_arn: str
     via: ClassVar[Via] = "stepfunctions"
 

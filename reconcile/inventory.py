@@ -24,12 +24,15 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.aws import AwsCalls
 from pipeline.errors import AwsError, AwsRequestError, NotFoundError
 from pipeline.iot import thing_group_state
 from reconcile.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from mypy_boto3_iot import IoTClient
 
 PAGE_SIZE = 250  # the documented maximum for every List* call used here
 MAX_RESTARTS = 5  # a listing that keeps losing its token is a real fault, not churn
@@ -58,7 +61,7 @@ class Inventory:
     """
 
     def __init__(
-        self, client: Any, limiter: RateLimiter | None = None, *, page_size: int = PAGE_SIZE
+        self, client: IoTClient, limiter: RateLimiter | None = None, *, page_size: int = PAGE_SIZE
     ) -> None:
         if not 1 <= page_size <= PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{PAGE_SIZE}, got {page_size}")
