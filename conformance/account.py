@@ -138,10 +138,21 @@ def cleanup(target: Target, run: Run, log: Log = print) -> None:
     ):
         log(f"deleted {removed}")
     if target.state_table:
-        for region in (target.source_region, target.destination_region):
-            deleted = delete_state_items(target.client("dynamodb", region), target.state_table, run)
-            if deleted:
-                log(f"deleted {deleted} state items in {region}")
+        table = target.state_table
+
+        def none_left() -> bool:
+            # The Global Table replicates with a lag, in both directions: an item deleted here
+            # can arrive again from the other region's late write (an echo mark, a pending
+            # deletion), so delete until one pass over both regions finds nothing.
+            found = 0
+            for region in (target.source_region, target.destination_region):
+                deleted = delete_state_items(target.client("dynamodb", region), table, run)
+                if deleted:
+                    log(f"deleted {deleted} state items in {region}")
+                found += deleted
+            return found == 0
+
+        target.wait_until("no state item of the run is left in either region", none_left)
 
 
 def _carried_over(iot: Any, prefix: str) -> bool:
