@@ -76,7 +76,8 @@ class DrainReport:
     persisted: Counter[str] = field(default_factory=Counter)
     records_replicated: int = 0
     replicator_invocations: int = 0
-    records_applied: int = 0
+    records_applied: int = 0  # entity records the replicator converged (or failed permanently)
+    bookkeeping_records: int = 0  # its own echo-ledger / pending-deletion records, skipped
     batch_item_failures: int = 0
     failed_batches: int = 0
     destination_events_discarded: int = 0
@@ -100,6 +101,7 @@ class DrainReport:
             "records_replicated",
             "replicator_invocations",
             "records_applied",
+            "bookkeeping_records",
             "batch_item_failures",
             "failed_batches",
             "destination_events_discarded",
@@ -438,6 +440,7 @@ class Sandbox:
         report.records_applied = after[0] - before[0]
         report.batch_item_failures = after[1] - before[1]
         report.failed_batches = after[2] - before[2]
+        report.bookkeeping_records = after[3] - before[3]
         return report
 
     def pump_round(
@@ -517,5 +520,10 @@ def _persist_failure(body: str) -> str:
     return f"{event}: {error.get('Error', '?')}: {error.get('Cause', '')}"
 
 
-def _snapshot(stats: emulation.MappingStats) -> tuple[int, int, int]:
-    return stats.records_applied, stats.batch_item_failures, len(stats.failed_batches)
+def _snapshot(stats: emulation.MappingStats) -> tuple[int, int, int, int]:
+    return (
+        stats.records_applied,
+        stats.batch_item_failures,
+        len(stats.failed_batches),
+        stats.bookkeeping_records,
+    )

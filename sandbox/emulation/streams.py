@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pipeline.model import parse_key
 from sandbox.emulation.patches import JsonDict
 
 # --------------------------------------------------------------------------------------------
@@ -185,6 +186,12 @@ class GlobalTableReplication:
             requests = response.get("UnprocessedItems", {}).get(self._table_name, [])
 
 
+def _is_entity_record(record: Mapping[str, Any]) -> bool:
+    """A record of an entity item (``pipeline.model`` key), not of the pipeline's bookkeeping."""
+    key = ((record["dynamodb"].get("Keys") or {}).get("pk") or {}).get("S")
+    return isinstance(key, str) and parse_key(key) is not None
+
+
 def _key(record: Mapping[str, Any]) -> str:
     return json.dumps(record["dynamodb"]["Keys"], sort_keys=True)
 
@@ -254,7 +261,12 @@ class FailedBatch:
 @dataclass
 class MappingStats:
     batches: int = 0
+    # Checkpointed records (converged, skipped or sent to the failure sink), counted apart:
+    # entity items (the registry work) and the pipeline's own bookkeeping items (echo ledger
+    # ``ECHO#...``, deferred deletions ``PENDING#...``), which reach the stream too and which the
+    # replicator skips. Lambda's mapping does not tell them apart; the sandbox's report does.
     records_applied: int = 0
+    bookkeeping_records: int = 0
     batch_item_failures: int = 0
     handler_errors: int = 0
     failed_batches: list[FailedBatch] = field(default_factory=list)
@@ -317,12 +329,12 @@ class EventSourceMapping:
         by_sequence = {_sequence(record): i for i, (_, record) in enumerate(batch)}
         lowest = min((int(seq) for seq in failed if int(seq) in by_sequence), default=None)
         if lowest is None:
-            self.stats.records_applied += len(batch)
+            self._count_checkpointed(batch)
             shard_id, last = batch[-1]
             self._cursor.commit(shard_id, last["dynamodb"]["SequenceNumber"])
             return True
         first_failed = by_sequence[lowest]
-        self.stats.records_applied += first_failed
+        self._count_checkpointed(batch[:first_failed])
         if first_failed:
             shard_id, before = batch[first_failed - 1]
             self._cursor.commit(shard_id, before["dynamodb"]["SequenceNumber"])
@@ -343,6 +355,11 @@ class EventSourceMapping:
             self._cursor.commit(shard_id, last["dynamodb"]["SequenceNumber"])
             return True
         return False
+
+    def _count_checkpointed(self, batch: list[tuple[str, JsonDict]]) -> None:
+        entities = sum(_is_entity_record(record) for _, record in batch)
+        self.stats.records_applied += entities
+        self.stats.bookkeeping_records += len(batch) - entities
 
     def _failed_sequences(self, records: list[JsonDict]) -> list[str]:
         try:

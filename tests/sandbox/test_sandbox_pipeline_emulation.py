@@ -207,17 +207,30 @@ def test_esm_delivers_destination_stream_in_lambdas_event_shape(
 def test_drain_redelivers_from_the_lowest_failed_record(box: Sandbox, recorder: Any) -> None:
     # GIVEN three items and a replicator that fails the second one once
     ddb = box.client("dynamodb", SOURCE)
-    for key in ("K1", "K2", "K3"):
+    keys = ("THING#k1", "THING#k2", "THING#k3")
+    for key in keys:
         ddb.put_item(TableName=box.table_name, Item={"pk": {"S": key}})
-    recorder.fail_keys["K2"] = 1
+    recorder.fail_keys["THING#k2"] = 1
     # WHEN the pipeline drains
     report = box.drain(timeout=30)
-    # THEN the first batch had all three, the retry starts at K2, and everything is applied
+    # THEN the first batch had all three, the retry starts at k2, and everything is applied
     delivered = [[r["dynamodb"]["Keys"]["pk"]["S"] for r in b] for b in recorder.batches]
-    assert delivered == [["K1", "K2", "K3"], ["K2", "K3"]]
+    assert delivered == [list(keys), list(keys[1:])]
     assert report.batch_item_failures == 1
     assert report.records_applied == 3
     assert report.failed_batches == 0
+
+
+def test_drain_counts_the_pipelines_bookkeeping_records_apart(box: Sandbox, recorder: Any) -> None:
+    # GIVEN an entity item and the replicator's bookkeeping for it (echo ledger, a pending
+    # deletion), all of which reach the destination's stream
+    ddb = box.client("dynamodb", SOURCE)
+    for key in ("THING#k1", f"ECHO#{DESTINATION}#THING#k1", f"PENDING#TYPEDELETE#{DESTINATION}#x"):
+        ddb.put_item(TableName=box.table_name, Item={"pk": {"S": key}})
+    # WHEN the pipeline drains
+    report = box.drain(timeout=30)
+    # THEN one record of an entity was applied; the two others are counted as bookkeeping
+    assert (report.records_applied, report.bookkeeping_records) == (1, 2)
 
 
 class FakeCursor:
