@@ -127,16 +127,23 @@ def is_echo(ledger: Sequence[Expectation], stored: Item | None, change: Change) 
     return False
 
 
-def overwritten(ledger: Sequence[Expectation], change: Change) -> bool:
-    """Was ``change``, made in its region's registry, overwritten there by the replicator?
+def overwritten(ledger: Sequence[Expectation], change: Change, echoed_ms: int = 0) -> bool:
+    """Was ``change``, made in its region's registry, overwritten there since it was made?
 
     The replicator converges the whole entity to the table's item: a change made before it
     recorded an expectation (and reaching persist only now) is no longer what that registry
-    holds, and writing it would replicate a state no registry has."""
+    holds, and writing it would replicate a state no registry has. Likewise a change older than
+    a full-state event persist already took for an echo (``echoed_ms``, the ledger's echo
+    mark): that event reported what the registry held after the change, and it was dropped, so
+    the older change must not stand in its place. (A deletion's event carries no content: when
+    an operator re-creates and deletes an entity the replicator had just deleted, and the
+    DELETED arrives first, it agrees with the replicator's expectation and is taken for its
+    echo; the CREATED, arriving after, would otherwise be applied and leave the table holding a
+    thing that registry no longer has.)"""
     if change.corrective:
         return False
     ts = change.origin.timestamp_ms
-    return any(0 < e.recorded_ms - ts <= TTL_MS for e in ledger)
+    return ts < echoed_ms or any(0 < e.recorded_ms - ts <= TTL_MS for e in ledger)
 
 
 def _matches_item(stored: Item, change: Change) -> bool:

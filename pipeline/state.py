@@ -86,22 +86,35 @@ class Decision:
     reason: str
     # The item to write: always for APPLIED; for UNCHANGED when only ordering metadata moves on.
     item: Item | None = None
+    # For ECHO: the echo mark to record in the region's ledger (``pipeline.echo.overwritten``),
+    # when a full-state echo is newer than the mark it holds.
+    echoed_ms: int | None = None
 
 
-def decide(stored: Item | None, change: Change, echoes: Sequence[Expectation] = ()) -> Decision:
+def decide(
+    stored: Item | None,
+    change: Change,
+    echoes: Sequence[Expectation] = (),
+    echoed_ms: int = 0,
+) -> Decision:
     """Decide what ``change`` does to the ``stored`` item (``None`` when there is none);
-    ``echoes`` is the entity's echo ledger in the change's region (``pipeline.echo``)."""
+    ``echoes`` is the entity's echo ledger in the change's region and ``echoed_ms`` its echo
+    mark, the newest full-state event taken for an echo (``pipeline.echo``)."""
     origin = change.origin
     if stored is not None and _already_applied(stored, change):
         return Decision(Outcome.DUPLICATE, f"event {origin.event_id} was already applied")
     if is_echo(echoes, stored, change):
+        newer = not change.partial and origin.timestamp_ms > echoed_ms
         return Decision(
-            Outcome.ECHO, f"reports a write of the replicator in {origin.region}, not a change"
+            Outcome.ECHO,
+            f"reports a write of the replicator in {origin.region}, not a change",
+            echoed_ms=origin.timestamp_ms if newer else None,
         )
-    if overwritten(echoes, change):
+    if overwritten(echoes, change, echoed_ms):
         return Decision(
             Outcome.STALE,
-            f"overwritten in {origin.region}'s registry by the replicator after it was made",
+            f"overwritten in {origin.region}'s registry after it was made (by the replicator, "
+            "or by a later change taken for its echo)",
         )
 
     if change.partial and (stored is None or stored.deleted):

@@ -10,11 +10,13 @@ Item layout (partition key ``pk`` only): ``pk``, ``kind``, ``name``, ``state`` (
 ``origin_region``, ``origin_id``, ``origin_version``, ``event_ts``, ``last_event_id``, ``sync``,
 ``rev``. Other keys hold the replicator's own bookkeeping: ``PENDING#...`` (deferred type
 deletions) and ``ECHO#<region>#<entity key>`` (the echo ledger, ``pipeline.echo``: ``entries``,
-a list, and ``expires_at``, epoch seconds for the table's TTL).
+a list the replicator writes, ``expires_at``, epoch seconds for the table's TTL, and
+``echoed_ms``, the echo mark persist writes). Each writer sets only its own attributes.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -259,10 +261,11 @@ class StateTable:
             stored = self.get_many(key for change in chunk for key in _read_keys(change))
             for change in chunk:
                 before = _item_or_none(stored[change.key])
-                decision = decide(before, change, _ledger(stored, change))
+                decision = decide(before, change, *_ledger(stored, change))
                 if decision.item is not None and not self._write_if_unchanged(decision, before):
                     results.append(self.apply(change))
                     continue
+                self._mark_echo(change, decision)
                 results.append(
                     PersistResult(
                         decision.outcome, change.key, decision.reason, decision.item is not None
@@ -275,8 +278,9 @@ class StateTable:
         for _ in range(MAX_CAS_ATTEMPTS):
             records = self.get_many(_read_keys(change))
             stored = _item_or_none(records[change.key])
-            decision = decide(stored, change, _ledger(records, change))
+            decision = decide(stored, change, *_ledger(records, change))
             if decision.item is None:
+                self._mark_echo(change, decision)
                 return PersistResult(decision.outcome, change.key, decision.reason)
             if self._write_if_unchanged(decision, stored):
                 return PersistResult(decision.outcome, change.key, decision.reason, True)
@@ -293,14 +297,53 @@ class StateTable:
         ledger_key = echo.ledger_key(region, key)
         record = self.get_raw(ledger_key)
         entries = echo.record(_expectations(record), new, now_ms)
-        self.put_raw(
-            {
-                "pk": ledger_key,
-                "entries": [e.to_record() for e in entries],
-                # DynamoDB TTL deletes the item once the newest expectation has expired.
-                "expires_at": (entries[-1].recorded_ms + echo.TTL_MS) // 1000 + 1,
-            }
+        values = {
+            "entries": [e.to_record() for e in entries],
+            # DynamoDB TTL deletes the item once the newest expectation has expired.
+            "expires_at": (entries[-1].recorded_ms + echo.TTL_MS) // 1000 + 1,
+        }
+        if record is None:
+            # Only the replicator creates the ledger (persist's mark needs it to exist).
+            self.put_raw({"pk": ledger_key, **values})
+            return
+        # An update of its own attributes only: persist sets ``echoed_ms`` on the same item.
+        self._update(
+            ledger_key,
+            "SET entries = :entries, expires_at = :expires",
+            {":entries": values["entries"], ":expires": values["expires_at"]},
         )
+
+    def _mark_echo(self, change: Change, decision: Decision) -> None:
+        """Record the echo mark ``decide`` asked for; only ever moved forward, and only on a
+        ledger that still exists (the mark outlives nothing the ledger does not)."""
+        if decision.echoed_ms is None:
+            return
+        # Not met: a newer mark is there already, or the ledger expired; nothing to record.
+        with contextlib.suppress(ConditionFailedError):
+            self._update(
+                echo.ledger_key(change.origin.region, change.key),
+                "SET echoed_ms = :ts",
+                {":ts": decision.echoed_ms},
+                "attribute_exists(pk) AND (attribute_not_exists(echoed_ms) OR echoed_ms < :ts)",
+            )
+
+    def _update(
+        self,
+        key: str,
+        expression: str,
+        values: Mapping[str, Any],
+        condition: str | None = None,
+    ) -> None:
+        self._prefetched.pop(key, None)
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": {"pk": {"S": key}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": to_dynamodb(values),
+        }
+        if condition is not None:
+            kwargs["ConditionExpression"] = condition
+        self._call("UpdateItem", self._ddb.update_item, **kwargs)
 
     def _write_if_unchanged(self, decision: Decision, stored: Item | None) -> bool:
         assert decision.item is not None
@@ -343,10 +386,17 @@ def _read_keys(change: Change) -> list[str]:
     return [change.key, echo.ledger_key(change.origin.region, change.key)]
 
 
-def _ledger(records: Mapping[str, Mapping[str, Any] | None], change: Change) -> list[Expectation]:
+def _ledger(
+    records: Mapping[str, Mapping[str, Any] | None], change: Change
+) -> tuple[list[Expectation], int]:
+    """The change's region's echo ledger for its entity: expectations and echo mark."""
     if change.corrective:
-        return []
-    return _expectations(records.get(echo.ledger_key(change.origin.region, change.key)))
+        return [], 0
+    record = records.get(echo.ledger_key(change.origin.region, change.key))
+    mark = (record or {}).get("echoed_ms", 0)
+    if isinstance(mark, bool) or not isinstance(mark, int):
+        raise EventValidationError("echoed_ms", "the echo mark must be a number")
+    return _expectations(record), mark
 
 
 def _expectations(record: Mapping[str, Any] | None) -> list[Expectation]:

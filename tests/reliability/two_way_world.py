@@ -10,6 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from hypothesis import strategies as st
 
+from pipeline.echo import LEDGER_PREFIX
 from sandbox import emulation
 from sandbox.inprocess import DST, SRC, TwoWayPipeline
 
@@ -104,3 +105,9 @@ class World:
     def entity_writes(self) -> int:
         copied = self.pipeline.replication.copied
         return self.pipeline.persist_entity_writes() + sum(copied[p] for p in ENTITY_PREFIXES)
+
+    def table_writes(self) -> int:
+        """Every state-table write in both replicas: the entity writes and the echo ledger's
+        (each written in one region only, the replicator's expectations and persist's echo
+        marks, and copied once to the other)."""
+        return self.entity_writes() + 2 * self.pipeline.replication.copied[LEDGER_PREFIX]

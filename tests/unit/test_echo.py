@@ -163,3 +163,35 @@ def test_digests_ignore_order_and_take_lists_of_maps() -> None:
     assert digest(maps) == digest(list(reversed(maps)))
     assert digest([]) == digest(None) == digest({}) and digest("") == digest(None)
     assert digest(["x"]) != digest(["y"])
+
+
+def test_a_change_older_than_an_event_taken_for_an_echo_is_stale() -> None:
+    """B's replicator deleted the thing (expectation at 5 100); B's operator re-created it
+    (5 200) and deleted it again (5 300). The DELETED arrives first and agrees with the
+    expectation (a delete carries no content): it is taken for the echo, and its time becomes
+    the ledger's echo mark. The CREATED, arriving after, is older than the mark: stale."""
+    tombstone, _ = run([event(A, 5_000, 2, {}, deleted=True)], [])
+    ledger = [Expectation.of(5_100, None, deleted=True)]
+    deleted = decide(tombstone, event(B, 5_300, 1, {}, deleted=True), ledger)
+    assert (deleted.outcome, deleted.echoed_ms) == (Outcome.ECHO, 5_300)
+    created = decide(tombstone, event(B, 5_200, 1, content(9)), ledger, echoed_ms=5_300)
+    assert created.outcome is Outcome.STALE and created.item is None
+    # Without the mark it would have been applied (the bug the two-way property found).
+    assert decide(tombstone, event(B, 5_200, 1, content(9)), ledger).outcome is Outcome.APPLIED
+
+
+def test_the_echo_mark_only_moves_forward_and_never_for_a_partial_echo() -> None:
+    ledger = [Expectation.of(5_100, content(5) | {"thing_type": "Gateway"})]
+    echo = event(B, 5_150, 2, content(5) | {"thing_type": "Gateway"})
+    assert decide(None, echo, ledger).echoed_ms == 5_150
+    late_echo = decide(None, echo, ledger, echoed_ms=5_200)
+    assert (late_echo.outcome, late_echo.echoed_ms) == (Outcome.ECHO, None)
+    association = Change(
+        EntityKind.THING,
+        "sensor-1",
+        Origin(B, 5_300, "assoc", "id-B"),
+        fields={"thing_type": "Gateway"},
+        partial=True,
+    )
+    partial = decide(None, association, ledger)
+    assert (partial.outcome, partial.echoed_ms) == (Outcome.ECHO, None)
