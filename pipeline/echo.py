@@ -27,7 +27,13 @@ The other way round, a change of this region's registry made *before* the replic
 an expectation for the entity, and reaching persist only after, was overwritten in the registry
 by that write (the replicator converges the whole entity): it is stale (``overwritten``).
 Without that rule a local change and a concurrent replicated one would leave the two registries
-different whenever the echo arrived first.
+different whenever the echo arrived first. Likewise for a change older than a full-state event
+persist already took for an echo: that event reported what the registry held after the change
+(AWS stamps a registry event with when it occurred, AWS IoT Developer Guide, "Registry events",
+https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html), so persist keeps
+the newest one's timestamp as the ledger's *echo mark* (``echoed_ms``) and the older change is
+stale (``overwritten``). A delete needs it most: it carries no content, so an operator's delete
+of an entity re-created after the replicator deleted it agrees with the replicator's expectation.
 
 The decision is pure (``pipeline.state.decide`` calls ``is_echo``); ``pipeline.statetable`` reads
 the ledger with the item (one BatchGetItem) and the replicator appends to it (``StateTable.record_expectations``).
