@@ -89,11 +89,11 @@ def test_audit_reports_each_difference_once_and_reconcile_repairs_through_the_pi
     assert code == 0  # drift was found and every repair emitted: nothing left to act on
     report = sandbox.drain(timeout=120)
     # One corrective event per drift, each converged (8); apart from them, the echo-ledger
-    # entry the replicator wrote before converging each, which reaches its own stream too (8,
-    # skipped); if not, the pipeline says why.
-    assert (report.records_applied, report.bookkeeping_records) == (8, 8), (
-        report,
-        sandbox.failure_reasons(),
-    )
+    # entries the replicator wrote before converging, which reach its own stream too (skipped):
+    # one per record, and one more for a dependency converged on the way (billing group "gold"
+    # when a thing's record runs before its own, which depends on the executions' order).
+    # If not, the pipeline says why.
+    assert report.records_applied == 8, (report, sandbox.failure_reasons())
+    assert 8 <= report.bookkeeping_records <= 9, (report, sandbox.failure_reasons())
     # THEN a second audit is clean
     assert _cli(sandbox, "audit", *REGIONS)[0] == 0, sandbox.failure_reasons()
