@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install demo test lint types scan unit conformance bench report screenshots lock clean
+.PHONY: install demo demo-failover test lint types scan unit conformance bench report screenshots lock clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(STAMP)
 ## The whole story on the embedded two-region sandbox (no AWS account needed).
 demo: $(STAMP)
 	$(BIN)/iot-crr demo --out out
+
+## Failover and failback on the two-way sandbox (docs/failover.md), about a minute.
+demo-failover: $(STAMP)
+	$(BIN)/iot-crr demo --failover
 
 ## Everything CI checks: lint, formatting, import layers, types, the IaC scan, the whole test
 ## suite (2 workers).

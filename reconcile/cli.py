@@ -32,8 +32,9 @@ from reconcile.diff import diff_snapshots
 from reconcile.doctor import doctor_command
 from reconcile.drift import DriftReport
 from reconcile.emit import VIAS, EmitResult, Emitter, Via, choose_emitter
-from reconcile.engine import Audit, Reconciler, Snapshotter, registry_snapshotter
+from reconcile.engine import Audit, Failback, Reconciler, Snapshotter, registry_snapshotter
 from reconcile.explain import explain_with_table, read_table, table_label, table_vs_target
+from reconcile.failback import describe_held, overwrite_rules
 from reconcile.ignore import DEFAULT_FILE as DEFAULT_IGNORE_FILE
 from reconcile.ignore import IgnoreRules
 from reconcile.plan import (
@@ -305,6 +306,33 @@ emit_options = _compose(
 )
 
 
+# After a failover: reconcile from the DR region back to the primary (reconcile.failback).
+failback_options = _compose(
+    click.option(
+        "--failback",
+        is_flag=True,
+        help="Reconciling from the DR region back to the primary after a failover: also read "
+        "the state table (--state-table, in the source region) and hold, not overwrite, the "
+        "target's changes that never reached it (exit 1 while any is held).",
+    ),
+    click.option(
+        "--overwrite",
+        "overwrite_patterns",
+        multiple=True,
+        metavar="PATTERN",
+        help="With --failback: repair these held entities anyway, the source's version winning "
+        "(repeatable; entity:name-glob, as --ignore).",
+    ),
+)
+
+state_table_option = click.option(
+    "--state-table",
+    envvar="STATE_TABLE",
+    show_envvar=True,
+    help="The state table's name, read in the source region (for --failback).",
+)
+
+
 # --- commands ---------------------------------------------------------------------------------
 
 
@@ -400,6 +428,8 @@ def audit(
 @main.command()
 @audit_options
 @guard_options
+@failback_options
+@state_table_option
 @click.option(
     "--plan-file",
     "plan_path",
@@ -428,10 +458,13 @@ def plan(factory: Factory, plan_path: Path | None, old_plan_path: Path | None, *
             "(for a Markdown or HTML drift report: iot-crr audit --format)"
         )
     engine = _reconciler(factory, opts)
-    repair = engine.plan(_audit(factory, engine, opts))
+    audited = _audit(factory, engine, opts)
+    repair = engine.plan(audited)
     repair.save(plan_path, key=plan_key())
     _write(_show_plan(repair, opts["fmt"]), opts["output"])
-    raise click.exceptions.Exit(EXIT_IN_SYNC if repair.is_empty else EXIT_DRIFT)
+    _show_held(audited.report)
+    done = repair.is_empty and not audited.report.held
+    raise click.exceptions.Exit(EXIT_IN_SYNC if done else EXIT_DRIFT)
 
 
 @main.command()
@@ -439,6 +472,7 @@ def plan(factory: Factory, plan_path: Path | None, old_plan_path: Path | None, *
 @emit_options
 @apply_guard_options
 @ignore_options
+@failback_options
 @click.option(
     "--verify/--no-verify",
     default=True,
@@ -485,6 +519,7 @@ def apply(factory: Factory, plan_file: Path, verify: bool, yes: bool, **opts: An
 @audit_options
 @guard_options
 @emit_options
+@failback_options
 @click.option("--apply", "do_apply", is_flag=True, help="Emit the corrective events.")
 @click.pass_obj
 def reconcile(factory: Factory, do_apply: bool, **opts: Any) -> None:
@@ -493,13 +528,17 @@ def reconcile(factory: Factory, do_apply: bool, **opts: Any) -> None:
     The report goes to stdout (or --output), the plan and the emit summary to stderr.
     Exit 0 when in sync, or with --apply when every corrective event was emitted (the repair is
     then in the pipeline: run `iot-crr audit` in a minute to confirm); 1 when drift was found
-    and not repaired (a dry run, or actions the guards held back); 2 on errors.
+    and not repaired (a dry run, actions the guards held back, or with --failback changes the
+    target made that never reached the state table: listed as held); 2 on errors.
 
     \b
     Example:
       iot-crr reconcile --source-region us-east-1 --target-region eu-west-1       # dry run
       iot-crr reconcile --source-region us-east-1 --target-region eu-west-1 --apply \\
           --state-machine-arn arn:aws:states:...:stateMachine:crr-persist
+      # failback after a failover to eu-west-1 (docs/failover.md):
+      iot-crr reconcile --source-region eu-west-1 --target-region us-east-1 --failback \\
+          --state-table iot-crr-state --apply --state-machine-arn arn:...:crr-persist
     """
     if do_apply:
         _check_emit_options(opts)
@@ -511,6 +550,7 @@ def reconcile(factory: Factory, do_apply: bool, **opts: Any) -> None:
         raise click.exceptions.Exit(EXIT_IN_SYNC)
     repair = engine.plan(audited)
     click.echo(describe_plan(repair), err=True)
+    _show_held(report)
     emitter = _emitter(factory, opts["via"] if do_apply else "dry-run", opts, repair.source_region)
     with _in_region(repair.source_region):
         result = replace(engine, emitter=emitter).apply(repair, progress=factory.emit_progress())
@@ -522,7 +562,7 @@ def reconcile(factory: Factory, do_apply: bool, **opts: Any) -> None:
         err=True,
     )
     # Drift just repaired is not drift found; what the guards held back still is.
-    raise click.exceptions.Exit(EXIT_DRIFT if repair.skipped else EXIT_IN_SYNC)
+    raise click.exceptions.Exit(EXIT_DRIFT if repair.skipped or report.held else EXIT_IN_SYNC)
 
 
 # --- helpers the commands share ---------------------------------------------------------------
@@ -539,7 +579,34 @@ def _reconciler(
         ignore=_ignore_rules(opts),
         guards=guards,
         clock=factory.clock,
+        failback=_failback(factory, opts),
     )
+
+
+def _failback(factory: Factory, opts: dict[str, Any]) -> Failback | None:
+    """The failback guard's table reader and overwrite rules, when ``--failback`` is given."""
+    overwrite = opts.get("overwrite_patterns") or ()
+    if not opts.get("failback"):
+        if overwrite:
+            raise click.UsageError("--overwrite names held entities: it needs --failback")
+        return None
+    name = opts.get("state_table")
+    if not name:
+        raise click.UsageError("--failback needs --state-table (or STATE_TABLE)")
+    if opts.get("from_snapshots"):
+        raise click.UsageError("--failback reads the live state table; drop --from-snapshots")
+
+    def table(region: str) -> Snapshot:
+        with _in_region(region):
+            return read_table(factory.state_table(region, name), table_label(region), factory.clock())
+
+    return Failback(table, overwrite_rules(overwrite))
+
+
+def _show_held(report: DriftReport) -> None:
+    """The failback guard's held drifts, after the plan (stderr, like the plan)."""
+    if report.held:
+        click.echo(describe_held(report), err=True)
 
 
 def _audit(factory: Factory, engine: Reconciler, opts: dict[str, Any]) -> Audit:

@@ -50,6 +50,8 @@ class Drift:
     thing: str | None = None  # memberships only
     group: str | None = None
     where: LossPoint | None = None  # set by the three-way audit (reconcile.explain) only
+    # Why a failback reconcile does not repair it (reconcile.failback); None: repairable.
+    held: str | None = None
 
     def sort_key(self) -> tuple[int, int, str]:
         return (ENTITY_ORDER.index(self.entity), DRIFT_KINDS.index(self.kind), self.name)
@@ -83,6 +85,11 @@ class DriftReport:
         for drift in self.drifts:
             table[drift.entity.value][drift.kind] += 1
         return table
+
+    @property
+    def held(self) -> tuple[Drift, ...]:
+        """The drifts a failback reconcile holds back (``reconcile.failback``)."""
+        return tuple(drift for drift in self.drifts if drift.held)
 
     @property
     def in_sync(self) -> bool:

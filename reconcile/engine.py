@@ -23,6 +23,8 @@ from pipeline.aws import ClientFactory
 from reconcile.diff import diff_snapshots
 from reconcile.drift import DriftReport
 from reconcile.emit import DryRunEmitter, EmitResult, Emitter, Progress, corrective_changes
+from reconcile.explain import explain
+from reconcile.failback import hold_unreplicated, repairable
 from reconcile.ignore import IgnoreRules
 from reconcile.inventory import Inventory
 from reconcile.plan import Guards, Plan, build_plan, check_fresh, check_same_actions
@@ -65,6 +67,16 @@ class Audit:
 
 
 @dataclass(frozen=True)
+class Failback:
+    """A reconcile from the DR region back to the primary (``reconcile.failback``): the state
+    table as a third view, read in the source region (``table(region)``), and the entities the
+    operator lets the DR version overwrite."""
+
+    table: Snapshotter
+    overwrite: IgnoreRules = field(default_factory=IgnoreRules)
+
+
+@dataclass(frozen=True)
 class Reconciler:
     """Audit two registries, plan the repair within the guards, emit it.
 
@@ -79,6 +91,7 @@ class Reconciler:
     guards: Guards = field(default_factory=Guards)
     emitter: Emitter = field(default_factory=DryRunEmitter)
     clock: Clock = _now_ms
+    failback: Failback | None = None  # hold the target's unreplicated changes (failback)
 
     def snapshots(self, source_region: str, destination_region: str) -> tuple[Snapshot, Snapshot]:
         """Both regions' snapshots, read at once, source first."""
@@ -104,6 +117,10 @@ class Reconciler:
             bucket_range=bucket_range,
             clock=self.clock,
         )
+        if self.failback is not None and report.drifts:
+            table = self.failback.table(source.region)
+            report = explain(report, source, table, destination, ignore=self.ignore, clock=self.clock)
+            report = hold_unreplicated(report, self.failback.overwrite)
         return Audit(source, destination, report)
 
     def audit(self, source_region: str, destination_region: str) -> Audit:
@@ -111,9 +128,10 @@ class Reconciler:
         return self.compare(*self.snapshots(source_region, destination_region))
 
     def plan(self, audit: Audit) -> Plan:
-        """The repair plan for ``audit`` within the guards (raises ``PlanRefusedError``)."""
+        """The repair plan for ``audit`` within the guards (raises ``PlanRefusedError``); held
+        drifts (failback) are not planned."""
         return build_plan(
-            audit.report,
+            repairable(audit.report),
             audit.source,
             audit.destination,
             self.guards,

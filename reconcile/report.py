@@ -14,14 +14,19 @@ JSON contract, ``schema_version`` "2"::
      "explained": bool,
      "where_summary": {"lost_before_table", "lost_after_table", "table_only": count},
      "fixes": {loss point: what to check or do},
+     "held": count,
      "drifts": [{"entity", "name", "kind", "severity", "details": {field: {"source", "target"}},
-                 "where": loss point or null,
+                 "where": loss point or null, "held": reason or null,
                  "thing", "group" (memberships only)}]}
 
 Version "2" adds the three-way audit (``reconcile.explain``): ``explained`` says whether the
 state table was read; if so each drift's ``where`` says which hop lost it and
 ``where_summary`` / ``fixes`` count and explain the classes (both empty objects otherwise).
-``where`` is null in unexplained reports. ``load_json`` reads versions "1" and "2".
+``where`` is null in unexplained reports. ``held`` (a reconcile with ``--failback``,
+``reconcile.failback``) says why a drift is not repaired: the target changed the entity but the
+change never reached the state table; ``held`` at the top counts them (an optional addition to
+version "2": readers that ignore it see a drift as before). ``load_json`` reads versions "1"
+and "2".
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ def drift_to_json(drift: Drift) -> dict[str, Any]:
         "severity": drift.severity,
         "details": drift.details,
         "where": drift.where,
+        "held": drift.held,
     }
     if drift.entity is EntityKind.MEMBERSHIP:
         out["thing"] = drift.thing
@@ -92,6 +98,7 @@ def to_json(report: DriftReport) -> dict[str, Any]:
         "explained": report.explained,
         "where_summary": report.where_summary() if report.explained else {},
         "fixes": dict(FIXES) if report.explained else {},
+        "held": len(report.held),
         "drifts": [drift_to_json(d) for d in report.drifts],
     }
 
@@ -106,6 +113,7 @@ class _DriftModel(BaseModel):
     thing: str | None = None
     group: str | None = None
     where: Literal["lost_before_table", "lost_after_table", "table_only"] | None = None
+    held: str | None = None
 
 
 class _Fingerprints(BaseModel):
@@ -142,6 +150,7 @@ def load_json(document: dict[str, Any]) -> DriftReport:
             thing=d.thing,
             group=d.group,
             where=d.where,
+            held=d.held,
         )
         for d in model.drifts
     )
@@ -237,11 +246,16 @@ def _sections(report: DriftReport, limit: int | None) -> tuple[list[Section], in
     """The root causes to list, grouped by loss point when the report is explained (a ``None``
     title: one list of root causes), the classes in pipeline order, unexplained ones last; at
     most ``limit`` root causes in all, and how many drift items the ones left out explain."""
+    held = report.held
     groups: list[tuple[str | None, tuple[Drift, ...]]] = [(None, report.drifts)]
     if report.explained:
         groups = []
+        if held:
+            # A failback reconcile's held drifts first: they wait for the operator's decision.
+            title = f"held ({len(held)}): {held[0].held}; not repaired (--overwrite to repair)"
+            groups.append((title, held))
         for where in (*LOSS_POINTS, None):
-            drifts = tuple(d for d in report.drifts if d.where == where)
+            drifts = tuple(d for d in report.drifts if d.where == where and not d.held)
             if drifts:
                 fix = f": {FIXES[where]}" if where else ""
                 groups.append((f"{where or 'unexplained'} ({len(drifts)}){fix}", drifts))

@@ -66,6 +66,12 @@ def sandbox() -> None:
 @click.option("--drops", default=0.0, type=float, show_default=True, help="P(dropped event).")
 @click.option("--seed", default=0, type=int, show_default=True, help="Seed of the quirks above.")
 @click.option(
+    "--two-way",
+    is_flag=True,
+    help="Run the pipeline in both directions (failover and failback, docs/failover.md): each "
+    "region persists its own registry's events and replicates the other's.",
+)
+@click.option(
     "--verbose", is_flag=True, help="Also show the handlers' JSON logs, metrics and moto's logs."
 )
 def up(
@@ -80,6 +86,7 @@ def up(
     reorder_window: int,
     drops: float,
     seed: int,
+    two_way: bool,
     verbose: bool,
 ) -> None:
     """Run the sandbox in the foreground until Ctrl-C (or SIGTERM).
@@ -93,6 +100,7 @@ def up(
       # in another shell, paste the printed exports, then:
       aws iot create-thing --thing-name sensor-1 --region us-east-1
       iot-crr audit
+      iot-crr sandbox up --two-way   # both directions: failover and failback
     """
     from reconcile.regions import UnknownRegionError, check_region
     from sandbox import pump
@@ -111,7 +119,9 @@ def up(
     # Ctrl-C raises KeyboardInterrupt; SIGTERM (a service manager, `kill`) stops the same way.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with Sandbox(source_region, target_region, delivery=delivery, port=port) as box:
+        with Sandbox(
+            source_region, target_region, delivery=delivery, port=port, two_way=two_way
+        ) as box:
             click.echo(welcome(box))
             pump.run(box, stop, click.echo, interval=interval, round_budget=round_budget)
             click.echo("stopped")
@@ -134,14 +144,22 @@ def exports(box: Sandbox) -> dict[str, str]:
         "TARGET_REGION": box.destination_region,
         "PERSIST_STATE_MACHINE_ARN": box.state_machine_arn,
         "STATE_TABLE": box.table_name,
+        # Two-way: the target region's persist state machine, for a reconcile back (failback).
+        **(
+            {"TARGET_PERSIST_STATE_MACHINE_ARN": box.resources.state_machine_in(box.destination_region)}
+            if box.two_way
+            else {}
+        ),
     }
 
 
 def welcome(box: Sandbox) -> str:
     """What `sandbox up` prints once it is ready: copy-paste exports and what to try."""
+    arrow = "⇄" if box.two_way else "→"
     lines = [
-        f"Sandbox up at {box.endpoint_url}: {box.source_region} → {box.destination_region} "
-        "(moto; registry events are on in both regions, emulated).",
+        f"Sandbox up at {box.endpoint_url}: {box.source_region} {arrow} {box.destination_region} "
+        "(moto; registry events are on in both regions, emulated"
+        + ("; the pipeline runs both ways)." if box.two_way else ")."),
         "In another shell, paste:",
         "",
         *(f"  export {name}={shlex.quote(value)}" for name, value in exports(box).items()),
@@ -151,6 +169,15 @@ def welcome(box: Sandbox) -> str:
         f"  aws iot create-thing --thing-name sensor-1   # a registry change in {box.source_region}",
         "  iot-crr audit                                  # compare the two registries",
         "  iot-crr reconcile --apply                      # repair through the pipeline",
+        *(
+            [
+                f"  aws iot create-thing --thing-name sensor-2 --region {box.destination_region}"
+                f"   # flows back to {box.source_region}",
+                "  iot-crr audit --source-region $TARGET_REGION --target-region $SOURCE_REGION",
+            ]
+            if box.two_way
+            else []
+        ),
         "",
         "Pumping the pipeline: one line per round that moved something; Ctrl-C to stop.",
     ]
@@ -181,9 +208,21 @@ def _quiet_handlers(verbose: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the drift reports and the repair plan are written.",
 )
-@click.option("--things", default=2000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--things",
+    default=None,
+    type=click.IntRange(1, 100_000),
+    help="Things in the fleet  [default: 2000; 20 with --failover]",
+)
 @click.option("--seed", default=7, show_default=True, type=int, help="Seed for the fleet.")
-def demo(out: Path, things: int, seed: int) -> None:
+@click.option(
+    "--failover",
+    is_flag=True,
+    help="The failover story instead (docs/failover.md): the pipeline both ways, the primary "
+    "stops, work in the DR region, the primary returns, failback; exits 0 when both final "
+    "audits do.",
+)
+def demo(out: Path, things: int | None, seed: int, failover: bool) -> None:
     """The whole story on the embedded sandbox: backfill, live changes, drift, repair.
 
     No AWS account needed. Exits 0 when the final audit is clean, 1 otherwise.
@@ -191,12 +230,20 @@ def demo(out: Path, things: int, seed: int) -> None:
     \b
     Example:
       iot-crr demo --things 500 --out out
+      iot-crr demo --failover        # failover and failback, both ways
     """
     # The handlers run in this process: keep their INFO logs and metrics off the story.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     warnings.filterwarnings("ignore", message="No application metrics to publish")
+    if failover:
+        from sandbox.failover import MIN_THINGS, run_failover_demo
+
+        if things is not None and things < MIN_THINGS:
+            raise click.BadParameter(f"at least {MIN_THINGS} for --failover", param_hint="--things")
+        result = run_failover_demo(things=things or 20, echo=click.echo)
+        sys.exit(0 if result.clean else 1)
     from sandbox.demo import run_demo
 
-    clean = run_demo(out, things=things, seed=seed, echo=click.echo)
+    clean = run_demo(out, things=things or 2000, seed=seed, echo=click.echo)
     sys.exit(0 if clean else 1)

@@ -9,6 +9,9 @@ time:
 - destination region: the replicator and pending functions, recorded for completeness: the
   sandbox calls them through the event-source-mapping emulation (a real mapping would wipe the
   stream in moto).
+Two-way (``two_way=True``, docs/deploy.md "Two-way"): the same again the other way round, each
+region holding a persist path for its own registry's events and a replicator for the other's
+(``SandboxResources.reverse``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,19 @@ _TRUST_POLICY = {
 
 
 @dataclass(frozen=True)
+class ReverseResources:
+    """The pipeline's other direction (two-way): the destination region's persist path and the
+    source region's replicator."""
+
+    state_machine_arn: str  # persist, in the destination region
+    failure_queue_url: str  # persist's failures (destination region)
+    reject_queue_url: str  # the source region replicator's permanent failures
+    persist_function_arn: str
+    replicator_function_arn: str
+    pending_function_arn: str
+
+
+@dataclass(frozen=True)
 class SandboxResources:
     """Names and ARNs of what ``provision`` created."""
 
@@ -60,15 +76,45 @@ class SandboxResources:
     replicator_function_arn: str
     pending_function_arn: str
     type_delete_delay_seconds: int
+    reverse: ReverseResources | None = None  # two-way only
 
-    def replicator_environment(self) -> dict[str, str]:
+    def replicator_environment(self, region: str | None = None) -> dict[str, str]:
+        """The replicator's environment in ``region`` (the destination unless told)."""
+        region = region or self.destination_region
+        reject = self.reject_queue_url
+        if region != self.destination_region:
+            if self.reverse is None:
+                raise ValueError(f"no replicator in {region}: the sandbox runs one way")
+            reject = self.reverse.reject_queue_url
         return {
             "STATE_TABLE": self.table_name,
-            "AWS_REGION": self.destination_region,
-            "AWS_DEFAULT_REGION": self.destination_region,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
             "TYPE_DELETE_DELAY_SECONDS": str(self.type_delete_delay_seconds),
-            "FAILURE_QUEUE_URL": self.reject_queue_url,  # as infra/destination.yaml sets it
+            "FAILURE_QUEUE_URL": reject,  # as infra/destination.yaml sets it
         }
+
+    def state_machine_in(self, region: str) -> str:
+        """The persist state machine for ``region``'s own registry events."""
+        if region == self.source_region:
+            return self.state_machine_arn
+        if self.reverse is None:
+            raise ValueError(f"no persist path in {region}: the sandbox runs one way")
+        return self.reverse.state_machine_arn
+
+    def failure_queues(self) -> list[tuple[str, str]]:
+        """``(region, queue url)`` of every persist failure queue."""
+        queues = [(self.source_region, self.failure_queue_url)]
+        if self.reverse is not None:
+            queues.append((self.destination_region, self.reverse.failure_queue_url))
+        return queues
+
+    def reject_queues(self) -> list[tuple[str, str]]:
+        """``(region, queue url)`` of every replicator reject queue."""
+        queues = [(self.destination_region, self.reject_queue_url)]
+        if self.reverse is not None:
+            queues.append((self.source_region, self.reverse.reject_queue_url))
+        return queues
 
 
 def _dummy_zip() -> bytes:
@@ -104,8 +150,11 @@ def provision(
     table_name: str = DEFAULT_TABLE_NAME,
     type_delete_delay_seconds: int = DEFAULT_TYPE_DELETE_DELAY_SECONDS,
     client_factory: ClientFactory = aws.client,
+    *,
+    two_way: bool = False,
 ) -> SandboxResources:
-    """Create every sandbox resource in both regions; safe to call once per (reset) server."""
+    """Create every sandbox resource in both regions; safe to call once per (reset) server.
+    ``two_way``: the pipeline in both directions (``SandboxResources.reverse``)."""
     source_ddb = client_factory("dynamodb", source_region)
     destination_ddb = client_factory("dynamodb", destination_region)
     source_stream = create_state_table(source_ddb, table_name)
@@ -135,21 +184,48 @@ def provision(
         )
         return str(created["FunctionArn"])
 
-    persist_arn = function(source_region, "persist", PERSIST_HANDLER, {"STATE_TABLE": table_name})
-    destination_env = {
+    replicator_env = {
         "STATE_TABLE": table_name,
         "TYPE_DELETE_DELAY_SECONDS": str(type_delete_delay_seconds),
     }
-    replicator_arn = function(destination_region, "replicate", REPLICATE_HANDLER, destination_env)
-    pending_arn = function(destination_region, "pending", PENDING_HANDLER, destination_env)
 
-    sfn = client_factory("stepfunctions", source_region)
-    state_machine_arn = sfn.create_state_machine(
-        name=f"{table_name}-persist",
-        definition=persist_definition(persist_arn, queue_url),
-        roleArn=role_arn,
-        type="EXPRESS",  # as infra/source.yaml: no deduplication by name (sandbox.emulation)
-    )["stateMachineArn"]
+    def persist_path(region: str, failures: str) -> tuple[str, str]:
+        """The persist function and state machine for ``region``'s own registry events."""
+        arn = function(region, "persist", PERSIST_HANDLER, {"STATE_TABLE": table_name})
+        machine = client_factory("stepfunctions", region).create_state_machine(
+            name=f"{table_name}-persist",
+            definition=persist_definition(arn, failures),
+            roleArn=role_arn,
+            type="EXPRESS",  # as infra/source.yaml: no deduplication by name (sandbox.emulation)
+        )["stateMachineArn"]
+        return arn, str(machine)
+
+    def replicator(region: str) -> tuple[str, str]:
+        return (
+            function(region, "replicate", REPLICATE_HANDLER, replicator_env),
+            function(region, "pending", PENDING_HANDLER, replicator_env),
+        )
+
+    persist_arn, state_machine_arn = persist_path(source_region, queue_url)
+    replicator_arn, pending_arn = replicator(destination_region)
+    reverse = None
+    if two_way:
+        reverse_failures = client_factory("sqs", destination_region).create_queue(
+            QueueName=f"{table_name}-persist-failures"
+        )["QueueUrl"]
+        reverse_rejects = sqs.create_queue(QueueName=f"{table_name}-replicator-rejects")[
+            "QueueUrl"
+        ]
+        reverse_persist, reverse_machine = persist_path(destination_region, reverse_failures)
+        reverse_replicator, reverse_pending = replicator(source_region)
+        reverse = ReverseResources(
+            state_machine_arn=reverse_machine,
+            failure_queue_url=reverse_failures,
+            reject_queue_url=reverse_rejects,
+            persist_function_arn=reverse_persist,
+            replicator_function_arn=reverse_replicator,
+            pending_function_arn=reverse_pending,
+        )
 
     return SandboxResources(
         source_region=source_region,
@@ -165,4 +241,5 @@ def provision(
         replicator_function_arn=replicator_arn,
         pending_function_arn=pending_arn,
         type_delete_delay_seconds=type_delete_delay_seconds,
+        reverse=reverse,
     )

@@ -83,7 +83,7 @@ class FailureWatch:
     def __init__(self, box: Sandbox) -> None:
         self._box = box
         self._seen_messages: set[str] = set()
-        self._seen_batches = 0
+        self._seen_batches: dict[int, int] = {}  # per mapping (two-way has two)
 
     def new(self) -> list[Failure]:
         failures: list[Failure] = []
@@ -95,16 +95,17 @@ class FailureWatch:
                 if message_id not in self._seen_messages:
                     self._seen_messages.add(message_id)
                     failures.append(parse(body))
-        batches = self._box.event_source_mapping.stats.failed_batches
-        for batch in batches[self._seen_batches :]:
-            failures.append(
-                Failure(
-                    "event source mapping",
-                    f"{batch.size} records from sequence {batch.first_sequence_number}",
-                    f"{batch.reason} after {batch.attempts} attempts",
+        for number, mapping in enumerate(self._box.event_source_mappings()):
+            batches = mapping.stats.failed_batches
+            for batch in batches[self._seen_batches.get(number, 0) :]:
+                failures.append(
+                    Failure(
+                        "event source mapping",
+                        f"{batch.size} records from sequence {batch.first_sequence_number}",
+                        f"{batch.reason} after {batch.attempts} attempts",
+                    )
                 )
-            )
-        self._seen_batches = len(batches)
+            self._seen_batches[number] = len(batches)
         return failures
 
 
@@ -131,6 +132,8 @@ def run(
         total.rounds += 1
         busy = not report.idle or report.executions_running > 0
         pending = report.executions_running + len(box.outbox(box.source_region))
+        if box.two_way:
+            pending += len(box.outbox(box.destination_region))
         # A round that only moved bookkeeping (stream records, the destination's own events)
         # is pumped but not printed: every line says something a person can act on.
         moved = report.events_published + sum(report.executions.values()) + report.records_applied

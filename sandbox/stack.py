@@ -5,13 +5,23 @@ Flow driven by ``drain()``, one round at a time until a round finds nothing to d
   handler) ─▶ source state table ══ Global Table emulation ══▶ destination state table ─▶
   event source mapping emulation ─▶ ``pipeline.replicate`` ─▶ destination registry.
 The replicator's own calls publish registry events in the destination region; nothing consumes
-them (the destination's persist path is not deployed in this one-way sandbox), so they are
+them (the destination's persist path is not deployed in the one-way sandbox), so they are
 discarded each round and counted.
+
+Two-way (``Sandbox(two_way=True)``, ``iot-crr sandbox up --two-way``): the same flow runs the
+other way too. Each region's events go to its own persist state machine and replica; the Global
+Table emulation copies both ways (last writer wins), a round after the writes or in the same
+round at random (seeded: the replication lag); each region's replicator converges its registry
+to the items the other region wrote, and the echoes of its own calls reach its persist path,
+which recognises them (``pipeline.echo``). ``pause(region)`` plays an outage: that region's
+events wait in its outbox, its replicator stops and the Global Table queues both ways until
+``resume(region)``.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -115,8 +125,10 @@ class DrainReport:
 StreamHandlerFactory = Callable[[SandboxResources], emulation.StreamHandler]
 
 
-def _real_replicator(resources: SandboxResources) -> emulation.StreamHandler:
-    env = resources.replicator_environment()
+def _real_replicator(
+    resources: SandboxResources, region: str | None = None
+) -> emulation.StreamHandler:
+    env = resources.replicator_environment(region)
 
     def handler(event: JsonDict) -> Any:
         return emulation.call_handler(REPLICATE_HANDLER, event, env, "replicate")
@@ -138,6 +150,7 @@ class Sandbox:
         type_delete_delay_seconds: int = DEFAULT_TYPE_DELETE_DELAY_SECONDS,
         max_retry_attempts: int = 3,
         replicator: StreamHandlerFactory = _real_replicator,
+        two_way: bool = False,
     ) -> None:
         if source_region == destination_region:
             raise SandboxError("the source and destination regions must differ")
@@ -148,6 +161,10 @@ class Sandbox:
         self.type_delete_delay_seconds = type_delete_delay_seconds
         self.max_retry_attempts = max_retry_attempts
         self._replicator_factory = replicator
+        self.two_way = two_way
+        self.paused: set[str] = set()  # regions in an outage (``pause``)
+        self._lag = random.Random(self.delivery.seed)  # replication in the same round or the next
+        self._reverse_mapping: EventSourceMapping | None = None
         self._server = MotoServer(port, regions=(source_region, destination_region))
         self._emulation = RegistryEmulation()
         self._resources: SandboxResources | None = None
@@ -155,7 +172,8 @@ class Sandbox:
         self._replication: GlobalTableReplication | None = None
         self._mapping: EventSourceMapping | None = None
         self._clients: dict[tuple[str, str], Any] = {}
-        self._left_running: list[str] = []  # executions a round stopped waiting for
+        # executions a round stopped waiting for, per region
+        self._left_running: dict[str, list[str]] = {}
         self._botocore_session = botocore.session.get_session()
 
     def advance_clock(self, seconds: float) -> None:
@@ -193,7 +211,8 @@ class Sandbox:
         self._server.reset()
         self._emulation.clear()
         emulation.FUNCTION_LOG.clear()
-        self._left_running = []
+        self._left_running = {}
+        self.paused.clear()
         if delivery is not None:
             self.delivery = delivery
         self._quirks = DeliveryQuirks(self.delivery)
@@ -216,6 +235,7 @@ class Sandbox:
             self.table_name,
             self.type_delete_delay_seconds,
             client_factory=self.client,
+            two_way=self.two_way,
         )
         self._resources = resources
         regions = {
@@ -240,6 +260,30 @@ class Sandbox:
             resources.destination_region,
             max_retry_attempts=self.max_retry_attempts,
         )
+        self._reverse_mapping = None
+        if resources.reverse is not None:
+            self._reverse_mapping = EventSourceMapping(
+                StreamCursor(
+                    self.client("dynamodbstreams", resources.source_region),
+                    resources.source_stream_arn,
+                ),
+                _real_replicator(resources, resources.source_region),
+                resources.source_region,
+                max_retry_attempts=self.max_retry_attempts,
+            )
+
+    # ---- an outage (two-way failover) ------------------------------------------------------
+
+    def pause(self, region: str) -> None:
+        """``region`` goes down: its registry events wait in its outbox (the IoT rule's
+        deliveries), its replicator stops, and the Global Table replicates nothing until it is
+        back (``resume``). Its registry stays reachable: what to do with it is the caller's."""
+        if region not in (self.source_region, self.destination_region):
+            raise SandboxError(f"the sandbox has no region {region}")
+        self.paused.add(region)
+
+    def resume(self, region: str) -> None:
+        self.paused.discard(region)
 
     # ---- accessors ------------------------------------------------------------------------
 
@@ -280,22 +324,32 @@ class Sandbox:
         resources = self.resources
         reasons = [
             f"persist failure queue: {_persist_failure(body)}"
-            for body in self._peek_queue(resources.source_region, resources.failure_queue_url)
+            for region, queue in resources.failure_queues()
+            for body in self._peek_queue(region, queue)
         ]
         reasons += [
             f"replicator reject queue: {body}"
-            for body in self._peek_queue(resources.destination_region, resources.reject_queue_url)
+            for region, queue in resources.reject_queues()
+            for body in self._peek_queue(region, queue)
         ]
         reasons += [
             f"{error.function_name} raised {error.error_type}: {error.message}"
             for error in self.invocation_errors
         ]
-        mapping = self.event_source_mapping
-        reasons += [
-            f"event source mapping gave up on {batch}" for batch in mapping.stats.failed_batches
-        ]
-        reasons += [f"replicator invocation raised {error!r}" for error in mapping.errors]
+        for mapping in self.event_source_mappings():
+            reasons += [
+                f"event source mapping gave up on {batch}"
+                for batch in mapping.stats.failed_batches
+            ]
+            reasons += [f"replicator invocation raised {error!r}" for error in mapping.errors]
         return reasons
+
+    def event_source_mappings(self) -> list[EventSourceMapping]:
+        """The destination's mapping, and the source's too in two-way."""
+        mappings = [self.event_source_mapping]
+        if self._reverse_mapping is not None:
+            mappings.append(self._reverse_mapping)
+        return mappings
 
     def _peek_queue(self, region: str, queue_url: str) -> list[str]:
         sqs = self.client("sqs", region)
@@ -351,12 +405,20 @@ class Sandbox:
         return self._emulation.outbox(region)
 
     def persist_failures(self) -> list[tuple[str, JsonDict]]:
-        """(message id, body) of every message in the persist failure queue, oldest first."""
-        return self._peek(self.source_region, self.resources.failure_queue_url)
+        """(message id, body) of every message in the persist failure queue(s), oldest first."""
+        return [
+            message
+            for region, queue in self.resources.failure_queues()
+            for message in self._peek(region, queue)
+        ]
 
     def replicator_rejects(self) -> list[tuple[str, JsonDict]]:
-        """(message id, body) of every message in the replicator's reject queue."""
-        return self._peek(self.destination_region, self.resources.reject_queue_url)
+        """(message id, body) of every message in the replicator's reject queue(s)."""
+        return [
+            message
+            for region, queue in self.resources.reject_queues()
+            for message in self._peek(region, queue)
+        ]
 
     def _peek(self, region: str, queue_url: str) -> list[tuple[str, JsonDict]]:
         # Read through moto's backend, not ReceiveMessage: receiving would hide the messages
@@ -377,33 +439,48 @@ class Sandbox:
     # ---- the pump -------------------------------------------------------------------------
 
     def deliver_events(self, timeout: float = 60.0, *, leave_running: bool = False) -> DrainReport:
-        """The IoT rule: source-region events → persist executions, waited for until finished.
+        """The IoT rule: source-region events → persist executions, waited for until finished
+        (two-way: each region's events → its own persist state machine; a paused region's
+        events wait).
 
         With ``leave_running``, executions still running after ``timeout`` are counted
         (``executions_running``) and left: the next call lists and waits for them again.
         Otherwise they raise ``ExecutionTimeoutError``."""
+        regions = [self.source_region] + ([self.destination_region] if self.two_way else [])
         report = DrainReport()
-        events = self.outbox(self.source_region).take()
+        for region in regions:
+            if region in self.paused:
+                continue
+            part = self._deliver_region(region, timeout, leave_running)
+            running = report.executions_running + part.executions_running
+            report.add(part)
+            report.executions_running = running
+        return report
+
+    def _deliver_region(self, region: str, timeout: float, leave_running: bool) -> DrainReport:
+        report = DrainReport()
+        events = self.outbox(region).take()
         report.events_published = len(events)
-        topicrules.deliver(self.source_region, events)  # rules created through the API, if any
-        sfn = self.client("stepfunctions", self.source_region)
+        topicrules.deliver(region, events)  # rules created through the API, if any
+        sfn = self.client("stepfunctions", region)
+        state_machine_arn = self.resources.state_machine_in(region)
         # Executions started by anyone else (`iot-crr reconcile --apply`) are waited for too,
         # and those a previous round left running (counted once, when they finish).
         running = {
             execution["executionArn"]
             for page in sfn.get_paginator("list_executions").paginate(
-                stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+                stateMachineArn=state_machine_arn, statusFilter="RUNNING"
             )
             for execution in page["executions"]
         }
-        arns = [*self._left_running, *sorted(running - set(self._left_running))]
-        self._left_running = []
+        left = self._left_running.pop(region, [])
+        arns = [*left, *sorted(running - set(left))]
         if events:
             outcome = self._quirks.apply(events)
             report.events_dropped = outcome.dropped
             report.events_duplicated = outcome.duplicated
             report.events_delivered = len(outcome.delivered)
-            arns += emulation.start_executions(sfn, self.state_machine_arn, outcome.delivered)
+            arns += emulation.start_executions(sfn, state_machine_arn, outcome.delivered)
         if not arns:
             return report
         outputs: dict[str, Any] = {}
@@ -413,7 +490,7 @@ class Sandbox:
             if not leave_running:
                 raise
             statuses = late.finished
-            self._left_running = late.running
+            self._left_running[region] = late.running
             report.executions_running = len(late.running)
         report.executions.update(statuses.values())
         report.persisted.update(
@@ -424,10 +501,23 @@ class Sandbox:
     def replicate_tables(self) -> int:
         if self._replication is None:
             raise SandboxError("the sandbox is not started")
+        if self.paused:
+            return 0  # a region is down: the Global Table queues its writes both ways
         return self._replication.replicate()
 
     def run_event_source_mapping(self, progress: Progress | None = None) -> DrainReport:
-        mapping = self.event_source_mapping
+        """The destination's replicator (and two-way, the source's) on its replica's stream; a
+        paused region's replicator does not run."""
+        report = DrainReport()
+        if self.destination_region not in self.paused:
+            report.add(self._run_mapping(self.event_source_mapping, progress))
+        if self._reverse_mapping is not None and self.source_region not in self.paused:
+            report.add(self._run_mapping(self._reverse_mapping, progress))
+        return report
+
+    def _run_mapping(
+        self, mapping: EventSourceMapping, progress: Progress | None = None
+    ) -> DrainReport:
         before = _snapshot(mapping.stats)
         report = DrainReport()
 
@@ -450,9 +540,17 @@ class Sandbox:
         ``execution_wait``; later ones are left for the next round) → Global Table → the
         replicator. Never raises for time: a slow round is the caller's to report."""
         report = self.deliver_events(timeout=execution_wait, leave_running=True)
-        report.records_replicated = self.replicate_tables()
+        # Two-way: the Global Table's lag, at random (seeded) a round behind the writes that
+        # have just been persisted; a round that persisted nothing always replicates, so a
+        # drain never stops with writes left unreplicated.
+        lagging = self.two_way and report.events_published and self._lag.random() < 0.5
+        if not lagging:
+            report.records_replicated = self.replicate_tables()
+        running = report.executions_running
         report.add(self.run_event_source_mapping(progress))
-        report.destination_events_discarded = len(self.outbox(self.destination_region).take())
+        report.executions_running = running
+        if not self.two_way:  # one way: nothing consumes the destination's own events
+            report.destination_events_discarded = len(self.outbox(self.destination_region).take())
         report.rounds = 1
         return report
 
