@@ -598,7 +598,9 @@ def _failback(factory: Factory, opts: dict[str, Any]) -> Failback | None:
 
     def table(region: str) -> Snapshot:
         with _in_region(region):
-            return read_table(factory.state_table(region, name), table_label(region), factory.clock())
+            return read_table(
+                factory.state_table(region, name), table_label(region), factory.clock()
+            )
 
     return Failback(table, overwrite_rules(overwrite))
 

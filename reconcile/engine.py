@@ -119,7 +119,9 @@ class Reconciler:
         )
         if self.failback is not None and report.drifts:
             table = self.failback.table(source.region)
-            report = explain(report, source, table, destination, ignore=self.ignore, clock=self.clock)
+            report = explain(
+                report, source, table, destination, ignore=self.ignore, clock=self.clock
+            )
             report = hold_unreplicated(report, self.failback.overwrite)
         return Audit(source, destination, report)
 

@@ -43,7 +43,9 @@ def overwrite_rules(patterns: Iterable[str]) -> IgnoreRules:
     for pattern in kept:
         rule = IgnoreRule.parse(pattern, "--overwrite")
         if rule.field is not None:
-            raise IgnorePatternError(pattern, "name whole entities (entity:name-glob)", "--overwrite")
+            raise IgnorePatternError(
+                pattern, "name whole entities (entity:name-glob)", "--overwrite"
+            )
     return IgnoreRules.from_patterns(kept, origin="--overwrite")
 
 
@@ -61,7 +63,8 @@ def hold_unreplicated(report: DriftReport, overwrite: IgnoreRules | None = None)
     reason = held_reason(report.target_region)
     drifts = tuple(
         dataclasses.replace(drift, held=reason)
-        if is_unreplicated(drift) and not (overwrite and overwrite.ignores(drift.entity, drift.name))
+        if is_unreplicated(drift)
+        and not (overwrite and overwrite.ignores(drift.entity, drift.name))
         else drift
         for drift in report.drifts
     )

@@ -252,8 +252,8 @@ def _sections(report: DriftReport, limit: int | None) -> tuple[list[Section], in
         groups = []
         if held:
             # A failback reconcile's held drifts first: they wait for the operator's decision.
-            title = f"held ({len(held)}): {held[0].held}; not repaired (--overwrite to repair)"
-            groups.append((title, held))
+            why = f"held ({len(held)}): {held[0].held}; not repaired (--overwrite to repair)"
+            groups.append((why, held))
         for where in (*LOSS_POINTS, None):
             drifts = tuple(d for d in report.drifts if d.where == where and not d.held)
             if drifts:

@@ -146,7 +146,11 @@ def exports(box: Sandbox) -> dict[str, str]:
         "STATE_TABLE": box.table_name,
         # Two-way: the target region's persist state machine, for a reconcile back (failback).
         **(
-            {"TARGET_PERSIST_STATE_MACHINE_ARN": box.resources.state_machine_in(box.destination_region)}
+            {
+                "TARGET_PERSIST_STATE_MACHINE_ARN": box.resources.state_machine_in(
+                    box.destination_region
+                )
+            }
             if box.two_way
             else {}
         ),

@@ -37,6 +37,22 @@ FLOOR = "floor-1"
 MIN_THINGS = 10  # the story changes device-003 and device-005 … device-009
 
 
+@dataclass(frozen=True)
+class TableWrites:
+    """State-table writes in normal two-way operation, for ``changes`` registry changes."""
+
+    changes: int = 0
+    entity: int = 0  # persist writes and their Global Table copies
+    bookkeeping: int = 0  # echo-ledger entries and their copies
+
+    def __str__(self) -> str:
+        per = max(self.changes, 1)
+        return (
+            f"{self.entity / per:.2f} entity + {self.bookkeeping / per:.2f} echo-ledger "
+            f"({self.entity} + {self.bookkeeping} for {self.changes} changes)"
+        )
+
+
 @dataclass
 class FailoverResult:
     """What the story did, for its caller (the CLI's exit code, the test's assertions)."""
@@ -48,6 +64,7 @@ class FailoverResult:
     overwritten: list[str] = field(default_factory=list)  # the DR version won
     kept: list[str] = field(default_factory=list)  # the primary's version kept
     audits: dict[str, int] = field(default_factory=dict)  # "DR -> PRIMARY": exit code (final)
+    table_writes: TableWrites = TableWrites()
 
     @property
     def clean(self) -> bool:
@@ -68,96 +85,134 @@ def run_failover_demo(*, things: int = 20, echo: Echo = print) -> FailoverResult
     if things < MIN_THINGS:
         raise ValueError(f"the failover story needs at least {MIN_THINGS} things")
     started = time.perf_counter()
-    result = FailoverResult()
-
-    def step(message: str) -> None:
-        echo(f"[{time.perf_counter() - started:6.1f}s] {message}")
-
     with Sandbox(two_way=True) as box:
-        primary, dr = box.source_region, box.destination_region
-        cli = _Cli(box, echo)
-        step(f"sandbox up at {box.endpoint_url}: {primary} ⇄ {dr}, the pipeline both ways")
-
-        names = seed_fleet(box.iot(primary), things)
-        drained = box.drain(timeout=120)
-        step(
-            f"0. normal operation: {things} things made in {primary} → "
-            f"{drained.records_applied} records applied in {dr}; their echoes there: "
-            f"{drained.persisted.get('echo', 0)} recognised, nothing written back"
+        story = _Story(box, echo, started)
+        story.step(
+            f"sandbox up at {box.endpoint_url}: {story.primary} ⇄ {story.dr}, "
+            "the pipeline both ways"
         )
-        cli.audit(dr, primary)
-        cli.audit(primary, dr)
+        names = story.normal_operation(things)
+        late = story.outage(names)
+        story.failover(names)
+        story.primary_returns()
+        story.failback(*late)
+        story.final_audits()
+    story.result.seconds = time.perf_counter() - started
+    return story.result
 
+
+class _Story:
+    """The steps of the story, one method each, on one two-way sandbox."""
+
+    def __init__(self, box: Sandbox, echo: Echo, started: float) -> None:
+        self.box = box
+        self.primary, self.dr = box.source_region, box.destination_region
+        self.cli = _Cli(box, echo)
+        self.result = FailoverResult()
+        self._echo = echo
+        self._started = started
+
+    def step(self, message: str) -> None:
+        self._echo(f"[{time.perf_counter() - self._started:6.1f}s] {message}")
+
+    def normal_operation(self, things: int) -> list[str]:
+        box, primary, dr = self.box, self.primary, self.dr
+        names = seed_fleet(box.iot(primary), things)
+        changes = len(box.outbox(primary))
+        copied_before = box.replicated()
+        drained = box.drain(timeout=120)
+        copied = box.replicated() - copied_before
+        self.result.table_writes = TableWrites(
+            changes=changes,
+            entity=drained.persisted["applied"] + sum(copied.values()) - copied["ECHO"],
+            bookkeeping=2 * copied["ECHO"],  # the ledger entry and its copy
+        )
+        self.step(
+            f"0. normal operation: {changes} registry changes in {primary} (a group, {things} "
+            f"things and their memberships) → persisted {dict(drained.persisted)} across both "
+            f"regions (the echoes in {dr} write nothing); table writes per change: "
+            f"{self.result.table_writes}"
+        )
+        self.cli.audit(dr, primary)
+        self.cli.audit(primary, dr)
+        return names
+
+    def outage(self, names: Sequence[str]) -> tuple[str, str]:
+        """The primary's last changes, whose events are lost, then the primary stops."""
         late_change, late_new = names[3], "late-device"
-        src = box.iot(primary)
-        src.update_thing(
+        iot = self.box.iot(self.primary)
+        iot.update_thing(
             thingName=late_change,
             attributePayload={"attributes": {"firmware": "9.9-primary"}, "merge": True},
         )
-        src.create_thing(thingName=late_new, attributePayload={"attributes": {"firmware": "9.9"}})
-        result.lost_in_primary = len(box.outbox(primary).take())
-        box.pause(primary)
-        step(
-            f"1. the primary {primary} stops; its last {result.lost_in_primary} registry events "
-            f"({late_change} updated, {late_new} created) never reached the state table"
+        iot.create_thing(thingName=late_new, attributePayload={"attributes": {"firmware": "9.9"}})
+        self.result.lost_in_primary = len(self.box.outbox(self.primary).take())
+        self.box.pause(self.primary)
+        self.step(
+            f"1. the primary {self.primary} stops; its last {self.result.lost_in_primary} "
+            f"registry events ({late_change} updated, {late_new} created) never reached the "
+            "state table"
+        )
+        return late_change, late_new
+
+    def failover(self, names: Sequence[str]) -> None:
+        self.result.changed_in_dr = work_in_dr(self.box.iot(self.dr), names)
+        events = len(self.box.outbox(self.dr))
+        drained = self.box.drain(timeout=120)
+        self.step(
+            f"2. failover: {self.result.changed_in_dr} things changed in {self.dr} ({events} "
+            f"registry events) → persisted {dict(drained.persisted)} in its replica; "
+            f"replication to {self.primary} waits"
         )
 
-        result.changed_in_dr = work_in_dr(box.iot(dr), names)
-        drained = box.drain(timeout=120)
-        step(
-            f"2. failover: {result.changed_in_dr} things changed in {dr} → "
-            f"{sum(drained.executions.values())} persist executions there; "
-            f"replication to {primary} waits"
-        )
-
-        box.resume(primary)
-        drained = box.drain(timeout=120)
-        step(
+    def primary_returns(self) -> None:
+        self.box.resume(self.primary)
+        drained = self.box.drain(timeout=120)
+        self.step(
             f"3. the primary is back: the Global Table delivered {drained.records_replicated} "
             f"queued writes; {drained.records_applied} records applied"
         )
 
-        step(f"4. failback audit {dr} → {primary}: what replication could not carry")
+    def failback(self, late_change: str, late_new: str) -> None:
+        """Audit, the guarded dry run, the operator's choice, one reconcile each way."""
+        box, primary, dr, cli = self.box, self.primary, self.dr, self.cli
+        self.step(f"4. failback audit {dr} → {primary}: what replication could not carry")
         cli.audit(dr, primary)
-        table = ["--state-table", box.table_name]
-        dry = cli.run(
-            ["reconcile", "--source-region", dr, "--target-region", primary, "--failback", *table]
+        back = ["--source-region", dr, "--target-region", primary]
+        guard = ["--failback", "--state-table", box.table_name]
+        dry = cli.run(["reconcile", *back, *guard])
+        self.result.held = _held_names(dry.stderr)
+        self.step(
+            f"5. reconcile {dr} → {primary} --failback: {len(self.result.held)} held "
+            f"({', '.join(self.result.held)}); the operator lets {dr}'s {late_change} win "
+            f"and keeps {primary}'s {late_new}"
         )
-        result.held = _held_names(dry.stderr)
-        step(f"5. failback, DR → primary: {len(result.held)} held: {', '.join(result.held)}")
-        dr_machine = box.resources.state_machine_in(dr)
-        result.overwritten = [late_change]
+        self.result.overwritten = [late_change]
         cli.run(
             [
-                "reconcile",
-                *("--source-region", dr, "--target-region", primary, "--failback", *table),
-                *("--overwrite", f"thing:{late_change}", "--apply"),
-                *("--state-machine-arn", dr_machine),
+                *("reconcile", *back, *guard, "--overwrite", f"thing:{late_change}"),
+                *("--apply", "--state-machine-arn", box.resources.state_machine_in(dr)),
             ]
         )
         box.drain(timeout=120)
-        result.kept = [late_new]
+        self.result.kept = [late_new]
         cli.run(
             [
-                "reconcile",
-                *("--source-region", primary, "--target-region", dr, "--apply"),
-                *("--state-machine-arn", box.state_machine_arn),
+                *("reconcile", "--source-region", primary, "--target-region", dr),
+                *("--apply", "--state-machine-arn", box.state_machine_arn),
             ]
         )
         box.drain(timeout=120)
-        step(
-            f"   {late_change}: {dr}'s version won (--overwrite); {late_new}: {primary}'s kept "
-            f"(reconcile {primary} → {dr})"
-        )
 
-        result.audits = {
-            f"{dr} -> {primary}": cli.audit(dr, primary).exit_code,
-            f"{primary} -> {dr}": cli.audit(primary, dr).exit_code,
+    def final_audits(self) -> None:
+        primary, dr = self.primary, self.dr
+        self.result.audits = {
+            f"{dr} -> {primary}": self.cli.audit(dr, primary).exit_code,
+            f"{primary} -> {dr}": self.cli.audit(primary, dr).exit_code,
         }
-        result.seconds = time.perf_counter() - started
-        state = "identical" if result.clean else "NOT identical"
-        step(f"6. both audits exit {sorted(set(result.audits.values()))}: the registries are {state}")
-    return result
+        state = "identical" if self.result.clean else "NOT identical"
+        codes = sorted(set(self.result.audits.values()))
+        self.step(f"6. audits in both directions exit {codes}: the registries are {state}")
 
 
 def seed_fleet(iot: Any, count: int) -> list[str]:

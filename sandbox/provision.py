@@ -213,9 +213,7 @@ def provision(
         reverse_failures = client_factory("sqs", destination_region).create_queue(
             QueueName=f"{table_name}-persist-failures"
         )["QueueUrl"]
-        reverse_rejects = sqs.create_queue(QueueName=f"{table_name}-replicator-rejects")[
-            "QueueUrl"
-        ]
+        reverse_rejects = sqs.create_queue(QueueName=f"{table_name}-replicator-rejects")["QueueUrl"]
         reverse_persist, reverse_machine = persist_path(destination_region, reverse_failures)
         reverse_replicator, reverse_pending = replicator(source_region)
         reverse = ReverseResources(

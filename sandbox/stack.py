@@ -338,8 +338,7 @@ class Sandbox:
         ]
         for mapping in self.event_source_mappings():
             reasons += [
-                f"event source mapping gave up on {batch}"
-                for batch in mapping.stats.failed_batches
+                f"event source mapping gave up on {batch}" for batch in mapping.stats.failed_batches
             ]
             reasons += [f"replicator invocation raised {error!r}" for error in mapping.errors]
         return reasons
@@ -497,6 +496,12 @@ class Sandbox:
             str(output.get("outcome")) for output in outputs.values() if isinstance(output, dict)
         )
         return report
+
+    def replicated(self) -> Counter[str]:
+        """Global Table copies so far, by item key prefix (``THING``, ``ECHO``, …)."""
+        if self._replication is None:
+            raise SandboxError("the sandbox is not started")
+        return Counter(self._replication.copied)
 
     def replicate_tables(self) -> int:
         if self._replication is None:

@@ -9,10 +9,14 @@ registry to that item.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
+from reconcile.engine import Failback
+from reconcile.explain import read_table, table_label
 from reconcile.plan import Guards, build_plan
+from reconcile.snapshot import Snapshot
 from sandbox.inprocess import DST, SRC
 from tests.reliability.two_way_world import REGIONS, World, registry_state
 
@@ -84,6 +88,22 @@ def test_failover_work_in_the_dr_region_then_failback(two_way: Callable[[], Worl
     source, target = world.pipeline.snapshot(DR), world.pipeline.snapshot(PRIMARY)
     plan = build_plan(report, source, target, Guards(), now=source.taken_at_ms)
     assert [a.name for a in plan.skipped] == ["late-new"]  # no delete without --allow-deletes
+
+    # With the failback guard (`reconcile --failback`) both are held, even with deletes
+    # allowed: the DR table never saw them, so they are the primary's own changes.
+    def table(region: str) -> Snapshot:
+        return read_table(world.pipeline[region].table, table_label(region), 0)
+
+    engine = replace(
+        world.pipeline.reconciler(DR, Guards(allow_deletes=True)), failback=Failback(table)
+    )
+    audit = engine.audit(DR, PRIMARY)
+    reason = "changed in us-east-1 but never replicated"
+    assert {(d.name, d.held) for d in audit.report.held} == {
+        ("late", reason),
+        ("late-new", reason),
+    }
+    assert engine.plan(audit).actions == ()
 
     # The operator keeps the DR region's "late" (reconcile DR -> primary) and the primary's
     # "late-new" (reconcile primary -> DR).
