@@ -516,3 +516,51 @@ def test_a_declared_command_that_is_not_installed_says_so(
     # ... and running it fails with one line naming what is missing
     result = CliRunner().invoke(main, ["ghost"])
     assert_one_line_error(result, "iot-crr ghost", "no_such_package")
+
+
+# --- failback (reconcile.failback) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--failback"], "--failback needs --state-table"),
+        (["--overwrite", "thing:x"], "--overwrite names held entities: it needs --failback"),
+        (["--failback", "--state-table", TABLE, "--overwrite", "thing:x:attributes.a"], "whole"),
+    ],
+)
+def test_failback_options_are_checked(factory: Factory, args: list[str], fragment: str) -> None:
+    result = run(factory, "reconcile", *REGIONS, *args)
+    assert result.exit_code == 2
+    assert fragment in result.stderr
+
+
+def test_failback_holds_the_targets_unreplicated_change_until_it_is_named(
+    factory: Factory, tmp_path: Path
+) -> None:
+    # GIVEN a thing only the target has, which the state table (read in the source region)
+    # never saw: a change made in the target that never replicated
+    seed(SRC)
+    seed(DST, extra_thing="late")
+    create_table()
+    failback = ["--failback", "--state-table", TABLE, "--allow-deletes"]
+    # WHEN reconciling with --failback: held, not planned (even with deletes allowed), exit 1
+    held = run(factory, "reconcile", *REGIONS, *failback, "-q")
+    assert held.exit_code == 1, held.output
+    assert "0 action(s)" in held.stderr
+    assert "held: 1 (changed in eu-west-1 but never replicated; not repaired)" in held.stderr
+    assert "held thing        late  (created in eu-west-1)" in held.stderr
+    # ... and once named, planned like any drift
+    named = run(factory, "reconcile", *REGIONS, *failback, "--overwrite", "thing:late", "-q")
+    assert "delete thing         late" in named.stderr, named.stderr
+    # A plan made with --overwrite is refused by an apply that holds the entity
+    path = tmp_path / "plan.json"
+    made = run(
+        factory, "plan", *REGIONS, *failback, "--overwrite", "thing:late", "--plan-file", str(path)
+    )
+    assert made.exit_code == 1
+    args = ["--yes", "--via", "table", "--state-table", TABLE, "--failback", "--allow-deletes"]
+    refused = run(factory, "apply", str(path), *args)
+    assert refused.exit_code == 2, refused.output
+    assert "the plan's actions differ from a plan rebuilt" in refused.stderr
+    assert run(factory, "apply", str(path), *args, "--overwrite", "thing:late").exit_code == 0

@@ -56,6 +56,7 @@ def test_json_follows_the_contract() -> None:
     assert document["schema_version"] == SCHEMA_VERSION == "2"
     assert document["explained"] is False
     assert document["where_summary"] == document["fixes"] == {}
+    assert document["held"] == 0
     assert document["source_region"] == SRC
     assert document["target_region"] == DST
     assert document["generated_at"] == "2023-11-14T22:13:20.123Z"
@@ -77,6 +78,7 @@ def test_json_follows_the_contract() -> None:
         "severity": "medium",
         "details": {"attributes.colour": {"source": "red", "target": "blue|green"}},
         "where": None,
+        "held": None,
     }
     assert by_name["t1#g"] == {
         "entity": "membership",
@@ -85,6 +87,7 @@ def test_json_follows_the_contract() -> None:
         "severity": "high",
         "details": {},
         "where": None,
+        "held": None,
         "thing": "t1",
         "group": "g",
     }
