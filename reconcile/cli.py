@@ -301,7 +301,7 @@ emit_options = _compose(
         "--state-table",
         envvar="STATE_TABLE",
         show_envvar=True,
-        help="The state table name in the source region (for --via table).",
+        help="The state table name in the source region (for --via table, --failback).",
     ),
 )
 

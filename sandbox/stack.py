@@ -277,7 +277,11 @@ class Sandbox:
     def pause(self, region: str) -> None:
         """``region`` goes down: its registry events wait in its outbox (the IoT rule's
         deliveries), its replicator stops, and the Global Table replicates nothing until it is
-        back (``resume``). Its registry stays reachable: what to do with it is the caller's."""
+        back (``resume``), then delivers what was queued: writes a region could not yet
+        propagate are kept and propagated when it comes back online (Amazon DynamoDB Developer
+        Guide, "Evacuating a Region with DynamoDB global tables", offline MREC tables,
+        https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-global-table-design.prescriptive-guidance.evacuation.html).
+        Its registry stays reachable: what to do with it is the caller's."""
         if region not in (self.source_region, self.destination_region):
             raise SandboxError(f"the sandbox has no region {region}")
         self.paused.add(region)
