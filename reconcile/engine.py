@@ -7,6 +7,10 @@ where corrective events go (an ``Emitter``, chosen by ``reconcile.emit.choose_em
 clock. The stages themselves stay pure functions over data (``diff_snapshots``, ``build_plan``,
 ``corrective_changes``); the engine only wires them.
 
+After a failover, a reconcile from the DR region back to the primary takes a ``Failback``: the
+audit reads the state table as a third view and the plan leaves out the primary's changes that
+never replicated (``reconcile.failback``).
+
 Reconciliation never writes to the destination registry: ``apply`` emits corrective events into
 the source region's persist path, and the destination's replicator converges from there (see
 docs/design.md, "Reconciliation").
