@@ -197,11 +197,22 @@ def _quiet_handlers(verbose: bool) -> None:
         FUNCTION_LOG.echo = sys.stdout  # the functions' stdout (kept apart otherwise)
         logging.getLogger("werkzeug").setLevel(logging.INFO)
         return
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
+    _handler_log_level("CRITICAL")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     for name in ("moto", "werkzeug", "botocore"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _handler_log_level(default: str) -> None:
+    """``POWERTOOLS_LOG_LEVEL`` (``default`` unless set) for the handlers' loggers, those already
+    made included: `iot-crr` imports ``pipeline.persist`` (``reconcile.emit`` persists through its
+    rules), so its Logger was made with the variable unset (INFO) before a command runs."""
+    from pipeline import pending, persist, replicate
+
+    level = os.environ.setdefault("POWERTOOLS_LOG_LEVEL", default)
+    for module in (persist, replicate, pending):
+        module.logger.setLevel(level)
 
 
 @click.command("demo")
@@ -237,7 +248,7 @@ def demo(out: Path, things: int | None, seed: int, failover: bool) -> None:
       iot-crr demo --failover        # failover and failback, both ways
     """
     # The handlers run in this process: keep their INFO logs and metrics off the story.
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    _handler_log_level("WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     if failover:

@@ -3,6 +3,10 @@ failback with the guard holding the primary's unreplicated changes, clean audits
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from sandbox.failover import run_failover_demo
 
 
@@ -23,3 +27,21 @@ def test_the_failover_story_ends_with_clean_audits_in_both_directions() -> None:
     assert result.audits == {"eu-west-1 -> us-east-1": 0, "us-east-1 -> eu-west-1": 0}, story
     # No ping-pong: the echoes of replicated changes wrote no entity item back.
     assert result.table_writes.entity == 2 * result.table_writes.changes, story
+
+
+def test_the_demo_quiets_handler_loggers_made_before_it_ran(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `iot-crr` imports pipeline.persist before any command runs (reconcile.emit persists
+    # through its rules): its Logger exists at INFO before the demo sets POWERTOOLS_LOG_LEVEL.
+    from pipeline import persist
+    from sandbox.cli import _handler_log_level
+
+    monkeypatch.delenv("POWERTOOLS_LOG_LEVEL", raising=False)
+    before = logging.getLogger(persist.logger.service).level
+    persist.logger.setLevel("INFO")  # as made at import with the variable unset
+    try:
+        _handler_log_level("WARNING")
+        assert logging.getLogger(persist.logger.service).level == logging.WARNING
+    finally:
+        persist.logger.setLevel(before)
