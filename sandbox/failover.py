@@ -43,7 +43,7 @@ class TableWrites:
 
     changes: int = 0
     entity: int = 0  # persist writes and their Global Table copies
-    bookkeeping: int = 0  # echo-ledger entries and their copies
+    bookkeeping: int = 0  # echo-ledger writes (expectations, echo marks) and their copies
 
     def __str__(self) -> str:
         per = max(self.changes, 1)
@@ -125,12 +125,12 @@ class _Story:
         self.result.table_writes = TableWrites(
             changes=changes,
             entity=drained.persisted["applied"] + sum(copied.values()) - copied["ECHO"],
-            bookkeeping=2 * copied["ECHO"],  # the ledger entry and its copy
+            bookkeeping=2 * copied["ECHO"],  # each ledger write and its copy
         )
         self.step(
             f"0. normal operation: {changes} registry changes in {primary} (a group, {things} "
             f"things and their memberships) → persisted {dict(drained.persisted)} across both "
-            f"regions (the echoes in {dr} write nothing); table writes per change: "
+            f"regions (the echoes in {dr} write no entity item); table writes per change: "
             f"{self.result.table_writes}"
         )
         self.cli.audit(dr, primary)
