@@ -1,0 +1,185 @@
+"""Policy documents across regions: rewrite ``arn:<partition>:iot:<region>:<account>:...``.
+
+An AWS IoT policy names its resources by ARN (AWS IoT Developer Guide, "AWS IoT Core policy
+elements" and "AWS IoT Core policy examples":
+https://docs.aws.amazon.com/iot/latest/developerguide/iot-policies.html), and an ARN names a
+region and an account: a document copied verbatim would, in the destination, grant access to
+the *source* region's topics and things, that is, to nothing there. So the replica's document is
+the source's with the source region (and account, where the destination account differs)
+replaced by the destination's, in every ARN of a mapped service, and the replacements are
+reported.
+
+Only the region and account fields of an ARN are touched, and only when they equal a mapped
+value exactly: a wildcard (``arn:aws:iot:*:*:topic/x``), a policy variable
+(``${iot:Connection.Thing.ThingName}``) or a region nobody mapped stays as written. ARNs naming
+a region or account that is neither mapped nor a mapping's target are listed as ``foreign``, for
+the report: a policy that deliberately names a third region is worth a look, not a rewrite.
+
+Pure: ``rewrite_policy_document(document, mapping)`` returns the rewritten document (JSON text)
+and what it rewrote.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.errors import EventValidationError
+
+# arn:partition:service:region:account:resource (AWS General Reference, "Amazon Resource Names").
+_ARN = re.compile(
+    r"arn:(?P<partition>aws[a-z-]*):(?P<service>[a-z0-9-]+):(?P<region>[^:\s\"]*):"
+    r"(?P<account>[^:\s\"]*):(?P<resource>[^\s\"]*)",
+    re.ASCII,
+)
+_REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d", re.ASCII)
+_ACCOUNT = re.compile(r"\d{12}", re.ASCII)
+
+
+@dataclass(frozen=True)
+class ArnMapping:
+    """Source -> destination regions and accounts, for the ARNs of ``services``."""
+
+    regions: Mapping[str, str]
+    accounts: Mapping[str, str] = field(default_factory=dict)
+    services: tuple[str, ...] = ("iot",)
+
+    @classmethod
+    def for_pair(
+        cls,
+        source_region: str,
+        destination_region: str,
+        source_account: str | None = None,
+        destination_account: str | None = None,
+    ) -> ArnMapping:
+        accounts: dict[str, str] = {}
+        if source_account and destination_account and source_account != destination_account:
+            accounts[source_account] = destination_account
+        return cls(regions={source_region: destination_region}, accounts=accounts)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """One ARN that was rewritten, at ``path`` (e.g. ``Statement[0].Resource[1]``)."""
+
+    path: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class RewriteResult:
+    document: str
+    rewrites: tuple[Rewrite, ...]
+    foreign: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.rewrites)
+
+
+def parse_mapping(text: str) -> dict[str, str]:
+    """``"us-east-1=eu-west-1,111111111111=222222222222"`` -> a dict; refuses anything else.
+
+    For a CLI option or an environment variable; regions and 12-digit accounts may be mixed.
+    """
+    mapping: dict[str, str] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        source, sep, target = part.partition("=")
+        source, target = source.strip(), target.strip()
+        both_regions = _REGION.fullmatch(source) and _REGION.fullmatch(target)
+        both_accounts = _ACCOUNT.fullmatch(source) and _ACCOUNT.fullmatch(target)
+        if not sep or not (both_regions or both_accounts):
+            raise EventValidationError(
+                "mapping",
+                f"{part!r} is not <region>=<region> or <12-digit account>=<12-digit account>",
+            )
+        if source in mapping and mapping[source] != target:
+            raise EventValidationError("mapping", f"{source} is mapped twice")
+        mapping[source] = target
+    return mapping
+
+
+def mapping_from_pairs(pairs: Mapping[str, str]) -> ArnMapping:
+    """An ``ArnMapping`` from ``parse_mapping``'s output (regions and accounts told apart)."""
+    regions = {k: v for k, v in pairs.items() if _REGION.fullmatch(k)}
+    accounts = {k: v for k, v in pairs.items() if _ACCOUNT.fullmatch(k)}
+    return ArnMapping(regions=regions, accounts=accounts)
+
+
+def rewrite_policy_document(
+    document: str | Mapping[str, Any], mapping: ArnMapping
+) -> RewriteResult:
+    """``document`` with every mapped ARN rewritten; the result's JSON keeps the key order.
+
+    Raises ``EventValidationError`` if ``document`` is not a JSON object.
+    """
+    if isinstance(document, str):
+        try:
+            decoded = json.loads(document)
+        except json.JSONDecodeError as exc:
+            raise EventValidationError("policyDocument", f"not JSON: {exc.msg}") from exc
+    else:
+        decoded = document
+    if not isinstance(decoded, Mapping):
+        raise EventValidationError("policyDocument", "must be a JSON object")
+    rewrites: list[Rewrite] = []
+    foreign: list[str] = []
+    rewritten = _walk(decoded, "", mapping, rewrites, foreign)
+    if not rewrites and isinstance(document, str):
+        text = document  # untouched: keep the author's formatting
+    else:
+        text = json.dumps(rewritten, separators=(",", ":"))
+    return RewriteResult(text, tuple(rewrites), tuple(dict.fromkeys(foreign)))
+
+
+def _walk(
+    value: Any, path: str, mapping: ArnMapping, rewrites: list[Rewrite], foreign: list[str]
+) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            key: _walk(item, f"{path}.{key}" if path else str(key), mapping, rewrites, foreign)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            _walk(item, f"{path}[{i}]", mapping, rewrites, foreign) for i, item in enumerate(value)
+        ]
+    if isinstance(value, str):
+        after = _ARN.sub(lambda match: _rewrite_arn(match, mapping, foreign), value)
+        if after != value:
+            rewrites.append(Rewrite(path, value, after))
+        return after
+    return value
+
+
+def _rewrite_arn(match: re.Match[str], mapping: ArnMapping, foreign: list[str]) -> str:
+    if match["service"] not in mapping.services:
+        return match[0]
+    region, account = match["region"], match["account"]
+    new_region = mapping.regions.get(region, region)
+    new_account = mapping.accounts.get(account, account)
+    if _is_foreign(region, account, mapping):
+        foreign.append(match[0])
+    if (new_region, new_account) == (region, account):
+        return match[0]
+    return (
+        f"arn:{match['partition']}:{match['service']}:{new_region}:{new_account}:"
+        f"{match['resource']}"
+    )
+
+
+def _is_foreign(region: str, account: str, mapping: ArnMapping) -> bool:
+    """A concrete region (or, when accounts are mapped, account) that no mapping mentions."""
+    known_regions = set(mapping.regions) | set(mapping.regions.values())
+    if _REGION.fullmatch(region) and region not in known_regions:
+        return True
+    known_accounts = set(mapping.accounts) | set(mapping.accounts.values())
+    return (
+        bool(mapping.accounts)
+        and bool(_ACCOUNT.fullmatch(account))
+        and (account not in known_accounts)
+    )

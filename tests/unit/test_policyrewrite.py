@@ -1,0 +1,161 @@
+"""Unit tests for pipeline.policyrewrite: source-region ARNs in policy documents become the
+destination's, with a report of each rewrite."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from pipeline.errors import EventValidationError
+from pipeline.policyrewrite import (
+    ArnMapping,
+    Rewrite,
+    mapping_from_pairs,
+    parse_mapping,
+    rewrite_policy_document,
+)
+
+SOURCE, DEST = "us-east-1", "eu-west-1"
+ACCOUNT, OTHER_ACCOUNT = "111111111111", "222222222222"
+
+
+def doc(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def test_region_is_rewritten_in_every_iot_arn_and_reported() -> None:
+    # GIVEN a device policy naming the source region in a string and in a list
+    document = doc(
+        {
+            "Effect": "Allow",
+            "Action": "iot:Connect",
+            "Resource": f"arn:aws:iot:{SOURCE}:{ACCOUNT}:client/${{iot:ClientId}}",
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["iot:Publish", "iot:Receive"],
+            "Resource": [
+                f"arn:aws:iot:{SOURCE}:{ACCOUNT}:topic/$aws/things/${{iot:Connection.Thing.ThingName}}/*",
+                f"arn:aws:iot:{SOURCE}:{ACCOUNT}:topic/telemetry",
+            ],
+        },
+    )
+    # WHEN rewritten for the destination
+    result = rewrite_policy_document(document, ArnMapping.for_pair(SOURCE, DEST))
+    # THEN every ARN names the destination region, policy variables untouched
+    decoded = json.loads(result.document)
+    assert decoded["Statement"][0]["Resource"] == (
+        f"arn:aws:iot:{DEST}:{ACCOUNT}:client/${{iot:ClientId}}"
+    )
+    assert decoded["Statement"][1]["Resource"] == [
+        f"arn:aws:iot:{DEST}:{ACCOUNT}:topic/$aws/things/${{iot:Connection.Thing.ThingName}}/*",
+        f"arn:aws:iot:{DEST}:{ACCOUNT}:topic/telemetry",
+    ]
+    # AND each rewrite is reported with where it was
+    assert [r.path for r in result.rewrites] == [
+        "Statement[0].Resource",
+        "Statement[1].Resource[0]",
+        "Statement[1].Resource[1]",
+    ]
+    assert result.rewrites[2] == Rewrite(
+        "Statement[1].Resource[1]",
+        f"arn:aws:iot:{SOURCE}:{ACCOUNT}:topic/telemetry",
+        f"arn:aws:iot:{DEST}:{ACCOUNT}:topic/telemetry",
+    )
+    assert result.changed and result.foreign == ()
+
+
+def test_account_is_rewritten_only_when_the_accounts_differ() -> None:
+    document = doc(
+        {"Effect": "Allow", "Action": "iot:*", "Resource": f"arn:aws:iot:{SOURCE}:{ACCOUNT}:*"}
+    )
+    same = rewrite_policy_document(document, ArnMapping.for_pair(SOURCE, DEST, ACCOUNT, ACCOUNT))
+    other = rewrite_policy_document(
+        document, ArnMapping.for_pair(SOURCE, DEST, ACCOUNT, OTHER_ACCOUNT)
+    )
+    assert (
+        json.loads(same.document)["Statement"][0]["Resource"] == f"arn:aws:iot:{DEST}:{ACCOUNT}:*"
+    )
+    assert json.loads(other.document)["Statement"][0]["Resource"] == (
+        f"arn:aws:iot:{DEST}:{OTHER_ACCOUNT}:*"
+    )
+
+
+def test_wildcards_other_services_and_conditions() -> None:
+    document = doc(
+        {
+            "Effect": "Allow",
+            "Action": "iot:Subscribe",
+            "Resource": "arn:aws:iot:*:*:topicfilter/alerts/*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": "iot:AssumeRoleWithCertificate",
+            "Resource": f"arn:aws:iot:{SOURCE}:{ACCOUNT}:rolealias/uploader",
+            "Condition": {
+                "ArnEquals": {"iot:SourceArn": f"arn:aws:iot:{SOURCE}:{ACCOUNT}:thing/gw"},
+                "StringEquals": {"aws:SourceArn": f"arn:aws:s3:::bucket-{SOURCE}"},
+            },
+        },
+    )
+    result = rewrite_policy_document(document, ArnMapping.for_pair(SOURCE, DEST))
+    decoded = json.loads(result.document)
+    assert decoded["Statement"][0]["Resource"] == "arn:aws:iot:*:*:topicfilter/alerts/*"
+    assert decoded["Statement"][1]["Condition"]["ArnEquals"]["iot:SourceArn"] == (
+        f"arn:aws:iot:{DEST}:{ACCOUNT}:thing/gw"
+    )
+    # Only IoT ARNs are in scope; an S3 bucket name mentioning the region is not an ARN region.
+    assert decoded["Statement"][1]["Condition"]["StringEquals"]["aws:SourceArn"] == (
+        f"arn:aws:s3:::bucket-{SOURCE}"
+    )
+    assert len(result.rewrites) == 2
+
+
+def test_a_third_region_is_kept_and_listed_as_foreign() -> None:
+    third = "arn:aws:iot:ap-south-1:111111111111:topic/x"
+    result = rewrite_policy_document(
+        doc({"Effect": "Allow", "Action": "iot:Publish", "Resource": third}),
+        ArnMapping.for_pair(SOURCE, DEST),
+    )
+    assert not result.changed
+    assert result.foreign == (third,)
+
+
+def test_untouched_document_keeps_its_formatting() -> None:
+    document = '{\n  "Version": "2012-10-17",\n  "Statement": []\n}'
+    result = rewrite_policy_document(document, ArnMapping.for_pair(SOURCE, DEST))
+    assert result.document == document
+
+
+def test_rewrite_is_idempotent() -> None:
+    document = doc(
+        {"Effect": "Allow", "Action": "iot:*", "Resource": f"arn:aws:iot:{SOURCE}:{ACCOUNT}:*"}
+    )
+    mapping = ArnMapping.for_pair(SOURCE, DEST)
+    once = rewrite_policy_document(document, mapping)
+    twice = rewrite_policy_document(once.document, mapping)
+    assert twice.document == once.document and not twice.changed
+
+
+@pytest.mark.parametrize("document", ["not json", "[]", '"text"'])
+def test_a_document_that_is_not_a_json_object_is_refused(document: str) -> None:
+    with pytest.raises(EventValidationError, match="policyDocument"):
+        rewrite_policy_document(document, ArnMapping.for_pair(SOURCE, DEST))
+
+
+def test_parse_mapping() -> None:
+    pairs = parse_mapping(f"{SOURCE}={DEST}, {ACCOUNT}={OTHER_ACCOUNT}")
+    assert pairs == {SOURCE: DEST, ACCOUNT: OTHER_ACCOUNT}
+    mapping = mapping_from_pairs(pairs)
+    assert mapping.regions == {SOURCE: DEST} and mapping.accounts == {ACCOUNT: OTHER_ACCOUNT}
+    assert parse_mapping("") == {}
+
+
+@pytest.mark.parametrize(
+    "text", ["us-east-1", "us-east-1=1234", "us-east-1=eu-west-1,us-east-1=eu-west-2", "a=b"]
+)
+def test_parse_mapping_refuses_nonsense(text: str) -> None:
+    with pytest.raises(EventValidationError, match="mapping"):
+        parse_mapping(text)
