@@ -183,6 +183,29 @@ def test_rules_select_exactly_the_registry_topic_families(templates: dict[str, A
     assert sorted(families) == sorted(REGISTRY_TOPIC_FAMILIES)
 
 
+def test_control_plane_rule_selects_exactly_the_calls_the_parser_knows(
+    templates: dict[str, Any],
+) -> None:
+    # GIVEN the source stack's EventBridge rules  THEN one selects AWS IoT's CloudTrail calls,
+    # exactly the event names pipeline.cloudtrail parses, successful calls only
+    from pipeline.cloudtrail import DETAIL_TYPE, EVENT_NAMES, EVENT_SOURCE, SOURCE
+
+    (rule,) = resources_of_type(templates["source"], "AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == [SOURCE]
+    assert pattern["detail-type"] == [DETAIL_TYPE]
+    assert pattern["detail"]["eventSource"] == [EVENT_SOURCE]
+    assert pattern["detail"]["errorCode"] == [{"exists": False}]
+    assert sorted(pattern["detail"]["eventName"]) == sorted(EVENT_NAMES)
+    # AND it starts the persist state machine, with retries and a dead-letter queue
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Ref": "PersistStateMachine"}
+    assert target["DeadLetterConfig"]["Arn"] == {
+        "Fn::GetAtt": ["ControlPlaneEventsDeadLetterQueue", "Arn"]
+    }
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
+
+
 def test_state_table_is_a_global_table_with_both_replicas(templates: dict[str, Any]) -> None:
     (table,) = resources_of_type(templates["source"], "AWS::DynamoDB::GlobalTable").values()
     props = table["Properties"]
