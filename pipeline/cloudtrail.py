@@ -48,6 +48,7 @@ from typing import Any
 from pipeline import rules
 from pipeline.errors import EventValidationError
 from pipeline.model import KEY_SEPARATOR, Origin
+from pipeline.policyrewrite import canonical_document
 
 DETAIL_TYPE = "AWS API Call via CloudTrail"
 SOURCE = "aws.iot"
@@ -346,9 +347,9 @@ def _delete_certificate(call: _Call) -> ParseResult:
 
 
 def _document(field_name: str, value: object) -> str:
-    """A policy document as the call carried it (a JSON string); checked to be a JSON object."""
+    """A policy document as canonical JSON text (``policyrewrite.canonical_document``)."""
     if isinstance(value, Mapping):  # a record that already decoded it
-        return json.dumps(value)
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
     if not isinstance(value, str):
         raise EventValidationError(field_name, "must be a policy document (JSON text)")
     try:
@@ -357,7 +358,7 @@ def _document(field_name: str, value: object) -> str:
         raise EventValidationError(field_name, f"not JSON: {exc.msg}") from exc
     if not isinstance(decoded, dict):
         raise EventValidationError(field_name, "must be a JSON object")
-    return value
+    return canonical_document(value)
 
 
 def _create_policy(call: _Call) -> ParseResult:

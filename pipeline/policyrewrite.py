@@ -81,6 +81,14 @@ class RewriteResult:
         return bool(self.rewrites)
 
 
+def canonical_document(document: str) -> str:
+    """A policy document as canonical JSON text (sorted keys, no spaces): equal iff same JSON.
+
+    The form the state table stores and the diff compares, so an author's formatting or key
+    order is never drift."""
+    return json.dumps(json.loads(document), sort_keys=True, separators=(",", ":"))
+
+
 def parse_mapping(text: str) -> dict[str, str]:
     """``"us-east-1=eu-west-1,111111111111=222222222222"`` -> a dict; refuses anything else.
 
@@ -113,7 +121,7 @@ def mapping_from_pairs(pairs: Mapping[str, str]) -> ArnMapping:
 def rewrite_policy_document(
     document: str | Mapping[str, Any], mapping: ArnMapping
 ) -> RewriteResult:
-    """``document`` with every mapped ARN rewritten; the result's JSON keeps the key order.
+    """``document`` with every mapped ARN rewritten, as canonical JSON (``canonical_document``).
 
     Raises ``EventValidationError`` if ``document`` is not a JSON object.
     """
@@ -129,10 +137,7 @@ def rewrite_policy_document(
     rewrites: list[Rewrite] = []
     foreign: list[str] = []
     rewritten = _walk(decoded, "", mapping, rewrites, foreign)
-    if not rewrites and isinstance(document, str):
-        text = document  # untouched: keep the author's formatting
-    else:
-        text = json.dumps(rewritten, separators=(",", ":"))
+    text = json.dumps(rewritten, sort_keys=True, separators=(",", ":"))
     return RewriteResult(text, tuple(rewrites), tuple(dict.fromkeys(foreign)))
 
 

@@ -29,7 +29,6 @@ AWS behaviours relied on (AWS IoT API Reference, one page per action, unless sai
 from __future__ import annotations
 
 import base64
-import json
 import re
 import textwrap
 from collections.abc import Callable, Iterator
@@ -40,7 +39,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.aws import classify_client_error
 from pipeline.errors import AwsServiceError, NotFoundError, PermanentError
-from pipeline.policyrewrite import ArnMapping, rewrite_policy_document
+from pipeline.policyrewrite import ArnMapping, canonical_document, rewrite_policy_document
 
 MAX_POLICY_VERSIONS = 5
 PAGE_SIZE = 250
@@ -69,11 +68,6 @@ def canonical_pem(pem: str) -> str:
     der = base64.b64decode("".join(match["body"].split()), validate=True)
     body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
     return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
-
-
-def canonical_document(document: str) -> str:
-    """A policy document as canonical JSON text (sorted keys, no spaces): equal iff same JSON."""
-    return json.dumps(json.loads(document), sort_keys=True, separators=(",", ":"))
 
 
 # --- pure decisions ------------------------------------------------------------------------------

@@ -228,7 +228,7 @@ def test_bad_certificate_id_is_refused() -> None:
 
 # --- policies ------------------------------------------------------------------------------------
 
-DOCUMENT = json.dumps(
+RAW_DOCUMENT = json.dumps(
     {
         "Version": "2012-10-17",
         "Statement": [
@@ -238,12 +238,15 @@ DOCUMENT = json.dumps(
                 "Resource": f"arn:aws:iot:{REGION}:{ACCOUNT}:client/${{iot:ClientId}}",
             }
         ],
-    }
+    },
+    indent=2,
 )
+# The state holds the canonical form: key order and whitespace are never drift.
+DOCUMENT = json.dumps(json.loads(RAW_DOCUMENT), sort_keys=True, separators=(",", ":"))
 
 
 def test_create_policy_carries_the_document() -> None:
-    request = {"policyName": "device-policy", "policyDocument": DOCUMENT}
+    request = {"policyName": "device-policy", "policyDocument": RAW_DOCUMENT}
     response = {"policyName": "device-policy", "policyVersionId": "1"}
     result = change(parse_cloudtrail_event(event("CreatePolicy", request, response)))
     assert result == ControlChange(
@@ -252,13 +255,13 @@ def test_create_policy_carries_the_document() -> None:
 
 
 def test_default_policy_version_carries_the_document() -> None:
-    request = {"policyName": "device-policy", "policyDocument": DOCUMENT, "setAsDefault": True}
+    request = {"policyName": "device-policy", "policyDocument": RAW_DOCUMENT, "setAsDefault": True}
     result = change(parse_cloudtrail_event(event("CreatePolicyVersion", request)))
     assert result.fields == {"document": DOCUMENT}
 
 
 def test_non_default_policy_version_changes_nothing() -> None:
-    request = {"policyName": "device-policy", "policyDocument": DOCUMENT, "setAsDefault": False}
+    request = {"policyName": "device-policy", "policyDocument": RAW_DOCUMENT, "setAsDefault": False}
     assert skipped(parse_cloudtrail_event(event("CreatePolicyVersion", request))).code is (
         SkipCode.NO_EFFECT
     )

@@ -12,6 +12,7 @@ from pipeline.errors import EventValidationError
 from pipeline.policyrewrite import (
     ArnMapping,
     Rewrite,
+    canonical_document,
     mapping_from_pairs,
     parse_mapping,
     rewrite_policy_document,
@@ -123,10 +124,11 @@ def test_a_third_region_is_kept_and_listed_as_foreign() -> None:
     assert result.foreign == (third,)
 
 
-def test_untouched_document_keeps_its_formatting() -> None:
+def test_result_is_canonical_json() -> None:
     document = '{\n  "Version": "2012-10-17",\n  "Statement": []\n}'
     result = rewrite_policy_document(document, ArnMapping.for_pair(SOURCE, DEST))
-    assert result.document == document
+    assert result.document == '{"Statement":[],"Version":"2012-10-17"}'
+    assert result.document == canonical_document(document)
 
 
 def test_rewrite_is_idempotent() -> None:
