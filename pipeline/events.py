@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from pipeline import rules
+from pipeline import cloudtrail, rules
 from pipeline.errors import EventValidationError
 from pipeline.model import (
     KEY_SEPARATOR,
@@ -457,12 +457,42 @@ def propagating_attributes(field: str, value: object) -> list[dict[str, str]]:
 
 
 def _entity_name(kind: EntityKind, name: str) -> str:
+    if kind is EntityKind.CERTIFICATE:
+        return cloudtrail.certificate_id("name", name)
+    if kind is EntityKind.POLICY:
+        return cloudtrail.policy_name("name", name)
+    if kind is EntityKind.THING_PRINCIPAL:
+        thing, sep, cert = name.partition(KEY_SEPARATOR)
+        if not sep:
+            raise EventValidationError("name", "a thing principal is '<thing>#<certificate id>'")
+        return cloudtrail.thing_principal_name(
+            rules.validate_name("name", thing), cloudtrail.certificate_id("name", cert)
+        )
+    if kind is EntityKind.POLICY_TARGET:
+        return _policy_target_name(name)
     if kind is not EntityKind.MEMBERSHIP:
         return rules.validate_name("name", name)
     thing, sep, group = name.partition(KEY_SEPARATOR)
     if not sep:
         raise EventValidationError("name", "a membership name is '<thing>#<group>'")
     return membership_name(rules.validate_name("name", thing), rules.validate_name("name", group))
+
+
+def _policy_target_name(name: str) -> str:
+    policy, sep, target = name.partition(KEY_SEPARATOR)
+    kind, slash, rest = target.partition("/")
+    if not sep or not slash or kind not in ("cert", "thinggroup"):
+        raise EventValidationError(
+            "name", "a policy target is '<policy>#cert/<id>' or '<policy>#thinggroup/<group>'"
+        )
+    checked = (
+        cloudtrail.certificate_id("name", rest)
+        if kind == "cert"
+        else rules.validate_name("name", rest)
+    )
+    return cloudtrail.policy_target_name(
+        cloudtrail.policy_name("name", policy), f"{kind}/{checked}"
+    )
 
 
 def _state(kind: EntityKind, state: dict[str, Any]) -> dict[str, Any]:
@@ -492,6 +522,18 @@ def _state(kind: EntityKind, state: dict[str, Any]) -> dict[str, Any]:
             checked[key] = _query(field, value)
         elif key == "propagating_attributes":
             checked[key] = propagating_attributes(field, value)
+        elif key == "status":
+            if value not in {status.value for status in cloudtrail.CertificateStatus}:
+                raise EventValidationError(field, "must be ACTIVE, INACTIVE or REVOKED")
+            checked[key] = value
+        elif key in ("pem", "document"):
+            if not isinstance(value, str) or not value:
+                raise EventValidationError(field, "must be a non-empty string")
+            checked[key] = value
+        elif key == "exclusive":
+            if not isinstance(value, bool):
+                raise EventValidationError(field, "must be a boolean")
+            checked[key] = value
         else:  # pragma: no cover - STATE_FIELDS grew a field this parser does not know
             raise EventValidationError(field, "no validator for this field")
     return checked

@@ -25,6 +25,13 @@ class EntityKind(StrEnum):
     THING_GROUP = "thing_group"
     BILLING_GROUP = "billing_group"
     MEMBERSHIP = "membership"
+    # The registry's security side (pipeline.cloudtrail, pipeline.security): a certificate is
+    # named by its id, a policy by its name, the links by ``<thing>#<certificate id>`` and
+    # ``<policy>#cert/<certificate id>`` or ``<policy>#thinggroup/<group>``.
+    CERTIFICATE = "certificate"
+    POLICY = "policy"
+    THING_PRINCIPAL = "thing_principal"
+    POLICY_TARGET = "policy_target"
 
 
 # How much a drift in a field matters for a DR region (reconcile.drift.changed_severity).
@@ -119,6 +126,48 @@ ENTITIES: dict[EntityKind, EntitySpec] = {
             noun=("membership", "memberships"),
             alias="member",
             frame_key=("thing", "group"),
+        ),
+        # The security side (pipeline.cloudtrail streams it, pipeline.security converges it).
+        EntitySpec(
+            EntityKind.CERTIFICATE,
+            key_prefix="CERT",
+            frame="certificates",
+            rank=5,
+            # ``pem`` (canonical, pipeline.security.canonical_pem) is what registers the copy;
+            # the id is its hash, so two regions' PEMs of one id never differ. A status that
+            # differs is a device that can (or cannot) connect: high.
+            fields={"status": "high", "pem": "low"},
+            noun=("certificate", "certificates"),
+            alias="cert",
+        ),
+        EntitySpec(
+            EntityKind.POLICY,
+            key_prefix="POLICY",
+            frame="policies",
+            rank=6,
+            # The default version's document as the origin region has it (canonical JSON);
+            # the destination's copy has its ARNs rewritten (pipeline.policyrewrite).
+            fields={"document": "high"},
+            noun=("policy", "policies"),
+            alias="policy",
+        ),
+        EntitySpec(
+            EntityKind.THING_PRINCIPAL,
+            key_prefix="PRINCIPAL",
+            frame="thing_principals",
+            rank=7,  # after its thing and its certificate; named ``<thing>#<certificate id>``
+            fields={"exclusive": "medium"},
+            noun=("thing principal", "thing principals"),
+            alias="principal",
+        ),
+        EntitySpec(
+            EntityKind.POLICY_TARGET,
+            key_prefix="POLICYTARGET",
+            frame="policy_targets",
+            rank=8,  # after its policy and its target; ``<policy>#cert/<id>`` or ``#thinggroup/<g>``
+            fields={},
+            noun=("policy attachment", "policy attachments"),
+            alias="policytarget",
         ),
     )
 }

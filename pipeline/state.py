@@ -206,7 +206,29 @@ def _is_newer(stored: Item, change: Change) -> bool:
             )
     if change.corrective:
         return origin.timestamp_ms >= stored.event_ts
+    if origin.timestamp_ms == stored.event_ts:
+        return _restricts_more(stored, change)
     return origin.timestamp_ms > stored.event_ts
+
+
+# A certificate's status is ordered by the CloudTrail record's ``eventTime``: when the request
+# completed, to the second, from the serving host's NTP-synced clock (CloudTrail User Guide,
+# "CloudTrail record contents"). So "later" is a later second; records arrive in any order
+# (best-effort delivery, EventBridge User Guide), and the stored ``event_ts`` outranks any
+# older status however late it arrives: a late ACTIVE never overrides a later REVOKED. Two
+# changes within one second are unordered: the more restrictive status wins the tie (an
+# over-restrictive copy is safe and the nightly run corrects it; an over-permissive one is a
+# hole). REVOKED is final in AWS ("Revoke a client certificate"), so it also wins every tie.
+STATUS_RESTRICTION = {"ACTIVE": 0, "INACTIVE": 1, "REVOKED": 2}
+
+
+def _restricts_more(stored: Item, change: Change) -> bool:
+    """At equal timestamps: does ``change`` set a more restrictive status than the stored one?"""
+    new = change.fields.get("status")
+    if new is None or change.deleted or stored.deleted:
+        return False
+    old = stored.state.get("status")
+    return STATUS_RESTRICTION.get(new, -1) > STATUS_RESTRICTION.get(old, -1)
 
 
 def _stale_reason(stored: Item, change: Change) -> str:

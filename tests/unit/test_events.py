@@ -530,9 +530,21 @@ def test_all_state_fields_have_a_validator() -> None:
         "deprecated": False,
         "query": None,
         "propagating_attributes": [{"userPropertyKey": "k", "connectionAttribute": "iot:ClientId"}],
+        "status": "REVOKED",
+        "pem": "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        "document": '{"Statement":[],"Version":"2012-10-17"}',
+        "exclusive": True,
+    }
+    cert = "c" * 64
+    names_by_kind = {
+        EntityKind.MEMBERSHIP: "a#b",
+        EntityKind.CERTIFICATE: cert,
+        EntityKind.POLICY: "device.policy@v2",
+        EntityKind.THING_PRINCIPAL: f"device-1#{cert}",
+        EntityKind.POLICY_TARGET: f"p#cert/{cert}",
     }
     for kind, names in STATE_FIELDS.items():
-        name = "a#b" if kind is EntityKind.MEMBERSHIP else "n"
+        name = names_by_kind.get(kind, "n")
         state = {field: samples[field] for field in names}
         payload = corrective_event(_corrective(kind, name, state))
         assert parse_event(payload, region=REGION).fields == state
@@ -543,7 +555,7 @@ def corrective(**changes: Any) -> dict[str, Any]:
 
 
 BAD_CORRECTIVES: list[tuple[str, Any, ProjectError, str]] = [
-    ("unknown entity", corrective(entity="policy"), EventValidationError, "entity"),
+    ("unknown entity", corrective(entity="keyring"), EventValidationError, "entity"),
     ("entity not str", corrective(entity=1), EventValidationError, "entity"),
     ("unknown state key", corrective(state={"colour": "red"}), EventValidationError, "state.colour"),
     ("key of another kind", corrective(state={"thing_type": "T"}), EventValidationError, "state.thing_type"),
