@@ -32,6 +32,7 @@ from typing import Any
 
 from pipeline import aws
 from pipeline.aws import ClientFactory
+from pipeline.convergesecurity import SecurityConverger
 from pipeline.echo import Expectation
 from pipeline.errors import AwsRequestError, NotFoundError, PermanentError, RetryableError
 from pipeline.iot import IotRegistry
@@ -42,6 +43,7 @@ from pipeline.model import (
     membership_name,
     split_membership_name,
 )
+from pipeline.security import IotSecurity
 from pipeline.statetable import StateTable, item_from_record
 
 MAX_GROUP_DEPTH = (
@@ -148,8 +150,13 @@ class Converger:
         clock: Callable[[], float],
         type_delete_delay_seconds: int = 300,
         wall_clock: Callable[[], float] = time.time,
+        security: IotSecurity | None = None,
     ) -> None:
         self.iot = iot
+        # Certificates, policies and their attachments (pipeline.convergesecurity).
+        self.security = SecurityConverger(
+            security or IotSecurity(iot.client), region, self.converge_key
+        )
         self.table = table
         self.region = region
         self.clock = clock
@@ -178,11 +185,19 @@ class Converger:
             EntityKind.THING_GROUP: self._thing_group,
             EntityKind.BILLING_GROUP: self._billing_group,
             EntityKind.MEMBERSHIP: self._membership,
+            EntityKind.CERTIFICATE: self._security,
+            EntityKind.POLICY: self._security,
+            EntityKind.THING_PRINCIPAL: self._security,
+            EntityKind.POLICY_TARGET: self._security,
         }
 
     def converge(self, item: Item) -> Result:
         self.expect(item.kind, item.name, None if item.deleted else item.state)
         return self.handlers()[item.kind](item)
+
+    def _security(self, item: Item) -> Result:
+        """Certificates, policies and their attachments (pipeline.convergesecurity)."""
+        return Result(*self.security.converge(item))
 
     def converge_key(self, kind: EntityKind, name: str) -> Result:
         """Converge a dependency from the local table; it must be there and live."""

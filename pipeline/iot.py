@@ -39,6 +39,11 @@ class IotRegistry:
     def calls(self) -> Counter[str]:
         return self._aws.counts
 
+    @property
+    def client(self) -> Any:
+        """The boto3 client (``pipeline.security`` speaks to the same region through it)."""
+        return self._iot
+
     # --- things -------------------------------------------------------------------------------
     def describe_thing(self, name: str) -> dict[str, Any] | None:
         response = self._aws.maybe("DescribeThing", self._iot.describe_thing, thingName=name)

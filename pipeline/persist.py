@@ -19,9 +19,13 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from pipeline import aws
+from pipeline.cloudtrail import Skipped, is_cloudtrail_event, parse_cloudtrail_event
+from pipeline.control import control_change
+from pipeline.errors import EventValidationError
 from pipeline.events import parse_event
 from pipeline.iot import IotRegistry
 from pipeline.model import Change, EntityKind, Origin, entity_key, split_membership_name
+from pipeline.security import IotSecurity
 from pipeline.settings import load_settings
 from pipeline.state import FutureTimestampError, Outcome, check_not_future
 from pipeline.statetable import PersistResult, StateTable, item_from_record
@@ -29,6 +33,7 @@ from pipeline.statetable import PersistResult, StateTable, item_from_record
 logger = Logger(service="iot-crr-persist")
 metrics = Metrics(namespace="IotRegistryCrr", service="persist")
 FUTURE_TIMESTAMP_METRIC = "FutureTimestampsRefused"
+SKIPPED_CALLS_METRIC = "ControlPlaneCallsSkipped"
 
 
 def now_ms() -> int:
@@ -147,6 +152,8 @@ def resolve_dynamic_query(change: Change, iot: IotRegistry) -> Change:
 
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if is_cloudtrail_event(event):
+        return _control_plane_call(event)
     refused = 0
     try:
         settings = load_settings()
@@ -167,7 +174,44 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name=FUTURE_TIMESTAMP_METRIC, unit=MetricUnit.Count, value=refused)
     if change.lookup_query:
         change = resolve_dynamic_query(change, IotRegistry(aws.client("iot", settings.region)))
-    table = StateTable(aws.client("dynamodb", settings.region), settings.state_table)
+    return _persist(settings.state_table, settings.region, change)
+
+
+def _control_plane_call(event: dict[str, Any]) -> dict[str, Any]:
+    """A certificate, policy or attachment call (``pipeline.cloudtrail``), delivered by the
+    EventBridge rule: skipped with a counted reason, or looked up and persisted."""
+    settings = load_settings()
+    result = parse_cloudtrail_event(event)
+    if isinstance(result, Skipped):
+        metrics.add_metric(name=SKIPPED_CALLS_METRIC, unit=MetricUnit.Count, value=1)
+        logger.info(
+            "control-plane call skipped",
+            extra={"call": result.event_name, "code": result.code.value, "reason": result.reason},
+        )
+        return {
+            "outcome": "skipped",
+            "key": "",
+            "reason": f"{result.event_name}: {result.reason} ({result.code.value})",
+        }
+    if result.origin.region != settings.region:
+        raise EventValidationError(
+            "detail.awsRegion",
+            f"a call in {result.origin.region} reached persist in {settings.region}",
+        )
+    check_not_future("detail.eventTime", result.origin.timestamp_ms, now_ms())
+    change = control_change(result, IotSecurity(aws.client("iot", settings.region)))
+    if change is None:
+        return {
+            "outcome": "skipped",
+            "key": "",
+            "reason": f"{result.event_name}: {result.kind.value} {result.name} is gone since; "
+            "its delete call follows",
+        }
+    return _persist(settings.state_table, settings.region, change)
+
+
+def _persist(table_name: str, region: str, change: Change) -> dict[str, Any]:
+    table = StateTable(aws.client("dynamodb", region), table_name)
     result = persist_change(table, change)
     logger.info(
         "persisted",

@@ -43,9 +43,7 @@ from pipeline.policyrewrite import ArnMapping, canonical_document, rewrite_polic
 
 MAX_POLICY_VERSIONS = 5
 PAGE_SIZE = 250
-_MARKER_PAGED = frozenset(
-    {"ListAttachedPolicies", "ListTargetsForPolicy", "ListCertificates", "ListPolicies"}
-)
+_MARKER_PAGED = frozenset({"ListAttachedPolicies", "ListTargetsForPolicy"})
 
 _PEM_BODY = re.compile(
     r"-----BEGIN CERTIFICATE-----(?P<body>[A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----", re.ASCII

@@ -228,7 +228,7 @@ def _restricts_more(stored: Item, change: Change) -> bool:
     if new is None or change.deleted or stored.deleted:
         return False
     old = stored.state.get("status")
-    return STATUS_RESTRICTION.get(new, -1) > STATUS_RESTRICTION.get(old, -1)
+    return STATUS_RESTRICTION.get(new, -1) > STATUS_RESTRICTION.get(str(old), -1)
 
 
 def _stale_reason(stored: Item, change: Change) -> str:

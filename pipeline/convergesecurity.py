@@ -1,0 +1,124 @@
+"""Converge certificates, policies and their attachments in the destination (``pipeline.converge``
+hands these kinds here).
+
+Level-triggered like the rest of the replicator: describe the entity in the destination, decide
+the calls with the pure functions of ``pipeline.security``, make them. Dependencies (the
+certificate and the thing of an attachment, the policy and its target) are converged first from
+the local table through ``ensure``, the converger's ``converge_key``.
+
+The destination copy of a policy gets the origin region's ARNs rewritten to the destination's
+(``pipeline.policyrewrite``; the mapping is the item's origin region -> this region; accounts are
+the same one in a single-account deployment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pipeline.cloudtrail import split_pair
+from pipeline.errors import NotFoundError, RetryableError
+from pipeline.model import EntityKind, Item
+from pipeline.policyrewrite import ArnMapping
+from pipeline.security import (
+    IotSecurity,
+    certificate_calls,
+    policy_calls,
+    policy_target_calls,
+    thing_principal_calls,
+)
+
+Outcome = tuple[str, str]  # (action, detail), as pipeline.converge.Result
+
+
+class MissingDependencyError(RetryableError):
+    """A dependency is still missing in the destination after converging it."""
+
+
+class SecurityConverger:
+    def __init__(
+        self,
+        security: IotSecurity,
+        region: str,
+        ensure: Callable[[EntityKind, str], Any],
+    ) -> None:
+        self.security = security
+        self.region = region
+        self.ensure = ensure
+
+    def converge(self, item: Item) -> Outcome:
+        handler = {
+            EntityKind.CERTIFICATE: self._certificate,
+            EntityKind.POLICY: self._policy,
+            EntityKind.THING_PRINCIPAL: self._thing_principal,
+            EntityKind.POLICY_TARGET: self._policy_target,
+        }[item.kind]
+        return handler(item)
+
+    def _certificate(self, item: Item) -> Outcome:
+        actual = self.security.describe_certificate(item.name)
+        if item.deleted and actual is not None:
+            actual |= self.security.certificate_attachments(actual["arn"])
+        calls = certificate_calls(item.name, None if item.deleted else item.state, actual)
+        self.security.apply(calls)
+        return _outcome(calls, item)
+
+    def _policy(self, item: Item) -> Outcome:
+        mapping = ArnMapping.for_pair(item.origin_region, self.region)
+        actual = self.security.get_policy(item.name)
+        calls = policy_calls(item.name, None if item.deleted else item.state, actual, mapping)
+        self.security.apply(calls)
+        return _outcome(calls, item)
+
+    def _thing_principal(self, item: Item) -> Outcome:
+        thing, cert_id = split_pair(item.name)
+        arn = self._certificate_arn(cert_id, needed=not item.deleted)
+        if arn is None:
+            return ("noop", "certificate absent, so nothing is attached")
+        actual = self.security.thing_principal(thing, arn)
+        calls = thing_principal_calls(thing, arn, None if item.deleted else item.state, actual)
+        try:
+            self.security.apply(calls)
+        except NotFoundError:
+            # The thing is not in the destination yet: converge it, then attach.
+            self.ensure(EntityKind.THING, thing)
+            self.security.apply(calls)
+        return _outcome(calls, item)
+
+    def _policy_target(self, item: Item) -> Outcome:
+        policy, target = split_pair(item.name)
+        kind, _, name = target.partition("/")
+        needed = not item.deleted
+        if kind == "cert":
+            arn = self._certificate_arn(name, needed=needed)
+        else:
+            arn = self.security.thing_group_arn(name)
+            if arn is None and needed:
+                self.ensure(EntityKind.THING_GROUP, name)
+                arn = self.security.thing_group_arn(name)
+        if arn is None:
+            if needed:
+                raise MissingDependencyError(f"{target} is still missing in {self.region}")
+            return ("noop", f"{target} absent, so nothing is attached")
+        if needed and self.security.get_policy(policy) is None:
+            self.ensure(EntityKind.POLICY, policy)
+        attached = self.security.policy_attached(policy, arn)
+        calls = policy_target_calls(policy, arn, needed, attached)
+        self.security.apply(calls)
+        return _outcome(calls, item)
+
+    def _certificate_arn(self, cert_id: str, *, needed: bool) -> str | None:
+        described = self.security.describe_certificate(cert_id)
+        if described is None and needed:
+            self.ensure(EntityKind.CERTIFICATE, cert_id)
+            described = self.security.describe_certificate(cert_id)
+            if described is None:
+                raise MissingDependencyError(f"certificate {cert_id} is still missing")
+        return None if described is None else str(described["arn"])
+
+
+def _outcome(calls: list[Any], item: Item) -> Outcome:
+    if not calls:
+        return ("noop", "already as desired")
+    ops = ", ".join(call.op for call in calls)
+    return ("deleted" if item.deleted else "applied", ops)

@@ -1,0 +1,266 @@
+"""Certificates, policies and attachments through the streaming path, on moto in two regions:
+CloudTrail-shaped events (sandbox.emulation.controlplane) -> persist (lookups in the source) ->
+state table -> replicator -> destination registry. moto runs with ``use_valid_cert`` so a
+certificate's id is the SHA-256 of its DER in both regions, as in AWS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from moto import mock_aws
+
+from pipeline import persist
+from pipeline.cloudtrail import ControlChange, parse_cloudtrail_event
+from pipeline.control import control_change
+from pipeline.errors import EventValidationError
+from pipeline.events import parse_event
+from pipeline.model import EntityKind
+from pipeline.security import IotSecurity
+from pipeline.state import Outcome
+from pipeline.statetable import PersistResult
+from sandbox.emulation.controlplane import cloudtrail_event
+from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
+from tests.pipeline.conftest import fixture_event
+
+T0 = 1_796_119_205  # epoch seconds
+THING = "MyThing"  # the documented THING_EVENT fixture's thing
+
+
+def make_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "device")])
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def document(region: str, topic: str = "telemetry") -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["iot:Publish"],
+                    "Resource": f"arn:aws:iot:{region}:123456789012:topic/{topic}",
+                }
+            ],
+        }
+    )
+
+
+class Harness(LocalPipeline):
+    """The in-process pipeline plus what a real account adds: CloudTrail events of the calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.origin = IotSecurity(self.source)
+        self.dst = IotSecurity(self.destination)
+        self.events: list[dict[str, Any]] = []
+
+    def call(self, name: str, request: dict[str, Any], *, at: int) -> dict[str, Any]:
+        """Make the call in the source and record the CloudTrail event it produces."""
+        method = getattr(self.source, _snake(name))
+        response = method(**request)
+        self.events.append(cloudtrail_event(name, _request(request), response, region=SRC, when=at))
+        return dict(response)
+
+    def persist_control(self, event: dict[str, Any]) -> PersistResult | None:
+        result = parse_cloudtrail_event(event)
+        assert isinstance(result, ControlChange), result
+        change = control_change(result, self.origin)
+        return None if change is None else self.persist_change(change)
+
+    def flush(self) -> list[PersistResult | None]:
+        results = [self.persist_control(event) for event in self.events]
+        self.events.clear()
+        self.drain()
+        return results
+
+
+def _snake(name: str) -> str:
+    import re
+
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower().replace("_c_a", "_ca")
+
+
+def _request(request: dict[str, Any]) -> dict[str, Any]:
+    # CloudTrail names AttachThingPrincipal's principal header "principal", as the API does.
+    return dict(request)
+
+
+@pytest.fixture
+def h(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    monkeypatch.setenv("AWS_REGION", DST)
+    monkeypatch.setenv("STATE_TABLE", TABLE)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "IotRegistryCrr")
+    with mock_aws(config={"iot": {"use_valid_cert": True}}):
+        harness = Harness()
+        # The thing the certificate is attached to, through its registry event.
+        harness.source.create_thing(thingName=THING)
+        harness.persist_event(fixture_event("thing_event"))
+        yield harness
+
+
+def provision(h: Harness) -> tuple[str, str]:
+    """A device's certificate and policy, created and attached in the source."""
+    cert = h.call(
+        "RegisterCertificateWithoutCA", {"certificatePem": make_pem(), "status": "ACTIVE"}, at=T0
+    )
+    h.call("CreatePolicy", {"policyName": "device", "policyDocument": document(SRC)}, at=T0 + 1)
+    h.call("AttachPolicy", {"policyName": "device", "target": cert["certificateArn"]}, at=T0 + 2)
+    h.call(
+        "AttachThingPrincipal",
+        {
+            "thingName": THING,
+            "principal": cert["certificateArn"],
+            "thingPrincipalType": "EXCLUSIVE_THING",
+        },
+        at=T0 + 3,
+    )
+    return cert["certificateId"], cert["certificateArn"]
+
+
+def test_created_and_attached_in_the_source_appear_active_and_attached(h: Harness) -> None:
+    cert_id, _ = provision(h)
+    results = h.flush()
+    assert all(r is not None and r.outcome is Outcome.APPLIED for r in results)
+    copy = h.dst.describe_certificate(cert_id)
+    assert copy is not None and copy["status"] == "ACTIVE"  # the same id in both regions
+    policy = h.dst.get_policy("device")
+    assert policy is not None
+    assert f"arn:aws:iot:{DST}:" in policy["document"] and SRC not in policy["document"]
+    assert policy["targets"] == [copy["arn"]]
+    assert h.dst.thing_principal(THING, copy["arn"]) is not None
+
+
+def test_a_revocation_reaches_the_destination_and_a_late_active_does_not_undo_it(
+    h: Harness,
+) -> None:
+    cert_id, _ = provision(h)
+    h.flush()
+    # GIVEN the certificate deactivated, reactivated and revoked in the source
+    h.call("UpdateCertificate", {"certificateId": cert_id, "newStatus": "INACTIVE"}, at=T0 + 10)
+    h.call("UpdateCertificate", {"certificateId": cert_id, "newStatus": "ACTIVE"}, at=T0 + 11)
+    h.call("UpdateCertificate", {"certificateId": cert_id, "newStatus": "REVOKED"}, at=T0 + 12)
+    inactive, active, revoked = h.events
+    # WHEN CloudTrail delivers the revocation first and the older calls late
+    h.events[:] = [revoked, active, inactive]
+    results = h.flush()
+    # THEN the destination copy is REVOKED and the late calls were stale
+    assert [r.outcome if r else None for r in results] == [
+        Outcome.APPLIED,
+        Outcome.STALE,
+        Outcome.STALE,
+    ]
+    copy = h.dst.describe_certificate(cert_id)
+    assert copy is not None and copy["status"] == "REVOKED"
+
+
+def test_a_policy_change_propagates_with_its_arns_rewritten(h: Harness) -> None:
+    provision(h)
+    h.flush()
+    h.call(
+        "CreatePolicyVersion",
+        {"policyName": "device", "policyDocument": document(SRC, "alerts"), "setAsDefault": True},
+        at=T0 + 20,
+    )
+    h.flush()
+    policy = h.dst.get_policy("device")
+    assert policy is not None
+    assert json.loads(policy["document"])["Statement"][0]["Resource"] == (
+        f"arn:aws:iot:{DST}:123456789012:topic/alerts"
+    )
+    # AND SetDefaultPolicyVersion back to version 1 is looked up and replicated too
+    h.call("SetDefaultPolicyVersion", {"policyName": "device", "policyVersionId": "1"}, at=T0 + 21)
+    h.flush()
+    policy = h.dst.get_policy("device")
+    assert policy is not None and "topic/telemetry" in policy["document"]
+
+
+def test_detach_and_delete_reach_the_destination(h: Harness) -> None:
+    cert_id, cert_arn = provision(h)
+    h.flush()
+    h.call("DetachThingPrincipal", {"thingName": THING, "principal": cert_arn}, at=T0 + 30)
+    h.call("DetachPolicy", {"policyName": "device", "target": cert_arn}, at=T0 + 31)
+    h.call("UpdateCertificate", {"certificateId": cert_id, "newStatus": "INACTIVE"}, at=T0 + 32)
+    h.call("DeleteCertificate", {"certificateId": cert_id}, at=T0 + 33)
+    h.call("DeletePolicy", {"policyName": "device"}, at=T0 + 34)
+    h.flush()
+    assert h.dst.describe_certificate(cert_id) is None
+    assert h.dst.get_policy("device") is None
+    assert h.table.get(EntityKind.CERTIFICATE, cert_id).deleted  # type: ignore[union-attr]
+
+
+def test_a_delete_delivered_before_the_detaches_still_converges(h: Harness) -> None:
+    # The destination copy still has its attachments when the delete arrives: converge detaches
+    # them first, as AWS requires (DeleteCertificate refuses an attached certificate).
+    cert_id, cert_arn = provision(h)
+    h.flush()
+    h.call("DetachThingPrincipal", {"thingName": THING, "principal": cert_arn}, at=T0 + 30)
+    h.call("DetachPolicy", {"policyName": "device", "target": cert_arn}, at=T0 + 31)
+    h.call("UpdateCertificate", {"certificateId": cert_id, "newStatus": "INACTIVE"}, at=T0 + 32)
+    h.call("DeleteCertificate", {"certificateId": cert_id}, at=T0 + 33)
+    h.events.reverse()
+    h.flush()
+    assert h.dst.describe_certificate(cert_id) is None
+
+
+def test_the_persist_handler_takes_cloudtrail_events(h: Harness) -> None:
+    # GIVEN a call in the region whose persist handler runs (the harness's table region)
+    response = h.destination.register_certificate_without_ca(
+        certificatePem=make_pem(), status="INACTIVE"
+    )
+    cert_id = response["certificateId"]
+    now = dt.datetime.now(dt.UTC).timestamp()  # the handler bounds timestamps by the wall clock
+    event = cloudtrail_event(
+        "RegisterCertificateWithoutCA", {"status": "INACTIVE"}, response, region=DST, when=now
+    )
+    failed = cloudtrail_event(
+        "DeleteCertificate",
+        {"certificateId": cert_id},
+        region=DST,
+        when=now,
+        error_code="CertificateStateException",
+    )
+    # WHEN the persist Lambda handler gets the EventBridge events
+    output = persist.lambda_handler(event, None)
+    skipped = persist.lambda_handler(failed, None)
+    # THEN the certificate is stored with the status and PEM read from the registry
+    assert output["outcome"] == "applied"
+    assert output["key"] == f"CERT#{cert_id}"
+    item = h.table.get(EntityKind.CERTIFICATE, cert_id)
+    assert item is not None and item.state["status"] == "INACTIVE"
+    assert item.state["pem"].startswith("-----BEGIN CERTIFICATE-----\n")
+    # AND the failed call is skipped with its reason
+    assert skipped["outcome"] == "skipped" and "failed_call" in skipped["reason"]
+
+
+def test_a_call_from_another_region_is_refused(h: Harness) -> None:
+    event = cloudtrail_event("DeletePolicy", {"policyName": "p"}, region=SRC, when=T0)
+    with pytest.raises(EventValidationError, match="awsRegion"):
+        persist.lambda_handler(event, None)
+
+
+def test_registry_events_still_parse(h: Harness) -> None:
+    # The dispatch on detail-type leaves registry events to their own parser.
+    change = parse_event(fixture_event("thing_event"), region=SRC)
+    assert change.kind is EntityKind.THING
