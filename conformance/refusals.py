@@ -154,6 +154,21 @@ def delete_thing_with_principals(iot: Any, ctx: Context) -> Answer:
     return _answer(lambda: iot.delete_thing(thingName=thing), ctx.scope)
 
 
+def update_revoked_certificate(iot: Any, ctx: Context) -> Answer:
+    """A revoked certificate's status can't be changed (AWS IoT developer guide, "Revoke a
+    client certificate")."""
+    certificate = iot.create_keys_and_certificate(setAsActive=True)  # its key is dropped here
+    cert_id = certificate["certificateId"]
+    iot.update_certificate(certificateId=cert_id, newStatus="REVOKED")
+    answer = _answer(
+        lambda: iot.update_certificate(certificateId=cert_id, newStatus="ACTIVE"), ctx.scope
+    )
+    # Certificates carry no tags or prefix for the cleanup to find: delete it here (a revoked
+    # certificate may be deleted; the pipeline replicates the delete to the destination).
+    iot.delete_certificate(certificateId=cert_id)
+    return answer
+
+
 @dataclass(frozen=True)
 class Probe:
     name: str
@@ -169,5 +184,6 @@ PROBES = (
     Probe("untyped_thing_attributes", "CreateThing", untyped_thing_attributes),
     Probe("sibling_thing_groups", "AddThingToThingGroup", sibling_thing_groups),
     Probe("delete_thing_with_principals", "DeleteThing", delete_thing_with_principals),
+    Probe("update_revoked_certificate", "UpdateCertificate", update_revoked_certificate),
 )
 PROBES_BY_NAME = {probe.name: probe for probe in PROBES}

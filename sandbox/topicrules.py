@@ -45,6 +45,8 @@ def deliver(region: str, events: Iterable[Mapping[str, Any]]) -> int:
         return 0
     sent = 0
     for event in events:
+        if "topic" not in event:
+            continue  # a CloudTrail event (sandbox.emulation.controlplane) goes to EventBridge
         for rule in rules:
             match = _SQL.match(rule.sql)
             assert match is not None

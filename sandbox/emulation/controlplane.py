@@ -17,9 +17,17 @@ never a private key (CreateKeysAndCertificate's ``keyPair``), and tests also del
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+from moto.iot.exceptions import CertificateStateException
+from moto.iot.models import IoTBackend
+
+from sandbox.emulation.patches import _PATCHES, JsonDict, _Installed
+from sandbox.emulation.refusals import REFUSALS
 
 # Response fields the emulation passes on (never keys or PEMs of created certificates).
 _KEPT_RESPONSE_FIELDS = ("certificateId", "certificateArn", "policyName", "policyVersionId")
@@ -79,3 +87,200 @@ def _kept(response: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     kept = {key: response[key] for key in _KEPT_RESPONSE_FIELDS if key in response}
     return kept or None
+
+
+# --------------------------------------------------------------------------------------------
+# The IoT backend's certificate, policy and attachment calls publish their CloudTrail event
+# into the region's outbox, as the source stack's EventBridge rule would hand it to the persist
+# state machine: successful calls only (the rule selects ``errorCode`` absent), one event per
+# API call (a call moto implements with another, CreatePolicyVersion's default switch, is one).
+# --------------------------------------------------------------------------------------------
+
+_depth = threading.local()
+
+
+def _calling() -> int:
+    return int(getattr(_depth, "value", 0))
+
+
+def _publishing(
+    name: str, event_name: str, build: Callable[..., tuple[JsonDict, JsonDict | None]]
+) -> Callable[..., Any]:
+    """A backend method that calls moto's and then publishes ``event_name``'s CloudTrail event
+    (``build(result, *args, **kwargs)`` gives its request and response parameters)."""
+
+    def method(self: IoTBackend, *args: Any, **kwargs: Any) -> Any:
+        if name == "update_certificate":
+            _refuse_unrevoking(self, *args, **kwargs)
+        _depth.value = _calling() + 1
+        try:
+            result = _PATCHES.original(IoTBackend, name)(self, *args, **kwargs)
+        finally:
+            _depth.value = _calling() - 1
+        emulation = _Installed.emulation
+        if emulation is not None and _calling() == 0:
+            request, response = build(result, *args, **kwargs)
+            event = cloudtrail_event(
+                event_name,
+                request,
+                response,
+                region=self.region_name,
+                account=self.account_id,
+                when=emulation.now(),
+            )
+            emulation.outbox(self.region_name).put(event)
+        return result
+
+    method.__name__ = name
+    return method
+
+
+def _cert(cert: Any) -> JsonDict:
+    return {"certificateId": cert.certificate_id, "certificateArn": cert.arn}
+
+
+def _cert_of(result: Any) -> Any:
+    return result[0] if isinstance(result, tuple) else result
+
+
+def _refuse_unrevoking(self: IoTBackend, certificate_id: str, new_status: str) -> None:
+    """A revoked certificate's status can't be changed (``REFUSALS``; moto allows it)."""
+    cert = self.describe_certificate(certificate_id)
+    if cert.status == "REVOKED" and new_status != "REVOKED":
+        raise CertificateStateException(
+            REFUSALS["update_revoked_certificate"].message.format(name=certificate_id),
+            certificate_id,
+        )
+
+
+CONTROL_PLANE_PATCHES: dict[str, Callable[..., Any]] = {
+    "create_keys_and_certificate": _publishing(
+        "create_keys_and_certificate",
+        "CreateKeysAndCertificate",
+        lambda r, set_as_active: ({"setAsActive": set_as_active}, _cert(_cert_of(r))),
+    ),
+    "create_certificate_from_csr": _publishing(
+        "create_certificate_from_csr",
+        "CreateCertificateFromCsr",
+        lambda r, csr, set_as_active: (
+            {"certificateSigningRequest": csr, "setAsActive": set_as_active},
+            _cert(_cert_of(r)),
+        ),
+    ),
+    "register_certificate": _publishing(
+        "register_certificate",
+        "RegisterCertificate",
+        lambda r, certificate_pem, ca_certificate_pem, set_as_active, status: (
+            {"certificatePem": certificate_pem, "setAsActive": set_as_active, "status": status},
+            _cert(r),
+        ),
+    ),
+    "register_certificate_without_ca": _publishing(
+        "register_certificate_without_ca",
+        "RegisterCertificateWithoutCA",
+        lambda r, certificate_pem, status: (
+            {"certificatePem": certificate_pem, "status": status},
+            _cert(r),
+        ),
+    ),
+    "update_certificate": _publishing(  # refuses what AWS refuses first (_update_certificate)
+        "update_certificate",
+        "UpdateCertificate",
+        lambda r, certificate_id, new_status: (
+            {"certificateId": certificate_id, "newStatus": new_status},
+            None,
+        ),
+    ),
+    "delete_certificate": _publishing(
+        "delete_certificate",
+        "DeleteCertificate",
+        lambda r, certificate_id, force_delete: (
+            {"certificateId": certificate_id, "forceDelete": force_delete},
+            None,
+        ),
+    ),
+    "create_policy": _publishing(
+        "create_policy",
+        "CreatePolicy",
+        lambda r, policy_name, policy_document: (
+            {"policyName": policy_name, "policyDocument": policy_document},
+            {"policyName": policy_name, "policyVersionId": "1"},
+        ),
+    ),
+    "create_policy_version": _publishing(
+        "create_policy_version",
+        "CreatePolicyVersion",
+        lambda r, policy_name, policy_document, set_as_default: (
+            {
+                "policyName": policy_name,
+                "policyDocument": policy_document,
+                "setAsDefault": set_as_default,
+            },
+            {"policyVersionId": str(r.version_id)},
+        ),
+    ),
+    "set_default_policy_version": _publishing(
+        "set_default_policy_version",
+        "SetDefaultPolicyVersion",
+        lambda r, policy_name, version_id: (
+            {"policyName": policy_name, "policyVersionId": str(version_id)},
+            None,
+        ),
+    ),
+    "delete_policy_version": _publishing(
+        "delete_policy_version",
+        "DeletePolicyVersion",
+        lambda r, policy_name, version_id: (
+            {"policyName": policy_name, "policyVersionId": str(version_id)},
+            None,
+        ),
+    ),
+    "delete_policy": _publishing(
+        "delete_policy",
+        "DeletePolicy",
+        lambda r, policy_name: ({"policyName": policy_name}, None),
+    ),
+    "attach_policy": _publishing(
+        "attach_policy",
+        "AttachPolicy",
+        lambda r, policy_name, target: ({"policyName": policy_name, "target": target}, None),
+    ),
+    "detach_policy": _publishing(
+        "detach_policy",
+        "DetachPolicy",
+        lambda r, policy_name, target: ({"policyName": policy_name, "target": target}, None),
+    ),
+    "attach_principal_policy": _publishing(
+        "attach_principal_policy",
+        "AttachPrincipalPolicy",
+        lambda r, policy_name, principal_arn: (
+            {"policyName": policy_name, "principal": principal_arn},
+            None,
+        ),
+    ),
+    "detach_principal_policy": _publishing(
+        "detach_principal_policy",
+        "DetachPrincipalPolicy",
+        lambda r, policy_name, principal_arn: (
+            {"policyName": policy_name, "principal": principal_arn},
+            None,
+        ),
+    ),
+    # moto ignores thingPrincipalType (MOTO_GAPS): the event carries none, i.e. the default.
+    "attach_thing_principal": _publishing(
+        "attach_thing_principal",
+        "AttachThingPrincipal",
+        lambda r, thing_name, principal_arn: (
+            {"thingName": thing_name, "principal": principal_arn},
+            None,
+        ),
+    ),
+    "detach_thing_principal": _publishing(
+        "detach_thing_principal",
+        "DetachThingPrincipal",
+        lambda r, thing_name, principal_arn: (
+            {"thingName": thing_name, "principal": principal_arn},
+            None,
+        ),
+    ),
+}

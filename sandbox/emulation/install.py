@@ -6,11 +6,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import moto.iot.models as iot_models
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.iot.models import FakeThingGroup, IoTBackend
 from moto.iot.responses import IoTResponse
 from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
 
+from sandbox.emulation.controlplane import CONTROL_PLANE_PATCHES
 from sandbox.emulation.lambda_runtime import (
     _lambda_invoke,
     forget_function_environment,
@@ -90,6 +92,11 @@ def install(emulation: RegistryEmulation) -> None:
         _PATCHES.set(IoTBackend, name, function)
     for name, function in _RESPONSE_PATCHES.items():
         _PATCHES.set(IoTResponse, name, function)
+    for name, function in CONTROL_PLANE_PATCHES.items():
+        _PATCHES.set(IoTBackend, name, function)
+    # A certificate's id is the SHA-256 of its DER, as AWS computes it (MOTO_GAPS): moto's own
+    # option, on for every client of this process's endpoint.
+    _PATCHES.set(iot_models, "iot_use_valid_cert", lambda: True)
     _PATCHES.set(FakeThingGroup, "to_dict", _group_to_dict)
     _lock_step_functions_clients()
     install_step_functions_fixes()

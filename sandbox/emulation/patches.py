@@ -49,6 +49,14 @@ MOTO_GAPS = (
     "[sandbox only, more lenient than AWS] ListExecutions and DescribeExecution answer for the "
     "EXPRESS persist state machine (AWS: its CloudWatch Logs are the record); only the sandbox's "
     "pump and tests observe executions so, the product never calls either",
+    "A certificate's id is the SHA-256 of its DER encoding, so the same certificate has the same "
+    "id in every region (moto: of the PEM text, unless its iot.use_valid_cert option is on; the "
+    "sandbox turns it on). Source: getmoto/moto#3321 (confirmed with AWS Support), #7866",
+    "Certificate, policy and attachment calls publish the CloudTrail event EventBridge would "
+    "deliver ('AWS API Call via CloudTrail', sandbox.emulation.controlplane; moto: none). "
+    "[assumption] which response fields CloudTrail keeps for IoT calls",
+    "UpdateCertificate refuses to change a REVOKED certificate's status with "
+    "CertificateStateException (moto: allows it)",
 )
 
 

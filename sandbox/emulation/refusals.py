@@ -92,6 +92,16 @@ REFUSALS: dict[str, Refusal] = {
         message_seen=True,
         by="moto",
     ),
+    "update_revoked_certificate": Refusal(
+        "UpdateCertificate",
+        "CertificateStateException",
+        "Certificate {name} is REVOKED: a revoked certificate's status cannot be changed.",
+        "AWS IoT guide, 'Revoke a client certificate' ('Once a certificate is revoked, it's "
+        "status can't be changed'): https://docs.aws.amazon.com/iot/latest/developerguide/"
+        "revoke-ca-cert.html; the code: AWS IoT API Reference, UpdateCertificate "
+        "(CertificateStateException, 'The certificate operation is not allowed')",
+        message_seen=False,
+    ),
 }
 
 
