@@ -31,6 +31,7 @@ from jobs.run import RunConfig, run_nightly
 from reconcile.drift import DriftReport
 from reconcile.plan import Guards, Plan, describe_plan
 from reconcile.report import load_json, render
+from sandbox.certificates import self_signed_pem
 from sandbox.emulation import Delivery
 from sandbox.stack import DrainReport, Sandbox
 
@@ -94,6 +95,9 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
         )
         _explain_failures(box, drained, echo)
 
+        credentials = device_credentials(box, echo=step)
+        _explain_failures(box, box.drain(timeout=120), echo)
+
         inject_drift(box, fleet, rng)
         step(
             "4. drift injected: 3 dropped events, a hand edit, a deleted group, "
@@ -124,7 +128,85 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
             f"6. next nightly run: {_summary_line(final)}; reports in {out}/, run history in "
             f"{out}/reports/ (make report renders the notebooks)"
         )
-        return final.drift_total == 0
+        return final.drift_total == 0 and credentials
+
+
+DEVICE_POLICY = "device-policy"
+
+
+def _device_policy(region: str, topic: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
+                {
+                    "Effect": "Allow",
+                    "Action": "iot:Publish",
+                    "Resource": f"arn:aws:iot:{region}:123456789012:topic/{topic}/*",
+                },
+            ],
+        }
+    )
+
+
+def device_credentials(box: Sandbox, *, echo: Echo) -> bool:
+    """Step 3b: certificates and a policy for the new devices, through the streaming path
+    (control-plane calls -> CloudTrail events, emulated -> persist -> replicator); then a
+    revocation and a policy change. True when the destination shows each as expected."""
+    src, dst = box.iot(box.source_region), box.iot(box.destination_region)
+    src.create_policy(
+        policyName=DEVICE_POLICY, policyDocument=_device_policy(box.source_region, "telemetry")
+    )
+    certificates = []
+    for i in range(3):
+        # The device maker's certificate (its key never leaves the device; here: discarded).
+        cert = src.register_certificate_without_ca(
+            certificatePem=self_signed_pem(f"new-device-{i}"), status="ACTIVE"
+        )
+        src.attach_policy(policyName=DEVICE_POLICY, target=cert["certificateArn"])
+        src.attach_thing_principal(thingName=f"new-device-{i}", principal=cert["certificateArn"])
+        certificates.append(cert["certificateId"])
+    box.drain(timeout=120)
+    statuses = [_status(dst, cert) for cert in certificates]
+    attached = sum(
+        bool(dst.list_thing_principals(thingName=f"new-device-{i}")["principals"]) for i in range(3)
+    )
+    echo(
+        f"3b. device credentials streamed: {len(certificates)} certificates + 1 policy created "
+        f"and attached in the source → in the destination: {statuses.count('ACTIVE')} ACTIVE "
+        f"(same ids), {attached} attached to their things"
+    )
+    # A device is compromised: revoke its certificate; and the policy moves to a new topic.
+    src.update_certificate(certificateId=certificates[0], newStatus="REVOKED")
+    src.create_policy_version(
+        policyName=DEVICE_POLICY,
+        policyDocument=_device_policy(box.source_region, "telemetry-v2"),
+        setAsDefault=True,
+    )
+    box.drain(timeout=120)
+    revoked = _status(dst, certificates[0])
+    document = dst.get_policy(policyName=DEVICE_POLICY)["policyDocument"]
+    resource = json.loads(document)["Statement"][1]["Resource"]
+    echo(
+        f"    revoked in the source → {revoked} in the destination (streaming path); policy "
+        f"change → destination's default version names {resource}"
+    )
+    expected_resource = f"arn:aws:iot:{box.destination_region}:123456789012:topic/telemetry-v2/*"
+    return (
+        statuses == ["ACTIVE"] * 3
+        and attached == 3
+        and revoked == "REVOKED"
+        and resource == expected_resource
+    )
+
+
+def _status(iot: Any, certificate_id: str) -> str:
+    try:
+        description = iot.describe_certificate(certificateId=certificate_id)
+    except iot.exceptions.ResourceNotFoundException:
+        return "missing"
+    return str(description["certificateDescription"]["status"])
 
 
 def nightly(

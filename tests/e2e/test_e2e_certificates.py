@@ -4,36 +4,15 @@ controlplane), a revocation included, and a policy change arrives with its ARNs 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 from botocore.exceptions import ClientError
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from pipeline.cloudtrail import certificate_id_from_pem
+from sandbox.certificates import self_signed_pem
 from sandbox.stack import Sandbox
 
 from .conftest import DESTINATION, SOURCE
-
-
-def make_pem() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "device")])
-    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def policy_document(region: str, topic: str) -> str:
@@ -57,7 +36,7 @@ def test_certificates_policies_and_attachments_stream_to_the_destination(
     src, dst = sandbox.iot(SOURCE), sandbox.iot(DESTINATION)
     # GIVEN a device with a certificate and a policy, created and attached in the source
     src.create_thing(thingName="device-1")
-    pem = make_pem()
+    pem = self_signed_pem()
     cert = src.register_certificate_without_ca(certificatePem=pem, status="ACTIVE")
     cert_id = cert["certificateId"]
     src.create_policy(policyName="device", policyDocument=policy_document(SOURCE, "telemetry"))
@@ -96,7 +75,7 @@ def test_certificates_policies_and_attachments_stream_to_the_destination(
 
 def test_the_sandbox_refuses_to_unrevoke_as_aws_does(sandbox: Sandbox) -> None:
     src = sandbox.iot(SOURCE)
-    cert = src.register_certificate_without_ca(certificatePem=make_pem(), status="ACTIVE")
+    cert = src.register_certificate_without_ca(certificatePem=self_signed_pem(), status="ACTIVE")
     src.update_certificate(certificateId=cert["certificateId"], newStatus="REVOKED")
     try:
         src.update_certificate(certificateId=cert["certificateId"], newStatus="ACTIVE")

@@ -25,5 +25,10 @@ def test_the_demo_story_ends_with_a_clean_audit(
     # AND the story is all the operator sees: the EMF lines are in the functions' log
     out = capsys.readouterr().out
     assert "6. next nightly run" in out
+    # Device credentials: created+attached in the source -> ACTIVE and attached in the
+    # destination; a revocation and a policy change follow through the streaming path.
+    assert "3 ACTIVE (same ids), 3 attached" in out
+    assert "REVOKED in the destination" in out
+    assert "arn:aws:iot:eu-west-1:123456789012:topic/telemetry-v2/*" in out
     assert [line for line in out.splitlines() if '"_aws"' in line] == []
     assert any('"_aws"' in line for line in FUNCTION_LOG.lines())

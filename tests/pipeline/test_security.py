@@ -4,17 +4,12 @@ the DER, as AWS computes it)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
 from pipeline.cloudtrail import certificate_id_from_pem
@@ -30,27 +25,10 @@ from pipeline.security import (
     policy_target_calls,
     thing_principal_calls,
 )
+from sandbox.certificates import self_signed_pem
 
 SRC, DST = "us-east-1", "eu-west-1"
 MAPPING = ArnMapping.for_pair(SRC, DST)
-
-
-def make_pem(common_name: str = "device-1") -> str:
-    """A throwaway self-signed certificate; its key is never kept."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def policy_doc(region: str) -> str:
@@ -72,7 +50,7 @@ def policy_doc(region: str) -> str:
 
 
 def test_canonical_pem_ignores_line_endings_and_wrapping() -> None:
-    pem = make_pem()
+    pem = self_signed_pem()
     assert canonical_pem(pem.replace("\n", "\r\n")) == canonical_pem(pem) == pem
     assert certificate_id_from_pem(canonical_pem(pem)) == certificate_id_from_pem(pem)
 
@@ -199,7 +177,7 @@ def regions(aws_credentials: None) -> Iterator[tuple[Any, Any]]:
 def test_certificate_round_trip_between_regions(regions: tuple[Any, Any]) -> None:
     # GIVEN a certificate registered and revoked in the source
     source, destination = regions
-    pem = make_pem()
+    pem = self_signed_pem()
     cert_id = source.register_certificate_without_ca(certificatePem=pem, status="ACTIVE")[
         "certificateId"
     ]
@@ -221,7 +199,7 @@ def test_certificate_round_trip_between_regions(regions: tuple[Any, Any]) -> Non
 def test_policy_attachments_and_deletes_on_moto(regions: tuple[Any, Any]) -> None:
     _, destination = regions
     dst = IotSecurity(destination)
-    pem = make_pem()
+    pem = self_signed_pem()
     cert = destination.register_certificate_without_ca(certificatePem=pem, status="ACTIVE")
     destination.create_thing(thingName="device-1")
     dst.apply(policy_calls("p", {"document": policy_doc(SRC)}, None, MAPPING))

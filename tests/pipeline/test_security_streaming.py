@@ -11,10 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
 from pipeline import persist
@@ -26,29 +22,13 @@ from pipeline.model import EntityKind
 from pipeline.security import IotSecurity
 from pipeline.state import Outcome
 from pipeline.statetable import PersistResult
+from sandbox.certificates import self_signed_pem
 from sandbox.emulation.controlplane import cloudtrail_event
 from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
 from tests.pipeline.conftest import fixture_event
 
 T0 = 1_796_119_205  # epoch seconds
 THING = "MyThing"  # the documented THING_EVENT fixture's thing
-
-
-def make_pem() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "device")])
-    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def document(region: str, topic: str = "telemetry") -> str:
@@ -123,7 +103,9 @@ def h(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harnes
 def provision(h: Harness) -> tuple[str, str]:
     """A device's certificate and policy, created and attached in the source."""
     cert = h.call(
-        "RegisterCertificateWithoutCA", {"certificatePem": make_pem(), "status": "ACTIVE"}, at=T0
+        "RegisterCertificateWithoutCA",
+        {"certificatePem": self_signed_pem(), "status": "ACTIVE"},
+        at=T0,
     )
     h.call("CreatePolicy", {"policyName": "device", "policyDocument": document(SRC)}, at=T0 + 1)
     h.call("AttachPolicy", {"policyName": "device", "target": cert["certificateArn"]}, at=T0 + 2)
@@ -227,7 +209,7 @@ def test_a_delete_delivered_before_the_detaches_still_converges(h: Harness) -> N
 def test_the_persist_handler_takes_cloudtrail_events(h: Harness) -> None:
     # GIVEN a call in the region whose persist handler runs (the harness's table region)
     response = h.destination.register_certificate_without_ca(
-        certificatePem=make_pem(), status="INACTIVE"
+        certificatePem=self_signed_pem(), status="INACTIVE"
     )
     cert_id = response["certificateId"]
     now = dt.datetime.now(dt.UTC).timestamp()  # the handler bounds timestamps by the wall clock
