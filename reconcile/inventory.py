@@ -21,6 +21,7 @@ classified errors (``pipeline.errors``), raised ``from`` botocore's.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 from pipeline.aws import AwsCalls
 from pipeline.errors import AwsError, AwsRequestError, NotFoundError
 from pipeline.iot import thing_group_state
+from pipeline.policyrewrite import canonical_document
+from pipeline.security import canonical_pem
 from reconcile.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
@@ -195,7 +198,89 @@ class Inventory:
             except NotFoundError:
                 continue
 
+    def certificates(self) -> Iterator[dict[str, Any]]:
+        """Every certificate, described: ``name`` (its id), ``status``, ``pem`` (canonical)
+        and ``things``: ``[{"thing", "exclusive"}]`` attached to it (ListPrincipalThingsV2;
+        ``exclusive`` None where the type is not reported). A certificate deleted between the
+        listing and its describe is skipped."""
+        listed = self._paginate_marker(
+            "ListCertificates", self._client.list_certificates, "certificates", {}
+        )
+        for entry in listed:
+            cert_id = entry["certificateId"]
+            try:
+                described = self._aws(
+                    "DescribeCertificate", self._client.describe_certificate, certificateId=cert_id
+                )["certificateDescription"]
+                things = [
+                    {
+                        "thing": raw["thingName"],
+                        "exclusive": _exclusive(raw.get("thingPrincipalType")),
+                    }
+                    for raw in self._paginate(
+                        "ListPrincipalThingsV2",
+                        self._client.list_principal_things_v2,
+                        "principalThingObjects",
+                        {"principal": described["certificateArn"]},
+                    )
+                ]
+            except NotFoundError:
+                continue
+            yield {
+                "name": cert_id,
+                "status": described["status"],
+                "pem": canonical_pem(described["certificatePem"]),
+                "things": things,
+            }
+
+    def policies(self) -> Iterator[dict[str, Any]]:
+        """Every policy: ``name``, ``document`` (the default version's, canonical JSON) and
+        ``targets``: ``cert/<id>`` and ``thinggroup/<name>`` (other principals are not
+        replicated). A policy deleted meanwhile is skipped."""
+        listed = self._paginate_marker("ListPolicies", self._client.list_policies, "policies", {})
+        for entry in listed:
+            name = entry["policyName"]
+            try:
+                policy = self._aws("GetPolicy", self._client.get_policy, policyName=name)
+                targets = [
+                    target
+                    for arn in self._paginate_marker(
+                        "ListTargetsForPolicy",
+                        self._client.list_targets_for_policy,
+                        "targets",
+                        {"policyName": name},
+                    )
+                    if (target := policy_target_of(str(arn))) is not None
+                ]
+            except NotFoundError:
+                continue
+            yield {
+                "name": name,
+                "document": canonical_document(policy["policyDocument"]),
+                "targets": targets,
+            }
+
     # -- plumbing -------------------------------------------------------------------------
+
+    def _paginate_marker(
+        self,
+        operation: str,
+        method: Callable[..., Any],
+        result_key: str,
+        params: dict[str, Any],
+    ) -> Iterator[Any]:
+        """Every item of a ``marker``/``nextMarker`` listing (ListCertificates, ListPolicies,
+        ListTargetsForPolicy: botocore's IoT model)."""
+        marker: str | None = None
+        while True:
+            request = dict(params, pageSize=self._page_size)
+            if marker:
+                request["marker"] = marker
+            page = self._aws(operation, method, **request)
+            yield from page.get(result_key) or []
+            marker = page.get("nextMarker")
+            if not marker:
+                return
 
     def _paginate(
         self,
@@ -237,6 +322,23 @@ class Inventory:
             token = page.get("nextToken")
             if not token:
                 return
+
+
+_CERT_ARN = re.compile(r"arn:aws[a-z-]*:iot:[^:]+:[^:]+:cert/(?P<id>[0-9a-fA-F]{64})")
+_GROUP_ARN = re.compile(r"arn:aws[a-z-]*:iot:[^:]+:[^:]+:thinggroup/(?P<name>[^/]+)")
+
+
+def policy_target_of(arn: str) -> str | None:
+    """``cert/<id>`` or ``thinggroup/<name>`` for a policy target's ARN; None for others."""
+    if (cert := _CERT_ARN.fullmatch(arn)) is not None:
+        return f"cert/{cert['id'].lower()}"
+    if (group := _GROUP_ARN.fullmatch(arn)) is not None:
+        return f"thinggroup/{group['name']}"
+    return None
+
+
+def _exclusive(principal_type: Any) -> bool | None:
+    return None if principal_type is None else principal_type == "EXCLUSIVE_THING"
 
 
 def _item_name(item: dict[str, Any]) -> str:

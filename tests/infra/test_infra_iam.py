@@ -17,6 +17,8 @@ STAR_RESOURCE_ALLOWED: dict[str, str] = {
     "iot:ListThingTypes": "IoT list call without a resource type",
     "iot:ListThingGroups": "IoT list call without a resource type",
     "iot:ListBillingGroups": "IoT list call without a resource type",
+    "iot:ListCertificates": "IoT list call without a resource type",
+    "iot:ListPolicies": "IoT list call without a resource type",
     "cloudwatch:PutMetricData": "no resource type; narrowed by the cloudwatch:namespace condition",
     "ecr:GetAuthorizationToken": "the registry token has no resource type",
     "logs:CreateLogDelivery": "vended-log delivery APIs have no resource type",
@@ -251,7 +253,7 @@ def test_reconcile_job_policy(templates: dict[str, Any]) -> None:
     # GIVEN the snapshot's IoT calls  THEN all are granted, and none writes: reconciliation
     # only emits corrective events (the destination's replicator and pending task write)
     assert _reconcile_iot_operations() <= iot_granted
-    writes = {a for a in iot_granted if not a.startswith(("iot:List", "iot:Describe"))}
+    writes = {a for a in iot_granted if not a.startswith(("iot:List", "iot:Describe", "iot:Get"))}
     assert writes == set()
     reads = statements["RegistryReadsBothRegions"]
     regions = {re.search(r":iot:([^:]+):", r["Fn::Sub"])[1] for r in reads["Resource"]}  # type: ignore[index]
