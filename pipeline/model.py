@@ -149,7 +149,6 @@ ENTITIES: dict[EntityKind, EntitySpec] = {
             # the destination's copy has its ARNs rewritten (pipeline.policyrewrite).
             fields={"document": "high"},
             noun=("policy", "policies"),
-            alias="policy",
         ),
         EntitySpec(
             EntityKind.THING_PRINCIPAL,

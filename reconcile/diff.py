@@ -21,6 +21,7 @@ dynamic groups are never compared: each region's index computes them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +35,7 @@ import pyarrow.compute as pc
 
 from pipeline.errors import PermanentError
 from pipeline.model import ENTITIES, ENTITY_ORDER, KEY_SEPARATOR, EntityKind, split_membership_name
+from pipeline.policyrewrite import ArnMapping, rewrite_policy_document
 from reconcile.drift import Drift, DriftReport, changed_severity
 from reconcile.ignore import IgnoreRules
 from reconcile.snapshot import (
@@ -329,6 +331,19 @@ def _dynamic_groups(snapshot: Snapshot) -> set[str]:
     return set(groups.loc[groups["query"].notna(), "name"].astype(str))
 
 
+def _policies_as_written(source: Snapshot, destination_region: str) -> Snapshot:
+    """``source`` with each policy document's ARNs rewritten for ``destination_region``."""
+    if source.policies.empty or source.region == destination_region:
+        return source
+    mapping = ArnMapping.for_pair(source.region, destination_region)
+    frame = source.policies.copy()
+    frame["document"] = [
+        None if pd.isna(doc) else rewrite_policy_document(str(doc), mapping).document
+        for doc in frame["document"]
+    ]
+    return dataclasses.replace(source, policies=frame)
+
+
 def diff_snapshots(
     source: Snapshot,
     destination: Snapshot,
@@ -361,11 +376,15 @@ def diff_snapshots(
 
     drifts: list[Drift] = []
     counts: dict[str, int] = {}
+    # A policy's copy names the destination's region (pipeline.policyrewrite): the source's
+    # documents are compared as the replicator writes them. Fingerprints stay the source's.
+    as_written = _policies_as_written(source, destination.region)
     for kind in ENTITY_ORDER:
         if kind is EntityKind.MEMBERSHIP:
             continue
         table, columns = ENTITIES[kind].frame, ENTITIES[kind].state_fields
-        src = _side(source, table, shard(source, table), ("name",), columns)
+        side = as_written if kind is EntityKind.POLICY else source
+        src = _side(side, table, shard(side, table), ("name",), columns)
         dst = _side(destination, table, shard(destination, table), ("name",), columns)
         counts[kind.value] = len(src.rows)
         drifts.extend(_diff_entities(kind, src, dst))

@@ -30,11 +30,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.cloudtrail import policy_target_name, thing_principal_name
 from pipeline.errors import PermanentError
 from pipeline.model import ENTITIES, EntityKind
 from reconcile.inventory import PAGE_SIZE, Inventory
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2  # 2: certificates, policies and their attachments
 MANIFEST = "snapshot.json"
 
 # Column name -> pandas dtype, per table (``EntitySpec.frame``: its key columns, its state
@@ -66,6 +67,12 @@ SCHEMAS: dict[str, dict[str, str]] = {
     },
     "billing_groups": {"name": "string", "description": "string"},
     "memberships": {"thing": "string", "group": "string"},
+    # The security side: pair-named links (``<thing>#<cert id>``, ``<policy>#<target>``) are
+    # named kinds, diffed by the generic code.
+    "certificates": {"name": "string", "status": "string", "pem": "string"},
+    "policies": {"name": "string", "document": "string"},
+    "thing_principals": {"name": "string", "exclusive": "boolean"},
+    "policy_targets": {"name": "string"},
 }
 SORT_KEYS: dict[str, list[str]] = {spec.frame: list(spec.frame_key) for spec in ENTITIES.values()}
 # Columns holding canonical JSON, decoded by ``desired_fields``.
@@ -123,6 +130,10 @@ class Snapshot:
     thing_groups: pd.DataFrame
     billing_groups: pd.DataFrame
     memberships: pd.DataFrame
+    certificates: pd.DataFrame
+    policies: pd.DataFrame
+    thing_principals: pd.DataFrame
+    policy_targets: pd.DataFrame
 
     def __post_init__(self) -> None:
         for table in SCHEMAS:
@@ -141,6 +152,10 @@ class Snapshot:
         thing_groups: Iterable[Mapping[str, Any]] = (),
         billing_groups: Iterable[Mapping[str, Any]] = (),
         memberships: Iterable[Mapping[str, Any]] = (),
+        certificates: Iterable[Mapping[str, Any]] = (),
+        policies: Iterable[Mapping[str, Any]] = (),
+        thing_principals: Iterable[Mapping[str, Any]] = (),
+        policy_targets: Iterable[Mapping[str, Any]] = (),
     ) -> Snapshot:
         """A snapshot from dicts holding plain values (``attributes`` as a dict, ``query`` as a
         dict or None, ``searchable_attributes`` as a list); omitted fields default to empty."""
@@ -199,6 +214,21 @@ class Snapshot:
             memberships=_frame(
                 "memberships", [{"thing": r["thing"], "group": r["group"]} for r in memberships]
             ),
+            certificates=_frame(
+                "certificates",
+                [
+                    {"name": r["name"], "status": r.get("status"), "pem": r.get("pem")}
+                    for r in certificates
+                ],
+            ),
+            policies=_frame(
+                "policies", [{"name": r["name"], "document": r.get("document")} for r in policies]
+            ),
+            thing_principals=_frame(
+                "thing_principals",
+                [{"name": r["name"], "exclusive": r.get("exclusive")} for r in thing_principals],
+            ),
+            policy_targets=_frame("policy_targets", [{"name": r["name"]} for r in policy_targets]),
         )
 
     # -- identity ---------------------------------------------------------------------------
@@ -364,6 +394,12 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "DescribeBillingGroup",
         "ListThingsInBillingGroup",
     ),
+    # Certificates, each described, then the things attached to it; policies, each read, then
+    # their targets. The links are families of their own, fed by their parent's listing.
+    EntityKind.CERTIFICATE.value: ("ListCertificates", "DescribeCertificate"),
+    EntityKind.THING_PRINCIPAL.value: ("ListPrincipalThingsV2",),
+    EntityKind.POLICY.value: ("ListPolicies", "GetPolicy"),
+    EntityKind.POLICY_TARGET.value: ("ListTargetsForPolicy",),
 }
 # Threads listing group members at once: the member API allows 25 calls/s, which one thread at
 # a typical 50-100 ms per call would fall short of. Billing groups are few, so fewer threads.
@@ -574,7 +610,11 @@ def take_snapshot(
             types_job = tracker.submit(families, listing, types_f, inventory.thing_types())
             groups_job = tracker.submit(families, groups_and_members, members)
             billing_job = tracker.submit(families, billing, links_pool)
-            jobs: list[Future[Any]] = [things_job, types_job, groups_job, billing_job]
+            security = [
+                tracker.submit(families, listing_pair, tracker, inventory)
+                for listing_pair in (_certificates_and_principals, _policies_and_targets)
+            ]
+            jobs: list[Future[Any]] = [things_job, types_job, groups_job, billing_job, *security]
             wait(jobs)
             if groups_job.exception() is None:
                 wait(groups_job.result()[1])
@@ -584,6 +624,9 @@ def take_snapshot(
             memberships_raw = [link for future in member_lists for link in future.result()]
             tracker.finish(members_f)
             billing_groups, billing_links = billing_job.result()
+            (certificates, thing_principals), (policies, policy_targets) = (
+                job.result() for job in security
+            )
         except BaseException:
             tracker.stop.set()  # the other listings end at their next item
             raise
@@ -597,7 +640,51 @@ def take_snapshot(
         billing_groups=billing_groups,
         billing_links=billing_links,
         memberships=memberships_raw,
+        certificates=certificates,
+        thing_principals=thing_principals,
+        policies=policies,
+        policy_targets=policy_targets,
     )
+
+
+# The security side's two families: each parent listing also yields its links, counted as a
+# family of their own once the parent is done.
+
+
+def _certificates_and_principals(
+    tracker: _Tracker, inventory: Inventory
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    certs: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    for cert in tracker.counted(EntityKind.CERTIFICATE.value, inventory.certificates()):
+        certs.append(cert)
+        links += [
+            {
+                "name": thing_principal_name(link["thing"], cert["name"]),
+                "thing": link["thing"],
+                "exclusive": link["exclusive"],
+            }
+            for link in cert["things"]
+        ]
+    tracker.finish(EntityKind.CERTIFICATE.value)
+    links = list(tracker.counted(EntityKind.THING_PRINCIPAL.value, iter(links)))
+    tracker.finish(EntityKind.THING_PRINCIPAL.value)
+    return certs, links
+
+
+def _policies_and_targets(
+    tracker: _Tracker, inventory: Inventory
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    policies = list(tracker.counted(EntityKind.POLICY.value, inventory.policies()))
+    tracker.finish(EntityKind.POLICY.value)
+    targets = [
+        {"name": policy_target_name(policy["name"], target)}
+        for policy in policies
+        for target in policy["targets"]
+    ]
+    targets = list(tracker.counted(EntityKind.POLICY_TARGET.value, iter(targets)))
+    tracker.finish(EntityKind.POLICY_TARGET.value)
+    return policies, targets
 
 
 def _assemble(
@@ -610,6 +697,10 @@ def _assemble(
     billing_groups: list[dict[str, Any]],
     billing_links: list[dict[str, str]],
     memberships: list[dict[str, str]],
+    certificates: list[dict[str, Any]],
+    thing_principals: list[dict[str, Any]],
+    policies: list[dict[str, Any]],
+    policy_targets: list[dict[str, Any]],
 ) -> Snapshot:
     """The snapshot from its listings: billing groups joined onto things; links that name a
     thing the listing did not return dropped (see ``take_snapshot``)."""
@@ -627,6 +718,10 @@ def _assemble(
         thing_groups=thing_groups,
         billing_groups=billing_groups,
         memberships=[link for link in memberships if link["thing"] in names],
+        certificates=certificates,
+        thing_principals=[link for link in thing_principals if link["thing"] in names],
+        policies=policies,
+        policy_targets=policy_targets,
     )
 
 
@@ -682,5 +777,14 @@ def desired_fields(kind: EntityKind, row: Mapping[str, Any] | pd.Series) -> dict
     if kind is EntityKind.BILLING_GROUP:
         return {"description": plain_value(row["description"])}
     if kind is EntityKind.MEMBERSHIP:
+        return {}
+    if kind is EntityKind.CERTIFICATE:
+        return {"status": plain_value(row["status"]), "pem": plain_value(row["pem"])}
+    if kind is EntityKind.POLICY:
+        return {"document": plain_value(row["document"])}
+    if kind is EntityKind.THING_PRINCIPAL:
+        # Where the listing reports no type (moto), the default (NON_EXCLUSIVE_THING).
+        return {"exclusive": bool(plain_value(row["exclusive"]) or False)}
+    if kind is EntityKind.POLICY_TARGET:
         return {}
     raise ValueError(f"unknown entity kind {kind!r}")

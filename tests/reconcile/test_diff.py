@@ -137,6 +137,10 @@ def test_every_seeded_difference_is_found_once_and_explained(
         "billing_group": 2,
         "thing": 4,
         "membership": 3,
+        "certificate": 0,
+        "policy": 0,
+        "thing_principal": 0,
+        "policy_target": 0,
     }
     assert not report.in_sync
 
@@ -270,7 +274,18 @@ def test_empty_snapshots_are_in_sync() -> None:
     report = diff_snapshots(Snapshot.from_records(SRC, 1), Snapshot.from_records(DST, 1))
     assert report.in_sync
     assert report.counts == dict.fromkeys(
-        ["thing_type", "thing_group", "billing_group", "thing", "membership"], 0
+        [
+            "thing_type",
+            "thing_group",
+            "billing_group",
+            "thing",
+            "membership",
+            "certificate",
+            "policy",
+            "thing_principal",
+            "policy_target",
+        ],
+        0,
     )
 
 

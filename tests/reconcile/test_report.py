@@ -69,6 +69,10 @@ def test_json_follows_the_contract() -> None:
         "thing_group",
         "billing_group",
         "membership",
+        "certificate",
+        "policy",
+        "thing_principal",
+        "policy_target",
     }
     by_name = {d["name"]: d for d in document["drifts"]}
     assert by_name["t1"] == {

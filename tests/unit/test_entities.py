@@ -44,6 +44,10 @@ def test_derived_names_follow_the_table() -> None:
         EntityKind.BILLING_GROUP,
         EntityKind.THING,
         EntityKind.MEMBERSHIP,
+        EntityKind.CERTIFICATE,
+        EntityKind.POLICY,
+        EntityKind.THING_PRINCIPAL,
+        EntityKind.POLICY_TARGET,
     )
     assert [ENTITIES[kind].rank for kind in ENTITY_ORDER] == sorted(
         spec.rank for spec in ENTITIES.values()

@@ -1,0 +1,156 @@
+"""Reconciliation of certificates, policies and their attachments: the diff and the plan with
+their guards (pure), and a whole run on moto in two regions (snapshot both, diff, plan, emit,
+converge): what the streaming path never delivered is repaired, and a run after it is in sync."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from pipeline.events import corrective_event
+from pipeline.model import EntityKind
+from reconcile.diff import diff_snapshots
+from reconcile.emit import corrective_changes
+from reconcile.plan import Guards, build_plan
+from reconcile.snapshot import Snapshot
+from sandbox.certificates import self_signed_pem
+from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
+
+CERT = "c" * 64
+OTHER = "d" * 64
+PEM = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"
+DOC = '{"Statement":[],"Version":"2012-10-17"}'
+NOW = 1_796_119_205_000
+
+
+def snapshots(
+    source: dict[str, list[dict[str, Any]]], target: dict[str, list[dict[str, Any]]]
+) -> tuple[Snapshot, Snapshot]:
+    return Snapshot.from_records(SRC, NOW, **source), Snapshot.from_records(DST, NOW, **target)
+
+
+def test_an_active_copy_of_a_revoked_certificate_is_high_severity() -> None:
+    source, target = snapshots(
+        {"certificates": [{"name": CERT, "status": "REVOKED", "pem": PEM}]},
+        {"certificates": [{"name": CERT, "status": "ACTIVE", "pem": PEM}]},
+    )
+    (drift,) = diff_snapshots(source, target).drifts
+    assert (drift.entity, drift.kind, drift.severity) == (
+        EntityKind.CERTIFICATE,
+        "changed",
+        "high",
+    )
+    assert drift.details == {"status": {"source": "REVOKED", "target": "ACTIVE"}}
+
+
+def test_a_destination_only_certificate_is_reported_not_removed_by_default() -> None:
+    source, target = snapshots(
+        {"things": [{"name": "t"}]},
+        {
+            "things": [{"name": "t"}],
+            "certificates": [{"name": OTHER, "status": "ACTIVE", "pem": PEM}],
+            "policies": [{"name": "p", "document": DOC}],
+        },
+    )
+    report = diff_snapshots(source, target)
+    assert {(d.entity, d.kind) for d in report.drifts} == {
+        (EntityKind.CERTIFICATE, "extra"),
+        (EntityKind.POLICY, "extra"),
+    }
+    guarded = build_plan(report, source, target, Guards(), now=NOW)
+    assert guarded.actions == () or list(guarded.actions) == []
+    assert {(s.entity, s.name) for s in guarded.skipped} == {
+        (EntityKind.CERTIFICATE, OTHER),
+        (EntityKind.POLICY, "p"),
+    }
+    allowed = build_plan(report, source, target, Guards(allow_deletes=True), now=NOW)
+    assert {(a.op, a.entity, a.name) for a in allowed.actions} == {
+        ("delete", EntityKind.CERTIFICATE, OTHER),
+        ("delete", EntityKind.POLICY, "p"),
+    }
+
+
+def test_missing_entities_are_planned_in_dependency_order_with_their_state() -> None:
+    source, target = snapshots(
+        {
+            "things": [{"name": "t"}],
+            "certificates": [{"name": CERT, "status": "ACTIVE", "pem": PEM}],
+            "policies": [{"name": "p", "document": DOC}],
+            "thing_principals": [{"name": f"t#{CERT}", "exclusive": True}],
+            "policy_targets": [{"name": f"p#cert/{CERT}"}],
+        },
+        {"things": [{"name": "t"}]},
+    )
+    report = diff_snapshots(source, target)
+    plan = build_plan(report, source, target, Guards(), now=NOW)
+    assert [a.entity for a in plan.actions] == [
+        EntityKind.CERTIFICATE,
+        EntityKind.POLICY,
+        EntityKind.THING_PRINCIPAL,
+        EntityKind.POLICY_TARGET,
+    ]
+    state = {a.entity: a.fields for a in plan.actions}
+    assert state[EntityKind.CERTIFICATE] == {"status": "ACTIVE", "pem": PEM}
+    assert state[EntityKind.THING_PRINCIPAL] == {"exclusive": True}
+    # Each becomes a corrective event persist accepts (names and fields validated).
+    for change in corrective_changes(plan, SRC, sync="s"):
+        assert corrective_event(change)["name"] == change.name
+
+
+# --- a whole run on moto ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def pipeline(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalPipeline]:
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    monkeypatch.setenv("AWS_REGION", DST)
+    monkeypatch.setenv("STATE_TABLE", TABLE)
+    with mock_aws(config={"iot": {"use_valid_cert": True}}):
+        yield LocalPipeline()
+
+
+def test_reconciliation_repairs_what_the_stream_never_delivered(pipeline: LocalPipeline) -> None:
+    # GIVEN a device, its certificate, a policy and their attachments in the source only (as if
+    # CloudTrail had delivered none of the calls)
+    src, dst = pipeline.source, pipeline.destination
+    src.create_thing(thingName="device-1")
+    cert = src.register_certificate_without_ca(certificatePem=self_signed_pem(), status="ACTIVE")
+    document = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "iot:Publish",
+                    "Resource": f"arn:aws:iot:{SRC}:123456789012:topic/t",
+                }
+            ],
+        }
+    )
+    src.create_policy(policyName="device", policyDocument=document)
+    src.attach_policy(policyName="device", target=cert["certificateArn"])
+    src.attach_thing_principal(thingName="device-1", principal=cert["certificateArn"])
+    # WHEN reconciliation runs and the pipeline converges the destination
+    pipeline.reconcile()
+    pipeline.converge_fully()
+    # THEN the destination has them all
+    copy = dst.describe_certificate(certificateId=cert["certificateId"])["certificateDescription"]
+    assert copy["status"] == "ACTIVE"
+    assert f"arn:aws:iot:{DST}:" in dst.get_policy(policyName="device")["policyDocument"]
+    assert dst.list_targets_for_policy(policyName="device")["targets"] == [copy["certificateArn"]]
+    assert dst.list_thing_principals(thingName="device-1")["principals"] == [copy["certificateArn"]]
+    # AND a revocation the stream lost is repaired by the next run, which then finds no drift
+    src.update_certificate(certificateId=cert["certificateId"], newStatus="REVOKED")
+    report = pipeline.audit()
+    assert [(d.entity, d.kind, d.severity) for d in report.drifts] == [
+        (EntityKind.CERTIFICATE, "changed", "high")
+    ]
+    pipeline.reconcile()
+    pipeline.converge_fully()
+    status = dst.describe_certificate(certificateId=cert["certificateId"])
+    assert status["certificateDescription"]["status"] == "REVOKED"
+    assert pipeline.audit().in_sync
