@@ -31,6 +31,14 @@ DEFAULT_QUOTAS: dict[str, float] = {
     "ListBillingGroups": 10,  # L-BB923BC2
     "DescribeBillingGroup": 100,  # L-23DF46E7
     "ListThingsInBillingGroup": 25,  # L-E8797DCC
+    # [assumption] The security side's calls: no figure read for them here; paced at the
+    # 10 TPS of IoT's list calls above (conservative: a slower snapshot, never a throttled one).
+    "ListCertificates": 10,
+    "DescribeCertificate": 10,
+    "ListPrincipalThingsV2": 10,
+    "ListPolicies": 10,
+    "GetPolicy": 10,
+    "ListTargetsForPolicy": 10,
 }
 
 

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -130,10 +130,11 @@ class Snapshot:
     thing_groups: pd.DataFrame
     billing_groups: pd.DataFrame
     memberships: pd.DataFrame
-    certificates: pd.DataFrame
-    policies: pd.DataFrame
-    thing_principals: pd.DataFrame
-    policy_targets: pd.DataFrame
+    # Optional for callers that build frames themselves (benchmarks): empty by default.
+    certificates: pd.DataFrame = field(default_factory=lambda: empty_frame("certificates"))
+    policies: pd.DataFrame = field(default_factory=lambda: empty_frame("policies"))
+    thing_principals: pd.DataFrame = field(default_factory=lambda: empty_frame("thing_principals"))
+    policy_targets: pd.DataFrame = field(default_factory=lambda: empty_frame("policy_targets"))
 
     def __post_init__(self) -> None:
         for table in SCHEMAS:

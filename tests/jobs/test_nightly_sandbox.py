@@ -112,4 +112,4 @@ def test_the_run_publishes_emf_metrics(scenario: Scenario) -> None:
     assert totals["RunDuration"] > 0
     assert drift[("thing", "missing")] == 1
     assert drift[("membership", "missing")] == 1
-    assert len(drift) == 15  # every entity x kind, zeros included
+    assert len(drift) == 27  # every entity x kind (9 x 3), zeros included

@@ -170,6 +170,8 @@ def test_api_calls_are_bounded_by_pages(source_iot: Any, seed: Seed, snapshot_of
         "ListThings": math.ceil(7 / 3),
         "ListThingsInBillingGroup": 1,
         "ListThingsInThingGroup": 3,  # one page each (moto does not page this call)
+        "ListCertificates": 1,  # none to describe
+        "ListPolicies": 1,
     }
 
 
@@ -190,6 +192,10 @@ def test_progress_reports_final_counts(source_iot: Any, seed: Seed, snapshot_of:
         EntityKind.BILLING_GROUP.value: 1,
         EntityKind.THING.value: 4,
         EntityKind.MEMBERSHIP.value: 3,
+        EntityKind.CERTIFICATE.value: 0,
+        EntityKind.THING_PRINCIPAL.value: 0,
+        EntityKind.POLICY.value: 0,
+        EntityKind.POLICY_TARGET.value: 0,
     }
     assert final[EntityKind.THING.value].calls == inventory.calls["ListThings"] == 1
     assert all(status.region == SRC and status.eta_seconds == 0.0 for status in final.values())
