@@ -31,14 +31,13 @@ from __future__ import annotations
 import base64
 import re
 import textwrap
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from pipeline.aws import classify_client_error
-from pipeline.errors import AwsServiceError, NotFoundError, PermanentError
+from pipeline.aws import AwsCalls
+from pipeline.errors import NotFoundError, PermanentError
 from pipeline.policyrewrite import ArnMapping, canonical_document, rewrite_policy_document
 
 MAX_POLICY_VERSIONS = 5
@@ -212,7 +211,11 @@ class IotSecurity:
 
     def __init__(self, iot_client: Any) -> None:
         self._iot = iot_client
-        self.calls: dict[str, int] = {}
+        self._aws = AwsCalls()
+
+    @property
+    def calls(self) -> Counter[str]:
+        return self._aws.counts
 
     # reads
     def describe_certificate(self, cert_id: str) -> dict[str, Any] | None:
@@ -324,7 +327,7 @@ class IotSecurity:
             else:
                 self._call(call.op, method, **call.params)
 
-    # plumbing (the project's one wrapper replaces these once it lands: pipeline.aws)
+    # plumbing: every call through the project's one wrapper (pipeline.aws.AwsCalls)
     def _pages(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
         """Every page of a list call, in either of IoT's two paging styles (botocore model):
         ``maxResults``/``nextToken`` or ``pageSize``/``marker`` -> ``nextMarker``."""
@@ -342,19 +345,10 @@ class IotSecurity:
                 return
 
     def _maybe(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> Any:
-        try:
-            return self._call(operation, method, **kwargs)
-        except NotFoundError:
-            return None
+        return self._aws.maybe(operation, method, **kwargs)
 
     def _call(self, operation: str, method: Callable[..., Any], **kwargs: Any) -> Any:
-        self.calls[operation] = self.calls.get(operation, 0) + 1
-        try:
-            return method(**kwargs)
-        except ClientError as error:
-            raise classify_client_error(operation, error) from error
-        except BotoCoreError as error:
-            raise AwsServiceError(f"{operation} failed: {error}") from error
+        return self._aws(operation, method, **kwargs)
 
 
 def _snake(operation: str) -> str:
