@@ -132,6 +132,18 @@ WAIT_REFUSALS: tuple[tuple[str, str, str, str], ...] = (
         "https://github.com/aws/aws-connected-device-framework/issues/76 (detaching is "
         "asynchronous)",
     ),
+    # The converger detaches a policy's targets (and a certificate's policies and things) just
+    # before deleting it, and a detach takes effect later: "it can take up to five minutes after
+    # a policy is detached before it's ready to be deleted" (AWS IoT API Reference,
+    # DeletePolicy). Any message: [assumption] AWS's text for these conflicts is not public.
+    ("DeletePolicy", "DeleteConflictException", "", "AWS IoT API Reference, DeletePolicy"),
+    (
+        "DeleteCertificate",
+        "DeleteConflictException",
+        "",
+        "AWS IoT API Reference, DeleteCertificate (a thing or policy still attached); detaching "
+        "is asynchronous as for DeleteThing above",
+    ),
 )
 
 

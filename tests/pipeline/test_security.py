@@ -10,9 +10,12 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from pipeline.aws import classify_client_error
 from pipeline.cloudtrail import certificate_id_from_pem
+from pipeline.errors import AwsWaitError
 from pipeline.policyrewrite import ArnMapping
 from pipeline.security import (
     Call,
@@ -218,3 +221,17 @@ def test_policy_attachments_and_deletes_on_moto(regions: tuple[Any, Any]) -> Non
     # THEN both are gone
     assert dst.describe_certificate(cert["certificateId"]) is None
     assert dst.get_policy("p") is None
+
+
+@pytest.mark.parametrize("operation", ["DeletePolicy", "DeleteCertificate"])
+def test_a_delete_refused_right_after_its_detach_is_a_wait(operation: str) -> None:
+    # AWS: up to five minutes after a detach before the delete is allowed (DeletePolicy).
+    error = ClientError(
+        {
+            "Error": {"Code": "DeleteConflictException", "Message": "attached"},
+            "ResponseMetadata": {"HTTPStatusCode": 409},
+        },
+        operation,
+    )
+    assert isinstance(classify_client_error(operation, error), AwsWaitError)
+    assert not isinstance(classify_client_error("AttachPolicy", error), AwsWaitError)
