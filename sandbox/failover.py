@@ -211,8 +211,8 @@ class _Story:
             f"{primary} -> {dr}": self.cli.audit(primary, dr).exit_code,
         }
         state = "identical" if self.result.clean else "NOT identical"
-        codes = sorted(set(self.result.audits.values()))
-        self.step(f"6. audits in both directions exit {codes}: the registries are {state}")
+        codes = ", ".join(f"{pair} exit {code}" for pair, code in self.result.audits.items())
+        self.step(f"6. final audits: {codes}; the registries are {state}")
 
 
 def seed_fleet(iot: Any, count: int) -> list[str]:
