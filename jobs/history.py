@@ -136,9 +136,13 @@ def drift_over_time(index: pd.DataFrame) -> pd.DataFrame:
 
 
 def drift_by_entity_over_time(index: pd.DataFrame) -> pd.DataFrame:
-    """Drift per observed run summed over drift kinds, one column per entity."""
+    """Drift per observed run summed over drift kinds, one column per entity, in dependency
+    order (the reports' order; a kind the code no longer knows last)."""
     per_kind = drift_over_time(index).drop(columns=["run_id", "total"])
-    entities = sorted({c.split(".", 1)[0] for c in per_kind.columns})
+    order = {e.value: i for i, e in enumerate(ENTITY_ORDER)}
+    entities = sorted(
+        {c.split(".", 1)[0] for c in per_kind.columns}, key=lambda e: (order.get(e, len(order)), e)
+    )
     return pd.DataFrame(
         {
             e: per_kind[[c for c in per_kind.columns if c.startswith(e + ".")]].sum(axis=1)

@@ -238,3 +238,44 @@ def test_a_run_id_picks_that_run_and_an_unknown_one_is_refused() -> None:
     assert choose_run(_index(3, 0), "r1")[0]["run_id"] == "r1"
     with pytest.raises(NoRunsError, match="no run 'r9'"):
         choose_run(_index(3, 0), "r9")
+
+
+def test_drift_per_run_lists_entities_in_dependency_order_certificates_included() -> None:
+    # The trends notebook stacks a bar per entity: things before their certificates, the
+    # certificates before the attachments that name them (not alphabetically).
+    counts = {
+        "certificate.changed": 1,
+        "policy_target.missing": 2,
+        "thing.missing": 1,
+        "billing_group.missing": 0,
+        "thing_principal.missing": 1,
+        "policy.missing": 1,
+    }
+    index = index_frame(
+        [
+            RunRecord(
+                run_id="r0",
+                prefix="runs/r0/",
+                status="completed",
+                started_at_ms=0,
+                finished_at_ms=60_000,
+                source_region="us-east-1",
+                target_region="eu-west-1",
+                diffed=True,
+                drift=counts,
+                drift_total=6,
+            )
+        ]
+    )
+
+    by_entity = history.drift_by_entity_over_time(index)
+
+    assert list(by_entity.columns) == [
+        "billing_group",
+        "thing",
+        "certificate",
+        "policy",
+        "thing_principal",
+        "policy_target",
+    ]
+    assert by_entity["certificate"].tolist() == [1]
