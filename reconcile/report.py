@@ -39,7 +39,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.errors import PermanentError
-from pipeline.model import EntityKind
+from pipeline.model import KEY_SEPARATOR, EntityKind
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, LOSS_POINTS, Drift, DriftReport
 from reconcile.explain import FIXES
 from reconcile.rootcause import Cause, by_root_cause
@@ -225,12 +225,19 @@ def _cause_rows(causes: list[Cause]) -> list[list[str]]:
 
 def _short_name(cause: Cause, dependent: Drift) -> str:
     """A dependent's name without what the phrase already says (a missing group's members are
-    listed by thing)."""
+    listed by thing, a missing certificate's attachments by thing or policy)."""
     if dependent.entity is EntityKind.MEMBERSHIP:
         if cause.drift.entity is EntityKind.THING_GROUP and dependent.thing:
             return dependent.thing
         if cause.drift.entity is EntityKind.THING and dependent.group:
             return dependent.group
+    if dependent.entity in (EntityKind.THING_PRINCIPAL, EntityKind.POLICY_TARGET):
+        # ``<thing>#<certificate id>``, ``<policy>#cert/<id>``: the half that is not the cause
+        first, _, second = dependent.name.partition(KEY_SEPARATOR)
+        if first == cause.drift.name:
+            return second
+        if second.rpartition("/")[2] == cause.drift.name:
+            return first
     return dependent.name
 
 

@@ -10,6 +10,9 @@ exist without, missing (or extra) the same way:
 - a membership's cause is its thing group's drift, else its thing's;
 - a thing's cause is its thing type's drift (the type a missing thing has in the source, or an
   extra thing has in the target).
+- a thing principal's (``<thing>#<certificate id>``) cause is its certificate's drift, else its
+  thing's;
+- a policy attachment's cause is its policy's drift, else its target's (certificate or group).
 
 Causes chain (a membership of a thing of a missing type), so dependents are attached to the
 *root*: the first drift up the chain that has no cause of its own. Nothing is dropped: every
@@ -22,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeline.model import ENTITIES, EntityKind
+from pipeline.model import ENTITIES, KEY_SEPARATOR, EntityKind
 from reconcile.drift import SEVERITY_RANK, Drift
 
 
@@ -61,6 +64,7 @@ def _type_of(drift: Drift) -> str | None:
 
 
 _Key = tuple[EntityKind, str, str]  # (entity, name, drift kind)
+_TARGET_KINDS = {"cert": EntityKind.CERTIFICATE, "thinggroup": EntityKind.THING_GROUP}
 
 
 def _cause_key(drift: Drift, present: set[_Key]) -> _Key | None:
@@ -72,6 +76,15 @@ def _cause_key(drift: Drift, present: set[_Key]) -> _Key | None:
         candidates = [(EntityKind.THING_GROUP, drift.group), (EntityKind.THING, drift.thing)]
     elif drift.entity is EntityKind.THING:
         candidates = [(EntityKind.THING_TYPE, _type_of(drift))]
+    elif drift.entity is EntityKind.THING_PRINCIPAL:  # ``<thing>#<certificate id>``
+        thing, _, certificate = drift.name.partition(KEY_SEPARATOR)
+        candidates = [(EntityKind.CERTIFICATE, certificate), (EntityKind.THING, thing)]
+    elif drift.entity is EntityKind.POLICY_TARGET:  # ``<policy>#cert/<id>``, ``#thinggroup/<g>``
+        policy, _, target = drift.name.partition(KEY_SEPARATOR)
+        target_kind, _, target_name = target.partition("/")
+        candidates = [(EntityKind.POLICY, policy)]
+        if target_kind in _TARGET_KINDS:
+            candidates.append((_TARGET_KINDS[target_kind], target_name))
     for entity, name in candidates:
         if name is not None and (entity, name, drift.kind) in present:
             return (entity, name, drift.kind)

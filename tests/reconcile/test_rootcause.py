@@ -82,3 +82,63 @@ def test_the_table_limit_counts_root_causes_and_says_how_many_drifts_are_left() 
 
     assert "floor-1" in text
     assert "… and 4 more" in text  # Gateway, its thing and membership, and the changed thing
+
+
+CERT, OTHER = "b" * 64, "a" * 64
+PEM = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"
+DOC = '{"Statement":[],"Version":"2012-10-17"}'
+
+
+def report_with_a_missing_certificate() -> DriftReport:
+    """A certificate missing in the target with its thing principal and policy attachment, a
+    policy missing with its attachment to a group, and a revoked certificate active there."""
+    source = Snapshot.from_records(
+        SRC,
+        1,
+        things=[{"name": "t2"}],
+        thing_groups=[{"name": "site"}],
+        certificates=[
+            {"name": CERT, "status": "ACTIVE", "pem": PEM},
+            {"name": OTHER, "status": "REVOKED", "pem": PEM},
+        ],
+        policies=[{"name": "device", "document": DOC}, {"name": "ops", "document": DOC}],
+        thing_principals=[{"name": f"t2#{CERT}", "exclusive": False}],
+        policy_targets=[{"name": f"device#cert/{CERT}"}, {"name": "ops#thinggroup/site"}],
+    )
+    target = Snapshot.from_records(
+        DST,
+        1,
+        things=[{"name": "t2"}],
+        thing_groups=[{"name": "site"}],
+        certificates=[{"name": OTHER, "status": "ACTIVE", "pem": PEM}],
+        policies=[{"name": "device", "document": DOC}],
+    )
+    return diff_snapshots(source, target, clock=lambda: 1)
+
+
+def test_a_missing_certificate_or_policy_explains_its_attachments() -> None:
+    report = report_with_a_missing_certificate()
+    causes = by_root_cause(report.drifts)
+
+    assert sum(c.explains for c in causes) == len(report.drifts) == 6
+    certificate = next(c for c in causes if c.drift.name == CERT)
+    assert certificate.consequences() == [
+        f"1 thing principal of the missing certificate {CERT}",
+        f"1 policy attachment of the missing certificate {CERT}",
+    ]
+    policy = next(c for c in causes if c.drift.name == "ops")
+    assert [d.name for d in policy.dependents] == ["ops#thinggroup/site"]
+    assert len(causes) == 3  # the certificate, the policy, the revoked certificate's status
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html"])
+def test_every_human_format_lists_certificate_drift_as_such(fmt: str) -> None:
+    text = render(report_with_a_missing_certificate(), fmt).replace("\\", "")
+
+    # the revocation that did not reach the target: a high certificate status row
+    row = next(line for line in text.splitlines() if "REVOKED" in line and OTHER in line)
+    assert all(word in row for word in ("high", "certificate", "changed", "status"))
+    # the attachments under the certificate, named by what the phrase does not say
+    assert "1 thing principal" in text and "1 policy attachment" in text
+    assert f"of the missing certificate {CERT}" in text
+    assert f"t2#{CERT}" not in text and f"device#cert/{CERT}" not in text
