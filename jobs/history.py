@@ -109,7 +109,8 @@ def item_history(index: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
 
 
 def time_to_repair_summary(episodes: pd.DataFrame) -> pd.DataFrame:
-    """Per entity and drift kind: repaired and open episodes, median and max time to repair."""
+    """Per entity and drift kind (dependency order, then missing, extra, changed): repaired and
+    open episodes, median and max time to repair."""
     columns = ["entity", "kind", "repaired", "open", "median_time_to_repair", "max_time_to_repair"]
     if episodes.empty:
         return pd.DataFrame({c: [] for c in columns})
@@ -121,7 +122,19 @@ def time_to_repair_summary(episodes: pd.DataFrame) -> pd.DataFrame:
         median_time_to_repair=("time_to_repair", "median"),
         max_time_to_repair=("time_to_repair", "max"),
     ).reset_index()
-    return summary.loc[:, columns]
+    ranks = summary["entity"].map(_entity_rank).tolist()
+    kinds = [
+        DRIFT_KINDS.index(k) if k in DRIFT_KINDS else len(DRIFT_KINDS) for k in summary["kind"]
+    ]
+    order = sorted(range(len(summary)), key=lambda i: (ranks[i], kinds[i]))
+    return summary.iloc[order].reset_index(drop=True).loc[:, columns]
+
+
+def _entity_rank(entity: str) -> tuple[int, str]:
+    """Where an entity sorts in tables and series: dependency order, as the reports list kinds
+    (an entity the code no longer knows last)."""
+    order = [e.value for e in ENTITY_ORDER]
+    return (order.index(entity) if entity in order else len(order), entity)
 
 
 def drift_over_time(index: pd.DataFrame) -> pd.DataFrame:
@@ -139,10 +152,7 @@ def drift_by_entity_over_time(index: pd.DataFrame) -> pd.DataFrame:
     """Drift per observed run summed over drift kinds, one column per entity, in dependency
     order (the reports' order; a kind the code no longer knows last)."""
     per_kind = drift_over_time(index).drop(columns=["run_id", "total"])
-    order = {e.value: i for i, e in enumerate(ENTITY_ORDER)}
-    entities = sorted(
-        {c.split(".", 1)[0] for c in per_kind.columns}, key=lambda e: (order.get(e, len(order)), e)
-    )
+    entities = sorted({c.split(".", 1)[0] for c in per_kind.columns}, key=_entity_rank)
     return pd.DataFrame(
         {
             e: per_kind[[c for c in per_kind.columns if c.startswith(e + ".")]].sum(axis=1)

@@ -279,3 +279,22 @@ def test_drift_per_run_lists_entities_in_dependency_order_certificates_included(
         "policy_target",
     ]
     assert by_entity["certificate"].tolist() == [1]
+
+
+def test_time_to_repair_lists_entities_in_dependency_order() -> None:
+    index = index_of(("r0", True), ("r1", True))
+    items = items_of(
+        ("r0", "certificate", "c" * 64, "changed"),
+        ("r0", "policy_target", "p#cert/" + "c" * 64, "missing"),
+        ("r0", "thing", "t", "missing"),
+        ("r0", "certificate", "d" * 64, "missing"),
+    )
+
+    summary = history.time_to_repair_summary(history.drift_episodes(index, items))
+
+    assert list(zip(summary["entity"], summary["kind"], strict=True)) == [
+        ("thing", "missing"),
+        ("certificate", "missing"),
+        ("certificate", "changed"),
+        ("policy_target", "missing"),
+    ]
