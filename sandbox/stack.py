@@ -319,6 +319,12 @@ class Sandbox:
     def invocation_errors(self) -> list[emulation.InvocationError]:
         return self._emulation.invocation_errors
 
+    @property
+    def refusals(self) -> Counter[str]:
+        """The emulated AWS's refusals met so far, by ``REFUSALS`` key (e.g. a DeletePolicy
+        right after a detach), so tests can show a retry path really ran."""
+        return self._emulation.refusals
+
     def failure_reasons(self) -> list[str]:
         """Why work did not get through, one line each, for a test's assertion message: the
         persist failure queue (each message is the event with the error Step Functions caught),

@@ -21,13 +21,16 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moto.iot.exceptions import CertificateStateException
 from moto.iot.models import IoTBackend
 
 from sandbox.emulation.patches import _PATCHES, JsonDict, _Installed
-from sandbox.emulation.refusals import REFUSALS
+from sandbox.emulation.refusals import POLICY_DELETE_AFTER_DETACH_SECONDS, REFUSALS, refuse
+
+if TYPE_CHECKING:
+    from sandbox.emulation.registry import RegistryEmulation
 
 # Response fields the emulation passes on (never keys or PEMs of created certificates).
 _KEPT_RESPONSE_FIELDS = ("certificateId", "certificateArn", "policyName", "policyVersionId")
@@ -110,14 +113,20 @@ def _publishing(
     (``build(result, *args, **kwargs)`` gives its request and response parameters)."""
 
     def method(self: IoTBackend, *args: Any, **kwargs: Any) -> Any:
+        emulation = _Installed.emulation
         if name == "update_certificate":
             _refuse_unrevoking(self, *args, **kwargs)
+        if name == "delete_policy" and emulation is not None:
+            _refuse_just_detached(emulation, self.region_name, *args, **kwargs)
         _depth.value = _calling() + 1
         try:
             result = _PATCHES.original(IoTBackend, name)(self, *args, **kwargs)
         finally:
             _depth.value = _calling() - 1
-        emulation = _Installed.emulation
+        if emulation is not None and name in _DETACHING_POLICY:
+            emulation.policy_detached(self.region_name, _DETACHING_POLICY[name](*args, **kwargs))
+        if emulation is not None and name == "delete_policy":
+            emulation.policy_deleted(self.region_name, *args, **kwargs)
         if emulation is not None and _calling() == 0:
             request, response = build(result, *args, **kwargs)
             event = cloudtrail_event(
@@ -151,6 +160,26 @@ def _refuse_unrevoking(self: IoTBackend, certificate_id: str, new_status: str) -
             REFUSALS["update_revoked_certificate"].message.format(name=certificate_id),
             certificate_id,
         )
+
+
+def _refuse_just_detached(emulation: RegistryEmulation, region: str, policy_name: str) -> None:
+    """DeletePolicy is refused for a while after a detach (``REFUSALS``; moto deletes at once):
+    AWS, "up to five minutes"; the emulation, ``POLICY_DELETE_AFTER_DETACH_SECONDS`` of its
+    clock."""
+    since = emulation.seconds_since_policy_detach(region, policy_name)
+    if since is not None and since < POLICY_DELETE_AFTER_DETACH_SECONDS:
+        raise refuse(
+            "delete_policy_just_detached",
+            name=policy_name,
+            seconds=POLICY_DELETE_AFTER_DETACH_SECONDS,
+        )
+
+
+# The calls that detach a policy from a target: the policy's name from their arguments.
+_DETACHING_POLICY: dict[str, Callable[..., str]] = {
+    "detach_policy": lambda policy_name, target: policy_name,
+    "detach_principal_policy": lambda policy_name, principal_arn: policy_name,
+}
 
 
 CONTROL_PLANE_PATCHES: dict[str, Callable[..., Any]] = {

@@ -37,7 +37,7 @@ MOTO_GAPS = (
     "AddThingToThingGroup refuses a second group under the same parent (moto: allows it); "
     "[assumption] groups sharing only a deeper ancestor are allowed",
     "[assumption] the text of these refusals where REFUSALS says message_seen=False; their "
-    "code (InvalidRequestException) is the API reference's",
+    "code is the API reference's (REFUSALS.code)",
     "Describe/UpdateEventConfigurations keep each region's event configuration and registry "
     "events are published only for enabled types (moto: not implemented). The sandbox starts "
     "with the six registry types enabled, as if `iot-crr enable-events` had run in each region",
@@ -57,6 +57,10 @@ MOTO_GAPS = (
     "[assumption] which response fields CloudTrail keeps for IoT calls",
     "UpdateCertificate refuses to change a REVOKED certificate's status with "
     "CertificateStateException (moto: allows it)",
+    "DeletePolicy refuses, with DeleteConflictException, a policy a target was detached from "
+    "less than POLICY_DELETE_AFTER_DETACH_SECONDS (5 s) ago on the injectable clock (moto: deletes "
+    "at once; AWS: 'up to five minutes'). [assumption] 5 s is one instance of AWS's range, "
+    "chosen so tests exercise the retry without waiting; and the refusal's text",
 )
 
 

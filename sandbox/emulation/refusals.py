@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from moto.iot.exceptions import InvalidRequestException
+from moto.iot.exceptions import DeleteConflictException, InvalidRequestException
+
+from sandbox.emulation.patches import _Installed
 
 
 @dataclass(frozen=True)
@@ -102,15 +104,39 @@ REFUSALS: dict[str, Refusal] = {
         "(CertificateStateException, 'The certificate operation is not allowed')",
         message_seen=False,
     ),
+    "delete_policy_just_detached": Refusal(
+        "DeletePolicy",
+        "DeleteConflictException",
+        "The policy cannot be deleted yet: a target was detached from it less than "
+        "{seconds} seconds ago (name={name})",
+        "AWS IoT API Reference, DeletePolicy ('Because of the distributed nature of AWS, it can "
+        "take up to five minutes after a policy is detached before it's ready to be deleted'; "
+        "errors: DeleteConflictException): https://docs.aws.amazon.com/iot/latest/apireference/"
+        "API_DeletePolicy.html; DetachPolicy says the same",
+        message_seen=False,
+    ),
 }
 
 
-def refuse(key: str, **values: Any) -> InvalidRequestException:
-    """The exception for one of ``REFUSALS`` (all are InvalidRequestException today)."""
+_EXCEPTIONS = {
+    "InvalidRequestException": InvalidRequestException,
+    "DeleteConflictException": DeleteConflictException,
+}
+
+
+def refuse(key: str, **values: Any) -> InvalidRequestException | DeleteConflictException:
+    """The exception for one of ``REFUSALS`` (by AWS's error code), counted in the installed
+    emulation's ``refusals``."""
     refusal = REFUSALS[key]
-    assert refusal.code == "InvalidRequestException", refusal
-    return InvalidRequestException(refusal.message.format(**values))
+    if _Installed.emulation is not None:
+        _Installed.emulation.refusals[key] += 1
+    return _EXCEPTIONS[refusal.code](refusal.message.format(**values))
 
 
 UNTYPED_MAX_ATTRIBUTES = 3
 THING_TYPE_DELETE_WAIT_SECONDS = 300
+POLICY_DELETE_AFTER_DETACH_SECONDS = 5
+"""[assumption] How long after a detach the emulation refuses DeletePolicy. AWS documents "up to
+five minutes", i.e. any delay in [0, 300] seconds; the sandbox takes one instance of that range,
+a few seconds of its clock, so the converger's retry is exercised without tests waiting minutes
+(tests move the clock on: ``Sandbox.advance_clock``)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -121,6 +121,8 @@ class RegistryEmulation:
         self._outboxes: dict[str, Outbox] = {}
         self._event_configurations: dict[str, dict[str, bool]] = {}
         self.invocation_errors: list[InvocationError] = []
+        self.refusals: Counter[str] = Counter()  # REFUSALS keys met, so tests can see them
+        self._policy_detached_at: dict[tuple[str, str], float] = {}
 
     def outbox(self, region: str) -> Outbox:
         with self._lock:
@@ -130,7 +132,9 @@ class RegistryEmulation:
         with self._lock:
             self._outboxes.clear()
             self._event_configurations.clear()
+            self._policy_detached_at.clear()
         self.invocation_errors.clear()
+        self.refusals.clear()
 
     def now(self) -> float:
         """Epoch seconds: the injected clock plus whatever ``advance`` added."""
@@ -140,6 +144,22 @@ class RegistryEmulation:
         """Move this emulation's clock on (AWS's waits, e.g. 5 minutes after deprecation)."""
         with self._lock:
             self._offset += seconds
+
+    def policy_detached(self, region: str, policy_name: str) -> None:
+        """Record that a target was detached from the policy now (DeletePolicy waits on it)."""
+        with self._lock:
+            self._policy_detached_at[(region, policy_name)] = self.now()
+
+    def seconds_since_policy_detach(self, region: str, policy_name: str) -> float | None:
+        """Seconds on this clock since the policy's last detach; None if never detached (or
+        deleted since)."""
+        with self._lock:
+            detached_at = self._policy_detached_at.get((region, policy_name))
+        return None if detached_at is None else self.now() - detached_at
+
+    def policy_deleted(self, region: str, policy_name: str) -> None:
+        with self._lock:
+            self._policy_detached_at.pop((region, policy_name), None)
 
     def event_configuration(self, region: str) -> dict[str, bool]:
         """Event type -> enabled in ``region`` (every type AWS lists; see MOTO_GAPS for the

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from botocore.exceptions import ClientError
 
 from pipeline.cloudtrail import certificate_id_from_pem
 from sandbox.certificates import self_signed_pem
+from sandbox.emulation.refusals import POLICY_DELETE_AFTER_DETACH_SECONDS
 from sandbox.stack import Sandbox
 
 from .conftest import DESTINATION, SOURCE
@@ -83,3 +85,36 @@ def test_the_sandbox_refuses_to_unrevoke_as_aws_does(sandbox: Sandbox) -> None:
         assert error.response["Error"]["Code"] == "CertificateStateException"
     else:
         raise AssertionError("a revoked certificate was reactivated")
+
+
+def test_a_policy_deleted_after_its_detach_converges_through_the_refusal(sandbox: Sandbox) -> None:
+    # AWS refuses DeletePolicy for up to five minutes after a detach (AWS IoT API Reference,
+    # DeletePolicy); the sandbox does so for POLICY_DELETE_AFTER_DETACH_SECONDS of its clock.
+    src, dst = sandbox.iot(SOURCE), sandbox.iot(DESTINATION)
+    cert = src.register_certificate_without_ca(certificatePem=self_signed_pem(), status="ACTIVE")
+    src.create_policy(policyName="device", policyDocument=policy_document(SOURCE, "telemetry"))
+    src.attach_policy(policyName="device", target=cert["certificateArn"])
+    sandbox.drain(timeout=120)
+    assert dst.list_targets_for_policy(policyName="device")["targets"]
+    # GIVEN the policy detached and, once the source allows it, deleted in the source
+    src.detach_policy(policyName="device", target=cert["certificateArn"])
+    sandbox.advance_clock(POLICY_DELETE_AFTER_DETACH_SECONDS)
+    src.delete_policy(policyName="device")
+    refused_before = sandbox.refusals["delete_policy_just_detached"]
+    # WHEN the pipeline runs until the destination has refused the converger's delete (right
+    # after its detach) ...
+    first = sandbox.pump_round()
+    rounds = [first]
+    while sandbox.refusals["delete_policy_just_detached"] == refused_before and len(rounds) < 5:
+        rounds.append(sandbox.pump_round())
+    assert sandbox.refusals["delete_policy_just_detached"] > refused_before, rounds
+    assert dst.get_policy(policyName="device")  # refused: still there
+    # ... and the destination's clock passes the window
+    sandbox.advance_clock(POLICY_DELETE_AFTER_DETACH_SECONDS)
+    report = sandbox.drain(timeout=120)
+    # THEN the replicator's retry deleted it; nothing went to the on-failure destination
+    assert sum(r.batch_item_failures for r in rounds) >= 1
+    assert report.failed_batches == 0 and not any(r.failed_batches for r in rounds)
+    with pytest.raises(ClientError) as gone:
+        dst.get_policy(policyName="device")
+    assert gone.value.response["Error"]["Code"] == "ResourceNotFoundException"

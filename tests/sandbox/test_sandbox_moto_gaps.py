@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from sandbox.certificates import self_signed_pem
 from sandbox.emulation import wait_for_executions
+from sandbox.emulation.refusals import POLICY_DELETE_AFTER_DETACH_SECONDS
 from sandbox.stack import Sandbox
 
 SOURCE = "us-east-1"
@@ -188,6 +190,31 @@ def test_aws_delete_thing_type_requires_deprecation_and_no_things(box: Sandbox) 
     assert _code(too_soon) == "InvalidRequestException"
     assert "Please wait for 5 minutes after deprecation" in str(too_soon.value)
     assert iot.list_thing_types()["thingTypes"] == []
+
+
+def test_aws_delete_policy_is_refused_for_a_while_after_a_detach(box: Sandbox) -> None:
+    # AWS IoT API Reference, DeletePolicy: "up to five minutes after a policy is detached".
+    iot = box.iot(SOURCE)
+    document = json.dumps({"Version": "2012-10-17", "Statement": []})
+    cert = iot.register_certificate_without_ca(certificatePem=self_signed_pem(), status="ACTIVE")
+    iot.create_policy(policyName="never-attached", policyDocument=document)
+    iot.create_policy(policyName="p", policyDocument=document)
+    iot.attach_policy(policyName="p", target=cert["certificateArn"])
+    iot.detach_policy(policyName="p", target=cert["certificateArn"])
+    # WHEN the detached policy is deleted at once, and again once the window has passed
+    with pytest.raises(ClientError) as too_soon:
+        iot.delete_policy(policyName="p")
+    box.advance_clock(POLICY_DELETE_AFTER_DETACH_SECONDS - 1)
+    with pytest.raises(ClientError) as still_too_soon:
+        iot.delete_policy(policyName="p")
+    box.advance_clock(1)
+    iot.delete_policy(policyName="p")
+    iot.delete_policy(policyName="never-attached")  # no detach: nothing to wait for
+    # THEN AWS's code, the refusal counted by the emulation, and both policies gone
+    assert _code(too_soon) == _code(still_too_soon) == "DeleteConflictException"
+    assert too_soon.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    assert box.refusals["delete_policy_just_detached"] == 2
+    assert iot.list_policies()["policies"] == []
 
 
 # -- Step Functions (sandbox.emulation.stepfunctions) ------------------------------------------
