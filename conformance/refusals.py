@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from conformance.run import Scope
 
 TYPE_DEPRECATION_SECONDS = 300
+POLICY_DETACH_SECONDS = 300  # AWS IoT API Reference, DeletePolicy: "up to five minutes"
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,33 @@ def update_revoked_certificate(iot: Any, ctx: Context) -> Answer:
     return answer
 
 
+def delete_policy_just_detached(iot: Any, ctx: Context) -> Answer:
+    """DeletePolicy right after its only target was detached (AWS IoT API Reference,
+    DeletePolicy: "it can take up to five minutes after a policy is detached before it's ready
+    to be deleted"). AWS's delay is "up to": an account may accept at once, which the recorded
+    answer then says."""
+    name = ctx.scope("probe-detached-policy")
+    document = '{"Version": "2012-10-17", "Statement": []}'
+    iot.create_policy(policyName=name, policyDocument=document, tags=ctx.scope.tags)
+    certificate = iot.create_keys_and_certificate(setAsActive=False)  # its key is dropped here
+    iot.attach_policy(policyName=name, target=certificate["certificateArn"])
+    iot.detach_policy(policyName=name, target=certificate["certificateArn"])
+    answer = _answer(lambda: iot.delete_policy(policyName=name), ctx.scope)
+    # Neither carries a prefix the cleanup finds: delete both here, once AWS lets us.
+    if not answer.accepted:
+        ctx.let_time_pass(POLICY_DETACH_SECONDS)
+        ctx.wait_until(
+            f"{name} deletable",
+            lambda: (
+                _answer(lambda: iot.delete_policy(policyName=name), ctx.scope).code
+                in (None, "ResourceNotFoundException")
+            ),
+            2 * POLICY_DETACH_SECONDS,
+        )
+    iot.delete_certificate(certificateId=certificate["certificateId"])
+    return answer
+
+
 @dataclass(frozen=True)
 class Probe:
     name: str
@@ -185,5 +213,6 @@ PROBES = (
     Probe("sibling_thing_groups", "AddThingToThingGroup", sibling_thing_groups),
     Probe("delete_thing_with_principals", "DeleteThing", delete_thing_with_principals),
     Probe("update_revoked_certificate", "UpdateCertificate", update_revoked_certificate),
+    Probe("delete_policy_just_detached", "DeletePolicy", delete_policy_just_detached),
 )
 PROBES_BY_NAME = {probe.name: probe for probe in PROBES}
