@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,11 +151,15 @@ class Converger:
         type_delete_delay_seconds: int = 300,
         wall_clock: Callable[[], float] = time.time,
         security: IotSecurity | None = None,
+        policy_account_map: Mapping[str, str] | None = None,
     ) -> None:
         self.iot = iot
         # Certificates, policies and their attachments (pipeline.convergesecurity).
         self.security = SecurityConverger(
-            security or IotSecurity(iot.client), region, self.converge_key
+            security or IotSecurity(iot.client),
+            region,
+            self.converge_key,
+            account_map=policy_account_map,
         )
         self.table = table
         self.region = region
@@ -644,6 +648,7 @@ def build_converger(
     type_delete_delay_seconds: int,
     wall_clock: Callable[[], float] = time.time,
     client: ClientFactory | None = None,
+    policy_account_map: Mapping[str, str] | None = None,
 ) -> Converger:
     """The converger of ``region``'s registry to ``table_name`` (that region's replica), its
     clients made by ``client`` (``pipeline.aws.client``, looked up at call time, by default):
@@ -657,4 +662,5 @@ def build_converger(
         clock=clock,
         type_delete_delay_seconds=type_delete_delay_seconds,
         wall_clock=wall_clock,
+        policy_account_map=policy_account_map,
     )

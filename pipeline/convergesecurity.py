@@ -7,19 +7,23 @@ certificate and the thing of an attachment, the policy and its target) are conve
 the local table through ``ensure``, the converger's ``converge_key``.
 
 The destination copy of a policy gets the origin region's ARNs rewritten to the destination's
-(``pipeline.policyrewrite``; the mapping is the item's origin region -> this region; accounts are
-the same one in a single-account deployment).
+(``pipeline.policyrewrite``; the mapping is the item's origin region -> this region, and the
+configured account map, ``POLICY_ACCOUNT_MAP``, empty in a single-account deployment). Each
+policy written is reported: one log line with its rewrites and foreign ARNs, and counts the
+replicator emits as metrics once per invocation (``take_rewrite_counts``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from aws_lambda_powertools import Logger
 
 from pipeline.cloudtrail import split_pair
 from pipeline.errors import NotFoundError, RetryableError
 from pipeline.model import EntityKind, Item
-from pipeline.policyrewrite import ArnMapping
+from pipeline.policyrewrite import ArnMapping, RewriteResult, rewrite_policy_document
 from pipeline.security import (
     IotSecurity,
     certificate_calls,
@@ -27,6 +31,8 @@ from pipeline.security import (
     policy_target_calls,
     thing_principal_calls,
 )
+
+logger = Logger(service="iot-crr-replicator")
 
 Outcome = tuple[str, str]  # (action, detail), as pipeline.converge.Result
 
@@ -41,10 +47,21 @@ class SecurityConverger:
         security: IotSecurity,
         region: str,
         ensure: Callable[[EntityKind, str], Any],
+        *,
+        account_map: Mapping[str, str] | None = None,
     ) -> None:
         self.security = security
         self.region = region
         self.ensure = ensure
+        self.account_map = dict(account_map or {})
+        self._rewritten = 0  # ARNs rewritten in the policies written since the last take
+        self._foreign = 0
+
+    def take_rewrite_counts(self) -> tuple[int, int]:
+        """ARNs rewritten and foreign ARNs in the policy documents written since the last call."""
+        counts = (self._rewritten, self._foreign)
+        self._rewritten = self._foreign = 0
+        return counts
 
     def converge(self, item: Item) -> Outcome:
         handler = {
@@ -64,11 +81,33 @@ class SecurityConverger:
         return _outcome(calls, item)
 
     def _policy(self, item: Item) -> Outcome:
-        mapping = ArnMapping.for_pair(item.origin_region, self.region)
+        mapping = ArnMapping(regions={item.origin_region: self.region}, accounts=self.account_map)
+        desired = None if item.deleted else item.state
         actual = self.security.get_policy(item.name)
-        calls = policy_calls(item.name, None if item.deleted else item.state, actual, mapping)
+        calls = policy_calls(item.name, desired, actual, mapping)
         self.security.apply(calls)
-        return _outcome(calls, item)
+        action, detail = _outcome(calls, item)
+        if desired is None or "document" not in desired:
+            return (action, detail)
+        rewrite = rewrite_policy_document(desired["document"], mapping)
+        if calls:
+            self._report(item.name, rewrite)
+        return (action, f"{detail}; {len(rewrite.rewrites)} ARN(s) rewritten")
+
+    def _report(self, policy: str, rewrite: RewriteResult) -> None:
+        self._rewritten += len(rewrite.rewrites)
+        self._foreign += len(rewrite.foreign)
+        logger.info(
+            "policy written with its ARNs rewritten",
+            extra={
+                "policy": policy,
+                "rewritten": len(rewrite.rewrites),
+                "rewrites": [
+                    {"path": r.path, "before": r.before, "after": r.after} for r in rewrite.rewrites
+                ],
+                "foreign": list(rewrite.foreign),
+            },
+        )
 
     def _thing_principal(self, item: Item) -> Outcome:
         thing, cert_id = split_pair(item.name)

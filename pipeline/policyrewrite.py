@@ -111,6 +111,25 @@ def parse_mapping(text: str) -> dict[str, str]:
     return mapping
 
 
+# The replicator's setting and the reconciliation's option: the destination account of each source
+# account, e.g. "111111111111=222222222222" (regions are not configured: each item's origin region
+# maps to the region it is replicated to).
+ACCOUNT_MAP_VARIABLE = "POLICY_ACCOUNT_MAP"
+
+
+def parse_account_map(text: str) -> dict[str, str]:
+    """``ACCOUNT_MAP_VARIABLE``'s value (``parse_mapping``'s syntax, accounts only) -> a dict."""
+    pairs = parse_mapping(text)
+    for source in pairs:
+        if not _ACCOUNT.fullmatch(source):
+            raise EventValidationError(
+                "mapping",
+                f"{source} is a region: only accounts are configured, each policy's origin "
+                "region maps to the destination's",
+            )
+    return pairs
+
+
 def mapping_from_pairs(pairs: Mapping[str, str]) -> ArnMapping:
     """An ``ArnMapping`` from ``parse_mapping``'s output (regions and accounts told apart)."""
     regions = {k: v for k, v in pairs.items() if _REGION.fullmatch(k)}

@@ -32,6 +32,10 @@ from pipeline.statetable import item_from_image
 
 logger = Logger(service="iot-crr-replicator")
 metrics = Metrics(namespace="IotRegistryCrr", service="replicator")
+# ARNs of the policy documents written in an invocation that were rewritten for the destination,
+# and those naming a region or account no mapping mentions (pipeline.policyrewrite).
+POLICY_ARNS_REWRITTEN_METRIC = "PolicyArnsRewritten"
+POLICY_FOREIGN_ARNS_METRIC = "PolicyForeignArns"
 
 
 class Replicator:
@@ -103,6 +107,7 @@ def build_replicator(settings: Settings, *, clock: Callable[[], float] = time.ti
         settings.state_table,
         clock=clock,
         type_delete_delay_seconds=settings.type_delete_delay_seconds,
+        policy_account_map=settings.policy_account_map,
     )
     sqs = aws.client("sqs", settings.region) if settings.failure_queue_url else None
     return Replicator(
@@ -144,6 +149,10 @@ def handle_batch(replicator: Replicator, event: dict[str, Any], context: Any) ->
     metrics.add_metric(
         name="PermanentFailures", unit=MetricUnit.Count, value=actions.count("failed-permanently")
     )
+    rewritten, foreign = replicator.converger.security.take_rewrite_counts()
+    metrics.add_metric(name=POLICY_ARNS_REWRITTEN_METRIC, unit=MetricUnit.Count, value=rewritten)
+    if foreign:
+        metrics.add_metric(name=POLICY_FOREIGN_ARNS_METRIC, unit=MetricUnit.Count, value=foreign)
     metrics.add_metric(
         name="RetryableFailures",
         unit=MetricUnit.Count,

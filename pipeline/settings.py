@@ -7,9 +7,11 @@ own environment, and tests change it between calls.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from pipeline.errors import PermanentError
+from pipeline.errors import EventValidationError, PermanentError
+from pipeline.policyrewrite import ACCOUNT_MAP_VARIABLE, parse_account_map
 
 
 class SettingsError(PermanentError):
@@ -22,6 +24,8 @@ class Settings:
     state_table: str
     type_delete_delay_seconds: int = 300
     failure_queue_url: str | None = None
+    # Source account -> destination account, for the ARNs of replicated policy documents.
+    policy_account_map: Mapping[str, str] = field(default_factory=dict)
 
 
 def load_settings() -> Settings:
@@ -36,9 +40,15 @@ def load_settings() -> Settings:
         delay_seconds = int(delay)
     except ValueError as error:
         raise SettingsError(f"TYPE_DELETE_DELAY_SECONDS={delay!r} is not a whole number") from error
+    account_map = os.environ.get(ACCOUNT_MAP_VARIABLE, "")
+    try:
+        policy_account_map = parse_account_map(account_map)
+    except EventValidationError as error:
+        raise SettingsError(f"{ACCOUNT_MAP_VARIABLE}={account_map!r}: {error.reason}") from error
     return Settings(
         region=region,
         state_table=table,
         type_delete_delay_seconds=delay_seconds,
         failure_queue_url=os.environ.get("FAILURE_QUEUE_URL") or None,
+        policy_account_map=policy_account_map,
     )

@@ -112,6 +112,7 @@ class LocalPipeline:
         clock: FakeClock | None = None,
         create_table: bool = True,
         max_retry_attempts: int = MAX_RETRY_ATTEMPTS,
+        policy_account_map: Mapping[str, str] | None = None,
     ) -> None:
         self.source_region = source_region
         self.destination_region = destination_region
@@ -131,6 +132,7 @@ class LocalPipeline:
             clock=self.clock,
             type_delete_delay_seconds=TYPE_DELETE_DELAY_SECONDS,
             client=client,
+            policy_account_map=policy_account_map,
         )
         self.table = self.converger.table
         self.registry = self.converger.iot

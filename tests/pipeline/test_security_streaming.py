@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from pipeline import persist
+from pipeline import persist, replicate
 from pipeline.cloudtrail import ControlChange, parse_cloudtrail_event
 from pipeline.control import control_change
 from pipeline.errors import EventValidationError
@@ -26,6 +26,7 @@ from sandbox.certificates import self_signed_pem
 from sandbox.emulation.controlplane import cloudtrail_event
 from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
 from tests.pipeline.conftest import fixture_event
+from tests.pipeline.test_persist import emf_values
 
 T0 = 1_796_119_205  # epoch seconds
 THING = "MyThing"  # the documented THING_EVENT fixture's thing
@@ -49,8 +50,8 @@ def document(region: str, topic: str = "telemetry") -> str:
 class Harness(LocalPipeline):
     """The in-process pipeline plus what a real account adds: CloudTrail events of the calls."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self.origin = IotSecurity(self.source)
         self.dst = IotSecurity(self.destination)
         self.events: list[dict[str, Any]] = []
@@ -98,6 +99,48 @@ def h(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harnes
         harness.source.create_thing(thingName=THING)
         harness.persist_event(fixture_event("thing_event"))
         yield harness
+
+
+def test_a_policy_is_written_with_regions_and_accounts_mapped_and_reported(
+    aws_credentials: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    source_arn = f"arn:aws:iot:{SRC}:123456789012:topic/telemetry"
+    third = "arn:aws:iot:ap-south-1:123456789012:topic/elsewhere"
+    policy = json.loads(document(SRC))
+    policy["Statement"][0]["Resource"] = [source_arn, third]
+    with mock_aws():
+        # GIVEN a replicator configured with the destination account of the source's
+        h = Harness(policy_account_map={"123456789012": "210987654321"})
+        # WHEN a policy naming the source region and account (and a third region) is created
+        h.call(
+            "CreatePolicy", {"policyName": "device", "policyDocument": json.dumps(policy)}, at=T0
+        )
+        h.flush()
+        # THEN the destination's copy names the destination region and account
+        copy = h.dst.get_policy("device")
+        assert copy is not None
+        resources = json.loads(copy["document"])["Statement"][0]["Resource"]
+        assert resources == [
+            f"arn:aws:iot:{DST}:210987654321:topic/telemetry",
+            "arn:aws:iot:ap-south-1:210987654321:topic/elsewhere",
+        ]
+    # AND one log line names the policy, what was rewritten and the foreign ARN
+    out = capsys.readouterr().out
+    lines = [r.__dict__ for r in caplog.records if getattr(r, "policy", None) == "device"]
+    assert [(line["rewritten"], line["foreign"]) for line in lines] == [(2, [third])]
+    assert lines[0]["rewrites"][0] == {
+        "path": "Statement[0].Resource[0]",
+        "before": source_arn,
+        "after": resources[0],
+    }
+    # AND the invocation's metrics count them
+    assert sum(emf_values(out, replicate.POLICY_ARNS_REWRITTEN_METRIC)) == 2
+    assert sum(emf_values(out, replicate.POLICY_FOREIGN_ARNS_METRIC)) == 1
 
 
 def provision(h: Harness) -> tuple[str, str]:
