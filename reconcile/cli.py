@@ -24,8 +24,9 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline import aws
-from pipeline.errors import CrrError
+from pipeline.errors import CrrError, EventValidationError
 from pipeline.eventconfig import enable_events_command
+from pipeline.policyrewrite import ACCOUNT_MAP_VARIABLE, parse_account_map
 from pipeline.statetable import StateTable
 from reconcile.console import EXIT_DRIFT, EXIT_ERROR, EXIT_IN_SYNC
 from reconcile.diff import diff_snapshots
@@ -225,8 +226,29 @@ ignore_options = _compose(
     ),
 )
 
+
+def _account_map(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, str]:
+    try:
+        return parse_account_map(value or "")
+    except EventValidationError as error:
+        raise click.BadParameter(error.reason) from error
+
+
+# The replicator's setting of the same name: policies are diffed as the replicator writes them.
+policy_account_option = click.option(
+    "--policy-account-map",
+    "policy_accounts",
+    envvar=ACCOUNT_MAP_VARIABLE,
+    show_envvar=True,
+    callback=_account_map,
+    metavar="SRC=DST,...",
+    help="Source account -> destination account in policy ARNs (12-digit accounts), as the "
+    "replicator's setting of the same variable.",
+)
+
 audit_options = _compose(
     region_options,
+    policy_account_option,
     quiet_option,
     click.option(
         "--from-snapshots",
@@ -580,6 +602,7 @@ def _reconciler(
         guards=guards,
         clock=factory.clock,
         failback=_failback(factory, opts),
+        policy_accounts=opts.get("policy_accounts") or {},
     )
 
 
@@ -635,7 +658,14 @@ def _table_vs_target(factory: Factory, state_table: str, opts: dict[str, Any]) -
     with factory.watching(opts["quiet"]) as progress:
         destination = factory.snapshotter(progress)(destination_region)
     rules = _ignore_rules(opts)
-    return table_vs_target(diff_snapshots(table, destination, ignore=rules, clock=factory.clock))
+    report = diff_snapshots(
+        table,
+        destination,
+        ignore=rules,
+        clock=factory.clock,
+        policy_accounts=opts.get("policy_accounts") or {},
+    )
+    return table_vs_target(report)
 
 
 def _regions(opts: dict[str, Any]) -> tuple[str, str]:

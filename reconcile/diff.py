@@ -331,11 +331,14 @@ def _dynamic_groups(snapshot: Snapshot) -> set[str]:
     return set(groups.loc[groups["query"].notna(), "name"].astype(str))
 
 
-def _policies_as_written(source: Snapshot, destination_region: str) -> Snapshot:
-    """``source`` with each policy document's ARNs rewritten for ``destination_region``."""
-    if source.policies.empty or source.region == destination_region:
+def _policies_as_written(
+    source: Snapshot, destination_region: str, accounts: Mapping[str, str]
+) -> Snapshot:
+    """``source`` with each policy document's ARNs rewritten for ``destination_region`` (and
+    ``accounts``, the replicator's ``POLICY_ACCOUNT_MAP``)."""
+    if source.policies.empty or (source.region == destination_region and not accounts):
         return source
-    mapping = ArnMapping.for_pair(source.region, destination_region)
+    mapping = ArnMapping(regions={source.region: destination_region}, accounts=accounts)
     frame = source.policies.copy()
     frame["document"] = [
         None if pd.isna(doc) else rewrite_policy_document(str(doc), mapping).document
@@ -352,8 +355,12 @@ def diff_snapshots(
     buckets: int = 1,
     bucket_range: range | None = None,
     clock: Callable[[], int] = _now_ms,
+    policy_accounts: Mapping[str, str] | None = None,
 ) -> DriftReport:
     """Every difference between ``source`` and ``destination`` (the region that should match it).
+
+    Policy documents are compared as the replicator writes them: the source's region, and its
+    accounts as ``policy_accounts`` maps them, rewritten to the destination's.
 
     With ``bucket_range`` only names whose ``bucket_of(name, buckets)`` falls in the range are
     diffed (and counted); ``merge_reports`` of shards covering every bucket equals the
@@ -378,7 +385,7 @@ def diff_snapshots(
     counts: dict[str, int] = {}
     # A policy's copy names the destination's region (pipeline.policyrewrite): the source's
     # documents are compared as the replicator writes them. Fingerprints stay the source's.
-    as_written = _policies_as_written(source, destination.region)
+    as_written = _policies_as_written(source, destination.region, policy_accounts or {})
     for kind in ENTITY_ORDER:
         if kind is EntityKind.MEMBERSHIP:
             continue

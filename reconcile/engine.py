@@ -19,7 +19,7 @@ docs/design.md, "Reconciliation").
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -96,6 +96,8 @@ class Reconciler:
     emitter: Emitter = field(default_factory=DryRunEmitter)
     clock: Clock = _now_ms
     failback: Failback | None = None  # hold the target's unreplicated changes (failback)
+    # Source -> destination accounts of policy ARNs, as the replicator's POLICY_ACCOUNT_MAP.
+    policy_accounts: Mapping[str, str] = field(default_factory=dict)
 
     def snapshots(self, source_region: str, destination_region: str) -> tuple[Snapshot, Snapshot]:
         """Both regions' snapshots, read at once, source first."""
@@ -120,6 +122,7 @@ class Reconciler:
             buckets=buckets,
             bucket_range=bucket_range,
             clock=self.clock,
+            policy_accounts=self.policy_accounts,
         )
         if self.failback is not None and report.drifts:
             table = self.failback.table(source.region)

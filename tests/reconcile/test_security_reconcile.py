@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from moto import mock_aws
 
 from pipeline.events import corrective_event
 from pipeline.model import EntityKind
+from pipeline.policyrewrite import canonical_document
+from reconcile.cli import main
 from reconcile.diff import diff_snapshots
 from reconcile.emit import corrective_changes
 from reconcile.plan import Guards, build_plan
@@ -154,3 +158,44 @@ def test_reconciliation_repairs_what_the_stream_never_delivered(pipeline: LocalP
     status = dst.describe_certificate(certificateId=cert["certificateId"])
     assert status["certificateDescription"]["status"] == "REVOKED"
     assert pipeline.audit().in_sync
+
+
+def _policy(region: str, account: str) -> dict[str, Any]:
+    resource = f"arn:aws:iot:{region}:{account}:topic/telemetry"
+    document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": resource}]}
+    # Snapshots hold documents canonical (pipeline.policyrewrite.canonical_document).
+    return {"name": "p", "document": canonical_document(json.dumps(document))}
+
+
+def policy_snapshots() -> tuple[Snapshot, Snapshot]:
+    """The source's policy, and its copy written for another region in another account."""
+    return snapshots(
+        {"policies": [_policy(SRC, "111111111111")]},
+        {"policies": [_policy(DST, "222222222222")]},
+    )
+
+
+def test_policies_are_compared_with_the_replicators_account_mapping() -> None:
+    source, target = policy_snapshots()
+    # Without the mapping, the copy's account is drift; with it, the copy is as written.
+    assert [d.kind for d in diff_snapshots(source, target).drifts] == ["changed"]
+    mapped = diff_snapshots(source, target, policy_accounts={"111111111111": "222222222222"})
+    assert mapped.drifts == ()
+
+
+def test_the_cli_takes_the_replicators_account_map(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("POLICY_ACCOUNT_MAP", raising=False)
+    for snapshot, name in zip(policy_snapshots(), ("src", "dst"), strict=True):
+        snapshot.save(tmp_path / name)
+    audit = ["audit", "--from-snapshots", str(tmp_path / "src"), str(tmp_path / "dst")]
+    assert CliRunner().invoke(main, audit).exit_code == 1
+    mapped = CliRunner().invoke(
+        main, audit, env={"POLICY_ACCOUNT_MAP": "111111111111=222222222222"}
+    )
+    assert mapped.exit_code == 0, mapped.output
+    # A bad map is a usage error naming the option
+    bad = CliRunner().invoke(main, [*audit, "--policy-account-map", "us-east-1=eu-west-1"])
+    assert bad.exit_code == 2
+    assert "--policy-account-map" in bad.output and "us-east-1 is a region" in bad.output
