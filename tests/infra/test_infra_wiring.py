@@ -28,6 +28,8 @@ EXPECTED_ENV = {
         "STATE_TABLE",
         "TYPE_DELETE_DELAY_SECONDS",
         "FAILURE_QUEUE_URL",
+        # pipeline.policyrewrite.ACCOUNT_MAP_VARIABLE: accounts in replicated policies' ARNs.
+        "POLICY_ACCOUNT_MAP",
     },
     "pipeline.pending.lambda_handler": {"STATE_TABLE"},
     "jobs.nightly.lambda_handler": {
@@ -157,6 +159,20 @@ def test_replicator_stream_mapping_settings(templates: dict[str, Any]) -> None:
 
 def test_replicator_gets_the_type_delete_delay_default(templates: dict[str, Any]) -> None:
     assert templates["destination"]["Parameters"]["TypeDeleteDelaySeconds"]["Default"] == 300
+
+
+def test_replicator_gets_the_policy_account_map_empty_by_default(
+    templates: dict[str, Any],
+) -> None:
+    parameter = templates["destination"]["Parameters"]["PolicyAccountMap"]
+    assert parameter["Default"] == ""
+    # The template's pattern accepts what the replicator's parser accepts, and refuses regions.
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch("") and pattern.fullmatch("111111111111=222222222222")
+    assert not pattern.fullmatch("us-east-1=eu-west-1")
+    function = _functions(templates)["pipeline.replicate.lambda_handler"]
+    variables = function["Environment"]["Variables"]
+    assert variables["POLICY_ACCOUNT_MAP"] == {"Ref": "PolicyAccountMap"}
 
 
 def test_pending_function_runs_every_five_minutes(templates: dict[str, Any]) -> None:
