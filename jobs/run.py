@@ -41,7 +41,8 @@ from jobs.artefacts import (
     write_run_record,
 )
 from pipeline.aws import ClientFactory
-from pipeline.errors import PermanentError
+from pipeline.errors import EventValidationError, PermanentError
+from pipeline.policyrewrite import ACCOUNT_MAP_VARIABLE, parse_account_map
 from pipeline.statetable import StateTable
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, DriftReport
 from reconcile.emit import DryRunEmitter, EmitResult, Emitter, Via, choose_emitter
@@ -98,6 +99,8 @@ class RunConfig:
     run_id: str | None = None  # None: the UTC date the run starts
     report_region: str | None = None  # the S3 client's region (default: the source region)
     ignore: IgnoreRules = field(default_factory=IgnoreRules)
+    # POLICY_ACCOUNT_MAP, as the replicator's: policies are diffed as the replicator writes them.
+    policy_accounts: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def emit_via(self) -> Via:
@@ -111,7 +114,8 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
     ``REPORT_LOCATION``. Optional: ``PERSIST_STATE_MACHINE_ARN`` (emit via Step Functions when
     set, else straight into the state table), ``MAX_CHANGES`` (whole number ≥ 0, 0 = no cap,
     default 1000), ``ALLOW_DELETES`` (true/false, default false), ``RUN_ID``, ``IGNORE_PATTERNS``
-    (ignore rules as in ``.iotdriftignore``, separated by ``;``); ``AWS_REGION``
+    (ignore rules as in ``.iotdriftignore``, separated by ``;``), ``POLICY_ACCOUNT_MAP`` (as the
+    replicator's, ``pipeline.policyrewrite.parse_account_map``); ``AWS_REGION``
     picks the S3 client's region for an ``s3://`` report location.
     """
     problems: dict[str, str] = {}
@@ -165,6 +169,12 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
     except IgnorePatternError as error:
         problems["IGNORE_PATTERNS"] = str(error)
 
+    policy_accounts: dict[str, str] = {}
+    try:
+        policy_accounts = parse_account_map(env.get(ACCOUNT_MAP_VARIABLE) or "")
+    except EventValidationError as error:
+        problems[ACCOUNT_MAP_VARIABLE] = error.reason
+
     if problems:
         raise ConfigError(problems)
     return RunConfig(
@@ -177,6 +187,7 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
         run_id=run_id,
         report_region=(env.get("AWS_REGION") or "").strip() or None,
         ignore=ignore,
+        policy_accounts=policy_accounts,
     )
 
 
@@ -222,6 +233,7 @@ def reconciler(
         guards=config.guards,
         emitter=emitter or DryRunEmitter(),
         clock=clock,
+        policy_accounts=config.policy_accounts,
     )
 
 

@@ -41,6 +41,7 @@ EXPECTED_ENV = {
         "MAX_CHANGES",
         "ALLOW_DELETES",
         "IGNORE_PATTERNS",
+        "POLICY_ACCOUNT_MAP",
         # jobs.runlock: the run lock's table (its ARN).
         "RUN_LOCK_TABLE",
     },

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobs.nightly import main
-from jobs.run import ConfigError, run_config_from_env
+from jobs.run import ConfigError, reconciler, run_config_from_env
 
 GOOD = {
     "SOURCE_REGION": "us-east-1",
@@ -37,6 +37,7 @@ def test_every_optional_variable_is_read() -> None:
         "RUN_ID": "backfill-1",
         "AWS_REGION": "eu-central-1",
         "IGNORE_PATTERNS": "thing:test-*; thing:*:attributes.lastSeen",
+        "POLICY_ACCOUNT_MAP": "111111111111=222222222222",
     }
 
     config = run_config_from_env(env)
@@ -48,6 +49,13 @@ def test_every_optional_variable_is_read() -> None:
     assert config.run_id == "backfill-1"
     assert config.report_region == "eu-central-1"
     assert config.ignore.patterns == ("thing:test-*", "thing:*:attributes.lastSeen")
+    assert config.policy_accounts == {"111111111111": "222222222222"}
+
+
+def test_the_jobs_engine_diffs_policies_with_the_account_map() -> None:
+    config = run_config_from_env({**GOOD, "POLICY_ACCOUNT_MAP": "111111111111=222222222222"})
+    engine = reconciler(config, lambda service, region: None, lambda: 0)
+    assert engine.policy_accounts == {"111111111111": "222222222222"}
 
 
 def test_a_local_directory_is_a_report_location() -> None:
@@ -73,6 +81,7 @@ def test_a_local_directory_is_a_report_location() -> None:
         ("ALLOW_DELETES", "maybe"),
         ("RUN_ID", "2026/01/01"),
         ("IGNORE_PATTERNS", "nonsense"),
+        ("POLICY_ACCOUNT_MAP", "us-east-1=eu-west-1"),
     ],
 )
 def test_each_bad_variable_is_named(variable: str, value: str | None) -> None:
