@@ -331,14 +331,29 @@ def _dynamic_groups(snapshot: Snapshot) -> set[str]:
     return set(groups.loc[groups["query"].notna(), "name"].astype(str))
 
 
+# A state-table snapshot is labelled where a region would be (``us-east-1 state table``); it
+# holds the documents as the source region wrote them, never rewritten.
+TABLE_LABEL_SUFFIX = " state table"
+
+
+def table_label(region: str) -> str:
+    """How the table appears in reports where a region would (``us-east-1 state table``)."""
+    return f"{region}{TABLE_LABEL_SUFFIX}"
+
+
 def _policies_as_written(
-    source: Snapshot, destination_region: str, accounts: Mapping[str, str]
+    source: Snapshot, destination_label: str, accounts: Mapping[str, str]
 ) -> Snapshot:
-    """``source`` with each policy document's ARNs rewritten for ``destination_region`` (and
-    ``accounts``, the replicator's ``POLICY_ACCOUNT_MAP``)."""
-    if source.policies.empty or (source.region == destination_region and not accounts):
+    """``source`` with each policy document's ARNs rewritten for the destination's region (and
+    ``accounts``, the replicator's ``POLICY_ACCOUNT_MAP``). Compared with the state table (which
+    holds the source's documents), nothing is rewritten; the table compared with a registry is
+    rewritten from the table's region."""
+    if source.policies.empty or destination_label.endswith(TABLE_LABEL_SUFFIX):
         return source
-    mapping = ArnMapping(regions={source.region: destination_region}, accounts=accounts)
+    source_region = source.region.removesuffix(TABLE_LABEL_SUFFIX)
+    if source_region == destination_label and not accounts:
+        return source
+    mapping = ArnMapping(regions={source_region: destination_label}, accounts=accounts)
     frame = source.policies.copy()
     frame["document"] = [
         None if pd.isna(doc) else rewrite_policy_document(str(doc), mapping).document

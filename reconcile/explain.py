@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.model import ENTITIES, EntityKind, Item, split_membership_name
 from pipeline.statetable import SCAN_SEGMENTS, StateTable
-from reconcile.diff import diff_snapshots
+from reconcile.diff import diff_snapshots, table_label
 from reconcile.drift import LOSS_POINTS, Drift, DriftReport, LossPoint
 from reconcile.snapshot import Snapshot
 
@@ -87,11 +87,6 @@ def read_table(
 ) -> Snapshot:
     """The whole state table as a snapshot, read by a parallel Scan (no IoT quota)."""
     return table_snapshot(table.scan_entities(segments), label, taken_at_ms)
-
-
-def table_label(region: str) -> str:
-    """How the table appears in reports where a region would (``us-east-1 state table``)."""
-    return f"{region} state table"
 
 
 def _differs(drift: Drift, other: Drift | None) -> bool:
