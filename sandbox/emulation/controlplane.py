@@ -106,27 +106,34 @@ def _calling() -> int:
     return int(getattr(_depth, "value", 0))
 
 
+# A hook around moto's call: ``hook(backend, emulation, *args, **kwargs)``; ``emulation`` is
+# ``None`` when the sandbox's registry emulation is not installed.
+Hook = Callable[..., None]
+
+
 def _publishing(
-    name: str, event_name: str, build: Callable[..., tuple[JsonDict, JsonDict | None]]
+    name: str,
+    event_name: str,
+    build: Callable[..., tuple[JsonDict, JsonDict | None]],
+    *,
+    before: Hook | None = None,
+    after: Hook | None = None,
 ) -> Callable[..., Any]:
     """A backend method that calls moto's and then publishes ``event_name``'s CloudTrail event
-    (``build(result, *args, **kwargs)`` gives its request and response parameters)."""
+    (``build(result, *args, **kwargs)`` gives its request and response parameters). ``before``
+    refuses what AWS refuses and moto does not; ``after`` records what a later refusal needs."""
 
     def method(self: IoTBackend, *args: Any, **kwargs: Any) -> Any:
         emulation = _Installed.emulation
-        if name == "update_certificate":
-            _refuse_unrevoking(self, *args, **kwargs)
-        if name == "delete_policy" and emulation is not None:
-            _refuse_just_detached(emulation, self.region_name, *args, **kwargs)
+        if before is not None:
+            before(self, emulation, *args, **kwargs)
         _depth.value = _calling() + 1
         try:
             result = _PATCHES.original(IoTBackend, name)(self, *args, **kwargs)
         finally:
             _depth.value = _calling() - 1
-        if emulation is not None and name in _DETACHING_POLICY:
-            emulation.policy_detached(self.region_name, _DETACHING_POLICY[name](*args, **kwargs))
-        if emulation is not None and name == "delete_policy":
-            emulation.policy_deleted(self.region_name, *args, **kwargs)
+        if after is not None:
+            after(self, emulation, *args, **kwargs)
         if emulation is not None and _calling() == 0:
             request, response = build(result, *args, **kwargs)
             event = cloudtrail_event(
@@ -152,7 +159,9 @@ def _cert_of(result: Any) -> Any:
     return result[0] if isinstance(result, tuple) else result
 
 
-def _refuse_unrevoking(self: IoTBackend, certificate_id: str, new_status: str) -> None:
+def _refuse_unrevoking(
+    self: IoTBackend, emulation: RegistryEmulation | None, certificate_id: str, new_status: str
+) -> None:
     """A revoked certificate's status can't be changed (``REFUSALS``; moto allows it)."""
     cert = self.describe_certificate(certificate_id)
     if cert.status == "REVOKED" and new_status != "REVOKED":
@@ -162,11 +171,15 @@ def _refuse_unrevoking(self: IoTBackend, certificate_id: str, new_status: str) -
         )
 
 
-def _refuse_just_detached(emulation: RegistryEmulation, region: str, policy_name: str) -> None:
+def _refuse_just_detached(
+    self: IoTBackend, emulation: RegistryEmulation | None, policy_name: str
+) -> None:
     """DeletePolicy is refused for a while after a detach (``REFUSALS``; moto deletes at once):
     AWS, "up to five minutes"; the emulation, ``POLICY_DELETE_AFTER_DETACH_SECONDS`` of its
     clock."""
-    since = emulation.seconds_since_policy_detach(region, policy_name)
+    if emulation is None:
+        return
+    since = emulation.seconds_since_policy_detach(self.region_name, policy_name)
     if since is not None and since < POLICY_DELETE_AFTER_DETACH_SECONDS:
         raise refuse(
             "delete_policy_just_detached",
@@ -175,11 +188,19 @@ def _refuse_just_detached(emulation: RegistryEmulation, region: str, policy_name
         )
 
 
-# The calls that detach a policy from a target: the policy's name from their arguments.
-_DETACHING_POLICY: dict[str, Callable[..., str]] = {
-    "detach_policy": lambda policy_name, target: policy_name,
-    "detach_principal_policy": lambda policy_name, principal_arn: policy_name,
-}
+def _policy_deleted(
+    self: IoTBackend, emulation: RegistryEmulation | None, policy_name: str
+) -> None:
+    if emulation is not None:
+        emulation.policy_deleted(self.region_name, policy_name)
+
+
+def _policy_detached(
+    self: IoTBackend, emulation: RegistryEmulation | None, policy_name: str, *_: Any, **__: Any
+) -> None:
+    """After DetachPolicy (``target``) or DetachPrincipalPolicy (``principal_arn``)."""
+    if emulation is not None:
+        emulation.policy_detached(self.region_name, policy_name)
 
 
 CONTROL_PLANE_PATCHES: dict[str, Callable[..., Any]] = {
@@ -212,13 +233,14 @@ CONTROL_PLANE_PATCHES: dict[str, Callable[..., Any]] = {
             _cert(r),
         ),
     ),
-    "update_certificate": _publishing(  # refuses what AWS refuses first (_update_certificate)
+    "update_certificate": _publishing(
         "update_certificate",
         "UpdateCertificate",
         lambda r, certificate_id, new_status: (
             {"certificateId": certificate_id, "newStatus": new_status},
             None,
         ),
+        before=_refuse_unrevoking,
     ),
     "delete_certificate": _publishing(
         "delete_certificate",
@@ -268,6 +290,8 @@ CONTROL_PLANE_PATCHES: dict[str, Callable[..., Any]] = {
         "delete_policy",
         "DeletePolicy",
         lambda r, policy_name: ({"policyName": policy_name}, None),
+        before=_refuse_just_detached,
+        after=_policy_deleted,
     ),
     "attach_policy": _publishing(
         "attach_policy",
@@ -278,6 +302,7 @@ CONTROL_PLANE_PATCHES: dict[str, Callable[..., Any]] = {
         "detach_policy",
         "DetachPolicy",
         lambda r, policy_name, target: ({"policyName": policy_name, "target": target}, None),
+        after=_policy_detached,
     ),
     "attach_principal_policy": _publishing(
         "attach_principal_policy",
@@ -294,6 +319,7 @@ CONTROL_PLANE_PATCHES: dict[str, Callable[..., Any]] = {
             {"policyName": policy_name, "principal": principal_arn},
             None,
         ),
+        after=_policy_detached,
     ),
     # moto ignores thingPrincipalType (MOTO_GAPS): the event carries none, i.e. the default.
     "attach_thing_principal": _publishing(
