@@ -27,36 +27,24 @@ def _listed(iot: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
     return list(_pages(iot, operation, key, **kwargs))
 
 
+def _names(iot: Any, operation: str, key: str, field: str, prefix: str) -> list[str]:
+    return [e[field] for e in _pages(iot, operation, key) if e[field].startswith(prefix)]
+
+
 def thing_names(iot: Any, prefix: str = "") -> list[str]:
-    return [
-        t["thingName"]
-        for t in _pages(iot, "list_things", "things")
-        if t["thingName"].startswith(prefix)
-    ]
+    return _names(iot, "list_things", "things", "thingName", prefix)
 
 
 def type_names(iot: Any, prefix: str = "") -> list[str]:
-    return [
-        t["thingTypeName"]
-        for t in _pages(iot, "list_thing_types", "thingTypes")
-        if t["thingTypeName"].startswith(prefix)
-    ]
+    return _names(iot, "list_thing_types", "thingTypes", "thingTypeName", prefix)
 
 
 def group_names(iot: Any, prefix: str = "") -> list[str]:
-    return [
-        g["groupName"]
-        for g in _pages(iot, "list_thing_groups", "thingGroups")
-        if g["groupName"].startswith(prefix)
-    ]
+    return _names(iot, "list_thing_groups", "thingGroups", "groupName", prefix)
 
 
 def billing_group_names(iot: Any, prefix: str = "") -> list[str]:
-    return [
-        g["groupName"]
-        for g in _pages(iot, "list_billing_groups", "billingGroups")
-        if g["groupName"].startswith(prefix)
-    ]
+    return _names(iot, "list_billing_groups", "billingGroups", "groupName", prefix)
 
 
 def gone(call: Callable[[], Any]) -> Any:
