@@ -12,6 +12,7 @@ from moto.iot.models import FakeThingGroup, IoTBackend
 from moto.iot.responses import IoTResponse
 from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
 
+from sandbox.emulation.authorization_responses import _response_test_authorization
 from sandbox.emulation.controlplane import CONTROL_PLANE_PATCHES
 from sandbox.emulation.lambda_runtime import (
     _lambda_invoke,
@@ -76,6 +77,7 @@ _RESPONSE_PATCHES: dict[str, Callable[..., Any]] = {
     "update_thing_type": _response_update_thing_type,
     "describe_event_configurations": _response_describe_event_configurations,
     "update_event_configurations": _response_update_event_configurations,
+    "test_authorization": _response_test_authorization,
 }
 
 

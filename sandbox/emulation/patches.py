@@ -61,6 +61,11 @@ MOTO_GAPS = (
     "less than POLICY_DELETE_AFTER_DETACH_SECONDS (5 s) ago on the injectable clock (moto: deletes "
     "at once; AWS: 'up to five minutes'). [assumption] 5 s is one instance of AWS's range, "
     "chosen so tests exercise the retry without waiting; and the refusal's text",
+    "TestAuthorization evaluates the certificate's and its thing's groups' policies as the AWS "
+    "IoT Developer Guide documents them (sandbox.emulation.authorization, each rule cited); "
+    "what it does not evaluate is refused with SandboxCannotEvaluate (moto: not implemented). "
+    "[assumption] the thing is the one the clientId names; an inactive certificate is an "
+    "IMPLICIT_DENY; each policy is listed once; missingContextValues names the variables",
 )
 
 

@@ -13,7 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from moto.iot.exceptions import DeleteConflictException, InvalidRequestException
+from moto.iot.exceptions import (
+    DeleteConflictException,
+    InvalidRequestException,
+    ResourceNotFoundException,
+)
 
 from sandbox.emulation.patches import _Installed
 
@@ -115,16 +119,54 @@ REFUSALS: dict[str, Refusal] = {
         "API_DeletePolicy.html; DetachPolicy says the same",
         message_seen=False,
     ),
+    # TestAuthorization (sandbox.emulation.authorization_responses). Its API reference names the
+    # codes (InvalidRequestException: "The request is not valid"; ResourceNotFoundException:
+    # "The specified resource does not exist"), not which request gets which: each is a probe.
+    "test_authorization_auth_infos": Refusal(
+        "TestAuthorization",
+        "InvalidRequestException",
+        "authInfos: {count} given, between 1 and 10 are allowed",
+        "AWS IoT API Reference, TestAuthorization (authInfos: 'Array Members: Minimum number of "
+        "1 item. Maximum number of 10 items'; errors: InvalidRequestException): "
+        "https://docs.aws.amazon.com/iot/latest/apireference/API_TestAuthorization.html; "
+        "botocore's iot service model (AuthInfos min 1, max 10)",
+        message_seen=False,
+    ),
+    "test_authorization_action_type": Refusal(
+        "TestAuthorization",
+        "InvalidRequestException",
+        "authInfos[{index}].actionType: {value!r} is not one of PUBLISH, SUBSCRIBE, RECEIVE, "
+        "CONNECT",
+        "AWS IoT API Reference, AuthInfo (actionType, valid values PUBLISH | SUBSCRIBE | "
+        "RECEIVE | CONNECT; optional in the model, yet an authorization needs an action): "
+        "https://docs.aws.amazon.com/iot/latest/apireference/API_AuthInfo.html",
+        message_seen=False,
+    ),
+    "test_authorization_unknown_principal": Refusal(
+        "TestAuthorization",
+        "ResourceNotFoundException",
+        "The certificate {principal} does not exist",
+        "AWS IoT API Reference, TestAuthorization (principal: 'CertificateArn "
+        "(arn:aws:iot:region:accountId:cert/certificateId)'; errors: ResourceNotFoundException, "
+        "'The specified resource does not exist'): "
+        "https://docs.aws.amazon.com/iot/latest/apireference/API_TestAuthorization.html",
+        message_seen=False,
+    ),
 }
 
 
-_EXCEPTIONS = {
+_EXCEPTIONS: dict[
+    str, type[InvalidRequestException | DeleteConflictException | ResourceNotFoundException]
+] = {
     "InvalidRequestException": InvalidRequestException,
     "DeleteConflictException": DeleteConflictException,
+    "ResourceNotFoundException": ResourceNotFoundException,
 }
 
 
-def refuse(key: str, **values: Any) -> InvalidRequestException | DeleteConflictException:
+def refuse(
+    key: str, **values: Any
+) -> InvalidRequestException | DeleteConflictException | ResourceNotFoundException:
     """The exception for one of ``REFUSALS`` (by AWS's error code), counted in the installed
     emulation's ``refusals``."""
     refusal = REFUSALS[key]
