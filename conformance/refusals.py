@@ -197,6 +197,55 @@ def delete_policy_just_detached(iot: Any, ctx: Context) -> Answer:
     return answer
 
 
+def _throwaway_certificate(iot: Any) -> str:
+    """A certificate to name as TestAuthorization's principal (its key is dropped here); the
+    caller deletes it. Inactive: never usable by a device."""
+    arn: str = iot.create_keys_and_certificate(setAsActive=False)["certificateArn"]
+    return arn
+
+
+def _delete_certificate(iot: Any, arn: str) -> None:
+    iot.delete_certificate(certificateId=arn.rpartition("/")[2])
+
+
+def _connect(arn: str) -> dict[str, Any]:
+    """A CONNECT authInfo for a client of ``arn``'s region and account."""
+    region_account = arn.split(":")[3:5]
+    return {
+        "actionType": "CONNECT",
+        "resources": [f"arn:aws:iot:{':'.join(region_account)}:client/c"],
+    }
+
+
+def test_authorization_auth_infos(iot: Any, ctx: Context) -> Answer:
+    """TestAuthorization with 11 authInfos (AWS IoT API Reference, TestAuthorization: "Maximum
+    number of 10 items"; botocore checks only the minimum before sending)."""
+    arn = _throwaway_certificate(iot)
+    answer = _answer(
+        lambda: iot.test_authorization(principal=arn, authInfos=[_connect(arn)] * 11), ctx.scope
+    )
+    _delete_certificate(iot, arn)
+    return answer
+
+
+def test_authorization_action_type(iot: Any, ctx: Context) -> Answer:
+    """TestAuthorization with an authInfo without actionType (optional in the service model)."""
+    arn = _throwaway_certificate(iot)
+    info = {"resources": _connect(arn)["resources"]}
+    answer = _answer(lambda: iot.test_authorization(principal=arn, authInfos=[info]), ctx.scope)
+    _delete_certificate(iot, arn)
+    return answer
+
+
+def test_authorization_unknown_principal(iot: Any, ctx: Context) -> Answer:
+    """TestAuthorization for a certificate that does not exist (any more)."""
+    arn = _throwaway_certificate(iot)
+    _delete_certificate(iot, arn)
+    return _answer(
+        lambda: iot.test_authorization(principal=arn, authInfos=[_connect(arn)]), ctx.scope
+    )
+
+
 @dataclass(frozen=True)
 class Probe:
     name: str
@@ -214,5 +263,12 @@ PROBES = (
     Probe("delete_thing_with_principals", "DeleteThing", delete_thing_with_principals),
     Probe("update_revoked_certificate", "UpdateCertificate", update_revoked_certificate),
     Probe("delete_policy_just_detached", "DeletePolicy", delete_policy_just_detached),
+    Probe("test_authorization_auth_infos", "TestAuthorization", test_authorization_auth_infos),
+    Probe("test_authorization_action_type", "TestAuthorization", test_authorization_action_type),
+    Probe(
+        "test_authorization_unknown_principal",
+        "TestAuthorization",
+        test_authorization_unknown_principal,
+    ),
 )
 PROBES_BY_NAME = {probe.name: probe for probe in PROBES}
