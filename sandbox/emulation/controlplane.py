@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from moto.iot.exceptions import CertificateStateException
+from moto.iot.exceptions import CertificateStateException, DeleteConflictException
 from moto.iot.models import IoTBackend
 
 from sandbox.emulation.patches import _PATCHES, JsonDict, _Installed
@@ -203,7 +203,26 @@ def _policy_detached(
         emulation.policy_detached(self.region_name, policy_name)
 
 
+def _validation_delete(self: IoTBackend, cert: Any, force_delete: bool = False) -> None:
+    """DeleteCertificate's checks on the certificate's own attachments only. moto resolves every
+    attachment's principal and reads its ``certificate_id``, so with any policy attached to a
+    thing group in the region it fails with HTTP 500 (AttributeError) instead of deleting
+    (MOTO_GAPS). Same refusals and texts as moto's otherwise (AWS IoT API Reference,
+    DeleteCertificate: CertificateStateException, DeleteConflictException)."""
+    if cert.status == "ACTIVE":
+        raise CertificateStateException(
+            "Certificate must be deactivated (not ACTIVE) before deletion.", cert.certificate_id
+        )
+    if any(principal == cert.arn for principal, _ in self.principal_things):
+        raise DeleteConflictException(f"Things must be detached before deletion (arn: {cert.arn})")
+    if not force_delete and any(principal == cert.arn for principal, _ in self.principal_policies):
+        raise DeleteConflictException(
+            f"Certificate policies must be detached before deletion (arn: {cert.arn})"
+        )
+
+
 CONTROL_PLANE_PATCHES: dict[str, Callable[..., Any]] = {
+    "_validation_delete": _validation_delete,
     "create_keys_and_certificate": _publishing(
         "create_keys_and_certificate",
         "CreateKeysAndCertificate",

@@ -61,6 +61,8 @@ MOTO_GAPS = (
     "less than POLICY_DELETE_AFTER_DETACH_SECONDS (5 s) ago on the injectable clock (moto: deletes "
     "at once; AWS: 'up to five minutes'). [assumption] 5 s is one instance of AWS's range, "
     "chosen so tests exercise the retry without waiting; and the refusal's text",
+    "DeleteCertificate checks only the certificate's own attachments (moto: HTTP 500, "
+    "AttributeError, whenever a policy is attached to a thing group in the region)",
     "TestAuthorization evaluates the certificate's and its thing's groups' policies as the AWS "
     "IoT Developer Guide documents them (sandbox.emulation.authorization, each rule cited); "
     "what it does not evaluate is refused with SandboxCannotEvaluate (moto: not implemented). "

@@ -192,6 +192,35 @@ def test_aws_delete_thing_type_requires_deprecation_and_no_things(box: Sandbox) 
     assert iot.list_thing_types()["thingTypes"] == []
 
 
+def test_aws_delete_certificate_beside_a_thing_group_policy(box: Sandbox) -> None:
+    # moto answered HTTP 500 for any DeleteCertificate once a policy was attached to a group.
+    iot = box.iot(SOURCE)
+    document = json.dumps({"Version": "2012-10-17", "Statement": []})
+    iot.create_thing_group(thingGroupName="fleet")
+    iot.create_policy(policyName="fleet", policyDocument=document)
+    group = iot.describe_thing_group(thingGroupName="fleet")["thingGroupArn"]
+    iot.attach_policy(policyName="fleet", target=group)
+    cert = iot.register_certificate_without_ca(certificatePem=self_signed_pem(), status="ACTIVE")
+    iot.create_thing(thingName="t1")
+    iot.attach_thing_principal(thingName="t1", principal=cert["certificateArn"])
+    iot.attach_policy(policyName="fleet", target=cert["certificateArn"])
+    cert_id = cert["certificateId"]
+    with pytest.raises(ClientError) as active:
+        iot.delete_certificate(certificateId=cert_id)
+    iot.update_certificate(certificateId=cert_id, newStatus="INACTIVE")
+    with pytest.raises(ClientError) as with_thing:
+        iot.delete_certificate(certificateId=cert_id)
+    iot.detach_thing_principal(thingName="t1", principal=cert["certificateArn"])
+    with pytest.raises(ClientError) as with_policy:
+        iot.delete_certificate(certificateId=cert_id)
+    iot.detach_policy(policyName="fleet", target=cert["certificateArn"])
+    iot.delete_certificate(certificateId=cert_id)
+    assert _code(active) == "CertificateStateException"
+    assert _code(with_thing) == _code(with_policy) == "DeleteConflictException"
+    assert iot.list_certificates()["certificates"] == []
+    assert iot.list_targets_for_policy(policyName="fleet")["targets"] == [group]
+
+
 def test_aws_delete_policy_is_refused_for_a_while_after_a_detach(box: Sandbox) -> None:
     # AWS IoT API Reference, DeletePolicy: "up to five minutes after a policy is detached".
     iot = box.iot(SOURCE)
