@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance import answers
+from conformance.authorization import AuthAnswer
 from conformance.refusals import Answer
 from conformance.registry import (
     TYPE_DEPRECATION_SECONDS,
@@ -43,6 +44,7 @@ class AccountRun:
     log: Log = print
     tap: EventTap | None = None
     refusals: dict[str, tuple[str, Answer]] = field(default_factory=dict)
+    authorizations: dict[str, AuthAnswer] = field(default_factory=dict)
     contradictions: list[answers.Contradiction] = field(default_factory=list)
 
     def start(self) -> AccountRun:
@@ -70,6 +72,9 @@ class AccountRun:
     def record_refusal(self, probe: str, operation: str, answer: Answer) -> None:
         self.refusals[probe] = (operation, answer)
 
+    def record_authorization(self, question: str, answer: AuthAnswer) -> None:
+        self.authorizations[question] = answer
+
     def finish(self, record_path: Path, committed: Path | None = answers.COMMITTED) -> Path:
         """Collect, write and compare the answers, then clean up (always, even if writing fails)."""
         try:
@@ -80,6 +85,7 @@ class AccountRun:
             document = answers.observed(
                 events,
                 self.refusals,
+                authorizations=self.authorizations,
                 source=(
                     f"recorded by conformance run {self.run.run_id} on "
                     f"{datetime.now(UTC):%Y-%m-%d} in {self.target.source_region}"
@@ -90,17 +96,22 @@ class AccountRun:
             )
             answers.write(document, record_path)
             self.log(
-                f"recorded {len(document['events'])} event shapes and "
-                f"{len(document['refusals'])} refusals in {record_path}"
+                f"recorded {len(document['events'])} event shapes, "
+                f"{len(document['refusals'])} refusals and "
+                f"{len(document['authorizations'])} authorizations in {record_path}"
             )
             if committed is not None and committed.exists():
                 known = answers.load(committed)
-                self.contradictions = answers.compare_events(
-                    known["events"], events, require_all=False
-                ) + answers.compare_refusals(
-                    known["refusals"],
-                    {p: a for p, (_, a) in self.refusals.items()},
-                    require_all=False,
+                self.contradictions = (
+                    answers.compare_events(known["events"], events, require_all=False)
+                    + answers.compare_refusals(
+                        known["refusals"],
+                        {p: a for p, (_, a) in self.refusals.items()},
+                        require_all=False,
+                    )
+                    + answers.compare_authorizations(
+                        known.get("authorizations", []), self.authorizations, require_all=False
+                    )
                 )
         finally:
             cleanup(self.target, self.run, self.log)

@@ -5,14 +5,20 @@ File format (``conformance/recorded-answers.json``, version 1)::
     {"format": 1,
      "events":   [{"id", "eventType", "operation", "source", "verified_on_account",
                    "optional_keys", "payload"}],
-     "refusals": [{"probe", "operation", "source", "verified_on_account", "code", "message"}]}
+     "refusals": [{"probe", "operation", "source", "verified_on_account", "code", "message"}],
+     "authorizations": [{"question", "operation", "source", "verified_on_account",
+                         "authDecision", "allowed", "explicitDeny", "implicitDeny",
+                         "missingContextValues"}]}
 
 An event entry claims a payload *shape*: its keys and each value's JSON type (nested objects and
 the elements of arrays too). The emulation agrees when one of the events it publishes for the same
 ``eventType`` and ``operation`` has exactly that shape; ``optional_keys`` are keys the evidence
 leaves open (two AWS examples of the same event disagree on them). A refusal entry claims the
 error code AWS answers a probe (``conformance.refusals``) with, or ``null`` when AWS accepts the
-call; messages are recorded for people and for the emulation to copy, not compared.
+call; messages are recorded for people and for the emulation to copy, not compared. An
+authorization entry claims TestAuthorization's answer to one question of
+``conformance.authorization`` (the decision and which policies allowed, denied explicitly or
+implicitly; ``missingContextValues`` is recorded, not compared: its form is not documented).
 A documented example starts with ``verified_on_account: false``; a run on an account writes a
 file of the same format whose entries say ``true``, to be merged back (``docs/conformance.md``).
 """
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from conformance.authorization import AuthAnswer
 from conformance.refusals import Answer
 
 FORMAT = 1
@@ -204,6 +211,35 @@ def compare_refusals(
     return found
 
 
+def compare_authorizations(
+    recorded: Iterable[Mapping[str, Any]],
+    answered: Mapping[str, AuthAnswer],
+    *,
+    require_all: bool = True,
+) -> list[Contradiction]:
+    """Each recorded authorization against the answer to the same question."""
+    found = []
+    for entry in recorded:
+        answer = answered.get(entry["question"])
+        if answer is None and not require_all:
+            continue
+        if answer is None:
+            details: tuple[str, ...] = (f"question {entry['question']!r} was not asked",)
+        else:
+            details = tuple(answer.differences(AuthAnswer.from_json(entry)))
+            if not details:
+                continue
+        found.append(
+            Contradiction(
+                f"{entry['question']} (TestAuthorization)",
+                entry["source"],
+                bool(entry["verified_on_account"]),
+                details,
+            )
+        )
+    return found
+
+
 # ---- writing what a run observed -------------------------------------------------------------
 
 
@@ -222,6 +258,7 @@ def observed(
     events: Iterable[Mapping[str, Any]],
     refusals: Mapping[str, tuple[str, Answer]],
     *,
+    authorizations: Mapping[str, AuthAnswer] | None = None,
     source: str,
     verified_on_account: bool,
     account_id: str | None,
@@ -263,6 +300,16 @@ def observed(
                 **_anonymise(answer.to_json(), account_id, prefix),
             }
             for probe, (operation, answer) in sorted(refusals.items())
+        ],
+        "authorizations": [
+            {
+                "question": question,
+                "operation": "TestAuthorization",
+                "source": source,
+                "verified_on_account": verified_on_account,
+                **_anonymise(answer.to_json(), account_id, prefix),
+            }
+            for question, answer in sorted((authorizations or {}).items())
         ],
     }
 

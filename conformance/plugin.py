@@ -196,6 +196,19 @@ def conformance_target(request: pytest.FixtureRequest) -> Iterator[Target]:
 
 
 @pytest.fixture
+def record_authorization(request: pytest.FixtureRequest) -> Any:
+    """Records TestAuthorization's answer to a question in the account run (a no-op on the
+    sandbox)."""
+    account = request.config.stash[_STATE].account
+
+    def record(question: str, answer: Any) -> None:
+        if account is not None:
+            account.record_authorization(question, answer)
+
+    return record
+
+
+@pytest.fixture
 def record_refusal(request: pytest.FixtureRequest) -> Any:
     """Records a probe's answer in the account run (a no-op on the sandbox)."""
     account = request.config.stash[_STATE].account

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import answers, scenarios
+from conformance import answers, authorization, scenarios
 from conformance.account import AccountRun, cleanup_only
 from conformance.refusals import PROBES_BY_NAME, Context
 from conformance.registry import billing_group_names, group_names, thing_names, type_names
@@ -85,6 +85,11 @@ def test_a_run_prefixes_tags_records_and_leaves_nothing_behind(
             now=target.now,
         )
         session.record_refusal(name, probe.operation, probe.provoke(target.source, ctx))
+    answered = authorization.run(
+        target.source, run.scope("authorization"), target.wait_until, target.let_time_pass
+    )
+    for question, answer in answered.items():
+        session.record_authorization(question, answer)
 
     # Every registry entry of the run, in both regions, carries the prefix; every create call
     # that can carry a tag carried the run's (moto keeps no IoT tags, so the requests are checked).
@@ -111,6 +116,9 @@ def test_a_run_prefixes_tags_records_and_leaves_nothing_behind(
         "delete_thing_type_in_use": "InvalidRequestException",
         "delete_thing_with_principals": "InvalidRequestException",
     }
+    assert {a["question"]: a["authDecision"] for a in recorded["authorizations"]} == {
+        question: answer.decision for question, answer in answered.items()
+    }
     assert session.contradictions == []  # the sandbox agrees with the committed answers
     # What it left behind: nothing.
     assert _everything(target, run.prefix) == []
@@ -118,6 +126,7 @@ def test_a_run_prefixes_tags_records_and_leaves_nothing_behind(
     assert not sqs.list_queues(QueueNamePrefix=run.prefix).get("QueueUrls")
     assert not [key for key in _state_keys(target) if run.prefix in key]
     assert target.iot(SOURCE).list_certificates()["certificates"] == []
+    assert not [p for p in iot.list_policies()["policies"] if run.prefix in p["policyName"]]
     # What it cost, by call.
     counts = target.calls.snapshot()
     assert counts["iot:CreateThing"] >= 5 and counts["stepfunctions:StartExecution"] >= 1

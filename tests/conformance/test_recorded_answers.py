@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conformance import answers, claims
+from conformance import answers, authorization, claims
 from conformance.refusals import PROBES_BY_NAME, Answer
 from conformance.run import Run
 from sandbox.emulation.refusals import REFUSALS
@@ -40,6 +40,44 @@ def test_the_committed_answers_are_well_formed() -> None:
     for entry in recorded["refusals"]:
         assert entry["probe"] in PROBES_BY_NAME, f"no probe provokes {entry['probe']}"
         assert entry["operation"] == PROBES_BY_NAME[entry["probe"]].operation
+
+
+def test_every_authorization_question_has_one_recorded_answer() -> None:
+    recorded = answers.load(answers.COMMITTED)["authorizations"]
+    assert sorted(entry["question"] for entry in recorded) == sorted(
+        authorization.QUESTIONS_BY_NAME
+    )
+    for entry in recorded:
+        assert entry["operation"] == "TestAuthorization" and entry["source"]
+        assert entry["authDecision"] in ("ALLOWED", "EXPLICIT_DENY", "IMPLICIT_DENY")
+
+
+def test_a_wrong_authorization_answer_is_contradicted() -> None:
+    recorded = {
+        "question": "publish-denied",
+        "operation": "TestAuthorization",
+        "source": "a test",
+        "verified_on_account": True,
+        **authorization.AuthAnswer("ALLOWED", allowed=("device",)).to_json(),
+    }
+    answered = {
+        "publish-denied": authorization.AuthAnswer("EXPLICIT_DENY", explicit_deny=("device",))
+    }
+    found = answers.compare_authorizations([recorded], answered)
+    assert [c.details for c in found] == [
+        (
+            "authDecision: answered EXPLICIT_DENY, recorded ALLOWED",
+            "allowed: answered [], recorded ['device']",
+            "explicitDeny: answered ['device'], recorded []",
+        )
+    ]
+    assert answers.compare_authorizations([recorded], {}, require_all=False) == []
+    assert (
+        answers.compare_authorizations(
+            [{**recorded, **answered["publish-denied"].to_json()}], answered
+        )
+        == []
+    )
 
 
 def test_every_refusal_the_emulation_claims_is_probed_and_has_a_recorded_answer() -> None:
