@@ -34,6 +34,7 @@ TAGGED_CREATES = {
     "CreateThingGroup": "tags",
     "CreateDynamicThingGroup": "tags",
     "CreateBillingGroup": "tags",
+    "CreatePolicy": "tags",
     "CreateTopicRule": "tags",
     "CreateQueue": "tags",
     "CreateRole": "Tags",
