@@ -157,8 +157,8 @@ def measure_calls(k: int) -> dict[str, Any]:
             total = sum(delta.values())
             results[label] = {
                 "events": len(batch),
-                "records": stats.records,
-                "retryable_failures": stats.retryable_failures,
+                "records": stats.records_applied,
+                "retryable_failures": stats.batch_item_failures,
                 "calls_per_event": round(total / len(batch), 2),
                 "calls": delta,
                 "ms_per_event_on_moto": round(1000 * seconds / len(batch), 1),

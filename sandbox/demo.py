@@ -32,8 +32,8 @@ from reconcile.drift import DriftReport
 from reconcile.plan import Guards, Plan, describe_plan
 from reconcile.report import load_json, render
 from sandbox.certificates import self_signed_pem
-from sandbox.emulation import Delivery
-from sandbox.stack import DrainReport, Sandbox
+from sandbox.emulation import Delivery, DrainReport
+from sandbox.stack import Sandbox
 
 Echo = Callable[[str], None]
 

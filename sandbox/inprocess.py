@@ -10,7 +10,7 @@ caller's ``mock_aws`` (no server, no threads), so one round trip costs milliseco
 
 The stream is drained by the same event source mapping as the sandbox's: batches in order, a
 batch with reported failures delivered again from its lowest failed record, up to
-``max_retry_attempts`` retries, then the on-failure destination (``DrainStats.failed_batches``);
+``max_retry_attempts`` retries, then the on-failure destination (``DrainReport.failed_batches``);
 permanent failures go to the ``FailureSink`` and are never retried. Only the replicator is built
 here rather than from the environment, so that its converger keeps this pipeline's fake clock:
 deferred thing-type deletions complete by moving it forward, never by waiting.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -46,8 +45,8 @@ from reconcile.plan import Guards
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import Snapshot, take_snapshot
 from sandbox.emulation import (
+    DrainReport,
     EventSourceMapping,
-    FailedBatch,
     GlobalTableReplication,
     LambdaStreamReader,
 )
@@ -88,15 +87,23 @@ class FakeClock:
         self.now += seconds
 
 
-@dataclass
-class DrainStats:
-    """What draining the stream did, as the event source mapping counts it."""
+def poll(mapping: EventSourceMapping) -> DrainReport:
+    """One poll of ``mapping``: every pending batch once, stopping at a batch that reports
+    failures (its retry is the next poll's). A handler that raised is raised here: Lambda would
+    retry it, in process it is a bug in the handler."""
+    errors = len(mapping.errors)
+    report = mapping.poll()
+    if len(mapping.errors) > errors:
+        raise mapping.errors[errors]
+    return report
 
-    invocations: int = 0
-    records: int = 0  # checkpointed: converged, skipped, or sent to the failure sink
-    retryable_failures: int = 0  # records reported back for redelivery
-    batch_item_failures: list[dict[str, str]] = field(default_factory=list)  # as reported
-    failed_batches: list[FailedBatch] = field(default_factory=list)  # retries exhausted
+
+def drain(mapping: EventSourceMapping) -> DrainReport:
+    """Poll ``mapping`` until nothing is left to deliver or retry."""
+    total = DrainReport()
+    while (report := poll(mapping)).replicator_invocations:
+        total.add(report)
+    return total
 
 
 class LocalPipeline:
@@ -144,7 +151,6 @@ class LocalPipeline:
             destination_region,
             max_retry_attempts=max_retry_attempts,
         )
-        self._reported: list[dict[str, str]] = []  # every batch item failure, in order
         self.last_report: DriftReport | None = None
 
     # --- streaming path -----------------------------------------------------------------------
@@ -159,39 +165,13 @@ class LocalPipeline:
             change = resolve_dynamic_query(change, self.source_registry)
         return persist_change(self.table, change)
 
-    def deliver(self) -> DrainStats:
-        """One poll of the event source mapping: every pending batch once, stopping at a batch
-        that reports failures (its retry is the next poll's)."""
-        stats, reported, errors = self.mapping.stats, len(self._reported), len(self.mapping.errors)
-        applied, failures, failed = (
-            stats.records_applied,
-            stats.batch_item_failures,
-            len(stats.failed_batches),
-        )
-        invocations = self.mapping.poll()
-        if len(self.mapping.errors) > errors:
-            # Lambda would retry a raised error; here it is a bug in the handler: surface it.
-            raise self.mapping.errors[errors]
-        return DrainStats(
-            invocations=invocations,
-            records=stats.records_applied - applied,
-            retryable_failures=stats.batch_item_failures - failures,
-            batch_item_failures=self._reported[reported:],
-            failed_batches=stats.failed_batches[failed:],
-        )
+    def deliver(self) -> DrainReport:
+        """One poll of the event source mapping (``poll``)."""
+        return poll(self.mapping)
 
-    def drain(self) -> DrainStats:
+    def drain(self) -> DrainReport:
         """Poll the event source mapping until nothing is left to deliver or retry."""
-        total = DrainStats()
-        while True:
-            stats = self.deliver()
-            if not stats.invocations:
-                return total
-            total.invocations += stats.invocations
-            total.records += stats.records
-            total.retryable_failures += stats.retryable_failures
-            total.batch_item_failures += stats.batch_item_failures
-            total.failed_batches += stats.failed_batches
+        return drain(self.mapping)
 
     def _invoke_replicator(self, event: dict[str, Any]) -> Any:
         """The replicator's Lambda handler, with this pipeline's replicator (one per invocation)."""
@@ -201,9 +181,7 @@ class LocalPipeline:
         def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             return replicate.handle_batch(replicator, event, context)
 
-        response = handler(event, None)
-        self._reported += response.get("batchItemFailures") or []
-        return response
+        return handler(event, None)
 
     def finish_type_deletions(self) -> dict[str, list[str]]:
         """Run the pending job once the deprecation wait (and our margin) has passed (fake
@@ -309,14 +287,9 @@ class RegionHalf:
         self.table_writes += result.wrote
         return result
 
-    def drain(self) -> int:
-        """Poll the event source mapping until nothing is left; the invocations made."""
-        errors, total = len(self.mapping.errors), 0
-        while invocations := self.mapping.poll():
-            total += invocations
-            if len(self.mapping.errors) > errors:
-                raise self.mapping.errors[errors]
-        return total
+    def drain(self) -> DrainReport:
+        """Poll the event source mapping until nothing is left to deliver or retry."""
+        return drain(self.mapping)
 
     def _invoke_replicator(self, event: dict[str, Any]) -> Any:
         replicator = Replicator(self.converger, self.failures, self.region)

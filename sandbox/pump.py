@@ -9,25 +9,21 @@ the next round, which waits for them again).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
 from reconcile.humanize import format_duration
 from sandbox import DEFAULT_ROUND_BUDGET
-from sandbox.stack import DrainReport, Sandbox
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A record the pipeline gave up on: where, which entity, and why."""
-
-    stage: str  # "persist", "replicator" or "event source mapping"
-    entity: str
-    reason: str
+from sandbox.emulation import DrainReport
+from sandbox.failures import (
+    Failure,
+    batch_failure,
+    failure_line,
+    persist_failure,
+    replicator_failure,
+)
+from sandbox.stack import Sandbox
 
 
 def round_line(number: int, report: DrainReport, pending: int, failures: int, took: float) -> str:
@@ -41,38 +37,6 @@ def round_line(number: int, report: DrainReport, pending: int, failures: int, to
         f"round {number}: {report.events_published} events → {executions} executions{outcome} → "
         f"{report.records_applied} applied; {failures} failures; {pending} pending "
         f"[{format_duration(took)}]"
-    )
-
-
-def failure_line(failure: Failure) -> str:
-    return f"  failed ({failure.stage}) {failure.entity}: {failure.reason}"
-
-
-# -- failures, read from where AWS would put them ------------------------------------------------
-
-_NAME_FIELDS = ("thingName", "thingGroupName", "thingTypeName", "billingGroupName", "key")
-
-
-def persist_failure(body: Mapping[str, Any]) -> Failure:
-    """A persist failure-queue message: the event with ``error`` = the Catch's ``{Error, Cause}``
-    (infra/statemachines/persist.asl.json); a Lambda error's Cause is itself JSON."""
-    error = body.get("error") or {}
-    cause = str(error.get("Cause", ""))
-    try:
-        parsed = json.loads(cause)
-        if isinstance(parsed, dict):
-            cause = str(parsed.get("errorMessage", cause))
-    except ValueError:
-        pass
-    name = next((str(body[f]) for f in _NAME_FIELDS if body.get(f)), "?")
-    entity = f"{body.get('eventType', 'event')} {name}".strip()
-    return Failure("persist", entity, f"{error.get('Error', 'error')}: {cause}".strip(": "))
-
-
-def replicator_failure(body: Mapping[str, Any]) -> Failure:
-    """A replicator reject-queue message (``pipeline.failures.FailureSink``)."""
-    return Failure(
-        "replicator", str(body.get("key", "?")), f"{body.get('errorType')}: {body.get('reason')}"
     )
 
 
@@ -97,14 +61,7 @@ class FailureWatch:
                     failures.append(parse(body))
         for number, mapping in enumerate(self._box.event_source_mappings()):
             batches = mapping.stats.failed_batches
-            for batch in batches[self._seen_batches.get(number, 0) :]:
-                failures.append(
-                    Failure(
-                        "event source mapping",
-                        f"{batch.size} records from sequence {batch.first_sequence_number}",
-                        f"{batch.reason} after {batch.attempts} attempts",
-                    )
-                )
+            failures += [batch_failure(b) for b in batches[self._seen_batches.get(number, 0) :]]
             self._seen_batches[number] = len(batches)
         return failures
 
@@ -128,8 +85,7 @@ def run(
         report = box.pump_round(execution_wait=round_budget)
         took = clock() - started
         failures = watch.new()
-        total.add(report)
-        total.rounds += 1
+        total.add_round(report)
         busy = not report.idle or report.executions_running > 0
         pending = report.executions_running + len(box.outbox(box.source_region))
         if box.two_way:

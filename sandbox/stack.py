@@ -4,6 +4,9 @@ Flow driven by ``drain()``, one round at a time until a round finds nothing to d
   source outbox (registry events) ─▶ delivery quirks ─▶ persist state machine (real ASL, real
   handler) ─▶ source state table ══ Global Table emulation ══▶ destination state table ─▶
   event source mapping emulation ─▶ ``pipeline.replicate`` ─▶ destination registry.
+Each region's part of that flow is a ``sandbox.half.StackHalf``: its way in (outbox to state
+table) and its way out (its replica's stream to its registry); this module joins the halves with
+the Global Table emulation and pumps them.
 The replicator's own calls publish registry events in the destination region; nothing consumes
 them (the destination's persist path is not deployed in the one-way sandbox), so they are
 discarded each round and counted.
@@ -20,12 +23,10 @@ events wait in its outbox, its replicator stops and the Global Table queues both
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,28 +34,34 @@ import boto3
 import botocore.session
 
 from pipeline import aws
-from sandbox import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION, emulation, topicrules
+from sandbox import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION, emulation
 from sandbox.emulation import (
     Delivery,
     DeliveryQuirks,
+    DrainReport,
     EventSourceMapping,
     GlobalTableReplication,
     JsonDict,
     Outbox,
     RegistryEmulation,
-    StreamCursor,
 )
+from sandbox.failures import (
+    Failure,
+    batch_failure,
+    failure_line,
+    invocation_failure,
+    persist_failure,
+    replicator_failure,
+)
+from sandbox.half import Progress, StackHalf, real_replicator
 from sandbox.provision import (
     DEFAULT_TABLE_NAME,
     DEFAULT_TYPE_DELETE_DELAY_SECONDS,
     PENDING_HANDLER,
-    REPLICATE_HANDLER,
     SandboxResources,
     provision,
 )
 from sandbox.server import MotoServer
-
-Progress = Callable[[int], None]
 
 
 class SandboxError(Exception):
@@ -69,71 +76,11 @@ class DrainTimeoutError(SandboxError):
         self.report = report
 
 
-@dataclass
-class DrainReport:
-    """What one ``drain()`` moved through the pipeline."""
-
-    rounds: int = 0
-    events_published: int = 0
-    events_delivered: int = 0
-    events_dropped: int = 0
-    events_duplicated: int = 0
-    executions: Counter[str] = field(default_factory=Counter)
-    # What persist decided for each succeeded execution (``pipeline.state.Outcome``): only
-    # "applied" and "unchanged" write, so only they reach the stream. A type association that
-    # arrives before its thing's CREATED is "stale" (the CREATED carries the type): how many
-    # records one event makes depends on the order the executions ran in.
-    persisted: Counter[str] = field(default_factory=Counter)
-    records_replicated: int = 0
-    replicator_invocations: int = 0
-    records_applied: int = 0  # entity records the replicator converged (or failed permanently)
-    bookkeeping_records: int = 0  # its own echo-ledger / pending-deletion records, skipped
-    batch_item_failures: int = 0
-    failed_batches: int = 0
-    destination_events_discarded: int = 0
-    executions_running: int = 0  # left running at the end (``pump_round``): the next round waits
-
-    @property
-    def idle(self) -> bool:
-        return not (
-            self.events_published
-            or self.records_replicated
-            or self.replicator_invocations
-            or self.destination_events_discarded
-        )
-
-    def add(self, other: DrainReport) -> None:
-        for name in (
-            "events_published",
-            "events_delivered",
-            "events_dropped",
-            "events_duplicated",
-            "records_replicated",
-            "replicator_invocations",
-            "records_applied",
-            "bookkeeping_records",
-            "batch_item_failures",
-            "failed_batches",
-            "destination_events_discarded",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.executions.update(other.executions)
-        self.executions_running = other.executions_running  # a state, not a count: the latest
-        self.persisted.update(other.persisted)
-
-
 StreamHandlerFactory = Callable[[SandboxResources], emulation.StreamHandler]
 
 
-def _real_replicator(
-    resources: SandboxResources, region: str | None = None
-) -> emulation.StreamHandler:
-    env = resources.replicator_environment(region)
-
-    def handler(event: JsonDict) -> Any:
-        return emulation.call_handler(REPLICATE_HANDLER, event, env, "replicate")
-
-    return handler
+def _real_replicator(resources: SandboxResources) -> emulation.StreamHandler:
+    return real_replicator(resources, resources.destination_region)
 
 
 class Sandbox:
@@ -164,16 +111,13 @@ class Sandbox:
         self.two_way = two_way
         self.paused: set[str] = set()  # regions in an outage (``pause``)
         self._lag = random.Random(self.delivery.seed)  # replication in the same round or the next
-        self._reverse_mapping: EventSourceMapping | None = None
         self._server = MotoServer(port, regions=(source_region, destination_region))
         self._emulation = RegistryEmulation()
         self._resources: SandboxResources | None = None
         self._quirks = DeliveryQuirks(self.delivery)
         self._replication: GlobalTableReplication | None = None
-        self._mapping: EventSourceMapping | None = None
+        self._halves: dict[str, StackHalf] = {}  # by region, the source's first: delivery order
         self._clients: dict[tuple[str, str], Any] = {}
-        # executions a round stopped waiting for, per region
-        self._left_running: dict[str, list[str]] = {}
         self._botocore_session = botocore.session.get_session()
 
     def advance_clock(self, seconds: float) -> None:
@@ -187,6 +131,7 @@ class Sandbox:
         self._server.start()
         # moto's backends are process-wide and outlive a server: start from empty.
         self._server.reset()
+        emulation.FUNCTION_LOG.clear()
         try:
             emulation.install(self._emulation)
         except emulation.EmulationAlreadyInstalledError:
@@ -204,6 +149,7 @@ class Sandbox:
             emulation.uninstall()
         self._server.stop()
         self._resources = None
+        self._halves = {}
         self._clients.clear()
 
     def reset(self, delivery: Delivery | None = None) -> None:
@@ -211,7 +157,6 @@ class Sandbox:
         self._server.reset()
         self._emulation.clear()
         emulation.FUNCTION_LOG.clear()
-        self._left_running = {}
         self.paused.clear()
         if delivery is not None:
             self.delivery = delivery
@@ -239,38 +184,37 @@ class Sandbox:
         )
         self._resources = resources
         regions = {
-            resources.source_region: (
-                self.client("dynamodb", resources.source_region),
-                self.client("dynamodbstreams", resources.source_region),
-                resources.source_stream_arn,
-            ),
-            resources.destination_region: (
-                self.client("dynamodb", resources.destination_region),
-                self.client("dynamodbstreams", resources.destination_region),
-                resources.destination_stream_arn,
-            ),
+            resources.source_region: resources.source_stream_arn,
+            resources.destination_region: resources.destination_stream_arn,
         }
-        self._replication = GlobalTableReplication(regions, resources.table_name)
-        self._mapping = EventSourceMapping(
-            StreamCursor(
-                self.client("dynamodbstreams", resources.destination_region),
-                resources.destination_stream_arn,
-            ),
-            self._replicator_factory(resources),
-            resources.destination_region,
-            max_retry_attempts=self.max_retry_attempts,
+        self._replication = GlobalTableReplication(
+            {
+                region: (
+                    self.client("dynamodb", region),
+                    self.client("dynamodbstreams", region),
+                    stream_arn,
+                )
+                for region, stream_arn in regions.items()
+            },
+            resources.table_name,
         )
-        self._reverse_mapping = None
+        # The destination's replicator always; the source's in two-way.
+        replicators = {resources.destination_region: self._replicator_factory(resources)}
         if resources.reverse is not None:
-            self._reverse_mapping = EventSourceMapping(
-                StreamCursor(
-                    self.client("dynamodbstreams", resources.source_region),
-                    resources.source_stream_arn,
-                ),
-                _real_replicator(resources, resources.source_region),
-                resources.source_region,
+            replicators[resources.source_region] = real_replicator(
+                resources, resources.source_region
+            )
+        self._halves = {
+            region: StackHalf(
+                region,
+                resources,
+                self.outbox(region),
+                self.client,
+                replicator=replicators.get(region),
                 max_retry_attempts=self.max_retry_attempts,
             )
+            for region in regions
+        }
 
     # ---- an outage (two-way failover) ------------------------------------------------------
 
@@ -305,19 +249,13 @@ class Sandbox:
     def state_machine_arn(self) -> str:
         return self.resources.state_machine_arn
 
-    @property
-    def event_source_mapping(self) -> EventSourceMapping:
-        if self._mapping is None:
-            raise SandboxError("the sandbox is not started")
-        return self._mapping
-
-    def function_output(self, function_name: str | None = None) -> list[str]:
-        """What the functions (or the one named) wrote to stdout: their logs and EMF metrics."""
-        return emulation.FUNCTION_LOG.lines(function_name)
+    def event_source_mappings(self) -> list[EventSourceMapping]:
+        """The destination's mapping, and the source's too in two-way."""
+        return [half.mapping for half in self._replicating() if half.mapping is not None]
 
     @property
     def invocation_errors(self) -> list[emulation.InvocationError]:
-        return self._emulation.invocation_errors
+        return emulation.FUNCTION_LOG.errors
 
     @property
     def refusals(self) -> Counter[str]:
@@ -325,59 +263,25 @@ class Sandbox:
         right after a detach), so tests can show a retry path really ran."""
         return self._emulation.refusals
 
-    def failure_reasons(self) -> list[str]:
-        """Why work did not get through, one line each, for a test's assertion message: the
-        persist failure queue (each message is the event with the error Step Functions caught),
-        the replicator's reject queue, the functions' unhandled errors (those Step Functions
-        retried included), and the event source mapping's failed batches and raised errors.
-        Queue messages are read without being consumed."""
-        resources = self.resources
-        reasons = [
-            f"persist failure queue: {_persist_failure(body)}"
-            for region, queue in resources.failure_queues()
-            for body in self._peek_queue(region, queue)
-        ]
-        reasons += [
-            f"replicator reject queue: {body}"
-            for region, queue in resources.reject_queues()
-            for body in self._peek_queue(region, queue)
-        ]
-        reasons += [
-            f"{error.function_name} raised {error.error_type}: {error.message}"
-            for error in self.invocation_errors
-        ]
+    def failures(self) -> list[Failure]:
+        """Why work did not get through: the persist failure queues (each message is the event
+        with the error Step Functions caught), the replicators' reject queues, the functions'
+        unhandled errors (those Step Functions retried included), and the event source
+        mappings' failed batches and raised errors. Queue messages are read without being
+        consumed."""
+        failures = [persist_failure(body) for _, body in self.persist_failures()]
+        failures += [replicator_failure(body) for _, body in self.replicator_rejects()]
+        failures += [invocation_failure(error) for error in self.invocation_errors]
         for mapping in self.event_source_mappings():
-            reasons += [
-                f"event source mapping gave up on {batch}" for batch in mapping.stats.failed_batches
+            failures += [batch_failure(batch) for batch in mapping.stats.failed_batches]
+            failures += [
+                Failure("replicator", "invocation", repr(error)) for error in mapping.errors
             ]
-            reasons += [f"replicator invocation raised {error!r}" for error in mapping.errors]
-        return reasons
+        return failures
 
-    def event_source_mappings(self) -> list[EventSourceMapping]:
-        """The destination's mapping, and the source's too in two-way."""
-        mappings = [self.event_source_mapping]
-        if self._reverse_mapping is not None:
-            mappings.append(self._reverse_mapping)
-        return mappings
-
-    def _peek_queue(self, region: str, queue_url: str) -> list[str]:
-        sqs = self.client("sqs", region)
-        bodies: dict[str, str] = {}
-        handles: list[str] = []
-        while True:
-            messages = sqs.receive_message(
-                QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=30
-            ).get("Messages", [])
-            if not messages:
-                break
-            for message in messages:
-                bodies[message["MessageId"]] = message["Body"]
-                handles.append(message["ReceiptHandle"])
-        for handle in handles:  # visible again: reading is not consuming
-            sqs.change_message_visibility(
-                QueueUrl=queue_url, ReceiptHandle=handle, VisibilityTimeout=0
-            )
-        return list(bodies.values())
+    def failure_reasons(self) -> list[str]:
+        """``failures``, one line each, for a test's assertion message or the demo."""
+        return [failure_line(failure).strip() for failure in self.failures()]
 
     def environment(self) -> dict[str, str]:
         return self._server.environment()
@@ -415,96 +319,28 @@ class Sandbox:
 
     def persist_failures(self) -> list[tuple[str, JsonDict]]:
         """(message id, body) of every message in the persist failure queue(s), oldest first."""
-        return [
-            message
-            for region, queue in self.resources.failure_queues()
-            for message in self._peek(region, queue)
-        ]
+        return [message for half in self._halves.values() for message in half.persist_failures()]
 
     def replicator_rejects(self) -> list[tuple[str, JsonDict]]:
         """(message id, body) of every message in the replicator's reject queue(s)."""
-        return [
-            message
-            for region, queue in self.resources.reject_queues()
-            for message in self._peek(region, queue)
-        ]
+        return [message for half in self._halves.values() for message in half.replicator_rejects()]
 
-    def _peek(self, region: str, queue_url: str) -> list[tuple[str, JsonDict]]:
-        # Read through moto's backend, not ReceiveMessage: receiving would hide the messages
-        # from the operator's own `aws sqs receive-message` for the visibility timeout.
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.sqs.models import sqs_backends
-
-        queue = sqs_backends[DEFAULT_ACCOUNT_ID][region].get_queue(queue_url.rsplit("/", 1)[-1])
-        out = []
-        for message in list(queue._messages):
-            try:
-                body = json.loads(message.body)
-            except ValueError:
-                body = {"reason": message.body}
-            out.append((str(message.id), body if isinstance(body, dict) else {"reason": body}))
-        return out
+    def _replicating(self) -> list[StackHalf]:
+        """The halves in the order their replicators run: the destination's, then (two-way) the
+        source's. The order decides how two-way writes interleave, hence the failover demo's
+        figures."""
+        return sorted(self._halves.values(), key=lambda h: h.region != self.destination_region)
 
     # ---- the pump -------------------------------------------------------------------------
 
     def deliver_events(self, timeout: float = 60.0, *, leave_running: bool = False) -> DrainReport:
         """The IoT rule: source-region events → persist executions, waited for until finished
         (two-way: each region's events → its own persist state machine; a paused region's
-        events wait).
-
-        With ``leave_running``, executions still running after ``timeout`` are counted
-        (``executions_running``) and left: the next call lists and waits for them again.
-        Otherwise they raise ``ExecutionTimeoutError``."""
-        regions = [self.source_region] + ([self.destination_region] if self.two_way else [])
+        events wait). ``leave_running``: see ``StackHalf.deliver``."""
         report = DrainReport()
-        for region in regions:
-            if region in self.paused:
-                continue
-            part = self._deliver_region(region, timeout, leave_running)
-            running = report.executions_running + part.executions_running
-            report.add(part)
-            report.executions_running = running
-        return report
-
-    def _deliver_region(self, region: str, timeout: float, leave_running: bool) -> DrainReport:
-        report = DrainReport()
-        events = self.outbox(region).take()
-        report.events_published = len(events)
-        topicrules.deliver(region, events)  # rules created through the API, if any
-        sfn = self.client("stepfunctions", region)
-        state_machine_arn = self.resources.state_machine_in(region)
-        # Executions started by anyone else (`iot-crr reconcile --apply`) are waited for too,
-        # and those a previous round left running (counted once, when they finish).
-        running = {
-            execution["executionArn"]
-            for page in sfn.get_paginator("list_executions").paginate(
-                stateMachineArn=state_machine_arn, statusFilter="RUNNING"
-            )
-            for execution in page["executions"]
-        }
-        left = self._left_running.pop(region, [])
-        arns = [*left, *sorted(running - set(left))]
-        if events:
-            outcome = self._quirks.apply(events)
-            report.events_dropped = outcome.dropped
-            report.events_duplicated = outcome.duplicated
-            report.events_delivered = len(outcome.delivered)
-            arns += emulation.start_executions(sfn, state_machine_arn, outcome.delivered)
-        if not arns:
-            return report
-        outputs: dict[str, Any] = {}
-        try:
-            statuses = emulation.wait_for_executions(sfn, arns, timeout=timeout, outputs=outputs)
-        except emulation.ExecutionTimeoutError as late:
-            if not leave_running:
-                raise
-            statuses = late.finished
-            self._left_running[region] = late.running
-            report.executions_running = len(late.running)
-        report.executions.update(statuses.values())
-        report.persisted.update(
-            str(output.get("outcome")) for output in outputs.values() if isinstance(output, dict)
-        )
+        for half in self._halves.values():
+            if half.persists and half.region not in self.paused:
+                report.add(half.deliver(self._quirks, timeout, leave_running))
         return report
 
     def replicated(self) -> Counter[str]:
@@ -524,28 +360,9 @@ class Sandbox:
         """The destination's replicator (and two-way, the source's) on its replica's stream; a
         paused region's replicator does not run."""
         report = DrainReport()
-        if self.destination_region not in self.paused:
-            report.add(self._run_mapping(self.event_source_mapping, progress))
-        if self._reverse_mapping is not None and self.source_region not in self.paused:
-            report.add(self._run_mapping(self._reverse_mapping, progress))
-        return report
-
-    def _run_mapping(
-        self, mapping: EventSourceMapping, progress: Progress | None = None
-    ) -> DrainReport:
-        before = _snapshot(mapping.stats)
-        report = DrainReport()
-
-        def on_batch(stats: Any) -> None:
-            if progress is not None:
-                progress(_snapshot(stats)[0] - before[0])
-
-        report.replicator_invocations = mapping.poll(on_batch)
-        after = _snapshot(mapping.stats)
-        report.records_applied = after[0] - before[0]
-        report.batch_item_failures = after[1] - before[1]
-        report.failed_batches = after[2] - before[2]
-        report.bookkeeping_records = after[3] - before[3]
+        for half in self._replicating():
+            if half.region not in self.paused:
+                report.add(half.replicate(progress))
         return report
 
     def pump_round(
@@ -561,9 +378,7 @@ class Sandbox:
         lagging = self.two_way and report.events_published and self._lag.random() < 0.5
         if not lagging:
             report.records_replicated = self.replicate_tables()
-        running = report.executions_running
         report.add(self.run_event_source_mapping(progress))
-        report.executions_running = running
         if not self.two_way:  # one way: nothing consumes the destination's own events
             report.destination_events_discarded = len(self.outbox(self.destination_region).take())
         report.rounds = 1
@@ -584,8 +399,7 @@ class Sandbox:
                     progress(base + count)
 
             round_report = self.pump_round(max(deadline - time.monotonic(), 1.0), applied)
-            total.add(round_report)
-            total.rounds += 1
+            total.add_round(round_report)
             if round_report.idle and not round_report.executions_running:
                 return total
             if time.monotonic() > deadline:
@@ -611,32 +425,3 @@ class Sandbox:
         }
         env = self.resources.replicator_environment()
         return emulation.call_handler(PENDING_HANDLER, event, env, "pending")
-
-
-def _persist_failure(body: str) -> str:
-    """The persist state machine's failure record (its input plus ``error``: what Catch caught)
-    in one line: the event's type, operation and entity, then the error and its cause."""
-    try:
-        record = json.loads(body)
-    except ValueError:
-        return body
-    error = record.get("error") or {}
-    entity = next(
-        (
-            str(record[k])
-            for k in ("thingName", "thingGroupName", "thingTypeName", "name", "thingArn")
-            if k in record
-        ),
-        "?",
-    )
-    event = f"{record.get('eventType', '?')} {record.get('operation', '')} {entity}"
-    return f"{event}: {error.get('Error', '?')}: {error.get('Cause', '')}"
-
-
-def _snapshot(stats: emulation.MappingStats) -> tuple[int, int, int, int]:
-    return (
-        stats.records_applied,
-        stats.batch_item_failures,
-        len(stats.failed_batches),
-        stats.bookkeeping_records,
-    )

@@ -18,9 +18,10 @@ Contents, in the order of the data flow (one module per concern):
    fixed in ``registry_fixes`` and ``registry_responses``; applied by ``install``).
 4. Delivery quirks (duplicates, reordering, drops) under a seed, and the IoT rule's
    Step Functions action (``delivery``).
-5. Global Table replication between the two regions' state tables (``streams``).
+5. Global Table replication between the two regions' state tables (``globaltable``).
 6. The DynamoDB-stream event source mapping that feeds the replicator in Lambda's event shape
-   (``streams``).
+   (``mapping``; its counts and the sandbox's other stages' in ``DrainReport``), both reading
+   the tables' streams through ``streams``.
 """
 
 from sandbox.emulation.delivery import (
@@ -31,6 +32,7 @@ from sandbox.emulation.delivery import (
     start_executions,
     wait_for_executions,
 )
+from sandbox.emulation.globaltable import BATCH_WRITE_LIMIT, GlobalTableReplication
 from sandbox.emulation.install import (
     EmulationAlreadyInstalledError,
     active,
@@ -48,17 +50,12 @@ from sandbox.emulation.lambda_runtime import (
     function_environment,
     import_handler,
 )
+from sandbox.emulation.mapping import DrainReport, EventSourceMapping, FailedBatch, StreamHandler
 from sandbox.emulation.patches import MOTO_GAPS, JsonDict
 from sandbox.emulation.registry import Outbox, RegistryEmulation
 from sandbox.emulation.streams import (
-    BATCH_WRITE_LIMIT,
-    EventSourceMapping,
-    FailedBatch,
-    GlobalTableReplication,
     LambdaStreamReader,
-    MappingStats,
     StreamCursor,
-    StreamHandler,
     is_noop_modify,
     lambda_stream_record,
 )
@@ -70,6 +67,7 @@ __all__ = [
     "Delivery",
     "DeliveryOutcome",
     "DeliveryQuirks",
+    "DrainReport",
     "EmulationAlreadyInstalledError",
     "EventSourceMapping",
     "ExecutionTimeoutError",
@@ -81,7 +79,6 @@ __all__ = [
     "JsonDict",
     "LambdaContext",
     "LambdaStreamReader",
-    "MappingStats",
     "Outbox",
     "RegistryEmulation",
     "StreamCursor",

@@ -21,16 +21,14 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from moto.iot.exceptions import CertificateStateException, DeleteConflictException
 from moto.iot.models import IoTBackend
 
-from sandbox.emulation.patches import _PATCHES, JsonDict, _Installed
+from sandbox.emulation.patches import _PATCHES, JsonDict
 from sandbox.emulation.refusals import POLICY_DELETE_AFTER_DETACH_SECONDS, REFUSALS, refuse
-
-if TYPE_CHECKING:
-    from sandbox.emulation.registry import RegistryEmulation
+from sandbox.emulation.registry import RegistryEmulation, _Installed
 
 # Response fields the emulation passes on (never keys or PEMs of created certificates).
 _KEPT_RESPONSE_FIELDS = ("certificateId", "certificateArn", "policyName", "policyVersionId")

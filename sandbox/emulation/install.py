@@ -19,8 +19,8 @@ from sandbox.emulation.lambda_runtime import (
     forget_function_environment,
     with_environment_lock,
 )
-from sandbox.emulation.patches import _PATCHES, _Installed
-from sandbox.emulation.registry import RegistryEmulation
+from sandbox.emulation.patches import _PATCHES
+from sandbox.emulation.registry import RegistryEmulation, _Installed
 from sandbox.emulation.registry_fixes import (
     _add_thing_to_thing_group,
     _create_dynamic_thing_group,

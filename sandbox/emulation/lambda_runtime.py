@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
-from sandbox.emulation.patches import JsonDict, _Installed
+from sandbox.emulation.patches import JsonDict
 
 Handler = Callable[[JsonDict, Any], Any]
 
@@ -109,13 +109,21 @@ def import_handler(path: str) -> Handler:
     return handler
 
 
+@dataclass(frozen=True)
+class InvocationError:
+    function_name: str
+    error_type: str
+    message: str
+
+
 class FunctionLog:
     """What the functions wrote to stdout, line by line, as CloudWatch Logs keeps a Lambda
     function's output (where EMF lines become metrics: "Embedded metric format", Amazon CloudWatch
-    User Guide, https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format.html).
-    In the sandbox the functions share the operator's process, so without this their EMF lines
-    (Powertools Metrics prints them) landed in `make demo`'s output. The newest ``MAX_LINES``
-    are kept; ``echo`` also writes each line to a stream (`sandbox up --verbose`)."""
+    User Guide, https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format.html),
+    and their unhandled errors (``errors``; Lambda logs those too). In the sandbox the functions
+    share the operator's process, so without this their EMF lines (Powertools Metrics prints
+    them) landed in `make demo`'s output. The newest ``MAX_LINES`` are kept; ``echo`` also writes
+    each line to a stream (`sandbox up --verbose`)."""
 
     MAX_LINES = 10_000
 
@@ -123,6 +131,7 @@ class FunctionLog:
         self._lines: deque[tuple[str, str]] = deque(maxlen=self.MAX_LINES)
         self._lock = threading.Lock()
         self.echo: TextIO | None = None
+        self.errors: list[InvocationError] = []
 
     def append(self, function_name: str, line: str) -> None:
         with self._lock:
@@ -137,6 +146,7 @@ class FunctionLog:
     def clear(self) -> None:
         with self._lock:
             self._lines.clear()
+            self.errors.clear()
 
 
 FUNCTION_LOG = FunctionLog()
@@ -205,13 +215,6 @@ def call_handler(
         return handler(event, LambdaContext(name))
 
 
-@dataclass(frozen=True)
-class InvocationError:
-    function_name: str
-    error_type: str
-    message: str
-
-
 def _lambda_invoke(  # noqa: PLR0917 - moto's own signature, called positionally
     self: LambdaSimpleBackend,
     function_name: str,
@@ -237,10 +240,9 @@ def _lambda_invoke(  # noqa: PLR0917 - moto's own signature, called positionally
     try:
         result = call_handler(str(function.handler), event, env, function.function_name)
     except Exception as error:  # Lambda's own contract: an unhandled error is a response
-        if _Installed.emulation is not None:
-            _Installed.emulation.invocation_errors.append(
-                InvocationError(function.function_name, type(error).__name__, str(error))
-            )
+        FUNCTION_LOG.errors.append(
+            InvocationError(function.function_name, type(error).__name__, str(error))
+        )
         response_headers["x-amz-function-error"] = "Unhandled"
         return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}).encode()
     return json.dumps(result, default=str).encode()

@@ -1,13 +1,9 @@
-"""Patch bookkeeping: the moto gaps this package closes, what it replaced on moto, and
-the one emulation receiving events (one per process: the patches are global)."""
+"""Patch bookkeeping: the moto gaps this package closes and what it replaced on moto (the
+emulation receiving events is ``registry._Installed``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from sandbox.emulation.registry import RegistryEmulation
-
+from typing import Any
 
 JsonDict = dict[str, Any]
 
@@ -101,12 +97,6 @@ class _Patches:
             else:
                 setattr(owner, name, value)
         self._saved.clear()
-
-
-class _Installed:
-    """The emulation currently receiving events (one per process: the patches are global)."""
-
-    emulation: RegistryEmulation | None = None
 
 
 _PATCHES = _Patches()

@@ -19,7 +19,7 @@ from moto.iot.exceptions import (
     ResourceNotFoundException,
 )
 
-from sandbox.emulation.patches import _Installed
+from sandbox.emulation.registry import _Installed
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from moto.iot.exceptions import InvalidRequestException
 from moto.iot.models import FakeThing, FakeThingGroup, FakeThingType, IoTBackend
 
 from pipeline.eventconfig import REGISTRY_EVENT_TYPES
-from sandbox.emulation.lambda_runtime import InvocationError
 from sandbox.emulation.patches import JsonDict
 
 # AWS IoT API Reference, UpdateEventConfigurations: the valid keys of eventConfigurations.
@@ -55,10 +54,6 @@ class Outbox:
             events = list(self._events)
             self._events.clear()
             return events
-
-    def peek(self) -> list[JsonDict]:
-        with self._lock:
-            return list(self._events)
 
     def __len__(self) -> int:
         with self._lock:
@@ -107,7 +102,7 @@ def _group_attributes(group: FakeThingGroup) -> dict[str, str]:
 
 
 class RegistryEmulation:
-    """State of the emulated AWS behaviour: outboxes, clock, ids, invocation errors.
+    """State of the emulated AWS behaviour: outboxes, clock, event configurations, refusals.
 
     ``clock`` returns epoch seconds; event timestamps are epoch milliseconds, strictly increasing
     so two calls in the same millisecond still have an order (AWS calls take longer than 1 ms).
@@ -120,7 +115,6 @@ class RegistryEmulation:
         self._last_ms = 0
         self._outboxes: dict[str, Outbox] = {}
         self._event_configurations: dict[str, dict[str, bool]] = {}
-        self.invocation_errors: list[InvocationError] = []
         self.refusals: Counter[str] = Counter()  # REFUSALS keys met, so tests can see them
         self._policy_detached_at: dict[tuple[str, str], float] = {}
 
@@ -133,7 +127,6 @@ class RegistryEmulation:
             self._outboxes.clear()
             self._event_configurations.clear()
             self._policy_detached_at.clear()
-        self.invocation_errors.clear()
         self.refusals.clear()
 
     def now(self) -> float:
@@ -289,6 +282,12 @@ class RegistryEmulation:
             "childGroupId": child.thing_group_id,
             "childGroupName": child.thing_group_name,
         }
+
+
+class _Installed:
+    """The emulation currently receiving events (one per process: the patches are global)."""
+
+    emulation: RegistryEmulation | None = None
 
 
 def _find_group(backend: IoTBackend, name: str) -> FakeThingGroup | None:

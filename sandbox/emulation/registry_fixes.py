@@ -17,7 +17,7 @@ from moto.iot.exceptions import (
 from moto.iot.models import FakeThing, FakeThingGroup, FakeThingType, IoTBackend
 from moto.moto_api._internal import mock_random
 
-from sandbox.emulation.patches import _PATCHES, JsonDict, _Installed
+from sandbox.emulation.patches import _PATCHES, JsonDict
 from sandbox.emulation.refusals import (
     THING_TYPE_DELETE_WAIT_SECONDS,
     UNTYPED_MAX_ATTRIBUTES,
@@ -30,6 +30,7 @@ from sandbox.emulation.registry import (
     _find_type,
     _group_attributes,
     _group_properties,
+    _Installed,
     _thing_type_name,
 )
 

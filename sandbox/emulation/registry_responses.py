@@ -7,7 +7,7 @@ from typing import Any
 
 from moto.iot.responses import IoTResponse
 
-from sandbox.emulation.patches import _Installed
+from sandbox.emulation.registry import _Installed
 
 # ---- response handlers for the calls moto does not route ---------------------------------------
 

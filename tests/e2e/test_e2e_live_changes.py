@@ -63,7 +63,7 @@ def test_live_changes_of_every_entity_kind_reach_the_destination(sandbox: Sandbo
     iot.delete_thing(thingName="s2")
     report = sandbox.drain(timeout=120)
     # THEN the destination registry matches the source
-    assert report.failed_batches == 0
+    assert report.failed_batches == []
     _assert_converged(sandbox)
 
 
@@ -80,5 +80,5 @@ def test_injected_duplicates_and_reordering_converge(sandbox: Sandbox) -> None:
     report = sandbox.drain(timeout=180)
     # THEN duplicates were delivered and the destination still matches the source
     assert report.events_duplicated > 0
-    assert report.failed_batches == 0
+    assert report.failed_batches == []
     _assert_converged(sandbox)

@@ -232,7 +232,7 @@ def test_move_between_sibling_groups_with_the_add_first(
     removed = _pick(events, "THING_GROUP_MEMBERSHIP_EVENT", operation="REMOVED")
     pipeline.persist_event(added)
     stats = pipeline.deliver()  # only the add has arrived: it waits
-    assert stats.retryable_failures == 1
+    assert stats.batch_item_failures == 1
     assert pipeline.failures.sent == []
     pipeline.persist_event(removed)
     # The event source mapping redelivers the add; the removal, now in the table, goes first.
@@ -251,7 +251,7 @@ def test_move_between_siblings_applies_the_removal_from_the_table_first(
     removed = _pick(events, "THING_GROUP_MEMBERSHIP_EVENT", operation="REMOVED")
     _deliver(pipeline, [added, removed])  # both in the table; the add's record comes first
     stats = pipeline.drain()
-    assert stats.retryable_failures == 0
+    assert stats.batch_item_failures == 0
     assert pipeline.registry.list_thing_groups_for_thing("t") == ["floor-2"]
 
 
@@ -485,7 +485,7 @@ def test_child_group_event_first_creates_the_chain(
     leaf = _pick(events, "THING_GROUP_EVENT", thingGroupName="leaf")
     pipeline.persist_event(leaf)
     stats = pipeline.drain()
-    assert stats.retryable_failures == 0
+    assert stats.batch_item_failures == 0
     assert pipeline.registry.describe_thing_group("leaf")["parent"] == "mid"  # type: ignore[index]
     assert pipeline.registry.describe_thing_group("mid")["parent"] == "root"  # type: ignore[index]
     _deliver(pipeline, [e for e in events if e is not leaf])

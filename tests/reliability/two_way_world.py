@@ -85,7 +85,7 @@ class World:
             self.pipeline[name].persist_event(event)
 
     def drain(self, name: str) -> int:
-        invocations = self.pipeline[name].drain()
+        invocations = self.pipeline[name].drain().replicator_invocations
         self.collect(user=False)
         return invocations
 
