@@ -47,19 +47,6 @@ class ArnMapping:
     accounts: Mapping[str, str] = field(default_factory=dict)
     services: tuple[str, ...] = ("iot",)
 
-    @classmethod
-    def for_pair(
-        cls,
-        source_region: str,
-        destination_region: str,
-        source_account: str | None = None,
-        destination_account: str | None = None,
-    ) -> ArnMapping:
-        accounts: dict[str, str] = {}
-        if source_account and destination_account and source_account != destination_account:
-            accounts[source_account] = destination_account
-        return cls(regions={source_region: destination_region}, accounts=accounts)
-
 
 @dataclass(frozen=True)
 class Rewrite:
@@ -128,13 +115,6 @@ def parse_account_map(text: str) -> dict[str, str]:
                 "region maps to the destination's",
             )
     return pairs
-
-
-def mapping_from_pairs(pairs: Mapping[str, str]) -> ArnMapping:
-    """An ``ArnMapping`` from ``parse_mapping``'s output (regions and accounts told apart)."""
-    regions = {k: v for k, v in pairs.items() if _REGION.fullmatch(k)}
-    accounts = {k: v for k, v in pairs.items() if _ACCOUNT.fullmatch(k)}
-    return ArnMapping(regions=regions, accounts=accounts)
 
 
 def rewrite_policy_document(

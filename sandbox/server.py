@@ -15,8 +15,7 @@ import logging
 import os
 import re
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -230,13 +229,3 @@ def _set_env(name: str, value: str | None) -> None:
     else:
         os.environ[name] = value
 
-
-@contextmanager
-def running_server(port: int = 0) -> Iterator[MotoServer]:
-    """A started ``MotoServer``, stopped (and the environment restored) on exit."""
-    server = MotoServer(port)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()

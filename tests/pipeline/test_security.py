@@ -31,7 +31,7 @@ from pipeline.security import (
 from sandbox.certificates import self_signed_pem
 
 SRC, DST = "us-east-1", "eu-west-1"
-MAPPING = ArnMapping.for_pair(SRC, DST)
+MAPPING = ArnMapping({SRC: DST})
 
 
 def policy_doc(region: str) -> str:

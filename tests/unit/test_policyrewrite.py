@@ -13,13 +13,13 @@ from pipeline.policyrewrite import (
     ArnMapping,
     Rewrite,
     canonical_document,
-    mapping_from_pairs,
     parse_mapping,
     rewrite_policy_document,
 )
 
 SOURCE, DEST = "us-east-1", "eu-west-1"
 ACCOUNT, OTHER_ACCOUNT = "111111111111", "222222222222"
+REGIONS = ArnMapping({SOURCE: DEST})
 
 
 def doc(*statements: dict[str, Any]) -> str:
@@ -44,7 +44,7 @@ def test_region_is_rewritten_in_every_iot_arn_and_reported() -> None:
         },
     )
     # WHEN rewritten for the destination
-    result = rewrite_policy_document(document, ArnMapping.for_pair(SOURCE, DEST))
+    result = rewrite_policy_document(document, REGIONS)
     # THEN every ARN names the destination region, policy variables untouched
     decoded = json.loads(result.document)
     assert decoded["Statement"][0]["Resource"] == (
@@ -68,13 +68,13 @@ def test_region_is_rewritten_in_every_iot_arn_and_reported() -> None:
     assert result.changed and result.foreign == ()
 
 
-def test_account_is_rewritten_only_when_the_accounts_differ() -> None:
+def test_account_is_rewritten_only_when_mapped() -> None:
     document = doc(
         {"Effect": "Allow", "Action": "iot:*", "Resource": f"arn:aws:iot:{SOURCE}:{ACCOUNT}:*"}
     )
-    same = rewrite_policy_document(document, ArnMapping.for_pair(SOURCE, DEST, ACCOUNT, ACCOUNT))
+    same = rewrite_policy_document(document, REGIONS)
     other = rewrite_policy_document(
-        document, ArnMapping.for_pair(SOURCE, DEST, ACCOUNT, OTHER_ACCOUNT)
+        document, ArnMapping({SOURCE: DEST}, accounts={ACCOUNT: OTHER_ACCOUNT})
     )
     assert (
         json.loads(same.document)["Statement"][0]["Resource"] == f"arn:aws:iot:{DEST}:{ACCOUNT}:*"
@@ -101,7 +101,7 @@ def test_wildcards_other_services_and_conditions() -> None:
             },
         },
     )
-    result = rewrite_policy_document(document, ArnMapping.for_pair(SOURCE, DEST))
+    result = rewrite_policy_document(document, REGIONS)
     decoded = json.loads(result.document)
     assert decoded["Statement"][0]["Resource"] == "arn:aws:iot:*:*:topicfilter/alerts/*"
     assert decoded["Statement"][1]["Condition"]["ArnEquals"]["iot:SourceArn"] == (
@@ -118,7 +118,7 @@ def test_a_third_region_is_kept_and_listed_as_foreign() -> None:
     third = "arn:aws:iot:ap-south-1:111111111111:topic/x"
     result = rewrite_policy_document(
         doc({"Effect": "Allow", "Action": "iot:Publish", "Resource": third}),
-        ArnMapping.for_pair(SOURCE, DEST),
+        REGIONS,
     )
     assert not result.changed
     assert result.foreign == (third,)
@@ -126,7 +126,7 @@ def test_a_third_region_is_kept_and_listed_as_foreign() -> None:
 
 def test_result_is_canonical_json() -> None:
     document = '{\n  "Version": "2012-10-17",\n  "Statement": []\n}'
-    result = rewrite_policy_document(document, ArnMapping.for_pair(SOURCE, DEST))
+    result = rewrite_policy_document(document, REGIONS)
     assert result.document == '{"Statement":[],"Version":"2012-10-17"}'
     assert result.document == canonical_document(document)
 
@@ -135,7 +135,7 @@ def test_rewrite_is_idempotent() -> None:
     document = doc(
         {"Effect": "Allow", "Action": "iot:*", "Resource": f"arn:aws:iot:{SOURCE}:{ACCOUNT}:*"}
     )
-    mapping = ArnMapping.for_pair(SOURCE, DEST)
+    mapping = REGIONS
     once = rewrite_policy_document(document, mapping)
     twice = rewrite_policy_document(once.document, mapping)
     assert twice.document == once.document and not twice.changed
@@ -144,14 +144,12 @@ def test_rewrite_is_idempotent() -> None:
 @pytest.mark.parametrize("document", ["not json", "[]", '"text"'])
 def test_a_document_that_is_not_a_json_object_is_refused(document: str) -> None:
     with pytest.raises(EventValidationError, match="policyDocument"):
-        rewrite_policy_document(document, ArnMapping.for_pair(SOURCE, DEST))
+        rewrite_policy_document(document, REGIONS)
 
 
 def test_parse_mapping() -> None:
     pairs = parse_mapping(f"{SOURCE}={DEST}, {ACCOUNT}={OTHER_ACCOUNT}")
     assert pairs == {SOURCE: DEST, ACCOUNT: OTHER_ACCOUNT}
-    mapping = mapping_from_pairs(pairs)
-    assert mapping.regions == {SOURCE: DEST} and mapping.accounts == {ACCOUNT: OTHER_ACCOUNT}
     assert parse_mapping("") == {}
 
 
