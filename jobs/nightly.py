@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from jobs import runlock, shard
-from jobs.run import ClientFactory, Clock, MetricsSink, RunConfig, run_config_from_env, run_nightly
+from jobs.run import ClientFactory, MetricsSink, RunConfig, run_config_from_env, run_nightly
 from pipeline import aws
+from pipeline.clock import Clock, now_ms
 from pipeline.errors import CrrError
 
 
@@ -44,10 +44,6 @@ def handle_event(
     return run_nightly(config, factory, clock, metrics=metrics).to_json()
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def lambda_handler(event: Mapping[str, Any] | None, context: Any) -> dict[str, Any]:
     """The Lambda entry point; raises on error so the invocation (and any Retry) sees it."""
     config = run_config_from_env(os.environ)
@@ -56,7 +52,7 @@ def lambda_handler(event: Mapping[str, Any] | None, context: Any) -> dict[str, A
         event,
         os.environ,
         aws.client,
-        lambda: handle_event(event, config, aws.client, _now_ms),
+        lambda: handle_event(event, config, aws.client, now_ms),
         lease_seconds=runlock.lambda_lease_seconds(context),
     )
 
@@ -73,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             event,
             os.environ,
             aws.client,
-            lambda: handle_event(event, config, aws.client, _now_ms),
+            lambda: handle_event(event, config, aws.client, now_ms),
             lease_seconds=runlock.CONTAINER_LEASE_SECONDS,
         )
     except Exception as error:  # reported, and the task ends non-zero: never silent

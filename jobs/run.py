@@ -41,6 +41,7 @@ from jobs.artefacts import (
     write_run_record,
 )
 from pipeline.aws import ClientFactory
+from pipeline.clock import Clock
 from pipeline.errors import EventValidationError, PermanentError
 from pipeline.policyrewrite import ACCOUNT_MAP_VARIABLE, parse_account_map
 from pipeline.statetable import StateTable
@@ -53,7 +54,6 @@ from reconcile.plan import Guards
 from reconcile.progress import LogProgress
 from reconcile.snapshot import Snapshot
 
-Clock = Callable[[], int]  # epoch milliseconds
 MetricsSink = Callable[[str], None]
 
 SERVICE = "iot-crr-nightly"

@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from jobs.artefacts import RunArtefacts, read_run_record
 from jobs.run import (
     ClientFactory,
-    Clock,
     MetricsSink,
     RunConfig,
     RunResult,
@@ -37,6 +36,7 @@ from jobs.run import (
     timed,
     utc_date,
 )
+from pipeline.clock import Clock
 from pipeline.errors import EventValidationError, PermanentError
 from reconcile.diff import merge_reports
 from reconcile.engine import Audit, Reconciler

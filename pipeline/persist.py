@@ -9,7 +9,6 @@ a ``RetryableError`` it retries.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from itertools import groupby
@@ -19,6 +18,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from pipeline import aws
+from pipeline.clock import now_ms
 from pipeline.cloudtrail import Skipped, is_cloudtrail_event, parse_cloudtrail_event
 from pipeline.control import control_change
 from pipeline.errors import EventValidationError
@@ -34,10 +34,6 @@ logger = Logger(service="iot-crr-persist")
 metrics = Metrics(namespace="IotRegistryCrr", service="persist")
 FUTURE_TIMESTAMP_METRIC = "FutureTimestampsRefused"
 SKIPPED_CALLS_METRIC = "ControlPlaneCallsSkipped"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def persist_change(table: StateTable, change: Change, *, now: int | None = None) -> PersistResult:

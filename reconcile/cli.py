@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline import aws
+from pipeline.clock import now_ms
 from pipeline.errors import CrrError, EventValidationError
 from pipeline.eventconfig import enable_events_command
 from pipeline.policyrewrite import ACCOUNT_MAP_VARIABLE, parse_account_map
@@ -61,16 +61,12 @@ class CliError(click.ClickException):
     exit_code = EXIT_ERROR
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 @dataclass
 class Factory:
     """Builds every collaborator a command needs; tests replace ``client`` or ``clock``."""
 
     client: Callable[[str, str], Any] = aws.client
-    clock: Callable[[], int] = _now_ms
+    clock: Callable[[], int] = now_ms
     show_progress: bool | None = None  # None: when stdout is a terminal (progress_wanted)
 
     def aws_client(self, service: str, region: str) -> Any:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.clock import now_ms
 from pipeline.errors import PermanentError
 from pipeline.model import ENTITIES, ENTITY_ORDER, KEY_SEPARATOR, EntityKind, split_membership_name
 from pipeline.policyrewrite import ArnMapping, rewrite_policy_document
@@ -76,10 +76,6 @@ def _in_buckets(names: pd.Series, buckets: int, wanted: np.ndarray) -> np.ndarra
     )
     bucket = np.frombuffer(digests, dtype=">u8").astype(np.uint64) % np.uint64(buckets)
     return np.isin(bucket, wanted)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _explain(
@@ -369,7 +365,7 @@ def diff_snapshots(
     ignore: IgnoreRules | None = None,
     buckets: int = 1,
     bucket_range: range | None = None,
-    clock: Callable[[], int] = _now_ms,
+    clock: Callable[[], int] = now_ms,
     policy_accounts: Mapping[str, str] | None = None,
 ) -> DriftReport:
     """Every difference between ``source`` and ``destination`` (the region that should match it).

@@ -24,12 +24,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pipeline.aws import AwsCalls
+from pipeline.clock import now_ms
 from pipeline.errors import AwsError, CrrError, PermanentError, RetryableError
 from pipeline.events import corrective_event, parse_event
 from pipeline.model import Change, Origin
@@ -154,10 +154,6 @@ def validated(change: Change, *, now: int) -> tuple[dict[str, Any], Change]:
     return payload, parse_event(payload, region=change.origin.region)
 
 
-def _wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def emit_via_stepfunctions(
     changes: Sequence[Change],
     sfn_client: SFNClient,
@@ -179,7 +175,7 @@ def emit_via_stepfunctions(
     """
     counts: dict[str, int] = {}
     failures: list[EmitFailure] = []
-    clock_ms = _wall_clock_ms() if now is None else now
+    clock_ms = now_ms() if now is None else now
     try:
         _start_each(
             changes,
@@ -258,7 +254,7 @@ def emit_via_table(
     N conditional writes instead of 2N calls. Project errors (``CrrError``) are recorded per
     change; anything else is a bug and propagates.
     """
-    clock_ms = _wall_clock_ms() if now is None else now
+    clock_ms = now_ms() if now is None else now
     failures: list[EmitFailure] = []
     items: list[Change] = []
     total = 0

@@ -18,12 +18,12 @@ docs/design.md, "Reconciliation").
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pipeline.aws import ClientFactory
+from pipeline.clock import Clock, now_ms
 from reconcile.diff import diff_snapshots
 from reconcile.drift import DriftReport
 from reconcile.emit import DryRunEmitter, EmitResult, Emitter, Progress, corrective_changes
@@ -37,18 +37,13 @@ from reconcile.snapshot import ListingProgress, Snapshot, take_snapshot
 
 Snapshotter = Callable[[str], Snapshot]
 """Reads one region's whole registry: ``snapshotter(region) -> Snapshot``."""
-Clock = Callable[[], int]  # epoch milliseconds
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def registry_snapshotter(
     client: ClientFactory,
     *,
     limiter: Callable[[], RateLimiter] = RateLimiter,
-    clock: Clock = _now_ms,
+    clock: Clock = now_ms,
     progress: ListingProgress | None = None,
 ) -> Snapshotter:
     """Snapshots a region through its IoT client, paced by a fresh ``limiter()`` per snapshot;
@@ -94,7 +89,7 @@ class Reconciler:
     ignore: IgnoreRules = field(default_factory=IgnoreRules)
     guards: Guards = field(default_factory=Guards)
     emitter: Emitter = field(default_factory=DryRunEmitter)
-    clock: Clock = _now_ms
+    clock: Clock = now_ms
     failback: Failback | None = None  # hold the target's unreplicated changes (failback)
     # Source -> destination accounts of policy ARNs, as the replicator's POLICY_ACCOUNT_MAP.
     policy_accounts: Mapping[str, str] = field(default_factory=dict)

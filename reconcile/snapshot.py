@@ -18,7 +18,6 @@ import hashlib
 import json
 import math
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.clock import now_ms
 from pipeline.cloudtrail import policy_target_name, thing_principal_name
 from pipeline.errors import PermanentError
 from pipeline.model import ENTITIES, EntityKind
@@ -534,17 +534,13 @@ class _Tracker:
         return math.ceil(left / PAGE_SIZE) / rate if rate else None
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def take_snapshot(
     inventory: Inventory,
     region: str,
     *,
     progress: ListingProgress | None = None,
     expected: Mapping[str, int] | None = None,
-    clock: Callable[[], int] = _now_ms,
+    clock: Callable[[], int] = now_ms,
 ) -> Snapshot:
     """Read one region's whole registry through ``inventory``, the listing families at once.
 

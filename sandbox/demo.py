@@ -28,6 +28,7 @@ from typing import Any
 
 from jobs.artefacts import RunRecord
 from jobs.run import RunConfig, run_nightly
+from pipeline.clock import now_ms
 from reconcile.drift import DriftReport
 from reconcile.plan import Guards, Plan, describe_plan
 from reconcile.report import load_json, render
@@ -222,7 +223,7 @@ def nightly(
         persist_state_machine_arn=None if via_table else box.state_machine_arn,
         run_id=f"demo-{run_id}",
     )
-    result = run_nightly(config, box.client, _now_ms, metrics=lambda _: None)
+    result = run_nightly(config, box.client, now_ms, metrics=lambda _: None)
     return result.record
 
 
@@ -342,10 +343,6 @@ def _explain_failures(box: Sandbox, drained: DrainReport, echo: Echo) -> None:
     if set(drained.executions) - {"SUCCEEDED"} or drained.failed_batches:
         for reason in box.failure_reasons():
             echo(f"   ! {reason}")
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class _Steps:

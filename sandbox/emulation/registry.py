@@ -13,6 +13,7 @@ from typing import Any
 from moto.iot.exceptions import InvalidRequestException
 from moto.iot.models import FakeThing, FakeThingGroup, FakeThingType, IoTBackend
 
+from pipeline.clock import to_ms
 from pipeline.eventconfig import REGISTRY_EVENT_TYPES
 from sandbox.emulation.patches import JsonDict
 
@@ -174,7 +175,7 @@ class RegistryEmulation:
 
     def now_ms(self) -> int:
         with self._lock:
-            self._last_ms = max(self._last_ms + 1, int(self.now() * 1000))
+            self._last_ms = max(self._last_ms + 1, to_ms(self.now()))
             return self._last_ms
 
     def publish(self, region: str, event: JsonDict) -> None:
