@@ -4,12 +4,12 @@ Flow driven by ``drain()``, one round at a time until a round finds nothing to d
   source outbox (registry events) ─▶ delivery quirks ─▶ persist state machine (real ASL, real
   handler) ─▶ source state table ══ Global Table emulation ══▶ destination state table ─▶
   event source mapping emulation ─▶ ``pipeline.replicate`` ─▶ destination registry.
-Each region's part of that flow is a ``sandbox.half.StackHalf``: its way in (outbox to state
-table) and its way out (its replica's stream to its registry); this module joins the halves with
-the Global Table emulation and pumps them.
 The replicator's own calls publish registry events in the destination region; nothing consumes
 them (the destination's persist path is not deployed in the one-way sandbox), so they are
-discarded each round and counted.
+discarded each round and counted. Each region's part of the flow is a ``sandbox.half.StackHalf``
+(its way in: outbox to state table; its way out: its replica's stream to its registry); this
+module joins the halves with the Global Table emulation and pumps them, each round's counts in
+one ``DrainReport``.
 
 Two-way (``Sandbox(two_way=True)``, ``iot-crr sandbox up --two-way``): the same flow runs the
 other way too. Each region's events go to its own persist state machine and replica; the Global
