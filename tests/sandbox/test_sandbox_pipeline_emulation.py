@@ -19,7 +19,9 @@ from sandbox.emulation import (
     FUNCTION_LOG,
     Delivery,
     DeliveryQuirks,
+    DrainReport,
     EventSourceMapping,
+    FailedBatch,
     environment_lock,
 )
 from sandbox.emulation.lambda_runtime import forget_function_environment
@@ -305,3 +307,51 @@ def test_esm_treats_a_raised_error_as_a_failure_of_the_whole_batch() -> None:
     assert calls == [2, 2]
     assert mapping.stats.handler_errors == 1
     assert isinstance(mapping.errors[0], RuntimeError)
+
+
+def test_esm_poll_reports_what_it_did_and_stats_add_the_polls_up() -> None:
+    # GIVEN a thing record the handler fails once, then an echo-ledger record
+    failing = {"THING#k1": 1}
+
+    def handler(event: dict[str, Any]) -> dict[str, Any]:
+        failed = []
+        for record in event["Records"]:
+            key = record["dynamodb"]["Keys"]["pk"]["S"]
+            if failing.get(key):
+                failing[key] -= 1
+                failed.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
+        return {"batchItemFailures": failed}
+
+    cursor = FakeCursor(["THING#k1", f"ECHO#{DESTINATION}#THING#k1"])
+    mapping = EventSourceMapping(cursor, handler, DESTINATION)  # type: ignore[arg-type]
+    # WHEN it is polled twice
+    first, second = mapping.poll(), mapping.poll()
+    # THEN the first poll stopped at the failure, the second delivered both records
+    assert (first.replicator_invocations, first.batch_item_failures) == (1, 1)
+    assert (first.records_applied, first.bookkeeping_records) == (0, 0)
+    assert (second.replicator_invocations, second.batch_item_failures) == (1, 0)
+    assert (second.records_applied, second.bookkeeping_records) == (1, 1)
+    # AND the mapping's stats are the two polls added up
+    assert (mapping.stats.replicator_invocations, mapping.stats.batch_item_failures) == (2, 1)
+    assert (mapping.stats.records_applied, mapping.stats.bookkeeping_records) == (1, 1)
+
+
+def test_drain_reports_add_counts_and_keep_the_latest_rounds_running_executions() -> None:
+    first = DrainReport(rounds=1, events_published=2, executions_running=3)
+    first.executions.update({"SUCCEEDED": 2})
+    second = DrainReport(rounds=1, records_applied=4, executions_running=0)
+    second.executions.update({"SUCCEEDED": 1, "FAILED": 1})
+    second.failed_batches.append(FailedBatch("1", "2", 2, 4, "retries exhausted"))
+    # Parts of one round (stages, regions) add up, running executions included
+    part = DrainReport()
+    part.add(first)
+    part.add(first)
+    assert (part.events_published, part.executions_running) == (4, 6)
+    # Rounds add up too, but executions still running are the latest round's
+    total = DrainReport()
+    total.add_round(first)
+    total.add_round(second)
+    assert (total.rounds, total.events_published, total.records_applied) == (2, 2, 4)
+    assert total.executions == {"SUCCEEDED": 3, "FAILED": 1}
+    assert total.failed_batches == second.failed_batches
+    assert total.executions_running == 0
