@@ -72,6 +72,7 @@ def emulated_refusals(sandbox: Sandbox, run: Run) -> dict[str, Answer]:
             let_time_pass=let_time_pass,
             wait_until=wait_until,
             now=lambda: time.time() + offset[0],
+            client=lambda service: sandbox.client(service, region),
         )
         answers[probe.name] = probe.provoke(sandbox.iot(region), ctx)
     sandbox.outbox(region).take()

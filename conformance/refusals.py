@@ -8,58 +8,13 @@ Run on an account, the answers become the recorded facts the emulation is checke
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from conformance.run import Scope
+from conformance.onboarding_refusals import ONBOARDING_PROBES
+from conformance.probing import Answer, Context, Probe, answer_of
 
 TYPE_DEPRECATION_SECONDS = 300
 POLICY_DETACH_SECONDS = 300  # AWS IoT API Reference, DeletePolicy: "up to five minutes"
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What AWS (or the emulation) answered: an error code and message, or success."""
-
-    code: str | None  # None: the call was accepted
-    message: str = ""
-
-    @property
-    def accepted(self) -> bool:
-        return self.code is None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message}
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a probe may use: the scope's names and tags, and the target's notion of time."""
-
-    scope: Scope
-    let_time_pass: Callable[[float], None]
-    wait_until: Callable[[str, Callable[[], bool], float], None]
-    now: Callable[[], float]  # epoch seconds as the registry sees them
-
-
-def _answer(call: Callable[[], Any], scope: Scope) -> Answer:
-    try:
-        call()
-    except ClientError as error:
-        body = error.response.get("Error", {})
-        return Answer(str(body.get("Code")), normalise(str(body.get("Message", "")), scope))
-    return Answer(None)
-
-
-def normalise(message: str, scope: Scope) -> str:
-    """Run-independent text: the scope's prefix, account ids and long ids become placeholders."""
-    text = message.replace(scope.prefix, "<prefix>")
-    text = re.sub(r"\b\d{12}\b", "<account>", text)
-    return re.sub(r"\b[0-9a-f]{64}\b", "<certificate-id>", text)
 
 
 # ---- the probes --------------------------------------------------------------------------------
@@ -74,7 +29,7 @@ def update_thing_type_beyond_mqtt5(iot: Any, ctx: Context) -> Answer:
         thingTypeProperties={"thingTypeDescription": "before"},
         tags=ctx.scope.tags,
     )
-    return _answer(
+    return answer_of(
         lambda: iot.update_thing_type(
             thingTypeName=name, thingTypeProperties={"thingTypeDescription": "after"}
         ),
@@ -87,7 +42,7 @@ def delete_thing_type_not_deprecated(iot: Any, ctx: Context) -> Answer:
     type": "You can delete thing types only after they have been deprecated")."""
     name = ctx.scope("probe-not-deprecated")
     iot.create_thing_type(thingTypeName=name, tags=ctx.scope.tags)
-    return _answer(lambda: iot.delete_thing_type(thingTypeName=name), ctx.scope)
+    return answer_of(lambda: iot.delete_thing_type(thingTypeName=name), ctx.scope)
 
 
 def delete_thing_type_too_soon(iot: Any, ctx: Context) -> Answer:
@@ -96,7 +51,7 @@ def delete_thing_type_too_soon(iot: Any, ctx: Context) -> Answer:
     name = ctx.scope("probe-delete-soon")
     iot.create_thing_type(thingTypeName=name, tags=ctx.scope.tags)
     iot.deprecate_thing_type(thingTypeName=name)
-    return _answer(lambda: iot.delete_thing_type(thingTypeName=name), ctx.scope)
+    return answer_of(lambda: iot.delete_thing_type(thingTypeName=name), ctx.scope)
 
 
 def delete_thing_type_in_use(iot: Any, ctx: Context) -> Answer:
@@ -115,14 +70,14 @@ def delete_thing_type_in_use(iot: Any, ctx: Context) -> Answer:
         lambda: ctx.now() > deprecated_at + TYPE_DEPRECATION_SECONDS,
         2 * TYPE_DEPRECATION_SECONDS,
     )
-    return _answer(lambda: iot.delete_thing_type(thingTypeName=name), ctx.scope)
+    return answer_of(lambda: iot.delete_thing_type(thingTypeName=name), ctx.scope)
 
 
 def untyped_thing_attributes(iot: Any, ctx: Context) -> Answer:
     """A thing without a type has at most 3 attributes (AWS IoT developer guide, "Thing types":
     "things not associated with a thing type ... up to three attributes")."""
     attributes = {f"a{i}": "v" for i in range(4)}
-    return _answer(
+    return answer_of(
         lambda: iot.create_thing(
             thingName=ctx.scope("probe-untyped"), attributePayload={"attributes": attributes}
         ),
@@ -141,7 +96,7 @@ def sibling_thing_groups(iot: Any, ctx: Context) -> Answer:
         iot.create_thing_group(thingGroupName=child, parentGroupName=parent, tags=ctx.scope.tags)
     iot.create_thing(thingName=thing)
     iot.add_thing_to_thing_group(thingName=thing, thingGroupName=first)
-    return _answer(
+    return answer_of(
         lambda: iot.add_thing_to_thing_group(thingName=thing, thingGroupName=second), ctx.scope
     )
 
@@ -152,7 +107,7 @@ def delete_thing_with_principals(iot: Any, ctx: Context) -> Answer:
     iot.create_thing(thingName=thing)
     certificate = iot.create_keys_and_certificate(setAsActive=False)
     iot.attach_thing_principal(thingName=thing, principal=certificate["certificateArn"])
-    return _answer(lambda: iot.delete_thing(thingName=thing), ctx.scope)
+    return answer_of(lambda: iot.delete_thing(thingName=thing), ctx.scope)
 
 
 def update_revoked_certificate(iot: Any, ctx: Context) -> Answer:
@@ -161,7 +116,7 @@ def update_revoked_certificate(iot: Any, ctx: Context) -> Answer:
     certificate = iot.create_keys_and_certificate(setAsActive=True)  # its key is dropped here
     cert_id = certificate["certificateId"]
     iot.update_certificate(certificateId=cert_id, newStatus="REVOKED")
-    answer = _answer(
+    answer = answer_of(
         lambda: iot.update_certificate(certificateId=cert_id, newStatus="ACTIVE"), ctx.scope
     )
     # Certificates carry no tags or prefix for the cleanup to find: delete it here (a revoked
@@ -181,14 +136,14 @@ def delete_policy_just_detached(iot: Any, ctx: Context) -> Answer:
     certificate = iot.create_keys_and_certificate(setAsActive=False)  # its key is dropped here
     iot.attach_policy(policyName=name, target=certificate["certificateArn"])
     iot.detach_policy(policyName=name, target=certificate["certificateArn"])
-    answer = _answer(lambda: iot.delete_policy(policyName=name), ctx.scope)
+    answer = answer_of(lambda: iot.delete_policy(policyName=name), ctx.scope)
     # Neither carries a prefix the cleanup finds: delete both here, once AWS lets us.
     if not answer.accepted:
         ctx.let_time_pass(POLICY_DETACH_SECONDS)
         ctx.wait_until(
             f"{name} deletable",
             lambda: (
-                _answer(lambda: iot.delete_policy(policyName=name), ctx.scope).code
+                answer_of(lambda: iot.delete_policy(policyName=name), ctx.scope).code
                 in (None, "ResourceNotFoundException")
             ),
             2 * POLICY_DETACH_SECONDS,
@@ -221,7 +176,7 @@ def test_authorization_auth_infos(iot: Any, ctx: Context) -> Answer:
     """TestAuthorization with 11 authInfos (AWS IoT API Reference, TestAuthorization: "Maximum
     number of 10 items"; botocore checks only the minimum before sending)."""
     arn = _throwaway_certificate(iot)
-    answer = _answer(
+    answer = answer_of(
         lambda: iot.test_authorization(principal=arn, authInfos=[_connect(arn)] * 11), ctx.scope
     )
     _delete_certificate(iot, arn)
@@ -232,7 +187,7 @@ def test_authorization_action_type(iot: Any, ctx: Context) -> Answer:
     """TestAuthorization with an authInfo without actionType (optional in the service model)."""
     arn = _throwaway_certificate(iot)
     info = {"resources": _connect(arn)["resources"]}
-    answer = _answer(lambda: iot.test_authorization(principal=arn, authInfos=[info]), ctx.scope)
+    answer = answer_of(lambda: iot.test_authorization(principal=arn, authInfos=[info]), ctx.scope)
     _delete_certificate(iot, arn)
     return answer
 
@@ -241,16 +196,9 @@ def test_authorization_unknown_principal(iot: Any, ctx: Context) -> Answer:
     """TestAuthorization for a certificate that does not exist (any more)."""
     arn = _throwaway_certificate(iot)
     _delete_certificate(iot, arn)
-    return _answer(
+    return answer_of(
         lambda: iot.test_authorization(principal=arn, authInfos=[_connect(arn)]), ctx.scope
     )
-
-
-@dataclass(frozen=True)
-class Probe:
-    name: str
-    operation: str
-    provoke: Callable[[Any, Context], Answer]
 
 
 PROBES = (
@@ -270,5 +218,6 @@ PROBES = (
         "TestAuthorization",
         test_authorization_unknown_principal,
     ),
+    *ONBOARDING_PROBES,
 )
 PROBES_BY_NAME = {probe.name: probe for probe in PROBES}

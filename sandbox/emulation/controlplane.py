@@ -31,7 +31,22 @@ from sandbox.emulation.refusals import POLICY_DELETE_AFTER_DETACH_SECONDS, REFUS
 from sandbox.emulation.registry import RegistryEmulation, _Installed
 
 # Response fields the emulation passes on (never keys or PEMs of created certificates).
-_KEPT_RESPONSE_FIELDS = ("certificateId", "certificateArn", "policyName", "policyVersionId")
+_KEPT_RESPONSE_FIELDS = (
+    "certificateId",
+    "certificateArn",
+    "policyName",
+    "policyVersionId",
+    # the onboarding kinds' calls (sandbox.emulation.onboarding)
+    "templateArn",
+    "templateName",
+    "defaultVersionId",
+    "versionId",
+    "isDefaultVersion",
+    "roleAlias",
+    "roleAliasArn",
+    "authorizerName",
+    "authorizerArn",
+)
 
 
 def cloudtrail_event(
@@ -133,20 +148,30 @@ def _publishing(
         if after is not None:
             after(self, emulation, *args, **kwargs)
         if emulation is not None and _calling() == 0:
-            request, response = build(result, *args, **kwargs)
-            event = cloudtrail_event(
-                event_name,
-                request,
-                response,
-                region=self.region_name,
-                account=self.account_id,
-                when=emulation.now(),
-            )
-            emulation.outbox(self.region_name).put(event)
+            publish_call(self, event_name, *build(result, *args, **kwargs))
         return result
 
     method.__name__ = name
     return method
+
+
+def publish_call(
+    backend: IoTBackend, event_name: str, request: JsonDict, response: JsonDict | None
+) -> None:
+    """Publish the CloudTrail event of one successful call on ``backend`` into its region's
+    outbox (nothing without an installed emulation)."""
+    emulation = _Installed.emulation
+    if emulation is None:
+        return
+    event = cloudtrail_event(
+        event_name,
+        request,
+        response,
+        region=backend.region_name,
+        account=backend.account_id,
+        when=emulation.now(),
+    )
+    emulation.outbox(backend.region_name).put(event)
 
 
 def _cert(cert: Any) -> JsonDict:
@@ -234,22 +259,7 @@ CONTROL_PLANE_PATCHES: dict[str, Callable[..., Any]] = {
             _cert(_cert_of(r)),
         ),
     ),
-    "register_certificate": _publishing(
-        "register_certificate",
-        "RegisterCertificate",
-        lambda r, certificate_pem, ca_certificate_pem, set_as_active, status: (
-            {"certificatePem": certificate_pem, "setAsActive": set_as_active, "status": status},
-            _cert(r),
-        ),
-    ),
-    "register_certificate_without_ca": _publishing(
-        "register_certificate_without_ca",
-        "RegisterCertificateWithoutCA",
-        lambda r, certificate_pem, status: (
-            {"certificatePem": certificate_pem, "status": status},
-            _cert(r),
-        ),
-    ),
+    # RegisterCertificate and RegisterCertificateWithoutCA: sandbox.emulation.cacertificates.
     "update_certificate": _publishing(
         "update_certificate",
         "UpdateCertificate",

@@ -12,6 +12,7 @@ from moto.iot.models import FakeThingGroup, IoTBackend
 from moto.iot.responses import IoTResponse
 from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
 
+from sandbox.emulation import onboarding
 from sandbox.emulation.authorization_responses import _response_test_authorization
 from sandbox.emulation.controlplane import CONTROL_PLANE_PATCHES
 from sandbox.emulation.lambda_runtime import (
@@ -96,6 +97,12 @@ def install(emulation: RegistryEmulation) -> None:
         _PATCHES.set(IoTResponse, name, function)
     for name, function in CONTROL_PLANE_PATCHES.items():
         _PATCHES.set(IoTBackend, name, function)
+    for name, function in onboarding.BACKEND_PATCHES.items():
+        _PATCHES.set(IoTBackend, name, function)
+    for name, function in onboarding.RESPONSE_PATCHES.items():
+        _PATCHES.set(IoTResponse, name, function)
+    for owner, name, function in onboarding.CLASS_PATCHES:
+        _PATCHES.set(owner, name, function)
     # A certificate's id is the SHA-256 of its DER, as AWS computes it (MOTO_GAPS): moto's own
     # option, on for every client of this process's endpoint.
     _PATCHES.set(iot_models, "iot_use_valid_cert", lambda: True)

@@ -64,6 +64,38 @@ MOTO_GAPS = (
     "what it does not evaluate is refused with SandboxCannotEvaluate (moto: not implemented). "
     "[assumption] the thing is the one the clientId names; an inactive certificate is an "
     "IMPLICIT_DENY; each policy is listed once; missingContextValues names the variables",
+    # The onboarding kinds (sandbox.emulation.onboarding; sources in each module and in
+    # docs/onboarding-kinds.md; refusals in REFUSALS).
+    "RegisterCACertificate keeps certificateMode (DEFAULT needs a verificationCertificate whose "
+    "common name is the registration code and which the CA signed; SNI_ONLY takes none), "
+    "autoRegistrationStatus, a registrationConfig naming an existing JITP template, and refuses "
+    "a CA registered already; the ARN names cacert/ (moto: cert/, none of these)",
+    "GetRegistrationCode answers the same 64-hex code on every call (moto: a new UUID)",
+    "UpdateCACertificate applies newAutoRegistrationStatus and removeAutoRegistration and moves "
+    "customerVersion, generationId and lastModifiedDate (moto: status and config only)",
+    "DeleteCACertificate refuses an ACTIVE CA and, [assumption], one device certificates are "
+    "still registered with (moto: the ACTIVE check only)",
+    "DescribeCACertificate answers CACertificateDescription (certificateMode, "
+    "autoRegistrationStatus, customerVersion, generationId, the certificate's own validity)",
+    "ListCACertificates (moto: not implemented) and ListCertificatesByCA page with marker and "
+    "pageSize (default 25), by creation date, ListCACertificates filtered by templateName",
+    "RegisterCertificate needs the device certificate to be signed by a registered, ACTIVE CA "
+    "(named or found by issuer) and takes its id and certificate mode; RegisterCertificate and "
+    "RegisterCertificateWithoutCA without a status register INACTIVE (moto: links a CA only on "
+    "identical PEM text, checks nothing, leaves the status null)",
+    "DescribeCertificate and ListCertificates answer certificateMode (DEFAULT; SNI_ONLY when "
+    "registered without a CA; the CA's when registered with one) and caCertificateId",
+    "Provisioning templates and their versions: Create/Describe/List/Update/Delete"
+    "ProvisioningTemplate, Create/List/Describe/DeleteProvisioningTemplateVersion (moto: not "
+    "implemented). [assumption] enabled false unless given, at most 5 versions, ids not reused",
+    "Custom authorizers: Create/Describe/List/Update/DeleteAuthorizer, Set/Describe/Clear"
+    "DefaultAuthorizer (moto: not implemented). [assumption] status ACTIVE unless given",
+    "CreateRoleAlias and UpdateRoleAlias bound credentialDurationSeconds to 900..43200 and to "
+    "the role's MaxSessionDuration when IAM knows the role; ListRoleAliases pages with marker "
+    "and pageSize (moto: any duration, every alias at once)",
+    "The CA certificate, provisioning template, role alias and authorizer calls publish their "
+    "CloudTrail event (sandbox.emulation.controlplane); [assumption] their requestParameters "
+    "carry the request as sent and responseElements the names, ARNs and version ids",
 )
 
 

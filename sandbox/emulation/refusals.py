@@ -11,13 +11,11 @@ this package, or moto itself (kept here so the list is complete).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
-from moto.iot.exceptions import (
-    DeleteConflictException,
-    InvalidRequestException,
-    ResourceNotFoundException,
-)
+import botocore.session
+from moto.core.exceptions import JsonRESTError
 
 from sandbox.emulation.registry import _Installed
 
@@ -31,6 +29,9 @@ class Refusal:
     message_seen: bool  # True: the exact text appears in a public report of AWS's answer
     by: Literal["emulation", "moto"] = "emulation"
 
+
+_API = "https://docs.aws.amazon.com/iot/latest/apireference/API_"
+_GUIDE = "https://docs.aws.amazon.com/iot/latest/developerguide/"
 
 REFUSALS: dict[str, Refusal] = {
     "update_thing_type_beyond_mqtt5": Refusal(
@@ -152,27 +153,242 @@ REFUSALS: dict[str, Refusal] = {
         "https://docs.aws.amazon.com/iot/latest/apireference/API_TestAuthorization.html",
         message_seen=False,
     ),
+    # ---- CA certificates and certificate registration (sandbox.emulation.cacertificates) ----
+    "register_ca_without_verification": Refusal(
+        "RegisterCACertificate",
+        "InvalidRequestException",
+        "certificateMode DEFAULT needs a verificationCertificate",
+        f"{_API}RegisterCACertificate.html (verificationCertificate: 'If certificateMode is "
+        "DEFAULT or not provided, the verificationCertificate field must not be empty')",
+        message_seen=False,
+    ),
+    "register_ca_sni_with_verification": Refusal(
+        "RegisterCACertificate",
+        "InvalidRequestException",
+        "certificateMode SNI_ONLY takes no verificationCertificate",
+        f"{_API}RegisterCACertificate.html (verificationCertificate: 'If certificateMode is "
+        "SNI_ONLY, the verificationCertificate field must be empty')",
+        message_seen=False,
+    ),
+    "register_ca_wrong_registration_code": Refusal(
+        "RegisterCACertificate",
+        "RegistrationCodeValidationException",
+        "The verification certificate's common name {common_name!r} is not the registration code",
+        f"{_GUIDE}manage-your-CA-certs.html (DEFAULT mode: the verification certificate's Common "
+        f"Name is GetRegistrationCode's registrationCode); {_API}RegisterCACertificate.html "
+        "(RegistrationCodeValidationException: 'The registration code is invalid')",
+        message_seen=False,
+    ),
+    "register_ca_unsigned_verification": Refusal(
+        "RegisterCACertificate",
+        "CertificateValidationException",
+        "The verification certificate is not signed by the CA certificate's key",
+        f"{_GUIDE}manage-your-CA-certs.html (the verification certificate is signed with the CA's "
+        f"private key: proof of possession); {_API}RegisterCACertificate.html "
+        "(CertificateValidationException: 'The certificate is invalid')",
+        message_seen=False,
+    ),
+    "register_ca_twice": Refusal(
+        "RegisterCACertificate",
+        "ResourceAlreadyExistsException",
+        "The CA certificate {certificate_id} is already registered",
+        f"{_API}RegisterCACertificate.html (ResourceAlreadyExistsException); a certificate's id "
+        "is the hash of its DER (MOTO_GAPS), so a second registration names the same resource",
+        message_seen=False,
+    ),
+    "register_ca_unknown_template": Refusal(
+        "RegisterCACertificate/UpdateCACertificate",
+        "ResourceNotFoundException",
+        "registrationConfig.templateName: no provisioning template {name}",
+        f"{_GUIDE}jit-provisioning.html (a CA names its JITP template by templateName); "
+        f"{_API}RegisterCACertificate.html (ResourceNotFoundException)",
+        message_seen=False,
+    ),
+    "register_ca_fleet_template": Refusal(
+        "RegisterCACertificate/UpdateCACertificate",
+        "InvalidRequestException",
+        "registrationConfig.templateName: {name} is a {type} template, not JITP",
+        f"{_GUIDE}jit-provisioning.html ('For just-in-time provisioning (JITP), you must specify "
+        "template type to be JITP when creating the provisioning template')",
+        message_seen=False,
+    ),
+    "delete_active_ca": Refusal(
+        "DeleteCACertificate",
+        "CertificateStateException",
+        "Certificate must be deactivated (not ACTIVE) before deletion. Id: {certificate_id}",
+        f"{_API}DeleteCACertificate.html (CertificateStateException: 'The certificate operation "
+        "is not allowed'); hashicorp/terraform-provider-aws internal/service/iot/"
+        "ca_certificate.go (deactivates a CA before deleting it)",
+        message_seen=False,
+    ),
+    "delete_ca_with_certificates": Refusal(
+        "DeleteCACertificate",
+        "CertificateStateException",
+        "The CA certificate {certificate_id} still has {count} registered device certificate(s)",
+        f"[assumption] {_API}DeleteCACertificate.html lists CertificateStateException; no public "
+        "page says whether device certificates registered with the CA block its deletion",
+        message_seen=False,
+    ),
+    "register_certificate_inactive_ca": Refusal(
+        "RegisterCertificate",
+        "CertificateStateException",
+        "The CA certificate {certificate_id} is not ACTIVE",
+        f"{_GUIDE}manage-your-CA-certs.html ('The CA certificate must be active before you can "
+        f"register any client certificates it has signed'); {_API}RegisterCertificate.html "
+        "(CertificateStateException)",
+        message_seen=False,
+    ),
+    "register_certificate_unregistered_ca": Refusal(
+        "RegisterCertificate",
+        "CertificateValidationException",
+        "No registered CA certificate {certificate_id} issued this certificate",
+        f"{_GUIDE}manual-cert-registration.html ('The client certificate must be signed by a "
+        f"certificate authority (CA) that you have registered'); {_API}RegisterCertificate.html "
+        "(CertificateValidationException: 'The certificate is invalid')",
+        message_seen=False,
+    ),
+    "register_certificate_wrong_ca": Refusal(
+        "RegisterCertificate",
+        "CertificateValidationException",
+        "The certificate is not signed by the CA certificate {certificate_id}",
+        f"{_API}RegisterCertificate.html (caCertificatePem: 'The CA certificate used to sign the "
+        "device certificate being registered'; CertificateValidationException)",
+        message_seen=False,
+    ),
+    # ---- provisioning templates (sandbox.emulation.provisioning) -----------------------------
+    "template_body_not_json": Refusal(
+        "CreateProvisioningTemplate/CreateProvisioningTemplateVersion",
+        "InvalidRequestException",
+        "templateBody is not a JSON object: {reason}",
+        f"{_API}CreateProvisioningTemplate.html (templateBody: 'The JSON formatted contents of "
+        f"the provisioning template'); {_GUIDE}provision-template.html",
+        message_seen=False,
+    ),
+    "create_template_twice": Refusal(
+        "CreateProvisioningTemplate",
+        "ResourceAlreadyExistsException",
+        "A provisioning template named {name} already exists",
+        f"{_API}CreateProvisioningTemplate.html (ResourceAlreadyExistsException)",
+        message_seen=False,
+    ),
+    "template_hook_on_jitp": Refusal(
+        "CreateProvisioningTemplate/UpdateProvisioningTemplate",
+        "InvalidRequestException",
+        "preProvisioningHook: {name} is a JITP template; only FLEET_PROVISIONING takes a hook",
+        f"{_API}CreateProvisioningTemplate.html (preProvisioningHook: 'Only supports template of "
+        "type FLEET_PROVISIONING')",
+        message_seen=False,
+    ),
+    "template_versions_limit": Refusal(
+        "CreateProvisioningTemplateVersion",
+        "VersionsLimitExceededException",
+        "The provisioning template {name} already has {count} versions",
+        f"{_API}CreateProvisioningTemplateVersion.html (VersionsLimitExceededException); "
+        "[assumption] the limit of 5 versions (TEMPLATE_VERSIONS_LIMIT)",
+        message_seen=False,
+    ),
+    "delete_default_template_version": Refusal(
+        "DeleteProvisioningTemplateVersion",
+        "InvalidRequestException",
+        "Version {version} is the default version of {name}",
+        f"[assumption] {_API}DeleteProvisioningTemplateVersion.html lists "
+        "InvalidRequestException and DeleteConflictException; DeletePolicyVersion, its policy "
+        "twin, refuses the default version ('use DeletePolicy')",
+        message_seen=False,
+    ),
+    "template_unknown_default_version": Refusal(
+        "UpdateProvisioningTemplate",
+        "InvalidRequestException",
+        "defaultVersionId {version}: {name} has no such version",
+        f"[assumption] {_API}UpdateProvisioningTemplate.html (defaultVersionId: 'The ID of the "
+        "default provisioning template version'; InvalidRequestException)",
+        message_seen=False,
+    ),
+    "delete_template_used_by_ca": Refusal(
+        "DeleteProvisioningTemplate",
+        "DeleteConflictException",
+        "{name} is the provisioning template of the CA certificate {certificate_id}",
+        f"[assumption] {_API}DeleteProvisioningTemplate.html (DeleteConflictException: 'You can't "
+        "delete the resource because it is attached to one or more resources'): a CA's "
+        "registrationConfig.templateName is such an attachment",
+        message_seen=False,
+    ),
+    # ---- role aliases (sandbox.emulation.rolealiases) ----------------------------------------
+    "role_alias_duration_range": Refusal(
+        "CreateRoleAlias/UpdateRoleAlias",
+        "InvalidRequestException",
+        "credentialDurationSeconds {value} is outside 900..43200",
+        f"{_API}CreateRoleAlias.html (credentialDurationSeconds: 'Minimum value of 900. Maximum "
+        f"value of 43200'); {_GUIDE}authorizing-direct-aws.html",
+        message_seen=False,
+    ),
+    "role_alias_duration_over_role": Refusal(
+        "CreateRoleAlias/UpdateRoleAlias",
+        "InvalidRequestException",
+        "credentialDurationSeconds {value} exceeds the maximum session duration {maximum} of {role}",
+        f"{_API}CreateRoleAlias.html ('must be less than or equal to the maximum session duration "
+        "of the IAM role that the role alias references'); [assumption] checked on the call",
+        message_seen=False,
+    ),
+    "create_role_alias_twice": Refusal(
+        "CreateRoleAlias",
+        "ResourceAlreadyExistsException",
+        "RoleAlias cannot be created - already exists (name={name})",
+        f"{_API}CreateRoleAlias.html (ResourceAlreadyExistsException)",
+        message_seen=False,
+        by="moto",
+    ),
+    # ---- custom authorizers (sandbox.emulation.authorizers) ----------------------------------
+    "create_authorizer_twice": Refusal(
+        "CreateAuthorizer",
+        "ResourceAlreadyExistsException",
+        "An authorizer named {name} already exists",
+        f"{_API}CreateAuthorizer.html (ResourceAlreadyExistsException)",
+        message_seen=False,
+    ),
+    "authorizer_signing_without_keys": Refusal(
+        "CreateAuthorizer",
+        "InvalidRequestException",
+        "Signing is enabled: tokenKeyName and tokenSigningPublicKeys are required",
+        f"{_GUIDE}config-custom-auth.html ('Values for the tokenKeyName and "
+        "tokenSigningPublicKeys parameters are optional if you have disabled signing. They are "
+        "required values if signing is enabled')",
+        message_seen=False,
+    ),
+    "delete_active_authorizer": Refusal(
+        "DeleteAuthorizer",
+        "InvalidRequestException",
+        "The authorizer {name} is ACTIVE: set it INACTIVE before deleting it",
+        f"{_GUIDE}custom-auth-tutorial.html ('You can't delete a custom authorizer while it's "
+        f"active'); [assumption] the code, one of {_API}DeleteAuthorizer.html's",
+        message_seen=False,
+    ),
 }
 
 
-_EXCEPTIONS: dict[
-    str, type[InvalidRequestException | DeleteConflictException | ResourceNotFoundException]
-] = {
-    "InvalidRequestException": InvalidRequestException,
-    "DeleteConflictException": DeleteConflictException,
-    "ResourceNotFoundException": ResourceNotFoundException,
-}
+class RefusedError(JsonRESTError):
+    """AWS's answer to a refused call: its error ``code`` (the ``__type`` botocore reads) and the
+    HTTP status botocore's iot service model gives that error shape (``httpStatusCode``)."""
+
+    def __init__(self, error_code: str, message: str) -> None:
+        super().__init__(error_code, message)
+        self.code = http_status(error_code)
 
 
-def refuse(
-    key: str, **values: Any
-) -> InvalidRequestException | DeleteConflictException | ResourceNotFoundException:
+@cache
+def http_status(error_code: str) -> int:
+    """The HTTP status of one of AWS IoT's error shapes (botocore's iot service model)."""
+    model = botocore.session.get_session().get_service_model("iot")
+    return int(model.shape_for(error_code).metadata["error"]["httpStatusCode"])
+
+
+def refuse(key: str, **values: Any) -> RefusedError:
     """The exception for one of ``REFUSALS`` (by AWS's error code), counted in the installed
     emulation's ``refusals``."""
     refusal = REFUSALS[key]
     if _Installed.emulation is not None:
         _Installed.emulation.refusals[key] += 1
-    return _EXCEPTIONS[refusal.code](refusal.message.format(**values))
+    return RefusedError(refusal.code, refusal.message.format(**values))
 
 
 UNTYPED_MAX_ATTRIBUTES = 3

@@ -83,6 +83,7 @@ def test_a_run_prefixes_tags_records_and_leaves_nothing_behind(
             target.let_time_pass,
             target.wait_until,
             now=target.now,
+            client=lambda service: target.client(service, SOURCE),
         )
         session.record_refusal(name, probe.operation, probe.provoke(target.source, ctx))
     answered = authorization.run(

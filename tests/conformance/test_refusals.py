@@ -31,6 +31,7 @@ def test_refusal(
         let_time_pass=conformance_target.let_time_pass,
         wait_until=conformance_target.wait_until,
         now=conformance_target.now,
+        client=lambda service: conformance_target.client(service, conformance_target.source_region),
     )
     answer = probe.provoke(conformance_target.source, ctx)
     record_refusal(probe.name, probe.operation, answer)
