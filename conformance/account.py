@@ -18,6 +18,7 @@ from typing import Any
 
 from conformance import answers
 from conformance.authorization import AuthAnswer
+from conformance.onboarding_refusals import remove_leftovers
 from conformance.refusals import Answer
 from conformance.registry import (
     TYPE_DEPRECATION_SECONDS,
@@ -147,6 +148,10 @@ def cleanup(target: Target, run: Run, log: Log = print) -> None:
         target.client("iam", region),
         run,
     ):
+        log(f"deleted {removed}")
+    # The refusal probes run in the source region and remove what they make; an interrupted one
+    # leaves it behind.
+    for removed in remove_leftovers(source, target.client("iam", region), run.prefix):
         log(f"deleted {removed}")
     if target.state_table:
         table = target.state_table

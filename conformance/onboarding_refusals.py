@@ -14,9 +14,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from conformance.probing import Answer, Context, Probe, answer_of
 from sandbox.certificates import CertificateAuthority
@@ -78,10 +81,7 @@ def _registered_ca(
     try:
         yield authority, ca_id
     finally:
-        for device in iot.list_certificates_by_ca(caCertificateId=ca_id)["certificates"]:
-            _delete_certificate(iot, device["certificateId"])
-        _quietly(lambda: iot.update_ca_certificate(certificateId=ca_id, newStatus="INACTIVE"))
-        _quietly(lambda: iot.delete_ca_certificate(certificateId=ca_id))
+        _delete_ca(iot, ca_id)
 
 
 def _delete_certificate(iot: Any, certificate_id: str) -> None:
@@ -92,9 +92,7 @@ def _delete_certificate(iot: Any, certificate_id: str) -> None:
 def _forget_ca(iot: Any, answer: Answer, registered: Callable[[], Any]) -> Answer:
     """A registration AWS was expected to refuse and accepted: undo it."""
     if answer.accepted:
-        ca_id = registered()
-        _quietly(lambda: iot.update_ca_certificate(certificateId=ca_id, newStatus="INACTIVE"))
-        _quietly(lambda: iot.delete_ca_certificate(certificateId=ca_id))
+        _delete_ca(iot, registered())
     return answer
 
 
@@ -134,6 +132,52 @@ def _function_arn(iot: Any, ctx: Context) -> str:
     """A Lambda function ARN of the probed region and account (no function needs to exist)."""
     account = ctx.client("sts").get_caller_identity()["Account"]
     return f"arn:aws:lambda:{iot.meta.region_name}:{account}:function:{ctx.scope('fn')}"
+
+
+def remove_leftovers(iot: Any, iam: Any, prefix: str) -> list[str]:
+    """What an interrupted probe left in ``iot``'s region, by the run's ``prefix``: authorizers
+    (deactivated first), role aliases, CAs named by it (their device certificates first), then
+    provisioning templates and IAM roles. Returns what it removed."""
+    removed: list[str] = []
+    for name in _listed(iot, "list_authorizers", "authorizers", "authorizerName", prefix):
+        _quietly(partial(iot.update_authorizer, authorizerName=name, status="INACTIVE"))
+        _quietly(partial(iot.delete_authorizer, authorizerName=name))
+        removed.append(f"authorizer {name}")
+    for name in _listed(iot, "list_role_aliases", "roleAliases", None, prefix):
+        _quietly(partial(iot.delete_role_alias, roleAlias=name))
+        removed.append(f"role alias {name}")
+    for ca_id in _listed(iot, "list_ca_certificates", "certificates", "certificateId", ""):
+        described = iot.describe_ca_certificate(certificateId=ca_id)["certificateDescription"]
+        subject = x509.load_pem_x509_certificate(described["certificatePem"].encode()).subject
+        names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if names and str(names[0].value).startswith(prefix):
+            _delete_ca(iot, ca_id)
+            removed.append(f"CA certificate {ca_id}")
+    for name in _listed(iot, "list_provisioning_templates", "templates", "templateName", prefix):
+        _quietly(partial(iot.delete_provisioning_template, templateName=name))
+        removed.append(f"provisioning template {name}")
+    for name in _listed(iam, "list_roles", "Roles", "RoleName", prefix):
+        _quietly(partial(iam.delete_role, RoleName=name))
+        removed.append(f"IAM role {name}")
+    return removed
+
+
+def _listed(client: Any, operation: str, key: str, field: str | None, prefix: str) -> list[str]:
+    """Every name (``field`` of each item, or the item) a paginated listing gives, that starts
+    with ``prefix``: read whole before anything is deleted."""
+    names = [
+        str(item if field is None else item[field])
+        for page in client.get_paginator(operation).paginate()
+        for item in page[key]
+    ]
+    return [name for name in names if name.startswith(prefix)]
+
+
+def _delete_ca(iot: Any, ca_id: str) -> None:
+    for device in iot.list_certificates_by_ca(caCertificateId=ca_id)["certificates"]:
+        _delete_certificate(iot, device["certificateId"])
+    _quietly(lambda: iot.update_ca_certificate(certificateId=ca_id, newStatus="INACTIVE"))
+    _quietly(lambda: iot.delete_ca_certificate(certificateId=ca_id))
 
 
 # ---- CA certificates ---------------------------------------------------------------------------
@@ -486,60 +530,45 @@ def delete_active_authorizer(iot: Any, ctx: Context) -> Answer:
         return answer_of(lambda: iot.delete_authorizer(authorizerName=name), ctx.scope)
 
 
-ONBOARDING_PROBES = (
-    Probe(
-        "register_ca_without_verification",
-        "RegisterCACertificate",
-        register_ca_without_verification,
-    ),
-    Probe(
-        "register_ca_sni_with_verification",
-        "RegisterCACertificate",
-        register_ca_sni_with_verification,
-    ),
-    Probe(
-        "register_ca_wrong_registration_code",
-        "RegisterCACertificate",
-        register_ca_wrong_registration_code,
-    ),
-    Probe(
-        "register_ca_unsigned_verification",
-        "RegisterCACertificate",
-        register_ca_unsigned_verification,
-    ),
-    Probe("register_ca_twice", "RegisterCACertificate", register_ca_twice),
-    Probe("register_ca_unknown_template", "RegisterCACertificate", register_ca_unknown_template),
-    Probe("register_ca_fleet_template", "RegisterCACertificate", register_ca_fleet_template),
-    Probe("delete_active_ca", "DeleteCACertificate", delete_active_ca),
-    Probe("delete_ca_with_certificates", "DeleteCACertificate", delete_ca_with_certificates),
-    Probe(
-        "register_certificate_inactive_ca", "RegisterCertificate", register_certificate_inactive_ca
-    ),
-    Probe(
-        "register_certificate_unregistered_ca",
-        "RegisterCertificate",
-        register_certificate_unregistered_ca,
-    ),
-    Probe("register_certificate_wrong_ca", "RegisterCertificate", register_certificate_wrong_ca),
-    Probe("template_body_not_json", "CreateProvisioningTemplate", template_body_not_json),
-    Probe("create_template_twice", "CreateProvisioningTemplate", create_template_twice),
-    Probe("template_hook_on_jitp", "CreateProvisioningTemplate", template_hook_on_jitp),
-    Probe("template_versions_limit", "CreateProvisioningTemplateVersion", template_versions_limit),
-    Probe(
-        "delete_default_template_version",
-        "DeleteProvisioningTemplateVersion",
-        delete_default_template_version,
-    ),
-    Probe(
-        "template_unknown_default_version",
-        "UpdateProvisioningTemplate",
-        template_unknown_default_version,
-    ),
-    Probe("delete_template_used_by_ca", "DeleteProvisioningTemplate", delete_template_used_by_ca),
-    Probe("role_alias_duration_range", "CreateRoleAlias", role_alias_duration_range),
-    Probe("role_alias_duration_over_role", "CreateRoleAlias", role_alias_duration_over_role),
-    Probe("create_role_alias_twice", "CreateRoleAlias", create_role_alias_twice),
-    Probe("create_authorizer_twice", "CreateAuthorizer", create_authorizer_twice),
-    Probe("authorizer_signing_without_keys", "CreateAuthorizer", authorizer_signing_without_keys),
-    Probe("delete_active_authorizer", "DeleteAuthorizer", delete_active_authorizer),
+# Each probe is named after the refusal it provokes (``REFUSALS``'s key), with its operation.
+ONBOARDING_PROBES = tuple(
+    Probe(provoke.__name__, operation, provoke)
+    for operation, probes in (
+        (
+            "RegisterCACertificate",
+            (
+                register_ca_without_verification,
+                register_ca_sni_with_verification,
+                register_ca_wrong_registration_code,
+                register_ca_unsigned_verification,
+                register_ca_twice,
+                register_ca_unknown_template,
+                register_ca_fleet_template,
+            ),
+        ),
+        ("DeleteCACertificate", (delete_active_ca, delete_ca_with_certificates)),
+        (
+            "RegisterCertificate",
+            (
+                register_certificate_inactive_ca,
+                register_certificate_unregistered_ca,
+                register_certificate_wrong_ca,
+            ),
+        ),
+        (
+            "CreateProvisioningTemplate",
+            (template_body_not_json, create_template_twice, template_hook_on_jitp),
+        ),
+        ("CreateProvisioningTemplateVersion", (template_versions_limit,)),
+        ("DeleteProvisioningTemplateVersion", (delete_default_template_version,)),
+        ("UpdateProvisioningTemplate", (template_unknown_default_version,)),
+        ("DeleteProvisioningTemplate", (delete_template_used_by_ca,)),
+        (
+            "CreateRoleAlias",
+            (role_alias_duration_range, role_alias_duration_over_role, create_role_alias_twice),
+        ),
+        ("CreateAuthorizer", (create_authorizer_twice, authorizer_signing_without_keys)),
+        ("DeleteAuthorizer", (delete_active_authorizer,)),
+    )
+    for provoke in probes
 )

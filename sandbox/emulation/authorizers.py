@@ -29,7 +29,7 @@ from moto.iot.exceptions import ResourceNotFoundException
 from moto.iot.models import IoTBackend
 from moto.iot.responses import IoTResponse
 
-from sandbox.emulation.controlplane import publish_call
+from sandbox.emulation.controlplane import present, publish_call
 from sandbox.emulation.paging import page
 from sandbox.emulation.patches import JsonDict
 from sandbox.emulation.refusals import refuse
@@ -92,10 +92,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _present(request: JsonDict) -> JsonDict:
-    return {key: value for key, value in request.items() if value is not None}
-
-
 # ---- backend calls -----------------------------------------------------------------------------
 
 
@@ -138,7 +134,7 @@ def _create_authorizer(
         "signingDisabled": signing_disabled,
         "enableCachingForHttp": enable_caching_for_http,
     }
-    publish_call(self, "CreateAuthorizer", _present(request), created.summary())
+    publish_call(self, "CreateAuthorizer", present(request), created.summary())
     return created
 
 
@@ -172,7 +168,7 @@ def _update_authorizer(
         "status": status,
         "enableCachingForHttp": enable_caching_for_http,
     }
-    publish_call(self, "UpdateAuthorizer", _present(request), found.summary())
+    publish_call(self, "UpdateAuthorizer", present(request), found.summary())
     return found
 
 

@@ -1,12 +1,11 @@
-"""CA certificates and the device certificates registered with them, as AWS IoT keeps them
-(moto 5.2 stores a CA's PEM and status only; ``MOTO_GAPS``).
+"""CA certificates as AWS IoT keeps them (moto 5.2 stores a CA's PEM and status only;
+``MOTO_GAPS``).
 
 Sources: AWS IoT API Reference (RegisterCACertificate, UpdateCACertificate, DeleteCACertificate,
-DescribeCACertificate, ListCACertificates, ListCertificatesByCA, RegisterCertificate,
-RegisterCertificateWithoutCA, GetRegistrationCode, CACertificateDescription, CertificateDescription)
-and botocore's iot service model; AWS IoT Developer Guide, "Manage your CA certificates"
-(manage-your-CA-certs.html), "Register a client certificate manually"
-(manual-cert-registration.html), "Just-in-time provisioning" (jit-provisioning.html). What each
+DescribeCACertificate, ListCACertificates, ListCertificatesByCA, GetRegistrationCode,
+CACertificateDescription) and botocore's iot service model; AWS IoT Developer Guide, "Manage your
+CA certificates" (manage-your-CA-certs.html), "Just-in-time provisioning" (jit-provisioning.html),
+"Deactivate a CA certificate" (deactivate-ca-cert.html). What each
 refusal rests on is in ``REFUSALS``; docs/onboarding-kinds.md is the whole account.
 
 - A CA registers in ``certificateMode`` DEFAULT (the default; a ``verificationCertificate`` whose
@@ -14,17 +13,13 @@ refusal rests on is in ``REFUSALS``; docs/onboarding-kinds.md is the whole accou
   It is INACTIVE unless ``setAsActive``; ``allowAutoRegistration`` sets ``autoRegistrationStatus``.
   Its ARN names ``cacert/`` (IAM's resource type for it, "Actions, resources and condition keys
   for AWS IoT"; moto: ``cert/``).
-- A device certificate registered with a CA must be signed by a registered, ACTIVE CA; it takes
-  the CA's id and certificate mode. One registered without a CA is SNI_ONLY; one AWS issued
-  (CreateKeysAndCertificate, CreateCertificateFromCsr) is DEFAULT (CertificateDescription,
-  ``certificateMode``).
+- Device certificates registered with (or without) a CA: ``devicecertificates``.
 - [assumption] ``customerVersion`` starts at 1 and goes up by 1, and ``generationId`` changes, on
   each UpdateCACertificate; ``removeAutoRegistration`` drops the ``registrationConfig``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from collections.abc import Callable
@@ -32,45 +27,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from moto.core.responses import ActionResult, EmptyResult
-from moto.iot.exceptions import InvalidRequestException
 from moto.iot.models import FakeCaCertificate, FakeCertificate, IoTBackend
 from moto.iot.responses import IoTResponse
 
-from sandbox.emulation.controlplane import _cert, _publishing, publish_call
+from sandbox.emulation.controlplane import _cert, present, publish_call
+from sandbox.emulation.devicecertificates import DEFAULT, SNI_ONLY, certificate_id, load, signed_by
 from sandbox.emulation.paging import page
 from sandbox.emulation.patches import _PATCHES, JsonDict
 from sandbox.emulation.provisioning import templates
 from sandbox.emulation.refusals import refuse
-
-DEFAULT = "DEFAULT"
-SNI_ONLY = "SNI_ONLY"
-
-
-# ---- X.509 -------------------------------------------------------------------------------------
-
-
-def load(pem: str) -> x509.Certificate:
-    try:
-        return x509.load_pem_x509_certificate(pem.encode())
-    except ValueError as error:
-        raise InvalidRequestException(f"not a PEM certificate: {error}") from error
-
-
-def certificate_id(certificate: x509.Certificate) -> str:
-    """AWS's id of a certificate: the SHA-256 of its DER encoding (``MOTO_GAPS``)."""
-    return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
-
-
-def signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def _common_name(certificate: x509.Certificate) -> str:
@@ -153,7 +120,7 @@ def _register_ca_certificate(
         "registrationConfig": registration_config,
         "certificateMode": certificate_mode,
     }
-    publish_call(self, "RegisterCACertificate", _present(request), _cert(registered))
+    publish_call(self, "RegisterCACertificate", present(request), _cert(registered))
     return registered
 
 
@@ -186,7 +153,7 @@ def _update_ca_certificate(
         "registrationConfig": registration_config,
         "removeAutoRegistration": remove_auto_registration,
     }
-    publish_call(self, "UpdateCACertificate", _present(request), None)
+    publish_call(self, "UpdateCACertificate", present(request), None)
 
 
 def _delete_ca_certificate(self: IoTBackend, certificate_id: str) -> None:
@@ -204,93 +171,6 @@ def _delete_ca_certificate(self: IoTBackend, certificate_id: str) -> None:
 
 def _registered_with(backend: IoTBackend, ca_id: str) -> list[FakeCertificate]:
     return [c for c in backend.certificates.values() if c.ca_certificate_id == ca_id]
-
-
-def _present(request: JsonDict) -> JsonDict:
-    return {key: value for key, value in request.items() if value is not None}
-
-
-# ---- device certificates registered with (or without) a CA ------------------------------------
-
-
-def issuing_ca(backend: IoTBackend, certificate_pem: str, ca_pem: str | None) -> FakeCaCertificate:
-    """The registered, ACTIVE CA that signed ``certificate_pem``: the one ``ca_pem`` names, or
-    else the one whose subject is the certificate's issuer ("If you have more than one CA
-    certificate that has the same subject field, you must specify the CA certificate",
-    RegisterCertificate). Refused as ``REFUSALS`` says otherwise."""
-    device = load(certificate_pem)
-    if ca_pem:
-        named_id = certificate_id(load(ca_pem))
-        ca = backend.ca_certificates.get(named_id)
-        if ca is None:
-            raise refuse("register_certificate_unregistered_ca", certificate_id=named_id)
-    else:
-        candidates = [
-            c
-            for c in backend.ca_certificates.values()
-            if load(c.certificate_pem).subject == device.issuer
-        ]
-        if not candidates:
-            raise refuse("register_certificate_unregistered_ca", certificate_id="(none named)")
-        ca = candidates[0]
-    if not signed_by(device, load(ca.certificate_pem)):
-        raise refuse("register_certificate_wrong_ca", certificate_id=ca.certificate_id)
-    if ca.status != "ACTIVE":
-        raise refuse("register_certificate_inactive_ca", certificate_id=ca.certificate_id)
-    return ca
-
-
-def _check_issuer(
-    self: IoTBackend, emulation: Any, certificate_pem: str, ca_certificate_pem: str | None, **_: Any
-) -> None:
-    issuing_ca(self, certificate_pem, ca_certificate_pem)
-
-
-def _take_issuer(
-    self: IoTBackend,
-    emulation: Any,
-    *,
-    certificate_pem: str,
-    ca_certificate_pem: str | None,
-    set_as_active: bool,
-    status: str | None,
-) -> None:
-    """After moto's registration (which links a CA only on identical PEM text): the certificate
-    takes its issuing CA's id and certificate mode, and is INACTIVE unless asked otherwise."""
-    ca = issuing_ca(self, certificate_pem, ca_certificate_pem)
-    device = _registered(self, certificate_pem, status)
-    device.ca_certificate_id = ca.certificate_id
-    device.crr_mode = getattr(ca, "crr_mode", DEFAULT)
-
-
-def _without_ca(self: IoTBackend, emulation: Any, certificate_pem: str, status: str | None) -> None:
-    _registered(self, certificate_pem, status).crr_mode = SNI_ONLY
-
-
-def _registered(backend: IoTBackend, certificate_pem: str, status: str | None) -> Any:
-    """The certificate just registered; without a status (or setAsActive) it is INACTIVE: "The
-    client certificate is registered with AWS IoT, but it is not active yet"
-    (manual-cert-registration.html; moto: status None)."""
-    device = backend.certificates[certificate_id(load(certificate_pem))]
-    if device.status is None:
-        device.status = "INACTIVE"
-    return device
-
-
-def _certificate_to_dict(self: FakeCertificate) -> JsonDict:
-    """ListCertificates and ListCertificatesByCA items (Certificate): with ``certificateMode``."""
-    data: JsonDict = _PATCHES.original(FakeCertificate, "to_dict")(self)
-    return {**data, "certificateMode": getattr(self, "crr_mode", DEFAULT)}
-
-
-def _certificate_description(self: FakeCertificate) -> JsonDict:
-    """DescribeCertificate (CertificateDescription): with ``caCertificateId`` (when registered
-    with a CA) and ``certificateMode``."""
-    data: JsonDict = _PATCHES.original(FakeCertificate, "to_description_dict")(self)
-    data["certificateMode"] = getattr(self, "crr_mode", DEFAULT)
-    if self.ca_certificate_id:
-        data["caCertificateId"] = self.ca_certificate_id
-    return data
 
 
 # ---- responses ---------------------------------------------------------------------------------
@@ -413,32 +293,6 @@ BACKEND_PATCHES: dict[str, Callable[..., Any]] = {
     "register_ca_certificate": _register_ca_certificate,
     "update_ca_certificate": _update_ca_certificate,
     "delete_ca_certificate": _delete_ca_certificate,
-    "register_certificate": _publishing(
-        "register_certificate",
-        "RegisterCertificate",
-        lambda r, certificate_pem, ca_certificate_pem, set_as_active, status: (
-            _present(
-                {
-                    "certificatePem": certificate_pem,
-                    "caCertificatePem": ca_certificate_pem,
-                    "setAsActive": set_as_active,
-                    "status": status,
-                }
-            ),
-            _cert(r),
-        ),
-        before=_check_issuer,
-        after=_take_issuer,
-    ),
-    "register_certificate_without_ca": _publishing(
-        "register_certificate_without_ca",
-        "RegisterCertificateWithoutCA",
-        lambda r, certificate_pem, status: (
-            {"certificatePem": certificate_pem, "status": status},
-            _cert(r),
-        ),
-        after=_without_ca,
-    ),
 }
 RESPONSE_PATCHES: dict[str, Callable[..., Any]] = {
     "get_registration_code": _response_get_registration_code,
@@ -449,7 +303,3 @@ RESPONSE_PATCHES: dict[str, Callable[..., Any]] = {
     "list_ca_certificates": _response_list_ca_certificates,
     "list_certificates_by_ca": _response_list_certificates_by_ca,
 }
-CLASS_PATCHES = (
-    (FakeCertificate, "to_dict", _certificate_to_dict),
-    (FakeCertificate, "to_description_dict", _certificate_description),
-)

@@ -10,9 +10,11 @@ User Guide, "CloudTrail record contents"; AWS IoT Developer Guide, "Logging AWS 
 using AWS CloudTrail" (its AttachPolicy example).
 
 [assumption] Which response fields CloudTrail keeps for each IoT call is not documented: the
-sandbox keeps ``certificateId``/``certificateArn`` and ``policyName``/``policyVersionId`` and
-never a private key (CreateKeysAndCertificate's ``keyPair``), and tests also deliver events with
-``responseElements`` null, which the pipeline must survive.
+sandbox keeps ``certificateId``/``certificateArn``, ``policyName``/``policyVersionId`` and the
+onboarding kinds' names, ARNs and version ids (``_KEPT_RESPONSE_FIELDS``), never a private key
+(CreateKeysAndCertificate's ``keyPair``), and tests also deliver events with ``responseElements``
+null, which the pipeline must survive. The onboarding kinds' modules publish through
+``publish_call`` (``sandbox.emulation.onboarding``).
 """
 
 from __future__ import annotations
@@ -172,6 +174,11 @@ def publish_call(
         when=emulation.now(),
     )
     emulation.outbox(backend.region_name).put(event)
+
+
+def present(request: JsonDict) -> JsonDict:
+    """A CloudTrail event's requestParameters: the parameters the caller gave."""
+    return {key: value for key, value in request.items() if value is not None}
 
 
 def _cert(cert: Any) -> JsonDict:

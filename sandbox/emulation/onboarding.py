@@ -1,5 +1,5 @@
-"""The onboarding kinds' emulation in one list: CA certificates and certificate registration
-(``cacertificates``), provisioning templates (``provisioning``), role aliases (``rolealiases``)
+"""The onboarding kinds' emulation in one list: CA certificates (``cacertificates``), device
+certificates registered with or without them (``devicecertificates``), provisioning templates (``provisioning``), role aliases (``rolealiases``)
 and custom authorizers (``authorizers``). ``install`` applies these patches to moto after the
 others; each module says what it emulates and on which AWS source (docs/onboarding-kinds.md)."""
 
@@ -8,9 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.emulation import authorizers, cacertificates, provisioning, rolealiases
+from sandbox.emulation import (
+    authorizers,
+    cacertificates,
+    devicecertificates,
+    provisioning,
+    rolealiases,
+)
 
 BACKEND_PATCHES: dict[str, Callable[..., Any]] = {
+    **devicecertificates.BACKEND_PATCHES,
     **cacertificates.BACKEND_PATCHES,
     **provisioning.BACKEND_PATCHES,
     **rolealiases.BACKEND_PATCHES,
@@ -22,4 +29,4 @@ RESPONSE_PATCHES: dict[str, Callable[..., Any]] = {
     **rolealiases.RESPONSE_PATCHES,
     **authorizers.RESPONSE_PATCHES,
 }
-CLASS_PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = cacertificates.CLASS_PATCHES
+CLASS_PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = devicecertificates.CLASS_PATCHES

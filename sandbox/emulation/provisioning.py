@@ -31,7 +31,7 @@ from moto.iot.exceptions import ResourceNotFoundException
 from moto.iot.models import IoTBackend
 from moto.iot.responses import IoTResponse
 
-from sandbox.emulation.controlplane import publish_call
+from sandbox.emulation.controlplane import present, publish_call
 from sandbox.emulation.paging import page
 from sandbox.emulation.patches import JsonDict
 from sandbox.emulation.refusals import refuse
@@ -160,7 +160,7 @@ def _create_provisioning_template(
         "type": template_type,
     }
     response = {"templateArn": created.arn, "templateName": template_name, "defaultVersionId": 1}
-    publish_call(self, "CreateProvisioningTemplate", _present(request), response)
+    publish_call(self, "CreateProvisioningTemplate", present(request), response)
     return created
 
 
@@ -203,7 +203,7 @@ def _update_provisioning_template(
         "preProvisioningHook": pre_provisioning_hook,
         "removePreProvisioningHook": remove_pre_provisioning_hook,
     }
-    publish_call(self, "UpdateProvisioningTemplate", _present(request), None)
+    publish_call(self, "UpdateProvisioningTemplate", present(request), None)
 
 
 def _delete_provisioning_template(self: IoTBackend, template_name: str) -> None:
@@ -240,7 +240,7 @@ def _create_provisioning_template_version(
         "versionId": version_id,
         "isDefaultVersion": version_id == found.default_version,
     }
-    publish_call(self, "CreateProvisioningTemplateVersion", _present(request), response)
+    publish_call(self, "CreateProvisioningTemplateVersion", present(request), response)
     return found, version
 
 
@@ -260,10 +260,6 @@ def _version(found: Template, version_id: int) -> Version:
     if version_id not in found.versions:
         raise ResourceNotFoundException(f"{found.name} has no version {version_id}")
     return found.versions[version_id]
-
-
-def _present(request: JsonDict) -> JsonDict:
-    return {key: value for key, value in request.items() if value is not None}
 
 
 # ---- responses ---------------------------------------------------------------------------------

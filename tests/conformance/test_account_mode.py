@@ -19,6 +19,7 @@ from conformance.registry import billing_group_names, group_names, thing_names, 
 from conformance.run import TAG_KEY, Run, RunError
 from conformance.tap import EventTap
 from conformance.target import Target
+from sandbox.certificates import CertificateAuthority
 from tests.conformance.conftest import SOURCE, Pump
 
 
@@ -153,6 +154,27 @@ def test_cleanup_only_removes_what_an_interrupted_run_left(
     src.add_thing_to_thing_group(thingName=scope("device"), thingGroupName=scope("floor"))
     certificate = src.create_keys_and_certificate(setAsActive=True)
     src.attach_thing_principal(thingName=scope("device"), principal=certificate["certificateArn"])
+    # ... and what an interrupted onboarding probe leaves (conformance.onboarding_refusals).
+    role = target.client("iam", SOURCE).create_role(
+        RoleName=scope("role"), AssumeRolePolicyDocument="{}", Tags=run.tags
+    )["Role"]["Arn"]
+    src.create_provisioning_template(
+        templateName=scope("template"), templateBody="{}", provisioningRoleArn=role, type="JITP"
+    )
+    authority = CertificateAuthority.new(scope("ca"))
+    src.register_ca_certificate(
+        caCertificate=authority.pem,
+        certificateMode="SNI_ONLY",
+        setAsActive=True,
+        registrationConfig={"templateName": scope("template")},
+    )
+    src.register_certificate(certificatePem=authority.issue("d"), setAsActive=True)
+    src.create_role_alias(roleAlias=scope("alias"), roleArn=role)
+    src.create_authorizer(
+        authorizerName=scope("authorizer"),
+        authorizerFunctionArn="arn:aws:lambda:us-east-1:123456789012:function:f",
+        signingDisabled=True,
+    )
     scenarios.converge(target, scope)
     assert len(_everything(target, run.prefix)) == 9  # 5 in the source, 4 replicated
 
@@ -163,3 +185,9 @@ def test_cleanup_only_removes_what_an_interrupted_run_left(
     assert not target.client("sqs", SOURCE).list_queues(QueueNamePrefix=run.prefix).get("QueueUrls")
     assert not [key for key in _state_keys(target) if run.prefix in key]
     assert src.list_certificates()["certificates"] == []
+    assert src.list_ca_certificates()["certificates"] == []
+    assert src.list_provisioning_templates()["templates"] == []
+    assert src.list_role_aliases()["roleAliases"] == []
+    assert src.list_authorizers()["authorizers"] == []
+    roles = target.client("iam", SOURCE).list_roles()["Roles"]
+    assert not [r for r in roles if r["RoleName"].startswith(run.prefix)]
