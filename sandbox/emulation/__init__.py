@@ -22,6 +22,10 @@ Contents, in the order of the data flow (one module per concern):
 6. The DynamoDB-stream event source mapping that feeds the replicator in Lambda's event shape
    (``mapping``; its counts and the sandbox's other stages' in ``DrainReport``), both reading
    the tables' streams through ``streams``.
+7. The onboarding kinds' calls, with their CloudTrail events (``onboarding``): CA certificates
+   (``cacertificates``), device certificates registered with or without a CA
+   (``devicecertificates``), provisioning templates (``provisioning``), role aliases
+   (``rolealiases``), custom authorizers (``authorizers``); docs/onboarding-kinds.md.
 """
 
 from sandbox.emulation.delivery import (
