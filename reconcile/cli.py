@@ -34,7 +34,7 @@ from reconcile.doctor import doctor_command
 from reconcile.drift import DriftReport
 from reconcile.emit import VIAS, EmitResult, Emitter, Via, choose_emitter
 from reconcile.engine import Audit, Failback, Reconciler, Snapshotter, registry_snapshotter
-from reconcile.explain import explain_with_table, read_table, table_label, table_vs_target
+from reconcile.explain import explain_with_table, read_table, table_vs_target
 from reconcile.failback import describe_held, overwrite_rules
 from reconcile.ignore import DEFAULT_FILE as DEFAULT_IGNORE_FILE
 from reconcile.ignore import IgnoreRules
@@ -617,9 +617,7 @@ def _failback(factory: Factory, opts: dict[str, Any]) -> Failback | None:
 
     def table(region: str) -> Snapshot:
         with _in_region(region):
-            return read_table(
-                factory.state_table(region, name), table_label(region), factory.clock()
-            )
+            return read_table(factory.state_table(region, name), region, factory.clock())
 
     return Failback(table, overwrite_rules(overwrite))
 
@@ -649,7 +647,7 @@ def _table_vs_target(factory: Factory, state_table: str, opts: dict[str, Any]) -
     if opts.get("from_snapshots"):
         raise click.UsageError("--table-vs-target reads the live target; drop --from-snapshots")
     table = read_table(
-        factory.state_table(source_region, state_table), table_label(source_region), factory.clock()
+        factory.state_table(source_region, state_table), source_region, factory.clock()
     )
     with factory.watching(opts["quiet"]) as progress:
         destination = factory.snapshotter(progress)(destination_region)

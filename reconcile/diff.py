@@ -327,29 +327,26 @@ def _dynamic_groups(snapshot: Snapshot) -> set[str]:
     return set(groups.loc[groups["query"].notna(), "name"].astype(str))
 
 
-# A state-table snapshot is labelled where a region would be (``us-east-1 state table``); it
-# holds the documents as the source region wrote them, never rewritten.
-TABLE_LABEL_SUFFIX = " state table"
-
-
-def table_label(region: str) -> str:
-    """How the table appears in reports where a region would (``us-east-1 state table``)."""
-    return f"{region}{TABLE_LABEL_SUFFIX}"
+def side_label(snapshot: Snapshot) -> str:
+    """How a side appears in reports where a region would: its region, or for the state table
+    read in a region, ``us-east-1 state table``."""
+    if snapshot.origin == "state_table":
+        return f"{snapshot.region} state table"
+    return snapshot.region
 
 
 def _policies_as_written(
-    source: Snapshot, destination_label: str, accounts: Mapping[str, str]
+    source: Snapshot, destination: Snapshot, accounts: Mapping[str, str]
 ) -> Snapshot:
     """``source`` with each policy document's ARNs rewritten for the destination's region (and
     ``accounts``, the replicator's ``POLICY_ACCOUNT_MAP``). Compared with the state table (which
     holds the source's documents), nothing is rewritten; the table compared with a registry is
-    rewritten from the table's region."""
-    if source.policies.empty or destination_label.endswith(TABLE_LABEL_SUFFIX):
+    rewritten from the region the table was read in."""
+    if source.policies.empty or destination.origin == "state_table":
         return source
-    source_region = source.region.removesuffix(TABLE_LABEL_SUFFIX)
-    if source_region == destination_label and not accounts:
+    if source.region == destination.region and not accounts:
         return source
-    mapping = ArnMapping(regions={source_region: destination_label}, accounts=accounts)
+    mapping = ArnMapping(regions={source.region: destination.region}, accounts=accounts)
     frame = source.policies.copy()
     frame["document"] = [
         None if pd.isna(doc) else rewrite_policy_document(str(doc), mapping).document
@@ -396,7 +393,7 @@ def diff_snapshots(
     counts: dict[str, int] = {}
     # A policy's copy names the destination's region (pipeline.policyrewrite): the source's
     # documents are compared as the replicator writes them. Fingerprints stay the source's.
-    as_written = _policies_as_written(source, destination.region, policy_accounts or {})
+    as_written = _policies_as_written(source, destination, policy_accounts or {})
     for kind in ENTITY_ORDER:
         if kind is EntityKind.MEMBERSHIP:
             continue
@@ -418,8 +415,8 @@ def diff_snapshots(
         drifts = list(ignore.filter(drifts))
     drifts.sort(key=Drift.sort_key)
     return DriftReport(
-        source_region=source.region,
-        target_region=destination.region,
+        source_region=side_label(source),
+        target_region=side_label(destination),
         source_fingerprint=source.fingerprint(),
         target_fingerprint=destination.fingerprint(),
         generated_at_ms=clock(),

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.model import ENTITIES, EntityKind, Item, split_membership_name
 from pipeline.statetable import SCAN_SEGMENTS, StateTable
-from reconcile.diff import diff_snapshots, table_label
+from reconcile.diff import diff_snapshots
 from reconcile.drift import LOSS_POINTS, Drift, DriftReport, LossPoint
 from reconcile.snapshot import Snapshot
 
@@ -54,8 +54,8 @@ FIXES: dict[LossPoint, str] = {
 assert tuple(FIXES) == LOSS_POINTS
 
 
-def table_snapshot(items: Iterable[Item], label: str, taken_at_ms: int) -> Snapshot:
-    """The state table's desired state as a ``Snapshot`` (``label`` stands in for the region).
+def table_snapshot(items: Iterable[Item], region: str, taken_at_ms: int) -> Snapshot:
+    """The state table's desired state, as read in ``region``, as a ``Snapshot`` of that origin.
 
     Tombstones are absent entities. As in a registry snapshot, links naming a thing the table
     does not hold alive are dropped; versions are left empty (they are per region anyway).
@@ -79,14 +79,16 @@ def table_snapshot(items: Iterable[Item], label: str, taken_at_ms: int) -> Snaps
         for kind, spec in ENTITIES.items()
         if kind is not EntityKind.MEMBERSHIP
     }
-    return Snapshot.from_records(label, taken_at_ms, **named, memberships=memberships)
+    snapshot = Snapshot.from_records(region, taken_at_ms, **named, memberships=memberships)
+    return dataclasses.replace(snapshot, origin="state_table")
 
 
 def read_table(
-    table: StateTable, label: str, taken_at_ms: int, *, segments: int = SCAN_SEGMENTS
+    table: StateTable, region: str, taken_at_ms: int, *, segments: int = SCAN_SEGMENTS
 ) -> Snapshot:
-    """The whole state table as a snapshot, read by a parallel Scan (no IoT quota)."""
-    return table_snapshot(table.scan_entities(segments), label, taken_at_ms)
+    """The whole state table (its replica in ``region``) as a snapshot, read by a parallel Scan
+    (no IoT quota)."""
+    return table_snapshot(table.scan_entities(segments), region, taken_at_ms)
 
 
 def _differs(drift: Drift, other: Drift | None) -> bool:
@@ -153,7 +155,7 @@ def explain_with_table(
 ) -> DriftReport:
     """Read the state table and ``explain`` the report: what the CLI's ``audit --explain`` and
     the nightly job do."""
-    snapshot = read_table(table, table_label(report.source_region), clock(), segments=segments)
+    snapshot = read_table(table, report.source_region, clock(), segments=segments)
     return explain(report, source, snapshot, target, ignore=ignore, clock=clock)
 
 

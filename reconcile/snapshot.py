@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -135,6 +135,8 @@ class Snapshot:
     policies: pd.DataFrame = field(default_factory=lambda: empty_frame("policies"))
     thing_principals: pd.DataFrame = field(default_factory=lambda: empty_frame("thing_principals"))
     policy_targets: pd.DataFrame = field(default_factory=lambda: empty_frame("policy_targets"))
+    # What was read in ``region``: its registry, or the state table (``reconcile.explain``).
+    origin: Literal["registry", "state_table"] = "registry"
 
     def __post_init__(self) -> None:
         for table in SCHEMAS:
@@ -300,7 +302,9 @@ class Snapshot:
         directory = Path(directory)
         try:
             manifest = json.loads((directory / MANIFEST).read_text())
-            frames = {table: pd.read_parquet(directory / f"{table}.parquet") for table in SCHEMAS}
+            frames: dict[str, Any] = {
+                table: pd.read_parquet(directory / f"{table}.parquet") for table in SCHEMAS
+            }
             snapshot = cls(
                 region=str(manifest["region"]),
                 taken_at_ms=int(manifest["taken_at_ms"]),

@@ -173,3 +173,14 @@ def test_table_vs_target_blames_every_drift_on_the_replicator_hop() -> None:
     assert report.explained
     assert {d.where for d in report.drifts} == {"lost_after_table"}
     assert {d.name for d in report.drifts} == {"unapplied", "edited", "muddled", "billed"}
+
+
+def test_the_table_is_a_snapshot_of_its_own_origin_labelled_as_such_in_reports() -> None:
+    # GIVEN the state table as read in the source region
+    table = table_snapshot([item(EntityKind.THING, "t", {"attributes": {}})], SRC, 1)
+    # THEN it keeps the region it was read in, and says it is the table (the diff decides by it)
+    assert (table.region, table.origin) == (SRC, "state_table")
+    # AND reports show it where a region would be
+    target = Snapshot.from_records(DST, 1)
+    assert diff_snapshots(table, target).source_region == f"{SRC} state table"
+    assert diff_snapshots(target, table).target_region == f"{SRC} state table"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from pipeline.events import corrective_event
 from pipeline.model import EntityKind
 from pipeline.policyrewrite import canonical_document
 from reconcile.cli import main
-from reconcile.diff import diff_snapshots, table_label
+from reconcile.diff import diff_snapshots
 from reconcile.emit import corrective_changes
 from reconcile.plan import Guards, build_plan
 from reconcile.snapshot import Snapshot
@@ -183,16 +184,21 @@ def test_policies_are_compared_with_the_replicators_account_mapping() -> None:
     assert mapped.drifts == ()
 
 
+def _table(**records: Any) -> Snapshot:
+    """The state table as read in the source region (``reconcile.explain.read_table``)."""
+    return replace(Snapshot.from_records(SRC, NOW, **records), origin="state_table")
+
+
 def test_the_state_table_is_compared_as_holding_the_sources_documents() -> None:
     """The table holds documents as the source wrote them: source vs table compares them as
     they are, table vs destination rewrites them from the table's region (``--table-vs-target``
     and ``--explain``)."""
     accounts = {"111111111111": "222222222222"}
     source, target = policy_snapshots()
-    table = Snapshot.from_records(table_label(SRC), NOW, policies=[_policy(SRC, "111111111111")])
+    table = _table(policies=[_policy(SRC, "111111111111")])
     assert diff_snapshots(source, table, policy_accounts=accounts).drifts == ()
     assert diff_snapshots(table, target, policy_accounts=accounts).drifts == ()
-    stale = Snapshot.from_records(table_label(SRC), NOW, policies=[_policy(SRC, "333333333333")])
+    stale = _table(policies=[_policy(SRC, "333333333333")])
     assert [d.kind for d in diff_snapshots(source, stale).drifts] == ["changed"]
     assert [d.kind for d in diff_snapshots(stale, target, policy_accounts=accounts).drifts] == [
         "changed"

@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from reconcile.engine import Failback
-from reconcile.explain import read_table, table_label
+from reconcile.explain import read_table
 from reconcile.plan import Guards, build_plan
 from reconcile.snapshot import Snapshot
 from sandbox.inprocess import DST, SRC
@@ -92,7 +92,7 @@ def test_failover_work_in_the_dr_region_then_failback(two_way: Callable[[], Worl
     # With the failback guard (`reconcile --failback`) both are held, even with deletes
     # allowed: the DR table never saw them, so they are the primary's own changes.
     def table(region: str) -> Snapshot:
-        return read_table(world.pipeline[region].table, table_label(region), 0)
+        return read_table(world.pipeline[region].table, region, 0)
 
     engine = replace(
         world.pipeline.reconciler(DR, Guards(allow_deletes=True)), failback=Failback(table)
