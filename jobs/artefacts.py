@@ -411,7 +411,8 @@ class RunArtefacts:
 
     def write_shard_report(self, index: int, count: int, report: DriftReport) -> str:
         key = self.shard_key(index, count)
-        self.store.put(key, _json_bytes(to_json(report)))
+        # With each drift's desired state: the merge plans from these (reconcile.report).
+        self.store.put(key, _json_bytes(to_json(report, desired=True)))
         return key
 
     def read_shard_report(self, index: int, count: int) -> DriftReport:

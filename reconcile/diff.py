@@ -17,6 +17,10 @@ the report an unsharded diff gives.
 
 Versions are never compared: they are generated per region (pipeline/model.py). Memberships of
 dynamic groups are never compared: each region's index computes them.
+
+A drift the plan repairs (missing, changed) carries the source row's state as the repair writes
+it (``Drift.desired``, decoded from the rows already read for the comparison), so the plan never
+reads the snapshots again.
 """
 
 from __future__ import annotations
@@ -36,12 +40,13 @@ from pipeline.clock import now_ms
 from pipeline.errors import PermanentError
 from pipeline.model import ENTITIES, ENTITY_ORDER, KEY_SEPARATOR, EntityKind, split_membership_name
 from pipeline.policyrewrite import ArnMapping, rewrite_policy_document
-from reconcile.drift import Drift, DriftReport, changed_severity
+from reconcile.drift import Desired, Drift, DriftReport, changed_severity
 from reconcile.ignore import IgnoreRules
 from reconcile.snapshot import (
     Snapshot,
     cell_value,
     combine_hashes,
+    desired_fields,
     plain_value,
 )
 
@@ -251,7 +256,26 @@ def _rows(
     return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
-def _diff_entities(kind: EntityKind, source: _Side, destination: _Side) -> list[Drift]:
+def _version(value: Any) -> int | None:
+    version = plain_value(value)
+    return None if version is None else int(version)
+
+
+def _desired(kind: EntityKind, frame: pd.DataFrame, positions: np.ndarray) -> list[Desired]:
+    """The source state of the rows at ``positions``: what a repair of their drift writes."""
+    versioned = "version" in frame.columns
+    columns = (*ENTITIES[kind].state_fields, *(("version",) if versioned else ()))
+    return [
+        Desired(desired_fields(kind, row), _version(row["version"]) if versioned else None)
+        for row in _rows(frame, positions, columns)
+    ]
+
+
+def _diff_entities(
+    kind: EntityKind, source: _Side, destination: _Side, own: pd.DataFrame
+) -> list[Drift]:
+    """The drift of a named kind; ``own`` is the source's table as read (the compared side may
+    be rewritten as the replicator writes it: the desired state is the source's own)."""
     # The compared columns: the kind's state fields (not the name nor the per-region version).
     columns = ENTITIES[kind].state_fields
     # Names are joined through their hashes; only the rows that differ are ever read again.
@@ -259,21 +283,26 @@ def _diff_entities(kind: EntityKind, source: _Side, destination: _Side) -> list[
     differ = source.content[joined.both_source] != destination.content[joined.both_destination]
 
     drifts: list[Drift] = []
-    for row in _rows(source.frame, source.rows[joined.source_only], columns):
-        drifts.append(
-            Drift(kind, str(row["name"]), "missing", "high", _one_side(columns, row, "source"))
-        )
+    missing = source.rows[joined.source_only]
+    for row, desired in zip(
+        _rows(source.frame, missing, columns), _desired(kind, own, missing), strict=True
+    ):
+        details = _one_side(columns, row, "source")
+        drifts.append(Drift(kind, str(row["name"]), "missing", "high", details, desired=desired))
     for row in _rows(destination.frame, destination.rows[joined.destination_only], columns):
         drifts.append(
             Drift(kind, str(row["name"]), "extra", "medium", _one_side(columns, row, "target"))
         )
-    before = _rows(source.frame, source.rows[joined.both_source[differ]], columns)
+    changed = source.rows[joined.both_source[differ]]
+    before = _rows(source.frame, changed, columns)
     after = _rows(destination.frame, destination.rows[joined.both_destination[differ]], columns)
-    for old, new in zip(before, after, strict=True):
+    for old, new, source_state in zip(before, after, _desired(kind, own, changed), strict=True):
         details = _explain(columns, old, new)
         if details:  # both sides share dtypes, so differing hashes mean a differing field
             name = str(old["name"])
-            drifts.append(Drift(kind, name, "changed", changed_severity(kind, details), details))
+            desired = dataclasses.replace(source_state, destination=desired_fields(kind, new))
+            severity = changed_severity(kind, details)
+            drifts.append(Drift(kind, name, "changed", severity, details, desired=desired))
     return drifts
 
 
@@ -317,6 +346,7 @@ def _diff_memberships(source: _Side, destination: _Side) -> list[Drift]:
                     {},
                     thing=thing,
                     group=group,
+                    desired=Desired({}) if drift_kind == "missing" else None,
                 )
             )
     return drifts
@@ -402,7 +432,7 @@ def diff_snapshots(
         src = _side(side, table, shard(side, table), ("name",), columns)
         dst = _side(destination, table, shard(destination, table), ("name",), columns)
         counts[kind.value] = len(src.rows)
-        drifts.extend(_diff_entities(kind, src, dst))
+        drifts.extend(_diff_entities(kind, src, dst, getattr(source, table)))
 
     # A group dynamic on either side has no comparable membership (its members are computed).
     dynamic = _dynamic_groups(source) | _dynamic_groups(destination)

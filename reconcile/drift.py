@@ -37,6 +37,18 @@ def changed_severity(entity: EntityKind, details: dict[str, dict[str, Any]]) -> 
 
 
 @dataclass(frozen=True)
+class Desired:
+    """What repairing a drift writes, read by the diff from the rows it compared (decoded once,
+    ``reconcile.snapshot.desired_fields``): the source's state fields
+    (``pipeline.model.STATE_FIELDS``) and registry version; for a changed drift also the
+    destination's fields, which the plan keeps where ignore rules cover them."""
+
+    fields: dict[str, Any]
+    version: int | None = None
+    destination: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Drift:
     """One difference for one entity. ``details`` maps a field (``attributes.<key>`` for
     attributes) to ``{"source": value, "target": value}``; values are plain JSON values.
@@ -52,6 +64,9 @@ class Drift:
     where: LossPoint | None = None  # set by the three-way audit (reconcile.explain) only
     # Why a failback reconcile does not repair it (reconcile.failback); None: repairable.
     held: str | None = None
+    # The source's state, for the plan (missing and changed drifts); not part of the drift's
+    # identity, nor of the JSON report (reconcile.report).
+    desired: Desired | None = field(default=None, compare=False, repr=False)
 
     def sort_key(self) -> tuple[int, int, str]:
         return (ENTITY_ORDER.index(self.entity), DRIFT_KINDS.index(self.kind), self.name)

@@ -32,12 +32,11 @@ import pydantic
 from pipeline.errors import PermanentError
 from pipeline.model import ENTITIES, EntityKind, membership_name
 from pipeline.state import check_not_future
-from reconcile.snapshot import desired_fields
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from reconcile.drift import Drift, DriftReport
+    from reconcile.drift import Desired, Drift, DriftReport
     from reconcile.ignore import IgnoreRules
     from reconcile.snapshot import Snapshot
 
@@ -211,7 +210,8 @@ def build_plan(
     """The ordered repair plan for ``report`` (pure; ``now`` in epoch milliseconds).
 
     "missing" and "changed" drift become upserts carrying the full desired state of the source
-    row; "extra" drift becomes a delete when ``guards.allow_deletes``, otherwise a skipped entry.
+    row, as the diff read it (``Drift.desired``: the snapshots are not read again); "extra" drift
+    becomes a delete when ``guards.allow_deletes``, otherwise a skipped entry.
     Fields that ``ignore`` rules cover keep the target's value, so the repair leaves alone what
     the report was told to ignore (the report should already have been filtered by the same
     rules). Raises ``PlanRefusedError`` when the source looks broken or the plan is over the cap.
@@ -220,10 +220,8 @@ def build_plan(
 
     upserts: list[RepairAction] = []
     deletes: list[RepairAction] = []
-    rows = _SourceRows(source)
-    target_rows = _SourceRows(target)
     for drift in report.drifts:
-        entity = EntityKind(drift.entity)
+        entity = drift.entity
         name = _entity_name(entity, drift)
         if drift.kind == "extra":
             deletes.append(
@@ -234,22 +232,22 @@ def build_plan(
                     reason=f"extra: in {target.region}, not in {source.region}",
                 )
             )
-        else:
-            row = rows.get(entity, drift)
-            fields = dict(desired_fields(entity, row))
-            if ignore and drift.kind == "changed":
-                kept = desired_fields(entity, target_rows.get(entity, drift))
-                fields = keep_ignored_fields(fields, kept, ignore, entity, name)
-            upserts.append(
-                RepairAction(
-                    op="upsert",
-                    entity=entity,
-                    name=name,
-                    fields=fields,
-                    version=_version(row),
-                    reason=_upsert_reason(drift, source.region, target.region),
-                )
+            continue
+        desired = _desired(drift, source.region)
+        fields = dict(desired.fields)
+        if ignore and drift.kind == "changed":
+            kept = desired.destination or {}
+            fields = keep_ignored_fields(fields, kept, ignore, entity, name)
+        upserts.append(
+            RepairAction(
+                op="upsert",
+                entity=entity,
+                name=name,
+                fields=fields,
+                version=desired.version,
+                reason=_upsert_reason(drift, source.region, target.region),
             )
+        )
 
     upserts = _ordered(upserts, _group_depths(source.thing_groups), reverse=False)
     deletes = _ordered(deletes, _group_depths(target.thing_groups), reverse=True)
@@ -459,44 +457,17 @@ def _entity_name(entity: EntityKind, drift: Drift) -> str:
     return drift.name
 
 
-class _SourceRows:
-    """A snapshot's rows by name (the source's, or the target's for ignored fields), indexed once per entity kind (a lookup per drift by
-    filtering the frame would make planning quadratic in fleet size)."""
-
-    def __init__(self, source: Snapshot) -> None:
-        self._source = source
-        self._by_kind: dict[EntityKind, dict[str, dict[str, Any]]] = {}
-
-    def get(self, entity: EntityKind, drift: Drift) -> dict[str, Any]:
-        if entity is EntityKind.MEMBERSHIP:
-            return {"thing": drift.thing, "group": drift.group}
-        if entity not in self._by_kind:
-            frame: pd.DataFrame = getattr(self._source, ENTITIES[entity].frame)
-            self._by_kind[entity] = {
-                str(record["name"]): {str(k): v for k, v in record.items()}
-                for record in frame.to_dict("records")
-            }
-        row = self._by_kind[entity].get(drift.name)
-        if row is None:
-            # The diff said the source has it; a snapshot that disagrees is a bug upstream, and
-            # guessing the state would write wrong data into the pipeline.
-            raise PlanRefusedError(
-                "inconsistent_report",
-                f"{entity.value} {drift.name!r} is {drift.kind} in the report but not in the "
-                f"source snapshot of {self._source.region}",
-            )
-        return row
-
-
-def _version(row: Mapping[str, Any]) -> int | None:
-    value = row.get("version")
-    if value is None:
-        return None
-    try:
-        version = int(value)
-    except (TypeError, ValueError):
-        return None  # NaN / missing in a frame without versions for this row
-    return version
+def _desired(drift: Drift, source_region: str) -> Desired:
+    """The source state the diff read for ``drift`` (missing or changed)."""
+    if drift.desired is None:
+        # Only a report read back from JSON lacks it (the state is not part of the contract);
+        # guessing the state would write wrong data into the pipeline.
+        raise PlanRefusedError(
+            "inconsistent_report",
+            f"{drift.entity.value} {drift.name!r} is {drift.kind} in the report but the report "
+            f"carries no state of it from {source_region}'s snapshot",
+        )
+    return drift.desired
 
 
 def _upsert_reason(drift: Drift, source_region: str, target_region: str) -> str:

@@ -1,8 +1,9 @@
-"""Rendering a ``DriftReport``: the JSON contract, console table, Markdown and HTML.
+"""Rendering a ``DriftReport``: the JSON contract, and (``reconcile.reportformats``) the console
+table, Markdown and HTML.
 
 Flow: ``reconcile.diff`` → ``DriftReport`` → here → the CLI's stdout or ``--output`` file. The
-JSON form (``to_json``) is the versioned contract other tools read (CI, notebooks, the plan
-stage via ``load_json``); the other formats are for people. Pure functions, no I/O.
+JSON form (``to_json``) is the versioned contract other tools read (CI, notebooks, the shard
+merge via ``load_json``); the other formats are for people. Pure functions, no I/O.
 
 JSON contract, ``schema_version`` "2"::
 
@@ -27,66 +28,54 @@ state table was read; if so each drift's ``where`` says which hop lost it and
 change never reached the state table; ``held`` at the top counts them (an optional addition to
 version "2": readers that ignore it see a drift as before). ``load_json`` reads versions "1"
 and "2".
+
+A shard report (``jobs.shard``, read back by the merge, which plans from it) also gives each
+drift the merge repairs its ``desired`` state (``reconcile.drift.Desired``: ``fields``,
+``version``, ``destination``), another optional addition. The reports people and tools read
+never carry it: it is the source's whole state, not a difference.
+
+One idiom for the dataclasses in and out of JSON: a pydantic ``TypeAdapter`` over
+``DriftReport`` (as ``reconcile.plan.Plan``); the contract's own shape (nested fingerprints,
+derived counts) is arranged around it here.
 """
 
 from __future__ import annotations
 
-import html
+import dataclasses
 import json
-from datetime import UTC, datetime
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from pipeline.errors import PermanentError
-from pipeline.model import KEY_SEPARATOR, EntityKind
-from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, LOSS_POINTS, Drift, DriftReport
+from pipeline.model import EntityKind
+from reconcile.drift import Drift, DriftReport
 from reconcile.explain import FIXES
-from reconcile.rootcause import Cause, by_root_cause
+from reconcile.reportformats import TABLE_LIMIT, iso, render_html, render_markdown, render_table
 
 SCHEMA_VERSION = "2"
 READABLE_VERSIONS = ("1", "2")
 FORMATS = ("table", "json", "markdown", "html")
-Format = Literal["table", "json", "markdown", "html"]
-TABLE_LIMIT = 50  # drifts shown on the console unless told otherwise
-_VALUE_WIDTH = 60
+
+_REPORT: TypeAdapter[DriftReport] = TypeAdapter(DriftReport)
+# A drift's keys in the contract, in order; then ``thing`` and ``group`` for memberships only.
+_DRIFT_KEYS = ("entity", "name", "kind", "severity", "details", "where", "held")
 
 
 class ReportFormatError(PermanentError):
     """A JSON report that does not follow the contract (or an unknown output format)."""
 
 
-# -- JSON contract ---------------------------------------------------------------------------
-
-
-def _iso(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-def drift_to_json(drift: Drift) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "entity": drift.entity.value,
-        "name": drift.name,
-        "kind": drift.kind,
-        "severity": drift.severity,
-        "details": drift.details,
-        "where": drift.where,
-        "held": drift.held,
-    }
-    if drift.entity is EntityKind.MEMBERSHIP:
-        out["thing"] = drift.thing
-        out["group"] = drift.group
-    return out
-
-
-def to_json(report: DriftReport) -> dict[str, Any]:
-    """The report as a JSON-ready dict following the contract above."""
+def to_json(report: DriftReport, *, desired: bool = False) -> dict[str, Any]:
+    """The report as a JSON-ready dict following the contract above; with ``desired``, a shard
+    report (each drift's desired state included)."""
+    drifts = _REPORT.dump_python(report, mode="json")["drifts"]
     return {
         "schema_version": SCHEMA_VERSION,
         "source_region": report.source_region,
         "target_region": report.target_region,
-        "generated_at": _iso(report.generated_at_ms),
+        "generated_at": iso(report.generated_at_ms),
         "generated_at_ms": report.generated_at_ms,
         "fingerprints": {
             "source": report.source_fingerprint,
@@ -99,367 +88,45 @@ def to_json(report: DriftReport) -> dict[str, Any]:
         "where_summary": report.where_summary() if report.explained else {},
         "fixes": dict(FIXES) if report.explained else {},
         "held": len(report.held),
-        "drifts": [drift_to_json(d) for d in report.drifts],
+        "drifts": [_drift_json(drift, desired) for drift in drifts],
     }
 
 
-class _DriftModel(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    entity: EntityKind
-    name: str
-    kind: Literal["missing", "extra", "changed"]
-    severity: Literal["high", "medium", "low"]
-    details: dict[str, dict[str, Any]] = {}
-    thing: str | None = None
-    group: str | None = None
-    where: Literal["lost_before_table", "lost_after_table", "table_only"] | None = None
-    held: str | None = None
+def _drift_json(drift: Mapping[str, Any], desired: bool) -> dict[str, Any]:
+    out = {key: drift[key] for key in _DRIFT_KEYS}
+    if drift["entity"] == EntityKind.MEMBERSHIP.value:
+        out["thing"] = drift["thing"]
+        out["group"] = drift["group"]
+    if desired and drift["desired"] is not None:
+        out["desired"] = drift["desired"]
+    return out
 
 
-class _Fingerprints(BaseModel):
-    source: str
-    target: str
-
-
-class _ReportModel(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    schema_version: Literal["1", "2"]
-    source_region: str
-    target_region: str
-    generated_at_ms: int
-    fingerprints: _Fingerprints
-    counts: dict[str, int] = {}
-    explained: bool = False
-    drifts: list[_DriftModel]
-
-
-def load_json(document: dict[str, Any]) -> DriftReport:
+def load_json(document: Mapping[str, Any]) -> DriftReport:
     """A ``DriftReport`` from ``to_json`` output (e.g. read back from a file)."""
+    versions = " or ".join(READABLE_VERSIONS)
+    version = document.get("schema_version") if isinstance(document, Mapping) else None
+    if version not in READABLE_VERSIONS:
+        raise ReportFormatError(f"not a schema {versions} drift report: version {version!r}")
+    fingerprints = document.get("fingerprints")
+    if not isinstance(fingerprints, Mapping):
+        raise ReportFormatError(f"not a schema {versions} drift report: no fingerprints")
     try:
-        model = _ReportModel.model_validate(document)
+        report = _REPORT.validate_python(
+            {
+                "source_region": document.get("source_region"),
+                "target_region": document.get("target_region"),
+                "source_fingerprint": fingerprints.get("source"),
+                "target_fingerprint": fingerprints.get("target"),
+                "generated_at_ms": document.get("generated_at_ms"),
+                "drifts": document.get("drifts"),
+                "counts": document.get("counts", {}),
+                "explained": document.get("explained", False),
+            }
+        )
     except ValidationError as error:
-        versions = " or ".join(READABLE_VERSIONS)
         raise ReportFormatError(f"not a schema {versions} drift report: {error}") from error
-    drifts = tuple(
-        Drift(
-            entity=d.entity,
-            name=d.name,
-            kind=d.kind,
-            severity=d.severity,
-            details=d.details,
-            thing=d.thing,
-            group=d.group,
-            where=d.where,
-            held=d.held,
-        )
-        for d in model.drifts
-    )
-    return DriftReport(
-        source_region=model.source_region,
-        target_region=model.target_region,
-        source_fingerprint=model.fingerprints.source,
-        target_fingerprint=model.fingerprints.target,
-        generated_at_ms=model.generated_at_ms,
-        drifts=tuple(sorted(drifts, key=Drift.sort_key)),
-        counts=dict(model.counts),
-        explained=model.explained,
-    )
-
-
-# -- human formats -----------------------------------------------------------------------------
-
-
-def _value(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
-
-
-def _explain(drift: Drift) -> str:
-    """One line: ``field: source → target`` per detail (a missing/extra entity: its fields)."""
-    parts = []
-    for field, values in drift.details.items():
-        if drift.kind in ("missing", "extra"):
-            value = values.get("source" if drift.kind == "missing" else "target")
-            if value not in (None, {}, []):  # unset fields say nothing about the entity
-                parts.append(f"{field}={_value(value)}")
-        else:
-            parts.append(
-                f"{field}: {_value(values.get('source'))} → {_value(values.get('target'))}"
-            )
-    return "; ".join(parts)
-
-
-def _summary_rows(report: DriftReport) -> list[list[str]]:
-    summary = report.summary()
-    rows = []
-    for kind in ENTITY_ORDER:
-        counts = summary[kind.value]
-        rows.append(
-            [kind.value, str(report.counts.get(kind.value, 0))]
-            + [str(counts[k]) for k in DRIFT_KINDS]
-        )
-    return rows
-
-
-_SUMMARY_HEADER = ["entity", "compared", *DRIFT_KINDS]
-_DRIFT_HEADER = ["severity", "entity", "kind", "name", "details"]
-
-
-_EXAMPLES = 3  # dependents named in a root cause's summary row
-
-
-def _cause_rows(causes: list[Cause]) -> list[list[str]]:
-    """A row per root cause, then a ``↳`` row per kind of drift it explains (its dependents are
-    counted, the first few named; JSON lists every one)."""
-    rows = []
-    for cause in causes:
-        d = cause.drift
-        rows.append([d.severity, d.entity.value, d.kind, d.name, _explain(d)])
-        for phrase, entity in zip(cause.consequences(), _dependent_kinds(cause), strict=True):
-            names = [_short_name(cause, x) for x in cause.dependents_of(entity)]
-            shown = ", ".join(names[:_EXAMPLES]) + (", …" if len(names) > _EXAMPLES else "")
-            count, _, rest = phrase.partition(" of ")
-            rows.append(["", "", "", f"↳ {count}", f"of {rest}: {shown}"])
-    return rows
-
-
-def _short_name(cause: Cause, dependent: Drift) -> str:
-    """A dependent's name without what the phrase already says (a missing group's members are
-    listed by thing, a missing certificate's attachments by thing or policy)."""
-    if dependent.entity is EntityKind.MEMBERSHIP:
-        if cause.drift.entity is EntityKind.THING_GROUP and dependent.thing:
-            return dependent.thing
-        if cause.drift.entity is EntityKind.THING and dependent.group:
-            return dependent.group
-    if dependent.entity in (EntityKind.THING_PRINCIPAL, EntityKind.POLICY_TARGET):
-        # ``<thing>#<certificate id>``, ``<policy>#cert/<id>``: the half that is not the cause
-        first, _, second = dependent.name.partition(KEY_SEPARATOR)
-        if first == cause.drift.name:
-            return second
-        if second.rpartition("/")[2] == cause.drift.name:
-            return first
-    return dependent.name
-
-
-def _dependent_kinds(cause: Cause) -> list[EntityKind]:
-    kinds = {d.entity for d in cause.dependents}
-    return [k for k in ENTITY_ORDER if k in kinds]
-
-
-Section = tuple[str | None, list[Cause]]
-
-
-def _sections(report: DriftReport, limit: int | None) -> tuple[list[Section], int]:
-    """The root causes to list, grouped by loss point when the report is explained (a ``None``
-    title: one list of root causes), the classes in pipeline order, unexplained ones last; at
-    most ``limit`` root causes in all, and how many drift items the ones left out explain."""
-    held = report.held
-    groups: list[tuple[str | None, tuple[Drift, ...]]] = [(None, report.drifts)]
-    if report.explained:
-        groups = []
-        if held:
-            # A failback reconcile's held drifts first: they wait for the operator's decision.
-            why = f"held ({len(held)}): {held[0].held}; not repaired (--overwrite to repair)"
-            groups.append((why, held))
-        for where in (*LOSS_POINTS, None):
-            drifts = tuple(d for d in report.drifts if d.where == where and not d.held)
-            if drifts:
-                fix = f": {FIXES[where]}" if where else ""
-                groups.append((f"{where or 'unexplained'} ({len(drifts)}){fix}", drifts))
-    sections: list[Section] = []
-    budget, rest = limit, 0
-    for title, drifts in groups:
-        causes = by_root_cause(drifts)
-        shown = causes if budget is None else causes[: max(budget, 0)]
-        rest += sum(c.explains for c in causes[len(shown) :])
-        if budget is not None:
-            budget -= len(shown)
-        if shown:
-            sections.append((title, shown))
-    return sections, rest
-
-
-_WHERE_HEADER = ["where", "drifts", "what to check"]
-
-
-def _where_rows(report: DriftReport) -> list[list[str]]:
-    counts = report.where_summary()
-    return [[where, str(counts[where]), FIXES[where]] for where in LOSS_POINTS]
-
-
-def _headline(report: DriftReport) -> str:
-    if report.in_sync:
-        state = "in sync"
-    else:
-        causes = len(by_root_cause(report.drifts))
-        state = f"{len(report.drifts)} drift(s)"
-        if causes < len(report.drifts):
-            state += f" from {causes} root cause(s)"
-    return f"{report.source_region} → {report.target_region}: {state}"
-
-
-def _aligned(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        padded = [
-            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
-            for i, cell in enumerate(cells)
-        ]
-        return "  ".join(padded).rstrip()
-
-    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
-
-
-def _render_table(report: DriftReport, limit: int) -> str:
-    lines = [_headline(report), ""]
-    lines += _aligned(_SUMMARY_HEADER, _summary_rows(report), numeric={1, 2, 3, 4})
-    if report.explained and report.drifts:
-        lines += ["", *_aligned(_WHERE_HEADER, _where_rows(report), numeric={1})]
-    if report.drifts:
-        sections, rest = _sections(report, limit)
-        for title, causes in sections:
-            lines += [""] + ([title] if title else [])
-            lines += _aligned(_DRIFT_HEADER, _cause_rows(causes), numeric=set())
-        if rest:
-            lines.append(f"… and {rest} more (use --format json)")
-    return "\n".join(lines) + "\n"
-
-
-# Characters a registry value could use to become Markdown syntax: a link or a remote image
-# (``![x](https://...)``, fetched by whoever views the report), or a table cell boundary.
-_MD_ESCAPED = str.maketrans({c: "\\" + c for c in "\\|[]()!"})
-
-
-def _md_cell(text: str) -> str:
-    # Markdown renderers pass inline HTML through, so '<' and '&' are escaped as entities.
-    escaped = text.translate(_MD_ESCAPED)
-    return (
-        escaped.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace("\r", " ")
-        .replace("\n", " ")
-    )
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-        *("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows),
-    ]
-
-
-def _render_markdown(report: DriftReport, limit: int | None) -> str:
-    sections, rest = _sections(report, limit)
-    lines = [
-        f"# Drift report: {_md_cell(_headline(report))}",
-        "",
-        f"Generated {_iso(report.generated_at_ms)}; source snapshot "
-        f"`{report.source_fingerprint[:12]}`, target snapshot `{report.target_fingerprint[:12]}`.",
-        "",
-        "## Summary",
-        "",
-        *_md_table(_SUMMARY_HEADER, _summary_rows(report)),
-    ]
-    if report.explained and report.drifts:
-        lines += [
-            "",
-            "## Where the drift was lost",
-            "",
-            *_md_table(_WHERE_HEADER, _where_rows(report)),
-        ]
-    if sections:
-        lines += ["", "## Drifts by root cause"]
-        for title, causes in sections:
-            lines += [""] + ([f"### {_md_cell(title)}", ""] if title else [])
-            lines += _md_table(_DRIFT_HEADER, _cause_rows(causes))
-        if rest:
-            lines += ["", f"…and {rest} more."]
-    return "\n".join(lines) + "\n"
-
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:80em}
-table{border-collapse:collapse;margin:1em 0;max-width:100%}
-th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
-td.k{white-space:nowrap} td.details{font-family:ui-monospace,monospace;font-size:.85em}
-td.name,td.details{overflow-wrap:anywhere}
-tr.dependent td{border-top:none;color:#444} summary{cursor:pointer}
-p.names{font-family:ui-monospace,monospace;font-size:.85em;margin:.4em 0 0}
-th{background:#f3f3f3} td.n{text-align:right}
-.high{color:#b00020;font-weight:bold} .medium{color:#a66a00} .low{color:#555}
-code{font-size:.9em}
-"""
-
-
-def _html_table(header: list[str], rows: list[list[str]], classes: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="{cls}">{html.escape(cell)}</td>'
-            if cls
-            else f"<td>{html.escape(cell)}</td>"
-            for cell, cls in zip(row, classes, strict=True)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _html_causes(causes: list[Cause]) -> str:
-    """The drift table; a root cause's dependents fold into one row each kind, every name in a
-    ``<details>`` (closed: 174 names would push the other causes off the page)."""
-    e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in _DRIFT_HEADER)
-    body = []
-    for cause in causes:
-        d = cause.drift
-        body.append(
-            f'<tr><td class="k {e(d.severity)}">{e(d.severity)}</td>'
-            f'<td class="k">{e(d.entity.value)}</td><td class="k">{e(d.kind)}</td>'
-            f'<td class="name">{e(d.name)}</td>'
-            f'<td class="details">{e(_explain(d))}</td></tr>'
-        )
-        for phrase, entity in zip(cause.consequences(), _dependent_kinds(cause), strict=True):
-            names = ", ".join(_short_name(cause, x) for x in cause.dependents_of(entity))
-            body.append(
-                f'<tr class="dependent"><td></td><td colspan="4"><details><summary>↳ {e(phrase)}'
-                f'</summary><p class="names">{e(names)}</p></details></td></tr>'
-            )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _render_html(report: DriftReport, limit: int | None) -> str:
-    sections, rest = _sections(report, limit)
-    title = html.escape(f"Drift report: {_headline(report)}")
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{title}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{title}</h1>",
-        f"<p>Generated {html.escape(_iso(report.generated_at_ms))}; source snapshot "
-        f"<code>{html.escape(report.source_fingerprint[:12])}</code>, target snapshot "
-        f"<code>{html.escape(report.target_fingerprint[:12])}</code>.</p>",
-        "<h2>Summary</h2>",
-        _html_table(_SUMMARY_HEADER, _summary_rows(report), ["", "n", "n", "n", "n"]),
-    ]
-    if report.explained and report.drifts:
-        parts.append("<h2>Where the drift was lost</h2>")
-        parts.append(_html_table(_WHERE_HEADER, _where_rows(report), ["", "n", ""]))
-    if sections:
-        parts.append("<h2>Drifts by root cause</h2>")
-        for heading, causes in sections:
-            if heading:
-                parts.append(f"<h3>{html.escape(heading)}</h3>")
-            parts.append(_html_causes(causes))
-        if rest:
-            parts.append(f"<p>…and {rest} more.</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return dataclasses.replace(report, drifts=tuple(sorted(report.drifts, key=Drift.sort_key)))
 
 
 def render(report: DriftReport, fmt: str, *, limit: int | None = None) -> str:
@@ -471,9 +138,9 @@ def render(report: DriftReport, fmt: str, *, limit: int | None = None) -> str:
     if fmt == "json":
         return json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
     if fmt == "table":
-        return _render_table(report, TABLE_LIMIT if limit is None else limit)
+        return render_table(report, TABLE_LIMIT if limit is None else limit)
     if fmt == "markdown":
-        return _render_markdown(report, limit)
+        return render_markdown(report, limit)
     if fmt == "html":
-        return _render_html(report, limit)
+        return render_html(report, limit)
     raise ReportFormatError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")

@@ -30,6 +30,7 @@ from reconcile.plan import (
     describe_plan,
     plan_key,
 )
+from reconcile.report import load_json, to_json
 from reconcile.snapshot import Snapshot
 
 SRC, DST = "us-east-1", "eu-west-1"
@@ -152,6 +153,36 @@ def test_ignored_fields_keep_the_target_value_in_the_repair() -> None:
     # THEN the repair fixes "a" and leaves the ignored attributes as the target has them
     (action,) = plan.actions
     assert action.fields["attributes"] == {"a": "1", "lastSeen": "9"}
+
+
+def test_the_plan_takes_the_state_the_diff_read_and_a_shard_report_carries_it() -> None:
+    # GIVEN a report from the diff, and the same report as a shard writes it and the merge reads
+    # it back (reconcile.report: the desired state travels only in shard reports)
+    source, target = full_source(), snap(DST, things=[{"name": "t0", "attributes": {"x": "1"}}])
+    report = diff_snapshots(source, target)
+    shard = load_json(json.loads(json.dumps(to_json(report, desired=True))))
+    # THEN both plan the same actions
+    assert plan_for(source, target).actions == build_plan(
+        shard, source, target, DEFAULT_GUARDS, now=NOW
+    ).actions
+    # AND a report that lost the states (the public JSON) is refused, never guessed
+    public = load_json(to_json(report))
+    with pytest.raises(PlanRefusedError, match="carries no state") as refused:
+        build_plan(public, source, target, DEFAULT_GUARDS, now=NOW)
+    assert refused.value.guard == "inconsistent_report"
+
+
+def test_a_policy_is_repaired_with_the_sources_own_document_not_the_compared_copy() -> None:
+    # GIVEN a policy the diff compares as the replicator writes it (ARNs for the destination)
+    document = '{"Statement":[{"Resource":"arn:aws:iot:us-east-1:111111111111:topic/t"}]}'
+    source = snap(SRC, policies=[{"name": "p", "document": document}])
+    stale = '{"Statement":[{"Resource":"arn:aws:iot:eu-west-1:222222222222:topic/old"}]}'
+    target = snap(DST, policies=[{"name": "p", "document": stale}])
+    report = diff_snapshots(source, target, policy_accounts={"111111111111": "222222222222"})
+    # WHEN the drift is planned THEN the corrective event carries the source's document: the
+    # replicator rewrites it on its way to the destination
+    (action,) = build_plan(report, source, target, DEFAULT_GUARDS, now=NOW).actions
+    assert action.fields == {"document": document}
 
 
 def target_with_extras() -> tuple[Snapshot, Snapshot]:

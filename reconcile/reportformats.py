@@ -1,0 +1,320 @@
+"""The drift report for people: console table, Markdown and HTML (``reconcile.report.render``).
+
+Pure functions over a ``DriftReport``, no I/O. Every format lists drifts by root cause
+(``reconcile.rootcause``), grouped by where they were lost when the three-way audit explained
+them (``reconcile.explain``), a failback's held drifts first.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.model import KEY_SEPARATOR, EntityKind
+from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, LOSS_POINTS, Drift, DriftReport
+from reconcile.explain import FIXES
+from reconcile.rootcause import Cause, by_root_cause
+
+TABLE_LIMIT = 50  # drifts shown on the console unless told otherwise
+_VALUE_WIDTH = 60
+
+
+def iso(ms: int) -> str:
+    """Epoch milliseconds as ISO-8601 UTC with milliseconds (``2023-11-14T22:13:20.123Z``)."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _value(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
+
+
+def _explain(drift: Drift) -> str:
+    """One line: ``field: source → target`` per detail (a missing/extra entity: its fields)."""
+    parts = []
+    for field, values in drift.details.items():
+        if drift.kind in ("missing", "extra"):
+            value = values.get("source" if drift.kind == "missing" else "target")
+            if value not in (None, {}, []):  # unset fields say nothing about the entity
+                parts.append(f"{field}={_value(value)}")
+        else:
+            parts.append(
+                f"{field}: {_value(values.get('source'))} → {_value(values.get('target'))}"
+            )
+    return "; ".join(parts)
+
+
+def _summary_rows(report: DriftReport) -> list[list[str]]:
+    summary = report.summary()
+    rows = []
+    for kind in ENTITY_ORDER:
+        counts = summary[kind.value]
+        rows.append(
+            [kind.value, str(report.counts.get(kind.value, 0))]
+            + [str(counts[k]) for k in DRIFT_KINDS]
+        )
+    return rows
+
+
+_SUMMARY_HEADER = ["entity", "compared", *DRIFT_KINDS]
+_DRIFT_HEADER = ["severity", "entity", "kind", "name", "details"]
+
+
+_EXAMPLES = 3  # dependents named in a root cause's summary row
+
+
+def _cause_rows(causes: list[Cause]) -> list[list[str]]:
+    """A row per root cause, then a ``↳`` row per kind of drift it explains (its dependents are
+    counted, the first few named; JSON lists every one)."""
+    rows = []
+    for cause in causes:
+        d = cause.drift
+        rows.append([d.severity, d.entity.value, d.kind, d.name, _explain(d)])
+        for phrase, entity in zip(cause.consequences(), _dependent_kinds(cause), strict=True):
+            names = [_short_name(cause, x) for x in cause.dependents_of(entity)]
+            shown = ", ".join(names[:_EXAMPLES]) + (", …" if len(names) > _EXAMPLES else "")
+            count, _, rest = phrase.partition(" of ")
+            rows.append(["", "", "", f"↳ {count}", f"of {rest}: {shown}"])
+    return rows
+
+
+def _short_name(cause: Cause, dependent: Drift) -> str:
+    """A dependent's name without what the phrase already says (a missing group's members are
+    listed by thing, a missing certificate's attachments by thing or policy)."""
+    if dependent.entity is EntityKind.MEMBERSHIP:
+        if cause.drift.entity is EntityKind.THING_GROUP and dependent.thing:
+            return dependent.thing
+        if cause.drift.entity is EntityKind.THING and dependent.group:
+            return dependent.group
+    if dependent.entity in (EntityKind.THING_PRINCIPAL, EntityKind.POLICY_TARGET):
+        # ``<thing>#<certificate id>``, ``<policy>#cert/<id>``: the half that is not the cause
+        first, _, second = dependent.name.partition(KEY_SEPARATOR)
+        if first == cause.drift.name:
+            return second
+        if second.rpartition("/")[2] == cause.drift.name:
+            return first
+    return dependent.name
+
+
+def _dependent_kinds(cause: Cause) -> list[EntityKind]:
+    kinds = {d.entity for d in cause.dependents}
+    return [k for k in ENTITY_ORDER if k in kinds]
+
+
+Section = tuple[str | None, list[Cause]]
+
+
+def _sections(report: DriftReport, limit: int | None) -> tuple[list[Section], int]:
+    """The root causes to list, grouped by loss point when the report is explained (a ``None``
+    title: one list of root causes), the classes in pipeline order, unexplained ones last; at
+    most ``limit`` root causes in all, and how many drift items the ones left out explain."""
+    held = report.held
+    groups: list[tuple[str | None, tuple[Drift, ...]]] = [(None, report.drifts)]
+    if report.explained:
+        groups = []
+        if held:
+            # A failback reconcile's held drifts first: they wait for the operator's decision.
+            why = f"held ({len(held)}): {held[0].held}; not repaired (--overwrite to repair)"
+            groups.append((why, held))
+        for where in (*LOSS_POINTS, None):
+            drifts = tuple(d for d in report.drifts if d.where == where and not d.held)
+            if drifts:
+                fix = f": {FIXES[where]}" if where else ""
+                groups.append((f"{where or 'unexplained'} ({len(drifts)}){fix}", drifts))
+    sections: list[Section] = []
+    budget, rest = limit, 0
+    for title, drifts in groups:
+        causes = by_root_cause(drifts)
+        shown = causes if budget is None else causes[: max(budget, 0)]
+        rest += sum(c.explains for c in causes[len(shown) :])
+        if budget is not None:
+            budget -= len(shown)
+        if shown:
+            sections.append((title, shown))
+    return sections, rest
+
+
+_WHERE_HEADER = ["where", "drifts", "what to check"]
+
+
+def _where_rows(report: DriftReport) -> list[list[str]]:
+    counts = report.where_summary()
+    return [[where, str(counts[where]), FIXES[where]] for where in LOSS_POINTS]
+
+
+def _headline(report: DriftReport) -> str:
+    if report.in_sync:
+        state = "in sync"
+    else:
+        causes = len(by_root_cause(report.drifts))
+        state = f"{len(report.drifts)} drift(s)"
+        if causes < len(report.drifts):
+            state += f" from {causes} root cause(s)"
+    return f"{report.source_region} → {report.target_region}: {state}"
+
+
+def _aligned(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        ]
+        return "  ".join(padded).rstrip()
+
+    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def render_table(report: DriftReport, limit: int) -> str:
+    lines = [_headline(report), ""]
+    lines += _aligned(_SUMMARY_HEADER, _summary_rows(report), numeric={1, 2, 3, 4})
+    if report.explained and report.drifts:
+        lines += ["", *_aligned(_WHERE_HEADER, _where_rows(report), numeric={1})]
+    if report.drifts:
+        sections, rest = _sections(report, limit)
+        for title, causes in sections:
+            lines += [""] + ([title] if title else [])
+            lines += _aligned(_DRIFT_HEADER, _cause_rows(causes), numeric=set())
+        if rest:
+            lines.append(f"… and {rest} more (use --format json)")
+    return "\n".join(lines) + "\n"
+
+
+# Characters a registry value could use to become Markdown syntax: a link or a remote image
+# (``![x](https://...)``, fetched by whoever views the report), or a table cell boundary.
+_MD_ESCAPED = str.maketrans({c: "\\" + c for c in "\\|[]()!"})
+
+
+def _md_cell(text: str) -> str:
+    # Markdown renderers pass inline HTML through, so '<' and '&' are escaped as entities.
+    escaped = text.translate(_MD_ESCAPED)
+    return (
+        escaped.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\r", " ")
+        .replace("\n", " ")
+    )
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+        *("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows),
+    ]
+
+
+def render_markdown(report: DriftReport, limit: int | None) -> str:
+    sections, rest = _sections(report, limit)
+    lines = [
+        f"# Drift report: {_md_cell(_headline(report))}",
+        "",
+        f"Generated {iso(report.generated_at_ms)}; source snapshot "
+        f"`{report.source_fingerprint[:12]}`, target snapshot `{report.target_fingerprint[:12]}`.",
+        "",
+        "## Summary",
+        "",
+        *_md_table(_SUMMARY_HEADER, _summary_rows(report)),
+    ]
+    if report.explained and report.drifts:
+        lines += [
+            "",
+            "## Where the drift was lost",
+            "",
+            *_md_table(_WHERE_HEADER, _where_rows(report)),
+        ]
+    if sections:
+        lines += ["", "## Drifts by root cause"]
+        for title, causes in sections:
+            lines += [""] + ([f"### {_md_cell(title)}", ""] if title else [])
+            lines += _md_table(_DRIFT_HEADER, _cause_rows(causes))
+        if rest:
+            lines += ["", f"…and {rest} more."]
+    return "\n".join(lines) + "\n"
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:80em}
+table{border-collapse:collapse;margin:1em 0;max-width:100%}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
+td.k{white-space:nowrap} td.details{font-family:ui-monospace,monospace;font-size:.85em}
+td.name,td.details{overflow-wrap:anywhere}
+tr.dependent td{border-top:none;color:#444} summary{cursor:pointer}
+p.names{font-family:ui-monospace,monospace;font-size:.85em;margin:.4em 0 0}
+th{background:#f3f3f3} td.n{text-align:right}
+.high{color:#b00020;font-weight:bold} .medium{color:#a66a00} .low{color:#555}
+code{font-size:.9em}
+"""
+
+
+def _html_table(header: list[str], rows: list[list[str]], classes: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{cls}">{html.escape(cell)}</td>'
+            if cls
+            else f"<td>{html.escape(cell)}</td>"
+            for cell, cls in zip(row, classes, strict=True)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html_causes(causes: list[Cause]) -> str:
+    """The drift table; a root cause's dependents fold into one row each kind, every name in a
+    ``<details>`` (closed: 174 names would push the other causes off the page)."""
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in _DRIFT_HEADER)
+    body = []
+    for cause in causes:
+        d = cause.drift
+        body.append(
+            f'<tr><td class="k {e(d.severity)}">{e(d.severity)}</td>'
+            f'<td class="k">{e(d.entity.value)}</td><td class="k">{e(d.kind)}</td>'
+            f'<td class="name">{e(d.name)}</td>'
+            f'<td class="details">{e(_explain(d))}</td></tr>'
+        )
+        for phrase, entity in zip(cause.consequences(), _dependent_kinds(cause), strict=True):
+            names = ", ".join(_short_name(cause, x) for x in cause.dependents_of(entity))
+            body.append(
+                f'<tr class="dependent"><td></td><td colspan="4"><details><summary>↳ {e(phrase)}'
+                f'</summary><p class="names">{e(names)}</p></details></td></tr>'
+            )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def render_html(report: DriftReport, limit: int | None) -> str:
+    sections, rest = _sections(report, limit)
+    title = html.escape(f"Drift report: {_headline(report)}")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{title}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{title}</h1>",
+        f"<p>Generated {html.escape(iso(report.generated_at_ms))}; source snapshot "
+        f"<code>{html.escape(report.source_fingerprint[:12])}</code>, target snapshot "
+        f"<code>{html.escape(report.target_fingerprint[:12])}</code>.</p>",
+        "<h2>Summary</h2>",
+        _html_table(_SUMMARY_HEADER, _summary_rows(report), ["", "n", "n", "n", "n"]),
+    ]
+    if report.explained and report.drifts:
+        parts.append("<h2>Where the drift was lost</h2>")
+        parts.append(_html_table(_WHERE_HEADER, _where_rows(report), ["", "n", ""]))
+    if sections:
+        parts.append("<h2>Drifts by root cause</h2>")
+        for heading, causes in sections:
+            if heading:
+                parts.append(f"<h3>{html.escape(heading)}</h3>")
+            parts.append(_html_causes(causes))
+        if rest:
+            parts.append(f"<p>…and {rest} more.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
