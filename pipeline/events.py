@@ -214,8 +214,9 @@ def corrective_event(change: Change) -> dict[str, Any]:
 
     ``parse_event(corrective_event(c), region=c.origin.region)`` gives back ``c`` as a
     corrective change (``entity_id`` dropped, ``corrective=True``) for any canonical ``c``
-    (sorted searchable attributes, no empty descriptions). The payload is validated before it is
-    returned, so reconciliation cannot emit an event persist would refuse.
+    (sorted searchable attributes, no empty descriptions). The state is not validated here:
+    reconciliation admits the payload as persist does (``pipeline.ingest.admit``) before it
+    emits it, so it cannot emit an event persist would refuse.
     """
     if change.sync is None:
         raise EventValidationError("sync", "a corrective event needs a sync token")
@@ -235,7 +236,6 @@ def corrective_event(change: Change) -> dict[str, Any]:
         "sync": change.sync,
         "versionNumber": change.origin.version,
     }
-    parse_event(payload, region=change.origin.region)
     return payload
 
 

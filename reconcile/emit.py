@@ -31,10 +31,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from pipeline.aws import AwsCalls
 from pipeline.clock import now_ms
 from pipeline.errors import AwsError, CrrError, PermanentError, RetryableError
-from pipeline.events import corrective_event, parse_event
+from pipeline.events import corrective_event
+from pipeline.ingest import admit, persist_changes
 from pipeline.model import Change, Origin
-from pipeline.persist import persist_changes
-from pipeline.state import check_not_future
 from pipeline.statetable import StateTable
 
 if TYPE_CHECKING:
@@ -145,13 +144,13 @@ def execution_name(event_id: str) -> str:
 def validated(change: Change, *, now: int) -> tuple[dict[str, Any], Change]:
     """The corrective event for ``change`` and the change persist reads back from it.
 
-    The one validation both emitters share: names and values by AWS IoT's rules and only the
-    state fields the entity has (``parse_event``, exactly what persist runs), and a timestamp at
-    most the allowed clock skew ahead of ``now`` (epoch ms). Raises a ``PermanentError``.
+    The one validation both emitters share, once per event: persist's own admission
+    (``pipeline.ingest.admit``: names and values by AWS IoT's rules, only the state fields the
+    entity has, a timestamp at most the allowed clock skew ahead of ``now``, epoch ms). Raises
+    a ``PermanentError``.
     """
-    check_not_future("corrective event timestamp", change.origin.timestamp_ms, now)
     payload = corrective_event(change)
-    return payload, parse_event(payload, region=change.origin.region)
+    return payload, admit(payload, region=change.origin.region, now=now)
 
 
 def emit_via_stepfunctions(
@@ -248,7 +247,7 @@ def emit_via_table(
 ) -> EmitResult:
     """Persist each ``validated`` change straight into the state table with the persist code.
 
-    Same validation and rules as the state machine (``pipeline.persist.persist_changes``: the
+    Same validation and rules as the state machine (``pipeline.ingest.persist_changes``: the
     dynamic-group membership skip, ancestor stubs, ordering, tombstones, sync tokens), without
     one execution per entity, and batched: a backfill of N entities costs about N/100 reads and
     N conditional writes instead of 2N calls. Project errors (``CrrError``) are recorded per
@@ -269,7 +268,7 @@ def emit_via_table(
     for start in range(0, len(items), TABLE_CHUNK):
         chunk = items[start : start + TABLE_CHUNK]
         try:
-            results = persist_changes(table, chunk, now=clock_ms)
+            results = persist_changes(table, chunk)
         except KeyboardInterrupt as interrupt:  # the chunk may be partly written: count it out
             raise EmitInterrupted(start, len(items)) from interrupt
         except CrrError as exc:

@@ -206,8 +206,8 @@ def _quiet_handlers(verbose: bool) -> None:
 
 def _handler_log_level(default: str) -> None:
     """``POWERTOOLS_LOG_LEVEL`` (``default`` unless set) for the handlers' loggers, those already
-    made included: `iot-crr` imports ``pipeline.persist`` (``reconcile.emit`` persists through its
-    rules), so its Logger was made with the variable unset (INFO) before a command runs."""
+    made included: a handler module imported before a command runs (the sandbox's in-process
+    pipeline imports them) made its Logger with the variable unset (INFO)."""
     from pipeline import pending, persist, replicate
 
     level = os.environ.setdefault("POWERTOOLS_LOG_LEVEL", default)

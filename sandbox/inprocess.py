@@ -29,12 +29,11 @@ from pipeline import replicate
 from pipeline.aws import ClientFactory
 from pipeline.converge import TYPE_DELETE_MARGIN_SECONDS, build_converger
 from pipeline.errors import CrrError
-from pipeline.events import parse_event
 from pipeline.failures import FailureSink
+from pipeline.ingest import admit, persist_change, resolve_dynamic_query
 from pipeline.iot import IotRegistry
 from pipeline.model import Change
 from pipeline.pending import finish_due
-from pipeline.persist import persist_change, resolve_dynamic_query
 from pipeline.replicate import Replicator
 from pipeline.statetable import PersistResult
 from reconcile.drift import DriftReport
@@ -156,8 +155,8 @@ class LocalPipeline:
     # --- streaming path -----------------------------------------------------------------------
 
     def persist_event(self, event: Mapping[str, Any]) -> PersistResult:
-        """The persist task for one registry event (parse, dynamic-group lookup, write)."""
-        change = parse_event(event, region=self.source_region)
+        """The persist task for one registry event (admit, dynamic-group lookup, write)."""
+        change = admit(event, region=self.source_region)
         return self.persist_change(change)
 
     def persist_change(self, change: Change) -> PersistResult:
@@ -280,7 +279,7 @@ class RegionHalf:
         self.table_writes = 0  # entity items written by this region's persist step
 
     def persist_event(self, event: Mapping[str, Any]) -> PersistResult:
-        change = parse_event(event, region=self.region)
+        change = admit(event, region=self.region)
         if change.lookup_query:
             change = resolve_dynamic_query(change, self.registry)
         result = persist_change(self.table, change)

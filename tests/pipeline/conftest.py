@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from pipeline.events import parse_event
+from pipeline.ingest import admit, persist_change
 from pipeline.iot import IotRegistry
-from pipeline.persist import persist_change
 from pipeline.statetable import PersistResult
 from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
 
@@ -36,7 +35,7 @@ class Pipeline(LocalPipeline):
         self.dst = IotRegistry(self.destination)
 
     def persist(self, event: dict[str, Any]) -> PersistResult:
-        return persist_change(self.table, parse_event(event, region=SRC))
+        return persist_change(self.table, admit(event, region=SRC))
 
     def replicate(self) -> int:
         """Hand the new stream records to the replicator, each batch once, as the event source

@@ -1,4 +1,5 @@
-"""Persist refuses timestamps from the future (handler and ``persist_change``), on moto."""
+"""Persist refuses timestamps from the future, once, where an event is admitted (the handler,
+``pipeline.ingest.admit``), on moto."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from typing import Any
 import pytest
 
 from pipeline import persist
-from pipeline.events import parse_event
+from pipeline.ingest import admit, persist_change
 from pipeline.model import EntityKind, membership_name
-from pipeline.persist import persist_change
 from pipeline.state import MAX_CLOCK_SKEW_MS, FutureTimestampError, Outcome
 from tests.pipeline.conftest import SRC, Pipeline, fixture_event
 
@@ -31,25 +31,24 @@ def test_a_future_event_is_refused_and_later_real_changes_still_apply(
 ) -> None:
     # GIVEN a membership event stamped a day ahead (memberships are ordered by timestamp, so
     # once stored it would make every real change until then "stale")
-    future = parse_event(membership("ADDED", NOW + DAY_MS), region=SRC)
-    # WHEN it is persisted, THEN it is refused with the reason, and nothing is written
+    future = membership("ADDED", NOW + DAY_MS)
+    # WHEN it is admitted, THEN it is refused with the reason, and nothing is written
     with pytest.raises(FutureTimestampError, match="in the future") as refused:
-        persist_change(pipeline.table, future, now=NOW)
+        admit(future, region=SRC, now=NOW)
     assert refused.value.timestamp_ms == NOW + DAY_MS
     assert pipeline.table.get(EntityKind.MEMBERSHIP, MEMBER) is None
     # AND the real changes that follow are applied
-    added = parse_event(membership("ADDED", NOW), region=SRC)
-    removed = parse_event(membership("REMOVED", NOW + 1000), region=SRC)
-    assert persist_change(pipeline.table, added, now=NOW).outcome is Outcome.APPLIED
-    assert persist_change(pipeline.table, removed, now=NOW + 1000).outcome is Outcome.APPLIED
+    added = admit(membership("ADDED", NOW), region=SRC, now=NOW)
+    removed = admit(membership("REMOVED", NOW + 1000), region=SRC, now=NOW + 1000)
+    assert persist_change(pipeline.table, added).outcome is Outcome.APPLIED
+    assert persist_change(pipeline.table, removed).outcome is Outcome.APPLIED
 
 
 def test_a_clock_a_little_ahead_is_within_the_skew(pipeline: Pipeline) -> None:
-    ahead = parse_event(membership("ADDED", NOW + MAX_CLOCK_SKEW_MS), region=SRC)
-    assert persist_change(pipeline.table, ahead, now=NOW).outcome is Outcome.APPLIED
-    beyond = parse_event(membership("REMOVED", NOW + MAX_CLOCK_SKEW_MS + 1), region=SRC)
+    ahead = admit(membership("ADDED", NOW + MAX_CLOCK_SKEW_MS), region=SRC, now=NOW)
+    assert persist_change(pipeline.table, ahead).outcome is Outcome.APPLIED
     with pytest.raises(FutureTimestampError):
-        persist_change(pipeline.table, beyond, now=NOW)
+        admit(membership("REMOVED", NOW + MAX_CLOCK_SKEW_MS + 1), region=SRC, now=NOW)
 
 
 def emf_values(output: str, metric: str) -> list[Any]:

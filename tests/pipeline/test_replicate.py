@@ -138,11 +138,10 @@ def test_echo_from_the_destination_region_writes_nothing(pipeline: Pipeline) -> 
     pipeline.replicate()
     # The destination registry's own event for the replicated thing (active-active).
     echo = thing_event("t1", 1, 5000, "CREATED", attributes={"x": "1"}, thingId="dest-id")
-    from pipeline.events import parse_event
-    from pipeline.persist import persist_change
+    from pipeline.ingest import admit, persist_change
 
     pipeline.stream.read()  # the replicator's own bookkeeping (its echo ledger)
-    result = persist_change(pipeline.table, parse_event(echo, region=DST))
+    result = persist_change(pipeline.table, admit(echo, region=DST))
     assert result.outcome is Outcome.ECHO  # the replicator's expectation says so
     # No entity record, so no loop: the only write is the ledger's echo mark (bookkeeping).
     keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in pipeline.stream.read()]

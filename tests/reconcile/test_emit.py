@@ -15,8 +15,8 @@ from moto import mock_aws
 
 from pipeline import aws
 from pipeline.events import parse_event
+from pipeline.ingest import persist_change, persist_changes
 from pipeline.model import Change, DynamicQuery, EntityKind, Origin, membership_name
-from pipeline.persist import persist_change, persist_changes
 from pipeline.state import Outcome
 from pipeline.statetable import StateTable
 from reconcile.diff import diff_snapshots
@@ -212,7 +212,7 @@ def test_persist_changes_gives_the_outcomes_of_persist_change_one_by_one(
         *corrective_changes(make_plan(), SRC),
     ]
     # WHEN persisted in one batch, and one by one into a second table
-    batched = persist_changes(table, live, now=NOW)
+    batched = persist_changes(table, live)
     ddb = aws.client("dynamodb", SRC)
     ddb.create_table(
         TableName="one-by-one",
@@ -221,7 +221,7 @@ def test_persist_changes_gives_the_outcomes_of_persist_change_one_by_one(
         BillingMode="PAY_PER_REQUEST",
     )
     single = StateTable(ddb, "one-by-one")
-    one_by_one = [persist_change(single, change, now=NOW) for change in live]
+    one_by_one = [persist_change(single, change) for change in live]
     # THEN the outcomes and the stored items are the same
     assert [(r.outcome, r.key) for r in batched] == [(r.outcome, r.key) for r in one_by_one]
     assert Outcome.SKIPPED in {r.outcome for r in batched}

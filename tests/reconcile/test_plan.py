@@ -162,9 +162,10 @@ def test_the_plan_takes_the_state_the_diff_read_and_a_shard_report_carries_it() 
     report = diff_snapshots(source, target)
     shard = load_json(json.loads(json.dumps(to_json(report, desired=True))))
     # THEN both plan the same actions
-    assert plan_for(source, target).actions == build_plan(
-        shard, source, target, DEFAULT_GUARDS, now=NOW
-    ).actions
+    assert (
+        plan_for(source, target).actions
+        == build_plan(shard, source, target, DEFAULT_GUARDS, now=NOW).actions
+    )
     # AND a report that lost the states (the public JSON) is refused, never guessed
     public = load_json(to_json(report))
     with pytest.raises(PlanRefusedError, match="carries no state") as refused:

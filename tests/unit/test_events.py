@@ -512,10 +512,14 @@ def test_corrective_event_requires_sync_and_ms_timestamp() -> None:
     assert caught.value.field == "timestamp"
 
 
-def test_corrective_event_refuses_invalid_state() -> None:
+def test_an_invalid_corrective_state_is_refused_where_it_is_parsed() -> None:
+    # GIVEN a corrective event built for an invalid state (building validates nothing: the
+    # parse at admission does, once, in the emitter and again in persist: pipeline.ingest)
     bad = _corrective(EntityKind.THING, "t", {"attributes": {"a": "with space"}})
+    payload = corrective_event(bad)
+    # THEN parsing it refuses it, naming the field
     with pytest.raises(RegistryValidationError) as caught:
-        corrective_event(bad)
+        parse_event(payload, region=REGION)
     assert caught.value.field == "state.attributes.a"
 
 
