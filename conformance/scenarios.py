@@ -22,7 +22,8 @@ from click.testing import CliRunner
 from conformance.registry import streamed, succeeds, view
 from conformance.run import Scope, outside
 from conformance.target import Target
-from reconcile.cli import Factory, main
+from reconcile.cli import main
+from reconcile.context import Factory
 
 TYPE_DEPRECATION_SECONDS = 300
 

@@ -26,13 +26,14 @@ import json
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
+from pydantic import TypeAdapter, ValidationError
 
 from pipeline.aws import AwsCalls
 from pipeline.errors import NotFoundError, PermanentError
@@ -242,20 +243,20 @@ class RunRecord:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return _RUN_RECORD.dump_python(self, mode="json")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
-        current = {k: v for k, v in data.items() if k not in _RETIRED_FIELDS}
+        """The record in ``data``; fields it no longer has are ignored (older runs counted the
+        destination's thing-type deletions, ``pending_types_deleted``, before its pending task
+        took them over)."""
         try:
-            return cls(**current)
-        except TypeError as error:
+            return _RUN_RECORD.validate_python(data)
+        except ValidationError as error:
             raise ArtefactError(f"not a run record: {error}") from error
 
 
-# Fields older records carry that no longer mean anything: runs before the job stopped finishing
-# the destination's thing-type deletions (the destination's pending task does) counted them.
-_RETIRED_FIELDS = frozenset({"pending_types_deleted"})
+_RUN_RECORD: TypeAdapter[RunRecord] = TypeAdapter(RunRecord)
 
 
 def index_key(run_id: str) -> str:
@@ -392,14 +393,8 @@ class RunArtefacts:
             raise ArtefactError(f"{self.key('report.json')} does not hold a JSON object")
         return data
 
-    def read_report(self) -> DriftReport:
-        return load_json(self.read_report_json())
-
     def write_plan(self, plan: Plan) -> None:
         self.store.put(self.key("plan.json"), _json_bytes(plan.to_json()))
-
-    def read_plan(self) -> Plan:
-        return Plan.from_json(json.loads(self.store.get(self.key("plan.json"))))
 
     def read_drift_items(self) -> pd.DataFrame:
         return pd.read_parquet(BytesIO(self.store.get(self.key("drift_items.parquet"))))

@@ -1,7 +1,7 @@
 """The nightly reconciliation job's entry point, for Lambda and for the container.
 
-``lambda_handler`` and ``main`` read the environment with ``jobs.run.run_config_from_env`` (pure),
-then dispatch the event with ``handle_event``.
+``lambda_handler`` and ``main`` read the environment with ``jobs.config.run_config_from_env``
+(pure), then dispatch the event with ``handle_event``.
 
 Events (the templates' contracts): ``{}`` or anything without the keys below is a normal run
 (``jobs.run.run_nightly``); ``{"shard": {"index": i, "count": n}}`` diffs one bucket of a sharded
@@ -19,8 +19,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobs import runlock, shard
-from jobs.run import ClientFactory, MetricsSink, RunConfig, run_config_from_env, run_nightly
+from jobs.config import RunConfig, run_config_from_env
+from jobs.metrics import MetricsSink
+from jobs.run import run_nightly
 from pipeline import aws
+from pipeline.aws import ClientFactory
 from pipeline.clock import Clock, now_ms
 from pipeline.errors import CrrError
 

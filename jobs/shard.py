@@ -21,13 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from jobs.artefacts import RunArtefacts, read_run_record
+from jobs.config import RunConfig
+from jobs.metrics import MetricsSink
 from jobs.run import (
-    ClientFactory,
-    MetricsSink,
-    RunConfig,
     RunResult,
     execute_run,
     open_run_store,
@@ -36,9 +35,10 @@ from jobs.run import (
     timed,
     utc_date,
 )
+from pipeline.aws import ClientFactory
 from pipeline.clock import Clock
 from pipeline.errors import EventValidationError, PermanentError
-from reconcile.diff import merge_reports
+from reconcile.drift import merge_reports
 from reconcile.engine import Audit, Reconciler
 from reconcile.snapshot import Snapshot
 
@@ -69,13 +69,35 @@ class PrepareSpec(BaseModel):
     run_id: str | None = None
 
 
+@dataclass(frozen=True)
+class ShardResult:
+    """What a shard returns (the Distributed Map collects these for the merge, which reads them
+    back as such)."""
+
+    run_id: str
+    index: int
+    count: int
+    prefix: str
+    report_key: str
+    drift_total: int
+    source_fingerprint: str
+    target_fingerprint: str
+    skipped: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return _SHARD_RESULT.dump_python(self, mode="json")
+
+
+_SHARD_RESULT: TypeAdapter[ShardResult] = TypeAdapter(ShardResult)
+
+
 class MergeSpec(BaseModel):
     """``{"merge": {...}}``: how many shards, and optionally their results and the run id."""
 
     model_config = ConfigDict(extra="ignore")
     count: int = Field(ge=1, le=10_000)
     run_id: str | None = None
-    shards: list[dict[str, Any]] | None = None
+    shards: list[ShardResult] | None = None
 
 
 def parse_shard(event: dict[str, Any] | Any) -> ShardSpec:
@@ -97,34 +119,6 @@ def parse_merge(event: dict[str, Any] | Any) -> MergeSpec:
         return MergeSpec.model_validate(event["merge"])
     except ValidationError as error:
         raise EventValidationError("merge", str(error)) from error
-
-
-@dataclass(frozen=True)
-class ShardResult:
-    """What a shard returns (the Distributed Map collects these for the merge)."""
-
-    run_id: str
-    index: int
-    count: int
-    prefix: str
-    report_key: str
-    drift_total: int
-    source_fingerprint: str
-    target_fingerprint: str
-    skipped: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "index": self.index,
-            "count": self.count,
-            "prefix": self.prefix,
-            "report_key": self.report_key,
-            "drift_total": self.drift_total,
-            "source_fingerprint": self.source_fingerprint,
-            "target_fingerprint": self.target_fingerprint,
-            "skipped": self.skipped,
-        }
 
 
 def shared_snapshots(
@@ -187,8 +181,8 @@ def run_shard(
 def _from_shards(spec: MergeSpec) -> tuple[str | None, str | None]:
     """The run id and prefix the shard results agree on (``None`` when there are none)."""
     results = spec.shards or []
-    run_ids = {str(r.get("run_id")) for r in results if r.get("run_id")}
-    prefixes = {str(r.get("prefix")) for r in results if r.get("prefix")}
+    run_ids = {r.run_id for r in results if r.run_id}
+    prefixes = {r.prefix for r in results if r.prefix}
     if len(run_ids) > 1 or len(prefixes) > 1:
         raise ShardMismatchError(f"shard results name several runs: {sorted(run_ids)}")
     if spec.run_id and run_ids and spec.run_id not in run_ids:

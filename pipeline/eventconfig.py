@@ -8,7 +8,9 @@ too, for active-active). This module sits before the whole flow, at deploy time:
   registry types, leaving every other event type (jobs, certificates, ...) as it was.
 - ``enable_events`` is the adapter: DescribeEventConfigurations, then UpdateEventConfigurations
   only for the types that change, so running it twice changes nothing the second time.
-- ``enable_events_command`` is the click command; the CLI group registers it.
+
+The commands over it, ``iot-crr enable-events`` and ``iot-crr doctor``, live in ``reconcile``
+(the Lambdas ship ``pipeline`` without click).
 """
 
 from __future__ import annotations
@@ -16,11 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import click
-
-from pipeline.aws import AwsCalls, ClientFactory
-from pipeline.aws import client as aws_client
-from pipeline.errors import CrrError
+from pipeline.aws import AwsCalls
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
@@ -69,7 +67,7 @@ def enable_events(
     registry type changes, and with only the changed types. Raises ``ThrottledError`` /
     ``AwsServiceError`` (retryable) or ``AwsRequestError`` (permanent) on AWS failures.
     """
-    before = _describe(iot_client)
+    before = describe_events(iot_client)
     after = desired_configuration(before, enable)
     changes = configuration_changes(before, after)
     if changes:
@@ -81,70 +79,16 @@ def enable_events(
     return before, after
 
 
-def render_table(region: str, before: Mapping[str, bool], after: Mapping[str, bool]) -> str:
-    """A before/after table of the registry event types, for the console."""
-
-    def state(value: bool | None) -> str:
-        return "on" if value else "off"
-
-    width = max(len(t) for t in REGISTRY_EVENT_TYPES)
-    lines = [
-        f"Registry events in {region}",
-        f"{'event type':<{width}}  before  after",
-    ]
-    for event_type in REGISTRY_EVENT_TYPES:
-        old, new = before.get(event_type, False), after.get(event_type, False)
-        mark = "  (changed)" if old != new else ""
-        lines.append(f"{event_type:<{width}}  {state(old):<6}  {state(new):<5}{mark}".rstrip())
-    changed = len(configuration_changes(before, after))
-    lines.append(f"{changed} event type(s) changed." if changed else "Already as requested.")
-    return "\n".join(lines)
-
-
-def describe_events(iot_client: IoTClient) -> EventConfiguration:
-    """The region's event configuration (DescribeEventConfigurations)."""
-    return _describe(iot_client)
-
-
 def indexing_configuration(iot_client: IoTClient) -> dict[str, Any]:
     """The region's fleet-indexing configuration (GetIndexingConfiguration), for the doctor."""
     return dict(_AWS("GetIndexingConfiguration", iot_client.get_indexing_configuration))
 
 
-def _describe(iot_client: IoTClient) -> EventConfiguration:
+def describe_events(iot_client: IoTClient) -> EventConfiguration:
+    """The region's event configuration (DescribeEventConfigurations)."""
     response = _AWS("DescribeEventConfigurations", iot_client.describe_event_configurations)
     configurations = response.get("eventConfigurations") or {}
     return {
         event_type: bool(setting.get("Enabled", False))
         for event_type, setting in configurations.items()
     }
-
-
-@click.command(name="enable-events")
-@click.option(
-    "--region",
-    required=True,
-    envvar=["AWS_REGION", "AWS_DEFAULT_REGION"],
-    help="Region to configure (default: AWS_REGION / AWS_DEFAULT_REGION).",
-)
-@click.option("--disable", is_flag=True, help="Turn the registry event types off instead.")
-@click.pass_context
-def enable_events_command(ctx: click.Context, region: str, disable: bool) -> None:
-    """Turn the six AWS IoT registry event types on (or off) in one region, idempotently.
-
-    \b
-    Example:
-      iot-crr enable-events --region us-east-1
-      iot-crr enable-events --region eu-west-1 --disable
-    """
-    # ctx.obj may carry a client factory: the CLI's (``.aws_client``) or, in tests,
-    # {"client_factory": f(service, region)}.
-    factory: ClientFactory = getattr(ctx.obj, "aws_client", aws_client)
-    if isinstance(ctx.obj, Mapping):
-        factory = ctx.obj.get("client_factory", aws_client)
-    try:
-        before, after = enable_events(factory("iot", region), enable=not disable)
-    except CrrError as exc:
-        click.echo(f"Error: {region}: {exc}", err=True)
-        ctx.exit(2)
-    click.echo(render_table(region, before, after))

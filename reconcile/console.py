@@ -1,7 +1,7 @@
 """The ``iot-crr`` entry point: every way a command can end becomes one of four exit codes.
 
 ``0`` in sync (or done), ``1`` drift found, ``2`` error, ``130`` interrupted; nothing else.
-Known errors are already one line (``reconcile.cli``); anything unexpected becomes one line too,
+Known errors are already one line (``reconcile.context.CliError``); anything unexpected becomes one line too,
 naming the exception, with the traceback only under ``--debug`` (``iot-crr --debug <command>``).
 An interrupted emit says how far it got (``reconcile.emit.EmitInterrupted``).
 """
@@ -15,11 +15,9 @@ from typing import Any, NoReturn
 
 import click
 
-EXIT_IN_SYNC = 0
-EXIT_DRIFT = 1
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
-EXIT_CODES = frozenset({EXIT_IN_SYNC, EXIT_DRIFT, EXIT_ERROR, EXIT_INTERRUPTED})
+from reconcile.cli import main
+from reconcile.context import EXIT_CODES, EXIT_ERROR, EXIT_IN_SYNC, EXIT_INTERRUPTED
+
 DEBUG_FLAG = "--debug"
 
 
@@ -35,8 +33,6 @@ def run(argv: Sequence[str] | None = None) -> NoReturn:
 def outcome(args: list[str], *, debug: bool = False, obj: Any = None) -> int:
     """The exit code of ``iot-crr args``; what went wrong is on stderr, one line. ``obj`` is
     the commands' ``Factory`` (tests pass one; None builds the real one)."""
-    from reconcile.cli import main
-
     try:
         code = main.main(args, prog_name="iot-crr", standalone_mode=False, obj=obj)
     except click.Abort as abort:  # click turns Ctrl-C (and EOF at a prompt) into Abort

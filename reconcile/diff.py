@@ -12,8 +12,8 @@ values, falling back to a join on the values themselves should 64-bit hashes eve
 only rows whose row hashes differ are compared field by field to explain *what* differs
 (attribute by attribute). No Python-level work is done per unchanged row: cost is linear in
 fleet size and dominated by hashing. Names are bucketed by a stable hash (``bucket_of``) so one
-bucket range can be diffed on its own and shards merged back (``merge_reports``) into exactly
-the report an unsharded diff gives.
+bucket range can be diffed on its own and shards merged back
+(``reconcile.drift.merge_reports``) into exactly the report an unsharded diff gives.
 
 Versions are never compared: they are generated per region (pipeline/model.py). Memberships of
 dynamic groups are never compared: each region's index computes them.
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.clock import now_ms
-from pipeline.errors import PermanentError
 from pipeline.model import ENTITIES, ENTITY_ORDER, KEY_SEPARATOR, EntityKind, split_membership_name
 from pipeline.policyrewrite import ArnMapping, rewrite_policy_document
 from reconcile.drift import Desired, Drift, DriftReport, changed_severity
@@ -52,10 +51,6 @@ from reconcile.snapshot import (
 
 # Columns whose JSON maps are explained key by key ("attributes.colour").
 _PER_KEY_COLUMNS = frozenset({"attributes"})
-
-
-class ReportMergeError(PermanentError):
-    """Shard reports that cannot be merged (different snapshots, or overlapping shards)."""
 
 
 def bucket_of(name: str, buckets: int) -> int:
@@ -256,17 +251,12 @@ def _rows(
     return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
-def _version(value: Any) -> int | None:
-    version = plain_value(value)
-    return None if version is None else int(version)
-
-
 def _desired(kind: EntityKind, frame: pd.DataFrame, positions: np.ndarray) -> list[Desired]:
     """The source state of the rows at ``positions``: what a repair of their drift writes."""
     versioned = "version" in frame.columns
     columns = (*ENTITIES[kind].state_fields, *(("version",) if versioned else ()))
     return [
-        Desired(desired_fields(kind, row), _version(row["version"]) if versioned else None)
+        Desired(desired_fields(kind, row), plain_value(row["version"]) if versioned else None)
         for row in _rows(frame, positions, columns)
     ]
 
@@ -452,49 +442,4 @@ def diff_snapshots(
         generated_at_ms=clock(),
         drifts=tuple(drifts),
         counts=counts,
-    )
-
-
-def merge_reports(reports: Iterable[DriftReport]) -> DriftReport:
-    """One report from shard reports of the same snapshot pair (disjoint bucket ranges)."""
-    shards = list(reports)
-    if not shards:
-        raise ReportMergeError("no reports to merge")
-    first = shards[0]
-    identity = (
-        first.source_region,
-        first.target_region,
-        first.source_fingerprint,
-        first.target_fingerprint,
-    )
-    counts: dict[str, int] = {}
-    drifts: list[Drift] = []
-    seen: set[tuple[EntityKind, str]] = set()
-    for report in shards:
-        if (
-            report.source_region,
-            report.target_region,
-            report.source_fingerprint,
-            report.target_fingerprint,
-        ) != identity:
-            raise ReportMergeError("reports come from different snapshots")
-        for kind, count in report.counts.items():
-            counts[kind] = counts.get(kind, 0) + count
-        for drift in report.drifts:
-            if (drift.entity, drift.name) in seen:
-                raise ReportMergeError(
-                    f"{drift.entity.value} {drift.name} appears in two shards: ranges overlap"
-                )
-            seen.add((drift.entity, drift.name))
-            drifts.append(drift)
-    drifts.sort(key=Drift.sort_key)
-    return DriftReport(
-        source_region=first.source_region,
-        target_region=first.target_region,
-        source_fingerprint=first.source_fingerprint,
-        target_fingerprint=first.target_fingerprint,
-        generated_at_ms=max(r.generated_at_ms for r in shards),
-        drifts=tuple(drifts),
-        counts=counts,
-        explained=all(r.explained for r in shards),
     )

@@ -10,7 +10,8 @@ The pipeline needs what AWS leaves off by default:
   query uses) cannot work there.
 
 ``findings`` is the pure comparison; ``doctor_command`` reads both regions and prints what to
-fix. Exit codes like the audit's: 0 nothing to fix, 1 something to fix, 2 error.
+fix. Exit codes like the audit's: 0 nothing to fix, 1 something to fix, 2 error (one line
+naming the region, as every command's).
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from typing import Any, Literal
 
 import click
 
-from pipeline.aws import ClientFactory
-from pipeline.aws import client as aws_client
-from pipeline.errors import CrrError
 from pipeline.eventconfig import REGISTRY_EVENT_TYPES, describe_events, indexing_configuration
+from reconcile.context import EXIT_DRIFT, EXIT_IN_SYNC, Factory, in_region, pass_factory
+from reconcile.options import Regions, region_options
 
 Level = Literal["error", "warning"]
 
@@ -158,10 +158,9 @@ def render(source: str, target: str, found: list[Finding]) -> str:
 
 
 @click.command(name="doctor")
-@click.option("--source-region", required=True, help="Region whose registry is replicated.")
-@click.option("--target-region", required=True, help="Region that receives the replica.")
-@click.pass_context
-def doctor_command(ctx: click.Context, source_region: str, target_region: str) -> None:
+@region_options
+@pass_factory
+def doctor_command(factory: Factory, regions: Regions) -> None:
     """Check registry events and fleet indexing in both regions; say what to fix.
 
     Exit codes: 0 ready, 1 something to fix (errors only; warnings alone exit 0), 2 error.
@@ -170,17 +169,15 @@ def doctor_command(ctx: click.Context, source_region: str, target_region: str) -
     Example:
       iot-crr doctor --source-region us-east-1 --target-region eu-west-1
     """
-    factory: ClientFactory = getattr(ctx.obj, "aws_client", aws_client)
+    source, target = regions.pair()
     events: dict[str, dict[str, bool]] = {}
     indexing: dict[str, dict[str, Any]] = {}
-    try:
-        for region in (source_region, target_region):
-            iot = factory("iot", region)
+    for region in (source, target):
+        with in_region(region):
+            iot = factory.aws_client("iot", region)
             events[region] = describe_events(iot)
             indexing[region] = indexing_configuration(iot)
-    except CrrError as exc:
-        click.echo(f"error: {exc}", err=True)
-        ctx.exit(2)
-    found = findings(source_region, target_region, events, indexing)
-    click.echo(render(source_region, target_region, found))
-    ctx.exit(1 if any(f.level == "error" for f in found) else 0)
+    found = findings(source, target, events, indexing)
+    click.echo(render(source, target, found))
+    to_fix = any(f.level == "error" for f in found)
+    raise click.exceptions.Exit(EXIT_DRIFT if to_fix else EXIT_IN_SYNC)

@@ -3,13 +3,16 @@
 ``reconcile.diff`` finds drift, ``reconcile.ignore`` filters it, ``reconcile.report`` renders it
 and ``reconcile.plan`` turns it into repairs; all of them read these types, so they live apart
 from the diff engine (which imports the ignore rules, which need the severity of a drift).
+Reports of a sharded diff merge back into one here (``merge_reports``, for ``jobs.shard``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pipeline.errors import PermanentError
 from pipeline.model import ENTITIES, ENTITY_ORDER, EntityKind, Severity
 
 DriftKind = Literal["missing", "extra", "changed"]
@@ -109,3 +112,52 @@ class DriftReport:
     @property
     def in_sync(self) -> bool:
         return not self.drifts
+
+
+class ReportMergeError(PermanentError):
+    """Shard reports that cannot be merged (different snapshots, or overlapping shards)."""
+
+
+def merge_reports(reports: Iterable[DriftReport]) -> DriftReport:
+    """One report from shard reports of the same snapshot pair (disjoint bucket ranges)."""
+    shards = list(reports)
+    if not shards:
+        raise ReportMergeError("no reports to merge")
+    first = shards[0]
+    identity = (
+        first.source_region,
+        first.target_region,
+        first.source_fingerprint,
+        first.target_fingerprint,
+    )
+    counts: dict[str, int] = {}
+    drifts: list[Drift] = []
+    seen: set[tuple[EntityKind, str]] = set()
+    for report in shards:
+        if (
+            report.source_region,
+            report.target_region,
+            report.source_fingerprint,
+            report.target_fingerprint,
+        ) != identity:
+            raise ReportMergeError("reports come from different snapshots")
+        for kind, count in report.counts.items():
+            counts[kind] = counts.get(kind, 0) + count
+        for drift in report.drifts:
+            if (drift.entity, drift.name) in seen:
+                raise ReportMergeError(
+                    f"{drift.entity.value} {drift.name} appears in two shards: ranges overlap"
+                )
+            seen.add((drift.entity, drift.name))
+            drifts.append(drift)
+    drifts.sort(key=Drift.sort_key)
+    return DriftReport(
+        source_region=first.source_region,
+        target_region=first.target_region,
+        source_fingerprint=first.source_fingerprint,
+        target_fingerprint=first.target_fingerprint,
+        generated_at_ms=max(r.generated_at_ms for r in shards),
+        drifts=tuple(drifts),
+        counts=counts,
+        explained=all(r.explained for r in shards),
+    )

@@ -7,9 +7,12 @@ where corrective events go (an ``Emitter``, chosen by ``reconcile.emit.choose_em
 clock. The stages themselves stay pure functions over data (``diff_snapshots``, ``build_plan``,
 ``corrective_changes``); the engine only wires them.
 
-After a failover, a reconcile from the DR region back to the primary takes a ``Failback``: the
-audit reads the state table as a third view and the plan leaves out the primary's changes that
-never replicated (``reconcile.failback``).
+Given the state table's reader (``table``: the table as read in a region), the engine also
+composes the three-way audit (``explain``: where each drift was lost, ``reconcile.explain``) and
+the replication-health check (``table_vs_target``). After a failover, a reconcile from the DR
+region back to the primary takes a ``Failback``: the audit reads the state table as a third
+view and the plan leaves out the primary's changes that never replicated
+(``reconcile.failback``).
 
 Reconciliation never writes to the destination registry: ``apply`` emits corrective events into
 the source region's persist path, and the destination's replicator converges from there (see
@@ -20,23 +23,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pipeline.aws import ClientFactory
 from pipeline.clock import Clock, now_ms
+from pipeline.statetable import StateTable
 from reconcile.diff import diff_snapshots
 from reconcile.drift import DriftReport
 from reconcile.emit import DryRunEmitter, EmitResult, Emitter, Progress, corrective_changes
-from reconcile.explain import explain
+from reconcile.explain import explain, read_table, table_vs_target
 from reconcile.failback import hold_unreplicated, repairable
 from reconcile.ignore import IgnoreRules
 from reconcile.inventory import Inventory
-from reconcile.plan import Guards, Plan, build_plan, check_fresh, check_same_actions
+from reconcile.plan import Guards, Plan, check_fresh, check_same_actions
+from reconcile.planner import build_plan
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import ListingProgress, Snapshot, take_snapshot
 
 Snapshotter = Callable[[str], Snapshot]
-"""Reads one region's whole registry: ``snapshotter(region) -> Snapshot``."""
+"""Reads one region's whole registry (or, as the engine's ``table``, the state table as read in
+that region): ``snapshotter(region) -> Snapshot``."""
 
 
 def registry_snapshotter(
@@ -56,6 +62,22 @@ def registry_snapshotter(
     return snapshot
 
 
+def table_snapshotter(
+    client: ClientFactory, table_name: str, *, clock: Clock = now_ms
+) -> Snapshotter:
+    """Reads the state table ``table_name`` (its replica in the region asked for) by a
+    parallel Scan, stamped with ``clock``."""
+
+    def snapshot(region: str) -> Snapshot:
+        return read_table(StateTable(client("dynamodb", region), table_name), region, clock())
+
+    return snapshot
+
+
+class TableNeededError(ValueError):
+    """An engine asked to read the state table without a reader for it (a wiring bug)."""
+
+
 @dataclass(frozen=True)
 class Audit:
     """Both snapshots and the drift between them (under the engine's ignore rules)."""
@@ -67,11 +89,10 @@ class Audit:
 
 @dataclass(frozen=True)
 class Failback:
-    """A reconcile from the DR region back to the primary (``reconcile.failback``): the state
-    table as a third view, read in the source region (``table(region)``), and the entities the
-    operator lets the DR version overwrite."""
+    """A reconcile from the DR region back to the primary (``reconcile.failback``), with the
+    entities the operator lets the DR version overwrite; the engine reads the state table in the
+    source region as a third view (its ``table``)."""
 
-    table: Snapshotter
     overwrite: IgnoreRules = field(default_factory=IgnoreRules)
 
 
@@ -90,9 +111,15 @@ class Reconciler:
     guards: Guards = field(default_factory=Guards)
     emitter: Emitter = field(default_factory=DryRunEmitter)
     clock: Clock = now_ms
+    # The state table as read in a region: for ``explain``, ``table_vs_target`` and a failback.
+    table: Snapshotter | None = None
     failback: Failback | None = None  # hold the target's unreplicated changes (failback)
     # Source -> destination accounts of policy ARNs, as the replicator's POLICY_ACCOUNT_MAP.
     policy_accounts: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.failback is not None and self.table is None:
+            raise TableNeededError("a failback reconcile reads the state table: pass its reader")
 
     def snapshots(self, source_region: str, destination_region: str) -> tuple[Snapshot, Snapshot]:
         """Both regions' snapshots, read at once, source first."""
@@ -109,8 +136,49 @@ class Reconciler:
         buckets: int = 1,
         bucket_range: range | None = None,
     ) -> Audit:
-        """The drift between two snapshots (one bucket range of it for a shard)."""
-        report = diff_snapshots(
+        """The drift between two snapshots (one bucket range of it for a shard); for a
+        failback, explained and with the target's unreplicated changes held."""
+        report = self._diff(source, destination, buckets=buckets, bucket_range=bucket_range)
+        audit = Audit(source, destination, report)
+        if self.failback is None or not report.drifts:
+            return audit
+        explained = self.explain(audit).report
+        return replace(audit, report=hold_unreplicated(explained, self.failback.overwrite))
+
+    def audit(self, source_region: str, destination_region: str) -> Audit:
+        """Snapshot both regions and diff them (read-only)."""
+        return self.compare(*self.snapshots(source_region, destination_region))
+
+    def explain(self, audit: Audit) -> Audit:
+        """The three-way audit: ``audit`` with each drift's loss point, from the state table
+        read in the source region (``reconcile.explain``)."""
+        table = self._table(audit.source.region)
+        report = explain(
+            audit.report,
+            audit.source,
+            table,
+            audit.destination,
+            ignore=self.ignore,
+            clock=self.clock,
+            policy_accounts=self.policy_accounts,
+        )
+        return replace(audit, report=report)
+
+    def table_vs_target(self, source_region: str, destination_region: str) -> DriftReport:
+        """The state table (read in the source region) against the destination registry only:
+        the replicator's hop, the source registry not read (``reconcile.explain``)."""
+        table = self._table(source_region)
+        return table_vs_target(self._diff(table, self.snapshot(destination_region)))
+
+    def _diff(
+        self,
+        source: Snapshot,
+        destination: Snapshot,
+        *,
+        buckets: int = 1,
+        bucket_range: range | None = None,
+    ) -> DriftReport:
+        return diff_snapshots(
             source,
             destination,
             ignore=self.ignore,
@@ -119,17 +187,11 @@ class Reconciler:
             clock=self.clock,
             policy_accounts=self.policy_accounts,
         )
-        if self.failback is not None and report.drifts:
-            table = self.failback.table(source.region)
-            report = explain(
-                report, source, table, destination, ignore=self.ignore, clock=self.clock
-            )
-            report = hold_unreplicated(report, self.failback.overwrite)
-        return Audit(source, destination, report)
 
-    def audit(self, source_region: str, destination_region: str) -> Audit:
-        """Snapshot both regions and diff them (read-only)."""
-        return self.compare(*self.snapshots(source_region, destination_region))
+    def _table(self, region: str) -> Snapshot:
+        if self.table is None:
+            raise TableNeededError("reading the state table needs the engine's table reader")
+        return self.table(region)
 
     def plan(self, audit: Audit) -> Plan:
         """The repair plan for ``audit`` within the guards (raises ``PlanRefusedError``); held

@@ -23,7 +23,7 @@ while the audit runs can land in either class.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pipeline.model import ENTITIES, EntityKind, Item, split_membership_name
@@ -124,9 +124,12 @@ def explain(
     *,
     ignore: IgnoreRules | None = None,
     clock: Callable[[], int] | None = None,
+    policy_accounts: Mapping[str, str] | None = None,
 ) -> DriftReport:
-    """``report`` (source vs target) with every drift's ``where`` set from the table's view."""
-    kwargs: dict[str, Any] = {"ignore": ignore}
+    """``report`` (source vs target) with every drift's ``where`` set from the table's view;
+    ``policy_accounts`` as the report's diff had them (the table holds the source's documents,
+    the target the replicator's rewrite of them)."""
+    kwargs: dict[str, Any] = {"ignore": ignore, "policy_accounts": policy_accounts}
     if clock is not None:
         kwargs["clock"] = clock
     before = {(d.entity, d.name): d for d in diff_snapshots(source, table, **kwargs).drifts}
@@ -141,22 +144,6 @@ def explain(
         for drift in report.drifts
     )
     return dataclasses.replace(report, drifts=drifts, explained=True)
-
-
-def explain_with_table(
-    report: DriftReport,
-    source: Snapshot,
-    target: Snapshot,
-    table: StateTable,
-    *,
-    ignore: IgnoreRules | None = None,
-    clock: Callable[[], int],
-    segments: int = SCAN_SEGMENTS,
-) -> DriftReport:
-    """Read the state table and ``explain`` the report: what the CLI's ``audit --explain`` and
-    the nightly job do."""
-    snapshot = read_table(table, report.source_region, clock(), segments=segments)
-    return explain(report, source, snapshot, target, ignore=ignore, clock=clock)
 
 
 def table_vs_target(report: DriftReport) -> DriftReport:

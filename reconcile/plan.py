@@ -1,9 +1,9 @@
-"""The repair plan: drift turned into ordered, guarded repair actions — as data.
+"""The repair plan as data: ordered, guarded repair actions, and the plan file.
 
-Reconciliation runs ``snapshot → diff → plan → emit``. This module is the *plan* stage: a pure
-function from a ``DriftReport`` (and the two snapshots it came from) to a ``Plan``, a frozen list
-of ``RepairAction`` values. Printing a plan is the dry run; ``reconcile.emit`` turns it into
-corrective events for the persist path. Nothing here calls AWS.
+Reconciliation runs ``snapshot → diff → plan → emit``. A ``Plan`` (built from a ``DriftReport``
+by ``reconcile.planner.build_plan``) is a frozen list of ``RepairAction`` values. Printing a plan
+is the dry run; ``reconcile.emit`` turns it into corrective events for the persist path. Nothing
+here calls AWS.
 
 A plan is bound to its snapshots: it records both fingerprints and an expiry, and ``check_fresh``
 refuses it once either has moved on, so a plan saved on Monday cannot undo Tuesday's changes.
@@ -22,23 +22,16 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import pydantic
 
 from pipeline.errors import PermanentError
-from pipeline.model import ENTITIES, EntityKind, membership_name
+from pipeline.model import EntityKind
 from pipeline.state import check_not_future
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from reconcile.drift import Desired, Drift, DriftReport
-    from reconcile.ignore import IgnoreRules
-    from reconcile.snapshot import Snapshot
 
 PLAN_SCHEMA_VERSION = 1
 # The longest a plan may stay valid: past a day its snapshots say little about the registries.
@@ -171,7 +164,7 @@ class Plan:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             raise PlanFormatError(f"invalid plan: {where}: {first['msg']}") from exc
-        expected = _plan_id(replace(plan, plan_id=""))
+        expected = plan_id(replace(plan, plan_id=""))
         if plan.plan_id != expected:
             raise PlanIntegrityError(
                 f"content hash does not match plan id {plan.plan_id!r} (expected {expected!r}); "
@@ -196,88 +189,6 @@ class Plan:
 
 _PLAN_ADAPTER: pydantic.TypeAdapter[Plan] = pydantic.TypeAdapter(Plan)
 _ACTION_ADAPTER: pydantic.TypeAdapter[RepairAction] = pydantic.TypeAdapter(RepairAction)
-
-
-def build_plan(
-    report: DriftReport,
-    source: Snapshot,
-    target: Snapshot,
-    guards: Guards,
-    *,
-    now: int,
-    ignore: IgnoreRules | None = None,
-) -> Plan:
-    """The ordered repair plan for ``report`` (pure; ``now`` in epoch milliseconds).
-
-    "missing" and "changed" drift become upserts carrying the full desired state of the source
-    row, as the diff read it (``Drift.desired``: the snapshots are not read again); "extra" drift
-    becomes a delete when ``guards.allow_deletes``, otherwise a skipped entry.
-    Fields that ``ignore`` rules cover keep the target's value, so the repair leaves alone what
-    the report was told to ignore (the report should already have been filtered by the same
-    rules). Raises ``PlanRefusedError`` when the source looks broken or the plan is over the cap.
-    """
-    _check_source_size(source, target, guards)
-
-    upserts: list[RepairAction] = []
-    deletes: list[RepairAction] = []
-    for drift in report.drifts:
-        entity = drift.entity
-        name = _entity_name(entity, drift)
-        if drift.kind == "extra":
-            deletes.append(
-                RepairAction(
-                    op="delete",
-                    entity=entity,
-                    name=name,
-                    reason=f"extra: in {target.region}, not in {source.region}",
-                )
-            )
-            continue
-        desired = _desired(drift, source.region)
-        fields = dict(desired.fields)
-        if ignore and drift.kind == "changed":
-            kept = desired.destination or {}
-            fields = keep_ignored_fields(fields, kept, ignore, entity, name)
-        upserts.append(
-            RepairAction(
-                op="upsert",
-                entity=entity,
-                name=name,
-                fields=fields,
-                version=desired.version,
-                reason=_upsert_reason(drift, source.region, target.region),
-            )
-        )
-
-    upserts = _ordered(upserts, _group_depths(source.thing_groups), reverse=False)
-    deletes = _ordered(deletes, _group_depths(target.thing_groups), reverse=True)
-    if guards.allow_deletes:
-        actions, skipped = [*upserts, *deletes], []
-    else:
-        actions = upserts
-        skipped = [replace(d, reason=f"{d.reason} (deletes not allowed)") for d in deletes]
-
-    if guards.max_changes is not None and len(actions) > guards.max_changes:
-        raise PlanRefusedError(
-            "max_changes",
-            f"{len(actions)} changes exceed the cap of {guards.max_changes}; "
-            "raise --max-changes if this is expected",
-        )
-
-    plan = Plan(
-        plan_id="",
-        source_region=source.region,
-        target_region=target.region,
-        source_fingerprint=source.fingerprint(),
-        target_fingerprint=target.fingerprint(),
-        source_taken_at_ms=int(source.taken_at_ms),
-        created_at_ms=now,
-        expires_at_ms=now + guards.ttl_seconds * 1000,
-        guards=guards,
-        actions=tuple(actions),
-        skipped=tuple(skipped),
-    )
-    return replace(plan, plan_id=_plan_id(plan))
 
 
 def check_fresh(
@@ -394,128 +305,6 @@ def describe_plan(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-# --- helpers ------------------------------------------------------------------------------------
-
-
-def _check_source_size(source: Snapshot, target: Snapshot, guards: Guards) -> None:
-    source_total = _entity_total(source)
-    target_total = _entity_total(target)
-    if source_total == 0 and target_total > 0:
-        raise PlanRefusedError(
-            "empty_source",
-            f"the source snapshot of {source.region} is empty while {target.region} holds "
-            f"{target_total} entities; check the region and permissions",
-        )
-    source_things, target_things = len(source.things), len(target.things)
-    if target_things and source_things < guards.min_source_ratio * target_things:
-        raise PlanRefusedError(
-            "min_source_ratio",
-            f"the source {source.region} has {source_things} things, fewer than "
-            f"{guards.min_source_ratio:g} x the target's {target_things}; "
-            "the source snapshot looks incomplete",
-        )
-
-
-def _entity_total(snapshot: Snapshot) -> int:
-    return sum(
-        len(getattr(snapshot, spec.frame))
-        for kind, spec in ENTITIES.items()
-        if kind is not EntityKind.MEMBERSHIP
-    )
-
-
-def keep_ignored_fields(
-    desired: dict[str, Any],
-    target: Mapping[str, Any],
-    ignore: IgnoreRules,
-    entity: EntityKind,
-    name: str,
-) -> dict[str, Any]:
-    """``desired`` with every ignored field (``attributes.<key>`` per attribute) as in ``target``."""
-    result = dict(desired)
-    for field_name in desired:
-        if field_name == "attributes":
-            continue
-        if ignore.ignores(entity, name, field_name):
-            result[field_name] = target.get(field_name)
-    if isinstance(desired.get("attributes"), dict):
-        attributes = dict(desired["attributes"])
-        theirs = dict(target.get("attributes") or {})
-        for key in set(attributes) | set(theirs):
-            if ignore.ignores(entity, name, f"attributes.{key}"):
-                if key in theirs:
-                    attributes[key] = theirs[key]
-                else:
-                    attributes.pop(key, None)
-        result["attributes"] = attributes
-    return result
-
-
-def _entity_name(entity: EntityKind, drift: Drift) -> str:
-    if entity is EntityKind.MEMBERSHIP and drift.thing and drift.group:
-        return membership_name(drift.thing, drift.group)
-    return drift.name
-
-
-def _desired(drift: Drift, source_region: str) -> Desired:
-    """The source state the diff read for ``drift`` (missing or changed)."""
-    if drift.desired is None:
-        # Only a report read back from JSON lacks it (the state is not part of the contract);
-        # guessing the state would write wrong data into the pipeline.
-        raise PlanRefusedError(
-            "inconsistent_report",
-            f"{drift.entity.value} {drift.name!r} is {drift.kind} in the report but the report "
-            f"carries no state of it from {source_region}'s snapshot",
-        )
-    return drift.desired
-
-
-def _upsert_reason(drift: Drift, source_region: str, target_region: str) -> str:
-    if drift.kind == "missing":
-        return f"missing: in {source_region}, not in {target_region}"
-    details = drift.details
-    if isinstance(details, Mapping) and details:
-        return "changed: " + ", ".join(sorted(str(k) for k in details))
-    return "changed"
-
-
-def _group_depths(groups: pd.DataFrame) -> dict[str, int]:
-    """Depth of each group in its hierarchy (roots are 0); cycles and orphans count as roots."""
-    parents: dict[str, str | None] = {}
-    if len(groups):
-        for name, parent in zip(groups["name"], groups["parent"], strict=True):
-            parents[str(name)] = parent if isinstance(parent, str) and parent else None
-    depths: dict[str, int] = {}
-
-    def depth(name: str) -> int:
-        chain: list[str] = []
-        current: str | None = name
-        while current is not None and current not in depths and current not in chain:
-            chain.append(current)
-            current = parents.get(current)
-        base = depths.get(current, -1) if current is not None and current in depths else -1
-        for offset, member in enumerate(reversed(chain), start=1):
-            depths[member] = base + offset
-        return depths[name]
-
-    for name in parents:
-        depth(name)
-    return depths
-
-
-def _ordered(
-    actions: Iterable[RepairAction], depths: Mapping[str, int], *, reverse: bool
-) -> list[RepairAction]:
-    def key(action: RepairAction) -> tuple[int, int, str]:
-        depth = depths.get(action.name, 0) if action.entity is EntityKind.THING_GROUP else 0
-        return (ENTITIES[action.entity].rank, depth, action.name)
-
-    # Creation runs by ascending dependency rank (``EntitySpec.rank``), parent groups before
-    # their children. Reversing the whole creation order gives children before parents and
-    # types last.
-    return sorted(actions, key=key, reverse=reverse)
-
-
 def _action_key(action: RepairAction) -> bytes:
     return _canonical(_ACTION_ADAPTER.dump_python(action, mode="json"))
 
@@ -541,8 +330,8 @@ def _check_signature(body: Mapping[str, Any], signature: object, key: bytes | No
         raise PlanIntegrityError(f"the plan's signature does not verify with {PLAN_KEY_ENV}")
 
 
-def _plan_id(plan: Plan) -> str:
-    """A short content hash: the same plan gets the same id (and so the same sync token)."""
+def plan_id(plan: Plan) -> str:
+    """The id ``plan`` gets: a short content hash: the same plan gets the same id (and so the same sync token)."""
     body = _PLAN_ADAPTER.dump_python(plan, mode="json")
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return f"{plan.created_at_ms}-{digest[:12]}"

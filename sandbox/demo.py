@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from jobs.artefacts import RunRecord
-from jobs.run import RunConfig, run_nightly
+from jobs.config import RunConfig
+from jobs.run import run_nightly
 from pipeline.clock import now_ms
 from reconcile.drift import DriftReport
 from reconcile.plan import Guards, Plan, describe_plan

@@ -28,7 +28,8 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from reconcile.cli import Factory, main
+from reconcile.cli import main
+from reconcile.context import Factory
 from sandbox.stack import Sandbox
 
 Echo = Callable[[str], None]

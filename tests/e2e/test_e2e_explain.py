@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline import aws
-from reconcile.cli import Factory, main
+from reconcile.cli import main
+from reconcile.context import Factory
 from sandbox.emulation import Delivery
 from sandbox.stack import Sandbox
 from tests.conftest import aws_error_response

@@ -11,7 +11,8 @@ import json
 
 from click.testing import CliRunner
 
-from reconcile.cli import Factory, main
+from reconcile.cli import main
+from reconcile.context import Factory
 from sandbox.emulation import Delivery
 from sandbox.stack import Sandbox
 from tests.e2e.conftest import DESTINATION, SOURCE

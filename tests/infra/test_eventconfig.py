@@ -20,8 +20,9 @@ from pipeline.eventconfig import (
     configuration_changes,
     desired_configuration,
     enable_events,
-    enable_events_command,
 )
+from reconcile.context import Factory
+from reconcile.enable_events import enable_events_command
 
 ALL_OFF = {t: False for t in REGISTRY_EVENT_TYPES} | {"JOB": True, "CERTIFICATE": False}
 
@@ -139,7 +140,7 @@ def _run(
         return client
 
     result = CliRunner().invoke(
-        enable_events_command, list(args), obj={"client_factory": factory}, env=env
+        enable_events_command, list(args), obj=Factory(client=factory), env=env
     )
     return result, seen
 

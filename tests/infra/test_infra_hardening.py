@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.metrics import MetricUnit
 
-from jobs import run, runlock
+from jobs import metrics, runlock
 from jobs.artefacts import RunRecord
 from pipeline import persist
 from tests.infra.infra_templates import REPO_ROOT, load_asl, resources_of_type, walk
@@ -153,8 +153,8 @@ def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_a_nightly_run_that_never_happens_raises_an_alarm(templates: dict[str, Any]) -> None:
     missing = _alarms(templates["reconcile"])["NightlyRunMissingAlarm"]
-    assert missing["Namespace"] == run.METRIC_NAMESPACE
-    assert missing["Dimensions"] == [{"Name": "Service", "Value": run.SERVICE}]
+    assert missing["Namespace"] == metrics.METRIC_NAMESPACE
+    assert missing["Dimensions"] == [{"Name": "Service", "Value": metrics.SERVICE}]
     # GIVEN no data (the job did not run)  THEN that counts as breaching
     assert missing["TreatMissingData"] == "breaching"
     assert (missing["Statistic"], missing["ComparisonOperator"], missing["Threshold"]) == (
@@ -181,7 +181,7 @@ def test_the_success_metric_is_what_a_completed_run_publishes() -> None:
             source_region="us-east-1",
             target_region="eu-west-1",
         )
-        (document,) = run.emf_documents(record)  # not diffed: the totals only
+        (document,) = metrics.emf_documents(record)  # not diffed: the totals only
         return document
 
     assert totals("completed")["RunSucceeded"] == 1

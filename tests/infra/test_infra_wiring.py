@@ -325,12 +325,12 @@ def test_alarms_cover_queues_iterator_age_errors_and_drift(templates: dict[str, 
         a["Dimensions"][0]["Value"]["Ref"] for a in by_metric[("AWS/Lambda", "Errors")]
     }
     assert "ReplicatorFunction" in error_functions
-    # The drift alarm watches the metric the job really emits (EMF, see jobs.run).
-    run = importlib.import_module("jobs.run")
-    (drift,) = by_metric[(run.METRIC_NAMESPACE, "DriftTotal")]
+    # The drift alarm watches the metric the job really emits (EMF, see jobs.metrics).
+    metrics = importlib.import_module("jobs.metrics")
+    (drift,) = by_metric[(metrics.METRIC_NAMESPACE, "DriftTotal")]
     assert drift["Threshold"] == 0
-    assert drift["Dimensions"] == [{"Name": "Service", "Value": run.SERVICE}]
-    assert '"DriftTotal"' in (REPO_ROOT / "jobs" / "run.py").read_text()
+    assert drift["Dimensions"] == [{"Name": "Service", "Value": metrics.SERVICE}]
+    assert '"DriftTotal"' in (REPO_ROOT / "jobs" / "metrics.py").read_text()
 
 
 def test_no_template_uses_sam_generated_roles(templates: dict[str, Any]) -> None:

@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobs.run import RunConfig, RunResult, run_nightly
+from jobs.config import RunConfig
+from jobs.run import RunResult, run_nightly
 from reconcile.plan import Guards
 from sandbox.stack import Sandbox
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from jobs.config import ConfigError, run_config_from_env
 from jobs.nightly import main
-from jobs.run import ConfigError, reconciler, run_config_from_env
+from jobs.run import reconciler
 
 GOOD = {
     "SOURCE_REGION": "us-east-1",

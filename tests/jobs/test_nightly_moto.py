@@ -11,10 +11,13 @@ import boto3
 import pytest
 
 from jobs.artefacts import LocalStore, RunArtefacts, S3Store, load_index
+from jobs.config import RunConfig
 from jobs.nightly import lambda_handler
-from jobs.run import ClientFactory, RunConfig, run_nightly
+from jobs.run import run_nightly
 from pipeline import aws as aws_clients
+from pipeline.aws import ClientFactory
 from reconcile.plan import Guards, PlanRefusedError
+from reconcile.report import load_json
 from tests.jobs.conftest import TABLE, fleet
 from tests.jobs.scenario import DST, SRC, stepping_clock
 
@@ -91,7 +94,7 @@ def test_artefacts_go_to_s3_for_an_s3_location(clients: ClientFactory) -> None:
     store = S3Store(s3, "crr-reports", "nightly")
     assert list(load_index(store)["run_id"]) == ["2026-01-01"]
     artefacts = RunArtefacts(store, result.record.prefix)
-    assert artefacts.read_report().drifts
+    assert load_json(artefacts.read_report_json()).drifts
     assert artefacts.has_snapshot("source") and artefacts.has_snapshot("target")
 
 

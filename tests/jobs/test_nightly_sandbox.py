@@ -13,6 +13,7 @@ import pandas as pd
 
 from jobs import history
 from jobs.artefacts import LocalStore, RunArtefacts, load_drift_items, load_index
+from reconcile.plan import Plan
 from tests.jobs.scenario import Scenario
 
 RUN_FILES = ("report.json", "report.html", "plan.json", "drift_items.parquet")
@@ -87,7 +88,7 @@ def test_the_report_json_lists_the_drift(scenario: Scenario) -> None:
     # the nightly job always reads the state table: these were hand edits in the destination
     assert report["explained"] is True
     assert {d["where"] for d in report["drifts"]} == {"lost_after_table"}
-    plan = artefacts.read_plan()
+    plan = Plan.from_json(json.loads(artefacts.store.get(artefacts.key("plan.json"))))
     assert [a.name for a in plan.actions] == ["t1", "t2", "t1#floor-1"]
 
 

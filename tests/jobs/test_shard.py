@@ -10,12 +10,14 @@ import boto3
 import pytest
 
 from jobs.artefacts import ArtefactNotFoundError, LocalStore, RunArtefacts, load_index
+from jobs.config import RunConfig
 from jobs.nightly import handle_event
-from jobs.run import ClientFactory, RunConfig, run_nightly
-from jobs.shard import MergeSpec, ShardMismatchError, run_merge
+from jobs.run import run_nightly
+from jobs.shard import MergeSpec, ShardMismatchError, ShardResult, parse_merge, run_merge
 from pipeline import aws as aws_clients
+from pipeline.aws import ClientFactory
 from pipeline.errors import EventValidationError
-from reconcile.plan import Guards
+from reconcile.plan import Guards, Plan
 from tests.jobs.conftest import TABLE, fleet
 from tests.jobs.scenario import DST, SRC, stepping_clock
 
@@ -55,6 +57,10 @@ def without_loss_points(report: dict[str, Any]) -> dict[str, Any]:
     return {**without_timestamps(report), "drifts": drifts, "where_summary": None}
 
 
+def plan_of(artefacts: RunArtefacts) -> Plan:
+    return Plan.from_json(json.loads(artefacts.store.get(artefacts.key("plan.json"))))
+
+
 def sharded_run(clients: ClientFactory, location: Path, count: int) -> dict[str, Any]:
     results = [
         handle_event(
@@ -86,7 +92,7 @@ def test_sharded_and_unsharded_runs_give_identical_reports(
     assert without_loss_points(merged_report) == without_loss_points(expected)
     assert merged_report["explained"] and all(d["where"] for d in merged_report["drifts"])
     # ... and so are the plans and the run records' findings
-    assert shard_art.read_plan().actions == whole_art.read_plan().actions
+    assert plan_of(shard_art).actions == plan_of(whole_art).actions
     assert merged["drift"] == whole.record.drift
     assert merged["shards"] == 4
     assert merged["status"] == "completed"
@@ -124,9 +130,11 @@ def test_merge_refuses_a_missing_shard(
 
 
 def test_merge_refuses_shards_of_different_runs(clients: ClientFactory, tmp_path: Path) -> None:
-    spec = MergeSpec(
-        count=2, shards=[{"run_id": "a", "prefix": "p/"}, {"run_id": "b", "prefix": "q/"}]
-    )
+    shards = [
+        ShardResult("a", 0, 2, "p/", "k0", 0, "", ""),
+        ShardResult("b", 1, 2, "q/", "k1", 0, "", ""),
+    ]
+    spec = parse_merge({"merge": {"count": 2, "shards": [s.to_json() for s in shards]}})
 
     with pytest.raises(ShardMismatchError):
         run_merge(config(tmp_path), clients, stepping_clock(T0), spec)

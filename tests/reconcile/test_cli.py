@@ -19,7 +19,8 @@ from pipeline.events import parse_event
 from pipeline.model import EntityKind
 from pipeline.statetable import StateTable
 from reconcile import cli
-from reconcile.cli import COMMANDS_ENTRY_POINTS, Factory, main
+from reconcile.cli import COMMANDS_ENTRY_POINTS, main
+from reconcile.context import Factory
 from reconcile.plan import Plan
 
 SRC, DST = "us-east-1", "eu-west-1"
@@ -377,6 +378,12 @@ def test_commands_say_which_ignore_rules_they_loaded(factory: Factory, tmp_path:
     result = run(factory, "audit", *REGIONS, "--ignore", "thing:lab-*")
     expected = f"ignore rules: 1 from {(tmp_path / '.iotdriftignore').resolve()}, 1 from --ignore"
     assert expected in result.stderr.splitlines()
+    # AND once, also when the three-way audit diffs three times under them
+    create_table()
+    explained = run(
+        factory, "audit", *REGIONS, "--ignore", "thing:lab-*", "--explain", "--state-table", TABLE
+    )
+    assert explained.stderr.splitlines().count(expected) == 1
 
 
 def test_apply_reports_emit_failures_with_exit_2(factory: Factory, tmp_path: Path) -> None:

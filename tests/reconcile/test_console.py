@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from reconcile.cli import Factory
-from reconcile.console import EXIT_CODES, outcome
+from reconcile.console import outcome
+from reconcile.context import EXIT_CODES, Factory
 
 AUDIT = ["audit", "--source-region", "us-east-1", "--target-region", "eu-west-1"]
 

@@ -1,10 +1,18 @@
-"""`iot-crr doctor`'s comparison, as a pure function over the two regions' configurations."""
+"""`iot-crr doctor`: its comparison, a pure function over the two regions' configurations, and
+the command's options and errors, which are every command's."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import boto3
+import pytest
+from botocore.stub import Stubber
+from click.testing import CliRunner
+
 from pipeline.eventconfig import REGISTRY_EVENT_TYPES
+from reconcile.cli import main
+from reconcile.context import Factory
 from reconcile.doctor import findings, render
 
 ON = dict.fromkeys(REGISTRY_EVENT_TYPES, True)
@@ -47,3 +55,39 @@ def test_narrower_destination_index_and_missing_custom_fields_are_errors() -> No
     assert "thingIndexingMode=REGISTRY" in problems
     assert "thingConnectivityIndexingMode=OFF" in problems
     assert "attributes.floor:Number" in problems
+
+
+def test_the_command_reads_the_regions_as_every_command_and_names_the_region_of_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the regions in the environment (SOURCE_REGION, TARGET_REGION, as for the audit) and
+    # a source region that refuses the call (a stubbed real client: botocore's answer shape)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client = boto3.client("iot", region_name="us-east-1")
+    with Stubber(client) as stubber:
+        stubber.add_client_error(
+            "describe_event_configurations",
+            service_error_code="AccessDeniedException",
+            service_message="not allowed",
+            http_status_code=403,
+        )
+        result = CliRunner().invoke(
+            main,
+            ["doctor"],
+            obj=Factory(client=lambda service, region: client),
+            env={"SOURCE_REGION": "us-east-1", "TARGET_REGION": "eu-west-1"},
+        )
+    # THEN one line naming the region and the call, exit 2
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "Error: us-east-1: DescribeEventConfigurations failed: AccessDeniedException: not allowed"
+    ]
+
+
+def test_the_command_checks_its_regions_as_every_command() -> None:
+    result = CliRunner().invoke(
+        main, ["doctor", "--source-region", "us-east-1"], env={"TARGET_REGION": None}
+    )
+    assert result.exit_code == 2
+    assert "--source-region and --target-region are required" in result.stderr

@@ -28,7 +28,8 @@ from reconcile.emit import (
     emit_via_table,
     execution_name,
 )
-from reconcile.plan import Guards, Plan, build_plan
+from reconcile.plan import Guards, Plan
+from reconcile.planner import build_plan
 from reconcile.snapshot import Snapshot
 
 SRC, DST = "us-east-1", "eu-west-1"

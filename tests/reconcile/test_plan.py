@@ -23,13 +23,13 @@ from reconcile.plan import (
     PlanRefusedError,
     RepairAction,
     StalePlanError,
-    build_plan,
     check_fresh,
     check_same_actions,
     check_trusted,
     describe_plan,
     plan_key,
 )
+from reconcile.planner import build_plan
 from reconcile.report import load_json, to_json
 from reconcile.snapshot import Snapshot
 

@@ -20,7 +20,8 @@ from pipeline.policyrewrite import canonical_document
 from reconcile.cli import main
 from reconcile.diff import diff_snapshots
 from reconcile.emit import corrective_changes
-from reconcile.plan import Guards, build_plan
+from reconcile.plan import Guards
+from reconcile.planner import build_plan
 from reconcile.snapshot import Snapshot
 from sandbox.certificates import self_signed_pem
 from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline

@@ -426,7 +426,8 @@ def test_dynamic_group_is_recognised_without_the_mapping_id(
 
 
 def test_doctor_says_what_to_fix_before_dynamic_groups_can_work(pipeline: LocalPipeline) -> None:
-    from reconcile.cli import Factory, main
+    from reconcile.cli import main
+    from reconcile.context import Factory
 
     registry_types = (
         "THING",

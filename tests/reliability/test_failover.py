@@ -15,7 +15,8 @@ import pytest
 
 from reconcile.engine import Failback
 from reconcile.explain import read_table
-from reconcile.plan import Guards, build_plan
+from reconcile.plan import Guards
+from reconcile.planner import build_plan
 from reconcile.snapshot import Snapshot
 from sandbox.inprocess import DST, SRC
 from tests.reliability.two_way_world import REGIONS, World, registry_state
@@ -95,7 +96,7 @@ def test_failover_work_in_the_dr_region_then_failback(two_way: Callable[[], Worl
         return read_table(world.pipeline[region].table, region, 0)
 
     engine = replace(
-        world.pipeline.reconciler(DR, Guards(allow_deletes=True)), failback=Failback(table)
+        world.pipeline.reconciler(DR, Guards(allow_deletes=True)), table=table, failback=Failback()
     )
     audit = engine.audit(DR, PRIMARY)
     reason = "changed in us-east-1 but never replicated"

@@ -22,9 +22,11 @@ from hypothesis import strategies as st
 
 from pipeline.model import EntityKind
 from pipeline.statetable import StateTable
-from reconcile.cli import Factory, main
+from reconcile.cli import main
+from reconcile.context import Factory
 from reconcile.diff import diff_snapshots
-from reconcile.plan import Guards, PlanRefusedError, build_plan
+from reconcile.plan import Guards, PlanRefusedError
+from reconcile.planner import build_plan
 from reconcile.snapshot import Snapshot
 from sandbox.inprocess import SRC, TABLE, LocalPipeline, create_state_table
 from tests.reliability.conftest import MAX_EXAMPLES

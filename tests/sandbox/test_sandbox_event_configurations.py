@@ -7,7 +7,8 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
-from pipeline.eventconfig import REGISTRY_EVENT_TYPES, enable_events_command
+from pipeline.eventconfig import REGISTRY_EVENT_TYPES
+from reconcile.enable_events import enable_events_command
 from sandbox.stack import Sandbox
 from tests.sandbox.conftest import SOURCE
 

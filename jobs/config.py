@@ -1,0 +1,139 @@
+"""The nightly job's configuration: the environment read once, every bad variable named.
+
+``jobs.nightly`` (the Lambda handler and ``python -m jobs.nightly``) reads it with
+``run_config_from_env`` (pure) and hands the ``RunConfig`` to a run (``jobs.run``) or a sharded
+run's steps (``jobs.shard``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from jobs.artefacts import RUN_ID_PATTERN
+from pipeline.errors import EventValidationError, PermanentError
+from pipeline.policyrewrite import ACCOUNT_MAP_VARIABLE, parse_account_map
+from reconcile.emit import Via
+from reconcile.ignore import IgnorePatternError, IgnoreRules
+from reconcile.plan import Guards
+
+DEFAULT_MAX_CHANGES = 1000
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class ConfigError(PermanentError):
+    """Environment variables that are missing or malformed; ``problems`` maps each to why."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        listed = "; ".join(f"{name}: {why}" for name, why in problems.items())
+        super().__init__(f"bad job configuration: {listed}")
+        self.problems = dict(problems)
+        self.variables = tuple(problems)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What one run needs to know, read from the environment (see ``run_config_from_env``)."""
+
+    source_region: str
+    destination_region: str  # TARGET_REGION
+    state_table: str
+    report_location: str
+    guards: Guards = field(default_factory=Guards)
+    persist_state_machine_arn: str | None = None
+    run_id: str | None = None  # None: the UTC date the run starts
+    report_region: str | None = None  # the S3 client's region (default: the source region)
+    ignore: IgnoreRules = field(default_factory=IgnoreRules)
+    # POLICY_ACCOUNT_MAP, as the replicator's: policies are diffed as the replicator writes them.
+    policy_accounts: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def emit_via(self) -> Via:
+        return "stepfunctions" if self.persist_state_machine_arn else "table"
+
+
+def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
+    """The run configuration in ``env`` (pure). Raises ``ConfigError`` naming every bad variable.
+
+    Required: ``SOURCE_REGION``, ``TARGET_REGION`` (different), ``STATE_TABLE``,
+    ``REPORT_LOCATION``. Optional: ``PERSIST_STATE_MACHINE_ARN`` (emit via Step Functions when
+    set, else straight into the state table), ``MAX_CHANGES`` (whole number ≥ 0, 0 = no cap,
+    default 1000), ``ALLOW_DELETES`` (true/false, default false), ``RUN_ID``, ``IGNORE_PATTERNS``
+    (ignore rules as in ``.iotdriftignore``, separated by ``;``), ``POLICY_ACCOUNT_MAP`` (as the
+    replicator's, ``pipeline.policyrewrite.parse_account_map``); ``AWS_REGION``
+    picks the S3 client's region for an ``s3://`` report location.
+    """
+    problems: dict[str, str] = {}
+
+    def required(name: str) -> str:
+        value = (env.get(name) or "").strip()
+        if not value:
+            problems[name] = "is required"
+        return value
+
+    source, destination = required("SOURCE_REGION"), required("TARGET_REGION")
+    for name, region in (("SOURCE_REGION", source), ("TARGET_REGION", destination)):
+        if region and not _REGION.match(region):
+            problems[name] = f"{region!r} is not a region name like us-east-1"
+    if source and source == destination and "TARGET_REGION" not in problems:
+        problems["TARGET_REGION"] = f"must differ from SOURCE_REGION ({source})"
+    table = required("STATE_TABLE")
+    location = required("REPORT_LOCATION")
+    if location.startswith("s3://") and not location[len("s3://") :].split("/", 1)[0]:
+        problems["REPORT_LOCATION"] = f"{location!r} names no bucket"
+    elif "://" in location and not location.startswith("s3://"):
+        problems["REPORT_LOCATION"] = f"{location!r} is neither s3://bucket/prefix nor a path"
+
+    arn = (env.get("PERSIST_STATE_MACHINE_ARN") or "").strip() or None
+    if arn is not None and not arn.startswith("arn:"):
+        problems["PERSIST_STATE_MACHINE_ARN"] = f"{arn!r} is not an ARN"
+
+    max_changes: int | None = DEFAULT_MAX_CHANGES
+    raw_max = (env.get("MAX_CHANGES") or "").strip()
+    if raw_max:
+        if raw_max.isdigit():
+            max_changes = int(raw_max) or None
+        else:
+            problems["MAX_CHANGES"] = f"{raw_max!r} is not a whole number >= 0"
+
+    allow_deletes = False
+    raw_allow = (env.get("ALLOW_DELETES") or "").strip().lower()
+    if raw_allow in _TRUE:
+        allow_deletes = True
+    elif raw_allow not in _FALSE:
+        problems["ALLOW_DELETES"] = f"{env.get('ALLOW_DELETES')!r} is not true or false"
+
+    run_id = (env.get("RUN_ID") or "").strip() or None
+    if run_id is not None and not RUN_ID_PATTERN.fullmatch(run_id):
+        problems["RUN_ID"] = f"{run_id!r} is not 1-128 characters of [A-Za-z0-9._-]"
+
+    # ';' separates patterns: it is never part of an IoT name, attribute name or field.
+    ignore = IgnoreRules()
+    try:
+        ignore = IgnoreRules(tuple((env.get("IGNORE_PATTERNS") or "").split(";")))
+    except IgnorePatternError as error:
+        problems["IGNORE_PATTERNS"] = str(error)
+
+    policy_accounts: dict[str, str] = {}
+    try:
+        policy_accounts = parse_account_map(env.get(ACCOUNT_MAP_VARIABLE) or "")
+    except EventValidationError as error:
+        problems[ACCOUNT_MAP_VARIABLE] = error.reason
+
+    if problems:
+        raise ConfigError(problems)
+    return RunConfig(
+        source_region=source,
+        destination_region=destination,
+        state_table=table,
+        report_location=location,
+        guards=Guards(allow_deletes=allow_deletes, max_changes=max_changes),
+        persist_state_machine_arn=arn,
+        run_id=run_id,
+        report_region=(env.get("AWS_REGION") or "").strip() or None,
+        ignore=ignore,
+        policy_accounts=policy_accounts,
+    )

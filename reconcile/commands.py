@@ -1,0 +1,407 @@
+"""The reconciliation commands of ``iot-crr``: snapshot, audit, plan, apply, reconcile.
+
+Each command is a thin edge: it takes its options as typed values (``reconcile.options``),
+builds its collaborators through the ``Factory`` (``reconcile.context``), reconciles through
+``reconcile.engine.Reconciler``, prints, and ends with an exit code: 0 in sync, 1 drift found,
+2 error (bad arguments, AWS errors, refused or stale plans, events that could not be emitted)
+with a one-line message on stderr. ``reconcile.cli`` puts them in the ``iot-crr`` group.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from reconcile.context import (
+    EXIT_DRIFT,
+    EXIT_ERROR,
+    EXIT_IN_SYNC,
+    CliError,
+    Factory,
+    in_region,
+    pass_factory,
+)
+from reconcile.drift import DriftReport
+from reconcile.emit import EmitResult, Emitter
+from reconcile.engine import Audit, Failback, Reconciler
+from reconcile.failback import describe_held
+from reconcile.ignore import IgnoreRules
+from reconcile.options import (
+    AuditOptions,
+    EmitOptions,
+    apply_guard_options,
+    audit_options,
+    checked_region,
+    emit_options,
+    failback_options,
+    guard_options,
+    ignore_options,
+    quiet_option,
+    state_table_option,
+)
+from reconcile.plan import (
+    Guards,
+    Plan,
+    check_trusted,
+    describe_plan,
+    plan_key,
+    summarize_plan,
+)
+from reconcile.report import render
+from reconcile.snapshot import Snapshot
+
+PLAN_FORMATS = ("table", "json")
+
+
+@click.command()
+@click.option("--region", required=True, help="Region to snapshot.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write the Parquet snapshot into.",
+)
+@quiet_option
+@pass_factory
+def snapshot(factory: Factory, region: str, out: Path, quiet: bool) -> None:
+    """Snapshot one region's registry to Parquet files (read-only).
+
+    \b
+    Example:
+      iot-crr snapshot --region us-east-1 --out snap/us-east-1
+      iot-crr snapshot --region eu-west-1 --out snap/eu-west-1
+      iot-crr audit --from-snapshots snap/us-east-1 snap/eu-west-1
+    """
+    region = checked_region(region, "--region")
+    with factory.watching(quiet) as progress:
+        snap = factory.snapshotter(progress)(region)
+    snap.save(out)
+    click.echo(
+        f"{region}: {len(snap.things)} things, {len(snap.thing_types)} types, "
+        f"{len(snap.thing_groups)} groups, {len(snap.billing_groups)} billing groups, "
+        f"{len(snap.memberships)} memberships; fingerprint {snap.fingerprint()} -> {out}"
+    )
+
+
+@click.command()
+@audit_options
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Also read the state table and say where each drift was lost (before the table, "
+    "after it, or in the table only) and what to check.",
+)
+@click.option(
+    "--table-vs-target",
+    is_flag=True,
+    help="Compare only the state table with the target registry (replication health; the "
+    "source registry is not read).",
+)
+@state_table_option
+@pass_factory
+def audit(
+    factory: Factory,
+    *,
+    audit: AuditOptions,
+    explain: bool,
+    table_vs_target: bool,
+    state_table: str | None,
+) -> None:
+    """Compare the two registries and report every difference (read-only).
+
+    Exit 0 when in sync, 1 when drift is found.
+
+    \b
+    Example:
+      iot-crr audit --source-region us-east-1 --target-region eu-west-1
+      iot-crr audit --format html --output drift.html --ignore 'thing:*:attributes.lastSeen'
+    """
+    if (explain or table_vs_target) and not state_table:
+        raise click.UsageError(
+            "--explain and --table-vs-target need --state-table (or STATE_TABLE)"
+        )
+    if explain and table_vs_target:
+        raise click.UsageError("--explain and --table-vs-target are alternatives; pick one")
+    engine = factory.reconciler(
+        ignore=audit.ignore, state_table=state_table, policy_accounts=audit.policy_accounts
+    )
+    if table_vs_target:
+        source_region, destination_region = audit.regions.pair()
+        if audit.from_snapshots:
+            raise click.UsageError("--table-vs-target reads the live target; drop --from-snapshots")
+        with factory.watching(audit.quiet) as progress:
+            live = replace(engine, snapshot=factory.snapshotter(progress))
+            report = live.table_vs_target(source_region, destination_region)
+    else:
+        audited = _audit(factory, engine, audit)
+        report = (engine.explain(audited) if explain else audited).report
+    _write(render(report, audit.fmt), audit.output)
+    raise click.exceptions.Exit(EXIT_IN_SYNC if report.in_sync else EXIT_DRIFT)
+
+
+@click.command()
+@audit_options
+@guard_options
+@failback_options
+@state_table_option
+@click.option(
+    "--plan-file",
+    "plan_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to save the plan (JSON) for `iot-crr apply`.  [required]",
+)
+@click.option("--out", "old_plan_path", hidden=True, type=click.Path(path_type=Path))
+@pass_factory
+def plan(
+    factory: Factory,
+    *,
+    audit: AuditOptions,
+    guards: Guards,
+    failback: Failback | None,
+    state_table: str | None,
+    plan_path: Path | None,
+    old_plan_path: Path | None,
+) -> None:
+    """Audit, then save the repair plan without applying it.
+
+    Prints the plan (the dry run) as a table or JSON. Exit 0 when in sync, 1 when the plan
+    has work.
+
+    \b
+    Example:
+      iot-crr plan --source-region us-east-1 --target-region eu-west-1 --plan-file plan.json
+      iot-crr apply plan.json --state-machine-arn arn:aws:states:...:stateMachine:crr-persist
+    """
+    plan_path = plan_path or old_plan_path  # --out: the old spelling, kept for scripts
+    if plan_path is None:
+        raise click.UsageError("Missing option '--plan-file'.")
+    if audit.fmt not in PLAN_FORMATS:
+        raise click.UsageError(
+            f"a plan prints as {' or '.join(PLAN_FORMATS)}, not {audit.fmt} "
+            "(for a Markdown or HTML drift report: iot-crr audit --format)"
+        )
+    engine = factory.reconciler(
+        ignore=audit.ignore,
+        guards=guards,
+        state_table=state_table,
+        failback=failback,
+        policy_accounts=audit.policy_accounts,
+    )
+    audited = _audit(factory, engine, audit)
+    repair = engine.plan(audited)
+    repair.save(plan_path, key=plan_key())
+    _write(_show_plan(repair, audit.fmt), audit.output)
+    _show_held(audited.report)
+    done = repair.is_empty and not audited.report.held
+    raise click.exceptions.Exit(EXIT_IN_SYNC if done else EXIT_DRIFT)
+
+
+@click.command()
+@click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@emit_options
+@state_table_option
+@apply_guard_options
+@ignore_options
+@failback_options
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Snapshot both regions again, rebuild the plan and refuse it unless both registries "
+    "are unchanged and call for exactly its actions (same ignore rules needed).",
+)
+@click.option("--yes", is_flag=True, help="Emit without asking (for scripts).")
+@pass_factory
+def apply(
+    factory: Factory,
+    *,
+    plan_file: Path,
+    emit: EmitOptions,
+    state_table: str | None,
+    guards: Guards,
+    ignore: IgnoreRules,
+    failback: Failback | None,
+    verify: bool,
+    yes: bool,
+) -> None:
+    """Emit a saved plan's corrective events into the persist path.
+
+    The plan file is not trusted: it must hash to its id (and carry a valid signature when
+    IOT_CRR_PLAN_KEY is set; `plan` signs with it), and this command's own guards apply, never
+    those in the file. Refuses an expired plan or (with --verify) one the registries no longer
+    call for. Shows what will be emitted and asks first (--yes to skip). Exit 0 when every
+    event was emitted, 2 otherwise. Interrupted, it says how many events went out; re-running
+    is safe (an event already emitted is not applied twice).
+
+    \b
+    Example:
+      iot-crr apply plan.json --state-machine-arn arn:aws:states:...:stateMachine:crr-persist
+    """
+    emit.check(state_table)
+    repair = Plan.load(plan_file, key=plan_key())
+    # Free checks first (hash, guards, times, expiry); snapshots are not free.
+    check_trusted(repair, guards, now=factory.clock())
+    with factory.watching(not verify) as progress:
+        # apply's own guards and ignore rules, never the file's
+        engine = factory.reconciler(
+            ignore=ignore,
+            guards=guards,
+            state_table=state_table,
+            failback=failback,
+            progress=progress,
+        )
+        if verify:
+            engine.verify(repair)
+    click.echo(summarize_plan(repair, now=engine.clock()), err=True)
+    if not repair.actions:
+        return
+    _confirm(yes, f"emit {len(repair.actions)} corrective event(s) via {emit.via}?")
+    emitter = factory.emitter(
+        emit.via,
+        repair.source_region,
+        state_machine_arn=emit.state_machine_arn,
+        state_table=state_table,
+    )
+    _emit(factory, engine, emitter, repair)
+
+
+@click.command()
+@audit_options
+@guard_options
+@emit_options
+@state_table_option
+@failback_options
+@click.option("--apply", "do_apply", is_flag=True, help="Emit the corrective events.")
+@pass_factory
+def reconcile(
+    factory: Factory,
+    *,
+    audit: AuditOptions,
+    guards: Guards,
+    emit: EmitOptions,
+    state_table: str | None,
+    failback: Failback | None,
+    do_apply: bool,
+) -> None:
+    """Audit, plan and (with --apply) emit corrective events; a dry run otherwise.
+
+    The report goes to stdout (or --output), the plan and the emit summary to stderr.
+    Exit 0 when in sync, or with --apply when every corrective event was emitted (the repair is
+    then in the pipeline: run `iot-crr audit` in a minute to confirm); 1 when drift was found
+    and not repaired (a dry run, actions the guards held back, or with --failback changes the
+    target made that never reached the state table: listed as held); 2 on errors.
+
+    \b
+    Example:
+      iot-crr reconcile --source-region us-east-1 --target-region eu-west-1       # dry run
+      iot-crr reconcile --source-region us-east-1 --target-region eu-west-1 --apply \\
+          --state-machine-arn arn:aws:states:...:stateMachine:crr-persist
+      # failback after a failover to eu-west-1 (docs/failover.md):
+      iot-crr reconcile --source-region eu-west-1 --target-region us-east-1 --failback \\
+          --state-table iot-crr-state --apply --state-machine-arn arn:...:crr-persist
+    """
+    if do_apply:
+        emit.check(state_table)
+    engine = factory.reconciler(
+        ignore=audit.ignore,
+        guards=guards,
+        state_table=state_table,
+        failback=failback,
+        policy_accounts=audit.policy_accounts,
+    )
+    audited = _audit(factory, engine, audit)
+    report = audited.report
+    _write(render(report, audit.fmt), audit.output)
+    if report.in_sync:
+        raise click.exceptions.Exit(EXIT_IN_SYNC)
+    repair = engine.plan(audited)
+    click.echo(describe_plan(repair), err=True)
+    _show_held(report)
+    emitter = factory.emitter(
+        emit.via if do_apply else "dry-run",
+        repair.source_region,
+        state_machine_arn=emit.state_machine_arn,
+        state_table=state_table,
+    )
+    _emit(factory, engine, emitter, repair)
+    if not do_apply:
+        raise click.exceptions.Exit(EXIT_DRIFT)
+    click.echo(
+        "corrective events are in the pipeline; run `iot-crr audit` in a minute to confirm",
+        err=True,
+    )
+    # Drift just repaired is not drift found; what the guards held back still is.
+    raise click.exceptions.Exit(EXIT_DRIFT if repair.skipped or report.held else EXIT_IN_SYNC)
+
+
+COMMANDS = (snapshot, audit, plan, apply, reconcile)
+
+
+# --- helpers the commands share ---------------------------------------------------------------
+
+
+def _audit(factory: Factory, engine: Reconciler, audit: AuditOptions) -> Audit:
+    """Snapshot (or load) both sides and diff them under the engine's ignore rules; both live
+    regions read at once under one progress display (unless ``--quiet``)."""
+    if audit.from_snapshots:
+        if engine.failback is not None:
+            raise click.UsageError("--failback reads the live state table; drop --from-snapshots")
+        source_dir, destination_dir = audit.from_snapshots
+        return engine.compare(Snapshot.load(source_dir), Snapshot.load(destination_dir))
+    regions = audit.regions.pair()
+    with factory.watching(audit.quiet) as progress:
+        live = replace(engine, snapshot=factory.snapshotter(progress))
+        source, destination = live.snapshots(*regions)
+    return engine.compare(source, destination)
+
+
+def _show_held(report: DriftReport) -> None:
+    """The failback guard's held drifts, after the plan (stderr, like the plan)."""
+    if report.held:
+        click.echo(describe_held(report), err=True)
+
+
+def _confirm(yes: bool, question: str) -> None:
+    """Ask ``question`` on the terminal unless ``yes``; refuse (never hang) without a terminal."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise CliError("refusing to emit without confirmation: stdin is not a terminal; pass --yes")
+    if not click.confirm(question, default=False, err=True):
+        raise CliError("not confirmed; nothing emitted")
+
+
+def _show_plan(repair: Plan, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(repair.to_json(), indent=2, sort_keys=True)
+    return describe_plan(repair)
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+
+
+def _emit(factory: Factory, engine: Reconciler, emitter: Emitter, repair: Plan) -> None:
+    """Emit ``repair`` (into its source region) and say how it went; exit 2 on failures."""
+    with in_region(repair.source_region):
+        result = replace(engine, emitter=emitter).apply(repair, progress=factory.emit_progress())
+    _report_emit(result, emitter)
+
+
+def _report_emit(result: EmitResult, emitter: Emitter) -> None:
+    if emitter.via == "dry-run":
+        click.echo("dry run: nothing emitted (use --apply)", err=True)
+        return
+    click.echo(f"emitted: {result.summary()}", err=True)
+    for failure in result.failures:
+        kind = "retryable" if failure.retryable else "permanent"
+        click.echo(f"failed {failure.key} ({kind}): {failure.error}: {failure.message}", err=True)
+    if not result.ok:
+        raise click.exceptions.Exit(EXIT_ERROR)

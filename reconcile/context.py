@@ -1,0 +1,153 @@
+"""What every ``iot-crr`` command is given, and how every one ends.
+
+- ``Factory`` (the click context's object, ``pass_factory``) builds each collaborator a command
+  needs: clients, snapshotters, the state table's reader, the engine, emitters; tests pass one
+  pointing at moto, with their own clock.
+- A known failure is a ``CliError`` (one line on stderr, exit code 2); ``in_region`` turns an
+  AWS or project error into one, naming the region.
+- Exit codes: 0 in sync (or done), 1 drift found (or, for ``doctor``, something to fix),
+  2 error, 130 interrupted (``reconcile.console``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline import aws
+from pipeline.clock import Clock, now_ms
+from pipeline.errors import CrrError
+from reconcile.emit import Emitter, Via, choose_emitter
+from reconcile.engine import (
+    Failback,
+    Reconciler,
+    Snapshotter,
+    registry_snapshotter,
+    table_snapshotter,
+)
+from reconcile.ignore import IgnoreRules
+from reconcile.plan import Guards
+from reconcile.progress import TerminalProgress, progress_wanted
+from reconcile.snapshot import ListingProgress, Snapshot
+
+EXIT_IN_SYNC = 0
+EXIT_DRIFT = 1
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+EXIT_CODES = frozenset({EXIT_IN_SYNC, EXIT_DRIFT, EXIT_ERROR, EXIT_INTERRUPTED})
+
+
+class CliError(click.ClickException):
+    """A known failure: one line on stderr, exit code 2 (1 is reserved for "drift found")."""
+
+    exit_code = EXIT_ERROR
+
+
+@contextmanager
+def in_region(region: str) -> Iterator[None]:
+    """Errors raised inside name the region they happened in (calls already name themselves)."""
+    try:
+        yield
+    except (CrrError, ClientError, BotoCoreError) as error:
+        raise CliError(f"{region}: {' '.join(str(error).split())}") from error
+
+
+@dataclass
+class Factory:
+    """Builds every collaborator a command needs; tests replace ``client`` or ``clock``."""
+
+    client: Callable[[str, str], Any] = aws.client
+    clock: Clock = now_ms
+    show_progress: bool | None = None  # None: when stdout is a terminal (progress_wanted)
+
+    def aws_client(self, service: str, region: str) -> Any:
+        """The client for ``service`` in ``region`` (``pipeline.aws.client`` reuses clients)."""
+        return self.client(service, region)
+
+    @property
+    def progress_on(self) -> bool:
+        return progress_wanted(False) if self.show_progress is None else self.show_progress
+
+    @contextmanager
+    def watching(self, quiet: bool = False) -> Iterator[ListingProgress | None]:
+        """One progress display for every snapshot taken inside the ``with`` (both regions'
+        listings at once), on a terminal unless ``quiet``; ``None`` when none is wanted."""
+        if quiet or not self.progress_on:
+            yield None
+            return
+        with TerminalProgress() as progress:
+            yield progress
+
+    def snapshotter(self, progress: ListingProgress | None = None) -> Snapshotter:
+        """Snapshots a region on the Factory's clock; errors name the region."""
+        return _naming_region(
+            registry_snapshotter(self.aws_client, clock=self.clock, progress=progress)
+        )
+
+    def table_reader(self, table_name: str) -> Snapshotter:
+        """Reads the state table ``table_name`` as held in a region; errors name the region."""
+        return _naming_region(table_snapshotter(self.aws_client, table_name, clock=self.clock))
+
+    def reconciler(
+        self,
+        *,
+        ignore: IgnoreRules,
+        guards: Guards | None = None,
+        state_table: str | None = None,
+        failback: Failback | None = None,
+        policy_accounts: Mapping[str, str] | None = None,
+        progress: ListingProgress | None = None,
+    ) -> Reconciler:
+        """The engine for a command: the CLI's snapshots (into ``progress``), the state table's
+        reader when ``--state-table`` is given; a dry run until told where to emit."""
+        if failback is not None and not state_table:
+            raise click.UsageError("--failback needs --state-table (or STATE_TABLE)")
+        return Reconciler(
+            self.snapshotter(progress),
+            ignore=ignore,
+            guards=guards or Guards(),
+            clock=self.clock,
+            table=self.table_reader(state_table) if state_table else None,
+            failback=failback,
+            policy_accounts=policy_accounts or {},
+        )
+
+    def emitter(
+        self, via: Via, region: str, *, state_machine_arn: str | None, state_table: str | None
+    ) -> Emitter:
+        """Corrective events go into the persist path of the *source* region (never the
+        destination's)."""
+        return choose_emitter(
+            via,
+            self.aws_client,
+            region,
+            state_machine_arn=state_machine_arn,
+            state_table=state_table,
+        )
+
+    def emit_progress(self) -> Callable[[int, int], None] | None:
+        return _count_progress("emitting") if self.progress_on else None
+
+
+pass_factory = click.make_pass_decorator(Factory, ensure=True)
+"""Passes the command the context's ``Factory`` (a default one when none was given)."""
+
+
+def _naming_region(snapshotter: Snapshotter) -> Snapshotter:
+    def in_named_region(region: str) -> Snapshot:
+        with in_region(region):
+            return snapshotter(region)
+
+    return in_named_region
+
+
+def _count_progress(label: str) -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        click.echo(f"\r{label} {done}/{total}", err=True, nl=done >= total)
+
+    return show
