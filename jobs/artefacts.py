@@ -406,8 +406,8 @@ class RunArtefacts:
 
     def write_shard_report(self, index: int, count: int, report: DriftReport) -> str:
         key = self.shard_key(index, count)
-        # With each drift's desired state: the merge plans from these (reconcile.report).
-        self.store.put(key, _json_bytes(to_json(report, desired=True)))
+        # With each drift's rows to repair from: the merge plans from these (reconcile.report).
+        self.store.put(key, _json_bytes(to_json(report, rows=True)))
         return key
 
     def read_shard_report(self, index: int, count: int) -> DriftReport:

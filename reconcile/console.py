@@ -1,8 +1,9 @@
 """The ``iot-crr`` entry point: every way a command can end becomes one of four exit codes.
 
 ``0`` in sync (or done), ``1`` drift found, ``2`` error, ``130`` interrupted; nothing else.
-Known errors are already one line (``reconcile.context.CliError``); anything unexpected becomes one line too,
-naming the exception, with the traceback only under ``--debug`` (``iot-crr --debug <command>``).
+Known errors are already one line (``reconcile.context.CliError``); anything unexpected becomes
+one line too, naming the exception, with the traceback only under ``--debug``
+(``iot-crr --debug <command>``).
 An interrupted emit says how far it got (``reconcile.emit.EmitInterrupted``).
 """
 

@@ -18,9 +18,9 @@ bucket range can be diffed on its own and shards merged back
 Versions are never compared: they are generated per region (pipeline/model.py). Memberships of
 dynamic groups are never compared: each region's index computes them.
 
-A drift the plan repairs (missing, changed) carries the source row's state as the repair writes
-it (``Drift.desired``, decoded from the rows already read for the comparison), so the plan never
-reads the snapshots again.
+A drift the plan repairs (missing, changed) carries the rows it was found in (``Drift.rows``:
+the source's, and the destination's for a changed one), so the plan never reads the snapshots
+again.
 """
 
 from __future__ import annotations
@@ -39,13 +39,12 @@ import pyarrow.compute as pc
 from pipeline.clock import now_ms
 from pipeline.model import ENTITIES, ENTITY_ORDER, KEY_SEPARATOR, EntityKind, split_membership_name
 from pipeline.policyrewrite import ArnMapping, rewrite_policy_document
-from reconcile.drift import Desired, Drift, DriftReport, changed_severity
+from reconcile.drift import Drift, DriftReport, RepairRows, changed_severity
 from reconcile.ignore import IgnoreRules
 from reconcile.snapshot import (
     Snapshot,
     cell_value,
     combine_hashes,
-    desired_fields,
     plain_value,
 )
 
@@ -251,14 +250,14 @@ def _rows(
     return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
-def _desired(kind: EntityKind, frame: pd.DataFrame, positions: np.ndarray) -> list[Desired]:
-    """The source state of the rows at ``positions``: what a repair of their drift writes."""
-    versioned = "version" in frame.columns
-    columns = (*ENTITIES[kind].state_fields, *(("version",) if versioned else ()))
-    return [
-        Desired(desired_fields(kind, row), plain_value(row["version"]) if versioned else None)
-        for row in _rows(frame, positions, columns)
-    ]
+def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A row as a repair needs it: plain cells (JSON-ready; ``desired_fields`` decodes them)."""
+    return {str(column): plain_value(value) for column, value in row.items()}
+
+
+def _own_rows(kind: EntityKind, own: pd.DataFrame, positions: np.ndarray) -> list[dict[str, Any]]:
+    columns = (*ENTITIES[kind].state_fields, *(("version",) if "version" in own.columns else ()))
+    return [_plain(row) for row in _rows(own, positions, columns)]
 
 
 def _diff_entities(
@@ -274,11 +273,12 @@ def _diff_entities(
 
     drifts: list[Drift] = []
     missing = source.rows[joined.source_only]
-    for row, desired in zip(
-        _rows(source.frame, missing, columns), _desired(kind, own, missing), strict=True
+    for row, own_row in zip(
+        _rows(source.frame, missing, columns), _own_rows(kind, own, missing), strict=True
     ):
         details = _one_side(columns, row, "source")
-        drifts.append(Drift(kind, str(row["name"]), "missing", "high", details, desired=desired))
+        rows = RepairRows(own_row)
+        drifts.append(Drift(kind, str(row["name"]), "missing", "high", details, rows=rows))
     for row in _rows(destination.frame, destination.rows[joined.destination_only], columns):
         drifts.append(
             Drift(kind, str(row["name"]), "extra", "medium", _one_side(columns, row, "target"))
@@ -286,13 +286,13 @@ def _diff_entities(
     changed = source.rows[joined.both_source[differ]]
     before = _rows(source.frame, changed, columns)
     after = _rows(destination.frame, destination.rows[joined.both_destination[differ]], columns)
-    for old, new, source_state in zip(before, after, _desired(kind, own, changed), strict=True):
+    for old, new, own_row in zip(before, after, _own_rows(kind, own, changed), strict=True):
         details = _explain(columns, old, new)
         if details:  # both sides share dtypes, so differing hashes mean a differing field
             name = str(old["name"])
-            desired = dataclasses.replace(source_state, destination=desired_fields(kind, new))
+            rows = RepairRows(own_row, _plain(new))
             severity = changed_severity(kind, details)
-            drifts.append(Drift(kind, name, "changed", severity, details, desired=desired))
+            drifts.append(Drift(kind, name, "changed", severity, details, rows=rows))
     return drifts
 
 
@@ -336,7 +336,7 @@ def _diff_memberships(source: _Side, destination: _Side) -> list[Drift]:
                     {},
                     thing=thing,
                     group=group,
-                    desired=Desired({}) if drift_kind == "missing" else None,
+                    rows=RepairRows({}) if drift_kind == "missing" else None,
                 )
             )
     return drifts

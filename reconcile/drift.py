@@ -40,14 +40,13 @@ def changed_severity(entity: EntityKind, details: dict[str, dict[str, Any]]) -> 
 
 
 @dataclass(frozen=True)
-class Desired:
-    """What repairing a drift writes, read by the diff from the rows it compared (decoded once,
-    ``reconcile.snapshot.desired_fields``): the source's state fields
-    (``pipeline.model.STATE_FIELDS``) and registry version; for a changed drift also the
-    destination's fields, which the plan keeps where ignore rules cover them."""
+class RepairRows:
+    """What a repair of a drift is made from: the rows the diff compared, as it read them (plain
+    cells of the state columns, and the registry version where the table has one), which the plan
+    decodes (``reconcile.snapshot.desired_fields``): the source's, and for a changed drift the
+    destination's (the plan keeps its fields where ignore rules cover them)."""
 
-    fields: dict[str, Any]
-    version: int | None = None
+    source: dict[str, Any]
     destination: dict[str, Any] | None = None
 
 
@@ -67,9 +66,9 @@ class Drift:
     where: LossPoint | None = None  # set by the three-way audit (reconcile.explain) only
     # Why a failback reconcile does not repair it (reconcile.failback); None: repairable.
     held: str | None = None
-    # The source's state, for the plan (missing and changed drifts); not part of the drift's
+    # The rows to repair from, for the plan (missing and changed drifts); not part of the drift's
     # identity, nor of the JSON report (reconcile.report).
-    desired: Desired | None = field(default=None, compare=False, repr=False)
+    rows: RepairRows | None = field(default=None, compare=False, repr=False)
 
     def sort_key(self) -> tuple[int, int, str]:
         return (ENTITY_ORDER.index(self.entity), DRIFT_KINDS.index(self.kind), self.name)

@@ -3,7 +3,7 @@
 Reconciliation runs ``snapshot → diff → plan → emit``; ``build_plan`` is the *plan* stage, a
 pure function from a ``DriftReport`` (and the two snapshots it came from: their sizes, group
 hierarchy and fingerprints) to a ``Plan``. Each upsert carries the source state the diff read
-(``Drift.desired``): the snapshots' rows are not read again. Nothing here calls AWS.
+(``Drift.rows``, decoded here): the snapshots are not read again. Nothing here calls AWS.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.model import ENTITIES, EntityKind, membership_name
 from reconcile.plan import Guards, Plan, PlanRefusedError, RepairAction, plan_id
+from reconcile.snapshot import desired_fields
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from reconcile.drift import Desired, Drift, DriftReport
+    from reconcile.drift import Drift, DriftReport, RepairRows
     from reconcile.ignore import IgnoreRules
     from reconcile.snapshot import Snapshot
 
@@ -35,7 +36,7 @@ def build_plan(
     """The ordered repair plan for ``report`` (pure; ``now`` in epoch milliseconds).
 
     "missing" and "changed" drift become upserts carrying the full desired state of the source
-    row, as the diff read it (``Drift.desired``: the snapshots are not read again); "extra" drift
+    row, as the diff read it (``Drift.rows``: the snapshots are not read again); "extra" drift
     becomes a delete when ``guards.allow_deletes``, otherwise a skipped entry.
     Fields that ``ignore`` rules cover keep the target's value, so the repair leaves alone what
     the report was told to ignore (the report should already have been filtered by the same
@@ -58,10 +59,10 @@ def build_plan(
                 )
             )
             continue
-        desired = _desired(drift, source.region)
-        fields = dict(desired.fields)
-        if ignore and drift.kind == "changed":
-            kept = desired.destination or {}
+        rows = _rows(drift, source.region)
+        fields = desired_fields(entity, rows.source)
+        if ignore and drift.kind == "changed" and rows.destination is not None:
+            kept = desired_fields(entity, rows.destination)
             fields = keep_ignored_fields(fields, kept, ignore, entity, name)
         upserts.append(
             RepairAction(
@@ -69,7 +70,7 @@ def build_plan(
                 entity=entity,
                 name=name,
                 fields=fields,
-                version=desired.version,
+                version=rows.source.get("version"),
                 reason=_upsert_reason(drift, source.region, target.region),
             )
         )
@@ -165,9 +166,9 @@ def _entity_name(entity: EntityKind, drift: Drift) -> str:
     return drift.name
 
 
-def _desired(drift: Drift, source_region: str) -> Desired:
-    """The source state the diff read for ``drift`` (missing or changed)."""
-    if drift.desired is None:
+def _rows(drift: Drift, source_region: str) -> RepairRows:
+    """The rows the diff read for ``drift`` (missing or changed)."""
+    if drift.rows is None:
         # Only a report read back from JSON lacks it (the state is not part of the contract);
         # guessing the state would write wrong data into the pipeline.
         raise PlanRefusedError(
@@ -175,7 +176,7 @@ def _desired(drift: Drift, source_region: str) -> Desired:
             f"{drift.entity.value} {drift.name!r} is {drift.kind} in the report but the report "
             f"carries no state of it from {source_region}'s snapshot",
         )
-    return drift.desired
+    return drift.rows
 
 
 def _upsert_reason(drift: Drift, source_region: str, target_region: str) -> str:

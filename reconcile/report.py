@@ -30,9 +30,9 @@ version "2": readers that ignore it see a drift as before). ``load_json`` reads 
 and "2".
 
 A shard report (``jobs.shard``, read back by the merge, which plans from it) also gives each
-drift the merge repairs its ``desired`` state (``reconcile.drift.Desired``: ``fields``,
-``version``, ``destination``), another optional addition. The reports people and tools read
-never carry it: it is the source's whole state, not a difference.
+drift the merge repairs the ``rows`` it was found in (``reconcile.drift.RepairRows``:
+``source``, ``destination``), another optional addition. The reports people and tools read
+never carry them: they hold the source's whole state, not a difference.
 
 One idiom for the dataclasses in and out of JSON: a pydantic ``TypeAdapter`` over
 ``DriftReport`` (as ``reconcile.plan.Plan``); the contract's own shape (nested fingerprints,
@@ -67,10 +67,11 @@ class ReportFormatError(PermanentError):
     """A JSON report that does not follow the contract (or an unknown output format)."""
 
 
-def to_json(report: DriftReport, *, desired: bool = False) -> dict[str, Any]:
-    """The report as a JSON-ready dict following the contract above; with ``desired``, a shard
-    report (each drift's desired state included)."""
-    drifts = _REPORT.dump_python(report, mode="json")["drifts"]
+def to_json(report: DriftReport, *, rows: bool = False) -> dict[str, Any]:
+    """The report as a JSON-ready dict following the contract above; with ``rows``, a shard
+    report (each drift's rows to repair from included)."""
+    exclude = None if rows else {"drifts": {"__all__": {"rows"}}}
+    drifts = _REPORT.dump_python(report, mode="json", include={"drifts"}, exclude=exclude)["drifts"]
     return {
         "schema_version": SCHEMA_VERSION,
         "source_region": report.source_region,
@@ -88,17 +89,17 @@ def to_json(report: DriftReport, *, desired: bool = False) -> dict[str, Any]:
         "where_summary": report.where_summary() if report.explained else {},
         "fixes": dict(FIXES) if report.explained else {},
         "held": len(report.held),
-        "drifts": [_drift_json(drift, desired) for drift in drifts],
+        "drifts": [_drift_json(drift) for drift in drifts],
     }
 
 
-def _drift_json(drift: Mapping[str, Any], desired: bool) -> dict[str, Any]:
+def _drift_json(drift: Mapping[str, Any]) -> dict[str, Any]:
     out = {key: drift[key] for key in _DRIFT_KEYS}
     if drift["entity"] == EntityKind.MEMBERSHIP.value:
         out["thing"] = drift["thing"]
         out["group"] = drift["group"]
-    if desired and drift["desired"] is not None:
-        out["desired"] = drift["desired"]
+    if drift.get("rows") is not None:  # a shard report's (excluded otherwise)
+        out["rows"] = drift["rows"]
     return out
 
 

@@ -160,7 +160,7 @@ def test_the_plan_takes_the_state_the_diff_read_and_a_shard_report_carries_it() 
     # it back (reconcile.report: the desired state travels only in shard reports)
     source, target = full_source(), snap(DST, things=[{"name": "t0", "attributes": {"x": "1"}}])
     report = diff_snapshots(source, target)
-    shard = load_json(json.loads(json.dumps(to_json(report, desired=True))))
+    shard = load_json(json.loads(json.dumps(to_json(report, rows=True))))
     # THEN both plan the same actions
     assert (
         plan_for(source, target).actions
