@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 
 from pipeline.aws import ClientFactory
 from pipeline.clock import Clock, now_ms
+from pipeline.errors import PermanentError
 from pipeline.statetable import StateTable
 from reconcile.diff import diff_snapshots
 from reconcile.drift import DriftReport
@@ -74,7 +75,7 @@ def table_snapshotter(
     return snapshot
 
 
-class TableNeededError(ValueError):
+class TableNeededError(PermanentError):
     """An engine asked to read the state table without a reader for it (a wiring bug)."""
 
 
