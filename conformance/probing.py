@@ -1,5 +1,5 @@
 """What a refusal probe is, what it may use, and what it records (``conformance.refusals``,
-``conformance.onboarding_refusals``).
+``conformance.onboarding_refusals``, ``conformance.quota_refusals``).
 
 A probe sets up what it needs under its scope's prefix, makes the one call AWS should refuse and
 returns the answer: the error code and message, or ``accepted`` when the call succeeded.

@@ -12,6 +12,7 @@ from typing import Any
 
 from conformance.onboarding_refusals import ONBOARDING_PROBES
 from conformance.probing import Answer, Context, Probe, answer_of
+from conformance.quota_refusals import QUOTA_PROBES
 
 TYPE_DEPRECATION_SECONDS = 300
 POLICY_DETACH_SECONDS = 300  # AWS IoT API Reference, DeletePolicy: "up to five minutes"
@@ -219,5 +220,6 @@ PROBES = (
         test_authorization_unknown_principal,
     ),
     *ONBOARDING_PROBES,
+    *QUOTA_PROBES,
 )
 PROBES_BY_NAME = {probe.name: probe for probe in PROBES}

@@ -14,6 +14,17 @@ https://docs.aws.amazon.com/general/latest/gr/iot-core.html):
 - attribute values: 0-800 chars, ``[a-zA-Z0-9_.,@/:#=\\[\\]-]*`` (no spaces);
 - at most 3 attributes on a thing without a type, 50 on a typed thing or a thing group;
 - descriptions: at most 2028 chars of ``[\\p{Graph}\\x20]*``.
+
+Registry quotas (AWS General Reference, "AWS IoT Device Management endpoints and quotas",
+thing group and thing limits, https://docs.aws.amazon.com/general/latest/gr/iot_device_management.html,
+which the AWS IoT Developer Guide's "Static thing groups" and "Dynamic thing groups" link to; the
+values as the guide's former "AWS IoT Limits" page listed them, none adjustable there):
+- a thing belongs to at most 10 thing groups ("Static thing groups": "You can add a thing to a
+  maximum of 10 groups"), dynamic ones included;
+- a thing group hierarchy is at most 7 levels deep, a group has at most 100 direct children;
+- at most 100 dynamic thing groups per account (and region);
+- a thing type has at most 3 searchable attributes (CloudFormation, AWS::IoT::ThingType
+  ThingTypeProperties: SearchableAttributes "Maximum: 3").
 """
 
 from __future__ import annotations
@@ -29,6 +40,11 @@ DESCRIPTION_MAX = 2028
 UNTYPED_THING_MAX_ATTRIBUTES = 3
 TYPED_THING_MAX_ATTRIBUTES = 50
 THING_GROUP_MAX_ATTRIBUTES = 50
+MAX_GROUPS_PER_THING = 10
+MAX_GROUP_DEPTH = 7
+MAX_CHILD_GROUPS = 100
+MAX_DYNAMIC_GROUPS = 100
+MAX_SEARCHABLE_ATTRIBUTES = 3
 
 # re.ASCII keeps ``0-9``-style classes from matching other scripts' digits; fullmatch (not
 # ``$``) so a trailing newline cannot slip through.

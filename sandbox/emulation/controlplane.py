@@ -29,6 +29,7 @@ from moto.iot.exceptions import CertificateStateException, DeleteConflictExcepti
 from moto.iot.models import IoTBackend
 
 from sandbox.emulation.patches import _PATCHES, JsonDict
+from sandbox.emulation.quotas import refuse_dynamic_policy_target
 from sandbox.emulation.refusals import POLICY_DELETE_AFTER_DETACH_SECONDS, REFUSALS, refuse
 from sandbox.emulation.registry import RegistryEmulation, _Installed
 
@@ -331,6 +332,7 @@ CONTROL_PLANE_PATCHES: dict[str, Callable[..., Any]] = {
         "attach_policy",
         "AttachPolicy",
         lambda r, policy_name, target: ({"policyName": policy_name, "target": target}, None),
+        before=refuse_dynamic_policy_target,
     ),
     "detach_policy": _publishing(
         "detach_policy",

@@ -21,6 +21,7 @@ from sandbox.emulation.lambda_runtime import (
     with_environment_lock,
 )
 from sandbox.emulation.patches import _PATCHES
+from sandbox.emulation.quotas import _update_indexing_configuration
 from sandbox.emulation.registry import RegistryEmulation, _Installed
 from sandbox.emulation.registry_fixes import (
     _add_thing_to_thing_group,
@@ -70,6 +71,7 @@ _BACKEND_PATCHES: dict[str, Callable[..., Any]] = {
     "delete_dynamic_thing_group": _delete_dynamic_thing_group,
     "add_thing_to_thing_group": _add_thing_to_thing_group,
     "remove_thing_from_thing_group": _remove_thing_from_thing_group,
+    "update_indexing_configuration": _update_indexing_configuration,
 }
 _RESPONSE_PATCHES: dict[str, Callable[..., Any]] = {
     "create_dynamic_thing_group": _response_create_dynamic_thing_group,

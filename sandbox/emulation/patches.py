@@ -30,6 +30,17 @@ MOTO_GAPS = (
     "DeleteThingType refuses a type not deprecated, deprecated less than 5 minutes ago (on the "
     "injectable clock), or still used by things (moto: deletes at once)",
     "A thing without a type may have at most 3 attributes (moto: any number)",
+    "The registry's quotas and requirements (sandbox.emulation.quotas; values in pipeline.rules): "
+    "a thing in at most 10 groups, a hierarchy at most 7 deep, at most 100 children per group, "
+    "a dynamic group never a parent nor a policy target, dynamic groups only with thing "
+    "indexing on (which then cannot be turned off) and at most 100 of them, at most 50 "
+    "attributes on a typed thing or a group, attribute names and values as botocore's model "
+    "says, at most 3 searchable attributes per type (moto: none). Fleet indexing starts off, "
+    "as in a new account. [assumption] UpdateThingGroupsForThing adds before it removes, as "
+    "moto does, so each add meets the limit of the groups the thing is in at that moment",
+    "ListThingGroups lists dynamic groups as root groups (moto: never, their parent was '')",
+    "[sandbox only] no dynamic group has members (no fleet index), so overrideDynamicGroups "
+    "never evicts a thing from one",
     "AddThingToThingGroup refuses a second group under the same parent (moto: allows it); "
     "[assumption] groups sharing only a deeper ancestor are allowed",
     "[assumption] the text of these refusals where REFUSALS says message_seen=False; their "

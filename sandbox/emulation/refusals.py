@@ -5,33 +5,23 @@ it with AWS's error code. ``REFUSALS`` is the list to check against AWS's real a
 records them into a JSON file and compares): ``code`` is AWS's documented error for the call;
 ``message`` is AWS's text where a public report shows it (``message_seen``), else our wording
 (an assumption, listed in ``MOTO_GAPS``). ``by`` says who supplies the refusal in the sandbox:
-this package, or moto itself (kept here so the list is complete).
+this package, or moto itself (kept here so the list is complete). The registry quotas' entries
+are kept in ``quota_refusals`` (one table, two files: each under 450 lines).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
 import botocore.session
 from moto.core.exceptions import JsonRESTError
 
+from sandbox.emulation.quota_refusals import QUOTA_REFUSALS
+from sandbox.emulation.refusal import API as _API
+from sandbox.emulation.refusal import GUIDE as _GUIDE
+from sandbox.emulation.refusal import Refusal
 from sandbox.emulation.registry import _Installed
-
-
-@dataclass(frozen=True)
-class Refusal:
-    operation: str
-    code: str
-    message: str  # a str.format template
-    source: str
-    message_seen: bool  # True: the exact text appears in a public report of AWS's answer
-    by: Literal["emulation", "moto"] = "emulation"
-
-
-_API = "https://docs.aws.amazon.com/iot/latest/apireference/API_"
-_GUIDE = "https://docs.aws.amazon.com/iot/latest/developerguide/"
 
 REFUSALS: dict[str, Refusal] = {
     "update_thing_type_beyond_mqtt5": Refusal(
@@ -363,6 +353,7 @@ REFUSALS: dict[str, Refusal] = {
         f"active'); [assumption] the code, one of {_API}DeleteAuthorizer.html's",
         message_seen=False,
     ),
+    **QUOTA_REFUSALS,
 }
 
 
@@ -391,7 +382,6 @@ def refuse(key: str, **values: Any) -> RefusedError:
     return RefusedError(refusal.code, refusal.message.format(**values))
 
 
-UNTYPED_MAX_ATTRIBUTES = 3
 THING_TYPE_DELETE_WAIT_SECONDS = 300
 POLICY_DELETE_AFTER_DETACH_SECONDS = 5
 """[assumption] How long after a detach the emulation refuses DeletePolicy. AWS documents "up to

@@ -18,11 +18,16 @@ from moto.iot.models import FakeThing, FakeThingGroup, FakeThingType, IoTBackend
 from moto.moto_api._internal import mock_random
 
 from sandbox.emulation.patches import _PATCHES, JsonDict
-from sandbox.emulation.refusals import (
-    THING_TYPE_DELETE_WAIT_SECONDS,
-    UNTYPED_MAX_ATTRIBUTES,
-    refuse,
+from sandbox.emulation.quotas import (
+    check_attribute_count,
+    check_attribute_values,
+    check_join,
+    check_new_dynamic_group,
+    check_new_group,
+    check_searchable_attributes,
+    check_thing_attributes,
 )
+from sandbox.emulation.refusals import THING_TYPE_DELETE_WAIT_SECONDS, RefusedError, refuse
 from sandbox.emulation.registry import (
     RegistryEmulation,
     _find_group,
@@ -80,8 +85,7 @@ def _create_thing(
             resource_arn=existing.arn,
         )
     attributes = (attribute_payload or {}).get("attributes") or {}
-    if not thing_type_name and len(attributes) > UNTYPED_MAX_ATTRIBUTES:
-        raise refuse("untyped_thing_attributes", name=thing_name)
+    check_thing_attributes(thing_name, attributes, typed=bool(thing_type_name))  # quotas
     thing: FakeThing = _original("create_thing")(
         self, thing_name, thing_type_name, attribute_payload, billing_group_name
     )
@@ -99,18 +103,21 @@ def _update_thing(
     attribute_payload: dict[str, Any] | None,
     remove_thing_type: bool,
 ) -> None:
-    """UpdateThing: the version goes up by 1 (moto keeps 1); an untyped result with more than 3
-    attributes is refused (``REFUSALS``); publishes THING_EVENT UPDATED with the resulting
+    """UpdateThing: the version goes up by 1 (moto keeps 1); a result beyond the attribute
+    quotas is refused (``quotas``); publishes THING_EVENT UPDATED with the resulting
     attributes, and type association DELETED/CREATED when the type changes."""
     thing = self.describe_thing(thing_name)
     type_before = _thing_type_name(thing)
+    check_attribute_values((attribute_payload or {}).get("attributes") or {})
     saved = (thing.thing_type, dict(thing.attributes))
     _original("update_thing")(
         self, thing_name, thing_type_name, attribute_payload, remove_thing_type
     )
-    if thing.thing_type is None and len(thing.attributes) > UNTYPED_MAX_ATTRIBUTES:
+    try:
+        check_thing_attributes(thing_name, thing.attributes, typed=thing.thing_type is not None)
+    except RefusedError:
         thing.thing_type, thing.attributes = saved  # AWS refuses the whole call
-        raise refuse("untyped_thing_attributes", name=thing_name)
+        raise
     thing.version += 1
     _publish(self, lambda emu: emu.thing_event("UPDATED", thing))
     type_after = _thing_type_name(thing)
@@ -154,6 +161,7 @@ def _create_thing_type(
             resource_id=existing.thing_type_id,
             resource_arn=existing.arn,
         )
+    check_searchable_attributes(thing_type_name, thing_type_properties)  # quotas
     name, arn = _original("create_thing_type")(self, thing_type_name, thing_type_properties)
     thing_type = self.thing_types[arn]
     _publish(self, lambda emu: emu.thing_type_event("CREATED", thing_type))
@@ -220,9 +228,12 @@ def _create_thing_group(
     parent_group_name: str,
     thing_group_properties: dict[str, Any],
 ) -> tuple[str, str, str]:
-    """CreateThingGroup: publishes THING_GROUP_EVENT CREATED and, with a parent,
-    THING_GROUP_HIERARCHY_EVENT ADDED (the only way a hierarchy link is made)."""
+    """CreateThingGroup: a new group within the quotas (``quotas``); publishes
+    THING_GROUP_EVENT CREATED and, with a parent, THING_GROUP_HIERARCHY_EVENT ADDED (the only
+    way a hierarchy link is made)."""
     existed = _find_group(self, thing_group_name) is not None
+    if not existed:
+        check_new_group(self, thing_group_name, parent_group_name, thing_group_properties or {})
     result: tuple[str, str, str] = _original("create_thing_group")(
         self, thing_group_name, parent_group_name, thing_group_properties
     )
@@ -236,19 +247,19 @@ def _create_thing_group(
 
 
 def _apply_group_properties(group: FakeThingGroup, properties: Mapping[str, Any]) -> None:
+    """Within the attribute quotas (``quotas``), checked before anything changes."""
     payload = properties.get("attributePayload")
     if payload is not None:
         current = _group_attributes(group)
         given = payload.get("attributes") or {}
+        check_attribute_values(given)
         # An empty map changes nothing, merge or not: "AWS will simply ignore it"
         # (getmoto/moto#5318). Removing attributes takes merge=true and "" per key.
-        merged = (
-            current if not given else {**current, **given} if payload.get("merge") else dict(given)
-        )
+        merged = current if not given else {**current, **given} if payload.get("merge") else given
         # An empty value removes the key (AWS IoT API Reference, AttributePayload).
-        _group_properties(group)["attributePayload"] = {
-            "attributes": {key: value for key, value in merged.items() if value != ""}
-        }
+        attributes = {key: value for key, value in merged.items() if value != ""}
+        check_attribute_count(group.thing_group_name, attributes)
+        _group_properties(group)["attributePayload"] = {"attributes": attributes}
     if "thingGroupDescription" in properties:
         group.thing_group_properties["thingGroupDescription"] = properties["thingGroupDescription"]
 
@@ -299,9 +310,10 @@ def _create_dynamic_thing_group(
             resource_id=existing.thing_group_id,
             resource_arn=existing.arn,
         )
+    check_new_dynamic_group(self, thing_group_name, thing_group_properties)  # quotas
     group = FakeThingGroup(
         thing_group_name,
-        "",
+        None,  # type: ignore[arg-type]  # a root: moto lists roots by parent None
         dict(thing_group_properties or {}),
         self.account_id,
         self.region_name,
@@ -375,8 +387,8 @@ def _add_thing_to_thing_group(
 ) -> None:
     """AddThingToThingGroup (also reached from UpdateThingGroupsForThing): refused while the
     thing is in another group with the same parent (``REFUSALS``; deeper common ancestors are
-    not checked: the guide's "in other words" names the common parent); publishes
-    THING_GROUP_MEMBERSHIP_EVENT ADDED (ARNs only, a new membershipId) when the thing joins."""
+    not checked: the guide's "in other words" names the common parent) or in 10 (``quotas``);
+    publishes THING_GROUP_MEMBERSHIP_EVENT ADDED (ARNs only, a new membershipId) when the thing joins."""
     group = self._identify_thing_group(thing_group_name, thing_group_arn)
     thing = self._identify_thing(thing_name, thing_arn)
     was_member = thing.arn in group.things
@@ -395,6 +407,8 @@ def _add_thing_to_thing_group(
                 other=other.thing_group_name,
                 parent=parent,
             )
+    if not was_member:
+        check_join(self, thing, group)
     _original("add_thing_to_thing_group")(
         self, thing_group_name, thing_group_arn, thing_name, thing_arn
     )

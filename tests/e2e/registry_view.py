@@ -28,7 +28,9 @@ def registry_view(iot: Any) -> dict[str, Any]:
         props = group.get("thingGroupProperties") or {}
         groups[name] = (
             group["thingGroupMetadata"].get("parentGroupName"),
-            props.get("thingGroupDescription"),
+            # The replicator clears a description with "" (pipeline.iot): the same state as no
+            # description, as the snapshot reads it (reconcile.inventory).
+            props.get("thingGroupDescription") or None,
             (props.get("attributePayload") or {}).get("attributes") or {},
             group.get("queryString"),
         )

@@ -28,6 +28,10 @@ def _make_fleet(sandbox: Sandbox) -> None:
         thingGroupProperties={"attributePayload": {"attributes": {"city": "Paris"}}},
     )
     iot.create_thing_group(thingGroupName="floor-1", parentGroupName="building")
+    for region in (SOURCE, DESTINATION):  # dynamic groups need fleet indexing in both regions
+        sandbox.iot(region).update_indexing_configuration(
+            thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"}
+        )
     iot.create_dynamic_thing_group(thingGroupName="hot", queryString="attributes.temp:high")
     for i in range(3):
         iot.create_thing(

@@ -405,6 +405,10 @@ def test_dynamic_group_is_recognised_without_the_mapping_id(
 ) -> None:
     # Source: AWS IoT API Reference, DescribeThingGroup (queryString). Old code: an event
     # without dynamicGroupMappingId made a static group in the destination.
+    for iot in (pipeline.source, pipeline.destination):  # dynamic groups need fleet indexing
+        iot.update_indexing_configuration(
+            thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"}
+        )
     pipeline.source.create_dynamic_thing_group(thingGroupName="dyn", queryString="attributes.a:1")
     events = _events(registry_world)
     for event in events:

@@ -124,6 +124,7 @@ def test_aws_update_thing_group_honours_expected_version(box: Sandbox) -> None:
 
 def test_aws_dynamic_thing_groups_store_and_report_their_query(box: Sandbox) -> None:
     iot = box.iot(SOURCE)
+    iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"})
     created = iot.create_dynamic_thing_group(
         thingGroupName="dyn",
         queryString="attributes.floor:2",
