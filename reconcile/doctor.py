@@ -6,27 +6,33 @@ The pipeline needs what AWS leaves off by default:
 - fleet indexing in the destination wherever the source relies on it: dynamic thing groups
   "require fleet indexing enabled" (AWS IoT guide, "Dynamic thing groups":
   https://docs.aws.amazon.com/iot/latest/developerguide/dynamic-thing-groups.html), so a
-  dynamic group replicated into a region without the index (or without the custom fields its
-  query uses) cannot work there.
+  dynamic group replicated into a region without the index is refused there (and one whose
+  query uses what the destination does not index matches nothing). With dynamic groups in the
+  source, a destination index that is off or narrower is an error; without, only a warning
+  (fleet-index queries answer differently after a failover, the pipeline is not affected).
 
-``findings`` is the pure comparison; ``doctor_command`` reads both regions and prints what to
-fix. Exit codes like the audit's: 0 nothing to fix, 1 something to fix, 2 error (one line
-naming the region, as every command's).
+``findings`` is the pure comparison; ``dynamic_thing_groups`` lists the source's dynamic groups;
+``doctor_command`` reads both regions and prints what to fix. Exit codes like the audit's: 0
+nothing to fix, 1 something to fix, 2 error (one line naming the region, as every command's).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import click
 
+from pipeline.aws import AwsCalls
 from pipeline.eventconfig import REGISTRY_EVENT_TYPES, describe_events, indexing_configuration
 from reconcile.context import EXIT_DRIFT, EXIT_IN_SYNC, Factory, in_region, pass_factory
 from reconcile.options import Regions, region_options
 
 Level = Literal["error", "warning"]
+
+# This module's calls (one command's worth per process).
+_AWS = AwsCalls()
 
 # GetIndexingConfiguration modes, from off to the widest (AWS IoT API Reference,
 # ThingIndexingConfiguration).
@@ -51,9 +57,11 @@ def findings(
     target: str,
     events: Mapping[str, Mapping[str, bool]],
     indexing: Mapping[str, Mapping[str, Any]],
+    dynamic_groups: Sequence[str] = (),
 ) -> list[Finding]:
     """What stands between this configuration and a working pipeline (``events`` and
-    ``indexing`` by region: DescribeEventConfigurations and GetIndexingConfiguration)."""
+    ``indexing`` by region: DescribeEventConfigurations and GetIndexingConfiguration;
+    ``dynamic_groups``: the source's, ``dynamic_thing_groups``)."""
     found: list[Finding] = []
     off = [t for t in REGISTRY_EVENT_TYPES if not events[source].get(t, False)]
     if off:
@@ -75,12 +83,18 @@ def findings(
                 f"iot-crr enable-events --region {target}",
             )
         )
-    found.extend(_indexing_findings(source, target, indexing[source], indexing[target]))
+    found.extend(
+        _indexing_findings(source, target, indexing[source], indexing[target], dynamic_groups)
+    )
     return found
 
 
 def _indexing_findings(
-    source: str, target: str, src: Mapping[str, Any], dst: Mapping[str, Any]
+    source: str,
+    target: str,
+    src: Mapping[str, Any],
+    dst: Mapping[str, Any],
+    dynamic_groups: Sequence[str],
 ) -> list[Finding]:
     found: list[Finding] = []
     src_things = src.get("thingIndexingConfiguration") or {}
@@ -88,14 +102,25 @@ def _indexing_findings(
     src_mode = str(src_things.get("thingIndexingMode") or "OFF")
     dst_mode = str(dst_things.get("thingIndexingMode") or "OFF")
     fix = f"aws iot update-indexing-configuration --region {target} ..."
-    if _rank(dst_mode) < _rank(src_mode):
+    # Dynamic groups need thing indexing on, whatever the source says (a source cannot hold
+    # them without it; a lenient emulation could).
+    wanted_mode = max(src_mode, "REGISTRY", key=_rank) if dynamic_groups else src_mode
+    level: Level = "error" if dynamic_groups else "warning"
+    if dynamic_groups:
+        shown = ", ".join(dynamic_groups[:3]) + (", ..." if len(dynamic_groups) > 3 else "")
+        effect = (
+            f"the source's {len(dynamic_groups)} dynamic thing group(s) ({shown}) cannot be "
+            "created or evaluated here"
+        )
+    else:
+        effect = "fleet-index queries answer differently here after a failover"
+    if _rank(dst_mode) < _rank(wanted_mode):
         found.append(
             Finding(
-                "error",
+                level,
                 target,
-                f"fleet indexing thingIndexingMode={dst_mode}, the source has {src_mode}: "
-                "dynamic thing groups cannot be created or evaluated here",
-                f"{fix} (thingIndexingMode={src_mode})",
+                f"fleet indexing thingIndexingMode={dst_mode}, the source has {src_mode}: {effect}",
+                f"{fix} (thingIndexingMode={wanted_mode})",
             )
         )
     for mode in _OPTIONAL_MODES:
@@ -103,7 +128,7 @@ def _indexing_findings(
         if wanted != "OFF" and have == "OFF":
             found.append(
                 Finding(
-                    "error",
+                    level,
                     target,
                     f"fleet indexing {mode}=OFF, the source has {wanted}: queries using it "
                     "match nothing here",
@@ -116,7 +141,7 @@ def _indexing_findings(
     if missing:
         found.append(
             Finding(
-                "error",
+                level,
                 target,
                 f"custom index fields missing: {', '.join(missing)}",
                 f"{fix} (customFields as in {source})",
@@ -145,6 +170,33 @@ def _custom_fields(configuration: Mapping[str, Any]) -> set[tuple[str, str]]:
         (str(field.get("name")), str(field.get("type")))
         for field in configuration.get("customFields") or []
     }
+
+
+def dynamic_thing_groups(iot_client: Any) -> list[str]:
+    """The region's dynamic thing groups. They are never part of a hierarchy (AWS IoT guide,
+    "Dynamic thing groups"), so only root groups are described: ListThingGroups with
+    ``recursive`` false ("If true, return child groups as well", AWS IoT API Reference), then
+    DescribeThingGroup, whose ``queryString`` marks a dynamic group."""
+    groups: list[str] = []
+    token: str | None = None
+    while True:
+        page = _AWS(
+            "ListThingGroups",
+            iot_client.list_thing_groups,
+            recursive=False,
+            maxResults=250,
+            **({"nextToken": token} if token else {}),
+        )
+        for listed in page.get("thingGroups", []):
+            name = str(listed["groupName"])
+            described = _AWS.maybe(
+                "DescribeThingGroup", iot_client.describe_thing_group, thingGroupName=name
+            )
+            if described is not None and described.get("queryString"):
+                groups.append(name)
+        token = page.get("nextToken")
+        if not token:
+            return sorted(groups)
 
 
 def render(source: str, target: str, found: list[Finding]) -> str:
@@ -177,7 +229,9 @@ def doctor_command(factory: Factory, regions: Regions) -> None:
             iot = factory.aws_client("iot", region)
             events[region] = describe_events(iot)
             indexing[region] = indexing_configuration(iot)
-    found = findings(source, target, events, indexing)
+    with in_region(source):
+        dynamic = dynamic_thing_groups(factory.aws_client("iot", source))
+    found = findings(source, target, events, indexing, dynamic)
     click.echo(render(source, target, found))
     to_fix = any(f.level == "error" for f in found)
     raise click.exceptions.Exit(EXIT_DRIFT if to_fix else EXIT_IN_SYNC)

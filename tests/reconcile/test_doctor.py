@@ -43,18 +43,44 @@ def test_destination_without_events_is_only_a_warning() -> None:
     assert finding.level == "warning"
 
 
+_WIDE = _indexing(
+    "REGISTRY_AND_SHADOW",
+    thingConnectivityIndexingMode="STATUS",
+    customFields=[{"name": "attributes.floor", "type": "Number"}],
+)
+
+
 def test_narrower_destination_index_and_missing_custom_fields_are_errors() -> None:
-    source = _indexing(
-        "REGISTRY_AND_SHADOW",
-        thingConnectivityIndexingMode="STATUS",
-        customFields=[{"name": "attributes.floor", "type": "Number"}],
-    )
-    found = findings("a", "b", {"a": ON, "b": ON}, {"a": source, "b": _indexing("REGISTRY")})
+    indexing = {"a": _WIDE, "b": _indexing("REGISTRY")}
+    found = findings("a", "b", {"a": ON, "b": ON}, indexing, dynamic_groups=["hot"])
     problems = " | ".join(f.problem for f in found)
     assert [f.level for f in found] == ["error", "error", "error"]
     assert "thingIndexingMode=REGISTRY" in problems
     assert "thingConnectivityIndexingMode=OFF" in problems
     assert "attributes.floor:Number" in problems
+    assert "dynamic thing group(s) (hot)" in problems
+
+
+def test_a_narrower_index_without_dynamic_groups_is_only_a_warning() -> None:
+    # Nothing of the pipeline needs the destination's index then (issue 22, item 6).
+    found = findings("a", "b", {"a": ON, "b": ON}, {"a": _WIDE, "b": _indexing("REGISTRY")})
+    assert [f.level for f in found] == ["warning", "warning", "warning"]
+
+
+def test_dynamic_groups_with_the_destination_index_off_are_an_error_naming_them() -> None:
+    # Issue 22, item 6: a lenient sandbox held dynamic groups with fleet indexing off in both
+    # regions and the doctor said ready. Dynamic groups need thing indexing in the destination
+    # whatever the source's configuration says.
+    dynamic = ["cold", "hot", "warm", "windy"]
+    for source_mode in ("OFF", "REGISTRY"):
+        indexing = {"a": _indexing(source_mode), "b": _indexing("OFF")}
+        (finding,) = findings("a", "b", {"a": ON, "b": ON}, indexing, dynamic_groups=dynamic)
+        assert (finding.level, finding.region) == ("error", "b")
+        assert "4 dynamic thing group(s) (cold, hot, warm, ...)" in finding.problem
+        assert finding.fix.endswith("(thingIndexingMode=REGISTRY)")
+        assert "to fix" in render("a", "b", [finding])
+    indexing = {"a": _indexing("REGISTRY"), "b": _indexing("REGISTRY")}
+    assert findings("a", "b", {"a": ON, "b": ON}, indexing, dynamic_groups=dynamic) == []
 
 
 def test_the_command_reads_the_regions_as_every_command_and_names_the_region_of_an_error(

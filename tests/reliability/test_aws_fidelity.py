@@ -457,6 +457,10 @@ def test_doctor_says_what_to_fix_before_dynamic_groups_can_work(pipeline: LocalP
     pipeline.source.update_indexing_configuration(
         thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"}
     )
+    # The doctor lists the source's dynamic groups (root groups only: never in a hierarchy).
+    pipeline.source.create_thing_group(thingGroupName="site")
+    pipeline.source.create_thing_group(thingGroupName="floor", parentGroupName="site")
+    pipeline.source.create_dynamic_thing_group(thingGroupName="hot", queryString="attributes.t:1")
     client: Callable[..., Any] = lambda service, region, **_: (  # noqa: E731
         WithEvents(pipeline.source, True)
         if region == SRC
@@ -467,6 +471,7 @@ def test_doctor_says_what_to_fix_before_dynamic_groups_can_work(pipeline: LocalP
     result = runner.invoke(main, args, obj=Factory(client=client))
     assert result.exit_code == 1, result.output
     assert "thingIndexingMode=OFF" in result.output
+    assert "1 dynamic thing group(s) (hot)" in result.output
     pipeline.destination.update_indexing_configuration(
         thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"}
     )
