@@ -1,7 +1,7 @@
-"""``python -m bench`` (``make bench``): run B1, B2 and B3, save their JSON, write the table.
+"""``python -m bench`` (``make bench``): run B1 to B4, save their JSON, write the table.
 
 ``--quick`` runs every benchmark at small N (the reliability suite's smoke test uses it so the
-benchmark code cannot rot); ``--only diff,snapshot,replicator`` picks some; ``--out`` changes
+benchmark code cannot rot); ``--only diff,snapshot,replicator,ignore`` picks some; ``--out`` changes
 the results directory. ``bench/results/README.md`` is rewritten from whatever full (non-quick)
 results are in the directory, so running one benchmark keeps the others' rows.
 """
@@ -14,13 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import diff_bench, replicator_bench, snapshot_bench
+from bench import diff_bench, ignore_bench, replicator_bench, snapshot_bench
 from bench.common import RESULTS, machine
 
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "diff": diff_bench.run,
     "snapshot": snapshot_bench.run,
     "replicator": replicator_bench.run,
+    "ignore": ignore_bench.run,
 }
 
 
@@ -42,7 +43,8 @@ def results_table(out_dir: Path, quick: bool = False) -> str:
     diff = _load(out_dir, f"diff{suffix}")
     snap = _load(out_dir, f"snapshot{suffix}")
     repl = _load(out_dir, f"replicator{suffix}")
-    any_result = diff or snap or repl
+    ignore = _load(out_dir, f"ignore{suffix}")
+    any_result = diff or snap or repl or ignore
     info = any_result["machine"] if any_result else machine()
     lines = [
         "# Benchmark results" + (" (quick run)" if quick else ""),
@@ -115,6 +117,19 @@ def results_table(out_dir: Path, quick: bool = False) -> str:
                 f"| B3 sandbox throughput | events/s end to end | (informative) | "
                 f"not measured: {sandbox.get('reason')} | - |"
             )
+    if ignore:
+        extra = ignore["targets"]["extra_at_largest"]
+        per_1000 = ignore["targets"]["linear_in_rules"]["seconds_per_1000_rules"]
+        sizes = " / ".join(f"{s['rules']:,}" for s in ignore["sizes"])
+        lines += [
+            f"| B4 ignore rules | time {extra['rules']:,} exact-name rules add to a "
+            f"{ignore['things']}-thing first-run audit (load, filter, the plan's field checks) | "
+            f"≤ {extra['target_seconds']} s | {extra['seconds']} s (load average "
+            f"{ignore['machine']['load_average_1m']} at its start) | {_mark(extra['met'])} |",
+            f"| B4 ignore rules | seconds per 1,000 rules at {sizes} rules | flat (≤ 2x) | "
+            f"{' / '.join(str(p) for p in per_1000)} | "
+            f"{_mark(ignore['targets']['linear_in_rules']['met'])} |",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -17,14 +17,21 @@ names are ``thing#group``. Examples: ``thing:test-*``, ``thing:*:attributes.last
 ``membership:*#staging-*``, ``*:tmp-*``. Names may contain ``:``; a trailing ``:part`` is read
 as a field glob only when it can match a state field (so ``thing:plant:line-*`` is a name glob,
 while ``thing:plant:*`` means every field of ``plant``).
+
+Matching costs one dict lookup per entity for the rules without a glob in their name, plus one
+compiled pattern per rule whose name is a glob (``IgnoreRules.candidates``): linear in rules +
+drifts, however many exact names a file lists (issue 22: 200,000 names used to cost each drift
+200,000 glob matches). Every glob is compiled once.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+import functools
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import InitVar, dataclass, field
+from fnmatch import translate
 from pathlib import Path
 
 from pipeline.errors import PermanentError
@@ -36,6 +43,26 @@ DEFAULT_FILE = ".iotdriftignore"
 _ALIASES = {spec.alias: kind.value for kind, spec in ENTITIES.items() if spec.alias is not None}
 _KINDS = tuple(kind.value for kind in EntityKind)
 _FIELDS = frozenset(f for names in STATE_FIELDS.values() for f in names)
+_GLOB_CHARACTER = re.compile(r"[*?\[]")
+
+
+def _is_glob(pattern: str) -> bool:
+    return _GLOB_CHARACTER.search(pattern) is not None
+
+
+@functools.lru_cache(maxsize=1024)
+def _matcher(glob: str) -> Callable[[str], bool]:
+    """``fnmatch.fnmatchcase(text, glob)`` as a function compiled once: the rules keep theirs
+    (the index, ``IgnoreRule.matches_field``), so a glob is compiled once per rule however many
+    drifts it meets (fnmatch's own cache recompiles beyond 32,768 patterns)."""
+    match = re.compile(translate(glob)).match
+    return lambda text: match(text) is not None
+
+
+@functools.cache
+def _kinds(entity: str) -> tuple[EntityKind, ...]:
+    """The entity kinds an entity glob (or kind value) names."""
+    return tuple(kind for kind in EntityKind if _matcher(entity)(kind.value))
 
 
 class IgnorePatternError(PermanentError):
@@ -70,7 +97,7 @@ class IgnoreRule:
         if not sep or not entity or not rest:
             raise IgnorePatternError(text, "expected entity:name-glob[:field-glob]", origin)
         entity = _ALIASES.get(entity, entity)
-        if not any(fnmatchcase(kind, entity) for kind in _KINDS):
+        if not _kinds(entity):
             raise IgnorePatternError(
                 text,
                 f"entity matches none of {', '.join(_KINDS)} (or {', '.join(_ALIASES)})",
@@ -82,12 +109,50 @@ class IgnoreRule:
         head, colon, tail = rest.rpartition(":")
         if colon and head and tail:
             root = tail.split(".", 1)[0]
-            if any(fnmatchcase(f, root) for f in _FIELDS):
+            if root in _FIELDS or (_is_glob(root) and any(map(_matcher(root), _FIELDS))):
                 name, field = head, tail
         return cls(entity=entity, name=name, field=field, text=pattern)
 
-    def matches_entity(self, entity: EntityKind, name: str) -> bool:
-        return fnmatchcase(entity.value, self.entity) and fnmatchcase(name, self.name)
+    def matches_field(self, field_name: str | None) -> bool:
+        """Whether the rule drops ``field_name`` of a drift it names (None: the whole drift)."""
+        if self.field is None:
+            return True
+        return field_name is not None and self._field_matcher(field_name)
+
+    @functools.cached_property
+    def _field_matcher(self) -> Callable[[str], bool]:
+        return _matcher(self.field or "")
+
+
+@dataclass(frozen=True)
+class _Index:
+    """Rules by what they name: exact names in a dict, name globs compiled, per entity kind."""
+
+    exact: dict[EntityKind, dict[str, list[IgnoreRule]]]
+    globs: dict[EntityKind, list[tuple[Callable[[str], bool], IgnoreRule]]]
+
+    @classmethod
+    def of(cls, rules: Iterable[IgnoreRule]) -> _Index:
+        exact: dict[EntityKind, dict[str, list[IgnoreRule]]] = {}
+        globs: dict[EntityKind, list[tuple[Callable[[str], bool], IgnoreRule]]] = {}
+        for rule in rules:
+            glob = _matcher(rule.name) if _is_glob(rule.name) else None
+            for kind in _kinds(rule.entity):
+                if glob is not None:
+                    globs.setdefault(kind, []).append((glob, rule))
+                    continue
+                by_name = exact.setdefault(kind, {})
+                same = by_name.get(rule.name)
+                if same is None:
+                    by_name[rule.name] = [rule]
+                else:
+                    same.append(rule)
+        return cls(exact, globs)
+
+    def candidates(self, entity: EntityKind, name: str) -> list[IgnoreRule]:
+        found = list(self.exact.get(entity, {}).get(name, ()))
+        found.extend(rule for matches, rule in self.globs.get(entity, ()) if matches(name))
+        return found
 
 
 @dataclass(frozen=True)
@@ -100,12 +165,17 @@ class IgnoreRules:
 
     patterns: tuple[str, ...] = ()
     sources: tuple[tuple[str, int], ...] = field(default=(), compare=False)
+    # The patterns already parsed, in order (``from_file``, ``__add__``): parsed once only.
+    parsed: InitVar[tuple[IgnoreRule, ...] | None] = None
     rules: tuple[IgnoreRule, ...] = field(init=False, repr=False, compare=False)
+    _index: _Index = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, parsed: tuple[IgnoreRule, ...] | None) -> None:
         patterns = tuple(p.strip() for p in self.patterns if p.strip())
         object.__setattr__(self, "patterns", patterns)
-        object.__setattr__(self, "rules", tuple(IgnoreRule.parse(p) for p in patterns))
+        rules = parsed if parsed is not None else tuple(IgnoreRule.parse(p) for p in patterns)
+        object.__setattr__(self, "rules", rules)
+        object.__setattr__(self, "_index", _Index.of(rules))
 
     @classmethod
     def from_patterns(cls, patterns: Iterable[str], origin: str = "--ignore") -> IgnoreRules:
@@ -122,6 +192,7 @@ class IgnoreRules:
         as ``path:line``."""
         path = Path(path)
         patterns: list[str] = []
+        parsed: list[IgnoreRule] = []
         read = True
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
@@ -136,13 +207,20 @@ class IgnoreRules:
             # Only whole-line comments: '#' is also the membership name separator.
             if not stripped or stripped.startswith("#"):
                 continue
-            IgnoreRule.parse(stripped, f"{path}:{number}")  # fail here, with the line number
+            parsed.append(IgnoreRule.parse(stripped, f"{path}:{number}"))  # with its line
             patterns.append(stripped)
-        from_file = cls(tuple(patterns), ((str(path.resolve()), len(patterns)),) if read else ())
-        return from_file + cls.from_patterns(extra)
+        sources = ((str(path.resolve()), len(patterns)),) if read else ()
+        options = cls.from_patterns(extra)
+        return cls(
+            tuple(patterns) + options.patterns,
+            sources + options.sources,
+            tuple(parsed) + options.rules,
+        )
 
     def __add__(self, other: IgnoreRules) -> IgnoreRules:
-        return IgnoreRules(self.patterns + other.patterns, self.sources + other.sources)
+        return IgnoreRules(
+            self.patterns + other.patterns, self.sources + other.sources, self.rules + other.rules
+        )
 
     def describe(self) -> str:
         """``ignore rules: 2 from /repo/.iotdriftignore, 1 from --ignore``; "" when none was
@@ -155,19 +233,19 @@ class IgnoreRules:
     def __bool__(self) -> bool:
         return bool(self.rules)
 
+    def candidates(self, entity: EntityKind, name: str) -> list[IgnoreRule]:
+        """The rules that name this entity (whole, or some of its fields): the rules with its
+        exact name, found by one lookup, and the name globs that match it."""
+        return self._index.candidates(entity, name)
+
     def ignores(self, entity: EntityKind, name: str, field: str | None = None) -> bool:
         """Whether a drift (``field=None``) or one of its fields is ignored."""
-        for rule in self.rules:
-            if not rule.matches_entity(entity, name):
-                continue
-            if rule.field is None or (field is not None and fnmatchcase(field, rule.field)):
-                return True
-        return False
+        return any(rule.matches_field(field) for rule in self.candidates(entity, name))
 
     def filter(self, drifts: Iterable[Drift]) -> Iterator[Drift]:
         """The drifts that remain visible, with ignored detail fields removed."""
         for drift in drifts:
-            relevant = [r for r in self.rules if r.matches_entity(drift.entity, drift.name)]
+            relevant = self.candidates(drift.entity, drift.name)
             if not relevant:
                 yield drift
                 continue
@@ -176,7 +254,7 @@ class IgnoreRules:
             details = {
                 key: values
                 for key, values in drift.details.items()
-                if not any(fnmatchcase(key, r.field or "") for r in relevant)
+                if not any(r.matches_field(key) for r in relevant)
             }
             if details == drift.details:
                 yield drift

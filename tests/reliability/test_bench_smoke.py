@@ -34,7 +34,7 @@ def test_quick_bench_writes_every_result_and_the_table(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    for name in ("diff_quick", "snapshot_quick", "replicator_quick"):
+    for name in ("diff_quick", "snapshot_quick", "replicator_quick", "ignore_quick"):
         result = json.loads((tmp_path / f"{name}.json").read_text())
         assert result["machine"]["cpu_count"] >= 1
         assert result["targets"], name
@@ -42,7 +42,7 @@ def test_quick_bench_writes_every_result_and_the_table(tmp_path: Path) -> None:
     diff = json.loads((tmp_path / "diff_quick.json").read_text())
     assert diff["engine"][-1]["changed_rows_explained"] > 0
     table = (tmp_path / "README.quick.md").read_text()
-    for row in ("B1 diff engine", "B2 snapshot cost", "B3 replicator cost"):
+    for row in ("B1 diff engine", "B2 snapshot cost", "B3 replicator cost", "B4 ignore rules"):
         assert row in table
 
 
