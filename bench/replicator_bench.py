@@ -4,7 +4,7 @@ and how many events per second the whole sandbox pipeline moves.
 Part 1 runs in process on moto (``sandbox.inprocess.LocalPipeline``): for each kind, K changes
 are persisted into the state table and the stream is drained through the sandbox's event source
 mapping → ``pipeline.replicate.handle_batch`` (Powertools' batch processor) →
-``pipeline.converge.Converger``; ``IotRegistry.calls`` counts every IoT call. Target: at most 2 calls on average for a thing update (describe +
+``pipeline.converge.Converger``; ``Iot.calls`` counts every IoT call. Target: at most 2 calls on average for a thing update (describe +
 update).
 
 Part 2 runs the sandbox (``sandbox.stack.Sandbox``: moto server, registry-event emulation, the
@@ -27,7 +27,8 @@ from typing import Any
 from unittest import mock
 
 from bench.common import RESULTS, save
-from pipeline.model import Change, EntityKind, Origin, membership_name
+from pipeline.kinds.links import membership_name
+from pipeline.model import Change, EntityKind, Origin
 
 TARGET_THING_UPDATE = 2.0
 SRC = "us-east-1"

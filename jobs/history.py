@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.kinds.links import membership_groups
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, LOSS_POINTS
 
 ITEM_KEY = ["entity", "name", "kind"]
@@ -222,7 +223,7 @@ def most_drifted_groups(
     drifted memberships of the group, and drift of the group entity itself."""
     thing_drift = items.loc[items["entity"] == "thing", ["name"]].rename(columns={"name": "thing"})
     members = thing_drift.merge(memberships, on="thing", how="inner")["group"].value_counts()
-    links = items.loc[items["entity"] == "membership", "name"].str.split("#", n=1).str[1]
+    links = membership_groups(items.loc[items["entity"] == "membership", "name"])
     ranked = pd.concat(
         [
             members.rename("drifted_members"),

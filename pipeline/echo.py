@@ -36,7 +36,8 @@ stale (``overwritten``). A delete needs it most: it carries no content, so an op
 of an entity re-created after the replicator deleted it agrees with the replicator's expectation.
 
 The decision is pure (``pipeline.state.decide`` calls ``is_echo``); ``pipeline.statetable`` reads
-the ledger with the item (one BatchGetItem) and the replicator appends to it (``StateTable.record_expectations``).
+the ledger with the item (one BatchGetItem, ``keys_to_read``) and the replicator appends to it
+(``StateTable.ledger``, an ``EchoLedger``).
 Assumption: the replicator's clock and the registry's event timestamps agree to within the time
 between two replications of the same entity (both are AWS clocks; no AWS document bounds it).
 """
@@ -49,6 +50,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.errors import EventValidationError
 from pipeline.model import Change, Item
 
 LEDGER_PREFIX = "ECHO"
@@ -95,6 +97,35 @@ def ledger_key(region: str, entity_key: str) -> str:
     """The ledger's key: per region (each region's replicator writes only its own) and entity.
     Its prefix is no entity kind's, so the replicator skips it as bookkeeping."""
     return f"{LEDGER_PREFIX}#{region}#{entity_key}"
+
+
+def keys_to_read(change: Change) -> list[str]:
+    """The item, and for a registry event its region's ledger (read together, one BatchGetItem)."""
+    if change.corrective:
+        return [change.key]
+    return [change.key, ledger_key(change.origin.region, change.key)]
+
+
+def expectations_of(record: Mapping[str, Any] | None) -> list[Expectation]:
+    """A stored ledger's expectations (``None``: no ledger yet)."""
+    entries = (record or {}).get("entries") or []
+    if not isinstance(entries, list):
+        raise EventValidationError("entries", "the echo ledger must hold a list")
+    return [Expectation.from_record(entry) for entry in entries]
+
+
+def ledger_for(
+    records: Mapping[str, Mapping[str, Any] | None], change: Change
+) -> tuple[list[Expectation], int]:
+    """The ledger ``decide`` weighs ``change`` against, among ``records`` read with
+    ``keys_to_read``: none for a corrective change."""
+    if change.corrective:
+        return [], 0
+    record = records.get(ledger_key(change.origin.region, change.key))
+    mark = (record or {}).get("echoed_ms", 0)
+    if isinstance(mark, bool) or not isinstance(mark, int):
+        raise EventValidationError("echoed_ms", "the echo mark must be a number")
+    return expectations_of(record), mark
 
 
 def record(

@@ -6,6 +6,8 @@ Every hop that takes an event in does it in two steps, each once:
   and refuse a timestamp from the future (``check_not_future``). The persist Lambda admits each
   event it is given (``pipeline.persist``); reconciliation admits each corrective event it is
   about to emit (``reconcile.emit``), so it never emits one persist would refuse.
+- ``look_up``: where an event leaves something out (a dynamic group's query, a certificate's
+  PEM), its kind reads it in the origin region (the change's ``lookup``).
 - ``persist_change`` / ``persist_changes``: write an admitted change if it moves the entity's
   desired state forward (``pipeline.state``), as a conditional write (``pipeline.statetable``).
 
@@ -16,16 +18,18 @@ the table for large backfills, imports no handler (and no handler's logger or me
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from itertools import groupby
 from typing import Any
 
 from pipeline.clock import now_ms
 from pipeline.events import parse_event
-from pipeline.iot import IotRegistry
-from pipeline.model import Change, EntityKind, Origin, entity_key, split_membership_name
+from pipeline.iot import Iot
+from pipeline.kinds import KINDS
+from pipeline.kinds.links import split_membership_name
+from pipeline.kinds.membership import is_dynamic
+from pipeline.model import Change, EntityKind, Item, Origin
 from pipeline.state import Outcome, check_not_future
-from pipeline.statetable import PersistResult, StateTable, item_from_record
+from pipeline.statetable import PersistResult, StateTable
 
 
 def admit(payload: Mapping[str, Any], *, region: str, now: int | None = None) -> Change:
@@ -48,7 +52,7 @@ def persist_change(table: StateTable, change: Change) -> PersistResult:
     chain now rather than wait for the parents' own events or the nightly run.
     """
     if change.kind is EntityKind.MEMBERSHIP:
-        skipped = _skipped_if_dynamic(change, table.get_raw(_group_key(change)))
+        skipped = _skipped_if_dynamic(change, table.get(EntityKind.THING_GROUP, _group(change)))
         if skipped is not None:
             return skipped
     for stub in ancestor_stubs(change):
@@ -86,24 +90,21 @@ def _path(change: Change) -> str:
 
 
 def _persist_memberships(table: StateTable, memberships: list[Change]) -> list[PersistResult]:
-    groups = table.get_many(_group_key(change) for change in memberships)
-    skipped = [_skipped_if_dynamic(change, groups[_group_key(change)]) for change in memberships]
+    groups = table.get_items(EntityKind.THING_GROUP, (_group(change) for change in memberships))
+    skipped = [_skipped_if_dynamic(change, groups[_group(change)]) for change in memberships]
     applied = iter(
         table.apply_many([c for c, skip in zip(memberships, skipped, strict=True) if skip is None])
     )
     return [skip if skip is not None else next(applied) for skip in skipped]
 
 
-def _group_key(membership: Change) -> str:
-    return entity_key(EntityKind.THING_GROUP, split_membership_name(membership.name)[1])
+def _group(membership: Change) -> str:
+    return split_membership_name(membership.name)[1]
 
 
-def _skipped_if_dynamic(
-    membership: Change, group_record: Mapping[str, Any] | None
-) -> PersistResult | None:
+def _skipped_if_dynamic(membership: Change, group: Item | None) -> PersistResult | None:
     """A dynamic group's membership is never stored: each region's fleet index computes it."""
-    group = item_from_record(group_record) if group_record else None
-    if group is not None and group.state.get("query"):
+    if is_dynamic(group):
         return PersistResult(
             Outcome.SKIPPED, membership.key, "membership of a dynamic group is not replicated"
         )
@@ -127,14 +128,10 @@ def ancestor_stubs(change: Change) -> list[Change]:
     return stubs
 
 
-def resolve_dynamic_query(change: Change, iot: IotRegistry) -> Change:
-    """Whether a group is dynamic, and its query, only the origin region's registry says
-    (DescribeThingGroup's ``queryString``): the event's ``dynamicGroupMappingId`` is
-    undocumented."""
-    if not change.lookup_query:
+def look_up(change: Change, iot: Iot) -> Change | None:
+    """``change`` completed with what its ``lookup`` asks for, read in its origin region by its
+    kind (a dynamic group's query, a certificate's PEM and status, a policy version's
+    document); ``None`` when the entity is gone since (its delete follows)."""
+    if change.lookup is None:
         return change
-    described = iot.describe_thing_group(change.name)
-    fields = dict(change.fields)
-    # A group deleted since the event has no query to read; its DELETED event follows.
-    fields["query"] = described["query"] if described else None
-    return replace(change, fields=fields, lookup_query=False)
+    return KINDS[change.kind].resolve(iot, change)

@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 
 from pipeline.converge import Converger, build_converger
 from pipeline.errors import CrrError, RetryableError
+from pipeline.kinds import thing_type
 from pipeline.settings import load_settings
 
 logger = Logger(service="iot-crr-pending")
@@ -26,14 +27,13 @@ def finish_due(converger: Converger, *, now: float) -> dict[str, list[str]]:
 
     Each type on its own: one type's failure never stops the other due deletions."""
     done: dict[str, list[str]] = {"deleted": [], "waiting": [], "retry": [], "failed": []}
-    prefix = f"PENDING#TYPEDELETE#{converger.region}#"
-    for record in converger.table.scan_prefix(prefix):
-        name = str(record["name"])
-        if int(record.get("delete_after", 0)) > now:
+    for due in thing_type.pending_deletions(converger):
+        name = due.name
+        if due.delete_after > now:
             done["waiting"].append(name)
             continue
         try:
-            converger.finish_type_deletion(name)
+            thing_type.finish_deletion(converger, name)
         except RetryableError as error:
             logger.warning(
                 "type deletion deferred again", extra={"type": name, "reason": str(error)}

@@ -2,7 +2,8 @@
 
 The task the persist state machine runs for each event the IoT rule delivers (and for each
 corrective event reconciliation emits). Admit (parse, refuse a timestamp from the future) →
-(for dynamic groups, look the query up in the origin region) → decide and conditionally write:
+(where the event leaves something out, read it in the origin region: the change's ``lookup``,
+which its kind resolves) → decide and conditionally write:
 the rules are ``pipeline.ingest``'s, this is the Lambda handler. Bad input raises a
 ``PermanentError`` that the state machine routes to its failure queue; throttling raises a
 ``RetryableError`` it retries.
@@ -18,13 +19,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pipeline import aws
 from pipeline.clock import now_ms
 from pipeline.cloudtrail import Skipped, is_cloudtrail_event, parse_cloudtrail_event
-from pipeline.control import control_change
 from pipeline.errors import EventValidationError
-from pipeline.ingest import admit, persist_change, resolve_dynamic_query
-from pipeline.iot import IotRegistry
+from pipeline.ingest import admit, look_up, persist_change
+from pipeline.iot import Iot
 from pipeline.model import Change
-from pipeline.security import IotSecurity
-from pipeline.settings import load_settings
+from pipeline.settings import Settings, load_settings
 from pipeline.state import FutureTimestampError, check_not_future
 from pipeline.statetable import StateTable
 
@@ -54,9 +53,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # One value per invocation, 0 included, so an alarm on the sum has a baseline: a bad
         # clock or a forged event is worth an alarm, not just one record in the failure queue.
         metrics.add_metric(name=FUTURE_TIMESTAMP_METRIC, unit=MetricUnit.Count, value=refused)
-    if change.lookup_query:
-        change = resolve_dynamic_query(change, IotRegistry(aws.client("iot", settings.region)))
-    return _persist(settings.state_table, settings.region, change)
+    return _looked_up_and_persisted(settings, change, str(event.get("eventType")))
 
 
 def _control_plane_call(event: dict[str, Any]) -> dict[str, Any]:
@@ -81,14 +78,20 @@ def _control_plane_call(event: dict[str, Any]) -> dict[str, Any]:
             f"a call in {result.origin.region} reached persist in {settings.region}",
         )
     check_not_future("detail.eventTime", result.origin.timestamp_ms, now_ms())
-    change = control_change(result, IotSecurity(aws.client("iot", settings.region)))
-    if change is None:
-        return {
-            "outcome": "skipped",
-            "key": "",
-            "reason": f"{result.event_name}: {result.kind.value} {result.name} is gone since; "
-            "its delete call follows",
-        }
+    return _looked_up_and_persisted(settings, result, str(event["detail"]["eventName"]))
+
+
+def _looked_up_and_persisted(settings: Settings, change: Change, event_name: str) -> dict[str, Any]:
+    if change.lookup is not None:
+        resolved = look_up(change, Iot(aws.client("iot", settings.region)))
+        if resolved is None:
+            return {
+                "outcome": "skipped",
+                "key": "",
+                "reason": f"{event_name}: {change.kind.value} {change.name} is gone since; "
+                "its delete call follows",
+            }
+        change = resolved
     return _persist(settings.state_table, settings.region, change)
 
 

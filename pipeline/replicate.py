@@ -26,16 +26,13 @@ from pipeline import aws, echo
 from pipeline.converge import Converger, Result, build_converger
 from pipeline.errors import EventValidationError, PermanentError
 from pipeline.failures import FailureSink
-from pipeline.model import EntityKind, entity_key, parse_key, split_membership_name
+from pipeline.kinds.links import split_membership_name
+from pipeline.model import EntityKind, entity_key, parse_key
 from pipeline.settings import Settings, load_settings
 from pipeline.statetable import item_from_image
 
 logger = Logger(service="iot-crr-replicator")
 metrics = Metrics(namespace="IotRegistryCrr", service="replicator")
-# ARNs of the policy documents written in an invocation that were rewritten for the destination,
-# and those naming a region or account no mapping mentions (pipeline.policyrewrite).
-POLICY_ARNS_REWRITTEN_METRIC = "PolicyArnsRewritten"
-POLICY_FOREIGN_ARNS_METRIC = "PolicyForeignArns"
 
 
 class Replicator:
@@ -149,10 +146,9 @@ def handle_batch(replicator: Replicator, event: dict[str, Any], context: Any) ->
     metrics.add_metric(
         name="PermanentFailures", unit=MetricUnit.Count, value=actions.count("failed-permanently")
     )
-    rewritten, foreign = replicator.converger.security.take_rewrite_counts()
-    metrics.add_metric(name=POLICY_ARNS_REWRITTEN_METRIC, unit=MetricUnit.Count, value=rewritten)
-    if foreign:
-        metrics.add_metric(name=POLICY_FOREIGN_ARNS_METRIC, unit=MetricUnit.Count, value=foreign)
+    # What the kinds counted (a policy's rewritten ARNs, pipeline.kinds.policy).
+    for name, value in replicator.converger.take_counts().items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     metrics.add_metric(
         name="RetryableFailures",
         unit=MetricUnit.Count,

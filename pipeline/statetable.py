@@ -8,10 +8,12 @@ is ever lost and no write is ever based on a stale read.
 
 Item layout (partition key ``pk`` only): ``pk``, ``kind``, ``name``, ``state`` (map), ``deleted``,
 ``origin_region``, ``origin_id``, ``origin_version``, ``event_ts``, ``last_event_id``, ``sync``,
-``rev``. Other keys hold the replicator's own bookkeeping: ``PENDING#...`` (deferred type
-deletions) and ``ECHO#<region>#<entity key>`` (the echo ledger, ``pipeline.echo``: ``entries``,
-a list the replicator writes, ``expires_at``, epoch seconds for the table's TTL, and
-``echoed_ms``, the echo mark persist writes). Each writer sets only its own attributes.
+``rev``. Other keys hold the pipeline's own bookkeeping, read and written as typed records: a
+kind's (``Bookkeeping``: a deferred thing-type deletion, ``pipeline.kinds.thing_type``) and the
+echo ledger (``EchoLedger``, ``ECHO#<region>#<entity key>``, ``pipeline.echo``: ``entries``, a
+list the replicator writes, ``expires_at``, epoch seconds for the table's TTL, and
+``echoed_ms``, the echo mark persist writes). Each writer sets only its own attributes. Outside
+this module the table is Items and those records, never raw items.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
@@ -53,6 +55,21 @@ MAX_SCAN_SEGMENTS = 1_000_000  # DynamoDB's TotalSegments maximum
 
 class ConcurrentWriteError(RetryableError):
     """Other writers kept changing the item between our read and our write."""
+
+
+class Bookkeeping(Protocol):
+    """A typed record the pipeline keeps beside the entities (its key is no entity's)."""
+
+    @property
+    def key(self) -> str: ...
+
+    def to_record(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self: ...
+
+
+B = TypeVar("B", bound=Bookkeeping)
 
 
 @dataclass(frozen=True)
@@ -145,16 +162,50 @@ class StateTable:
         self.name = table_name
         # Records read ahead by ``prefetch`` (one stream batch's worth); writes invalidate.
         self._prefetched: dict[str, dict[str, Any] | None] = {}
+        self.ledger = EchoLedger(self)
 
     def get(self, kind: EntityKind, name: str) -> Item | None:
-        record = self.get_raw(entity_key(kind, name))
+        record = self._get(entity_key(kind, name))
         return item_from_record(record) if record else None
 
-    def prefetch(self, keys: Iterable[str]) -> None:
-        """Read many items in few calls (BatchGetItem) for the ``get`` calls that follow."""
-        self._prefetched.update(self.get_many(keys))
+    def get_items(self, kind: EntityKind, names: Iterable[str]) -> dict[str, Item | None]:
+        """Many items of one kind by name, 100 per BatchGetItem."""
+        wanted = list(names)
+        records = self._get_many(entity_key(kind, name) for name in wanted)
+        return {name: _item_or_none(records[entity_key(kind, name)]) for name in wanted}
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Read many items in few calls (BatchGetItem) for the reads that follow."""
+        self._prefetched.update(self._get_many(keys))
+
+    def items_of(self, kind: EntityKind) -> Iterator[Item]:
+        """Every item of ``kind`` (a filtered Scan: rare, small reads only)."""
+        for record in self._scan_prefix(entity_key(kind, "")):
+            item = item_from_record(record)
+            if item is not None:
+                yield item
+
+    # --- bookkeeping records -------------------------------------------------------------------
+
+    def get_record(self, cls: type[B], key: str) -> B | None:
+        record = self._get(key)
+        return None if record is None else cls.from_record(record)
+
+    def put_record(self, record: Bookkeeping) -> None:
+        self._put({"pk": record.key, **record.to_record()})
+
+    def delete_record(self, key: str) -> None:
+        self._prefetched.pop(key, None)
+        self._call("DeleteItem", self._ddb.delete_item, TableName=self.name, Key={"pk": {"S": key}})
+
+    def records(self, cls: type[B], prefix: str) -> Iterator[B]:
+        """Every record of ``cls`` whose key starts with ``prefix`` (small sets only)."""
+        for record in self._scan_prefix(prefix):
+            yield cls.from_record(record)
+
+    # --- raw reads and writes (this module only) -------------------------------------------------
+
+    def _get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any] | None]:
         """Consistent reads of many keys, 100 per BatchGetItem; missing keys map to ``None``."""
         wanted = list(dict.fromkeys(keys))
         found: dict[str, dict[str, Any] | None] = dict.fromkeys(wanted)
@@ -183,7 +234,7 @@ class StateTable:
                 )
         return found
 
-    def get_raw(self, key: str) -> dict[str, Any] | None:
+    def _get(self, key: str) -> dict[str, Any] | None:
         if key in self._prefetched:
             return self._prefetched[key]
         response = self._call(
@@ -196,16 +247,11 @@ class StateTable:
         image = response.get("Item")
         return from_dynamodb(image) if image else None
 
-    def put_raw(self, record: Mapping[str, Any]) -> None:
+    def _put(self, record: Mapping[str, Any]) -> None:
         self._prefetched.pop(str(record["pk"]), None)
         self._call("PutItem", self._ddb.put_item, TableName=self.name, Item=to_dynamodb(record))
 
-    def delete_raw(self, key: str) -> None:
-        self._prefetched.pop(key, None)
-        self._call("DeleteItem", self._ddb.delete_item, TableName=self.name, Key={"pk": {"S": key}})
-
-    def scan_prefix(self, prefix: str) -> Iterator[dict[str, Any]]:
-        """Every record whose key starts with ``prefix`` (bookkeeping keys; small sets only)."""
+    def _scan_prefix(self, prefix: str) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "FilterExpression": "begins_with(pk, :p)",
@@ -258,14 +304,14 @@ class StateTable:
         conditions, and transactions cost far more than they save here.)"""
         results: list[PersistResult] = []
         for chunk in _unique_key_chunks(changes, BATCH_GET_LIMIT // 2):
-            stored = self.get_many(key for change in chunk for key in _read_keys(change))
+            stored = self._get_many(key for change in chunk for key in echo.keys_to_read(change))
             for change in chunk:
                 before = _item_or_none(stored[change.key])
-                decision = decide(before, change, *_ledger(stored, change))
+                decision = decide(before, change, *echo.ledger_for(stored, change))
                 if decision.item is not None and not self._write_if_unchanged(decision, before):
                     results.append(self.apply(change))
                     continue
-                self._mark_echo(change, decision)
+                self.ledger.mark(change, decision)
                 results.append(
                     PersistResult(
                         decision.outcome, change.key, decision.reason, decision.item is not None
@@ -276,56 +322,17 @@ class StateTable:
     def apply(self, change: Change) -> PersistResult:
         """Decide and conditionally write one change; retried on concurrent writers."""
         for _ in range(MAX_CAS_ATTEMPTS):
-            records = self.get_many(_read_keys(change))
+            records = self._get_many(echo.keys_to_read(change))
             stored = _item_or_none(records[change.key])
-            decision = decide(stored, change, *_ledger(records, change))
+            decision = decide(stored, change, *echo.ledger_for(records, change))
             if decision.item is None:
-                self._mark_echo(change, decision)
+                self.ledger.mark(change, decision)
                 return PersistResult(decision.outcome, change.key, decision.reason)
             if self._write_if_unchanged(decision, stored):
                 return PersistResult(decision.outcome, change.key, decision.reason, True)
         raise ConcurrentWriteError(
             f"{change.key}: the item changed under {MAX_CAS_ATTEMPTS} consecutive writes"
         )
-
-    def record_expectations(
-        self, region: str, key: str, new: Sequence[Expectation], now_ms: int
-    ) -> None:
-        """Append to the entity's echo ledger in ``region`` (``pipeline.echo``). Only that
-        region's replicator writes it, one stream record at a time per entity, so a plain
-        read-modify-write is enough."""
-        ledger_key = echo.ledger_key(region, key)
-        record = self.get_raw(ledger_key)
-        entries = echo.record(_expectations(record), new, now_ms)
-        values = {
-            "entries": [e.to_record() for e in entries],
-            # DynamoDB TTL deletes the item once the newest expectation has expired.
-            "expires_at": (entries[-1].recorded_ms + echo.TTL_MS) // 1000 + 1,
-        }
-        if record is None:
-            # Only the replicator creates the ledger (persist's mark needs it to exist).
-            self.put_raw({"pk": ledger_key, **values})
-            return
-        # An update of its own attributes only: persist sets ``echoed_ms`` on the same item.
-        self._update(
-            ledger_key,
-            "SET entries = :entries, expires_at = :expires",
-            {":entries": values["entries"], ":expires": values["expires_at"]},
-        )
-
-    def _mark_echo(self, change: Change, decision: Decision) -> None:
-        """Record the echo mark ``decide`` asked for; only ever moved forward, and only on a
-        ledger that still exists (the mark outlives nothing the ledger does not)."""
-        if decision.echoed_ms is None:
-            return
-        # Not met: a newer mark is there already, or the ledger expired; nothing to record.
-        with contextlib.suppress(ConditionFailedError):
-            self._update(
-                echo.ledger_key(change.origin.region, change.key),
-                "SET echoed_ms = :ts",
-                {":ts": decision.echoed_ms},
-                "attribute_exists(pk) AND (attribute_not_exists(echoed_ms) OR echoed_ms < :ts)",
-            )
 
     def _update(
         self,
@@ -379,33 +386,6 @@ def _unchanged_condition(stored: Item | None) -> dict[str, Any]:
     }
 
 
-def _read_keys(change: Change) -> list[str]:
-    """The item, and for a registry event its region's echo ledger (one BatchGetItem)."""
-    if change.corrective:
-        return [change.key]
-    return [change.key, echo.ledger_key(change.origin.region, change.key)]
-
-
-def _ledger(
-    records: Mapping[str, Mapping[str, Any] | None], change: Change
-) -> tuple[list[Expectation], int]:
-    """The change's region's echo ledger for its entity: expectations and echo mark."""
-    if change.corrective:
-        return [], 0
-    record = records.get(echo.ledger_key(change.origin.region, change.key))
-    mark = (record or {}).get("echoed_ms", 0)
-    if isinstance(mark, bool) or not isinstance(mark, int):
-        raise EventValidationError("echoed_ms", "the echo mark must be a number")
-    return _expectations(record), mark
-
-
-def _expectations(record: Mapping[str, Any] | None) -> list[Expectation]:
-    entries = (record or {}).get("entries") or []
-    if not isinstance(entries, list):
-        raise EventValidationError("entries", "the echo ledger must hold a list")
-    return [Expectation.from_record(entry) for entry in entries]
-
-
 def _item_or_none(record: Mapping[str, Any] | None) -> Item | None:
     return item_from_record(record) if record else None
 
@@ -423,3 +403,48 @@ def _unique_key_chunks(changes: Sequence[Change], size: int) -> Iterator[list[Ch
         keys.add(change.key)
     if chunk:
         yield chunk
+
+
+class EchoLedger:
+    """The echo ledger (``pipeline.echo``) in one region's replica of the table: what that
+    region's replicator is about to write to each entity (``record``; persist reads it with the
+    entity's item, ``echo.keys_to_read``), and the echo mark persist moves forward (``mark``)."""
+
+    def __init__(self, table: StateTable) -> None:
+        self._table = table
+
+    def record(self, region: str, key: str, new: Sequence[Expectation], now_ms: int) -> None:
+        """Append to the entity's ledger in ``region``. Only that region's replicator writes
+        it, one stream record at a time per entity, so a plain read-modify-write is enough."""
+        ledger_key = echo.ledger_key(region, key)
+        record = self._table._get(ledger_key)
+        entries = echo.record(echo.expectations_of(record), new, now_ms)
+        values = {
+            "entries": [e.to_record() for e in entries],
+            # DynamoDB TTL deletes the item once the newest expectation has expired.
+            "expires_at": (entries[-1].recorded_ms + echo.TTL_MS) // 1000 + 1,
+        }
+        if record is None:
+            # Only the replicator creates the ledger (persist's mark needs it to exist).
+            self._table._put({"pk": ledger_key, **values})
+            return
+        # An update of its own attributes only: persist sets ``echoed_ms`` on the same item.
+        self._table._update(
+            ledger_key,
+            "SET entries = :entries, expires_at = :expires",
+            {":entries": values["entries"], ":expires": values["expires_at"]},
+        )
+
+    def mark(self, change: Change, decision: Decision) -> None:
+        """Record the echo mark ``decide`` asked for; only ever moved forward, and only on a
+        ledger that still exists (the mark outlives nothing the ledger does not)."""
+        if decision.echoed_ms is None:
+            return
+        # Not met: a newer mark is there already, or the ledger expired; nothing to record.
+        with contextlib.suppress(ConditionFailedError):
+            self._table._update(
+                echo.ledger_key(change.origin.region, change.key),
+                "SET echoed_ms = :ts",
+                {":ts": decision.echoed_ms},
+                "attribute_exists(pk) AND (attribute_not_exists(echoed_ms) OR echoed_ms < :ts)",
+            )

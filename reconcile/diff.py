@@ -25,7 +25,6 @@ again.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,7 +36,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.clock import now_ms
-from pipeline.model import ENTITIES, ENTITY_ORDER, KEY_SEPARATOR, EntityKind, split_membership_name
+from pipeline.kinds import ENTITIES, ENTITY_ORDER
+from pipeline.kinds.links import membership_name, membership_names
+from pipeline.model import EntityKind
 from pipeline.policyrewrite import ArnMapping, rewrite_policy_document
 from reconcile.drift import Drift, DriftReport, RepairRows, changed_severity
 from reconcile.ignore import IgnoreRules
@@ -305,7 +306,7 @@ def _static_links(
     if dynamic:
         keep = ~links["group"].isin(list(dynamic)).to_numpy(dtype=bool)
     if wanted is not None:  # a link's bucket is its name's ("thing#group")
-        names = links["thing"] + KEY_SEPARATOR + links["group"]
+        names = membership_names(links["thing"], links["group"])
         in_shard = _in_buckets(names, buckets, wanted)
         keep = in_shard if keep is None else keep & in_shard
     rows = None if keep is None else np.flatnonzero(keep)
@@ -325,17 +326,15 @@ def _diff_memberships(source: _Side, destination: _Side) -> list[Drift]:
         for link_thing, link_group in zip(
             picked["thing"].tolist(), picked["group"].tolist(), strict=True
         ):
-            name = f"{link_thing}{KEY_SEPARATOR}{link_group}"
-            thing, group = split_membership_name(name)
             drifts.append(
                 Drift(
                     EntityKind.MEMBERSHIP,
-                    name,
+                    membership_name(link_thing, link_group),
                     drift_kind,  # type: ignore[arg-type]
                     severity,  # type: ignore[arg-type]
                     {},
-                    thing=thing,
-                    group=group,
+                    thing=link_thing,
+                    group=link_group,
                     rows=RepairRows({}) if drift_kind == "missing" else None,
                 )
             )
@@ -372,7 +371,7 @@ def _policies_as_written(
         None if pd.isna(doc) else rewrite_policy_document(str(doc), mapping).document
         for doc in frame["document"]
     ]
-    return dataclasses.replace(source, policies=frame)
+    return source.with_table("policies", frame)
 
 
 def diff_snapshots(

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeline.errors import PermanentError
-from pipeline.model import ENTITIES, ENTITY_ORDER, EntityKind, Severity
+from pipeline.kinds import ENTITIES, ENTITY_ORDER
+from pipeline.kinds.base import Severity
+from pipeline.model import EntityKind
 
 DriftKind = Literal["missing", "extra", "changed"]
 # Where a drift was lost, from the three-way audit (reconcile.explain): the source registry and

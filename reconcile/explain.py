@@ -26,7 +26,9 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pipeline.model import ENTITIES, EntityKind, Item, split_membership_name
+from pipeline.kinds import ENTITIES
+from pipeline.kinds.links import split_membership_name
+from pipeline.model import EntityKind, Item
 from pipeline.statetable import SCAN_SEGMENTS, StateTable
 from reconcile.diff import diff_snapshots
 from reconcile.drift import LOSS_POINTS, Drift, DriftReport, LossPoint

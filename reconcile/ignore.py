@@ -35,7 +35,8 @@ from fnmatch import translate
 from pathlib import Path
 
 from pipeline.errors import PermanentError
-from pipeline.model import ENTITIES, STATE_FIELDS, EntityKind
+from pipeline.kinds import ENTITIES, STATE_FIELDS
+from pipeline.model import EntityKind
 from reconcile.drift import Drift, DriftReport, changed_severity
 
 DEFAULT_FILE = ".iotdriftignore"

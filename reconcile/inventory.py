@@ -1,19 +1,19 @@
-"""The read-only IoT adapter behind a snapshot: the only module in ``reconcile`` that calls IoT.
+"""The read-only side of a snapshot: one region's registry, listed kind by kind.
 
-Flow: ``take_snapshot`` (reconcile.snapshot) asks an ``Inventory`` for each entity kind and
-builds DataFrames from the plain dicts it yields. The inventory uses the cheapest calls
-(docs/design.md, "Reconciliation"): ``ListThings`` at 250 a page, ``ListThingTypes``, ``ListThingGroups`` plus one
-``DescribeThingGroup`` per group, ``ListThingsInThingGroup`` per static group,
-``ListBillingGroups`` plus ``DescribeBillingGroup`` and ``ListThingsInBillingGroup`` per billing
-group; never one call per Thing. Every call goes through ``pipeline.aws.AwsCalls``: it first
-takes a token from the ``RateLimiter`` and is counted in ``calls`` (the benchmark's and the
-operator's evidence of cost). One inventory may
-serve several listings at once from different threads (``take_snapshot`` runs them
-concurrently): boto3 clients are thread-safe ("Multithreading or multiprocessing with clients",
+Flow: ``take_snapshot`` (reconcile.snapshot) runs the kinds' listings (``Kind.listing``, in
+``pipeline.kinds``: the list call, the describes per listed item, the links a parent yields)
+through an ``Inventory``, concurrently, and builds the snapshot's tables from the records. The
+listings use the cheapest calls (docs/design.md, "Reconciliation"): ``ListThings`` at 250 a page,
+one describe per group, one member listing per static group; never one call per thing.
+
+Every call goes through ``pipeline.iot.Iot`` (and so ``pipeline.aws.AwsCalls``): it first takes
+a token from the ``RateLimiter`` and is counted in ``calls`` (the benchmark's and the
+operator's evidence of cost). One inventory serves several listings at once from different
+threads: boto3 clients are thread-safe ("Multithreading or multiprocessing with clients",
 https://boto3.amazonaws.com/v1/documentation/api/latest/guide/clients.html), and the counters
 here are updated under a lock.
 
-Listings survive concurrent deletes: a ``nextToken`` can point at an entity deleted between two
+Listings survive concurrent deletes: a page token can point at an entity deleted between two
 pages (moto's token is the next item's ARN and fails with ``InvalidToken``); that listing starts
 again from the first page and skips names it already yielded. Other failures are the project's
 classified errors (``pipeline.errors``), raised ``from`` botocore's.
@@ -21,23 +21,36 @@ classified errors (``pipeline.errors``), raised ``from`` botocore's.
 
 from __future__ import annotations
 
-import re
+import contextlib
+import contextvars
+import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pipeline.aws import AwsCalls
 from pipeline.errors import AwsError, AwsRequestError, NotFoundError
-from pipeline.iot import thing_group_state
-from pipeline.policyrewrite import canonical_document
-from pipeline.security import canonical_pem
+from pipeline.iot import PAGE_SIZE, Iot
+from pipeline.kinds import KINDS
+from pipeline.kinds.base import Join, Kind
+from pipeline.model import EntityKind
 from reconcile.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
 
-PAGE_SIZE = 250  # the documented maximum for every List* call used here
+__all__ = [
+    "FAMILIES",
+    "PAGE_SIZE",
+    "Inventory",
+    "ListingProgress",
+    "ListingRestartError",
+    "ListingStatus",
+    "read_region",
+]
+
 MAX_RESTARTS = 5  # a listing that keeps losing its token is a real fault, not churn
 
 # AWS IoT documents no token error code; moto uses ``InvalidToken``. Accept the likely spellings.
@@ -48,16 +61,8 @@ class ListingRestartError(AwsRequestError):
     """A listing lost its page token more than ``MAX_RESTARTS`` times (churn that never settles)."""
 
 
-# Descriptions: an empty string and no description are the same state (AWS and moto differ in
-# which one they return), so both are read as None and never show up as drift.
-
-
-def _canonical_attributes(raw: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (raw or {}).items()}
-
-
 class Inventory:
-    """Read-only listings of one region's registry, as plain dicts.
+    """Read-only listings of one region's registry, as plain records.
 
     ``client`` is a boto3 IoT client for the region (``pipeline.aws.client("iot", region)``);
     ``limiter`` paces the calls. ``page_size`` exists so tests can force many pages.
@@ -66,283 +71,350 @@ class Inventory:
     def __init__(
         self, client: IoTClient, limiter: RateLimiter | None = None, *, page_size: int = PAGE_SIZE
     ) -> None:
-        if not 1 <= page_size <= PAGE_SIZE:
-            raise ValueError(f"page_size must be 1..{PAGE_SIZE}, got {page_size}")
-        self._client = client
         self._limiter = limiter or RateLimiter()
-        self._page_size = page_size
-        self._aws = AwsCalls(before=self._limiter.acquire)
+        self.iot = Iot(client, before=self._limiter.acquire, page_size=page_size)
         self.restarts: Counter[str] = Counter()
         self._restarts_lock = threading.Lock()
 
     @property
     def calls(self) -> Counter[str]:
-        return self._aws.counts
+        return self.iot.calls
 
     @property
     def limiter(self) -> RateLimiter:
         return self._limiter
 
-    # -- listings -------------------------------------------------------------------------
+    # -- what the kinds read through (pipeline.kinds.base.Reader) --------------------------
 
-    def things(self) -> Iterator[dict[str, Any]]:
-        """Every thing: ``name``, ``thing_type`` (or None), ``attributes`` (dict), ``version``.
+    def call(self, op: str, /, **params: Any) -> Any:
+        return self.iot.call(op, **params)
 
-        No billing group: ListThings does not return it in AWS (moto does; we do not rely on
-        it). ``billing_memberships`` supplies it.
-        """
-        for raw in self._paginate("ListThings", self._client.list_things, "things", {}):
-            yield {
-                "name": raw["thingName"],
-                "thing_type": raw.get("thingTypeName") or None,
-                "attributes": _canonical_attributes(raw.get("attributes")),
-                "version": raw.get("version"),
-            }
-
-    def thing_types(self) -> Iterator[dict[str, Any]]:
-        """Every thing type: ``name``, ``description``, ``searchable_attributes``, ``deprecated``,
-        ``propagating_attributes`` (``mqtt5Configuration``; AWS IoT API Reference,
-        ThingTypeProperties)."""
-        for raw in self._paginate(
-            "ListThingTypes", self._client.list_thing_types, "thingTypes", {}
-        ):
-            props = raw.get("thingTypeProperties") or {}
-            meta = raw.get("thingTypeMetadata") or {}
-            yield {
-                "name": raw["thingTypeName"],
-                "description": props.get("thingTypeDescription") or None,
-                "searchable_attributes": sorted(props.get("searchableAttributes") or []),
-                "deprecated": bool(meta.get("deprecated", False)),
-                "propagating_attributes": list(
-                    (props.get("mqtt5Configuration") or {}).get("propagatingAttributes") or []
-                ),
-            }
-
-    def thing_groups(self) -> Iterator[dict[str, Any]]:
-        """Every thing group, described: ``name``, ``parent``, ``description``, ``attributes``,
-        ``version`` and ``query`` (a dict for dynamic groups, else None).
-
-        A group deleted between the listing and its describe is skipped: it no longer exists,
-        which is exactly what the snapshot should say.
-        """
-        listed = self._paginate(
-            "ListThingGroups", self._client.list_thing_groups, "thingGroups", {}
-        )
-        for entry in listed:
-            name = entry["groupName"]
-            try:
-                raw = self._aws(
-                    "DescribeThingGroup", self._client.describe_thing_group, thingGroupName=name
-                )
-            except NotFoundError:
-                continue
-            state = thing_group_state(raw)
-            yield {
-                "name": name,
-                "parent": state["parent"],
-                "description": state["description"],
-                "attributes": _canonical_attributes(state["attributes"]),
-                "version": raw.get("version"),
-                "query": state["query"],
-            }
-
-    def billing_groups(self) -> Iterator[dict[str, Any]]:
-        """Every billing group, described: ``name``, ``description``."""
-        listed = self._paginate(
-            "ListBillingGroups", self._client.list_billing_groups, "billingGroups", {}
-        )
-        for entry in listed:
-            name = entry["groupName"]
-            try:
-                raw = self._aws(
-                    "DescribeBillingGroup",
-                    self._client.describe_billing_group,
-                    billingGroupName=name,
-                )
-            except NotFoundError:
-                continue
-            props = raw.get("billingGroupProperties") or {}
-            yield {"name": name, "description": props.get("billingGroupDescription") or None}
-
-    def memberships(self, groups: Iterable[str]) -> Iterator[dict[str, str]]:
-        """``{"thing", "group"}`` for the direct (non-recursive) members of each named group.
-
-        Pass static groups only: a dynamic group's members are computed per region and never
-        replicated. A group deleted meanwhile yields nothing.
-        """
-        for group in groups:
-            try:
-                for thing in self._paginate(
-                    "ListThingsInThingGroup",
-                    self._client.list_things_in_thing_group,
-                    "things",
-                    {"thingGroupName": group, "recursive": False},
-                    key=str,
-                ):
-                    yield {"thing": thing, "group": group}
-            except NotFoundError:
-                continue
-
-    def billing_memberships(self, billing_groups: Iterable[str]) -> Iterator[dict[str, str]]:
-        """``{"thing", "billing_group"}`` for the things in each named billing group."""
-        for group in billing_groups:
-            try:
-                for thing in self._paginate(
-                    "ListThingsInBillingGroup",
-                    self._client.list_things_in_billing_group,
-                    "things",
-                    {"billingGroupName": group},
-                    key=str,
-                ):
-                    yield {"thing": thing, "billing_group": group}
-            except NotFoundError:
-                continue
-
-    def certificates(self) -> Iterator[dict[str, Any]]:
-        """Every certificate, described: ``name`` (its id), ``status``, ``pem`` (canonical)
-        and ``things``: ``[{"thing", "exclusive"}]`` attached to it (ListPrincipalThingsV2;
-        ``exclusive`` None where the type is not reported). A certificate deleted between the
-        listing and its describe is skipped."""
-        listed = self._paginate_marker(
-            "ListCertificates", self._client.list_certificates, "certificates", {}
-        )
-        for entry in listed:
-            cert_id = entry["certificateId"]
-            try:
-                described = self._aws(
-                    "DescribeCertificate", self._client.describe_certificate, certificateId=cert_id
-                )["certificateDescription"]
-                things = [
-                    {
-                        "thing": raw["thingName"],
-                        "exclusive": _exclusive(raw.get("thingPrincipalType")),
-                    }
-                    for raw in self._paginate(
-                        "ListPrincipalThingsV2",
-                        self._client.list_principal_things_v2,
-                        "principalThingObjects",
-                        {"principal": described["certificateArn"]},
-                    )
-                ]
-            except NotFoundError:
-                continue
-            yield {
-                "name": cert_id,
-                "status": described["status"],
-                "pem": canonical_pem(described["certificatePem"]),
-                "things": things,
-            }
-
-    def policies(self) -> Iterator[dict[str, Any]]:
-        """Every policy: ``name``, ``document`` (the default version's, canonical JSON) and
-        ``targets``: ``cert/<id>`` and ``thinggroup/<name>`` (other principals are not
-        replicated). A policy deleted meanwhile is skipped."""
-        listed = self._paginate_marker("ListPolicies", self._client.list_policies, "policies", {})
-        for entry in listed:
-            name = entry["policyName"]
-            try:
-                policy = self._aws("GetPolicy", self._client.get_policy, policyName=name)
-                targets = [
-                    target
-                    for arn in self._paginate_marker(
-                        "ListTargetsForPolicy",
-                        self._client.list_targets_for_policy,
-                        "targets",
-                        {"policyName": name},
-                    )
-                    if (target := policy_target_of(str(arn))) is not None
-                ]
-            except NotFoundError:
-                continue
-            yield {
-                "name": name,
-                "document": canonical_document(policy["policyDocument"]),
-                "targets": targets,
-            }
-
-    # -- plumbing -------------------------------------------------------------------------
-
-    def _paginate_marker(
-        self,
-        operation: str,
-        method: Callable[..., Any],
-        result_key: str,
-        params: dict[str, Any],
-    ) -> Iterator[Any]:
-        """Every item of a ``marker``/``nextMarker`` listing (ListCertificates, ListPolicies,
-        ListTargetsForPolicy: botocore's IoT model)."""
-        marker: str | None = None
-        while True:
-            request = dict(params, pageSize=self._page_size)
-            if marker:
-                request["marker"] = marker
-            page = self._aws(operation, method, **request)
-            yield from page.get(result_key) or []
-            marker = page.get("nextMarker")
-            if not marker:
-                return
-
-    def _paginate(
-        self,
-        operation: str,
-        method: Callable[..., Any],
-        result_key: str,
-        params: dict[str, Any],
-        key: Callable[[Any], str] | None = None,
-    ) -> Iterator[Any]:
-        """Yield every item of a ``nextToken`` listing, restarting when a token goes stale."""
-        name_of = key or _item_name
+    def items(self, op: str, /, *, key: str | None = None, **params: Any) -> Iterator[Any]:
+        """Every item of listing ``op``, restarting when a page token goes stale; ``key`` names
+        an item's name field (None: the items are names)."""
+        name_of: Callable[[Any], str] = str if key is None else (lambda item: str(item[key]))
         seen: set[str] = set()
         restarts = 0
-        token: str | None = None
         while True:
-            request = dict(params, maxResults=self._page_size)
-            if token:
-                request["nextToken"] = token
+            pages = 0
             try:
-                page = self._aws(operation, method, **request)
+                for page in self.iot.pages(op, **params):
+                    pages += 1
+                    for item in page:
+                        name = name_of(item)
+                        if name not in seen:  # a restart lists again what was yielded
+                            seen.add(name)
+                            yield item
+                return
             except AwsError as error:
-                if not (token and error.code in _INVALID_TOKEN_CODES):
+                if not (pages and error.code in _INVALID_TOKEN_CODES):
                     raise
                 restarts += 1
                 with self._restarts_lock:
-                    self.restarts[operation] += 1
+                    self.restarts[op] += 1
                 if restarts > MAX_RESTARTS:
                     raise ListingRestartError(
-                        operation, error.code, f"page token lost {restarts} times"
+                        op, error.code, f"page token lost {restarts} times"
                     ) from error.__cause__  # botocore's last refusal, as for every AWS error
-                token = None  # start again; ``seen`` drops what was already yielded
-                continue
-            for item in page.get(result_key) or []:
-                name = name_of(item)
-                if name in seen:
-                    continue
-                seen.add(name)
+
+    # -- the kinds' listings ------------------------------------------------------------------
+
+    def entities(self, kind: EntityKind) -> Iterator[dict[str, Any]]:
+        """Every entity of a kind with a listing of its own, as its record (an entity deleted
+        between its listing and its describe is skipped: it no longer exists)."""
+        model = KINDS[kind]
+        listing = model.listing
+        if listing.parent is not None:
+            raise ValueError(f"{kind.value} is listed under its parent, {listing.parent.value}")
+        for listed in self.items(listing.op, key=listing.name):
+            record = model.record(self, listed)
+            if record is not None:
+                yield record
+
+    def links(self, kind: Kind, parent: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """A link kind's records under one parent record (none if the parent is gone)."""
+        try:
+            yield from kind.links(self, parent)
+        except NotFoundError:
+            return
+
+    def joined(self, join: Join, parent: str) -> Iterator[str]:
+        """The names ``join`` lists under one parent (none if the parent is gone)."""
+        try:
+            yield from self.items(join.op, **{join.param: parent})
+        except NotFoundError:
+            return
+
+
+# --- reading a region: the kinds' listings, concurrently ----------------------------------------
+
+
+def _families() -> dict[str, tuple[str, ...]]:
+    """Each kind's listing family and the IoT APIs it calls: a kind with a listing of its own,
+    then the links it yields (each a family of its own, fed by its parent's listing); a join
+    counts with its parent's family (a thing's billing group, with the billing groups)."""
+    families: dict[str, tuple[str, ...]] = {}
+    for kind in KINDS.values():
+        if kind.listing.parent is not None:
+            continue
+        joins = tuple(
+            j.op for other in KINDS.values() for j in other.joins if j.parent is kind.kind
+        )
+        families[kind.kind.value] = (*kind.listing.operations, *joins)
+        for child in _children(kind.kind):
+            families[child.kind.value] = child.listing.operations
+    return families
+
+
+def _children(parent: EntityKind) -> list[Kind]:
+    return [kind for kind in KINDS.values() if kind.listing.parent is parent]
+
+
+# The listing families a snapshot runs at once, with the IoT APIs each one calls. Every API has
+# its own quota (reconcile.ratelimit), so the families share nothing but the limiter and the
+# snapshot takes as long as its slowest API, not the sum of them.
+FAMILIES: dict[str, tuple[str, ...]] = _families()
+_REPORT_EVERY = 250  # items between progress reports (one page of the largest listings)
+# Every thread shares the region's one client, whose connection pool holds 10 connections
+# ("max_pool_connections ... default value of 10", botocore Config reference,
+# https://docs.aws.amazon.com/botocore/latest/reference/config.html); the kinds' worker counts
+# (group members 4, billing-group members 2) keep the calls in flight near it.
+
+
+@dataclass(frozen=True)
+class ListingStatus:
+    """Where one listing family of one region's snapshot stands (for progress displays)."""
+
+    region: str
+    family: str  # a key of FAMILIES
+    items: int  # entities (or links) seen so far
+    calls: int  # API calls the family has made so far (pages and describes)
+    done: bool
+    eta_seconds: float | None  # time left at the quotas, when the work left is known
+
+
+ListingProgress = Callable[[ListingStatus], None]
+_T = TypeVar("_T")
+
+
+class SnapshotCancelled(Exception):
+    """Raised inside a listing when another family failed or the run was interrupted."""
+
+
+class _Tracker:
+    """Counts per family; reports them; lets one failing family stop the others."""
+
+    def __init__(
+        self,
+        region: str,
+        inventory: Inventory,
+        progress: ListingProgress | None,
+        expected: Mapping[str, int] | None,
+    ) -> None:
+        self.region = region
+        self.inventory = inventory
+        self.progress = progress
+        self.expected = dict(expected or {})
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.items: dict[str, int] = dict.fromkeys(FAMILIES, 0)
+        self.done: set[str] = set()
+        self.pending: Counter[str] = Counter()  # parents whose links are still to be listed
+        self._failure: BaseException | None = None
+
+    def submit(self, pool: ThreadPoolExecutor, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+        """Run ``fn`` on ``pool`` in a copy of the caller's context (a ``VirtualClock``'s
+        reading, log context), so work handed to another thread continues where its submitter
+        stood; its first real failure stops every listing (``raise_failure`` re-raises it)."""
+        context = contextvars.copy_context()
+
+        def guarded() -> _T:
+            try:
+                return context.run(fn, *args)
+            except SnapshotCancelled:
+                raise
+            except BaseException as error:
+                with self.lock:
+                    self._failure = self._failure or error
+                self.stop.set()
+                raise
+
+        return pool.submit(guarded)
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def counted(self, family: str, items: Iterable[_T], *, count: bool = True) -> Iterator[_T]:
+        """Pass items through, counting them (unless told not to) and reporting every page;
+        stops with ``SnapshotCancelled`` once another family failed."""
+        for item in items:
+            if self.stop.is_set():
+                raise SnapshotCancelled(family)
+            if not count:
                 yield item
-            token = page.get("nextToken")
-            if not token:
-                return
+                continue
+            with self.lock:
+                self.items[family] += 1
+                seen = self.items[family]
+            if seen % _REPORT_EVERY == 0:
+                self.report(family)
+            yield item
+
+    def finish(self, family: str) -> None:
+        with self.lock:
+            self.done.add(family)
+        self.report(family)
+
+    def report(self, family: str) -> None:
+        if self.progress is None:
+            return
+        calls = sum(self.inventory.calls[op] for op in FAMILIES[family])
+        with self.lock:
+            items, done = self.items[family], family in self.done
+        self.progress(
+            ListingStatus(
+                self.region, family, items, calls, done, 0.0 if done else self._eta(family)
+            )
+        )
+
+    def _eta(self, family: str) -> float | None:
+        """Seconds the family's known remaining calls need at the quotas (``None``: unknown).
+
+        Links listed on threads of their own: from the parents still waiting (one page each,
+        at least); the other families only from ``expected`` (an earlier snapshot's counts):
+        one describe per entity left, or one page per 250 of them.
+        """
+        listing = KINDS[EntityKind(family)].listing
+        limiter = self.inventory.limiter
+        if listing.workers:
+            rate = limiter.rate(listing.op)
+            return self.pending[family] / rate if rate else None
+        expected = self.expected.get(family)
+        if expected is None:
+            return None
+        left = max(0, expected - self.items[family])
+        if listing.describe:
+            rate = limiter.rate(listing.describe[0])
+            return left / rate if rate else None
+        rate = limiter.rate(listing.op)
+        return math.ceil(left / PAGE_SIZE) / rate if rate else None
 
 
-_CERT_ARN = re.compile(r"arn:aws[a-z-]*:iot:[^:]+:[^:]+:cert/(?P<id>[0-9a-fA-F]{64})")
-_GROUP_ARN = re.compile(r"arn:aws[a-z-]*:iot:[^:]+:[^:]+:thinggroup/(?P<name>[^/]+)")
+def read_region(
+    inventory: Inventory,
+    region: str,
+    *,
+    progress: ListingProgress | None = None,
+    expected: Mapping[str, int] | None = None,
+) -> dict[EntityKind, list[dict[str, Any]]]:
+    """Every kind's records in one region, the listing families at once.
+
+    ``progress`` receives a ``ListingStatus`` as listings advance (from worker threads);
+    ``expected`` (family -> count, e.g. an earlier snapshot's) lets it estimate time left.
+    Links are listed only where their kind asks (``Kind.lists_under``: a dynamic group's
+    members are computed per region). Links and joins naming an entity of a ``dangling`` kind
+    the listing did not return are dropped: it was deleted while we read (or the service still
+    lists a deleted thing), and a link to nothing cannot be replicated. The first listing to fail
+    stops the others and its error is raised; so is an interrupt.
+    """
+    tracker = _Tracker(region, inventory, progress, expected)
+    for family in FAMILIES:  # every family shows from the start; rates count from here
+        tracker.report(family)
+    roots = [kind for kind in KINDS.values() if kind.listing.parent is None]
+    records: dict[EntityKind, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
+    pooled: list[tuple[Kind, Future[list[dict[str, Any]]]]] = []
+    joined: list[tuple[Join, str, Future[list[str]]]] = []
+
+    def links_of(child: Kind, parent: Mapping[str, Any]) -> list[dict[str, Any]]:
+        links = list(tracker.counted(child.kind.value, inventory.links(child, parent)))
+        with tracker.lock:
+            tracker.pending[child.kind.value] -= 1
+        return links
+
+    def joined_of(join: Join, parent: str) -> list[str]:
+        return list(tracker.counted(join.parent.value, inventory.joined(join, parent), count=False))
+
+    def listing(kind: Kind, pools: Mapping[EntityKind | Join, ThreadPoolExecutor]) -> None:
+        joins = [j for other in KINDS.values() for j in other.joins if j.parent is kind.kind]
+        children = _children(kind.kind)
+        mine: list[tuple[Join, str, Future[list[str]]]] = []
+        for record in tracker.counted(kind.kind.value, inventory.entities(kind.kind)):
+            records[kind.kind].append(record)
+            for child in children:
+                if not child.lists_under(record):
+                    continue
+                if child.listing.workers:
+                    with tracker.lock:
+                        tracker.pending[child.kind.value] += 1
+                    pooled.append(
+                        (child, tracker.submit(pools[child.kind], links_of, child, record))
+                    )
+                else:
+                    links = tracker.counted(child.kind.value, inventory.links(child, record))
+                    records[child.kind].extend(links)
+            for join in joins:
+                future = tracker.submit(pools[join], joined_of, join, record["name"])
+                mine.append((join, record["name"], future))
+        wait([future for _, _, future in mine])  # a family is done once its joins are
+        joined.extend(mine)
+        tracker.finish(kind.kind.value)
+        for child in children:
+            if not child.listing.workers:
+                tracker.finish(child.kind.value)
+
+    joins = [join for kind in KINDS.values() for join in kind.joins]
+    with contextlib.ExitStack() as stack:
+        pools: dict[EntityKind | Join, ThreadPoolExecutor] = {
+            **{
+                kind.kind: stack.enter_context(
+                    ThreadPoolExecutor(kind.listing.workers, f"{kind.kind.value}-{region}")
+                )
+                for kind in KINDS.values()
+                if kind.listing.workers
+            },
+            **{
+                join: stack.enter_context(ThreadPoolExecutor(join.workers, f"{join.op}-{region}"))
+                for join in joins
+            },
+        }
+        families = stack.enter_context(ThreadPoolExecutor(len(roots), f"snapshot-{region}"))
+        try:
+            jobs = [tracker.submit(families, listing, kind, pools) for kind in roots]
+            wait(jobs)
+            wait([future for _, future in pooled])
+            tracker.raise_failure()
+            for child, future in pooled:
+                records[child.kind].extend(future.result())
+            for kind in KINDS.values():
+                if kind.listing.workers:
+                    tracker.finish(kind.kind.value)
+        except BaseException:
+            tracker.stop.set()  # the other listings end at their next item
+            raise
+    return _assembled(records, [(join, parent, future.result()) for join, parent, future in joined])
 
 
-def policy_target_of(arn: str) -> str | None:
-    """``cert/<id>`` or ``thinggroup/<name>`` for a policy target's ARN; None for others."""
-    if (cert := _CERT_ARN.fullmatch(arn)) is not None:
-        return f"cert/{cert['id'].lower()}"
-    if (group := _GROUP_ARN.fullmatch(arn)) is not None:
-        return f"thinggroup/{group['name']}"
-    return None
-
-
-def _exclusive(principal_type: Any) -> bool | None:
-    return None if principal_type is None else principal_type == "EXCLUSIVE_THING"
-
-
-def _item_name(item: dict[str, Any]) -> str:
-    for field in ("thingName", "thingTypeName", "groupName"):
-        if field in item:
-            return str(item[field])
-    raise KeyError(f"listing item without a name: {sorted(item)}")
+def _assembled(
+    records: dict[EntityKind, list[dict[str, Any]]],
+    joined: list[tuple[Join, str, list[str]]],
+) -> dict[EntityKind, list[dict[str, Any]]]:
+    """Joins filled in, dangling links dropped (see ``read_region``)."""
+    names = {kind: {record.get("name") for record in rows} for kind, rows in records.items()}
+    for kind in KINDS.values():
+        for join in kind.joins:
+            of = {
+                name: parent
+                for j, parent, listed in joined
+                if j is join
+                for name in listed
+                if name in names[kind.kind]
+            }
+            for record in records[kind.kind]:
+                record[join.field] = of.get(record["name"])
+        dangling = kind.listing.dangling
+        if dangling is not None:
+            records[kind.kind] = [
+                link for link in records[kind.kind] if link[dangling.value] in names[dangling]
+            ]
+    return records

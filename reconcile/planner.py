@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pipeline.model import ENTITIES, EntityKind, membership_name
+from pipeline.kinds import ENTITIES
+from pipeline.kinds.links import membership_name
+from pipeline.model import EntityKind
 from reconcile.plan import Guards, Plan, PlanRefusedError, RepairAction, plan_id
 from reconcile.snapshot import desired_fields
 

@@ -12,7 +12,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.model import KEY_SEPARATOR, EntityKind
+from pipeline.kinds.links import split_link, split_target
+from pipeline.model import EntityKind
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, LOSS_POINTS, Drift, DriftReport
 from reconcile.explain import FIXES
 from reconcile.rootcause import Cause, by_root_cause
@@ -91,10 +92,10 @@ def _short_name(cause: Cause, dependent: Drift) -> str:
             return dependent.group
     if dependent.entity in (EntityKind.THING_PRINCIPAL, EntityKind.POLICY_TARGET):
         # ``<thing>#<certificate id>``, ``<policy>#cert/<id>``: the half that is not the cause
-        first, _, second = dependent.name.partition(KEY_SEPARATOR)
+        first, second = split_link(dependent.name)
         if first == cause.drift.name:
             return second
-        if second.rpartition("/")[2] == cause.drift.name:
+        if cause.drift.name in (second, split_target(second)[1]):
             return first
     return dependent.name
 

@@ -25,7 +25,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeline.model import ENTITIES, KEY_SEPARATOR, EntityKind
+from pipeline.kinds import ENTITIES
+from pipeline.kinds.links import split_link, split_target
+from pipeline.model import EntityKind
 from reconcile.drift import SEVERITY_RANK, Drift
 
 
@@ -64,7 +66,6 @@ def _type_of(drift: Drift) -> str | None:
 
 
 _Key = tuple[EntityKind, str, str]  # (entity, name, drift kind)
-_TARGET_KINDS = {"cert": EntityKind.CERTIFICATE, "thinggroup": EntityKind.THING_GROUP}
 
 
 def _cause_key(drift: Drift, present: set[_Key]) -> _Key | None:
@@ -76,15 +77,15 @@ def _cause_key(drift: Drift, present: set[_Key]) -> _Key | None:
         candidates = [(EntityKind.THING_GROUP, drift.group), (EntityKind.THING, drift.thing)]
     elif drift.entity is EntityKind.THING:
         candidates = [(EntityKind.THING_TYPE, _type_of(drift))]
-    elif drift.entity is EntityKind.THING_PRINCIPAL:  # ``<thing>#<certificate id>``
-        thing, _, certificate = drift.name.partition(KEY_SEPARATOR)
+    elif drift.entity is EntityKind.THING_PRINCIPAL:
+        thing, certificate = split_link(drift.name)
         candidates = [(EntityKind.CERTIFICATE, certificate), (EntityKind.THING, thing)]
-    elif drift.entity is EntityKind.POLICY_TARGET:  # ``<policy>#cert/<id>``, ``#thinggroup/<g>``
-        policy, _, target = drift.name.partition(KEY_SEPARATOR)
-        target_kind, _, target_name = target.partition("/")
+    elif drift.entity is EntityKind.POLICY_TARGET:
+        policy, target = split_link(drift.name)
+        target_kind, target_name = split_target(target)
         candidates = [(EntityKind.POLICY, policy)]
-        if target_kind in _TARGET_KINDS:
-            candidates.append((_TARGET_KINDS[target_kind], target_name))
+        if target_kind is not None:
+            candidates.append((target_kind, target_name))
     for entity, name in candidates:
         if name is not None and (entity, name, drift.kind) in present:
             return (entity, name, drift.kind)

@@ -27,14 +27,16 @@ from aws_lambda_powertools import Logger
 
 from pipeline import replicate
 from pipeline.aws import ClientFactory
-from pipeline.converge import TYPE_DELETE_MARGIN_SECONDS, build_converger
+from pipeline.converge import build_converger
 from pipeline.errors import CrrError
 from pipeline.failures import FailureSink
-from pipeline.ingest import admit, persist_change, resolve_dynamic_query
-from pipeline.iot import IotRegistry
+from pipeline.ingest import admit, look_up, persist_change
+from pipeline.iot import Iot
+from pipeline.kinds.thing_type import TYPE_DELETE_MARGIN_SECONDS
 from pipeline.model import Change
 from pipeline.pending import finish_due
 from pipeline.replicate import Replicator
+from pipeline.state import Outcome
 from pipeline.statetable import PersistResult
 from reconcile.drift import DriftReport
 from reconcile.emit import EmitResult, TableEmitter
@@ -131,7 +133,7 @@ class LocalPipeline:
         self.stream = LambdaStreamReader(streams, arn, destination_region)
         self.source = client("iot", source_region)
         self.destination = client("iot", destination_region)
-        self.source_registry = IotRegistry(self.source)
+        self.source_registry = Iot(self.source)
         self.converger = build_converger(
             destination_region,
             table_name,
@@ -160,9 +162,11 @@ class LocalPipeline:
         return self.persist_change(change)
 
     def persist_change(self, change: Change) -> PersistResult:
-        if change.lookup_query:
-            change = resolve_dynamic_query(change, self.source_registry)
-        return persist_change(self.table, change)
+        """Persist's lookups in the source region (``look_up``), then the write."""
+        resolved = look_up(change, self.source_registry)
+        if resolved is None:
+            return PersistResult(Outcome.SKIPPED, change.key, "gone since; its delete follows")
+        return persist_change(self.table, resolved)
 
     def deliver(self) -> DrainReport:
         """One poll of the event source mapping (``poll``)."""
@@ -279,9 +283,8 @@ class RegionHalf:
         self.table_writes = 0  # entity items written by this region's persist step
 
     def persist_event(self, event: Mapping[str, Any]) -> PersistResult:
-        change = admit(event, region=self.region)
-        if change.lookup_query:
-            change = resolve_dynamic_query(change, self.registry)
+        change = look_up(admit(event, region=self.region), self.registry)
+        assert change is not None  # a registry event's lookup (a group's query) always resolves
         result = persist_change(self.table, change)
         self.table_writes += result.wrote
         return result

@@ -7,6 +7,11 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
+from pipeline.iot import Iot
+from pipeline.kinds import KINDS
+from pipeline.kinds.links import thing_principal_name
+from pipeline.model import EntityKind
+
 AMBIENT_AWS_VARIABLES = (
     "AWS_PROFILE",
     "AWS_ENDPOINT_URL",
@@ -44,3 +49,34 @@ def aws_error_response(url: str, status: int, code: str, message: str = "") -> A
     headers = HTTPHeaders()
     headers["x-amzn-ErrorType"] = code
     return AWSResponse(url, status, headers, _Body(body))
+
+
+class RegistryView:
+    """One region's registry as the kinds read it (``Kind.read``: the replicator's describe)."""
+
+    def __init__(self, client: Any) -> None:
+        self.iot = Iot(client)
+
+    def read(self, kind: EntityKind, name: str) -> dict[str, Any] | None:
+        return KINDS[kind].read(self.iot, name)
+
+    def describe_thing(self, name: str) -> dict[str, Any] | None:
+        return self.read(EntityKind.THING, name)
+
+    def describe_thing_type(self, name: str) -> dict[str, Any] | None:
+        return self.read(EntityKind.THING_TYPE, name)
+
+    def describe_thing_group(self, name: str) -> dict[str, Any] | None:
+        return self.read(EntityKind.THING_GROUP, name)
+
+    def describe_certificate(self, cert_id: str) -> dict[str, Any] | None:
+        return self.read(EntityKind.CERTIFICATE, cert_id)
+
+    def get_policy(self, name: str) -> dict[str, Any] | None:
+        return self.read(EntityKind.POLICY, name)
+
+    def thing_principal(self, thing: str, cert_id: str) -> dict[str, Any] | None:
+        return self.read(EntityKind.THING_PRINCIPAL, thing_principal_name(thing, cert_id))
+
+    def list_thing_groups_for_thing(self, thing: str) -> list[str]:
+        return [g["groupName"] for g in self.iot.items("ListThingGroupsForThing", thingName=thing)]

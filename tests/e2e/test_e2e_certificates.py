@@ -9,7 +9,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.cloudtrail import certificate_id_from_pem
+from pipeline.kinds.certificate import certificate_id_from_pem
 from sandbox.certificates import self_signed_pem
 from sandbox.emulation.refusals import POLICY_DELETE_AFTER_DETACH_SECONDS
 from sandbox.stack import Sandbox

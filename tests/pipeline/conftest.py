@@ -15,9 +15,9 @@ import pytest
 from moto import mock_aws
 
 from pipeline.ingest import admit, persist_change
-from pipeline.iot import IotRegistry
 from pipeline.statetable import PersistResult
 from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
+from tests.conftest import RegistryView
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "events"
 
@@ -32,7 +32,7 @@ class Pipeline(LocalPipeline):
 
     def __init__(self) -> None:
         super().__init__()
-        self.dst = IotRegistry(self.destination)
+        self.dst = RegistryView(self.destination)
 
     def persist(self, event: dict[str, Any]) -> PersistResult:
         return persist_change(self.table, admit(event, region=SRC))

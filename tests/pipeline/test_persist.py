@@ -11,7 +11,8 @@ import pytest
 
 from pipeline import persist
 from pipeline.ingest import admit, persist_change
-from pipeline.model import EntityKind, membership_name
+from pipeline.kinds.links import membership_name
+from pipeline.model import EntityKind
 from pipeline.state import MAX_CLOCK_SKEW_MS, FutureTimestampError, Outcome
 from tests.pipeline.conftest import SRC, Pipeline, fixture_event
 

@@ -9,8 +9,9 @@ from botocore.awsrequest import AWSResponse
 
 from pipeline.converge import Converger
 from pipeline.errors import ThrottledError
-from pipeline.iot import IotRegistry
-from pipeline.model import EntityKind
+from pipeline.iot import Iot
+from pipeline.kinds.base import Call
+from pipeline.model import Change, EntityKind, Origin
 from pipeline.pending import finish_due
 from pipeline.state import Outcome
 from tests.conftest import aws_error_response
@@ -153,9 +154,7 @@ def test_attribute_update_costs_two_iot_calls(pipeline: Pipeline) -> None:
     pipeline.replicate()
     pipeline.persist(thing_event("t1", 2, 2000, attributes={"x": "2"}))
     records = pipeline.stream.read()
-    converger = Converger(
-        IotRegistry(pipeline.destination), pipeline.table, region=DST, clock=lambda: 0
-    )
+    converger = Converger(Iot(pipeline.destination), pipeline.table, region=DST, clock=lambda: 0)
     item = pipeline.table.get(EntityKind.THING, "t1")
     assert item is not None
     converger.converge(item)
@@ -177,9 +176,7 @@ def test_thing_type_deletion_is_deferred_and_never_blocks(pipeline: Pipeline) ->
     # THEN the type is deprecated, detached and pending, not deleted yet
     assert pipeline.dst.describe_thing_type("MyThingType")["deprecated"] is True  # type: ignore[index]
     assert pipeline.dst.describe_thing("t1")["thing_type"] is None  # type: ignore[index]
-    converger = Converger(
-        IotRegistry(pipeline.destination), pipeline.table, region=DST, clock=lambda: 0
-    )
+    converger = Converger(Iot(pipeline.destination), pipeline.table, region=DST, clock=lambda: 0)
     assert finish_due(converger, now=0)["waiting"] == ["MyThingType"]
     # AND once five minutes have passed it is deleted
     assert finish_due(converger, now=10**10)["deleted"] == ["MyThingType"]
@@ -208,14 +205,13 @@ def test_a_thing_refused_by_aws_rules_is_permanent_and_named(pipeline: Pipeline)
     pipeline.persist(thing_event("t1", 1, 1000, "CREATED", attributes={"a": "1"}))
     records = pipeline.stream.read()
     # GIVEN the table holds a state AWS would refuse (4 attributes on an untyped thing)
-    item = pipeline.table.get_raw("THING#t1")
-    assert item is not None
-    item["state"]["attributes"] = {"a": "1", "b": "2", "c": "3", "d": "4"}
-    pipeline.table.put_raw(item)
-    sink = FailureSink(logger)
-    converger = Converger(
-        IotRegistry(pipeline.destination), pipeline.table, region=DST, clock=lambda: 0
+    four = {"a": "1", "b": "2", "c": "3", "d": "4"}
+    origin = Origin("us-east-1", 2_000_000, "bad-state")  # after the event (1000 s)
+    pipeline.table.apply(
+        Change(EntityKind.THING, "t1", origin, {"attributes": four}, corrective=True, sync="s")
     )
+    sink = FailureSink(logger)
+    converger = Converger(Iot(pipeline.destination), pipeline.table, region=DST, clock=lambda: 0)
     result = Replicator(converger, sink, DST).handle(records[0])
     assert isinstance(result, Result) and result.action == "failed-permanently"
     assert sink.sent[0]["errorType"] == "RegistryValidationError"
@@ -244,9 +240,9 @@ def test_throttling_is_retried_by_botocore(
     monkeypatch.setattr(aws, "DEFAULT_MAX_ATTEMPTS", 4)
     client = aws.client("iot", DST)
     seen = _throttle_first(client, "CreateThing", 2)
-    IotRegistry(client).create_thing("t1", None, {"a": "1"})
+    Iot(client).apply([Call("CreateThing", {"thingName": "t1"})])
     assert seen[0] == 3  # two throttled attempts, then success
-    assert IotRegistry(client).describe_thing("t1") is not None
+    assert Iot(client).maybe("DescribeThing", thingName="t1") is not None
 
 
 def test_throttling_beyond_retries_is_retryable_error(
@@ -259,7 +255,7 @@ def test_throttling_beyond_retries_is_retryable_error(
     client = aws.client("iot", DST)
     _throttle_first(client, "CreateThing", 100)
     with pytest.raises(ThrottledError):
-        IotRegistry(client).create_thing("t1", None, {"a": "1"})
+        Iot(client).apply([Call("CreateThing", {"thingName": "t1"})])
 
 
 def test_thing_of_a_deprecated_type_is_still_replicated(pipeline: Pipeline) -> None:

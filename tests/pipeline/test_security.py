@@ -1,5 +1,6 @@
-"""pipeline.security: the pure decisions (which calls bring the destination to the desired state)
-and the adapter, against moto in two regions (``use_valid_cert``: certificate id = SHA-256 of
+"""Certificates, policies and their attachments (pipeline.kinds.certificate, .policy, .links):
+the pure decisions (which calls bring the destination to the desired state) and the kinds'
+reads, against moto in two regions (``use_valid_cert``: certificate id = SHA-256 of
 the DER, as AWS computes it)."""
 
 from __future__ import annotations
@@ -14,24 +15,41 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from pipeline.aws import classify_client_error
-from pipeline.cloudtrail import certificate_id_from_pem
 from pipeline.errors import AwsWaitError
-from pipeline.policyrewrite import ArnMapping
-from pipeline.security import (
-    Call,
-    IotSecurity,
-    UnrepairableError,
-    canonical_document,
-    canonical_pem,
-    certificate_calls,
-    policy_calls,
-    policy_target_calls,
-    thing_principal_calls,
-)
+from pipeline.iot import Iot
+from pipeline.kinds import KINDS
+from pipeline.kinds.base import Call, ConvergeError
+from pipeline.kinds.certificate import canonical_pem, certificate_calls, certificate_id_from_pem
+from pipeline.kinds.links import POLICY_TARGET, THING_PRINCIPAL
+from pipeline.kinds.policy import policy_calls
+from pipeline.model import EntityKind
+from pipeline.policyrewrite import ArnMapping, canonical_document
 from sandbox.certificates import self_signed_pem
+from tests.pipeline.conftest import RegistryView
 
 SRC, DST = "us-east-1", "eu-west-1"
 MAPPING = ArnMapping({SRC: DST})
+CERT = "c" * 64
+
+
+def thing_principal_calls(
+    thing: str, principal_arn: str, desired: dict[str, Any] | None, actual: dict[str, Any] | None
+) -> list[Call]:
+    """The thing principal's decision, its certificate's ARN known (the converge hook's)."""
+    with_arn = {"principal": principal_arn}
+    return THING_PRINCIPAL.calls(
+        f"{thing}#{CERT}",
+        None if desired is None else {**desired, **with_arn},
+        None if actual is None else {**actual, **with_arn},
+    )
+
+
+def policy_target_calls(policy: str, target_arn: str, desired: bool, attached: bool) -> list[Call]:
+    """The policy target's decision, its target's ARN known (the converge hook's)."""
+    target = {"target": target_arn}
+    return POLICY_TARGET.calls(
+        f"{policy}#cert/{CERT}", target if desired else None, target if attached else None
+    )
 
 
 def policy_doc(region: str) -> str:
@@ -66,7 +84,7 @@ def test_missing_certificate_is_registered_with_its_status() -> None:
 
 
 def test_certificate_without_pem_cannot_be_registered() -> None:
-    with pytest.raises(UnrepairableError, match="no PEM"):
+    with pytest.raises(ConvergeError, match="no PEM"):
         certificate_calls("c" * 64, {"status": "ACTIVE"}, None)
 
 
@@ -88,7 +106,7 @@ def test_status_follows_the_source(desired: str, actual: str, expected: list[str
 
 
 def test_revoked_in_the_destination_is_reported_not_recreated() -> None:
-    with pytest.raises(UnrepairableError, match="cannot change a revoked"):
+    with pytest.raises(ConvergeError, match="cannot change a revoked"):
         certificate_calls("c" * 64, {"status": "ACTIVE", "pem": "P"}, {"status": "REVOKED"})
 
 
@@ -185,11 +203,11 @@ def test_certificate_round_trip_between_regions(regions: tuple[Any, Any]) -> Non
         "certificateId"
     ]
     source.update_certificate(certificateId=cert_id, newStatus="REVOKED")
-    src, dst = IotSecurity(source), IotSecurity(destination)
+    src, dst = RegistryView(source), RegistryView(destination)
     desired = src.describe_certificate(cert_id)
     assert desired is not None and desired["status"] == "REVOKED"
     # WHEN the destination is converged to it
-    dst.apply(certificate_calls(cert_id, desired, dst.describe_certificate(cert_id)))
+    dst.iot.apply(certificate_calls(cert_id, desired, dst.describe_certificate(cert_id)))
     # THEN the destination holds the same certificate (same id), revoked
     copy = dst.describe_certificate(cert_id)
     assert copy is not None
@@ -201,25 +219,25 @@ def test_certificate_round_trip_between_regions(regions: tuple[Any, Any]) -> Non
 
 def test_policy_attachments_and_deletes_on_moto(regions: tuple[Any, Any]) -> None:
     _, destination = regions
-    dst = IotSecurity(destination)
+    dst, iot = RegistryView(destination), Iot(destination)
     pem = self_signed_pem()
     cert = destination.register_certificate_without_ca(certificatePem=pem, status="ACTIVE")
+    cert_id = cert["certificateId"]
     destination.create_thing(thingName="device-1")
-    dst.apply(policy_calls("p", {"document": policy_doc(SRC)}, None, MAPPING))
-    dst.apply(policy_target_calls("p", cert["certificateArn"], True, False))
-    dst.apply(thing_principal_calls("device-1", cert["certificateArn"], {"exclusive": False}, None))
-    assert dst.policy_attached("p", cert["certificateArn"])
-    assert dst.thing_principal("device-1", cert["certificateArn"]) is not None
+    iot.apply(policy_calls("p", {"document": policy_doc(SRC)}, None, MAPPING))
+    iot.apply(policy_target_calls("p", cert["certificateArn"], True, False))
+    iot.apply(thing_principal_calls("device-1", cert["certificateArn"], {"exclusive": False}, None))
+    assert dst.read(EntityKind.POLICY_TARGET, f"p#cert/{cert_id}") is not None
+    assert dst.thing_principal("device-1", cert_id) is not None
     policy = dst.get_policy("p")
     assert policy is not None and f"arn:aws:iot:{DST}:" in policy["document"]
     # WHEN the certificate and the policy are deleted (attachments first, as AWS requires)
-    actual = dst.describe_certificate(cert["certificateId"])
-    assert actual is not None
-    actual |= dst.certificate_attachments(cert["certificateArn"])
-    dst.apply(certificate_calls(cert["certificateId"], None, actual))
-    dst.apply(policy_calls("p", None, dst.get_policy("p"), MAPPING))
+    actual = KINDS[EntityKind.CERTIFICATE].read(iot, cert_id, deleting=True)
+    assert actual is not None and actual["things"] == ["device-1"] and actual["policies"] == ["p"]
+    iot.apply(certificate_calls(cert_id, None, actual))
+    iot.apply(policy_calls("p", None, dst.get_policy("p"), MAPPING))
     # THEN both are gone
-    assert dst.describe_certificate(cert["certificateId"]) is None
+    assert dst.describe_certificate(cert_id) is None
     assert dst.get_policy("p") is None
 
 

@@ -13,19 +13,18 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from pipeline import persist, replicate
-from pipeline.cloudtrail import ControlChange, parse_cloudtrail_event
-from pipeline.control import control_change
+from pipeline import persist
+from pipeline.cloudtrail import parse_cloudtrail_event
 from pipeline.errors import EventValidationError
 from pipeline.events import parse_event
-from pipeline.model import EntityKind
-from pipeline.security import IotSecurity
+from pipeline.kinds.policy import ARNS_REWRITTEN_METRIC, FOREIGN_ARNS_METRIC
+from pipeline.model import Change, EntityKind
 from pipeline.state import Outcome
 from pipeline.statetable import PersistResult
 from sandbox.certificates import self_signed_pem
 from sandbox.emulation.controlplane import cloudtrail_event
 from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
-from tests.pipeline.conftest import fixture_event
+from tests.pipeline.conftest import RegistryView, fixture_event
 from tests.pipeline.test_persist import emf_values
 
 T0 = 1_796_119_205  # epoch seconds
@@ -52,8 +51,7 @@ class Harness(LocalPipeline):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.origin = IotSecurity(self.source)
-        self.dst = IotSecurity(self.destination)
+        self.dst = RegistryView(self.destination)
         self.events: list[dict[str, Any]] = []
 
     def call(self, name: str, request: dict[str, Any], *, at: int) -> dict[str, Any]:
@@ -65,9 +63,8 @@ class Harness(LocalPipeline):
 
     def persist_control(self, event: dict[str, Any]) -> PersistResult | None:
         result = parse_cloudtrail_event(event)
-        assert isinstance(result, ControlChange), result
-        change = control_change(result, self.origin)
-        return None if change is None else self.persist_change(change)
+        assert isinstance(result, Change), result
+        return self.persist_change(result)  # its lookups in the source, then the write
 
     def flush(self) -> list[PersistResult | None]:
         results = [self.persist_control(event) for event in self.events]
@@ -139,8 +136,8 @@ def test_a_policy_is_written_with_regions_and_accounts_mapped_and_reported(
         "after": resources[0],
     }
     # AND the invocation's metrics count them
-    assert sum(emf_values(out, replicate.POLICY_ARNS_REWRITTEN_METRIC)) == 2
-    assert sum(emf_values(out, replicate.POLICY_FOREIGN_ARNS_METRIC)) == 1
+    assert sum(emf_values(out, ARNS_REWRITTEN_METRIC)) == 2
+    assert sum(emf_values(out, FOREIGN_ARNS_METRIC)) == 1
 
 
 def provision(h: Harness) -> tuple[str, str]:
@@ -174,7 +171,7 @@ def test_created_and_attached_in_the_source_appear_active_and_attached(h: Harnes
     assert policy is not None
     assert f"arn:aws:iot:{DST}:" in policy["document"] and SRC not in policy["document"]
     assert policy["targets"] == [copy["arn"]]
-    assert h.dst.thing_principal(THING, copy["arn"]) is not None
+    assert h.dst.thing_principal(THING, cert_id) is not None
 
 
 def test_a_revocation_reaches_the_destination_and_a_late_active_does_not_undo_it(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.kinds.thing_type import PendingTypeDeletion
 from pipeline.model import Change, EntityKind, Origin
 from pipeline.state import Outcome
 from tests.pipeline.conftest import SRC, Pipeline
@@ -87,7 +88,7 @@ def test_parallel_scan_reads_every_entity_once_and_skips_bookkeeping(pipeline: P
     pipeline.table.apply_many([change(f"t{i:02d}", 1, 1000, str(i)) for i in range(60)])
     deletion = Change(EntityKind.THING, "t00", Origin(SRC, 2000, "del", "id-t00", 2), deleted=True)
     pipeline.table.apply(deletion)
-    pipeline.table.put_raw({"pk": "PENDING#TYPE#x", "due": 1})
+    pipeline.table.put_record(PendingTypeDeletion(SRC, "x", delete_after=1, recreate=False))
 
     for segments in (1, 4):
         items = pipeline.table.scan_entities(segments)

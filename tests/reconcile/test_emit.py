@@ -16,7 +16,8 @@ from moto import mock_aws
 from pipeline import aws
 from pipeline.events import parse_event
 from pipeline.ingest import persist_change, persist_changes
-from pipeline.model import Change, DynamicQuery, EntityKind, Origin, membership_name
+from pipeline.kinds.links import membership_name
+from pipeline.model import Change, EntityKind, Origin
 from pipeline.state import Outcome
 from pipeline.statetable import StateTable
 from reconcile.diff import diff_snapshots
@@ -36,6 +37,12 @@ SRC, DST = "us-east-1", "eu-west-1"
 NOW = 1_700_000_000_000
 TAKEN = NOW - 30_000
 NAME_RULE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+DYNAMIC_QUERY = {
+    "query_string": "thingName:t*",
+    "index_name": "AWS_Things",
+    "query_version": "2017-09-30",
+}
 
 
 def make_plan(*, allow_deletes: bool = True) -> Plan:
@@ -162,7 +169,7 @@ def test_emit_via_table_follows_persist_for_a_dynamic_groups_membership(
         EntityKind.THING_GROUP,
         "dyn",
         Origin(SRC, TAKEN - 1_000, "live-dyn", version=1),
-        fields={"parent": None, "attributes": {}, "query": DynamicQuery("thingName:t*").to_dict()},
+        fields={"parent": None, "attributes": {}, "query": DYNAMIC_QUERY},
     )
     assert table.apply(dynamic).outcome is Outcome.APPLIED
     membership = membership_name("t1", "dyn")
@@ -198,7 +205,7 @@ def test_persist_changes_gives_the_outcomes_of_persist_change_one_by_one(
             fields={
                 "parent": None,
                 "attributes": {},
-                "query": DynamicQuery("thingName:t*").to_dict(),
+                "query": DYNAMIC_QUERY,
             },
         ),
         Change(

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from pipeline.errors import PermanentError
-from pipeline.model import EntityKind, membership_name
+from pipeline.kinds.links import membership_name
+from pipeline.model import EntityKind
 from pipeline.state import FutureTimestampError
 from reconcile.diff import diff_snapshots
 from reconcile.plan import (

@@ -214,7 +214,7 @@ def test_progress_estimates_time_left_from_the_quotas(source_iot: Any) -> None:
         if status.family == EntityKind.THING.value and not status.done:
             etas.append(status.eta_seconds)
 
-    with patch("reconcile.snapshot._REPORT_EVERY", 1):
+    with patch("reconcile.inventory._REPORT_EVERY", 1):
         take_snapshot(inventory, SRC, progress=record, expected={"thing": 10})
 
     # THEN at the start and after each of the n things, 10 - n things are left: one page of
@@ -293,7 +293,7 @@ def test_invalid_token_restarts_the_listing(source_iot: Any, seed: Seed, snapsho
     inventory = Inventory(DeletingBehindToken(source_iot), RateLimiter.unlimited(), page_size=3)
 
     # WHEN the things are listed
-    names = [thing["name"] for thing in inventory.things()]
+    names = [thing["name"] for thing in inventory.entities(EntityKind.THING)]
 
     # THEN the listing restarted once, and every surviving thing appears exactly once
     assert inventory.restarts["ListThings"] == 1
@@ -308,7 +308,7 @@ def test_a_token_that_never_settles_fails() -> None:
         RateLimiter.unlimited(),
     )
     with pytest.raises(ListingRestartError) as raised:
-        list(inventory.things())
+        list(inventory.entities(EntityKind.THING))
     assert isinstance(raised.value.__cause__, ClientError)
 
 
@@ -325,7 +325,7 @@ def test_a_token_that_never_settles_fails() -> None:
 def test_client_errors_are_classified(code: str, status: int, expected: type) -> None:
     inventory = Inventory(FailingIot(client_error(code, status)), RateLimiter.unlimited())
     with pytest.raises(expected) as raised:
-        list(inventory.things())
+        list(inventory.entities(EntityKind.THING))
     assert isinstance(raised.value.__cause__, ClientError)
 
 
@@ -405,7 +405,7 @@ def test_snapshot_is_paced_by_the_limiter(source_iot: Any, seed: Seed, snapshot_
     limiter = RateLimiter(overrides={"ListThings": 2}, clock=clock, sleep=clock.sleep)
     inventory = Inventory(source_iot, limiter, page_size=1)
 
-    list(inventory.things())
+    list(inventory.entities(EntityKind.THING))
 
     # THEN 12 calls took (12 - 2 burst) / 2 per second = 5 s of (fake) time
     assert inventory.calls["ListThings"] == 12

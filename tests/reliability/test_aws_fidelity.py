@@ -15,11 +15,12 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
-from pipeline.converge import TYPE_DELETE_MARGIN_SECONDS
+from pipeline.kinds.thing_type import TYPE_DELETE_MARGIN_SECONDS
 from pipeline.pending import finish_due
 from pipeline.state import Outcome
 from sandbox import emulation
 from sandbox.inprocess import SRC, LocalPipeline
+from tests.conftest import RegistryView
 from tests.reliability.conftest import CLOCK
 
 JsonDict = dict[str, Any]
@@ -78,7 +79,7 @@ def test_type_change_survives_the_old_types_dissociation_arriving_last(
     rest = [e for e in events if e is not dissociation]
     _deliver(pipeline, [*rest, dissociation])  # DELETED(A) after the THING_EVENT and CREATED(B)
     pipeline.drain()
-    assert pipeline.registry.describe_thing("t")["thing_type"] == "B"  # type: ignore[index]
+    assert RegistryView(pipeline.destination).describe_thing("t")["thing_type"] == "B"  # type: ignore[index]
 
 
 # --- 2. and 7. a description change is a delete and re-create ------------------------------------
@@ -105,15 +106,15 @@ def test_type_description_change_is_replicated_as_a_re_create(
     _deliver(pipeline, list(reversed(_events(registry_world))))
     pipeline.converge_fully()
     assert pipeline.failures.sent == []
-    described = pipeline.registry.describe_thing_type("T")
+    described = RegistryView(pipeline.destination).describe_thing_type("T")
     assert described is not None and described["description"] == "v2"
     assert not described["deprecated"]
-    assert pipeline.registry.describe_thing("t") == {
+    assert RegistryView(pipeline.destination).describe_thing("t") == {
         "thing_type": "T",
         "attributes": {"a": "1"},
         "billing_group": None,
     }
-    assert pipeline.registry.describe_thing("t2")["thing_type"] == "T"  # type: ignore[index]
+    assert RegistryView(pipeline.destination).describe_thing("t2")["thing_type"] == "T"  # type: ignore[index]
     assert pipeline.audit().in_sync
 
 
@@ -148,7 +149,10 @@ def test_propagating_attributes_are_replicated_on_create_and_update(
     )
     _deliver(pipeline, _events(registry_world))
     pipeline.drain()
-    assert pipeline.registry.describe_thing_type("T")["propagating_attributes"] == second  # type: ignore[index]
+    assert (
+        RegistryView(pipeline.destination).describe_thing_type("T")["propagating_attributes"]
+        == second
+    )  # type: ignore[index]
     assert pipeline.audit().in_sync
 
 
@@ -188,7 +192,7 @@ def test_removed_group_attributes_are_removed_in_the_destination(
     )
     _deliver(pipeline, _events(registry_world))
     pipeline.drain()
-    assert pipeline.registry.describe_thing_group("g")["attributes"] == {}  # type: ignore[index]
+    assert RegistryView(pipeline.destination).describe_thing_group("g")["attributes"] == {}  # type: ignore[index]
 
 
 def test_emulated_update_thing_group_ignores_an_empty_attribute_map(
@@ -238,7 +242,7 @@ def test_move_between_sibling_groups_with_the_add_first(
     # The event source mapping redelivers the add; the removal, now in the table, goes first.
     stats = pipeline.drain()
     assert stats.failed_batches == []
-    assert pipeline.registry.list_thing_groups_for_thing("t") == ["floor-2"]
+    assert RegistryView(pipeline.destination).list_thing_groups_for_thing("t") == ["floor-2"]
     assert pipeline.failures.sent == []
 
 
@@ -252,7 +256,7 @@ def test_move_between_siblings_applies_the_removal_from_the_table_first(
     _deliver(pipeline, [added, removed])  # both in the table; the add's record comes first
     stats = pipeline.drain()
     assert stats.batch_item_failures == 0
-    assert pipeline.registry.list_thing_groups_for_thing("t") == ["floor-2"]
+    assert RegistryView(pipeline.destination).list_thing_groups_for_thing("t") == ["floor-2"]
 
 
 def test_emulated_add_to_a_sibling_group_is_refused(pipeline: LocalPipeline) -> None:
@@ -286,7 +290,7 @@ def test_thing_with_principals_in_the_destination_is_deleted(
     _deliver(pipeline, list(reversed(_events(registry_world))))  # DELETED before the UPDATED
     pipeline.drain()
     assert pipeline.failures.sent == []
-    assert pipeline.registry.describe_thing("t") is None
+    assert RegistryView(pipeline.destination).describe_thing("t") is None
 
 
 # --- 7. DeleteThingType: 5 minutes after deprecation, no things, one type at a time ------------
@@ -334,7 +338,7 @@ def test_type_deletions_wait_with_a_margin_and_one_never_blocks_another(
     # A waits for t's own update (t still wants A in the table); B is deleted all the same.
     assert result["deleted"] == ["B"]
     assert result["retry"] == ["A"]
-    assert pipeline.registry.describe_thing("t")["thing_type"] == "A"  # type: ignore[index]
+    assert RegistryView(pipeline.destination).describe_thing("t")["thing_type"] == "A"  # type: ignore[index]
     _deliver(pipeline, of_t)
     pipeline.drain()
     assert finish_due(pipeline.converger, now=CLOCK())["deleted"] == ["A"]
@@ -370,8 +374,8 @@ def test_type_deletion_before_its_things_updates_never_breaks_the_attribute_limi
     assert pipeline.failures.sent == []
     _deliver(pipeline, thing_events)
     pipeline.converge_fully()
-    assert pipeline.registry.describe_thing_type("T") is None
-    assert pipeline.registry.describe_thing("t")["attributes"] == {  # type: ignore[index]
+    assert RegistryView(pipeline.destination).describe_thing_type("T") is None
+    assert RegistryView(pipeline.destination).describe_thing("t")["attributes"] == {  # type: ignore[index]
         "k0": "v",
         "k1": "v",
         "k2": "v",
@@ -415,7 +419,7 @@ def test_dynamic_group_is_recognised_without_the_mapping_id(
         event.pop("dynamicGroupMappingId", None)
     _deliver(pipeline, events)
     pipeline.drain()
-    described = pipeline.registry.describe_thing_group("dyn")
+    described = RegistryView(pipeline.destination).describe_thing_group("dyn")
     assert described is not None and described["query"]["query_string"] == "attributes.a:1"
     membership = {
         "eventType": "THING_GROUP_MEMBERSHIP_EVENT",
@@ -496,8 +500,8 @@ def test_child_group_event_first_creates_the_chain(
     pipeline.persist_event(leaf)
     stats = pipeline.drain()
     assert stats.batch_item_failures == 0
-    assert pipeline.registry.describe_thing_group("leaf")["parent"] == "mid"  # type: ignore[index]
-    assert pipeline.registry.describe_thing_group("mid")["parent"] == "root"  # type: ignore[index]
+    assert RegistryView(pipeline.destination).describe_thing_group("leaf")["parent"] == "mid"  # type: ignore[index]
+    assert RegistryView(pipeline.destination).describe_thing_group("mid")["parent"] == "root"  # type: ignore[index]
     _deliver(pipeline, [e for e in events if e is not leaf])
     pipeline.drain()
     assert pipeline.audit().in_sync

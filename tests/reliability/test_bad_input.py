@@ -17,8 +17,11 @@ import pytest
 
 from pipeline import persist, replicate
 from pipeline.errors import PermanentError
+from pipeline.kinds.thing_type import PendingTypeDeletion
+from pipeline.model import EntityKind
 from pipeline.statetable import StateTable
 from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline, create_state_table
+from tests.conftest import RegistryView
 
 GOOD_THING: dict[str, Any] = {
     "eventType": "THING_EVENT",
@@ -173,7 +176,7 @@ def test_persist_refuses_bad_events_naming_the_field_and_keeps_applying_good_one
     assert len(message) < 2_000
     # ... and the next good event is applied
     assert persist.lambda_handler(after, None)["outcome"] == "applied"
-    assert source_table.get_raw("THING#after") is not None
+    assert source_table.get(EntityKind.THING, "after") is not None
 
 
 # --- the replicator ---------------------------------------------------------------------------
@@ -289,14 +292,14 @@ def test_replicator_sends_bad_records_to_the_failure_queue_and_applies_the_rest(
     assert len(failure["reason"]) < 2_000
     # ... and both valid records were applied
     for name in ("ok-1", "ok-2"):
-        assert pipeline.registry.describe_thing(name) is not None
+        assert RegistryView(pipeline.destination).describe_thing(name) is not None
 
 
 def test_a_bookkeeping_or_removed_record_is_skipped_not_failed(
     pipeline: LocalPipeline, failure_queue: Any
 ) -> None:
     records = [
-        _record(201, {"pk": {"S": "PENDING#TYPEDELETE#eu-west-1#ty"}}),
+        _record(201, {"pk": {"S": PendingTypeDeletion.key_for("eu-west-1", "ty")}}),
         _record(202, {"pk": {"S": "THING#gone"}}, event_name="REMOVE"),
         _record(203, {"pk": {"S": "NOTAKIND#x"}}),
     ]

@@ -23,6 +23,7 @@ from botocore.awsrequest import AWSResponse
 
 from pipeline import aws, persist, replicate
 from pipeline.errors import RetryableError
+from pipeline.model import EntityKind
 from sandbox import emulation
 from sandbox.inprocess import LocalPipeline, persist_all
 from tests.conftest import aws_error_response
@@ -194,7 +195,7 @@ def test_persist_surfaces_state_table_faults_as_retryable_and_retry_applies_once
     # WHEN persist runs, THEN it raises a retryable error for the state machine's Retry
     with pytest.raises(RetryableError):
         persist.lambda_handler(event, None)
-    assert pipeline.table.get_raw("THING#p0") is None
+    assert pipeline.table.get(EntityKind.THING, "p0") is None
     # WHEN the fault clears and the state machine retries, THEN the event is applied once
     faults.enabled = False
     assert persist.lambda_handler(event, None)["outcome"] == "applied"

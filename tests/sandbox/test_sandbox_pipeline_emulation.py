@@ -15,6 +15,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_sqs,
 )
 
+from pipeline.kinds.thing_type import PendingTypeDeletion
 from sandbox.emulation import (
     FUNCTION_LOG,
     Delivery,
@@ -228,7 +229,8 @@ def test_drain_counts_the_pipelines_bookkeeping_records_apart(box: Sandbox, reco
     # GIVEN an entity item and the replicator's bookkeeping for it (echo ledger, a pending
     # deletion), all of which reach the destination's stream
     ddb = box.client("dynamodb", SOURCE)
-    for key in ("THING#k1", f"ECHO#{DESTINATION}#THING#k1", f"PENDING#TYPEDELETE#{DESTINATION}#x"):
+    pending = PendingTypeDeletion.key_for(DESTINATION, "x")
+    for key in ("THING#k1", f"ECHO#{DESTINATION}#THING#k1", pending):
         ddb.put_item(TableName=box.table_name, Item={"pk": {"S": key}})
     # WHEN the pipeline drains
     report = box.drain(timeout=30)

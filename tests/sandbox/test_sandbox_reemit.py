@@ -67,7 +67,7 @@ def test_re_emitting_starts_new_executions_that_persist_counts_as_duplicates(
     # GIVEN the plan emitted once and persisted
     first = run_to_completion(box, changes, seen)
     assert sorted(o["outcome"] for o in first.values()) == ["applied", "applied"]
-    stored = {c.key: table.get_raw(c.key) for c in changes}
+    stored = {c.key: table.get(c.kind, c.name) for c in changes}
     assert all(item is not None for item in stored.values())
     # WHEN it is emitted again (same event ids, so the same execution names)
     again = run_to_completion(box, changes, seen)
@@ -75,4 +75,4 @@ def test_re_emitting_starts_new_executions_that_persist_counts_as_duplicates(
     assert len(seen) == 2 * len(changes)
     assert sorted(o["outcome"] for o in again.values()) == ["duplicate", "duplicate"]
     # AND the state table is unchanged, so the destination has nothing new to converge
-    assert {c.key: table.get_raw(c.key) for c in changes} == stored
+    assert {c.key: table.get(c.kind, c.name) for c in changes} == stored

@@ -20,10 +20,10 @@ from pipeline.errors import (
     RetryableError,
     ThrottledError,
 )
-from pipeline.iot import IotRegistry
+from pipeline.iot import Iot
 
 
-def _iot(endpoint: str = "http://127.0.0.1:9") -> IotRegistry:
+def _iot(endpoint: str = "http://127.0.0.1:9") -> Iot:
     client = boto3.client(
         "iot",
         region_name="eu-west-1",
@@ -32,13 +32,13 @@ def _iot(endpoint: str = "http://127.0.0.1:9") -> IotRegistry:
         aws_secret_access_key="testing",
         config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1),
     )
-    return IotRegistry(client)
+    return Iot(client)
 
 
 def test_parameters_the_service_model_refuses_are_permanent() -> None:
     # botocore validates parameters before sending (ParamValidationError): retrying cannot help.
     with pytest.raises(AwsRequestError) as raised:
-        _iot().deprecate_thing_type("type", undo="yes")  # type: ignore[arg-type]
+        _iot().call("DeprecateThingType", thingTypeName="type", undoDeprecate="yes")
     assert isinstance(raised.value, PermanentError)
     assert raised.value.code == "ParamValidationError"
     assert raised.value.operation == "DeprecateThingType"
@@ -47,7 +47,7 @@ def test_parameters_the_service_model_refuses_are_permanent() -> None:
 def test_a_connection_failure_is_retryable() -> None:
     # Nothing listens on port 9: EndpointConnectionError after botocore's (one) attempt.
     with pytest.raises(AwsServiceError) as raised:
-        _iot().describe_thing("thing")
+        _iot().call("DescribeThing", thingName="thing")
     assert isinstance(raised.value, RetryableError)
     assert raised.value.code == "EndpointConnectionError"
 

@@ -1,5 +1,5 @@
 """Unit tests for pipeline.cloudtrail: EventBridge "AWS API Call via CloudTrail" events for AWS
-IoT -> ControlChange (or Skipped).
+IoT -> Change (or Skipped); the call parsers live with their kinds (pipeline.kinds).
 
 The envelope and the record follow the documented shapes (EventBridge User Guide, "Events from
 AWS services"; CloudTrail User Guide, "CloudTrail record contents"); the AttachPolicy fixture is
@@ -24,18 +24,14 @@ from cryptography.x509.oid import NameOID
 
 from pipeline.cloudtrail import (
     EVENT_NAMES,
-    ControlChange,
-    ControlKind,
-    Lookup,
-    LookupKind,
     SkipCode,
     Skipped,
-    certificate_id_from_pem,
     is_cloudtrail_event,
     parse_cloudtrail_event,
 )
 from pipeline.errors import EventValidationError, RegistryValidationError
-from pipeline.model import Origin
+from pipeline.kinds.certificate import certificate_id_from_pem
+from pipeline.model import Change, EntityKind, Lookup, Origin
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cloudtrail"
 REGION = "us-east-1"
@@ -90,12 +86,12 @@ def origin() -> Origin:
     return Origin(REGION, EVENT_MS, "1a2b3c4d-0000-4000-8000-000000000002")
 
 
-def change(result: ControlChange | Skipped) -> ControlChange:
-    assert isinstance(result, ControlChange), result
+def change(result: Change | Skipped) -> Change:
+    assert isinstance(result, Change), result
     return result
 
 
-def skipped(result: ControlChange | Skipped) -> Skipped:
+def skipped(result: Change | Skipped) -> Skipped:
     assert isinstance(result, Skipped), result
     return result
 
@@ -129,11 +125,10 @@ def test_documented_attach_policy_example() -> None:
     # WHEN parsed
     result = change(parse_cloudtrail_event(payload))
     # THEN it is the attachment of that policy to that certificate, stamped with eventTime
-    assert result == ControlChange(
-        ControlKind.POLICY_TARGET,
+    assert result == Change(
+        EntityKind.POLICY_TARGET,
         f"ExamplePolicyForIoT#cert/{CERT_ID}",
         Origin(REGION, 1460159496000, "8bff4fed-c229-4d2d-8264-4ab28a487505"),
-        "AttachPolicy",
     )
 
 
@@ -154,12 +149,11 @@ def test_created_certificate_is_looked_up_by_the_id_in_the_response(
 ) -> None:
     response = {"certificateId": CERT_ID, "certificateArn": CERT_ARN}
     result = change(parse_cloudtrail_event(event(name, request_, response)))
-    assert result == ControlChange(
-        ControlKind.CERTIFICATE,
+    assert result == Change(
+        EntityKind.CERTIFICATE,
         CERT_ID,
         origin(),
-        name,
-        lookup=Lookup(LookupKind.CERTIFICATE),
+        lookup=Lookup(),
     )
 
 
@@ -179,7 +173,7 @@ def test_registration_without_response_takes_the_id_from_the_pem() -> None:
     pem, expected = self_signed_pem()
     payload = event("RegisterCertificateWithoutCA", {"certificatePem": pem}, None)
     result = change(parse_cloudtrail_event(payload))
-    assert (result.kind, result.name) == (ControlKind.CERTIFICATE, expected)
+    assert (result.kind, result.name) == (EntityKind.CERTIFICATE, expected)
 
 
 def test_certificate_id_is_the_sha256_of_the_der() -> None:
@@ -197,13 +191,12 @@ def test_created_certificate_without_any_id_is_skipped_not_guessed() -> None:
 def test_update_certificate_carries_the_new_status(status: str) -> None:
     request = {"certificateId": CERT_ID.upper(), "newStatus": status}
     result = change(parse_cloudtrail_event(event("UpdateCertificate", request)))
-    assert result == ControlChange(
-        ControlKind.CERTIFICATE,
+    assert result == Change(
+        EntityKind.CERTIFICATE,
         CERT_ID,
         origin(),
-        "UpdateCertificate",
         fields={"status": status},
-        lookup=Lookup(LookupKind.CERTIFICATE),
+        lookup=Lookup(),
     )
 
 
@@ -217,7 +210,7 @@ def test_internal_statuses_are_skipped(status: str) -> None:
 def test_delete_certificate() -> None:
     request = {"certificateId": CERT_ID, "forceDelete": False}
     result = change(parse_cloudtrail_event(event("DeleteCertificate", request)))
-    assert (result.kind, result.name, result.deleted) == (ControlKind.CERTIFICATE, CERT_ID, True)
+    assert (result.kind, result.name, result.deleted) == (EntityKind.CERTIFICATE, CERT_ID, True)
 
 
 def test_bad_certificate_id_is_refused() -> None:
@@ -249,8 +242,8 @@ def test_create_policy_carries_the_document() -> None:
     request = {"policyName": "device-policy", "policyDocument": RAW_DOCUMENT}
     response = {"policyName": "device-policy", "policyVersionId": "1"}
     result = change(parse_cloudtrail_event(event("CreatePolicy", request, response)))
-    assert result == ControlChange(
-        ControlKind.POLICY, "device-policy", origin(), "CreatePolicy", fields={"document": DOCUMENT}
+    assert result == Change(
+        EntityKind.POLICY, "device-policy", origin(), fields={"document": DOCUMENT}
     )
 
 
@@ -274,7 +267,7 @@ def test_non_default_policy_version_changes_nothing() -> None:
 def test_set_default_version_looks_the_version_up() -> None:
     request = {"policyName": "device-policy", "policyVersionId": "3"}
     result = change(parse_cloudtrail_event(event("SetDefaultPolicyVersion", request)))
-    assert result.lookup == Lookup(LookupKind.POLICY_VERSION, "3")
+    assert result.lookup == Lookup("3")
     assert result.fields == {}
 
 
@@ -284,7 +277,7 @@ def test_delete_policy_version_changes_nothing_and_delete_policy_deletes() -> No
         SkipCode.NO_EFFECT
     )
     result = change(parse_cloudtrail_event(event("DeletePolicy", {"policyName": "device-policy"})))
-    assert (result.kind, result.name, result.deleted) == (ControlKind.POLICY, "device-policy", True)
+    assert (result.kind, result.name, result.deleted) == (EntityKind.POLICY, "device-policy", True)
 
 
 @pytest.mark.parametrize("document", ["not json", "[1, 2]", None])
@@ -310,7 +303,7 @@ def test_policy_attached_to_a_thing_group(name: str, deleted: bool) -> None:
     target = f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/floor-1"
     result = change(parse_cloudtrail_event(event(name, {"policyName": "p", "target": target})))
     assert (result.kind, result.name, result.deleted) == (
-        ControlKind.POLICY_TARGET,
+        EntityKind.POLICY_TARGET,
         "p#thinggroup/floor-1",
         deleted,
     )
@@ -339,11 +332,10 @@ def test_attach_thing_principal(principal_type: str | None, exclusive: bool) -> 
     if principal_type is not None:
         request["thingPrincipalType"] = principal_type
     result = change(parse_cloudtrail_event(event("AttachThingPrincipal", request)))
-    assert result == ControlChange(
-        ControlKind.THING_PRINCIPAL,
+    assert result == Change(
+        EntityKind.THING_PRINCIPAL,
         f"device-1#{CERT_ID}",
         origin(),
-        "AttachThingPrincipal",
         fields={"exclusive": exclusive},
     )
 

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from pipeline import events
 from pipeline.errors import EventValidationError, RegistryValidationError
 from pipeline.events import EVENT_TYPES, corrective_event, parse_event
-from pipeline.model import STATE_FIELDS, Change, DynamicQuery, EntityKind, Origin
+from pipeline.kinds import STATE_FIELDS
+from pipeline.model import Change, EntityKind, Lookup, Origin
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 REGION = "us-east-1"
@@ -211,7 +212,7 @@ def test_thing_group_event_root_created() -> None:
             "description": "My root thing group",
             "attributes": {"attribute1": "value1", "attribute2": "value2", "attribute3": "value3"},
         },
-        lookup_query=True,
+        lookup=Lookup(),
     )
 
 
@@ -223,7 +224,7 @@ def test_thing_group_event_nested_updated() -> None:
     assert "query" not in change.fields  # persist looks it up (DescribeThingGroup)
     assert change.origin.version == 3
     assert change.origin.timestamp_ms == 1603995417409
-    assert change.lookup_query
+    assert change.lookup == Lookup()
 
 
 @pytest.mark.parametrize("mapping_id", [None, "4a1c"])
@@ -234,7 +235,7 @@ def test_whether_a_group_is_dynamic_is_left_to_lookup(mapping_id: str | None) ->
     change = parse_event(payload, region=REGION)
     # THEN the query is not claimed either way: persist asks DescribeThingGroup in the origin
     # (the old parser decided "static" from a null dynamicGroupMappingId)
-    assert change.lookup_query
+    assert change.lookup == Lookup()
     assert "query" not in change.fields
     assert change.fields["description"] is None
 
@@ -256,7 +257,7 @@ def test_thing_group_deleted() -> None:
     change = parse_event(with_("thing_group_event", operation="DELETED"), region=REGION)
     assert change.deleted
     assert change.fields == {}
-    assert not change.lookup_query
+    assert change.lookup is None
 
 
 def test_group_may_carry_fifty_attributes_but_not_more() -> None:
@@ -327,7 +328,7 @@ def test_topic_and_other_extra_keys_are_ignored() -> None:
 
 
 def test_event_types_cover_every_parser() -> None:
-    assert set(EVENT_TYPES) == set(events._PARSERS)
+    assert set(EVENT_TYPES) == set(events._PARSERS) | {events.CORRECTIVE_EVENT}
     assert len(EVENT_TYPES) == 7
     assert "CRR_CORRECTIVE_EVENT" in EVENT_TYPES
 
@@ -482,12 +483,16 @@ def test_corrective_round_trip(change: Change) -> None:
     assert parse_event(payload, region=change.origin.region) == change
 
 
-def test_corrective_event_accepts_a_dynamic_query_object() -> None:
-    query = DynamicQuery("thingName:sensor-*")
+def test_corrective_event_carries_a_dynamic_query() -> None:
+    query = {
+        "query_string": "thingName:sensor-*",
+        "index_name": "AWS_Things",
+        "query_version": "2017-09-30",
+    }
     change = _corrective(EntityKind.THING_GROUP, "dyn", {"query": query})
     payload = corrective_event(change)
-    assert payload["state"]["query"] == query.to_dict()
-    assert parse_event(payload, region=REGION).fields == {"query": query.to_dict()}
+    assert payload["state"]["query"] == query
+    assert parse_event(payload, region=REGION).fields == {"query": query}
 
 
 def test_corrective_event_drops_entity_id_and_marks_corrective() -> None:

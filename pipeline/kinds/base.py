@@ -1,0 +1,358 @@
+"""What a kind module provides, and the small vocabulary the kinds share.
+
+An entity kind is one module of ``pipeline.kinds`` holding one ``Kind`` (``links`` holds two):
+its ``EntitySpec`` row, its snapshot columns, how AWS's shapes read as its state, how it is
+listed, what it depends on, and the pure decision ``calls(name, desired, actual)``. The stages
+are engines over these: the replicator's executor (``pipeline.converge``), the persist step's
+lookups (``pipeline.persist``), the event parsers' dispatch (``pipeline.events``,
+``pipeline.cloudtrail``), the snapshot's listing runner and tables (``reconcile.inventory``,
+``reconcile.snapshot``). docs/design.md, "Adding an entity kind".
+
+A kind imports no stage: what a converge hook needs from the replicator comes in as a
+``Converging`` (the executor), typed here. Who calls AWS is in the parameter's name: ``iot``,
+the replicator's region (``read``, hooks); ``reader``, the snapshot's (``record``, ``links``);
+``origin``, persist's lookups (``resolve``). tests/infra/test_infra_iam.py grants each role
+the operations named that way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pipeline import rules
+from pipeline.errors import EventValidationError, PermanentError, RetryableError
+from pipeline.iot import Call
+from pipeline.kinds.parse import CallParser
+from pipeline.model import KEY_PREFIX, Change, EntityKind, Item
+
+if TYPE_CHECKING:
+    from pipeline.iot import Iot
+    from pipeline.statetable import StateTable
+
+__all__ = ["Call"]  # a kind's decisions are lists of Calls, which pipeline.iot.Iot applies
+
+# How much a drift in a field matters for a DR region (reconcile.drift.changed_severity).
+Severity = Literal["high", "medium", "low"]
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    """The facts every stage reads about a kind.
+
+    ``fields`` are the desired-state fields (``Item.state``; compared field by field by the
+    diff, in this order), each with the severity of a difference in it: a wrong type, parent
+    or dynamic query changes what the fleet *is*; attribute and flag differences change
+    behaviour at the edges; a description is cosmetic. (A missing entity breaks failover: it is
+    high whatever its kind; an extra one medium.) ``rank`` is the dependency rank:
+    whatever an entity depends on has a lower rank (a thing needs its type and billing group,
+    a membership its thing and group), so creation runs by ascending rank and deletion by
+    descending rank; reports list kinds in the same order.
+    """
+
+    kind: EntityKind
+    frame: str  # the snapshot's table of this kind
+    rank: int
+    fields: Mapping[str, Severity]
+    noun: tuple[str, str]  # how a sentence names it (singular, plural)
+    alias: str | None = None  # a short name ignore patterns accept (reconcile.ignore)
+    frame_key: tuple[str, ...] = ("name",)  # the columns identifying a row of ``frame``
+
+    @property
+    def key_prefix(self) -> str:
+        """The state table's key prefix (``pipeline.model.KEY_PREFIX``: stored keys)."""
+        return KEY_PREFIX[self.kind]
+
+    @property
+    def state_fields(self) -> tuple[str, ...]:
+        return tuple(self.fields)
+
+
+# --- convergence -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    """What converging one item did: ``action`` is a short verb for logs and metrics."""
+
+    action: str
+    detail: str = ""
+
+
+class DependencyNotReadyError(RetryableError):
+    """A dependency (type, parent, thing) has not reached the local table replica yet, or is
+    still missing in the destination after converging it."""
+
+
+class ConvergeError(PermanentError):
+    """The desired state cannot be reached in the destination as it stands (AWS refuses it)."""
+
+
+class Converging(Protocol):
+    """The replicator's executor as a kind's converge hook sees it (``pipeline.converge``)."""
+
+    region: str
+    iot: Iot
+    table: StateTable
+    clock: Callable[[], float]
+    type_delete_delay_seconds: int
+    policy_account_map: Mapping[str, str]
+
+    def expect(self, kind: EntityKind, name: str, *states: dict[str, Any] | None) -> None:
+        """Record in the echo ledger, before the calls, what they make the entity look like."""
+
+    def converge(self, item: Item) -> Result:
+        """Converge another item (its expectation recorded first)."""
+
+    def converge_key(self, kind: EntityKind, name: str) -> Result:
+        """Converge a dependency from the local table; it must be there and live."""
+
+    def ensure(self, kind: EntityKind, name: str) -> None:
+        """Create a dependency from the local table if the destination lacks it."""
+
+    def run(self, kind: Kind, item: Item) -> Result:
+        """The generic path: read, decide, apply with dependencies."""
+
+    def with_dependencies(self, kind: Kind, item: Item, action: Callable[[], None]) -> None:
+        """Run ``action``; if AWS says a resource is missing, create the item's dependencies
+        (``Kind.depends_on``) from the local table and run it once more."""
+
+    def count(self, metric: str, value: int) -> None:
+        """Add to a count the replicator emits as a metric once per invocation."""
+
+    def kind(self, kind: EntityKind) -> Kind:
+        """Another kind (what a hook does to entities of other kinds goes through them)."""
+
+
+# --- snapshot cells ------------------------------------------------------------------------------
+
+
+def canonical_json(value: Any) -> str:
+    """Compact JSON with sorted keys: equal values give equal strings."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a kind's snapshot table: its pandas dtype and how a plain record's value is
+    stored in a cell (``encode``, canonical so equal state compares equal across regions and
+    across save/load) and read back from the cell's plain value (``decode``; ``None`` for a
+    missing value). ``json``: the cell holds canonical JSON."""
+
+    name: str
+    dtype: str = "string"
+    encode: Callable[[Any], Any] = lambda value: value
+    decode: Callable[[Any], Any] = lambda cell: cell
+    json: bool = False
+
+
+def text(name: str) -> Column:
+    return Column(name)
+
+
+def json_map(name: str) -> Column:
+    """A name -> value map (attributes), stored as canonical JSON; absent reads as ``{}``."""
+    return Column(
+        name,
+        encode=lambda value: canonical_json(dict(value or {})),
+        decode=lambda cell: _json(cell) or {},
+        json=True,
+    )
+
+
+def json_list(name: str, *, sort: bool) -> Column:
+    """A list as canonical JSON (sorted when its order means nothing); absent reads as ``[]``."""
+    return Column(
+        name,
+        encode=lambda value: canonical_json(sorted(value or []) if sort else list(value or [])),
+        decode=lambda cell: _json(cell) or [],
+        json=True,
+    )
+
+
+def json_or_none(name: str) -> Column:
+    """An optional JSON value (a dynamic group's query): NA when absent."""
+    return Column(
+        name,
+        encode=lambda value: canonical_json(value) if value else None,
+        decode=_json,
+        json=True,
+    )
+
+
+def flag(name: str, *, dtype: str = "bool") -> Column:
+    """A boolean; ``boolean`` (nullable) where a listing may not report it (read as False)."""
+    encode = (lambda value: bool(value or False)) if dtype == "bool" else (lambda value: value)
+    return Column(name, dtype, encode=encode, decode=lambda cell: bool(cell or False))
+
+
+def version() -> Column:
+    """The per-region version a listing returns: kept for information, never compared."""
+    return Column("version", "Int64")
+
+
+def _json(cell: Any) -> Any:
+    return None if cell is None else json.loads(cell)
+
+
+# --- listing -------------------------------------------------------------------------------------
+
+
+class Reader(Protocol):
+    """How a kind reads a region while it is listed (``reconcile.inventory.Inventory``: paced
+    by the snapshot's rate limiter; a listing that loses its page token starts again)."""
+
+    def call(self, op: str, /, **params: Any) -> Any: ...
+
+    def items(self, op: str, /, *, key: str | None = None, **params: Any) -> Iterator[Any]:
+        """Every item of listing ``op``; ``key``: the field naming an item (None: items are
+        names), by which a restarted listing skips what it already yielded."""
+        ...
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How a snapshot lists a kind, in the spirit of Cloud Custodian's ``enum_spec`` and
+    ``detail_spec`` (``reconcile.inventory`` runs it).
+
+    A kind of its own: ``op`` is the paginated list call and ``name`` the field naming a listed
+    item; ``describe`` the operations ``Kind.record`` makes per listed item (none: the listing
+    carries the whole state). A link: ``parent`` is the kind whose listed records yield it, and
+    ``op`` the listing ``Kind.links`` makes once per parent record: right after the parent's
+    record, in its listing's thread, or on ``workers`` threads of their own. ``dangling``: a
+    kind whose deletions that listing may lag behind (moto lists a deleted thing in its groups):
+    links naming one the snapshot does not hold are dropped (the record names it in the field
+    called after that kind's value, ``"thing"``).
+    """
+
+    op: str
+    name: str | None = None
+    describe: tuple[str, ...] = ()
+    parent: EntityKind | None = None
+    workers: int = 0
+    dangling: EntityKind | None = None
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        return (self.op, *self.describe)
+
+
+@dataclass(frozen=True)
+class Join:
+    """A field of a kind's records filled from another kind's listing: ``op`` lists, once per
+    record of ``parent`` (on ``workers`` threads), the names of the entities whose ``field``
+    is that parent (a thing's billing group, from ListThingsInBillingGroup: ListThings does not
+    return it in AWS). Names the snapshot does not hold are dropped, as for links."""
+
+    field: str
+    parent: EntityKind
+    op: str
+    param: str
+    workers: int = 1
+
+
+# --- the kind ------------------------------------------------------------------------------------
+
+EventParser = Callable[[dict[str, Any], str], Change]
+
+
+class Kind:
+    """A kind's facts and decisions. Subclasses set the class attributes and override what
+    their kind needs; every method here is the common case."""
+
+    spec: EntitySpec
+    columns: tuple[Column, ...]  # the snapshot table: key columns, state fields, then version
+    listing: Listing
+    joins: tuple[Join, ...] = ()
+    # Registry event types (``eventType``) this kind parses (``pipeline.events`` dispatches).
+    registry_events: Mapping[str, EventParser] = {}
+    # CloudTrail event names (control-plane calls) this kind parses (``pipeline.cloudtrail``).
+    api_calls: Mapping[str, CallParser] = {}
+    # Metrics the replicator emits every invocation for this kind, 0 included (a baseline for
+    # alarms); other counts a hook reports are emitted when not zero.
+    baseline_metrics: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> EntityKind:
+        return self.spec.kind
+
+    # --- names and values ------------------------------------------------------------------
+
+    def check_name(self, field_name: str, name: object) -> str:
+        """A name of this kind, validated (a corrective event's ``name``)."""
+        return rules.validate_name(field_name, name)
+
+    def check_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        """A corrective event's ``state``: each key a field of this kind, each value valid."""
+        checked: dict[str, Any] = {}
+        for key, value in state.items():
+            if key not in self.spec.fields:
+                expected = ", ".join(self.spec.fields) or "none"
+                raise EventValidationError(
+                    f"state.{key}", f"unknown field for {self.kind.value}; expected: {expected}"
+                )
+            checked[key] = self.check_field(key, value, state)
+        return checked
+
+    def check_field(self, key: str, value: Any, state: Mapping[str, Any]) -> Any:
+        """One field of a corrective event's state (``state``: the whole, for context)."""
+        raise EventValidationError(f"state.{key}", "no validator for this field")
+
+    # --- snapshot cells --------------------------------------------------------------------
+
+    def column(self, name: str) -> Column:
+        return next(column for column in self.columns if column.name == name)
+
+    def encode(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """A listed (or table) record of plain values as the snapshot row's cells."""
+        return {column.name: column.encode(record.get(column.name)) for column in self.columns}
+
+    def decode(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """A snapshot row (its cells as plain values) as the kind's state fields."""
+        return {name: self.column(name).decode(row[name]) for name in self.spec.fields}
+
+    def read(self, iot: Iot, name: str, *, deleting: bool = False) -> dict[str, Any] | None:
+        """The entity's state in ``iot``'s region (``None``: absent); ``deleting`` adds what
+        a delete needs to know (what is attached)."""
+        raise NotImplementedError
+
+    def record(self, reader: Reader, listed: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The snapshot record of a listed item, after the ``listing.describe`` calls
+        (``None``: deleted meanwhile). A link's records come from ``links``."""
+        raise NotImplementedError
+
+    def links(self, reader: Reader, parent: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """A link kind's records under one record of ``listing.parent`` (calling ``listing.op``
+        where the parent's record does not carry them)."""
+        raise NotImplementedError
+
+    def lists_under(self, parent: Mapping[str, Any]) -> bool:
+        """Whether ``links`` is asked for this parent record (a dynamic group's members are
+        computed per region, never listed)."""
+        return True
+
+    def resolve(self, origin: Iot, change: Change) -> Change | None:
+        """``change`` completed with what its ``lookup`` asks for, read in its origin region
+        (``origin``); ``None`` when the entity is gone since (its delete follows)."""
+        return change
+
+    # --- convergence -----------------------------------------------------------------------
+
+    def depends_on(self, name: str, state: Mapping[str, Any]) -> tuple[tuple[EntityKind, str], ...]:
+        """The entities that must exist before this one: created from the local table when a
+        call fails for want of them."""
+        return ()
+
+    def calls(
+        self, name: str, desired: Mapping[str, Any] | None, actual: Mapping[str, Any] | None
+    ) -> list[Call]:
+        """The calls that bring the entity from ``actual`` (``read``; ``None``: absent) to
+        ``desired`` (``None``: deleted). Pure; names and values validated."""
+        raise NotImplementedError
+
+    def converge(self, ctx: Converging, item: Item) -> Result:
+        """Converge ``item`` in the destination; kinds whose convergence needs reads between
+        calls override it."""
+        return ctx.run(self, item)

@@ -1,0 +1,303 @@
+"""Device certificates, by id, with their status.
+
+AWS publishes no registry events for certificates; their control-plane calls reach persist as
+CloudTrail records (``pipeline.cloudtrail``), parsed here. AWS behaviours relied on (AWS IoT API
+Reference, one page per action, unless said otherwise):
+- RegisterCertificateWithoutCA registers a certificate from its PEM with a status (ACTIVE,
+  INACTIVE or REVOKED); the certificate id is the SHA-256 of the DER, so the same in every
+  region ("Register a client certificate": client certificates can be shared by accounts and
+  regions, each registering its own copy; the id as a hash: stated by AWS Support per
+  https://github.com/getmoto/moto/issues/3321, not in the API reference). The issuing CA need
+  not be registered: the copy is in SNI_ONLY mode (CertificateDescription.certificateMode), and
+  devices must send SNI, which AWS IoT requires of every TLS client anyway (developer guide,
+  "Transport security").
+- A REVOKED certificate's status can't be changed (developer guide, "Revoke a client
+  certificate"): a destination copy that is REVOKED while the source's is not cannot be repaired
+  by UpdateCertificate; it is reported, never silently recreated.
+- DeleteCertificate refuses a certificate that is ACTIVE or still has a policy or thing attached
+  (DeleteConflictException / CertificateStateException), so a delete detaches and deactivates
+  first; a refusal right after the detach is a wait (``pipeline.aws.WAIT_REFUSALS``).
+- CertificateDescription.certificateId: fixed length 64, ``(0x)?[a-fA-F0-9]+``; UpdateCertificate's
+  ``newStatus`` values PENDING_TRANSFER and PENDING_ACTIVATION are internal to AWS IoT,
+  REGISTER_INACTIVE is deprecated: only ACTIVE, INACTIVE and REVOKED are replicated.
+Private keys never pass through: the only fields read are named here (CreateKeysAndCertificate's
+``keyPair`` is ignored).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import textwrap
+from collections.abc import Mapping
+from dataclasses import replace
+from enum import StrEnum
+from typing import Any
+
+from pipeline.errors import EventValidationError, NotFoundError, PermanentError
+from pipeline.iot import Iot
+from pipeline.kinds.base import Call, ConvergeError, EntitySpec, Kind, Listing, Reader, text
+from pipeline.kinds.parse import (
+    ApiCall,
+    CallParser,
+    ParseResult,
+    SkipCode,
+    non_empty_text,
+    skip,
+)
+from pipeline.model import Change, EntityKind, Lookup
+
+_CERTIFICATE_ID = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
+_PEM = re.compile(
+    r"-----BEGIN CERTIFICATE-----(?P<body>[A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----", re.ASCII
+)
+
+
+class CertificateStatus(StrEnum):
+    """The statuses we replicate (AWS IoT API Reference, UpdateCertificate)."""
+
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+    REVOKED = "REVOKED"
+
+
+def certificate_id(field_name: str, value: object) -> str:
+    """A certificate id, validated, lowercase (the name of a certificate entity)."""
+    if not isinstance(value, str):
+        raise EventValidationError(field_name, "must be a certificate id")
+    text_ = value[2:] if value.startswith("0x") else value
+    if _CERTIFICATE_ID.fullmatch(text_) is None:
+        raise EventValidationError(field_name, "must be 64 hexadecimal digits")
+    return text_.lower()
+
+
+def certificate_id_from_pem(pem: str) -> str:
+    """The certificate id AWS IoT gives ``pem``: the SHA-256 of its DER encoding, lowercase hex
+    (https://github.com/getmoto/moto/issues/3321, https://github.com/getmoto/moto/pull/6858;
+    only a real account can confirm it: the README's known limits)."""
+    match = _PEM.search(pem)
+    if match is None:
+        raise EventValidationError("certificatePem", "not a PEM certificate")
+    try:
+        der = base64.b64decode("".join(match["body"].split()), validate=True)
+    except binascii.Error as exc:
+        raise EventValidationError("certificatePem", "the PEM body is not base64") from exc
+    return hashlib.sha256(der).hexdigest()
+
+
+def canonical_pem(pem: str) -> str:
+    """One PEM text per certificate: the DER re-encoded, 64 characters a line, ``\\n`` endings.
+
+    The same certificate may come back from two regions with different line breaks; compared
+    and stored in this form, only a different certificate differs.
+    """
+    match = _PEM.search(pem)
+    if match is None:
+        raise PermanentError("certificatePem is not a PEM certificate")
+    der = base64.b64decode("".join(match["body"].split()), validate=True)
+    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
+
+
+# --- CloudTrail calls ----------------------------------------------------------------------------
+
+
+def _created(call: ApiCall) -> ParseResult:
+    """CreateKeysAndCertificate, CreateCertificateFromCsr, RegisterCertificate(WithoutCA).
+
+    The id comes from ``responseElements.certificateId``; for a registration without it, from the
+    PEM in ``requestParameters``. The status and the PEM are always looked up: the request says
+    the status only through optional, call-specific parameters (``setAsActive``, ``status``),
+    and the PEM of a created certificate is only in the response.
+    """
+    response = call.response or {}
+    cert_id: str | None = None
+    if "certificateId" in response:
+        cert_id = certificate_id("responseElements.certificateId", response["certificateId"])
+    elif isinstance(call.request.get("certificatePem"), str):
+        cert_id = certificate_id_from_pem(call.request["certificatePem"])
+    if cert_id is None:
+        return skip(
+            call,
+            SkipCode.NO_CERTIFICATE_ID,
+            "the event names no certificate id (responseElements is null); "
+            "the next reconciliation registers the certificate",
+        )
+    return Change(EntityKind.CERTIFICATE, cert_id, call.origin, lookup=Lookup())
+
+
+def _updated(call: ApiCall) -> ParseResult:
+    cert_id = certificate_id("requestParameters.certificateId", call.request.get("certificateId"))
+    raw = call.request.get("newStatus")
+    if not isinstance(raw, str):
+        raise EventValidationError("requestParameters.newStatus", "must be a certificate status")
+    try:
+        status = CertificateStatus(raw)
+    except ValueError:
+        return skip(
+            call,
+            SkipCode.UNKNOWN_STATUS,
+            f"status {raw!r} is not replicated (only ACTIVE, INACTIVE and REVOKED)",
+        )
+    # The status comes from the event; the PEM only if the table has none yet (persist decides).
+    return Change(
+        EntityKind.CERTIFICATE,
+        cert_id,
+        call.origin,
+        fields={"status": status.value},
+        lookup=Lookup(),
+    )
+
+
+def _deleted(call: ApiCall) -> ParseResult:
+    cert_id = certificate_id("requestParameters.certificateId", call.request.get("certificateId"))
+    return Change(EntityKind.CERTIFICATE, cert_id, call.origin, deleted=True)
+
+
+# --- the pure decision ---------------------------------------------------------------------------
+
+
+def certificate_calls(
+    cert_id: str, desired: Mapping[str, Any] | None, actual: Mapping[str, Any] | None
+) -> list[Call]:
+    """The calls that bring certificate ``cert_id`` from ``actual`` (``read``: ``{"status",
+    "pem", "arn"}``, ``None`` when absent) to ``desired`` (``None``: deleted).
+
+    A delete needs ``actual["things"]`` and ``actual["policies"]`` (what is attached)."""
+    if desired is None:
+        if actual is None:
+            return []
+        calls = [
+            Call("DetachThingPrincipal", {"thingName": thing, "principal": actual["arn"]})
+            for thing in actual.get("things", [])
+        ]
+        calls += [
+            Call("DetachPolicy", {"policyName": policy, "target": actual["arn"]})
+            for policy in actual.get("policies", [])
+        ]
+        if actual.get("status") == "ACTIVE":
+            calls.append(
+                Call("UpdateCertificate", {"certificateId": cert_id, "newStatus": "INACTIVE"})
+            )
+        calls.append(Call("DeleteCertificate", {"certificateId": cert_id}))
+        return calls
+    status = desired.get("status")
+    if actual is None:
+        pem = desired.get("pem")
+        if not pem or not status:
+            raise ConvergeError(
+                f"certificate {cert_id}: the state table has no PEM or status to register it "
+                "with; the next reconciliation reads them from the source"
+            )
+        return [Call("RegisterCertificateWithoutCA", {"certificatePem": pem, "status": status})]
+    if status is None or status == actual.get("status"):
+        return []
+    if actual.get("status") == "REVOKED":
+        raise ConvergeError(
+            f"certificate {cert_id} is REVOKED in the destination and {status} in the source; "
+            "AWS IoT cannot change a revoked certificate's status (delete it in the destination "
+            "to have it registered again)"
+        )
+    return [Call("UpdateCertificate", {"certificateId": cert_id, "newStatus": status})]
+
+
+# --- the kind --------------------------------------------------------------------------------------
+
+
+class Certificate(Kind):
+    spec = EntitySpec(
+        EntityKind.CERTIFICATE,
+        frame="certificates",
+        rank=5,
+        # ``pem`` (canonical, ``canonical_pem``) is what registers the copy; the id is its hash,
+        # so two regions' PEMs of one id never differ. A status that differs is a device that
+        # can (or cannot) connect: high.
+        fields={"status": "high", "pem": "low"},
+        noun=("certificate", "certificates"),
+        alias="cert",
+    )
+    columns = (text("name"), text("status"), text("pem"))
+    listing = Listing("ListCertificates", name="certificateId", describe=("DescribeCertificate",))
+    api_calls: Mapping[str, CallParser] = {
+        "CreateKeysAndCertificate": _created,
+        "CreateCertificateFromCsr": _created,
+        "RegisterCertificate": _created,
+        "RegisterCertificateWithoutCA": _created,
+        "UpdateCertificate": _updated,
+        "DeleteCertificate": _deleted,
+    }
+
+    def check_name(self, field_name: str, name: object) -> str:
+        return certificate_id(field_name, name)
+
+    def check_field(self, key: str, value: Any, state: Mapping[str, Any]) -> Any:
+        field = f"state.{key}"
+        if key == "status":
+            if value not in {status.value for status in CertificateStatus}:
+                raise EventValidationError(field, "must be ACTIVE, INACTIVE or REVOKED")
+            return value
+        return non_empty_text(field, value)
+
+    def read(self, iot: Iot, name: str, *, deleting: bool = False) -> dict[str, Any] | None:
+        """``{"status", "pem", "arn", "ca"}`` (the PEM canonical); deleting, also ``things``
+        and ``policies`` attached."""
+        response = iot.maybe("DescribeCertificate", certificateId=name)
+        if response is None:
+            return None
+        description = response["certificateDescription"]
+        state = {
+            "status": description["status"],
+            "pem": canonical_pem(description["certificatePem"]),
+            "arn": description["certificateArn"],
+            "ca": description.get("caCertificateId") or None,
+        }
+        if deleting:
+            arn = description["certificateArn"]
+            state["things"] = [str(t) for t in iot.items("ListPrincipalThings", principal=arn)]
+            state["policies"] = [
+                str(p["policyName"]) for p in iot.items("ListAttachedPolicies", target=arn)
+            ]
+        return state
+
+    def record(self, reader: Reader, listed: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``name``, ``status``, ``pem`` (canonical) and ``arn`` (its thing principals are
+        listed by that ARN)."""
+        cert_id = listed["certificateId"]
+        try:
+            described = reader.call("DescribeCertificate", certificateId=cert_id)
+        except NotFoundError:
+            return None
+        description = described["certificateDescription"]
+        return {
+            "name": cert_id,
+            "status": description["status"],
+            "pem": canonical_pem(description["certificatePem"]),
+            "arn": description["certificateArn"],
+        }
+
+    def resolve(self, origin: Iot, change: Change) -> Change | None:
+        """The PEM and status, read in the origin region (a status the event carries wins:
+        it is the call's own); ``None`` when the certificate is gone and the event says no
+        status."""
+        if change.lookup is None:
+            return change
+        fields = dict(change.fields)
+        described = self.read(origin, change.name)
+        if described is None:
+            if "status" not in fields:
+                return None
+        else:
+            fields["pem"] = described["pem"]
+            fields.setdefault("status", described["status"])
+        return replace(change, fields=fields, lookup=None)
+
+    def calls(
+        self, name: str, desired: Mapping[str, Any] | None, actual: Mapping[str, Any] | None
+    ) -> list[Call]:
+        return certificate_calls(name, desired, actual)
+
+
+KIND = Certificate()
+KINDS = (KIND,)

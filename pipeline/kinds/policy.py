@@ -1,0 +1,273 @@
+"""IoT policies, by name, with the document of their default version.
+
+AWS publishes no registry events for policies; their control-plane calls reach persist as
+CloudTrail records (``pipeline.cloudtrail``), parsed here. AWS behaviours relied on (AWS IoT API
+Reference, one page per action):
+- CreatePolicy: ``policyName`` 1-128 characters of ``[\\w+=,.@-]``.
+- A policy has at most five versions; CreatePolicyVersion(setAsDefault=true) replaces the
+  document in effect, after DeletePolicyVersion of the oldest non-default one if five exist.
+  The default version cannot be deleted (DeletePolicyVersion), and a version's document never
+  changes, so reading it later (SetDefaultPolicyVersion's lookup) is exact.
+- DeletePolicy refuses a policy with non-default versions or attachments, and "it can take up
+  to five minutes after a policy is detached before it's ready to be deleted": that refusal is
+  a wait (``pipeline.aws.WAIT_REFUSALS``).
+The destination's copy names the destination: the origin region's ARNs (and accounts, as
+``POLICY_ACCOUNT_MAP`` maps them) are rewritten (``pipeline.policyrewrite``), and each policy
+written is reported: a log line with its rewrites and foreign ARNs, and the metrics below.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from pipeline.errors import EventValidationError, NotFoundError
+from pipeline.iot import Iot
+from pipeline.kinds.base import Call, Converging, EntitySpec, Kind, Listing, Reader, Result, text
+from pipeline.kinds.parse import ApiCall, CallParser, ParseResult, SkipCode, non_empty_text, skip
+from pipeline.model import Change, EntityKind, Item, Lookup
+from pipeline.policyrewrite import ArnMapping, canonical_document, rewrite_policy_document
+
+logger = Logger(service="iot-crr-replicator")
+
+MAX_POLICY_VERSIONS = 5
+# ARNs of the policy documents written in an invocation that were rewritten for the destination,
+# and those naming a region or account no mapping mentions (pipeline.policyrewrite).
+ARNS_REWRITTEN_METRIC = "PolicyArnsRewritten"
+FOREIGN_ARNS_METRIC = "PolicyForeignArns"
+
+_POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
+_VERSION_ID = re.compile(r"[0-9]+", re.ASCII)
+
+
+def policy_name(field_name: str, value: object) -> str:
+    if not isinstance(value, str) or _POLICY_NAME.fullmatch(value) is None:
+        raise EventValidationError(field_name, "must be 1-128 characters of [\\w+=,.@-]")
+    return value
+
+
+def _document(field_name: str, value: object) -> str:
+    """A policy document as canonical JSON text (``policyrewrite.canonical_document``)."""
+    if isinstance(value, Mapping):  # a record that already decoded it
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    if not isinstance(value, str):
+        raise EventValidationError(field_name, "must be a policy document (JSON text)")
+    try:
+        decoded = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise EventValidationError(field_name, f"not JSON: {exc.msg}") from exc
+    if not isinstance(decoded, dict):
+        raise EventValidationError(field_name, "must be a JSON object")
+    return canonical_document(value)
+
+
+# --- CloudTrail calls ----------------------------------------------------------------------------
+
+
+def _name(call: ApiCall) -> str:
+    return policy_name("requestParameters.policyName", call.request.get("policyName"))
+
+
+def _created(call: ApiCall) -> ParseResult:
+    document = _document("requestParameters.policyDocument", call.request.get("policyDocument"))
+    return Change(EntityKind.POLICY, _name(call), call.origin, fields={"document": document})
+
+
+def _version_created(call: ApiCall) -> ParseResult:
+    name = _name(call)
+    set_as_default = call.request.get("setAsDefault", False)
+    if set_as_default is not True and set_as_default != "true":
+        return skip(
+            call, SkipCode.NO_EFFECT, "a version that is not the default changes nothing in effect"
+        )
+    document = _document("requestParameters.policyDocument", call.request.get("policyDocument"))
+    return Change(EntityKind.POLICY, name, call.origin, fields={"document": document})
+
+
+def _default_version_set(call: ApiCall) -> ParseResult:
+    name = _name(call)
+    version = call.request.get("policyVersionId")
+    if not isinstance(version, str) or _VERSION_ID.fullmatch(version) is None:
+        raise EventValidationError("requestParameters.policyVersionId", "must be digits")
+    return Change(EntityKind.POLICY, name, call.origin, lookup=Lookup(version))
+
+
+def _version_deleted(call: ApiCall) -> ParseResult:
+    _name(call)
+    # The default version cannot be deleted this way, so the document in effect is unchanged.
+    return skip(call, SkipCode.NO_EFFECT, "deleting a non-default version changes nothing")
+
+
+def _deleted(call: ApiCall) -> ParseResult:
+    return Change(EntityKind.POLICY, _name(call), call.origin, deleted=True)
+
+
+# --- the pure decision ---------------------------------------------------------------------------
+
+
+def policy_calls(
+    name: str,
+    desired: Mapping[str, Any] | None,
+    actual: Mapping[str, Any] | None,
+    mapping: ArnMapping,
+) -> list[Call]:
+    """The calls that bring policy ``name`` from ``actual`` (``{"document", "versions":
+    [{"id", "default"}], "targets": [arn]}``, ``None`` when absent) to ``desired`` (its source
+    document, rewritten here for the destination; ``None``: deleted)."""
+    if desired is None:
+        if actual is None:
+            return []
+        teardown = [
+            Call("DetachPolicy", {"policyName": name, "target": target})
+            for target in actual.get("targets", [])
+        ]
+        teardown += [
+            Call("DeletePolicyVersion", {"policyName": name, "policyVersionId": version["id"]})
+            for version in actual.get("versions", [])
+            if not version["default"]
+        ]
+        teardown.append(Call("DeletePolicy", {"policyName": name}))
+        return teardown
+    if "document" not in desired:
+        return []  # a stub: nothing known yet
+    document = rewrite_policy_document(desired["document"], mapping).document
+    if actual is None:
+        return [Call("CreatePolicy", {"policyName": name, "policyDocument": document})]
+    if canonical_document(document) == canonical_document(actual["document"]):
+        return []
+    calls: list[Call] = []
+    versions = actual.get("versions", [])
+    if len(versions) >= MAX_POLICY_VERSIONS:
+        oldest = min(
+            (v for v in versions if not v["default"]), key=lambda v: int(v["id"]), default=None
+        )
+        if oldest is not None:
+            calls.append(
+                Call("DeletePolicyVersion", {"policyName": name, "policyVersionId": oldest["id"]})
+            )
+    calls.append(
+        Call(
+            "CreatePolicyVersion",
+            {"policyName": name, "policyDocument": document, "setAsDefault": True},
+        )
+    )
+    return calls
+
+
+# --- the kind --------------------------------------------------------------------------------------
+
+
+class Policy(Kind):
+    spec = EntitySpec(
+        EntityKind.POLICY,
+        frame="policies",
+        rank=6,
+        # The default version's document as the origin region has it (canonical JSON); the
+        # destination's copy has its ARNs rewritten (pipeline.policyrewrite).
+        fields={"document": "high"},
+        noun=("policy", "policies"),
+    )
+    columns = (text("name"), text("document"))
+    listing = Listing("ListPolicies", name="policyName", describe=("GetPolicy",))
+    api_calls: Mapping[str, CallParser] = {
+        "CreatePolicy": _created,
+        "CreatePolicyVersion": _version_created,
+        "SetDefaultPolicyVersion": _default_version_set,
+        "DeletePolicyVersion": _version_deleted,
+        "DeletePolicy": _deleted,
+    }
+    baseline_metrics = (ARNS_REWRITTEN_METRIC,)
+
+    def check_name(self, field_name: str, name: object) -> str:
+        return policy_name(field_name, name)
+
+    def check_field(self, key: str, value: Any, state: Mapping[str, Any]) -> Any:
+        return non_empty_text(f"state.{key}", value)
+
+    def read(self, iot: Iot, name: str, *, deleting: bool = False) -> dict[str, Any] | None:
+        """``{"document", "versions", "targets"}`` of the policy in effect, or ``None``."""
+        response = iot.maybe("GetPolicy", policyName=name)
+        if response is None:
+            return None
+        versions = iot.call("ListPolicyVersions", policyName=name)["policyVersions"]
+        return {
+            "document": response["policyDocument"],
+            "versions": [
+                {"id": str(v["versionId"]), "default": bool(v["isDefaultVersion"])}
+                for v in versions
+            ],
+            "targets": [str(t) for t in iot.items("ListTargetsForPolicy", policyName=name)],
+        }
+
+    def record(self, reader: Reader, listed: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``name`` and ``document`` (the default version's, canonical JSON)."""
+        name = listed["policyName"]
+        try:
+            policy = reader.call("GetPolicy", policyName=name)
+        except NotFoundError:
+            return None
+        return {"name": name, "document": canonical_document(policy["policyDocument"])}
+
+    def resolve(self, origin: Iot, change: Change) -> Change | None:
+        """The document of the version SetDefaultPolicyVersion made the default."""
+        if change.lookup is None:
+            return change
+        if change.lookup.version is None:
+            raise EventValidationError("policyVersionId", "missing")
+        response = origin.maybe(
+            "GetPolicyVersion", policyName=change.name, policyVersionId=change.lookup.version
+        )
+        if response is None:
+            return None
+        fields = {**change.fields, "document": canonical_document(str(response["policyDocument"]))}
+        return replace(change, fields=fields, lookup=None)
+
+    def calls(
+        self,
+        name: str,
+        desired: Mapping[str, Any] | None,
+        actual: Mapping[str, Any] | None,
+        mapping: ArnMapping | None = None,
+    ) -> list[Call]:
+        """``policy_calls``; ``mapping``: the origin's ARNs to the destination's (none: kept)."""
+        return policy_calls(name, desired, actual, mapping or ArnMapping(regions={}))
+
+    def converge(self, ctx: Converging, item: Item) -> Result:
+        mapping = ArnMapping(
+            regions={item.origin_region: ctx.region}, accounts=dict(ctx.policy_account_map)
+        )
+        desired = None if item.deleted else item.state
+        calls = self.calls(item.name, desired, self.read(ctx.iot, item.name), mapping)
+        ctx.iot.apply(calls)
+        result = Result("noop", "already as desired")
+        if calls:
+            ops = ", ".join(call.op for call in calls)
+            result = Result("deleted" if item.deleted else "applied", ops)
+        if desired is None or "document" not in desired:
+            return result
+        rewrite = rewrite_policy_document(desired["document"], mapping)
+        if calls:
+            ctx.count(ARNS_REWRITTEN_METRIC, len(rewrite.rewrites))
+            ctx.count(FOREIGN_ARNS_METRIC, len(rewrite.foreign))
+            logger.info(
+                "policy written with its ARNs rewritten",
+                extra={
+                    "policy": item.name,
+                    "rewritten": len(rewrite.rewrites),
+                    "rewrites": [
+                        {"path": r.path, "before": r.before, "after": r.after}
+                        for r in rewrite.rewrites
+                    ],
+                    "foreign": list(rewrite.foreign),
+                },
+            )
+        return Result(result.action, f"{result.detail}; {len(rewrite.rewrites)} ARN(s) rewritten")
+
+
+KIND = Policy()
+KINDS = (KIND,)
