@@ -217,11 +217,8 @@ class ThingPrincipal(Kind):
     }
 
     def check_name(self, field_name: str, name: object) -> str:
-        thing, sep, cert = str(name).partition(KEY_SEPARATOR)
-        if not sep:
-            raise EventValidationError(
-                field_name, "a thing principal is '<thing>#<certificate id>'"
-            )
+        form = "a thing principal is '<thing>#<certificate id>'"
+        thing, cert = parse_link(field_name, name, form)
         return thing_principal_name(
             rules.validate_name(field_name, thing), certificate_id(field_name, cert)
         )
