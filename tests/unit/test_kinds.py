@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import botocore
 import pytest
@@ -143,13 +141,11 @@ def test_every_kind_is_listed_by_a_snapshot_family() -> None:
     assert all(set(ops) <= OPERATIONS for ops in FAMILIES.values())
 
 
-def _row(kind: Kind) -> Mapping[str, Any]:
-    return {"name": "n", "thing": "t", "group": "g"}
-
-
 @pytest.mark.parametrize("kind", list(KINDS.values()), ids=lambda kind: kind.kind.value)
 def test_a_snapshot_row_reads_back_as_exactly_the_state_fields(kind: Kind) -> None:
-    snapshot = Snapshot.from_records("r", 0, **{kind.spec.frame: [_row(kind)]})
+    snapshot = Snapshot.from_records(
+        "r", 0, **{kind.spec.frame: [{"name": "n", "thing": "t", "group": "g"}]}
+    )
     row = getattr(snapshot, kind.spec.frame).iloc[0]
     assert tuple(desired_fields(kind.kind, row)) == kind.spec.state_fields
 
