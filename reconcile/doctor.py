@@ -24,15 +24,14 @@ from typing import Any, Literal
 
 import click
 
-from pipeline.aws import AwsCalls
 from pipeline.eventconfig import REGISTRY_EVENT_TYPES, describe_events, indexing_configuration
+from pipeline.iot import Iot
+from pipeline.kinds import KINDS
+from pipeline.model import EntityKind
 from reconcile.context import EXIT_DRIFT, EXIT_IN_SYNC, Factory, in_region, pass_factory
 from reconcile.options import Regions, region_options
 
 Level = Literal["error", "warning"]
-
-# This module's calls (one command's worth per process).
-_AWS = AwsCalls()
 
 # GetIndexingConfiguration modes, from off to the widest (AWS IoT API Reference,
 # ThingIndexingConfiguration).
@@ -176,27 +175,13 @@ def dynamic_thing_groups(iot_client: Any) -> list[str]:
     """The region's dynamic thing groups. They are never part of a hierarchy (AWS IoT guide,
     "Dynamic thing groups"), so only root groups are described: ListThingGroups with
     ``recursive`` false ("If true, return child groups as well", AWS IoT API Reference), then
-    DescribeThingGroup, whose ``queryString`` marks a dynamic group."""
-    groups: list[str] = []
-    token: str | None = None
-    while True:
-        page = _AWS(
-            "ListThingGroups",
-            iot_client.list_thing_groups,
-            recursive=False,
-            maxResults=250,
-            **({"nextToken": token} if token else {}),
-        )
-        for listed in page.get("thingGroups", []):
-            name = str(listed["groupName"])
-            described = _AWS.maybe(
-                "DescribeThingGroup", iot_client.describe_thing_group, thingGroupName=name
-            )
-            if described is not None and described.get("queryString"):
-                groups.append(name)
-        token = page.get("nextToken")
-        if not token:
-            return sorted(groups)
+    the thing group kind's read (DescribeThingGroup: a ``queryString`` makes it dynamic)."""
+    iot = Iot(iot_client)
+    groups = KINDS[EntityKind.THING_GROUP]
+    names = (str(listed["groupName"]) for listed in iot.items("ListThingGroups", recursive=False))
+    return sorted(
+        name for name in names if (state := groups.read(iot, name)) is not None and state["query"]
+    )
 
 
 def render(source: str, target: str, found: list[Finding]) -> str:
