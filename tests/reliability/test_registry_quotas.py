@@ -17,6 +17,7 @@ import pytest
 from pipeline.rules import MAX_GROUPS_PER_THING
 from sandbox import emulation
 from sandbox.inprocess import LocalPipeline
+from tests.conftest import RegistryView
 
 JsonDict = dict[str, Any]
 
@@ -76,7 +77,7 @@ def test_eleventh_group_waits_for_the_removal_not_arrived_yet(
     pipeline.persist_event(_membership(events, "REMOVED", "g00"))
     stats = pipeline.drain()
     assert stats.failed_batches == [] and pipeline.failures.sent == []
-    assert sorted(pipeline.registry.list_thing_groups_for_thing("t")) == MOVED
+    assert sorted(RegistryView(pipeline.destination).list_thing_groups_for_thing("t")) == MOVED
 
 
 @pytest.mark.xfail(strict=True, reason=CONVERGE_FIX)
@@ -93,7 +94,7 @@ def test_eleventh_group_applies_the_removal_in_the_table_first(
     # THEN the leave the table holds is applied before the join, which never fails
     assert stats.batch_item_failures == 0
     assert pipeline.failures.sent == []
-    assert sorted(pipeline.registry.list_thing_groups_for_thing("t")) == MOVED
+    assert sorted(RegistryView(pipeline.destination).list_thing_groups_for_thing("t")) == MOVED
 
 
 def test_a_dynamic_group_waits_for_the_destinations_fleet_indexing(
@@ -111,10 +112,11 @@ def test_a_dynamic_group_waits_for_the_destinations_fleet_indexing(
     # THEN the record is not lost: it is redelivered, not dropped nor sent to the failure queue
     assert stats.batch_item_failures == 1
     assert pipeline.failures.sent == []
-    assert pipeline.registry.describe_thing_group("hot") is None
+    destination = RegistryView(pipeline.destination)
+    assert destination.describe_thing_group("hot") is None
     # and once the destination's indexing is on, the redelivery creates it
     pipeline.destination.update_indexing_configuration(thingIndexingConfiguration=indexing)
     stats = pipeline.drain()
     assert stats.failed_batches == []
-    described = pipeline.registry.describe_thing_group("hot")
+    described = destination.describe_thing_group("hot")
     assert described is not None and described["query"]["query_string"] == "attributes.t:1"
