@@ -7,8 +7,10 @@ AWS behaviours relied on:
   them without reading first; ``overrideDynamicGroups`` lets a static membership win over
   dynamic groups at the 10-group limit, as it did in the source (AWS IoT API Reference,
   AddThingToThingGroup).
-- A thing cannot be in two groups that share a parent (AWS IoT guide, "Static thing groups":
-  https://docs.aws.amazon.com/iot/latest/developerguide/thing-groups.html).
+- A thing cannot be in two groups that share a parent, nor in more than 10 groups (AWS IoT
+  guide, "Static thing groups":
+  https://docs.aws.amazon.com/iot/latest/developerguide/thing-groups.html): an add refused
+  for either waits for the removals (``_add``).
 - A dynamic group's members are computed by each region's fleet index: never listed, never
   stored (persist), never replicated.
 """
@@ -170,49 +172,68 @@ def _remove(thing: str, group: str) -> Call:
 
 
 def _add(ctx: Converging, thing: str, group: str, add: list[Call]) -> None:
-    """Add the thing to the group. A move between sibling groups arrives as two independent
-    items, the add possibly first: the thing's removals already in the table are applied first;
-    a sibling the table still wants the thing in is a wait (retryable), never a permanent
-    failure."""
+    """Add the thing to the group. A move between groups arrives as two independent items,
+    the add possibly first: when AWS refuses the add, the groups that block it in the
+    destination (siblings of ``group``: a thing is in one group per parent; any of its groups
+    once it is in 10, AWS's limit) are looked up; the removals the table holds for them are
+    applied first, and a membership the table still wants is a wait (retryable), never a
+    permanent failure."""
     try:
         ctx.iot.apply(add)
         return
     except AwsRequestError as error:
-        siblings = _siblings(ctx, thing, group)
-        if not siblings:
+        blocking = _blocking(ctx, thing, group)
+        if not blocking:
             raise
         refusal = error
     waiting = []
-    for sibling in siblings:
-        member = ctx.table.get(EntityKind.MEMBERSHIP, membership_name(thing, sibling))
+    removed = False
+    for other in blocking:
+        member = ctx.table.get(EntityKind.MEMBERSHIP, membership_name(thing, other))
         if member is not None and member.deleted:
-            ctx.iot.apply([_remove(thing, sibling)])
+            ctx.iot.apply([_remove(thing, other)])
+            removed = True
         else:
-            waiting.append(sibling)
-    if waiting:
+            waiting.append(other)
+    # At the limit one removal makes room; a sibling must have gone, every one of them.
+    siblings_waiting = [other for other in waiting if blocking[other] == "sibling"]
+    if siblings_waiting or not removed:
         raise DependencyNotReadyError(
-            f"{thing!r} joins {group!r} once it has left its sibling group(s) {waiting} "
-            f"(AWS: {refusal})"
-        )
+            f"{thing!r} joins {group!r} once it has left "
+            + (
+                f"its sibling group(s) {siblings_waiting}"
+                if siblings_waiting
+                else f"one of its {len(blocking)} groups {sorted(blocking)} "
+                f"(at most {rules.MAX_GROUPS_PER_THING} per thing)"
+            )
+            + f" (AWS: {refusal})"
+        ) from refusal
     ctx.iot.apply(add)
 
 
-def _siblings(ctx: Converging, thing: str, group: str) -> list[str]:
-    """The destination groups of ``thing`` that share a parent with ``group``."""
+def _blocking(ctx: Converging, thing: str, group: str) -> dict[str, str]:
+    """The destination groups of ``thing`` that can make AWS refuse adding it to ``group``,
+    each with why: ``"sibling"`` (shares ``group``'s parent: "you can't add a thing to two
+    groups which share a common parent") or ``"limit"`` (the thing is in 10 groups: "You can
+    add a thing to a maximum of 10 groups"; AWS IoT guide, "Static thing groups",
+    https://docs.aws.amazon.com/iot/latest/developerguide/thing-groups.html)."""
     groups = ctx.kind(EntityKind.THING_GROUP)
     described = groups.read(ctx.iot, group)
     parent = described.get("parent") if described else None
-    if not parent:
-        return []
-    siblings = []
-    for listed in ctx.iot.items("ListThingGroupsForThing", thingName=thing):
-        other = str(listed["groupName"])
-        if other == group:
-            continue
-        other_state = groups.read(ctx.iot, other)
-        if other_state is not None and other_state.get("parent") == parent:
-            siblings.append(other)
-    return siblings
+    current = [
+        str(listed["groupName"])
+        for listed in ctx.iot.items("ListThingGroupsForThing", thingName=thing)
+        if str(listed["groupName"]) != group
+    ]
+    blocking: dict[str, str] = {}
+    if len(current) >= rules.MAX_GROUPS_PER_THING:
+        blocking = dict.fromkeys(current, "limit")
+    if parent:
+        for other in current:
+            other_state = groups.read(ctx.iot, other)
+            if other_state is not None and other_state.get("parent") == parent:
+                blocking[other] = "sibling"
+    return blocking
 
 
 KIND = Membership()

@@ -12,21 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from pipeline.rules import MAX_GROUPS_PER_THING
 from sandbox import emulation
 from sandbox.inprocess import LocalPipeline
 from tests.conftest import RegistryView
 
 JsonDict = dict[str, Any]
-
-CONVERGE_FIX = (
-    "converge: AddThingToThingGroup refused at the 10-group limit is a permanent failure today; "
-    "the removals the table holds must be applied first and a membership the table still "
-    "wants must make the add wait (retryable), as for sibling groups (report of branch "
-    "edges-quotas; pipeline/converge.py is being rewritten as pipeline/kinds/membership.py)"
-)
 
 
 def _membership(events: list[JsonDict], operation: str, group: str) -> JsonDict:
@@ -60,7 +51,6 @@ def _in_ten_groups_then_moved(pipeline: LocalPipeline, world: emulation.Registry
 MOVED = [f"g{i:02}" for i in range(1, MAX_GROUPS_PER_THING + 1)]
 
 
-@pytest.mark.xfail(strict=True, reason=CONVERGE_FIX)
 def test_eleventh_group_waits_for_the_removal_not_arrived_yet(
     pipeline: LocalPipeline, registry_world: emulation.RegistryEmulation
 ) -> None:
@@ -80,7 +70,6 @@ def test_eleventh_group_waits_for_the_removal_not_arrived_yet(
     assert sorted(RegistryView(pipeline.destination).list_thing_groups_for_thing("t")) == MOVED
 
 
-@pytest.mark.xfail(strict=True, reason=CONVERGE_FIX)
 def test_eleventh_group_applies_the_removal_in_the_table_first(
     pipeline: LocalPipeline, registry_world: emulation.RegistryEmulation
 ) -> None:
