@@ -49,7 +49,8 @@ def persist_change(table: StateTable, change: Change) -> PersistResult:
     A dynamic group's membership is never stored: each region's fleet index computes it. A
     group event's ancestors the table has not seen yet are recorded first (as unversioned
     stubs that any real event of theirs outranks), so the replicator can create the parent
-    chain now rather than wait for the parents' own events or the nightly run.
+    chain now rather than wait for the parents' own events or the nightly run. A delete writes
+    first the tombstones of what AWS removed with it (``cascade_tombstones``).
     """
     if change.kind is EntityKind.MEMBERSHIP:
         skipped = _skipped_if_dynamic(change, table.get(EntityKind.THING_GROUP, _group(change)))
@@ -58,7 +59,36 @@ def persist_change(table: StateTable, change: Change) -> PersistResult:
     for stub in ancestor_stubs(change):
         if table.get(stub.kind, stub.name) is None:
             table.apply(stub)
+    # The dependents first: a retry after a failure in between finds the delete not yet
+    # applied and writes them again (each a duplicate by then).
+    for tombstone in cascade_tombstones(table, change):
+        table.apply(tombstone)
     return table.apply(change)
+
+
+def cascade_tombstones(table: StateTable, change: Change) -> list[Change]:
+    """For a delete, a tombstone per live item the table holds of what AWS removes with the
+    entity (``Kind.cascades``: a group's memberships and policy attachments, a thing's
+    memberships and principals), stamped with the delete's time: a late event of a dependent,
+    made before the delete, is then stale (``pipeline.state``) and cannot resurrect it, and a
+    dependent re-made after it (a later timestamp) outranks the tombstone."""
+    if not change.deleted or not KINDS[change.kind].cascades(change.name):
+        return []
+    stored = table.get(change.kind, change.name)
+    if stored is None or stored.deleted:
+        return []  # nothing was live to cascade from (or a redelivery: done already)
+    tombstones: list[Change] = []
+    for cascade in KINDS[change.kind].cascades(change.name):
+        for item in table.items_of(cascade.kind, cascade.prefix):
+            if item.deleted or not cascade.matches(item.name):
+                continue
+            origin = Origin(
+                change.origin.region,
+                change.origin.timestamp_ms,
+                f"{change.origin.event_id}#cascade#{item.key}",
+            )
+            tombstones.append(Change(item.kind, item.name, origin, deleted=True))
+    return tombstones
 
 
 def persist_changes(table: StateTable, changes: Sequence[Change]) -> list[PersistResult]:
@@ -67,14 +97,15 @@ def persist_changes(table: StateTable, changes: Sequence[Change]) -> list[Persis
 
     Consecutive changes of one kind of path go together: memberships (the dynamic-group skip,
     their groups read in one batch: a membership never changes a group, so each reads what it
-    would read alone), a change with ancestors (alone: its stubs go in just before it), and the
-    rest (``StateTable.apply_many``). Corrective events carry no ancestors, so a backfill takes
-    only the batched paths.
+    would read alone), and the rest (``StateTable.apply_many``). A change with ancestors or a delete with cascades goes
+    alone (``persist_change``: its stubs or its dependents' tombstones go in just before it).
+    Corrective events carry no ancestors and a backfill creates, so it takes only the batched
+    paths.
     """
     results: list[PersistResult] = []
     for path, run in groupby(changes, key=_path):
         batch = list(run)
-        if path == "ancestors":
+        if path == "one by one":
             results.extend(persist_change(table, change) for change in batch)
         elif path == "membership":
             results.extend(_persist_memberships(table, batch))
@@ -84,8 +115,8 @@ def persist_changes(table: StateTable, changes: Sequence[Change]) -> list[Persis
 
 
 def _path(change: Change) -> str:
-    if change.ancestors:
-        return "ancestors"
+    if change.ancestors or (change.deleted and KINDS[change.kind].cascades(change.name)):
+        return "one by one"
     return "membership" if change.kind is EntityKind.MEMBERSHIP else "plain"
 
 

@@ -178,9 +178,10 @@ class StateTable:
         """Read many items in few calls (BatchGetItem) for the reads that follow."""
         self._prefetched.update(self._get_many(keys))
 
-    def items_of(self, kind: EntityKind) -> Iterator[Item]:
-        """Every item of ``kind`` (a filtered Scan: rare, small reads only)."""
-        for record in self._scan_prefix(entity_key(kind, "")):
+    def items_of(self, kind: EntityKind, prefix: str = "") -> Iterator[Item]:
+        """Every item of ``kind`` whose name starts with ``prefix`` (a filtered Scan: it reads
+        the whole table, so rare reads only: a delete's cascade, a pending task)."""
+        for record in self._scan_prefix(entity_key(kind, prefix)):
             item = item_from_record(record)
             if item is not None:
                 yield item

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pipeline.kinds import ENTITIES
-from pipeline.kinds.links import split_membership_name
+from pipeline.kinds.links import ends, split_membership_name
 from pipeline.model import EntityKind, Item
 from pipeline.statetable import SCAN_SEGMENTS, StateTable
 from reconcile.diff import diff_snapshots
@@ -59,22 +59,36 @@ assert tuple(FIXES) == LOSS_POINTS
 def table_snapshot(items: Iterable[Item], region: str, taken_at_ms: int) -> Snapshot:
     """The state table's desired state, as read in ``region``, as a ``Snapshot`` of that origin.
 
-    Tombstones are absent entities. As in a registry snapshot, links naming a thing the table
-    does not hold alive are dropped; versions are left empty (they are per region anyway).
+    Tombstones are absent entities. As in a registry, a link cannot outlive its ends: a link
+    naming a thing, a thing group or a certificate the table does not hold alive is dropped
+    (AWS removes a deleted group's memberships and attachments with it: ``Kind.cascades``; a
+    table written before persist followed that may still hold them). Versions are left empty
+    (they are per region anyway).
     """
     live = [item for item in items if not item.deleted]
     by_kind: dict[EntityKind, list[Item]] = {kind: [] for kind in EntityKind}
     for item in live:
         by_kind[item.kind].append(item)
-    things = {item.name for item in by_kind[EntityKind.THING]}
+    alive = {(item.kind, item.name) for item in live}
+
+    def ends_alive(item: Item) -> bool:
+        return all(
+            (kind, name) in alive
+            for kind, name in ends(item.kind, item.name)
+            if kind in _ENDS_OWNED_BY_THE_TABLE
+        )
 
     def records(kind: EntityKind) -> list[dict[str, Any]]:
-        return [{**item.state, "name": item.name} for item in by_kind[kind]]
+        return [
+            {**item.state, "name": item.name}
+            for item in by_kind[kind]
+            if kind not in LINK_KINDS or ends_alive(item)
+        ]
 
     memberships = []
     for item in by_kind[EntityKind.MEMBERSHIP]:
-        thing, group = split_membership_name(item.name)
-        if thing in things:
+        if ends_alive(item):
+            thing, group = split_membership_name(item.name)
             memberships.append({"thing": thing, "group": group})
     named = {
         spec.frame: records(kind)
@@ -83,6 +97,13 @@ def table_snapshot(items: Iterable[Item], region: str, taken_at_ms: int) -> Snap
     }
     snapshot = Snapshot.from_records(region, taken_at_ms, **named, memberships=memberships)
     return dataclasses.replace(snapshot, origin="state_table")
+
+
+# The links, and the ends whose absence from the table ends them. A policy is not one: a
+# policy's deletion is refused while it is attached (AWS IoT API Reference, DeletePolicy), so
+# the table holds its attachments' own deletes.
+LINK_KINDS = (EntityKind.MEMBERSHIP, EntityKind.THING_PRINCIPAL, EntityKind.POLICY_TARGET)
+_ENDS_OWNED_BY_THE_TABLE = (EntityKind.THING, EntityKind.THING_GROUP)
 
 
 def read_table(

@@ -253,6 +253,18 @@ class Join:
     workers: int = 1
 
 
+@dataclass(frozen=True)
+class Cascade:
+    """Entities of ``kind`` that AWS removes with a deleted entity, without an event or call of
+    their own: those whose names start with ``prefix`` (a key prefix the state table can scan
+    for) and that ``matches`` (the link's end named after the deleted entity). Persist writes
+    their tombstones with the delete's (``pipeline.ingest``)."""
+
+    kind: EntityKind
+    matches: Callable[[str], bool]
+    prefix: str = ""
+
+
 # --- the kind ------------------------------------------------------------------------------------
 
 EventParser = Callable[[dict[str, Any], str], Change]
@@ -343,6 +355,11 @@ class Kind:
     def depends_on(self, name: str, state: Mapping[str, Any]) -> tuple[tuple[EntityKind, str], ...]:
         """The entities that must exist before this one: created from the local table when a
         call fails for want of them."""
+        return ()
+
+    def cascades(self, name: str) -> tuple[Cascade, ...]:
+        """What AWS removes with this entity when it is deleted, with no event of its own (the
+        links that name it): the state table must follow (``pipeline.ingest``)."""
         return ()
 
     def calls(

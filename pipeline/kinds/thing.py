@@ -33,6 +33,7 @@ from pipeline.iot import Iot
 from pipeline.kinds import thing_type
 from pipeline.kinds.base import (
     Call,
+    Cascade,
     Converging,
     EntitySpec,
     Join,
@@ -44,6 +45,7 @@ from pipeline.kinds.base import (
     text,
     version,
 )
+from pipeline.kinds.links import link_name
 from pipeline.kinds.parse import Crud, NonEmptyStr, RegistryEvent, optional_name, validate
 from pipeline.model import Change, EntityKind, Item, Origin
 
@@ -259,6 +261,18 @@ class Thing(Kind):
     def depends_on(self, name: str, state: Mapping[str, Any]) -> tuple[tuple[EntityKind, str], ...]:
         needs = ((EntityKind.THING_TYPE, "thing_type"), (EntityKind.BILLING_GROUP, "billing_group"))
         return tuple((kind, state[key]) for kind, key in needs if state.get(key))
+
+    def cascades(self, name: str) -> tuple[Cascade, ...]:
+        """A deleted thing leaves its groups (the sandbox's DeleteThing does what AWS does,
+        AWS IoT API Reference, DeleteThing; no membership event is documented for it: "Registry
+        events", https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html),
+        and had no principal left: AWS refuses DeleteThing while one is attached, so their
+        detach calls came first, however late their events arrive."""
+        own = link_name(name, "")  # ``<thing>#``: its links' names start so, and only theirs
+        return (
+            Cascade(EntityKind.MEMBERSHIP, lambda link: True, prefix=own),
+            Cascade(EntityKind.THING_PRINCIPAL, lambda link: True, prefix=own),
+        )
 
     def calls(
         self, name: str, desired: Mapping[str, Any] | None, actual: Mapping[str, Any] | None

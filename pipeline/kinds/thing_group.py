@@ -30,6 +30,7 @@ from pipeline.errors import EventValidationError, NotFoundError
 from pipeline.iot import Iot
 from pipeline.kinds.base import (
     Call,
+    Cascade,
     ConvergeError,
     Converging,
     DependencyNotReadyError,
@@ -43,6 +44,7 @@ from pipeline.kinds.base import (
     text,
     version,
 )
+from pipeline.kinds.links import split_link, split_membership_name, split_target
 from pipeline.kinds.parse import (
     GROUP_ARN,
     AddRemove,
@@ -305,6 +307,22 @@ class ThingGroup(Kind):
 
     def depends_on(self, name: str, state: Mapping[str, Any]) -> tuple[tuple[EntityKind, str], ...]:
         return ((EntityKind.THING_GROUP, state["parent"]),) if state.get("parent") else ()
+
+    def cascades(self, name: str) -> tuple[Cascade, ...]:
+        """A deleted group takes its memberships and its policy attachments with it: AWS
+        deletes a group that still has things ("Static thing groups") and publishes membership
+        events only for AddThingToThingGroup and RemoveThingFromThingGroup, and no
+        DetachPolicy call is made for it (AWS IoT Developer Guide, "Registry events",
+        https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html). That no
+        event follows is what the registry events page implies, not what it says: an
+        assumption (README, known limits)."""
+        target = (EntityKind.THING_GROUP, name)
+        return (
+            Cascade(EntityKind.MEMBERSHIP, lambda link: split_membership_name(link)[1] == name),
+            Cascade(
+                EntityKind.POLICY_TARGET, lambda link: split_target(split_link(link)[1]) == target
+            ),
+        )
 
     def calls(
         self, name: str, desired: Mapping[str, Any] | None, actual: Mapping[str, Any] | None

@@ -184,3 +184,22 @@ def test_the_table_is_a_snapshot_of_its_own_origin_labelled_as_such_in_reports()
     target = Snapshot.from_records(DST, 1)
     assert diff_snapshots(table, target).source_region == f"{SRC} state table"
     assert diff_snapshots(target, table).target_region == f"{SRC} state table"
+
+
+def test_a_link_of_a_group_or_thing_the_table_holds_deleted_is_not_desired_state() -> None:
+    # Issue 22, item 1: rows a table kept after their group was deleted (before persist
+    # followed AWS's cascade) read as "membership missing" in every table-vs-target audit.
+    items = [
+        item(EntityKind.THING, "t", thing("t")),
+        item(EntityKind.THING_GROUP, "gone", {}, deleted=True),
+        item(EntityKind.THING_GROUP, "kept", {"parent": None}),
+        item(EntityKind.MEMBERSHIP, "t#gone", {}),
+        item(EntityKind.MEMBERSHIP, "t#kept", {}),
+        item(EntityKind.POLICY_TARGET, "p#thinggroup/gone", {}),
+        item(EntityKind.POLICY_TARGET, "p#thinggroup/kept", {}),
+        item(EntityKind.THING_PRINCIPAL, f"ghost#{'a' * 64}", {}),
+    ]
+    view = table_snapshot(items, "us-east-1", 0)
+    assert view.memberships.to_dict("records") == [{"thing": "t", "group": "kept"}]
+    assert list(view.policy_targets["name"]) == ["p#thinggroup/kept"]
+    assert view.thing_principals.empty
