@@ -10,9 +10,12 @@ environment (``jobs.config``) and calls ``run_nightly(config, factory, clock)`` 
 sharded run's steps in ``jobs.shard``; ``factory(service, region)`` builds every boto3 client
 (``pipeline.aws.client`` in production, the sandbox's in tests).
 
-Idempotent when the schedule fires twice: the run id defaults to the UTC date, and a run whose
-id already has a *completed* record in the run index does nothing and says so. A failed run
-leaves a ``failed`` record, so the next firing retries it. Metrics: ``jobs.metrics``.
+Each run keeps its own record: the run id defaults to the time the run starts
+(``default_run_id``), so two runs on one day are two rows of the history. A run given an id
+(``RUN_ID``, a sharded run's execution name) whose id already has a *completed* record in the run
+index does nothing and says so; a failed run leaves a ``failed`` record, so running it again
+under its id retries it. Two firings at once are kept apart by the run lock (``jobs.runlock``).
+Metrics: ``jobs.metrics``.
 """
 
 from __future__ import annotations
@@ -77,7 +80,17 @@ dict it is given."""
 
 
 def utc_date(epoch_ms: int) -> str:
+    """A sharded run's id when its steps are given none: the day, which every shard agrees on
+    (the state machine passes its execution name, unique per run)."""
     return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).date().isoformat()
+
+
+def default_run_id(epoch_ms: int) -> str:
+    """A run's id when none is given: the UTC time it starts, to the millisecond
+    (``2025-01-01T020000.123Z``), so a second run on the same day keeps its own record. (A
+    sharded run's steps share one id, their state machine's execution name.)"""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    return f"{moment:%Y-%m-%dT%H%M%S}.{epoch_ms % 1000:03d}Z"
 
 
 def open_run_store(config: RunConfig, factory: ClientFactory) -> Store:
@@ -159,7 +172,7 @@ def execute_run(
     ``prefix`` overrides where the run's artefacts live (a merge uses the one its shards wrote).
     """
     started = clock()
-    run_id = run_id or config.run_id or utc_date(started)
+    run_id = run_id or config.run_id or default_run_id(started)
     store = open_run_store(config, factory)
     existing = read_run_record(store, run_id)
     if existing is not None and existing.status == "completed":

@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,9 @@ def run_scenario(location: Path) -> Scenario:
         day2 = stepping_clock(day1 + DAY_MS)
         runs.append(run_nightly(config, sandbox.client, day2))
         sandbox.drain()
-        rerun = run_nightly(config, sandbox.client, day2)
+        # The same run id again (RUN_ID): a completed run is not run twice.
+        rerun_config = replace(config, run_id=runs[1].record.run_id)
+        rerun = run_nightly(rerun_config, sandbox.client, day2)
 
         things_after = sorted(t["thingName"] for t in target.list_things()["things"])
         floor_after = sorted(target.list_things_in_thing_group(thingGroupName="floor-1")["things"])

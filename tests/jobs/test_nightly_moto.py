@@ -10,6 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from jobs import history
 from jobs.artefacts import LocalStore, RunArtefacts, S3Store, load_index
 from jobs.config import RunConfig
 from jobs.nightly import lambda_handler
@@ -65,6 +66,25 @@ def test_a_refused_plan_fails_the_run_on_record(clients: ClientFactory, tmp_path
     assert again.record.status == "completed"
 
 
+def test_two_runs_on_one_day_keep_their_own_records(clients: ClientFactory, tmp_path: Path) -> None:
+    # GIVEN a run at 02:00 UTC and another at 14:00 the same day (an operator's, or a retry)
+    first = run_nightly(config(str(tmp_path)), clients, stepping_clock(T0 + 2 * 3_600_000))
+    second = run_nightly(config(str(tmp_path)), clients, stepping_clock(T0 + 14 * 3_600_000))
+
+    # THEN neither was skipped nor overwritten: two ids, two prefixes, two rows of the index
+    assert not second.skipped
+    # (the clock moves 5 ms per reading: stepping_clock)
+    assert first.record.run_id.startswith("2026-01-01T020000.")
+    assert second.record.run_id.startswith("2026-01-01T140000.")
+    assert first.record.prefix != second.record.prefix
+    index = load_index(LocalStore(tmp_path))
+    assert list(index["run_id"]) == [first.record.run_id, second.record.run_id]
+    assert list(index["status"]) == ["completed", "completed"]
+    # and the history the notebooks read shows both runs
+    over_time = history.drift_over_time(index)
+    assert list(over_time["run_id"]) == [first.record.run_id, second.record.run_id]
+
+
 def test_repairs_go_to_the_persist_state_machine_when_configured(
     clients: ClientFactory, tmp_path: Path
 ) -> None:
@@ -92,7 +112,8 @@ def test_artefacts_go_to_s3_for_an_s3_location(clients: ClientFactory) -> None:
     result = run_nightly(config("s3://crr-reports/nightly"), clients, stepping_clock(T0))
 
     store = S3Store(s3, "crr-reports", "nightly")
-    assert list(load_index(store)["run_id"]) == ["2026-01-01"]
+    assert list(load_index(store)["run_id"]) == [result.record.run_id]
+    assert result.record.prefix.startswith("runs/date=2026-01-01/")
     artefacts = RunArtefacts(store, result.record.prefix)
     assert load_json(artefacts.read_report_json()).drifts
     assert artefacts.has_snapshot("source") and artefacts.has_snapshot("target")

@@ -24,7 +24,8 @@ def test_each_run_writes_its_artefacts_under_a_date_partition(scenario: Scenario
     root = Path(scenario.location)
     for run in scenario.runs:
         prefix = run["prefix"]
-        assert prefix == f"runs/date={run['run_id']}/run={run['run_id']}/"
+        # the run id is the time it started (jobs.run.default_run_id), its day the partition
+        assert prefix == f"runs/date={run['run_id'][:10]}/run={run['run_id']}/"
         for name in RUN_FILES:
             assert (root / prefix / name).is_file(), name
         for side in ("source", "target"):
