@@ -19,6 +19,15 @@ from reconcile.ignore import IgnorePatternError, IgnoreRules
 from reconcile.plan import Guards
 
 DEFAULT_MAX_CHANGES = 1000
+# How the job's operator sets each guard (a refusal names it: ``reconcile.plan.Knobs``): the
+# environment variable and the reconcile stack's parameter that sets it.
+JOB_KNOBS = {
+    "max_changes": "raise MAX_CHANGES (the reconcile stack's MaxChanges parameter; 0: no cap) "
+    "if this is expected",
+    "allow_deletes": "set ALLOW_DELETES=true (the reconcile stack's AllowDeletes parameter)",
+    "min_source_ratio": "the job keeps the default ratio: check the source region and the "
+    "job's read permissions",
+}
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
@@ -44,7 +53,7 @@ class RunConfig:
     report_location: str
     guards: Guards = field(default_factory=Guards)
     persist_state_machine_arn: str | None = None
-    run_id: str | None = None  # None: the UTC date the run starts
+    run_id: str | None = None  # None: the time the run starts (jobs.run.default_run_id)
     report_region: str | None = None  # the S3 client's region (default: the source region)
     ignore: IgnoreRules = field(default_factory=IgnoreRules)
     # POLICY_ACCOUNT_MAP, as the replicator's: policies are diffed as the replicator writes them.

@@ -35,7 +35,7 @@ from jobs.artefacts import (
     read_run_record,
     write_run_record,
 )
-from jobs.config import RunConfig
+from jobs.config import JOB_KNOBS, RunConfig
 from jobs.metrics import SERVICE, MetricsSink, publish_metrics
 from pipeline.aws import ClientFactory
 from pipeline.clock import Clock
@@ -114,6 +114,7 @@ def reconciler(
         clock=clock,
         table=table_snapshotter(factory, config.state_table, clock=clock),
         policy_accounts=config.policy_accounts,
+        knobs=JOB_KNOBS,
     )
 
 

@@ -36,7 +36,15 @@ from reconcile.explain import explain, read_table, table_vs_target
 from reconcile.failback import hold_unreplicated, repairable
 from reconcile.ignore import IgnoreRules
 from reconcile.inventory import Inventory
-from reconcile.plan import Guards, Plan, check_fresh, check_same_actions
+from reconcile.plan import (
+    CLI_KNOBS,
+    Guards,
+    Knobs,
+    Plan,
+    PlanRefusedError,
+    check_fresh,
+    check_same_actions,
+)
 from reconcile.planner import build_plan
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import ListingProgress, Snapshot, take_snapshot
@@ -117,6 +125,8 @@ class Reconciler:
     failback: Failback | None = None  # hold the target's unreplicated changes (failback)
     # Source -> destination accounts of policy ARNs, as the replicator's POLICY_ACCOUNT_MAP.
     policy_accounts: Mapping[str, str] = field(default_factory=dict)
+    # How the entry point's operator sets the guards: a refusal names them (``Knobs``).
+    knobs: Knobs = field(default_factory=lambda: CLI_KNOBS)
 
     def __post_init__(self) -> None:
         if self.failback is not None and self.table is None:
@@ -197,14 +207,17 @@ class Reconciler:
     def plan(self, audit: Audit) -> Plan:
         """The repair plan for ``audit`` within the guards (raises ``PlanRefusedError``); held
         drifts (failback) are not planned."""
-        return build_plan(
-            repairable(audit.report),
-            audit.source,
-            audit.destination,
-            self.guards,
-            now=self.clock(),
-            ignore=self.ignore,
-        )
+        try:
+            return build_plan(
+                repairable(audit.report),
+                audit.source,
+                audit.destination,
+                self.guards,
+                now=self.clock(),
+                ignore=self.ignore,
+            )
+        except PlanRefusedError as refusal:
+            raise refusal.naming(self.knobs) from refusal
 
     def verify(self, plan: Plan) -> None:
         """Refuse a saved ``plan`` (``StalePlanError``, ``PlanRefusedError``) unless fresh

@@ -44,11 +44,28 @@ Op = Literal["upsert", "delete"]
 
 
 class PlanRefusedError(PermanentError):
-    """A guard refused to build the plan; ``guard`` names which one, the message says why."""
+    """A guard refused to build the plan; ``guard`` names which one, ``reason`` says why and
+    ``knob`` how the entry point that raised it sets that guard (``Knobs``)."""
 
-    def __init__(self, guard: str, message: str) -> None:
-        super().__init__(f"plan refused ({guard}): {message}")
+    def __init__(self, guard: str, reason: str, knob: str | None = None) -> None:
+        super().__init__(f"plan refused ({guard}): {reason}" + (f"; {knob}" if knob else ""))
         self.guard = guard
+        self.reason = reason
+        self.knob = knob
+
+    def naming(self, knobs: Knobs) -> PlanRefusedError:
+        """The same refusal, naming the knob of the entry point whose ``knobs`` these are."""
+        return PlanRefusedError(self.guard, self.reason, knobs.get(self.guard))
+
+
+# How an entry point's operator sets each guard, as a refusal names it: the CLI's flags here;
+# the nightly job's settings in ``jobs.config.JOB_KNOBS``.
+Knobs = Mapping[str, str]
+CLI_KNOBS: Knobs = {
+    "max_changes": "raise --max-changes (0: no cap) if this is expected",
+    "allow_deletes": "pass --allow-deletes to apply deletes",
+    "min_source_ratio": "lower --min-source-ratio if the source really shrank",
+}
 
 
 class StalePlanError(PermanentError):
@@ -242,14 +259,14 @@ def check_trusted(plan: Plan, guards: Guards, *, now: int) -> None:
     if deletes and not guards.allow_deletes:
         raise PlanRefusedError(
             "allow_deletes",
-            f"the plan deletes {deletes} entit{'y' if deletes == 1 else 'ies'}; "
-            "pass --allow-deletes to apply deletes",
+            f"the plan deletes {deletes} entit{'y' if deletes == 1 else 'ies'}",
+            CLI_KNOBS["allow_deletes"],
         )
     if guards.max_changes is not None and len(plan.actions) > guards.max_changes:
         raise PlanRefusedError(
             "max_changes",
-            f"{len(plan.actions)} changes exceed the cap of {guards.max_changes}; "
-            "raise --max-changes if this is expected",
+            f"{len(plan.actions)} changes exceed the cap of {guards.max_changes}",
+            CLI_KNOBS["max_changes"],
         )
     check_fresh(plan, now=now)
 

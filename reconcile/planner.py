@@ -42,7 +42,8 @@ def build_plan(
     becomes a delete when ``guards.allow_deletes``, otherwise a skipped entry.
     Fields that ``ignore`` rules cover keep the target's value, so the repair leaves alone what
     the report was told to ignore (the report should already have been filtered by the same
-    rules). Raises ``PlanRefusedError`` when the source looks broken or the plan is over the cap.
+    rules). Raises ``PlanRefusedError`` when the source looks broken or the plan is over the cap
+    (``guards.max_changes``, which a backfill into an empty destination is not held to).
     """
     _check_source_size(source, target, guards)
 
@@ -85,11 +86,14 @@ def build_plan(
         actions = upserts
         skipped = [replace(d, reason=f"{d.reason} (deletes not allowed)") for d in deletes]
 
-    if guards.max_changes is not None and len(actions) > guards.max_changes:
+    # The first run into an empty destination (the backfill) creates the whole fleet: the cap
+    # guards what a destination holds, and it holds nothing yet.
+    backfill = _entity_total(target) == 0 and target.memberships.empty
+    if not backfill and guards.max_changes is not None and len(actions) > guards.max_changes:
         raise PlanRefusedError(
             "max_changes",
-            f"{len(actions)} changes exceed the cap of {guards.max_changes}; "
-            "raise --max-changes if this is expected",
+            f"{len(actions)} changes exceed the cap of {guards.max_changes} "
+            f"(it does not apply to the first run into an empty {target.region})",
         )
 
     plan = Plan(
@@ -122,7 +126,7 @@ def _check_source_size(source: Snapshot, target: Snapshot, guards: Guards) -> No
         raise PlanRefusedError(
             "min_source_ratio",
             f"the source {source.region} has {source_things} things, fewer than "
-            f"{guards.min_source_ratio:g} x the target's {target_things}; "
+            f"{guards.min_source_ratio:g} x the target's {target_things}: "
             "the source snapshot looks incomplete",
         )
 

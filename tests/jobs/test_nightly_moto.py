@@ -56,6 +56,8 @@ def test_a_refused_plan_fails_the_run_on_record(clients: ClientFactory, tmp_path
     (row,) = load_index(LocalStore(tmp_path)).to_dict("records")
     assert row["status"] == "failed"
     assert "max_changes" in row["error"]
+    # naming the job's knob, not the CLI's flag (issue 22, item 2)
+    assert "MAX_CHANGES" in row["error"] and "--max-changes" not in row["error"]
     assert row["diffed"] and row["drift_total"] > 1
     assert (tmp_path / row["prefix"] / "report.json").is_file()
     assert json.loads(metrics[0])["RunFailed"] == 1

@@ -269,11 +269,14 @@ def test_plan_in_sync_exits_0(factory: Factory, tmp_path: Path) -> None:
 
 
 def test_refused_plan_exits_2(factory: Factory, tmp_path: Path) -> None:
+    # A destination that holds part of the fleet (into an empty one the cap does not apply)
     seed(SRC, extra_thing="x")
+    seed(DST, attr="2")
     result = run(
-        factory, "plan", *REGIONS, "--plan-file", str(tmp_path / "p.json"), "--max-changes", "2"
+        factory, "plan", *REGIONS, "--plan-file", str(tmp_path / "p.json"), "--max-changes", "1"
     )
     assert_one_line_error(result, "max_changes")
+    assert "--max-changes" in result.output  # the knob of the entry point that refused
     assert not (tmp_path / "p.json").exists()
 
 

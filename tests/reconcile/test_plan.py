@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
+from jobs.config import JOB_KNOBS
 from pipeline.errors import PermanentError
 from pipeline.kinds.links import membership_name
 from pipeline.model import EntityKind
 from pipeline.state import FutureTimestampError
 from reconcile.diff import diff_snapshots
 from reconcile.plan import (
+    CLI_KNOBS,
     MAX_TTL_SECONDS,
     PLAN_SCHEMA_VERSION,
     Guards,
@@ -275,13 +277,39 @@ def test_source_at_the_ratio_is_accepted() -> None:
 
 
 def test_plan_over_max_changes_is_refused_and_none_means_no_cap() -> None:
-    source = snap(SRC, things=[{"name": f"t{i}"} for i in range(4)])
+    # A destination that already holds part of the fleet: the cap applies.
+    source = snap(SRC, things=[{"name": f"t{i}"} for i in range(5)])
+    target = snap(DST, things=[{"name": "t0"}])
     with pytest.raises(PlanRefusedError) as refused:
-        plan_for(source, snap(DST), Guards(max_changes=3))
+        plan_for(source, target, Guards(max_changes=3))
     assert refused.value.guard == "max_changes"
 
-    assert len(plan_for(source, snap(DST), Guards(max_changes=4)).actions) == 4
-    assert len(plan_for(source, snap(DST), Guards(max_changes=None)).actions) == 4
+    assert len(plan_for(source, target, Guards(max_changes=4)).actions) == 4
+    assert len(plan_for(source, target, Guards(max_changes=None)).actions) == 4
+
+
+def test_the_first_run_into_an_empty_destination_is_not_capped() -> None:
+    # Issue 22, item 2: the deploy guide's backfill of a fleet over the default cap (1000).
+    source = snap(SRC, things=[{"name": f"t{i:04}"} for i in range(1500)])
+    plan = plan_for(source, snap(DST), Guards())
+    assert len(plan.actions) == 1500
+    # the same fleet into a destination holding one of them is capped again
+    with pytest.raises(PlanRefusedError, match="max_changes"):
+        plan_for(source, snap(DST, things=[{"name": "t0000"}]), Guards())
+
+
+def test_a_refusal_names_the_knob_of_the_entry_point_that_raised_it() -> None:
+    source = snap(SRC, things=[{"name": f"t{i}"} for i in range(5)])
+    target = snap(DST, things=[{"name": "t0"}])
+    with pytest.raises(PlanRefusedError) as refused:
+        plan_for(source, target, Guards(max_changes=3))
+    assert "--max-changes" not in str(refused.value)  # the planner knows no entry point
+    cli = refused.value.naming(CLI_KNOBS)
+    job = refused.value.naming(JOB_KNOBS)
+    assert "--max-changes" in str(cli) and "MAX_CHANGES" not in str(cli)
+    assert "MAX_CHANGES" in str(job) and "MaxChanges" in str(job)
+    assert "--max-changes" not in str(job)
+    assert cli.guard == job.guard == "max_changes"
 
 
 def test_skipped_deletes_do_not_count_against_max_changes() -> None:

@@ -135,7 +135,9 @@ def test_a_shrunken_source_is_refused(
 def test_max_changes_is_honoured(
     pipeline: LocalPipeline, cli: Factory, source_table: StateTable
 ) -> None:
-    things(pipeline.source, range(6))
+    # A destination that holds something (into an empty one, the backfill, no cap applies)
+    things(pipeline.destination, range(6, 7))
+    things(pipeline.source, range(7))
     result = run(
         cli,
         *RECONCILE_VIA_TABLE,
