@@ -46,6 +46,7 @@ from reconcile.options import (
 from reconcile.plan import (
     Guards,
     Plan,
+    check_snapshots_fresh,
     check_trusted,
     describe_plan,
     plan_key,
@@ -314,6 +315,12 @@ def reconcile(
         policy_accounts=audit.policy_accounts,
     )
     audited = _audit(factory, engine, audit)
+    if do_apply and audit.from_snapshots:
+        # Saved snapshots of any age would emit what the registries no longer call for.
+        taken = {
+            side.region: int(side.taken_at_ms) for side in (audited.source, audited.destination)
+        }
+        check_snapshots_fresh(taken, ttl_seconds=guards.ttl_seconds, now=factory.clock())
     report = audited.report
     _write(render(report, audit.fmt), audit.output)
     if report.in_sync:

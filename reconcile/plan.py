@@ -208,6 +208,26 @@ _PLAN_ADAPTER: pydantic.TypeAdapter[Plan] = pydantic.TypeAdapter(Plan)
 _ACTION_ADAPTER: pydantic.TypeAdapter[RepairAction] = pydantic.TypeAdapter(RepairAction)
 
 
+def expires_at(made_at_ms: int, ttl_seconds: int) -> int:
+    """The plan expiry rule: what a repair is built from is stale ``ttl_seconds`` after it was
+    made (a plan after it was created, ``check_fresh``; a saved snapshot after it was taken,
+    ``check_snapshots_fresh``)."""
+    return made_at_ms + ttl_seconds * 1000
+
+
+def check_snapshots_fresh(snapshots: Mapping[str, int], *, ttl_seconds: int, now: int) -> None:
+    """Raise ``StalePlanError`` if a saved snapshot a repair is about to be emitted from (region
+    -> taken at, epoch ms) is past the plan expiry rule (``expires_at``): its plan would be
+    refused by ``apply`` as expired, so ``reconcile --from-snapshots --apply`` refuses it too."""
+    for region, taken_at_ms in snapshots.items():
+        if now >= expires_at(taken_at_ms, ttl_seconds):
+            raise StalePlanError(
+                f"the snapshot of {region} was taken {(now - taken_at_ms) // 1000}s ago, past "
+                f"the plan expiry ({ttl_seconds}s): take fresh snapshots (iot-crr snapshot) or "
+                "reconcile the live registries"
+            )
+
+
 def check_fresh(
     plan: Plan,
     *,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.kinds import ENTITIES
 from pipeline.kinds.links import membership_name
 from pipeline.model import EntityKind
-from reconcile.plan import Guards, Plan, PlanRefusedError, RepairAction, plan_id
+from reconcile.plan import Guards, Plan, PlanRefusedError, RepairAction, expires_at, plan_id
 from reconcile.snapshot import desired_fields
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def build_plan(
         target_fingerprint=target.fingerprint(),
         source_taken_at_ms=int(source.taken_at_ms),
         created_at_ms=now,
-        expires_at_ms=now + guards.ttl_seconds * 1000,
+        expires_at_ms=expires_at(now, guards.ttl_seconds),
         guards=guards,
         actions=tuple(actions),
         skipped=tuple(skipped),

@@ -21,7 +21,7 @@ from pipeline.statetable import StateTable
 from reconcile import cli
 from reconcile.cli import COMMANDS_ENTRY_POINTS, main
 from reconcile.context import Factory
-from reconcile.plan import Plan
+from reconcile.plan import Guards, Plan
 
 SRC, DST = "us-east-1", "eu-west-1"
 TABLE = "crr-state"
@@ -574,3 +574,35 @@ def test_failback_holds_the_targets_unreplicated_change_until_it_is_named(
     assert refused.exit_code == 2, refused.output
     assert "the plan's actions differ from a plan rebuilt" in refused.stderr
     assert run(factory, "apply", str(path), *args, "--overwrite", "thing:late").exit_code == 0
+
+
+def test_reconcile_from_snapshots_refuses_to_apply_snapshots_past_the_plan_expiry(
+    factory: Factory, tmp_path: Path
+) -> None:
+    # Issue 22, item 5: saved snapshots of any age were emitted from.
+    seed(SRC, extra_thing="x")
+    seed(DST)
+    table = create_table()
+    for region, name in ((SRC, "src"), (DST, "dst")):
+        assert (
+            run(factory, "snapshot", "--region", region, "--out", str(tmp_path / name)).exit_code
+            == 0
+        )
+    apply = [
+        "reconcile",
+        "--from-snapshots",
+        str(tmp_path / "src"),
+        str(tmp_path / "dst"),
+        "--apply",
+        "--via",
+        "table",
+        "--state-table",
+        TABLE,
+    ]
+    assert isinstance(factory.clock, Clock)
+    factory.clock.now += Guards().ttl_seconds * 1000  # as old as a plan that just expired
+    assert_one_line_error(run(factory, *apply), "past the plan expiry")
+    assert table.get(EntityKind.THING, "x") is None  # nothing emitted
+    factory.clock.now -= 1000  # within the expiry: emitted
+    assert run(factory, *apply).exit_code == 0
+    assert table.get(EntityKind.THING, "x") is not None
