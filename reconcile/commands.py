@@ -40,6 +40,7 @@ from reconcile.options import (
     failback_options,
     guard_options,
     ignore_options,
+    policy_account_option,
     quiet_option,
     state_table_option,
 )
@@ -48,6 +49,7 @@ from reconcile.plan import (
     Plan,
     check_snapshots_fresh,
     check_trusted,
+    check_unverified,
     describe_plan,
     plan_key,
     summarize_plan,
@@ -207,13 +209,16 @@ def plan(
 @state_table_option
 @apply_guard_options
 @ignore_options
+@policy_account_option
 @failback_options
 @click.option(
     "--verify/--no-verify",
     default=True,
     show_default=True,
     help="Snapshot both regions again, rebuild the plan and refuse it unless both registries "
-    "are unchanged and call for exactly its actions (same ignore rules needed).",
+    "are unchanged and call for exactly its actions (same ignore rules and account map "
+    "needed). --no-verify takes only a signed plan (IOT_CRR_PLAN_KEY) that revokes, grants "
+    "access and removes a thing's type nowhere.",
 )
 @click.option("--yes", is_flag=True, help="Emit without asking (for scripts).")
 @pass_factory
@@ -225,6 +230,7 @@ def apply(
     state_table: str | None,
     guards: Guards,
     ignore: IgnoreRules,
+    policy_accounts: dict[str, str],
     failback: Failback | None,
     verify: bool,
     yes: bool,
@@ -233,8 +239,10 @@ def apply(
 
     The plan file is not trusted: it must hash to its id (and carry a valid signature when
     IOT_CRR_PLAN_KEY is set; `plan` signs with it), and this command's own guards apply, never
-    those in the file. Refuses an expired plan or (with --verify) one the registries no longer
-    call for. Shows what will be emitted and asks first (--yes to skip). Exit 0 when every
+    those in the file. Refuses an expired plan, one stamped after this machine's clock, and
+    (with --verify) one the registries no longer call for; without verification, an unsigned
+    plan, and revocations, grants of access and type removals. Shows what will be emitted and
+    asks first (--yes to skip). Exit 0 when every
     event was emitted, 2 otherwise. Interrupted, it says how many events went out; re-running
     is safe (an event already emitted is not applied twice).
 
@@ -243,9 +251,12 @@ def apply(
       iot-crr apply plan.json --state-machine-arn arn:aws:states:...:stateMachine:crr-persist
     """
     emit.check(state_table)
-    repair = Plan.load(plan_file, key=plan_key())
+    key = plan_key()
+    repair = Plan.load(plan_file, key=key)
     # Free checks first (hash, guards, times, expiry); snapshots are not free.
     check_trusted(repair, guards, now=factory.clock())
+    if not verify:
+        check_unverified(repair, signed=key is not None)
     with factory.watching(not verify) as progress:
         # apply's own guards and ignore rules, never the file's
         engine = factory.reconciler(
@@ -253,6 +264,7 @@ def apply(
             guards=guards,
             state_table=state_table,
             failback=failback,
+            policy_accounts=policy_accounts,
             progress=progress,
         )
         if verify:

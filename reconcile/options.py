@@ -144,6 +144,20 @@ def _account_map(ctx: click.Context, param: click.Parameter, value: str | None) 
         raise click.BadParameter(error.reason) from error
 
 
+# Source -> destination accounts in policy ARNs, as the replicator's POLICY_ACCOUNT_MAP: policies
+# are diffed (and a plan verified) as the replicator writes them.
+policy_account_option = click.option(
+    "--policy-account-map",
+    "policy_accounts",
+    envvar=ACCOUNT_MAP_VARIABLE,
+    show_envvar=True,
+    callback=_account_map,
+    metavar="SRC=DST,...",
+    help="Source account -> destination account in policy ARNs (12-digit accounts), as the "
+    "replicator's setting of the same variable.",
+)
+
+
 @dataclass(frozen=True)
 class AuditOptions:
     """What an auditing command (``audit``, ``plan``, ``reconcile``) compares, under which rules,
@@ -152,9 +166,7 @@ class AuditOptions:
     regions: Regions
     from_snapshots: tuple[Path, Path] | None  # two saved snapshots instead of the registries
     ignore: IgnoreRules
-    # Source -> destination accounts in policy ARNs, as the replicator's POLICY_ACCOUNT_MAP:
-    # policies are diffed as the replicator writes them.
-    policy_accounts: Mapping[str, str]
+    policy_accounts: Mapping[str, str]  # --policy-account-map
     quiet: bool
     fmt: str
     output: Path | None
@@ -187,16 +199,7 @@ audit_options = _grouped(
     "audit",
     _audit_options,
     *_REGION_OPTIONS,
-    click.option(
-        "--policy-account-map",
-        "policy_accounts",
-        envvar=ACCOUNT_MAP_VARIABLE,
-        show_envvar=True,
-        callback=_account_map,
-        metavar="SRC=DST,...",
-        help="Source account -> destination account in policy ARNs (12-digit accounts), as the "
-        "replicator's setting of the same variable.",
-    ),
+    policy_account_option,
     quiet_option,
     click.option(
         "--from-snapshots",

@@ -10,10 +10,15 @@ refuses it once either has moved on, so a plan saved on Monday cannot undo Tuesd
 
 A plan *file* is untrusted input (it may be edited, or come from elsewhere). Loading it checks
 that its content still hashes to its id (``PlanIntegrityError`` otherwise) and, when a key is
-given (``IOT_CRR_PLAN_KEY``), its HMAC signature. Before anything is emitted, ``check_trusted``
-applies the guards of the command that applies it — never those recorded in the file — and
-bounds its times (``source_taken_at <= created_at <= now``, expiry at most ``MAX_TTL_SECONDS``
-after creation); ``check_same_actions`` compares it with a plan rebuilt from fresh snapshots.
+given (``IOT_CRR_PLAN_KEY``), its HMAC signature. The id is an unkeyed hash: it catches an
+accident, not a forger, who recomputes it. Before anything is emitted, ``check_trusted``
+applies the guards of the command that applies it — never those recorded in the file, the
+source-size guards over the sizes it records — and bounds its times (``source_taken_at <=
+created_at <= now``, no skew: the corrective events carry ``source_taken_at``, expiry at most
+``MAX_TTL_SECONDS`` after creation). Then either ``check_same_actions`` compares it with a plan
+rebuilt from fresh snapshots (``--verify``), or ``check_unverified`` accepts it on its own word:
+only signed, and only without ``hazards`` (revocations, grants of access, a thing's type
+removed), which only fresh snapshots may call for.
 """
 
 from __future__ import annotations
@@ -30,10 +35,10 @@ from typing import Any, Literal
 import pydantic
 
 from pipeline.errors import PermanentError
-from pipeline.model import EntityKind
-from pipeline.state import check_not_future
+from pipeline.model import ENTITIES, EntityKind
 
-PLAN_SCHEMA_VERSION = 1
+# 2: the snapshots' sizes (``Sizes``) and each upsert's changed fields (``RepairAction.changed``)
+PLAN_SCHEMA_VERSION = 2
 # The longest a plan may stay valid: past a day its snapshots say little about the registries.
 MAX_TTL_SECONDS = 24 * 3600
 PLAN_KEY_ENV = "IOT_CRR_PLAN_KEY"
@@ -104,11 +109,25 @@ class Guards:
 
 
 @dataclass(frozen=True)
+class Sizes:
+    """What the source-size guards compare (``check_source_size``): each snapshot's things, and
+    its entities of every kind but memberships. Recorded in the plan, so ``apply`` applies its
+    own guards to a plan it does not rebuild (``--no-verify``)."""
+
+    source_things: int
+    target_things: int
+    source_entities: int
+    target_entities: int
+
+
+@dataclass(frozen=True)
 class RepairAction:
     """One entity to make match the source: upsert it with its full source state, or delete it.
 
     ``fields`` is the complete desired state (``pipeline.model.STATE_FIELDS``) from the source
-    snapshot; ``version`` the source registry's version where the snapshot has one.
+    snapshot; ``version`` the source registry's version where the snapshot has one; ``changed``
+    the fields that differ in the destination (as the diff names them, ``attributes.<key>``;
+    empty for a missing entity).
     """
 
     op: Op
@@ -117,6 +136,7 @@ class RepairAction:
     fields: dict[str, Any] = field(default_factory=dict)
     version: int | None = None
     reason: str = ""
+    changed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +157,7 @@ class Plan:
     created_at_ms: int
     expires_at_ms: int
     guards: Guards
+    sizes: Sizes
     actions: tuple[RepairAction, ...]
     skipped: tuple[RepairAction, ...] = ()
     schema_version: int = PLAN_SCHEMA_VERSION
@@ -257,12 +278,12 @@ def check_trusted(plan: Plan, guards: Guards, *, now: int) -> None:
     """Refuse a loaded plan that breaks ``guards`` (the applying command's own, never the ones
     recorded in the plan) or whose times are out of bounds, or that has expired.
 
-    Raises ``PlanRefusedError`` for a guard, ``FutureTimestampError`` for a plan from the
-    future, ``PlanFormatError`` for inconsistent times and ``StalePlanError`` once expired.
+    Raises ``PlanRefusedError`` for a guard or a time ahead of ``now``, ``PlanFormatError`` for
+    inconsistent times and ``StalePlanError`` once expired.
     """
     if plan.source_region == plan.target_region:
         raise PlanFormatError(f"plan source and target are both {plan.source_region}")
-    check_not_future("plan created_at", plan.created_at_ms, now)
+    _check_not_ahead(plan, now)
     if plan.source_taken_at_ms > plan.created_at_ms:
         raise PlanFormatError(
             f"plan source_taken_at ({plan.source_taken_at_ms}) is after its created_at "
@@ -275,6 +296,7 @@ def check_trusted(plan: Plan, guards: Guards, *, now: int) -> None:
             f"the plan expires {ttl_ms // 1000}s after it was made; at most "
             f"{MAX_TTL_SECONDS}s is allowed",
         )
+    check_source_size(plan.sizes, guards, plan.source_region, plan.target_region)
     deletes = sum(1 for action in plan.actions if action.op == "delete")
     if deletes and not guards.allow_deletes:
         raise PlanRefusedError(
@@ -282,13 +304,146 @@ def check_trusted(plan: Plan, guards: Guards, *, now: int) -> None:
             f"the plan deletes {deletes} entit{'y' if deletes == 1 else 'ies'}",
             CLI_KNOBS["allow_deletes"],
         )
-    if guards.max_changes is not None and len(plan.actions) > guards.max_changes:
+    check_change_cap(len(plan.actions), guards, knob=CLI_KNOBS["max_changes"])
+    check_fresh(plan, now=now)
+
+
+def _check_not_ahead(plan: Plan, now: int) -> None:
+    """A plan's times are never after the applying machine's clock, not even by the skew
+    persist allows a registry event (``pipeline.state.MAX_CLOCK_SKEW_MS``): its corrective
+    events carry ``source_taken_at``, and a stamp ahead would make every real change to those
+    entities until then "stale" (dropped by persist's ordering)."""
+    for name, stamp in (
+        ("source_taken_at", plan.source_taken_at_ms),
+        ("created_at", plan.created_at_ms),
+    ):
+        if stamp > now:
+            raise PlanRefusedError(
+                "clock",
+                f"the plan's {name} is {(stamp - now + 999) // 1000}s ahead of this machine's "
+                "clock; its corrective events would make real changes made until then stale. "
+                "Check both hosts' clocks (NTP), or build the plan here",
+            )
+
+
+def check_source_size(sizes: Sizes, guards: Guards, source_region: str, target_region: str) -> None:
+    """Refuse a source that looks broken next to its target (``PlanRefusedError``): empty, or
+    with fewer things than ``guards.min_source_ratio`` of the target's."""
+    if sizes.source_entities == 0 and sizes.target_entities > 0:
+        raise PlanRefusedError(
+            "empty_source",
+            f"the source snapshot of {source_region} is empty while {target_region} holds "
+            f"{sizes.target_entities} entities; check the region and permissions",
+        )
+    source_things, target_things = sizes.source_things, sizes.target_things
+    if target_things and source_things < guards.min_source_ratio * target_things:
+        raise PlanRefusedError(
+            "min_source_ratio",
+            f"the source {source_region} has {source_things} things, fewer than "
+            f"{guards.min_source_ratio:g} x the target's {target_things}: "
+            "the source snapshot looks incomplete",
+        )
+
+
+def check_change_cap(
+    changes: int, guards: Guards, *, note: str = "", knob: str | None = None
+) -> None:
+    """Refuse more than ``guards.max_changes`` actions (``PlanRefusedError``; ``note`` added to
+    its reason, ``knob`` how the caller's operator raises the cap)."""
+    if guards.max_changes is not None and changes > guards.max_changes:
         raise PlanRefusedError(
             "max_changes",
-            f"{len(plan.actions)} changes exceed the cap of {guards.max_changes}",
-            CLI_KNOBS["max_changes"],
+            f"{changes} changes exceed the cap of {guards.max_changes}{note}",
+            knob,
         )
-    check_fresh(plan, now=now)
+
+
+# --- what only fresh snapshots may call for ----------------------------------------------------
+
+Hazard = Literal["revoke", "grant", "untype"]
+
+# How a refusal and a summary name each hazard: (verb phrase, noun for the entities).
+_HAZARD_WORDS: dict[Hazard, str] = {
+    "revoke": "revokes",  # AWS cannot un-revoke a certificate
+    "grant": "grants access with",
+    "untype": "removes the type of",
+}
+
+
+def hazard(action: RepairAction) -> Hazard | None:
+    """What ``action`` does to the destination that a plan file alone must not vouch for.
+
+    - ``revoke``: a certificate made REVOKED. Irreversible: "Once a certificate is revoked,
+      it's status can't be changed" (AWS IoT Developer Guide, "Revoke a client certificate",
+      https://docs.aws.amazon.com/iot/latest/developerguide/revoke-ca-cert.html).
+    - ``grant``: what a device may do widens or may widen: a policy document written (new or
+      changed: an ``iot:*`` on ``*`` looks like any other), a policy attached to a certificate
+      or group, a certificate attached to a thing (policy variables then resolve to it) or made
+      ACTIVE (it can connect).
+    - ``untype``: a thing's type removed: an untyped thing holds at most three attributes
+      (AWS IoT Developer Guide, "Thing types"), so the destination drops the rest, and policies
+      conditioned on ``iot:Connection.Thing.ThingTypeName`` stop matching it.
+
+    Deletes are not hazards here: ``--allow-deletes`` guards them, verified or not.
+    """
+    if action.op != "upsert":
+        return None
+    kind = action.entity
+    if kind is EntityKind.CERTIFICATE:
+        status = action.fields.get("status")
+        if status == "REVOKED":
+            return "revoke"
+        return "grant" if status == "ACTIVE" else None
+    if kind in (EntityKind.POLICY, EntityKind.POLICY_TARGET, EntityKind.THING_PRINCIPAL):
+        return "grant"
+    if kind is EntityKind.THING and "thing_type" in action.changed:
+        return "untype" if action.fields.get("thing_type") is None else None
+    return None
+
+
+def hazards(plan: Plan) -> dict[Hazard, list[RepairAction]]:
+    """``plan``'s hazardous actions by hazard, in plan order (pure)."""
+    found: dict[Hazard, list[RepairAction]] = {}
+    for action in plan.actions:
+        kind = hazard(action)
+        if kind is not None:
+            found.setdefault(kind, []).append(action)
+    return found
+
+
+def check_unverified(plan: Plan, *, signed: bool) -> None:
+    """Refuse to emit ``plan`` on its own word (``apply --no-verify``) unless it is signed
+    (``IOT_CRR_PLAN_KEY``: its unkeyed id proves nothing against a forger) and calls for no
+    ``hazards``: those only a plan rebuilt from fresh snapshots may emit (``--verify``)."""
+    if not signed:
+        raise PlanRefusedError(
+            "unsigned",
+            f"an unsigned plan is applied only with --verify (its id is not a signature); set "
+            f"{PLAN_KEY_ENV} when the plan is made and applied to apply it without verification",
+        )
+    found = hazards(plan)
+    if found:
+        raise PlanRefusedError(
+            "unverified",
+            f"the plan {_hazard_phrase(found)}; such changes are emitted only when fresh "
+            "snapshots call for them: apply it with --verify (the default)",
+        )
+
+
+def _hazard_phrase(found: Mapping[Hazard, list[RepairAction]], limit: int = 3) -> str:
+    parts = []
+    for kind, actions in found.items():
+        counts: dict[str, int] = {}
+        for action in actions:
+            counts[action.entity.value] = counts.get(action.entity.value, 0) + 1
+        what = ", ".join(
+            f"{n} {ENTITIES[EntityKind(entity)].noun[0 if n == 1 else 1]}"
+            for entity, n in counts.items()
+        )
+        names = ", ".join(f"{a.entity.value} {a.name}" for a in actions[:limit])
+        more = f", … {len(actions) - limit} more" if len(actions) > limit else ""
+        parts.append(f"{_HAZARD_WORDS[kind]} {what} ({names}{more})")
+    return "; ".join(parts)
 
 
 def check_same_actions(plan: Plan, rebuilt: Plan) -> None:
@@ -325,10 +480,22 @@ def summarize_plan(plan: Plan, *, now: int, limit: int = 10) -> str:
         lines.append(f"  delete {action.entity.value} {action.name}")
     if len(deletes) > limit:
         lines.append(f"  … and {len(deletes) - limit} more delete(s)")
+    for kind, actions in hazards(plan).items():
+        for action in actions[:limit]:
+            lines.append(f"  {_HAZARD_LINE[kind]} {action.entity.value} {action.name}")
+        if len(actions) > limit:
+            lines.append(f"  … and {len(actions) - limit} more ({kind})")
     if plan.skipped:
         lines.append(f"  {len(plan.skipped)} held back when the plan was made (not emitted)")
     lines.append(f"  expires in {minutes} min")
     return "\n".join(lines)
+
+
+_HAZARD_LINE: dict[Hazard, str] = {
+    "revoke": "revoke",
+    "grant": "grant access:",
+    "untype": "remove the type of",
+}
 
 
 def describe_plan(plan: Plan) -> str:

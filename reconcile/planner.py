@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Any
 from pipeline.kinds import ENTITIES
 from pipeline.kinds.links import membership_name
 from pipeline.model import EntityKind
-from reconcile.plan import Guards, Plan, PlanRefusedError, RepairAction, expires_at, plan_id
+from reconcile.plan import (
+    Guards,
+    Plan,
+    PlanRefusedError,
+    RepairAction,
+    Sizes,
+    check_change_cap,
+    check_source_size,
+    expires_at,
+    plan_id,
+)
 from reconcile.snapshot import desired_fields
 
 if TYPE_CHECKING:
@@ -45,7 +55,8 @@ def build_plan(
     rules). Raises ``PlanRefusedError`` when the source looks broken or the plan is over the cap
     (``guards.max_changes``, which a backfill into an empty destination is not held to).
     """
-    _check_source_size(source, target, guards)
+    sizes = snapshot_sizes(source, target)
+    check_source_size(sizes, guards, source.region, target.region)
 
     upserts: list[RepairAction] = []
     deletes: list[RepairAction] = []
@@ -75,6 +86,7 @@ def build_plan(
                 fields=fields,
                 version=rows.source.get("version"),
                 reason=_upsert_reason(drift, source.region, target.region),
+                changed=tuple(sorted(drift.details)) if drift.kind == "changed" else (),
             )
         )
 
@@ -89,11 +101,11 @@ def build_plan(
     # The first run into an empty destination (the backfill) creates the whole fleet: the cap
     # guards what a destination holds, and it holds nothing yet.
     backfill = _entity_total(target) == 0 and target.memberships.empty
-    if not backfill and guards.max_changes is not None and len(actions) > guards.max_changes:
-        raise PlanRefusedError(
-            "max_changes",
-            f"{len(actions)} changes exceed the cap of {guards.max_changes} "
-            f"(it does not apply to the first run into an empty {target.region})",
+    if not backfill:
+        check_change_cap(
+            len(actions),
+            guards,
+            note=f" (it does not apply to the first run into an empty {target.region})",
         )
 
     plan = Plan(
@@ -106,29 +118,21 @@ def build_plan(
         created_at_ms=now,
         expires_at_ms=expires_at(now, guards.ttl_seconds),
         guards=guards,
+        sizes=sizes,
         actions=tuple(actions),
         skipped=tuple(skipped),
     )
     return replace(plan, plan_id=plan_id(plan))
 
 
-def _check_source_size(source: Snapshot, target: Snapshot, guards: Guards) -> None:
-    source_total = _entity_total(source)
-    target_total = _entity_total(target)
-    if source_total == 0 and target_total > 0:
-        raise PlanRefusedError(
-            "empty_source",
-            f"the source snapshot of {source.region} is empty while {target.region} holds "
-            f"{target_total} entities; check the region and permissions",
-        )
-    source_things, target_things = len(source.things), len(target.things)
-    if target_things and source_things < guards.min_source_ratio * target_things:
-        raise PlanRefusedError(
-            "min_source_ratio",
-            f"the source {source.region} has {source_things} things, fewer than "
-            f"{guards.min_source_ratio:g} x the target's {target_things}: "
-            "the source snapshot looks incomplete",
-        )
+def snapshot_sizes(source: Snapshot, target: Snapshot) -> Sizes:
+    """What the source-size guards compare, read off both snapshots."""
+    return Sizes(
+        source_things=len(source.things),
+        target_things=len(target.things),
+        source_entities=_entity_total(source),
+        target_entities=_entity_total(target),
+    )
 
 
 def _entity_total(snapshot: Snapshot) -> int:

@@ -307,7 +307,10 @@ def test_apply_refuses_an_expired_plan(factory: Factory, tmp_path: Path) -> None
     assert_one_line_error(result, "expired")
 
 
-def test_apply_refuses_a_plan_whose_registry_changed(factory: Factory, tmp_path: Path) -> None:
+def test_apply_refuses_a_plan_whose_registry_changed(
+    factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IOT_CRR_PLAN_KEY", "k")  # --no-verify takes signed plans only
     seed(SRC, extra_thing="x")
     table = create_table()
     path = tmp_path / "plan.json"
@@ -317,7 +320,7 @@ def test_apply_refuses_a_plan_whose_registry_changed(factory: Factory, tmp_path:
     result = run(factory, "apply", str(path), "--yes", "--via", "table", "--state-table", TABLE)
     assert_one_line_error(result, "source registry")
     assert table.get(EntityKind.THING, "x") is None
-    # --no-verify only checks the expiry
+    # --no-verify checks the signature, the guards and the times, not the registries
     assert (
         run(
             factory,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from jobs.config import JOB_KNOBS
 from pipeline.errors import PermanentError
 from pipeline.kinds.links import membership_name
 from pipeline.model import EntityKind
-from pipeline.state import FutureTimestampError
+from pipeline.state import MAX_CLOCK_SKEW_MS
 from reconcile.diff import diff_snapshots
 from reconcile.plan import (
     CLI_KNOBS,
@@ -25,12 +26,17 @@ from reconcile.plan import (
     PlanIntegrityError,
     PlanRefusedError,
     RepairAction,
+    Sizes,
     StalePlanError,
     check_fresh,
     check_same_actions,
     check_trusted,
+    check_unverified,
     describe_plan,
+    hazard,
+    hazards,
     plan_key,
+    summarize_plan,
 )
 from reconcile.planner import build_plan
 from reconcile.report import load_json, to_json
@@ -524,15 +530,29 @@ def test_a_plan_from_the_future_is_refused() -> None:
     data = plan_for(full_source(), snap(DST)).to_json()
     data["created_at_ms"] = NOW + 3_600_000
     data["expires_at_ms"] = NOW + 7_200_000
-    with pytest.raises(FutureTimestampError, match=r"plan created_at .* in the future"):
+    with pytest.raises(PlanRefusedError, match=r"created_at is 3600s ahead of this machine"):
         check_trusted(Plan.from_json(forge(data)), Guards(), now=NOW)
+
+
+@pytest.mark.parametrize("ahead_ms", [1, MAX_CLOCK_SKEW_MS - 10_000])
+def test_a_snapshot_stamped_after_the_appliers_clock_is_refused_even_within_the_skew(
+    ahead_ms: int,
+) -> None:
+    # The corrective events carry source_taken_at: stamped ahead, they would make real changes
+    # made until then stale (persist accepts registry events up to the skew ahead).
+    plan = plan_for(snap(SRC, taken_at_ms=NOW + ahead_ms, things=[{"name": "t"}]), snap(DST))
+    plan = replace(plan, created_at_ms=NOW + ahead_ms, expires_at_ms=NOW + 3_600_000)
+    with pytest.raises(PlanRefusedError, match=r"source_taken_at is .* ahead") as refused:
+        check_trusted(plan, Guards(), now=NOW)
+    assert refused.value.guard == "clock"
+    check_trusted(plan, Guards(), now=NOW + ahead_ms)
 
 
 def test_a_snapshot_newer_than_its_plan_is_refused() -> None:
     data = plan_for(full_source(), snap(DST)).to_json()
     data["source_taken_at_ms"] = NOW + 1
     with pytest.raises(PlanFormatError, match="source_taken_at"):
-        check_trusted(Plan.from_json(forge(data)), Guards(), now=NOW)
+        check_trusted(Plan.from_json(forge(data)), Guards(), now=NOW + 10)
 
 
 def test_a_plan_with_one_region_on_both_sides_is_refused() -> None:
@@ -604,3 +624,99 @@ def test_the_key_comes_from_the_environment() -> None:
     assert plan_key({"IOT_CRR_PLAN_KEY": "k"}) == b"k"
     assert plan_key({"IOT_CRR_PLAN_KEY": ""}) is None
     assert plan_key({}) is None
+
+
+# --- what a plan may do on its own word (apply --no-verify) ----------------------------------
+
+CERT = "a" * 64
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def upsert(entity: EntityKind, name: str, changed: tuple[str, ...] = (), **fields: Any) -> Any:
+    return RepairAction("upsert", entity, name, fields=fields, changed=changed)
+
+
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        (upsert(EntityKind.CERTIFICATE, CERT, ("status",), status="REVOKED", pem=PEM), "revoke"),
+        (upsert(EntityKind.CERTIFICATE, CERT, status="ACTIVE", pem=PEM), "grant"),
+        (upsert(EntityKind.CERTIFICATE, CERT, ("status",), status="INACTIVE", pem=PEM), None),
+        (upsert(EntityKind.POLICY, "p", document='{"Statement":[]}'), "grant"),
+        (upsert(EntityKind.POLICY_TARGET, f"p#cert/{CERT}"), "grant"),
+        (upsert(EntityKind.THING_PRINCIPAL, f"t#{CERT}", exclusive=False), "grant"),
+        (upsert(EntityKind.THING, "t", ("thing_type",), thing_type=None), "untype"),
+        (upsert(EntityKind.THING, "t", ("thing_type",), thing_type="Camera"), None),
+        (upsert(EntityKind.THING, "t", (), thing_type=None), None),  # a new untyped thing
+        (upsert(EntityKind.THING, "t", ("attributes.a",), thing_type=None), None),
+        (RepairAction("delete", EntityKind.CERTIFICATE, CERT), None),  # --allow-deletes' job
+    ],
+)
+def test_hazards_are_the_irreversible_and_widening_changes(
+    action: RepairAction, expected: str | None
+) -> None:
+    assert hazard(action) == expected
+
+
+def plan_of(*actions: RepairAction) -> Plan:
+    return replace(plan_for(full_source(), snap(DST)), actions=actions)
+
+
+def test_an_unsigned_plan_is_never_applied_on_its_own_word() -> None:
+    honest = plan_for(full_source(), snap(DST))
+    assert hazards(honest) == {}
+    with pytest.raises(PlanRefusedError, match="unsigned plan is applied only with --verify") as e:
+        check_unverified(honest, signed=False)
+    assert e.value.guard == "unsigned"
+    check_unverified(honest, signed=True)
+
+
+def test_a_signed_plan_with_hazards_needs_verification_and_says_which() -> None:
+    plan = plan_of(
+        upsert(EntityKind.THING, "t0"),
+        upsert(EntityKind.CERTIFICATE, CERT, ("status",), status="REVOKED", pem=PEM),
+        upsert(EntityKind.POLICY, "p1", document="{}"),
+        upsert(EntityKind.POLICY_TARGET, f"p1#cert/{CERT}"),
+        upsert(EntityKind.THING, "gw", ("thing_type",), thing_type=None),
+    )
+    with pytest.raises(PlanRefusedError) as refused:
+        check_unverified(plan, signed=True)
+    assert refused.value.guard == "unverified"
+    assert str(refused.value) == (
+        f"plan refused (unverified): the plan revokes 1 certificate (certificate {CERT}); "
+        f"grants access with 1 policy, 1 policy attachment (policy p1, policy_target "
+        f"p1#cert/{CERT}); removes the type of 1 thing (thing gw); such changes are emitted "
+        "only when fresh snapshots call for them: apply it with --verify (the default)"
+    )
+    summary = summarize_plan(plan, now=NOW)
+    assert f"  revoke certificate {CERT}" in summary
+    assert "  grant access: policy p1" in summary
+    assert "  remove the type of thing gw" in summary
+
+
+def test_a_changed_upsert_records_what_changed() -> None:
+    source = snap(SRC, things=[{"name": "t", "attributes": {"a": "1"}, "thing_type": None}])
+    target = snap(DST, things=[{"name": "t", "attributes": {"a": "2"}, "thing_type": "x"}])
+    (action,) = plan_for(source, target).actions
+    assert action.changed == ("attributes.a", "thing_type")
+    assert hazard(action) == "untype"
+    (missing,) = plan_for(source, snap(DST)).actions
+    assert missing.changed == ()
+
+
+def test_the_source_size_guards_apply_to_the_sizes_a_plan_records() -> None:
+    # GIVEN a plan made under a lowered ratio (4 things in the source, 10 in the target)
+    source = snap(SRC, things=[{"name": f"t{i}"} for i in range(4)])
+    target = snap(DST, things=[{"name": f"t{i}"} for i in range(10)])
+    plan = plan_for(source, target, Guards(allow_deletes=True, min_source_ratio=0.3))
+    assert plan.sizes == Sizes(
+        source_things=4, target_things=10, source_entities=4, target_entities=10
+    )
+    # THEN the applier's own ratio is checked without snapshots
+    with pytest.raises(PlanRefusedError, match=r"4 things, fewer than 0\.5 x the target.s 10"):
+        check_trusted(plan, Guards(allow_deletes=True), now=NOW)
+    check_trusted(plan, Guards(allow_deletes=True, min_source_ratio=0.3), now=NOW)
+    # AND an empty source is refused whatever the ratio
+    empty = replace(plan, sizes=Sizes(0, 10, 0, 10))
+    with pytest.raises(PlanRefusedError, match="empty"):
+        check_trusted(empty, Guards(allow_deletes=True, min_source_ratio=0.0), now=NOW)
