@@ -14,19 +14,31 @@ the next night; the same attribute is the table's TTL attribute, but TTL deletes
 condition checks the expiry itself.
 
 The lock is on only where ``RUN_LOCK_TABLE`` is set (the templates set it to the table's ARN).
+
+A run stopped from outside gives the lease back too: stopping a task sends SIGTERM, then SIGKILL
+30 s later ("When StopTask is called on a task, the equivalent of docker stop is issued ... This
+results in a SIGTERM value and a default 30-second timeout, after which the SIGKILL value is
+sent", Amazon ECS API Reference, StopTask). Python's default SIGTERM ends the process without
+running ``finally``, which left the 12-hour container lease held and every run until then
+skipped; while a run holds the lease, SIGTERM raises ``RunTerminatedError`` instead, so the run
+is recorded as failed and the lease released within those 30 s.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from pipeline import aws
 from pipeline.aws import ClientFactory
-from pipeline.errors import ConditionFailedError
+from pipeline.errors import ConditionFailedError, PermanentError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -43,6 +55,10 @@ CONTAINER_LEASE_SECONDS = 12 * 3600
 LAMBDA_LEASE_MARGIN_SECONDS = 60
 
 Clock = Callable[[], float]  # epoch seconds
+
+
+class RunTerminatedError(PermanentError):
+    """The process was asked to stop (SIGTERM) while a run held the lease."""
 
 
 @dataclass(frozen=True)
@@ -149,9 +165,30 @@ def run_exclusive(
             "message": f"another nightly run holds the run lock {until}; this run did nothing",
         }
     try:
-        return run()
+        with _sigterm_raises():
+            return run()
     finally:
         table.release(lease)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises ``RunTerminatedError`` in the block (once: a second one during the
+    clean-up is ignored, SIGKILL still follows); the previous handler is restored after.
+    Signal handlers belong to the main thread: elsewhere the block runs as is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise RunTerminatedError("the run was stopped (SIGTERM) before it finished")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def lambda_lease_seconds(context: Any) -> int:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -123,3 +126,60 @@ def test_the_lambda_lease_is_its_remaining_time_plus_a_margin() -> None:
             return 899_500
 
     assert runlock.lambda_lease_seconds(Context()) == 899 + runlock.LAMBDA_LEASE_MARGIN_SECONDS
+
+
+# A container run stopped mid-run (ECS StopTask: SIGTERM, then SIGKILL 30 s later), in a
+# process of its own: Python's default SIGTERM ends the process without running `finally`.
+_STOPPED_RUN = f"""
+import os, signal, threading
+import boto3
+from moto import mock_aws
+from jobs import runlock
+from jobs.runlock import LockTable
+
+with mock_aws():
+    client = boto3.client("dynamodb", region_name="{REGION}")
+    client.create_table(
+        TableName="{TABLE}",
+        AttributeDefinitions=[{{"AttributeName": "pk", "AttributeType": "S"}}],
+        KeySchema=[{{"AttributeName": "pk", "KeyType": "HASH"}}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    table = LockTable(client, "{TABLE}")
+
+    def run():
+        print("holder while running:", table.holder(runlock.LOCK_NAME).owner, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        threading.Event().wait(60)  # the rest of a long run; the signal interrupts it
+        return {{"status": "completed"}}
+
+    try:
+        runlock.run_exclusive(
+            run, table, lease_seconds=runlock.CONTAINER_LEASE_SECONDS, clock=lambda: 0.0, owner="me"
+        )
+    except runlock.RunTerminatedError as error:
+        print("raised:", error)
+    print("holder after:", table.holder(runlock.LOCK_NAME))
+    print("handler after:", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+"""
+
+
+def test_a_run_stopped_by_sigterm_gives_the_lease_back(aws_credentials: None) -> None:
+    # GIVEN a run holding the 12-hour container lease  WHEN the task is stopped (SIGTERM)
+    done = subprocess.run(
+        [sys.executable, "-c", _STOPPED_RUN],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+    # THEN the run ends with an error saying why, and the lease is given back (the next run
+    # is not skipped for 12 hours), and the process's own SIGTERM handling is restored
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout.splitlines() == [
+        "holder while running: me",
+        "raised: the run was stopped (SIGTERM) before it finished",
+        "holder after: None",
+        "handler after: True",
+    ]
