@@ -278,18 +278,71 @@ def test_alarms_notify_a_topic_by_default(templates: dict[str, Any], stack: str)
 # -- item 10 (Fargate) and item 11: the task's roles and filesystem -----------------------------
 
 
-def test_service_roles_other_than_lambda_are_bound_to_this_account(
+_ACCOUNT = {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+_ARN = "arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:%s"
+
+
+def _named(template: dict[str, Any], resource: str, service: str, kind: str) -> str:
+    """The ARN a service puts in aws:SourceArn for ``resource``, from its fixed name."""
+    name = template["Resources"][resource]["Properties"]["Name"]
+    return _ARN % (service, f"{kind}{name['Fn::Sub']}")
+
+
+def _source_arns(templates: dict[str, Any]) -> dict[str, Any]:
+    """Each service role's expected aws:SourceArn: the resource that assumes it (confused-deputy
+    prevention, as each service documents it), None where the service documents none."""
+    source, reconcile = templates["source"], templates["reconcile"]
+    return {
+        # Step Functions: the state machine ("Creating an IAM role for your state machine",
+        # Prevent cross-service confused deputy issue).
+        "PersistStateMachineRole": _named(source, "PersistStateMachine", "states", "stateMachine:"),
+        "ShardedStateMachineRole": _named(
+            reconcile, "ShardedStateMachine", "states", "stateMachine:"
+        ),
+        # AWS IoT: the rule ("Granting an AWS IoT rule the access it requires"); six rules, named
+        # by CloudFormation: every rule of this account and region (a documented wildcard).
+        "TopicRuleRole": _ARN % ("iot", "rule/*"),
+        # EventBridge: "aws:SourceArn: the ARN of the rule that sent the event".
+        "ControlPlaneEventsRole": _named(source, "ControlPlaneEventsRule", "events", "rule/"),
+        # EventBridge Scheduler: the schedule group (the schedule is in the default one).
+        "SchedulerRole": _ARN % ("scheduler", "schedule-group/default"),
+        # Amazon ECS task role: any ECS resource of this account and region ("Task IAM role").
+        "ReconcileTaskRole": _ARN % ("ecs", "*"),
+        # The task *execution* role: ECS documents no aws:SourceArn for it (README, known limits).
+        "ReconcileTaskExecutionRole": None,
+    }
+
+
+def test_service_roles_are_bound_to_the_resource_that_assumes_them(
     templates: dict[str, Any],
 ) -> None:
+    # A service principal's role trusted on the account alone can be assumed by that service for
+    # any resource of the account; aws:SourceArn binds it to the one resource that uses it.
+    expected = _source_arns(templates)
+    seen = set()
     for template in templates.values():
         for name, role in resources_of_type(template, "AWS::IAM::Role").items():
             for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
-                service = statement["Principal"]["Service"]
-                if service == "lambda.amazonaws.com":
+                if statement["Principal"]["Service"] == "lambda.amazonaws.com":
+                    # Lambda: aws:SourceArn applies only to policies with the function as target;
+                    # the execution role is bound by iam:PassRole in this account.
+                    assert "Condition" not in statement, name
+                    continue
+                seen.add(name)
+                arn = expected[name]
+                if arn is None:
+                    assert statement["Condition"] == _ACCOUNT, name
                     continue
                 assert statement["Condition"] == {
-                    "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+                    **_ACCOUNT,
+                    "ArnLike": {"aws:SourceArn": {"Fn::Sub": arn}},
                 }, name
+    assert seen == set(expected)
+
+
+def test_the_schedule_is_in_the_default_group(templates: dict[str, Any]) -> None:
+    (schedule,) = resources_of_type(templates["reconcile"], "AWS::Scheduler::Schedule").values()
+    assert "GroupName" not in schedule["Properties"]
 
 
 def test_the_task_pulls_only_the_job_repository(templates: dict[str, Any]) -> None:
