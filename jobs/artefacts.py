@@ -39,7 +39,7 @@ from pipeline.aws import AwsCalls
 from pipeline.errors import NotFoundError, PermanentError
 from reconcile.drift import DriftReport
 from reconcile.plan import Plan
-from reconcile.report import load_json, render, to_json
+from reconcile.report import json_text, load_json, render, to_json
 from reconcile.snapshot import MANIFEST, SCHEMAS, Snapshot
 
 if TYPE_CHECKING:
@@ -434,4 +434,4 @@ def load_drift_items(store: Store, index: pd.DataFrame) -> pd.DataFrame:
 
 
 def _json_bytes(data: Any) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    return (json_text(data, indent=2, sort_keys=True) + "\n").encode("utf-8")

@@ -27,6 +27,7 @@ from pipeline import aws
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER
 from reconcile.humanize import fitting_unit, format_duration
 from reconcile.report import load_json
+from reconcile.reportformats import visible
 from reconcile.rootcause import by_root_cause
 
 
@@ -306,8 +307,10 @@ def table(frame: pd.DataFrame) -> Any:
     """``frame`` as a table people read: text left-aligned, numbers right, no row numbers
     (a 0..n index says nothing), durations and times written out."""
     shown = with_readable_durations(frame)
-    styler = shown.style.format(precision=0, thousands=",", na_rep="")
     text: list[Hashable] = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
+    for column in text:  # registry text: shown, never markup, controls or bidi overrides
+        shown[column] = shown[column].map(lambda v: visible(v) if isinstance(v, str) else v)
+    styler = shown.style.format(precision=0, thousands=",", na_rep="", escape="html")
     styler = styler.set_properties(subset=text, **{"text-align": "left"})
     styler = styler.set_table_styles(
         [{"selector": "th", "props": [("text-align", "left")]}], overwrite=False
@@ -321,7 +324,7 @@ def say(text: str) -> None:
     """Display ``text`` as a paragraph (Markdown), not as code output."""
     from IPython.display import Markdown, display
 
-    display(Markdown(text))
+    display(Markdown(visible(text)))
 
 
 def show(figure: Any) -> None:

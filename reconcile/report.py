@@ -52,7 +52,14 @@ from pipeline.errors import PermanentError
 from pipeline.model import EntityKind
 from reconcile.drift import Drift, DriftReport
 from reconcile.explain import FIXES
-from reconcile.reportformats import TABLE_LIMIT, iso, render_html, render_markdown, render_table
+from reconcile.reportformats import (
+    TABLE_LIMIT,
+    iso,
+    render_html,
+    render_markdown,
+    render_table,
+    visible,
+)
 
 SCHEMA_VERSION = "2"
 READABLE_VERSIONS = ("1", "2")
@@ -130,6 +137,14 @@ def load_json(document: Mapping[str, Any]) -> DriftReport:
     return dataclasses.replace(report, drifts=tuple(sorted(report.drifts, key=Drift.sort_key)))
 
 
+def json_text(data: Any, **options: Any) -> str:
+    """``data`` as JSON, non-ASCII text kept as is but what is not printable escaped
+    (``reportformats.visible``): the same values, read back, and nothing that acts on a terminal
+    or reverses text when the file is viewed. ``json.dumps`` escapes the C0 controls in strings
+    itself, so a raw newline left is the layout's."""
+    return visible(json.dumps(data, ensure_ascii=False, **options), keep="\n")
+
+
 def render(report: DriftReport, fmt: str, *, limit: int | None = None) -> str:
     """The report as text in ``fmt`` (one of ``FORMATS``).
 
@@ -137,7 +152,7 @@ def render(report: DriftReport, fmt: str, *, limit: int | None = None) -> str:
     Markdown and HTML list all unless told; JSON always lists all.
     """
     if fmt == "json":
-        return json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
+        return json_text(to_json(report), indent=2) + "\n"
     if fmt == "table":
         return render_table(report, TABLE_LIMIT if limit is None else limit)
     if fmt == "markdown":

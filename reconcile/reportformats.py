@@ -2,7 +2,9 @@
 
 Pure functions over a ``DriftReport``, no I/O. Every format lists drifts by root cause
 (``reconcile.rootcause``), grouped by where they were lost when the three-way audit explained
-them (``reconcile.explain``), a failback's held drifts first.
+them (``reconcile.explain``), a failback's held drifts first. Registry text is shown through
+``visible``: a character that would act on the viewer instead of showing itself is written as
+its escape.
 """
 
 from __future__ import annotations
@@ -28,8 +30,28 @@ def iso(ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
+def visible(text: str, keep: str = "") -> str:
+    """``text`` with each character that is not printable (``str.isprintable``: controls, format
+    characters, separators other than the space, unassigned and private ones) but those in
+    ``keep`` written as its JSON escape (``\\u202e``; a surrogate pair above U+FFFF), so the
+    result is also valid inside a JSON string. Why: U+009B is a terminal's CSI (as ``ESC [``),
+    U+202E reverses the text after it ("Trojan Source", CVE-2021-42574); in a report they would
+    act on whoever reads it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
 def _value(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    text = visible(json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
     return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
 
 
@@ -158,6 +180,7 @@ def _headline(report: DriftReport) -> str:
 
 
 def _aligned(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
+    rows = [[visible(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
@@ -178,7 +201,7 @@ def render_table(report: DriftReport, limit: int) -> str:
     if report.drifts:
         sections, rest = _sections(report, limit)
         for title, causes in sections:
-            lines += [""] + ([title] if title else [])
+            lines += [""] + ([visible(title)] if title else [])
             lines += _aligned(_DRIFT_HEADER, _cause_rows(causes), numeric=set())
         if rest:
             lines.append(f"… and {rest} more (use --format json)")
@@ -192,7 +215,7 @@ _MD_ESCAPED = str.maketrans({c: "\\" + c for c in "\\|[]()!"})
 
 def _md_cell(text: str) -> str:
     # Markdown renderers pass inline HTML through, so '<' and '&' are escaped as entities.
-    escaped = text.translate(_MD_ESCAPED)
+    escaped = visible(text).translate(_MD_ESCAPED)
     return (
         escaped.replace("&", "&amp;")
         .replace("<", "&lt;")
@@ -253,14 +276,16 @@ code{font-size:.9em}
 """
 
 
+def _e(text: str) -> str:
+    return html.escape(visible(text))
+
+
 def _html_table(header: list[str], rows: list[list[str]], classes: list[str]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="{cls}">{html.escape(cell)}</td>'
-            if cls
-            else f"<td>{html.escape(cell)}</td>"
+            f'<td class="{cls}">{_e(cell)}</td>' if cls else f"<td>{_e(cell)}</td>"
             for cell, cls in zip(row, classes, strict=True)
         )
         + "</tr>"
@@ -272,7 +297,7 @@ def _html_table(header: list[str], rows: list[list[str]], classes: list[str]) ->
 def _html_causes(causes: list[Cause]) -> str:
     """The drift table; a root cause's dependents fold into one row each kind, every name in a
     ``<details>`` (closed: 174 names would push the other causes off the page)."""
-    e = html.escape
+    e = _e
     head = "".join(f"<th>{e(h)}</th>" for h in _DRIFT_HEADER)
     body = []
     for cause in causes:
@@ -294,7 +319,7 @@ def _html_causes(causes: list[Cause]) -> str:
 
 def render_html(report: DriftReport, limit: int | None) -> str:
     sections, rest = _sections(report, limit)
-    title = html.escape(f"Drift report: {_headline(report)}")
+    title = _e(f"Drift report: {_headline(report)}")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -313,7 +338,7 @@ def render_html(report: DriftReport, limit: int | None) -> str:
         parts.append("<h2>Drifts by root cause</h2>")
         for heading, causes in sections:
             if heading:
-                parts.append(f"<h3>{html.escape(heading)}</h3>")
+                parts.append(f"<h3>{_e(heading)}</h3>")
             parts.append(_html_causes(causes))
         if rest:
             parts.append(f"<p>…and {rest} more.</p>")

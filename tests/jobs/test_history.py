@@ -9,7 +9,7 @@ import pytest
 
 from jobs import history
 from jobs.artefacts import RunRecord, index_frame
-from jobs.notebook_data import NoRunsError, choose_run
+from jobs.notebook_data import NoRunsError, choose_run, table
 
 DAY = 86_400_000
 
@@ -298,3 +298,16 @@ def test_time_to_repair_lists_entities_in_dependency_order() -> None:
         ("certificate", "changed"),
         ("policy_target", "missing"),
     ]
+
+
+def test_a_notebook_table_shows_registry_text_as_text() -> None:
+    # GIVEN names as a registry may hold them: a C1 control (a terminal's CSI), a bidi override
+    # ("Trojan Source") and markup
+    frame = pd.DataFrame(
+        {"name": ["\u009b2Jgw", "gw\u202e1", "<img src=x onerror=alert(1)>"], "drifts": [1, 2, 3]}
+    )
+    # WHEN the notebook shows it  THEN each shows as its escape or as text, never raw
+    rendered = table(frame).to_html()
+    assert "\u009b" not in rendered and "\u202e" not in rendered
+    assert "\\u009b2Jgw" in rendered and "gw\\u202e1" in rendered
+    assert "<img" not in rendered and "&lt;img src=x" in rendered

@@ -280,3 +280,43 @@ def test_explained_sections_list_root_causes_inside_each_loss_class() -> None:
     limited = render(explained, "table", limit=1)
     assert "lost_after_table (1)" not in limited
     assert "… and 1 more" in limited
+
+
+# U+009B is a terminal's CSI (as ESC [: "\x9b2J" clears the screen of whoever cats the report);
+# U+202E reverses the text after it ("Trojan Source", CVE-2021-42574). Registry text (a policy
+# document, a description, a name in a saved snapshot) reaches every report format.
+CSI, RLO = "\u009b", "\u202e"
+
+
+def hostile_report() -> DriftReport:
+    name = f"gw{RLO}1"
+    source = Snapshot.from_records(
+        SRC,
+        1,
+        thing_types=[{"name": "sensor", "description": f"{CSI}2J cleared {RLO}txet"}],
+        things=[{"name": name}],
+    )
+    target = Snapshot.from_records(DST, 1, thing_types=[{"name": "sensor", "description": "x"}])
+    return diff_snapshots(source, target, clock=lambda: NOW)
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html", "json"])
+def test_no_format_passes_controls_or_bidi_overrides_raw(fmt: str) -> None:
+    text = render(hostile_report(), fmt, limit=None if fmt != "table" else 50)
+    if fmt == "markdown":  # as a viewer shows it (the Markdown source escapes the backslash)
+        rendered = mistune.html(text)
+        assert isinstance(rendered, str)
+        text = rendered
+    # THEN neither character appears raw, and each is shown as its escape
+    assert CSI not in text and RLO not in text
+    assert "\\u009b2J cleared \\u202etxet" in text
+    assert "gw\\u202e1" in text
+
+
+def test_the_json_report_keeps_the_exact_values() -> None:
+    # The JSON report escapes them as JSON does: read back, the values are the registry's.
+    text = render(hostile_report(), "json")
+    document = json.loads(text)
+    names = {d["name"] for d in document["drifts"]}
+    assert f"gw{RLO}1" in names
+    assert load_json(document).drifts == hostile_report().drifts
