@@ -227,7 +227,8 @@ def _handler_log_level(default: str) -> None:
     "--things",
     default=None,
     type=click.IntRange(1, 100_000),
-    help="Things in the fleet  [default: 2000; 20 with --failover]",
+    help="Things in the fleet, at least 20 (10 with --failover)  [default: 2000; 20 with "
+    "--failover]",
 )
 @click.option("--seed", default=7, show_default=True, type=int, help="Seed for the fleet.")
 @click.option(
@@ -258,7 +259,13 @@ def demo(out: Path, things: int | None, seed: int, failover: bool) -> None:
             raise click.BadParameter(f"at least {MIN_THINGS} for --failover", param_hint="--things")
         result = run_failover_demo(things=things or 20, echo=click.echo)
         sys.exit(0 if result.clean else 1)
-    from sandbox.demo import run_demo
+    from sandbox.demo import MIN_THINGS, OutInUseError, check_out, run_demo
 
+    if things is not None and things < MIN_THINGS:
+        raise click.BadParameter(f"at least {MIN_THINGS} for the demo", param_hint="--things")
+    try:
+        check_out(out)
+    except OutInUseError as error:
+        raise click.BadParameter(str(error), param_hint="--out") from error
     clean = run_demo(out, things=things or 2000, seed=seed, echo=click.echo)
     sys.exit(0 if clean else 1)

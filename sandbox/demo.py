@@ -49,6 +49,26 @@ REGIONS = ("emea", "amer")
 SITES_PER_REGION = 3
 FLOORS_PER_SITE = 2
 BILLING_GROUPS = ("standard", "premium")
+# The story rolls firmware out to 20 things (``live_changes``) and edits things 1 to 4 by index.
+MIN_THINGS = 20
+# Written into ``--out``/reports by the demo: a reports directory without it is not the demo's,
+# and the demo never deletes it (each demo replaces its own run history).
+_MARKER = ".written-by-iot-crr-demo"
+
+
+class OutInUseError(ValueError):
+    """``--out`` holds a reports directory the demo did not write."""
+
+
+def check_out(out: Path) -> None:
+    """Refuse (``OutInUseError``) an ``out`` whose reports/ the demo would replace but did not
+    write: someone's run history is never deleted by a demo."""
+    reports = out / "reports"
+    if reports.exists() and not (reports / _MARKER).is_file():
+        raise OutInUseError(
+            f"{reports} was not written by the demo, which replaces its run history there; "
+            "choose another --out, or remove it yourself"
+        )
 
 
 @dataclass(frozen=True)
@@ -58,11 +78,18 @@ class Fleet:
 
 
 def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print) -> bool:
-    """Run the story; True when the final audit is clean."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Run the story; True when the final audit is clean. Raises ``ValueError`` for a fleet
+    smaller than ``MIN_THINGS`` and ``OutInUseError`` (``check_out``) before anything starts."""
+    if things < MIN_THINGS:
+        raise ValueError(f"the demo's story needs at least {MIN_THINGS} things")
+    check_out(out)
     # Each demo is a new deployment: its run history starts empty (else its runs, which reuse
     # their run ids, would be skipped as already completed).
     shutil.rmtree(out / "reports", ignore_errors=True)
+    (out / "reports").mkdir(parents=True)
+    (out / "reports" / _MARKER).write_text(
+        "iot-crr demo: this run history is replaced by the next demo\n"
+    )
     rng = random.Random(seed)
     started = time.perf_counter()
     with Sandbox() as box:
