@@ -35,7 +35,8 @@ from typing import Any, Literal
 import pydantic
 
 from pipeline.errors import PermanentError
-from pipeline.model import ENTITIES, EntityKind
+from pipeline.kinds import ENTITIES
+from pipeline.model import EntityKind
 
 # 2: the snapshots' sizes (``Sizes``) and each upsert's changed fields (``RepairAction.changed``)
 PLAN_SCHEMA_VERSION = 2

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline.cloudtrail import certificate_id_from_pem
+from pipeline.kinds.certificate import certificate_id_from_pem
 from pipeline.model import EntityKind
 from pipeline.state import MAX_CLOCK_SKEW_MS
 from pipeline.statetable import StateTable
