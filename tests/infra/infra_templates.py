@@ -70,3 +70,37 @@ def walk(value: Any) -> Iterator[Any]:
     elif isinstance(value, list):
         for child in value:
             yield from walk(child)
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def statements(value: Any) -> list[dict[str, Any]]:
+    """Policy statements, taking both branches of any Fn::If and dropping AWS::NoValue."""
+    found: list[dict[str, Any]] = []
+    for entry in as_list(value):
+        if isinstance(entry, dict) and "Fn::If" in entry:
+            _, when_true, when_false = entry["Fn::If"]
+            found += statements(when_true) + statements(when_false)
+        elif isinstance(entry, dict) and entry != {"Ref": "AWS::NoValue"}:
+            found.append(entry)
+    return found
+
+
+def policy_documents(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    props = resource.get("Properties", {})
+    if resource["Type"] == "AWS::IAM::Role":
+        return [policy["PolicyDocument"] for policy in props.get("Policies", [])]
+    return [props["PolicyDocument"]]
+
+
+def role_actions(template: dict[str, Any], role: str) -> set[str]:
+    """Every action the role's inline policies grant (both branches of any Fn::If)."""
+    resource = template["Resources"][role]
+    return {
+        action
+        for document in policy_documents(resource)
+        for statement in statements(document["Statement"])
+        for action in as_list(statement["Action"])
+    }

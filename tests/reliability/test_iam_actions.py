@@ -1,0 +1,154 @@
+"""The templates' roles grant every action the code calls (issue 28, item 1).
+
+The pipeline runs in process with IAM emulated (``sandbox.emulation.iam``): each step acts as
+the role that runs it in AWS (persist: PersistFunctionRole; the replicator and its event source
+mapping: ReplicatorRole; the pending-deletion task: PendingRole), every call's action is
+recorded, and an action the role's statements do not grant is refused with
+AccessDeniedException, as AWS would. So the required actions are derived from the calls the
+code makes, not from a list kept beside the template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sandbox import emulation
+from sandbox.emulation.iam import IamEmulation
+from sandbox.inprocess import DST, SRC, LocalPipeline, TwoWayPipeline, boto3_client
+from tests.infra.infra_templates import all_templates, role_actions
+from tests.reliability.conftest import CLOCK, reset_world
+from tests.reliability.two_way_world import REGIONS, World
+
+PERSIST, REPLICATOR, PENDING = "PersistFunctionRole", "ReplicatorRole", "PendingRole"
+TYPE_DEPRECATION_WAIT_SECONDS = 301  # AWS: deprecated for 5 minutes before DeleteThingType
+
+
+def _granted() -> dict[str, frozenset[str]]:
+    templates = all_templates()
+    return {
+        PERSIST: frozenset(role_actions(templates["source"], PERSIST)),
+        REPLICATOR: frozenset(role_actions(templates["destination"], REPLICATOR)),
+        PENDING: frozenset(role_actions(templates["destination"], PENDING)),
+    }
+
+
+@pytest.fixture
+def iam() -> IamEmulation:
+    return IamEmulation(_granted())
+
+
+def _persist_all(
+    pipeline: LocalPipeline, events: emulation.RegistryEmulation, iam: IamEmulation
+) -> None:
+    with iam.acting_as(PERSIST):
+        for event in events.outbox(SRC).take():
+            pipeline.persist_event(event)
+
+
+def _replicate(
+    pipeline: LocalPipeline, events: emulation.RegistryEmulation, iam: IamEmulation
+) -> None:
+    _persist_all(pipeline, events, iam)
+    with iam.acting_as(REPLICATOR):
+        pipeline.drain()
+
+
+def _delete_type(iot: Any, name: str) -> None:
+    iot.deprecate_thing_type(thingTypeName=name)
+    CLOCK.advance(TYPE_DEPRECATION_WAIT_SECONDS)
+    iot.delete_thing_type(thingTypeName=name)
+
+
+def test_one_way_calls_are_all_granted(
+    registry_world: emulation.RegistryEmulation, iam: IamEmulation
+) -> None:
+    reset_world(registry_world)
+    pipeline = LocalPipeline(client=iam.client_factory(boto3_client), clock=CLOCK)
+    source = pipeline.source
+    # GIVEN an entity's first and second change (the echo ledger exists from the second on)
+    source.create_thing_type(thingTypeName="T")
+    source.create_thing(thingName="t1", thingTypeName="T", attributePayload={"attributes": {}})
+    _replicate(pipeline, registry_world, iam)
+    source.update_thing(thingName="t1", attributePayload={"attributes": {"a": "1"}})
+    _replicate(pipeline, registry_world, iam)
+    # ... a type deleted and created again before its deletion is due (the replicator
+    # restores it and scans for the things that want it) ...
+    source.create_thing_type(thingTypeName="U")
+    _replicate(pipeline, registry_world, iam)
+    _delete_type(source, "U")
+    _replicate(pipeline, registry_world, iam)
+    source.create_thing_type(thingTypeName="U")
+    _replicate(pipeline, registry_world, iam)
+    # ... and one the pending task deletes
+    source.create_thing_type(thingTypeName="V")
+    _replicate(pipeline, registry_world, iam)
+    _delete_type(source, "V")
+    _replicate(pipeline, registry_world, iam)
+    with iam.acting_as(PENDING):
+        finished = pipeline.finish_type_deletions()
+    # THEN nothing was refused, and each role called only what it is granted
+    assert dict(iam.denied) == {}
+    assert finished["deleted"] == ["V"]
+    assert set(iam.called) == {PERSIST, REPLICATOR, PENDING}
+    for role, called in iam.called.items():
+        assert called <= iam.granted[role], (role, sorted(called - iam.granted[role]))
+    # ... and the calls the issue found missing were made
+    assert {"dynamodb:UpdateItem", "dynamodb:Scan"} <= iam.called[REPLICATOR]
+    assert "dynamodb:UpdateItem" in iam.called[PENDING]
+    assert pipeline.destination.describe_thing(thingName="t1")["attributes"] == {"a": "1"}
+
+
+def _settle(world: World, iam: IamEmulation) -> None:
+    for _ in range(12):
+        moved = sum(len(events) for events in world.inbox.values())
+        with iam.acting_as(PERSIST):
+            for region in REGIONS:
+                world.deliver(region)
+        moved += world.pipeline.replicate()  # the Global Table: no role of ours
+        with iam.acting_as(REPLICATOR):
+            moved += sum(world.drain(region) for region in REGIONS)
+        if not moved:
+            return
+    raise AssertionError("still replicating")
+
+
+def test_two_way_calls_are_all_granted(
+    registry_world: emulation.RegistryEmulation,
+    iam: IamEmulation,
+) -> None:
+    reset_world(registry_world)
+    pipeline = TwoWayPipeline(
+        client=iam.client_factory(boto3_client),
+        wall_clock=lambda: registry_world.now_ms() / 1000,
+    )
+    world = World(pipeline, registry_world)
+    # GIVEN changes in both regions (each replicated change comes back to its persist as an
+    # echo, which sets the echo mark: an UpdateItem)
+    world.change(SRC, ("create", "t0", {"v": "0"}))
+    _settle(world, iam)
+    world.change(DST, ("update", "t0", {"v": "1"}))
+    _settle(world, iam)
+    # THEN nothing was refused
+    assert dict(iam.denied) == {}
+    assert "dynamodb:UpdateItem" in iam.called[PERSIST]
+    for role, called in iam.called.items():
+        assert called <= iam.granted[role], (role, sorted(called - iam.granted[role]))
+
+
+def test_the_emulation_refuses_what_a_role_does_not_grant(
+    registry_world: emulation.RegistryEmulation,
+) -> None:
+    # GIVEN a replicator role without dynamodb:UpdateItem (the templates' before issue 28)
+    granted = _granted()
+    iam = IamEmulation({**granted, REPLICATOR: granted[REPLICATOR] - {"dynamodb:UpdateItem"}})
+    reset_world(registry_world)
+    pipeline = LocalPipeline(client=iam.client_factory(boto3_client), clock=CLOCK)
+    pipeline.source.create_thing(thingName="t1")
+    _replicate(pipeline, registry_world, iam)
+    # WHEN the thing changes a second time
+    pipeline.source.update_thing(thingName="t1", attributePayload={"attributes": {"a": "1"}})
+    _replicate(pipeline, registry_world, iam)
+    # THEN the call is refused and the change does not reach the destination
+    assert iam.denied == {REPLICATOR: {"dynamodb:UpdateItem"}}
+    assert not pipeline.destination.describe_thing(thingName="t1").get("attributes")
