@@ -118,33 +118,54 @@ def item_to_record(item: Item) -> dict[str, Any]:
     return record
 
 
+# Each attribute of an entity item and the one Python type it must hold (absent or NULL: the
+# default). Strict: a stored ``deleted: "false"`` (a string) is truthy, and read loosely it
+# deleted the entity in the destination (issue 28); a mistyped item is refused, naming the
+# attribute, as a permanent error (the replicator sends it to the failure queue with the reason).
+_ITEM_TYPES: dict[str, tuple[type, str]] = {
+    "state": (dict, "a map"),
+    "deleted": (bool, "a boolean"),
+    "origin_region": (str, "a string"),
+    "event_ts": (int, "a number"),
+    "last_event_id": (str, "a string"),
+    "origin_id": (str, "a string"),
+    "origin_version": (int, "a number"),
+    "sync": (str, "a string"),
+    "rev": (int, "a number"),
+}
+
+
+def _typed(record: Mapping[str, Any], name: str) -> Any:
+    value = record.get(name)
+    expected, noun = _ITEM_TYPES[name]
+    # bool is an int in Python; a number attribute holding a boolean is mistyped too.
+    if value is not None and (
+        not isinstance(value, expected) or (expected is int and isinstance(value, bool))
+    ):
+        raise EventValidationError(name, f"must be {noun}, got {type(value).__name__}")
+    return value
+
+
 def item_from_record(record: Mapping[str, Any]) -> Item | None:
-    """An entity item from a plain record; ``None`` when the key is not an entity's."""
+    """An entity item from a plain record; ``None`` when the key is not an entity's. Each
+    attribute must have its type (``_ITEM_TYPES``), else ``EventValidationError``."""
     parsed = parse_key(str(record.get("pk", "")))
     if parsed is None:
         return None
     kind, name = parsed
-    state = record.get("state") or {}
-    if not isinstance(state, dict):
-        raise EventValidationError("state", f"must be a map, got {type(state).__name__}")
-    numbers = {}
-    for field_name in ("event_ts", "rev", "origin_version"):
-        value = record.get(field_name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise EventValidationError(field_name, f"must be a number, got {type(value).__name__}")
-        numbers[field_name] = value
+    typed = {field_name: _typed(record, field_name) for field_name in _ITEM_TYPES}
     return Item(
         kind=kind,
         name=name,
-        state=dict(state),
-        deleted=bool(record.get("deleted", False)),
-        origin_region=str(record.get("origin_region", "")),
-        event_ts=numbers["event_ts"] or 0,
-        last_event_id=str(record.get("last_event_id", "")),
-        origin_id=record.get("origin_id"),
-        origin_version=numbers["origin_version"],
-        sync=record.get("sync"),
-        rev=numbers["rev"] or 0,
+        state=dict(typed["state"] or {}),
+        deleted=typed["deleted"] or False,
+        origin_region=typed["origin_region"] or "",
+        event_ts=typed["event_ts"] or 0,
+        last_event_id=typed["last_event_id"] or "",
+        origin_id=typed["origin_id"],
+        origin_version=typed["origin_version"],
+        sync=typed["sync"],
+        rev=typed["rev"] or 0,
     )
 
 

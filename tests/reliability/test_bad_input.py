@@ -313,3 +313,38 @@ def test_an_event_that_is_not_a_stream_batch_fails_loudly() -> None:
     with pytest.raises(Exception) as caught:
         replicate.lambda_handler({"detail-type": "Scheduled Event"}, None)
     assert not isinstance(caught.value, AssertionError)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [
+        pytest.param("deleted", {"S": "false"}, id="deleted-a-string"),
+        pytest.param("deleted", {"N": "0"}, id="deleted-a-number"),
+        pytest.param("event_ts", {"S": "1700000000000"}, id="event_ts-a-string"),
+        pytest.param("origin_region", {"BOOL": True}, id="origin_region-a-boolean"),
+    ],
+)
+def test_a_mistyped_item_is_refused_naming_the_attribute_not_read_loosely(
+    pipeline: LocalPipeline, failure_queue: Any, attribute: str, value: dict[str, Any]
+) -> None:
+    # GIVEN a thing replicated to the destination
+    assert pipeline.persist_event(_thing(thingName="t1")).outcome == "applied"
+    pipeline.drain()
+    assert RegistryView(pipeline.destination).describe_thing("t1") is not None
+    # WHEN its item is rewritten with a mistyped attribute (bool("false") is True: read
+    # loosely, a string "false" deleted the thing in the destination)
+    ddb = boto3.client("dynamodb", region_name=DST)
+    ddb.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": "THING#t1"}},
+        UpdateExpression="SET #a = :v",
+        ExpressionAttributeNames={"#a": attribute},
+        ExpressionAttributeValues={":v": value},
+    )
+    response = replicate.lambda_handler({"Records": pipeline.stream.read()}, None)
+    # THEN the record fails permanently, its reason naming the attribute, not retried ...
+    assert response["batchItemFailures"] == []
+    (failure,) = _failures(failure_queue)
+    assert f"invalid event: {attribute}: must be" in failure["reason"], failure
+    # ... and the thing is still there
+    assert RegistryView(pipeline.destination).describe_thing("t1") is not None
