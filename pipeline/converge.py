@@ -73,6 +73,7 @@ class Converger:
     # --- the executor ----------------------------------------------------------------------
 
     def converge(self, item: Item) -> Result:
+        KINDS[item.kind].check_stored(item.state)
         self.expect(item.kind, item.name, None if item.deleted else item.state)
         return KINDS[item.kind].converge(self, item)
 

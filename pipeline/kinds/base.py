@@ -308,6 +308,16 @@ class Kind:
             checked[key] = self.check_field(key, value, state)
         return checked
 
+    def check_stored(self, state: Mapping[str, Any]) -> None:
+        """A stored item's ``state`` before it is converged: each field of this kind valid, as
+        a corrective event's (``check_state``; other keys are left to the kind). A malformed
+        one raises ``EventValidationError`` naming the field, a permanent error, instead of a
+        plain ``TypeError`` deep in a kind, which the replicator's event source mapping
+        retried until the record expired and then dropped without a reason (issue 28)."""
+        for key, value in state.items():
+            if key in self.spec.fields:
+                self.check_field(key, value, state)
+
     def check_field(self, key: str, value: Any, state: Mapping[str, Any]) -> Any:
         """One field of a corrective event's state (``state``: the whole, for context)."""
         raise EventValidationError(f"state.{key}", "no validator for this field")

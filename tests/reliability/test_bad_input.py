@@ -219,6 +219,44 @@ def _image(pk: str, state: Any, kind: Any = "thing") -> dict[str, Any]:
 
 # (case id, record, what the failure reason must name)
 BAD_RECORDS: list[Any] = [
+    # Malformed states the kinds once read with plain Python (ValueError, TypeError,
+    # AttributeError: retried until the record expired, then gone without a reason).
+    pytest.param(
+        _record(
+            108,
+            {"pk": {"S": "THING#ghost5"}},
+            _image("THING#ghost5", {"M": {"attributes": {"L": [{"S": "a"}]}}}),
+        ),
+        "state.attributes",
+        id="attributes-a-list",
+    ),
+    pytest.param(
+        _record(
+            109,
+            {"pk": {"S": "THING#ghost6"}},
+            _image("THING#ghost6", {"M": {"thing_type": {"N": "5"}}}),
+        ),
+        "state.thing_type",
+        id="thing-type-a-number",
+    ),
+    pytest.param(
+        _record(
+            110,
+            {"pk": {"S": "GROUP#ghost7"}},
+            _image("GROUP#ghost7", {"M": {"attributes": {"S": "x"}}}, "thing_group"),
+        ),
+        "state.attributes",
+        id="group-attributes-a-string",
+    ),
+    pytest.param(
+        _record(
+            111,
+            {"pk": {"S": "TYPE#ghost8"}},
+            _image("TYPE#ghost8", {"M": {"searchable_attributes": {"N": "3"}}}, "thing_type"),
+        ),
+        "state.searchable_attributes",
+        id="type-searchable-a-number",
+    ),
     pytest.param(_record(101, None), "Keys", id="no-keys"),
     pytest.param(_record(102, {"pk": {"N": "5"}}), "Keys", id="pk-not-a-string"),
     pytest.param(_record(103, {"sk": {"S": "x"}}), "Keys", id="pk-missing"),
@@ -236,7 +274,7 @@ BAD_RECORDS: list[Any] = [
                 "THING#ghost3", {"M": {"thing_type": {"S": "bad type!"}, "attributes": {"M": {}}}}
             ),
         ),
-        "thingTypeName",
+        "state.thing_type",
         id="bad-name-in-state",
     ),
     pytest.param(
