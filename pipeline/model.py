@@ -126,6 +126,14 @@ class Change:
 
 
 @dataclass(frozen=True)
+class MalformedRecord:
+    """A bookkeeping record its class could not read: its key, and why."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Item:
     """One state-table item: the desired state of one entity plus its ordering metadata."""
 

@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger
 from pipeline.converge import Converger, build_converger
 from pipeline.errors import CrrError, RetryableError
 from pipeline.kinds import thing_type
+from pipeline.model import MalformedRecord
 from pipeline.settings import load_settings
 
 logger = Logger(service="iot-crr-pending")
@@ -28,6 +29,11 @@ def finish_due(converger: Converger, *, now: float) -> dict[str, list[str]]:
     Each type on its own: one type's failure never stops the other due deletions."""
     done: dict[str, list[str]] = {"deleted": [], "waiting": [], "retry": [], "failed": []}
     for due in thing_type.pending_deletions(converger):
+        if isinstance(due, MalformedRecord):
+            # Left in the table for an operator, with the reason; the others carry on.
+            logger.error("pending record unreadable", extra={"key": due.key, "reason": due.reason})
+            done["failed"].append(due.key)
+            continue
         name = due.name
         if due.delete_after > now:
             done["waiting"].append(name)

@@ -38,7 +38,7 @@ from pipeline.errors import (
     RetryableError,
     ThrottledError,
 )
-from pipeline.model import Change, EntityKind, Item, entity_key, parse_key
+from pipeline.model import Change, EntityKind, Item, MalformedRecord, entity_key, parse_key
 from pipeline.state import Decision, Outcome, decide
 
 if TYPE_CHECKING:
@@ -220,10 +220,15 @@ class StateTable:
         self._prefetched.pop(key, None)
         self._call("DeleteItem", self._ddb.delete_item, TableName=self.name, Key={"pk": {"S": key}})
 
-    def records(self, cls: type[B], prefix: str) -> Iterator[B]:
-        """Every record of ``cls`` whose key starts with ``prefix`` (small sets only)."""
+    def records(self, cls: type[B], prefix: str) -> Iterator[B | MalformedRecord]:
+        """Every record of ``cls`` whose key starts with ``prefix`` (small sets only); one that
+        ``cls`` cannot read is yielded as a ``MalformedRecord`` in its place, so the records
+        after it are still read (a bad one once stopped every pending deletion after it)."""
         for record in self._scan_prefix(prefix):
-            yield cls.from_record(record)
+            try:
+                yield cls.from_record(record)
+            except EventValidationError as error:
+                yield MalformedRecord(str(record.get("pk", "")), str(error))
 
     # --- raw reads and writes (this module only) -------------------------------------------------
 

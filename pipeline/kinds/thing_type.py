@@ -43,7 +43,7 @@ from pipeline.kinds.base import (
     text,
 )
 from pipeline.kinds.parse import Crud, RegistryEvent, description, validate
-from pipeline.model import Change, EntityKind, Item, Origin
+from pipeline.model import Change, EntityKind, Item, MalformedRecord, Origin
 
 THING_TYPE_EVENT = "THING_TYPE_EVENT"
 # The margin over AWS's five minutes covers clock skew between our clock and AWS's.
@@ -214,19 +214,27 @@ class PendingTypeDeletion:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> PendingTypeDeletion:
-        return cls(
-            str(record["region"]),
-            str(record["name"]),
-            int(record.get("delete_after", 0)),
-            bool(record.get("recreate", False)),
-        )
+        """Strict: each attribute of its type, else ``EventValidationError`` naming it."""
+        region, name = record.get("region"), record.get("name")
+        delete_after, recreate = record.get("delete_after", 0), record.get("recreate", False)
+        for field, value, ok in (
+            ("region", region, isinstance(region, str) and region),
+            ("name", name, isinstance(name, str) and name),
+            ("delete_after", delete_after, type(delete_after) is int),
+            ("recreate", recreate, isinstance(recreate, bool)),
+        ):
+            if not ok:
+                raise EventValidationError(
+                    f"pending deletion {field}", f"unreadable value {value!r:.60}"
+                )
+        return cls(str(region), str(name), int(delete_after), bool(recreate))
 
 
 def pending(ctx: Converging, name: str) -> PendingTypeDeletion | None:
     return ctx.table.get_record(PendingTypeDeletion, PendingTypeDeletion.key_for(ctx.region, name))
 
 
-def pending_deletions(ctx: Converging) -> Iterator[PendingTypeDeletion]:
+def pending_deletions(ctx: Converging) -> Iterator[PendingTypeDeletion | MalformedRecord]:
     """This region's pending deletions (``pipeline.pending`` finishes the due ones)."""
     return ctx.table.records(PendingTypeDeletion, PendingTypeDeletion.prefix(ctx.region))
 

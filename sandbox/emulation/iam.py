@@ -79,7 +79,6 @@ class IamEmulation:
                         "Code": "AccessDeniedException",
                         "Message": f"{role} is not authorized to perform: {action}",
                     },
-                    "ResponseMetadata": {"HTTPStatusCode": 400},
                 },
                 model.name,
             )

@@ -11,6 +11,7 @@ from pipeline.converge import Converger
 from pipeline.errors import ThrottledError
 from pipeline.iot import Iot
 from pipeline.kinds.base import Call
+from pipeline.kinds.thing_type import PendingTypeDeletion
 from pipeline.model import Change, EntityKind, Origin
 from pipeline.pending import finish_due
 from pipeline.state import Outcome
@@ -181,6 +182,31 @@ def test_thing_type_deletion_is_deferred_and_never_blocks(pipeline: Pipeline) ->
     # AND once five minutes have passed it is deleted
     assert finish_due(converger, now=10**10)["deleted"] == ["MyThingType"]
     assert pipeline.dst.describe_thing_type("MyThingType") is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{}, {"region": DST, "name": "X", "delete_after": "soon"}, {"region": DST, "name": 5}],
+    ids=["empty", "delete_after-a-string", "name-a-number"],
+)
+def test_an_unreadable_pending_record_does_not_stop_the_others(
+    pipeline: Pipeline, bad: dict[str, Any]
+) -> None:
+    # GIVEN an unreadable pending record, read first (moto scans in insertion order) ...
+    bad_key = PendingTypeDeletion.key_for(DST, "Broken")
+    pipeline.table._put({"pk": bad_key, **bad})
+    # ... and a type whose deletion is due
+    type_event = fixture_event("thing_type_event")
+    pipeline.persist(type_event)
+    pipeline.replicate()
+    pipeline.persist(dict(type_event, operation="DELETED", eventId="del", timestamp=1234567890400))
+    pipeline.replicate()
+    converger = Converger(Iot(pipeline.destination), pipeline.table, region=DST, clock=lambda: 0)
+    # WHEN the pending task runs
+    done = finish_due(converger, now=10**10)
+    # THEN the due type is deleted all the same, and the bad record is reported as failed
+    assert done["deleted"] == ["MyThingType"]
+    assert done["failed"] == [bad_key]
 
 
 def test_bad_record_does_not_take_good_records_down(pipeline: Pipeline) -> None:
