@@ -207,8 +207,23 @@ def _is_newer(stored: Item, change: Change) -> bool:
     if change.corrective:
         return origin.timestamp_ms >= stored.event_ts
     if origin.timestamp_ms == stored.event_ts:
-        return _restricts_more(stored, change)
+        return _ends_it(stored, change) or _restricts_more(stored, change)
     return origin.timestamp_ms > stored.event_ts
+
+
+def _ends_it(stored: Item, change: Change) -> bool:
+    """At equal timestamps: does ``change`` delete the very entity the stored item is (same
+    region, same registry ID, e.g. a membership's ``membershipId``)? Then it is the later event,
+    as a DELETED at an equal version is: an entity is removed after it was made. Without this a
+    membership added and removed within one millisecond stayed a member (issue 28)."""
+    origin = change.origin
+    return (
+        change.deleted
+        and not stored.deleted
+        and stored.origin_region == origin.region
+        and stored.origin_id is not None
+        and stored.origin_id == origin.entity_id
+    )
 
 
 # A certificate's status is ordered by the CloudTrail record's ``eventTime``: when the request

@@ -301,3 +301,34 @@ def test_a_new_plan_with_the_same_content_still_writes() -> None:
     assert decide(stored, _corrective("crr-p2-0", "p2")).outcome is Outcome.APPLIED
     # Same event id under another token is not the same event either.
     assert decide(stored, _corrective("crr-p1-0", "p2")).outcome is Outcome.APPLIED
+
+
+def _membership(ts: int, *, removed: bool, membership_id: str = "m-1") -> Change:
+    # As pipeline.kinds.membership parses THING_GROUP_MEMBERSHIP_EVENT: no version, ordered by
+    # the event's millisecond timestamp, the membership's ID as the entity ID.
+    return Change(
+        kind=EntityKind.MEMBERSHIP,
+        name="t1|g1",
+        origin=Origin(SRC, ts, f"{'rm' if removed else 'add'}-{membership_id}", membership_id),
+        deleted=removed,
+    )
+
+
+def test_a_membership_added_and_removed_in_one_millisecond_is_removed() -> None:
+    # GIVEN an add and the removal of that membership, stamped the same millisecond
+    added, removed = _membership(5_000, removed=False), _membership(5_000, removed=True)
+    # THEN the removal ends it, whatever order the two arrive in
+    for order in ([added, removed], [removed, added]):
+        item = apply_all(order)
+        assert item is not None
+        assert item.deleted, order
+
+
+def test_a_tie_does_not_let_a_removal_end_another_membership() -> None:
+    # GIVEN the membership re-made (a new ID) in the millisecond the old one was removed
+    old_removed = _membership(5_000, removed=True, membership_id="m-1")
+    new_added = _membership(5_000, removed=False, membership_id="m-2")
+    item = apply_all([new_added, old_removed])
+    # THEN the old one's removal does not end the new membership
+    assert item is not None
+    assert not item.deleted
