@@ -26,6 +26,8 @@ from pipeline import aws
 from pipeline.aws import ClientFactory
 from pipeline.clock import Clock, now_ms
 from pipeline.errors import CrrError
+from reconcile.exits import EXIT_INTERRUPTED
+from reconcile.interrupt import exit_now, sigterm_interrupts
 
 
 def handle_event(
@@ -61,8 +63,20 @@ def lambda_handler(event: Mapping[str, Any] | None, context: Any) -> dict[str, A
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m jobs.nightly [EVENT_JSON]``: 0 on success (drift or not), 2 on error."""
+    """``python -m jobs.nightly [EVENT_JSON]``: 0 on success (drift or not), 2 on error, 130
+    interrupted (Ctrl-C, or SIGTERM when ECS stops the task: the run lock is given back and the
+    line says how far an emit got)."""
     args = sys.argv[1:] if argv is None else argv
+    try:
+        with sigterm_interrupts():
+            return _run(args)
+    except KeyboardInterrupt as interrupt:
+        detail = str(interrupt)
+        print(f"nightly: interrupted{': ' + detail if detail else ''}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: list[str]) -> int:
     try:
         event = json.loads(args[0]) if args else {}
         if not isinstance(event, dict):
@@ -87,4 +101,7 @@ if __name__ == "__main__":
     # Run the imported module's main, not this __main__ copy, so classes are the package's own.
     import importlib
 
-    raise SystemExit(importlib.import_module("jobs.nightly").main())
+    code = importlib.import_module("jobs.nightly").main()
+    if code == EXIT_INTERRUPTED:
+        exit_now(code)  # listings still in a network call are abandoned, not joined
+    raise SystemExit(code)

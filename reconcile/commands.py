@@ -17,9 +17,6 @@ from pathlib import Path
 import click
 
 from reconcile.context import (
-    EXIT_DRIFT,
-    EXIT_ERROR,
-    EXIT_IN_SYNC,
     CliError,
     Factory,
     in_region,
@@ -28,8 +25,10 @@ from reconcile.context import (
 from reconcile.drift import DriftReport
 from reconcile.emit import EmitResult, Emitter
 from reconcile.engine import Audit, Failback, Reconciler
+from reconcile.exits import EXIT_DRIFT, EXIT_ERROR, EXIT_IN_SYNC
 from reconcile.failback import describe_held
 from reconcile.ignore import IgnoreRules
+from reconcile.interrupt import at_once
 from reconcile.options import (
     AuditOptions,
     EmitOptions,
@@ -81,7 +80,8 @@ def snapshot(factory: Factory, region: str, out: Path, quiet: bool) -> None:
     """
     region = checked_region(region, "--region")
     with factory.watching(quiet) as progress:
-        snap = factory.snapshotter(progress)(region)
+        # Read in a worker, so the main thread (where Ctrl-C lands) is free to end at once.
+        (snap,) = at_once(lambda: factory.snapshotter(progress)(region), name="snapshot")
     snap.save(out)
     click.echo(
         f"{region}: {len(snap.things)} things, {len(snap.thing_types)} types, "

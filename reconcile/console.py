@@ -4,7 +4,9 @@
 Known errors are already one line (``reconcile.context.CliError``); anything unexpected becomes
 one line too, naming the exception, with the traceback only under ``--debug``
 (``iot-crr --debug <command>``).
-An interrupted emit says how far it got (``reconcile.emit.EmitInterrupted``).
+An interrupted emit says how far it got (``reconcile.emit.EmitInterrupted``). SIGTERM interrupts
+as Ctrl-C does (``reconcile.interrupt``), and an interrupted command ends at once: no waiting for
+listings still in a network call.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any, NoReturn
 
 import click
 
-from reconcile.cli import main
-from reconcile.context import EXIT_CODES, EXIT_ERROR, EXIT_IN_SYNC, EXIT_INTERRUPTED
+from reconcile.exits import EXIT_CODES, EXIT_ERROR, EXIT_IN_SYNC, EXIT_INTERRUPTED
+from reconcile.interrupt import exit_now, sigterm_interrupts
 
 DEBUG_FLAG = "--debug"
 
@@ -28,13 +30,21 @@ def run(argv: Sequence[str] | None = None) -> NoReturn:
     debug = DEBUG_FLAG in args
     if debug:
         args.remove(DEBUG_FLAG)
-    sys.exit(outcome(args, debug=debug))
+    with sigterm_interrupts():
+        code = outcome(args, debug=debug)
+    if code == EXIT_INTERRUPTED:
+        exit_now(code)  # threads still reading are abandoned, not joined
+    sys.exit(code)
 
 
 def outcome(args: list[str], *, debug: bool = False, obj: Any = None) -> int:
     """The exit code of ``iot-crr args``; what went wrong is on stderr, one line. ``obj`` is
     the commands' ``Factory`` (tests pass one; None builds the real one)."""
     try:
+        # Imported here, so that Ctrl-C while the commands load (pandas, boto3: seconds on a
+        # busy machine) is an interrupt like any other, not a traceback.
+        from reconcile.cli import main
+
         code = main.main(args, prog_name="iot-crr", standalone_mode=False, obj=obj)
     except click.Abort as abort:  # click turns Ctrl-C (and EOF at a prompt) into Abort
         return _interrupted(abort.__cause__ or abort)

@@ -5,8 +5,8 @@
   pointing at moto, with their own clock.
 - A known failure is a ``CliError`` (one line on stderr, exit code 2); ``in_region`` turns an
   AWS or project error into one, naming the region.
-- Exit codes: 0 in sync (or done), 1 drift found (or, for ``doctor``, something to fix),
-  2 error, 130 interrupted (``reconcile.console``).
+- Exit codes (``reconcile.exits``): 0 in sync (or done), 1 drift found (or, for ``doctor``,
+  something to fix), 2 error, 130 interrupted (``reconcile.console``).
 """
 
 from __future__ import annotations
@@ -30,16 +30,11 @@ from reconcile.engine import (
     registry_snapshotter,
     table_snapshotter,
 )
+from reconcile.exits import EXIT_ERROR
 from reconcile.ignore import IgnoreRules
 from reconcile.plan import Guards
 from reconcile.progress import TerminalProgress, progress_wanted
 from reconcile.snapshot import ListingProgress, Snapshot
-
-EXIT_IN_SYNC = 0
-EXIT_DRIFT = 1
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
-EXIT_CODES = frozenset({EXIT_IN_SYNC, EXIT_DRIFT, EXIT_ERROR, EXIT_INTERRUPTED})
 
 
 class CliError(click.ClickException):

@@ -28,7 +28,8 @@ from pipeline.eventconfig import REGISTRY_EVENT_TYPES, describe_events, indexing
 from pipeline.iot import Iot
 from pipeline.kinds import KINDS
 from pipeline.model import EntityKind
-from reconcile.context import EXIT_DRIFT, EXIT_IN_SYNC, Factory, in_region, pass_factory
+from reconcile.context import Factory, in_region, pass_factory
+from reconcile.exits import EXIT_DRIFT, EXIT_IN_SYNC
 from reconcile.options import Regions, region_options
 
 Level = Literal["error", "warning"]

@@ -22,7 +22,6 @@ docs/design.md, "Reconciliation").
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from pipeline.aws import ClientFactory
@@ -35,6 +34,7 @@ from reconcile.emit import DryRunEmitter, EmitResult, Emitter, Progress, correct
 from reconcile.explain import explain, read_table, table_vs_target
 from reconcile.failback import hold_unreplicated, repairable
 from reconcile.ignore import IgnoreRules
+from reconcile.interrupt import at_once
 from reconcile.inventory import Inventory
 from reconcile.plan import (
     CLI_KNOBS,
@@ -134,10 +134,12 @@ class Reconciler:
 
     def snapshots(self, source_region: str, destination_region: str) -> tuple[Snapshot, Snapshot]:
         """Both regions' snapshots, read at once, source first."""
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot") as pool:
-            source = pool.submit(self.snapshot, source_region)
-            destination = pool.submit(self.snapshot, destination_region)
-            return source.result(), destination.result()
+        source, destination = at_once(
+            lambda: self.snapshot(source_region),
+            lambda: self.snapshot(destination_region),
+            name="snapshot",
+        )
+        return source, destination
 
     def compare(
         self,

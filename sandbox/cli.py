@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import signal
 import sys
 import threading
 import warnings
@@ -89,7 +88,7 @@ def up(
     two_way: bool,
     verbose: bool,
 ) -> None:
-    """Run the sandbox in the foreground until Ctrl-C (or SIGTERM).
+    """Run the sandbox in the foreground until Ctrl-C (or SIGTERM); then exits 130.
 
     Prints the `export` lines another shell needs, then one line per round of the pipeline
     that moved something, and every failure with its entity and reason.
@@ -102,6 +101,7 @@ def up(
       iot-crr audit
       iot-crr sandbox up --two-way   # both directions: failover and failback
     """
+    from reconcile.exits import EXIT_INTERRUPTED
     from reconcile.regions import UnknownRegionError, check_region
     from sandbox import pump
     from sandbox.emulation import Delivery
@@ -115,18 +115,20 @@ def up(
         raise click.UsageError(str(error)) from error
     _quiet_handlers(verbose)
     delivery = Delivery(duplicates, drops, reorder_window, seed)
-    stop = threading.Event()
-    # Ctrl-C raises KeyboardInterrupt; SIGTERM (a service manager, `kill`) stops the same way.
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C raises KeyboardInterrupt, and so does SIGTERM (a service manager, `kill`) under
+    # `iot-crr` (reconcile.interrupt): the pump stops mid-round, the server stops, and the
+    # process ends with 130 without waiting for the executions moto still runs in its threads.
     try:
         with Sandbox(
             source_region, target_region, delivery=delivery, port=port, two_way=two_way
         ) as box:
             click.echo(welcome(box))
-            pump.run(box, stop, click.echo, interval=interval, round_budget=round_budget)
-            click.echo("stopped")
+            pump.run(
+                box, threading.Event(), click.echo, interval=interval, round_budget=round_budget
+            )
     except KeyboardInterrupt:
         click.echo("stopped")
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     except SandboxError as error:
         raise click.ClickException(str(error)) from error
 

@@ -1,7 +1,7 @@
 """The installed `iot-crr` in a subprocess: every way it ends is 0, 1, 2 or 130, in one line.
 
-The SIGINT test runs `reconcile --apply` against the sandbox (served from this process) and
-interrupts it once the sandbox has seen some of its executions start: no sleeping for a guess.
+The SIGINT and SIGTERM tests run `reconcile --apply` against the sandbox (served from this
+process) and interrupt it once the sandbox has seen some of its executions start: no sleeping for a guess.
 """
 
 from __future__ import annotations
@@ -77,8 +77,9 @@ def test_debug_shows_the_traceback_and_still_exits_2() -> None:
     assert "Traceback (most recent call last)" in result.stderr
 
 
-def test_sigint_during_apply_exits_130_and_says_how_far_it_got(
-    sandbox: Sandbox, tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_or_sigterm_during_apply_exits_130_and_says_how_far_it_got(
+    signum: int, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     # GIVEN a source fleet the target lacks entirely (its events never delivered)
     backend = sandbox.iot_backend(SOURCE)
@@ -109,7 +110,7 @@ def test_sigint_during_apply_exits_130_and_says_how_far_it_got(
     while started() < 20 and process.poll() is None and time.monotonic() < deadline:
         pace.wait(0.02)  # pacing the poll of a condition, not waiting for one
     assert process.poll() is None, "the apply finished before it could be interrupted"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
 
     # THEN it exits 130 and says how many of the 225 events went out, and that re-running is safe

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from reconcile.console import outcome
-from reconcile.context import EXIT_CODES, Factory
+from reconcile.context import Factory
+from reconcile.exits import EXIT_CODES
 
 AUDIT = ["audit", "--source-region", "us-east-1", "--target-region", "eu-west-1"]
 
