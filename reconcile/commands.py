@@ -13,6 +13,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -242,8 +243,9 @@ def apply(
     those in the file. Refuses an expired plan, one stamped after this machine's clock, and
     (with --verify) one the registries no longer call for; without verification, an unsigned
     plan, and revocations, grants of access and type removals. Shows what will be emitted and
-    asks first (--yes to skip). Exit 0 when every
-    event was emitted, 2 otherwise. Interrupted, it says how many events went out; re-running
+    asks first (--yes to skip). Exit 0 when every event was emitted, 1 when the plan holds drift
+    its guards held back (deletes without --allow-deletes: left unrepaired, as for
+    `reconcile --apply`), 2 on errors. Interrupted, it says how many events went out; re-running
     is safe (an event already emitted is not applied twice).
 
     \b
@@ -271,7 +273,7 @@ def apply(
             engine.verify(repair)
     click.echo(summarize_plan(repair, now=engine.clock()), err=True)
     if not repair.actions:
-        return
+        _exit_repaired(repair)
     _confirm(yes, f"emit {len(repair.actions)} corrective event(s) via {emit.via}?")
     emitter = factory.emitter(
         emit.via,
@@ -280,6 +282,7 @@ def apply(
         state_table=state_table,
     )
     _emit(factory, engine, emitter, repair)
+    _exit_repaired(repair)
 
 
 @click.command()
@@ -353,8 +356,7 @@ def reconcile(
         "corrective events are in the pipeline; run `iot-crr audit` in a minute to confirm",
         err=True,
     )
-    # Drift just repaired is not drift found; what the guards held back still is.
-    raise click.exceptions.Exit(EXIT_DRIFT if repair.skipped or report.held else EXIT_IN_SYNC)
+    _exit_repaired(repair, report)
 
 
 COMMANDS = (snapshot, audit, plan, apply, reconcile)
@@ -382,6 +384,14 @@ def _show_held(report: DriftReport) -> None:
     """The failback guard's held drifts, after the plan (stderr, like the plan)."""
     if report.held:
         click.echo(describe_held(report), err=True)
+
+
+def _exit_repaired(repair: Plan, report: DriftReport | None = None) -> NoReturn:
+    """How ``apply`` and ``reconcile --apply`` end once every event went out (the one exit
+    contract of both): drift just repaired is not drift found (0); drift the guards held back
+    (deletes without --allow-deletes, a failback's held changes) is drift left unrepaired (1)."""
+    held = bool(repair.skipped) or (report is not None and bool(report.held))
+    raise click.exceptions.Exit(EXIT_DRIFT if held else EXIT_IN_SYNC)
 
 
 def _confirm(yes: bool, question: str) -> None:

@@ -405,6 +405,26 @@ def test_apply_reports_emit_failures_with_exit_2(factory: Factory, tmp_path: Pat
 # --- reconcile --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("missing", [True, False], ids=["with-upserts", "deletes-only"])
+def test_apply_and_reconcile_apply_share_one_exit_contract(
+    factory: Factory, tmp_path: Path, missing: bool
+) -> None:
+    # GIVEN a thing only the target has (a delete the guards hold back without --allow-deletes),
+    # with or without a thing the target lacks
+    seed(SRC, extra_thing="x" if missing else None)
+    seed(DST, extra_thing="y")
+    create_table()
+    path = tmp_path / "plan.json"
+    assert run(factory, "plan", *REGIONS, "--plan-file", str(path)).exit_code == 1
+    via_table = ("--yes", "--via", "table", "--state-table", TABLE)
+    # WHEN both emit every action they may
+    applied = run(factory, "apply", str(path), *via_table)
+    reconciled = run(factory, "reconcile", *REGIONS, "--apply", *via_table[1:])
+    # THEN both exit 1: the held-back delete is drift left unrepaired
+    assert applied.exit_code == 1, applied.output
+    assert reconciled.exit_code == 1, reconciled.output
+
+
 def test_reconcile_is_a_dry_run_without_apply(factory: Factory) -> None:
     seed(SRC, extra_thing="x")
     seed(DST)

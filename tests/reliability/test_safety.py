@@ -269,7 +269,8 @@ def test_a_plan_over_apply_s_cap_is_refused(
     # THEN apply's own cap refuses it, and raising the cap on purpose lets it through
     assert_refused(run(cli, *apply_args(path, "--max-changes", "2")), "max_changes", "3 changes")
     assert table_keys(source_table) == []
-    assert run(cli, *apply_args(path, "--max-changes", "3")).exit_code == 0
+    # (exit 1: the plan's held-back delete is drift left unrepaired, as for reconcile --apply)
+    assert run(cli, *apply_args(path, "--max-changes", "3")).exit_code == 1
     assert len(table_keys(source_table)) == 3
 
 
@@ -308,9 +309,9 @@ def test_verify_refuses_swapped_regions_and_edited_actions(
     forge(path, lambda d: d["actions"][0]["fields"]["attributes"].update(owner="mallory"))
     assert_refused(run(cli, *apply_args(path)), "differ from a plan rebuilt", "1 not called for")
     assert table_keys(source_table) == []
-    # The honest plan goes through.
+    # The honest plan goes through (exit 1: its held-back delete is drift left unrepaired).
     path.write_text(honest)
-    assert run(cli, *apply_args(path)).exit_code == 0
+    assert run(cli, *apply_args(path)).exit_code == 1
     assert len(table_keys(source_table)) == 3
 
 
@@ -324,11 +325,11 @@ def test_a_replayed_plan_writes_nothing_twice(
     monkeypatch.setenv("IOT_CRR_PLAN_KEY", "k")  # the replay skips verification: signed
     path = planned(pipeline, cli, tmp_path)
     first = run(cli, *apply_args(path))
-    assert first.exit_code == 0 and "applied=3" in first.stderr
+    assert first.exit_code == 1 and "applied=3" in first.stderr  # 1: the held-back delete
     items = table_items(source_table)
     # WHEN the same plan is applied again (a replay), THEN every event is a duplicate
     again = run(cli, *apply_args(path, "--no-verify"))
-    assert again.exit_code == 0 and "duplicate=3 failed=0" in again.stderr
+    assert again.exit_code == 1 and "duplicate=3 failed=0" in again.stderr
     assert table_items(source_table) == items
 
 
