@@ -39,10 +39,13 @@ from reconcile.options import (
     emit_options,
     failback_options,
     guard_options,
+    holds_snapshot,
     ignore_options,
     policy_account_option,
     quiet_option,
+    snapshot_directory,
     state_table_option,
+    writable_file,
 )
 from reconcile.plan import (
     Guards,
@@ -66,7 +69,9 @@ PLAN_FORMATS = ("table", "json")
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory to write the Parquet snapshot into.",
+    callback=snapshot_directory,
+    help="Directory to write the Parquet snapshot into: new, empty, or holding a snapshot "
+    "(replaced).",
 )
 @quiet_option
 @pass_factory
@@ -83,11 +88,13 @@ def snapshot(factory: Factory, region: str, out: Path, quiet: bool) -> None:
     with factory.watching(quiet) as progress:
         # Read in a worker, so the main thread (where Ctrl-C lands) is free to end at once.
         (snap,) = at_once(lambda: factory.snapshotter(progress)(region), name="snapshot")
+    replaced = " (replaced the snapshot there)" if holds_snapshot(out) else ""
     snap.save(out)
     click.echo(
         f"{region}: {len(snap.things)} things, {len(snap.thing_types)} types, "
         f"{len(snap.thing_groups)} groups, {len(snap.billing_groups)} billing groups, "
         f"{len(snap.memberships)} memberships; fingerprint {snap.fingerprint()} -> {out}"
+        f"{replaced}"
     )
 
 
@@ -130,6 +137,8 @@ def audit(
         )
     if explain and table_vs_target:
         raise click.UsageError("--explain and --table-vs-target are alternatives; pick one")
+    if explain or table_vs_target:
+        _check_table(factory, state_table, audit)
     engine = factory.reconciler(
         ignore=audit.ignore, state_table=state_table, policy_accounts=audit.policy_accounts
     )
@@ -156,9 +165,12 @@ def audit(
     "--plan-file",
     "plan_path",
     type=click.Path(dir_okay=False, path_type=Path),
+    callback=writable_file,
     help="Where to save the plan (JSON) for `iot-crr apply`.  [required]",
 )
-@click.option("--out", "old_plan_path", hidden=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out", "old_plan_path", hidden=True, type=click.Path(path_type=Path), callback=writable_file
+)
 @pass_factory
 def plan(
     factory: Factory,
@@ -188,6 +200,8 @@ def plan(
             f"a plan prints as {' or '.join(PLAN_FORMATS)}, not {audit.fmt} "
             "(for a Markdown or HTML drift report: iot-crr audit --format)"
         )
+    if failback is not None:
+        _check_table(factory, state_table, audit)
     engine = factory.reconciler(
         ignore=audit.ignore,
         guards=guards,
@@ -259,6 +273,8 @@ def apply(
     check_trusted(repair, guards, now=factory.clock())
     if not verify:
         check_unverified(repair, signed=key is not None)
+    if state_table and (failback is not None or emit.via == "table"):
+        factory.check_table(state_table, repair.source_region)
     with factory.watching(not verify) as progress:
         # apply's own guards and ignore rules, never the file's
         engine = factory.reconciler(
@@ -322,6 +338,8 @@ def reconcile(
     """
     if do_apply:
         emit.check(state_table)
+    if failback is not None or (do_apply and emit.via == "table"):
+        _check_table(factory, state_table, audit)
     engine = factory.reconciler(
         ignore=audit.ignore,
         guards=guards,
@@ -378,6 +396,13 @@ def _audit(factory: Factory, engine: Reconciler, audit: AuditOptions) -> Audit:
         live = replace(engine, snapshot=factory.snapshotter(progress))
         source, destination = live.snapshots(*regions)
     return engine.compare(source, destination)
+
+
+def _check_table(factory: Factory, state_table: str | None, audit: AuditOptions) -> None:
+    """The state table a command will read or write exists in the source region (checked
+    before the audit; saved snapshots name no live region, so there the read says it)."""
+    if state_table and audit.regions.source and not audit.from_snapshots:
+        factory.check_table(state_table, audit.regions.pair()[0])
 
 
 def _show_held(report: DriftReport) -> None:

@@ -88,6 +88,23 @@ class Factory:
         """Reads the state table ``table_name`` as held in a region; errors name the region."""
         return _naming_region(table_snapshotter(self.aws_client, table_name, clock=self.clock))
 
+    def check_table(self, table_name: str, region: str) -> None:
+        """Refuse an unknown state table before any audit reads a registry (one DescribeTable),
+        naming the table and the region."""
+        try:
+            self.aws_client("dynamodb", region).describe_table(TableName=table_name)
+        except ClientError as error:
+            # A table that does not exist: ResourceNotFoundException (Amazon DynamoDB API
+            # Reference, DescribeTable, "Errors").
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                raise CliError(
+                    f"{region}: state table {table_name!r} does not exist "
+                    "(--state-table, or STATE_TABLE)"
+                ) from error
+            raise CliError(f"{region}: state table {table_name!r}: {error}") from error
+        except BotoCoreError as error:
+            raise CliError(f"{region}: state table {table_name!r}: {error}") from error
+
     def reconciler(
         self,
         *,

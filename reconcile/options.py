@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from reconcile.ignore import IgnoreRules
 from reconcile.plan import MAX_TTL_SECONDS, Guards
 from reconcile.regions import UnknownRegionError, check_region
 from reconcile.report import FORMATS
+from reconcile.snapshot import MANIFEST
 
 F = Callable[..., Any]
 Decorator = Callable[[F], F]
@@ -137,6 +139,67 @@ def ignore_rules(ignore_patterns: tuple[str, ...], ignore_file: Path | None) -> 
 ignore_options = _grouped("ignore", ignore_rules, *_IGNORE_OPTIONS)
 
 
+# --- files a command writes: checked before it reads anything ----------------------------------
+
+
+def unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be written as a file, or ``None`` when it can (as far as this process
+    can tell before writing: the directory exists and lets it create or replace a file)."""
+    if path.is_dir():
+        return "is a directory"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else "is not writable"
+    parent = path.parent
+    if not parent.is_dir():
+        return f"its directory {parent} does not exist"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"its directory {parent} is not writable"
+    return None
+
+
+def writable_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """A click callback: the report or plan file a command writes at its end, refused before
+    the audit runs (learning it after a long snapshot is the worst time) with the path and why."""
+    if value is not None and (reason := unwritable(value)):
+        raise click.BadParameter(f"{value}: {reason}")
+    return value
+
+
+def snapshot_directory(
+    ctx: click.Context, param: click.Parameter, value: Path | None
+) -> Path | None:
+    """A click callback: ``snapshot --out`` writes into a new or empty directory, or replaces a
+    snapshot saved there before; a directory holding anything else is refused (it would mix a
+    snapshot into unrelated files)."""
+    if value is None:
+        return None
+    if value.exists() and not value.is_dir():
+        raise click.BadParameter(f"{value}: is a file, not a directory")
+    if value.is_dir():
+        others = sorted(p.name for p in value.iterdir() if not _snapshot_file(p))
+        if others:
+            shown = ", ".join(others[:3]) + (
+                f" and {len(others) - 3} more" if len(others) > 3 else ""
+            )
+            raise click.BadParameter(
+                f"{value}: not empty and not a snapshot ({shown}); use a new or empty directory"
+            )
+        if not os.access(value, os.W_OK | os.X_OK):
+            raise click.BadParameter(f"{value}: is not writable")
+    elif reason := unwritable(value):
+        raise click.BadParameter(f"{value}: {reason}")
+    return value
+
+
+def holds_snapshot(directory: Path) -> bool:
+    """Whether ``directory`` holds a snapshot saved before (``snapshot --out`` replaces it)."""
+    return (directory / MANIFEST).is_file()
+
+
+def _snapshot_file(path: Path) -> bool:
+    return path.is_file() and (path.name == MANIFEST or path.suffix == ".parquet")
+
+
 def _account_map(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, str]:
     try:
         return parse_account_map(value or "")
@@ -220,6 +283,7 @@ audit_options = _grouped(
     click.option(
         "--output",
         type=click.Path(dir_okay=False, writable=True, path_type=Path),
+        callback=writable_file,
         help="Write the report to FILE instead of stdout.",
     ),
 )

@@ -204,6 +204,67 @@ def test_snapshot_then_audit_from_snapshots(factory: Factory, tmp_path: Path) ->
 # --- errors -----------------------------------------------------------------------------------
 
 
+def registry_never_read(service: str, region: str) -> Any:
+    """A client factory under which reading a registry fails the test: what is refused before
+    the audit must be refused before any snapshot."""
+    if service == "iot":
+        pytest.fail(f"the registry in {region} was read before the refusal")
+    return aws.client(service, region)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["audit", *REGIONS, "--output", "missing/report.md"], "its directory missing does not"),
+        (["audit", *REGIONS, "--output", "."], "is a directory"),
+        (["plan", *REGIONS, "--plan-file", "missing/plan.json"], "its directory missing does not"),
+        (["plan", *REGIONS, "--out", "missing/plan.json"], "its directory missing does not"),
+        (["reconcile", *REGIONS, "--output", "missing/r.json"], "its directory missing does not"),
+        (["snapshot", "--region", SRC, "--out", "busy"], "busy: not empty and not a snapshot"),
+    ],
+)
+def test_files_a_command_writes_are_checked_before_the_audit(
+    aws_env: None, tmp_path: Path, args: list[str], fragment: str
+) -> None:
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    result = run(Factory(client=registry_never_read, show_progress=False), *args)
+    assert result.exit_code == 2, result.output
+    assert fragment in result.stderr, result.stderr
+
+
+def test_snapshot_into_a_directory_holding_a_snapshot_says_it_replaced_it(
+    factory: Factory, tmp_path: Path
+) -> None:
+    seed(SRC)
+    out = str(tmp_path / "snap")
+    assert "replaced" not in run(factory, "snapshot", "--region", SRC, "--out", out).stdout
+    again = run(factory, "snapshot", "--region", SRC, "--out", out)
+    assert again.exit_code == 0, again.output
+    assert again.stdout.rstrip().endswith("(replaced the snapshot there)")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["audit", *REGIONS, "--explain"],
+        ["audit", *REGIONS, "--table-vs-target"],
+        ["reconcile", *REGIONS, "--apply", "--via", "table"],
+        ["plan", *REGIONS, "--plan-file", "p.json", "--failback"],
+    ],
+)
+def test_an_unknown_state_table_is_named_with_its_region_before_the_audit(
+    aws_env: None, args: list[str]
+) -> None:
+    result = run(
+        Factory(client=registry_never_read, show_progress=False),
+        *args,
+        "--state-table",
+        "no-such-table",
+    )
+    assert_one_line_error(result, f"{SRC}: state table 'no-such-table' does not exist")
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -396,7 +457,16 @@ def test_apply_reports_emit_failures_with_exit_2(factory: Factory, tmp_path: Pat
     seed(SRC, extra_thing="x")
     path = tmp_path / "plan.json"
     run(factory, "plan", *REGIONS, "--plan-file", str(path))
-    result = run(factory, "apply", str(path), "--yes", "--via", "table", "--state-table", "absent")
+    # a table that exists (an unknown one is refused before anything) but is not a state table
+    aws.client("dynamodb", SRC).create_table(
+        TableName="not-a-state-table",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    result = run(
+        factory, "apply", str(path), "--yes", "--via", "table", "--state-table", "not-a-state-table"
+    )
     assert result.exit_code == 2
     assert "failed THING#" in result.stderr
     assert "Traceback" not in result.stderr
