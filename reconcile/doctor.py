@@ -2,7 +2,9 @@
 
 The pipeline needs what AWS leaves off by default:
 - registry events in the source region (AWS IoT guide, "Registry events": "These events,
-  however, are not available by default"), and in the destination too for active-active;
+  however, are not available by default"), and in the destination too: during a failover the
+  DR region's changes reach the state table as registry events (docs/failover.md), which is
+  why the deploy guide enables them in both regions;
 - fleet indexing in the destination wherever the source relies on it: dynamic thing groups
   "require fleet indexing enabled" (AWS IoT guide, "Dynamic thing groups":
   https://docs.aws.amazon.com/iot/latest/developerguide/dynamic-thing-groups.html), so a
@@ -77,9 +79,10 @@ def findings(
     if off:
         found.append(
             Finding(
-                "warning",
+                "error",
                 target,
-                f"registry events off: {', '.join(off)} (needed only for active-active)",
+                f"registry events off: {', '.join(off)} (changes made here during a failover "
+                "would never reach the state table: docs/failover.md)",
                 f"iot-crr enable-events --region {target}",
             )
         )
@@ -186,12 +189,23 @@ def dynamic_thing_groups(iot_client: Any) -> list[str]:
 
 
 def render(source: str, target: str, found: list[Finding]) -> str:
-    if not found:
-        return f"{source} -> {target}: ready (registry events and fleet indexing as needed)"
-    lines = [f"{source} -> {target}: {len(found)} thing(s) to fix"]
+    """The report; its first line agrees with the exit code: errors are "to fix" (exit 1),
+    warnings alone leave the regions "ready" (exit 0)."""
+    errors = sum(f.level == "error" for f in found)
+    warnings = len(found) - errors
+    noted = f"{warnings} warning(s)" if warnings else ""
+    if errors:
+        head = f"{errors} to fix" + (f", {noted}" if noted else "")
+    else:
+        head = "ready (registry events and fleet indexing as needed)" + (
+            f", {noted}" if noted else ""
+        )
+    lines = [f"{source} -> {target}: {head}"]
     for finding in found:
         lines.append(f"{finding.level:<7}  {finding.region}  {finding.problem}")
-        lines.append(f"         fix: {finding.fix}")
+        lines.append(
+            f"         {'fix' if finding.level == 'error' else 'if needed'}: {finding.fix}"
+        )
     return "\n".join(lines)
 
 

@@ -38,9 +38,27 @@ def test_source_without_registry_events_is_an_error_naming_the_fix() -> None:
     assert finding.fix == "iot-crr enable-events --region a"
 
 
-def test_destination_without_events_is_only_a_warning() -> None:
+def test_destination_without_events_is_an_error_as_the_failover_needs_them() -> None:
+    # The README and the deploy guide enable events in both regions, and a failover records the
+    # DR region's changes through them (docs/failover.md): not "only for active-active".
     (finding,) = findings("a", "b", {"a": ON, "b": OFF}, {"a": _indexing(), "b": _indexing()})
-    assert finding.level == "warning"
+    assert (finding.level, finding.region) == ("error", "b")
+    assert "failover" in finding.problem and "active-active" not in finding.problem
+
+
+def test_warnings_alone_read_ready_as_the_exit_code_says() -> None:
+    found = findings("a", "b", {"a": ON, "b": ON}, {"a": _WIDE_ONLY, "b": _indexing("REGISTRY")})
+    assert {f.level for f in found} == {"warning"}
+    text = render("a", "b", found)
+    assert text.splitlines()[0] == (
+        "a -> b: ready (registry events and fleet indexing as needed), 1 warning(s)"
+    )
+    assert "to fix" not in text and "fix:" not in text
+    errors = findings("a", "b", {"a": OFF, "b": ON}, {"a": _WIDE_ONLY, "b": _indexing("REGISTRY")})
+    assert render("a", "b", errors).splitlines()[0] == "a -> b: 1 to fix, 1 warning(s)"
+
+
+_WIDE_ONLY = _indexing("REGISTRY_AND_SHADOW")
 
 
 _WIDE = _indexing(

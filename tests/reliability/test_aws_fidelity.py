@@ -468,7 +468,7 @@ def test_doctor_says_what_to_fix_before_dynamic_groups_can_work(pipeline: LocalP
     client: Callable[..., Any] = lambda service, region, **_: (  # noqa: E731
         WithEvents(pipeline.source, True)
         if region == SRC
-        else WithEvents(pipeline.destination, False)
+        else WithEvents(pipeline.destination, True)
     )
     runner = CliRunner()
     args = ["doctor", "--source-region", SRC, "--target-region", pipeline.destination_region]
@@ -480,7 +480,7 @@ def test_doctor_says_what_to_fix_before_dynamic_groups_can_work(pipeline: LocalP
         thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"}
     )
     result = runner.invoke(main, args, obj=Factory(client=client))
-    assert result.exit_code == 0, result.output  # destination events off: a warning only
+    assert result.exit_code == 0, result.output
 
 
 # --- 10. a group's parents from its own event ---------------------------------------------------
