@@ -16,7 +16,8 @@ one place: ``choose_emitter``; each ``emit`` is given ``now``, the caller's cloc
 timestamps. Both real ones validate every change the same way first (``validated``: the corrective
 event persist would receive, parsed back as persist parses it, and a timestamp bound), so the table
 path writes nothing the state machine path would refuse. Both collect a failure per change that did
-not go through and carry on; none is dropped silently.
+not go through and carry on; none is dropped silently. An endpoint that stops answering stops
+the emit at once (``EmitStoppedError``: how far it got), as Ctrl-C does (``EmitInterrupted``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeGuard
+
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError
 
 from pipeline.aws import AwsCalls
 from pipeline.clock import now_ms
@@ -64,6 +68,31 @@ class EmitInterrupted(KeyboardInterrupt):
             f"{self.done} of {self.total} corrective events emitted; re-run to finish "
             "(safe: an event already emitted is not applied twice)"
         )
+
+
+class EmitStoppedError(RetryableError):
+    """The endpoint stopped answering while emitting (a connection failure, after botocore's own
+    retries): the emit stops there instead of trying every remaining event against a dead
+    endpoint, and says how far it got. Re-running is safe, as after an interrupt."""
+
+    def __init__(self, operation: str, cause: str, done: int, total: int) -> None:
+        super().__init__(
+            f"{operation} could not reach the endpoint ({cause}); {done} of {total} corrective "
+            "events emitted; re-run to finish (safe: an event already emitted is not applied "
+            "twice)"
+        )
+        self.done = done
+        self.total = total
+
+
+# botocore's errors for a request that got no answer: the network or the endpoint is gone
+# (botocore/exceptions.py: EndpointConnectionError, ConnectTimeoutError < ConnectionError;
+# ConnectionClosedError, ReadTimeoutError < HTTPClientError).
+_NO_ANSWER = (BotoConnectionError, HTTPClientError)
+
+
+def _unreachable(error: CrrError) -> TypeGuard[AwsError]:
+    return isinstance(error, AwsError) and isinstance(error.__cause__, _NO_ANSWER)
 
 
 @dataclass(frozen=True)
@@ -215,6 +244,9 @@ def _start_each(
             )
             outcome = "started"
         except AwsError as exc:
+            if _unreachable(exc):
+                done_before = sum(counts.values()) + len(failures)
+                raise EmitStoppedError(exc.operation, exc.code, done_before, len(changes)) from exc
             # Step Functions refuses a second execution of the same name: this event was
             # already started (StartExecution, AWS Step Functions API Reference).
             if exc.code == "ExecutionAlreadyExists":
@@ -272,6 +304,8 @@ def emit_via_table(
         except KeyboardInterrupt as interrupt:  # the chunk may be partly written: count it out
             raise EmitInterrupted(start, len(items)) from interrupt
         except CrrError as exc:
+            if _unreachable(exc):
+                raise EmitStoppedError(exc.operation, exc.code, start, len(items)) from exc
             retryable = isinstance(exc, RetryableError)
             failures.extend(_failure(c, type(exc).__name__, str(exc), retryable) for c in chunk)
         else:

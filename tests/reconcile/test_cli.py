@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from click.testing import CliRunner, Result
 from moto import mock_aws
 
@@ -531,6 +531,57 @@ def test_reconcile_apply_starts_persist_executions(factory: Factory) -> None:
     assert all(c.corrective and c.origin.region == SRC for c in inputs)
     s1 = next(c for c in inputs if c.name == "s1")
     assert s1.fields["attributes"] == {"a": "1"}
+
+
+class DyingStepFunctions:
+    """A real (moto) Step Functions client whose endpoint dies after ``answers`` starts: every
+    later call fails as botocore fails against an endpoint that is gone."""
+
+    def __init__(self, client: Any, answers: int) -> None:
+        self.client, self.answers, self.calls = client, answers, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def start_execution(self, **params: Any) -> Any:
+        self.calls += 1
+        if self.calls > self.answers:
+            raise EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com/")
+        return self.client.start_execution(**params)
+
+
+def test_an_endpoint_dying_during_an_emit_stops_it_with_one_line_saying_how_far(
+    aws_env: None,
+) -> None:
+    # GIVEN 12 things to repair, and a persist endpoint that dies after 3 starts
+    seed(SRC)
+    seed(DST)
+    for i in range(12):
+        aws.client("iot", SRC).create_thing(thingName=f"late-{i:02d}")
+    sfn = aws.client("stepfunctions", SRC)
+    arn = sfn.create_state_machine(
+        name="persist",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/persist",
+    )["stateMachineArn"]
+    dying = DyingStepFunctions(sfn, answers=3)
+    factory = Factory(
+        client=lambda service, region: (
+            dying if service == "stepfunctions" else aws.client(service, region)
+        ),
+        show_progress=False,
+    )
+    # WHEN reconciled with --apply
+    result = run(factory, "reconcile", *REGIONS, "--apply", "--state-machine-arn", arn, "-q")
+    # THEN it stops at the first call that found no endpoint (not one failure per event), with
+    # one line naming the region and the call, how far it got, and that re-running is safe
+    assert result.exit_code == 2, result.output
+    assert dying.calls == 4
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {SRC}: StartExecution could not reach the endpoint (EndpointConnectionError); "
+        "3 of 12 corrective events emitted; re-run to finish (safe: an event already emitted "
+        "is not applied twice)"
+    )
 
 
 def test_reconcile_in_sync_exits_0_and_emits_nothing(factory: Factory) -> None:
