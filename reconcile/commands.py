@@ -61,6 +61,7 @@ from reconcile.report import render
 from reconcile.snapshot import Snapshot
 
 PLAN_FORMATS = ("table", "json")
+PLAN_LINES = 20  # actions a plan shows on a terminal; the rest: where its last line says
 
 
 @click.command()
@@ -212,7 +213,8 @@ def plan(
     audited = _audit(factory, engine, audit)
     repair = engine.plan(audited)
     repair.save(plan_path, key=plan_key())
-    _write(_show_plan(repair, audit.fmt), audit.output)
+    on_terminal = audit.output is None and sys.stdout.isatty()
+    _write(_show_plan(repair, audit.fmt, f"all in {plan_path}", on_terminal), audit.output)
     _show_held(audited.report)
     done = repair.is_empty and not audited.report.held
     raise click.exceptions.Exit(EXIT_IN_SYNC if done else EXIT_DRIFT)
@@ -359,7 +361,10 @@ def reconcile(
     if report.in_sync:
         raise click.exceptions.Exit(EXIT_IN_SYNC)
     repair = engine.plan(audited)
-    click.echo(describe_plan(repair), err=True)
+    # A person reading a terminal sees the first actions; a log (stderr redirected) all of them.
+    limit = PLAN_LINES if sys.stderr.isatty() else None
+    rest_in = "all with 2>FILE, or in a plan file: iot-crr plan --plan-file FILE"
+    click.echo(describe_plan(repair, limit=limit, rest_in=rest_in), err=True)
     _show_held(report)
     emitter = factory.emitter(
         emit.via if do_apply else "dry-run",
@@ -429,10 +434,10 @@ def _confirm(yes: bool, question: str) -> None:
         raise CliError("not confirmed; nothing emitted")
 
 
-def _show_plan(repair: Plan, fmt: str) -> str:
+def _show_plan(repair: Plan, fmt: str, rest_in: str, bounded: bool) -> str:
     if fmt == "json":
         return json.dumps(repair.to_json(), indent=2, sort_keys=True)
-    return describe_plan(repair)
+    return describe_plan(repair, limit=PLAN_LINES if bounded else None, rest_in=rest_in)
 
 
 def _write(text: str, output: Path | None) -> None:

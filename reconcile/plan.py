@@ -499,14 +499,19 @@ _HAZARD_LINE: dict[Hazard, str] = {
 }
 
 
-def describe_plan(plan: Plan) -> str:
-    """The plan as text, one line per action: this *is* the dry run."""
+def describe_plan(plan: Plan, *, limit: int | None = None, rest_in: str = "") -> str:
+    """The plan as text, one line per action: this *is* the dry run. With ``limit`` (a person
+    reading a terminal), at most that many action lines, then how many more and where they all
+    are (``rest_in``)."""
     lines = [
         f"plan {plan.plan_id}: {plan.source_region} -> {plan.target_region}, "
         f"{len(plan.actions)} action(s), {len(plan.skipped)} skipped"
     ]
     lines += [_action_line(a) for a in plan.actions]
     lines += [f"  (skipped) {_action_line(a).strip()}" for a in plan.skipped]
+    if limit is not None and len(lines) > limit + 1:
+        rest = len(lines) - 1 - limit
+        lines = [*lines[: limit + 1], f"  … and {rest} more{': ' + rest_in if rest_in else ''}"]
     return "\n".join(lines)
 
 

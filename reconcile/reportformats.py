@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import textwrap
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,9 +51,34 @@ def _escape(char: str) -> str:
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
+_CONTEXT = 12  # characters kept before the first difference of two long values
+
+
+def _text(value: Any) -> str:
+    return visible(json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
+
+
 def _value(value: Any) -> str:
-    text = visible(json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
+    text = _text(value)
     return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
+
+
+def _differing(source: Any, target: Any) -> tuple[str, str]:
+    """Two values as they differ: cut to the same window around their first difference, so
+    two long values never show as identical-looking prefixes (JSON holds them whole)."""
+    texts = _text(source), _text(target)
+    if max(map(len, texts)) <= _VALUE_WIDTH:
+        return texts
+    pairs = enumerate(zip(*texts, strict=False))
+    same = next((i for i, (a, b) in pairs if a != b), min(map(len, texts)))
+    start = 0 if same < _VALUE_WIDTH - _CONTEXT else same - _CONTEXT
+    width = _VALUE_WIDTH - 2  # room for the two ellipses
+
+    def window(text: str) -> str:
+        cut = text[start : start + width]
+        return ("…" if start else "") + cut + ("…" if start + width < len(text) else "")
+
+    return window(texts[0]), window(texts[1])
 
 
 def _explain(drift: Drift) -> str:
@@ -64,9 +90,8 @@ def _explain(drift: Drift) -> str:
             if value not in (None, {}, []):  # unset fields say nothing about the entity
                 parts.append(f"{field}={_value(value)}")
         else:
-            parts.append(
-                f"{field}: {_value(values.get('source'))} → {_value(values.get('target'))}"
-            )
+            source, target = _differing(values.get("source"), values.get("target"))
+            parts.append(f"{field}: {source} → {target}")
     return "; ".join(parts)
 
 
@@ -193,15 +218,39 @@ def _aligned(header: list[str], rows: list[list[str]], numeric: set[int]) -> lis
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
+TERMINAL_WIDTH = 100  # prose in the console table (advice, section titles) wraps to this
+
+
+def _wrapped_last(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+    """``rows`` with their last cell wrapped (continuation rows below it, other cells empty) so
+    the aligned table fits ``TERMINAL_WIDTH`` columns."""
+    fixed = sum(max(len(r[i]) for r in [header, *rows]) + 2 for i in range(len(header) - 1))
+    room = max(TERMINAL_WIDTH - fixed, 20)
+    wrapped = []
+    for *cells, last in rows:
+        first, *more = textwrap.wrap(last, room, break_on_hyphens=False) or [""]
+        wrapped.append([*cells, first])
+        wrapped += [[""] * len(cells) + [line] for line in more]
+    return wrapped
+
+
 def render_table(report: DriftReport, limit: int) -> str:
     lines = [_headline(report), ""]
     lines += _aligned(_SUMMARY_HEADER, _summary_rows(report), numeric={1, 2, 3, 4})
     if report.explained and report.drifts:
-        lines += ["", *_aligned(_WHERE_HEADER, _where_rows(report), numeric={1})]
+        where = _wrapped_last(_WHERE_HEADER, _where_rows(report))
+        lines += ["", *_aligned(_WHERE_HEADER, where, numeric={1})]
     if report.drifts:
         sections, rest = _sections(report, limit)
         for title, causes in sections:
-            lines += [""] + ([visible(title)] if title else [])
+            shown = (
+                textwrap.wrap(
+                    visible(title), TERMINAL_WIDTH, subsequent_indent="  ", break_on_hyphens=False
+                )
+                if title
+                else []
+            )
+            lines += ["", *shown]
             lines += _aligned(_DRIFT_HEADER, _cause_rows(causes), numeric=set())
         if rest:
             lines.append(f"… and {rest} more (use --format json)")

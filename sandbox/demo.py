@@ -140,10 +140,7 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
         echo(render(report, "table", limit=15))
         plan_file = out / "reports" / repair.prefix / "plan.json"
         plan = Plan.load(plan_file)
-        lines = describe_plan(plan).splitlines()
-        echo("\n".join(lines[:12]))
-        if len(lines) > 12:
-            echo(f"  … and {len(lines) - 12} more actions (see {plan_file})")
+        echo(describe_plan(plan, limit=11, rest_in=f"all in {plan_file}"))
         drained = box.drain(timeout=120)
         step(
             f"   repair: {repair.repairs_emitted} corrective events through the persist "

@@ -142,6 +142,7 @@ def test_explained_json_counts_classes_and_names_their_fixes() -> None:
 @pytest.mark.parametrize("fmt", ["table", "markdown", "html"])
 def test_human_formats_group_drifts_by_where_they_were_lost(fmt: str) -> None:
     text = render(explained_report(), fmt).replace("\\", "")  # Markdown escapes ( )
+    text = " ".join(text.split())  # the console table wraps its prose
     before = text.index("lost_before_table (2)")
     after = text.index("lost_after_table (2)")
     only = text.index("table_only (1)")
@@ -320,3 +321,48 @@ def test_the_json_report_keeps_the_exact_values() -> None:
     names = {d["name"] for d in document["drifts"]}
     assert f"gw{RLO}1" in names
     assert load_json(document).drifts == hostile_report().drifts
+
+
+# --- long values and narrow terminals (issue 22 item 10) --------------------------------------
+
+
+def long_value_report() -> DriftReport:
+    """Two attribute values 80 characters long that differ only near their end."""
+    common = "arn:aws:iot:us-east-1:123456789012:thinggroup/building-north-wing-floor-"
+    source = Snapshot.from_records(
+        SRC, 1, things=[{"name": "t1", "attributes": {"home": common + "0017-a"}}]
+    )
+    target = Snapshot.from_records(
+        DST, 1, things=[{"name": "t1", "attributes": {"home": common + "0017-b"}}]
+    )
+    return diff_snapshots(source, target, clock=lambda: NOW)
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html"])
+def test_long_values_show_where_they_differ(fmt: str) -> None:
+    # GIVEN two long values with a common 78-character prefix
+    # WHEN the report is rendered for a person
+    text = render(long_value_report(), fmt).replace("\\", "")
+    # THEN both sides show the characters that differ, not two identical-looking prefixes
+    assert "floor-0017-a" in text
+    assert "floor-0017-b" in text
+
+
+def test_short_values_are_shown_whole() -> None:
+    source = Snapshot.from_records(SRC, 1, things=[{"name": "t1", "attributes": {"a": "x1"}}])
+    target = Snapshot.from_records(DST, 1, things=[{"name": "t1", "attributes": {"a": "x2"}}])
+    text = render(diff_snapshots(source, target, clock=lambda: NOW), "table")
+    assert 'attributes.a: "x1" → "x2"' in text
+
+
+def test_explained_table_fits_a_100_column_terminal() -> None:
+    # GIVEN an explained report (the where table's advice is long prose)
+    text = render(explained_report(), "table")
+    # THEN no line but the drift rows (names and values as they are) is wider than 100
+    prose = text.split("severity")[0] + "\n".join(
+        line for line in text.splitlines() if line.startswith(LOSS_POINTS)
+    )
+    assert max(len(line) for line in prose.splitlines()) <= 100
+    # and the advice is all there, wrapped
+    words = " ".join(text.split())
+    assert "(iot-crr enable-events) and the IoT rule's error action / dead-letter queue" in words
