@@ -38,13 +38,13 @@ def render_table(region: str, before: Mapping[str, bool], after: Mapping[str, bo
 @click.command(name="enable-events")
 @click.option(
     "--region",
-    required=True,
     envvar=["AWS_REGION", "AWS_DEFAULT_REGION"],
-    help="Region to configure (default: AWS_REGION / AWS_DEFAULT_REGION).",
+    show_default="AWS_REGION, else AWS_DEFAULT_REGION",
+    help="Region to configure.",
 )
 @click.option("--disable", is_flag=True, help="Turn the registry event types off instead.")
 @pass_factory
-def enable_events_command(factory: Factory, region: str, disable: bool) -> None:
+def enable_events_command(factory: Factory, region: str | None, disable: bool) -> None:
     """Turn the six AWS IoT registry event types on (or off) in one region, idempotently.
 
     \b
@@ -52,6 +52,8 @@ def enable_events_command(factory: Factory, region: str, disable: bool) -> None:
       iot-crr enable-events --region us-east-1
       iot-crr enable-events --region eu-west-1 --disable
     """
+    if not region:  # neither the option nor its environment fallbacks
+        raise click.UsageError("Missing option '--region' (or AWS_REGION / AWS_DEFAULT_REGION).")
     with in_region(region):
         before, after = enable_events(factory.aws_client("iot", region), enable=not disable)
     click.echo(render_table(region, before, after))

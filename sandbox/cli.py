@@ -41,7 +41,13 @@ def sandbox() -> None:
 @click.option("--source-region", default=DEFAULT_SOURCE_REGION, show_default=True)
 @click.option("--target-region", default=DEFAULT_DESTINATION_REGION, show_default=True)
 @click.option("--destination-region", "old_target_region", hidden=True)  # the old spelling
-@click.option("--port", default=0, type=int, help="Listen port  [default: a free port]")
+@click.option(
+    "--port",
+    default=0,
+    type=click.IntRange(0, 65535),
+    show_default="a free port",
+    help="Listen port.",
+)
 @click.option(
     "--interval",
     default=1.0,
@@ -57,12 +63,26 @@ def sandbox() -> None:
     help="Seconds a round may take before it is reported as slow (the pump goes on).",
 )
 @click.option(
-    "--duplicates", default=0.0, type=float, show_default=True, help="P(duplicate delivery)."
+    "--duplicates",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    show_default=True,
+    help="Probability that an event is delivered twice.",
 )
 @click.option(
-    "--reorder-window", default=0, type=int, show_default=True, help="Shuffle within N events."
+    "--reorder-window",
+    default=0,
+    type=click.IntRange(min=0),
+    show_default=True,
+    help="Shuffle within N events.",
 )
-@click.option("--drops", default=0.0, type=float, show_default=True, help="P(dropped event).")
+@click.option(
+    "--drops",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    show_default=True,
+    help="Probability that an event is dropped.",
+)
 @click.option("--seed", default=0, type=int, show_default=True, help="Seed of the quirks above.")
 @click.option(
     "--two-way",

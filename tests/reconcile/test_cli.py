@@ -633,6 +633,45 @@ def test_every_command_has_an_example_and_shows_its_defaults() -> None:
     assert "[default: 1000" in CliRunner().invoke(main, ["reconcile", "--help"]).output
 
 
+def test_help_shows_one_default_per_option_and_required_only_without_fallback() -> None:
+    # issue 22 item 15: `--port` showed two defaults, `enable-events --region` "[required]"
+    # although AWS_REGION / AWS_DEFAULT_REGION stand in for it
+    for args in (["sandbox", "up"], ["enable-events"], ["reconcile"], ["doctor"]):
+        command = main
+        for name in args:
+            found = command.get_command(click.Context(command), name)
+            assert isinstance(found, click.Command)
+            command = found  # type: ignore[assignment]
+        for param in command.params:
+            record = param.get_help_record(click.Context(command))
+            if record is None:
+                continue
+            help_text = " ".join(record[1].split())
+            assert help_text.count("default:") <= 1, (args, record)
+            if param.envvar:
+                assert "required" not in help_text, (args, record)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--duplicates", "5"], ["--drops", "1.5"], ["--drops", "-0.1"], ["--port", "70000"]],
+)
+def test_sandbox_up_refuses_values_out_of_range(args: list[str]) -> None:
+    result = CliRunner().invoke(main, ["sandbox", "up", *args])
+    assert result.exit_code == 2
+    assert "is not in the range" in result.output
+
+
+def test_enable_events_without_any_region_names_the_fallbacks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(main, ["enable-events"])
+    assert result.exit_code == 2
+    assert "Missing option '--region' (or AWS_REGION / AWS_DEFAULT_REGION)" in result.output
+
+
 def test_version() -> None:
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0
