@@ -336,7 +336,7 @@ def reconcile(
           --state-machine-arn arn:aws:states:...:stateMachine:crr-persist
       # failback after a failover to eu-west-1 (docs/failover.md):
       iot-crr reconcile --source-region eu-west-1 --target-region us-east-1 --failback \\
-          --state-table iot-crr-state --apply --state-machine-arn arn:...:crr-persist
+          --state-table iot-registry-crr-state --apply --state-machine-arn arn:...:crr-persist
     """
     if do_apply:
         emit.check(state_table)

@@ -30,7 +30,7 @@ ASL_PATH = Path(__file__).resolve().parents[1] / "infra" / "statemachines" / "pe
 PERSIST_HANDLER = "pipeline.persist.lambda_handler"
 REPLICATE_HANDLER = "pipeline.replicate.lambda_handler"
 PENDING_HANDLER = "pipeline.pending.lambda_handler"
-DEFAULT_TABLE_NAME = "iot-crr-state"
+DEFAULT_TABLE_NAME = "iot-registry-crr-state"  # as the stacks name it (infra/*.yaml)
 DEFAULT_TYPE_DELETE_DELAY_SECONDS = 300
 
 

@@ -56,3 +56,18 @@ def test_the_guide_says_what_to_set_when_the_cap_applies() -> None:
     # The job's knob (the stack's parameter and its variable), never the CLI's flag.
     assert "MaxChanges=0" in section and "MAX_CHANGES" in section
     assert "--max-changes" not in section
+
+
+# --- what the guide names (issue 22 item 15) -----------------------------------------------
+
+
+def test_the_guide_names_every_parameter_and_every_alarm_of_the_stacks(
+    templates: dict[str, dict[str, Any]],
+) -> None:
+    guide = DEPLOY.read_text(encoding="utf-8")
+    for name, template in templates.items():
+        for parameter in template.get("Parameters", {}):
+            assert f"`{parameter}`" in guide or f"{parameter}=" in guide, (name, parameter)
+        for logical_id, resource in template["Resources"].items():
+            if resource["Type"] == "AWS::CloudWatch::Alarm":
+                assert f"`{logical_id}`" in guide, (name, logical_id)
