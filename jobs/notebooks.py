@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = ("drift_report", "drift_trends")
@@ -52,8 +53,23 @@ def execute_notebook(
         cwd=str(NOTEBOOK_DIR),
         progress_bar=False,
         execution_timeout=CELL_TIMEOUT_SECONDS,
+        kernel_manager_class=_ipc_kernel_manager(),
     )
     return output
+
+
+def _ipc_kernel_manager() -> type[Any]:
+    """A kernel manager that talks to the kernel over Unix sockets (in Jupyter's runtime
+    directory, beside the connection file) instead of TCP on localhost: ipykernel warns on every
+    start that unencrypted TCP is "susceptible to eavesdropping" (ipykernel.kernelapp), which
+    ``make report`` printed; local sockets are what the warning itself advises."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IpcKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(transport="ipc", **kwargs)
+
+    return IpcKernelManager
 
 
 def to_html(notebook: Path) -> Path:

@@ -23,7 +23,10 @@ def outputs(notebook: Path) -> tuple[str, int]:
             assert output.get("output_type") != "error", output
             data = output.get("data", {})
             images += "image/png" in data
-            text.append(output.get("text", "") + data.get("text/markdown", data.get("text/html", data.get("text/plain", ""))))
+            text.append(
+                output.get("text", "")
+                + data.get("text/markdown", data.get("text/html", data.get("text/plain", "")))
+            )
     return "\n".join(text), images
 
 
@@ -62,6 +65,16 @@ def test_the_drift_trends_notebook_runs_over_both_runs(scenario: Scenario, tmp_p
         assert run["run_id"] in text
     assert "1d 0h" in text  # time to repair of drift A, as a person writes it
     assert images == 4  # drift per run by where it was lost is the fourth chart
+
+
+def test_the_kernel_starts_without_the_eavesdropping_warning(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # issue 22 item 15: `make report` printed ipykernel's warning that its TCP sockets are
+    # "susceptible to eavesdropping"; the kernel now talks over local Unix sockets
+    with pytest.raises(PapermillExecutionError):
+        execute_notebook("drift_report", str(tmp_path / "empty"), tmp_path / "out")
+    assert "eavesdropping" not in capfd.readouterr().err
 
 
 def test_a_failing_cell_fails_the_execution(tmp_path: Path) -> None:
