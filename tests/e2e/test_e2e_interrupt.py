@@ -30,6 +30,7 @@ from reconcile.snapshot import Snapshot
 
 IOT_CRR = str(Path(sys.executable).with_name("iot-crr"))
 BOUND = 10.0  # seconds from the signal to the exit
+PLAN_KEY = "interrupt-test-key"
 SOURCE, TARGET = "us-east-1", "eu-west-1"
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:iot-crr-state-persist"
 
@@ -82,6 +83,7 @@ def environment(hole: BlackHole) -> dict[str, str]:
         "SOURCE_REGION": SOURCE,
         "TARGET_REGION": TARGET,
         "STATE_TABLE": "iot-crr-state",
+        "IOT_CRR_PLAN_KEY": PLAN_KEY,  # apply --no-verify takes only a signed plan
         "REPORT_LOCATION": "",
     }
 
@@ -126,7 +128,7 @@ def plan_file(directory: Path, things: int) -> Path:
     target = Snapshot.from_records(TARGET, now)
     plan = build_plan(diff_snapshots(source, target), source, target, Guards(), now=now)
     path = directory / "plan.json"
-    plan.save(path)
+    plan.save(path, key=PLAN_KEY.encode())
     return path
 
 
