@@ -143,10 +143,6 @@ def decide(
         and stored.deleted == change.deleted
         and stored.state == state
     )
-    if same_content and stored is not None and stored.origin_region != origin.region:
-        # An echo: another region's registry reporting what we replicated there.
-        return Decision(Outcome.UNCHANGED, "the stored desired state already matches the event")
-
     keep_ordering = change.partial and stored is not None
     item = Item(
         kind=change.kind,
@@ -165,8 +161,10 @@ def decide(
     if keep_ordering and stored is not None:
         item = replace(item, origin_region=stored.origin_region)
     if same_content:
-        # Same region, newer, same content (A -> B -> A, or a no-op update): the content stays
-        # but the ordering basis must move on, or the delayed "B" would later win.
+        # Newer, same content (A -> B -> A, a no-op update, or a region setting what the other
+        # region's change already set): the content stays but the ordering basis must move on
+        # to this event, or a delayed older change of its region ("B") would later win, and
+        # the registries would end different. Not an echo: those the ledger recognised above.
         return Decision(Outcome.UNCHANGED, "content unchanged; ordering metadata advanced", item)
     return Decision(Outcome.APPLIED, "newer than the stored state", item)
 

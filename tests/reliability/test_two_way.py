@@ -152,6 +152,30 @@ def test_issue_12_race_echo_after_a_newer_version_does_not_roll_the_source_back(
         assert registry_state(world.pipeline[name].iot, "t0") == {"v": "6"}, name
 
 
+def test_a_change_equal_to_the_other_regions_is_not_undone_by_its_older_change_arriving_late(
+    two_way: Callable[[], World],
+) -> None:
+    """Found by the property: B creates t0 {v: b}; A creates t0 {v: a}, then updates it to
+    {v: b}. B's create reaches A's table first; A's update arrives before A's create. The
+    update equals the stored content (from B), so it used to write nothing; the older create
+    then won by timestamp and A's table held {v: a} (never converged into A's own registry,
+    {v: b}), while B got {v: a}: the registries ended different. Equal content from another
+    region must still move the ordering on to the newer event."""
+    world = two_way()
+    a, b = REGIONS
+    world.change(b, ("create", "t0", {"v": "b"}))
+    world.change(a, ("create", "t0", {"v": "a"}))
+    world.deliver(b)
+    world.pipeline.replicate()  # B's {v: b} in A's table
+    world.change(a, ("update", "t0", {"v": "b"}))
+    created, updated = world.inbox[a]
+    world.inbox[a] = [updated, created]
+    world.deliver(a)
+    world.settle()
+    for name in REGIONS:
+        assert registry_state(world.pipeline[name].iot, "t0") == {"v": "b"}, name
+
+
 def test_a_delete_taken_for_an_echo_is_not_undone_by_the_older_create_arriving_after_it(
     two_way: Callable[[], World],
 ) -> None:

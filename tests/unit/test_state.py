@@ -84,13 +84,17 @@ def test_recreated_thing_with_new_id_is_applied_after_tombstone() -> None:
     assert decision.item is not None and not decision.item.deleted
 
 
-def test_equal_content_writes_nothing_echo_suppression() -> None:
+def test_equal_content_from_another_region_advances_ordering_to_it() -> None:
     stored = apply_all([thing_event(1, 1000, attrs={"a": "1"})])
-    # The destination's own registry event for the same content (another region, other ids).
-    echo = thing_event(1, 9000, attrs={"a": "1"}, thing_id="dest-id", region="eu-west-1")
-    decision = decide(stored, echo)
+    # The other region's registry sets the same content (its replicator's echoes are the echo
+    # ledger's to drop, tests/unit/test_echo*): the content stays, the ordering moves to it.
+    same = thing_event(2, 9000, attrs={"a": "1"}, thing_id="dest-id", region="eu-west-1")
+    decision = decide(stored, same)
     assert decision.outcome is Outcome.UNCHANGED
-    assert decision.item is None  # nothing written: no stream record, no loop
+    assert decision.item is not None and decision.item.origin_region == "eu-west-1"
+    # THEN that region's older change, delivered late, is stale (it no longer is its registry's)
+    older = thing_event(1, 5000, attrs={"a": "2"}, thing_id="dest-id", region="eu-west-1")
+    assert decide(decision.item, older).outcome is Outcome.STALE
 
 
 def test_same_region_newer_event_with_old_content_advances_ordering() -> None:
