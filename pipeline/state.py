@@ -13,10 +13,12 @@ Ordering, per entity:
 Deletes keep a tombstone with the delete's ordering metadata, so a late UPDATED of the deleted
 entity is stale and never resurrects it; a re-created entity (new ID, later timestamp) does.
 Partial events (type association, hierarchy link) patch only a live item already in the table.
-An event whose result equals the stored state is ``unchanged``: from another region (an echo of
-our own replication, active-active) it writes nothing, so no stream record and no loop; from the
-same region it advances only the ordering metadata, because a newer event with old content
-(A -> B -> A) must still outrank the delayed "B".
+An event whose result equals the stored state is ``unchanged``: it advances only the ordering
+metadata, from either region, because a newer event with old content (A -> B -> A) must still
+outrank the delayed "B" (with two regions, B's own older change arriving late would otherwise
+win in the table while B's registry holds A: the registries would end different). The
+replicators then have nothing to call, so no loop; our own replication's echoes never get here
+(``pipeline.echo`` drops them first).
 Corrective events (reconciliation) always write unless the table holds something newer, or the
 table's last write was this very corrective event (same event id and sync token): a replayed plan
 is a duplicate, since asynchronous Express workflows do not deduplicate by execution name.
