@@ -1,7 +1,9 @@
 """``iot-crr sandbox up``'s pump: the pipeline one round at a time, one line per round, forever.
 
 Flow: ``Sandbox.pump_round`` (events → executions → Global Table → replicator) → ``round_line``
-and ``failure_line`` → the console. The pump ends only when ``stop`` is set (Ctrl-C/SIGTERM in
+and ``failure_line`` → the console; then what the templates schedule (``Sandbox.run_schedules``:
+the destination's pending-deletion task every 5 minutes), on the sandbox's clock, which an idle
+pump with deletions pending jumps to the task's next firing (``Sandbox.skip_to_schedule``). The pump ends only when ``stop`` is set (Ctrl-C/SIGTERM in
 the CLI). A round slower than its budget is reported and the pump goes on: a burst of registry
 calls is work in progress, not a failure (executions still running at the budget are left for
 the next round, which waits for them again).
@@ -23,7 +25,7 @@ from sandbox.failures import (
     persist_failure,
     replicator_failure,
 )
-from sandbox.stack import Sandbox
+from sandbox.stack import PENDING_RATE_SECONDS, Sandbox
 
 
 def round_line(number: int, report: DrainReport, pending: int, failures: int, took: float) -> str:
@@ -37,6 +39,17 @@ def round_line(number: int, report: DrainReport, pending: int, failures: int, to
         f"round {number}: {report.events_published} events → {executions} executions{outcome} → "
         f"{report.records_applied} applied; {failures} failures; {pending} pending "
         f"[{format_duration(took)}]"
+    )
+
+
+def schedule_line(result: dict[str, list[str]], skipped: float) -> str:
+    """The pending-deletion task's run, when it did or tried something."""
+    parts = [
+        f"{len(names)} {outcome} ({', '.join(names)})" for outcome, names in result.items() if names
+    ]
+    return (
+        f"pending type deletions (every {format_duration(PENDING_RATE_SECONDS)}; sandbox clock {format_duration(skipped)} "
+        f"ahead of wall time): {'; '.join(parts)}"
     )
 
 
@@ -80,6 +93,7 @@ def run(
     total = DrainReport()
     watch = FailureWatch(box)
     number = 0
+    skipped = 0.0  # idle time the sandbox's clock jumped over
     while not stop.is_set():
         started = clock()
         report = box.pump_round(execution_wait=round_budget)
@@ -99,11 +113,18 @@ def run(
             echo(round_line(number, report, pending, len(failures), took))
             for failure in failures:
                 echo(failure_line(failure))
+        # What the templates schedule (the pending-deletion task), on the sandbox's clock.
+        scheduled = box.run_schedules()
+        if scheduled is not None and any(scheduled.values()):
+            echo(schedule_line(scheduled, skipped))
         if took > round_budget:
             echo(
                 f"  slow round: {format_duration(took)} (budget {format_duration(round_budget)}); "
                 "the pipeline is still moving, pumping on"
             )
         if not busy:
+            # Idle with type deletions pending: the sandbox's clock jumps to the task's next
+            # firing rather than wait minutes of wall time for it.
+            skipped += box.skip_to_schedule()
             stop.wait(interval)  # pacing an idle pump; Ctrl-C/SIGTERM set ``stop``
     return total

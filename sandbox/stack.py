@@ -34,6 +34,8 @@ import boto3
 import botocore.session
 
 from pipeline import aws
+from pipeline.kinds.thing_type import PendingTypeDeletion
+from pipeline.statetable import StateTable
 from sandbox import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION, emulation
 from sandbox.emulation import (
     Delivery,
@@ -62,6 +64,10 @@ from sandbox.provision import (
     provision,
 )
 from sandbox.server import MotoServer
+
+PENDING_RATE_SECONDS = 300
+"""How often the destination stack runs the pending-deletion task: infra/destination.yaml's
+PendingFunction, ``Schedule: rate(5 minutes)`` (tests/sandbox check the two agree)."""
 
 
 class SandboxError(Exception):
@@ -117,6 +123,7 @@ class Sandbox:
         self._quirks = DeliveryQuirks(self.delivery)
         self._replication: GlobalTableReplication | None = None
         self._halves: dict[str, StackHalf] = {}  # by region, the source's first: delivery order
+        self._next_pending = 0.0  # the pending task's next firing (``run_schedules``)
         self._clients: dict[tuple[str, str], Any] = {}
         self._botocore_session = botocore.session.get_session()
 
@@ -124,6 +131,42 @@ class Sandbox:
         """Move the emulated AWS's clock on (e.g. past the 5 minutes DeleteThingType waits after
         a deprecation), so tests never sleep."""
         self._emulation.advance(seconds)
+
+    def skip(self, seconds: float) -> None:
+        """Jump the clock of AWS's waits and the schedules on (``RegistryEmulation.skip``);
+        registry events keep wall-clock timestamps."""
+        self._emulation.skip(seconds)
+
+    # ---- what the templates schedule, on the sandbox's clock ----------------------------------
+
+    def run_schedules(self) -> dict[str, list[str]] | None:
+        """Run the pending-deletion task if its schedule (every ``PENDING_RATE_SECONDS`` from
+        the sandbox's start) has fired on the sandbox's clock (the emulation's ``wait_clock``),
+        as of the firing's time; None if it has not fired since the last run."""
+        now = self._emulation.wait_clock()
+        if now < self._next_pending:
+            return None
+        fired = self._next_pending
+        while self._next_pending <= now:  # firings missed while busy are one run, as Lambda's
+            self._next_pending += PENDING_RATE_SECONDS  # reserved concurrency of 1 makes them
+        result: dict[str, list[str]] = self.run_pending(datetime.fromtimestamp(fired, UTC))
+        return result
+
+    def skip_to_schedule(self) -> float:
+        """An idle sandbox whose destination holds pending type deletions jumps its clock to the
+        pending task's next firing (AWS's 5-minute wait and the schedule's, without minutes of
+        wall time); returns the seconds skipped (0: nothing pending)."""
+        if not self.pending_deletions():
+            return 0.0
+        seconds = max(self._next_pending - self._emulation.wait_clock(), 0.0)
+        self.skip(seconds)
+        return seconds
+
+    def pending_deletions(self) -> list[PendingTypeDeletion]:
+        """The destination's pending type deletions (its replica of the state table)."""
+        region = self.destination_region
+        table = StateTable(self.client("dynamodb", region), self.table_name)
+        return list(table.records(PendingTypeDeletion, PendingTypeDeletion.prefix(region)))
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -183,6 +226,7 @@ class Sandbox:
             two_way=self.two_way,
         )
         self._resources = resources
+        self._next_pending = self._emulation.wait_clock() + PENDING_RATE_SECONDS
         regions = {
             resources.source_region: resources.source_stream_arn,
             resources.destination_region: resources.destination_stream_arn,
@@ -398,7 +442,7 @@ class Sandbox:
         The event is an EventBridge Scheduler/Events scheduled event whose ``time`` is ``now``,
         so a test can jump past the deprecation wait without waiting.
         """
-        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        moment = (now or datetime.fromtimestamp(self._emulation.wait_clock(), UTC)).astimezone(UTC)
         event = {
             "version": "0",
             "id": "sandbox-pending",

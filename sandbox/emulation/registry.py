@@ -112,6 +112,7 @@ class RegistryEmulation:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._offset = 0.0
+        self._skipped = 0.0  # waits ``skip`` jumped over: ``wait_clock`` only
         self._lock = threading.Lock()
         self._last_ms = 0
         self._outboxes: dict[str, Outbox] = {}
@@ -139,17 +140,31 @@ class RegistryEmulation:
         with self._lock:
             self._offset += seconds
 
+    def wait_clock(self) -> float:
+        """Epoch seconds on which AWS's waits are judged (a type deletable 5 minutes after its
+        deprecation, a policy some seconds after a detach) and the sandbox's schedules fire:
+        ``now`` plus the idle time ``skip`` jumped over. Registry events keep ``now``'s
+        timestamps: persist refuses a timestamp more than 5 minutes ahead of its own clock
+        (``pipeline.state.check_not_future``), so skipping never moves them."""
+        return self.now() + self._skipped
+
+    def skip(self, seconds: float) -> None:
+        """Jump ``wait_clock`` on by ``seconds`` of idle time (``sandbox up`` waiting for its
+        pending-deletion schedule), leaving event timestamps on ``now``."""
+        with self._lock:
+            self._skipped += seconds
+
     def policy_detached(self, region: str, policy_name: str) -> None:
         """Record that a target was detached from the policy now (DeletePolicy waits on it)."""
         with self._lock:
-            self._policy_detached_at[(region, policy_name)] = self.now()
+            self._policy_detached_at[(region, policy_name)] = self.wait_clock()
 
     def seconds_since_policy_detach(self, region: str, policy_name: str) -> float | None:
         """Seconds on this clock since the policy's last detach; None if never detached (or
         deleted since)."""
         with self._lock:
             detached_at = self._policy_detached_at.get((region, policy_name))
-        return None if detached_at is None else self.now() - detached_at
+        return None if detached_at is None else self.wait_clock() - detached_at
 
     def policy_deleted(self, region: str, policy_name: str) -> None:
         with self._lock:

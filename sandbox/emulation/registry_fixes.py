@@ -51,9 +51,10 @@ def _original(name: str) -> Any:
 
 
 def _now() -> float:
-    """Epoch seconds on the installed emulation's clock (injectable: tests need not sleep)."""
+    """Epoch seconds on the installed emulation's clock of AWS's waits (``wait_clock``:
+    injectable and skippable, so tests and ``sandbox up`` need not sleep)."""
     emulation = _Installed.emulation
-    return emulation.now() if emulation is not None else time.time()
+    return emulation.wait_clock() if emulation is not None else time.time()
 
 
 # ---- things -----------------------------------------------------------------------------------

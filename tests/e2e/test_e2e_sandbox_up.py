@@ -15,7 +15,7 @@ from reconcile.cli import main
 from sandbox import pump
 from sandbox.cli import exports, welcome
 from sandbox.emulation import DrainReport
-from sandbox.stack import Sandbox
+from sandbox.stack import PENDING_RATE_SECONDS, Sandbox
 from tests.e2e.conftest import DESTINATION, SOURCE
 
 BURST = 20  # registry calls per burst; the 2,000-call figure is measured once (README, "Measured")
@@ -107,3 +107,42 @@ def test_the_printed_exports_are_all_reconcile_apply_needs(
     report: Any = sandbox.drain(timeout=60)
     assert isinstance(report, DrainReport)
     assert destination_things(sandbox) == 1
+
+
+def test_a_deleted_thing_type_finishes_without_minutes_of_wall_time(sandbox: Sandbox) -> None:
+    # GIVEN a type replicated, then deprecated and deleted in the source (its 5 minutes skipped
+    # on the sandbox's clock), so the replicator deprecates it in the destination and leaves a
+    # pending deletion for the destination stack's scheduled task
+    source, destination = sandbox.iot(SOURCE), sandbox.iot(DESTINATION)
+    source.create_thing_type(thingTypeName="retired")
+    sandbox.drain()
+    source.deprecate_thing_type(thingTypeName="retired")
+    sandbox.skip(PENDING_RATE_SECONDS + 1)
+    source.delete_thing_type(thingTypeName="retired")
+    sandbox.drain()
+    assert destination.describe_thing_type(thingTypeName="retired")["thingTypeMetadata"][
+        "deprecated"
+    ]
+    assert [p.name for p in sandbox.pending_deletions()] == ["retired"]
+    stop = threading.Event()
+    lines: list[str] = []
+
+    def echo(line: str) -> None:
+        lines.append(line)
+        if line.startswith("pending type deletions") and "deleted" in line:
+            stop.set()
+
+    # WHEN `sandbox up`'s pump runs (bounded by wall time, far below the 5 minutes of AWS's wait
+    # and the schedule's)
+    timer = threading.Timer(120, stop.set)
+    timer.start()
+    try:
+        pump.run(sandbox, stop, echo, interval=0.1)
+    finally:
+        timer.cancel()
+
+    # THEN the scheduled task ran on the sandbox's clock and finished the deletion
+    assert any("1 deleted (retired)" in line for line in lines), lines
+    names = [t["thingTypeName"] for t in destination.list_thing_types()["thingTypes"]]
+    assert "retired" not in names
+    assert sandbox.pending_deletions() == []

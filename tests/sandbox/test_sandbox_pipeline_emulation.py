@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -26,7 +28,7 @@ from sandbox.emulation import (
     environment_lock,
 )
 from sandbox.emulation.lambda_runtime import forget_function_environment
-from sandbox.stack import Sandbox
+from sandbox.stack import PENDING_RATE_SECONDS, Sandbox
 
 SOURCE = "us-east-1"
 DESTINATION = "eu-west-1"
@@ -357,3 +359,12 @@ def test_drain_reports_add_counts_and_keep_the_latest_rounds_running_executions(
     assert total.executions == {"SUCCEEDED": 3, "FAILED": 1}
     assert total.failed_batches == second.failed_batches
     assert total.executions_running == 0
+
+
+def test_the_pending_schedule_is_the_templates() -> None:
+    # The sandbox runs the pending-deletion task as often as infra/destination.yaml schedules it.
+    template = (Path(__file__).parents[2] / "infra" / "destination.yaml").read_text()
+    function = template.split("Handler: pipeline.pending.lambda_handler", 1)[1]
+    minutes = re.search(r"Schedule: rate\((\d+) minutes\)", function)
+    assert minutes is not None
+    assert int(minutes.group(1)) * 60 == PENDING_RATE_SECONDS
