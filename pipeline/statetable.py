@@ -294,15 +294,23 @@ class StateTable:
 
     def scan_entities(self, segments: int = SCAN_SEGMENTS) -> list[Item]:
         """Every entity item (tombstones included; bookkeeping keys skipped), read by a
-        parallel Scan: ``segments`` workers, each scanning its own segment (Segment /
-        TotalSegments, "Parallel scan" in the Amazon DynamoDB Developer Guide,
+        parallel Scan (``scan``)."""
+        return self.scan(segments)[0]
+
+    def scan(
+        self, segments: int = SCAN_SEGMENTS, *, records: str | None = None
+    ) -> tuple[list[Item], list[dict[str, Any]]]:
+        """Every entity item (tombstones included), and the bookkeeping records whose key
+        starts with ``records`` (none if None), read in one parallel Scan: ``segments``
+        workers, each scanning its own segment (Segment / TotalSegments, "Parallel scan" in the
+        Amazon DynamoDB Developer Guide,
         https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Scan.html). Costs
         read capacity, no IoT quota. Consistent reads: the audit compares against what the
         table holds now, not a second ago."""
         if not 1 <= segments <= MAX_SCAN_SEGMENTS:
             raise ValueError(f"segments must be 1..{MAX_SCAN_SEGMENTS}, got {segments}")
 
-        def segment(number: int) -> list[Item]:
+        def segment(number: int) -> tuple[list[Item], list[dict[str, Any]]]:
             kwargs: dict[str, Any] = {
                 "TableName": self.name,
                 "Segment": number,
@@ -310,18 +318,22 @@ class StateTable:
                 "ConsistentRead": True,
             }
             items: list[Item] = []
+            kept: list[dict[str, Any]] = []
             while True:
                 page = self._call("Scan", self._ddb.scan, **kwargs)
                 for image in page.get("Items", []):
                     item = item_from_image(image)
                     if item is not None:
                         items.append(item)
+                    elif records is not None and image["pk"]["S"].startswith(records):
+                        kept.append(from_dynamodb(image))
                 if "LastEvaluatedKey" not in page:
-                    return items
+                    return items, kept
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
         with ThreadPoolExecutor(segments, thread_name_prefix="scan") as pool:
-            return [item for part in pool.map(segment, range(segments)) for item in part]
+            parts = list(pool.map(segment, range(segments)))
+        return [i for items, _ in parts for i in items], [r for _, kept in parts for r in kept]
 
     def apply_many(self, changes: Sequence[Change]) -> list[PersistResult]:
         """``apply`` for many changes in fewer calls, for backfills: one BatchGetItem per 100

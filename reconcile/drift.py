@@ -20,9 +20,15 @@ from pipeline.model import EntityKind
 DriftKind = Literal["missing", "extra", "changed"]
 # Where a drift was lost, from the three-way audit (reconcile.explain): the source registry and
 # the state table disagree / the table holds the source's state but the destination differs /
-# the table disagrees with both.
-LossPoint = Literal["lost_before_table", "lost_after_table", "table_only"]
-LOSS_POINTS: tuple[LossPoint, ...] = ("lost_before_table", "lost_after_table", "table_only")
+# the table disagrees with both / not lost: a thing type on its way out of the destination, which
+# AWS deletes only 5 minutes after its deprecation (the destination stack's pending task).
+LossPoint = Literal["lost_before_table", "lost_after_table", "table_only", "type_deletion_pending"]
+LOSS_POINTS: tuple[LossPoint, ...] = (
+    "lost_before_table",
+    "lost_after_table",
+    "table_only",
+    "type_deletion_pending",
+)
 
 DRIFT_KINDS: tuple[DriftKind, ...] = ("missing", "extra", "changed")
 
@@ -66,6 +72,8 @@ class Drift:
     thing: str | None = None  # memberships only
     group: str | None = None
     where: LossPoint | None = None  # set by the three-way audit (reconcile.explain) only
+    # Where ``type_deletion_pending``: when the pending task may finish it (epoch seconds).
+    finishes_at: int | None = None
     # Why a failback reconcile does not repair it (reconcile.failback); None: repairable.
     held: str | None = None
     # The rows to repair from, for the plan (missing and changed drifts); not part of the drift's

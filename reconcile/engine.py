@@ -181,7 +181,7 @@ class Reconciler:
         """The state table (read in the source region) against the destination registry only:
         the replicator's hop, the source registry not read (``reconcile.explain``)."""
         table = self._table(source_region)
-        return table_vs_target(self._diff(table, self.snapshot(destination_region)))
+        return table_vs_target(self._diff(table, self.snapshot(destination_region)), table)
 
     def _diff(
         self,

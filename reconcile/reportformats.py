@@ -92,6 +92,8 @@ def _explain(drift: Drift) -> str:
         else:
             source, target = _differing(values.get("source"), values.get("target"))
             parts.append(f"{field}: {source} → {target}")
+    if drift.finishes_at is not None:
+        parts.append(f"deletion pending: due {iso(drift.finishes_at * 1000)}")
     return "; ".join(parts)
 
 

@@ -32,6 +32,7 @@ from pipeline.clock import now_ms
 from pipeline.errors import PermanentError
 from pipeline.kinds import KINDS
 from pipeline.kinds.base import Kind, canonical_json
+from pipeline.kinds.thing_type import PendingTypeDeletion
 from pipeline.model import EntityKind
 from reconcile.inventory import (
     FAMILIES,
@@ -121,6 +122,8 @@ class Snapshot:
     frames: Mapping[str, pd.DataFrame]
     # What was read in ``region``: its registry, or the state table (``reconcile.explain``).
     origin: Literal["registry", "state_table"] = "registry"
+    # The state table's only: thing types each region's pending task is to delete.
+    pending_deletions: tuple[PendingTypeDeletion, ...] = ()
 
     def __init__(
         self,
@@ -129,6 +132,7 @@ class Snapshot:
         frames: Mapping[str, pd.DataFrame] | None = None,
         *,
         origin: Literal["registry", "state_table"] = "registry",
+        pending_deletions: Iterable[PendingTypeDeletion] = (),
         **tables: pd.DataFrame,
     ) -> None:
         given = {**(frames or {}), **tables}
@@ -138,6 +142,7 @@ class Snapshot:
         object.__setattr__(self, "region", region)
         object.__setattr__(self, "taken_at_ms", taken_at_ms)
         object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "pending_deletions", tuple(pending_deletions))
         conformed = {t: conform(t, given[t]) if t in given else empty_frame(t) for t in SCHEMAS}
         object.__setattr__(self, "frames", conformed)
 
@@ -168,7 +173,13 @@ class Snapshot:
     def with_table(self, table: str, frame: pd.DataFrame) -> Snapshot:
         """This snapshot with ``table`` replaced by ``frame`` (conformed)."""
         frames = {**self.frames, table: frame}
-        return Snapshot(self.region, self.taken_at_ms, frames, origin=self.origin)
+        return Snapshot(
+            self.region,
+            self.taken_at_ms,
+            frames,
+            origin=self.origin,
+            pending_deletions=self.pending_deletions,
+        )
 
     # -- identity ---------------------------------------------------------------------------
 

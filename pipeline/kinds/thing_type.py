@@ -191,9 +191,11 @@ class PendingTypeDeletion:
     delete_after: int
     recreate: bool
 
-    @staticmethod
-    def prefix(region: str) -> str:
-        return f"PENDING#TYPEDELETE#{region}#"
+    PREFIX = "PENDING#TYPEDELETE#"  # every region's
+
+    @classmethod
+    def prefix(cls, region: str) -> str:
+        return f"{cls.PREFIX}{region}#"
 
     @classmethod
     def key_for(cls, region: str, name: str) -> str:

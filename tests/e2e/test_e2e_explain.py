@@ -117,6 +117,7 @@ def test_three_way_audit_names_where_each_drift_was_lost(
         "lost_before_table": 1,
         "lost_after_table": 2,
         "table_only": 1,
+        "type_deletion_pending": 0,
     }
 
     # The cheap check: the table against the destination only (no source listing)
@@ -128,3 +129,28 @@ def test_three_way_audit_names_where_each_drift_was_lost(
         "edited": "lost_after_table",
         "both": "lost_after_table",
     }
+
+
+def test_a_pending_type_deletion_is_named_with_when_it_finishes(sandbox: Sandbox) -> None:
+    # GIVEN a type deleted in the source, deprecated in the destination by the replicator, its
+    # deletion pending there (AWS deletes a type 5 minutes after its deprecation)
+    src = sandbox.iot(SOURCE)
+    src.create_thing_type(thingTypeName="retired")
+    sandbox.drain(timeout=120)
+    src.deprecate_thing_type(thingTypeName="retired")
+    sandbox.skip(301)
+    src.delete_thing_type(thingTypeName="retired")
+    sandbox.drain(timeout=120)
+    (pending,) = sandbox.pending_deletions()
+    table = ["--state-table", sandbox.table_name]
+
+    # WHEN the three-way audit and the table-vs-target audit run
+    code, out = _cli(sandbox, "audit", *REGIONS, *table, "--explain", "--format", "json")
+    _, cheap = _cli(sandbox, "audit", *REGIONS, *table, "--table-vs-target", "--format", "json")
+
+    # THEN both name the pending deletion and when it may finish, not the replicator's hop
+    assert code == 1, out
+    for document in (json.loads(out), json.loads(cheap)):
+        assert [(d["name"], d["where"], d.get("finishes_at")) for d in document["drifts"]] == [
+            ("retired", "type_deletion_pending", pending.delete_after)
+        ]

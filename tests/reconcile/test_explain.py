@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.kinds.thing_type import PendingTypeDeletion
 from pipeline.model import EntityKind, Item
 from reconcile.diff import diff_snapshots
 from reconcile.explain import classify, explain, table_snapshot, table_vs_target
+from reconcile.report import load_json, render, to_json
 from reconcile.snapshot import Snapshot
 
 SRC, DST = "us-east-1", "eu-west-1"
@@ -154,6 +156,7 @@ def test_each_drift_is_named_by_the_hop_that_lost_it() -> None:
         "lost_before_table": 1,
         "lost_after_table": 3,
         "table_only": 1,
+        "type_deletion_pending": 0,
     }
     # nothing else changed
     assert [(d.name, d.kind, d.details) for d in explained.drifts] == [
@@ -203,3 +206,54 @@ def test_a_link_of_a_group_or_thing_the_table_holds_deleted_is_not_desired_state
     assert view.memberships.to_dict("records") == [{"thing": "t", "group": "kept"}]
     assert list(view.policy_targets["name"]) == ["p#thinggroup/kept"]
     assert view.thing_principals.empty
+
+
+def test_a_type_on_its_way_out_of_the_destination_is_its_own_class_with_its_due_time() -> None:
+    # GIVEN a type deleted in the source (the table holds its tombstone) and one re-created with
+    # other searchable attributes, both still in the destination (deprecated, the things of the
+    # re-created one detached) with their deletions pending there, due at 1,000,330
+    type_ = {"description": "", "searchable_attributes": ["a"], "deprecated": False}
+    old = {**type_, "deprecated": True}
+    things = [thing("t1")]
+    source = Snapshot.from_records(
+        SRC,
+        1,
+        thing_types=[{**type_, "name": "sensor", "searchable_attributes": ["b"]}],
+        things=things,
+    )
+    items = [
+        item(EntityKind.THING_TYPE, "retired", type_, deleted=True),
+        item(EntityKind.THING_TYPE, "sensor", {**type_, "searchable_attributes": ["b"]}),
+        item(EntityKind.THING, "t1", thing("t1")),
+    ]
+    pending = [
+        PendingTypeDeletion(DST, "retired", 1_000_330, recreate=False),
+        PendingTypeDeletion(DST, "sensor", 1_000_330, recreate=True),
+        PendingTypeDeletion(SRC, "t1-type", 5, recreate=False),  # another region's: ignored
+    ]
+    table = table_snapshot(items, SRC, 1, pending)
+    target = Snapshot.from_records(
+        DST,
+        1,
+        thing_types=[{**old, "name": "retired"}, {**old, "name": "sensor"}],
+        things=[{**thing("t1"), "thing_type": None}],
+    )
+    report = diff_snapshots(source, target)
+
+    # WHEN the three-way audit explains the drift
+    explained = explain(report, source, table, target)
+
+    # THEN each is the pending deletion's (not lost after the table), with when it finishes
+    assert {(d.entity, d.name): (d.where, d.finishes_at) for d in explained.drifts} == {
+        (EntityKind.THING_TYPE, "retired"): ("type_deletion_pending", 1_000_330),
+        (EntityKind.THING_TYPE, "sensor"): ("type_deletion_pending", 1_000_330),
+        (EntityKind.THING, "t1"): ("type_deletion_pending", 1_000_330),
+    }
+    # which a report says, and its JSON keeps
+    text = render(explained, "table", limit=50)
+    assert "type_deletion_pending" in text
+    assert "deletion pending: due 1970-01-12" in text
+    assert load_json(to_json(explained)) == explained
+    # and without the pending records the same drift is the replicator's hop, as before
+    bare = explain(report, source, table_snapshot(items, SRC, 1), target)
+    assert {d.where for d in bare.drifts} == {"lost_after_table"}
