@@ -149,11 +149,15 @@ class Sandbox:
         fired = self._next_pending
         while self._next_pending <= now:  # firings missed while busy are one run, as Lambda's
             self._next_pending += PENDING_RATE_SECONDS  # reserved concurrency of 1 makes them
-        result: dict[str, list[str]] = self.run_pending(datetime.fromtimestamp(fired, UTC))
+        result: dict[str, list[str]] = {}
+        for region in self._pending_regions():
+            done = self.run_pending(datetime.fromtimestamp(fired, UTC), region=region)
+            for outcome, names in done.items():
+                result.setdefault(outcome, []).extend(names)
         return result
 
     def skip_to_schedule(self) -> float:
-        """An idle sandbox whose destination holds pending type deletions jumps its clock to the
+        """An idle sandbox holding pending type deletions jumps its clock to the
         pending task's next firing (AWS's 5-minute wait and the schedule's, without minutes of
         wall time); returns the seconds skipped (0: nothing pending)."""
         if not self.pending_deletions():
@@ -163,10 +167,19 @@ class Sandbox:
         return seconds
 
     def pending_deletions(self) -> list[PendingTypeDeletion]:
-        """The destination's pending type deletions (its replica of the state table)."""
-        region = self.destination_region
-        table = StateTable(self.client("dynamodb", region), self.table_name)
-        return list(table.records(PendingTypeDeletion, PendingTypeDeletion.prefix(region)))
+        """The pending type deletions of every region with a replicator (the destination; in
+        two-way the source too), each read in its own region's replica of the state table."""
+        return [
+            pending
+            for region in self._pending_regions()
+            for pending in StateTable(self.client("dynamodb", region), self.table_name).records(
+                PendingTypeDeletion, PendingTypeDeletion.prefix(region)
+            )
+        ]
+
+    def _pending_regions(self) -> list[str]:
+        """The regions whose stack has the pending task: those with a replicator."""
+        return [half.region for half in self._replicating() if half.mapping is not None]
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -436,8 +449,9 @@ class Sandbox:
         after each batch."""
         return settle(self.pump_round, timeout, progress)
 
-    def run_pending(self, now: datetime | None = None) -> Any:
-        """Run ``pipeline.pending`` (deferred thing-type deletions) as its schedule would, at ``now``.
+    def run_pending(self, now: datetime | None = None, *, region: str | None = None) -> Any:
+        """Run ``pipeline.pending`` (deferred thing-type deletions) as its schedule would, at
+        ``now`` (the sandbox's clock unless told), in ``region`` (the destination unless told).
 
         The event is an EventBridge Scheduler/Events scheduled event whose ``time`` is ``now``,
         so a test can jump past the deprecation wait without waiting.
@@ -450,11 +464,11 @@ class Sandbox:
             "source": "aws.events",
             "account": "123456789012",
             "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": self.destination_region,
+            "region": region or self.destination_region,
             "resources": [],
             "detail": {},
         }
-        env = self.resources.replicator_environment()
+        env = self.resources.replicator_environment(region)
         return emulation.call_handler(PENDING_HANDLER, event, env, "pending")
 
 
