@@ -22,10 +22,12 @@ while the audit runs can land in either class.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from pipeline.errors import EventValidationError
 from pipeline.kinds import ENTITIES
 from pipeline.kinds.links import ends, split_membership_name
 from pipeline.kinds.thing_type import PendingTypeDeletion
@@ -125,7 +127,11 @@ def read_table(
     """The whole state table (its replica in ``region``) as a snapshot, read by a parallel Scan
     (no IoT quota), with its pending type deletions (read in the same Scan)."""
     items, records = table.scan(segments, records=PendingTypeDeletion.PREFIX)
-    pending = [PendingTypeDeletion.from_record(record) for record in records]
+    pending = []
+    for record in records:
+        # A malformed record explains nothing (the pending task reports it: pipeline.pending).
+        with contextlib.suppress(EventValidationError):
+            pending.append(PendingTypeDeletion.from_record(record))
     return table_snapshot(items, region, taken_at_ms, pending)
 
 

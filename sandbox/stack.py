@@ -175,6 +175,7 @@ class Sandbox:
             for pending in StateTable(self.client("dynamodb", region), self.table_name).records(
                 PendingTypeDeletion, PendingTypeDeletion.prefix(region)
             )
+            if isinstance(pending, PendingTypeDeletion)  # a malformed one: the task reports it
         ]
 
     def _pending_regions(self) -> list[str]:
