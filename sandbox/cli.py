@@ -270,24 +270,29 @@ def demo(out: Path, things: int | None, seed: int, failover: bool) -> None:
       iot-crr demo --things 500 --out out
       iot-crr demo --failover        # failover and failback, both ways
     """
+    # Bad input is refused before anything changes this process's logging or environment.
+    if failover:
+        from sandbox.failover import MIN_THINGS as min_things
+    else:
+        from sandbox.demo import MIN_THINGS as min_things
+    if things is not None and things < min_things:
+        story = "--failover" if failover else "the demo"
+        raise click.BadParameter(f"at least {min_things} for {story}", param_hint="--things")
+    from sandbox.demo import OutInUseError, check_out, run_demo
+
+    if not failover:
+        try:
+            check_out(out)
+        except OutInUseError as error:
+            raise click.BadParameter(str(error), param_hint="--out") from error
     # The handlers run in this process: keep their INFO logs and metrics off the story.
     _handler_log_level("WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     if failover:
-        from sandbox.failover import MIN_THINGS, run_failover_demo
+        from sandbox.failover import run_failover_demo
 
-        if things is not None and things < MIN_THINGS:
-            raise click.BadParameter(f"at least {MIN_THINGS} for --failover", param_hint="--things")
         result = run_failover_demo(things=things or 20, echo=click.echo)
         sys.exit(0 if result.clean else 1)
-    from sandbox.demo import MIN_THINGS, OutInUseError, check_out, run_demo
-
-    if things is not None and things < MIN_THINGS:
-        raise click.BadParameter(f"at least {MIN_THINGS} for the demo", param_hint="--things")
-    try:
-        check_out(out)
-    except OutInUseError as error:
-        raise click.BadParameter(str(error), param_hint="--out") from error
     clean = run_demo(out, things=things or 2000, seed=seed, echo=click.echo)
     sys.exit(0 if clean else 1)
