@@ -40,6 +40,7 @@ from pipeline.kinds.base import (
     Result,
 )
 from pipeline.model import EntityKind, Item, entity_key
+from pipeline.policyrewrite import ArnMapping
 from pipeline.statetable import StateTable
 
 __all__ = ["ConvergeError", "Converger", "DependencyNotReadyError", "Result", "build_converger"]
@@ -73,14 +74,18 @@ class Converger:
     # --- the executor ----------------------------------------------------------------------
 
     def converge(self, item: Item) -> Result:
-        KINDS[item.kind].check_stored(item.state)
-        self.expect(item.kind, item.name, None if item.deleted else item.state)
-        return KINDS[item.kind].converge(self, item)
+        kind = KINDS[item.kind]
+        kind.check_stored(item.state)
+        desired = None if item.deleted else kind.as_written(item.state, self.arn_mapping(item))
+        self.expect(item.kind, item.name, desired)
+        return kind.converge(self, item)
 
     def run(self, kind: Kind, item: Item) -> Result:
-        """The common path: read, decide, apply (dependencies created on demand)."""
+        """The common path: read, decide, apply (dependencies created on demand); the desired
+        state is the item's as written in this region (``Kind.as_written``)."""
         actual = kind.read(self.iot, item.name, deleting=item.deleted)
-        calls = kind.calls(item.name, None if item.deleted else item.state, actual)
+        desired = None if item.deleted else kind.as_written(item.state, self.arn_mapping(item))
+        calls = kind.calls(item.name, desired, actual)
         if not calls:
             return Result("noop", "already as desired")
         self.with_dependencies(kind, item, lambda: self.iot.apply(calls))
@@ -134,6 +139,11 @@ class Converger:
 
     def kind(self, kind: EntityKind) -> Kind:
         return KINDS[kind]
+
+    def arn_mapping(self, item: Item) -> ArnMapping:
+        return ArnMapping(
+            regions={item.origin_region: self.region}, accounts=dict(self.policy_account_map)
+        )
 
     def count(self, metric: str, value: int) -> None:
         self._counts[metric] += value

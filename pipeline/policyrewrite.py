@@ -140,6 +140,12 @@ def rewrite_policy_document(
     return RewriteResult(text, tuple(rewrites), tuple(dict.fromkeys(foreign)))
 
 
+def rewrite_arn(arn: str, mapping: ArnMapping) -> str:
+    """One ARN (a role's, a Lambda function's) with its region and account rewritten as in a
+    policy document; anything that is not an ARN of ``mapping.services`` stays as it is."""
+    return _ARN.sub(lambda match: _rewrite_arn(match, mapping, []), arn)
+
+
 def _walk(
     value: Any, path: str, mapping: ArnMapping, rewrites: list[Rewrite], foreign: list[str]
 ) -> Any:

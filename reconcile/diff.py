@@ -36,10 +36,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.clock import now_ms
-from pipeline.kinds import ENTITIES, ENTITY_ORDER
+from pipeline.kinds import ENTITIES, ENTITY_ORDER, KINDS
 from pipeline.kinds.links import membership_name, membership_names
 from pipeline.model import EntityKind
-from pipeline.policyrewrite import ArnMapping, rewrite_policy_document
+from pipeline.policyrewrite import ArnMapping
 from reconcile.drift import Drift, DriftReport, RepairRows, changed_severity
 from reconcile.ignore import IgnoreRules
 from reconcile.snapshot import (
@@ -354,24 +354,32 @@ def side_label(snapshot: Snapshot) -> str:
     return snapshot.region
 
 
-def _policies_as_written(
-    source: Snapshot, destination: Snapshot, accounts: Mapping[str, str]
+def _as_written(
+    kind: EntityKind, source: Snapshot, destination: Snapshot, accounts: Mapping[str, str]
 ) -> Snapshot:
-    """``source`` with each policy document's ARNs rewritten for the destination's region (and
-    ``accounts``, the replicator's ``POLICY_ACCOUNT_MAP``). Compared with the state table (which
-    holds the source's documents), nothing is rewritten; the table compared with a registry is
-    rewritten from the region the table was read in."""
-    if source.policies.empty or destination.origin == "state_table":
+    """``source`` with the kind's ARN fields (``Kind.arn_fields``: a policy's document, a role
+    alias's role) as the replicator writes them in the destination: the source's region, and
+    ``accounts`` (the replicator's ``POLICY_ACCOUNT_MAP``), rewritten to the destination's.
+    Compared with the state table (which holds the source's state), nothing is rewritten; the
+    table compared with a registry is rewritten from the region the table was read in."""
+    model = KINDS[kind]
+    table = model.spec.frame
+    frame = getattr(source, table)
+    if not model.arn_fields or frame.empty or destination.origin == "state_table":
         return source
     if source.region == destination.region and not accounts:
         return source
     mapping = ArnMapping(regions={source.region: destination.region}, accounts=accounts)
-    frame = source.policies.copy()
-    frame["document"] = [
-        None if pd.isna(doc) else rewrite_policy_document(str(doc), mapping).document
-        for doc in frame["document"]
-    ]
-    return source.with_table("policies", frame)
+    frame = frame.copy()
+    for field in model.arn_fields:
+        column = model.column(field)
+        frame[field] = [
+            None
+            if pd.isna(cell)
+            else column.encode(model.written(field, column.decode(plain_value(cell)), mapping))
+            for cell in frame[field]
+        ]
+    return source.with_table(table, frame)
 
 
 def diff_snapshots(
@@ -387,7 +395,8 @@ def diff_snapshots(
     """Every difference between ``source`` and ``destination`` (the region that should match it).
 
     Policy documents are compared as the replicator writes them: the source's region, and its
-    accounts as ``policy_accounts`` maps them, rewritten to the destination's.
+    accounts as ``policy_accounts`` maps them, rewritten to the destination's (so are the
+    other kinds' ARN fields, ``Kind.arn_fields``).
 
     With ``bucket_range`` only names whose ``bucket_of(name, buckets)`` falls in the range are
     diffed (and counted); ``merge_reports`` of shards covering every bucket equals the
@@ -410,14 +419,13 @@ def diff_snapshots(
 
     drifts: list[Drift] = []
     counts: dict[str, int] = {}
-    # A policy's copy names the destination's region (pipeline.policyrewrite): the source's
-    # documents are compared as the replicator writes them. Fingerprints stay the source's.
-    as_written = _policies_as_written(source, destination, policy_accounts or {})
     for kind in ENTITY_ORDER:
         if kind is EntityKind.MEMBERSHIP:
             continue
         table, columns = ENTITIES[kind].frame, ENTITIES[kind].state_fields
-        side = as_written if kind is EntityKind.POLICY else source
+        # A copy's ARNs name the destination (``Kind.arn_fields``): the source's state is
+        # compared as the replicator writes it. Fingerprints stay the source's.
+        side = _as_written(kind, source, destination, policy_accounts or {})
         src = _side(side, table, shard(side, table), ("name",), columns)
         dst = _side(destination, table, shard(destination, table), ("name",), columns)
         counts[kind.value] = len(src.rows)

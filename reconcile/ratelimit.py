@@ -18,27 +18,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-# Default per-account, per-region TPS quotas for the calls a snapshot makes: AWS General
-# Reference, "AWS IoT Core endpoints and quotas" (https://docs.aws.amazon.com/general/latest/gr/
-# iot-core.html), AWS IoT Core API throttling limits; Service Quotas codes in the comments.
-# Adjustable in AWS, hence ``scale`` and ``overrides`` below.
+from pipeline.kinds import KINDS
+
+# Default per-account, per-region TPS quotas for the calls a snapshot makes, each kind's own
+# (``Kind.quotas``: AWS General Reference, "AWS IoT Core endpoints and quotas",
+# https://docs.aws.amazon.com/general/latest/gr/iot-core.html, with the Service Quotas codes;
+# assumptions labelled there). Adjustable in AWS, hence ``scale`` and ``overrides`` below.
 DEFAULT_QUOTAS: dict[str, float] = {
-    "ListThings": 10,  # L-57AAC135
-    "ListThingTypes": 10,  # L-F9EBF527
-    "ListThingGroups": 10,  # L-1E5260D6
-    "DescribeThingGroup": 100,  # L-52E1E197
-    "ListThingsInThingGroup": 25,  # L-D33FD5F9
-    "ListBillingGroups": 10,  # L-BB923BC2
-    "DescribeBillingGroup": 100,  # L-23DF46E7
-    "ListThingsInBillingGroup": 25,  # L-E8797DCC
-    # [assumption] The security side's calls: no figure read for them here; paced at the
-    # 10 TPS of IoT's list calls above (conservative: a slower snapshot, never a throttled one).
-    "ListCertificates": 10,
-    "DescribeCertificate": 10,
-    "ListPrincipalThingsV2": 10,
-    "ListPolicies": 10,
-    "GetPolicy": 10,
-    "ListTargetsForPolicy": 10,
+    op: quota for kind in KINDS.values() for op, quota in kind.quotas.items()
 }
 
 

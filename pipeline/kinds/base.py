@@ -27,6 +27,7 @@ from pipeline.errors import EventValidationError, PermanentError, RetryableError
 from pipeline.iot import Call
 from pipeline.kinds.parse import CallParser
 from pipeline.model import KEY_PREFIX, Change, EntityKind, Item
+from pipeline.policyrewrite import ArnMapping
 
 if TYPE_CHECKING:
     from pipeline.iot import Iot
@@ -99,6 +100,9 @@ class Converging(Protocol):
     clock: Callable[[], float]
     type_delete_delay_seconds: int
     policy_account_map: Mapping[str, str]
+
+    def arn_mapping(self, item: Item) -> ArnMapping:
+        """The item's origin region (and the configured accounts) to the destination's."""
 
     def expect(self, kind: EntityKind, name: str, *states: dict[str, Any] | None) -> None:
         """Record in the echo ledger, before the calls, what they make the entity look like."""
@@ -285,6 +289,15 @@ class Kind:
     # Metrics the replicator emits every invocation for this kind, 0 included (a baseline for
     # alarms); other counts a hook reports are emitted when not zero.
     baseline_metrics: tuple[str, ...] = ()
+    # The default TPS quota of each read call the snapshot makes for this kind (its listing's,
+    # describes' and joins' operations), per account and region, as AWS publishes it (AWS
+    # General Reference, "AWS IoT Core endpoints and quotas"); an assumption is labelled where
+    # it is set. ``reconcile.ratelimit`` paces each operation at it.
+    quotas: Mapping[str, float] = {}
+    # The state fields naming ARNs of the origin's region or account: the destination's copy
+    # names its own (``written``). The replicator converges to the state as written, and the
+    # diff compares the source's state as written with the destination's.
+    arn_fields: tuple[str, ...] = ()
 
     @property
     def kind(self) -> EntityKind:
@@ -323,6 +336,20 @@ class Kind:
         raise EventValidationError(f"state.{key}", "no validator for this field")
 
     # --- snapshot cells --------------------------------------------------------------------
+
+    def written(self, field: str, value: Any, mapping: ArnMapping) -> Any:
+        """``value`` (not ``None``) of ``field``, one of ``arn_fields``, as the destination's
+        copy holds it: ``mapping`` takes the origin's region and accounts to the destination's."""
+        raise NotImplementedError
+
+    def as_written(self, state: Mapping[str, Any], mapping: ArnMapping) -> dict[str, Any]:
+        """``state`` as the destination's copy holds it (each of ``arn_fields`` ``written``)."""
+        return {
+            key: self.written(key, value, mapping)
+            if key in self.arn_fields and value is not None
+            else value
+            for key, value in state.items()
+        }
 
     def column(self, name: str) -> Column:
         return next(column for column in self.columns if column.name == name)

@@ -36,6 +36,7 @@ class BillingGroup(Kind):
     )
     columns = (text("name"), text("description"))
     listing = Listing("ListBillingGroups", name="groupName", describe=("DescribeBillingGroup",))
+    quotas = {"ListBillingGroups": 10, "DescribeBillingGroup": 100}  # L-BB923BC2, L-23DF46E7
 
     def check_field(self, key: str, value: Any, state: Mapping[str, Any]) -> Any:
         return description(f"state.{key}", value)

@@ -220,6 +220,8 @@ class Certificate(Kind):
     )
     columns = (text("name"), text("status"), text("pem"))
     listing = Listing("ListCertificates", name="certificateId", describe=("DescribeCertificate",))
+    # [assumption] no figure read for these calls: paced at the 10 TPS of IoT's list calls.
+    quotas = {"ListCertificates": 10, "DescribeCertificate": 10}
     api_calls: Mapping[str, CallParser] = {
         "CreateKeysAndCertificate": _created,
         "CreateCertificateFromCsr": _created,

@@ -211,6 +211,7 @@ class ThingPrincipal(Kind):
     listing = Listing(
         "ListPrincipalThingsV2", parent=EntityKind.CERTIFICATE, dangling=EntityKind.THING
     )
+    quotas = {"ListPrincipalThingsV2": 10}  # [assumption] as IoT's list calls
     api_calls: Mapping[str, CallParser] = {
         "AttachThingPrincipal": lambda call: _thing_principal(call, deleted=False),
         "DetachThingPrincipal": lambda call: _thing_principal(call, deleted=True),
@@ -323,6 +324,7 @@ class PolicyTarget(Kind):
     columns = (text("name"),)
     # The targets of each listed policy, listed right after it.
     listing = Listing("ListTargetsForPolicy", parent=EntityKind.POLICY)
+    quotas = {"ListTargetsForPolicy": 10}  # [assumption] as IoT's list calls
     api_calls: Mapping[str, CallParser] = {
         "AttachPolicy": lambda call: _policy_attachment(call, deleted=False),
         "DetachPolicy": lambda call: _policy_attachment(call, deleted=True),

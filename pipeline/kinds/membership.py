@@ -95,6 +95,7 @@ class Membership(Kind):
         workers=4,
         dangling=EntityKind.THING,
     )
+    quotas = {"ListThingsInThingGroup": 25}  # L-D33FD5F9
     registry_events = {THING_GROUP_MEMBERSHIP_EVENT: _parse}
 
     def check_name(self, field_name: str, name: object) -> str:

@@ -233,6 +233,7 @@ class Thing(Kind):
             workers=2,
         ),
     )
+    quotas = {"ListThings": 10, "ListThingsInBillingGroup": 25}  # L-57AAC135, L-E8797DCC
     registry_events = {
         THING_EVENT: _parse_thing,
         THING_TYPE_ASSOCIATION_EVENT: _parse_type_association,

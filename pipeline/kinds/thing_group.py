@@ -269,6 +269,7 @@ class ThingGroup(Kind):
         version(),
     )
     listing = Listing("ListThingGroups", name="groupName", describe=("DescribeThingGroup",))
+    quotas = {"ListThingGroups": 10, "DescribeThingGroup": 100}  # L-1E5260D6, L-52E1E197
     registry_events = {
         THING_GROUP_EVENT: _parse_group,
         THING_GROUP_HIERARCHY_EVENT: _parse_hierarchy,

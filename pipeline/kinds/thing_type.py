@@ -267,6 +267,7 @@ class ThingType(Kind):
         json_list("propagating_attributes", sort=False),
     )
     listing = Listing("ListThingTypes", name="thingTypeName")
+    quotas = {"ListThingTypes": 10}  # L-F9EBF527
     registry_events = {THING_TYPE_EVENT: _parse}
 
     def check_field(self, key: str, value: Any, state: Mapping[str, Any]) -> Any:

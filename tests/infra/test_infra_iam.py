@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.kinds import KINDS
 from tests.infra.infra_templates import (
     REPO_ROOT,
     as_list,
@@ -200,10 +201,12 @@ def test_each_role_has_its_lookups(templates: dict[str, Any]) -> None:
 
 
 def _reconcile_iot_operations() -> set[str]:
+    """What reconcile/ names itself, and every read the snapshot makes for the kinds (their
+    listings, describes and joins: each has a quota, tests/unit/test_kinds.py)."""
     source = "\n".join(p.read_text() for p in (REPO_ROOT / "reconcile").rglob("*.py"))
-    return {
-        f"iot:{op}" for op in re.findall(r'"((?:Describe|List|Search|Get)[A-Z][A-Za-z]+)"', source)
-    }
+    named = re.findall(r'"((?:Describe|List|Search|Get)[A-Z][A-Za-z]+)"', source)
+    listed = [op for kind in KINDS.values() for op in kind.quotas]
+    return {f"iot:{op}" for op in [*named, *listed]}
 
 
 def test_reconcile_job_policy(templates: dict[str, Any]) -> None:

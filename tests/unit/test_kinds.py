@@ -55,6 +55,9 @@ def missing_pieces(kind: Kind) -> list[str]:
             missing.append(
                 f"describe ops of the IoT API (not {sorted(set(listing.describe) - OPERATIONS)})"
             )
+        reads = {*listing.operations, *(join.op for join in getattr(kind, "joins", ()))}
+        if reads - set(getattr(kind, "quotas", {})):
+            missing.append(f"quotas (the default TPS of {sorted(reads - set(kind.quotas))})")
         overridden = "links" if listing.parent is not None else "record"
         if getattr(type(kind), overridden) is getattr(Kind, overridden):
             missing.append(f"{overridden}() (the snapshot's records)")
@@ -66,6 +69,10 @@ def missing_pieces(kind: Kind) -> list[str]:
             missing.append(piece)
     if spec.fields and type(kind).check_field is Kind.check_field:
         missing.append("check_field() (a corrective event's state validated)")
+    if set(kind.arn_fields) - set(spec.fields):
+        missing.append("arn_fields among its state fields")
+    if kind.arn_fields and type(kind).written is Kind.written:
+        missing.append("written() (its ARN fields as the destination's copy names them)")
     return missing
 
 
@@ -85,6 +92,7 @@ def test_an_incomplete_kind_is_named_with_what_it_lacks() -> None:
         )
         columns = (text("name"),)
         listing = Listing("ListNothing")
+        arn_fields = ("x",)
 
     missing = missing_pieces(Half())
     assert "a column per state field, and no other" in missing
@@ -93,6 +101,8 @@ def test_an_incomplete_kind_is_named_with_what_it_lacks() -> None:
     assert "read() (the replicator's describe)" in missing
     assert "calls() (the pure decision)" in missing
     assert "check_field() (a corrective event's state validated)" in missing
+    assert "quotas (the default TPS of ['ListNothing'])" in missing
+    assert "written() (its ARN fields as the destination's copy names them)" in missing
 
 
 def test_per_kind_facts_are_distinct() -> None:
