@@ -32,6 +32,8 @@ class EntityKind(StrEnum):
     POLICY = "policy"
     THING_PRINCIPAL = "thing_principal"
     POLICY_TARGET = "policy_target"
+    # The onboarding kinds (streamed from CloudTrail too): how devices reach AWS.
+    ROLE_ALIAS = "role_alias"
 
 
 # Each kind's state-table key prefix (``<prefix>#<name>``). Stored keys: never renamed. A new
@@ -46,6 +48,7 @@ KEY_PREFIX: dict[EntityKind, str] = {
     EntityKind.POLICY: "POLICY",
     EntityKind.THING_PRINCIPAL: "PRINCIPAL",
     EntityKind.POLICY_TARGET: "POLICYTARGET",
+    EntityKind.ROLE_ALIAS: "ROLEALIAS",
 }
 _KIND_BY_PREFIX = {prefix: kind for kind, prefix in KEY_PREFIX.items()}
 

@@ -27,6 +27,7 @@ STAR_RESOURCE_ALLOWED: dict[str, str] = {
     "iot:ListBillingGroups": "IoT list call without a resource type",
     "iot:ListCertificates": "IoT list call without a resource type",
     "iot:ListPolicies": "IoT list call without a resource type",
+    "iot:ListRoleAliases": "IoT list call without a resource type",
     "cloudwatch:PutMetricData": "no resource type; narrowed by the cloudwatch:namespace condition",
     "ecr:GetAuthorizationToken": "the registry token has no resource type",
     "logs:CreateLogDelivery": "vended-log delivery APIs have no resource type",
@@ -173,6 +174,7 @@ def _iot_operations_called_by(*kinds: str) -> set[str]:
 
 REGISTRY_KINDS = ("thing", "thing_type", "thing_group", "billing_group", "membership")
 SECURITY_KINDS = ("certificate", "policy", "links")
+ONBOARDING_KINDS = ("role_alias",)
 
 
 def test_replicator_role_grants_exactly_the_registry_adapter_calls(
@@ -181,7 +183,7 @@ def test_replicator_role_grants_exactly_the_registry_adapter_calls(
     granted = {
         a for a in role_actions(templates["destination"], "ReplicatorRole") if a.startswith("iot:")
     }
-    assert granted == _iot_operations_called_by(*REGISTRY_KINDS, *SECURITY_KINDS)
+    assert granted == _iot_operations_called_by(*REGISTRY_KINDS, *SECURITY_KINDS, *ONBOARDING_KINDS)
 
 
 def test_each_role_has_its_lookups(templates: dict[str, Any]) -> None:
@@ -190,9 +192,11 @@ def test_each_role_has_its_lookups(templates: dict[str, Any]) -> None:
     source, destination = templates["source"], templates["destination"]
     assert "iot:DescribeThingGroup" in role_actions(source, "PersistFunctionRole")
     # Persist's lookups (the kinds' resolve), in the origin region.
-    assert {"iot:DescribeCertificate", "iot:GetPolicyVersion"} <= role_actions(
-        source, "PersistFunctionRole"
-    )
+    assert {
+        "iot:DescribeCertificate",
+        "iot:GetPolicyVersion",
+        "iot:DescribeRoleAlias",
+    } <= role_actions(source, "PersistFunctionRole")
     pending = role_actions(destination, "PendingRole")
     assert "iot:DeleteThingType" in pending
     # Finishing a type's lifecycle (delete, re-create, re-attach) converges with the

@@ -141,6 +141,7 @@ def test_every_seeded_difference_is_found_once_and_explained(
         "policy": 0,
         "thing_principal": 0,
         "policy_target": 0,
+        "role_alias": 0,
     }
     assert not report.in_sync
 
@@ -284,6 +285,7 @@ def test_empty_snapshots_are_in_sync() -> None:
             "policy",
             "thing_principal",
             "policy_target",
+            "role_alias",
         ],
         0,
     )

@@ -73,6 +73,7 @@ def test_json_follows_the_contract() -> None:
         "policy",
         "thing_principal",
         "policy_target",
+        "role_alias",
     }
     by_name = {d["name"]: d for d in document["drifts"]}
     assert by_name["t1"] == {

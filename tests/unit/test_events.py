@@ -543,6 +543,8 @@ def test_all_state_fields_have_a_validator() -> None:
         "pem": "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
         "document": '{"Statement":[],"Version":"2012-10-17"}',
         "exclusive": True,
+        "role_arn": "arn:aws:iam::123456789012:role/device-credentials",
+        "credential_duration_seconds": 3600,
     }
     cert = "c" * 64
     names_by_kind = {

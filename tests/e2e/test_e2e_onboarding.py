@@ -1,0 +1,106 @@
+"""End to end on the sandbox: the onboarding kinds made in the source reach the destination
+through the streaming path (CloudTrail-shaped events, emulated: sandbox.emulation.controlplane),
+changed and deleted too, under duplicated and reordered delivery; what the stream lost,
+`iot-crr reconcile --apply` repairs through the pipeline."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from click.testing import CliRunner
+
+from reconcile.cli import main
+from reconcile.context import Factory
+from sandbox.emulation import Delivery
+from sandbox.stack import Sandbox
+
+from .conftest import DESTINATION, SOURCE
+
+REGIONS = ["--source-region", SOURCE, "--target-region", DESTINATION]
+
+
+def _role(sandbox: Sandbox, name: str) -> str:
+    """An IAM role (global: both regions know it) that the credentials provider may assume."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "credentials.iot.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = sandbox.client("iam", SOURCE).create_role(
+        RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), MaxSessionDuration=43200
+    )
+    return str(role["Role"]["Arn"])
+
+
+def _aliases(iot: Any) -> dict[str, tuple[str, int]]:
+    names = iot.list_role_aliases(pageSize=250)["roleAliases"]
+    described = (iot.describe_role_alias(roleAlias=n)["roleAliasDescription"] for n in names)
+    return {d["roleAlias"]: (d["roleArn"], d["credentialDurationSeconds"]) for d in described}
+
+
+def _cli(sandbox: Sandbox, *args: str) -> tuple[int, str]:
+    factory = Factory(client=sandbox.client, show_progress=False)
+    result = CliRunner().invoke(main, list(args), obj=factory)
+    return result.exit_code, result.stdout
+
+
+def test_role_aliases_stream_created_changed_and_deleted(sandbox: Sandbox) -> None:
+    src, dst = sandbox.iot(SOURCE), sandbox.iot(DESTINATION)
+    role, other = _role(sandbox, "devices"), _role(sandbox, "gateways")
+    # GIVEN role aliases created in the source
+    src.create_role_alias(roleAlias="fleet", roleArn=role, credentialDurationSeconds=900)
+    src.create_role_alias(roleAlias="gateways", roleArn=role)
+    report = sandbox.drain(timeout=120)
+    assert report.executions.get("SUCCEEDED") == report.events_delivered, sandbox.failure_reasons()
+    # THEN the destination holds them
+    assert _aliases(dst) == {"fleet": (role, 900), "gateways": (role, 3600)}
+    # WHEN one is changed twice and the other deleted, delivered duplicated and reordered
+    sandbox.set_delivery(Delivery(duplicate_probability=0.5, reorder_window=4, seed=7))
+    src.update_role_alias(roleAlias="fleet", credentialDurationSeconds=7200)
+    src.update_role_alias(roleAlias="fleet", roleArn=other)
+    src.delete_role_alias(roleAlias="gateways")
+    report = sandbox.drain(timeout=120)
+    # THEN the destination ends as the source is
+    assert report.failed_batches == [], sandbox.failure_reasons()
+    assert _aliases(dst) == _aliases(src) == {"fleet": (other, 7200)}
+
+
+def test_role_aliases_the_stream_lost_are_repaired_by_reconciliation(sandbox: Sandbox) -> None:
+    src, dst = sandbox.iot(SOURCE), sandbox.iot(DESTINATION)
+    role = _role(sandbox, "devices")
+    src.create_role_alias(roleAlias="changed", roleArn=role)
+    src.create_role_alias(roleAlias="deleted", roleArn=role)
+    sandbox.drain(timeout=120)
+    # GIVEN changes whose events are all lost, and an alias made by hand in the destination
+    sandbox.set_delivery(Delivery(drop_probability=1.0))
+    src.create_role_alias(roleAlias="missing", roleArn=role, credentialDurationSeconds=1800)
+    src.update_role_alias(roleAlias="changed", credentialDurationSeconds=900)
+    src.delete_role_alias(roleAlias="deleted")
+    sandbox.drain(timeout=60)
+    sandbox.set_delivery(Delivery())
+    dst.create_role_alias(roleAlias="extra", roleArn=role)
+    sandbox.outbox(DESTINATION).take()
+    # WHEN auditing
+    code, out = _cli(sandbox, "audit", *REGIONS, "--format", "json")
+    assert code == 1
+    drifts = sorted((d["entity"], d["name"], d["kind"]) for d in json.loads(out)["drifts"])
+    assert drifts == [
+        ("role_alias", "changed", "changed"),
+        ("role_alias", "deleted", "extra"),
+        ("role_alias", "extra", "extra"),
+        ("role_alias", "missing", "missing"),
+    ]
+    # AND reconciling through the persist state machine, deletes allowed
+    arn = sandbox.state_machine_arn
+    apply = ["reconcile", *REGIONS, "--apply", "--allow-deletes", "--state-machine-arn", arn]
+    assert _cli(sandbox, *apply)[0] == 0
+    sandbox.drain(timeout=120)
+    # THEN the destination is the source's again, and a second audit is clean
+    assert _aliases(dst) == _aliases(src)
+    assert _cli(sandbox, "audit", *REGIONS)[0] == 0, sandbox.failure_reasons()
