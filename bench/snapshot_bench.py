@@ -114,10 +114,11 @@ def measure(fleet: dict[str, int]) -> dict[str, Any]:
     from reconcile.inventory import Inventory
     from reconcile.ratelimit import DEFAULT_QUOTAS, RateLimiter, VirtualClock
     from reconcile.snapshot import take_snapshot
+    from sandbox.emulation.install import served_in_process
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
+    with mock_aws(), served_in_process():
         seed(iot_backends[DEFAULT_ACCOUNT_ID][REGION], **fleet)
         client = boto3.client("iot", region_name=REGION)
         requests: Counter[str] = Counter()

@@ -34,6 +34,7 @@ class EntityKind(StrEnum):
     POLICY_TARGET = "policy_target"
     # The onboarding kinds (streamed from CloudTrail too): how devices reach AWS.
     ROLE_ALIAS = "role_alias"
+    AUTHORIZER = "authorizer"
 
 
 # Each kind's state-table key prefix (``<prefix>#<name>``). Stored keys: never renamed. A new
@@ -49,6 +50,7 @@ KEY_PREFIX: dict[EntityKind, str] = {
     EntityKind.THING_PRINCIPAL: "PRINCIPAL",
     EntityKind.POLICY_TARGET: "POLICYTARGET",
     EntityKind.ROLE_ALIAS: "ROLEALIAS",
+    EntityKind.AUTHORIZER: "AUTHORIZER",
 }
 _KIND_BY_PREFIX = {prefix: kind for kind, prefix in KEY_PREFIX.items()}
 

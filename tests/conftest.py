@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from pipeline.iot import Iot
 from pipeline.kinds import KINDS
 from pipeline.kinds.links import thing_principal_name
 from pipeline.model import EntityKind
+from sandbox.emulation.install import served_in_process
 
 AMBIENT_AWS_VARIABLES = (
     "AWS_PROFILE",
@@ -20,6 +22,14 @@ AMBIENT_AWS_VARIABLES = (
     "AWS_RETRY_MODE",
     "AWS_MAX_ATTEMPTS",
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _moto_serves_every_kind() -> Iterator[None]:
+    """In-process moto (``mock_aws``) with the calls of the kinds it lacks entirely, as the
+    sandbox serves them: every snapshot lists every kind."""
+    with served_in_process():
+        yield
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import moto.iot.models as iot_models
@@ -20,7 +21,7 @@ from sandbox.emulation.lambda_runtime import (
     forget_function_environment,
     with_environment_lock,
 )
-from sandbox.emulation.patches import _PATCHES
+from sandbox.emulation.patches import _PATCHES, _Patches
 from sandbox.emulation.quotas import _update_indexing_configuration
 from sandbox.emulation.registry import RegistryEmulation, _Installed
 from sandbox.emulation.registry_fixes import (
@@ -126,6 +127,24 @@ def _lock_step_functions_clients() -> None:
             and getattr(module, "boto_client_for", None) is original
         ):
             _PATCHES.set(module, "boto_client_for", locked)
+
+
+@contextmanager
+def served_in_process() -> Iterator[None]:
+    """The replicated kinds' calls plain moto lacks entirely (``onboarding.MISSING_IN_MOTO``:
+    custom authorizers), served as the sandbox serves them, for in-process ``mock_aws`` users
+    (the tests', the benchmarks'): their snapshots list every kind. No events are published
+    (none without ``install``), nothing else of moto changes; undone on exit."""
+    patches = _Patches()
+    for backend_patches, response_patches in onboarding.MISSING_IN_MOTO:
+        for name, function in backend_patches.items():
+            patches.set(IoTBackend, name, function)
+        for name, function in response_patches.items():
+            patches.set(IoTResponse, name, function)
+    try:
+        yield
+    finally:
+        patches.restore()
 
 
 def uninstall() -> None:

@@ -30,3 +30,8 @@ RESPONSE_PATCHES: dict[str, Callable[..., Any]] = {
     **authorizers.RESPONSE_PATCHES,
 }
 CLASS_PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = devicecertificates.CLASS_PATCHES
+# The calls of a replicated kind that plain moto does not implement at all (a snapshot lists
+# every kind): served to in-process ``mock_aws`` users too (``install.served_in_process``).
+MISSING_IN_MOTO: tuple[tuple[dict[str, Callable[..., Any]], dict[str, Callable[..., Any]]], ...] = (
+    (authorizers.BACKEND_PATCHES, authorizers.RESPONSE_PATCHES),
+)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 from reconcile.cli import main
@@ -103,4 +104,104 @@ def test_role_aliases_the_stream_lost_are_repaired_by_reconciliation(sandbox: Sa
     sandbox.drain(timeout=120)
     # THEN the destination is the source's again, and a second audit is clean
     assert _aliases(dst) == _aliases(src)
+    assert _cli(sandbox, "audit", *REGIONS)[0] == 0, sandbox.failure_reasons()
+
+
+FUNCTION = "arn:aws:lambda:{region}:123456789012:function:authorize"
+KEYS = {"key1": "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----"}
+
+
+def _authorizers(iot: Any) -> dict[str, dict[str, Any]]:
+    listed = iot.list_authorizers(pageSize=250)["authorizers"]
+    found = {}
+    for summary in listed:
+        name = summary["authorizerName"]
+        d = iot.describe_authorizer(authorizerName=name)["authorizerDescription"]
+        found[name] = {
+            "function": d["authorizerFunctionArn"],
+            "key": d.get("tokenKeyName"),
+            "keys": d.get("tokenSigningPublicKeys") or {},
+            "status": d["status"],
+            "signing_disabled": d.get("signingDisabled", False),
+            "caching": d.get("enableCachingForHttp", False),
+        }
+    return found
+
+
+def _default(iot: Any) -> str | None:
+    try:
+        return str(iot.describe_default_authorizer()["authorizerDescription"]["authorizerName"])
+    except ClientError:
+        return None
+
+
+def test_authorizers_stream_with_their_function_in_the_destination_region(
+    sandbox: Sandbox,
+) -> None:
+    src, dst = sandbox.iot(SOURCE), sandbox.iot(DESTINATION)
+    # GIVEN authorizers created in the source, one made the default
+    src.create_authorizer(
+        authorizerName="tokens",
+        authorizerFunctionArn=FUNCTION.format(region=SOURCE),
+        tokenKeyName="token",
+        tokenSigningPublicKeys=KEYS,
+    )
+    src.create_authorizer(
+        authorizerName="open",
+        authorizerFunctionArn=FUNCTION.format(region=SOURCE),
+        signingDisabled=True,
+        status="INACTIVE",
+    )
+    src.set_default_authorizer(authorizerName="tokens")
+    report = sandbox.drain(timeout=120)
+    assert report.failed_batches == [], sandbox.failure_reasons()
+    # THEN the destination holds them, each naming the destination region's function
+    copies = _authorizers(dst)
+    assert copies["tokens"] == {
+        "function": FUNCTION.format(region=DESTINATION),
+        "key": "token",
+        "keys": KEYS,
+        "status": "ACTIVE",
+        "signing_disabled": False,
+        "caching": False,
+    }
+    assert copies["open"]["signing_disabled"] and copies["open"]["status"] == "INACTIVE"
+    assert _default(dst) == "tokens"
+    # WHEN one is changed and the other deleted (deactivated first), delivered duplicated and
+    # reordered
+    sandbox.set_delivery(Delivery(duplicate_probability=0.5, reorder_window=4, seed=5))
+    src.update_authorizer(authorizerName="open", status="ACTIVE", enableCachingForHttp=True)
+    src.update_authorizer(authorizerName="tokens", status="INACTIVE")
+    src.delete_authorizer(authorizerName="tokens")
+    report = sandbox.drain(timeout=120)
+    # THEN the destination ends as the source is
+    assert report.failed_batches == [], sandbox.failure_reasons()
+    assert set(_authorizers(dst)) == {"open"}
+    assert _authorizers(dst)["open"]["status"] == "ACTIVE"
+    assert _authorizers(dst)["open"]["caching"] is True
+    assert _default(dst) is None
+
+
+def test_authorizers_the_stream_lost_are_repaired_by_reconciliation(sandbox: Sandbox) -> None:
+    src, dst = sandbox.iot(SOURCE), sandbox.iot(DESTINATION)
+    sandbox.set_delivery(Delivery(drop_probability=1.0))
+    src.create_authorizer(
+        authorizerName="tokens",
+        authorizerFunctionArn=FUNCTION.format(region=SOURCE),
+        tokenKeyName="token",
+        tokenSigningPublicKeys=KEYS,
+    )
+    src.set_default_authorizer(authorizerName="tokens")
+    sandbox.drain(timeout=60)
+    sandbox.set_delivery(Delivery())
+    code, out = _cli(sandbox, "audit", *REGIONS, "--format", "json")
+    assert code == 1
+    assert [(d["entity"], d["name"], d["kind"]) for d in json.loads(out)["drifts"]] == [
+        ("authorizer", "tokens", "missing")
+    ]
+    arn = sandbox.state_machine_arn
+    assert _cli(sandbox, "reconcile", *REGIONS, "--apply", "--state-machine-arn", arn)[0] == 0
+    sandbox.drain(timeout=120)
+    assert _authorizers(dst)["tokens"]["function"] == FUNCTION.format(region=DESTINATION)
+    assert _default(dst) == "tokens"
     assert _cli(sandbox, "audit", *REGIONS)[0] == 0, sandbox.failure_reasons()

@@ -28,6 +28,9 @@ STAR_RESOURCE_ALLOWED: dict[str, str] = {
     "iot:ListCertificates": "IoT list call without a resource type",
     "iot:ListPolicies": "IoT list call without a resource type",
     "iot:ListRoleAliases": "IoT list call without a resource type",
+    "iot:ListAuthorizers": "IoT list call without a resource type",
+    "iot:DescribeDefaultAuthorizer": "the region's default names no authorizer [assumption]",
+    "iot:ClearDefaultAuthorizer": "the region's default names no authorizer [assumption]",
     "cloudwatch:PutMetricData": "no resource type; narrowed by the cloudwatch:namespace condition",
     "ecr:GetAuthorizationToken": "the registry token has no resource type",
     "logs:CreateLogDelivery": "vended-log delivery APIs have no resource type",
@@ -174,7 +177,7 @@ def _iot_operations_called_by(*kinds: str) -> set[str]:
 
 REGISTRY_KINDS = ("thing", "thing_type", "thing_group", "billing_group", "membership")
 SECURITY_KINDS = ("certificate", "policy", "links")
-ONBOARDING_KINDS = ("role_alias",)
+ONBOARDING_KINDS = ("role_alias", "authorizer")
 
 
 def test_replicator_role_grants_exactly_the_registry_adapter_calls(
@@ -196,6 +199,8 @@ def test_each_role_has_its_lookups(templates: dict[str, Any]) -> None:
         "iot:DescribeCertificate",
         "iot:GetPolicyVersion",
         "iot:DescribeRoleAlias",
+        "iot:DescribeAuthorizer",
+        "iot:DescribeDefaultAuthorizer",
     } <= role_actions(source, "PersistFunctionRole")
     pending = role_actions(destination, "PendingRole")
     assert "iot:DeleteThingType" in pending

@@ -142,6 +142,7 @@ def test_every_seeded_difference_is_found_once_and_explained(
         "thing_principal": 0,
         "policy_target": 0,
         "role_alias": 0,
+        "authorizer": 0,
     }
     assert not report.in_sync
 
@@ -286,6 +287,7 @@ def test_empty_snapshots_are_in_sync() -> None:
             "thing_principal",
             "policy_target",
             "role_alias",
+            "authorizer",
         ],
         0,
     )

@@ -80,6 +80,39 @@ def test_a_destination_only_alias_is_deleted_only_when_deletes_are_allowed() -> 
     assert [(a.op, a.name) for a in allowed.actions] == [("delete", "fleet")]
 
 
+def _authorizer(region: str, account: str) -> dict[str, Any]:
+    return {
+        "name": "tokens",
+        "function_arn": f"arn:aws:lambda:{region}:{account}:function:authorize",
+        "token_key_name": "token",
+        "token_signing_public_keys": {"key1": "k"},
+        "status": "ACTIVE",
+        "signing_disabled": False,
+        "caching_for_http": False,
+        "default": True,
+    }
+
+
+def test_an_authorizers_function_is_compared_as_the_destination_regions() -> None:
+    source = Snapshot.from_records(SRC, NOW, authorizers=[_authorizer(SRC, "111111111111")])
+    target = Snapshot.from_records(DST, NOW, authorizers=[_authorizer(DST, "111111111111")])
+    assert diff_snapshots(source, target).drifts == ()
+    other_account = Snapshot.from_records(DST, NOW, authorizers=[_authorizer(DST, "222222222222")])
+    (drift,) = diff_snapshots(source, other_account).drifts
+    assert (drift.entity, drift.severity) == (EntityKind.AUTHORIZER, "high")
+    assert diff_snapshots(source, other_account, policy_accounts=ACCOUNTS).drifts == ()
+    # The plan carries the source's state (the replicator rewrites it as it writes)
+    inactive = Snapshot.from_records(
+        DST, NOW, authorizers=[{**_authorizer(DST, "111111111111"), "status": "INACTIVE"}]
+    )
+    report = diff_snapshots(source, inactive)
+    assert [d.details for d in report.drifts] == [
+        {"status": {"source": "ACTIVE", "target": "INACTIVE"}}
+    ]
+    (action,) = build_plan(report, source, inactive, Guards(), now=NOW).actions
+    assert action.fields["function_arn"] == _authorizer(SRC, "111111111111")["function_arn"]
+
+
 # --- whole runs on moto ----------------------------------------------------------------------
 
 

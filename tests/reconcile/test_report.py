@@ -74,6 +74,7 @@ def test_json_follows_the_contract() -> None:
         "thing_principal",
         "policy_target",
         "role_alias",
+        "authorizer",
     }
     by_name = {d["name"]: d for d in document["drifts"]}
     assert by_name["t1"] == {

@@ -173,6 +173,7 @@ def test_api_calls_are_bounded_by_pages(source_iot: Any, seed: Seed, snapshot_of
         "ListCertificates": 1,  # none to describe
         "ListPolicies": 1,
         "ListRoleAliases": 1,
+        "ListAuthorizers": 1,
     }
 
 
@@ -198,6 +199,7 @@ def test_progress_reports_final_counts(source_iot: Any, seed: Seed, snapshot_of:
         EntityKind.POLICY.value: 0,
         EntityKind.POLICY_TARGET.value: 0,
         EntityKind.ROLE_ALIAS.value: 0,
+        EntityKind.AUTHORIZER.value: 0,
     }
     assert final[EntityKind.THING.value].calls == inventory.calls["ListThings"] == 1
     assert all(status.region == SRC and status.eta_seconds == 0.0 for status in final.values())

@@ -545,6 +545,12 @@ def test_all_state_fields_have_a_validator() -> None:
         "exclusive": True,
         "role_arn": "arn:aws:iam::123456789012:role/device-credentials",
         "credential_duration_seconds": 3600,
+        "function_arn": "arn:aws:lambda:us-east-1:123456789012:function:authorize",
+        "token_key_name": "token",
+        "token_signing_public_keys": {"key1": "-----BEGIN PUBLIC KEY-----"},
+        "signing_disabled": False,
+        "caching_for_http": True,
+        "default": True,
     }
     cert = "c" * 64
     names_by_kind = {
@@ -554,9 +560,11 @@ def test_all_state_fields_have_a_validator() -> None:
         EntityKind.THING_PRINCIPAL: f"device-1#{cert}",
         EntityKind.POLICY_TARGET: f"p#cert/{cert}",
     }
+    # A field name means one thing per kind: an authorizer's status is not a certificate's.
+    overrides: dict[EntityKind, dict[str, Any]] = {EntityKind.AUTHORIZER: {"status": "INACTIVE"}}
     for kind, names in STATE_FIELDS.items():
         name = names_by_kind.get(kind, "n")
-        state = {field: samples[field] for field in names}
+        state = {field: overrides.get(kind, {}).get(field, samples[field]) for field in names}
         payload = corrective_event(_corrective(kind, name, state))
         assert parse_event(payload, region=REGION).fields == state
 

@@ -134,6 +134,7 @@ def test_derived_names_follow_the_kinds() -> None:
         EntityKind.THING_PRINCIPAL,
         EntityKind.POLICY_TARGET,
         EntityKind.ROLE_ALIAS,
+        EntityKind.AUTHORIZER,
     )
     assert ENTITIES[EntityKind.THING_TYPE].key_prefix == "TYPE"
     assert STATE_FIELDS[EntityKind.THING] == ("thing_type", "attributes", "billing_group")
