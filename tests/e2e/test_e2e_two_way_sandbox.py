@@ -73,3 +73,31 @@ def test_the_exports_name_both_regions_persist_state_machines(two_way: Sandbox) 
     assert names["PERSIST_STATE_MACHINE_ARN"].startswith(f"arn:aws:states:{SOURCE}:")
     assert names["TARGET_PERSIST_STATE_MACHINE_ARN"].startswith(f"arn:aws:states:{DESTINATION}:")
     assert f"{SOURCE} ⇄ {DESTINATION}" in welcome(two_way)
+
+
+def test_onboarding_kinds_made_in_the_dr_region_reach_the_source_and_their_echoes_write_nothing(
+    two_way: Sandbox,
+) -> None:
+    two_way.reset()
+    dr, primary = two_way.iot(DESTINATION), two_way.iot(SOURCE)
+    role = "arn:aws:iam::123456789012:role/devices"
+    function = "arn:aws:lambda:{region}:123456789012:function:authorize"
+    # GIVEN a role alias and an authorizer created in the DR region during a failover
+    dr.create_role_alias(roleAlias="fleet", roleArn=role, credentialDurationSeconds=900)
+    dr.create_authorizer(
+        authorizerName="tokens",
+        authorizerFunctionArn=function.format(region=DESTINATION),
+        signingDisabled=True,
+    )
+    # WHEN the pipeline runs both ways until nothing moves
+    report = two_way.drain(timeout=120)
+    # THEN the primary holds them, the authorizer naming the primary region's function
+    assert two_way.failure_reasons() == []
+    alias = primary.describe_role_alias(roleAlias="fleet")["roleAliasDescription"]
+    assert (alias["roleArn"], alias["credentialDurationSeconds"]) == (role, 900)
+    described = primary.describe_authorizer(authorizerName="tokens")["authorizerDescription"]
+    assert described["authorizerFunctionArn"] == function.format(region=SOURCE)
+    # AND each change was persisted once, in the DR region; the primary's CloudTrail events of
+    # the replicator's writes were recognised as echoes (the function as written there), so
+    # nothing went back
+    assert dict(report.persisted) == {"applied": 2, "echo": 2}, report
