@@ -13,6 +13,7 @@ import pandas as pd
 
 from jobs import history
 from jobs.artefacts import LocalStore, RunArtefacts, load_drift_items, load_index
+from pipeline.model import EntityKind
 from reconcile.plan import Plan
 from tests.jobs.scenario import Scenario
 
@@ -114,4 +115,4 @@ def test_the_run_publishes_emf_metrics(scenario: Scenario) -> None:
     assert totals["RunDuration"] > 0
     assert drift[("thing", "missing")] == 1
     assert drift[("membership", "missing")] == 1
-    assert len(drift) == 27  # every entity x kind (9 x 3), zeros included
+    assert len(drift) == len(EntityKind) * 3  # every entity x drift kind, zeros included
