@@ -245,3 +245,19 @@ def test_reconcile_job_policy(templates: dict[str, Any]) -> None:
     assert "${SourceRegion}" in by_sid["StateTable"]["Resource"]["Fn::Sub"]
     assert set(by_sid["ReportObjects"]["Action"]) == {"s3:GetObject", "s3:PutObject"}
     assert by_sid["ReportListing"]["Action"] == "s3:ListBucket"
+
+
+def test_the_replicator_may_pass_the_roles_its_role_aliases_name(
+    templates: dict[str, Any],
+) -> None:
+    # CreateRoleAlias and UpdateRoleAlias are refused without iam:PassRole on the alias's role
+    # (hashicorp/terraform-provider-aws#29011); only roles of the destination account
+    passing = [
+        statement
+        for document in policy_documents(templates["destination"]["Resources"]["ReplicatorRole"])
+        for statement in statements(document["Statement"])
+        if "iam:PassRole" in as_list(statement["Action"])
+    ]
+    assert [s["Resource"] for s in passing] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"}
+    ]
