@@ -59,8 +59,12 @@ class Converger:
         type_delete_delay_seconds: int = 300,
         wall_clock: Callable[[], float] = time.time,
         policy_account_map: Mapping[str, str] | None = None,
+        functions: Any = None,
     ) -> None:
         self.iot = iot
+        # The region's Lambda client (boto3), to look up functions a kind names (a
+        # provisioning template's hook); none: not looked up.
+        self.functions = functions
         self.table = table
         self.region = region
         self.clock = clock
@@ -148,6 +152,12 @@ class Converger:
     def count(self, metric: str, value: int) -> None:
         self._counts[metric] += value
 
+    def function_exists(self, arn: str) -> bool | None:
+        if self.functions is None:
+            return None
+        found = aws.AwsCalls().maybe("GetFunction", self.functions.get_function, FunctionName=arn)
+        return found is not None
+
     def take_counts(self) -> dict[str, int]:
         """The counts kinds reported since the last call, each metric a kind emits every
         invocation included (``Kind.baseline_metrics``, 0 if nothing was reported)."""
@@ -180,4 +190,5 @@ def build_converger(
         type_delete_delay_seconds=type_delete_delay_seconds,
         wall_clock=wall_clock,
         policy_account_map=policy_account_map,
+        functions=client("lambda", region),
     )

@@ -32,9 +32,12 @@ class EntityKind(StrEnum):
     POLICY = "policy"
     THING_PRINCIPAL = "thing_principal"
     POLICY_TARGET = "policy_target"
-    # The onboarding kinds (streamed from CloudTrail too): how devices reach AWS.
+    # The onboarding kinds (streamed from CloudTrail too): how devices reach AWS. A provisioning
+    # template by its name, a CA certificate by its id (the SHA-256 of its DER, as a certificate's).
     ROLE_ALIAS = "role_alias"
     AUTHORIZER = "authorizer"
+    PROVISIONING_TEMPLATE = "provisioning_template"
+    CA_CERTIFICATE = "ca_certificate"
 
 
 # Each kind's state-table key prefix (``<prefix>#<name>``). Stored keys: never renamed. A new
@@ -51,6 +54,8 @@ KEY_PREFIX: dict[EntityKind, str] = {
     EntityKind.POLICY_TARGET: "POLICYTARGET",
     EntityKind.ROLE_ALIAS: "ROLEALIAS",
     EntityKind.AUTHORIZER: "AUTHORIZER",
+    EntityKind.PROVISIONING_TEMPLATE: "PROVTEMPLATE",
+    EntityKind.CA_CERTIFICATE: "CACERT",
 }
 _KIND_BY_PREFIX = {prefix: kind for kind, prefix in KEY_PREFIX.items()}
 

@@ -266,8 +266,9 @@ def _diff_entities(
 ) -> list[Drift]:
     """The drift of a named kind; ``own`` is the source's table as read (the compared side may
     be rewritten as the replicator writes it: the desired state is the source's own)."""
-    # The compared columns: the kind's state fields (not the name nor the per-region version).
-    columns = ENTITIES[kind].state_fields
+    # The compared columns: the kind's state fields (not the name nor the per-region version,
+    # nor a field it carries uncompared).
+    columns = ENTITIES[kind].compared_fields
     # Names are joined through their hashes; only the rows that differ are ever read again.
     joined = _join(source, destination, ("name",))
     differ = source.content[joined.both_source] != destination.content[joined.both_destination]
@@ -422,7 +423,7 @@ def diff_snapshots(
     for kind in ENTITY_ORDER:
         if kind is EntityKind.MEMBERSHIP:
             continue
-        table, columns = ENTITIES[kind].frame, ENTITIES[kind].state_fields
+        table, columns = ENTITIES[kind].frame, ENTITIES[kind].compared_fields
         # A copy's ARNs name the destination (``Kind.arn_fields``): the source's state is
         # compared as the replicator writes it. Fingerprints stay the source's.
         side = _as_written(kind, source, destination, policy_accounts or {})

@@ -56,7 +56,7 @@ __all__ = [
     "take_snapshot",
 ]
 
-SNAPSHOT_FORMAT = 2  # 2: certificates, policies and their attachments
+SNAPSHOT_FORMAT = 3  # 2: certificates, policies and their attachments; 3: onboarding kinds
 MANIFEST = "snapshot.json"
 
 _BY_FRAME: dict[str, Kind] = {kind.spec.frame: kind for kind in KINDS.values()}

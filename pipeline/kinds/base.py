@@ -60,6 +60,14 @@ class EntitySpec:
     noun: tuple[str, str]  # how a sentence names it (singular, plural)
     alias: str | None = None  # a short name ignore patterns accept (reconcile.ignore)
     frame_key: tuple[str, ...] = ("name",)  # the columns identifying a row of ``frame``
+    # Fields the replicator needs that the diff does not compare, because the destination's
+    # copy may rightly differ (a certificate's CA, which the copy names only when the CA was
+    # registered there first); each still has a severity, and travels in corrective events.
+    carried: frozenset[str] = frozenset()
+
+    @property
+    def compared_fields(self) -> tuple[str, ...]:
+        return tuple(name for name in self.fields if name not in self.carried)
 
     @property
     def key_prefix(self) -> str:
@@ -125,6 +133,10 @@ class Converging(Protocol):
 
     def count(self, metric: str, value: int) -> None:
         """Add to a count the replicator emits as a metric once per invocation."""
+
+    def function_exists(self, arn: str) -> bool | None:
+        """Whether the Lambda function ``arn`` exists (a hook the operator deploys); ``None``
+        where the replicator has no Lambda client to ask."""
 
     def kind(self, kind: EntityKind) -> Kind:
         """Another kind (what a hook does to entities of other kinds goes through them)."""

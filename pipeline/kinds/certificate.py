@@ -38,7 +38,17 @@ from typing import Any
 
 from pipeline.errors import EventValidationError, NotFoundError, PermanentError
 from pipeline.iot import Iot
-from pipeline.kinds.base import Call, ConvergeError, EntitySpec, Kind, Listing, Reader, text
+from pipeline.kinds.base import (
+    Call,
+    ConvergeError,
+    Converging,
+    EntitySpec,
+    Kind,
+    Listing,
+    Reader,
+    Result,
+    text,
+)
 from pipeline.kinds.parse import (
     ApiCall,
     CallParser,
@@ -47,7 +57,7 @@ from pipeline.kinds.parse import (
     non_empty_text,
     skip,
 )
-from pipeline.model import Change, EntityKind, Lookup
+from pipeline.model import Change, EntityKind, Item, Lookup
 
 _CERTIFICATE_ID = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 _PEM = re.compile(
@@ -160,10 +170,14 @@ def _deleted(call: ApiCall) -> ParseResult:
 
 
 def certificate_calls(
-    cert_id: str, desired: Mapping[str, Any] | None, actual: Mapping[str, Any] | None
+    cert_id: str,
+    desired: Mapping[str, Any] | None,
+    actual: Mapping[str, Any] | None,
+    ca_pem: str | None = None,
 ) -> list[Call]:
     """The calls that bring certificate ``cert_id`` from ``actual`` (``read``: ``{"status",
-    "pem", "arn"}``, ``None`` when absent) to ``desired`` (``None``: deleted).
+    "pem", "arn"}``, ``None`` when absent) to ``desired`` (``None``: deleted); ``ca_pem``: the
+    destination's copy of the CA that signed it, ACTIVE there (``None``: none to register with).
 
     A delete needs ``actual["things"]`` and ``actual["policies"]`` (what is attached)."""
     if desired is None:
@@ -191,6 +205,16 @@ def certificate_calls(
                 f"certificate {cert_id}: the state table has no PEM or status to register it "
                 "with; the next reconciliation reads them from the source"
             )
+        if ca_pem:
+            # With its CA where the CA is registered (and ACTIVE) in the destination: the copy
+            # takes the CA's id and mode, as the source's (docs/onboarding-kinds.md, fact 5:
+            # a certificate of a CA registered there may be refused without it).
+            return [
+                Call(
+                    "RegisterCertificate",
+                    {"certificatePem": pem, "caCertificatePem": ca_pem, "status": status},
+                )
+            ]
         return [Call("RegisterCertificateWithoutCA", {"certificatePem": pem, "status": status})]
     if status is None or status == actual.get("status"):
         return []
@@ -210,15 +234,20 @@ class Certificate(Kind):
     spec = EntitySpec(
         EntityKind.CERTIFICATE,
         frame="certificates",
-        rank=5,
+        rank=7,  # after the CA certificate it may be registered with
         # ``pem`` (canonical, ``canonical_pem``) is what registers the copy; the id is its hash,
         # so two regions' PEMs of one id never differ. A status that differs is a device that
         # can (or cannot) connect: high.
-        fields={"status": "high", "pem": "low"},
+        # ``ca``: the CA the source's registration names (its id, the same in every region), to
+        # register the copy with where that CA is in the destination; carried, not compared: a
+        # copy registered before its CA reached the destination, or while the CA was INACTIVE
+        # there, stays registered without it (AWS cannot re-link a registered certificate).
+        fields={"status": "high", "pem": "low", "ca": "low"},
         noun=("certificate", "certificates"),
         alias="cert",
+        carried=frozenset({"ca"}),
     )
-    columns = (text("name"), text("status"), text("pem"))
+    columns = (text("name"), text("status"), text("pem"), text("ca"))
     listing = Listing("ListCertificates", name="certificateId", describe=("DescribeCertificate",))
     # [assumption] no figure read for these calls: paced at the 10 TPS of IoT's list calls.
     quotas = {"ListCertificates": 10, "DescribeCertificate": 10}
@@ -240,6 +269,8 @@ class Certificate(Kind):
             if value not in {status.value for status in CertificateStatus}:
                 raise EventValidationError(field, "must be ACTIVE, INACTIVE or REVOKED")
             return value
+        if key == "ca":
+            return None if value is None else certificate_id(field, value)
         return non_empty_text(field, value)
 
     def read(self, iot: Iot, name: str, *, deleting: bool = False) -> dict[str, Any] | None:
@@ -276,6 +307,7 @@ class Certificate(Kind):
             "name": cert_id,
             "status": description["status"],
             "pem": canonical_pem(description["certificatePem"]),
+            "ca": description.get("caCertificateId") or None,
             "arn": description["certificateArn"],
         }
 
@@ -292,6 +324,7 @@ class Certificate(Kind):
                 return None
         else:
             fields["pem"] = described["pem"]
+            fields["ca"] = described["ca"]
             fields.setdefault("status", described["status"])
         return replace(change, fields=fields, lookup=None)
 
@@ -299,6 +332,38 @@ class Certificate(Kind):
         self, name: str, desired: Mapping[str, Any] | None, actual: Mapping[str, Any] | None
     ) -> list[Call]:
         return certificate_calls(name, desired, actual)
+
+    def converge(self, ctx: Converging, item: Item) -> Result:
+        """The common path, but a certificate to register looks its CA up in the destination
+        first (created from the local table when the table has it)."""
+        desired = None if item.deleted else item.state
+        actual = self.read(ctx.iot, item.name, deleting=item.deleted)
+        ca_pem = self._ca_pem(ctx, desired) if actual is None and desired else None
+        calls = certificate_calls(item.name, desired, actual, ca_pem)
+        if not calls:
+            return Result("noop", "already as desired")
+        ctx.iot.apply(calls)
+        verb = "deleted" if item.deleted else "created" if actual is None else "updated"
+        return Result(verb, ", ".join(call.op for call in calls))
+
+    def _ca_pem(self, ctx: Converging, desired: Mapping[str, Any]) -> str | None:
+        """The destination's PEM of the certificate's CA when it is registered there and ACTIVE
+        ("The CA certificate must be active before you can register any client certificates it
+        has signed", AWS IoT Developer Guide, manage-your-CA-certs.html); else ``None``."""
+        ca_id = desired.get("ca")
+        if not ca_id:
+            return None
+        ca_kind = ctx.kind(EntityKind.CA_CERTIFICATE)
+        found = ca_kind.read(ctx.iot, ca_id)
+        if found is None:
+            stored = ctx.table.get(EntityKind.CA_CERTIFICATE, ca_id)
+            if stored is None or stored.deleted:
+                return None  # a CA the tool does not replicate: registered without it
+            ctx.ensure(EntityKind.CA_CERTIFICATE, ca_id)
+            found = ca_kind.read(ctx.iot, ca_id)
+        if found is None or found.get("status") != "ACTIVE":
+            return None
+        return str(found["pem"])
 
 
 KIND = Certificate()

@@ -200,7 +200,7 @@ class ThingPrincipal(Kind):
     spec = EntitySpec(
         EntityKind.THING_PRINCIPAL,
         frame="thing_principals",
-        rank=7,  # after its thing and its certificate
+        rank=9,  # after its thing and its certificate
         fields={"exclusive": "medium"},
         noun=("thing principal", "thing principals"),
         alias="principal",
@@ -316,7 +316,7 @@ class PolicyTarget(Kind):
     spec = EntitySpec(
         EntityKind.POLICY_TARGET,
         frame="policy_targets",
-        rank=8,  # after its policy and its target
+        rank=10,  # after its policy and its target
         fields={},
         noun=("policy attachment", "policy attachments"),
         alias="policytarget",

@@ -166,7 +166,7 @@ class Policy(Kind):
     spec = EntitySpec(
         EntityKind.POLICY,
         frame="policies",
-        rank=6,
+        rank=8,
         # The default version's document as the origin region has it (canonical JSON); the
         # destination's copy has its ARNs rewritten (pipeline.policyrewrite).
         fields={"document": "high"},

@@ -42,6 +42,10 @@ STAR_RESOURCE_ALLOWED: dict[str, str] = {
     "logs:DescribeResourcePolicies": "list call without a resource type",
     "logs:DescribeLogGroups": "list call without a resource type",
     "iot:RegisterCertificateWithoutCA": "the certificate does not exist before the call",
+    "iot:RegisterCertificate": "the certificate does not exist before the call",
+    "iot:RegisterCACertificate": "the CA certificate does not exist before the call",
+    "iot:ListProvisioningTemplates": "IoT list call without a resource type",
+    "iot:ListCACertificates": "IoT list call without a resource type",
 }
 # Allowed only with a condition that narrows them.
 STAR_RESOURCE_NEEDS_CONDITION = {"cloudwatch:PutMetricData"}
@@ -177,7 +181,7 @@ def _iot_operations_called_by(*kinds: str) -> set[str]:
 
 REGISTRY_KINDS = ("thing", "thing_type", "thing_group", "billing_group", "membership")
 SECURITY_KINDS = ("certificate", "policy", "links")
-ONBOARDING_KINDS = ("role_alias", "authorizer")
+ONBOARDING_KINDS = ("role_alias", "authorizer", "provisioning_template", "ca_certificate")
 
 
 def test_replicator_role_grants_exactly_the_registry_adapter_calls(

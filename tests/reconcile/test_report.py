@@ -75,6 +75,8 @@ def test_json_follows_the_contract() -> None:
         "policy_target",
         "role_alias",
         "authorizer",
+        "provisioning_template",
+        "ca_certificate",
     }
     by_name = {d["name"]: d for d in document["drifts"]}
     assert by_name["t1"] == {

@@ -100,7 +100,7 @@ def test_missing_entities_are_planned_in_dependency_order_with_their_state() -> 
         EntityKind.POLICY_TARGET,
     ]
     state = {a.entity: a.fields for a in plan.actions}
-    assert state[EntityKind.CERTIFICATE] == {"status": "ACTIVE", "pem": PEM}
+    assert state[EntityKind.CERTIFICATE] == {"status": "ACTIVE", "pem": PEM, "ca": None}
     assert state[EntityKind.THING_PRINCIPAL] == {"exclusive": True}
     # Each becomes a corrective event persist accepts (names and fields validated).
     for change in corrective_changes(plan, SRC, sync="s"):

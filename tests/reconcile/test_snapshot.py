@@ -174,6 +174,8 @@ def test_api_calls_are_bounded_by_pages(source_iot: Any, seed: Seed, snapshot_of
         "ListPolicies": 1,
         "ListRoleAliases": 1,
         "ListAuthorizers": 1,
+        "ListProvisioningTemplates": 1,  # none to describe
+        "ListCACertificates": 1,
     }
 
 
@@ -200,6 +202,8 @@ def test_progress_reports_final_counts(source_iot: Any, seed: Seed, snapshot_of:
         EntityKind.POLICY_TARGET.value: 0,
         EntityKind.ROLE_ALIAS.value: 0,
         EntityKind.AUTHORIZER.value: 0,
+        EntityKind.PROVISIONING_TEMPLATE.value: 0,
+        EntityKind.CA_CERTIFICATE.value: 0,
     }
     assert final[EntityKind.THING.value].calls == inventory.calls["ListThings"] == 1
     assert all(status.region == SRC and status.eta_seconds == 0.0 for status in final.values())

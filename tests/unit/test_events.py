@@ -551,6 +551,14 @@ def test_all_state_fields_have_a_validator() -> None:
         "signing_disabled": False,
         "caching_for_http": True,
         "default": True,
+        "ca": "c" * 64,
+        "type": "JITP",
+        "body": '{"Resources":{}}',
+        "versions": ['{"Resources":{}}'],
+        "enabled": True,
+        "hook": {"targetArn": "arn:aws:lambda:us-east-1:123456789012:function:f"},
+        "auto_registration": "ENABLE",
+        "registration_config": {"templateName": "t"},
     }
     cert = "c" * 64
     names_by_kind = {
@@ -559,9 +567,14 @@ def test_all_state_fields_have_a_validator() -> None:
         EntityKind.POLICY: "device.policy@v2",
         EntityKind.THING_PRINCIPAL: f"device-1#{cert}",
         EntityKind.POLICY_TARGET: f"p#cert/{cert}",
+        EntityKind.CA_CERTIFICATE: cert,
     }
     # A field name means one thing per kind: an authorizer's status is not a certificate's.
-    overrides: dict[EntityKind, dict[str, Any]] = {EntityKind.AUTHORIZER: {"status": "INACTIVE"}}
+    # A CA's status is ACTIVE or INACTIVE (UpdateCACertificate).
+    overrides: dict[EntityKind, dict[str, Any]] = {
+        EntityKind.AUTHORIZER: {"status": "INACTIVE"},
+        EntityKind.CA_CERTIFICATE: {"status": "INACTIVE"},
+    }
     for kind, names in STATE_FIELDS.items():
         name = names_by_kind.get(kind, "n")
         state = {field: overrides.get(kind, {}).get(field, samples[field]) for field in names}

@@ -129,6 +129,8 @@ def test_derived_names_follow_the_kinds() -> None:
         EntityKind.BILLING_GROUP,
         EntityKind.THING,
         EntityKind.MEMBERSHIP,
+        EntityKind.PROVISIONING_TEMPLATE,
+        EntityKind.CA_CERTIFICATE,
         EntityKind.CERTIFICATE,
         EntityKind.POLICY,
         EntityKind.THING_PRINCIPAL,
