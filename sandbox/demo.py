@@ -33,7 +33,7 @@ from pipeline.clock import now_ms
 from reconcile.drift import DriftReport
 from reconcile.plan import Guards, Plan, describe_plan
 from reconcile.report import load_json, render
-from sandbox.certificates import self_signed_pem
+from sandbox.certificates import CertificateAuthority, self_signed_pem
 from sandbox.emulation import Delivery, DrainReport
 from sandbox.stack import Sandbox
 
@@ -126,6 +126,8 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
 
         credentials = device_credentials(box, echo=step)
         _explain_failures(box, box.drain(timeout=120), echo)
+        onboarded = device_onboarding(box, echo=step)
+        _explain_failures(box, box.drain(timeout=120), echo)
 
         inject_drift(box, fleet, rng)
         step(
@@ -154,7 +156,7 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
             f"6. next nightly run: {_summary_line(final)}; reports in {out}/, run history in "
             f"{out}/reports/ (make report renders the notebooks)"
         )
-        return final.drift_total == 0 and credentials
+        return final.drift_total == 0 and credentials and onboarded
 
 
 DEVICE_POLICY = "device-policy"
@@ -225,6 +227,68 @@ def device_credentials(box: Sandbox, *, echo: Echo) -> bool:
         and revoked == "REVOKED"
         and resource == expected_resource
     )
+
+
+PROVISIONING_ROLE = "arn:aws:iam::123456789012:role/iot-provisioning"
+
+
+def device_onboarding(box: Sandbox, *, echo: Echo) -> bool:
+    """Step 3c: how new devices onboard in the DR region, through the streaming path: a CA
+    (DEFAULT mode, its verification certificate signed with the CA's key) whose devices
+    provision just in time with a JITP template, and a fleet-provisioning template with a
+    pre-provisioning hook; then the CA is deactivated in the source. True when the destination
+    shows each as expected."""
+    src, dst = box.iot(box.source_region), box.iot(box.destination_region)
+    body = json.dumps({"Parameters": {"SerialNumber": {"Type": "String"}}, "Resources": {}})
+    src.create_provisioning_template(
+        templateName="jitp-devices",
+        templateBody=body,
+        provisioningRoleArn=PROVISIONING_ROLE,
+        type="JITP",
+    )
+    hook = f"arn:aws:lambda:{box.source_region}:123456789012:function:pre-provision"
+    src.create_provisioning_template(
+        templateName="fleet-claims",
+        templateBody=body,
+        provisioningRoleArn=PROVISIONING_ROLE,
+        enabled=True,
+        preProvisioningHook={"targetArn": hook, "payloadVersion": "2020-04-01"},
+    )
+    ca = CertificateAuthority.new("iot-crr demo CA")
+    code = src.get_registration_code()["registrationCode"]
+    ca_id = src.register_ca_certificate(
+        caCertificate=ca.pem,
+        verificationCertificate=ca.issue(code),
+        setAsActive=True,
+        allowAutoRegistration=True,
+        registrationConfig={"templateName": "jitp-devices"},
+    )["certificateId"]
+    box.drain(timeout=120)
+    copy = _ca(dst, ca_id)
+    fleet = dst.describe_provisioning_template(templateName="fleet-claims")
+    echo(
+        f"3c. onboarding streamed: CA {copy.get('status')} ({copy.get('certificateMode')}: the "
+        "tool holds no CA key) with its JITP template, a fleet-provisioning template whose hook "
+        f"names {fleet['preProvisioningHook']['targetArn']}"
+    )
+    src.update_ca_certificate(certificateId=ca_id, newStatus="INACTIVE")
+    box.drain(timeout=120)  # until the pipeline is idle: the condition, not a sleep
+    inactive = _ca(dst, ca_id).get("status")
+    echo(f"    CA set INACTIVE in the source → {inactive} in the destination (streaming path)")
+    return (
+        copy.get("status") == "ACTIVE"
+        and inactive == "INACTIVE"
+        and fleet["preProvisioningHook"]["targetArn"]
+        == hook.replace(box.source_region, box.destination_region)
+    )
+
+
+def _ca(iot: Any, ca_id: str) -> dict[str, Any]:
+    try:
+        described = iot.describe_ca_certificate(certificateId=ca_id)
+    except iot.exceptions.ResourceNotFoundException:
+        return {}
+    return dict(described["certificateDescription"])
 
 
 def _status(iot: Any, certificate_id: str) -> str:

@@ -29,6 +29,8 @@ def test_the_demo_story_ends_with_a_clean_audit(
     # destination; a revocation and a policy change follow through the streaming path.
     assert "3 ACTIVE (same ids), 3 attached" in out
     assert "REVOKED in the destination" in out
+    assert "3c. onboarding streamed: CA ACTIVE (SNI_ONLY" in out
+    assert "CA set INACTIVE in the source → INACTIVE in the destination" in out
     assert "arn:aws:iot:eu-west-1:123456789012:topic/telemetry-v2/*" in out
     assert [line for line in out.splitlines() if '"_aws"' in line] == []
     assert any('"_aws"' in line for line in FUNCTION_LOG.lines())
