@@ -205,6 +205,8 @@ class CaCertificate(Kind):
         "DeleteCACertificate": _deleted,
     }
     arn_fields = ("registration_config",)
+    # [assumption] Service Quotas L-15185D92, L-E72BB356: defaults not read here; 10 TPS.
+    quotas = {"ListCACertificates": 10, "DescribeCACertificate": 10}
 
     def written(self, field: str, value: Any, mapping: ArnMapping) -> Any:
         """An inline JITP configuration's role (IAM: the account map)."""

@@ -297,6 +297,13 @@ class ProvisioningTemplate(Kind):
         "DeleteProvisioningTemplate": _deleted,
     }
     arn_fields = ("role_arn", "hook")
+    # [assumption] no figure read for these calls (docs/onboarding-kinds.md, "Quotas"): 10 TPS.
+    quotas = {
+        "ListProvisioningTemplates": 10,
+        "DescribeProvisioningTemplate": 10,
+        "ListProvisioningTemplateVersions": 10,
+        "DescribeProvisioningTemplateVersion": 10,
+    }
     baseline_metrics = (HOOK_FUNCTIONS_MISSING_METRIC,)
 
     def written(self, field: str, value: Any, mapping: ArnMapping) -> Any:
