@@ -131,6 +131,7 @@ def measure_calls(k: int) -> dict[str, Any]:
     """IoT calls per applied event, by kind, on moto in process."""
     from moto import mock_aws
 
+    from sandbox.emulation.install import served_in_process
     from sandbox.inprocess import LocalPipeline
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -140,7 +141,7 @@ def measure_calls(k: int) -> dict[str, Any]:
     # The replicator's handler flushes its metrics after each invocation, as in Lambda; here
     # they would only print.
     quiet = {"POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true")}
-    with mock.patch.dict(os.environ, quiet), mock_aws():
+    with mock.patch.dict(os.environ, quiet), mock_aws(), served_in_process():
         pipeline = LocalPipeline()
         changes = _Changes()
         for label, make in _scenarios(k, changes):

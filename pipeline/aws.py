@@ -144,6 +144,22 @@ WAIT_REFUSALS: tuple[tuple[str, str, str, str], ...] = (
         "AWS IoT API Reference, DeleteCertificate (a thing or policy still attached); detaching "
         "is asynchronous as for DeleteThing above",
     ),
+    # A JITP template's CA, and a CA's device certificates, are deleted first (their ranks are
+    # higher), but their delete records may reach the replicator after the template's or the
+    # CA's: the refusal lasts until they do. [assumption] AWS's texts are not public.
+    (
+        "DeleteProvisioningTemplate",
+        "DeleteConflictException",
+        "",
+        "AWS IoT API Reference, DeleteProvisioningTemplate (a template attached to resources)",
+    ),
+    (
+        "DeleteCACertificate",
+        "CertificateStateException",
+        "",
+        "AWS IoT API Reference, DeleteCACertificate; docs/onboarding-kinds.md (a CA with "
+        "registered certificates: the sandbox's assumption; the converger deactivates first)",
+    ),
 )
 
 

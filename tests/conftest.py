@@ -90,26 +90,3 @@ class RegistryView:
 
     def list_thing_groups_for_thing(self, thing: str) -> list[str]:
         return [g["groupName"] for g in self.iot.items("ListThingGroupsForThing", thingName=thing)]
-
-
-@pytest.fixture(autouse=True)
-def _moto_serves_the_onboarding_listings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto 5.2 lacks provisioning templates and ListCACertificates (``MOTO_GAPS``), which every
-    snapshot lists: every test on moto gets them as the sandbox serves them (the same
-    emulation, ``sandbox.emulation.provisioning`` and ``cacertificates``; none of these calls
-    moto's own). A test that installs the whole emulation patches the same functions again."""
-    from moto.iot.models import IoTBackend
-    from moto.iot.responses import IoTResponse
-
-    from sandbox.emulation import cacertificates, provisioning
-
-    for name, function in provisioning.BACKEND_PATCHES.items():
-        monkeypatch.setattr(IoTBackend, name, function, raising=False)
-    for name, function in provisioning.RESPONSE_PATCHES.items():
-        monkeypatch.setattr(IoTResponse, name, function, raising=False)
-    monkeypatch.setattr(
-        IoTResponse,
-        "list_ca_certificates",
-        cacertificates.RESPONSE_PATCHES["list_ca_certificates"],
-        raising=False,
-    )

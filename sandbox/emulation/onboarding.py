@@ -32,6 +32,9 @@ RESPONSE_PATCHES: dict[str, Callable[..., Any]] = {
 CLASS_PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = devicecertificates.CLASS_PATCHES
 # The calls of a replicated kind that plain moto does not implement at all (a snapshot lists
 # every kind): served to in-process ``mock_aws`` users too (``install.served_in_process``).
+# None of them calls moto's own method, so installing the whole emulation over them is safe.
 MISSING_IN_MOTO: tuple[tuple[dict[str, Callable[..., Any]], dict[str, Callable[..., Any]]], ...] = (
     (authorizers.BACKEND_PATCHES, authorizers.RESPONSE_PATCHES),
+    (provisioning.BACKEND_PATCHES, provisioning.RESPONSE_PATCHES),
+    ({}, {"list_ca_certificates": cacertificates.RESPONSE_PATCHES["list_ca_certificates"]}),
 )
