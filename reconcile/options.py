@@ -219,6 +219,22 @@ policy_account_option = click.option(
     help="Source account -> destination account in policy ARNs (12-digit accounts), as the "
     "replicator's setting of the same variable.",
 )
+_REPORT_OPTIONS = (
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Report format.",
+    ),
+    click.option(
+        "--output",
+        type=click.Path(dir_okay=False, writable=True, path_type=Path),
+        callback=writable_file,
+        help="Write the report to FILE instead of stdout.",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -272,20 +288,7 @@ audit_options = _grouped(
         help="Diff two saved snapshots (from `iot-crr snapshot`) instead of the live registries.",
     ),
     *_IGNORE_OPTIONS,
-    click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(FORMATS),
-        default="table",
-        show_default=True,
-        help="Report format.",
-    ),
-    click.option(
-        "--output",
-        type=click.Path(dir_okay=False, writable=True, path_type=Path),
-        callback=writable_file,
-        help="Write the report to FILE instead of stdout.",
-    ),
+    *_REPORT_OPTIONS,
 )
 
 
@@ -426,4 +429,95 @@ failback_options = _grouped(
         help="With --failback: repair these held entities anyway, the source's version winning "
         "(repeatable; entity:name-glob, as --ignore).",
     ),
+)
+
+
+# --- readiness: what each device is asked in both regions ------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadinessOptions:
+    """Which devices ``readiness`` checks and what it asks each (``{thing}``: the thing's name),
+    and where its report goes."""
+
+    regions: Regions
+    things: tuple[str, ...]
+    sample: int | None
+    client_id_template: str
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    receive: tuple[str, ...]
+    policy_accounts: Mapping[str, str]
+    fmt: str
+    output: Path | None
+
+
+def _readiness_options(
+    *,
+    source_region: str | None,
+    target_region: str | None,
+    things: tuple[str, ...],
+    sample: int | None,
+    client_id_template: str,
+    publish: tuple[str, ...],
+    subscribe: tuple[str, ...],
+    receive: tuple[str, ...],
+    policy_accounts: dict[str, str],
+    fmt: str,
+    output: Path | None,
+) -> ReadinessOptions:
+    if things and sample is not None:
+        raise click.UsageError("--thing and --sample are alternatives; pick one")
+    return ReadinessOptions(
+        Regions(source_region, target_region),
+        things,
+        sample,
+        client_id_template,
+        publish,
+        subscribe,
+        receive,
+        policy_accounts,
+        fmt,
+        output,
+    )
+
+
+readiness_options = _grouped(
+    "readiness",
+    _readiness_options,
+    *_REGION_OPTIONS,
+    click.option(
+        "--thing",
+        "things",
+        multiple=True,
+        metavar="NAME",
+        help="Check this thing's device(s), one per certificate (repeatable). Default: every "
+        "thing with a certificate.",
+    ),
+    click.option(
+        "--sample",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Check the things of N certificates picked at random.",
+    ),
+    click.option(
+        "--client-id-template",
+        default="{thing}",
+        show_default=True,
+        help="The MQTT client id each device connects with.",
+    ),
+    click.option(
+        "--publish", multiple=True, metavar="TOPIC", help="Ask iot:Publish on TOPIC (repeatable)."
+    ),
+    click.option(
+        "--subscribe",
+        multiple=True,
+        metavar="FILTER",
+        help="Ask iot:Subscribe on the topic filter FILTER (repeatable).",
+    ),
+    click.option(
+        "--receive", multiple=True, metavar="TOPIC", help="Ask iot:Receive on TOPIC (repeatable)."
+    ),
+    policy_account_option,
+    *_REPORT_OPTIONS,
 )

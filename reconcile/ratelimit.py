@@ -25,7 +25,15 @@ from pipeline.kinds import KINDS
 # https://docs.aws.amazon.com/general/latest/gr/iot-core.html, with the Service Quotas codes;
 # assumptions labelled there). Adjustable in AWS, hence ``scale`` and ``overrides`` below.
 DEFAULT_QUOTAS: dict[str, float] = {
-    op: quota for kind in KINDS.values() for op, quota in kind.quotas.items()
+    **{op: quota for kind in KINDS.values() for op, quota in kind.quotas.items()},
+    # Readiness (reconcile.readiness): TestAuthorization 10 TPS, Service Quotas code L-31D9CC26
+    # ("TestAuthorization API TPS"), and ListThingPrincipals / ListPrincipalThings 10 TPS, the
+    # figures of the archived AWS IoT limits page ("AWS IoT Throttling Limits",
+    # awsdocs/aws-iot-docs developerguide/limits-iot.md); [assumption] still the defaults (the
+    # current quotas page could not be read: README known limits).
+    "TestAuthorization": 10,
+    "ListThingPrincipals": 10,
+    "ListPrincipalThings": 10,
 }
 
 

@@ -206,7 +206,7 @@ def _headline(report: DriftReport) -> str:
     return f"{report.source_region} → {report.target_region}: {state}"
 
 
-def _aligned(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
+def aligned(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
     rows = [[visible(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
@@ -238,10 +238,10 @@ def _wrapped_last(header: list[str], rows: list[list[str]]) -> list[list[str]]:
 
 def render_table(report: DriftReport, limit: int) -> str:
     lines = [_headline(report), ""]
-    lines += _aligned(_SUMMARY_HEADER, _summary_rows(report), numeric={1, 2, 3, 4})
+    lines += aligned(_SUMMARY_HEADER, _summary_rows(report), numeric={1, 2, 3, 4})
     if report.explained and report.drifts:
         where = _wrapped_last(_WHERE_HEADER, _where_rows(report))
-        lines += ["", *_aligned(_WHERE_HEADER, where, numeric={1})]
+        lines += ["", *aligned(_WHERE_HEADER, where, numeric={1})]
     if report.drifts:
         sections, rest = _sections(report, limit)
         for title, causes in sections:
@@ -253,7 +253,7 @@ def render_table(report: DriftReport, limit: int) -> str:
                 else []
             )
             lines += ["", *shown]
-            lines += _aligned(_DRIFT_HEADER, _cause_rows(causes), numeric=set())
+            lines += aligned(_DRIFT_HEADER, _cause_rows(causes), numeric=set())
         if rest:
             lines.append(f"… and {rest} more (use --format json)")
     return "\n".join(lines) + "\n"
@@ -264,7 +264,7 @@ def render_table(report: DriftReport, limit: int) -> str:
 _MD_ESCAPED = str.maketrans({c: "\\" + c for c in "\\|[]()!"})
 
 
-def _md_cell(text: str) -> str:
+def md_cell(text: str) -> str:
     # Markdown renderers pass inline HTML through, so '<' and '&' are escaped as entities.
     escaped = visible(text).translate(_MD_ESCAPED)
     return (
@@ -276,44 +276,44 @@ def _md_cell(text: str) -> str:
     )
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
-        *("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows),
+        *("| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows),
     ]
 
 
 def render_markdown(report: DriftReport, limit: int | None) -> str:
     sections, rest = _sections(report, limit)
     lines = [
-        f"# Drift report: {_md_cell(_headline(report))}",
+        f"# Drift report: {md_cell(_headline(report))}",
         "",
         f"Generated {iso(report.generated_at_ms)}; source snapshot "
         f"`{report.source_fingerprint[:12]}`, target snapshot `{report.target_fingerprint[:12]}`.",
         "",
         "## Summary",
         "",
-        *_md_table(_SUMMARY_HEADER, _summary_rows(report)),
+        *md_table(_SUMMARY_HEADER, _summary_rows(report)),
     ]
     if report.explained and report.drifts:
         lines += [
             "",
             "## Where the drift was lost",
             "",
-            *_md_table(_WHERE_HEADER, _where_rows(report)),
+            *md_table(_WHERE_HEADER, _where_rows(report)),
         ]
     if sections:
         lines += ["", "## Drifts by root cause"]
         for title, causes in sections:
-            lines += [""] + ([f"### {_md_cell(title)}", ""] if title else [])
-            lines += _md_table(_DRIFT_HEADER, _cause_rows(causes))
+            lines += [""] + ([f"### {md_cell(title)}", ""] if title else [])
+            lines += md_table(_DRIFT_HEADER, _cause_rows(causes))
         if rest:
             lines += ["", f"…and {rest} more."]
     return "\n".join(lines) + "\n"
 
 
-_CSS = """
+CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:80em}
 table{border-collapse:collapse;margin:1em 0;max-width:100%}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
@@ -331,7 +331,7 @@ def _e(text: str) -> str:
     return html.escape(visible(text))
 
 
-def _html_table(header: list[str], rows: list[list[str]], classes: list[str]) -> str:
+def html_table(header: list[str], rows: list[list[str]], classes: list[str]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>"
@@ -374,17 +374,17 @@ def render_html(report: DriftReport, limit: int | None) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{title}</title><style>{_CSS}</style></head><body>",
+        f"<title>{title}</title><style>{CSS}</style></head><body>",
         f"<h1>{title}</h1>",
         f"<p>Generated {html.escape(iso(report.generated_at_ms))}; source snapshot "
         f"<code>{html.escape(report.source_fingerprint[:12])}</code>, target snapshot "
         f"<code>{html.escape(report.target_fingerprint[:12])}</code>.</p>",
         "<h2>Summary</h2>",
-        _html_table(_SUMMARY_HEADER, _summary_rows(report), ["", "n", "n", "n", "n"]),
+        html_table(_SUMMARY_HEADER, _summary_rows(report), ["", "n", "n", "n", "n"]),
     ]
     if report.explained and report.drifts:
         parts.append("<h2>Where the drift was lost</h2>")
-        parts.append(_html_table(_WHERE_HEADER, _where_rows(report), ["", "n", ""]))
+        parts.append(html_table(_WHERE_HEADER, _where_rows(report), ["", "n", ""]))
     if sections:
         parts.append("<h2>Drifts by root cause</h2>")
         for heading, causes in sections:

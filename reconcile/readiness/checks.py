@@ -350,7 +350,7 @@ def _topic_rules(source: AccountFacts, destination: AccountFacts) -> list[Check]
             if other is None
             else "is disabled"
             if other.disabled
-            else f"has other SQL: {other.sql!r}"
+            else f"has other SQL: {other.sql}"
             if " ".join(other.sql.split()) != " ".join(rule.sql.split())
             else None
         )
@@ -360,7 +360,7 @@ def _topic_rules(source: AccountFacts, destination: AccountFacts) -> list[Check]
                     name,
                     False,
                     dst,
-                    f"rule {rule_name} ({rule.sql!r}) {problem}: the data it ingests stops there",
+                    f"rule {rule_name} ({rule.sql}) {problem}: the data it ingests stops there",
                     f"create it in {dst} with its actions' targets in {dst} (aws iot "
                     "create-topic-rule); not copied by iot-crr",
                 )
