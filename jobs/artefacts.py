@@ -39,6 +39,9 @@ from pipeline.aws import AwsCalls
 from pipeline.errors import NotFoundError, PermanentError
 from reconcile.drift import DriftReport
 from reconcile.plan import Plan
+from reconcile.readiness.report import ReadinessReport
+from reconcile.readiness.report import render as render_readiness
+from reconcile.readiness.report import to_json as readiness_json
 from reconcile.report import json_text, load_json, render, to_json
 from reconcile.snapshot import MANIFEST, SCHEMAS, Snapshot
 
@@ -218,7 +221,9 @@ class RunRecord:
     ``durations_ms`` maps a stage to its duration. ``planned`` repairs were emitted
     (``repairs_emitted``: written or started; ``emit_outcomes`` has every outcome, e.g. ``stale``
     when the state table already holds something newer) or failed; ``held_back`` were kept back
-    by a guard (deletes not allowed). ``diffed`` says the run got as far as a
+    by a guard (deletes not allowed). ``devices_not_ready`` of ``devices_checked`` sampled devices
+    would not work in the destination (``iot-crr readiness``), and ``readiness_checks_failed``
+    account checks failed there (level error); ``None`` when no readiness check ran. ``diffed`` says the run got as far as a
     report (so history may count it as an observation); ``status`` is ``completed`` or ``failed``.
     """
 
@@ -241,6 +246,10 @@ class RunRecord:
     shards: int = 1
     durations_ms: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    # The readiness check of a sample of devices (``jobs.run``): None when none ran.
+    devices_checked: int = 0
+    devices_not_ready: int | None = None
+    readiness_checks_failed: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return _RUN_RECORD.dump_python(self, mode="json")
@@ -386,6 +395,10 @@ class RunArtefacts:
         buffer = BytesIO()
         drift_items_frame(report).to_parquet(buffer, index=False)
         self.store.put(self.key("drift_items.parquet"), buffer.getvalue())
+
+    def write_readiness(self, report: ReadinessReport) -> None:
+        self.store.put(self.key("readiness.json"), _json_bytes(readiness_json(report)))
+        self.store.put(self.key("readiness.html"), render_readiness(report, "html").encode())
 
     def read_report_json(self) -> dict[str, Any]:
         data = json.loads(self.store.get(self.key("report.json")))

@@ -17,6 +17,7 @@ from pipeline.policyrewrite import ACCOUNT_MAP_VARIABLE, parse_account_map
 from reconcile.emit import Via
 from reconcile.ignore import IgnorePatternError, IgnoreRules
 from reconcile.plan import Guards
+from reconcile.readiness.devices import MAX_QUESTIONS
 
 DEFAULT_MAX_CHANGES = 1000
 # How the job's operator sets each guard (a refusal names it: ``reconcile.plan.Knobs``): the
@@ -28,6 +29,9 @@ JOB_KNOBS = {
     "min_source_ratio": "the job keeps the default ratio: check the source region and the "
     "job's read permissions",
 }
+# Devices whose readiness in the destination each run checks (`iot-crr readiness --sample`):
+# TestAuthorization's quota is 10 TPS per region, so a small sample costs seconds.
+DEFAULT_READINESS_SAMPLE = 20
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
@@ -58,6 +62,11 @@ class RunConfig:
     ignore: IgnoreRules = field(default_factory=IgnoreRules)
     # POLICY_ACCOUNT_MAP, as the replicator's: policies are diffed as the replicator writes them.
     policy_accounts: Mapping[str, str] = field(default_factory=dict)
+    # READINESS_SAMPLE certificates' devices checked each run (0: none; the environment's
+    # default is DEFAULT_READINESS_SAMPLE), asked to connect and to publish on READINESS_PUBLISH's
+    # topics ({thing}: the thing's name).
+    readiness_sample: int = 0
+    readiness_publish: tuple[str, ...] = ()
 
     @property
     def emit_via(self) -> Via:
@@ -72,7 +81,9 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
     set, else straight into the state table), ``MAX_CHANGES`` (whole number ≥ 0, 0 = no cap,
     default 1000), ``ALLOW_DELETES`` (true/false, default false), ``RUN_ID``, ``IGNORE_PATTERNS``
     (ignore rules as in ``.iotdriftignore``, separated by ``;``), ``POLICY_ACCOUNT_MAP`` (as the
-    replicator's, ``pipeline.policyrewrite.parse_account_map``); ``AWS_REGION``
+    replicator's, ``pipeline.policyrewrite.parse_account_map``), ``READINESS_SAMPLE`` (whole
+    number ≥ 0, default 20, 0 = no readiness check), ``READINESS_PUBLISH`` (topics separated by
+    ``;``, ``{thing}`` the thing's name); ``AWS_REGION``
     picks the S3 client's region for an ``s3://`` report location.
     """
     problems: dict[str, str] = {}
@@ -132,6 +143,8 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
     except EventValidationError as error:
         problems[ACCOUNT_MAP_VARIABLE] = error.reason
 
+    readiness_sample, publish = _readiness(env, problems)
+
     if problems:
         raise ConfigError(problems)
     return RunConfig(
@@ -145,4 +158,22 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
         report_region=(env.get("AWS_REGION") or "").strip() or None,
         ignore=ignore,
         policy_accounts=policy_accounts,
+        readiness_sample=readiness_sample,
+        readiness_publish=publish,
     )
+
+
+def _readiness(env: Mapping[str, str], problems: dict[str, str]) -> tuple[int, tuple[str, ...]]:
+    """``READINESS_SAMPLE`` and ``READINESS_PUBLISH``; what is wrong goes into ``problems``."""
+    sample = DEFAULT_READINESS_SAMPLE
+    raw_sample = (env.get("READINESS_SAMPLE") or "").strip()
+    if raw_sample:
+        if raw_sample.isdigit():
+            sample = int(raw_sample)
+        else:
+            problems["READINESS_SAMPLE"] = f"{raw_sample!r} is not a whole number >= 0"
+    publish = tuple(t.strip() for t in (env.get("READINESS_PUBLISH") or "").split(";") if t.strip())
+    if len(publish) >= MAX_QUESTIONS:
+        # iot:Connect and each topic: one TestAuthorization call's questions (reconcile.readiness)
+        problems["READINESS_PUBLISH"] = f"{len(publish)} topics: at most {MAX_QUESTIONS - 1}"
+    return sample, publish

@@ -1,7 +1,8 @@
 """The nightly job's metrics: a run record as CloudWatch embedded metric format (EMF) lines.
 
 ``Drift`` per entity and drift kind, ``RepairsEmitted``, ``RepairsFailed``, ``DriftTotal``,
-``RunDuration``, ``RunFailed`` and ``RunSucceeded``, one JSON line each document on stdout, from
+``RunDuration``, ``RunFailed``, ``RunSucceeded`` and, when the run checked devices' readiness,
+``DevicesNotReadyInDR`` and ``ReadinessChecksFailedInDR``, one JSON line each document on stdout, from
 which CloudWatch Logs extracts them (the alarms of infra/reconcile.yaml watch them).
 """
 
@@ -56,6 +57,11 @@ def emf_documents(record: RunRecord, *, namespace: str = METRIC_NAMESPACE) -> li
     }
     if record.diffed:
         totals["DriftTotal"] = (record.drift_total, "Count")
+    if record.devices_not_ready is not None:
+        # Sampled devices that would not connect or work in the destination, and the account
+        # checks that failed there (iot-crr readiness): each alarmed in infra/reconcile.yaml.
+        totals["DevicesNotReadyInDR"] = (record.devices_not_ready, "Count")
+        totals["ReadinessChecksFailedInDR"] = (record.readiness_checks_failed, "Count")
     documents = [document(base, totals)]
     if record.diffed:
         for entity in ENTITY_ORDER:

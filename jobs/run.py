@@ -1,8 +1,9 @@
 """One reconciliation run of the nightly job: its run record, artefacts and metrics.
 
 A run is ``snapshot both regions → diff → explain (the three-way audit: where each drift was
-lost, from the state table) → plan within the guards → emit corrective events →
-write artefacts → publish metrics``. It never writes to the destination registry: the corrective
+lost, from the state table) → plan within the guards → emit corrective events → check a sample
+of devices' readiness in the destination (``iot-crr readiness``) → write artefacts → publish
+metrics``. It never writes to the destination registry: the corrective
 events reach it through the persist path and the destination's replicator, and the destination
 stack's pending task finishes thing-type deletions (docs/design.md, "Reconciliation").
 ``jobs.nightly`` is the entry point (Lambda handler and ``python -m jobs.nightly``) that reads the
@@ -20,6 +21,7 @@ Metrics: ``jobs.metrics``.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -44,6 +46,9 @@ from reconcile.drift import DriftReport
 from reconcile.emit import DryRunEmitter, EmitResult, Emitter, choose_emitter
 from reconcile.engine import Audit, Reconciler, registry_snapshotter, table_snapshotter
 from reconcile.progress import LogProgress
+from reconcile.readiness.assess import assess
+from reconcile.readiness.devices import Probes
+from reconcile.readiness.report import ReadinessReport
 from reconcile.snapshot import Snapshot
 
 logger = Logger(service=SERVICE)
@@ -225,6 +230,16 @@ def execute_run(
         )
         if not emitted.ok:
             raise RepairEmitError(run_id, len(emitted.failures), emitted.total)
+        if config.readiness_sample:
+            with timed(durations, "readiness", clock):
+                readiness = check_readiness(config, factory, clock, run_id)
+                artefacts.write_readiness(readiness)
+            record = replace(
+                record,
+                devices_checked=len(readiness.devices),
+                devices_not_ready=len(readiness.not_ready),
+                readiness_checks_failed=sum(c.blocks for c in readiness.checks),
+            )
     except Exception as error:
         # Record the failure (so the next firing retries and operators see it), then re-raise.
         record = _finish(record, durations, clock, "failed", f"{type(error).__name__}: {error}")
@@ -241,6 +256,22 @@ def execute_run(
     )
     logger.info(message, extra={"run_id": run_id, "prefix": record.prefix})
     return RunResult(record, message=message)
+
+
+def check_readiness(
+    config: RunConfig, factory: ClientFactory, clock: Clock, run_id: str
+) -> ReadinessReport:
+    """Would a sample of devices connect and publish in the destination now? The sample is
+    drawn from the run id, so a run retried checks the same devices."""
+    return assess(
+        factory,
+        (config.source_region, config.destination_region),
+        Probes(publish=config.readiness_publish),
+        sample=config.readiness_sample,
+        rng=random.Random(run_id),
+        accounts=config.policy_accounts,
+        clock=clock,
+    )
 
 
 def drift_counts(report: DriftReport) -> dict[str, int]:

@@ -46,6 +46,13 @@ STAR_RESOURCE_ALLOWED: dict[str, str] = {
     "iot:RegisterCACertificate": "the CA certificate does not exist before the call",
     "iot:ListProvisioningTemplates": "IoT list call without a resource type",
     "iot:ListCACertificates": "IoT list call without a resource type",
+    "iot:DescribeEndpoint": "account-level call without a resource type",
+    "iot:ListDomainConfigurations": "IoT list call without a resource type",
+    "iot:ListAuthorizers": "IoT list call without a resource type",
+    "iot:ListRoleAliases": "IoT list call without a resource type",
+    "iot:ListTopicRules": "IoT list call without a resource type",
+    "iot:DescribeEventConfigurations": "account-level call without a resource type",
+    "iot:GetIndexingConfiguration": "account-level call without a resource type",
 }
 # Allowed only with a condition that narrows them.
 STAR_RESOURCE_NEEDS_CONDITION = {"cloudwatch:PutMetricData"}
@@ -213,13 +220,18 @@ def test_each_role_has_its_lookups(templates: dict[str, Any]) -> None:
     assert pending >= _iot_operations_called_by(*REGISTRY_KINDS)
 
 
+# Operations of other services that reconcile names (readiness asks Lambda for an authorizer's
+# function): granted on their own service.
+_NOT_IOT = {"GetFunction"}
+
+
 def _reconcile_iot_operations() -> set[str]:
     """What reconcile/ names itself, and every read the snapshot makes for the kinds (their
     listings, describes and joins: each has a quota, tests/unit/test_kinds.py)."""
     source = "\n".join(p.read_text() for p in (REPO_ROOT / "reconcile").rglob("*.py"))
-    named = re.findall(r'"((?:Describe|List|Search|Get)[A-Z][A-Za-z]+)"', source)
+    named = re.findall(r'"((?:Describe|List|Search|Get|Test)[A-Z][A-Za-z]+)"', source)
     listed = [op for kind in KINDS.values() for op in kind.quotas]
-    return {f"iot:{op}" for op in [*named, *listed]}
+    return {f"iot:{op}" for op in [*named, *listed] if op not in _NOT_IOT}
 
 
 def test_reconcile_job_policy(templates: dict[str, Any]) -> None:
@@ -231,11 +243,15 @@ def test_reconcile_job_policy(templates: dict[str, Any]) -> None:
         for action in as_list(statement["Action"])
         if action.startswith("iot:")
     }
-    # GIVEN the snapshot's IoT calls  THEN all are granted, and none writes: reconciliation
-    # only emits corrective events (the destination's replicator and pending task write)
+    # GIVEN the snapshot's and readiness's IoT calls  THEN all are granted, and none writes:
+    # reconciliation only emits corrective events (the destination's replicator and pending task
+    # write); TestAuthorization evaluates policies and changes nothing
     assert _reconcile_iot_operations() <= iot_granted
-    writes = {a for a in iot_granted if not a.startswith(("iot:List", "iot:Describe", "iot:Get"))}
+    assert "iot:TestAuthorization" in iot_granted
+    reads = ("iot:List", "iot:Describe", "iot:Get", "iot:TestAuthorization")
+    writes = {a for a in iot_granted if not a.startswith(reads)}
     assert writes == set()
+    assert by_sid["ReadinessAuthorizerFunctions"]["Action"] == "lambda:GetFunction"
     reads = by_sid["RegistryReadsBothRegions"]
     regions = {re.search(r":iot:([^:]+):", r["Fn::Sub"])[1] for r in reads["Resource"]}  # type: ignore[index]
     assert regions == {"${SourceRegion}", "${TargetRegion}"}

@@ -42,6 +42,9 @@ EXPECTED_ENV = {
         "ALLOW_DELETES",
         "IGNORE_PATTERNS",
         "POLICY_ACCOUNT_MAP",
+        # jobs.config: the readiness check's sample and topics (reconcile.readiness)
+        "READINESS_SAMPLE",
+        "READINESS_PUBLISH",
         # jobs.runlock: the run lock's table (its ARN).
         "RUN_LOCK_TABLE",
     },

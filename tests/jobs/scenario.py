@@ -111,6 +111,7 @@ def run_scenario(location: Path) -> Scenario:
             state_table=sandbox.table_name,
             report_location=str(location),
             guards=Guards(allow_deletes=False, max_changes=100),
+            readiness_sample=5,
         )
         scenario = Scenario(location=str(location))
         metrics: list[str] = []

@@ -126,3 +126,19 @@ def test_main_exits_non_zero_and_names_the_variable(
     # THEN it fails with exit code 2 and says which variable is missing
     assert code == 2
     assert "TARGET_REGION" in capsys.readouterr().err
+
+
+def test_readiness_samples_twenty_devices_unless_told() -> None:
+    assert run_config_from_env(GOOD).readiness_sample == 20
+    config = run_config_from_env(
+        {**GOOD, "READINESS_SAMPLE": "0", "READINESS_PUBLISH": "telemetry/{thing}; status"}
+    )
+    assert config.readiness_sample == 0
+    assert config.readiness_publish == ("telemetry/{thing}", "status")
+
+
+def test_bad_readiness_settings_are_named() -> None:
+    env = {**GOOD, "READINESS_SAMPLE": "some", "READINESS_PUBLISH": ";".join("t" * 10)}
+    with pytest.raises(ConfigError) as raised:
+        run_config_from_env(env)
+    assert set(raised.value.problems) == {"READINESS_SAMPLE", "READINESS_PUBLISH"}

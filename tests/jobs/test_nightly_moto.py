@@ -131,6 +131,9 @@ def test_the_lambda_handler_runs_a_scheduled_event(
         "REPORT_LOCATION": str(tmp_path),
         "RUN_ID": "scheduled-1",
         "MAX_CHANGES": "0",
+        # plain moto has no TestAuthorization nor authorizers: readiness runs on the sandbox
+        # (tests/jobs/scenario.py)
+        "READINESS_SAMPLE": "0",
     }.items():
         monkeypatch.setenv(name, value)
 

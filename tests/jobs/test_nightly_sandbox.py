@@ -17,7 +17,14 @@ from pipeline.model import EntityKind
 from reconcile.plan import Plan
 from tests.jobs.scenario import Scenario
 
-RUN_FILES = ("report.json", "report.html", "plan.json", "drift_items.parquet")
+RUN_FILES = (
+    "report.json",
+    "report.html",
+    "plan.json",
+    "drift_items.parquet",
+    "readiness.json",
+    "readiness.html",
+)
 SNAPSHOT_FILES = ("snapshot.json", "things.parquet", "memberships.parquet")
 
 
@@ -116,3 +123,6 @@ def test_the_run_publishes_emf_metrics(scenario: Scenario) -> None:
     assert drift[("thing", "missing")] == 1
     assert drift[("membership", "missing")] == 1
     assert len(drift) == len(EntityKind) * 3  # every entity x drift kind, zeros included
+    # The readiness of a sample (the scenario's things have no certificate: none to check)
+    assert totals["DevicesNotReadyInDR"] == 0
+    assert totals["ReadinessChecksFailedInDR"] == 0
