@@ -86,12 +86,12 @@ build-PersistFunction build-ReplicatorFunction build-PendingFunction:
 	cp -R pipeline "$(ARTIFACTS_DIR)/pipeline"
 	find "$(ARTIFACTS_DIR)/pipeline" -name __pycache__ -prune -exec rm -rf {} +
 
-## Screenshots of the HTML drift report and the rendered notebooks in headless Chromium (installed
+## Screenshots of the HTML drift and readiness reports and the rendered notebooks in headless Chromium (installed
 ## from Debian's packages if missing and run as root), in out/screenshots/. Look at them.
 screenshots: report
 	@[ -f out/drift.html ] || $(MAKE) demo
 	scripts/screenshots.sh out/screenshots out/drift.html out/notebooks/drift_report.html \
-		out/notebooks/drift_trends.html
+		out/notebooks/drift_trends.html out/readiness.html out/readiness-not-ready.html
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) out .mypy_cache .ruff_cache .pytest_cache

@@ -9,6 +9,8 @@
 5. The nightly job finds it, explains it, and repairs it through the persist state machine.
 6. The next nightly run finds zero drift. Reports go to ``--out``; the runs' artefacts and
    history to ``--out``/reports, which ``make report`` renders into the drift notebooks.
+7. ``iot-crr readiness``: every device would connect and publish in the destination; a hand
+   edit there (a certificate set INACTIVE) and readiness names the device and the fix; restored.
 
 Everything here is the project's real code; the only stand-ins are moto and the labelled
 emulations in ``sandbox.emulation``.
@@ -32,6 +34,10 @@ from jobs.run import run_nightly
 from pipeline.clock import now_ms
 from reconcile.drift import DriftReport
 from reconcile.plan import Guards, Plan, describe_plan
+from reconcile.readiness.assess import assess
+from reconcile.readiness.devices import Probes
+from reconcile.readiness.report import ReadinessReport, headline
+from reconcile.readiness.report import render as render_readiness
 from reconcile.report import load_json, render
 from sandbox.certificates import CertificateAuthority, self_signed_pem
 from sandbox.emulation import Delivery, DrainReport
@@ -156,7 +162,8 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
             f"6. next nightly run: {_summary_line(final)}; reports in {out}/, run history in "
             f"{out}/reports/ (make report renders the notebooks)"
         )
-        return final.drift_total == 0 and credentials and onboarded
+        ready = readiness(box, out, echo=step)
+        return final.drift_total == 0 and credentials and onboarded and ready
 
 
 DEVICE_POLICY = "device-policy"
@@ -406,6 +413,44 @@ def inject_drift(box: Sandbox, fleet: Fleet, rng: random.Random) -> None:
     dst.delete_thing_group(thingGroupName=fleet.floors[1])
     dst.create_thing(thingName="destination-only")
     box.outbox(box.destination_region).take()
+
+
+READINESS_PUBLISH = "telemetry-v2/{thing}"  # the device policy's topic after step 3b
+
+
+def readiness(box: Sandbox, out: Path, *, echo: Echo) -> bool:
+    """Step 7: ``iot-crr readiness`` on the demo's devices (ready: exit 0); then a hand edit in
+    the destination, a device's certificate set INACTIVE, which readiness names with the fix;
+    then the certificate set ACTIVE again. True when both answers are as expected."""
+    regions = (box.source_region, box.destination_region)
+    probes = Probes(publish=(READINESS_PUBLISH,))
+
+    def check(stem: str) -> ReadinessReport:
+        report = assess(box.client, regions, probes)
+        for fmt, suffix in (("json", "json"), ("markdown", "md"), ("html", "html")):
+            (out / f"{stem}.{suffix}").write_text(render_readiness(report, fmt))
+        return report
+
+    ready = check("readiness")
+    command = f"iot-crr readiness --publish '{READINESS_PUBLISH}'"
+    echo(f"7. {command}: {headline(ready)} (exit {0 if ready.ready else 1})")
+    destination = box.iot(box.destination_region)
+    broken = "new-device-1"
+    (principal,) = destination.list_thing_principals(thingName=broken)["principals"]
+    certificate = principal.rpartition("/")[2]
+    destination.update_certificate(certificateId=certificate, newStatus="INACTIVE")
+    try:
+        not_ready = check("readiness-not-ready")
+    finally:
+        destination.update_certificate(certificateId=certificate, newStatus="ACTIVE")
+    echo(
+        f"   hand edit in {box.destination_region}: {broken}'s certificate INACTIVE → "
+        f"{headline(not_ready)} (exit {0 if not_ready.ready else 1})"
+    )
+    for device in not_ready.not_ready:
+        echo(f"   {device.thing}: {device.reasons[0]}")
+    echo("   certificate set ACTIVE again; reports in readiness.html, readiness-not-ready.html")
+    return ready.ready and [d.thing for d in not_ready.not_ready] == [broken]
 
 
 def write_reports(report: DriftReport, out: Path, stem: str) -> None:

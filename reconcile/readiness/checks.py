@@ -78,6 +78,7 @@ class AccountFacts:
     topic_rules: Mapping[str, TopicRule] = field(default_factory=dict)
     events: Mapping[str, bool] = field(default_factory=dict)  # DescribeEventConfigurations
     indexing: Mapping[str, Any] = field(default_factory=dict)  # GetIndexingConfiguration
+    dynamic_groups: tuple[str, ...] = ()  # reconcile.doctor.dynamic_thing_groups
 
 
 @dataclass(frozen=True)
@@ -330,6 +331,7 @@ def _events_and_indexing(source: AccountFacts, destination: AccountFacts) -> lis
         dst,
         {src: source.events, dst: destination.events},
         {src: source.indexing, dst: destination.indexing},
+        source.dynamic_groups,
     )
     checks = [Check(name, False, f.region, f.problem, f.fix, f.level) for f in found]
     return checks or _passed(name, dst, "as needed (iot-crr doctor)")

@@ -34,6 +34,7 @@ from pipeline.aws import AwsCalls
 from pipeline.errors import NotFoundError
 from pipeline.eventconfig import describe_events, indexing_configuration
 from reconcile.context import in_region
+from reconcile.doctor import dynamic_thing_groups
 from reconcile.readiness.checks import AccountFacts, Authorizer, DomainConfiguration, TopicRule
 from reconcile.readiness.devices import (
     Answer,
@@ -314,6 +315,7 @@ def account_facts(iot: IotApi, function_exists: Callable[[str], bool], region: s
         topic_rules=rules,
         events=describe_events(iot.client),
         indexing=indexing_configuration(iot.client),
+        dynamic_groups=tuple(dynamic_thing_groups(iot.client)),
     )
 
 

@@ -32,5 +32,13 @@ def test_the_demo_story_ends_with_a_clean_audit(
     assert "3c. onboarding streamed: CA ACTIVE (SNI_ONLY" in out
     assert "CA set INACTIVE in the source → INACTIVE in the destination" in out
     assert "arn:aws:iot:eu-west-1:123456789012:topic/telemetry-v2/*" in out
+    # Readiness: every device ready, then the one broken by hand named with the fix
+    assert (
+        "7. iot-crr readiness --publish 'telemetry-v2/{thing}': us-east-1 → eu-west-1: ready: 3 of 3"
+        in out
+    )
+    assert "new-device-1: certificate " in out and "is INACTIVE in eu-west-1" in out
+    broken = json.loads((tmp_path / "readiness-not-ready.json").read_text())
+    assert [d["thing"] for d in broken["devices"] if not d["ready"]] == ["new-device-1"]
     assert [line for line in out.splitlines() if '"_aws"' in line] == []
     assert any('"_aws"' in line for line in FUNCTION_LOG.lines())

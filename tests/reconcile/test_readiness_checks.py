@@ -166,3 +166,11 @@ def test_the_pipelines_own_registry_event_rules_are_not_devices() -> None:
     groups = {"crr_groups": TopicRule("SELECT * FROM '$aws/events/thingGroup/#'", False)}
     source = _account(SRC, topic_rules={**own, **groups})
     assert _failed(_account(DST, topic_rules={}), source) == []
+
+
+def test_dynamic_groups_need_the_index_in_the_destination_as_the_doctor_says() -> None:
+    source = _account(SRC, dynamic_groups=("online",))
+    (check,) = _failed(_account(DST), source)
+    assert check.check == "registry events and fleet indexing"
+    assert check.blocks
+    assert "online" in check.detail
