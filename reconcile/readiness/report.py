@@ -268,7 +268,7 @@ def _html(report: ReadinessReport, limit: int | None) -> str:
         parts.append("<ul>" + "".join(f"<li>{e(r)}</li>" for r in reasons) + "</ul>")
     parts.append("<h2>Account checks</h2>")
     parts.append(
-        _classed(html_table(_CHECK_HEADER, check_rows, ["k", "k", "k", "details", "details"]))
+        _classed(html_table(_CHECK_HEADER, check_rows, ["", "k", "k", "details", "details"]))
     )
     if report.skipped:
         parts.append("<h2>Skipped</h2>")
