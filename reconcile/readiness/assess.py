@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from pipeline.aws import AwsCalls, ClientFactory
 from pipeline.clock import Clock, now_ms
+from pipeline.iot import Iot
 from pipeline.policyrewrite import ArnMapping
 from reconcile.context import in_region
 from reconcile.ratelimit import RateLimiter
@@ -16,7 +17,6 @@ from reconcile.readiness.devices import Probes, verdict
 from reconcile.readiness.gather import (
     WORKERS,
     DeviceReader,
-    Iot,
     account_facts,
     lambda_function_exists,
     select_devices,
@@ -42,7 +42,7 @@ def assess(
     source to destination accounts in ARNs (``POLICY_ACCOUNT_MAP``). Errors name the region."""
     source, destination = regions
     accounts = dict(accounts or {})
-    iot = {region: Iot(client("iot", region), limiter().acquire) for region in regions}
+    iot = {region: Iot(client("iot", region), before=limiter().acquire) for region in regions}
     lambdas = AwsCalls()
     facts = {}
     for region in regions:

@@ -1,8 +1,8 @@
 """Readiness's AWS reads: the facts ``devices`` and ``checks`` decide on, and nothing else.
 
-Every IoT call goes through the region's one IoT adapter (``call``, ``maybe``, ``items``),
-paced by a rate limiter at each API's default quota (``reconcile.ratelimit``). Per device
-(a thing and one of its certificates):
+Every IoT call goes through the region's one IoT client (``pipeline.iot.Iot``: ``call``,
+``maybe``, ``items``), paced by a rate limiter at each API's default quota
+(``reconcile.ratelimit``). Per device (a thing and one of its certificates):
 
 - choosing it: ListPrincipalThings per certificate of ListCertificates' (all, or a sample),
   or ListThingPrincipals per thing named;
@@ -21,18 +21,15 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
-
-from botocore import xform_name
-from botocore.loaders import create_loader
-from botocore.paginate import Paginator
+from typing import Any
 
 from pipeline.aws import AwsCalls
 from pipeline.errors import NotFoundError
 from pipeline.eventconfig import describe_events, indexing_configuration
+from pipeline.iot import Iot
 from reconcile.context import in_region
 from reconcile.doctor import dynamic_thing_groups
 from reconcile.readiness.checks import AccountFacts, Authorizer, DomainConfiguration, TopicRule
@@ -50,46 +47,6 @@ from reconcile.readiness.devices import (
 WORKERS = 8  # devices checked at once: enough to keep each 10 TPS API busy at ~100 ms a call
 
 
-class IotApi(Protocol):
-    """One region's IoT adapter, as readiness uses it (``client``: its boto3 client, for
-    ``pipeline.eventconfig``'s reads, the ones ``iot-crr doctor`` makes)."""
-
-    client: Any
-
-    def call(self, op: str, /, **params: Any) -> Any: ...
-    def maybe(self, op: str, /, **params: Any) -> Any: ...
-    def items(self, op: str, /, **params: Any) -> Iterator[Any]: ...
-
-
-class Iot:
-    """One region's IoT client: ``call``/``maybe`` by API operation name, ``items`` of every
-    page of a listing on botocore's paginator model; each request through ``AwsCalls``."""
-
-    def __init__(self, client: Any, before: Callable[[str], object] | None = None) -> None:
-        self.client = client
-        self._aws = AwsCalls(before)
-
-    @property
-    def calls(self) -> Any:
-        return self._aws.counts
-
-    def call(self, op: str, /, **params: Any) -> Any:
-        return self._aws(op, getattr(self.client, xform_name(op)), **params)
-
-    def maybe(self, op: str, /, **params: Any) -> Any:
-        return self._aws.maybe(op, getattr(self.client, xform_name(op)), **params)
-
-    def items(self, op: str, /, **params: Any) -> Iterator[Any]:
-        config = create_loader().load_service_model("iot", "paginators-1")["pagination"][op]
-
-        def page(**request: Any) -> Any:
-            return self.call(op, **request)
-
-        paginator: Paginator[Any] = Paginator(page, config, None)  # type: ignore[arg-type]
-        for response in paginator.paginate(**params):
-            yield from response.get(config["result_key"]) or []
-
-
 @dataclass(frozen=True)
 class Device:
     thing: str
@@ -104,7 +61,7 @@ class Selection:
 
 
 def select_devices(
-    source: IotApi, things: Sequence[str], sample: int | None, rng: random.Random
+    source: Iot, things: Sequence[str], sample: int | None, rng: random.Random
 ) -> Selection:
     """The devices to check: each thing named with each of its certificates; else every
     certificate's things (``sample`` certificates, picked by ``rng``, when given)."""
@@ -139,7 +96,7 @@ class DeviceReader:
     """Reads the facts of devices in both regions; one per run (it keeps the policies read)."""
 
     def __init__(
-        self, source: IotApi, destination: IotApi, regions: tuple[str, str], probes: Probes
+        self, source: Iot, destination: Iot, regions: tuple[str, str], probes: Probes
     ) -> None:
         self._iot = {regions[0]: source, regions[1]: destination}
         self._regions = regions
@@ -267,7 +224,7 @@ def _answer(result: dict[str, Any], questions: dict[str, Question], asked: Quest
     )
 
 
-def account_facts(iot: IotApi, function_exists: Callable[[str], bool], region: str) -> AccountFacts:
+def account_facts(iot: Iot, function_exists: Callable[[str], bool], region: str) -> AccountFacts:
     """What ``region``'s account holds that devices rely on (``checks``); ``function_exists``
     answers for a Lambda function ARN of this region."""
     endpoint = iot.call("DescribeEndpoint", endpointType="iot:Data-ATS").get("endpointAddress")
