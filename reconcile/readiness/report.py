@@ -13,21 +13,30 @@ JSON, ``schema_version`` "1"::
 ``ready`` is true when every device is ready and no check failed with level ``error``. An
 action's ``source``/``destination`` is TestAuthorization's ``authDecision`` there (``ALLOWED``,
 ``EXPLICIT_DENY``, ``IMPLICIT_DENY``), ``null`` where it could not be asked (no certificate).
-Table, Markdown and HTML show the same, not-ready devices and failed checks first; user text
-is escaped as the drift report escapes it (``reconcile.reportformats``).
+Table, Markdown and HTML show the same, not-ready devices and failed checks first; what is not
+printable is shown escaped in every format, as in the drift report (``reportformats.visible``).
 """
 
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconcile.readiness.checks import Check
 from reconcile.readiness.devices import ActionVerdict, Verdict
-from reconcile.reportformats import CSS, TABLE_LIMIT, aligned, html_table, iso, md_cell, md_table
+from reconcile.report import json_text
+from reconcile.reportformats import (
+    CSS,
+    TABLE_LIMIT,
+    aligned,
+    html_table,
+    iso,
+    md_cell,
+    md_table,
+    visible,
+)
 
 SCHEMA_VERSION = "1"
 _CERTIFICATE_WIDTH = 12  # a certificate id's first characters, as the drift report's fingerprints
@@ -109,7 +118,7 @@ def render(report: ReadinessReport, fmt: str, *, limit: int | None = None) -> st
     """The report in ``fmt`` (one of ``reconcile.report.FORMATS``, the drift report's); the table lists ``TABLE_LIMIT`` devices
     unless told, the other formats every one."""
     if fmt == "json":
-        return json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
+        return json_text(to_json(report), indent=2) + "\n"
     if fmt == "markdown":
         return _markdown(report, limit)
     if fmt == "html":
@@ -129,19 +138,6 @@ def headline(report: ReadinessReport) -> str:
         f"{report.source_region} → {report.target_region}: {state}: {ready} of {devices} "
         f"device(s) ready; {blocking} of {len(report.checks)} account check(s) failed"
     )
-
-
-# Control characters a console would act on (a newline ending a row early), shown escaped: the
-# drift report's table shows values as JSON, which escapes them the same way.
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {
-    0x0A: "\\n",
-    0x0D: "\\r",
-    0x09: "\\t",
-}
-
-
-def _plain(text: str) -> str:
-    return text.translate(_CONTROL)
 
 
 _DEVICE_HEADER = ["thing", "certificate", "ready", "actions (source → destination)"]
@@ -199,7 +195,7 @@ def _table(report: ReadinessReport, limit: int) -> str:
     shown, rest = _ordered(report, limit)
     lines = [headline(report), ""]
     if shown:
-        rows = [[_plain(cell) for cell in row] for row in _device_rows(shown)]
+        rows = [[visible(cell) for cell in row] for row in _device_rows(shown)]
         lines += aligned(_DEVICE_HEADER, rows, numeric=set())
         if rest:
             lines.append(f"… and {rest} more (use --format json)")
@@ -208,11 +204,11 @@ def _table(report: ReadinessReport, limit: int) -> str:
     for device in report.not_ready:
         if device in shown:
             lines += ["", f"{device.thing} is not ready in {report.target_region}:"]
-            lines += [f"  - {_plain(reason)}" for reason in device.reasons]
-    checks = [[_plain(cell) for cell in row] for row in _check_rows(report)]
+            lines += [f"  - {visible(reason)}" for reason in device.reasons]
+    checks = [[visible(cell) for cell in row] for row in _check_rows(report)]
     lines += ["", *aligned(_CHECK_HEADER, checks, numeric=set())]
     if report.skipped:
-        skipped = "; ".join(_plain(s) for s in report.skipped)
+        skipped = "; ".join(visible(s) for s in report.skipped)
         lines += ["", f"skipped ({len(report.skipped)}): {skipped}"]
     return "\n".join(lines) + "\n"
 
@@ -244,7 +240,9 @@ _READINESS_CSS = "td.NO,td.FAIL{color:#b00020;font-weight:bold} td.warning{color
 
 
 def _html(report: ReadinessReport, limit: int | None) -> str:
-    e = html.escape
+    def e(text: str) -> str:
+        return html.escape(visible(text))
+
     shown, rest = _ordered(report, limit)
     title = e(f"Readiness: {headline(report)}")
     device_rows = _device_rows(shown)

@@ -73,8 +73,9 @@ def test_the_table_lists_devices_not_ready_first_with_their_reasons() -> None:
         "us-east-1 → eu-west-1: NOT READY: 1 of 2 device(s) ready; 1 of 2 account check(s) failed"
     )
     assert lines[4].startswith("dev-1 ")
-    assert "PUBLISH topic/a|b<script>\\nx: ALLOWED → not asked" in table  # one line
-    assert "policy p | <b>x</b>\\nnext: fix it" in table
+    # What is not printable is shown escaped (reportformats.visible): a row stays one line
+    assert "PUBLISH topic/a|b<script>\\u000ax: ALLOWED → not asked" in table
+    assert "policy p | <b>x</b>\\u000anext: fix it" in table
     assert "dev-1 is not ready in eu-west-1:" in table
     assert "FAIL" in table and "warning" in table
     assert render(_report(ready=True), "table").startswith("us-east-1 → eu-west-1: ready: 2 of 2")
@@ -83,8 +84,9 @@ def test_the_table_lists_devices_not_ready_first_with_their_reasons() -> None:
 def test_markdown_escapes_cells_as_the_drift_report_does() -> None:
     markdown = render(_report(), "markdown")
     assert "<script>" not in markdown and "<b>" not in markdown
-    assert "a\\|b&lt;script&gt; x" in markdown  # pipe escaped, newline folded, tag disarmed
-    assert "- dev-1 \\(abababababab\\): policy p \\| &lt;b&gt;x&lt;/b&gt; next: fix it" in markdown
+    # pipe and parentheses escaped, the newline shown escaped, the tag disarmed
+    assert "a\\|b&lt;script&gt;\\\\u000ax" in markdown
+    assert "- dev-1 \\(abababababab\\): policy p \\| &lt;b&gt;x&lt;/b&gt;\\\\u000anext" in markdown
 
 
 def test_html_escapes_everything_it_shows() -> None:
