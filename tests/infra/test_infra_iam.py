@@ -48,8 +48,6 @@ STAR_RESOURCE_ALLOWED: dict[str, str] = {
     "iot:ListCACertificates": "IoT list call without a resource type",
     "iot:DescribeEndpoint": "account-level call without a resource type",
     "iot:ListDomainConfigurations": "IoT list call without a resource type",
-    "iot:ListAuthorizers": "IoT list call without a resource type",
-    "iot:ListRoleAliases": "IoT list call without a resource type",
     "iot:ListTopicRules": "IoT list call without a resource type",
     "iot:DescribeEventConfigurations": "account-level call without a resource type",
     "iot:GetIndexingConfiguration": "account-level call without a resource type",
