@@ -177,8 +177,17 @@ def _join(source: _Side, destination: _Side, columns: tuple[str, ...]) -> _Join:
     keys ever share a hash (or a side repeat a key), the join is redone on the values, so the
     result never depends on hash luck.
     """
+    if not len(source.rows) or not len(destination.rows):
+        # One side empty (most kinds of most fleets on one side or both): nothing pairs up.
+        none = np.empty(0, dtype=np.int64)
+        return _Join(
+            source_only=np.arange(len(source.rows)),
+            destination_only=np.arange(len(destination.rows)),
+            both_source=none,
+            both_destination=none,
+        )
     index = pd.Index(source.key)
-    if index.is_unique and len(source.key):
+    if index.is_unique:
         found = index.get_indexer(destination.key)
         both_t = np.flatnonzero(found >= 0)
         both_s = found[both_t]
@@ -245,6 +254,8 @@ def _rows(
     frame: pd.DataFrame, positions: np.ndarray, columns: tuple[str, ...]
 ) -> list[dict[Any, Any]]:
     """The rows at ``positions`` as dicts of the name and ``columns`` (raw cells)."""
+    if not len(positions):
+        return []
     names = ["name", *columns]
     # Column by column: far cheaper than to_dict("records") over arrow-backed columns.
     values = [frame[column].take(positions).tolist() for column in names]
