@@ -287,8 +287,10 @@ def column_hash(series: pd.Series) -> np.ndarray:
     straight from one object array instead. The values are identical, so fingerprints do not
     change with the route taken.
     """
+    if not len(series):  # as pandas gives it, without its per-call cost (most kinds are empty)
+        return np.empty(0, dtype=np.uint64)
     arrow_backed = isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow"
-    strings = pa.array(series.array) if arrow_backed and len(series) else None  # zero-copy
+    strings = pa.array(series.array) if arrow_backed else None  # zero-copy
     if strings is None or not _mostly_distinct(strings):
         hashes: np.ndarray = pd.util.hash_pandas_object(series, index=False).to_numpy()
         return hashes

@@ -90,3 +90,28 @@ class RegistryView:
 
     def list_thing_groups_for_thing(self, thing: str) -> list[str]:
         return [g["groupName"] for g in self.iot.items("ListThingGroupsForThing", thingName=thing)]
+
+
+# The files that take longest (``pytest --durations``, whole suite, 2026-12-07), first: xdist's
+# ``--dist loadfile`` hands files to workers in collection order, so a long file collected last
+# (tests/reliability sorts late) keeps one worker busy long after the other has finished. Only
+# the order changes; a file missing from the list keeps its place after these.
+LONGEST_FIRST = (
+    "tests/reliability/test_convergence.py",
+    "tests/reliability/test_two_way.py",
+    "tests/conformance/test_account_mode.py",
+    "tests/reconcile/test_diff.py",
+    "tests/reliability/test_bench_smoke.py",
+    "tests/conformance/test_refusals.py",
+    "tests/e2e/test_e2e_demo.py",
+    "tests/e2e/test_e2e_interrupt.py",
+    "tests/conformance/test_scenarios.py",
+    "tests/conformance/test_plugin.py",
+    "tests/e2e/test_e2e_sandbox_up.py",
+    "tests/notebooks/test_notebooks.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
