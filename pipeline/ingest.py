@@ -2,8 +2,9 @@
 
 Every hop that takes an event in does it in two steps, each once:
 
-- ``admit(payload, region=..., now=...)``: parse the payload as persist does (``parse_event``)
-  and refuse a timestamp from the future (``check_not_future``). The persist Lambda admits each
+- ``admit(payload, region=..., now=...)``: parse the payload as persist does (``parse_event``),
+  refuse a timestamp from the future (``check_not_future``) and cap one a little ahead of
+  ``now`` (``bounded``, ``pipeline.state.capped``). The persist Lambda admits each
   event it is given (``pipeline.persist``); reconciliation admits each corrective event it is
   about to emit (``reconcile.emit``), so it never emits one persist would refuse.
 - ``look_up``: where an event leaves something out (a dynamic group's query, a certificate's
@@ -28,18 +29,24 @@ from pipeline.kinds import KINDS
 from pipeline.kinds.links import split_membership_name
 from pipeline.kinds.membership import is_dynamic
 from pipeline.model import Change, EntityKind, Item, Origin
-from pipeline.state import Outcome, check_not_future
+from pipeline.state import Outcome, capped, check_not_future
 from pipeline.statetable import PersistResult, StateTable
 
 
 def admit(payload: Mapping[str, Any], *, region: str, now: int | None = None) -> Change:
     """The change in ``payload`` (a registry or corrective event reaching ``region``'s persist
-    step), refused when invalid (``EventValidationError``, ``RegistryValidationError``) or
-    stamped beyond ``now`` (epoch ms, default the wall clock) plus the allowed skew
-    (``FutureTimestampError``): both ``PermanentError``s."""
-    change = parse_event(payload, region=region)
-    check_not_future("timestamp", change.origin.timestamp_ms, now_ms() if now is None else now)
-    return change
+    step), ``bounded`` by ``now`` (epoch ms, default the wall clock); refused when invalid
+    (``EventValidationError``, ``RegistryValidationError``): ``PermanentError``s."""
+    return bounded("timestamp", parse_event(payload, region=region), now)
+
+
+def bounded(field: str, change: Change, now: int | None = None) -> Change:
+    """``change`` refused if stamped beyond ``now`` plus the allowed skew
+    (``FutureTimestampError``, a ``PermanentError``), else ordered no later than ``now`` plus
+    the tolerance (``pipeline.state.capped``: ``origin.stamped_ms`` says it was capped)."""
+    now = now_ms() if now is None else now
+    check_not_future(field, change.origin.timestamp_ms, now)
+    return capped(change, now)
 
 
 def persist_change(table: StateTable, change: Change) -> PersistResult:

@@ -79,7 +79,10 @@ class Origin:
     """Where and when a change happened, used only to order changes to the same entity.
 
     ``entity_id`` and ``version`` come from the origin region's registry (``thingId`` and
-    ``versionNumber``); ``timestamp_ms`` is the event's own timestamp in epoch milliseconds.
+    ``versionNumber``); ``timestamp_ms`` is the event's ordering time in epoch milliseconds: its
+    own timestamp, or, where that was ahead of the admitting clock by more than the tolerance,
+    that clock plus the tolerance (``pipeline.state.capped``), the stamp then kept in
+    ``stamped_ms``.
     """
 
     region: str
@@ -87,6 +90,7 @@ class Origin:
     event_id: str
     entity_id: str | None = None
     version: int | None = None
+    stamped_ms: int | None = None  # the event's own timestamp, only where it was capped
 
 
 @dataclass(frozen=True)

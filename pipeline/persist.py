@@ -1,7 +1,8 @@
 """Persist step: one registry event (or corrective event) into the state table.
 
 The task the persist state machine runs for each event the IoT rule delivers (and for each
-corrective event reconciliation emits). Admit (parse, refuse a timestamp from the future) →
+corrective event reconciliation emits). Admit (parse, refuse a timestamp from the future, cap
+one a little ahead: counted, ``FUTURE_TIMESTAMP_CAPPED_METRIC``) →
 (where the event leaves something out, read it in the origin region: the change's ``lookup``,
 which its kind resolves) → decide and conditionally write:
 the rules are ``pipeline.ingest``'s, this is the Lambda handler. Bad input raises a
@@ -20,16 +21,19 @@ from pipeline import aws
 from pipeline.clock import now_ms
 from pipeline.cloudtrail import Skipped, is_cloudtrail_event, parse_cloudtrail_event
 from pipeline.errors import EventValidationError
-from pipeline.ingest import admit, look_up, persist_change
+from pipeline.ingest import admit, bounded, look_up, persist_change
 from pipeline.iot import Iot
 from pipeline.model import Change
 from pipeline.settings import Settings, load_settings
-from pipeline.state import FutureTimestampError, check_not_future
+from pipeline.state import FutureTimestampError
 from pipeline.statetable import StateTable
 
 logger = Logger(service="iot-crr-persist")
 metrics = Metrics(namespace="IotRegistryCrr", service="persist")
 FUTURE_TIMESTAMP_METRIC = "FutureTimestampsRefused"
+# Events admitted with their ordering time capped at persist's clock plus the tolerance
+# (``pipeline.state.capped``): a clock ahead in the origin, or an odd stamp.
+FUTURE_TIMESTAMP_CAPPED_METRIC = "FutureTimestampsCapped"
 SKIPPED_CALLS_METRIC = "ControlPlaneCallsSkipped"
 
 
@@ -77,11 +81,26 @@ def _control_plane_call(event: dict[str, Any]) -> dict[str, Any]:
             "detail.awsRegion",
             f"a call in {result.origin.region} reached persist in {settings.region}",
         )
-    check_not_future("detail.eventTime", result.origin.timestamp_ms, now_ms())
-    return _looked_up_and_persisted(settings, result, str(event["detail"]["eventName"]))
+    change = bounded("detail.eventTime", result, now_ms())
+    return _looked_up_and_persisted(settings, change, str(event["detail"]["eventName"]))
 
 
 def _looked_up_and_persisted(settings: Settings, change: Change, event_name: str) -> dict[str, Any]:
+    # One value per admitted event, 0 included (a baseline, as for the refusals).
+    stamped = change.origin.stamped_ms
+    metrics.add_metric(
+        name=FUTURE_TIMESTAMP_CAPPED_METRIC, unit=MetricUnit.Count, value=int(stamped is not None)
+    )
+    if stamped is not None:
+        logger.warning(
+            "timestamp ahead of persist's clock: ordered at its clock plus the tolerance",
+            extra={
+                "event_id": change.origin.event_id,
+                "key": change.key,
+                "stamped_ms": stamped,
+                "ordered_at_ms": change.origin.timestamp_ms,
+            },
+        )
     if change.lookup is not None:
         resolved = look_up(change, Iot(aws.client("iot", settings.region)))
         if resolved is None:

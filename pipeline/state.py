@@ -23,9 +23,12 @@ Corrective events (reconciliation) always write unless the table holds something
 table's last write was this very corrective event (same event id and sync token): a replayed plan
 is a duplicate, since asynchronous Express workflows do not deduplicate by execution name.
 
-Timestamps are bounded too (``check_not_future``): where changes are ordered by timestamp, one
-stamped far in the future would make every later real change "stale". Persist and reconciliation
-refuse such a change before it reaches ``decide``, which stays a pure function of its arguments.
+Timestamps are bounded too: where changes are ordered by timestamp, one stamped in the future
+would make every later real change "stale" until the clock caught up. Where a change is admitted
+(``pipeline.ingest.admit``), a stamp beyond the allowed skew is refused (``check_not_future``)
+and one within it but beyond ``ORDERING_TOLERANCE_MS`` ahead of the admitting clock is ordered
+as if made at that clock plus the tolerance (``capped``, counted by persist): a real change made
+after it then outranks it. ``decide`` stays a pure function of its arguments.
 Two-way: an event of this region's registry that reports what this region's replicator wrote
 (an echo, ``pipeline.echo``) is dropped whatever the table holds by then.
 """
@@ -46,6 +49,15 @@ from pipeline.model import Change, Item
 # we read ours from an NTP-synced host, so seconds apart at most; 5 minutes is our own choice of
 # margin (no AWS figure), small enough that a bad stamp cannot shadow real changes for long.
 MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+# How far ahead of the admitting clock a timestamp may order a change. Beyond it the change is
+# ordered at that clock plus this (``capped``), so a skewed or forged stamp shadows the real
+# changes made after it for this long at most, not for up to ``MAX_CLOCK_SKEW_MS``. Assumption:
+# AWS publishes no bound on the skew between its services' clocks (Lambda's execution
+# environment keeps its clock by NTP: AWS Lambda Developer Guide, "Defined runtime environment
+# variables", TZ); NTP-synced hosts agree far better than a second, and two events of one entity
+# reach persist through the IoT rule and a Step Functions execution, slower than that apart, so
+# genuine events keep their own order.
+ORDERING_TOLERANCE_MS = 1_000
 
 
 class FutureTimestampError(PermanentError):
@@ -71,6 +83,22 @@ def check_not_future(field: str, timestamp_ms: int, now: int) -> None:
     """Raise ``FutureTimestampError`` if ``timestamp_ms`` is beyond ``now`` plus the skew."""
     if timestamp_ms > now + MAX_CLOCK_SKEW_MS:
         raise FutureTimestampError(field, timestamp_ms, now)
+
+
+def capped(change: Change, now: int) -> Change:
+    """``change`` ordered no later than ``now`` plus ``ORDERING_TOLERANCE_MS``: its origin's
+    ``timestamp_ms`` capped there, its own stamp kept in ``stamped_ms``, when it was beyond.
+
+    Everything persist orders by (the stored ``event_ts``, the echo ledger's windows and mark,
+    a delete's cascaded tombstones) then uses the capped time. The echo ledger's expectations
+    are recorded on the replicator's clock before persist reads them, so an echo stamped ahead
+    is compared with them as before: capped or not, it is later than every one of them.
+    """
+    limit = now + ORDERING_TOLERANCE_MS
+    stamp = change.origin.timestamp_ms
+    if stamp <= limit:
+        return change
+    return replace(change, origin=replace(change.origin, timestamp_ms=limit, stamped_ms=stamp))
 
 
 class Outcome(StrEnum):

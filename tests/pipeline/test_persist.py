@@ -1,5 +1,6 @@
 """Persist refuses timestamps from the future, once, where an event is admitted (the handler,
-``pipeline.ingest.admit``), on moto."""
+``pipeline.ingest.admit``), and orders one a little ahead at its own clock plus the tolerance
+(counted), on moto."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ from pipeline import persist
 from pipeline.ingest import admit, persist_change
 from pipeline.kinds.links import membership_name
 from pipeline.model import EntityKind
-from pipeline.state import MAX_CLOCK_SKEW_MS, FutureTimestampError, Outcome
+from pipeline.state import (
+    MAX_CLOCK_SKEW_MS,
+    ORDERING_TOLERANCE_MS,
+    FutureTimestampError,
+    Outcome,
+)
 from tests.pipeline.conftest import SRC, Pipeline, fixture_event
 
 NOW = 1_764_000_000_000
@@ -52,6 +58,22 @@ def test_a_clock_a_little_ahead_is_within_the_skew(pipeline: Pipeline) -> None:
         admit(membership("REMOVED", NOW + MAX_CLOCK_SKEW_MS + 1), region=SRC, now=NOW)
 
 
+def test_an_event_stamped_ahead_does_not_shadow_the_real_change_after_it(
+    pipeline: Pipeline,
+) -> None:
+    # GIVEN a membership added by an event stamped 4 minutes ahead of persist's clock (admitted:
+    # within the allowed skew)
+    ahead = admit(membership("ADDED", NOW + 4 * 60_000), region=SRC, now=NOW)
+    assert persist_change(pipeline.table, ahead).outcome is Outcome.APPLIED
+    # WHEN the thing is removed from the group 2 s later (a correct clock's stamp)
+    removed = admit(membership("REMOVED", NOW + 2_000), region=SRC, now=NOW + 2_000)
+    # THEN the removal is applied (it was dropped as stale: the thing stayed a member for the
+    # 4 minutes, and in the destination until the nightly run)
+    assert persist_change(pipeline.table, removed).outcome is Outcome.APPLIED
+    stored = pipeline.table.get(EntityKind.MEMBERSHIP, MEMBER)
+    assert stored is not None and stored.deleted
+
+
 def emf_values(output: str, metric: str) -> list[Any]:
     """The values of ``metric`` in the EMF lines powertools printed."""
     values = []
@@ -79,3 +101,22 @@ def test_the_handler_refuses_a_future_event_with_a_metric(
     result = persist.lambda_handler(membership("ADDED", real_now), None)
     assert result["outcome"] == "applied"
     assert emf_values(capsys.readouterr().out, persist.FUTURE_TIMESTAMP_METRIC) == [0.0]
+
+
+def test_the_handler_counts_an_event_whose_ordering_time_it_capped(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    before = time.time_ns() // 1_000_000
+    # GIVEN an event stamped 2 minutes ahead of the wall clock: persisted, capped, counted
+    result = persist.lambda_handler(membership("ADDED", before + 120_000), None)
+    after = time.time_ns() // 1_000_000
+    assert result["outcome"] == "applied"
+    assert emf_values(capsys.readouterr().out, persist.FUTURE_TIMESTAMP_CAPPED_METRIC) == [1.0]
+    # THEN it is ordered at persist's clock plus the tolerance, not at its stamp
+    stored = pipeline.table.get(EntityKind.MEMBERSHIP, MEMBER)
+    assert stored is not None
+    assert before + ORDERING_TOLERANCE_MS <= stored.event_ts <= after + ORDERING_TOLERANCE_MS
+    # AND an event stamped by a correct clock counts zero capped
+    persist.lambda_handler(membership("REMOVED", time.time_ns() // 1_000_000), None)
+    assert emf_values(capsys.readouterr().out, persist.FUTURE_TIMESTAMP_CAPPED_METRIC) == [0.0]
