@@ -15,6 +15,18 @@ value exactly: a wildcard (``arn:aws:iot:*:*:topic/x``), a policy variable
 a region or account that is neither mapped nor a mapping's target are listed as ``foreign``, for
 the report: a policy that deliberately names a third region is worth a look, not a rewrite.
 
+A document that repeats a key within one JSON object is ambiguous: RFC 8259 section 4 says the
+names of an object SHOULD be unique and that, when they are not, what software receiving it does
+is unpredictable (some keep the last value, some the first, some refuse); the grammar of the IAM
+JSON policy language, which AWS IoT policies follow (AWS IoT Developer Guide, "AWS IoT Core
+policies"), gives each element once per block
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_grammar.html). What AWS
+IoT's own parser does with one is not published. So such a document is never rewritten into the
+one value Python's parser keeps: the shared parse here keeps it as written and names its
+repeated keys (``duplicate_keys``), so the nightly audit reads and reports it, and the
+persist/replicate path refuses it (``refuse_duplicate_keys``, a permanent error naming the
+policy and the key).
+
 Pure: ``rewrite_policy_document(document, mapping)`` returns the rewritten document (JSON text)
 and what it rewrote.
 """
@@ -62,6 +74,8 @@ class RewriteResult:
     document: str
     rewrites: tuple[Rewrite, ...]
     foreign: tuple[str, ...] = ()
+    # Keys repeated within one object (``duplicate_keys``): then ``document`` is as written.
+    duplicate_keys: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -72,8 +86,69 @@ def canonical_document(document: str) -> str:
     """A policy document as canonical JSON text (sorted keys, no spaces): equal iff same JSON.
 
     The form the state table stores and the diff compares, so an author's formatting or key
-    order is never drift."""
-    return json.dumps(json.loads(document), sort_keys=True, separators=(",", ":"))
+    order is never drift. A document with repeated keys has no canonical form (which value
+    counts is the parser's choice): it is kept as written."""
+    decoded = json.loads(document)
+    if duplicate_keys(document):
+        return document
+    return json.dumps(decoded, sort_keys=True, separators=(",", ":"))
+
+
+class _Object(tuple[tuple[str, Any], ...]):
+    """A JSON object as its (key, value) pairs in document order, repeated keys kept."""
+
+
+def duplicate_keys(document: str) -> tuple[str, ...]:
+    """The keys ``document`` (JSON text) repeats within one object, as paths
+    (``Statement[0].Effect``), in document order; ``()`` when none (or not JSON)."""
+    try:
+        return _duplicates_of(document)
+    except json.JSONDecodeError:
+        return ()
+
+
+def _duplicates_of(document: str) -> tuple[str, ...]:
+    found: list[str] = []
+    _find_repeated(json.loads(document, object_pairs_hook=_Object), "", found)
+    return tuple(dict.fromkeys(found))
+
+
+def _find_repeated(value: Any, path: str, found: list[str]) -> None:
+    if isinstance(value, _Object):
+        seen: set[str] = set()
+        for key, item in value:
+            at = f"{path}.{key}" if path else key
+            if key in seen:
+                found.append(at)
+            seen.add(key)
+            _find_repeated(item, at, found)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _find_repeated(item, f"{path}[{i}]", found)
+
+
+class DuplicateKeyError(EventValidationError):
+    """A policy document repeats a key within one object: ambiguous, so not replicated."""
+
+    def __init__(self, field: str, keys: tuple[str, ...], policy: str | None = None) -> None:
+        more = f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
+        whose = f"policy {policy}'s document" if policy else "the policy document"
+        super().__init__(
+            field,
+            f"{whose} repeats the key {keys[0]}{more} within one JSON object: which value "
+            "counts is up to the parser, so it is not replicated; remove the repeated key in "
+            "the source policy",
+        )
+        self.keys = keys
+        self.policy = policy
+
+
+def refuse_duplicate_keys(field: str, document: str, *, policy: str | None = None) -> None:
+    """Raise ``DuplicateKeyError`` (permanent) if ``document`` repeats a key within an object:
+    the persist/replicate path's check, never the audit's (``duplicate_keys`` is)."""
+    keys = duplicate_keys(document)
+    if keys:
+        raise DuplicateKeyError(field, keys, policy)
 
 
 def parse_mapping(text: str) -> dict[str, str]:
@@ -122,13 +197,18 @@ def rewrite_policy_document(
 ) -> RewriteResult:
     """``document`` with every mapped ARN rewritten, as canonical JSON (``canonical_document``).
 
-    Raises ``EventValidationError`` if ``document`` is not a JSON object.
+    A document that repeats a key within an object is returned as written, nothing rewritten,
+    its repeated keys named (``RewriteResult.duplicate_keys``): the audit reports it, the
+    replicator refuses it. Raises ``EventValidationError`` if ``document`` is not a JSON object.
     """
     if isinstance(document, str):
         try:
             decoded = json.loads(document)
         except json.JSONDecodeError as exc:
             raise EventValidationError("policyDocument", f"not JSON: {exc.msg}") from exc
+        repeated = duplicate_keys(document)
+        if repeated and isinstance(decoded, Mapping):
+            return RewriteResult(document, (), (), repeated)
     else:
         decoded = document
     if not isinstance(decoded, Mapping):

@@ -31,7 +31,12 @@ from pipeline.iot import Iot
 from pipeline.kinds.base import Call, Converging, EntitySpec, Kind, Listing, Reader, Result, text
 from pipeline.kinds.parse import ApiCall, CallParser, ParseResult, SkipCode, non_empty_text, skip
 from pipeline.model import Change, EntityKind, Item, Lookup
-from pipeline.policyrewrite import ArnMapping, canonical_document, rewrite_policy_document
+from pipeline.policyrewrite import (
+    ArnMapping,
+    canonical_document,
+    refuse_duplicate_keys,
+    rewrite_policy_document,
+)
 
 logger = Logger(service="iot-crr-replicator")
 
@@ -51,8 +56,9 @@ def policy_name(field_name: str, value: object) -> str:
     return value
 
 
-def _document(field_name: str, value: object) -> str:
-    """A policy document as canonical JSON text (``policyrewrite.canonical_document``)."""
+def _document(field_name: str, value: object, policy: str) -> str:
+    """A policy document as canonical JSON text (``policyrewrite.canonical_document``); one
+    that repeats a key within an object is refused (``policyrewrite.refuse_duplicate_keys``)."""
     if isinstance(value, Mapping):  # a record that already decoded it
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
     if not isinstance(value, str):
@@ -63,6 +69,7 @@ def _document(field_name: str, value: object) -> str:
         raise EventValidationError(field_name, f"not JSON: {exc.msg}") from exc
     if not isinstance(decoded, dict):
         raise EventValidationError(field_name, "must be a JSON object")
+    refuse_duplicate_keys(field_name, value, policy=policy)
     return canonical_document(value)
 
 
@@ -74,8 +81,11 @@ def _name(call: ApiCall) -> str:
 
 
 def _created(call: ApiCall) -> ParseResult:
-    document = _document("requestParameters.policyDocument", call.request.get("policyDocument"))
-    return Change(EntityKind.POLICY, _name(call), call.origin, fields={"document": document})
+    name = _name(call)
+    document = _document(
+        "requestParameters.policyDocument", call.request.get("policyDocument"), name
+    )
+    return Change(EntityKind.POLICY, name, call.origin, fields={"document": document})
 
 
 def _version_created(call: ApiCall) -> ParseResult:
@@ -85,7 +95,9 @@ def _version_created(call: ApiCall) -> ParseResult:
         return skip(
             call, SkipCode.NO_EFFECT, "a version that is not the default changes nothing in effect"
         )
-    document = _document("requestParameters.policyDocument", call.request.get("policyDocument"))
+    document = _document(
+        "requestParameters.policyDocument", call.request.get("policyDocument"), name
+    )
     return Change(EntityKind.POLICY, name, call.origin, fields={"document": document})
 
 
@@ -194,7 +206,12 @@ class Policy(Kind):
         return policy_name(field_name, name)
 
     def check_field(self, key: str, value: Any, state: Mapping[str, Any]) -> Any:
-        return non_empty_text(f"state.{key}", value)
+        """A corrective event's document (persist) or a stored one (the replicator, before it
+        converges): one that repeats a key is refused, a permanent error naming the key (the
+        failure record names the policy)."""
+        document = non_empty_text(f"state.{key}", value)
+        refuse_duplicate_keys(f"state.{key}", document)
+        return document
 
     def read(self, iot: Iot, name: str, *, deleting: bool = False) -> dict[str, Any] | None:
         """``{"document", "versions", "targets"}`` of the policy in effect, or ``None``."""
@@ -231,7 +248,9 @@ class Policy(Kind):
         )
         if response is None:
             return None
-        fields = {**change.fields, "document": canonical_document(str(response["policyDocument"]))}
+        document = str(response["policyDocument"])
+        refuse_duplicate_keys("policyDocument", document, policy=change.name)
+        fields = {**change.fields, "document": canonical_document(document)}
         return replace(change, fields=fields, lookup=None)
 
     def calls(

@@ -16,9 +16,11 @@ from moto import mock_aws
 from pipeline import persist
 from pipeline.cloudtrail import parse_cloudtrail_event
 from pipeline.errors import EventValidationError
-from pipeline.events import parse_event
+from pipeline.events import corrective_event, parse_event
+from pipeline.ingest import admit
 from pipeline.kinds.policy import ARNS_REWRITTEN_METRIC, FOREIGN_ARNS_METRIC
-from pipeline.model import Change, EntityKind
+from pipeline.model import Change, EntityKind, Origin
+from pipeline.policyrewrite import DuplicateKeyError
 from pipeline.state import Outcome
 from pipeline.statetable import PersistResult
 from sandbox.certificates import self_signed_pem
@@ -286,3 +288,75 @@ def test_registry_events_still_parse(h: Harness) -> None:
     # The dispatch on detail-type leaves registry events to their own parser.
     change = parse_event(fixture_event("thing_event"), region=SRC)
     assert change.kind is EntityKind.THING
+
+
+# A document whose text says Deny and then Allow for one statement: Python's parser (like most)
+# keeps the last value, so replicated through it the destination's copy allowed iot:* on *.
+AMBIGUOUS = (
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iot:*",'
+    '"Resource":"*","Effect":"Allow"}]}'
+)
+
+
+def test_a_policy_that_repeats_a_key_is_refused_at_persist_and_the_others_replicate(
+    h: Harness,
+) -> None:
+    # GIVEN an ambiguous policy and an ordinary one created in the source
+    h.call("CreatePolicy", {"policyName": "odd", "policyDocument": AMBIGUOUS}, at=T0)
+    h.call("CreatePolicy", {"policyName": "device", "policyDocument": document(SRC)}, at=T0 + 1)
+    odd, ordinary = h.events
+    h.events.clear()
+    # WHEN persist takes their CloudTrail events, THEN the ambiguous one is refused, a permanent
+    # error naming the policy and the key (the failure queue gets it), nothing stored
+    with pytest.raises(DuplicateKeyError, match=r"policy odd's document repeats the key "):
+        h.persist_control(odd)
+    assert h.table.get(EntityKind.POLICY, "odd") is None
+    # AND the ordinary one is replicated as always
+    result = h.persist_control(ordinary)
+    assert result is not None and result.outcome is Outcome.APPLIED
+    h.drain()
+    assert h.dst.get_policy("odd") is None
+    assert h.dst.get_policy("device") is not None
+
+
+def test_the_error_names_the_repeated_key() -> None:
+    event = cloudtrail_event(
+        "CreatePolicy", {"policyName": "odd", "policyDocument": AMBIGUOUS}, {}, region=SRC, when=T0
+    )
+    with pytest.raises(DuplicateKeyError) as refused:
+        parse_cloudtrail_event(event)
+    assert refused.value.keys == ("Statement[0].Effect",)
+    assert refused.value.policy == "odd"
+    assert refused.value.field == "requestParameters.policyDocument"
+
+
+def test_a_stored_document_that_repeats_a_key_goes_to_the_failure_queue_alone(h: Harness) -> None:
+    # GIVEN the table holding an ambiguous document (written before persist refused them) and
+    # an ordinary policy, delivered to the replicator in one batch
+    for name, text in (("odd", AMBIGUOUS), ("device", document(SRC))):
+        origin = Origin(SRC, T0 * 1000, f"e-{name}")
+        h.table.apply(Change(EntityKind.POLICY, name, origin, fields={"document": text}))
+    # WHEN the replicator converges them
+    report = h.drain()
+    # THEN the ambiguous one is a permanent failure naming the policy (the record's key) and the
+    # repeated key, never written; the ordinary one is written
+    (failure,) = h.failures.sent
+    assert failure["key"] == "POLICY#odd"
+    assert failure["errorType"] == "DuplicateKeyError"
+    assert "repeats the key Statement[0].Effect" in failure["reason"]
+    assert report.batch_item_failures == 0
+    assert h.dst.get_policy("odd") is None
+    assert h.dst.get_policy("device") is not None
+
+
+def test_a_corrective_event_that_repeats_a_key_is_refused_at_admission() -> None:
+    change = Change(
+        EntityKind.POLICY,
+        "odd",
+        Origin(SRC, T0 * 1000, "fix-1"),
+        fields={"document": AMBIGUOUS},
+        corrective=True,
+        sync="s",
+    )
+    with pytest.raises(DuplicateKeyError, match=r"Statement\[0\]\.Effect"):
+        admit(corrective_event(change), region=SRC, now=T0 * 1000)

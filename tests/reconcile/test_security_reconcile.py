@@ -222,3 +222,39 @@ def test_the_cli_takes_the_replicators_account_map(
     bad = CliRunner().invoke(main, [*audit, "--policy-account-map", "us-east-1=eu-west-1"])
     assert bad.exit_code == 2
     assert "--policy-account-map" in bad.output and "us-east-1 is a region" in bad.output
+
+
+AMBIGUOUS = (
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iot:*",'
+    '"Resource":"*","Effect":"Allow"}]}'
+)
+
+
+def test_an_ambiguous_source_policy_is_reported_and_refused_alone_never_stopping_the_run(
+    pipeline: LocalPipeline,
+) -> None:
+    # GIVEN a source policy that repeats a key, next to an ordinary one, neither streamed
+    pipeline.source.create_policy(policyName="odd", policyDocument=AMBIGUOUS)
+    pipeline.source.create_policy(policyName="device", policyDocument=DOC)
+    # WHEN the nightly audit runs, THEN it completes and reports both as missing, the ambiguous
+    # document as written (no parser's choice of its values)
+    report = pipeline.audit()
+    assert {(d.entity, d.name, d.kind) for d in report.drifts} == {
+        (EntityKind.POLICY, "odd", "missing"),
+        (EntityKind.POLICY, "device", "missing"),
+    }
+    snapshot = pipeline.snapshot(SRC)
+    documents = dict(zip(snapshot.policies["name"], snapshot.policies["document"], strict=True))
+    assert documents["odd"] == AMBIGUOUS
+    # AND the repair refuses that one change, naming the key, and emits the other
+    result = pipeline.reconcile()
+    (failure,) = result.failures
+    assert (failure.key, failure.error, failure.retryable) == (
+        "POLICY#odd",
+        "DuplicateKeyError",
+        False,
+    )
+    assert "repeats the key Statement[0].Effect" in failure.message
+    pipeline.converge_fully()
+    assert pipeline.destination.list_policies()["policies"][0]["policyName"] == "device"
+    assert len(pipeline.destination.list_policies()["policies"]) == 1

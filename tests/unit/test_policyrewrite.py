@@ -11,9 +11,12 @@ import pytest
 from pipeline.errors import EventValidationError
 from pipeline.policyrewrite import (
     ArnMapping,
+    DuplicateKeyError,
     Rewrite,
     canonical_document,
+    duplicate_keys,
     parse_mapping,
+    refuse_duplicate_keys,
     rewrite_policy_document,
 )
 
@@ -159,3 +162,42 @@ def test_parse_mapping() -> None:
 def test_parse_mapping_refuses_nonsense(text: str) -> None:
     with pytest.raises(EventValidationError, match="mapping"):
         parse_mapping(text)
+
+
+# --- repeated keys: ambiguous, reported by the shared parse, refused by the pipeline ------------
+
+
+def test_repeated_keys_are_named_by_path_in_document_order() -> None:
+    document = (
+        '{"Version":"2012-10-17","Version":"2008-10-17","Statement":[{"Effect":"Allow"},'
+        '{"Effect":"Deny","Condition":{"StringEquals":{"iot:ClientId":"a","iot:ClientId":"b"}},'
+        '"Effect":"Allow"}]}'
+    )
+    assert duplicate_keys(document) == (
+        "Version",
+        "Statement[1].Condition.StringEquals.iot:ClientId",
+        "Statement[1].Effect",
+    )
+    assert duplicate_keys(doc({"Effect": "Allow"})) == ()
+    assert duplicate_keys("not json") == ()
+
+
+def test_the_shared_parse_keeps_an_ambiguous_document_as_written_and_never_raises() -> None:
+    # GIVEN a statement whose text says Deny, then Allow (Python's parser keeps the last)
+    ambiguous = (
+        '{"Statement":[{"Effect":"Deny","Action":"iot:*",'
+        f'"Resource":"arn:aws:iot:{SOURCE}:{ACCOUNT}:topic/t","Effect":"Allow"}}]}}'
+    )
+    # THEN no canonical form picks a value for it, and the rewrite leaves it as written, naming
+    # the repeated key (the audit reports it; the replicator refuses it)
+    assert canonical_document(ambiguous) == ambiguous
+    result = rewrite_policy_document(ambiguous, REGIONS)
+    assert result.document == ambiguous
+    assert (result.rewrites, result.duplicate_keys) == ((), ("Statement[0].Effect",))
+
+
+def test_the_pipeline_refuses_an_ambiguous_document_naming_the_policy_and_the_key() -> None:
+    ambiguous = '{"Statement":[],"Statement":[{"Effect":"Allow","Action":"iot:*"}]}'
+    with pytest.raises(DuplicateKeyError, match="policy device's document repeats the key Stat"):
+        refuse_duplicate_keys("policyDocument", ambiguous, policy="device")
+    refuse_duplicate_keys("policyDocument", doc({"Effect": "Allow"}), policy="device")
