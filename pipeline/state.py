@@ -54,9 +54,8 @@ MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
 # changes made after it for this long at most, not for up to ``MAX_CLOCK_SKEW_MS``. Assumption:
 # AWS publishes no bound on the skew between its services' clocks (Lambda's execution
 # environment keeps its clock by NTP: AWS Lambda Developer Guide, "Defined runtime environment
-# variables", TZ); NTP-synced hosts agree far better than a second, and two events of one entity
-# reach persist through the IoT rule and a Step Functions execution, slower than that apart, so
-# genuine events keep their own order.
+# variables", TZ); NTP-synced hosts agree to far better than a second, so genuine events keep
+# their own stamps, and their order, untouched.
 ORDERING_TOLERANCE_MS = 1_000
 
 

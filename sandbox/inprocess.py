@@ -27,6 +27,7 @@ from aws_lambda_powertools import Logger
 
 from pipeline import replicate
 from pipeline.aws import ClientFactory
+from pipeline.clock import to_ms
 from pipeline.converge import build_converger
 from pipeline.errors import CrrError
 from pipeline.failures import FailureSink
@@ -258,6 +259,10 @@ class RegionHalf:
         max_retry_attempts: int,
     ) -> None:
         self.region = region
+        # Persist's clock is the one the registry stamps its events with and the replicator
+        # records its echo expectations on (AWS's clocks agree): an event stamped ahead of it
+        # is ordered at it (``pipeline.state.capped``), as in AWS.
+        self.wall_clock = wall_clock
         self.ddb = client("dynamodb", region)
         create_state_table(self.ddb, table_name)
         self.stream_arn = self.ddb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
@@ -283,7 +288,8 @@ class RegionHalf:
         self.table_writes = 0  # entity items written by this region's persist step
 
     def persist_event(self, event: Mapping[str, Any]) -> PersistResult:
-        change = look_up(admit(event, region=self.region), self.registry)
+        now = to_ms(self.wall_clock())
+        change = look_up(admit(event, region=self.region, now=now), self.registry)
         assert change is not None  # a registry event's lookup (a group's query) always resolves
         result = persist_change(self.table, change)
         self.table_writes += result.wrote

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox.inprocess import DST, SRC
-from tests.reliability.conftest import MAX_EXAMPLES
+from tests.reliability.conftest import CLOCK, MAX_EXAMPLES
 from tests.reliability.two_way_world import REGIONS, World, fleet, registry_state
 
 THINGS = ("t0", "t0", "t0", "t1")  # mostly one thing: its changes race each other
@@ -223,6 +223,34 @@ def test_a_change_back_taken_for_an_echo_is_not_undone_by_the_change_before_it(
     world.settle()
     for name in REGIONS:
         assert registry_state(world.pipeline[name].iot, "t0") == {"v": "b"}, name
+
+
+def test_an_echo_stamped_ahead_is_still_an_echo_and_does_not_shadow_the_next_local_change(
+    two_way: Callable[[], World],
+) -> None:
+    """Issue 28, item 4: A's replicator writes {v: b}; the registry event of that write (the
+    echo) carries a stamp 3 minutes ahead of A's persist clock (a clock ahead, or an odd stamp).
+    It must still be taken for the echo (no entity write), and the echo mark it leaves must not
+    make the operator's change in A, made just after, "overwritten": that mark used to be the
+    stamp, 3 minutes ahead, and the change was dropped, leaving A at {v: c} and B at {v: b}."""
+    world = two_way()
+    a, b = REGIONS
+    world.change(a, ("create", "t0", {"v": "a"}))
+    world.settle()
+    world.change(b, ("update", "t0", {"v": "b"}))
+    world.deliver(b)
+    world.pipeline.replicate()
+    world.drain(a)  # A's replicator writes {v: b}
+    (echo,) = world.inbox[a]
+    echo["timestamp"] += 3 * 60_000
+    writes = world.entity_writes()
+    world.deliver(a)
+    assert world.entity_writes() == writes  # an echo: nothing written
+    CLOCK.advance(2)  # beyond the tolerance (ORDERING_TOLERANCE_MS) after persist took the echo
+    world.change(a, ("update", "t0", {"v": "c"}))
+    world.settle()
+    for name in REGIONS:
+        assert registry_state(world.pipeline[name].iot, "t0") == {"v": "c"}, name
 
 
 def test_table_writes_per_change_in_two_way_mode(two_way: Callable[[], World]) -> None:
