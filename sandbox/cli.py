@@ -229,11 +229,13 @@ def _quiet_handlers(verbose: bool) -> None:
 def _handler_log_level(default: str) -> None:
     """``POWERTOOLS_LOG_LEVEL`` (``default`` unless set) for the handlers' loggers, those already
     made included: a handler module imported before a command runs (the sandbox's in-process
-    pipeline imports them) made its Logger with the variable unset (INFO)."""
+    pipeline and the demo import them) made its Logger with the variable unset (INFO). Loggers
+    of one service share one ``logging`` logger (the kinds' log as the replicator)."""
+    from jobs import run
     from pipeline import pending, persist, replicate
 
     level = os.environ.setdefault("POWERTOOLS_LOG_LEVEL", default)
-    for module in (persist, replicate, pending):
+    for module in (persist, replicate, pending, run):
         module.logger.setLevel(level)
 
 
