@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipeline.kinds.links import membership_groups
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, LOSS_POINTS
+from reconcile.reportformats import shown
 
 ITEM_KEY = ["entity", "name", "kind"]
 EPISODE_COLUMNS = [
@@ -247,14 +248,17 @@ def attribute_drill_down(items: pd.DataFrame) -> pd.DataFrame:
         items["entity"], items["name"], items["kind"], items["details"], strict=True
     ):
         for field_name, values in json.loads(str(details) or "{}").items():
+            side = {"missing": "source", "extra": "target"}.get(str(kind))
+            if side is not None and values.get(side) in (None, {}, []):
+                continue  # an unset field of a missing or extra entity says nothing about it
             rows.append(
                 {
                     "entity": entity,
                     "name": name,
                     "kind": kind,
                     "field": field_name,
-                    "source": _shown(values.get("source")),
-                    "target": _shown(values.get("target")),
+                    "source": shown(values.get("source")) if side != "extra" else "",
+                    "target": shown(values.get("target")) if side != "missing" else "",
                 }
             )
     return pd.DataFrame(rows, columns=["entity", "name", "kind", "field", "source", "target"])
@@ -264,7 +268,3 @@ def field_frequency(drill_down: pd.DataFrame) -> pd.Series:
     """How often each field differs among changed entities (attributes key by key)."""
     changed = drill_down.loc[drill_down["kind"] == "changed"]
     return changed.groupby(["entity", "field"]).size().sort_values(ascending=False)
-
-
-def _shown(value: Any) -> str:
-    return "" if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)

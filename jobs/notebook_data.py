@@ -7,7 +7,7 @@ calls ``trends``. Both read artefacts through ``jobs.artefacts`` and compute thr
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
@@ -50,6 +50,13 @@ class LatestRun:
     things: pd.DataFrame  # the source snapshot's things (for "most drifted types")
     memberships: pd.DataFrame  # the source snapshot's memberships (for "most drifted groups")
     why: str = "the latest run"  # why this run is the one shown (``choose_run``)
+    # The latest run when it found no drift and none was asked for (``latest_if_clean``): the
+    # report says "in sync" first, then shows the run that last found drift, if any.
+    latest: dict[str, Any] | None = None
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.report["drifts"])
 
     def summary(self) -> pd.DataFrame:
         """Entities compared and drift per kind, as the report's summary table."""
@@ -64,14 +71,27 @@ class LatestRun:
         return pd.DataFrame(rows).set_index("entity")
 
     def headline(self) -> str:
-        state = "in sync" if self.report["in_sync"] else f"{len(self.report['drifts'])} drift(s)"
-        started = pd.Timestamp(self.record["started_at_ms"], unit="ms", tz="UTC")
+        """What the report says first: "in sync" after a clean latest run (then which run the
+        views below show, if one found drift), else the run shown and what it found."""
+        shown = _run_line(self.record)
+        if self.latest is None:
+            state = "in sync" if not self.drifted else f"{len(self.report['drifts'])} drift(s)"
+            return (
+                f"run {shown}; {self.why}): "
+                f"{self.report['source_region']} → {self.report['target_region']}: {state}; "
+                f"{self.record['repairs_emitted']} repair(s) emitted, "
+                f"{self.record['held_back']} held back by guards"
+            )
+        regions = f"{self.latest['source_region']} → {self.latest['target_region']}"
+        first = (
+            f"**In sync**: {regions}: the latest run, {_run_line(self.latest)}), found no drift."
+        )
+        if not self.drifted:
+            return first + " No run has found drift."
         return (
-            f"run {self.record['run_id']} ({self.record['status']}, started "
-            f"{started:%Y-%m-%d %H:%M} UTC; {self.why}): "
-            f"{self.report['source_region']} → {self.report['target_region']}: {state}; "
-            f"{self.record['repairs_emitted']} repair(s) emitted, "
-            f"{self.record['held_back']} held back by guards"
+            f"{first}\n\nBelow: run {shown}; {self.why}): "
+            f"{len(self.report['drifts'])} drift(s); {self.record['repairs_emitted']} repair(s) "
+            f"emitted, {self.record['held_back']} held back by guards."
         )
 
     def root_causes(self) -> pd.DataFrame:
@@ -93,7 +113,8 @@ class LatestRun:
         )
 
     def drift_by_kind(self) -> pd.DataFrame:
-        return history.drift_by_kind(self.items)
+        """Drift per entity (rows) and kind (columns), only those with drift."""
+        return nonzero(history.drift_by_kind(self.items))
 
     def drift_by_where(self) -> pd.DataFrame:
         """Drift per loss point (three-way audit) with what to check for each."""
@@ -105,7 +126,9 @@ class LatestRun:
             {"where": point, "drifts": int(counts.get(point, 0)), "what to check": FIXES[point]}
             for point in FIXES
         ]
-        return pd.DataFrame(rows).set_index("where")
+        if not any(row["drifts"] for row in rows):  # in sync, or a run without the table's view
+            rows = []
+        return pd.DataFrame(rows, columns=["where", "drifts", "what to check"]).set_index("where")
 
     def most_drifted_types(self, top: int = 10) -> pd.DataFrame:
         return history.most_drifted_types(self.items, self.things, top)
@@ -143,14 +166,29 @@ def choose_run(index: pd.DataFrame, run_id: str | None = None) -> tuple[dict[str
     return record, why
 
 
+def latest_if_clean(index: pd.DataFrame) -> dict[str, Any] | None:
+    """The latest run with a report, if it found no drift (the report then says "in sync"
+    first, whichever run it shows below)."""
+    runs = index.loc[index["diffed"].astype(bool)] if "diffed" in index else index.iloc[0:0]
+    if runs.empty or int(runs.iloc[-1]["drift_total"]):
+        return None
+    return _record(runs.iloc[-1])
+
+
+def _run_line(record: Mapping[str, Any]) -> str:
+    started = pd.Timestamp(record["started_at_ms"], unit="ms", tz="UTC")
+    return f"{record['run_id']} ({record['status']}, started {started:%Y-%m-%d %H:%M} UTC"
+
+
 def _record(row: pd.Series) -> dict[str, Any]:
     return {str(k): v for k, v in row.to_dict().items()}
 
 
 def latest_run(store: Store, run_id: str | None = None) -> LatestRun:
     """The run the drift report shows (``choose_run``), loaded from its artefacts."""
+    index = load_index(store)
     try:
-        record, why = choose_run(load_index(store), run_id)
+        record, why = choose_run(index, run_id)
     except NoRunsError as error:
         raise NoRunsError(f"{error} at {store.location}") from error
     artefacts = RunArtefacts(store, str(record["prefix"]))
@@ -162,6 +200,7 @@ def latest_run(store: Store, run_id: str | None = None) -> LatestRun:
         things=source.things,
         memberships=source.memberships,
         why=why,
+        latest=None if run_id is not None else latest_if_clean(index),
     )
 
 
@@ -172,6 +211,25 @@ class Trends:
     index: pd.DataFrame
     items: pd.DataFrame
     episodes: pd.DataFrame
+
+    def headline(self) -> str:
+        """The latest run first: in sync (and since when), or how much drift it found."""
+        diffed = self.index.get("diffed", pd.Series(False, index=self.index.index))
+        runs = self.index.loc[diffed.astype(bool)]
+        if runs.empty:
+            return "No run got as far as a report yet."
+        latest = _record(runs.iloc[-1])
+        found = int(latest["drift_total"])
+        if found:
+            return f"The latest run, {_run_line(latest)}), found {found} drift(s)."
+        drifted = runs.loc[runs["drift_total"].astype(int) > 0]
+        if drifted.empty:
+            since = "no run has found drift"
+        else:
+            last = drifted.iloc[-1]["started_at_ms"]
+            clean = int((runs["started_at_ms"] > last).sum())
+            since = f"{clean} clean run(s) since the last drift"
+        return f"**In sync**: the latest run, {_run_line(latest)}), found no drift; {since}."
 
     def drift_over_time(self) -> pd.DataFrame:
         return history.drift_over_time(self.index)
@@ -239,74 +297,104 @@ def _figure(title: str) -> tuple[Any, Any]:
     return figure, axes
 
 
-def _empty(axes: Any, message: str) -> None:
-    axes.text(0.5, 0.5, message, ha="center", va="center", transform=axes.transAxes)
-    axes.set_axis_off()
+def nonzero(frame: pd.DataFrame, *, rows: bool = True) -> pd.DataFrame:
+    """``frame`` without the numeric columns (and, with ``rows``, the rows) that are all zero:
+    one run's drift shows what drifted, not thirteen entities of which two did. Over runs,
+    keep the rows: a clean run is a bar of nothing, which is the news."""
+    numeric = frame.select_dtypes("number")
+    kept = numeric.ne(0).any(axis=1) if rows else pd.Series(True, index=frame.index)
+    columns = [c for c in frame.columns if c not in numeric or numeric[c].ne(0).any()]
+    return frame.loc[kept, columns]
+
+
+HEADROOM = 1.18  # the y axis reaches past the tallest bar, so its count stays inside the frame
 
 
 def bar_chart(
     frame: pd.DataFrame | pd.Series, title: str, *, stacked: bool = True, ylabel: str = ""
 ) -> Any:
-    """A (stacked) bar chart of ``frame``'s numeric columns per index label; one bar per label,
-    so a handful of runs read as a handful of bars, not a line implying values between them."""
-    figure, axes = _figure(title)
+    """A (stacked) bar chart of ``frame``'s numeric columns per index label, or None when there
+    is nothing to draw (no empty charts). One bar per label, so a handful of runs read as a
+    handful of bars, not a line implying values between them. Each bar (a stack: its total) has
+    its count on it, inside the frame: 2 things next to 174 memberships show as "2" even where
+    the bar is a sliver. Series that are zero throughout are left out (and from the legend)."""
     numeric = frame.select_dtypes("number") if isinstance(frame, pd.DataFrame) else frame
+    if isinstance(numeric, pd.DataFrame):
+        numeric = numeric.loc[:, numeric.ne(0).any(axis=0)]
     if numeric.empty or not numeric.to_numpy().any():
-        _empty(axes, "no drift")
-    else:
-        from matplotlib.ticker import MaxNLocator
+        return None
+    from matplotlib.ticker import MaxNLocator
 
-        labels = [str(label) for label in numeric.index]
-        long = max(map(len, labels)) > 12
-        numeric.plot.bar(ax=axes, stacked=stacked, rot=30 if long else 0)
-        axes.set_xticklabels(labels, ha="right" if long else "center")
-        axes.set_xlabel("")
-        axes.set_ylabel(ylabel)
-        axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.25 of a thing
-        # The count on every bar: 2 things next to 174 memberships are invisible otherwise.
-        containers = axes.containers[-1:] if stacked else axes.containers
-        totals = numeric.sum(axis=1) if isinstance(numeric, pd.DataFrame) and stacked else None
-        for container in containers:
-            values = totals.tolist() if totals is not None else container.datavalues
-            axes.bar_label(
-                container, labels=[f"{v:,.0f}" if v else "" for v in values], fontsize="small"
-            )
-        axes.margins(y=0.12)
-        if isinstance(numeric, pd.DataFrame) and numeric.shape[1] > 1:
-            axes.legend(fontsize="small", frameon=False)
+    figure, axes = _figure(title)
+    labels = [str(label) for label in numeric.index]
+    long = max(map(len, labels)) > 12
+    numeric.plot.bar(ax=axes, stacked=stacked, rot=30 if long else 0, legend=False)
+    axes.set_xticklabels(labels, ha="right" if long else "center")
+    axes.set_xlabel("")
+    axes.set_ylabel(ylabel)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.25 of a thing
+    containers = axes.containers[-1:] if stacked else axes.containers
+    table = isinstance(numeric, pd.DataFrame)
+    totals = numeric.sum(axis="columns") if isinstance(numeric, pd.DataFrame) and stacked else None
+    for container in containers:
+        if totals is not None:  # a stack's total, 0 included: a clean run is the news
+            texts = [f"{v:,.0f}" for v in totals.tolist()]
+        else:  # side by side: an empty slot needs no "0"
+            texts = [f"{v:,.0f}" if v else "" for v in container.datavalues]
+        axes.bar_label(container, labels=texts, fontsize="small")
+    tallest = float(totals.max() if totals is not None else numeric.to_numpy().max())
+    axes.set_ylim(0, tallest * HEADROOM)
+    if table and numeric.shape[1] > 1:
+        # beside the frame, not over the bars or their counts
+        axes.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
     return figure
 
 
 def repair_time_histogram(episodes: pd.DataFrame, title: str) -> Any:
-    """Time to repair over the repaired episodes, in the unit that fits the longest."""
-    figure, axes = _figure(title)
+    """Time to repair over the repaired episodes, in the unit that fits the longest; None when
+    nothing was repaired yet."""
     repaired = episodes.loc[~episodes["open"].astype(bool), "time_to_repair"]
     seconds = pd.to_timedelta(repaired).dt.total_seconds()
     if seconds.empty:
-        _empty(axes, "nothing repaired yet")
-    else:
-        size, unit = fitting_unit(float(seconds.max()))
-        axes.hist(seconds / size, bins=min(20, max(1, seconds.nunique())))
-        axes.set_xlabel(f"{unit} from first seen to repaired")
-        axes.set_ylabel("drift items")
+        return None
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axes = _figure(title)
+    size, unit = fitting_unit(float(seconds.max()))
+    axes.hist(seconds / size, bins=min(20, max(1, seconds.nunique())))
+    axes.set_xlabel(f"{unit} from first seen to repaired")
+    axes.set_ylabel("drift items")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     return figure
 
 
-def with_readable_durations(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` for people: durations as ``3m 47s``, times as ``2026-12-01 14:18 UTC``."""
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` for people: durations as ``3m 47s``, times as ``2026-12-01 14:18 UTC``, flags
+    as yes/no and nothing as an empty cell (never ``True``, ``None``, ``NaT`` or ``nan``)."""
     shown = frame.copy()
     for column in shown.columns:
-        if pd.api.types.is_timedelta64_dtype(shown[column]):
-            shown[column] = shown[column].dt.total_seconds().map(format_duration)
-        elif pd.api.types.is_datetime64_any_dtype(shown[column]):
-            shown[column] = shown[column].dt.strftime("%Y-%m-%d %H:%M UTC").fillna("")
+        values = shown[column]
+        if pd.api.types.is_timedelta64_dtype(values):
+            seconds = values.dt.total_seconds()
+            shown[column] = seconds.map(lambda v: format_duration(v) if pd.notna(v) else "")
+        elif pd.api.types.is_datetime64_any_dtype(values):
+            shown[column] = values.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("")
+        elif pd.api.types.is_bool_dtype(values) or (
+            values.dtype == object and values.map(lambda v: isinstance(v, bool)).any()
+        ):
+            shown[column] = values.map(lambda v: ("yes" if v else "no") if pd.notna(v) else "")
+        elif values.dtype == object or pd.api.types.is_string_dtype(values):
+            shown[column] = values.map(lambda v: "" if v is None or v is pd.NA else v)
     return shown
 
 
 def table(frame: pd.DataFrame) -> Any:
-    """``frame`` as a table people read: text left-aligned, numbers right, no row numbers
-    (a 0..n index says nothing), durations and times written out."""
-    shown = with_readable_durations(frame)
+    """``frame`` as a table people read, or None when it has no rows (no empty tables): text
+    left-aligned, numbers right, no row numbers (a 0..n index says nothing), durations, times
+    and flags written out."""
+    if frame.empty:
+        return None
+    shown = readable(frame)
     text: list[Hashable] = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
     for column in text:  # registry text: shown, never markup, controls or bidi overrides
         shown[column] = shown[column].map(lambda v: visible(v) if isinstance(v, str) else v)
@@ -320,17 +408,37 @@ def table(frame: pd.DataFrame) -> Any:
     return styler
 
 
+def section(title: str, intro: str, *views: Any) -> None:
+    """A section of a notebook: its heading, what it shows, then each view (a table from
+    ``table``, a figure from ``bar_chart``), or nothing at all when every view is None: after
+    a clean night the report is "in sync", not a page of empty tables and charts."""
+    from IPython.display import Markdown, display
+
+    views = tuple(view for view in views if view is not None)
+    if not views:
+        return
+    display(Markdown(f"## {title}" + (f"\n\n{intro}" if intro else "")))
+    for view in views:
+        show(view)
+
+
 def say(text: str) -> None:
     """Display ``text`` as a paragraph (Markdown), not as code output."""
     from IPython.display import Markdown, display
 
-    display(Markdown(visible(text)))
+    display(Markdown(visible(text, keep="\n")))
 
 
-def show(figure: Any) -> None:
-    """Display ``figure`` as a PNG image (works under the Agg backend)."""
+def show(view: Any) -> None:
+    """Display a figure as a PNG image (works under the Agg backend), a table as itself, and
+    nothing for None (an empty view, ``table``/``bar_chart``)."""
     from IPython.display import Image, display
 
+    if view is None:
+        return
+    if not hasattr(view, "savefig"):
+        display(view)
+        return
     buffer = BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
+    view.savefig(buffer, format="png", dpi=90)
     display(Image(data=buffer.getvalue(), format="png"))

@@ -48,62 +48,69 @@ def notebook(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
     return book
 
 
+def section(title: str, intro: str, *views: str) -> nbformat.NotebookNode:
+    """A cell showing a section (heading, intro, views) only when one of its views has
+    something to show (``nd.section``): a clean night is "in sync", not empty tables."""
+    shown = "".join(f"    {view},\n" for view in views)
+    return new_code_cell(f"nd.section(\n    {title!r},\n    {intro!r},\n{shown})")
+
+
 REPORT = notebook(
     [
         new_markdown_cell(
             "# Drift report\n\n"
             "What a reconciliation run found between the source and target registries, what it "
             "repaired, and where the drift sits. By default the latest run that found drift "
-            "(set `run_id` for another)."
+            "(set `run_id` for another); after a clean night, that it is in sync first."
         ),
         parameters(),
         new_code_cell(SETUP),
         new_code_cell(
             "run = nd.latest_run(nd.open_location(report_location, region), run_id)\n"
             "nd.say(run.headline())\n"
-            "nd.table(run.summary().reset_index())"
+            "nd.show(nd.table(run.summary().reset_index()))"
         ),
-        new_markdown_cell(
-            "## Root causes\n\nDrift that exists only because of other drift (the members "
-            "of a missing group, the things of a missing type) is counted under its cause."
+        section(
+            "Root causes",
+            "Drift that exists only because of other drift (the members of a missing group, "
+            "the things of a missing or changed type) is counted under its cause.",
+            "nd.table(run.root_causes())",
         ),
-        new_code_cell("nd.table(run.root_causes())"),
-        new_markdown_cell("## Drift by entity and kind"),
-        new_code_cell(
-            "by_kind = run.drift_by_kind()\n"
-            'nd.show(nd.bar_chart(by_kind, "Drift by entity and kind", ylabel="drift items"))'
+        section(
+            "Drift by entity and kind",
+            "",
+            'nd.bar_chart(run.drift_by_kind(), "Drift by entity and kind", stacked=False, '
+            'ylabel="drift items")',
         ),
-        new_markdown_cell(
-            "## Where the drift was lost\n\nFrom the three-way audit (the state table as a "
-            "third view): before the table (events), after it (replication, hand edits), or in "
-            "the table only; with what to check for each."
+        section(
+            "Where the drift was lost",
+            "From the three-way audit (the state table as a third view): before the table "
+            "(events), after it (replication, hand edits), or in the table only; with what to "
+            "check for each.",
+            'nd.bar_chart(nd.nonzero(run.drift_by_where())["drifts"], '
+            '"Drift by where it was lost", ylabel="drift items")',
+            "nd.table(run.drift_by_where().reset_index())",
         ),
-        new_code_cell(
-            "where = run.drift_by_where()\n"
-            'nd.show(nd.bar_chart(where["drifts"], "Drift by where it was lost", '
-            'ylabel="drift items"))\n'
-            "nd.table(where.reset_index())"
+        section(
+            "The most drifted thing types",
+            "",
+            'nd.bar_chart(run.most_drifted_types().drop(columns="total"), "Drift by thing type", '
+            "stacked=False)",
+            "nd.table(run.most_drifted_types().reset_index())",
         ),
-        new_markdown_cell("## The most drifted thing types"),
-        new_code_cell(
-            "types = run.most_drifted_types()\n"
-            'nd.show(nd.bar_chart(types.drop(columns="total"), "Drift by thing type"))\n'
-            "nd.table(types.reset_index())"
+        section(
+            "The most drifted thing groups",
+            "",
+            'nd.bar_chart(run.most_drifted_groups().drop(columns="total"), '
+            '"Drift by thing group", stacked=False)',
+            "nd.table(run.most_drifted_groups().reset_index())",
         ),
-        new_markdown_cell("## The most drifted thing groups"),
-        new_code_cell(
-            "groups = run.most_drifted_groups()\n"
-            'nd.show(nd.bar_chart(groups.drop(columns="total"), "Drift by thing group"))\n'
-            "nd.table(groups.reset_index())"
-        ),
-        new_markdown_cell(
-            "## Attribute-level drill-down\n\nEvery differing field (attributes key by key), "
-            "with its value in each region."
-        ),
-        new_code_cell("drill = run.drill_down()\nnd.table(drill)"),
-        new_code_cell(
-            "fields = nd.history.field_frequency(drill)\n"
-            'nd.show(nd.bar_chart(fields, "Most often differing fields (changed entities)"))'
+        section(
+            "Attribute-level drill-down",
+            "Every differing field (attributes key by key), with its value in each region.",
+            "nd.table(run.drill_down())",
+            "nd.bar_chart(nd.history.field_frequency(run.drill_down()), "
+            '"Most often differing fields (changed entities)")',
         ),
     ]
 )
@@ -117,41 +124,42 @@ TRENDS = notebook(
         parameters(),
         new_code_cell(SETUP),
         new_code_cell(
-            "trends = nd.trends(nd.open_location(report_location, region))\nnd.table(trends.runs())"
+            "trends = nd.trends(nd.open_location(report_location, region))\n"
+            "nd.say(trends.headline())\n"
+            "nd.show(nd.table(trends.runs()))"
         ),
-        new_markdown_cell("## Drift per run"),
-        new_code_cell(
-            'nd.show(nd.bar_chart(trends.drift_per_run(), "Drift per run, by entity", '
-            'ylabel="drift items"))'
+        section(
+            "Drift per run",
+            "",
+            'nd.bar_chart(trends.drift_per_run(), "Drift per run, by entity", '
+            'ylabel="drift items")',
         ),
-        new_markdown_cell(
-            "## Where the drift was lost, over time\n\nDrift lost before the state table "
-            "points at registry events or the IoT rule; after it, at the replicator or hand "
-            "edits in the destination."
+        section(
+            "Where the drift was lost, over time",
+            "Drift lost before the state table points at registry events or the IoT rule; after "
+            "it, at the replicator or hand edits in the destination.",
+            'nd.bar_chart(trends.drift_by_where(), "Drift per run, by where it was lost", '
+            'ylabel="drift items")',
+            "nd.table(nd.nonzero(trends.drift_by_where(), rows=False).reset_index())",
         ),
-        new_code_cell(
-            'nd.show(nd.bar_chart(trends.drift_by_where(), "Drift per run, by where it was lost", '
-            'ylabel="drift items"))\n'
-            "nd.table(trends.drift_by_where().reset_index())"
+        section(
+            "Time to repair",
+            "An episode runs from the first run that saw a drift item to the first later run "
+            "where it is gone.",
+            'nd.repair_time_histogram(trends.episodes, "Time to repair")',
+            "nd.table(trends.time_to_repair())",
         ),
-        new_markdown_cell(
-            "## Time to repair\n\nAn episode runs from the first run that saw a drift item "
-            "to the first later run where it is gone."
+        section(
+            "The slowest repairs",
+            "Open items first; `trends.item_history()` has every item.",
+            "nd.table(trends.slowest_repairs())",
         ),
-        new_code_cell(
-            'nd.show(nd.repair_time_histogram(trends.episodes, "Time to repair"))\n'
-            "nd.table(trends.time_to_repair())"
-        ),
-        new_markdown_cell(
-            "The slowest repairs (open items first); `trends.item_history()` has every item."
-        ),
-        new_code_cell("nd.table(trends.slowest_repairs())"),
-        new_markdown_cell("## Repair volume"),
-        new_code_cell(
-            "volume = trends.repair_volume()\n"
-            'nd.show(nd.bar_chart(volume.drop(columns=["started_at", "status", "planned"]), '
-            '"Repairs per run", stacked=False, ylabel="repairs"))\n'
-            "nd.table(volume.reset_index())"
+        section(
+            "Repair volume",
+            "",
+            'nd.bar_chart(trends.repair_volume().drop(columns=["started_at", "status", '
+            '"planned"]), "Repairs per run", stacked=False, ylabel="repairs")',
+            "nd.table(trends.repair_volume().reset_index())",
         ),
     ]
 )

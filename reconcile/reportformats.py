@@ -54,8 +54,22 @@ def _escape(char: str) -> str:
 _CONTEXT = 12  # characters kept before the first difference of two long values
 
 
-def _text(value: Any) -> str:
+UNSET = "unset"  # a field with no value, as people read it
+
+
+def shown(value: Any) -> str:
+    """A registry value as people read it: text and numbers as JSON writes them (``"2.1.0"``,
+    ``3``: quotes tell the string "3" from the number), a flag as ``yes``/``no`` and no value
+    as ``unset``, never ``True``/``False``/``None`` or ``true``/``false``/``null``. The JSON
+    report keeps the values themselves."""
+    if value is None:
+        return UNSET
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return visible(json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
+
+
+_text = shown
 
 
 def _value(value: Any) -> str:
@@ -110,25 +124,35 @@ def _summary_rows(report: DriftReport) -> list[list[str]]:
 
 
 _SUMMARY_HEADER = ["entity", "compared", *DRIFT_KINDS]
-_DRIFT_HEADER = ["severity", "entity", "kind", "name", "details"]
+
+
+def _drift_header(explained: bool) -> list[str]:
+    """The drift table's columns: where each root cause was lost when the audit explained it."""
+    where = ["where"] if explained else []
+    return ["severity", "entity", "kind", *where, "name", "details"]
 
 
 _EXAMPLES = 3  # dependents named in a root cause's summary row
 
 
-def _cause_rows(causes: list[Cause]) -> list[list[str]]:
+def _cause_rows(causes: list[Cause], explained: bool) -> list[list[str]]:
     """A row per root cause, then a ``↳`` row per kind of drift it explains (its dependents are
     counted, the first few named; JSON lists every one)."""
     rows = []
     for cause in causes:
         d = cause.drift
-        rows.append([d.severity, d.entity.value, d.kind, d.name, _explain(d)])
+        where = [_where(d)] if explained else []
+        rows.append([d.severity, d.entity.value, d.kind, *where, d.name, _explain(d)])
         for phrase, entity in zip(cause.consequences(), _dependent_kinds(cause), strict=True):
             names = [_short_name(cause, x) for x in cause.dependents_of(entity)]
             shown = ", ".join(names[:_EXAMPLES]) + (", …" if len(names) > _EXAMPLES else "")
             count, _, rest = phrase.partition(" of ")
-            rows.append(["", "", "", f"↳ {count}", f"of {rest}: {shown}"])
+            rows.append(["", "", "", *[""] * len(where), f"↳ {count}", f"of {rest}: {shown}"])
     return rows
+
+
+def _where(drift: Drift) -> str:
+    return drift.where or "unexplained"
 
 
 def _short_name(cause: Cause, dependent: Drift) -> str:
@@ -158,22 +182,20 @@ Section = tuple[str | None, list[Cause]]
 
 
 def _sections(report: DriftReport, limit: int | None) -> tuple[list[Section], int]:
-    """The root causes to list, grouped by loss point when the report is explained (a ``None``
-    title: one list of root causes), the classes in pipeline order, unexplained ones last; at
-    most ``limit`` root causes in all, and how many drift items the ones left out explain."""
+    """The root causes to list (a ``None`` title: the one list of root causes), a failback's
+    held drifts first in their own section; at most ``limit`` root causes in all, and how many
+    drift items the ones left out explain.
+
+    Causes are found across loss points: a group lost after the table explains its memberships
+    wherever those were lost (each drift's own loss point is in the JSON)."""
     held = report.held
-    groups: list[tuple[str | None, tuple[Drift, ...]]] = [(None, report.drifts)]
-    if report.explained:
-        groups = []
-        if held:
-            # A failback reconcile's held drifts first: they wait for the operator's decision.
-            why = f"held ({len(held)}): {held[0].held}; not repaired (--overwrite to repair)"
-            groups.append((why, held))
-        for where in (*LOSS_POINTS, None):
-            drifts = tuple(d for d in report.drifts if d.where == where and not d.held)
-            if drifts:
-                fix = f": {FIXES[where]}" if where else ""
-                groups.append((f"{where or 'unexplained'} ({len(drifts)}){fix}", drifts))
+    groups: list[tuple[str | None, tuple[Drift, ...]]] = []
+    if held:
+        # A failback reconcile's held drifts first: they wait for the operator's decision.
+        why = f"held ({len(held)}): {held[0].held}; not repaired (--overwrite to repair)"
+        groups.append((why, held))
+    rest_ = tuple(d for d in report.drifts if not d.held)
+    groups.append((f"not held ({len(rest_)})" if held else None, rest_))
     sections: list[Section] = []
     budget, rest = limit, 0
     for title, drifts in groups:
@@ -253,7 +275,8 @@ def render_table(report: DriftReport, limit: int) -> str:
                 else []
             )
             lines += ["", *shown]
-            lines += aligned(_DRIFT_HEADER, _cause_rows(causes), numeric=set())
+            rows = _cause_rows(causes, report.explained)
+            lines += aligned(_drift_header(report.explained), rows, numeric=set())
         if rest:
             lines.append(f"… and {rest} more (use --format json)")
     return "\n".join(lines) + "\n"
@@ -307,7 +330,9 @@ def render_markdown(report: DriftReport, limit: int | None) -> str:
         lines += ["", "## Drifts by root cause"]
         for title, causes in sections:
             lines += [""] + ([f"### {md_cell(title)}", ""] if title else [])
-            lines += md_table(_DRIFT_HEADER, _cause_rows(causes))
+            lines += md_table(
+                _drift_header(report.explained), _cause_rows(causes, report.explained)
+            )
         if rest:
             lines += ["", f"…and {rest} more."]
     return "\n".join(lines) + "\n"
@@ -345,25 +370,28 @@ def html_table(header: list[str], rows: list[list[str]], classes: list[str]) -> 
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _html_causes(causes: list[Cause]) -> str:
+def _html_causes(causes: list[Cause], explained: bool) -> str:
     """The drift table; a root cause's dependents fold into one row each kind, every name in a
     ``<details>`` (closed: 174 names would push the other causes off the page)."""
     e = _e
-    head = "".join(f"<th>{e(h)}</th>" for h in _DRIFT_HEADER)
+    header = _drift_header(explained)
+    head = "".join(f"<th>{e(h)}</th>" for h in header)
     body = []
     for cause in causes:
         d = cause.drift
+        where = f'<td class="k">{e(_where(d))}</td>' if explained else ""
         body.append(
             f'<tr><td class="k {e(d.severity)}">{e(d.severity)}</td>'
-            f'<td class="k">{e(d.entity.value)}</td><td class="k">{e(d.kind)}</td>'
+            f'<td class="k">{e(d.entity.value)}</td><td class="k">{e(d.kind)}</td>{where}'
             f'<td class="name">{e(d.name)}</td>'
             f'<td class="details">{e(_explain(d))}</td></tr>'
         )
         for phrase, entity in zip(cause.consequences(), _dependent_kinds(cause), strict=True):
             names = ", ".join(_short_name(cause, x) for x in cause.dependents_of(entity))
             body.append(
-                f'<tr class="dependent"><td></td><td colspan="4"><details><summary>↳ {e(phrase)}'
-                f'</summary><p class="names">{e(names)}</p></details></td></tr>'
+                f'<tr class="dependent"><td></td><td colspan="{len(header) - 1}"><details>'
+                f"<summary>↳ {e(phrase)}</summary>"
+                f'<p class="names">{e(names)}</p></details></td></tr>'
             )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -390,7 +418,7 @@ def render_html(report: DriftReport, limit: int | None) -> str:
         for heading, causes in sections:
             if heading:
                 parts.append(f"<h3>{_e(heading)}</h3>")
-            parts.append(_html_causes(causes))
+            parts.append(_html_causes(causes, report.explained))
         if rest:
             parts.append(f"<p>…and {rest} more.</p>")
     parts.append("</body></html>")

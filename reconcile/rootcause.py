@@ -8,8 +8,12 @@ say nothing the group's own row does not. A drift's *cause* is the drift of an e
 exist without, missing (or extra) the same way:
 
 - a membership's cause is its thing group's drift, else its thing's;
-- a thing's cause is its thing type's drift (the type a missing thing has in the source, or an
-  extra thing has in the target).
+- a thing's cause is its thing type's drift: the type a missing thing has in the source (an
+  extra thing in the target) missing (extra) the same way, or changed (a re-created type holds
+  new things back); and for a changed thing whose type differs, its type's drift on either side
+  (a type changed in the source is re-created in the destination: deprecated, its things
+  detached keeping at most 3 attributes, deleted 5 minutes later, created and re-attached,
+  ``pipeline.kinds.thing_type``), so its things' type and attributes drift meanwhile.
 - a thing principal's (``<thing>#<certificate id>``) cause is its certificate's drift, else its
   thing's;
 - a policy attachment's cause is its policy's drift, else its target's (certificate or group).
@@ -24,6 +28,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.kinds import ENTITIES
 from pipeline.kinds.links import split_link, split_target
@@ -58,38 +63,51 @@ class Cause:
         return tuple(d for d in self.dependents if d.entity is entity)
 
 
-def _type_of(drift: Drift) -> str | None:
-    """The thing type a missing/extra thing has on the side where it exists."""
-    side = "source" if drift.kind == "missing" else "target"
-    value = drift.details.get("thing_type", {}).get(side)
-    return value if isinstance(value, str) and value else None
+def _types_of(drift: Drift) -> list[tuple[str, tuple[str, ...]]]:
+    """The thing types whose drift can explain a thing's drift, each with the kinds of type
+    drift that do: a missing (extra) thing's type missing (extra) the same way, or changed (its
+    re-create holds new things back); a changed thing whose type differs (the lifecycle detaches
+    it, keeping at most 3 attributes): either side's type missing, extra or changed."""
+    types = drift.details.get("thing_type", {})
+    sides: list[tuple[Any, tuple[str, ...]]]
+    if drift.kind in ("missing", "extra"):
+        side = "source" if drift.kind == "missing" else "target"
+        sides = [(types.get(side), (drift.kind, "changed"))]
+    else:
+        sides = [
+            (types.get("source"), ("changed", "missing")),
+            (types.get("target"), ("changed", "extra")),
+        ]
+    return [(name, kinds) for name, kinds in sides if isinstance(name, str) and name]
 
 
 _Key = tuple[EntityKind, str, str]  # (entity, name, drift kind)
 
 
-def _cause_key(drift: Drift, present: set[_Key]) -> _Key | None:
-    """The key of the drift ``drift`` exists because of, if that drift is in the report."""
+def _candidates(drift: Drift) -> list[_Key]:
+    """The keys of the drifts that would explain ``drift``, most specific first."""
+    if drift.entity is EntityKind.THING:
+        return [(EntityKind.THING_TYPE, n, k) for n, kinds in _types_of(drift) for k in kinds]
     if drift.kind not in ("missing", "extra"):
-        return None
-    candidates: list[tuple[EntityKind, str | None]] = []
+        return []
+    named: list[tuple[EntityKind, str | None]] = []
     if drift.entity is EntityKind.MEMBERSHIP:
-        candidates = [(EntityKind.THING_GROUP, drift.group), (EntityKind.THING, drift.thing)]
-    elif drift.entity is EntityKind.THING:
-        candidates = [(EntityKind.THING_TYPE, _type_of(drift))]
+        named = [(EntityKind.THING_GROUP, drift.group), (EntityKind.THING, drift.thing)]
     elif drift.entity is EntityKind.THING_PRINCIPAL:
         thing, certificate = split_link(drift.name)
-        candidates = [(EntityKind.CERTIFICATE, certificate), (EntityKind.THING, thing)]
+        named = [(EntityKind.CERTIFICATE, certificate), (EntityKind.THING, thing)]
     elif drift.entity is EntityKind.POLICY_TARGET:
         policy, target = split_link(drift.name)
         target_kind, target_name = split_target(target)
-        candidates = [(EntityKind.POLICY, policy)]
+        named = [(EntityKind.POLICY, policy)]
         if target_kind is not None:
-            candidates.append((target_kind, target_name))
-    for entity, name in candidates:
-        if name is not None and (entity, name, drift.kind) in present:
-            return (entity, name, drift.kind)
-    return None
+            named.append((target_kind, target_name))
+    return [(entity, name, drift.kind) for entity, name in named if name is not None]
+
+
+def _cause_key(drift: Drift, present: set[_Key]) -> _Key | None:
+    """The key of the drift ``drift`` exists because of, if that drift is in the report."""
+    return next((key for key in _candidates(drift) if key in present), None)
 
 
 def by_root_cause(drifts: Iterable[Drift]) -> list[Cause]:

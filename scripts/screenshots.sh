@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Screenshots of the HTML drift report and the rendered notebooks in headless Chromium, to look at
-# before calling a report change done (`make screenshots`; not part of `make test`).
+# before calling a report change done (`make screenshots`; not part of `make test`). Each is of
+# the whole page, however long (scripts/fullpage.py), not of a window's worth.
 # Usage: scripts/screenshots.sh OUT_DIR PAGE.html...   Writes OUT_DIR/<page>-<width>.png.
 set -euo pipefail
 
@@ -23,11 +24,9 @@ for page in "$@"; do
     [ -f "$page" ] || { echo "screenshots: no such page: $page" >&2; exit 2; }
     name=$(basename "$page" .html)
     # A wide desktop window and a narrow one: tables must fit both.
-    for size in 1280x2400 800x2400; do
-        width=${size%x*}
-        "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars --mute-audio \
-            --window-size="$size" --screenshot="$out/$name-$width.png" \
-            "file://$(realpath "$page")" >/dev/null 2>&1
+    for width in 1280 800; do
+        "${PYTHON:-python3}" "$(dirname "$0")/fullpage.py" "$browser" "$width" "$page" \
+            "$out/$name-$width.png"
         echo "$out/$name-$width.png"
     done
 done

@@ -145,16 +145,14 @@ def test_explained_json_counts_classes_and_names_their_fixes() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["table", "markdown", "html"])
-def test_human_formats_group_drifts_by_where_they_were_lost(fmt: str) -> None:
+def test_human_formats_count_drifts_by_where_they_were_lost(fmt: str) -> None:
     text = render(explained_report(), fmt).replace("\\", "")  # Markdown escapes ( )
     text = " ".join(text.split())  # the console table wraps its prose
-    before = text.index("lost_before_table (2)")
-    after = text.index("lost_after_table (2)")
-    only = text.index("table_only (1)")
+    before, after, only = (text.index(point) for point in LOSS_POINTS[:3])
     assert before < after < only
     assert "registry events are enabled" in text
     assert "failure queue" in text
-    # unexplained reports are not grouped
+    # unexplained reports say nothing of loss points
     assert "lost_before_table" not in render(sample_report(), fmt)
 
 
@@ -250,9 +248,11 @@ def test_unknown_format_is_refused() -> None:
         render(sample_report(), "yaml")
 
 
-def test_explained_sections_list_root_causes_inside_each_loss_class() -> None:
-    # GIVEN a missing group (its memberships are missing only because of it) that never reached
-    # the state table, and a changed thing that did
+def test_drifts_by_root_cause_are_grouped_by_their_cause_across_loss_points() -> None:
+    # issue 22 item 14: the section "Drifts by root cause" listed loss classes, each with its
+    # own causes, so a group and its memberships lost at different hops were two "causes".
+    # GIVEN a missing group (its memberships are missing only because of it) lost after the
+    # table, two of its memberships lost before it, and a changed thing
     source = Snapshot.from_records(
         SRC,
         1,
@@ -268,23 +268,29 @@ def test_explained_sections_list_root_causes_inside_each_loss_class() -> None:
         + [{"name": "t4", "attributes": {"a": "2"}}],
     )
     report = diff_snapshots(source, target, clock=lambda: NOW)
+    before = {"t1#floor", "t2#floor"}
     drifts = tuple(
-        dataclasses.replace(d, where="lost_after_table" if d.name == "t4" else "lost_before_table")
+        dataclasses.replace(
+            d, where="lost_before_table" if d.name in before else "lost_after_table"
+        )
         for d in report.drifts
     )
     explained = dataclasses.replace(report, drifts=drifts, explained=True)
 
-    # WHEN it is rendered, THEN each class's section lists its root causes, dependents under them
+    # WHEN it is rendered, THEN the section lists each cause once with where it was lost, its
+    # dependents under it whatever their loss point, and no loss class as a heading
     for fmt in ("table", "markdown", "html"):
         text = render(explained, fmt).replace("\\", "")
-        before = text.index("lost_before_table (4)")
-        group = text.index("floor", before)
-        members = text.index("3 memberships", group)
-        after = text.index("lost_after_table (1)", members)
-        assert before < group < members < after < text.index("t4", after)
-    # a limit counts root causes across the sections; the rest is counted in drift items
+        section = text[text.index("by root cause") if fmt != "table" else text.index("severity") :]
+        group = section.index("floor")
+        assert "lost_after_table" in section[:group]  # the where column, before the name
+        assert section.index("3 memberships") > group
+        assert section.index("t4", group) > section.index("3 memberships")
+        assert "lost_before_table (" not in section and "lost_after_table (" not in section
+        assert section.count("lost_before_table") == 0  # its only drifts are the group's
+    # a limit counts root causes; the rest is counted in drift items
     limited = render(explained, "table", limit=1)
-    assert "lost_after_table (1)" not in limited
+    assert "t4" not in limited.split("severity")[1]
     assert "… and 1 more" in limited
 
 

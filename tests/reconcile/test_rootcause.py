@@ -142,3 +142,54 @@ def test_every_human_format_lists_certificate_drift_as_such(fmt: str) -> None:
     assert "1 thing principal" in text and "1 policy attachment" in text
     assert f"of the missing certificate {CERT}" in text
     assert f"t2#{CERT}" not in text and f"device#cert/{CERT}" not in text
+
+
+def report_with_a_changed_type() -> DriftReport:
+    """The type ``sensor`` changed in the source (its searchable attributes): the destination
+    re-creates it (deprecate, detach its things keeping at most 3 attributes, delete 5 minutes
+    later, create, re-attach), so meanwhile its things differ in type and attributes there."""
+    attributes = {"site": "dub", "floor": "1", "room": "7", "zone": "b"}
+    kept = dict(sorted(attributes.items())[:3])
+    source = Snapshot.from_records(
+        SRC,
+        1,
+        thing_types=[{"name": "sensor", "searchable_attributes": ["site", "floor"]}],
+        things=[
+            *(
+                {"name": f"s{i}", "thing_type": "sensor", "attributes": attributes}
+                for i in range(3)
+            ),
+            {"name": "new", "thing_type": "sensor"},
+            {"name": "other", "attributes": {"a": "1"}},
+        ],
+    )
+    target = Snapshot.from_records(
+        DST,
+        1,
+        thing_types=[{"name": "sensor", "searchable_attributes": ["site"], "deprecated": True}],
+        things=[
+            *({"name": f"s{i}", "attributes": kept} for i in range(3)),
+            {"name": "other", "attributes": {"a": "2"}},
+        ],
+    )
+    return diff_snapshots(source, target, clock=lambda: 1)
+
+
+def test_a_changed_type_explains_its_things_drift() -> None:
+    # issue 22 item 14: a changed type stood alone, its things' drift as unrelated rows
+    causes = by_root_cause(report_with_a_changed_type().drifts)
+
+    sensor = next(c for c in causes if c.drift.name == "sensor")
+    assert sensor.drift.kind == "changed"
+    assert sorted(d.name for d in sensor.dependents) == ["new", "s0", "s1", "s2"]
+    assert sensor.consequences() == ["4 things of the changed thing type sensor"]
+    # a thing whose type did not change is not its dependent
+    assert next(c for c in causes if c.drift.name == "other").dependents == ()
+    assert causes[0] is sensor
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html"])
+def test_every_human_format_links_a_changed_type_to_its_things(fmt: str) -> None:
+    text = render(report_with_a_changed_type(), fmt).replace("\\", "")
+    assert "4 things" in text
+    assert "of the changed thing type sensor" in text
