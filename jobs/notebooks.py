@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -60,14 +61,22 @@ def execute_notebook(
 
 def _ipc_kernel_manager() -> type[Any]:
     """A kernel manager that talks to the kernel over Unix sockets (in Jupyter's runtime
-    directory, beside the connection file) instead of TCP on localhost: ipykernel warns on every
+    directory, named after a fresh id) instead of TCP on localhost: ipykernel warns on every
     start that unencrypted TCP is "susceptible to eavesdropping" (ipykernel.kernelapp), which
     ``make report`` printed; local sockets are what the warning itself advises."""
     from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
 
     class IpcKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs: Any) -> None:
-            super().__init__(transport="ipc", **kwargs)
+            # Each kernel its own socket paths: left to itself jupyter_client names them
+            # "kernel-ipc-1".."-5" in the kernel's working directory (the notebooks' folder,
+            # the same for every render), picking the first numbers not yet taken; two renders
+            # at once (two test workers) took the same ones and each client talked to the
+            # other's kernel ("Invalid Signature").
+            Path(jupyter_runtime_dir()).mkdir(parents=True, exist_ok=True)
+            sockets = Path(jupyter_runtime_dir()) / f"kernel-{uuid.uuid4().hex}-ipc"
+            super().__init__(transport="ipc", ip=str(sockets), **kwargs)
 
     return IpcKernelManager
 

@@ -176,9 +176,14 @@ def _result(check: Check) -> str:
     return "ok" if check.ok else "FAIL" if check.level == "error" else "warning"
 
 
-def _check_rows(report: ReadinessReport) -> list[list[str]]:
+def _check_table(report: ReadinessReport) -> tuple[list[str], list[list[str]]]:
+    """The account checks' header and rows, failures first; the fix column only when a check
+    has a fix (a column of empty cells says nothing)."""
     checks = [*report.failed_checks, *(c for c in report.checks if c.ok)]
-    return [[c.check, c.region, _result(c), c.detail, c.fix] for c in checks]
+    rows = [[c.check, c.region, _result(c), c.detail, c.fix] for c in checks]
+    if any(c.fix for c in checks):
+        return _CHECK_HEADER, rows
+    return _CHECK_HEADER[:-1], [row[:-1] for row in rows]
 
 
 def _reasons(device: Verdict) -> list[str]:
@@ -205,8 +210,9 @@ def _table(report: ReadinessReport, limit: int) -> str:
         if device in shown:
             lines += ["", f"{device.thing} is not ready in {report.target_region}:"]
             lines += [f"  - {visible(reason)}" for reason in device.reasons]
-    checks = [[visible(cell) for cell in row] for row in _check_rows(report)]
-    lines += ["", *aligned(_CHECK_HEADER, checks, numeric=set())]
+    header, rows = _check_table(report)
+    checks = [[visible(cell) for cell in row] for row in rows]
+    lines += ["", *aligned(header, checks, numeric=set())]
     if report.skipped:
         skipped = "; ".join(visible(s) for s in report.skipped)
         lines += ["", f"skipped ({len(report.skipped)}): {skipped}"]
@@ -223,14 +229,14 @@ def _markdown(report: ReadinessReport, limit: int | None) -> str:
         "",
         "## Devices",
         "",
-        *md_table(_DEVICE_HEADER, _device_rows(shown)),
+        *(md_table(_DEVICE_HEADER, _device_rows(shown)) if shown else ["No devices checked."]),
     ]
     if rest:
         lines += ["", f"…and {rest} more."]
     reasons = [r for d in report.not_ready if d in shown for r in _reasons(d)]
     if reasons:
         lines += ["", "## What to fix", "", *(f"- {md_cell(r)}" for r in reasons)]
-    lines += ["", "## Account checks", "", *md_table(_CHECK_HEADER, _check_rows(report))]
+    lines += ["", "## Account checks", "", *md_table(*_check_table(report))]
     if report.skipped:
         lines += ["", "## Skipped", "", *(f"- {md_cell(s)}" for s in report.skipped)]
     return "\n".join(lines) + "\n"
@@ -246,7 +252,7 @@ def _html(report: ReadinessReport, limit: int | None) -> str:
     shown, rest = _ordered(report, limit)
     title = e(f"Readiness: {headline(report)}")
     device_rows = _device_rows(shown)
-    check_rows = _check_rows(report)
+    check_header, check_rows = _check_table(report)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -256,7 +262,9 @@ def _html(report: ReadinessReport, limit: int | None) -> str:
         f"allowed in {e(report.source_region)} is allowed in {e(report.target_region)} "
         "(TestAuthorization).</p>",
         "<h2>Devices</h2>",
-        _classed(html_table(_DEVICE_HEADER, device_rows, ["name", "k", "k", "details"])),
+        _classed(html_table(_DEVICE_HEADER, device_rows, ["name", "k", "k", "details"]))
+        if device_rows
+        else "<p>No devices checked.</p>",
     ]
     if rest:
         parts.append(f"<p>…and {rest} more.</p>")
@@ -266,7 +274,11 @@ def _html(report: ReadinessReport, limit: int | None) -> str:
         parts.append("<ul>" + "".join(f"<li>{e(r)}</li>" for r in reasons) + "</ul>")
     parts.append("<h2>Account checks</h2>")
     parts.append(
-        _classed(html_table(_CHECK_HEADER, check_rows, ["", "k", "k", "details", "details"]))
+        _classed(
+            html_table(
+                check_header, check_rows, ["", "k", "k", "details", "details"][: len(check_header)]
+            )
+        )
     )
     if report.skipped:
         parts.append("<h2>Skipped</h2>")

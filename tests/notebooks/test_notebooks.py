@@ -4,6 +4,7 @@ fails the test (papermill raises ``PapermillExecutionError``)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -39,8 +40,9 @@ def test_the_drift_report_notebook_runs_on_the_latest_run(
     latest = scenario.runs[-1]["run_id"]
     assert f"run {latest} (completed, started" in text
     assert "the latest run that found drift" in text  # it says which run, and why
-    assert "rogue" in text  # the drill-down lists the extra thing
-    assert images == 5  # drift by where it was lost is the fifth chart
+    assert "rogue" in text  # the root causes list the extra thing
+    # by entity and kind, by where lost, by type, by group; no changed entity: no field chart
+    assert images == 4
     page = to_html(executed).read_text()
     assert page.startswith("<!DOCTYPE html>")
     assert "latest_run(" not in page  # rendered without code (--no-input)
@@ -96,3 +98,56 @@ def test_committed_notebooks_have_no_outputs_and_a_parameters_cell(name: str) ->
     assert "report_location" in "".join(tagged[0]["source"])
     assert "run_id" in "".join(tagged[0]["source"])
     assert book["metadata"]["kernelspec"]["name"] == "python3"
+
+
+RAW = re.compile(r">\s*(True|False|None|nan|NaN|NaT|<NA>|null)\s*<")
+
+
+def cells(text: str) -> list[str]:
+    """The text of every table cell in the notebook's HTML outputs."""
+    return re.findall(r"<td[^>]*>(.*?)</td>", text, flags=re.S)
+
+
+def test_after_a_clean_night_the_report_says_in_sync_first(clean_night: str, tmp_path: Path) -> None:
+    # issue 22 item 14: after a clean night the report opened on the last run with drift (and
+    # "1 later run(s) found none" inside its headline)
+    executed = execute_notebook("drift_report", clean_night, tmp_path)
+
+    text, images = outputs(executed)
+    assert text.lstrip().startswith("**In sync**: us-east-1 → eu-west-1: the latest run, clean-night")
+    assert "Below: run" in text and "the latest run that found drift" in text
+    assert images == 4  # the views below are the drifted run's, none empty
+    # the trends open on it too
+    trends, _ = outputs(execute_notebook("drift_trends", clean_night, tmp_path))
+    assert trends.lstrip().startswith("**In sync**: the latest run, clean-night")
+    assert "1 clean run(s) since the last drift" in trends
+
+
+def test_a_report_of_a_run_in_sync_shows_no_empty_table_or_chart(
+    clean_night: str, tmp_path: Path
+) -> None:
+    # GIVEN the clean run asked for by id: nothing drifted, so nothing to chart or list
+    executed = execute_notebook("drift_report", clean_night, tmp_path, run_id="clean-night")
+
+    text, images = outputs(executed)
+    assert "in sync" in text
+    assert images == 0  # was 5 charts, each saying "no drift"
+    assert "Root causes" not in text and "drill-down" not in text
+    # the one table is the summary of what was compared; every table shown has rows
+    assert text.count("<table") == 1
+    assert "no drift" not in text
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_no_raw_true_false_none_or_nan_is_shown(
+    name: str, clean_night: str, tmp_path: Path
+) -> None:
+    # issue 22 item 14: the slowest repairs showed "open" as True/False
+    executed = execute_notebook(name, clean_night, tmp_path)
+
+    text, _ = outputs(executed)
+    shown = cells(text)
+    assert shown  # there are tables to look at
+    assert not [c for c in shown if RAW.search(f">{c}<")]
+    if name == "drift_trends":
+        assert any(c.strip() == "no" for c in shown)  # repaired items: not open

@@ -95,3 +95,17 @@ def test_html_escapes_everything_it_shows() -> None:
     assert "&lt;script&gt;" in page
     assert '<td class="k NO">NO</td>' in page
     assert '<td class="k FAIL">FAIL</td>' in page
+
+
+def test_no_empty_column_or_table_is_shown() -> None:
+    # issue 22 item 14: every check passed, yet each format showed a "fix" column of empty
+    # cells; with no device sampled, a devices table of headers only
+    passed = (Check("topic rules", True, "eu-west-1", "0 enabled in the source, all present", ""),)
+    report = ReadinessReport("us-east-1", "eu-west-1", 1_700_000_000_123, (), passed)
+    for fmt in ("table", "markdown", "html"):
+        text = render(report, fmt)
+        assert "fix" not in text.split("check", 1)[1], fmt
+        assert "certificate" not in text, fmt  # the devices table's header
+        assert "o devices checked" in text, fmt
+    # a fix to show keeps its column
+    assert "| fix |" in render(_report(), "markdown")
