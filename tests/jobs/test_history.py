@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from jobs import history
 from jobs.artefacts import RunRecord, index_frame
-from jobs.notebook_data import NoRunsError, choose_run, table
+from jobs.notebook_data import NoRunsError, bar_chart, choose_run, nonzero, table
 
 DAY = 86_400_000
 
@@ -314,3 +315,69 @@ def test_a_notebook_table_shows_registry_text_as_text() -> None:
     assert "\u009b" not in rendered and "\u202e" not in rendered
     assert "\\u009b2Jgw" in rendered and "gw\\u202e1" in rendered
     assert "<img" not in rendered and "&lt;img src=x" in rendered
+
+
+# -- what the notebooks show ------------------------------------------------------------------
+
+
+def _labels_and_frame(figure: Any) -> tuple[list[Any], Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure).draw()
+    axes = figure.axes[0]
+    return [t for t in axes.texts if t.get_text()], axes.get_window_extent()
+
+
+@pytest.mark.parametrize(
+    ("frame", "stacked"),
+    [
+        (pd.DataFrame({"drifts": [1]}, index=["lost_after_table"]), True),
+        (
+            pd.DataFrame({"missing": [174, 2], "changed": [0, 1]}, index=["membership", "thing"]),
+            False,
+        ),
+        (pd.DataFrame({"thing": [2, 0], "membership": [174, 0]}, index=["run-1", "run-2"]), True),
+    ],
+)
+def test_every_count_is_drawn_inside_the_chart_frame(frame: pd.DataFrame, stacked: bool) -> None:
+    # issue 22 item 14: the tallest bar's count sat on the frame's top edge or above it, over
+    # the title; small counts next to large ones must still be read
+    figure = bar_chart(frame, "Drift", stacked=stacked)
+
+    labels, box = _labels_and_frame(figure)
+    expected = frame.sum(axis=1) if stacked else frame.stack()
+    assert sorted(t.get_text() for t in labels) == sorted(
+        f"{v:,.0f}" for v in expected if v or stacked
+    )
+    for label in labels:
+        extent = label.get_window_extent()
+        assert box.y0 <= extent.y0 and extent.y1 <= box.y1, label.get_text()
+        assert box.x0 <= extent.x0 and extent.x1 <= box.x1, label.get_text()
+    legend = figure.axes[0].get_legend()
+    if legend is not None:  # beside the frame, never over the bars
+        assert legend.get_window_extent().x0 >= box.x1
+
+
+def test_nothing_to_show_is_no_chart_and_no_table() -> None:
+    zeros = pd.DataFrame({"missing": [0, 0]}, index=["thing", "membership"])
+    assert bar_chart(zeros, "Drift") is None
+    assert bar_chart(pd.Series(dtype="int64"), "Drift") is None
+    assert table(zeros.iloc[0:0]) is None
+    assert nonzero(pd.DataFrame({"a": [0, 3], "b": [0, 0]}, index=["x", "y"])).to_dict() == {
+        "a": {"y": 3}
+    }
+
+
+def test_tables_show_flags_and_gaps_as_people_read_them() -> None:
+    frame = pd.DataFrame(
+        {
+            "open": [True, False],
+            "repaired_at": pd.to_datetime([None, 0], unit="ms", utc=True),
+            "time_to_repair": pd.to_timedelta([None, 90], unit="s"),
+            "note": [None, "x"],
+        }
+    )
+    html = table(frame).to_html()
+    for raw in ("True", "False", "None", "NaT", "nan"):
+        assert f">{raw}<" not in html
+    assert ">yes<" in html and ">no<" in html and ">1m 30s<" in html

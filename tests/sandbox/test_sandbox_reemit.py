@@ -76,3 +76,22 @@ def test_re_emitting_starts_new_executions_that_persist_counts_as_duplicates(
     assert sorted(o["outcome"] for o in again.values()) == ["duplicate", "duplicate"]
     # AND the state table is unchanged, so the destination has nothing new to converge
     assert {c.key: table.get(c.kind, c.name) for c in changes} == stored
+
+
+def test_a_pump_round_counts_the_executions_apply_started_even_finished_ones(
+    box: Sandbox,
+) -> None:
+    # issue 22 item 15: the pump counted only executions it found RUNNING, so those `apply`
+    # started that finished before the round looked were never counted
+    changes = [
+        corrective(f"g{i}", EntityKind.THING_GROUP, {"parent": None, "attributes": {}}, i)
+        for i in range(3)
+    ]
+    run_to_completion(box, changes, set())  # started and finished before the round
+
+    report = box.pump_round()
+
+    assert report.executions == {"SUCCEEDED": 3}
+    assert report.persisted == {"applied": 3}
+    # counted once: the next round has nothing new
+    assert sum(box.pump_round().executions.values()) == 0
