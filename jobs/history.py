@@ -257,8 +257,8 @@ def attribute_drill_down(items: pd.DataFrame) -> pd.DataFrame:
                     "name": name,
                     "kind": kind,
                     "field": field_name,
-                    "source": shown(values.get("source")) if side != "extra" else "",
-                    "target": shown(values.get("target")) if side != "missing" else "",
+                    "source": shown(values.get("source")) if kind != "extra" else "",
+                    "target": shown(values.get("target")) if kind != "missing" else "",
                 }
             )
     return pd.DataFrame(rows, columns=["entity", "name", "kind", "field", "source", "target"])

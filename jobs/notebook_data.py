@@ -326,7 +326,8 @@ def bar_chart(
     from matplotlib.ticker import MaxNLocator
 
     figure, axes = _figure(title)
-    labels = [str(label) for label in numeric.index]
+    # a two-level index (entity, field) reads as "thing attributes.firmware", not a tuple
+    labels = [" ".join(map(str, x)) if isinstance(x, tuple) else str(x) for x in numeric.index]
     long = max(map(len, labels)) > 12
     numeric.plot.bar(ax=axes, stacked=stacked, rot=30 if long else 0, legend=False)
     axes.set_xticklabels(labels, ha="right" if long else "center")

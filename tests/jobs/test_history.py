@@ -381,3 +381,48 @@ def test_tables_show_flags_and_gaps_as_people_read_them() -> None:
     for raw in ("True", "False", "None", "NaT", "nan"):
         assert f">{raw}<" not in html
     assert ">yes<" in html and ">no<" in html and ">1m 30s<" in html
+
+
+def test_the_drill_down_shows_a_missing_entitys_set_fields_only() -> None:
+    items = pd.DataFrame(
+        [
+            {
+                "entity": "thing",
+                "name": "lost",
+                "kind": "missing",
+                "severity": "high",
+                "fields": "",
+                "details": json.dumps(
+                    {
+                        "thing_type": {"source": "Gateway", "target": None},
+                        "attributes": {"source": {}, "target": None},
+                        "deprecated": {"source": False, "target": None},
+                    }
+                ),
+            },
+            {
+                "entity": "thing_group",
+                "name": "amer",
+                "kind": "changed",
+                "severity": "low",
+                "fields": "",
+                "details": json.dumps({"description": {"source": "Americas", "target": None}}),
+            },
+        ]
+    )
+    rows = history.attribute_drill_down(items).to_dict("records")
+    assert [(r["field"], r["source"], r["target"]) for r in rows] == [
+        ("thing_type", '"Gateway"', ""),  # the destination has no such thing: nothing to show
+        ("deprecated", "no", ""),
+        ("description", '"Americas"', "unset"),
+    ]
+
+
+def test_a_chart_of_fields_labels_them_as_words_not_tuples() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    frequency = pd.Series({("thing", "attributes.firmware"): 2, ("thing_group", "description"): 1})
+    figure = bar_chart(frequency, "Fields")
+    FigureCanvasAgg(figure).draw()
+    shown = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert shown == ["thing attributes.firmware", "thing_group description"]
