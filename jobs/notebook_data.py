@@ -308,6 +308,7 @@ def nonzero(frame: pd.DataFrame, *, rows: bool = True) -> pd.DataFrame:
 
 
 HEADROOM = 1.18  # the y axis reaches past the tallest bar, so its count stays inside the frame
+SEGMENT_LABEL_MIN = 0.08  # a stack's part labelled inside it from this share of the tallest
 
 
 def bar_chart(
@@ -334,16 +335,24 @@ def bar_chart(
     axes.set_xlabel("")
     axes.set_ylabel(ylabel)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.25 of a thing
-    containers = axes.containers[-1:] if stacked else axes.containers
     table = isinstance(numeric, pd.DataFrame)
     totals = numeric.sum(axis="columns") if isinstance(numeric, pd.DataFrame) and stacked else None
+    tallest = float(totals.max() if totals is not None else numeric.to_numpy().max())
+    if totals is not None and numeric.shape[1] > 1:
+        # a stack's parts where they are tall enough to hold their count; the table beside
+        # the chart has every one (a part of 2 under 400 is a sliver)
+        for container, column in zip(axes.containers, numeric.columns, strict=True):
+            roomy = [
+                f"{v:,.0f}" if v >= tallest * SEGMENT_LABEL_MIN else "" for v in numeric[column]
+            ]
+            axes.bar_label(container, labels=roomy, label_type="center", fontsize="x-small")
+    containers = axes.containers[-1:] if stacked else axes.containers
     for container in containers:
         if totals is not None:  # a stack's total, 0 included: a clean run is the news
             texts = [f"{v:,.0f}" for v in totals.tolist()]
         else:  # side by side: an empty slot needs no "0"
             texts = [f"{v:,.0f}" if v else "" for v in container.datavalues]
         axes.bar_label(container, labels=texts, fontsize="small")
-    tallest = float(totals.max() if totals is not None else numeric.to_numpy().max())
     axes.set_ylim(0, tallest * HEADROOM)
     if table and numeric.shape[1] > 1:
         # beside the frame, not over the bars or their counts
@@ -362,7 +371,10 @@ def repair_time_histogram(episodes: pd.DataFrame, title: str) -> Any:
 
     figure, axes = _figure(title)
     size, unit = fitting_unit(float(seconds.max()))
-    axes.hist(seconds / size, bins=min(20, max(1, seconds.nunique())))
+    counts, _, bars = axes.hist(seconds / size, bins=min(20, max(1, seconds.nunique())))
+    # each bin's count on it, inside the frame: 26 repaired in a minute next to 400 in four
+    axes.bar_label(bars, labels=[f"{c:,.0f}" if c else "" for c in counts], fontsize="small")
+    axes.set_ylim(0, float(max(counts)) * HEADROOM)
     axes.set_xlabel(f"{unit} from first seen to repaired")
     axes.set_ylabel("drift items")
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))

@@ -133,6 +133,7 @@ TRENDS = notebook(
             "",
             'nd.bar_chart(trends.drift_per_run(), "Drift per run, by entity", '
             'ylabel="drift items")',
+            "nd.table(nd.nonzero(trends.drift_per_run(), rows=False).reset_index())",
         ),
         section(
             "Where the drift was lost, over time",
