@@ -338,12 +338,14 @@ def bar_chart(
     table = isinstance(numeric, pd.DataFrame)
     totals = numeric.sum(axis="columns") if isinstance(numeric, pd.DataFrame) and stacked else None
     tallest = float(totals.max() if totals is not None else numeric.to_numpy().max())
-    if totals is not None and numeric.shape[1] > 1:
+    if totals is not None and isinstance(numeric, pd.DataFrame) and numeric.shape[1] > 1:
         # a stack's parts where they are tall enough to hold their count; the table beside
         # the chart has every one (a part of 2 under 400 is a sliver)
+        parts = numeric.ne(0).sum(axis="columns")  # a stack of one part has its total only
         for container, column in zip(axes.containers, numeric.columns, strict=True):
             roomy = [
-                f"{v:,.0f}" if v >= tallest * SEGMENT_LABEL_MIN else "" for v in numeric[column]
+                f"{v:,.0f}" if v >= tallest * SEGMENT_LABEL_MIN and n > 1 else ""
+                for v, n in zip(numeric[column], parts, strict=True)
             ]
             axes.bar_label(container, labels=roomy, label_type="center", fontsize="x-small")
     containers = axes.containers[-1:] if stacked else axes.containers
