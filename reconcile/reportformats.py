@@ -1,8 +1,9 @@
 """The drift report for people: console table, Markdown and HTML (``reconcile.report.render``).
 
 Pure functions over a ``DriftReport``, no I/O. Every format lists drifts by root cause
-(``reconcile.rootcause``), grouped by where they were lost when the three-way audit explained
-them (``reconcile.explain``), a failback's held drifts first. Registry text is shown through
+(``reconcile.rootcause``), each cause with where it was lost when the three-way audit explained
+it (``reconcile.explain``; the loss points are counted in their own table), a failback's held
+drifts first. Values read as people read them (``shown``). Registry text is shown through
 ``visible``: a character that would act on the viewer instead of showing itself is written as
 its escape.
 """
@@ -69,18 +70,15 @@ def shown(value: Any) -> str:
     return visible(json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
 
 
-_text = shown
-
-
 def _value(value: Any) -> str:
-    text = _text(value)
+    text = shown(value)
     return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
 
 
 def _differing(source: Any, target: Any) -> tuple[str, str]:
     """Two values as they differ: cut to the same window around their first difference, so
     two long values never show as identical-looking prefixes (JSON holds them whole)."""
-    texts = _text(source), _text(target)
+    texts = shown(source), shown(target)
     if max(map(len, texts)) <= _VALUE_WIDTH:
         return texts
     pairs = enumerate(zip(*texts, strict=False))
@@ -194,8 +192,8 @@ def _sections(report: DriftReport, limit: int | None) -> tuple[list[Section], in
         # A failback reconcile's held drifts first: they wait for the operator's decision.
         why = f"held ({len(held)}): {held[0].held}; not repaired (--overwrite to repair)"
         groups.append((why, held))
-    rest_ = tuple(d for d in report.drifts if not d.held)
-    groups.append((f"not held ({len(rest_)})" if held else None, rest_))
+    others = tuple(d for d in report.drifts if not d.held)
+    groups.append((f"not held ({len(others)})" if held else None, others))
     sections: list[Section] = []
     budget, rest = limit, 0
     for title, drifts in groups:
