@@ -339,6 +339,8 @@ def _labels_and_frame(figure: Any) -> tuple[list[Any], Any]:
     ("frame", "stacked"),
     [
         (pd.DataFrame({"drifts": [1]}, index=["lost_after_table"]), True),
+        # one bar: the y axis ended at its top, its "1" drawn over the title
+        (pd.DataFrame({"drifted_things": [1], "type_drift": [0]}, index=["(none)"]), True),
         (
             pd.DataFrame({"missing": [174, 2], "changed": [0, 1]}, index=["membership", "thing"]),
             False,
