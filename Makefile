@@ -86,7 +86,7 @@ build-PersistFunction build-ReplicatorFunction build-PendingFunction:
 	cp -R pipeline "$(ARTIFACTS_DIR)/pipeline"
 	find "$(ARTIFACTS_DIR)/pipeline" -name __pycache__ -prune -exec rm -rf {} +
 
-## Screenshots of the HTML drift and readiness reports and the rendered notebooks in headless Chromium (installed
+## Whole-page screenshots of the HTML drift and readiness reports and the rendered notebooks in headless Chromium (installed
 ## from Debian's packages if missing and run as root), in out/screenshots/. Look at them.
 screenshots: report
 	@[ -f out/drift.html ] || $(MAKE) demo
