@@ -355,6 +355,12 @@ def reconcile(
         policy_accounts=audit.policy_accounts,
     )
     audited = _audit(factory, engine, audit)
+    if engine.table is not None and not audited.report.explained and not audit.from_snapshots:
+        # The three-way audit: rows of the table in neither registry are drift only it shows
+        # (``table_only``), and the plan tombstones them (stamped with the source snapshot's
+        # time: a row written after it wins over its tombstone, pipeline.state). Not against
+        # saved snapshots: the live table is not of their moment.
+        audited = engine.explain(audited)
     if do_apply and audit.from_snapshots:
         # Saved snapshots of any age would emit what the registries no longer call for.
         taken = {

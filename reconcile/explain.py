@@ -10,7 +10,8 @@ and say for each drift which hop lost it:
   failed, an event dropped).
 - ``lost_after_table``: the table holds the source's state but the destination differs: the
   replicator could not apply it, or someone edited the destination by hand.
-- ``table_only``: the table disagrees with both.
+- ``table_only``: the table disagrees with both; among them a row for an entity neither
+  registry holds (a lost delete, a link AWS deleted with its group or thing): repair tombstones it.
 
 Flow: ``table_snapshot`` (state-table items → a ``Snapshot``, the same tables and canonical
 values as a registry's) → ``explain`` (three pure diffs → each drift's ``where``). A "changed"
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import EventValidationError
@@ -52,8 +53,10 @@ FIXES: dict[LossPoint, str] = {
         "replicator's failure queue, or whether someone edited the destination by hand"
     ),
     "table_only": (
-        "the table disagrees with both registries: repair (iot-crr reconcile --apply) rewrites "
-        "the table from the source and lets the replicator converge the destination"
+        "the table disagrees with both registries: repair (iot-crr reconcile --apply with the "
+        "state table) rewrites the table from the source and lets the replicator converge the "
+        "destination; a row for an entity in neither registry (a lost delete, a link AWS "
+        "deleted with its group or thing) gets a tombstone"
     ),
     "type_deletion_pending": (
         "not lost: AWS deletes a thing type only 5 minutes after its deprecation, so the "
@@ -73,40 +76,24 @@ def table_snapshot(
 ) -> Snapshot:
     """The state table's desired state, as read in ``region``, as a ``Snapshot`` of that origin.
 
-    Tombstones are absent entities. As in a registry, a link cannot outlive its ends: a link
-    naming a thing, a thing group or a certificate the table does not hold alive is dropped
-    (AWS removes a deleted group's memberships and attachments with it: ``Kind.cascades``; a
-    table written before persist followed that may still hold them). Versions are left empty
-    (they are per region anyway). ``pending``: the table's pending type deletions (every
-    region's), kept with the snapshot for ``explain``.
+    Tombstones are absent entities. Every live row is kept, a link whose thing or group the table
+    holds deleted too: AWS removes a deleted group's memberships and attachments with it
+    (``Kind.cascades``), so such a row (written before persist followed that) is in neither
+    registry, and the audits name it ``table_only`` so that repair tombstones it
+    (``table_only_rows``, ``orphans``). Versions are left empty (they are per region anyway).
+    ``pending``: the table's pending type deletions (every region's), kept with the snapshot for
+    ``explain``.
     """
-    live = [item for item in items if not item.deleted]
     by_kind: dict[EntityKind, list[Item]] = {kind: [] for kind in EntityKind}
-    for item in live:
-        by_kind[item.kind].append(item)
-    alive = {(item.kind, item.name) for item in live}
-
-    def ends_alive(item: Item) -> bool:
-        return all(
-            (kind, name) in alive
-            for kind, name in ends(item.kind, item.name)
-            if kind in _ENDS_OWNED_BY_THE_TABLE
-        )
-
-    def records(kind: EntityKind) -> list[dict[str, Any]]:
-        return [
-            {**item.state, "name": item.name}
-            for item in by_kind[kind]
-            if kind not in LINK_KINDS or ends_alive(item)
-        ]
-
+    for item in items:
+        if not item.deleted:
+            by_kind[item.kind].append(item)
     memberships = []
     for item in by_kind[EntityKind.MEMBERSHIP]:
-        if ends_alive(item):
-            thing, group = split_membership_name(item.name)
-            memberships.append({"thing": thing, "group": group})
+        thing, group = split_membership_name(item.name)
+        memberships.append({"thing": thing, "group": group})
     named = {
-        spec.frame: records(kind)
+        spec.frame: [{**item.state, "name": item.name} for item in by_kind[kind]]
         for kind, spec in ENTITIES.items()
         if kind is not EntityKind.MEMBERSHIP
     }
@@ -114,11 +101,35 @@ def table_snapshot(
     return dataclasses.replace(snapshot, origin="state_table", pending_deletions=tuple(pending))
 
 
-# The links, and the ends whose absence from the table ends them. A policy is not one: a
-# policy's deletion is refused while it is attached (AWS IoT API Reference, DeletePolicy), so
-# the table holds its attachments' own deletes.
-LINK_KINDS = (EntityKind.MEMBERSHIP, EntityKind.THING_PRINCIPAL, EntityKind.POLICY_TARGET)
+# The ends whose absence from the table ends a link. A policy is not one: a policy's deletion
+# is refused while it is attached (AWS IoT API Reference, DeletePolicy), so the table holds its
+# attachments' own deletes; nor a certificate (the table keeps its detachments' own events).
 _ENDS_OWNED_BY_THE_TABLE = (EntityKind.THING, EntityKind.THING_GROUP)
+
+
+def orphans(report: DriftReport, table: Snapshot) -> set[tuple[EntityKind, str]]:
+    """The drifts of ``report`` (the table against a registry) that are links the table holds
+    whose thing or thing group it does not: AWS deleted those links with their end
+    (``Kind.cascades``), so no registry holds them."""
+    alive = {
+        (kind, str(name))
+        for kind in _ENDS_OWNED_BY_THE_TABLE
+        for name in getattr(table, ENTITIES[kind].frame)["name"]
+    }
+    return {
+        (drift.entity, drift.name)
+        for drift in report.drifts
+        if drift.kind == "missing"
+        and drift.entity in LINK_KINDS
+        and any(
+            end not in alive
+            for end in ends(drift.entity, drift.name)
+            if end[0] in _ENDS_OWNED_BY_THE_TABLE
+        )
+    }
+
+
+LINK_KINDS = (EntityKind.MEMBERSHIP, EntityKind.THING_PRINCIPAL, EntityKind.POLICY_TARGET)
 
 
 def read_table(
@@ -179,7 +190,7 @@ def explain(
     before = {(d.entity, d.name): d for d in diff_snapshots(source, table, **kwargs).drifts}
     after = {(d.entity, d.name): d for d in diff_snapshots(table, target, **kwargs).drifts}
     due = _due(table, target.region)
-    drifts = tuple(
+    drifts = [
         _placed(
             drift,
             classify(
@@ -188,8 +199,35 @@ def explain(
             due,
         )
         for drift in report.drifts
-    )
-    return dataclasses.replace(report, drifts=drifts, explained=True)
+    ]
+    drifts += table_only_rows(before, after, {(d.entity, d.name) for d in report.drifts})
+    drifts.sort(key=Drift.sort_key)
+    return dataclasses.replace(report, drifts=tuple(drifts), explained=True)
+
+
+def table_only_rows(
+    before: Mapping[tuple[EntityKind, str], Drift],
+    after: Mapping[tuple[EntityKind, str], Drift],
+    reported: Collection[tuple[EntityKind, str]],
+) -> list[Drift]:
+    """The table's rows for entities neither registry holds, as ``table_only`` drifts: extra in
+    the table against the source (``before``) and missing from the destination (``after``);
+    none of them in the registries' own diff (``reported``), where source and destination agree.
+
+    The two registries agree, so the source-vs-destination diff cannot show them, yet the table
+    would replay them into the destination (say a rebuilt replica) and the table-vs-destination
+    audit reports them missing: a lost delete event, or a link AWS removed with its group or
+    thing (``Kind.cascades``) recorded before persist followed the cascade. The drift is the
+    table-vs-source one (``extra``: the table's values on the ``target`` side); its repair is a
+    tombstone (``reconcile.planner``)."""
+    return [
+        dataclasses.replace(drift, where="table_only")
+        for key, drift in before.items()
+        if drift.kind == "extra"
+        and key not in reported
+        and (missing := after.get(key)) is not None
+        and missing.kind == "missing"
+    ]
 
 
 def _due(table: Snapshot, region: str) -> dict[str, int]:
@@ -222,8 +260,16 @@ def pending_type(drift: Drift, due: Mapping[str, int]) -> str | None:
 
 def table_vs_target(report: DriftReport, table: Snapshot | None = None) -> DriftReport:
     """A table-vs-destination diff as an explained report: every drift there is, by definition,
-    lost after the table (the replicator's hop), unless ``table``'s pending type deletions
-    explain it."""
+    lost after the table (the replicator's hop), unless ``table`` explains it: a pending type
+    deletion, or a link whose thing or group the table holds deleted (``table_only``: in no
+    registry; the three-way audit's repair tombstones it)."""
     due = {} if table is None else _due(table, report.target_region)
-    drifts = tuple(_placed(d, "lost_after_table", due) for d in report.drifts)
+    # A link whose end the table holds deleted is in no registry: not the replicator's loss.
+    orphaned = set() if table is None else orphans(report, table)
+    drifts = tuple(
+        dataclasses.replace(d, where="table_only")
+        if (d.entity, d.name) in orphaned
+        else _placed(d, "lost_after_table", due)
+        for d in report.drifts
+    )
     return dataclasses.replace(report, drifts=drifts, explained=True)

@@ -298,8 +298,8 @@ state_table_option = click.option(
     "--state-table",
     envvar="STATE_TABLE",
     show_envvar=True,
-    help="The state table's name, in the source region: read by --explain, --table-vs-target "
-    "and --failback, written by --via table.",
+    help="The state table's name, in the source region: read by --explain, --table-vs-target, "
+    "--failback and reconcile (rows in neither registry are repaired), written by --via table.",
 )
 
 

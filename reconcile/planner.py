@@ -49,7 +49,10 @@ def build_plan(
 
     "missing" and "changed" drift become upserts carrying the full desired state of the source
     row, as the diff read it (``Drift.rows``: the snapshots are not read again); "extra" drift
-    becomes a delete when ``guards.allow_deletes``, otherwise a skipped entry.
+    becomes a delete when ``guards.allow_deletes``, otherwise a skipped entry. A row of the
+    state table for an entity in neither registry (``table_only``, from the three-way audit)
+    becomes a delete too, a tombstone for the table, whatever ``allow_deletes`` says: it
+    deletes nothing a registry holds.
     Fields that ``ignore`` rules cover keep the target's value, so the repair leaves alone what
     the report was told to ignore (the report should already have been filtered by the same
     rules). Raises ``PlanRefusedError`` when the source looks broken or the plan is over the cap
@@ -60,9 +63,20 @@ def build_plan(
 
     upserts: list[RepairAction] = []
     deletes: list[RepairAction] = []
+    tombstones: list[RepairAction] = []
     for drift in report.drifts:
         entity = drift.entity
         name = _entity_name(entity, drift)
+        if drift.kind == "extra" and drift.where == "table_only" and not _holds(target, drift):
+            tombstones.append(
+                RepairAction(
+                    op="delete",
+                    entity=entity,
+                    name=name,
+                    reason=f"table only: in neither {source.region} nor {target.region}",
+                )
+            )
+            continue
         if drift.kind == "extra":
             deletes.append(
                 RepairAction(
@@ -92,10 +106,13 @@ def build_plan(
 
     upserts = _ordered(upserts, _group_depths(source.thing_groups), reverse=False)
     deletes = _ordered(deletes, _group_depths(target.thing_groups), reverse=True)
+    # A table-only row's tombstone deletes nothing either registry holds (both snapshots lack
+    # it): ``allow_deletes`` guards the destination's entities, so it does not hold these back.
+    tombstones = _ordered(tombstones, {}, reverse=True)
     if guards.allow_deletes:
-        actions, skipped = [*upserts, *deletes], []
+        actions, skipped = [*upserts, *deletes, *tombstones], []
     else:
-        actions = upserts
+        actions = [*upserts, *tombstones]
         skipped = [replace(d, reason=f"{d.reason} (deletes not allowed)") for d in deletes]
 
     # The first run into an empty destination (the backfill) creates the whole fleet: the cap
@@ -168,6 +185,18 @@ def keep_ignored_fields(
                     attributes.pop(key, None)
         result["attributes"] = attributes
     return result
+
+
+def _holds(snapshot: Snapshot, drift: Drift) -> bool:
+    """Whether ``snapshot`` holds ``drift``'s entity: a ``table_only`` extra drift is a table
+    row (``reconcile.explain.table_only_rows``) unless the destination holds the entity (then
+    it is the registries' own drift, the table disagreeing with both)."""
+    frame = getattr(snapshot, ENTITIES[drift.entity].frame)
+    if frame.empty:
+        return False
+    if drift.entity is EntityKind.MEMBERSHIP:
+        return bool(((frame["thing"] == drift.thing) & (frame["group"] == drift.group)).any())
+    return bool((frame["name"] == drift.name).any())
 
 
 def _entity_name(entity: EntityKind, drift: Drift) -> str:

@@ -24,7 +24,7 @@ def thing(name: str, **attributes: str) -> dict[str, Any]:
 
 
 def test_table_items_become_the_same_snapshot_as_the_registry_they_describe() -> None:
-    # GIVEN table items for the registry below, plus a tombstone and a dangling membership
+    # GIVEN table items for the registry below, plus a tombstone
     registry = Snapshot.from_records(
         SRC,
         1,
@@ -89,7 +89,6 @@ def test_table_items_become_the_same_snapshot_as_the_registry_they_describe() ->
         ),
         item(EntityKind.BILLING_GROUP, "bg", {"description": None}),
         item(EntityKind.MEMBERSHIP, "t1#g", {}),
-        item(EntityKind.MEMBERSHIP, "gone#g", {}),
     ]
 
     table = table_snapshot(items, "table", 1)
@@ -189,10 +188,10 @@ def test_the_table_is_a_snapshot_of_its_own_origin_labelled_as_such_in_reports()
     assert diff_snapshots(target, table).target_region == f"{SRC} state table"
 
 
-def test_a_link_of_a_group_or_thing_the_table_holds_deleted_is_not_desired_state() -> None:
-    # Issue 22, item 1: rows a table kept after their group was deleted (before persist
-    # followed AWS's cascade) read as "membership missing" in every table-vs-target audit.
-    items = [
+def orphaned_rows() -> list[Item]:
+    """A table that kept links after their group (or thing) was deleted: rows written before
+    persist followed AWS's cascade (issue 22, item 1)."""
+    return [
         item(EntityKind.THING, "t", thing("t")),
         item(EntityKind.THING_GROUP, "gone", {}, deleted=True),
         item(EntityKind.THING_GROUP, "kept", {"parent": None}),
@@ -202,10 +201,66 @@ def test_a_link_of_a_group_or_thing_the_table_holds_deleted_is_not_desired_state
         item(EntityKind.POLICY_TARGET, "p#thinggroup/kept", {}),
         item(EntityKind.THING_PRINCIPAL, f"ghost#{'a' * 64}", {}),
     ]
-    view = table_snapshot(items, "us-east-1", 0)
-    assert view.memberships.to_dict("records") == [{"thing": "t", "group": "kept"}]
-    assert list(view.policy_targets["name"]) == ["p#thinggroup/kept"]
-    assert view.thing_principals.empty
+
+
+def test_a_link_the_table_kept_after_its_group_or_thing_went_is_table_only_not_lost() -> None:
+    # GIVEN both registries hold what the table's live ends say (no link of "gone" or "ghost")
+    registry = {
+        "things": [thing("t")],
+        "thing_groups": [{"name": "kept"}],
+        "memberships": [{"thing": "t", "group": "kept"}],
+        "policy_targets": [{"name": "p#thinggroup/kept"}],
+    }
+    target = Snapshot.from_records(DST, 1, **registry)
+    table = table_snapshot(orphaned_rows(), SRC, 0)
+
+    # WHEN the table is audited against the destination alone
+    report = table_vs_target(diff_snapshots(table, target), table)
+
+    # THEN the links to a deleted end are the table's own (no registry holds them), not the
+    # replicator's loss: they were "membership missing" (high, lost_after_table) every night
+    assert {(d.entity.value, d.name, d.where) for d in report.drifts} == {
+        ("membership", "t#gone", "table_only"),
+        ("policy_target", "p#thinggroup/gone", "table_only"),
+        ("thing_principal", f"ghost#{'a' * 64}", "table_only"),
+    }
+
+
+def test_rows_for_entities_in_neither_registry_are_table_only_drifts() -> None:
+    # GIVEN a group deleted in both registries whose delete event was lost (the table still
+    # holds it and a membership), and links the table kept after their group or thing went
+    registry = {
+        "things": [thing("t")],
+        "thing_groups": [{"name": "kept"}],
+        "memberships": [{"thing": "t", "group": "kept"}],
+        "policy_targets": [{"name": "p#thinggroup/kept"}],
+    }
+    source = Snapshot.from_records(SRC, 1, **registry)
+    target = Snapshot.from_records(DST, 1, **registry)
+    items = [
+        *orphaned_rows(),
+        item(EntityKind.THING_GROUP, "lost", {"parent": None}),
+        item(EntityKind.MEMBERSHIP, "t#lost", {}),
+    ]
+    report = diff_snapshots(source, target)
+    assert report.in_sync  # the registries agree: their own diff cannot show these rows
+
+    explained = explain(report, source, table_snapshot(items, SRC, 0), target)
+
+    # THEN each row is a table_only drift (the table's state, as extra against the source)
+    assert [(d.entity.value, d.name, d.kind, d.where) for d in explained.drifts] == [
+        ("thing_group", "lost", "extra", "table_only"),
+        ("membership", "t#gone", "extra", "table_only"),
+        ("membership", "t#lost", "extra", "table_only"),
+        ("thing_principal", f"ghost#{'a' * 64}", "extra", "table_only"),
+        ("policy_target", "p#thinggroup/gone", "extra", "table_only"),
+    ]
+    assert explained.where_summary()["table_only"] == 5
+    assert not explained.in_sync
+    # AND the JSON report keeps them, with the class's advice
+    document = to_json(explained)
+    assert document["where_summary"]["table_only"] == 5
+    assert "tombstone" in document["fixes"]["table_only"]
 
 
 def test_a_type_on_its_way_out_of_the_destination_is_its_own_class_with_its_due_time() -> None:

@@ -13,9 +13,10 @@ import pytest
 from jobs.config import JOB_KNOBS
 from pipeline.errors import PermanentError
 from pipeline.kinds.links import membership_name
-from pipeline.model import EntityKind
+from pipeline.model import EntityKind, Item
 from pipeline.state import MAX_CLOCK_SKEW_MS
 from reconcile.diff import diff_snapshots
+from reconcile.explain import explain, table_snapshot
 from reconcile.plan import (
     CLI_KNOBS,
     MAX_TTL_SECONDS,
@@ -322,6 +323,58 @@ def test_skipped_deletes_do_not_count_against_max_changes() -> None:
     source, target = target_with_extras()
     plan = plan_for(source, target, Guards(max_changes=1))
     assert len(plan.skipped) == 7
+
+
+def table_only_audit() -> tuple[Snapshot, Snapshot, Any]:
+    """Registries in sync; the table holds a group neither has (its delete event lost) with a
+    membership, and a membership of a group it holds deleted (kept from before the cascade)."""
+    registry = {"things": [{"name": "t"}], "thing_groups": [{"name": "kept"}]}
+    source, target = snap(SRC, **registry), snap(DST, **registry)
+    rows = [
+        Item(EntityKind.THING, "t", {"thing_type": None, "attributes": {}}, False, SRC, 1, "e"),
+        Item(EntityKind.THING_GROUP, "kept", {"parent": None}, False, SRC, 1, "e"),
+        Item(EntityKind.THING_GROUP, "lost", {"parent": None}, False, SRC, 1, "e"),
+        Item(EntityKind.MEMBERSHIP, "t#lost", {}, False, SRC, 1, "e"),
+        Item(EntityKind.THING_GROUP, "gone", {}, True, SRC, 1, "e"),
+        Item(EntityKind.MEMBERSHIP, "t#gone", {}, False, SRC, 1, "e"),
+    ]
+    table = table_snapshot(rows, SRC, 1)
+    return source, target, explain(diff_snapshots(source, target), source, table, target)
+
+
+def test_rows_in_neither_registry_are_tombstoned_without_allow_deletes() -> None:
+    # GIVEN the three-way audit found rows of the table no registry holds
+    source, target, report = table_only_audit()
+
+    plan = build_plan(report, source, target, DEFAULT_GUARDS, now=NOW)
+
+    # THEN each gets a delete (a tombstone for the table), links before their group; no guard
+    # holds them back: they delete nothing either registry holds
+    assert order(plan) == [
+        ("delete", EntityKind.MEMBERSHIP, "t#lost"),
+        ("delete", EntityKind.MEMBERSHIP, "t#gone"),
+        ("delete", EntityKind.THING_GROUP, "lost"),
+    ]
+    assert all(a.reason == f"table only: in neither {SRC} nor {DST}" for a in plan.actions)
+    assert plan.skipped == ()
+    # AND they count against the cap like any action
+    with pytest.raises(PlanRefusedError, match="max_changes"):
+        build_plan(report, source, target, Guards(max_changes=2), now=NOW)
+
+
+def test_an_extra_entity_the_table_disagrees_on_is_still_held_without_allow_deletes() -> None:
+    # GIVEN a group only the destination holds, the table holding other values of it
+    source = snap(SRC, things=[{"name": "t"}])
+    target = snap(DST, things=[{"name": "t"}], thing_groups=[{"name": "g", "description": "x"}])
+    table = snap(SRC, things=[{"name": "t"}], thing_groups=[{"name": "g", "description": "y"}])
+    report = explain(diff_snapshots(source, target), source, table, target)
+    assert [(d.name, d.kind, d.where) for d in report.drifts] == [("g", "extra", "table_only")]
+
+    plan = build_plan(report, source, target, DEFAULT_GUARDS, now=NOW)
+
+    # THEN it is a registry's entity: a delete only with --allow-deletes
+    assert plan.actions == ()
+    assert [(a.op, a.name) for a in plan.skipped] == [("delete", "g")]
 
 
 def test_in_sync_registries_give_an_empty_plan() -> None:
