@@ -328,8 +328,9 @@ def reconcile(
 ) -> None:
     """Audit, plan and (with --apply) emit corrective events; a dry run otherwise.
 
-    The report goes to stdout (or --output), the plan and the emit summary to stderr.
-    Exit 0 when in sync, or with --apply when every corrective event was emitted (the repair is
+    The report goes to stdout (or --output), the plan and the emit summary to stderr. With
+    --state-table (or STATE_TABLE) the audit is three-way: rows of the table for entities in
+    neither registry are drift too (table_only), repaired by a tombstone. Exit 0 when in sync, or with --apply when every corrective event was emitted (the repair is
     then in the pipeline: run `iot-crr audit` in a minute to confirm); 1 when drift was found
     and not repaired (a dry run, actions the guards held back, or with --failback changes the
     target made that never reached the state table: listed as held); 2 on errors.
