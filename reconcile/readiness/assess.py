@@ -18,6 +18,7 @@ from reconcile.readiness.gather import (
     WORKERS,
     DeviceReader,
     account_facts,
+    applied_quotas,
     lambda_function_exists,
     select_devices,
 )
@@ -43,12 +44,13 @@ def assess(
     source, destination = regions
     accounts = dict(accounts or {})
     iot = {region: Iot(client("iot", region), before=limiter().acquire) for region in regions}
-    lambdas = AwsCalls()
+    others = AwsCalls()  # Lambda and Service Quotas: a few calls per region
     facts = {}
     for region in regions:
         with in_region(region):
-            exists = lambda_function_exists(lambdas, client("lambda", region))
-            facts[region] = account_facts(iot[region], exists, region)
+            exists = lambda_function_exists(others, client("lambda", region))
+            quotas = applied_quotas(others, client("service-quotas", region))
+            facts[region] = account_facts(iot[region], exists, region, quotas)
     with in_region(source):
         selection = select_devices(iot[source], things, sample, rng or random.Random())
     reader = DeviceReader(iot[source], iot[destination], regions, probes)

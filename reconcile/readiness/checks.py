@@ -79,6 +79,15 @@ class AccountFacts:
     events: Mapping[str, bool] = field(default_factory=dict)  # DescribeEventConfigurations
     indexing: Mapping[str, Any] = field(default_factory=dict)  # GetIndexingConfiguration
     dynamic_groups: tuple[str, ...] = ()  # reconcile.doctor.dynamic_thing_groups
+    quotas: Mapping[str, Quota] = field(default_factory=dict)  # applied, by quota code
+
+
+@dataclass(frozen=True)
+class Quota:
+    """An applied AWS IoT Core quota (Service Quotas): its name and value."""
+
+    name: str
+    value: float
 
 
 @dataclass(frozen=True)
@@ -102,7 +111,7 @@ def account_checks(
     source: AccountFacts, destination: AccountFacts, accounts: Mapping[str, str] | None = None
 ) -> list[Check]:
     """Every check, in the order devices meet them: endpoint, domain, authorizers, credentials
-    provider, onboarding, registry events and indexing, topic rules."""
+    provider, onboarding, registry events and indexing, topic rules; then the account's quotas."""
     accounts = accounts or {}
     return [
         *_endpoint(source, destination),
@@ -113,6 +122,7 @@ def account_checks(
         *_templates(source, destination),
         *_events_and_indexing(source, destination),
         *_topic_rules(source, destination),
+        *_quotas(source, destination),
     ]
 
 
@@ -368,6 +378,33 @@ def _topic_rules(source: AccountFacts, destination: AccountFacts) -> list[Check]
                 )
             )
     return found or _passed(name, dst, f"{len(wanted)} enabled in the source, all present")
+
+
+def _quotas(source: AccountFacts, destination: AccountFacts) -> list[Check]:
+    """An applied quota lower in the destination than in the source: the fleet's traffic, moved
+    there by a failover, would be throttled. Service Quotas lists applied values only where
+    available, so a quota the destination does not list is named too (a warning: its value
+    there is unknown, likely the default). Warnings: devices connect, but at the lower rate."""
+    src, dst, name = source.region, destination.region, "quotas"
+    found = []
+    for code, mine in sorted(source.quotas.items()):
+        theirs = destination.quotas.get(code)
+        if theirs is not None and theirs.value >= mine.value:
+            continue
+        there = "not listed" if theirs is None else f"{theirs.value:g}"
+        found.append(
+            Check(
+                name,
+                False,
+                dst,
+                f"{mine.name or code} ({code}) is {mine.value:g} in {src}, {there} in {dst}",
+                f"aws service-quotas request-service-quota-increase --service-code iotcore "
+                f"--quota-code {code} --desired-value {mine.value:g} --region {dst}",
+                "warning",
+            )
+        )
+    count = len(source.quotas)
+    return found or _passed(name, dst, f"{count} applied in {src}, none lower in {dst}")
 
 
 def _arn_region(arn: str) -> str:

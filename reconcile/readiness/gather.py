@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,7 +32,13 @@ from pipeline.eventconfig import describe_events, indexing_configuration
 from pipeline.iot import Iot
 from reconcile.context import in_region
 from reconcile.doctor import dynamic_thing_groups
-from reconcile.readiness.checks import AccountFacts, Authorizer, DomainConfiguration, TopicRule
+from reconcile.readiness.checks import (
+    AccountFacts,
+    Authorizer,
+    DomainConfiguration,
+    Quota,
+    TopicRule,
+)
 from reconcile.readiness.devices import (
     Answer,
     Certificate,
@@ -224,9 +230,14 @@ def _answer(result: dict[str, Any], questions: dict[str, Question], asked: Quest
     )
 
 
-def account_facts(iot: Iot, function_exists: Callable[[str], bool], region: str) -> AccountFacts:
+def account_facts(
+    iot: Iot,
+    function_exists: Callable[[str], bool],
+    region: str,
+    quotas: Mapping[str, Quota] | None = None,
+) -> AccountFacts:
     """What ``region``'s account holds that devices rely on (``checks``); ``function_exists``
-    answers for a Lambda function ARN of this region."""
+    answers for a Lambda function ARN of this region; ``quotas`` are its applied quotas."""
     endpoint = iot.call("DescribeEndpoint", endpointType="iot:Data-ATS").get("endpointAddress")
     domains = tuple(
         _domain(iot.call("DescribeDomainConfiguration", domainConfigurationName=name))
@@ -273,6 +284,7 @@ def account_facts(iot: Iot, function_exists: Callable[[str], bool], region: str)
         events=describe_events(iot.client),
         indexing=indexing_configuration(iot.client),
         dynamic_groups=tuple(dynamic_thing_groups(iot.client)),
+        quotas=dict(quotas or {}),
     )
 
 
@@ -285,6 +297,21 @@ def _domain(found: dict[str, Any]) -> DomainConfiguration:
         (found.get("authorizerConfig") or {}).get("defaultAuthorizerName"),
         (found.get("tlsConfig") or {}).get("securityPolicy"),
     )
+
+
+def applied_quotas(aws: AwsCalls, client: Any) -> dict[str, Quota]:
+    """The account's applied AWS IoT Core quotas in ``client``'s region (Service Quotas API
+    Reference, ListServiceQuotas: applied values, where available; a quota without one is not
+    listed), by quota code."""
+    quotas: dict[str, Quota] = {}
+    token: dict[str, str] = {}
+    while True:
+        page = aws("ListServiceQuotas", client.list_service_quotas, ServiceCode="iotcore", **token)
+        for quota in page.get("Quotas") or ():
+            quotas[quota["QuotaCode"]] = Quota(quota.get("QuotaName") or "", quota["Value"])
+        if not page.get("NextToken"):
+            return quotas
+        token = {"NextToken": page["NextToken"]}
 
 
 def lambda_function_exists(aws: AwsCalls, client: Any) -> Callable[[str], bool]:

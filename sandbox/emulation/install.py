@@ -11,9 +11,11 @@ import moto.iot.models as iot_models
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.iot.models import FakeThingGroup, IoTBackend
 from moto.iot.responses import IoTResponse
+from moto.servicequotas.models import ServiceQuotasBackend
+from moto.servicequotas.responses import ServiceQuotasResponse
 from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
 
-from sandbox.emulation import onboarding
+from sandbox.emulation import onboarding, servicequotas
 from sandbox.emulation.authorization_responses import _response_test_authorization
 from sandbox.emulation.controlplane import CONTROL_PLANE_PATCHES
 from sandbox.emulation.lambda_runtime import (
@@ -106,6 +108,7 @@ def install(emulation: RegistryEmulation) -> None:
         _PATCHES.set(IoTResponse, name, function)
     for owner, name, function in onboarding.CLASS_PATCHES:
         _PATCHES.set(owner, name, function)
+    _serve_service_quotas(_PATCHES)
     # A certificate's id is the SHA-256 of its DER, as AWS computes it (MOTO_GAPS): moto's own
     # option, on for every client of this process's endpoint.
     _PATCHES.set(iot_models, "iot_use_valid_cert", lambda: True)
@@ -136,6 +139,7 @@ def served_in_process() -> Iterator[None]:
     (the tests', the benchmarks'): their snapshots list every kind. No events are published
     (none without ``install``), nothing else of moto changes; undone on exit."""
     patches = _Patches()
+    _serve_service_quotas(patches)
     for backend_patches, response_patches in onboarding.MISSING_IN_MOTO:
         for name, function in backend_patches.items():
             patches.set(IoTBackend, name, function)
@@ -145,6 +149,14 @@ def served_in_process() -> Iterator[None]:
         yield
     finally:
         patches.restore()
+
+
+def _serve_service_quotas(patches: _Patches) -> None:
+    """ListServiceQuotas for IoT Core, which moto lacks entirely (``servicequotas``)."""
+    for name, function in servicequotas.BACKEND_PATCHES.items():
+        patches.set(ServiceQuotasBackend, name, function)
+    for name, function in servicequotas.RESPONSE_PATCHES.items():
+        patches.set(ServiceQuotasResponse, name, function)
 
 
 def uninstall() -> None:

@@ -107,6 +107,9 @@ MOTO_GAPS = (
     "The CA certificate, provisioning template, role alias and authorizer calls publish their "
     "CloudTrail event (sandbox.emulation.controlplane); [assumption] their requestParameters "
     "carry the request as sent and responseElements the names, ARNs and version ids",
+    "Service Quotas ListServiceQuotas for iotcore: the applied values a test sets "
+    "(sandbox.emulation.servicequotas.apply_quota), none by default (moto: not implemented; "
+    "VPC defaults only). [assumption] which IoT Core quotas an account lists",
 )
 
 

@@ -101,7 +101,7 @@ def test_readiness_names_each_device_broken_in_the_destination(sandbox: Sandbox)
         "devices": 9,
         "ready": 9,
         "not_ready": 0,
-        "checks": 8,
+        "checks": 9,
         "checks_failed": 0,
     }
     device = next(d for d in ready["devices"] if d["thing"] == "d-ok")
@@ -191,3 +191,25 @@ def test_readiness_fails_account_checks_the_destination_lacks(sandbox: Sandbox) 
         ("role aliases", "role alias uploads is missing"),
         ("topic rules", "rule telemetry_in (SELECT * FROM 'telemetry/#') is missing"),
     ]
+
+
+def test_readiness_names_a_quota_lower_in_the_destination(sandbox: Sandbox) -> None:
+    from sandbox.emulation.servicequotas import apply_quota, clear_quotas
+
+    # GIVEN an IoT Core quota increased in the source only (Service Quotas' applied values)
+    apply_quota(SOURCE, "L-CONNECT", "Connect requests per second per account", 500)
+    try:
+        code, report = _readiness(sandbox)
+    finally:
+        clear_quotas(SOURCE)
+    # THEN a warning names it with its value in each region; devices are not held by it
+    failed = [(c["check"], c["level"], c["detail"]) for c in report["checks"] if not c["ok"]]
+    assert failed == [
+        (
+            "quotas",
+            "warning",
+            f"Connect requests per second per account (L-CONNECT) is 500 in {SOURCE}, "
+            f"not listed in {DESTINATION}",
+        )
+    ]
+    assert code == 0  # a warning: every device is ready

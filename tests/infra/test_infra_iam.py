@@ -51,6 +51,7 @@ STAR_RESOURCE_ALLOWED: dict[str, str] = {
     "iot:ListTopicRules": "IoT list call without a resource type",
     "iot:DescribeEventConfigurations": "account-level call without a resource type",
     "iot:GetIndexingConfiguration": "account-level call without a resource type",
+    "servicequotas:ListServiceQuotas": "list call without a resource type",
 }
 # Allowed only with a condition that narrows them.
 STAR_RESOURCE_NEEDS_CONDITION = {"cloudwatch:PutMetricData"}
@@ -219,8 +220,8 @@ def test_each_role_has_its_lookups(templates: dict[str, Any]) -> None:
 
 
 # Operations of other services that reconcile names (readiness asks Lambda for an authorizer's
-# function): granted on their own service.
-_NOT_IOT = {"GetFunction"}
+# function, Service Quotas for the applied quotas): granted on their own service.
+_NOT_IOT = {"GetFunction", "ListServiceQuotas"}
 
 
 def _reconcile_iot_operations() -> set[str]:

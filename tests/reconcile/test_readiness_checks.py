@@ -12,6 +12,7 @@ from reconcile.readiness.checks import (
     Authorizer,
     Check,
     DomainConfiguration,
+    Quota,
     TopicRule,
     account_checks,
 )
@@ -54,6 +55,7 @@ def test_an_account_configured_alike_passes_every_check() -> None:
         "provisioning templates",
         "registry events and fleet indexing",
         "topic rules",
+        "quotas",
     ]
     assert checks[0].detail.startswith("abc-ats.iot.eu-west-1.amazonaws.com (the source's: ")
 
@@ -174,3 +176,30 @@ def test_dynamic_groups_need_the_index_in_the_destination_as_the_doctor_says() -
     assert check.check == "registry events and fleet indexing"
     assert check.blocks
     assert "online" in check.detail
+
+
+CONNECT = Quota("Connect requests per second per account", 500.0)
+
+
+def test_a_quota_lower_in_the_destination_is_a_warning_with_the_increase_request() -> None:
+    # GIVEN a connect quota raised to 500 in the source, at 100 in the destination
+    source = _account(SRC, quotas={"L-CONNECT": CONNECT})
+    lower = _account(DST, quotas={"L-CONNECT": Quota(CONNECT.name, 100.0)})
+    # THEN readiness names it, with the request that raises it, as a warning (devices connect)
+    [check] = _failed(lower, source)
+    assert (check.check, check.level, check.blocks) == ("quotas", "warning", False)
+    assert check.detail == f"{CONNECT.name} (L-CONNECT) is 500 in {SRC}, 100 in {DST}"
+    assert check.fix == (
+        "aws service-quotas request-service-quota-increase --service-code iotcore "
+        f"--quota-code L-CONNECT --desired-value 500 --region {DST}"
+    )
+
+
+def test_a_quota_the_destination_does_not_list_is_named_and_an_equal_or_higher_one_passes() -> None:
+    source = _account(SRC, quotas={"L-CONNECT": CONNECT})
+    [check] = _failed(_account(DST), source)
+    assert check.detail.endswith(f"is 500 in {SRC}, not listed in {DST}")
+    for value in (500.0, 1000.0):
+        assert (
+            _failed(_account(DST, quotas={"L-CONNECT": Quota(CONNECT.name, value)}), source) == []
+        )
