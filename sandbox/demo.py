@@ -231,14 +231,18 @@ def device_credentials(box: Sandbox, *, echo: Echo) -> bool:
 
 
 PROVISIONING_ROLE = "arn:aws:iam::123456789012:role/iot-provisioning"
+# The role devices get AWS credentials for through the credential provider; the alias names it.
+DEVICE_ROLE = "arn:aws:iam::123456789012:role/iot-device-credentials"
+DEVICE_ROLE_ALIAS = "device-credentials"
 
 
 def device_onboarding(box: Sandbox, *, echo: Echo) -> bool:
     """Step 3c: how new devices onboard in the DR region, through the streaming path: a CA
     (DEFAULT mode, its verification certificate signed with the CA's key) whose devices
-    provision just in time with a JITP template, and a fleet-provisioning template with a
-    pre-provisioning hook; then the CA is deactivated in the source. True when the destination
-    shows each as expected."""
+    provision just in time with a JITP template, a fleet-provisioning template with a
+    pre-provisioning hook, and the role alias devices exchange their certificate for AWS
+    credentials with; then the CA is deactivated in the source. True when the destination shows
+    each as expected."""
     src, dst = box.iot(box.source_region), box.iot(box.destination_region)
     body = json.dumps({"Parameters": {"SerialNumber": {"Type": "String"}}, "Resources": {}})
     src.create_provisioning_template(
@@ -255,6 +259,9 @@ def device_onboarding(box: Sandbox, *, echo: Echo) -> bool:
         enabled=True,
         preProvisioningHook={"targetArn": hook, "payloadVersion": "2020-04-01"},
     )
+    src.create_role_alias(
+        roleAlias=DEVICE_ROLE_ALIAS, roleArn=DEVICE_ROLE, credentialDurationSeconds=3600
+    )
     ca = CertificateAuthority.new("iot-crr demo CA")
     code = src.get_registration_code()["registrationCode"]
     ca_id = src.register_ca_certificate(
@@ -267,10 +274,12 @@ def device_onboarding(box: Sandbox, *, echo: Echo) -> bool:
     box.drain(timeout=120)
     copy = _ca(dst, ca_id)
     fleet = dst.describe_provisioning_template(templateName="fleet-claims")
+    alias = _role_alias(dst, DEVICE_ROLE_ALIAS)
     echo(
         f"3c. onboarding streamed: CA {copy.get('status')} ({copy.get('certificateMode')}: the "
         "tool holds no CA key) with its JITP template, a fleet-provisioning template whose hook "
-        f"names {fleet['preProvisioningHook']['targetArn']}"
+        f"names {fleet['preProvisioningHook']['targetArn']}, role alias {DEVICE_ROLE_ALIAS} → "
+        f"{alias.get('roleArn', 'missing')} ({alias.get('credentialDurationSeconds', 0)} s)"
     )
     src.update_ca_certificate(certificateId=ca_id, newStatus="INACTIVE")
     box.drain(timeout=120)  # until the pipeline is idle: the condition, not a sleep
@@ -281,7 +290,17 @@ def device_onboarding(box: Sandbox, *, echo: Echo) -> bool:
         and inactive == "INACTIVE"
         and fleet["preProvisioningHook"]["targetArn"]
         == hook.replace(box.source_region, box.destination_region)
+        and alias.get("roleArn") == DEVICE_ROLE
+        and alias.get("credentialDurationSeconds") == 3600
     )
+
+
+def _role_alias(iot: Any, name: str) -> dict[str, Any]:
+    try:
+        described = iot.describe_role_alias(roleAlias=name)
+    except iot.exceptions.ResourceNotFoundException:
+        return {}
+    return dict(described["roleAliasDescription"])
 
 
 def _ca(iot: Any, ca_id: str) -> dict[str, Any]:

@@ -30,6 +30,10 @@ def test_the_demo_story_ends_with_a_clean_audit(
     assert "3 ACTIVE (same ids), 3 attached" in out
     assert "REVOKED in the destination" in out
     assert "3c. onboarding streamed: CA ACTIVE (SNI_ONLY" in out
+    assert (
+        "role alias device-credentials → arn:aws:iam::123456789012:role/iot-device-credentials "
+        "(3600 s)" in out
+    )
     assert "CA set INACTIVE in the source → INACTIVE in the destination" in out
     assert "arn:aws:iot:eu-west-1:123456789012:topic/telemetry-v2/*" in out
     # Readiness: every device ready, then the one broken by hand named with the fix
