@@ -150,9 +150,10 @@ def cleanup(target: Target, run: Run, log: Log = print) -> None:
     ):
         log(f"deleted {removed}")
     # The refusal probes run in the source region and remove what they make; an interrupted one
-    # leaves it behind.
-    for removed in remove_leftovers(source, target.client("iam", region), run.prefix):
-        log(f"deleted {removed}")
+    # leaves it behind, and an interrupted onboarding scenario its copies in the destination too.
+    for iot in (source, destination):
+        for removed in remove_leftovers(iot, target.client("iam", region), run.prefix):
+            log(f"deleted {removed}")
     if target.state_table:
         table = target.state_table
 

@@ -27,7 +27,8 @@ from sandbox.certificates import CertificateAuthority
 BODY = json.dumps({"Parameters": {}, "Resources": {}})
 # More versions than any limit AWS is believed to keep (the emulation's: 5, an assumption).
 MAX_VERSIONS_TRIED = 10
-_TRUST = json.dumps(
+# A role AWS IoT and its credentials provider may assume (provisioning templates, role aliases).
+ROLE_TRUST = json.dumps(
     {
         "Version": "2012-10-17",
         "Statement": [
@@ -53,7 +54,7 @@ def _role(ctx: Context, suffix: str, max_session: int = 3600) -> Iterator[str]:
     name = ctx.scope(suffix)
     arn: str = iam.create_role(
         RoleName=name,
-        AssumeRolePolicyDocument=_TRUST,
+        AssumeRolePolicyDocument=ROLE_TRUST,
         MaxSessionDuration=max_session,
         Tags=ctx.scope.tags,
     )["Role"]["Arn"]

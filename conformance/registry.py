@@ -5,6 +5,7 @@ Plain boto3 only, independent of ``reconcile`` (whose audit the scenarios check 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -109,6 +110,73 @@ def view(iot: Any, prefix: str) -> View:
         "members": members,
         "billing_groups": billing,
     }
+
+
+def onboarding_view(iot: Any, prefix: str, ca_id: str | None) -> View:
+    """The onboarding kinds named ``prefix...`` and the CA certificate ``ca_id`` (a CA has no
+    name), with the fields the pipeline replicates, as the region holds them."""
+    aliases = {}
+    for name in _pages(iot, "list_role_aliases", "roleAliases"):  # names only
+        alias = name.startswith(prefix) and gone(partial(iot.describe_role_alias, roleAlias=name))
+        if alias:
+            d = alias["roleAliasDescription"]
+            aliases[name] = (d["roleArn"], d["credentialDurationSeconds"])
+    authorizers = {}
+    for summary in _pages(iot, "list_authorizers", "authorizers"):
+        name = summary["authorizerName"]
+        found = name.startswith(prefix) and gone(
+            partial(iot.describe_authorizer, authorizerName=name)
+        )
+        if found:
+            d = found["authorizerDescription"]
+            authorizers[name] = (
+                d["authorizerFunctionArn"],
+                d.get("tokenKeyName"),
+                d.get("tokenSigningPublicKeys") or {},
+                d["status"],
+                bool(d.get("signingDisabled")),
+            )
+    templates = {}
+    for summary in _pages(iot, "list_provisioning_templates", "templates"):
+        name = summary["templateName"]
+        template = name.startswith(prefix) and gone(
+            partial(iot.describe_provisioning_template, templateName=name)
+        )
+        if template:
+            templates[name] = (
+                template.get("type"),
+                json.loads(template["templateBody"]),
+                bool(template.get("enabled")),
+                template.get("description"),
+                template["provisioningRoleArn"],
+                gone(partial(_version_bodies, iot, name)),
+            )
+    ca = None
+    if ca_id is not None:
+        described = gone(partial(iot.describe_ca_certificate, certificateId=ca_id))
+        if described is not None:
+            d = described["certificateDescription"]
+            ca = (
+                d["status"],
+                d.get("autoRegistrationStatus"),
+                (described.get("registrationConfig") or {}).get("templateName"),
+            )
+    return {"role_aliases": aliases, "authorizers": authorizers, "templates": templates, "ca": ca}
+
+
+def _version_bodies(iot: Any, name: str) -> list[tuple[bool, str]]:
+    """Every version's body as canonical JSON, the default's marked (version ids are each
+    region's own)."""
+    bodies = []
+    for version in _pages(
+        iot, "list_provisioning_template_versions", "versions", templateName=name
+    ):
+        described = iot.describe_provisioning_template_version(
+            templateName=name, versionId=version["versionId"]
+        )
+        body = json.dumps(json.loads(described["templateBody"]), sort_keys=True)
+        bodies.append((bool(version.get("isDefaultVersion")), body))
+    return sorted(bodies)
 
 
 def streamed(registry: View) -> View:

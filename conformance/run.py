@@ -14,8 +14,20 @@ from dataclasses import dataclass
 FAMILY = "crrconf"
 TAG_KEY = "iot-crr-conformance"
 _RUN_ID = re.compile(r"^[a-z0-9]{6,12}$")
-# Entity kinds as ``iot-crr`` ignore rules name them (reconcile.ignore).
-_IGNORED_KINDS = ("thing", "thing_type", "thing_group", "billing_group", "membership")
+# Entity kinds as ``iot-crr`` ignore rules name them (reconcile.ignore), the ones named by a name
+# the scenario chooses. A CA certificate is named by its id (the SHA-256 of its DER), which no
+# prefix marks: ``outside`` takes the ids a scope made.
+_IGNORED_KINDS = (
+    "thing",
+    "thing_type",
+    "thing_group",
+    "billing_group",
+    "membership",
+    "role_alias",
+    "authorizer",
+    "provisioning_template",
+)
+_CA_KIND = "ca_certificate"
 
 
 class RunError(Exception):
@@ -78,24 +90,35 @@ def is_conformance_name(name: str) -> bool:
     return name.startswith(f"{FAMILY}-") or name.startswith(f"{FAMILY}_")
 
 
-def outside(prefix: str) -> list[str]:
-    """``iot-crr`` ignore rules for every name that does NOT start with ``prefix``.
+def outside(prefix: str, ca_id: str | None = None) -> list[str]:
+    """``iot-crr`` ignore rules for every name that does NOT start with ``prefix``, and for every
+    CA certificate but ``ca_id`` (every CA when None: a CA carries no name to mark it).
 
     Ignore rules are globs that say what to drop, so "everything but the prefix" is spelled one
     character at a time: a name leaves the prefix at its first differing character
     (``[!c]*``, ``c[!r]*``, ...) or ends before it (``c``, ``cr``, ...). Audits and repairs under
     these rules see and touch only the scope's own resources, even in a shared account.
     """
+    globs = _not_starting_with(prefix)
+    rules = []
+    for kind in _IGNORED_KINDS:
+        rules += [f"{kind}:{glob}" for glob in globs]
+    if ca_id is None:
+        return [*rules, f"{_CA_KIND}:*"]
+    # An id is the whole name: one more character (``id?*``) is another CA.
+    return rules + [
+        f"{_CA_KIND}:{glob}" for glob in [*_not_starting_with(ca_id), f"{_escape(ca_id)}?*"]
+    ]
+
+
+def _not_starting_with(prefix: str) -> list[str]:
     globs: list[str] = []
     for i, char in enumerate(prefix):
         head = _escape(prefix[:i])
         globs.append(f"{head}[!{char}]*")
         if i:
             globs.append(head)
-    rules = []
-    for kind in _IGNORED_KINDS:
-        rules += [f"{kind}:{glob}" for glob in globs]
-    return rules
+    return globs
 
 
 def _escape(text: str) -> str:

@@ -18,12 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from conformance.registry import streamed, succeeds, view
+from conformance.onboarding_refusals import ROLE_TRUST, remove_leftovers
+from conformance.registry import onboarding_view, streamed, succeeds, view
 from conformance.run import Scope, outside
 from conformance.target import Target
 from reconcile.cli import main
 from reconcile.context import Factory
+from sandbox.certificates import CertificateAuthority
 
 TYPE_DEPRECATION_SECONDS = 300
 
@@ -41,13 +45,14 @@ def converge(target: Target, scope: Scope, timeout: float | None = None) -> None
     target.wait_until(f"destination matches the source under {scope.prefix}", matches, timeout)
 
 
-def iot_crr(target: Target, scope: Scope, *args: str) -> tuple[int, str]:
-    """Run ``iot-crr`` as a user would, limited to the scope by ignore rules; returns the exit
-    code and the report (written to a file: stdout is shared with whatever else runs in-process,
-    such as a pipeline's handlers logging)."""
+def iot_crr(target: Target, scope: Scope, *args: str, ca_id: str | None = None) -> tuple[int, str]:
+    """Run ``iot-crr`` as a user would, limited to the scope by ignore rules (and to the CA
+    certificate ``ca_id``, if the scope made one); returns the exit code and the report (written
+    to a file: stdout is shared with whatever else runs in-process, such as a pipeline's handlers
+    logging)."""
     with tempfile.TemporaryDirectory() as tmp:
         rules, report = Path(tmp) / "scope.iotdriftignore", Path(tmp) / "report"
-        rules.write_text("\n".join(outside(scope.prefix)) + "\n", encoding="utf-8")
+        rules.write_text("\n".join(outside(scope.prefix, ca_id)) + "\n", encoding="utf-8")
         argv = [
             *args,
             "--source-region",
@@ -69,15 +74,17 @@ def iot_crr(target: Target, scope: Scope, *args: str) -> tuple[int, str]:
         return result.exit_code, report.read_text(encoding="utf-8")
 
 
-def audit(target: Target, scope: Scope) -> tuple[int, list[tuple[str, str, str]]]:
+def audit(
+    target: Target, scope: Scope, ca_id: str | None = None
+) -> tuple[int, list[tuple[str, str, str]]]:
     """``iot-crr audit --format json``: its exit code and drifts as (entity, name, kind)."""
-    code, out = iot_crr(target, scope, "audit", "--format", "json")
+    code, out = iot_crr(target, scope, "audit", "--format", "json", ca_id=ca_id)
     drifts = sorted((d["entity"], d["name"], d["kind"]) for d in json.loads(out)["drifts"])
     return code, drifts
 
 
-def assert_in_sync(target: Target, scope: Scope) -> None:
-    code, drifts = audit(target, scope)
+def assert_in_sync(target: Target, scope: Scope, ca_id: str | None = None) -> None:
+    code, drifts = audit(target, scope, ca_id)
     assert (code, drifts) == (0, []), f"iot-crr audit after convergence: {drifts}"
 
 
@@ -331,6 +338,140 @@ def drift_and_repair(target: Target, scope: Scope) -> None:
     )
 
 
+def onboarding(target: Target, scope: Scope) -> None:
+    """How devices onboard in the DR region (issue 23): a role alias, a custom authorizer, a
+    JITP template whose CA names it and a fleet-provisioning template with a second version
+    appear in the destination, follow one change each, and are deleted there. A CA carries no
+    name the run's cleanup could find it by (cleanup looks for its subject): the scenario removes
+    what it made, in both regions, whatever happened."""
+    iam = target.client("iam", target.source_region)
+    try:
+        _onboard(target, scope, iam)
+    finally:
+        for iot in (target.source, target.destination):
+            remove_leftovers(iot, iam, scope.prefix)
+
+
+def _onboard(target: Target, scope: Scope, iam: Any) -> None:
+    src, dst = target.source, target.destination
+    account = target.client("sts", target.source_region).get_caller_identity()["Account"]
+    role = iam.create_role(
+        RoleName=scope("role"), AssumeRolePolicyDocument=ROLE_TRUST, Tags=scope.tags
+    )["Role"]["Arn"]
+    # A function ARN of each region, no function behind it: [assumption] CreateAuthorizer does
+    # not check that it exists (docs/onboarding-kinds.md, "What only an account can settle"; the
+    # function is the operator's, readiness reports a missing one). The pipeline names the
+    # destination region's (pipeline.kinds.authorizer).
+    function = "arn:aws:lambda:{region}:" + account + ":function:" + scope("authorize")
+    signing_key = _public_key_pem()
+    src.create_role_alias(
+        roleAlias=scope("alias"), roleArn=role, credentialDurationSeconds=3600, tags=scope.tags
+    )
+    src.create_authorizer(
+        authorizerName=scope("authorizer"),
+        authorizerFunctionArn=function.format(region=target.source_region),
+        tokenKeyName="token",
+        tokenSigningPublicKeys={"key1": signing_key},
+        status="ACTIVE",
+        tags=scope.tags,
+    )
+    v1 = {"Parameters": {"SerialNumber": {"Type": "String"}}, "Resources": {}}
+    v2 = {
+        "Parameters": {"SerialNumber": {"Type": "String"}, "Site": {"Type": "String"}},
+        "Resources": {},
+    }
+    for name, kind in (("jitp", "JITP"), ("fleet", "FLEET_PROVISIONING")):
+        src.create_provisioning_template(
+            templateName=scope(name),
+            description=name,
+            templateBody=json.dumps(v1),
+            provisioningRoleArn=role,
+            enabled=True,
+            type=kind,
+            tags=scope.tags,
+        )
+    src.create_provisioning_template_version(
+        templateName=scope("fleet"), templateBody=json.dumps(v2), setAsDefault=True
+    )
+    # SNI_ONLY needs no verification certificate (AWS IoT API Reference,
+    # RegisterCACertificate); the destination's copy is SNI_ONLY whatever the source's mode.
+    ca_id: str = src.register_ca_certificate(
+        caCertificate=CertificateAuthority.new(scope("ca")).pem,
+        certificateMode="SNI_ONLY",
+        setAsActive=True,
+        allowAutoRegistration=True,
+        registrationConfig={"templateName": scope("jitp")},
+        tags=scope.tags,
+    )["certificateId"]
+
+    def canonical(body: dict[str, Any]) -> str:
+        return json.dumps(body, sort_keys=True)
+
+    def expected(
+        region: str, duration: int, authorizer: str, fleet_enabled: bool, ca: str
+    ) -> dict[str, Any]:
+        """What a region holds (``onboarding_view``), given the fields the scenario changes."""
+        return {
+            "role_aliases": {scope("alias"): (role, duration)},
+            "authorizers": {
+                scope("authorizer"): (
+                    function.format(region=region),
+                    "token",
+                    {"key1": signing_key},
+                    authorizer,
+                    False,
+                )
+            },
+            "templates": {
+                scope("jitp"): ("JITP", v1, True, "jitp", role, [(True, canonical(v1))]),
+                scope("fleet"): (
+                    "FLEET_PROVISIONING",
+                    v2,
+                    fleet_enabled,
+                    "fleet",
+                    role,
+                    [(False, canonical(v1)), (True, canonical(v2))],
+                ),
+            },
+            "ca": (ca, "ENABLE", scope("jitp")),
+        }
+
+    def destination_is(wanted: dict[str, Any], what: str) -> None:
+        target.wait_until(
+            f"destination {what} under {scope.prefix}",
+            lambda: onboarding_view(dst, scope.prefix, ca_id) == wanted,
+        )
+
+    created = (3600, "ACTIVE", True, "ACTIVE")
+    assert onboarding_view(src, scope.prefix, ca_id) == expected(target.source_region, *created)
+    destination_is(expected(target.destination_region, *created), "holds the onboarding kinds")
+    # One change each: the alias's duration (down: at most the role's 1 h maximum session), the authorizer's status, the template's enabled,
+    # the CA's status (a CA set INACTIVE in the source must not stay trusted in DR).
+    src.update_role_alias(roleAlias=scope("alias"), credentialDurationSeconds=1800)
+    src.update_authorizer(authorizerName=scope("authorizer"), status="INACTIVE")
+    src.update_provisioning_template(templateName=scope("fleet"), enabled=False)
+    src.update_ca_certificate(certificateId=ca_id, newStatus="INACTIVE")
+    changed = expected(target.destination_region, 1800, "INACTIVE", False, "INACTIVE")
+    destination_is(changed, "follows one change of each")
+    assert_in_sync(target, scope, ca_id)
+    # Deleted: the authorizer and the CA are INACTIVE already (AWS refuses to delete either
+    # while ACTIVE); the CA before the JITP template it names.
+    src.delete_authorizer(authorizerName=scope("authorizer"))
+    src.delete_role_alias(roleAlias=scope("alias"))
+    src.delete_ca_certificate(certificateId=ca_id)
+    for name in ("jitp", "fleet"):
+        src.delete_provisioning_template(templateName=scope(name))
+    nothing: dict[str, Any] = {"role_aliases": {}, "authorizers": {}, "templates": {}, "ca": None}
+    destination_is(nothing, "has deleted them")
+
+
+def _public_key_pem() -> str:
+    """A token-signing public key (AWS IoT API Reference, CreateAuthorizer:
+    ``tokenSigningPublicKeys``, PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -347,5 +488,6 @@ SCENARIOS = tuple(
         groups,
         dynamic_groups,
         drift_and_repair,
+        onboarding,
     )
 )
