@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import EventValidationError
-from pipeline.policyrewrite import ArnMapping, rewrite_policy_document
+from pipeline.policyrewrite import ArnMapping, duplicate_keys, rewrite_policy_document
 
 _VALUE_WIDTH = 80
 _ARN = re.compile(
@@ -31,11 +31,13 @@ _ARN = re.compile(
 class StatementDifference:
     """Statement ``index`` (``sid`` if it has one) differs: ``what`` says how."""
 
-    index: int
+    index: int | None  # None: the whole document
     sid: str | None
     what: str
 
     def __str__(self) -> str:
+        if self.index is None:
+            return self.what
         label = f" ({self.sid})" if self.sid else ""
         return f"statement {self.index}{label}: {self.what}"
 
@@ -57,7 +59,14 @@ def statement_differences(
     source_document: str, destination_document: str, mapping: ArnMapping
 ) -> list[StatementDifference]:
     """The statements of ``destination_document`` that differ from the source's rewritten for
-    the destination (``mapping``); empty when they agree (key order and spacing aside)."""
+    the destination (``mapping``); empty when they agree (key order and spacing aside). A
+    document that repeats a key is not compared: json.loads keeps the last value, and which one
+    AWS IoT applies is unpublished (RFC 8259 section 4), so it is named instead."""
+    for side, document in (("source", source_document), ("destination", destination_document)):
+        repeated = duplicate_keys(document)
+        if repeated:
+            what = f"cannot compare: the {side}'s document repeats {', '.join(repeated)}"
+            return [StatementDifference(None, None, what)]
     try:
         expected = statements(rewrite_policy_document(source_document, mapping).document)
     except EventValidationError:

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pipeline.policyrewrite import duplicate_keys
 from sandbox.emulation.policyvariables import (
     VARIABLES_VERSION,
     Certificate,
@@ -213,6 +214,11 @@ def _document(policy: Policy) -> dict[str, Any]:
         raise PolicyNotEvaluatedError(f"not JSON: {error}", policy.name) from error
     if not isinstance(document, dict):
         raise PolicyNotEvaluatedError("the document is not a JSON object", policy.name)
+    # A repeated key collapses to its last value in json.loads; which one AWS IoT applies is
+    # unpublished (RFC 8259 section 4: "the behavior ... is unpredictable"), so no verdict.
+    repeated = duplicate_keys(policy.document)
+    if repeated:
+        raise PolicyNotEvaluatedError(f"repeated keys {', '.join(repeated)}", policy.name)
     unknown = set(document) - {"Version", "Id", "Statement"}
     if unknown:
         raise PolicyNotEvaluatedError(f"unknown policy elements {sorted(unknown)}", policy.name)

@@ -283,6 +283,15 @@ def test_statements_equal_after_the_rewrite_do_not_differ() -> None:
     assert statement_differences(_document(SRC), reordered, MAPPING) == []
 
 
+def test_a_document_that_repeats_a_key_is_named_not_compared() -> None:
+    # json.loads would keep the last "Effect" and call the two documents equal.
+    twice = _document(DST).replace('"Effect": "Allow"', '"Effect": "Deny", "Effect": "Allow"', 1)
+    (difference,) = statement_differences(_document(SRC), twice, MAPPING)
+    assert (
+        str(difference) == "cannot compare: the destination's document repeats Statement[0].Effect"
+    )
+
+
 def test_source_arns_name_the_source_region_or_a_mapped_account() -> None:
     assert source_arns(_document(DST), SRC, {}) == []
     assert source_arns(_document(SRC), SRC, {}) == [

@@ -603,6 +603,17 @@ def test_a_document_that_is_not_json_is_refused() -> None:
         ask(broken, device("t"), "iot:Connect", f"{ARN}:client/t")
 
 
+def test_a_document_that_repeats_a_key_is_refused() -> None:
+    # json.loads keeps the last "Effect" (Allow); AWS IoT's choice is unpublished: no verdict.
+    document = '{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iot:*", '
+    document += '"Resource": "*", "Effect": "Allow"}]}'
+    twice = Policy("twice", f"{ARN}:policy/twice", document)
+    with pytest.raises(
+        PolicyNotEvaluatedError, match=r"twice: repeated keys Statement\[0\]\.Effect"
+    ):
+        ask(twice, device("t"), "iot:Connect", f"{ARN}:client/t")
+
+
 def test_variables_without_version_2012_10_17_are_refused() -> None:
     # IAM User Guide, reference_policies_elements_version.html: without Version 2012-10-17
     # variables "aren't recognized as variables"; AWS IoT does not document it
