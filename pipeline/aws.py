@@ -88,6 +88,24 @@ def _cached_client(
     return session.client(service, config=client_config(**dict(config)))  # type: ignore[call-overload]
 
 
+def data_client(iot_client: Any) -> Any:
+    """The iot-data client (Device Shadow service) beside an IoT client: the same region and,
+    where that client was pointed at an endpoint of its own (the sandbox's), the same endpoint.
+
+    Otherwise boto3's configuration decides, as for every client: ``AWS_ENDPOINT_URL_IOT_DATA``
+    names the account's data endpoint (``aws iot describe-endpoint --endpoint-type
+    iot:Data-ATS``), which AWS recommends for production; without it botocore's regional
+    ``data-ats.iot.<region>.amazonaws.com`` (AWS General Reference, "AWS IoT Core endpoints and
+    quotas", data plane endpoints; the CLI's iot-data pages call it the default endpoint).
+    """
+    region = iot_client.meta.region_name
+    endpoint = str(iot_client.meta.endpoint_url)
+    if endpoint.endswith(".amazonaws.com") or endpoint.endswith(".amazonaws.com.cn"):
+        return client("iot-data", region)
+    session = boto3.session.Session(region_name=region)
+    return session.client("iot-data", endpoint_url=endpoint, config=client_config())
+
+
 # Codes that mean "slow down" across IoT, DynamoDB, Step Functions, S3 and SQS.
 _THROTTLING_CODES = frozenset(
     {

@@ -14,8 +14,9 @@ breaks AWS IoT's name/value rules (``pipeline.rules``). Nothing is dropped silen
 ``topic`` an IoT rule may add, ``accountId``, ``rootToParentThingGroups``...) are ignored.
 
 Each kind parses its own event types (``Kind.registry_events`` in ``pipeline.kinds``, with the
-shared models of ``pipeline.kinds.parse``); this module dispatches on ``eventType`` and owns the
-corrective event, whose name and state the kind checks (``check_name``, ``check_state``).
+shared models of ``pipeline.kinds.parse``); this module dispatches on ``eventType`` (or, for a
+message without one, such as a shadow's ``update/documents``, on the ``topic`` the IoT rule
+adds: ``Kind.topics``) and owns the corrective event, whose name and state the kind checks (``check_name``, ``check_state``).
 Payload shapes: AWS IoT Developer Guide, "Registry events",
 https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html.
 """
@@ -42,6 +43,24 @@ _PARSERS: dict[str, Callable[[dict[str, Any], str], Change]] = {
 }
 # Every eventType parse_event accepts (the infra tests check the IoT rule selects these).
 EVENT_TYPES: tuple[str, ...] = (*_PARSERS, CORRECTIVE_EVENT)
+# Messages without an eventType, by the topic filter of the reserved topics they come from (a
+# shadow's update/documents and delete/accepted): the infra tests check the rules select these.
+_TOPIC_PARSERS: dict[str, Callable[[dict[str, Any], str], Change]] = {
+    topic_filter: parser for kind in KINDS.values() for topic_filter, parser in kind.topics.items()
+}
+EVENT_TOPICS: tuple[str, ...] = tuple(_TOPIC_PARSERS)
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT topic filter matching: ``+`` is one level, a trailing ``#`` any number of levels
+    (AWS IoT Developer Guide, "MQTT topics", topic filters)."""
+    wanted, levels = topic_filter.split("/"), topic.split("/")
+    for i, part in enumerate(wanted):
+        if part == "#":
+            return True
+        if i >= len(levels) or part not in ("+", levels[i]):
+            return False
+    return len(wanted) == len(levels)
 
 
 class _CorrectiveEvent(RegistryEvent):
@@ -65,6 +84,10 @@ def parse_event(payload: Mapping[str, Any], *, region: str) -> Change:
         )
     data = dict(payload)
     if "eventType" not in data:
+        topic = data.get("topic")
+        for topic_filter, topic_parser in _TOPIC_PARSERS.items():
+            if isinstance(topic, str) and topic_matches(topic_filter, topic):
+                return topic_parser(data, region)
         raise EventValidationError("eventType", "Field required")
     event_type = data["eventType"]
     if event_type == CORRECTIVE_EVENT:

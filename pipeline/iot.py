@@ -2,7 +2,11 @@
 
 One ``Iot`` per region and purpose, wrapping that region's boto3 client (retries are botocore's,
 configured in ``pipeline.aws``). It knows no entity kind: the kinds (``pipeline.kinds``) name
-the operations and translate AWS's shapes; this class makes the calls.
+the operations and translate AWS's shapes; this class makes the calls. The Device Shadow
+service's operations (GetThingShadow, UpdateThingShadow, DeleteThingShadow,
+ListNamedShadowsForThing) are the data plane's, ``iot-data`` in botocore: they go to that
+region's iot-data client (``data``; made beside the IoT client when first needed,
+``pipeline.aws.data_client``), the same way.
 
 - ``call(op, **params)``: one call, by its API operation name (``"DescribeThing"``);
 - ``maybe(op, **params)``: the same, ``None`` when the resource does not exist;
@@ -28,12 +32,25 @@ from botocore import xform_name
 from botocore.loaders import create_loader
 from botocore.paginate import Paginator
 
-from pipeline.aws import AwsCalls
+from pipeline.aws import AwsCalls, data_client
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
 
 PAGE_SIZE = 250  # the documented maximum of every IoT List* call used here
+
+# The iot-data listings: botocore's iot-data model has no paginator for them. AWS IoT API
+# Reference, ListNamedShadowsForThing: ``nextToken`` in and out, ``pageSize`` 1-100, the
+# shadow names in ``results``.
+_DATA_PAGING: dict[str, dict[str, Any]] = {
+    "ListNamedShadowsForThing": {
+        "input_token": "nextToken",
+        "output_token": "nextToken",
+        "limit_key": "pageSize",
+        "result_key": "results",
+    }
+}
+_PAGE_MAX = {"ListNamedShadowsForThing": 100}
 
 # A delete, detach or remove of something already gone has reached its goal (AWS's DeleteThing
 # succeeds silently too, AWS IoT API Reference): such calls are made with ``maybe``.
@@ -56,8 +73,15 @@ def _paginators() -> dict[str, Any]:
     return dict(model["pagination"])
 
 
+@functools.cache
+def _data_operations() -> frozenset[str]:
+    """The operations of botocore's iot-data model (the data plane's)."""
+    model: dict[str, Any] = create_loader().load_service_model("iot-data", "service-2")
+    return frozenset(model["operations"])
+
+
 def _paging(operation: str) -> dict[str, Any]:
-    config: dict[str, Any] = _paginators()[operation]
+    config: dict[str, Any] = _DATA_PAGING.get(operation) or _paginators()[operation]
     return config
 
 
@@ -69,12 +93,14 @@ class Iot:
         self,
         client: IoTClient,
         *,
+        data: Any = None,
         before: Callable[[str], object] | None = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
         if not 1 <= page_size <= PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{PAGE_SIZE}, got {page_size}")
         self.client = client
+        self._data = data  # the region's iot-data client; made when first needed
         self._aws = AwsCalls(before)
         self._page_size = page_size
 
@@ -101,7 +127,8 @@ class Iot:
         # No PageSize (which needs the operation model): the limit key is set below. (The stubs
         # type ``method`` as a name; botocore's own get_paginator passes the bound method.)
         paginator: Paginator[dict[str, Any]] = Paginator(page, config, None)  # type: ignore[arg-type]
-        for response in paginator.paginate(**params, **{config["limit_key"]: self._page_size}):
+        size = min(self._page_size, _PAGE_MAX.get(op, PAGE_SIZE))
+        for response in paginator.paginate(**params, **{config["limit_key"]: size}):
             yield list(response.get(config["result_key"]) or [])
 
     def items(self, op: str, /, **params: Any) -> Iterator[Any]:
@@ -118,5 +145,12 @@ class Iot:
 
     def _method(self, op: str) -> Callable[..., Any]:
         # The client's methods are the operations' names as botocore transforms them.
-        method: Callable[..., Any] = getattr(self.client, xform_name(op))
+        method: Callable[..., Any] = getattr(self._client_for(op), xform_name(op))
         return method
+
+    def _client_for(self, op: str) -> Any:
+        if op not in _data_operations():
+            return self.client
+        if self._data is None:
+            self._data = data_client(self.client)
+        return self._data

@@ -38,6 +38,9 @@ class EntityKind(StrEnum):
     AUTHORIZER = "authorizer"
     PROVISIONING_TEMPLATE = "provisioning_template"
     CA_CERTIFICATE = "ca_certificate"
+    # Device state (AWS IoT Device Shadow service, through iot-data): a thing's classic or
+    # named shadow, named ``<thing>#<shadow>`` (pipeline.kinds.shadow).
+    SHADOW = "shadow"
 
 
 # Each kind's state-table key prefix (``<prefix>#<name>``). Stored keys: never renamed. A new
@@ -56,6 +59,7 @@ KEY_PREFIX: dict[EntityKind, str] = {
     EntityKind.AUTHORIZER: "AUTHORIZER",
     EntityKind.PROVISIONING_TEMPLATE: "PROVTEMPLATE",
     EntityKind.CA_CERTIFICATE: "CACERT",
+    EntityKind.SHADOW: "SHADOW",
 }
 _KIND_BY_PREFIX = {prefix: kind for kind, prefix in KEY_PREFIX.items()}
 

@@ -9,7 +9,8 @@ Ordering, per entity:
 - a versioned full-state change always outranks a stored item that has no version (a stub written
   by a partial event), so a late-arriving CREATED is never lost to an association event;
 - anything else (other region, re-created entity with a new ID, unversioned events) is ordered by
-  the event timestamp.
+  the event timestamp; a shadow's messages (a version, no registry ID) too, their version
+  ordering only two of the same second and region.
 Deletes keep a tombstone with the delete's ordering metadata, so a late UPDATED of the deleted
 entity is stale and never resurrects it; a re-created entity (new ID, later timestamp) does.
 Partial events (type association, hierarchy link) patch only a live item already in the table.
@@ -214,7 +215,7 @@ def _already_applied(stored: Item, change: Change) -> bool:
 
 def _is_newer(stored: Item, change: Change) -> bool:
     origin = change.origin
-    if origin.version is not None and not change.partial:
+    if origin.version is not None and not change.partial and not _stamped(change):
         if stored.origin_version is None:
             return True
         same_entity = (
@@ -234,8 +235,39 @@ def _is_newer(stored: Item, change: Change) -> bool:
     if change.corrective:
         return origin.timestamp_ms >= stored.event_ts
     if origin.timestamp_ms == stored.event_ts:
-        return _ends_it(stored, change) or _restricts_more(stored, change)
+        return (
+            _ends_it(stored, change)
+            or _restricts_more(stored, change)
+            or _counts_past(stored, change)
+        )
     return origin.timestamp_ms > stored.event_ts
+
+
+def _stamped(change: Change) -> bool:
+    """A change with a version but no registry id: a shadow's message (``pipeline.kinds.
+    shadow``). Its version counts one shadow's updates in its region but starts again at 0
+    when a shadow is re-created more than 48 hours after its deletion (AWS IoT Developer
+    Guide, "Interacting with shadows"), so it is ordered by timestamp, and the version only
+    orders two changes of the same second (``_counts_past``)."""
+    return change.origin.entity_id is None and not change.corrective
+
+
+def _counts_past(stored: Item, change: Change) -> bool:
+    """At equal timestamps (a shadow's messages are stamped to the second): a higher version of
+    the same region, with no registry id on either side, is the later change; at an equal
+    version a delete ends what the stored update made."""
+    origin = change.origin
+    if (
+        not _stamped(change)
+        or origin.version is None
+        or stored.origin_version is None
+        or stored.origin_id is not None
+        or stored.origin_region != origin.region
+    ):
+        return False
+    return origin.version > stored.origin_version or (
+        origin.version == stored.origin_version and change.deleted and not stored.deleted
+    )
 
 
 def _ends_it(stored: Item, change: Change) -> bool:
@@ -279,6 +311,7 @@ def _stale_reason(stored: Item, change: Change) -> str:
         origin.version is not None
         and stored.origin_version is not None
         and stored.origin_id == origin.entity_id
+        and not _stamped(change)
     ):
         return f"version {origin.version} is not newer than stored version {stored.origin_version}"
     return f"timestamp {origin.timestamp_ms} is not newer than stored {stored.event_ts}"

@@ -296,6 +296,10 @@ class Kind:
     joins: tuple[Join, ...] = ()
     # Registry event types (``eventType``) this kind parses (``pipeline.events`` dispatches).
     registry_events: Mapping[str, EventParser] = {}
+    # Messages without an ``eventType`` this kind parses, by the MQTT topic filter of the
+    # reserved topics they are published on (a shadow's ``update/documents``): the IoT rule
+    # adds the ``topic`` (``SELECT *, topic() AS topic``), ``pipeline.events`` dispatches on it.
+    topics: Mapping[str, EventParser] = {}
     # CloudTrail event names (control-plane calls) this kind parses (``pipeline.cloudtrail``).
     api_calls: Mapping[str, CallParser] = {}
     # Metrics the replicator emits every invocation for this kind, 0 included (a baseline for

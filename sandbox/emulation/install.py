@@ -13,6 +13,7 @@ from moto.iot.models import FakeThingGroup, IoTBackend
 from moto.iot.responses import IoTResponse
 from moto.servicequotas.models import ServiceQuotasBackend
 from moto.servicequotas.responses import ServiceQuotasResponse
+from moto.iotdata.models import IoTDataPlaneBackend
 from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
 
 from sandbox.emulation import onboarding, servicequotas
@@ -52,6 +53,7 @@ from sandbox.emulation.registry_responses import (
     _response_update_event_configurations,
     _response_update_thing_type,
 )
+from sandbox.emulation.shadows import DATA_PLANE_PATCHES
 from sandbox.emulation.stepfunctions import install_step_functions_fixes
 
 # --------------------------------------------------------------------------------------------
@@ -109,6 +111,8 @@ def install(emulation: RegistryEmulation) -> None:
     for owner, name, function in onboarding.CLASS_PATCHES:
         _PATCHES.set(owner, name, function)
     _serve_service_quotas(_PATCHES)
+    for name, function in DATA_PLANE_PATCHES.items():
+        _PATCHES.set(IoTDataPlaneBackend, name, function)
     # A certificate's id is the SHA-256 of its DER, as AWS computes it (MOTO_GAPS): moto's own
     # option, on for every client of this process's endpoint.
     _PATCHES.set(iot_models, "iot_use_valid_cert", lambda: True)

@@ -104,6 +104,17 @@ MOTO_GAPS = (
     "CreateRoleAlias and UpdateRoleAlias bound credentialDurationSeconds to 900..43200 and to "
     "the role's MaxSessionDuration when IAM knows the role; ListRoleAliases pages with marker "
     "and pageSize (moto: any duration, every alias at once)",
+    # Device shadows (sandbox.emulation.shadows; sources there and in pipeline.kinds.shadow).
+    "UpdateThingShadow and DeleteThingShadow publish the update/documents and delete/accepted "
+    "messages on the shadow's reserved topics (moto: nothing). [assumption] no 'previous' for a "
+    "new shadow; delete/accepted carries moto's version of the deleted shadow",
+    "UpdateThingShadow refuses a result over 8 KB of desired and reported state with "
+    "RequestEntityTooLargeException (moto: any size); [assumption] counted as the sections' "
+    "compact JSON bytes",
+    "DeleteThingShadow of a deleted shadow is ResourceNotFoundException (moto: deletes it again) "
+    "and ListNamedShadowsForThing lists live shadows only (moto: deleted ones too)",
+    "[not emulated] ListNamedShadowsForThing's pageSize/nextToken (moto: every name at once), "
+    "the Device Shadow quotas (per-thing TPS, JSON depth), retained messages",
     "The CA certificate, provisioning template, role alias and authorizer calls publish their "
     "CloudTrail event (sandbox.emulation.controlplane); [assumption] their requestParameters "
     "carry the request as sent and responseElements the names, ARNs and version ids",

@@ -353,6 +353,16 @@ REFUSALS: dict[str, Refusal] = {
         f"active'); [assumption] the code, one of {_API}DeleteAuthorizer.html's",
         message_seen=False,
     ),
+    # ---- device shadows (sandbox.emulation.shadows) -----------------------------------------
+    "shadow_too_large": Refusal(
+        "UpdateThingShadow",
+        "RequestEntityTooLargeException",
+        "The payload exceeds the maximum size allowed: {size} bytes of state, {limit} allowed",
+        f"{_GUIDE}diagnosing-shadows.html ('The device's shadow supports 8 KB of data only'; "
+        "only desired and reported count); the code: botocore's iot-data model, "
+        "UpdateThingShadow (RequestEntityTooLargeException, HTTP 413)",
+        message_seen=False,
+    ),
     **QUOTA_REFUSALS,
 }
 
@@ -368,9 +378,14 @@ class RefusedError(JsonRESTError):
 
 @cache
 def http_status(error_code: str) -> int:
-    """The HTTP status of one of AWS IoT's error shapes (botocore's iot service model)."""
-    model = botocore.session.get_session().get_service_model("iot")
-    return int(model.shape_for(error_code).metadata["error"]["httpStatusCode"])
+    """The HTTP status of one of AWS IoT's error shapes (botocore's iot service model, else its
+    iot-data model: the Device Shadow service's)."""
+    session = botocore.session.get_session()
+    for service in ("iot", "iot-data"):
+        model = session.get_service_model(service)
+        if error_code in model.shape_names:
+            return int(model.shape_for(error_code).metadata["error"]["httpStatusCode"])
+    raise KeyError(f"no error shape {error_code} in botocore's iot or iot-data model")
 
 
 def refuse(key: str, **values: Any) -> RefusedError:

@@ -30,8 +30,8 @@ class Pipeline(LocalPipeline):
     """persist -> (replicated) state table -> stream -> event source mapping -> replicator, all
     on moto (``sandbox.inprocess``)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self.dst = RegistryView(self.destination)
 
     def persist(self, event: dict[str, Any]) -> PersistResult:

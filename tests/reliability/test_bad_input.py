@@ -106,7 +106,7 @@ BAD_EVENTS: list[tuple[str, Any, str]] = [
             "eventType": "CRR_CORRECTIVE_EVENT",
             "eventId": "c1",
             "timestamp": 1_700_000_000_000,
-            "entity": "shadow",
+            "entity": "retained_message",
             "name": "x",
             "state": {},
             "deleted": False,

@@ -559,6 +559,8 @@ def test_all_state_fields_have_a_validator() -> None:
         "hook": {"targetArn": "arn:aws:lambda:us-east-1:123456789012:function:f"},
         "auto_registration": "ENABLE",
         "registration_config": {"templateName": "t"},
+        "desired": '{"color":"red","nested":{"on":true}}',
+        "reported": '{"temperature":21.5}',
     }
     cert = "c" * 64
     names_by_kind = {
@@ -568,6 +570,7 @@ def test_all_state_fields_have_a_validator() -> None:
         EntityKind.THING_PRINCIPAL: f"device-1#{cert}",
         EntityKind.POLICY_TARGET: f"p#cert/{cert}",
         EntityKind.CA_CERTIFICATE: cert,
+        EntityKind.SHADOW: "device-1#~classic",
     }
     # A field name means one thing per kind: an authorizer's status is not a certificate's.
     # A CA's status is ACTIVE or INACTIVE (UpdateCACertificate).

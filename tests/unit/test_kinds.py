@@ -11,7 +11,7 @@ from pathlib import Path
 import botocore
 import pytest
 
-from pipeline.iot import _paginators
+from pipeline.iot import _DATA_PAGING, _paginators
 from pipeline.kinds import ENTITIES, ENTITY_ORDER, KINDS, STATE_FIELDS
 from pipeline.kinds.base import EntitySpec, Kind, Listing, text
 from pipeline.model import KEY_PREFIX, KEY_SEPARATOR, EntityKind, entity_key, parse_key
@@ -23,8 +23,12 @@ _DTYPES = {"string", "bool", "boolean", "Int64"}
 
 
 def _operations() -> set[str]:
-    (model,) = Path(botocore.__file__).parent.glob("data/iot/*/service-2.json.gz")
-    return set(json.loads(gzip.decompress(model.read_bytes()))["operations"])
+    """The IoT API's operations and the Device Shadow service's (iot-data)."""
+    operations: set[str] = set()
+    for service in ("iot", "iot-data"):
+        (model,) = Path(botocore.__file__).parent.glob(f"data/{service}/*/service-2.json.gz")
+        operations |= set(json.loads(gzip.decompress(model.read_bytes()))["operations"])
+    return operations
 
 
 OPERATIONS = _operations()
@@ -49,7 +53,7 @@ def missing_pieces(kind: Kind) -> list[str]:
     if not isinstance(listing, Listing):
         missing.append("listing (its Listing spec)")
     else:
-        if listing.op not in _paginators():
+        if listing.op not in {*_paginators(), *_DATA_PAGING}:
             missing.append(f"a listing op botocore can paginate (not {listing.op!r})")
         if set(listing.describe) - OPERATIONS:
             missing.append(
@@ -135,6 +139,7 @@ def test_derived_names_follow_the_kinds() -> None:
         EntityKind.POLICY,
         EntityKind.THING_PRINCIPAL,
         EntityKind.POLICY_TARGET,
+        EntityKind.SHADOW,
         EntityKind.ROLE_ALIAS,
         EntityKind.AUTHORIZER,
     )
