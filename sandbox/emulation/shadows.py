@@ -23,6 +23,7 @@ the pages).
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from typing import Any
@@ -71,8 +72,11 @@ def _update_thing_shadow(
         request = json.loads(payload)
     except ValueError:
         request = None  # moto refuses it as AWS does ("invalid json")
+    # moto merges into the previous shadow's own dicts: work on copies, and keep ``previous``
+    # as it was for the message.
+    before = None if previous is None else _snapshot(copy.deepcopy(previous))
     if isinstance(request, dict) and isinstance(request.get("state"), dict):
-        result = FakeShadow.create_from_previous_version(previous, request)  # stores nothing
+        result = FakeShadow.create_from_previous_version(copy.deepcopy(previous), request)
         state = {
             key: json.dumps(section or {})
             for key, section in (("desired", result.desired), ("reported", result.reported))
@@ -82,8 +86,8 @@ def _update_thing_shadow(
     original: Callable[..., Any] = _PATCHES.original(IoTDataPlaneBackend, "update_thing_shadow")
     shadow = original(self, thing_name, payload, shadow_name)
     message: JsonDict = {"current": _snapshot(shadow), "timestamp": shadow.timestamp}
-    if previous is not None:
-        message["previous"] = _snapshot(previous)
+    if before is not None:
+        message["previous"] = before
     if isinstance(request, dict) and request.get("clientToken") is not None:
         message["clientToken"] = request["clientToken"]
     _publish(self, topic_of(thing_name, shadow_name, UPDATE_DOCUMENTS), message)

@@ -188,6 +188,7 @@ def _iot_operations_called_by(*kinds: str) -> set[str]:
 REGISTRY_KINDS = ("thing", "thing_type", "thing_group", "billing_group", "membership")
 SECURITY_KINDS = ("certificate", "policy", "links")
 ONBOARDING_KINDS = ("role_alias", "authorizer", "provisioning_template", "ca_certificate")
+DEVICE_STATE_KINDS = ("shadow",)
 
 
 def test_replicator_role_grants_exactly_the_registry_adapter_calls(
@@ -196,7 +197,9 @@ def test_replicator_role_grants_exactly_the_registry_adapter_calls(
     granted = {
         a for a in role_actions(templates["destination"], "ReplicatorRole") if a.startswith("iot:")
     }
-    assert granted == _iot_operations_called_by(*REGISTRY_KINDS, *SECURITY_KINDS, *ONBOARDING_KINDS)
+    assert granted == _iot_operations_called_by(
+        *REGISTRY_KINDS, *SECURITY_KINDS, *ONBOARDING_KINDS, *DEVICE_STATE_KINDS
+    )
 
 
 def test_each_role_has_its_lookups(templates: dict[str, Any]) -> None:

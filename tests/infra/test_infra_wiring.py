@@ -186,21 +186,32 @@ def test_pending_function_runs_every_five_minutes(templates: dict[str, Any]) -> 
 
 
 _SQL = re.compile(r"^SELECT \*, topic\(\) AS topic FROM '\$aws/events/(?P<family>[A-Za-z]+)/#'$")
+_TOPIC_SQL = re.compile(r"^SELECT \*, topic\(\) AS topic FROM '(?P<filter>\$aws/things/[^']+)'$")
 
 
 def test_rules_select_exactly_the_registry_topic_families(templates: dict[str, Any]) -> None:
+    from pipeline.events import EVENT_TOPICS
+
     rules = resources_of_type(templates["source"], "AWS::IoT::TopicRule").values()
     families = []
+    topic_filters = []
     for rule in rules:
         payload = rule["Properties"]["TopicRulePayload"]
         match = _SQL.match(payload["Sql"])
-        assert match, payload["Sql"]  # no WHERE, no other topic, the topic carried along
-        families.append(match["family"])
+        topic = _TOPIC_SQL.match(payload["Sql"])
+        assert match or topic, payload["Sql"]  # no WHERE, no other topic, the topic carried along
+        if match:
+            families.append(match["family"])
+        else:
+            assert topic is not None
+            topic_filters.append(topic["filter"])
         (action,) = payload["Actions"]
         target = action["StepFunctions"]["StateMachineName"]
         assert target == {"Fn::GetAtt": ["PersistStateMachine", "Name"]}
         assert payload["ErrorAction"]["Sqs"]["QueueUrl"] == {"Ref": "RuleErrorQueue"}
     assert sorted(families) == sorted(REGISTRY_TOPIC_FAMILIES)
+    # AND one rule per topic filter of the messages persist parses by topic (device shadows)
+    assert sorted(topic_filters) == sorted(EVENT_TOPICS)
 
 
 def test_control_plane_rule_selects_exactly_the_calls_the_parser_knows(

@@ -1,0 +1,116 @@
+"""Reconciliation of device shadows on moto in two regions: the snapshot lists each thing's
+classic and named shadows (ListNamedShadowsForThing, GetThingShadow on iot-data), the generic
+diff, plan and repair bring the destination's shadows to the source's, and the per-thing API
+cost is what the kind's listing says."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from pipeline.model import EntityKind
+from reconcile.diff import diff_snapshots
+from reconcile.inventory import Inventory
+from reconcile.ratelimit import RateLimiter
+from reconcile.snapshot import Snapshot, take_snapshot
+from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
+
+NOW = 1_796_119_205_000
+
+
+@pytest.fixture
+def pipeline(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalPipeline]:
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    monkeypatch.setenv("AWS_REGION", DST)
+    monkeypatch.setenv("STATE_TABLE", TABLE)
+    with mock_aws():
+        yield LocalPipeline()
+
+
+def _write(region: str, thing: str, state: dict[str, Any], shadow: str | None = None) -> None:
+    import boto3
+
+    data = boto3.client("iot-data", region_name=region)
+    named = {} if shadow is None else {"shadowName": shadow}
+    data.update_thing_shadow(thingName=thing, payload=json.dumps({"state": state}), **named)
+
+
+def _shadow(region: str, thing: str, shadow: str | None = None) -> dict[str, Any] | None:
+    import boto3
+
+    data = boto3.client("iot-data", region_name=region)
+    named = {} if shadow is None else {"shadowName": shadow}
+    try:
+        document = json.loads(data.get_thing_shadow(thingName=thing, **named)["payload"].read())
+    except data.exceptions.ResourceNotFoundException:
+        return None
+    return {key: document["state"].get(key, {}) for key in ("desired", "reported")}
+
+
+def test_a_shadow_drift_is_compared_field_by_field() -> None:
+    source = Snapshot.from_records(
+        SRC, NOW, shadows=[{"name": "t#~classic", "desired": '{"a":1}', "reported": "{}"}]
+    )
+    target = Snapshot.from_records(
+        DST, NOW, shadows=[{"name": "t#~classic", "desired": '{"a":2}', "reported": "{}"}]
+    )
+    (drift,) = diff_snapshots(source, target).drifts
+    assert (drift.entity, drift.kind, drift.severity) == (EntityKind.SHADOW, "changed", "high")
+    assert drift.details == {"desired": {"source": '{"a":1}', "target": '{"a":2}'}}
+
+
+def test_reconciliation_creates_repairs_and_deletes_shadows(pipeline: LocalPipeline) -> None:
+    src, dst = pipeline.source, pipeline.destination
+    # GIVEN two devices with a classic and two named shadows each in the source (their messages
+    # never reached the pipeline), the things already in both regions
+    for thing in ("dev-1", "dev-2"):
+        src.create_thing(thingName=thing)
+        dst.create_thing(thingName=thing)
+        _write(SRC, thing, {"desired": {"mode": "eco"}, "reported": {"fw": "1.0"}})
+        _write(SRC, thing, {"desired": {"interval": 60}}, "config")
+        _write(SRC, thing, {"reported": {"battery": 0.93}}, "$telemetry")
+    # AND a shadow only the destination has, and a hand edit there
+    _write(DST, "dev-1", {"desired": {"x": 1}}, "stale")
+    # WHEN reconciliation runs and the pipeline converges the destination
+    pipeline.reconcile()
+    pipeline.converge_fully()
+    # THEN the destination's shadows are the source's
+    for thing in ("dev-1", "dev-2"):
+        assert _shadow(DST, thing) == {"desired": {"mode": "eco"}, "reported": {"fw": "1.0"}}
+        assert _shadow(DST, thing, "config") == {"desired": {"interval": 60}, "reported": {}}
+        assert _shadow(DST, thing, "$telemetry") == {"desired": {}, "reported": {"battery": 0.93}}
+    assert _shadow(DST, "dev-1", "stale") is None
+    # AND a hand edit in the destination (a key added, one changed) is found and replaced
+    _write(DST, "dev-2", {"desired": {"mode": "boost", "extra": True}})
+    report = pipeline.audit()
+    assert [(d.entity, d.name, d.kind) for d in report.drifts] == [
+        (EntityKind.SHADOW, "dev-2#~classic", "changed")
+    ]
+    pipeline.reconcile()
+    pipeline.converge_fully()
+    assert _shadow(DST, "dev-2") == {"desired": {"mode": "eco"}, "reported": {"fw": "1.0"}}
+    assert pipeline.audit().in_sync
+    assert pipeline.audit().counts[EntityKind.SHADOW.value] == 6
+
+
+def test_the_snapshot_costs_one_listing_and_one_read_per_shadow_per_thing(
+    pipeline: LocalPipeline,
+) -> None:
+    src = pipeline.source
+    for n in range(5):
+        src.create_thing(thingName=f"dev-{n}")
+        _write(SRC, f"dev-{n}", {"desired": {"n": n}})
+        _write(SRC, f"dev-{n}", {"desired": {"n": n}}, "a")
+        _write(SRC, f"dev-{n}", {"reported": {"n": n}}, "b")
+    src.create_thing(thingName="no-shadows")
+    inventory = Inventory(src, RateLimiter.unlimited())
+    snapshot = take_snapshot(inventory, SRC)
+    assert len(snapshot.shadows) == 15
+    # per thing: ListNamedShadowsForThing once, GetThingShadow for the classic shadow (a 404
+    # where there is none) and once per named shadow
+    assert inventory.calls["ListNamedShadowsForThing"] == 6
+    assert inventory.calls["GetThingShadow"] == 5 * 3 + 1
