@@ -20,8 +20,9 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.errors import CrrError
+from pipeline.model import EntityKind
 from reconcile.commands import COMMANDS
-from reconcile.context import CliError
+from reconcile.context import CliError, Factory
 from reconcile.doctor import doctor_command
 from reconcile.enable_events import enable_events_command
 
@@ -67,6 +68,14 @@ class _Group(click.Group):
     expose_value=False,
     help="Show the traceback of an unexpected error (still one exit code: 2).",
 )
+@click.option(
+    "--shadows",
+    is_flag=True,
+    expose_value=False,
+    callback=lambda ctx, _param, on: _list_shadows(ctx) if on else None,
+    help="Snapshots list device shadows too (per thing: ListNamedShadowsForThing, and "
+    "GetThingShadow per shadow; hours for a large fleet: docs/shadows.md).",
+)
 def main() -> None:
     """Cross-region replication and drift repair for the AWS IoT Core registry.
 
@@ -80,6 +89,11 @@ def main() -> None:
       iot-crr audit --source-region us-east-1 --target-region eu-west-1
       iot-crr reconcile --source-region us-east-1 --target-region eu-west-1 --apply
     """
+
+
+def _list_shadows(ctx: click.Context) -> None:
+    factory = ctx.ensure_object(Factory)
+    factory.opt_in = factory.opt_in | {EntityKind.SHADOW}
 
 
 for _command in (*COMMANDS, doctor_command, enable_events_command):

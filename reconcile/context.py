@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipeline import aws
 from pipeline.clock import Clock, now_ms
 from pipeline.errors import CrrError
+from pipeline.model import EntityKind
 from reconcile.emit import Emitter, Via, choose_emitter
 from reconcile.engine import (
     Failback,
@@ -59,6 +60,8 @@ class Factory:
     client: Callable[[str, str], Any] = aws.client
     clock: Clock = now_ms
     show_progress: bool | None = None  # None: when stdout is a terminal (progress_wanted)
+    # The opt-in kinds snapshots list too (``iot-crr --shadows``; ``Listing.opt_in``).
+    opt_in: frozenset[EntityKind] = frozenset()
 
     def aws_client(self, service: str, region: str) -> Any:
         """The client for ``service`` in ``region`` (``pipeline.aws.client`` reuses clients)."""
@@ -81,12 +84,16 @@ class Factory:
     def snapshotter(self, progress: ListingProgress | None = None) -> Snapshotter:
         """Snapshots a region on the Factory's clock; errors name the region."""
         return _naming_region(
-            registry_snapshotter(self.aws_client, clock=self.clock, progress=progress)
+            registry_snapshotter(
+                self.aws_client, clock=self.clock, progress=progress, opt_in=self.opt_in
+            )
         )
 
     def table_reader(self, table_name: str) -> Snapshotter:
         """Reads the state table ``table_name`` as held in a region; errors name the region."""
-        return _naming_region(table_snapshotter(self.aws_client, table_name, clock=self.clock))
+        return _naming_region(
+            table_snapshotter(self.aws_client, table_name, clock=self.clock, opt_in=self.opt_in)
+        )
 
     def check_table(self, table_name: str, region: str) -> None:
         """Refuse an unknown state table before any audit reads a registry (one DescribeTable),

@@ -21,12 +21,14 @@ docs/design.md, "Reconciliation").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from pipeline.aws import ClientFactory
 from pipeline.clock import Clock, now_ms
 from pipeline.errors import PermanentError
+from pipeline.kinds import KINDS
+from pipeline.model import EntityKind
 from pipeline.statetable import StateTable
 from reconcile.diff import diff_snapshots
 from reconcile.drift import DriftReport
@@ -47,7 +49,7 @@ from reconcile.plan import (
 )
 from reconcile.planner import build_plan
 from reconcile.ratelimit import RateLimiter
-from reconcile.snapshot import ListingProgress, Snapshot, take_snapshot
+from reconcile.snapshot import ListingProgress, Snapshot, empty_frame, take_snapshot
 
 Snapshotter = Callable[[str], Snapshot]
 """Reads one region's whole registry (or, as the engine's ``table``, the state table as read in
@@ -60,25 +62,38 @@ def registry_snapshotter(
     limiter: Callable[[], RateLimiter] = RateLimiter,
     clock: Clock = now_ms,
     progress: ListingProgress | None = None,
+    opt_in: Iterable[EntityKind] = (),
 ) -> Snapshotter:
     """Snapshots a region through its IoT client, paced by a fresh ``limiter()`` per snapshot;
-    ``progress`` (thread-safe, ``reconcile.progress``) hears every region's listings."""
+    ``progress`` (thread-safe, ``reconcile.progress``) hears every region's listings;
+    ``opt_in``: the opt-in kinds to list too (``Listing.opt_in``: shadows)."""
+    kinds = frozenset(opt_in)
 
     def snapshot(region: str) -> Snapshot:
-        inventory = Inventory(client("iot", region), limiter())
+        inventory = Inventory(client("iot", region), limiter(), opt_in=kinds)
         return take_snapshot(inventory, region, progress=progress, clock=clock)
 
     return snapshot
 
 
 def table_snapshotter(
-    client: ClientFactory, table_name: str, *, clock: Clock = now_ms
+    client: ClientFactory,
+    table_name: str,
+    *,
+    clock: Clock = now_ms,
+    opt_in: Iterable[EntityKind] = (),
 ) -> Snapshotter:
     """Reads the state table ``table_name`` (its replica in the region asked for) by a
-    parallel Scan, stamped with ``clock``."""
+    parallel Scan, stamped with ``clock``; without the opt-in kinds the registries' snapshots
+    do not list (``opt_in`` as theirs), so the table is compared with them kind for kind."""
+    kinds = frozenset(opt_in)
 
     def snapshot(region: str) -> Snapshot:
-        return read_table(StateTable(client("dynamodb", region), table_name), region, clock())
+        read = read_table(StateTable(client("dynamodb", region), table_name), region, clock())
+        for kind in KINDS.values():
+            if kind.listing.opt_in and kind.kind not in kinds:
+                read = read.with_table(kind.spec.frame, empty_frame(kind.spec.frame))
+        return read
 
     return snapshot
 

@@ -69,8 +69,15 @@ class Inventory:
     """
 
     def __init__(
-        self, client: IoTClient, limiter: RateLimiter | None = None, *, page_size: int = PAGE_SIZE
+        self,
+        client: IoTClient,
+        limiter: RateLimiter | None = None,
+        *,
+        page_size: int = PAGE_SIZE,
+        opt_in: Iterable[EntityKind] = (),
     ) -> None:
+        # The opt-in kinds (``Listing.opt_in``) this snapshot lists; the others never are.
+        self.opt_in = frozenset(opt_in)
         self._limiter = limiter or RateLimiter()
         self.iot = Iot(client, before=self._limiter.acquire, page_size=page_size)
         self.restarts: Counter[str] = Counter()
@@ -79,6 +86,10 @@ class Inventory:
     @property
     def calls(self) -> Counter[str]:
         return self.iot.calls
+
+    def lists(self, kind: Kind) -> bool:
+        """Whether this snapshot lists ``kind`` (an opt-in kind only when asked)."""
+        return not kind.listing.opt_in or kind.kind in self.opt_in
 
     @property
     def limiter(self) -> RateLimiter:
@@ -321,7 +332,10 @@ def read_region(
     tracker = _Tracker(region, inventory, progress, expected)
     for family in FAMILIES:  # every family shows from the start; rates count from here
         tracker.report(family)
-    roots = [kind for kind in KINDS.values() if kind.listing.parent is None]
+    roots = [k for k in KINDS.values() if k.listing.parent is None and inventory.lists(k)]
+    for kind in KINDS.values():
+        if not inventory.lists(kind):
+            tracker.finish(kind.kind.value)  # not asked for: nothing to list
     records: dict[EntityKind, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
     pooled: list[tuple[Kind, Future[list[dict[str, Any]]]]] = []
     joined: list[tuple[Join, str, Future[list[str]]]] = []
@@ -337,7 +351,7 @@ def read_region(
 
     def listing(kind: Kind, pools: Mapping[EntityKind | Join, ThreadPoolExecutor]) -> None:
         joins = [j for other in KINDS.values() for j in other.joins if j.parent is kind.kind]
-        children = _children(kind.kind)
+        children = [child for child in _children(kind.kind) if inventory.lists(child)]
         mine: list[tuple[Join, str, Future[list[str]]]] = []
         for record in tracker.counted(kind.kind.value, inventory.entities(kind.kind)):
             records[kind.kind].append(record)
@@ -387,7 +401,7 @@ def read_region(
             for child, future in pooled:
                 records[child.kind].extend(future.result())
             for kind in KINDS.values():
-                if kind.listing.workers:
+                if kind.listing.workers and inventory.lists(kind):
                     tracker.finish(kind.kind.value)
         except BaseException:
             tracker.stop.set()  # the other listings end at their next item

@@ -34,7 +34,7 @@ from pipeline.failures import FailureSink
 from pipeline.ingest import admit, look_up, persist_change
 from pipeline.iot import Iot
 from pipeline.kinds.thing_type import TYPE_DELETE_MARGIN_SECONDS
-from pipeline.model import Change
+from pipeline.model import Change, EntityKind
 from pipeline.pending import finish_due
 from pipeline.replicate import Replicator
 from pipeline.state import Outcome
@@ -122,8 +122,10 @@ class LocalPipeline:
         create_table: bool = True,
         max_retry_attempts: int = MAX_RETRY_ATTEMPTS,
         policy_account_map: Mapping[str, str] | None = None,
+        opt_in: Iterable[EntityKind] = (),
     ) -> None:
         self.source_region = source_region
+        self.opt_in = frozenset(opt_in)  # the opt-in kinds its snapshots list (shadows)
         self.destination_region = destination_region
         self.clock = clock or FakeClock()
         ddb = client("dynamodb", destination_region)
@@ -197,7 +199,8 @@ class LocalPipeline:
 
     def snapshot(self, region: str) -> Snapshot:
         client = self.source if region == self.source_region else self.destination
-        return take_snapshot(Inventory(client, RateLimiter.unlimited()), region)
+        inventory = Inventory(client, RateLimiter.unlimited(), opt_in=self.opt_in)
+        return take_snapshot(inventory, region)
 
     def reconciler(self, guards: Guards | None = None) -> Reconciler:
         """The engine on this process's registries: no API pacing, deletes allowed and no cap

@@ -240,7 +240,10 @@ class Listing:
     record, in its listing's thread, or on ``workers`` threads of their own. ``dangling``: a
     kind whose deletions that listing may lag behind (moto lists a deleted thing in its groups):
     links naming one the snapshot does not hold are dropped (the record names it in the field
-    called after that kind's value, ``"thing"``).
+    called after that kind's value, ``"thing"``). ``opt_in``: listed only when the snapshot is
+    asked to (``reconcile.inventory.Inventory``'s ``opt_in``), because its per-entity calls
+    would dominate a large fleet's run (a thing's shadows); otherwise its table stays empty in
+    every snapshot, the state table's included, so it shows no drift and is not audited.
     """
 
     op: str
@@ -249,6 +252,7 @@ class Listing:
     parent: EntityKind | None = None
     workers: int = 0
     dangling: EntityKind | None = None
+    opt_in: bool = False
 
     @property
     def operations(self) -> tuple[str, ...]:

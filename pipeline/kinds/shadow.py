@@ -315,11 +315,14 @@ class Shadow(Kind):
     )
     columns = (text("name"), text("desired"), text("reported"))
     # Per listed thing: its named shadows' names, then each shadow (the classic one too).
+    # Opt-in (``iot-crr --shadows``, the job's LIST_SHADOWS): 1 + 1 + (named shadows) calls
+    # per thing dominate a large fleet's nightly run (docs/shadows.md).
     listing = Listing(
         "ListNamedShadowsForThing",
         describe=("GetThingShadow",),
         parent=EntityKind.THING,
         workers=4,
+        opt_in=True,
     )
     # [assumption] AWS General Reference, "AWS IoT Core endpoints and quotas", Device Shadow
     # service: its per-account TPS for these calls were not read (no stored copy of the table);

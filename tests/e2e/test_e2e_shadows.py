@@ -36,7 +36,9 @@ def _shadows(sandbox: Sandbox, region: str) -> dict[str, Any]:
     for shadow in [None, *data.list_named_shadows_for_thing(thingName="dev-1")["results"]]:
         named = {} if shadow is None else {"shadowName": shadow}
         try:
-            document = json.loads(data.get_thing_shadow(thingName="dev-1", **named)["payload"].read())
+            document = json.loads(
+                data.get_thing_shadow(thingName="dev-1", **named)["payload"].read()
+            )
         except data.exceptions.ResourceNotFoundException:
             continue
         state = document.get("state") or {}
@@ -46,7 +48,7 @@ def _shadows(sandbox: Sandbox, region: str) -> dict[str, Any]:
 
 def _cli(sandbox: Sandbox, *args: str) -> tuple[int, str]:
     factory = Factory(client=sandbox.client, show_progress=False)
-    result = CliRunner().invoke(main, list(args), obj=factory)
+    result = CliRunner().invoke(main, ["--shadows", *args], obj=factory)
     return result.exit_code, result.stdout
 
 
@@ -65,7 +67,9 @@ def test_shadows_stream_created_changed_and_deleted(sandbox: Sandbox) -> None:
     _write(sandbox, {"desired": {"color": None, "mode": "eco"}})
     _write(sandbox, {"reported": {"cfg": {"a": None, "b": [1, 2]}}}, "config")
     _write(sandbox, {"desired": {"x": 1}}, "temporary")
-    sandbox.client("iot-data", SOURCE).delete_thing_shadow(thingName="dev-1", shadowName="temporary")
+    sandbox.client("iot-data", SOURCE).delete_thing_shadow(
+        thingName="dev-1", shadowName="temporary"
+    )
     report = sandbox.drain(timeout=120)
     # THEN the destination ends as the source is
     assert report.failed_batches == [], sandbox.failure_reasons()
@@ -89,7 +93,10 @@ def test_shadows_the_stream_lost_are_repaired_by_reconciliation(sandbox: Sandbox
     code, out = _cli(sandbox, "audit", *REGIONS, "--format", "json")
     assert code == 1
     drifts = sorted((d["entity"], d["name"], d["kind"]) for d in json.loads(out)["drifts"])
-    assert drifts == [("shadow", "dev-1#config", "missing"), ("shadow", "dev-1#~classic", "changed")]
+    assert drifts == [
+        ("shadow", "dev-1#config", "missing"),
+        ("shadow", "dev-1#~classic", "changed"),
+    ]
     # AND reconciling through the persist state machine
     arn = sandbox.state_machine_arn
     assert _cli(sandbox, "reconcile", *REGIONS, "--apply", "--state-machine-arn", arn)[0] == 0

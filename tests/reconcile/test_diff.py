@@ -145,6 +145,7 @@ def test_every_seeded_difference_is_found_once_and_explained(
         "authorizer": 0,
         "provisioning_template": 0,
         "ca_certificate": 0,
+        "shadow": 0,
     }
     assert not report.in_sync
 
@@ -292,6 +293,7 @@ def test_empty_snapshots_are_in_sync() -> None:
             "authorizer",
             "provisioning_template",
             "ca_certificate",
+            "shadow",
         ],
         0,
     )

@@ -77,6 +77,7 @@ def test_json_follows_the_contract() -> None:
         "authorizer",
         "provisioning_template",
         "ca_certificate",
+        "shadow",
     }
     by_name = {d["name"]: d for d in document["drifts"]}
     assert by_name["t1"] == {

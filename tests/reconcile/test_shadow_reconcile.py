@@ -28,7 +28,7 @@ def pipeline(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setenv("AWS_REGION", DST)
     monkeypatch.setenv("STATE_TABLE", TABLE)
     with mock_aws():
-        yield LocalPipeline()
+        yield LocalPipeline(opt_in={EntityKind.SHADOW})
 
 
 def _write(region: str, thing: str, state: dict[str, Any], shadow: str | None = None) -> None:
@@ -107,10 +107,42 @@ def test_the_snapshot_costs_one_listing_and_one_read_per_shadow_per_thing(
         _write(SRC, f"dev-{n}", {"desired": {"n": n}}, "a")
         _write(SRC, f"dev-{n}", {"reported": {"n": n}}, "b")
     src.create_thing(thingName="no-shadows")
-    inventory = Inventory(src, RateLimiter.unlimited())
+    inventory = Inventory(src, RateLimiter.unlimited(), opt_in={EntityKind.SHADOW})
     snapshot = take_snapshot(inventory, SRC)
     assert len(snapshot.shadows) == 15
     # per thing: ListNamedShadowsForThing once, GetThingShadow for the classic shadow (a 404
     # where there is none) and once per named shadow
     assert inventory.calls["ListNamedShadowsForThing"] == 6
     assert inventory.calls["GetThingShadow"] == 5 * 3 + 1
+
+
+def test_shadows_are_listed_only_when_asked(pipeline: LocalPipeline) -> None:
+    # GIVEN a thing with a shadow, streamed into the state table as well
+    src = pipeline.source
+    src.create_thing(thingName="dev-1")
+    _write(SRC, "dev-1", {"desired": {"a": 1}})
+    # WHEN a snapshot is not asked for shadows (the default: their per-thing calls)
+    inventory = Inventory(src, RateLimiter.unlimited())
+    snapshot = take_snapshot(inventory, SRC)
+    # THEN it makes no shadow call and its shadow table is empty
+    assert snapshot.counts()["shadows"] == 0 and snapshot.counts()["things"] == 1
+    assert not {"ListNamedShadowsForThing", "GetThingShadow"} & set(inventory.calls)
+    # AND the state table, read for a comparison with such snapshots, leaves shadows out too
+    from pipeline.kinds.shadow import parse_message
+    from reconcile.engine import table_snapshotter
+
+    message = {
+        "current": {"state": {"desired": {"a": 1}}, "version": 1},
+        "timestamp": NOW // 1000 - 60,
+        "topic": "$aws/things/dev-1/shadow/update/documents",
+    }
+    pipeline.table.apply(parse_message(message, SRC))
+
+    def factory(service: str, region: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+
+    assert table_snapshotter(factory, TABLE)(DST).counts()["shadows"] == 0
+    listed = table_snapshotter(factory, TABLE, opt_in={EntityKind.SHADOW})(DST)
+    assert listed.counts()["shadows"] == 1

@@ -204,6 +204,7 @@ def test_progress_reports_final_counts(source_iot: Any, seed: Seed, snapshot_of:
         EntityKind.AUTHORIZER.value: 0,
         EntityKind.PROVISIONING_TEMPLATE.value: 0,
         EntityKind.CA_CERTIFICATE.value: 0,
+        EntityKind.SHADOW.value: 0,  # not asked for (opt-in): finished at once
     }
     assert final[EntityKind.THING.value].calls == inventory.calls["ListThings"] == 1
     assert all(status.region == SRC and status.eta_seconds == 0.0 for status in final.values())
