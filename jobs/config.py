@@ -67,6 +67,8 @@ class RunConfig:
     # topics ({thing}: the thing's name).
     readiness_sample: int = 0
     readiness_publish: tuple[str, ...] = ()
+    # LIST_SHADOWS: the snapshots list device shadows too (opt-in: per-thing calls).
+    list_shadows: bool = False
 
     @property
     def emit_via(self) -> Via:
@@ -83,7 +85,8 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
     (ignore rules as in ``.iotdriftignore``, separated by ``;``), ``POLICY_ACCOUNT_MAP`` (as the
     replicator's, ``pipeline.policyrewrite.parse_account_map``), ``READINESS_SAMPLE`` (whole
     number ≥ 0, default 20, 0 = no readiness check), ``READINESS_PUBLISH`` (topics separated by
-    ``;``, ``{thing}`` the thing's name); ``AWS_REGION``
+    ``;``, ``{thing}`` the thing's name), ``LIST_SHADOWS`` (true/false, default false: snapshots
+    list device shadows, per-thing calls); ``AWS_REGION``
     picks the S3 client's region for an ``s3://`` report location.
     """
     problems: dict[str, str] = {}
@@ -119,12 +122,7 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
         else:
             problems["MAX_CHANGES"] = f"{raw_max!r} is not a whole number >= 0"
 
-    allow_deletes = False
-    raw_allow = (env.get("ALLOW_DELETES") or "").strip().lower()
-    if raw_allow in _TRUE:
-        allow_deletes = True
-    elif raw_allow not in _FALSE:
-        problems["ALLOW_DELETES"] = f"{env.get('ALLOW_DELETES')!r} is not true or false"
+    allow_deletes = _flag(env, "ALLOW_DELETES", problems)
 
     run_id = (env.get("RUN_ID") or "").strip() or None
     if run_id is not None and not RUN_ID_PATTERN.fullmatch(run_id):
@@ -144,6 +142,7 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
         problems[ACCOUNT_MAP_VARIABLE] = error.reason
 
     readiness_sample, publish = _readiness(env, problems)
+    list_shadows = _flag(env, "LIST_SHADOWS", problems)
 
     if problems:
         raise ConfigError(problems)
@@ -160,7 +159,16 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
         policy_accounts=policy_accounts,
         readiness_sample=readiness_sample,
         readiness_publish=publish,
+        list_shadows=list_shadows,
     )
+
+
+def _flag(env: Mapping[str, str], name: str, problems: dict[str, str]) -> bool:
+    """A true/false variable, false when unset; what is wrong goes into ``problems``."""
+    raw = (env.get(name) or "").strip().lower()
+    if raw not in _TRUE and raw not in _FALSE:
+        problems[name] = f"{env.get(name)!r} is not true or false"
+    return raw in _TRUE
 
 
 def _readiness(env: Mapping[str, str], problems: dict[str, str]) -> tuple[int, tuple[str, ...]]:

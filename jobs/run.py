@@ -42,6 +42,7 @@ from jobs.metrics import SERVICE, MetricsSink, publish_metrics
 from pipeline.aws import ClientFactory
 from pipeline.clock import Clock
 from pipeline.errors import PermanentError
+from pipeline.model import EntityKind
 from reconcile.drift import DriftReport
 from reconcile.emit import DryRunEmitter, EmitResult, Emitter, choose_emitter
 from reconcile.engine import Audit, Reconciler, registry_snapshotter, table_snapshotter
@@ -111,13 +112,16 @@ def reconciler(
     the time of one), its progress logged (a line per region and listing family every 30 s),
     the job's ignore rules and guards, the state table (for the three-way audit, which the job
     always runs); a dry run unless given an emitter."""
+    opt_in = {EntityKind.SHADOW} if config.list_shadows else set()
     return Reconciler(
-        registry_snapshotter(factory, clock=clock, progress=LogProgress(logger.info)),
+        registry_snapshotter(
+            factory, clock=clock, progress=LogProgress(logger.info), opt_in=opt_in
+        ),
         ignore=config.ignore,
         guards=config.guards,
         emitter=emitter or DryRunEmitter(),
         clock=clock,
-        table=table_snapshotter(factory, config.state_table, clock=clock),
+        table=table_snapshotter(factory, config.state_table, clock=clock, opt_in=opt_in),
         policy_accounts=config.policy_accounts,
         knobs=JOB_KNOBS,
     )

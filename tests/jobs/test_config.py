@@ -26,6 +26,7 @@ def test_minimal_environment_gives_the_defaults() -> None:
     assert config.persist_state_machine_arn is None
     assert config.emit_via == "table"
     assert config.run_id is None
+    assert config.list_shadows is False  # opt-in: per-thing calls
 
 
 def test_every_optional_variable_is_read() -> None:
@@ -39,6 +40,7 @@ def test_every_optional_variable_is_read() -> None:
         "AWS_REGION": "eu-central-1",
         "IGNORE_PATTERNS": "thing:test-*; thing:*:attributes.lastSeen",
         "POLICY_ACCOUNT_MAP": "111111111111=222222222222",
+        "LIST_SHADOWS": "yes",
     }
 
     config = run_config_from_env(env)
@@ -51,6 +53,7 @@ def test_every_optional_variable_is_read() -> None:
     assert config.report_region == "eu-central-1"
     assert config.ignore.patterns == ("thing:test-*", "thing:*:attributes.lastSeen")
     assert config.policy_accounts == {"111111111111": "222222222222"}
+    assert config.list_shadows is True
 
 
 def test_the_jobs_engine_diffs_policies_with_the_account_map() -> None:
@@ -80,6 +83,7 @@ def test_a_local_directory_is_a_report_location() -> None:
         ("MAX_CHANGES", "-1"),
         ("MAX_CHANGES", "lots"),
         ("ALLOW_DELETES", "maybe"),
+        ("LIST_SHADOWS", "sometimes"),
         ("RUN_ID", "2026/01/01"),
         ("IGNORE_PATTERNS", "nonsense"),
         ("POLICY_ACCOUNT_MAP", "us-east-1=eu-west-1"),
