@@ -8,7 +8,11 @@ Run on an account, the answers become the recorded facts the emulation is checke
 
 from __future__ import annotations
 
+import contextlib
+import json
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from conformance.onboarding_refusals import ONBOARDING_PROBES
 from conformance.probing import Answer, Context, Probe, answer_of
@@ -202,6 +206,25 @@ def test_authorization_unknown_principal(iot: Any, ctx: Context) -> Answer:
     )
 
 
+def shadow_too_large(iot: Any, ctx: Context) -> Answer:
+    """An update that makes a shadow's desired and reported state exceed 8 KB ("Diagnosing
+    problems with shadows": 8 KB of desired and reported state; the merged result counts)."""
+    thing = ctx.scope("probe-shadow")
+    data = ctx.client("iot-data")
+    half = {"a": "x" * 4096}
+    iot.create_thing(thingName=thing)
+    try:
+        data.update_thing_shadow(
+            thingName=thing, payload=json.dumps({"state": {"desired": half}}).encode()
+        )
+        more = json.dumps({"state": {"reported": {"b": "y" * 4096}}}).encode()
+        return answer_of(lambda: data.update_thing_shadow(thingName=thing, payload=more), ctx.scope)
+    finally:
+        with contextlib.suppress(ClientError):
+            data.delete_thing_shadow(thingName=thing)
+        iot.delete_thing(thingName=thing)
+
+
 PROBES = (
     Probe("update_thing_type_beyond_mqtt5", "UpdateThingType", update_thing_type_beyond_mqtt5),
     Probe("delete_thing_type_not_deprecated", "DeleteThingType", delete_thing_type_not_deprecated),
@@ -221,5 +244,6 @@ PROBES = (
     ),
     *ONBOARDING_PROBES,
     *QUOTA_PROBES,
+    Probe("shadow_too_large", "UpdateThingShadow", shadow_too_large),
 )
 PROBES_BY_NAME = {probe.name: probe for probe in PROBES}
