@@ -26,6 +26,8 @@ Contents, in the order of the data flow (one module per concern):
    (``cacertificates``), device certificates registered with or without a CA
    (``devicecertificates``), provisioning templates (``provisioning``), role aliases
    (``rolealiases``), custom authorizers (``authorizers``); docs/onboarding-kinds.md.
+8. Device shadows (``shadows``): the update/documents and delete/accepted messages on the
+   shadow topics, the 8 KB refusal, deleted shadows gone; docs/shadows.md.
 """
 
 from sandbox.emulation.delivery import (
