@@ -99,9 +99,10 @@ def data_client(iot_client: Any) -> Any:
     quotas", data plane endpoints; the CLI's iot-data pages call it the default endpoint).
     """
     region = iot_client.meta.region_name
-    endpoint = str(iot_client.meta.endpoint_url)
-    if endpoint.endswith(".amazonaws.com") or endpoint.endswith(".amazonaws.com.cn"):
-        return client("iot-data", region)
+    endpoint = str(iot_client.meta.endpoint_url).rstrip("/")
+    configured = (os.environ.get("AWS_ENDPOINT_URL") or "").rstrip("/")
+    if endpoint.endswith((".amazonaws.com", ".amazonaws.com.cn")) or endpoint == configured:
+        return client("iot-data", region)  # boto3's configuration: reused, as every client
     session = boto3.session.Session(region_name=region)
     return session.client("iot-data", endpoint_url=endpoint, config=client_config())
 
