@@ -215,7 +215,7 @@ def _already_applied(stored: Item, change: Change) -> bool:
 
 def _is_newer(stored: Item, change: Change) -> bool:
     origin = change.origin
-    if origin.version is not None and not change.partial and not _stamped(change):
+    if origin.version is not None and not change.partial and not _version_without_id(change):
         if stored.origin_version is None:
             return True
         same_entity = (
@@ -243,7 +243,7 @@ def _is_newer(stored: Item, change: Change) -> bool:
     return origin.timestamp_ms > stored.event_ts
 
 
-def _stamped(change: Change) -> bool:
+def _version_without_id(change: Change) -> bool:
     """A change with a version but no registry id: a shadow's message (``pipeline.kinds.
     shadow``). Its version counts one shadow's updates in its region but starts again at 0
     when a shadow is re-created more than 48 hours after its deletion (AWS IoT Developer
@@ -258,7 +258,7 @@ def _counts_past(stored: Item, change: Change) -> bool:
     version a delete ends what the stored update made."""
     origin = change.origin
     if (
-        not _stamped(change)
+        not _version_without_id(change)
         or origin.version is None
         or stored.origin_version is None
         or stored.origin_id is not None
@@ -311,7 +311,7 @@ def _stale_reason(stored: Item, change: Change) -> str:
         origin.version is not None
         and stored.origin_version is not None
         and stored.origin_id == origin.entity_id
-        and not _stamped(change)
+        and not _version_without_id(change)
     ):
         return f"version {origin.version} is not newer than stored version {stored.origin_version}"
     return f"timestamp {origin.timestamp_ms} is not newer than stored {stored.event_ts}"
