@@ -11,9 +11,9 @@ import moto.iot.models as iot_models
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.iot.models import FakeThingGroup, IoTBackend
 from moto.iot.responses import IoTResponse
+from moto.iotdata.models import IoTDataPlaneBackend
 from moto.servicequotas.models import ServiceQuotasBackend
 from moto.servicequotas.responses import ServiceQuotasResponse
-from moto.iotdata.models import IoTDataPlaneBackend
 from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
 
 from sandbox.emulation import onboarding, servicequotas
