@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from conformance.group_refusals import GROUP_PROBES
 from conformance.onboarding_refusals import ONBOARDING_PROBES
 from conformance.probing import Answer, Context, Probe, answer_of
 from conformance.quota_refusals import QUOTA_PROBES
@@ -91,9 +92,9 @@ def untyped_thing_attributes(iot: Any, ctx: Context) -> Answer:
 
 
 def sibling_thing_groups(iot: Any, ctx: Context) -> Answer:
-    """A thing belongs to at most one group under the same parent (AWS IoT developer guide,
-    "Static thing groups": "you cannot add a thing to more than one group in the same
-    hierarchy")."""
+    """A thing in two groups under the same parent (AWS IoT developer guide, "Static thing
+    groups": "you can't add a thing to two groups which share a common parent"); cousins:
+    ``conformance.group_refusals``."""
     parent, first, second = (ctx.scope(f"probe-sib-{n}") for n in ("parent", "a", "b"))
     thing = ctx.scope("probe-sib-thing")
     iot.create_thing_group(thingGroupName=parent, tags=ctx.scope.tags)
@@ -104,6 +105,15 @@ def sibling_thing_groups(iot: Any, ctx: Context) -> Answer:
     return answer_of(
         lambda: iot.add_thing_to_thing_group(thingName=thing, thingGroupName=second), ctx.scope
     )
+
+
+def delete_thing_group_with_children(iot: Any, ctx: Context) -> Answer:
+    """DeleteThingGroup of a group with a child group (AWS IoT developer guide, "Static thing
+    groups"; AWS's text as getmoto/moto#2941 quotes it)."""
+    parent, child = (ctx.scope(f"probe-del-{n}") for n in ("parent", "child"))
+    iot.create_thing_group(thingGroupName=parent, tags=ctx.scope.tags)
+    iot.create_thing_group(thingGroupName=child, parentGroupName=parent, tags=ctx.scope.tags)
+    return answer_of(lambda: iot.delete_thing_group(thingGroupName=parent), ctx.scope)
 
 
 def delete_thing_with_principals(iot: Any, ctx: Context) -> Answer:
@@ -232,6 +242,7 @@ PROBES = (
     Probe("delete_thing_type_in_use", "DeleteThingType", delete_thing_type_in_use),
     Probe("untyped_thing_attributes", "CreateThing", untyped_thing_attributes),
     Probe("sibling_thing_groups", "AddThingToThingGroup", sibling_thing_groups),
+    Probe("delete_thing_group_with_children", "DeleteThingGroup", delete_thing_group_with_children),
     Probe("delete_thing_with_principals", "DeleteThing", delete_thing_with_principals),
     Probe("update_revoked_certificate", "UpdateCertificate", update_revoked_certificate),
     Probe("delete_policy_just_detached", "DeletePolicy", delete_policy_just_detached),
@@ -245,5 +256,6 @@ PROBES = (
     *ONBOARDING_PROBES,
     *QUOTA_PROBES,
     Probe("shadow_too_large", "UpdateThingShadow", shadow_too_large),
+    *GROUP_PROBES,  # after dynamic_group_without_index, which needs a region without any
 )
 PROBES_BY_NAME = {probe.name: probe for probe in PROBES}

@@ -7,10 +7,12 @@ AWS behaviours relied on:
   them without reading first; ``overrideDynamicGroups`` lets a static membership win over
   dynamic groups at the 10-group limit, as it did in the source (AWS IoT API Reference,
   AddThingToThingGroup).
-- A thing cannot be in two groups that share a parent, nor in more than 10 groups (AWS IoT
-  guide, "Static thing groups":
+- A thing cannot be in "more than one group in the same hierarchy", nor in more than 10 groups
+  (AWS IoT guide, "Static thing groups":
   https://docs.aws.amazon.com/iot/latest/developerguide/thing-groups.html): an add refused
-  for either waits for the removals (``_add``).
+  for either waits for the removals (``_add``). A hierarchy is read as all the groups under one
+  root: wider than the guide's parenthesis ("two groups which share a common parent"), so a
+  move between cousins waits too, whichever reading AWS applies.
 - A dynamic group's members are computed by each region's fleet index: never listed, never
   stored (persist), never replicated.
 """
@@ -175,8 +177,8 @@ def _remove(thing: str, group: str) -> Call:
 def _add(ctx: Converging, thing: str, group: str, add: list[Call]) -> None:
     """Add the thing to the group. A move between groups arrives as two independent items,
     the add possibly first: when AWS refuses the add, the groups that block it in the
-    destination (siblings of ``group``: a thing is in one group per parent; any of its groups
-    once it is in 10, AWS's limit) are looked up; the removals the table holds for them are
+    destination (those of ``group``'s hierarchy: a thing is in one group per hierarchy; any of
+    its groups once it is in 10, AWS's limit) are looked up; the removals the table holds for them are
     applied first, and a membership the table still wants is a wait (retryable), never a
     permanent failure."""
     try:
@@ -196,13 +198,13 @@ def _add(ctx: Converging, thing: str, group: str, add: list[Call]) -> None:
             removed = True
         else:
             waiting.append(other)
-    # At the limit one removal makes room; a sibling must have gone, every one of them.
-    siblings_waiting = [other for other in waiting if blocking[other] == "sibling"]
+    # At the limit one removal makes room; a group of the hierarchy must have gone, every one.
+    siblings_waiting = [other for other in waiting if blocking[other] == "hierarchy"]
     if siblings_waiting or not removed:
         raise DependencyNotReadyError(
             f"{thing!r} joins {group!r} once it has left "
             + (
-                f"its sibling group(s) {siblings_waiting}"
+                f"its group(s) {siblings_waiting} of the same hierarchy"
                 if siblings_waiting
                 else f"one of its {len(blocking)} groups {sorted(blocking)} "
                 f"(at most {rules.MAX_GROUPS_PER_THING} per thing)"
@@ -214,13 +216,11 @@ def _add(ctx: Converging, thing: str, group: str, add: list[Call]) -> None:
 
 def _blocking(ctx: Converging, thing: str, group: str) -> dict[str, str]:
     """The destination groups of ``thing`` that can make AWS refuse adding it to ``group``,
-    each with why: ``"sibling"`` (shares ``group``'s parent: "you can't add a thing to two
-    groups which share a common parent") or ``"limit"`` (the thing is in 10 groups: "You can
-    add a thing to a maximum of 10 groups"; AWS IoT guide, "Static thing groups",
+    each with why: ``"hierarchy"`` (under ``group``'s root: "you can't add a thing to more than
+    one group in the same hierarchy") or ``"limit"`` (the thing is in 10 groups: "You can add a
+    thing to a maximum of 10 groups"; AWS IoT guide, "Static thing groups",
     https://docs.aws.amazon.com/iot/latest/developerguide/thing-groups.html)."""
-    groups = ctx.kind(EntityKind.THING_GROUP)
-    described = groups.read(ctx.iot, group)
-    parent = described.get("parent") if described else None
+    root = _root(ctx.iot, group)
     current = [
         str(listed["groupName"])
         for listed in ctx.iot.items("ListThingGroupsForThing", thingName=thing)
@@ -229,12 +229,22 @@ def _blocking(ctx: Converging, thing: str, group: str) -> dict[str, str]:
     blocking: dict[str, str] = {}
     if len(current) >= rules.MAX_GROUPS_PER_THING:
         blocking = dict.fromkeys(current, "limit")
-    if parent:
+    if root is not None:
         for other in current:
-            other_state = groups.read(ctx.iot, other)
-            if other_state is not None and other_state.get("parent") == parent:
-                blocking[other] = "sibling"
+            if _root(ctx.iot, other) == root:
+                blocking[other] = "hierarchy"
     return blocking
+
+
+def _root(iot: Iot, group: str) -> str | None:
+    """The root of ``group``'s hierarchy in the destination (itself for a root group), from
+    DescribeThingGroup's ``thingGroupMetadata.rootToParentThingGroups`` (root first; AWS IoT API
+    Reference, DescribeThingGroup); ``None`` when the group is gone."""
+    described = iot.maybe("DescribeThingGroup", thingGroupName=group)
+    if described is None:
+        return None
+    ancestors = (described.get("thingGroupMetadata") or {}).get("rootToParentThingGroups") or []
+    return str(ancestors[0]["groupName"]) if ancestors else group
 
 
 KIND = Membership()

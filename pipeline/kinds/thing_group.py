@@ -15,6 +15,14 @@ AWS behaviours relied on (AWS IoT API Reference, one page per action, unless sai
   empty attribute map (getmoto/moto#5318, "AWS will simply ignore it"), so merge=False with
   ``{}`` would never clear the last attributes.
 - Dynamic groups are replicated by definition; their memberships never are.
+- A group is static or dynamic for life: no call converts one into the other, and each kind has
+  its own update and delete calls (UpdateDynamicThingGroup, DeleteDynamicThingGroup: "This
+  operation does not support dynamic thing groups", AWS's answer to DeleteThingGroup of a dynamic
+  group, rebuy-de/aws-nuke#1199). A group whose kind differs under the same name was deleted
+  and re-created in the source: it is deleted and re-created here, as for a new parent.
+- DeleteThingGroup refuses a group with child groups (InvalidRequestException, "Static thing
+  groups"): children are deleted first, and a refusal right after is a wait
+  (``pipeline.aws.WAIT_REFUSALS``).
 """
 
 from __future__ import annotations
@@ -241,6 +249,14 @@ def _update(name: str, desired: Mapping[str, Any], actual: Mapping[str, Any]) ->
     return Call("UpdateThingGroup", {"thingGroupName": name, "thingGroupProperties": properties})
 
 
+def recreated(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
+    """Whether the destination's group cannot become ``desired`` in place: its parent (fixed at
+    creation) or its kind, static or dynamic (no call converts one into the other), differs."""
+    if "parent" in desired and desired["parent"] != actual.get("parent"):
+        return True
+    return "query" in desired and bool(desired["query"]) != bool(actual.get("query"))
+
+
 def _delete(name: str, actual: Mapping[str, Any]) -> Call:
     dynamic = actual.get("query") is not None
     return Call(
@@ -328,13 +344,13 @@ class ThingGroup(Kind):
     def calls(
         self, name: str, desired: Mapping[str, Any] | None, actual: Mapping[str, Any] | None
     ) -> list[Call]:
-        """Create, update or delete this group alone: a parent that differs is a delete and a
-        create (its children and a missing parent are the converge hook's)."""
+        """Create, update or delete this group alone: a parent or a kind that differs is a
+        delete and a create (its children and a missing parent are the converge hook's)."""
         if desired is None:
             return [] if actual is None else [_delete(name, actual)]
         if actual is None:
             return [_create(name, desired)]
-        if "parent" in desired and desired["parent"] != actual["parent"]:
+        if recreated(desired, actual):
             return [_delete(name, actual), _create(name, desired)]
         return [_update(name, desired, actual)] if needs_update(desired, actual) else []
 
@@ -354,8 +370,8 @@ def _converge(ctx: Converging, item: Item, depth: int) -> Result:
             return Result("noop", "already absent")
         _delete_tree(ctx, name, actual, depth)
         return Result("deleted")
-    if actual is not None and "parent" in desired and desired["parent"] != actual["parent"]:
-        # A parent is fixed at creation: the source deleted and re-created the group.
+    if actual is not None and recreated(desired, actual):
+        # A parent is fixed at creation, a kind for life: the source re-created the group.
         _delete_tree(ctx, name, actual, depth, then=desired)
         actual = None
     if actual is None:

@@ -41,8 +41,12 @@ MOTO_GAPS = (
     "ListThingGroups lists dynamic groups as root groups (moto: never, their parent was '')",
     "[sandbox only] no dynamic group has members (no fleet index), so overrideDynamicGroups "
     "never evicts a thing from one",
-    "AddThingToThingGroup refuses a second group under the same parent (moto: allows it); "
-    "[assumption] groups sharing only a deeper ancestor are allowed",
+    "AddThingToThingGroup refuses a second group of the same hierarchy, i.e. under the same "
+    "root group (moto: allows it); [assumption] cousins and a group with its ancestor count "
+    "as one hierarchy (the guide's rule; its parenthesis names only a common parent)",
+    "A call for the other kind of thing group is refused: UpdateThingGroup and DeleteThingGroup "
+    "of a dynamic group, UpdateDynamicThingGroup and DeleteDynamicThingGroup of a static one "
+    "(moto: no dynamic groups; the codes and sources in REFUSALS)",
     "[assumption] the text of these refusals where REFUSALS says message_seen=False; their "
     "code is the API reference's (REFUSALS.code)",
     "Describe/UpdateEventConfigurations keep each region's event configuration and registry "

@@ -6,7 +6,8 @@ records them into a JSON file and compares): ``code`` is AWS's documented error 
 ``message`` is AWS's text where a public report shows it (``message_seen``), else our wording
 (an assumption, listed in ``MOTO_GAPS``). ``by`` says who supplies the refusal in the sandbox:
 this package, or moto itself (kept here so the list is complete). The registry quotas' entries
-are kept in ``quota_refusals`` (one table, two files: each under 450 lines).
+are kept in ``quota_refusals``, the thing groups' kind and hierarchy refusals in
+``group_refusals`` (one table, three files: each under 450 lines).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import botocore.session
 from moto.core.exceptions import JsonRESTError
 
+from sandbox.emulation.group_refusals import GROUP_REFUSALS
 from sandbox.emulation.quota_refusals import QUOTA_REFUSALS
 from sandbox.emulation.refusal import API as _API
 from sandbox.emulation.refusal import GUIDE as _GUIDE
@@ -70,15 +72,15 @@ REFUSALS: dict[str, Refusal] = {
         "https://docs.aws.amazon.com/iot/latest/developerguide/thing-types.html",
         message_seen=False,
     ),
-    "sibling_thing_groups": Refusal(
-        "AddThingToThingGroup",
+    "delete_thing_group_with_children": Refusal(
+        "DeleteThingGroup",
         "InvalidRequestException",
-        "Thing {name} cannot be added to {group}: it is already in {other}, which shares "
-        "the parent {parent}",
-        "AWS IoT guide, 'Static thing groups' ('you can't add a thing to two groups which "
-        "share a common parent'): https://docs.aws.amazon.com/iot/latest/developerguide/"
-        "thing-groups.html",
-        message_seen=False,
+        " Cannot delete thing group : {name} when there are still child groups attached to it",
+        "https://github.com/getmoto/moto/issues/2941 (AWS's answer quoted; moto refuses with it "
+        "since getmoto/moto#2942); the converger deletes children first and takes this refusal "
+        "for a wait (pipeline.aws.WAIT_REFUSALS)",
+        message_seen=True,
+        by="moto",
     ),
     "delete_thing_with_principals": Refusal(
         "DeleteThing",
@@ -363,6 +365,7 @@ REFUSALS: dict[str, Refusal] = {
         "UpdateThingShadow (RequestEntityTooLargeException, HTTP 413)",
         message_seen=False,
     ),
+    **GROUP_REFUSALS,
     **QUOTA_REFUSALS,
 }
 

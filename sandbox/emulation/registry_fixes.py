@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from moto.iot.exceptions import (
-    InvalidRequestException,
     ResourceAlreadyExistsException,
     VersionConflictException,
 )
@@ -26,6 +25,7 @@ from sandbox.emulation.quotas import (
     check_new_group,
     check_searchable_attributes,
     check_thing_attributes,
+    is_dynamic,
 )
 from sandbox.emulation.refusals import THING_TYPE_DELETE_WAIT_SECONDS, RefusedError, refuse
 from sandbox.emulation.registry import (
@@ -275,6 +275,8 @@ def _update_thing_group(
     a key, ``{}`` changes nothing (getmoto/moto#5318); honours expectedVersion; publishes
     THING_GROUP_EVENT UPDATED with the new version."""
     group = self.describe_thing_group(thing_group_name)
+    if is_dynamic(group):  # UpdateDynamicThingGroup's (REFUSALS)
+        raise refuse("update_thing_group_dynamic", arn=group.arn)
     if expected_version and expected_version != group.version:
         raise VersionConflictException(thing_group_name)
     _apply_group_properties(group, thing_group_properties or {})
@@ -284,8 +286,16 @@ def _update_thing_group(
 
 
 def _delete_thing_group(self: IoTBackend, thing_group_name: str) -> None:
-    """DeleteThingGroup: publishes THING_GROUP_EVENT DELETED when a group was deleted."""
+    """DeleteThingGroup: refused for a dynamic group (DeleteDynamicThingGroup's, ``REFUSALS``)
+    and, by moto, for a group with children; publishes THING_GROUP_EVENT DELETED when a group
+    was deleted."""
     group = _find_group(self, thing_group_name)
+    if group is not None and is_dynamic(group):
+        raise refuse("delete_thing_group_dynamic", arn=group.arn)
+    _delete_group(self, thing_group_name, group)
+
+
+def _delete_group(self: IoTBackend, thing_group_name: str, group: FakeThingGroup | None) -> None:
     _original("delete_thing_group")(self, thing_group_name)
     if group is not None:
         _publish(self, lambda emu: emu.thing_group_event("DELETED", group, self))
@@ -341,8 +351,8 @@ def _update_dynamic_thing_group(
 ) -> int:
     """UpdateDynamicThingGroup (moto lacks it): may change the query; publishes UPDATED."""
     group = self.describe_thing_group(thing_group_name)
-    if getattr(group, "crr_query_string", None) is None:
-        raise InvalidRequestException(f"{thing_group_name} is not a dynamic thing group")
+    if not is_dynamic(group):  # AWS has no call that turns a static group dynamic (REFUSALS)
+        raise refuse("update_dynamic_thing_group_static", name=thing_group_name)
     if expected_version and expected_version != group.version:
         raise VersionConflictException(thing_group_name)
     _apply_group_properties(group, thing_group_properties or {})
@@ -358,8 +368,12 @@ def _update_dynamic_thing_group(
 
 
 def _delete_dynamic_thing_group(self: IoTBackend, thing_group_name: str) -> None:
-    """DeleteDynamicThingGroup (moto lacks it): like DeleteThingGroup."""
-    self.delete_thing_group(thing_group_name)
+    """DeleteDynamicThingGroup (moto lacks it): like DeleteThingGroup, for a dynamic group only
+    (``REFUSALS``)."""
+    group = _find_group(self, thing_group_name)
+    if group is not None and not is_dynamic(group):
+        raise refuse("delete_dynamic_thing_group_static", name=thing_group_name)
+    _delete_group(self, thing_group_name, group)
 
 
 def _group_to_dict(self: FakeThingGroup) -> JsonDict:
@@ -387,26 +401,24 @@ def _add_thing_to_thing_group(
     thing_arn: str | None,
 ) -> None:
     """AddThingToThingGroup (also reached from UpdateThingGroupsForThing): refused while the
-    thing is in another group with the same parent (``REFUSALS``; deeper common ancestors are
-    not checked: the guide's "in other words" names the common parent) or in 10 (``quotas``);
-    publishes THING_GROUP_MEMBERSHIP_EVENT ADDED (ARNs only, a new membershipId) when the thing joins."""
+    thing is in another group of the same hierarchy (one root group: "you can't add a thing to
+    more than one group in the same hierarchy", ``REFUSALS``) or in 10 (``quotas``); publishes
+    THING_GROUP_MEMBERSHIP_EVENT ADDED (ARNs only, a new membershipId) when the thing joins."""
     group = self._identify_thing_group(thing_group_name, thing_group_arn)
     thing = self._identify_thing(thing_name, thing_arn)
     was_member = thing.arn in group.things
-    parent = group.parent_group_name
+    root = _root(group)
     for other in self.thing_groups.values():
-        if (
-            parent
-            and other is not group
-            and other.parent_group_name == parent
-            and thing.arn in other.things
-        ):
+        if other is not group and thing.arn in other.things and _root(other) == root:
+            siblings = (
+                group.parent_group_name and other.parent_group_name == group.parent_group_name
+            )
             raise refuse(
-                "sibling_thing_groups",
+                "sibling_thing_groups" if siblings else "cousin_thing_groups",
                 name=thing.thing_name,
                 group=group.thing_group_name,
                 other=other.thing_group_name,
-                parent=parent,
+                root=root,
             )
     if not was_member:
         check_join(self, thing, group)
@@ -417,6 +429,13 @@ def _add_thing_to_thing_group(
         ids = group.__dict__.setdefault("crr_membership_ids", {})
         membership_id = ids[thing.arn] = str(uuid.uuid4())
         _publish(self, lambda emu: emu.membership_event("ADDED", group, thing, membership_id))
+
+
+def _root(group: FakeThingGroup) -> str:
+    """The root group of ``group``'s hierarchy (itself for a root): the first of its
+    ``rootToParentThingGroups``."""
+    ancestors = group.metadata.get("rootToParentThingGroups") or []
+    return str(ancestors[0]["groupName"]) if ancestors else str(group.thing_group_name)
 
 
 def _remove_thing_from_thing_group(

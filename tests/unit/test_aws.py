@@ -95,6 +95,15 @@ def test_a_wait_refusal_is_matched_on_its_message_for_its_operation_only() -> No
     assert not isinstance(raised.value, AwsWaitError)
 
 
+def test_delete_thing_group_with_children_is_a_wait() -> None:
+    # Issue 27, item 8: the converger deletes a group right after its children; AWS's refusal
+    # while a child still counts (getmoto/moto#2941 quotes it) must be retried, not a permanent
+    # failure. Old code: AwsRequestError.
+    message = " Cannot delete thing group : site when there are still child groups attached to it"
+    with pytest.raises(AwsWaitError):
+        AwsCalls()("DeleteThingGroup", _refuse("InvalidRequestException", 400, message))
+
+
 def test_calls_are_counted_per_operation_failed_ones_too_after_before() -> None:
     seen: list[str] = []
     calls = AwsCalls(before=seen.append)

@@ -1,0 +1,170 @@
+"""Issue 27 (items 4, 5, 7, 8): the pipeline behaves as AWS does where the emulation was more
+lenient than AWS. Each test names the AWS behaviour and its source (``REFUSALS``), and fails on
+the code before issue 27 (the failure it showed is in its comment)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from sandbox import emulation
+from sandbox.emulation.refusals import REFUSALS
+from sandbox.inprocess import SRC, LocalPipeline
+from tests.conftest import RegistryView
+
+JsonDict = dict[str, Any]
+QUERY = "attributes.a:1"
+
+
+def _sync(pipeline: LocalPipeline, world: emulation.RegistryEmulation) -> None:
+    for event in world.outbox(SRC).take():
+        pipeline.persist_event(event)
+    stats = pipeline.drain()
+    assert stats.failed_batches == []
+    assert pipeline.failures.sent == []
+
+
+def _refused(call: Any, **params: Any) -> str:
+    with pytest.raises(ClientError) as error:
+        call(**params)
+    return str(error.value.response["Error"]["Code"])
+
+
+def _indexing_on(pipeline: LocalPipeline) -> None:
+    for iot in (pipeline.source, pipeline.destination):  # dynamic groups need fleet indexing
+        iot.update_indexing_configuration(
+            thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"}
+        )
+
+
+# --- item 4: static and dynamic under one name ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dynamic_first", [False, True], ids=["static-to-dynamic", "dynamic-to-static"]
+)
+def test_a_group_re_created_as_the_other_kind_is_re_created_in_the_destination(
+    pipeline: LocalPipeline, registry_world: emulation.RegistryEmulation, dynamic_first: bool
+) -> None:
+    # Source: no call converts a static group into a dynamic one or back (UpdateDynamicThingGroup,
+    # rebuy-de/aws-nuke#1199). Old code: UpdateDynamicThingGroup on the static group (or
+    # UpdateThingGroup on the dynamic one), refused: a permanent failure, the kind never changed.
+    _indexing_on(pipeline)
+    iot = pipeline.source
+
+    def create(dynamic: bool) -> None:
+        if dynamic:
+            iot.create_dynamic_thing_group(thingGroupName="g", queryString=QUERY)
+        else:
+            iot.create_thing_group(thingGroupName="g")
+
+    create(dynamic_first)
+    _sync(pipeline, registry_world)
+    if dynamic_first:
+        iot.delete_dynamic_thing_group(thingGroupName="g")
+    else:
+        iot.delete_thing_group(thingGroupName="g")
+    create(not dynamic_first)
+    events = registry_world.outbox(SRC).take()
+    # Only the newest state reaches the table (its DELETED is lost): the destination still has
+    # the other kind when the replicator converges.
+    pipeline.persist_event(events[-1])
+    pipeline.drain()
+    assert pipeline.failures.sent == []
+    described = RegistryView(pipeline.destination).describe_thing_group("g")
+    assert described is not None
+    assert (described["query"] is None) is dynamic_first
+
+
+def test_emulated_calls_of_the_other_kind_of_group_are_refused(pipeline: LocalPipeline) -> None:
+    _indexing_on(pipeline)
+    iot = pipeline.source
+    iot.create_thing_group(thingGroupName="static")
+    iot.create_dynamic_thing_group(thingGroupName="dynamic", queryString=QUERY)
+    for call, params in (
+        (iot.update_thing_group, {"thingGroupName": "dynamic", "thingGroupProperties": {}}),
+        (iot.delete_thing_group, {"thingGroupName": "dynamic"}),
+        (
+            iot.update_dynamic_thing_group,
+            {"thingGroupName": "static", "thingGroupProperties": {}, "queryString": QUERY},
+        ),
+        (iot.delete_dynamic_thing_group, {"thingGroupName": "static"}),
+    ):
+        assert _refused(call, **params) == "InvalidRequestException", call
+    view = RegistryView(iot)
+    assert view.describe_thing_group("static") is not None
+    assert view.describe_thing_group("dynamic") is not None
+
+
+# --- item 5: one group per hierarchy ----------------------------------------------------------
+
+
+def _cousins(pipeline: LocalPipeline, world: emulation.RegistryEmulation) -> None:
+    iot = pipeline.source
+    iot.create_thing_group(thingGroupName="site")
+    for floor in ("floor-1", "floor-2"):
+        iot.create_thing_group(thingGroupName=floor, parentGroupName="site")
+        iot.create_thing_group(thingGroupName=f"{floor}-room", parentGroupName=floor)
+    iot.create_thing(thingName="t")
+    iot.add_thing_to_thing_group(thingName="t", thingGroupName="floor-1-room")
+    _sync(pipeline, world)
+    iot.remove_thing_from_thing_group(thingName="t", thingGroupName="floor-1-room")
+    iot.add_thing_to_thing_group(thingName="t", thingGroupName="floor-2-room")
+
+
+def test_emulated_add_to_a_cousin_or_an_ancestor_group_is_refused(pipeline: LocalPipeline) -> None:
+    # Source: "you can't add a thing to more than one group in the same hierarchy" (AWS IoT
+    # guide, "Static thing groups"). Old emulation: only groups with the same parent.
+    iot = pipeline.source
+    iot.create_thing_group(thingGroupName="site")
+    iot.create_thing_group(thingGroupName="other-site")
+    for floor in ("floor-1", "floor-2"):
+        iot.create_thing_group(thingGroupName=floor, parentGroupName="site")
+        iot.create_thing_group(thingGroupName=f"{floor}-room", parentGroupName=floor)
+    iot.create_thing(thingName="t")
+    iot.add_thing_to_thing_group(thingName="t", thingGroupName="floor-1-room")
+    for group in ("floor-2-room", "floor-2", "site"):
+        code = _refused(iot.add_thing_to_thing_group, thingName="t", thingGroupName=group)
+        assert code == REFUSALS["cousin_thing_groups"].code, group
+    iot.add_thing_to_thing_group(thingName="t", thingGroupName="other-site")  # another hierarchy
+    assert sorted(RegistryView(iot).list_thing_groups_for_thing("t")) == [
+        "floor-1-room",
+        "other-site",
+    ]
+
+
+def test_move_between_cousin_groups_with_the_add_first_waits(
+    pipeline: LocalPipeline, registry_world: emulation.RegistryEmulation
+) -> None:
+    # Old code: only a sibling (same parent) was looked for; the refused add of a cousin was a
+    # permanent failure (failure queue), the thing never moved.
+    _cousins(pipeline, registry_world)
+    events = registry_world.outbox(SRC).take()
+    added = next(e for e in events if e.get("operation") == "ADDED")
+    removed = next(e for e in events if e.get("operation") == "REMOVED")
+    pipeline.persist_event(added)
+    stats = pipeline.deliver()  # only the add has arrived: it waits
+    assert stats.batch_item_failures == 1
+    assert pipeline.failures.sent == []
+    pipeline.persist_event(removed)
+    stats = pipeline.drain()
+    assert stats.failed_batches == []
+    assert pipeline.failures.sent == []
+    assert RegistryView(pipeline.destination).list_thing_groups_for_thing("t") == ["floor-2-room"]
+
+
+def test_move_between_cousins_applies_the_removal_from_the_table_first(
+    pipeline: LocalPipeline, registry_world: emulation.RegistryEmulation
+) -> None:
+    _cousins(pipeline, registry_world)
+    events = registry_world.outbox(SRC).take()
+    added = next(e for e in events if e.get("operation") == "ADDED")
+    removed = next(e for e in events if e.get("operation") == "REMOVED")
+    for event in (added, removed):  # both in the table; the add's record comes first
+        pipeline.persist_event(event)
+    stats = pipeline.drain()
+    assert stats.batch_item_failures == 0
+    assert pipeline.failures.sent == []
+    assert RegistryView(pipeline.destination).list_thing_groups_for_thing("t") == ["floor-2-room"]
