@@ -87,6 +87,17 @@ def validate(model: type[_M], payload: Mapping[str, Any]) -> _M:
         raise EventValidationError(field, reason) from exc
 
 
+def versioned(operation: str, version: int | None) -> int | None:
+    """A THING_EVENT's or THING_GROUP_EVENT's ``versionNumber``: required in CREATED and UPDATED,
+    optional in DELETED. AWS's "Registry events" page shows one sample per event type for
+    "CREATED|UPDATED|DELETED" together, and no public record shows an actual DELETED payload:
+    [assumption] a DELETED event may lack the field (issue 27). Without it the delete is ordered
+    by its timestamp, as unversioned events are (``pipeline.state``)."""
+    if version is None and operation != "DELETED":
+        raise EventValidationError("versionNumber", f"required in a {operation} event")
+    return version
+
+
 def optional_name(field: str, value: object) -> str | None:
     return None if value is None else rules.validate_name(field, value)
 

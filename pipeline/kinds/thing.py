@@ -46,7 +46,14 @@ from pipeline.kinds.base import (
     version,
 )
 from pipeline.kinds.links import link_name
-from pipeline.kinds.parse import Crud, NonEmptyStr, RegistryEvent, optional_name, validate
+from pipeline.kinds.parse import (
+    Crud,
+    NonEmptyStr,
+    RegistryEvent,
+    optional_name,
+    validate,
+    versioned,
+)
 from pipeline.model import Change, EntityKind, Item, Origin
 
 THING_EVENT = "THING_EVENT"
@@ -60,7 +67,8 @@ class _ThingEvent(RegistryEvent):
     operation: Crud
     thing_id: NonEmptyStr = Field(alias="thingId")
     thing_name: str = Field(alias="thingName")
-    version_number: int = Field(alias="versionNumber", ge=0)
+    # None only in a DELETED event (``parse.versioned``).
+    version_number: int | None = Field(None, alias="versionNumber", ge=0)
     thing_type_name: str | None = Field(None, alias="thingTypeName")
     attributes: dict[str, str] | None = None
 
@@ -76,7 +84,8 @@ class _ThingTypeAssociationEvent(RegistryEvent):
 def _parse_thing(data: dict[str, Any], region: str) -> Change:
     event = validate(_ThingEvent, data)
     name = rules.validate_name("thingName", event.thing_name)
-    origin = Origin(region, event.timestamp, event.event_id, event.thing_id, event.version_number)
+    version = versioned(event.operation, event.version_number)
+    origin = Origin(region, event.timestamp, event.event_id, event.thing_id, version)
     if event.operation == "DELETED":
         return Change(EntityKind.THING, name, origin, deleted=True)
     type_name = optional_name("thingTypeName", event.thing_type_name)

@@ -63,6 +63,7 @@ from pipeline.kinds.parse import (
     name_from_arn,
     optional_name,
     validate,
+    versioned,
 )
 from pipeline.model import Change, EntityKind, Item, Lookup, Origin
 
@@ -83,7 +84,8 @@ class _ThingGroupEvent(RegistryEvent):
     operation: Crud
     thing_group_id: NonEmptyStr = Field(alias="thingGroupId")
     thing_group_name: str = Field(alias="thingGroupName")
-    version_number: int = Field(alias="versionNumber", ge=0)
+    # None only in a DELETED event (``parse.versioned``).
+    version_number: int | None = Field(None, alias="versionNumber", ge=0)
     parent_group_name: str | None = Field(None, alias="parentGroupName")
     description: str | None = None
     attributes: dict[str, str] | None = None
@@ -114,9 +116,8 @@ def _ancestor(field: str, entry: Mapping[str, Any]) -> str:
 def _parse_group(data: dict[str, Any], region: str) -> Change:
     event = validate(_ThingGroupEvent, data)
     name = rules.validate_name("thingGroupName", event.thing_group_name)
-    origin = Origin(
-        region, event.timestamp, event.event_id, event.thing_group_id, event.version_number
-    )
+    version = versioned(event.operation, event.version_number)
+    origin = Origin(region, event.timestamp, event.event_id, event.thing_group_id, version)
     if event.operation == "DELETED":
         return Change(EntityKind.THING_GROUP, name, origin, deleted=True)
     fields: dict[str, Any] = {

@@ -96,6 +96,24 @@ def test_thing_event_deleted_is_a_tombstone_without_fields() -> None:
     assert change.origin.version == 3
 
 
+@pytest.mark.parametrize("fixture", ["thing_event", "thing_group_event"])
+def test_deleted_event_without_version_is_a_tombstone_ordered_by_timestamp(fixture: str) -> None:
+    # Issue 27, item 6: no public DELETED payload shows versionNumber. Old code: refused
+    # (EventValidationError: versionNumber: Field required), the delete never replicated.
+    change = parse_event(with_(fixture, operation="DELETED", versionNumber=...), region=REGION)
+    assert change.deleted
+    assert change.origin.version is None
+
+
+@pytest.mark.parametrize("fixture", ["thing_event", "thing_group_event"])
+@pytest.mark.parametrize("operation", ["CREATED", "UPDATED"])
+def test_created_or_updated_event_still_needs_its_version(fixture: str, operation: str) -> None:
+    for version in (..., None):
+        with pytest.raises(EventValidationError) as caught:
+            parse_event(with_(fixture, operation=operation, versionNumber=version), region=REGION)
+        assert caught.value.field == "versionNumber"
+
+
 def test_typed_thing_may_carry_more_than_three_attributes() -> None:
     attrs = {f"a{i}": "v" for i in range(50)}
     payload = with_("thing_event", thingTypeName="Sensor", attributes=attrs)

@@ -1,6 +1,6 @@
-"""Issue 27 (items 4, 5, 7, 8): the pipeline behaves as AWS does where the emulation was more
-lenient than AWS. Each test names the AWS behaviour and its source (``REFUSALS``), and fails on
-the code before issue 27 (the failure it showed is in its comment)."""
+"""Issue 27 (items 4, 5, 6, 7, 8, 9): the pipeline behaves as AWS does where the emulation or the
+parsers were more lenient (or stricter) than AWS. Each test names the AWS behaviour and its source
+(``REFUSALS``, the kinds' docstrings), and fails on the code before issue 27 (see its comment)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from pipeline.state import Outcome
 from sandbox import emulation
 from sandbox.emulation.refusals import REFUSALS
 from sandbox.inprocess import SRC, LocalPipeline
@@ -168,3 +169,43 @@ def test_move_between_cousins_applies_the_removal_from_the_table_first(
     assert stats.batch_item_failures == 0
     assert pipeline.failures.sent == []
     assert RegistryView(pipeline.destination).list_thing_groups_for_thing("t") == ["floor-2-room"]
+
+
+# --- item 6: DELETED without versionNumber --------------------------------------------------
+
+
+@pytest.mark.parametrize("entity", ["thing", "group"])
+def test_deleted_without_version_is_ordered_by_timestamp(
+    pipeline: LocalPipeline, registry_world: emulation.RegistryEmulation, entity: str
+) -> None:
+    # Issue 27, item 6. Old code: the DELETED event was refused (versionNumber required) and
+    # went to the failure queue; the entity stayed in the destination.
+    iot = pipeline.source
+    if entity == "thing":
+        iot.create_thing(thingName="x")
+        iot.update_thing(thingName="x", attributePayload={"attributes": {"a": "1"}})
+    else:
+        iot.create_thing_group(thingGroupName="x")
+        iot.update_thing_group(
+            thingGroupName="x", thingGroupProperties={"thingGroupDescription": "d"}
+        )
+    events = registry_world.outbox(SRC).take()
+    updated_ms = max(int(event["timestamp"]) for event in events)
+    for event in events:
+        pipeline.persist_event(event)
+    pipeline.drain()
+    delete = iot.delete_thing if entity == "thing" else iot.delete_thing_group
+    delete(**({"thingName": "x"} if entity == "thing" else {"thingGroupName": "x"}))
+    (deleted,) = registry_world.outbox(SRC).take()
+    deleted.pop("versionNumber", None)
+    # A DELETED older than the stored UPDATED (by timestamp) is stale ...
+    stale = {**deleted, "eventId": "stale", "timestamp": updated_ms - 1}
+    assert pipeline.persist_event(stale).outcome is Outcome.STALE
+    # ... a newer one deletes.
+    fresh = {**deleted, "timestamp": max(deleted["timestamp"], updated_ms + 1)}
+    assert pipeline.persist_event(fresh).outcome is Outcome.APPLIED
+    pipeline.drain()
+    assert pipeline.failures.sent == []
+    view = RegistryView(pipeline.destination)
+    gone = view.describe_thing("x") if entity == "thing" else view.describe_thing_group("x")
+    assert gone is None
