@@ -199,6 +199,24 @@ def dynamic_groups_per_account(iot: Any, ctx: Context) -> Answer:
     return answers[-1]
 
 
+def untyped_thing_attribute_payload(iot: Any, ctx: Context) -> Answer:
+    """UpdateThing of a thing without a type, removing its 3 attributes and adding a fourth in one
+    request (4 keys; 1 attribute after): AWS IoT API Reference, AttributePayload ("up to three
+    key-value pair"). Whether AWS counts the request or only the result, this records."""
+    thing = ctx.scope("probe-untyped-payload")
+    limit = rules.UNTYPED_THING_MAX_ATTRIBUTES
+    iot.create_thing(
+        thingName=thing, attributePayload={"attributes": {f"a{i}": "v" for i in range(limit)}}
+    )
+    payload = {**{f"a{i}": "" for i in range(limit)}, "b": "v"}
+    return answer_of(
+        lambda: iot.update_thing(
+            thingName=thing, attributePayload={"attributes": payload, "merge": True}
+        ),
+        ctx.scope,
+    )
+
+
 def typed_thing_attributes(iot: Any, ctx: Context) -> Answer:
     """A typed thing with 51 attributes (AWS IoT developer guide, "Thing types": "Things with a
     thing type can have up to 50 attributes")."""
@@ -308,6 +326,7 @@ QUOTA_PROBES = (
     ),
     Probe("dynamic_groups_per_account", "CreateDynamicThingGroup", dynamic_groups_per_account),
     Probe("typed_thing_attributes", "CreateThing", typed_thing_attributes),
+    Probe("untyped_thing_attribute_payload", "UpdateThing", untyped_thing_attribute_payload),
     Probe("thing_group_attributes", "CreateThingGroup", thing_group_attributes),
     Probe("attribute_constraint", "CreateThing", attribute_constraint),
     Probe("searchable_attributes", "CreateThingType", searchable_attributes),

@@ -6,7 +6,11 @@ AWS behaviours relied on (AWS IoT API Reference, one page per action, unless sai
   on it): the snapshot joins it from ListThingsInBillingGroup.
 - UpdateThing with ``attributePayload.merge`` true and ``""`` for a removed key changes exactly
   what differs, on AWS and moto alike (merge false "overwrites" only on AWS).
-- A thing without a type holds at most 3 attributes, a typed one 50 (AWS IoT Core quotas).
+- A thing without a type holds at most 3 attributes, a typed one 50 (AWS IoT Core quotas); an
+  AttributePayload holds "up to three key-value pair[s]" (AWS IoT API Reference,
+  AttributePayload), read as a limit per request too for a thing without a type: an update
+  that would send more (new values plus ``""`` for removed keys) removes first, in requests
+  within the thing's limit before the call (``attribute_steps``).
 - DeleteThing succeeds silently for a missing thing, and refuses one with principals attached
   ("Cannot delete. Thing ... is still attached to one or more principals": rebuy-de/aws-nuke#374,
   getmoto/moto#4616): a delete detaches them first; detaching is asynchronous
@@ -177,6 +181,21 @@ def _create(name: str, desired: Mapping[str, Any]) -> Call:
     return Call("CreateThing", params)
 
 
+def attribute_steps(
+    actual: Mapping[str, Any], wanted: Mapping[str, str], *, typed: bool
+) -> list[list[str]]:
+    """The removed keys to send ahead of the update, one list per UpdateThing, when one request
+    would carry more keys (new values and ``""`` for the removed ones) than AWS takes for the
+    thing (``typed``: after the call); each earlier request within the limit of the thing as it
+    is before the call. Empty: one request does it."""
+    removed = [key for key in actual.get("attributes") or {} if key not in wanted]
+    limit = rules.attribute_limit(typed=typed)
+    if limit is None or len(wanted) + len(removed) <= limit:
+        return []
+    step = rules.attribute_limit(typed=actual.get("thing_type") is not None) or len(removed)
+    return [removed[i : i + step] for i in range(0, len(removed), step)]
+
+
 def _update(
     name: str, desired: Mapping[str, Any], actual: Mapping[str, Any], changes: ThingChanges
 ) -> list[Call]:
@@ -190,8 +209,13 @@ def _update(
         if changes.attributes is not None:
             typed = desired.get("thing_type", actual.get("thing_type")) is not None
             payload = dict(rules.validate_attributes("attributes", changes.attributes, typed=typed))
-            for key in actual.get("attributes") or {}:
-                payload.setdefault(key, "")
+            steps = attribute_steps(actual, payload, typed=typed)
+            for keys in steps:
+                removal = {"attributes": dict.fromkeys(keys, ""), "merge": True}
+                calls.append(Call("UpdateThing", {"thingName": name, "attributePayload": removal}))
+            if not steps:
+                for key in actual.get("attributes") or {}:
+                    payload.setdefault(key, "")
             params["attributePayload"] = {"attributes": payload, "merge": True}
         calls.append(Call("UpdateThing", params))
     if changes.billing_group is not None:
@@ -314,6 +338,16 @@ class Thing(Kind):
             if changes is not None and changes.thing_type and actual and actual.get("thing_type"):
                 # A new type first dissociates the old one: its association event says "no type".
                 ctx.expect(EntityKind.THING, name, dict(desired), {"thing_type": None})
+            if actual is not None and changes is not None and changes.attributes is not None:
+                # Removals ahead of the update (``attribute_steps``) each publish an UPDATED.
+                typed = desired.get("thing_type", actual.get("thing_type")) is not None
+                left = dict(actual.get("attributes") or {})
+                passing = []
+                for keys in attribute_steps(actual, changes.attributes, typed=typed):
+                    left = {k: v for k, v in left.items() if k not in keys}
+                    passing.append({"attributes": dict(left)})
+                if passing:
+                    ctx.expect(EntityKind.THING, name, dict(desired), *passing)
             ctx.iot.apply(calls)
 
         try:

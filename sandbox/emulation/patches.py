@@ -29,7 +29,9 @@ MOTO_GAPS = (
     "DeprecateThingType records deprecationDate on the emulation's clock (moto: only the flag)",
     "DeleteThingType refuses a type not deprecated, deprecated less than 5 minutes ago (on the "
     "injectable clock), or still used by things (moto: deletes at once)",
-    "A thing without a type may have at most 3 attributes (moto: any number)",
+    "A thing without a type may have at most 3 attributes (moto: any number), and an UpdateThing "
+    "of one at most 3 keys in its attribute payload, removals included ([assumption] "
+    "AttributePayload's 'up to three key-value pair' counts per request)",
     "The registry's quotas and requirements (sandbox.emulation.quotas; values in pipeline.rules): "
     "a thing in at most 10 groups, a hierarchy at most 7 deep, at most 100 children per group, "
     "a dynamic group never a parent nor a policy target, dynamic groups only with thing "

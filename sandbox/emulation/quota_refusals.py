@@ -103,6 +103,16 @@ QUOTA_REFUSALS: dict[str, Refusal] = {
         f"the code as for untyped_thing_attributes",
         message_seen=False,
     ),
+    "untyped_thing_attribute_payload": Refusal(
+        "UpdateThing",
+        "InvalidRequestException",
+        "An attribute payload for a thing without a thing type can hold at most {limit} "
+        "attributes (got {count}): {name}",
+        f"[assumption] {_API}AttributePayload.html (attributes: 'A JSON string containing up to "
+        "three key-value pair'), read as a limit per request for a thing without a type, where "
+        "removed keys (an empty value) count too; the code as for untyped_thing_attributes",
+        message_seen=False,
+    ),
     "thing_group_attributes": Refusal(
         "CreateThingGroup/UpdateThingGroup",
         "InvalidRequestException",

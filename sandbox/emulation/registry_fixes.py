@@ -16,6 +16,7 @@ from moto.iot.exceptions import (
 from moto.iot.models import FakeThing, FakeThingGroup, FakeThingType, IoTBackend
 from moto.moto_api._internal import mock_random
 
+from pipeline import rules
 from sandbox.emulation.patches import _PATCHES, JsonDict
 from sandbox.emulation.quotas import (
     check_attribute_count,
@@ -109,7 +110,14 @@ def _update_thing(
     attributes, and type association DELETED/CREATED when the type changes."""
     thing = self.describe_thing(thing_name)
     type_before = _thing_type_name(thing)
-    check_attribute_values((attribute_payload or {}).get("attributes") or {})
+    given = (attribute_payload or {}).get("attributes") or {}
+    check_attribute_values(given)
+    untyped_after = remove_thing_type or not (thing_type_name or type_before)
+    limit = rules.UNTYPED_THING_MAX_ATTRIBUTES
+    if untyped_after and len(given) > limit:  # per request too (REFUSALS, an assumption)
+        raise refuse(
+            "untyped_thing_attribute_payload", name=thing_name, limit=limit, count=len(given)
+        )
     saved = (thing.thing_type, dict(thing.attributes))
     _original("update_thing")(
         self, thing_name, thing_type_name, attribute_payload, remove_thing_type

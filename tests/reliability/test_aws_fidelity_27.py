@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from pipeline.kinds import thing
 from pipeline.state import Outcome
 from sandbox import emulation
 from sandbox.emulation.refusals import REFUSALS
@@ -209,3 +210,37 @@ def test_deleted_without_version_is_ordered_by_timestamp(
     view = RegistryView(pipeline.destination)
     gone = view.describe_thing("x") if entity == "thing" else view.describe_thing_group("x")
     assert gone is None
+
+
+# --- item 7: an untyped thing's attributes, per request ---------------------------------------
+
+
+def test_replacing_an_untyped_things_attributes_stays_within_three_keys_per_request(
+    pipeline: LocalPipeline, registry_world: emulation.RegistryEmulation
+) -> None:
+    # Source: AWS IoT API Reference, AttributePayload ("up to three key-value pair"), read per
+    # request for a thing without a type (REFUSALS: untyped_thing_attribute_payload, an
+    # assumption an account probe settles). Old code: one UpdateThing with 6 keys (3 new, 3
+    # removed with ""), refused: a permanent failure, the attributes never replicated.
+    iot = pipeline.source
+    iot.create_thing(thingName="t", attributePayload={"attributes": {"a": "1", "b": "1", "c": "1"}})
+    _sync(pipeline, registry_world)
+    removed = {"a": "", "b": "", "c": ""}
+    iot.update_thing(thingName="t", attributePayload={"attributes": removed, "merge": True})
+    iot.update_thing(thingName="t", attributePayload={"attributes": {"d": "2", "e": "2", "f": "2"}})
+    _sync(pipeline, registry_world)
+    described = RegistryView(pipeline.destination).describe_thing("t")
+    assert described is not None
+    assert described["attributes"] == {"d": "2", "e": "2", "f": "2"}
+
+
+def test_attribute_steps_remove_first_within_the_limit_before_the_call() -> None:
+    untyped = {"thing_type": None, "attributes": {"a": "1", "b": "1", "c": "1"}}
+    assert thing.attribute_steps(untyped, {"d": "2"}, typed=False) == [["a", "b", "c"]]
+    assert thing.attribute_steps(untyped, {"a": "2", "d": "2"}, typed=False) == [["b", "c"]]
+    assert thing.attribute_steps(untyped, {"a": "1", "b": "2"}, typed=False) == []  # 3 keys
+    typed = {"thing_type": "T", "attributes": {f"k{i}": "v" for i in range(5)}}
+    # Leaving the type with 5 attributes: the removals go while it still has it (limit 50).
+    assert thing.attribute_steps(typed, {"k0": "v"}, typed=False) == [["k1", "k2", "k3", "k4"]]
+    calls = thing.KIND.calls("t", {"thing_type": None, "attributes": {"d": "2"}}, untyped)
+    assert [len(c.params["attributePayload"]["attributes"]) for c in calls] == [3, 1]
