@@ -100,7 +100,8 @@ class Origin:
 @dataclass(frozen=True)
 class Lookup:
     """A read in the origin region that a change needs before it can be stored (persist asks
-    the change's kind, ``pipeline.kinds``, to make it); ``version`` names a policy version."""
+    the change's kind, ``pipeline.kinds``, to make it); ``version`` names a policy version
+    (``None``: the one in effect)."""
 
     version: str | None = None
 

@@ -14,12 +14,18 @@ AWS behaviours relied on (AWS IoT API Reference, one page per action):
   https://docs.aws.amazon.com/iot/latest/developerguide/iot-using-cloudtrail.html).
 - Certificates and thing groups are the replicated principals and targets; Cognito and
   federated identities are not.
+- Attach/DetachThingPrincipal send ``principal`` as an HTTP header (``x-amzn-principal``,
+  botocore's iot service model), which a CloudTrail record may leave out of
+  ``requestParameters`` [assumption: no public record shows either way]. An attach without it
+  is looked up in the origin region (``ThingPrincipal.resolve``: the thing's one certificate);
+  a detach without it names nothing left to read, and is skipped for the reconciliation.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from pipeline import rules
@@ -40,7 +46,7 @@ from pipeline.kinds.base import (
 from pipeline.kinds.certificate import certificate_id
 from pipeline.kinds.parse import ApiCall, CallParser, ParseResult, SkipCode, request_text, skip
 from pipeline.kinds.policy import policy_name
-from pipeline.model import KEY_SEPARATOR, Change, EntityKind, Item
+from pipeline.model import KEY_SEPARATOR, Change, EntityKind, Item, Lookup
 
 _CERT_ARN = re.compile(
     r"arn:aws[a-z-]*:iot:[a-z0-9-]+:[0-9]{12}:cert/(?P<id>[0-9a-fA-F]{64})", re.ASCII
@@ -150,13 +156,6 @@ def _policy_attachment(call: ApiCall, *, deleted: bool) -> ParseResult:
 
 def _thing_principal(call: ApiCall, *, deleted: bool) -> ParseResult:
     thing = rules.validate_name("requestParameters.thingName", call.request.get("thingName"))
-    cert = _CERT_ARN.fullmatch(request_text(call, "principal"))
-    if cert is None:
-        return skip(
-            call,
-            SkipCode.UNSUPPORTED_PRINCIPAL,
-            "only certificate principals are replicated (not Cognito or federated identities)",
-        )
     fields: dict[str, Any] = {}
     if not deleted:
         kind = call.request.get("thingPrincipalType", "NON_EXCLUSIVE_THING")
@@ -166,6 +165,29 @@ def _thing_principal(call: ApiCall, *, deleted: bool) -> ParseResult:
                 "must be EXCLUSIVE_THING or NON_EXCLUSIVE_THING",
             )
         fields["exclusive"] = kind == "EXCLUSIVE_THING"
+    if call.request.get("principal") is None:
+        if deleted:
+            return skip(
+                call,
+                SkipCode.NO_PRINCIPAL,
+                "the record does not name the principal, and once detached none is left to look "
+                "up: the next reconciliation repairs it",
+            )
+        # Named once persist has looked the thing's certificate up (``resolve``).
+        return Change(
+            EntityKind.THING_PRINCIPAL,
+            thing_principal_name(thing, ""),
+            call.origin,
+            fields=fields,
+            lookup=Lookup(),
+        )
+    cert = _CERT_ARN.fullmatch(request_text(call, "principal"))
+    if cert is None:
+        return skip(
+            call,
+            SkipCode.UNSUPPORTED_PRINCIPAL,
+            "only certificate principals are replicated (not Cognito or federated identities)",
+        )
     return Change(
         EntityKind.THING_PRINCIPAL,
         thing_principal_name(thing, cert["id"].lower()),
@@ -250,6 +272,43 @@ class ThingPrincipal(Kind):
         arn = str(described["certificateDescription"]["certificateArn"])
         attached = self._attached(iot, thing, arn)
         return None if attached is None else {**attached, "principal": arn}
+
+    def resolve(self, origin: Iot, change: Change) -> Change | None:
+        """An attach whose record does not name the principal: the thing's certificate in the
+        origin region (ListThingPrincipalsV2), when it has exactly one; ``None`` when it has
+        none (detached since: that detach follows). With several, which one this call attached
+        cannot be read: a permanent error, which the reconciliation repairs."""
+        if change.lookup is None:
+            return change
+        thing, _ = split_link(change.name)
+        try:
+            entries = [
+                e for page in origin.pages("ListThingPrincipalsV2", thingName=thing) for e in page
+            ]
+        except NotFoundError:
+            return None
+        certificates = [
+            (match["id"].lower(), entry)
+            for entry in entries
+            if (match := _CERT_ARN.fullmatch(str(entry.get("principal", "")))) is not None
+        ]
+        if not certificates:
+            return None
+        if len(certificates) > 1:
+            raise EventValidationError(
+                "requestParameters.principal",
+                f"absent, and {thing!r} has {len(certificates)} certificates in "
+                f"{change.origin.region}: which one was attached is unknown (the next "
+                "reconciliation repairs it)",
+            )
+        ((cert_id, entry),) = certificates
+        kind = entry.get("thingPrincipalType")
+        fields = dict(change.fields)
+        if kind is not None:
+            fields["exclusive"] = kind == "EXCLUSIVE_THING"
+        return replace(
+            change, name=thing_principal_name(thing, cert_id), fields=fields, lookup=None
+        )
 
     def _attached(self, iot: Iot, thing: str, arn: str) -> dict[str, Any] | None:
         try:

@@ -151,6 +151,7 @@ class SkipCode(StrEnum):
     UNSUPPORTED_PRINCIPAL = "unsupported_principal"
     UNKNOWN_STATUS = "unknown_status"
     NO_CERTIFICATE_ID = "no_certificate_id"
+    NO_PRINCIPAL = "no_principal"
 
 
 @dataclass(frozen=True)

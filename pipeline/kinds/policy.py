@@ -80,12 +80,27 @@ def _name(call: ApiCall) -> str:
     return policy_name("requestParameters.policyName", call.request.get("policyName"))
 
 
+def _with_document(call: ApiCall, name: str) -> Change:
+    """The policy's new document: the call's ``policyDocument``, else the response's (both
+    CreatePolicy and CreatePolicyVersion return it, botocore's iot model), else looked up in the
+    origin region (``resolve``): the version the response names, or the default version. A
+    CloudTrail record may leave a large request parameter out: an assumption, as for the
+    other lookups (README, known limits)."""
+    response = call.response or {}
+    for where, given in (("requestParameters", call.request), ("responseElements", response)):
+        if given.get("policyDocument") is not None:
+            document = _document(f"{where}.policyDocument", given["policyDocument"], name)
+            return Change(EntityKind.POLICY, name, call.origin, fields={"document": document})
+    version = response.get("policyVersionId")
+    if version is not None and (
+        not isinstance(version, str) or _VERSION_ID.fullmatch(version) is None
+    ):
+        raise EventValidationError("responseElements.policyVersionId", "must be digits")
+    return Change(EntityKind.POLICY, name, call.origin, lookup=Lookup(version))
+
+
 def _created(call: ApiCall) -> ParseResult:
-    name = _name(call)
-    document = _document(
-        "requestParameters.policyDocument", call.request.get("policyDocument"), name
-    )
-    return Change(EntityKind.POLICY, name, call.origin, fields={"document": document})
+    return _with_document(call, _name(call))
 
 
 def _version_created(call: ApiCall) -> ParseResult:
@@ -95,10 +110,7 @@ def _version_created(call: ApiCall) -> ParseResult:
         return skip(
             call, SkipCode.NO_EFFECT, "a version that is not the default changes nothing in effect"
         )
-    document = _document(
-        "requestParameters.policyDocument", call.request.get("policyDocument"), name
-    )
-    return Change(EntityKind.POLICY, name, call.origin, fields={"document": document})
+    return _with_document(call, name)
 
 
 def _default_version_set(call: ApiCall) -> ParseResult:
@@ -238,14 +250,16 @@ class Policy(Kind):
         return {"name": name, "document": canonical_document(policy["policyDocument"])}
 
     def resolve(self, origin: Iot, change: Change) -> Change | None:
-        """The document of the version SetDefaultPolicyVersion made the default."""
+        """The document of the version the call names (SetDefaultPolicyVersion, or a create's
+        response), or of the default version now (a create whose record carries neither)."""
         if change.lookup is None:
             return change
         if change.lookup.version is None:
-            raise EventValidationError("policyVersionId", "missing")
-        response = origin.maybe(
-            "GetPolicyVersion", policyName=change.name, policyVersionId=change.lookup.version
-        )
+            response = origin.maybe("GetPolicy", policyName=change.name)
+        else:
+            response = origin.maybe(
+                "GetPolicyVersion", policyName=change.name, policyVersionId=change.lookup.version
+            )
         if response is None:
             return None
         document = str(response["policyDocument"])

@@ -4,14 +4,20 @@ parsers were more lenient (or stricter) than AWS. Each test names the AWS behavi
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from pipeline.cloudtrail import SkipCode, Skipped, parse_cloudtrail_event
+from pipeline.errors import EventValidationError
 from pipeline.kinds import thing
+from pipeline.model import EntityKind, entity_key
 from pipeline.state import Outcome
 from sandbox import emulation
+from sandbox.emulation.controlplane import cloudtrail_event
 from sandbox.emulation.refusals import REFUSALS
 from sandbox.inprocess import SRC, LocalPipeline
 from tests.conftest import RegistryView
@@ -244,3 +250,56 @@ def test_attribute_steps_remove_first_within_the_limit_before_the_call() -> None
     assert thing.attribute_steps(typed, {"k0": "v"}, typed=False) == [["k1", "k2", "k3", "k4"]]
     calls = thing.KIND.calls("t", {"thing_type": None, "attributes": {"d": "2"}}, untyped)
     assert [len(c.params["attributePayload"]["attributes"]) for c in calls] == [3, 1]
+
+
+# --- item 9: CloudTrail fields a record may leave out -----------------------------------------
+
+POLICY = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}'
+
+
+def _call(name: str, request: JsonDict, response: JsonDict | None = None) -> Any:
+    return parse_cloudtrail_event(
+        cloudtrail_event(name, request, response, region=SRC, when=time.time() - 1)
+    )
+
+
+@pytest.mark.parametrize("named_version", [True, False])
+def test_a_policy_created_without_its_document_in_the_record_is_looked_up(
+    pipeline: LocalPipeline, named_version: bool
+) -> None:
+    # Old code: EventValidationError (requestParameters.policyDocument), the policy never
+    # replicated.
+    created = pipeline.source.create_policy(policyName="p", policyDocument=POLICY)
+    response = {"policyName": "p"}
+    if named_version:
+        response["policyVersionId"] = created["policyVersionId"]
+    change = _call("CreatePolicy", {"policyName": "p"}, response)
+    assert pipeline.persist_change(change).outcome is Outcome.APPLIED
+    pipeline.drain()
+    assert pipeline.failures.sent == []
+    copied = RegistryView(pipeline.destination).get_policy("p")
+    assert copied is not None and json.loads(copied["document"]) == json.loads(POLICY)
+
+
+def test_an_attach_without_its_principal_in_the_record_is_looked_up(
+    pipeline: LocalPipeline,
+) -> None:
+    # Old code: EventValidationError (requestParameters.principal), never replicated.
+    iot = pipeline.source
+    iot.create_thing(thingName="t")
+    first = iot.create_keys_and_certificate(setAsActive=True)
+    iot.attach_thing_principal(thingName="t", principal=first["certificateArn"])
+    change = _call("AttachThingPrincipal", {"thingName": "t"})
+    result = pipeline.persist_change(change)
+    assert (result.outcome, result.key) == (
+        Outcome.APPLIED,
+        entity_key(EntityKind.THING_PRINCIPAL, f"t#{first['certificateId']}"),
+    )
+    # With two certificates, which one this call attached cannot be read: a permanent error
+    # that says so (the reconciliation repairs it); a detach without its principal is skipped.
+    second = iot.create_keys_and_certificate(setAsActive=True)
+    iot.attach_thing_principal(thingName="t", principal=second["certificateArn"])
+    with pytest.raises(EventValidationError, match="reconciliation"):
+        pipeline.persist_change(_call("AttachThingPrincipal", {"thingName": "t"}))
+    skipped = _call("DetachThingPrincipal", {"thingName": "t"})
+    assert isinstance(skipped, Skipped) and skipped.code is SkipCode.NO_PRINCIPAL

@@ -280,7 +280,25 @@ def test_delete_policy_version_changes_nothing_and_delete_policy_deletes() -> No
     assert (result.kind, result.name, result.deleted) == (EntityKind.POLICY, "device-policy", True)
 
 
-@pytest.mark.parametrize("document", ["not json", "[1, 2]", None])
+@pytest.mark.parametrize("name", ["CreatePolicy", "CreatePolicyVersion"])
+def test_policy_document_absent_from_the_record_is_taken_from_the_response_or_looked_up(
+    name: str,
+) -> None:
+    # Issue 27, item 9. Old code: EventValidationError (requestParameters.policyDocument).
+    request: dict[str, Any] = {"policyName": "device-policy", "setAsDefault": True}
+    in_response = {"policyDocument": RAW_DOCUMENT, "policyVersionId": "4"}
+    assert change(parse_cloudtrail_event(event(name, request, in_response))).fields == {
+        "document": DOCUMENT
+    }
+    looked_up = change(parse_cloudtrail_event(event(name, request, {"policyVersionId": "4"})))
+    assert (looked_up.fields, looked_up.lookup) == ({}, Lookup("4"))
+    in_effect = change(parse_cloudtrail_event(event(name, request)))
+    assert in_effect.lookup == Lookup(None)  # the default version, read in the origin
+    with pytest.raises(EventValidationError, match="policyVersionId"):
+        parse_cloudtrail_event(event(name, request, {"policyVersionId": "v4"}))
+
+
+@pytest.mark.parametrize("document", ["not json", "[1, 2]", 7])
 def test_bad_policy_document_is_refused(document: Any) -> None:
     request = {"policyName": "p", "policyDocument": document}
     with pytest.raises(EventValidationError, match="policyDocument"):
@@ -344,6 +362,16 @@ def test_detach_thing_principal() -> None:
     request = {"thingName": "device-1", "principal": CERT_ARN}
     result = change(parse_cloudtrail_event(event("DetachThingPrincipal", request)))
     assert (result.name, result.deleted, result.fields) == (f"device-1#{CERT_ID}", True, {})
+
+
+def test_thing_principal_absent_from_the_record() -> None:
+    # Issue 27, item 9: ``principal`` travels in a header (botocore's model). Old code:
+    # EventValidationError (requestParameters.principal).
+    request = {"thingName": "device-1", "thingPrincipalType": "EXCLUSIVE_THING"}
+    attach = change(parse_cloudtrail_event(event("AttachThingPrincipal", request)))
+    assert (attach.lookup, attach.fields) == (Lookup(), {"exclusive": True})
+    detach = skipped(parse_cloudtrail_event(event("DetachThingPrincipal", {"thingName": "d"})))
+    assert detach.code is SkipCode.NO_PRINCIPAL
 
 
 def test_bad_thing_principal_type_and_thing_name_are_refused() -> None:
