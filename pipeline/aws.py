@@ -221,6 +221,25 @@ def classify_client_error(operation: str, error: ClientError) -> Exception:
     return AwsRequestError(operation, code, message)
 
 
+# The IAM actions a call may be authorized by, where AWS's references name two: the API
+# Reference (and botocore's iot model) says ListPrincipalThingsV2 "Requires permission to access
+# the ListPrincipalThings action", and ListThingPrincipalsV2 the ListThingPrincipals action,
+# while the Service Authorization Reference lists the V2 names as actions of their own
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsiot.html). The
+# roles grant both, so neither reading can refuse the call (infra/, checked by tests/infra; the
+# sandbox's IAM emulation requires both).
+IAM_ACTIONS = {
+    "ListPrincipalThingsV2": ("ListPrincipalThingsV2", "ListPrincipalThings"),
+    "ListThingPrincipalsV2": ("ListThingPrincipalsV2", "ListThingPrincipals"),
+}
+
+
+def iam_actions(prefix: str, operation: str) -> tuple[str, ...]:
+    """The IAM actions (``prefix:Name``) that may authorize ``operation``: its own name, and
+    any other name AWS documents for it (``IAM_ACTIONS``)."""
+    return tuple(f"{prefix}:{name}" for name in IAM_ACTIONS.get(operation, (operation,)))
+
+
 # botocore's exceptions that mean no (whole) answer came back: the network, a timeout, a response
 # cut short. The same call may succeed later. Every other ``BotoCoreError`` is raised before the
 # request leaves (no credentials, no region, parameters that fail the service model's

@@ -25,15 +25,19 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline.aws import iam_actions
+
 # boto3 service name -> the IAM service prefix of its actions, where they differ.
 _IAM_PREFIX = {"dynamodbstreams": "dynamodb", "stepfunctions": "states"}
 
 _ACTING: contextvars.ContextVar[str | None] = contextvars.ContextVar("iam_role", default=None)
 
 
-def iam_action(service: str, operation: str) -> str:
-    """The IAM action a call needs: ``dynamodb:UpdateItem`` for DynamoDB's UpdateItem."""
-    return f"{_IAM_PREFIX.get(service, service)}:{operation}"
+def iam_action(service: str, operation: str) -> tuple[str, ...]:
+    """The IAM actions a call needs: ``dynamodb:UpdateItem`` for DynamoDB's UpdateItem; both
+    names where AWS's references give two (``pipeline.aws.IAM_ACTIONS``): never more lenient
+    than either reading."""
+    return iam_actions(_IAM_PREFIX.get(service, service), operation)
 
 
 class IamEmulation:
@@ -69,10 +73,12 @@ class IamEmulation:
         role = _ACTING.get()
         if role is None:
             return
-        action = iam_action(model.service_model.service_name, model.name)
-        self.called[role].add(action)
-        if action not in self.granted[role]:
-            self.denied[role].add(action)
+        actions = iam_action(model.service_model.service_name, model.name)
+        self.called[role].update(actions)
+        missing = [action for action in actions if action not in self.granted[role]]
+        if missing:
+            self.denied[role].update(missing)
+            action = missing[0]
             raise ClientError(
                 {
                     "Error": {
