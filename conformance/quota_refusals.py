@@ -217,6 +217,21 @@ def untyped_thing_attribute_payload(iot: Any, ctx: Context) -> Answer:
     )
 
 
+def policy_document_too_large(iot: Any, ctx: Context) -> Answer:
+    """CreatePolicy with a document of 2049 characters excluding whitespace (botocore's iot
+    model, CreatePolicy policyDocument: "a maximum length of 2048, excluding whitespace")."""
+    head = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect",'
+    tail = '"Resource":"arn:aws:iot:*:*:client/"}]}'
+    padding = "x" * (rules.POLICY_DOCUMENT_MAX + 1 - len(head) - len(tail))
+    document = head + tail.replace("client/", f"client/{padding}")
+    return answer_of(
+        lambda: iot.create_policy(
+            policyName=ctx.scope("probe-large-policy"), policyDocument=document, tags=ctx.scope.tags
+        ),
+        ctx.scope,
+    )
+
+
 def typed_thing_attributes(iot: Any, ctx: Context) -> Answer:
     """A typed thing with 51 attributes (AWS IoT developer guide, "Thing types": "Things with a
     thing type can have up to 50 attributes")."""
@@ -326,6 +341,7 @@ QUOTA_PROBES = (
     ),
     Probe("dynamic_groups_per_account", "CreateDynamicThingGroup", dynamic_groups_per_account),
     Probe("typed_thing_attributes", "CreateThing", typed_thing_attributes),
+    Probe("policy_document_too_large", "CreatePolicy", policy_document_too_large),
     Probe("untyped_thing_attribute_payload", "UpdateThing", untyped_thing_attribute_payload),
     Probe("thing_group_attributes", "CreateThingGroup", thing_group_attributes),
     Probe("attribute_constraint", "CreateThing", attribute_constraint),

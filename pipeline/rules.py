@@ -13,7 +13,11 @@ https://docs.aws.amazon.com/general/latest/gr/iot-core.html):
 - attribute names: 1-128 chars, ``[a-zA-Z0-9_.,@/:#-]+``;
 - attribute values: 0-800 chars, ``[a-zA-Z0-9_.,@/:#=\\[\\]-]*`` (no spaces);
 - at most 3 attributes on a thing without a type, 50 on a typed thing or a thing group;
-- descriptions: at most 2028 chars of ``[\\p{Graph}\\x20]*``.
+- descriptions: at most 2028 chars of ``[\\p{Graph}\\x20]*``;
+- an IoT policy document: at most 2048 characters, "excluding whitespace" (CreatePolicy and
+  CreatePolicyVersion ``policyDocument`` in botocore's iot model; the model's own shape allows
+  more, so botocore never checks it), counted on the compact JSON: the whitespace between
+  tokens is excluded, any inside a string value counts (the stricter reading).
 
 Registry quotas (AWS General Reference, "AWS IoT Device Management endpoints and quotas",
 thing group and thing limits, https://docs.aws.amazon.com/general/latest/gr/iot_device_management.html,
@@ -29,6 +33,7 @@ values as the guide's former "AWS IoT Limits" page listed them, none adjustable 
 
 from __future__ import annotations
 
+import json
 import re
 
 from pipeline.errors import RegistryValidationError
@@ -45,6 +50,7 @@ MAX_GROUP_DEPTH = 7
 MAX_CHILD_GROUPS = 100
 MAX_DYNAMIC_GROUPS = 100
 MAX_SEARCHABLE_ATTRIBUTES = 3
+POLICY_DOCUMENT_MAX = 2048
 
 # re.ASCII keeps ``0-9``-style classes from matching other scripts' digits; fullmatch (not
 # ``$``) so a trailing newline cannot slip through.
@@ -139,6 +145,19 @@ def validate_description(field: str, value: object) -> str | None:
     if not isinstance(value, str) or len(value) > DESCRIPTION_MAX or not value.isprintable():
         raise RegistryValidationError(field, value, DESCRIPTION_RULE)
     return value
+
+
+def validate_policy_document_size(field: str, document: str) -> str:
+    """An IoT policy document within ``POLICY_DOCUMENT_MAX`` characters (JSON text)."""
+    size = len(json.dumps(json.loads(document), separators=(",", ":")))
+    if size > POLICY_DOCUMENT_MAX:
+        raise RegistryValidationError(
+            field,
+            document,
+            f"a policy document has at most {POLICY_DOCUMENT_MAX} characters excluding "
+            f"whitespace ({size})",
+        )
+    return document
 
 
 def validate_attribute_names(field: str, values: object) -> list[str]:

@@ -26,7 +26,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from pipeline.errors import EventValidationError, NotFoundError
+from pipeline import rules
+from pipeline.errors import EventValidationError, NotFoundError, RegistryValidationError
 from pipeline.iot import Iot
 from pipeline.kinds.base import Call, Converging, EntitySpec, Kind, Listing, Reader, Result, text
 from pipeline.kinds.parse import ApiCall, CallParser, ParseResult, SkipCode, non_empty_text, skip
@@ -45,6 +46,8 @@ MAX_POLICY_VERSIONS = 5
 # and those naming a region or account no mapping mentions (pipeline.policyrewrite).
 ARNS_REWRITTEN_METRIC = "PolicyArnsRewritten"
 FOREIGN_ARNS_METRIC = "PolicyForeignArns"
+# Policies the destination cannot take: too large once their ARNs are rewritten.
+TOO_LARGE_METRIC = "PolicyDocumentsTooLarge"
 
 _POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
 _VERSION_ID = re.compile(r"[0-9]+", re.ASCII)
@@ -159,7 +162,12 @@ def policy_calls(
         return teardown
     if "document" not in desired:
         return []  # a stub: nothing known yet
-    document = rewrite_policy_document(desired["document"], mapping).document
+    # The rewrite can lengthen a document past AWS's limit (a longer region or account name):
+    # refused here, naming the policy, rather than by AWS (``Policy.converge`` reports it).
+    document = rules.validate_policy_document_size(
+        f"policy {name}: policyDocument after the ARN rewrite",
+        rewrite_policy_document(desired["document"], mapping).document,
+    )
     if actual is None:
         return [Call("CreatePolicy", {"policyName": name, "policyDocument": document})]
     if canonical_document(document) == canonical_document(actual["document"]):
@@ -280,7 +288,17 @@ class Policy(Kind):
     def converge(self, ctx: Converging, item: Item) -> Result:
         mapping = ctx.arn_mapping(item)
         desired = None if item.deleted else item.state
-        calls = self.calls(item.name, desired, self.read(ctx.iot, item.name), mapping)
+        try:
+            calls = self.calls(item.name, desired, self.read(ctx.iot, item.name), mapping)
+        except RegistryValidationError as error:
+            # Reported where an operator looks (a metric and an error naming the policy), and
+            # the record goes to the failure queue with the same reason.
+            ctx.count(TOO_LARGE_METRIC, 1)
+            logger.error(
+                "policy too large for the destination",
+                extra={"policy": item.name, "rule": error.rule},
+            )
+            raise
         ctx.iot.apply(calls)
         result = Result("noop", "already as desired")
         if calls:

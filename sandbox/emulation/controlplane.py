@@ -28,6 +28,8 @@ from typing import Any
 from moto.iot.exceptions import CertificateStateException, DeleteConflictException
 from moto.iot.models import IoTBackend
 
+from pipeline import rules
+from pipeline.errors import RegistryValidationError
 from sandbox.emulation.patches import _PATCHES, JsonDict
 from sandbox.emulation.quotas import refuse_dynamic_policy_target
 from sandbox.emulation.refusals import POLICY_DELETE_AFTER_DETACH_SECONDS, REFUSALS, refuse
@@ -219,6 +221,24 @@ def _refuse_just_detached(
         )
 
 
+def _refuse_too_large(
+    self: IoTBackend,
+    emulation: RegistryEmulation | None,
+    policy_name: str,
+    policy_document: str,
+    *_: Any,
+    **__: Any,
+) -> None:
+    """A policy document over 2048 characters excluding whitespace (``REFUSALS``; moto takes
+    any)."""
+    try:
+        rules.validate_policy_document_size("policyDocument", policy_document)
+    except RegistryValidationError as error:
+        raise refuse("policy_document_too_large", name=policy_name, rule=error.rule) from error
+    except ValueError:
+        return  # not JSON: moto's own MalformedPolicyException follows
+
+
 def _policy_deleted(
     self: IoTBackend, emulation: RegistryEmulation | None, policy_name: str
 ) -> None:
@@ -292,6 +312,7 @@ CONTROL_PLANE_PATCHES: dict[str, Callable[..., Any]] = {
             {"policyName": policy_name, "policyDocument": policy_document},
             {"policyName": policy_name, "policyVersionId": "1"},
         ),
+        before=_refuse_too_large,
     ),
     "create_policy_version": _publishing(
         "create_policy_version",
@@ -304,6 +325,7 @@ CONTROL_PLANE_PATCHES: dict[str, Callable[..., Any]] = {
             },
             {"policyVersionId": str(r.version_id)},
         ),
+        before=_refuse_too_large,
     ),
     "set_default_policy_version": _publishing(
         "set_default_policy_version",

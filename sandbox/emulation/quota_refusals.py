@@ -113,6 +113,16 @@ QUOTA_REFUSALS: dict[str, Refusal] = {
         "removed keys (an empty value) count too; the code as for untyped_thing_attributes",
         message_seen=False,
     ),
+    "policy_document_too_large": Refusal(
+        "CreatePolicy/CreatePolicyVersion",
+        "InvalidRequestException",
+        "Policy {name}: {rule}",
+        "botocore's iot model, CreatePolicy and CreatePolicyVersion policyDocument ('must have a "
+        "minimum length of 1, with a maximum length of 2048, excluding whitespace'); "
+        "[assumption] the code, one of both calls' documented errors (MalformedPolicyException "
+        "is the other candidate): the probe records AWS's",
+        message_seen=False,
+    ),
     "thing_group_attributes": Refusal(
         "CreateThingGroup/UpdateThingGroup",
         "InvalidRequestException",

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from pipeline import rules
 from pipeline.cloudtrail import SkipCode, Skipped, parse_cloudtrail_event
-from pipeline.errors import EventValidationError
-from pipeline.kinds import thing
+from pipeline.errors import EventValidationError, RegistryValidationError
+from pipeline.kinds import policy, thing
 from pipeline.model import EntityKind, entity_key
+from pipeline.policyrewrite import ArnMapping
 from pipeline.state import Outcome
 from sandbox import emulation
 from sandbox.emulation.controlplane import cloudtrail_event
@@ -303,3 +305,42 @@ def test_an_attach_without_its_principal_in_the_record_is_looked_up(
         pipeline.persist_change(_call("AttachThingPrincipal", {"thingName": "t"}))
     skipped = _call("DetachThingPrincipal", {"thingName": "t"})
     assert isinstance(skipped, Skipped) and skipped.code is SkipCode.NO_PRINCIPAL
+
+
+# --- item 13: a policy document too large once its ARNs are rewritten -------------------------
+
+
+def _document_of_size(size: int, region: str) -> str:
+    """A policy document of ``size`` characters (compact JSON) naming ``region`` in ARNs."""
+    head = '{"Statement":[{"Action":"iot:Connect","Effect":"Allow","Resource":['
+    tail = '"]}]}'
+    arn = f'"arn:aws:iot:{region}:123456789012:client/c"'
+    arns = [arn] * ((size - len(head) - len(tail) - 2) // (len(arn) + 1))
+    body = head + ",".join(arns) + ',"'
+    document = body + "x" * (size - len(body) - len(tail)) + tail
+    assert len(json.dumps(json.loads(document), separators=(",", ":"))) == size
+    return document
+
+
+def test_a_policy_too_large_after_the_arn_rewrite_is_refused_before_the_call() -> None:
+    # Old code: CreatePolicy with 2048+ characters, AWS's refusal a failure-queue entry that
+    # named no limit. Now: refused before the call, naming the policy and the limit.
+    document = _document_of_size(rules.POLICY_DOCUMENT_MAX, "us-east-1")
+    to_longer = ArnMapping(regions={"us-east-1": "ap-southeast-2"})
+    same = ArnMapping(regions={"us-east-1": "eu-west-1"})
+    assert policy.policy_calls("p", {"document": document}, None, same)[0].op == "CreatePolicy"
+    with pytest.raises(RegistryValidationError, match=r"policy p.*at most 2048"):
+        policy.policy_calls("p", {"document": document}, None, to_longer)
+
+
+def test_emulated_create_policy_refuses_a_document_over_the_limit(pipeline: LocalPipeline) -> None:
+    iot = pipeline.source
+    limit = rules.POLICY_DOCUMENT_MAX
+    iot.create_policy(policyName="fits", policyDocument=_document_of_size(limit, "us-east-1"))
+    too_large = _document_of_size(limit + 1, "us-east-1")
+    assert _refused(iot.create_policy, policyName="big", policyDocument=too_large) == (
+        REFUSALS["policy_document_too_large"].code
+    )
+    assert _refused(
+        iot.create_policy_version, policyName="fits", policyDocument=too_large, setAsDefault=True
+    ) == (REFUSALS["policy_document_too_large"].code)
