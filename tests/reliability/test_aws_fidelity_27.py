@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from pipeline import rules
 from pipeline.cloudtrail import SkipCode, Skipped, parse_cloudtrail_event
 from pipeline.errors import EventValidationError, RegistryValidationError
-from pipeline.kinds import policy, thing
+from pipeline.kinds import policy, thing, thing_group
 from pipeline.model import EntityKind, entity_key
 from pipeline.policyrewrite import ArnMapping
 from pipeline.state import Outcome
@@ -344,3 +344,16 @@ def test_emulated_create_policy_refuses_a_document_over_the_limit(pipeline: Loca
     assert _refused(
         iot.create_policy_version, policyName="fits", policyDocument=too_large, setAsDefault=True
     ) == (REFUSALS["policy_document_too_large"].code)
+
+
+def test_a_kind_change_is_a_delete_and_a_create_of_the_other_kind() -> None:
+    group = thing_group.KIND
+    static = {"parent": None, "description": None, "attributes": {}, "query": None}
+    query = {"query_string": QUERY, "index_name": "AWS_Things", "query_version": "2017-09-30"}
+    dynamic = {**static, "query": query}
+    ops = [call.op for call in group.calls("g", dynamic, static)]
+    assert ops == ["DeleteThingGroup", "CreateDynamicThingGroup"]
+    ops = [call.op for call in group.calls("g", static, dynamic)]
+    assert ops == ["DeleteDynamicThingGroup", "CreateThingGroup"]
+    # A change that does not know the kind (a hierarchy event's stub) keeps the group.
+    assert group.calls("g", {"parent": None}, dynamic) == []
