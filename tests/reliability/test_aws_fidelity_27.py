@@ -348,7 +348,7 @@ def test_emulated_create_policy_refuses_a_document_over_the_limit(pipeline: Loca
 
 def test_a_kind_change_is_a_delete_and_a_create_of_the_other_kind() -> None:
     group = thing_group.KIND
-    static = {"parent": None, "description": None, "attributes": {}, "query": None}
+    static: JsonDict = {"parent": None, "description": None, "attributes": {}, "query": None}
     query = {"query_string": QUERY, "index_name": "AWS_Things", "query_version": "2017-09-30"}
     dynamic = {**static, "query": query}
     ops = [call.op for call in group.calls("g", dynamic, static)]
