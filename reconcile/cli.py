@@ -25,6 +25,7 @@ from reconcile.commands import COMMANDS
 from reconcile.context import CliError, Factory
 from reconcile.doctor import doctor_command
 from reconcile.enable_events import enable_events_command
+from reconcile.redrive import redrive_command
 
 COMMANDS_ENTRY_POINTS = "iot_crr.commands"
 """Entry-point group of commands that live outside the product (the sandbox's ``sandbox`` and
@@ -96,7 +97,7 @@ def _list_shadows(ctx: click.Context) -> None:
     factory.opt_in = factory.opt_in | {EntityKind.SHADOW}
 
 
-for _command in (*COMMANDS, doctor_command, enable_events_command):
+for _command in (*COMMANDS, doctor_command, enable_events_command, redrive_command):
     main.add_command(_command)
 
 

@@ -3,9 +3,11 @@ and ``DrainReport``: what a drain moved through the pipeline, this mapping's cou
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.model import parse_key
@@ -15,13 +17,50 @@ from sandbox.emulation.streams import StreamCursor, lambda_stream_record
 
 @dataclass(frozen=True)
 class FailedBatch:
-    """What Lambda sends to the on-failure destination once retries are exhausted."""
+    """A batch given up on once retries are exhausted; ``message`` is what Lambda sends to the
+    on-failure destination for it: metadata, not the records (``reconcile.redrive``)."""
 
     first_sequence_number: str
     last_sequence_number: str
     size: int
     attempts: int
     reason: str
+    shard_id: str = ""
+    stream_arn: str = ""
+    first_arrival: datetime | None = None
+    last_arrival: datetime | None = None
+
+    def message(self, function_arn: str, now: datetime) -> JsonDict:
+        """The on-failure record of the Lambda Developer Guide's example ("Retain discarded
+        records for a DynamoDB event source in Lambda")."""
+
+        def stamp(moment: datetime | None) -> str | None:
+            return None if moment is None else moment.astimezone(UTC).isoformat()
+
+        return {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": function_arn,
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": self.attempts,
+            },
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled",
+            },
+            "version": "1.0",
+            "timestamp": stamp(now),
+            "DDBStreamBatchInfo": {
+                "shardId": self.shard_id,
+                "startSequenceNumber": self.first_sequence_number,
+                "endSequenceNumber": self.last_sequence_number,
+                "approximateArrivalOfFirstRecord": stamp(self.first_arrival),
+                "approximateArrivalOfLastRecord": stamp(self.last_arrival),
+                "batchSize": self.size,
+                "streamArn": self.stream_arn,
+            },
+        }
 
 
 @dataclass
@@ -166,6 +205,10 @@ class EventSourceMapping:
                     size=len(rest),
                     attempts=self._attempts.pop(key),
                     reason="retries exhausted",
+                    shard_id=rest[0][0],
+                    stream_arn=self._cursor.stream_arn,
+                    first_arrival=_arrival(rest[0][1]),
+                    last_arrival=_arrival(rest[-1][1]),
                 )
             )
             shard_id, last = batch[-1]
@@ -195,6 +238,13 @@ def _is_entity_record(record: Mapping[str, Any]) -> bool:
     """A record of an entity item (``pipeline.model`` key), not of the pipeline's bookkeeping."""
     key = ((record["dynamodb"].get("Keys") or {}).get("pk") or {}).get("S")
     return isinstance(key, str) and parse_key(key) is not None
+
+
+def _arrival(record: Mapping[str, Any]) -> datetime | None:
+    created = record["dynamodb"].get("ApproximateCreationDateTime")
+    if isinstance(created, (int, float)):
+        return datetime.fromtimestamp(created, UTC)
+    return created if isinstance(created, datetime) else None
 
 
 def _sequence(record: Mapping[str, Any]) -> int:

@@ -5,9 +5,9 @@ in the shape Lambda's event source mapping delivers."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
+from reconcile.redrive import lambda_record
 from sandbox.emulation.patches import JsonDict
 
 
@@ -67,20 +67,9 @@ class StreamCursor:
 
 
 def lambda_stream_record(record: Mapping[str, Any], stream_arn: str, region: str) -> JsonDict:
-    """A DynamoDB Streams API record in the shape Lambda's event source mapping delivers."""
-    data = dict(record["dynamodb"])
-    created = data.get("ApproximateCreationDateTime")
-    if isinstance(created, datetime):
-        data["ApproximateCreationDateTime"] = created.timestamp()
-    return {
-        "eventID": record.get("eventID"),
-        "eventName": record["eventName"],
-        "eventVersion": record.get("eventVersion", "1.1"),
-        "eventSource": "aws:dynamodb",
-        "awsRegion": region,  # moto always says us-east-1
-        "dynamodb": data,
-        "eventSourceARN": stream_arn,
-    }
+    """A DynamoDB Streams API record in the shape Lambda's event source mapping delivers
+    (``reconcile.redrive.lambda_record``, which re-drives the product's own)."""
+    return lambda_record(record, stream_arn, region)
 
 
 class LambdaStreamReader:
