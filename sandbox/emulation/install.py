@@ -19,6 +19,12 @@ from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
 from sandbox.emulation import onboarding, servicequotas
 from sandbox.emulation.authorization_responses import _response_test_authorization
 from sandbox.emulation.controlplane import CONTROL_PLANE_PATCHES
+from sandbox.emulation.dynamic_groups import (
+    _create_dynamic_thing_group,
+    _delete_dynamic_thing_group,
+    _group_to_dict,
+    _update_dynamic_thing_group,
+)
 from sandbox.emulation.lambda_runtime import (
     _lambda_invoke,
     forget_function_environment,
@@ -29,18 +35,14 @@ from sandbox.emulation.quotas import _update_indexing_configuration
 from sandbox.emulation.registry import RegistryEmulation, _Installed
 from sandbox.emulation.registry_fixes import (
     _add_thing_to_thing_group,
-    _create_dynamic_thing_group,
     _create_thing,
     _create_thing_group,
     _create_thing_type,
-    _delete_dynamic_thing_group,
     _delete_thing,
     _delete_thing_group,
     _delete_thing_type,
     _deprecate_thing_type,
-    _group_to_dict,
     _remove_thing_from_thing_group,
-    _update_dynamic_thing_group,
     _update_thing,
     _update_thing_group,
     _update_thing_type,

@@ -187,7 +187,7 @@ def _iot_operations_called_by(*kinds: str) -> set[str]:
 
 
 REGISTRY_KINDS = ("thing", "thing_type", "thing_group", "billing_group", "membership")
-SECURITY_KINDS = ("certificate", "policy", "links")
+SECURITY_KINDS = ("certificate", "policy", "links", "thing_principal")
 ONBOARDING_KINDS = ("role_alias", "authorizer", "provisioning_template", "ca_certificate")
 DEVICE_STATE_KINDS = ("shadow",)
 

@@ -20,8 +20,9 @@ from pipeline.iot import Iot
 from pipeline.kinds import KINDS
 from pipeline.kinds.base import Call, ConvergeError
 from pipeline.kinds.certificate import canonical_pem, certificate_calls, certificate_id_from_pem
-from pipeline.kinds.links import POLICY_TARGET, THING_PRINCIPAL
+from pipeline.kinds.links import POLICY_TARGET
 from pipeline.kinds.policy import policy_calls
+from pipeline.kinds.thing_principal import THING_PRINCIPAL
 from pipeline.model import EntityKind
 from pipeline.policyrewrite import ArnMapping, canonical_document
 from sandbox.certificates import self_signed_pem
