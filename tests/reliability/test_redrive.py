@@ -129,6 +129,7 @@ def test_a_batch_given_up_on_is_re_read_from_the_stream_and_re_driven(
     message = tmp_path / "failed.json"
     # as `aws sqs receive-message` prints it
     body = failed.message(function_arn, datetime.now(UTC))
+    assert body["DDBStreamBatchInfo"]["approximateArrivalOfFirstRecord"] is not None
     message.write_text(json.dumps({"Messages": [{"MessageId": "m1", "Body": json.dumps(body)}]}))
     factory = Factory(client=clients, show_progress=False)
 
@@ -160,3 +161,22 @@ def test_a_batch_older_than_the_streams_retention_names_the_reconciliation(
     assert result.exit_code == 1, result.output
     assert "DynamoDB Streams keep them 24 h" in result.output
     assert "iot-crr reconcile" in result.output
+
+
+def test_a_batch_of_a_stream_that_is_gone_names_the_reconciliation(
+    pipeline: LocalPipeline, clients: Any, tmp_path: Path
+) -> None:
+    # GIVEN a recent message whose stream no longer exists (its table deleted or re-created):
+    # AWS answers ResourceNotFoundException (botocore's dynamodbstreams model), as moto does
+    info = {
+        **AWS_EXAMPLE["DDBStreamBatchInfo"],
+        "streamArn": f"arn:aws:dynamodb:{DST}:123456789012:table/gone/stream/2019-11-14T00:04:06.388",
+        "approximateArrivalOfFirstRecord": datetime.now(UTC).isoformat(),
+    }
+    message = tmp_path / "failed.json"
+    message.write_text(json.dumps({**AWS_EXAMPLE, "DDBStreamBatchInfo": info}))
+    result = CliRunner().invoke(
+        main, ["redrive", str(message), "--apply"], obj=Factory(client=clients)
+    )
+    assert result.exit_code == 1, result.output
+    assert "no longer holds these records" in result.output
