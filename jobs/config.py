@@ -69,6 +69,9 @@ class RunConfig:
     readiness_publish: tuple[str, ...] = ()
     # LIST_SHADOWS: the snapshots list device shadows too (opt-in: per-thing calls).
     list_shadows: bool = False
+    # RETAINED_TOPICS: topic globs; the snapshots list the retained messages whose topic
+    # matches one (none: retained messages are not listed; docs/retained.md).
+    retained_topics: tuple[str, ...] = ()
 
     @property
     def emit_via(self) -> Via:
@@ -86,7 +89,8 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
     replicator's, ``pipeline.policyrewrite.parse_account_map``), ``READINESS_SAMPLE`` (whole
     number ≥ 0, default 20, 0 = no readiness check), ``READINESS_PUBLISH`` (topics separated by
     ``;``, ``{thing}`` the thing's name), ``LIST_SHADOWS`` (true/false, default false: snapshots
-    list device shadows, per-thing calls); ``AWS_REGION``
+    list device shadows, per-thing calls), ``RETAINED_TOPICS`` (topic globs separated by ``;``,
+    default none: snapshots list the retained messages whose topic matches one); ``AWS_REGION``
     picks the S3 client's region for an ``s3://`` report location.
     """
     problems: dict[str, str] = {}
@@ -143,6 +147,9 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
 
     readiness_sample, publish = _readiness(env, problems)
     list_shadows = _flag(env, "LIST_SHADOWS", problems)
+    retained_topics = tuple(
+        glob.strip() for glob in (env.get("RETAINED_TOPICS") or "").split(";") if glob.strip()
+    )
 
     if problems:
         raise ConfigError(problems)
@@ -160,6 +167,7 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
         readiness_sample=readiness_sample,
         readiness_publish=publish,
         list_shadows=list_shadows,
+        retained_topics=retained_topics,
     )
 
 

@@ -113,15 +113,25 @@ def reconciler(
     the job's ignore rules and guards, the state table (for the three-way audit, which the job
     always runs); a dry run unless given an emitter."""
     opt_in = {EntityKind.SHADOW} if config.list_shadows else set()
+    include: dict[EntityKind, tuple[str, ...]] = {}
+    if config.retained_topics:
+        opt_in.add(EntityKind.RETAINED_MESSAGE)
+        include[EntityKind.RETAINED_MESSAGE] = config.retained_topics
     return Reconciler(
         registry_snapshotter(
-            factory, clock=clock, progress=LogProgress(logger.info), opt_in=opt_in
+            factory,
+            clock=clock,
+            progress=LogProgress(logger.info),
+            opt_in=opt_in,
+            include=include,
         ),
         ignore=config.ignore,
         guards=config.guards,
         emitter=emitter or DryRunEmitter(),
         clock=clock,
-        table=table_snapshotter(factory, config.state_table, clock=clock, opt_in=opt_in),
+        table=table_snapshotter(
+            factory, config.state_table, clock=clock, opt_in=opt_in, include=include
+        ),
         policy_accounts=config.policy_accounts,
         knobs=JOB_KNOBS,
     )

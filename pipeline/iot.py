@@ -39,9 +39,9 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 250  # the documented maximum of every IoT List* call used here
 
-# The iot-data listings: botocore's iot-data model has no paginator for them. AWS IoT API
-# Reference, ListNamedShadowsForThing: ``nextToken`` in and out, ``pageSize`` 1-100, the
-# shadow names in ``results``.
+# The iot-data listing botocore's iot-data paginators lack (they have ListRetainedMessages'). AWS
+# IoT API Reference, ListNamedShadowsForThing: ``nextToken`` in and out, ``pageSize`` 1-100,
+# the shadow names in ``results``.
 _DATA_PAGING: dict[str, dict[str, Any]] = {
     "ListNamedShadowsForThing": {
         "input_token": "nextToken",
@@ -50,7 +50,9 @@ _DATA_PAGING: dict[str, dict[str, Any]] = {
         "result_key": "results",
     }
 }
-_PAGE_MAX = {"ListNamedShadowsForThing": 100}
+# The iot-data listings' page maxima (botocore's iot-data model: ListRetainedMessages'
+# ``maxResults`` 1-200).
+_PAGE_MAX = {"ListNamedShadowsForThing": 100, "ListRetainedMessages": 200}
 
 # A delete, detach or remove of something already gone has reached its goal (AWS's DeleteThing
 # succeeds silently too, AWS IoT API Reference): such calls are made with ``maybe``.
@@ -68,9 +70,16 @@ class Call:
 
 @functools.cache
 def _paginators() -> dict[str, Any]:
-    """botocore's paginator model for IoT: per operation, its tokens, result and limit keys."""
-    model: dict[str, Any] = create_loader().load_service_model("iot", "paginators-1")
-    return dict(model["pagination"])
+    """botocore's paginator models for IoT and iot-data: per operation, its tokens, result and
+    limit keys."""
+    loader = create_loader()
+    return {
+        operation: config
+        for service in ("iot", "iot-data")
+        for operation, config in loader.load_service_model(service, "paginators-1")[
+            "pagination"
+        ].items()
+    }
 
 
 @functools.cache

@@ -41,6 +41,9 @@ class EntityKind(StrEnum):
     # Device state (AWS IoT Device Shadow service, through iot-data): a thing's classic or
     # named shadow, named ``<thing>#<shadow>`` (pipeline.kinds.shadow).
     SHADOW = "shadow"
+    # The message broker's retained messages (iot-data), named by their topic
+    # (pipeline.kinds.retained_message); reconciled only, never streamed.
+    RETAINED_MESSAGE = "retained_message"
 
 
 # Each kind's state-table key prefix (``<prefix>#<name>``). Stored keys: never renamed. A new
@@ -60,6 +63,7 @@ KEY_PREFIX: dict[EntityKind, str] = {
     EntityKind.PROVISIONING_TEMPLATE: "PROVTEMPLATE",
     EntityKind.CA_CERTIFICATE: "CACERT",
     EntityKind.SHADOW: "SHADOW",
+    EntityKind.RETAINED_MESSAGE: "RETAINED",
 }
 _KIND_BY_PREFIX = {prefix: kind for kind, prefix in KEY_PREFIX.items()}
 

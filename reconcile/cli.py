@@ -77,6 +77,17 @@ class _Group(click.Group):
     help="Snapshots list device shadows too (per thing: ListNamedShadowsForThing, and "
     "GetThingShadow per shadow; hours for a large fleet: docs/shadows.md).",
 )
+@click.option(
+    "--retained",
+    "retained_topics",
+    metavar="GLOB",
+    multiple=True,
+    expose_value=False,
+    callback=lambda ctx, _param, globs: _list_retained(ctx, globs) if globs else None,
+    help="Snapshots list retained messages too, those whose topic matches GLOB (fnmatch, "
+    "case-sensitive; repeatable; '*' for every topic): ListRetainedMessages, and "
+    "GetRetainedMessage per topic included (docs/retained.md).",
+)
 def main() -> None:
     """Cross-region replication and drift repair for the AWS IoT Core registry.
 
@@ -95,6 +106,12 @@ def main() -> None:
 def _list_shadows(ctx: click.Context) -> None:
     factory = ctx.ensure_object(Factory)
     factory.opt_in = factory.opt_in | {EntityKind.SHADOW}
+
+
+def _list_retained(ctx: click.Context, globs: tuple[str, ...]) -> None:
+    factory = ctx.ensure_object(Factory)
+    factory.opt_in = factory.opt_in | {EntityKind.RETAINED_MESSAGE}
+    factory.include = {**factory.include, EntityKind.RETAINED_MESSAGE: tuple(globs)}
 
 
 for _command in (*COMMANDS, doctor_command, enable_events_command, redrive_command):

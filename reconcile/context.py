@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -62,6 +62,8 @@ class Factory:
     show_progress: bool | None = None  # None: when stdout is a terminal (progress_wanted)
     # The opt-in kinds snapshots list too (``iot-crr --shadows``; ``Listing.opt_in``).
     opt_in: frozenset[EntityKind] = frozenset()
+    # Per kind, the name globs its listed entities must match (``iot-crr --retained GLOB``).
+    include: Mapping[EntityKind, tuple[str, ...]] = field(default_factory=dict)
 
     def aws_client(self, service: str, region: str) -> Any:
         """The client for ``service`` in ``region`` (``pipeline.aws.client`` reuses clients)."""
@@ -85,14 +87,24 @@ class Factory:
         """Snapshots a region on the Factory's clock; errors name the region."""
         return _naming_region(
             registry_snapshotter(
-                self.aws_client, clock=self.clock, progress=progress, opt_in=self.opt_in
+                self.aws_client,
+                clock=self.clock,
+                progress=progress,
+                opt_in=self.opt_in,
+                include=self.include,
             )
         )
 
     def table_reader(self, table_name: str) -> Snapshotter:
         """Reads the state table ``table_name`` as held in a region; errors name the region."""
         return _naming_region(
-            table_snapshotter(self.aws_client, table_name, clock=self.clock, opt_in=self.opt_in)
+            table_snapshotter(
+                self.aws_client,
+                table_name,
+                clock=self.clock,
+                opt_in=self.opt_in,
+                include=self.include,
+            )
         )
 
     def check_table(self, table_name: str, region: str) -> None:

@@ -37,7 +37,7 @@ from reconcile.explain import explain, read_table, table_vs_target
 from reconcile.failback import hold_unreplicated, repairable
 from reconcile.ignore import IgnoreRules
 from reconcile.interrupt import at_once
-from reconcile.inventory import Inventory
+from reconcile.inventory import Inventory, included
 from reconcile.plan import (
     CLI_KNOBS,
     Guards,
@@ -63,14 +63,16 @@ def registry_snapshotter(
     clock: Clock = now_ms,
     progress: ListingProgress | None = None,
     opt_in: Iterable[EntityKind] = (),
+    include: Mapping[EntityKind, tuple[str, ...]] | None = None,
 ) -> Snapshotter:
     """Snapshots a region through its IoT client, paced by a fresh ``limiter()`` per snapshot;
     ``progress`` (thread-safe, ``reconcile.progress``) hears every region's listings;
-    ``opt_in``: the opt-in kinds to list too (``Listing.opt_in``: shadows)."""
+    ``opt_in``: the opt-in kinds to list too (``Listing.opt_in``: shadows, retained messages);
+    ``include``: per kind, the name globs its entities must match (``Inventory``)."""
     kinds = frozenset(opt_in)
 
     def snapshot(region: str) -> Snapshot:
-        inventory = Inventory(client("iot", region), limiter(), opt_in=kinds)
+        inventory = Inventory(client("iot", region), limiter(), opt_in=kinds, include=include)
         return take_snapshot(inventory, region, progress=progress, clock=clock)
 
     return snapshot
@@ -82,17 +84,25 @@ def table_snapshotter(
     *,
     clock: Clock = now_ms,
     opt_in: Iterable[EntityKind] = (),
+    include: Mapping[EntityKind, tuple[str, ...]] | None = None,
 ) -> Snapshotter:
     """Reads the state table ``table_name`` (its replica in the region asked for) by a
     parallel Scan, stamped with ``clock``; without the opt-in kinds the registries' snapshots
-    do not list (``opt_in`` as theirs), so the table is compared with them kind for kind."""
+    do not list (``opt_in`` as theirs) and the names their ``include`` globs leave out, so the
+    table is compared with them kind for kind."""
     kinds = frozenset(opt_in)
+    globs = dict(include or {})
 
     def snapshot(region: str) -> Snapshot:
         read = read_table(StateTable(client("dynamodb", region), table_name), region, clock())
         for kind in KINDS.values():
+            frame = kind.spec.frame
             if kind.listing.opt_in and kind.kind not in kinds:
-                read = read.with_table(kind.spec.frame, empty_frame(kind.spec.frame))
+                read = read.with_table(frame, empty_frame(frame))
+            elif kind.kind in globs:
+                rows = read.frames[frame]
+                keep = [included(globs, kind.kind, str(name)) for name in rows["name"]]
+                read = read.with_table(frame, rows[keep].reset_index(drop=True))
         return read
 
     return snapshot

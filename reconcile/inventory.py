@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import fnmatch
 import math
 import threading
 from collections import Counter
@@ -66,6 +67,9 @@ class Inventory:
 
     ``client`` is a boto3 IoT client for the region (``pipeline.aws.client("iot", region)``);
     ``limiter`` paces the calls. ``page_size`` exists so tests can force many pages.
+    ``opt_in``: the opt-in kinds to list too (``Listing.opt_in``); ``include``: per kind, the
+    name globs (``fnmatch``, case-sensitive) its listed entities must match to be described
+    and kept, ``included``; a kind not named keeps every entity.
     """
 
     def __init__(
@@ -75,9 +79,11 @@ class Inventory:
         *,
         page_size: int = PAGE_SIZE,
         opt_in: Iterable[EntityKind] = (),
+        include: Mapping[EntityKind, Iterable[str]] | None = None,
     ) -> None:
         # The opt-in kinds (``Listing.opt_in``) this snapshot lists; the others never are.
         self.opt_in = frozenset(opt_in)
+        self.include = {kind: tuple(globs) for kind, globs in (include or {}).items()}
         self._limiter = limiter or RateLimiter()
         self.iot = Iot(client, before=self._limiter.acquire, page_size=page_size)
         self.restarts: Counter[str] = Counter()
@@ -90,6 +96,10 @@ class Inventory:
     def lists(self, kind: Kind) -> bool:
         """Whether this snapshot lists ``kind`` (an opt-in kind only when asked)."""
         return not kind.listing.opt_in or kind.kind in self.opt_in
+
+    def includes(self, kind: EntityKind, name: str) -> bool:
+        """Whether an entity of ``kind`` named ``name`` is in this snapshot (``included``)."""
+        return included(self.include, kind, name)
 
     @property
     def limiter(self) -> RateLimiter:
@@ -138,6 +148,8 @@ class Inventory:
         if listing.parent is not None:
             raise ValueError(f"{kind.value} is listed under its parent, {listing.parent.value}")
         for listed in self.items(listing.op, key=listing.name):
+            if listing.name is not None and not self.includes(kind, str(listed[listing.name])):
+                continue  # not asked for: not described
             record = model.record(self, listed)
             if record is not None:
                 yield record
@@ -155,6 +167,14 @@ class Inventory:
             yield from self.items(join.op, **{join.param: parent})
         except NotFoundError:
             return
+
+
+def included(include: Mapping[EntityKind, tuple[str, ...]], kind: EntityKind, name: str) -> bool:
+    """Whether ``name`` matches one of the globs ``include`` names for ``kind`` (``fnmatch``,
+    case-sensitive: a retained message's topic, ``iot-crr --retained 'config/*'``); every name
+    of a kind ``include`` does not name."""
+    globs = include.get(kind)
+    return globs is None or any(fnmatch.fnmatchcase(name, glob) for glob in globs)
 
 
 # --- reading a region: the kinds' listings, concurrently ----------------------------------------

@@ -123,9 +123,11 @@ class LocalPipeline:
         max_retry_attempts: int = MAX_RETRY_ATTEMPTS,
         policy_account_map: Mapping[str, str] | None = None,
         opt_in: Iterable[EntityKind] = (),
+        include: Mapping[EntityKind, tuple[str, ...]] | None = None,
     ) -> None:
         self.source_region = source_region
         self.opt_in = frozenset(opt_in)  # the opt-in kinds its snapshots list (shadows)
+        self.include = dict(include or {})  # per kind, the name globs they keep
         self.destination_region = destination_region
         self.clock = clock or FakeClock()
         ddb = client("dynamodb", destination_region)
@@ -199,7 +201,9 @@ class LocalPipeline:
 
     def snapshot(self, region: str) -> Snapshot:
         client = self.source if region == self.source_region else self.destination
-        inventory = Inventory(client, RateLimiter.unlimited(), opt_in=self.opt_in)
+        inventory = Inventory(
+            client, RateLimiter.unlimited(), opt_in=self.opt_in, include=self.include
+        )
         return take_snapshot(inventory, region)
 
     def reconciler(self, guards: Guards | None = None) -> Reconciler:

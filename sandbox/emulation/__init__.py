@@ -28,6 +28,9 @@ Contents, in the order of the data flow (one module per concern):
    (``rolealiases``), custom authorizers (``authorizers``); docs/onboarding-kinds.md.
 8. Device shadows (``shadows``): the update/documents and delete/accepted messages on the
    shadow topics, the 8 KB refusal, deleted shadows gone; docs/shadows.md.
+9. Retained messages (``retained``): Publish with retain keeps or (empty) deletes a topic's
+   retained message, ListRetainedMessages and GetRetainedMessage serve them, the 128 KB and
+   reserved-topic refusals; docs/retained.md.
 """
 
 from sandbox.emulation.delivery import (

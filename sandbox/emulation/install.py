@@ -12,11 +12,12 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.iot.models import FakeThingGroup, IoTBackend
 from moto.iot.responses import IoTResponse
 from moto.iotdata.models import IoTDataPlaneBackend
+from moto.iotdata.responses import IoTDataPlaneResponse
 from moto.servicequotas.models import ServiceQuotasBackend
 from moto.servicequotas.responses import ServiceQuotasResponse
 from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
 
-from sandbox.emulation import onboarding, servicequotas
+from sandbox.emulation import onboarding, retained, servicequotas
 from sandbox.emulation.authorization_responses import _response_test_authorization
 from sandbox.emulation.controlplane import CONTROL_PLANE_PATCHES
 from sandbox.emulation.dynamic_groups import (
@@ -115,6 +116,8 @@ def install(emulation: RegistryEmulation) -> None:
     _serve_service_quotas(_PATCHES)
     for name, function in DATA_PLANE_PATCHES.items():
         _PATCHES.set(IoTDataPlaneBackend, name, function)
+    for name, function in retained.RESPONSE_PATCHES.items():
+        _PATCHES.set(IoTDataPlaneResponse, name, function)
     # A certificate's id is the SHA-256 of its DER, as AWS computes it (MOTO_GAPS): moto's own
     # option, on for every client of this process's endpoint.
     _PATCHES.set(iot_models, "iot_use_valid_cert", lambda: True)

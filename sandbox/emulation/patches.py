@@ -120,7 +120,19 @@ MOTO_GAPS = (
     "DeleteThingShadow of a deleted shadow is ResourceNotFoundException (moto: deletes it again) "
     "and ListNamedShadowsForThing lists live shadows only (moto: deleted ones too)",
     "[not emulated] ListNamedShadowsForThing's pageSize/nextToken (moto: every name at once), "
-    "the Device Shadow quotas (per-thing TPS, JSON depth), retained messages",
+    "the Device Shadow quotas (per-thing TPS, JSON depth)",
+    # Retained messages (sandbox.emulation.retained; sources there and in
+    # pipeline.kinds.retained_message).
+    "Publish with retain=true keeps the topic's one retained message (payload, QoS, MQTT 5 user "
+    "properties, the time) and an empty payload deletes it; ListRetainedMessages and "
+    "GetRetainedMessage serve them (moto: none of it). [assumption] listed in topic order, 25 a "
+    "page unless maxResults says otherwise",
+    "Publish refuses a payload over 128 KB (RequestEntityTooLargeException) and a retained "
+    "publish to a reserved ($) topic (InvalidRequestException) (moto: accepts both); "
+    "[assumption] both codes",
+    "[not emulated] the account's maximum number of retained messages (AWS: a throttled answer "
+    "to a retained publish at it), the expiry of a retained message untouched for three years, "
+    "delivery of retained messages to subscribers",
     "The CA certificate, provisioning template, role alias and authorizer calls publish their "
     "CloudTrail event (sandbox.emulation.controlplane); [assumption] their requestParameters "
     "carry the request as sent and responseElements the names, ARNs and version ids",

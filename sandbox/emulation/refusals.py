@@ -365,6 +365,24 @@ REFUSALS: dict[str, Refusal] = {
         "UpdateThingShadow (RequestEntityTooLargeException, HTTP 413)",
         message_seen=False,
     ),
+    # ---- retained messages (sandbox.emulation.retained) -------------------------------------
+    "publish_payload_too_large": Refusal(
+        "Publish",
+        "RequestEntityTooLargeException",
+        "The payload exceeds the maximum size allowed: {size} bytes, {limit} allowed",
+        "https://docs.aws.amazon.com/general/latest/gr/iot-core.html (message broker limits, "
+        "'Message size': 128 KB; 'AWS IoT rejects messages larger than this size'); "
+        "[assumption] the code, iot-data's for a body over a limit (UpdateThingShadow's)",
+        message_seen=False,
+    ),
+    "retain_on_reserved_topic": Refusal(
+        "Publish",
+        "InvalidRequestException",
+        "Retained messages cannot be published to a reserved topic: {topic}",
+        f"{_GUIDE}mqtt.html#mqtt-retain ('You can't publish to a reserved topic with the "
+        "RETAIN flag set'); [assumption] the code, one of Publish's in botocore's model",
+        message_seen=False,
+    ),
     **GROUP_REFUSALS,
     **QUOTA_REFUSALS,
 }

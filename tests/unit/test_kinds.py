@@ -140,6 +140,7 @@ def test_derived_names_follow_the_kinds() -> None:
         EntityKind.THING_PRINCIPAL,
         EntityKind.POLICY_TARGET,
         EntityKind.SHADOW,
+        EntityKind.RETAINED_MESSAGE,
         EntityKind.ROLE_ALIAS,
         EntityKind.AUTHORIZER,
     )
