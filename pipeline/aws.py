@@ -228,9 +228,13 @@ def classify_client_error(operation: str, error: ClientError) -> Exception:
 # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsiot.html). The
 # roles grant both, so neither reading can refuse the call (infra/, checked by tests/infra; the
 # sandbox's IAM emulation requires both).
+# Publish (iot-data), which the project makes only with RETAIN set (pipeline.kinds.
+# retained_message), needs both iot:Publish and iot:RetainPublish ("AWS IoT Core policy actions":
+# "To grant iot:RetainPublish permission, you must also grant iot:Publish permission").
 IAM_ACTIONS = {
     "ListPrincipalThingsV2": ("ListPrincipalThingsV2", "ListPrincipalThings"),
     "ListThingPrincipalsV2": ("ListThingPrincipalsV2", "ListThingPrincipals"),
+    "Publish": ("Publish", "RetainPublish"),
 }
 
 

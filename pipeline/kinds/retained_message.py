@@ -40,7 +40,7 @@ Reference and botocore's iot-data model: ListRetainedMessages, GetRetainedMessag
 - IAM ("AWS IoT Core policy actions", "Actions, resources, and condition keys for AWS IoT"):
   ListRetainedMessages on ``*`` only; GetRetainedMessage on the topic; a retained publish needs
   ``iot:RetainPublish`` and ``iot:Publish`` on the topic ("To grant iot:RetainPublish permission,
-  you must also grant iot:Publish permission").
+  you must also grant iot:Publish permission"): ``pipeline.aws.IAM_ACTIONS``.
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ from botocore.exceptions import ClientError
 from pipeline.aws import iam_actions
 
 # boto3 service name -> the IAM service prefix of its actions, where they differ.
-_IAM_PREFIX = {"dynamodbstreams": "dynamodb", "stepfunctions": "states"}
+# iot-data's operations (Device Shadow service, message broker) are authorized as iot: actions
+# (Service Authorization Reference, "Actions, resources, and condition keys for AWS IoT").
+_IAM_PREFIX = {"dynamodbstreams": "dynamodb", "stepfunctions": "states", "iot-data": "iot"}
 
 _ACTING: contextvars.ContextVar[str | None] = contextvars.ContextVar("iam_role", default=None)
 

@@ -47,6 +47,7 @@ STAR_RESOURCE_ALLOWED: dict[str, str] = {
     "iot:RegisterCACertificate": "the CA certificate does not exist before the call",
     "iot:ListProvisioningTemplates": "IoT list call without a resource type",
     "iot:ListCACertificates": "IoT list call without a resource type",
+    "iot:ListRetainedMessages": "its resource 'must be *' (AWS IoT Core policy actions)",
     "iot:DescribeEndpoint": "account-level call without a resource type",
     "iot:ListDomainConfigurations": "IoT list call without a resource type",
     "iot:ListTopicRules": "IoT list call without a resource type",
@@ -189,7 +190,7 @@ def _iot_operations_called_by(*kinds: str) -> set[str]:
 REGISTRY_KINDS = ("thing", "thing_type", "thing_group", "billing_group", "membership")
 SECURITY_KINDS = ("certificate", "policy", "links", "thing_principal")
 ONBOARDING_KINDS = ("role_alias", "authorizer", "provisioning_template", "ca_certificate")
-DEVICE_STATE_KINDS = ("shadow",)
+DEVICE_STATE_KINDS = ("shadow", "retained_message")
 
 
 def test_replicator_role_grants_exactly_the_registry_adapter_calls(

@@ -45,6 +45,8 @@ EXPECTED_ENV = {
         # jobs.config: the readiness check's sample and topics (reconcile.readiness)
         "READINESS_SAMPLE",
         "READINESS_PUBLISH",
+        # jobs.config: the topic globs of the retained messages listed (docs/retained.md)
+        "RETAINED_TOPICS",
         # jobs.runlock: the run lock's table (its ARN).
         "RUN_LOCK_TABLE",
     },

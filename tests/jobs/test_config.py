@@ -27,6 +27,7 @@ def test_minimal_environment_gives_the_defaults() -> None:
     assert config.emit_via == "table"
     assert config.run_id is None
     assert config.list_shadows is False  # opt-in: per-thing calls
+    assert config.retained_topics == ()  # opt-in: retained messages not listed
 
 
 def test_every_optional_variable_is_read() -> None:
@@ -41,6 +42,7 @@ def test_every_optional_variable_is_read() -> None:
         "IGNORE_PATTERNS": "thing:test-*; thing:*:attributes.lastSeen",
         "POLICY_ACCOUNT_MAP": "111111111111=222222222222",
         "LIST_SHADOWS": "yes",
+        "RETAINED_TOPICS": "config/*; status/+ ;",
     }
 
     config = run_config_from_env(env)
@@ -54,6 +56,7 @@ def test_every_optional_variable_is_read() -> None:
     assert config.ignore.patterns == ("thing:test-*", "thing:*:attributes.lastSeen")
     assert config.policy_accounts == {"111111111111": "222222222222"}
     assert config.list_shadows is True
+    assert config.retained_topics == ("config/*", "status/+")
 
 
 def test_the_jobs_engine_diffs_policies_with_the_account_map() -> None:

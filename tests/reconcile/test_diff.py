@@ -146,6 +146,7 @@ def test_every_seeded_difference_is_found_once_and_explained(
         "provisioning_template": 0,
         "ca_certificate": 0,
         "shadow": 0,
+        "retained_message": 0,
     }
     assert not report.in_sync
 
@@ -294,6 +295,7 @@ def test_empty_snapshots_are_in_sync() -> None:
             "provisioning_template",
             "ca_certificate",
             "shadow",
+            "retained_message",
         ],
         0,
     )

@@ -78,6 +78,7 @@ def test_json_follows_the_contract() -> None:
         "provisioning_template",
         "ca_certificate",
         "shadow",
+        "retained_message",
     }
     by_name = {d["name"]: d for d in document["drifts"]}
     assert by_name["t1"] == {

@@ -205,6 +205,7 @@ def test_progress_reports_final_counts(source_iot: Any, seed: Seed, snapshot_of:
         EntityKind.PROVISIONING_TEMPLATE.value: 0,
         EntityKind.CA_CERTIFICATE.value: 0,
         EntityKind.SHADOW.value: 0,  # not asked for (opt-in): finished at once
+        EntityKind.RETAINED_MESSAGE.value: 0,
     }
     assert final[EntityKind.THING.value].calls == inventory.calls["ListThings"] == 1
     assert all(status.region == SRC and status.eta_seconds == 0.0 for status in final.values())
