@@ -235,6 +235,28 @@ def shadow_too_large(iot: Any, ctx: Context) -> Answer:
         iot.delete_thing(thingName=thing)
 
 
+def publish_payload_too_large(iot: Any, ctx: Context) -> Answer:
+    """A publish whose payload is one byte over the message broker's 128 KB (General Reference,
+    message broker limits: "AWS IoT rejects messages larger than this size"); retained, so
+    nothing is left should AWS accept it, a retained message the next probe run replaces."""
+    data = ctx.client("iot-data")
+    topic = ctx.scope("probe/retained-big")
+    payload = b"x" * (128 * 1024 + 1)
+    try:
+        return answer_of(lambda: data.publish(topic=topic, payload=payload, retain=True), ctx.scope)
+    finally:
+        data.publish(topic=topic, payload=b"", retain=True)  # deletes one, were it kept
+
+
+def retain_on_reserved_topic(iot: Any, ctx: Context) -> Answer:
+    """A retained publish to a reserved topic ("You can't publish to a reserved topic with the
+    RETAIN flag set", "Using MQTT retained messages"): a shadow's get topic, under the scope's
+    own thing name, which exists nowhere."""
+    data = ctx.client("iot-data")
+    topic = f"$aws/things/{ctx.scope('probe-retain')}/shadow/get"
+    return answer_of(lambda: data.publish(topic=topic, payload=b"{}", retain=True), ctx.scope)
+
+
 PROBES = (
     Probe("update_thing_type_beyond_mqtt5", "UpdateThingType", update_thing_type_beyond_mqtt5),
     Probe("delete_thing_type_not_deprecated", "DeleteThingType", delete_thing_type_not_deprecated),
@@ -256,6 +278,8 @@ PROBES = (
     *ONBOARDING_PROBES,
     *QUOTA_PROBES,
     Probe("shadow_too_large", "UpdateThingShadow", shadow_too_large),
+    Probe("publish_payload_too_large", "Publish", publish_payload_too_large),
+    Probe("retain_on_reserved_topic", "Publish", retain_on_reserved_topic),
     *GROUP_PROBES,  # after dynamic_group_without_index, which needs a region without any
 )
 PROBES_BY_NAME = {probe.name: probe for probe in PROBES}
