@@ -68,8 +68,7 @@ class Inventory:
     ``client`` is a boto3 IoT client for the region (``pipeline.aws.client("iot", region)``);
     ``limiter`` paces the calls. ``page_size`` exists so tests can force many pages.
     ``opt_in``: the opt-in kinds to list too (``Listing.opt_in``); ``include``: per kind, the
-    name globs (``fnmatch``, case-sensitive) its listed entities must match to be described
-    and kept, ``included``; a kind not named keeps every entity.
+    name globs its listed entities must match to be described and kept (``included``).
     """
 
     def __init__(
@@ -96,10 +95,6 @@ class Inventory:
     def lists(self, kind: Kind) -> bool:
         """Whether this snapshot lists ``kind`` (an opt-in kind only when asked)."""
         return not kind.listing.opt_in or kind.kind in self.opt_in
-
-    def includes(self, kind: EntityKind, name: str) -> bool:
-        """Whether an entity of ``kind`` named ``name`` is in this snapshot (``included``)."""
-        return included(self.include, kind, name)
 
     @property
     def limiter(self) -> RateLimiter:
@@ -148,7 +143,7 @@ class Inventory:
         if listing.parent is not None:
             raise ValueError(f"{kind.value} is listed under its parent, {listing.parent.value}")
         for listed in self.items(listing.op, key=listing.name):
-            if listing.name is not None and not self.includes(kind, str(listed[listing.name])):
+            if listing.name and not included(self.include, kind, str(listed[listing.name])):
                 continue  # not asked for: not described
             record = model.record(self, listed)
             if record is not None:
@@ -170,9 +165,8 @@ class Inventory:
 
 
 def included(include: Mapping[EntityKind, tuple[str, ...]], kind: EntityKind, name: str) -> bool:
-    """Whether ``name`` matches one of the globs ``include`` names for ``kind`` (``fnmatch``,
-    case-sensitive: a retained message's topic, ``iot-crr --retained 'config/*'``); every name
-    of a kind ``include`` does not name."""
+    """Whether ``name`` matches a glob ``include`` names for ``kind`` (``fnmatch``, case-sensitive:
+    ``iot-crr --retained 'config/*'``); any name of a kind ``include`` does not name."""
     globs = include.get(kind)
     return globs is None or any(fnmatch.fnmatchcase(name, glob) for glob in globs)
 
