@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from sandbox import emulation
 from sandbox.emulation.iam import IamEmulation
@@ -152,3 +153,20 @@ def test_the_emulation_refuses_what_a_role_does_not_grant(
     # THEN the call is refused and the change does not reach the destination
     assert iam.denied == {REPLICATOR: {"dynamodb:UpdateItem"}}
     assert not pipeline.destination.describe_thing(thingName="t1").get("attributes")
+
+
+def test_a_retained_publish_needs_publish_and_retain_publish(
+    registry_world: emulation.RegistryEmulation,
+) -> None:
+    # GIVEN a role granting iot:Publish only, and the replicator's role from the template
+    iam = IamEmulation({"PublishOnly": frozenset({"iot:Publish"}), **_granted()})
+    data = iam.client_factory(boto3_client)("iot-data", DST)
+    # WHEN each publishes a retained message (the retained-message kind's repair)
+    with iam.acting_as("PublishOnly"), pytest.raises(ClientError):
+        data.publish(topic="config/d", payload=b"x", retain=True)
+    with iam.acting_as(REPLICATOR):
+        data.publish(topic="config/d", payload=b"x", retain=True)
+    # THEN iot:RetainPublish is required besides iot:Publish (iot-data's calls are iot: actions),
+    # and the replicator's role grants both
+    assert iam.denied == {"PublishOnly": {"iot:RetainPublish"}}
+    assert {"iot:Publish", "iot:RetainPublish"} <= iam.called[REPLICATOR]
