@@ -42,7 +42,7 @@ def test_every_optional_variable_is_read() -> None:
         "IGNORE_PATTERNS": "thing:test-*; thing:*:attributes.lastSeen",
         "POLICY_ACCOUNT_MAP": "111111111111=222222222222",
         "LIST_SHADOWS": "yes",
-        "RETAINED_TOPICS": "config/*; status/+ ;",
+        "RETAINED_TOPICS": "config/*; status/dev-? ;",
     }
 
     config = run_config_from_env(env)
@@ -56,7 +56,7 @@ def test_every_optional_variable_is_read() -> None:
     assert config.ignore.patterns == ("thing:test-*", "thing:*:attributes.lastSeen")
     assert config.policy_accounts == {"111111111111": "222222222222"}
     assert config.list_shadows is True
-    assert config.retained_topics == ("config/*", "status/+")
+    assert config.retained_topics == ("config/*", "status/dev-?")
 
 
 def test_the_jobs_engine_diffs_policies_with_the_account_map() -> None:
