@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from jobs.artefacts import RUN_ID_PATTERN
 from pipeline.errors import EventValidationError, PermanentError
+from pipeline.kinds.shadow_selection import ALL, ShadowSelection, selection_from_env
 from pipeline.policyrewrite import ACCOUNT_MAP_VARIABLE, parse_account_map
 from reconcile.emit import Via
 from reconcile.ignore import IgnorePatternError, IgnoreRules
@@ -72,6 +73,9 @@ class RunConfig:
     # RETAINED_TOPICS: topic globs; the snapshots list the retained messages whose topic
     # matches one (none: retained messages are not listed; docs/retained.md).
     retained_topics: tuple[str, ...] = ()
+    # SHADOW_INCLUDE, SHADOW_EXCLUDE, SHADOW_SECTIONS: which shadows and sections are
+    # replicated (pipeline.kinds.shadow_selection), as the persist function's.
+    shadows: ShadowSelection = ALL
 
     @property
     def emit_via(self) -> Via:
@@ -89,8 +93,10 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
     replicator's, ``pipeline.policyrewrite.parse_account_map``), ``READINESS_SAMPLE`` (whole
     number ≥ 0, default 20, 0 = no readiness check), ``READINESS_PUBLISH`` (topics separated by
     ``;``, ``{thing}`` the thing's name), ``LIST_SHADOWS`` (true/false, default false: snapshots
-    list device shadows, per-thing calls), ``RETAINED_TOPICS`` (topic globs separated by ``;``,
-    default none: snapshots list the retained messages whose topic matches one); ``AWS_REGION``
+    list device shadows, per-thing calls), ``SHADOW_INCLUDE``, ``SHADOW_EXCLUDE``,
+    ``SHADOW_SECTIONS`` (``pipeline.kinds.shadow_selection``), ``RETAINED_TOPICS`` (topic globs
+    separated by ``;``, default none: snapshots list the retained messages whose topic matches
+    one); ``AWS_REGION``
     picks the S3 client's region for an ``s3://`` report location.
     """
     problems: dict[str, str] = {}
@@ -150,6 +156,11 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
     retained_topics = tuple(
         glob.strip() for glob in (env.get("RETAINED_TOPICS") or "").split(";") if glob.strip()
     )
+    shadows = ALL
+    try:
+        shadows = selection_from_env(env)
+    except EventValidationError as error:
+        problems[error.field] = error.reason
 
     if problems:
         raise ConfigError(problems)
@@ -168,6 +179,7 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
         readiness_publish=publish,
         list_shadows=list_shadows,
         retained_topics=retained_topics,
+        shadows=shadows,
     )
 
 

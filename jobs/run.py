@@ -134,6 +134,7 @@ def reconciler(
         ),
         policy_accounts=config.policy_accounts,
         knobs=JOB_KNOBS,
+        shadows=config.shadows,
     )
 
 

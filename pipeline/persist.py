@@ -12,6 +12,7 @@ the rules are ``pipeline.ingest``'s, this is the Lambda handler. Bad input raise
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -23,8 +24,9 @@ from pipeline.cloudtrail import Skipped, is_cloudtrail_event, parse_cloudtrail_e
 from pipeline.errors import EventValidationError
 from pipeline.ingest import admit, bounded, look_up, persist_change
 from pipeline.iot import Iot
+from pipeline.kinds.shadow_selection import ShadowSelection, selection_from_env
 from pipeline.model import Change
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings, SettingsError, load_settings
 from pipeline.state import FutureTimestampError
 from pipeline.statetable import StateTable
 
@@ -86,6 +88,14 @@ def _control_plane_call(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _looked_up_and_persisted(settings: Settings, change: Change, event_name: str) -> dict[str, Any]:
+    kept = _shadow_selection().admitted(change)
+    if kept is None:
+        return {
+            "outcome": "skipped",
+            "key": "",
+            "reason": f"shadow {change.name} is not replicated (SHADOW_INCLUDE, SHADOW_EXCLUDE)",
+        }
+    change = kept
     # One value per admitted event, 0 included (a baseline, as for the refusals).
     stamped = change.origin.stamped_ms
     metrics.add_metric(
@@ -112,6 +122,14 @@ def _looked_up_and_persisted(settings: Settings, change: Change, event_name: str
             }
         change = resolved
     return _persist(settings.state_table, settings.region, change)
+
+
+def _shadow_selection() -> ShadowSelection:
+    """Which shadows and sections this pipeline replicates (read per call, as the settings)."""
+    try:
+        return selection_from_env(os.environ)
+    except EventValidationError as error:
+        raise SettingsError(f"{error.field}: {error.reason}") from error
 
 
 def _persist(table_name: str, region: str, change: Change) -> dict[str, Any]:

@@ -19,7 +19,13 @@ from typing import Any
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import CrrError
+from pipeline.errors import CrrError, EventValidationError
+from pipeline.kinds.shadow_selection import (
+    EXCLUDE_VARIABLE,
+    INCLUDE_VARIABLE,
+    SECTIONS_VARIABLE,
+    parse_selection,
+)
 from pipeline.model import EntityKind
 from reconcile.commands import COMMANDS
 from reconcile.context import CliError, Factory
@@ -88,7 +94,34 @@ class _Group(click.Group):
     "case-sensitive; repeatable; '*' for every topic): ListRetainedMessages, and "
     "GetRetainedMessage per topic included (docs/retained.md).",
 )
-def main() -> None:
+@click.option(
+    "--shadow-include",
+    envvar=INCLUDE_VARIABLE,
+    default="",
+    show_default=False,
+    metavar="GLOBS",
+    help="Only the shadows whose names match one of these globs (comma-separated; the "
+    "classic shadow is ~classic). Set the persist function's SHADOW_INCLUDE the same.",
+)
+@click.option(
+    "--shadow-exclude",
+    envvar=EXCLUDE_VARIABLE,
+    default="",
+    show_default=False,
+    metavar="GLOBS",
+    help="Leave out the shadows whose names match one of these globs (e.g. '$*').",
+)
+@click.option(
+    "--shadow-sections",
+    envvar=SECTIONS_VARIABLE,
+    type=click.Choice(["both", "desired", "reported"]),
+    default="both",
+    help="The shadow sections replicated; the other is each region's own.",
+)
+@click.pass_context
+def main(
+    ctx: click.Context, shadow_include: str, shadow_exclude: str, shadow_sections: str
+) -> None:
     """Cross-region replication and drift repair for the AWS IoT Core registry.
 
     Region, endpoint and credentials come from options and boto3's own environment
@@ -100,7 +133,15 @@ def main() -> None:
     Example:
       iot-crr audit --source-region us-east-1 --target-region eu-west-1
       iot-crr reconcile --source-region us-east-1 --target-region eu-west-1 --apply
+      iot-crr --shadows --shadow-exclude '$*' audit --source-region us-east-1 \\
+          --target-region eu-west-1
     """
+    try:
+        selection = parse_selection(shadow_include, shadow_exclude, shadow_sections)
+    except EventValidationError as error:
+        option = {INCLUDE_VARIABLE: "--shadow-include", EXCLUDE_VARIABLE: "--shadow-exclude"}
+        raise click.BadParameter(error.reason, param_hint=option.get(error.field)) from error
+    ctx.ensure_object(Factory).shadows = selection
 
 
 def _list_shadows(ctx: click.Context) -> None:

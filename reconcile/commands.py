@@ -447,7 +447,8 @@ def _audit(factory: Factory, engine: Reconciler, audit: AuditOptions) -> Audit:
         if engine.failback is not None:
             raise click.UsageError("--failback reads the live state table; drop --from-snapshots")
         source_dir, destination_dir = audit.from_snapshots
-        return engine.compare(Snapshot.load(source_dir), Snapshot.load(destination_dir))
+        loaded = (engine.scoped(Snapshot.load(side)) for side in (source_dir, destination_dir))
+        return engine.compare(*loaded)
     regions = audit.regions.pair()
     with factory.watching(audit.quiet) as progress:
         live = replace(engine, snapshot=factory.snapshotter(progress))

@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipeline import aws
 from pipeline.clock import Clock, now_ms
 from pipeline.errors import CrrError
+from pipeline.kinds.shadow_selection import ALL, ShadowSelection
 from pipeline.model import EntityKind
 from reconcile.emit import Emitter, Via, choose_emitter
 from reconcile.engine import (
@@ -64,6 +65,8 @@ class Factory:
     opt_in: frozenset[EntityKind] = frozenset()
     # Per kind, the name globs its listed entities must match (``iot-crr --retained GLOB``).
     include: Mapping[EntityKind, tuple[str, ...]] = field(default_factory=dict)
+    # Which shadows and sections are replicated (``iot-crr --shadow-include`` ...).
+    shadows: ShadowSelection = ALL
 
     def aws_client(self, service: str, region: str) -> Any:
         """The client for ``service`` in ``region`` (``pipeline.aws.client`` reuses clients)."""
@@ -146,6 +149,7 @@ class Factory:
             table=self.table_reader(state_table) if state_table else None,
             failback=failback,
             policy_accounts=policy_accounts or {},
+            shadows=self.shadows,
         )
 
     def emitter(

@@ -28,6 +28,7 @@ from pipeline.aws import ClientFactory
 from pipeline.clock import Clock, now_ms
 from pipeline.errors import PermanentError
 from pipeline.kinds import KINDS
+from pipeline.kinds.shadow_selection import ALL, ShadowSelection
 from pipeline.model import EntityKind
 from pipeline.statetable import StateTable
 from reconcile.diff import diff_snapshots
@@ -152,6 +153,9 @@ class Reconciler:
     policy_accounts: Mapping[str, str] = field(default_factory=dict)
     # How the entry point's operator sets the guards: a refusal names them (``Knobs``).
     knobs: Knobs = field(default_factory=lambda: CLI_KNOBS)
+    # Which shadows, and which of their sections, the pipeline replicates (SHADOW_INCLUDE, ...):
+    # every snapshot read shows only those, and the corrective events carry only those.
+    shadows: ShadowSelection = ALL
 
     def __post_init__(self) -> None:
         if self.failback is not None and self.table is None:
@@ -160,11 +164,21 @@ class Reconciler:
     def snapshots(self, source_region: str, destination_region: str) -> tuple[Snapshot, Snapshot]:
         """Both regions' snapshots, read at once, source first."""
         source, destination = at_once(
-            lambda: self.snapshot(source_region),
-            lambda: self.snapshot(destination_region),
+            lambda: self._read(self.snapshot, source_region),
+            lambda: self._read(self.snapshot, destination_region),
             name="snapshot",
         )
         return source, destination
+
+    def scoped(self, snapshot: Snapshot) -> Snapshot:
+        """``snapshot`` as the pipeline replicates it: only the shadows and sections of
+        ``shadows`` (every snapshot the engine reads; a saved one loaded, too)."""
+        if self.shadows.everything:
+            return snapshot
+        return snapshot.narrowed(EntityKind.SHADOW, self.shadows.compared)
+
+    def _read(self, snapshotter: Snapshotter, region: str) -> Snapshot:
+        return self.scoped(snapshotter(region))
 
     def compare(
         self,
@@ -206,7 +220,8 @@ class Reconciler:
         """The state table (read in the source region) against the destination registry only:
         the replicator's hop, the source registry not read (``reconcile.explain``)."""
         table = self._table(source_region)
-        return table_vs_target(self._diff(table, self.snapshot(destination_region)), table)
+        destination = self._read(self.snapshot, destination_region)
+        return table_vs_target(self._diff(table, destination), table)
 
     def _diff(
         self,
@@ -229,7 +244,7 @@ class Reconciler:
     def _table(self, region: str) -> Snapshot:
         if self.table is None:
             raise TableNeededError("reading the state table needs the engine's table reader")
-        return self.table(region)
+        return self._read(self.table, region)
 
     def plan(self, audit: Audit) -> Plan:
         """The repair plan for ``audit`` within the guards (raises ``PlanRefusedError``); held
@@ -263,7 +278,10 @@ class Reconciler:
     def apply(self, plan: Plan, *, progress: Progress | None = None) -> EmitResult:
         """Emit ``plan``'s corrective events into the persist path of its *source* region; the
         engine's clock bounds their timestamps (``reconcile.emit.validated``)."""
-        changes = corrective_changes(plan, plan.source_region)
+        planned = corrective_changes(plan, plan.source_region)
+        # Only the sections replicated: the others are the destination's own (a plan's event
+        # carries both, and one emitted straight into the table meets no persist step).
+        changes = [kept for change in planned if (kept := self.shadows.admitted(change))]
         if not changes:
             return EmitResult()
         return self.emitter.emit(changes, now=self.clock(), progress=progress)

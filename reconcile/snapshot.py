@@ -181,6 +181,23 @@ class Snapshot:
             pending_deletions=self.pending_deletions,
         )
 
+    def narrowed(
+        self, kind: EntityKind, keep: Callable[[str, Mapping[str, Any]], dict[str, Any] | None]
+    ) -> Snapshot:
+        """This snapshot with ``kind``'s rows as ``keep(name, state)`` has them: left out for
+        ``None``, else with that state (which shadows, and which of their sections, the
+        pipeline replicates: ``pipeline.kinds.shadow_selection``)."""
+        model = KINDS[kind]
+        frame = self.frames[model.spec.frame]
+        records = []
+        for cells in frame.to_dict("records"):
+            row = {str(column): value for column, value in cells.items()}
+            record = {c.name: c.decode(plain_value(row[c.name])) for c in model.columns}
+            kept = keep(str(record["name"]), desired_fields(kind, row))
+            if kept is not None:
+                records.append(model.encode({**record, **kept}))
+        return self.with_table(model.spec.frame, _frame(model.spec.frame, records))
+
     # -- identity ---------------------------------------------------------------------------
 
     def tables(self) -> dict[str, pd.DataFrame]:

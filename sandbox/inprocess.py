@@ -33,6 +33,7 @@ from pipeline.errors import CrrError
 from pipeline.failures import FailureSink
 from pipeline.ingest import admit, look_up, persist_change
 from pipeline.iot import Iot
+from pipeline.kinds.shadow_selection import ALL, ShadowSelection
 from pipeline.kinds.thing_type import TYPE_DELETE_MARGIN_SECONDS
 from pipeline.model import Change, EntityKind
 from pipeline.pending import finish_due
@@ -124,10 +125,13 @@ class LocalPipeline:
         policy_account_map: Mapping[str, str] | None = None,
         opt_in: Iterable[EntityKind] = (),
         include: Mapping[EntityKind, tuple[str, ...]] | None = None,
+        shadows: ShadowSelection = ALL,
     ) -> None:
         self.source_region = source_region
         self.opt_in = frozenset(opt_in)  # the opt-in kinds its snapshots list (shadows)
         self.include = dict(include or {})  # per kind, the name globs they keep
+        # Which shadows and sections its persist step and reconciliation replicate.
+        self.shadows = shadows
         self.destination_region = destination_region
         self.clock = clock or FakeClock()
         ddb = client("dynamodb", destination_region)
@@ -167,8 +171,12 @@ class LocalPipeline:
         return self.persist_change(change)
 
     def persist_change(self, change: Change) -> PersistResult:
-        """Persist's lookups in the source region (``look_up``), then the write."""
-        resolved = look_up(change, self.source_registry)
+        """Persist's shadow selection and lookups in the source region (``look_up``), then
+        the write."""
+        kept = self.shadows.admitted(change)
+        if kept is None:
+            return PersistResult(Outcome.SKIPPED, change.key, "shadow not replicated")
+        resolved = look_up(kept, self.source_registry)
         if resolved is None:
             return PersistResult(Outcome.SKIPPED, change.key, "gone since; its delete follows")
         return persist_change(self.table, resolved)
@@ -213,6 +221,7 @@ class LocalPipeline:
             self.snapshot,
             guards=guards or Guards(allow_deletes=True, max_changes=None, min_source_ratio=0.0),
             emitter=TableEmitter(self.table),
+            shadows=self.shadows,
         )
 
     def audit(self) -> DriftReport:

@@ -197,7 +197,8 @@ def shadow_calls(
     name: str, desired: Mapping[str, Any] | None, actual: Mapping[str, Any] | None
 ) -> list[Call]:
     """The calls that bring shadow ``name`` from ``actual`` (``read``; ``None``: absent) to
-    ``desired`` (``None``: deleted): one UpdateThingShadow replacing both sections, or one
+    ``desired`` (``None``: deleted): one UpdateThingShadow replacing the sections ``desired``
+    holds (a section it lacks is not replicated: ``pipeline.kinds.shadow_selection``), or one
     DeleteThingShadow."""
     thing, shadow = split_shadow_name(name)
     target: dict[str, Any] = {"thingName": thing}
@@ -207,6 +208,8 @@ def shadow_calls(
         return [] if actual is None else [Call("DeleteThingShadow", target)]
     state: dict[str, Any] = {}
     for key in SECTIONS:
+        if key not in desired:
+            continue  # the destination's own (SHADOW_SECTIONS)
         want = json.loads(desired.get(key) or EMPTY)
         have = json.loads((actual or {}).get(key) or EMPTY)
         changes = patch(have, want)

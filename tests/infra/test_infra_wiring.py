@@ -22,7 +22,13 @@ EXPECTED_HANDLERS = {
 }
 # The environment each entry point reads (and the templates must set, no more and no less).
 EXPECTED_ENV = {
-    "pipeline.persist.lambda_handler": {"STATE_TABLE"},
+    # pipeline.kinds.shadow_selection.VARIABLES: which shadows and sections are replicated.
+    "pipeline.persist.lambda_handler": {
+        "STATE_TABLE",
+        "SHADOW_INCLUDE",
+        "SHADOW_EXCLUDE",
+        "SHADOW_SECTIONS",
+    },
     # FAILURE_QUEUE_URL: where the replicator sends records it rejects for good (pipeline.settings).
     "pipeline.replicate.lambda_handler": {
         "STATE_TABLE",
@@ -47,6 +53,11 @@ EXPECTED_ENV = {
         "READINESS_PUBLISH",
         # jobs.config: the topic globs of the retained messages listed (docs/retained.md)
         "RETAINED_TOPICS",
+        # jobs.config: the shadow listing (opt-in) and selection, as the persist function's.
+        "LIST_SHADOWS",
+        "SHADOW_INCLUDE",
+        "SHADOW_EXCLUDE",
+        "SHADOW_SECTIONS",
         # jobs.runlock: the run lock's table (its ARN).
         "RUN_LOCK_TABLE",
     },

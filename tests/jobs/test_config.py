@@ -7,6 +7,7 @@ import pytest
 from jobs.config import ConfigError, run_config_from_env
 from jobs.nightly import main
 from jobs.run import reconciler
+from pipeline.kinds.shadow_selection import ShadowSelection
 
 GOOD = {
     "SOURCE_REGION": "us-east-1",
@@ -28,6 +29,7 @@ def test_minimal_environment_gives_the_defaults() -> None:
     assert config.run_id is None
     assert config.list_shadows is False  # opt-in: per-thing calls
     assert config.retained_topics == ()  # opt-in: retained messages not listed
+    assert config.shadows.everything  # every shadow, both sections
 
 
 def test_every_optional_variable_is_read() -> None:
@@ -43,6 +45,9 @@ def test_every_optional_variable_is_read() -> None:
         "POLICY_ACCOUNT_MAP": "111111111111=222222222222",
         "LIST_SHADOWS": "yes",
         "RETAINED_TOPICS": "config/*; status/dev-? ;",
+        "SHADOW_INCLUDE": "config, ~classic",
+        "SHADOW_EXCLUDE": "$*",
+        "SHADOW_SECTIONS": "desired",
     }
 
     config = run_config_from_env(env)
@@ -57,6 +62,8 @@ def test_every_optional_variable_is_read() -> None:
     assert config.policy_accounts == {"111111111111": "222222222222"}
     assert config.list_shadows is True
     assert config.retained_topics == ("config/*", "status/dev-?")
+    assert config.shadows == ShadowSelection(("config", "~classic"), ("$*",), ("desired",))
+    assert reconciler(config, lambda service, region: None, lambda: 0).shadows == config.shadows
 
 
 def test_the_jobs_engine_diffs_policies_with_the_account_map() -> None:
@@ -87,6 +94,9 @@ def test_a_local_directory_is_a_report_location() -> None:
         ("MAX_CHANGES", "lots"),
         ("ALLOW_DELETES", "maybe"),
         ("LIST_SHADOWS", "sometimes"),
+        ("SHADOW_INCLUDE", "things/*"),
+        ("SHADOW_EXCLUDE", "a b/c"),
+        ("SHADOW_SECTIONS", "metadata"),
         ("RUN_ID", "2026/01/01"),
         ("IGNORE_PATTERNS", "nonsense"),
         ("POLICY_ACCOUNT_MAP", "us-east-1=eu-west-1"),

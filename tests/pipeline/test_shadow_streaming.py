@@ -10,6 +10,7 @@ import itertools
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -246,3 +247,58 @@ def test_delivery_order_and_duplicates_never_change_the_final_shadow(
     p.drain()
     # THEN the destination's shadow is the last one the source published
     assert shadow_in(p, thing, "cfg") == _final(history)
+
+
+def test_the_persist_function_stores_only_the_selected_shadows_and_sections(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import persist
+
+    # GIVEN the persist function told to leave out `$`-prefixed shadows and replicate only the
+    # desired section (the reported one is each device's own, in each region)
+    monkeypatch.setenv("SHADOW_EXCLUDE", "$*")
+    monkeypatch.setenv("SHADOW_SECTIONS", "desired")
+    # WHEN a device's `$telemetry` and classic shadows change
+    skipped = persist.lambda_handler(
+        documents(THING, "$telemetry", version=1, at=T0, reported={"t": 21.5}), None
+    )
+    applied = persist.lambda_handler(
+        documents(THING, None, version=4, at=T0, desired={"mode": "eco"}, reported={"fw": "1.0"}),
+        None,
+    )
+    # THEN the telemetry shadow never reaches the table
+    assert skipped["outcome"] == "skipped" and "$telemetry" in skipped["reason"]
+    assert pipeline.table.get(EntityKind.SHADOW, shadow_key_name(THING, "$telemetry")) is None
+    # AND of the classic shadow, only its desired state does
+    assert applied["outcome"] == "applied"
+    stored = pipeline.table.get(EntityKind.SHADOW, shadow_key_name(THING, None))
+    assert stored is not None and stored.state == {"desired": '{"mode":"eco"}'}
+
+
+def test_a_desired_only_pipeline_leaves_the_destinations_reported_state_alone(
+    aws_env: None,
+) -> None:
+    from pipeline.kinds.shadow_selection import ShadowSelection
+
+    p = with_thing(Pipeline(shadows=ShadowSelection(sections=("desired",))))
+    # GIVEN the device reporting its own state in the destination
+    data = p.converger.iot  # the destination's adapter (iot and iot-data)
+    own = {"state": {"reported": {"fw": "2.0"}}}
+    data.call("UpdateThingShadow", thingName=THING, payload=json.dumps(own).encode())
+    # WHEN the source's shadow changes, desired and reported
+    event = documents(THING, None, version=4, at=T0, desired={"mode": "eco"}, reported={"x": 1})
+    assert p.persist_event(event).outcome is Outcome.APPLIED
+    p.drain()
+    # THEN the destination has the source's desired state and its device's reported state
+    assert shadow_in(p, THING, None) == {"desired": {"mode": "eco"}, "reported": {"fw": "2.0"}}
+
+
+def test_persist_refuses_a_bad_selection_setting(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import persist
+    from pipeline.settings import SettingsError
+
+    monkeypatch.setenv("SHADOW_SECTIONS", "metadata")
+    with pytest.raises(SettingsError, match="SHADOW_SECTIONS"):
+        persist.lambda_handler(documents(THING, None, version=1, at=T0, desired={"a": 1}), None)

@@ -790,3 +790,37 @@ def test_reconcile_from_snapshots_refuses_to_apply_snapshots_past_the_plan_expir
     factory.clock.now -= 1000  # within the expiry: emitted
     assert run(factory, *apply).exit_code == 0
     assert table.get(EntityKind.THING, "x") is not None
+
+
+def test_the_shadow_selection_options_and_their_environment_narrow_the_audit(
+    factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    def write(region: str, state: dict[str, object], shadow: str | None = None) -> None:
+        named = {} if shadow is None else {"shadowName": shadow}
+        payload = json.dumps({"state": state})
+        aws.client("iot-data", region).update_thing_shadow(thingName="s1", payload=payload, **named)
+
+    # GIVEN the same device in both regions, its reported state its own in each, and a `$`
+    # shadow only the source has
+    for region, fw in ((SRC, "1.0"), (DST, "2.0")):
+        aws.client("iot", region).create_thing(thingName="s1")
+        write(region, {"desired": {"mode": "eco"}, "reported": {"fw": fw}})
+    write(SRC, {"reported": {"t": 21.5}}, "$telemetry")
+    # THEN every shadow and section compared: drift
+    assert run(factory, "--shadows", "audit", *REGIONS).exit_code == 1
+    # AND with `$` shadows left out and only the desired section replicated: in sync
+    narrowed = ("--shadow-exclude", "$*", "--shadow-sections", "desired")
+    result = run(factory, "--shadows", *narrowed, "audit", *REGIONS)
+    assert result.exit_code == 0, result.output
+    # AND the same from the environment the persist function and the job read
+    monkeypatch.setenv("SHADOW_EXCLUDE", "$*")
+    monkeypatch.setenv("SHADOW_SECTIONS", "desired")
+    assert run(factory, "--shadows", "audit", *REGIONS).exit_code == 0
+
+
+def test_a_bad_shadow_glob_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["--shadow-exclude", "things/*", "audit", "--help"])
+    assert result.exit_code == 2
+    assert "--shadow-exclude" in result.output and "no shadow-name glob" in result.output

@@ -12,9 +12,14 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from pipeline.kinds.shadow_selection import ShadowSelection
 from pipeline.model import EntityKind
 from reconcile.diff import diff_snapshots
+from reconcile.emit import TableEmitter
+from reconcile.engine import Reconciler
+from reconcile.ignore import IgnoreRules
 from reconcile.inventory import Inventory
+from reconcile.plan import Guards
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import Snapshot, take_snapshot
 from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
@@ -146,3 +151,68 @@ def test_shadows_are_listed_only_when_asked(pipeline: LocalPipeline) -> None:
     assert table_snapshotter(factory, TABLE)(DST).counts()["shadows"] == 0
     listed = table_snapshotter(factory, TABLE, opt_in={EntityKind.SHADOW})(DST)
     assert listed.counts()["shadows"] == 1
+
+
+def test_reconciliation_replicates_only_the_selected_shadows_and_sections(
+    aws_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    selection = ShadowSelection(exclude=("$*",), sections=("desired",))
+    with mock_aws():
+        pipeline = LocalPipeline(opt_in={EntityKind.SHADOW}, shadows=selection)
+        src, dst = pipeline.source, pipeline.destination
+        # GIVEN a device with a classic and a `$telemetry` shadow in the source, and in the
+        # destination its own reported state and a `$`-prefixed shadow of its own
+        src.create_thing(thingName="dev-1")
+        dst.create_thing(thingName="dev-1")
+        _write(SRC, "dev-1", {"desired": {"mode": "eco"}, "reported": {"fw": "1.0"}})
+        _write(SRC, "dev-1", {"reported": {"battery": 0.93}}, "$telemetry")
+        _write(DST, "dev-1", {"reported": {"fw": "2.0"}})
+        _write(DST, "dev-1", {"reported": {"rssi": -60}}, "$local")
+        # WHEN reconciliation runs (SHADOW_EXCLUDE='$*', SHADOW_SECTIONS=desired)
+        report = pipeline.audit()
+        assert [(d.name, d.kind, tuple(d.details)) for d in report.drifts] == [
+            ("dev-1#~classic", "changed", ("desired",))
+        ]
+        pipeline.reconcile()
+        pipeline.converge_fully()
+        # THEN the destination has the source's desired state, its own reported state, and
+        # neither `$` shadow moved
+        assert _shadow(DST, "dev-1") == {"desired": {"mode": "eco"}, "reported": {"fw": "2.0"}}
+        assert _shadow(DST, "dev-1", "$telemetry") is None
+        assert _shadow(DST, "dev-1", "$local") == {"desired": {}, "reported": {"rssi": -60}}
+        assert pipeline.audit().in_sync
+        # AND a hand edit of the destination's desired state is found and repaired
+        _write(DST, "dev-1", {"desired": {"mode": "boost"}})
+        assert [d.name for d in pipeline.audit().drifts] == ["dev-1#~classic"]
+        pipeline.reconcile()
+        pipeline.converge_fully()
+        assert _shadow(DST, "dev-1") == {"desired": {"mode": "eco"}, "reported": {"fw": "2.0"}}
+
+
+def test_ignore_rules_work_on_shadows_as_on_other_kinds(pipeline: LocalPipeline) -> None:
+    src, dst = pipeline.source, pipeline.destination
+    # GIVEN a device's shadows differing in both regions
+    src.create_thing(thingName="dev-1")
+    dst.create_thing(thingName="dev-1")
+    _write(SRC, "dev-1", {"desired": {"mode": "eco"}, "reported": {"fw": "1.0"}})
+    _write(DST, "dev-1", {"desired": {"mode": "boost"}, "reported": {"fw": "2.0"}})
+    _write(SRC, "dev-1", {"reported": {"battery": 0.93}}, "$telemetry")
+    # WHEN the operator ignores `$` shadows, and every shadow's reported section
+    rules = IgnoreRules(("shadow:*#$*", "shadow:*:reported"))
+    engine = Reconciler(
+        pipeline.snapshot,
+        ignore=rules,
+        guards=Guards(allow_deletes=True, max_changes=None, min_source_ratio=0.0),
+        emitter=TableEmitter(pipeline.table),
+    )
+    audit = engine.audit(SRC, DST)
+    # THEN only the classic shadow's desired state is drift
+    assert [(d.name, tuple(d.details)) for d in audit.report.drifts] == [
+        ("dev-1#~classic", ("desired",))
+    ]
+    # AND the repair keeps the ignored field as the destination has it, and creates no `$` shadow
+    engine.apply(engine.plan(audit))
+    pipeline.converge_fully()
+    assert _shadow(DST, "dev-1") == {"desired": {"mode": "eco"}, "reported": {"fw": "2.0"}}
+    assert _shadow(DST, "dev-1", "$telemetry") is None
