@@ -334,8 +334,10 @@ class TwoWayPipeline:
         table_name: str = TABLE,
         wall_clock: Callable[[], float] | None = None,
         max_retry_attempts: int = MAX_RETRY_ATTEMPTS,
+        opt_in: Iterable[EntityKind] = (),
     ) -> None:
         self.clock = FakeClock()
+        self.opt_in = frozenset(opt_in)  # the opt-in kinds its snapshots list (shadows)
         self.halves = {
             region: RegionHalf(
                 region,
@@ -365,7 +367,8 @@ class TwoWayPipeline:
         return sum(half.table_writes for half in self.halves.values())
 
     def snapshot(self, region: str) -> Snapshot:
-        return take_snapshot(Inventory(self.halves[region].iot, RateLimiter.unlimited()), region)
+        inventory = Inventory(self.halves[region].iot, RateLimiter.unlimited(), opt_in=self.opt_in)
+        return take_snapshot(inventory, region)
 
     def reconciler(self, source: str, guards: Guards) -> Reconciler:
         """The engine on both registries, emitting into ``source``'s replica of the table."""

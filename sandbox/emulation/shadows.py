@@ -19,6 +19,9 @@ the pages).
 - DeleteThingShadow of a shadow deleted already is ResourceNotFoundException, as of one that
   never existed (moto: deletes it again, with a new version).
 - ListNamedShadowsForThing lists live shadows only (moto: deleted ones too).
+- A shadow's ``timestamp`` (its messages' too) is the emulation's clock, as its registry
+  events' are: one AWS clock (moto: the wall clock, so a test's fake clock and moto's disagree
+  and persist refused shadow messages "from the future").
 """
 
 from __future__ import annotations
@@ -58,6 +61,14 @@ def _snapshot(shadow: Any) -> JsonDict:
     }
 
 
+def _stamped(shadow: Any) -> Any:
+    """``shadow`` with its timestamp (epoch seconds) on the emulation's clock."""
+    emulation = _Installed.emulation
+    if emulation is not None:
+        shadow.timestamp = int(emulation.now())
+    return shadow
+
+
 def _publish(backend: IoTDataPlaneBackend, topic: str, message: JsonDict) -> None:
     emulation = _Installed.emulation
     if emulation is not None:
@@ -84,7 +95,7 @@ def _update_thing_shadow(
         if state_bytes(state) > STATE_MAX_BYTES:
             raise refuse("shadow_too_large", size=state_bytes(state), limit=STATE_MAX_BYTES)
     original: Callable[..., Any] = _PATCHES.original(IoTDataPlaneBackend, "update_thing_shadow")
-    shadow = original(self, thing_name, payload, shadow_name)
+    shadow = _stamped(original(self, thing_name, payload, shadow_name))
     message: JsonDict = {"current": _snapshot(shadow), "timestamp": shadow.timestamp}
     if before is not None:
         message["previous"] = before
@@ -100,7 +111,7 @@ def _delete_thing_shadow(
     if _live(self, thing_name, shadow_name) is None:
         raise ResourceNotFoundException()
     original: Callable[..., Any] = _PATCHES.original(IoTDataPlaneBackend, "delete_thing_shadow")
-    shadow = original(self, thing_name, shadow_name)
+    shadow = _stamped(original(self, thing_name, shadow_name))
     message = {"version": shadow.version, "timestamp": shadow.timestamp}
     _publish(self, topic_of(thing_name, shadow_name, DELETE_ACCEPTED), message)
     return shadow

@@ -125,11 +125,13 @@ def pipeline(fresh_pipeline: Callable[[], LocalPipeline]) -> LocalPipeline:
 @pytest.fixture
 def two_way(
     registry_world: emulation.RegistryEmulation, clients: Callable[[str, str], Any]
-) -> Iterator[Callable[[], World]]:
-    def make() -> World:
+) -> Iterator[Callable[..., World]]:
+    def make(**options: Any) -> World:
         reset_world(registry_world)
         # Expectations and event timestamps on one clock, as AWS's are (pipeline.echo).
-        pipeline = TwoWayPipeline(client=clients, wall_clock=lambda: registry_world.now_ms() / 1000)
+        pipeline = TwoWayPipeline(
+            client=clients, wall_clock=lambda: registry_world.now_ms() / 1000, **options
+        )
         return World(pipeline, registry_world)
 
     yield make

@@ -15,7 +15,7 @@ from sandbox import emulation
 from sandbox.inprocess import DST, SRC, TwoWayPipeline
 
 REGIONS = (SRC, DST)
-ENTITY_PREFIXES = ("THING", "TYPE", "GROUP", "BILLING", "MEMBER")
+ENTITY_PREFIXES = ("THING", "TYPE", "GROUP", "BILLING", "MEMBER", "SHADOW")
 MAX_SETTLE_ROUNDS = 12
 
 
