@@ -156,11 +156,7 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
     retained_topics = tuple(
         glob.strip() for glob in (env.get("RETAINED_TOPICS") or "").split(";") if glob.strip()
     )
-    shadows = ALL
-    try:
-        shadows = selection_from_env(env)
-    except EventValidationError as error:
-        problems[error.field] = error.reason
+    shadows = _shadows(env, problems)
 
     if problems:
         raise ConfigError(problems)
@@ -181,6 +177,16 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
         retained_topics=retained_topics,
         shadows=shadows,
     )
+
+
+def _shadows(env: Mapping[str, str], problems: dict[str, str]) -> ShadowSelection:
+    """``SHADOW_INCLUDE``, ``SHADOW_EXCLUDE``, ``SHADOW_SECTIONS``; what is wrong goes into
+    ``problems``."""
+    try:
+        return selection_from_env(env)
+    except EventValidationError as error:
+        problems[error.field] = error.reason
+        return ALL
 
 
 def _flag(env: Mapping[str, str], name: str, problems: dict[str, str]) -> bool:

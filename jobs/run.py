@@ -124,6 +124,7 @@ def reconciler(
             progress=LogProgress(logger.info),
             opt_in=opt_in,
             include=include,
+            shadows=config.shadows,
         ),
         ignore=config.ignore,
         guards=config.guards,

@@ -95,6 +95,7 @@ class Factory:
                 progress=progress,
                 opt_in=self.opt_in,
                 include=self.include,
+                shadows=self.shadows,
             )
         )
 

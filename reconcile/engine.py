@@ -65,15 +65,20 @@ def registry_snapshotter(
     progress: ListingProgress | None = None,
     opt_in: Iterable[EntityKind] = (),
     include: Mapping[EntityKind, tuple[str, ...]] | None = None,
+    shadows: ShadowSelection = ALL,
 ) -> Snapshotter:
     """Snapshots a region through its IoT client, paced by a fresh ``limiter()`` per snapshot;
     ``progress`` (thread-safe, ``reconcile.progress``) hears every region's listings;
     ``opt_in``: the opt-in kinds to list too (``Listing.opt_in``: shadows, retained messages);
-    ``include``: per kind, the name globs its entities must match (``Inventory``)."""
+    ``include``: per kind, the name globs its entities must match (``Inventory``); ``shadows``:
+    the things whose shadows are listed (``ShadowSelection.lists_under``)."""
     kinds = frozenset(opt_in)
+    under = {EntityKind.SHADOW: shadows.lists_under}
 
     def snapshot(region: str) -> Snapshot:
-        inventory = Inventory(client("iot", region), limiter(), opt_in=kinds, include=include)
+        inventory = Inventory(
+            client("iot", region), limiter(), opt_in=kinds, include=include, under=under
+        )
         return take_snapshot(inventory, region, progress=progress, clock=clock)
 
     return snapshot

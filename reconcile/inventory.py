@@ -79,10 +79,11 @@ class Inventory:
         page_size: int = PAGE_SIZE,
         opt_in: Iterable[EntityKind] = (),
         include: Mapping[EntityKind, Iterable[str]] | None = None,
+        under: Mapping[EntityKind, Callable[[Mapping[str, Any]], bool]] | None = None,
     ) -> None:
-        # The opt-in kinds (``Listing.opt_in``) this snapshot lists; the others never are.
         self.opt_in = frozenset(opt_in)
         self.include = {kind: tuple(globs) for kind, globs in (include or {}).items()}
+        self.under = dict(under or {})  # per link kind, the parents it is listed under
         self._limiter = limiter or RateLimiter()
         self.iot = Iot(client, before=self._limiter.acquire, page_size=page_size)
         self.restarts: Counter[str] = Counter()
@@ -150,9 +151,10 @@ class Inventory:
                 yield record
 
     def links(self, kind: Kind, parent: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        """A link kind's records under one parent record (none if the parent is gone)."""
+        """A link kind's records under one parent record (none if gone, or not ``under``)."""
         try:
-            yield from kind.links(self, parent)
+            if self.under.get(kind.kind, kind.lists_under)(parent):
+                yield from kind.links(self, parent)
         except NotFoundError:
             return
 

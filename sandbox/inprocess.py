@@ -209,8 +209,13 @@ class LocalPipeline:
 
     def snapshot(self, region: str) -> Snapshot:
         client = self.source if region == self.source_region else self.destination
+        under = {EntityKind.SHADOW: self.shadows.lists_under}
         inventory = Inventory(
-            client, RateLimiter.unlimited(), opt_in=self.opt_in, include=self.include
+            client,
+            RateLimiter.unlimited(),
+            opt_in=self.opt_in,
+            include=self.include,
+            under=under,
         )
         return take_snapshot(inventory, region)
 

@@ -9,6 +9,10 @@ its own only for the size of that one.
   and ``*`` every shadow, the classic one included.
 - ``SHADOW_EXCLUDE``: globs of shadows left out even when included (``$*``: the shadows whose
   names start with ``$``; ``telemetry-*``).
+- A glob with ``#`` matches ``<thing>#<shadow>``: ``gateway-*#*`` is every shadow of the things
+  whose names start with ``gateway-``, ``*#config`` the same as ``config``. A snapshot lists
+  the shadows only of the things such globs can select (``lists_under``): the per-thing calls
+  that dominate a large fleet's shadow listing (docs/shadows.md) are made for those alone.
 - ``SHADOW_SECTIONS``: ``desired``, ``reported`` or ``both`` (the default): the sections
   replicated. The other one is each region's own: the replicator leaves it as the
   destination has it, and the audit does not compare it.
@@ -45,9 +49,10 @@ EXCLUDE_VARIABLE = "SHADOW_EXCLUDE"
 SECTIONS_VARIABLE = "SHADOW_SECTIONS"
 VARIABLES = (INCLUDE_VARIABLE, EXCLUDE_VARIABLE, SECTIONS_VARIABLE)
 
-# A glob over shadow names ([$a-zA-Z0-9:_-], AWS IoT API Reference, GetThingShadow) and the
-# classic shadow's token, with fnmatch's own characters.
-_GLOB = re.compile(r"[$a-zA-Z0-9:_~*?!\[\]-]{1,64}", re.ASCII)
+# A glob over shadow names ([$a-zA-Z0-9:_-], 1-64) and the classic shadow's token, optionally
+# after a glob over thing names ([a-zA-Z0-9:_-], 1-128) and "#" (AWS IoT API Reference,
+# GetThingShadow), with fnmatch's own characters.
+_GLOB = re.compile(r"(?:[a-zA-Z0-9:_*?!\[\]-]{1,128}#)?[$a-zA-Z0-9:_~*?!\[\]-]{1,64}", re.ASCII)
 _SEPARATORS = re.compile(r"[,\s]+")
 
 
@@ -66,10 +71,24 @@ class ShadowSelection:
 
     def selects(self, name: str) -> bool:
         """Whether shadow ``name`` (``<thing>#<shadow or ~classic>``) is replicated."""
-        shadow = name.partition(KEY_SEPARATOR)[2] or CLASSIC
-        if self.include and not any(fnmatchcase(shadow, glob) for glob in self.include):
+        if self.include and not any(_matches(name, glob) for glob in self.include):
             return False
-        return not any(fnmatchcase(shadow, glob) for glob in self.exclude)
+        return not any(_matches(name, glob) for glob in self.exclude)
+
+    def lists_under(self, thing: Mapping[str, Any]) -> bool:
+        """Whether a snapshot lists the shadows of ``thing`` (a thing's record): not when it
+        can have no shadow selected, as the globs naming things (``<thing>#<shadow>``) say."""
+        name = str(thing["name"])
+        if any(
+            _thing_glob(glob)
+            and glob.endswith(f"{KEY_SEPARATOR}*")
+            and fnmatchcase(name, _thing_glob(glob))
+            for glob in self.exclude
+        ):
+            return False
+        return not self.include or any(
+            not _thing_glob(glob) or fnmatchcase(name, _thing_glob(glob)) for glob in self.include
+        )
 
     def keep(self, name: str, state: Mapping[str, Any]) -> dict[str, Any] | None:
         """The decision: ``None`` for a shadow not replicated; otherwise ``state`` with only
@@ -112,6 +131,20 @@ class ShadowSelection:
 ALL = ShadowSelection()
 
 
+def _thing_glob(glob: str) -> str:
+    """The thing part of a ``<thing>#<shadow>`` glob ("" for a glob of shadow names)."""
+    thing, separator, _ = glob.partition(KEY_SEPARATOR)
+    return thing if separator else ""
+
+
+def _matches(name: str, glob: str) -> bool:
+    """A glob with ``#`` matches the whole ``<thing>#<shadow>``; one without, the shadow's name
+    (``~classic`` for the classic shadow)."""
+    if KEY_SEPARATOR in glob:
+        return fnmatchcase(name, glob)
+    return fnmatchcase(name.partition(KEY_SEPARATOR)[2] or CLASSIC, glob)
+
+
 def globs(variable: str, text: str) -> tuple[str, ...]:
     """Globs separated by commas or blanks, each checked: a glob no shadow name can match is a
     mistake worth refusing (``EventValidationError`` naming ``variable``)."""
@@ -120,8 +153,8 @@ def globs(variable: str, text: str) -> tuple[str, ...]:
         if _GLOB.fullmatch(glob) is None:
             raise EventValidationError(
                 variable,
-                f"{glob!r} is no shadow-name glob ([$a-zA-Z0-9:_-], fnmatch's *?[!], and "
-                f"{CLASSIC} for the classic shadow)",
+                f"{glob!r} is no shadow-name glob ([$a-zA-Z0-9:_-], fnmatch's *?[!], "
+                f"{CLASSIC} for the classic shadow, after 'thing-glob#' for some things only)",
             )
     return found
 

@@ -216,3 +216,21 @@ def test_ignore_rules_work_on_shadows_as_on_other_kinds(pipeline: LocalPipeline)
     pipeline.converge_fully()
     assert _shadow(DST, "dev-1") == {"desired": {"mode": "eco"}, "reported": {"fw": "2.0"}}
     assert _shadow(DST, "dev-1", "$telemetry") is None
+
+
+def test_globs_naming_things_list_the_shadows_of_those_things_only(
+    pipeline: LocalPipeline,
+) -> None:
+    src = pipeline.source
+    for thing in ("gw-1", "gw-2", "sensor-1", "sensor-2", "sensor-3"):
+        src.create_thing(thingName=thing)
+        _write(SRC, thing, {"desired": {"on": True}})
+    # WHEN only the gateways' shadows are replicated (SHADOW_INCLUDE='gw-*#*')
+    selection = ShadowSelection(include=("gw-*#*",))
+    under = {EntityKind.SHADOW: selection.lists_under}
+    inventory = Inventory(src, RateLimiter.unlimited(), opt_in={EntityKind.SHADOW}, under=under)
+    snapshot = take_snapshot(inventory, SRC)
+    # THEN the snapshot makes the per-thing shadow calls for the two gateways alone
+    assert sorted(snapshot.shadows["name"]) == ["gw-1#~classic", "gw-2#~classic"]
+    assert inventory.calls["ListNamedShadowsForThing"] == 2
+    assert inventory.calls["GetThingShadow"] == 2

@@ -104,3 +104,17 @@ def test_describe_says_what_is_left_out() -> None:
     assert ALL.describe() == ""
     selection = ShadowSelection(("cfg",), ("$*",), ("desired",))
     assert selection.describe() == "shadows: include cfg; exclude $*; desired only"
+
+
+def test_a_glob_with_a_hash_names_things_and_their_shadows() -> None:
+    gateways = ShadowSelection(include=("gw-*#*",), exclude=("*#$*",))
+    assert gateways.selects("gw-1#~classic") and gateways.selects("gw-1#config")
+    assert not gateways.selects("gw-1#$telemetry") and not gateways.selects("sensor-1#config")
+    # a snapshot lists the shadows of the things the globs can select, and no others
+    assert gateways.lists_under({"name": "gw-1"}) and not gateways.lists_under({"name": "s-1"})
+    assert ShadowSelection(include=("config",)).lists_under({"name": "s-1"})
+    assert not ShadowSelection(exclude=("test-*#*",)).lists_under({"name": "test-1"})
+    assert ShadowSelection(exclude=("test-*#cfg",)).lists_under({"name": "test-1"})
+    assert parse_selection("gw-*#*, *#config").include == ("gw-*#*", "*#config")
+    with pytest.raises(EventValidationError):
+        parse_selection("gw#a#b")
