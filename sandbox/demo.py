@@ -3,9 +3,10 @@
 1. A source fleet exists before the pipeline is switched on (its events go nowhere).
 2. The first nightly run is the backfill: snapshot, diff, plan, corrective events into the table.
 3. Live changes stream through the pipeline: IoT rule → persist state machine → state table →
-   Global Table → replicator → destination registry.
+   Global Table → replicator → destination registry; device credentials (3b), onboarding (3c)
+   and a gateway's device shadows (3d, ``sandbox.demo_shadows``) too.
 4. Drift happens: dropped events, a hand edit in the destination, a group deleted there, a thing
-   created there only.
+   created there only, a shadow edited there.
 5. The nightly job finds it, explains it, and repairs it through the persist state machine.
 6. The next nightly run finds zero drift. Reports go to ``--out``; the runs' artefacts and
    history to ``--out``/reports, which ``make report`` renders into the drift notebooks.
@@ -39,6 +40,7 @@ from reconcile.readiness.devices import Probes
 from reconcile.readiness.report import ReadinessReport, headline
 from reconcile.readiness.report import render as render_readiness
 from reconcile.report import load_json, render
+from sandbox import demo_shadows
 from sandbox.certificates import CertificateAuthority, self_signed_pem
 from sandbox.emulation import Delivery, DrainReport
 from sandbox.stack import Sandbox
@@ -128,11 +130,13 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
         _explain_failures(box, box.drain(timeout=120), echo)
         onboarded = device_onboarding(box, echo=step)
         _explain_failures(box, box.drain(timeout=120), echo)
+        shadows = demo_shadows.device_shadows(box, echo=step)
+        _explain_failures(box, box.drain(timeout=120), echo)
 
         inject_drift(box, fleet, rng)
         step(
             "4. drift injected: 3 dropped events, a hand edit, a deleted group, "
-            "a destination-only thing"
+            "a destination-only thing, a hand-edited shadow"
         )
 
         repair = nightly(box, out, "2-nightly", Guards(allow_deletes=True))
@@ -157,7 +161,12 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
             f"{out}/reports/ (make report renders the notebooks)"
         )
         ready = readiness(box, out, echo=step)
-        return final.drift_total == 0 and credentials and onboarded and ready
+        repaired = demo_shadows.sections(box, box.source_region) == demo_shadows.sections(
+            box, box.destination_region
+        )
+        return (
+            final.drift_total == 0 and credentials and onboarded and shadows and repaired and ready
+        )
 
 
 DEVICE_POLICY = "device-policy"
@@ -331,6 +340,9 @@ def nightly(
         guards=guards,
         persist_state_machine_arn=None if via_table else box.state_machine_arn,
         run_id=f"demo-{run_id}",
+        # LIST_SHADOWS, for the gateways' shadows only (SHADOW_INCLUDE: sandbox.demo_shadows)
+        list_shadows=True,
+        shadows=demo_shadows.nightly_shadows(),
     )
     result = run_nightly(config, box.client, now_ms, metrics=lambda _: None)
     return result.record
@@ -425,6 +437,7 @@ def inject_drift(box: Sandbox, fleet: Fleet, rng: random.Random) -> None:
     )
     dst.delete_thing_group(thingGroupName=fleet.floors[1])
     dst.create_thing(thingName="destination-only")
+    demo_shadows.hand_edit(box)
     box.outbox(box.destination_region).take()
 
 

@@ -21,6 +21,10 @@ def test_the_demo_story_ends_with_a_clean_audit(
     report = json.loads((tmp_path / "drift.json").read_text())
     kinds = {(d["entity"], d["kind"]) for d in report["drifts"]}
     assert {("thing", "extra"), ("thing", "changed"), ("thing_group", "missing")} <= kinds
+    # The hand-edited shadow: found by the nightly run (the gateways' shadows listed), repaired
+    assert ("shadow", "gateway-01#~classic", "changed") in {
+        (d["entity"], d["name"], d["kind"]) for d in report["drifts"]
+    }
     assert json.loads((tmp_path / "final.json").read_text())["drifts"] == []
     # AND the story is all the operator sees: the EMF lines are in the functions' log
     out = capsys.readouterr().out
@@ -36,6 +40,15 @@ def test_the_demo_story_ends_with_a_clean_audit(
     )
     assert "CA set INACTIVE in the source → INACTIVE in the destination" in out
     assert "arn:aws:iot:eu-west-1:123456789012:topic/telemetry-v2/*" in out
+    # Device shadows: a gateway's classic and named shadow, written and changed in the source,
+    # are the same in the destination; a hand edit there is step 5's shadow drift
+    assert (
+        "3d. device shadows streamed: gateway-01's classic and config shadows written and changed "
+        'in the source → in the destination the same: classic desired {"interval":60,'
+        '"mode":"boost"} reported {"fw":"1.4","mode":"eco"}, config desired {"uplink":"lte"}' in out
+    )
+    assert "a destination-only thing, a hand-edited shadow" in out
+    assert "1 shadow changed" in out
     # Readiness: every device ready, then the one broken by hand named with the fix
     assert (
         "7. iot-crr readiness --publish 'telemetry-v2/{thing}': us-east-1 → eu-west-1: ready: 3 of 3"
