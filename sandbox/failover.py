@@ -4,15 +4,16 @@
    region; audits in both directions exit 0.
 1. Just before the outage the primary changes two things whose events never reach the state
    table (the outage takes the IoT rule with it); then the primary stops (``Sandbox.pause``).
-2. Failover: operators change the DR registry (updates, creates, a delete); the DR region's
-   persist path records them in its replica; replication to the primary waits.
+2. Failover: operators change the DR registry (updates, creates, a delete) and a device that
+   reconnected there writes its shadow; the DR region's persist path records them in its
+   replica; replication to the primary waits.
 3. The primary returns (``Sandbox.resume``): the Global Table delivers the queued writes and
-   the primary's replicator applies the DR region's changes.
+   the primary's replicator applies the DR region's changes, the device's shadow included.
 4. Failback audit DR → primary: only the primary's two lost changes remain.
 5. One reconcile DR → primary with ``--failback``: the dry run holds both (``reconcile.failback``);
    the operator lets the DR version win for one (``--overwrite``) and keeps the primary's other
    one, which a reconcile primary → DR then carries to the DR region.
-6. Audits in both directions exit 0.
+6. Audits in both directions exit 0, device shadows compared too (``iot-crr --shadows``).
 
 Every step an operator takes is the real ``iot-crr`` command, run in this process against the
 sandbox over HTTP and printed as the operator would type it (exports of ``sandbox up``).
@@ -20,6 +21,7 @@ sandbox over HTTP and printed as the operator would type it (exports of ``sandbo
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +38,9 @@ Echo = Callable[[str], None]
 
 FLOOR = "floor-1"
 MIN_THINGS = 10  # the story changes device-003 and device-005 … device-009
+# The shadow a device writes in the DR region during the outage (its classic one): an
+# application's new desired state and the device's report.
+DR_SHADOW = {"desired": {"mode": "dr"}, "reported": {"mode": "dr", "fw": "2.0-dr"}}
 
 
 @dataclass(frozen=True)
@@ -66,10 +71,14 @@ class FailoverResult:
     kept: list[str] = field(default_factory=list)  # the primary's version kept
     audits: dict[str, int] = field(default_factory=dict)  # "DR -> PRIMARY": exit code (final)
     table_writes: TableWrites = TableWrites()
+    # The shadow the device wrote in the DR region, as the primary holds it once it is back
+    # (its desired and reported sections; None: the primary has no such shadow).
+    shadow_in_primary: dict[str, Any] | None = None
 
     @property
     def clean(self) -> bool:
-        return len(self.audits) == 2 and not any(self.audits.values())
+        shadow_back = self.shadow_in_primary == DR_SHADOW
+        return len(self.audits) == 2 and not any(self.audits.values()) and shadow_back
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,7 @@ class _Story:
         self.primary, self.dr = box.source_region, box.destination_region
         self.cli = _Cli(box, echo)
         self.result = FailoverResult()
+        self.device = ""  # the device whose shadow is written in the DR region (``failover``)
         self._echo = echo
         self._started = started
 
@@ -158,20 +168,27 @@ class _Story:
 
     def failover(self, names: Sequence[str]) -> None:
         self.result.changed_in_dr = work_in_dr(self.box.iot(self.dr), names)
+        self.device = names[5]
+        payload = json.dumps({"state": DR_SHADOW}).encode()
+        self.box.client("iot-data", self.dr).update_thing_shadow(
+            thingName=self.device, payload=payload
+        )
         events = len(self.box.outbox(self.dr))
         drained = self.box.drain(timeout=120)
         self.step(
-            f"2. failover: {self.result.changed_in_dr} things changed in {self.dr} ({events} "
-            f"registry events) → persisted {dict(drained.persisted)} in its replica; "
-            f"replication to {self.primary} waits"
+            f"2. failover: {self.result.changed_in_dr} things changed and {self.device}'s shadow "
+            f"written in {self.dr} ({events} events) → persisted {dict(drained.persisted)} in "
+            f"its replica; replication to {self.primary} waits"
         )
 
     def primary_returns(self) -> None:
         self.box.resume(self.primary)
         drained = self.box.drain(timeout=120)
+        self.result.shadow_in_primary = shadow_of(self.box, self.primary, self.device)
         self.step(
             f"3. the primary is back: the Global Table delivered {drained.records_replicated} "
-            f"queued writes; {drained.records_applied} records applied"
+            f"queued writes; {drained.records_applied} records applied; {self.device}'s shadow "
+            f"in {self.primary}: {_compact(self.result.shadow_in_primary)}"
         )
 
     def failback(self, late_change: str, late_new: str) -> None:
@@ -208,8 +225,8 @@ class _Story:
     def final_audits(self) -> None:
         primary, dr = self.primary, self.dr
         self.result.audits = {
-            f"{dr} -> {primary}": self.cli.audit(dr, primary).exit_code,
-            f"{primary} -> {dr}": self.cli.audit(primary, dr).exit_code,
+            f"{dr} -> {primary}": self.cli.audit(dr, primary, shadows=True).exit_code,
+            f"{primary} -> {dr}": self.cli.audit(primary, dr, shadows=True).exit_code,
         }
         state = "identical" if self.result.clean else "NOT identical"
         codes = ", ".join(f"{pair} exit {code}" for pair, code in self.result.audits.items())
@@ -226,6 +243,21 @@ def seed_fleet(iot: Any, count: int) -> list[str]:
         )
         iot.add_thing_to_thing_group(thingGroupName=FLOOR, thingName=name)
     return names
+
+
+def shadow_of(box: Sandbox, region: str, thing: str) -> dict[str, Any] | None:
+    """A thing's classic shadow in ``region``: its desired and reported state (None: none)."""
+    data = box.client("iot-data", region)
+    try:
+        document = json.loads(data.get_thing_shadow(thingName=thing)["payload"].read())
+    except data.exceptions.ResourceNotFoundException:
+        return None
+    state = document.get("state") or {}
+    return {key: state[key] for key in ("desired", "reported") if key in state}
+
+
+def _compact(value: Any) -> str:
+    return "none" if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def work_in_dr(iot: Any, names: Sequence[str]) -> int:
@@ -263,8 +295,10 @@ class _Cli:
             self._echo(f"     {line}")
         return command
 
-    def audit(self, source: str, target: str) -> Command:
-        return self.run(["audit", "--source-region", source, "--target-region", target])
+    def audit(self, source: str, target: str, *, shadows: bool = False) -> Command:
+        """``iot-crr audit``; ``shadows``: device shadows compared too (``--shadows``)."""
+        listing = ["--shadows"] if shadows else []
+        return self.run([*listing, "audit", "--source-region", source, "--target-region", target])
 
 
 def _gist(command: Command) -> list[str]:

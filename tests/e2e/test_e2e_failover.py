@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from sandbox.failover import run_failover_demo
+from sandbox.failover import DR_SHADOW, run_failover_demo
 
 
 def test_the_failover_story_ends_with_clean_audits_in_both_directions() -> None:
@@ -27,6 +27,15 @@ def test_the_failover_story_ends_with_clean_audits_in_both_directions() -> None:
     assert result.audits == {"eu-west-1 -> us-east-1": 0, "us-east-1 -> eu-west-1": 0}, story
     # No ping-pong: the echoes of replicated changes wrote no entity item back.
     assert result.table_writes.entity == 2 * result.table_writes.changes, story
+    # The shadow a device wrote in the DR region during the outage is in the primary after
+    # failback, and the final audits compared shadows too.
+    assert result.shadow_in_primary == DR_SHADOW, story
+    assert "device-005's shadow written in eu-west-1" in story
+    assert (
+        "device-005's shadow in us-east-1: "
+        '{"desired":{"mode":"dr"},"reported":{"fw":"2.0-dr","mode":"dr"}}' in story
+    )
+    assert "$ iot-crr --shadows audit --source-region us-east-1 --target-region eu-west-1" in story
 
 
 def test_the_demo_quiets_handler_loggers_made_before_it_ran(
