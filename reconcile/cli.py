@@ -142,6 +142,8 @@ def main(
         option = {INCLUDE_VARIABLE: "--shadow-include", EXCLUDE_VARIABLE: "--shadow-exclude"}
         raise click.BadParameter(error.reason, param_hint=option.get(error.field)) from error
     ctx.ensure_object(Factory).shadows = selection
+    if selection.describe():  # what the audit and the repair leave out, said as ignore rules are
+        click.echo(selection.describe(), err=True)
 
 
 def _list_shadows(ctx: click.Context) -> None:

@@ -814,6 +814,7 @@ def test_the_shadow_selection_options_and_their_environment_narrow_the_audit(
     narrowed = ("--shadow-exclude", "$*", "--shadow-sections", "desired")
     result = run(factory, "--shadows", *narrowed, "audit", *REGIONS)
     assert result.exit_code == 0, result.output
+    assert "shadows: exclude $*; desired only" in result.stderr  # said, as ignore rules are
     # AND the same from the environment the persist function and the job read
     monkeypatch.setenv("SHADOW_EXCLUDE", "$*")
     monkeypatch.setenv("SHADOW_SECTIONS", "desired")
