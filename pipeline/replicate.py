@@ -29,7 +29,7 @@ from pipeline.failures import FailureSink
 from pipeline.kinds.links import split_membership_name
 from pipeline.model import EntityKind, entity_key, parse_key
 from pipeline.settings import Settings, load_settings
-from pipeline.statetable import item_from_image
+from pipeline.tableitems import item_from_image
 
 logger = Logger(service="iot-crr-replicator")
 metrics = Metrics(namespace="IotRegistryCrr", service="replicator")

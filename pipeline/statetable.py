@@ -6,14 +6,15 @@ write with a condition that the item is still the revision we read (``rev``), or
 A concurrent writer makes the condition fail and we decide again on the fresh item, so no update
 is ever lost and no write is ever based on a stale read.
 
-Item layout (partition key ``pk`` only): ``pk``, ``kind``, ``name``, ``state`` (map), ``deleted``,
-``origin_region``, ``origin_id``, ``origin_version``, ``event_ts``, ``last_event_id``, ``sync``,
-``rev``. Other keys hold the pipeline's own bookkeeping, read and written as typed records: a
-kind's (``Bookkeeping``: a deferred thing-type deletion, ``pipeline.kinds.thing_type``) and the
-echo ledger (``EchoLedger``, ``ECHO#<region>#<entity key>``, ``pipeline.echo``: ``entries``, a
-list the replicator writes, ``expires_at``, epoch seconds for the table's TTL, and
-``echoed_ms``, the echo mark persist writes). Each writer sets only its own attributes. Outside
-this module the table is Items and those records, never raw items.
+Item layout (partition key ``pk`` only): an entity's item as ``pipeline.tableitems`` writes and
+reads it (``state``, ``deleted``, ``origin_*``, ``event_ts``, ``rev``, …). Other keys hold the
+pipeline's own bookkeeping, read and written as typed records: a kind's (``Bookkeeping``: a
+deferred thing-type deletion, ``pipeline.kinds.thing_type``) and the echo ledger
+(``EchoLedger``, ``ECHO#<region>#<entity key>``, ``pipeline.echo``: ``entries``, a list the
+replicator writes, ``expires_at``, epoch seconds for the table's TTL, and ``echoed_ms``, the
+echo mark persist writes). Each writer sets only its own attributes. Outside this module (and
+``pipeline.tableitems``, a stream record's image) the table is Items and those records, never
+raw items.
 """
 
 from __future__ import annotations
@@ -22,10 +23,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
-
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from pipeline import echo
 from pipeline.aws import AwsCalls
@@ -38,14 +36,19 @@ from pipeline.errors import (
     RetryableError,
     ThrottledError,
 )
-from pipeline.model import Change, EntityKind, Item, MalformedRecord, entity_key, parse_key
+from pipeline.model import Change, EntityKind, Item, MalformedRecord, entity_key
 from pipeline.state import Decision, Outcome, decide
+from pipeline.tableitems import (
+    from_dynamodb,
+    item_from_image,
+    item_from_record,
+    item_to_record,
+    to_dynamodb,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
 MAX_CAS_ATTEMPTS = 8
 T = TypeVar("T")
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
@@ -78,100 +81,6 @@ class PersistResult:
     key: str
     reason: str
     wrote: bool = False  # the item was written (every APPLIED, some UNCHANGED)
-
-
-def to_dynamodb(value: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _SERIALIZER.serialize(v) for k, v in value.items()}
-
-
-def from_dynamodb(image: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _plain(_DESERIALIZER.deserialize(v)) for k, v in image.items()}
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; ours are all integers."""
-    if isinstance(value, Decimal):
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | set):
-        return [_plain(v) for v in value]
-    return value
-
-
-def item_to_record(item: Item) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "pk": item.key,
-        "kind": item.kind.value,
-        "name": item.name,
-        "state": item.state,
-        "deleted": item.deleted,
-        "origin_region": item.origin_region,
-        "event_ts": item.event_ts,
-        "last_event_id": item.last_event_id,
-        "rev": item.rev,
-    }
-    for name in ("origin_id", "origin_version", "sync"):
-        value = getattr(item, name)
-        if value is not None:
-            record[name] = value
-    return record
-
-
-# Each attribute of an entity item and the one Python type it must hold (absent or NULL: the
-# default). Strict: a stored ``deleted: "false"`` (a string) is truthy, and read loosely it
-# deleted the entity in the destination (issue 28); a mistyped item is refused, naming the
-# attribute, as a permanent error (the replicator sends it to the failure queue with the reason).
-_ITEM_TYPES: dict[str, tuple[type, str]] = {
-    "state": (dict, "a map"),
-    "deleted": (bool, "a boolean"),
-    "origin_region": (str, "a string"),
-    "event_ts": (int, "a number"),
-    "last_event_id": (str, "a string"),
-    "origin_id": (str, "a string"),
-    "origin_version": (int, "a number"),
-    "sync": (str, "a string"),
-    "rev": (int, "a number"),
-}
-
-
-def _typed(record: Mapping[str, Any], name: str) -> Any:
-    value = record.get(name)
-    expected, noun = _ITEM_TYPES[name]
-    # bool is an int in Python; a number attribute holding a boolean is mistyped too.
-    if value is not None and (
-        not isinstance(value, expected) or (expected is int and isinstance(value, bool))
-    ):
-        raise EventValidationError(name, f"must be {noun}, got {type(value).__name__}")
-    return value
-
-
-def item_from_record(record: Mapping[str, Any]) -> Item | None:
-    """An entity item from a plain record; ``None`` when the key is not an entity's. Each
-    attribute must have its type (``_ITEM_TYPES``), else ``EventValidationError``."""
-    parsed = parse_key(str(record.get("pk", "")))
-    if parsed is None:
-        return None
-    kind, name = parsed
-    typed = {field_name: _typed(record, field_name) for field_name in _ITEM_TYPES}
-    return Item(
-        kind=kind,
-        name=name,
-        state=dict(typed["state"] or {}),
-        deleted=typed["deleted"] or False,
-        origin_region=typed["origin_region"] or "",
-        event_ts=typed["event_ts"] or 0,
-        last_event_id=typed["last_event_id"] or "",
-        origin_id=typed["origin_id"],
-        origin_version=typed["origin_version"],
-        sync=typed["sync"],
-        rev=typed["rev"] or 0,
-    )
-
-
-def item_from_image(image: Mapping[str, Any]) -> Item | None:
-    """An entity item from a DynamoDB-JSON image (stream record, GetItem)."""
-    return item_from_record(from_dynamodb(image))
 
 
 class StateTable:

@@ -14,7 +14,8 @@ import json
 from click.testing import CliRunner
 
 from pipeline.model import EntityKind, Item
-from pipeline.statetable import StateTable, item_to_record, to_dynamodb
+from pipeline.statetable import StateTable
+from pipeline.tableitems import item_to_record, to_dynamodb
 from reconcile.cli import main
 from reconcile.context import Factory
 from sandbox.stack import Sandbox
