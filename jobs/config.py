@@ -16,12 +16,12 @@ from pipeline.errors import EventValidationError, PermanentError
 from pipeline.kinds.shadow_selection import ALL, ShadowSelection, selection_from_env
 from pipeline.policyrewrite import ACCOUNT_MAP_VARIABLE, parse_account_map
 from reconcile.emit import Via
+from reconcile.guards import Guards
 from reconcile.ignore import IgnorePatternError, IgnoreRules
-from reconcile.plan import Guards
 from reconcile.readiness.devices import MAX_QUESTIONS
 
 DEFAULT_MAX_CHANGES = 1000
-# How the job's operator sets each guard (a refusal names it: ``reconcile.plan.Knobs``): the
+# How the job's operator sets each guard (a refusal names it: ``reconcile.guards.Knobs``): the
 # environment variable and the reconcile stack's parameter that sets it.
 JOB_KNOBS = {
     "max_changes": "raise MAX_CHANGES (the reconcile stack's MaxChanges parameter; 0: no cap) "

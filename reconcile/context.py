@@ -33,8 +33,8 @@ from reconcile.engine import (
     table_snapshotter,
 )
 from reconcile.exits import EXIT_ERROR
+from reconcile.guards import Guards
 from reconcile.ignore import IgnoreRules
-from reconcile.plan import Guards
 from reconcile.progress import TerminalProgress, progress_wanted
 from reconcile.snapshot import ListingProgress, Snapshot
 

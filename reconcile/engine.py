@@ -36,18 +36,11 @@ from reconcile.drift import DriftReport
 from reconcile.emit import DryRunEmitter, EmitResult, Emitter, Progress, corrective_changes
 from reconcile.explain import explain, read_table, table_vs_target
 from reconcile.failback import hold_unreplicated, repairable
+from reconcile.guards import CLI_KNOBS, Guards, Knobs, PlanRefusedError
 from reconcile.ignore import IgnoreRules
 from reconcile.interrupt import at_once
 from reconcile.inventory import Inventory, included
-from reconcile.plan import (
-    CLI_KNOBS,
-    Guards,
-    Knobs,
-    Plan,
-    PlanRefusedError,
-    check_fresh,
-    check_same_actions,
-)
+from reconcile.plan import Plan, check_fresh, check_same_actions
 from reconcile.planner import build_plan
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import ListingProgress, Snapshot, empty_frame, take_snapshot

@@ -24,9 +24,7 @@ removed), which only fresh snapshots may call for.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,41 +35,32 @@ import pydantic
 from pipeline.errors import PermanentError
 from pipeline.kinds import ENTITIES
 from pipeline.model import EntityKind
+from reconcile.guards import (
+    CLI_KNOBS,
+    Guards,
+    PlanRefusedError,
+    Sizes,
+    check_change_cap,
+    check_source_size,
+)
+from reconcile.plansign import (
+    PLAN_KEY_ENV,
+    PlanIntegrityError,
+    canonical,
+    check_signature,
+    # re-exported until reconcile/commands.py, whose split is pending
+    # (tests/unit/test_module_sizes.py), imports it from reconcile.plansign
+    plan_key,  # noqa: F401
+    sign,
+)
 
 # 2: the snapshots' sizes (``Sizes``) and each upsert's changed fields (``RepairAction.changed``)
 PLAN_SCHEMA_VERSION = 2
 # The longest a plan may stay valid: past a day its snapshots say little about the registries.
 MAX_TTL_SECONDS = 24 * 3600
-PLAN_KEY_ENV = "IOT_CRR_PLAN_KEY"
 _SIGNATURE = "signature"
-_SIGNATURE_PREFIX = "hmac-sha256:"
 
 Op = Literal["upsert", "delete"]
-
-
-class PlanRefusedError(PermanentError):
-    """A guard refused to build the plan; ``guard`` names which one, ``reason`` says why and
-    ``knob`` how the entry point that raised it sets that guard (``Knobs``)."""
-
-    def __init__(self, guard: str, reason: str, knob: str | None = None) -> None:
-        super().__init__(f"plan refused ({guard}): {reason}" + (f"; {knob}" if knob else ""))
-        self.guard = guard
-        self.reason = reason
-        self.knob = knob
-
-    def naming(self, knobs: Knobs) -> PlanRefusedError:
-        """The same refusal, naming the knob of the entry point whose ``knobs`` these are."""
-        return PlanRefusedError(self.guard, self.reason, knobs.get(self.guard))
-
-
-# How an entry point's operator sets each guard, as a refusal names it: the CLI's flags here;
-# the nightly job's settings in ``jobs.config.JOB_KNOBS``.
-Knobs = Mapping[str, str]
-CLI_KNOBS: Knobs = {
-    "max_changes": "raise --max-changes (0: no cap) if this is expected",
-    "allow_deletes": "pass --allow-deletes to apply deletes",
-    "min_source_ratio": "lower --min-source-ratio if the source really shrank",
-}
 
 
 class StalePlanError(PermanentError):
@@ -84,41 +73,6 @@ class StalePlanError(PermanentError):
 
 class PlanFormatError(PermanentError):
     """A plan file is not a plan this version can read."""
-
-
-class PlanIntegrityError(PermanentError):
-    """A plan's content does not match its id or its signature: it was changed after it was made."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"plan integrity: {reason}")
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Guards:
-    """Safety limits a plan is built under (recorded in the plan so a reader sees them).
-
-    ``max_changes=None`` means no cap. ``min_source_ratio`` refuses a source with fewer things than
-    that fraction of the target's: a half-empty source is far likelier a broken snapshot (wrong
-    region, missing permissions) than a real mass deletion.
-    """
-
-    allow_deletes: bool = False
-    max_changes: int | None = 1000
-    min_source_ratio: float = 0.5
-    ttl_seconds: int = 3600
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """What the source-size guards compare (``check_source_size``): each snapshot's things, and
-    its entities of every kind but memberships. Recorded in the plan, so ``apply`` applies its
-    own guards to a plan it does not rebuild (``--no-verify``)."""
-
-    source_things: int
-    target_things: int
-    source_entities: int
-    target_entities: int
 
 
 @dataclass(frozen=True)
@@ -182,7 +136,7 @@ class Plan:
         """The plan as JSON; with ``key``, signed (HMAC-SHA256 over the canonical body)."""
         data: dict[str, Any] = _PLAN_ADAPTER.dump_python(self, mode="json")
         if key is not None:
-            data[_SIGNATURE] = _sign(data, key)
+            data[_SIGNATURE] = sign(data, key)
         data["counts"] = self.counts  # informative only: recomputed on load
         return data
 
@@ -196,7 +150,7 @@ class Plan:
                 f"plan schema_version {version!r} is not supported (expected {PLAN_SCHEMA_VERSION})"
             )
         body = {k: value for k, value in data.items() if k not in ("counts", _SIGNATURE)}
-        _check_signature(body, data.get(_SIGNATURE), key)
+        check_signature(body, data.get(_SIGNATURE), key)
         try:
             plan = _PLAN_ADAPTER.validate_python(body)
         except pydantic.ValidationError as exc:
@@ -269,12 +223,6 @@ def check_fresh(
         raise StalePlanError(f"target registry {plan.target_region} changed since the plan")
 
 
-def plan_key(environ: Mapping[str, str] | None = None) -> bytes | None:
-    """The plan signing key from ``IOT_CRR_PLAN_KEY``, or ``None`` when it is unset or empty."""
-    value = (os.environ if environ is None else environ).get(PLAN_KEY_ENV, "")
-    return value.encode() if value else None
-
-
 def check_trusted(plan: Plan, guards: Guards, *, now: int) -> None:
     """Refuse a loaded plan that breaks ``guards`` (the applying command's own, never the ones
     recorded in the plan) or whose times are out of bounds, or that has expired.
@@ -325,38 +273,6 @@ def _check_not_ahead(plan: Plan, now: int) -> None:
                 "clock; its corrective events would make real changes made until then stale. "
                 "Check both hosts' clocks (NTP), or build the plan here",
             )
-
-
-def check_source_size(sizes: Sizes, guards: Guards, source_region: str, target_region: str) -> None:
-    """Refuse a source that looks broken next to its target (``PlanRefusedError``): empty, or
-    with fewer things than ``guards.min_source_ratio`` of the target's."""
-    if sizes.source_entities == 0 and sizes.target_entities > 0:
-        raise PlanRefusedError(
-            "empty_source",
-            f"the source snapshot of {source_region} is empty while {target_region} holds "
-            f"{sizes.target_entities} entities; check the region and permissions",
-        )
-    source_things, target_things = sizes.source_things, sizes.target_things
-    if target_things and source_things < guards.min_source_ratio * target_things:
-        raise PlanRefusedError(
-            "min_source_ratio",
-            f"the source {source_region} has {source_things} things, fewer than "
-            f"{guards.min_source_ratio:g} x the target's {target_things}: "
-            "the source snapshot looks incomplete",
-        )
-
-
-def check_change_cap(
-    changes: int, guards: Guards, *, note: str = "", knob: str | None = None
-) -> None:
-    """Refuse more than ``guards.max_changes`` actions (``PlanRefusedError``; ``note`` added to
-    its reason, ``knob`` how the caller's operator raises the cap)."""
-    if guards.max_changes is not None and changes > guards.max_changes:
-        raise PlanRefusedError(
-            "max_changes",
-            f"{changes} changes exceed the cap of {guards.max_changes}{note}",
-            knob,
-        )
 
 
 # --- what only fresh snapshots may call for ----------------------------------------------------
@@ -516,28 +432,7 @@ def describe_plan(plan: Plan, *, limit: int | None = None, rest_in: str = "") ->
 
 
 def _action_key(action: RepairAction) -> bytes:
-    return _canonical(_ACTION_ADAPTER.dump_python(action, mode="json"))
-
-
-def _canonical(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _sign(body: Mapping[str, Any], key: bytes) -> str:
-    return _SIGNATURE_PREFIX + hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
-
-
-def _check_signature(body: Mapping[str, Any], signature: object, key: bytes | None) -> None:
-    if key is None:
-        if signature is not None:
-            raise PlanIntegrityError(
-                f"the plan is signed but {PLAN_KEY_ENV} is not set; set it to verify the plan"
-            )
-        return
-    if signature is None:
-        raise PlanIntegrityError(f"{PLAN_KEY_ENV} is set but the plan is not signed")
-    if not isinstance(signature, str) or not hmac.compare_digest(signature, _sign(body, key)):
-        raise PlanIntegrityError(f"the plan's signature does not verify with {PLAN_KEY_ENV}")
+    return canonical(_ACTION_ADAPTER.dump_python(action, mode="json"))
 
 
 def plan_id(plan: Plan) -> str:

@@ -15,17 +15,8 @@ from typing import TYPE_CHECKING, Any
 from pipeline.kinds import ENTITIES
 from pipeline.kinds.links import membership_name
 from pipeline.model import EntityKind
-from reconcile.plan import (
-    Guards,
-    Plan,
-    PlanRefusedError,
-    RepairAction,
-    Sizes,
-    check_change_cap,
-    check_source_size,
-    expires_at,
-    plan_id,
-)
+from reconcile.guards import Guards, PlanRefusedError, Sizes, check_change_cap, check_source_size
+from reconcile.plan import Plan, RepairAction, expires_at, plan_id
 from reconcile.snapshot import desired_fields
 
 if TYPE_CHECKING:

@@ -43,8 +43,8 @@ from pipeline.statetable import PersistResult
 from reconcile.drift import DriftReport
 from reconcile.emit import EmitResult, TableEmitter
 from reconcile.engine import Reconciler
+from reconcile.guards import Guards
 from reconcile.inventory import Inventory
-from reconcile.plan import Guards
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import Snapshot, take_snapshot
 from sandbox.emulation import (

@@ -24,7 +24,7 @@ import boto3
 import pytest
 
 from reconcile.diff import diff_snapshots
-from reconcile.plan import Guards
+from reconcile.guards import Guards
 from reconcile.planner import build_plan
 from reconcile.snapshot import Snapshot
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from jobs.config import RunConfig
 from jobs.run import RunResult, run_nightly
-from reconcile.plan import Guards
+from reconcile.guards import Guards
 from sandbox.stack import Sandbox
 
 SRC = "us-east-1"

@@ -17,7 +17,7 @@ from jobs.nightly import lambda_handler
 from jobs.run import run_nightly
 from pipeline import aws as aws_clients
 from pipeline.aws import ClientFactory
-from reconcile.plan import Guards, PlanRefusedError
+from reconcile.guards import Guards, PlanRefusedError
 from reconcile.report import load_json
 from tests.jobs.conftest import TABLE, fleet
 from tests.jobs.scenario import DST, SRC, stepping_clock

@@ -17,7 +17,8 @@ from jobs.shard import MergeSpec, ShardMismatchError, ShardResult, parse_merge, 
 from pipeline import aws as aws_clients
 from pipeline.aws import ClientFactory
 from pipeline.errors import EventValidationError
-from reconcile.plan import Guards, Plan
+from reconcile.guards import Guards
+from reconcile.plan import Plan
 from tests.jobs.conftest import TABLE, fleet
 from tests.jobs.scenario import DST, SRC, stepping_clock
 

@@ -22,7 +22,8 @@ from pipeline.statetable import StateTable
 from reconcile import cli
 from reconcile.cli import COMMANDS_ENTRY_POINTS, main
 from reconcile.context import Factory
-from reconcile.plan import Guards, Plan
+from reconcile.guards import Guards
+from reconcile.plan import Plan
 
 SRC, DST = "us-east-1", "eu-west-1"
 TABLE = "crr-state"

@@ -29,7 +29,8 @@ from reconcile.emit import (
     emit_via_table,
     execution_name,
 )
-from reconcile.plan import Guards, Plan
+from reconcile.guards import Guards
+from reconcile.plan import Plan
 from reconcile.planner import build_plan
 from reconcile.snapshot import Snapshot
 

@@ -9,8 +9,8 @@ import pytest
 from reconcile.diff import diff_snapshots
 from reconcile.explain import explain
 from reconcile.failback import describe_held, hold_unreplicated, overwrite_rules, repairable
+from reconcile.guards import Guards
 from reconcile.ignore import IgnorePatternError
-from reconcile.plan import Guards
 from reconcile.planner import build_plan
 from reconcile.report import load_json, render, to_json
 from reconcile.snapshot import Snapshot

@@ -15,7 +15,7 @@ from pipeline.events import corrective_event, parse_event
 from pipeline.model import EntityKind
 from reconcile.diff import diff_snapshots
 from reconcile.emit import corrective_changes
-from reconcile.plan import Guards
+from reconcile.guards import Guards
 from reconcile.planner import build_plan
 from reconcile.snapshot import Snapshot
 from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline

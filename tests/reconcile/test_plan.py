@@ -17,17 +17,13 @@ from pipeline.model import EntityKind, Item
 from pipeline.state import MAX_CLOCK_SKEW_MS
 from reconcile.diff import diff_snapshots
 from reconcile.explain import explain, table_snapshot
+from reconcile.guards import CLI_KNOBS, Guards, PlanRefusedError, Sizes
 from reconcile.plan import (
-    CLI_KNOBS,
     MAX_TTL_SECONDS,
     PLAN_SCHEMA_VERSION,
-    Guards,
     Plan,
     PlanFormatError,
-    PlanIntegrityError,
-    PlanRefusedError,
     RepairAction,
-    Sizes,
     StalePlanError,
     check_fresh,
     check_same_actions,
@@ -36,10 +32,10 @@ from reconcile.plan import (
     describe_plan,
     hazard,
     hazards,
-    plan_key,
     summarize_plan,
 )
 from reconcile.planner import build_plan
+from reconcile.plansign import PlanIntegrityError, plan_key
 from reconcile.report import load_json, to_json
 from reconcile.snapshot import Snapshot
 

@@ -14,7 +14,7 @@ from moto import mock_aws
 from pipeline.kinds.certificate import certificate_id_from_pem
 from pipeline.model import EntityKind
 from reconcile.diff import diff_snapshots
-from reconcile.plan import Guards
+from reconcile.guards import Guards
 from reconcile.snapshot import Snapshot
 from sandbox import emulation
 from sandbox.certificates import CertificateAuthority

@@ -20,7 +20,7 @@ from pipeline.policyrewrite import canonical_document
 from reconcile.cli import main
 from reconcile.diff import diff_snapshots
 from reconcile.emit import corrective_changes
-from reconcile.plan import Guards
+from reconcile.guards import Guards
 from reconcile.planner import build_plan
 from reconcile.snapshot import Snapshot
 from sandbox.certificates import self_signed_pem

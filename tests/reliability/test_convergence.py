@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import CrrError
-from reconcile.plan import PlanRefusedError
+from reconcile.guards import PlanRefusedError
 from sandbox.inprocess import LocalPipeline, persist_all
 from tests.reliability.conftest import MAX_EXAMPLES
 

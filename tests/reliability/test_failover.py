@@ -15,7 +15,7 @@ import pytest
 
 from reconcile.engine import Failback
 from reconcile.explain import read_table
-from reconcile.plan import Guards
+from reconcile.guards import Guards
 from reconcile.planner import build_plan
 from reconcile.snapshot import Snapshot
 from sandbox.inprocess import DST, SRC

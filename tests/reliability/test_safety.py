@@ -25,7 +25,7 @@ from pipeline.statetable import StateTable
 from reconcile.cli import main
 from reconcile.context import Factory
 from reconcile.diff import diff_snapshots
-from reconcile.plan import Guards, PlanRefusedError
+from reconcile.guards import Guards, PlanRefusedError
 from reconcile.planner import build_plan
 from reconcile.snapshot import Snapshot
 from sandbox.inprocess import SRC, TABLE, LocalPipeline, create_state_table
