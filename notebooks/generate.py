@@ -1,8 +1,8 @@
 """Writes drift_report.ipynb and drift_trends.ipynb (outputs empty) with nbformat.
 
 The notebooks hold no logic: each cell calls ``jobs.notebook_data`` (which calls
-``jobs.history`` / ``jobs.artefacts``) and displays the result. Edit this file, then run
-``.venv/bin/python notebooks/generate.py`` to regenerate them.
+``jobs.history`` / ``jobs.artefacts``) and displays the result with ``jobs.notebook_views``.
+Edit this file, then run ``.venv/bin/python notebooks/generate.py`` to regenerate them.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import pandas as pd
 
 from jobs import notebook_data as nd
+from jobs import notebook_views as nv
 
 pd.set_option("display.max_rows", 60)
 pd.set_option("display.max_colwidth", 60)
@@ -50,9 +51,9 @@ def notebook(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
 
 def section(title: str, intro: str, *views: str) -> nbformat.NotebookNode:
     """A cell showing a section (heading, intro, views) only when one of its views has
-    something to show (``nd.section``): a clean night is "in sync", not empty tables."""
+    something to show (``nv.section``): a clean night is "in sync", not empty tables."""
     shown = "".join(f"    {view},\n" for view in views)
-    return new_code_cell(f"nd.section(\n    {title!r},\n    {intro!r},\n{shown})")
+    return new_code_cell(f"nv.section(\n    {title!r},\n    {intro!r},\n{shown})")
 
 
 REPORT = notebook(
@@ -67,19 +68,19 @@ REPORT = notebook(
         new_code_cell(SETUP),
         new_code_cell(
             "run = nd.latest_run(nd.open_location(report_location, region), run_id)\n"
-            "nd.say(run.headline())\n"
-            "nd.show(nd.table(run.summary().reset_index()))"
+            "nv.say(run.headline())\n"
+            "nv.show(nv.table(run.summary().reset_index()))"
         ),
         section(
             "Root causes",
             "Drift that exists only because of other drift (the members of a missing group, "
             "the things of a missing or changed type) is counted under its cause.",
-            "nd.table(run.root_causes())",
+            "nv.table(run.root_causes())",
         ),
         section(
             "Drift by entity and kind",
             "",
-            'nd.bar_chart(run.drift_by_kind(), "Drift by entity and kind", stacked=False, '
+            'nv.bar_chart(run.drift_by_kind(), "Drift by entity and kind", stacked=False, '
             'ylabel="drift items")',
         ),
         section(
@@ -87,29 +88,29 @@ REPORT = notebook(
             "From the three-way audit (the state table as a third view): before the table "
             "(events), after it (replication, hand edits), or in the table only; with what to "
             "check for each.",
-            'nd.bar_chart(nd.nonzero(run.drift_by_where())["drifts"], '
+            'nv.bar_chart(nd.nonzero(run.drift_by_where())["drifts"], '
             '"Drift by where it was lost", ylabel="drift items")',
-            "nd.table(run.drift_by_where().reset_index())",
+            "nv.table(run.drift_by_where().reset_index())",
         ),
         section(
             "The most drifted thing types",
             "",
-            'nd.bar_chart(run.most_drifted_types().drop(columns="total"), "Drift by thing type", '
+            'nv.bar_chart(run.most_drifted_types().drop(columns="total"), "Drift by thing type", '
             "stacked=False)",
-            "nd.table(run.most_drifted_types().reset_index())",
+            "nv.table(run.most_drifted_types().reset_index())",
         ),
         section(
             "The most drifted thing groups",
             "",
-            'nd.bar_chart(run.most_drifted_groups().drop(columns="total"), '
+            'nv.bar_chart(run.most_drifted_groups().drop(columns="total"), '
             '"Drift by thing group", stacked=False)',
-            "nd.table(run.most_drifted_groups().reset_index())",
+            "nv.table(run.most_drifted_groups().reset_index())",
         ),
         section(
             "Attribute-level drill-down",
             "Every differing field (attributes key by key), with its value in each region.",
-            "nd.table(run.drill_down())",
-            "nd.bar_chart(nd.history.field_frequency(run.drill_down()), "
+            "nv.table(run.drill_down())",
+            "nv.bar_chart(nd.history.field_frequency(run.drill_down()), "
             '"Most often differing fields (changed entities)")',
         ),
     ]
@@ -125,42 +126,42 @@ TRENDS = notebook(
         new_code_cell(SETUP),
         new_code_cell(
             "trends = nd.trends(nd.open_location(report_location, region))\n"
-            "nd.say(trends.headline())\n"
-            "nd.show(nd.table(trends.runs()))"
+            "nv.say(trends.headline())\n"
+            "nv.show(nv.table(trends.runs()))"
         ),
         section(
             "Drift per run",
             "",
-            'nd.bar_chart(trends.drift_per_run(), "Drift per run, by entity", '
+            'nv.bar_chart(trends.drift_per_run(), "Drift per run, by entity", '
             'ylabel="drift items")',
-            "nd.table(nd.nonzero(trends.drift_per_run(), rows=False).reset_index())",
+            "nv.table(nd.nonzero(trends.drift_per_run(), rows=False).reset_index())",
         ),
         section(
             "Where the drift was lost, over time",
             "Drift lost before the state table points at registry events or the IoT rule; after "
             "it, at the replicator or hand edits in the destination.",
-            'nd.bar_chart(trends.drift_by_where(), "Drift per run, by where it was lost", '
+            'nv.bar_chart(trends.drift_by_where(), "Drift per run, by where it was lost", '
             'ylabel="drift items")',
-            "nd.table(nd.nonzero(trends.drift_by_where(), rows=False).reset_index())",
+            "nv.table(nd.nonzero(trends.drift_by_where(), rows=False).reset_index())",
         ),
         section(
             "Time to repair",
             "An episode runs from the first run that saw a drift item to the first later run "
             "where it is gone.",
-            'nd.repair_time_histogram(trends.episodes, "Time to repair")',
-            "nd.table(trends.time_to_repair())",
+            'nv.repair_time_histogram(trends.episodes, "Time to repair")',
+            "nv.table(trends.time_to_repair())",
         ),
         section(
             "The slowest repairs",
             "Open items first; `trends.item_history()` has every item.",
-            "nd.table(trends.slowest_repairs())",
+            "nv.table(trends.slowest_repairs())",
         ),
         section(
             "Repair volume",
             "",
-            'nd.bar_chart(trends.repair_volume().drop(columns=["started_at", "status", '
+            'nv.bar_chart(trends.repair_volume().drop(columns=["started_at", "status", '
             '"planned"]), "Repairs per run", stacked=False, ylabel="repairs")',
-            "nd.table(trends.repair_volume().reset_index())",
+            "nv.table(trends.repair_volume().reset_index())",
         ),
     ]
 )

@@ -10,14 +10,8 @@ import pytest
 
 from jobs import history
 from jobs.artefacts import RunRecord, index_frame
-from jobs.notebook_data import (
-    NoRunsError,
-    bar_chart,
-    choose_run,
-    nonzero,
-    repair_time_histogram,
-    table,
-)
+from jobs.notebook_data import NoRunsError, choose_run, nonzero
+from jobs.notebook_views import bar_chart, repair_time_histogram, table
 
 DAY = 86_400_000
 
