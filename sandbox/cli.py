@@ -123,9 +123,9 @@ def up(
     """
     from reconcile.exits import EXIT_INTERRUPTED
     from reconcile.regions import UnknownRegionError, check_region
-    from sandbox import pump
+    from sandbox import SandboxError, pump
     from sandbox.emulation import Delivery
-    from sandbox.stack import Sandbox, SandboxError
+    from sandbox.stack import Sandbox
 
     target_region = old_target_region or target_region
     try:

@@ -25,7 +25,8 @@ from sandbox.failures import (
     persist_failure,
     replicator_failure,
 )
-from sandbox.stack import PENDING_RATE_SECONDS, Sandbox
+from sandbox.schedule import PENDING_RATE_SECONDS
+from sandbox.stack import Sandbox
 
 
 def round_line(number: int, report: DrainReport, pending: int, failures: int, took: float) -> str:

@@ -24,7 +24,6 @@ events wait in its outbox, its replicator stops and the Global Table queues both
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ import botocore.session
 from pipeline import aws
 from pipeline.kinds.thing_type import PendingTypeDeletion
 from pipeline.statetable import StateTable
-from sandbox import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION, emulation
+from sandbox import DEFAULT_DESTINATION_REGION, DEFAULT_SOURCE_REGION, SandboxError, emulation
 from sandbox.emulation import (
     Delivery,
     DeliveryQuirks,
@@ -59,28 +58,12 @@ from sandbox.half import Progress, StackHalf, real_replicator
 from sandbox.provision import (
     DEFAULT_TABLE_NAME,
     DEFAULT_TYPE_DELETE_DELAY_SECONDS,
-    PENDING_HANDLER,
     SandboxResources,
     provision,
 )
+from sandbox.schedule import PendingSchedule, pending_deletions, run_pending
 from sandbox.server import MotoServer
-
-PENDING_RATE_SECONDS = 300
-"""How often the destination stack runs the pending-deletion task: infra/destination.yaml's
-PendingFunction, ``Schedule: rate(5 minutes)`` (tests/sandbox check the two agree)."""
-
-
-class SandboxError(Exception):
-    """The sandbox is not in a state to do what was asked."""
-
-
-class DrainTimeoutError(SandboxError):
-    """Work was still arriving, and none of it got anywhere, for ``drain``'s timeout."""
-
-    def __init__(self, timeout: float, report: DrainReport) -> None:
-        super().__init__(f"the pipeline made no progress for {timeout}s: {report}")
-        self.report = report
-
+from sandbox.settle import settle
 
 StreamHandlerFactory = Callable[[SandboxResources], emulation.StreamHandler]
 
@@ -123,7 +106,7 @@ class Sandbox:
         self._quirks = DeliveryQuirks(self.delivery)
         self._replication: GlobalTableReplication | None = None
         self._halves: dict[str, StackHalf] = {}  # by region, the source's first: delivery order
-        self._next_pending = 0.0  # the pending task's next firing (``run_schedules``)
+        self._schedule = PendingSchedule(self._emulation)  # the pending task's (``run_schedules``)
         self._clients: dict[tuple[str, str], Any] = {}
         self._botocore_session = botocore.session.get_session()
 
@@ -140,15 +123,11 @@ class Sandbox:
     # ---- what the templates schedule, on the sandbox's clock ----------------------------------
 
     def run_schedules(self) -> dict[str, list[str]] | None:
-        """Run the pending-deletion task if its schedule (every ``PENDING_RATE_SECONDS`` from
-        the sandbox's start) has fired on the sandbox's clock (the emulation's ``wait_clock``),
-        as of the firing's time; None if it has not fired since the last run."""
-        now = self._emulation.wait_clock()
-        if now < self._next_pending:
+        """Run the pending-deletion task if its schedule (``sandbox.schedule``) has fired on the
+        sandbox's clock, as of the firing's time; None if it has not fired since the last run."""
+        fired = self._schedule.fired()
+        if fired is None:
             return None
-        fired = self._next_pending
-        while self._next_pending <= now:  # firings missed while busy are one run, as Lambda's
-            self._next_pending += PENDING_RATE_SECONDS  # reserved concurrency of 1 makes them
         result: dict[str, list[str]] = {}
         for region in self._pending_regions():
             done = self.run_pending(datetime.fromtimestamp(fired, UTC), region=region)
@@ -162,7 +141,7 @@ class Sandbox:
         wall time); returns the seconds skipped (0: nothing pending)."""
         if not self.pending_deletions():
             return 0.0
-        seconds = max(self._next_pending - self._emulation.wait_clock(), 0.0)
+        seconds = self._schedule.until_next()
         self.skip(seconds)
         return seconds
 
@@ -172,10 +151,9 @@ class Sandbox:
         return [
             pending
             for region in self._pending_regions()
-            for pending in StateTable(self.client("dynamodb", region), self.table_name).records(
-                PendingTypeDeletion, PendingTypeDeletion.prefix(region)
+            for pending in pending_deletions(
+                StateTable(self.client("dynamodb", region), self.table_name), region
             )
-            if isinstance(pending, PendingTypeDeletion)  # a malformed one: the task reports it
         ]
 
     def _pending_regions(self) -> list[str]:
@@ -240,7 +218,7 @@ class Sandbox:
             two_way=self.two_way,
         )
         self._resources = resources
-        self._next_pending = self._emulation.wait_clock() + PENDING_RATE_SECONDS
+        self._schedule.start()
         regions = {
             resources.source_region: resources.source_stream_arn,
             resources.destination_region: resources.destination_stream_arn,
@@ -452,55 +430,7 @@ class Sandbox:
 
     def run_pending(self, now: datetime | None = None, *, region: str | None = None) -> Any:
         """Run ``pipeline.pending`` (deferred thing-type deletions) as its schedule would, at
-        ``now`` (the sandbox's clock unless told), in ``region`` (the destination unless told).
-
-        The event is an EventBridge Scheduler/Events scheduled event whose ``time`` is ``now``,
-        so a test can jump past the deprecation wait without waiting.
-        """
+        ``now`` (the sandbox's clock unless told), in ``region`` (the destination unless told);
+        ``sandbox.schedule.run_pending``."""
         moment = (now or datetime.fromtimestamp(self._emulation.wait_clock(), UTC)).astimezone(UTC)
-        event = {
-            "version": "0",
-            "id": "sandbox-pending",
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": "123456789012",
-            "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": region or self.destination_region,
-            "resources": [],
-            "detail": {},
-        }
-        env = self.resources.replicator_environment(region)
-        return emulation.call_handler(PENDING_HANDLER, event, env, "pending")
-
-
-RoundPump = Callable[[float, Callable[[int], None]], DrainReport]
-
-
-def settle(
-    pump_round: RoundPump,
-    timeout: float,
-    progress: Progress | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> DrainReport:
-    """Pump rounds until one finds nothing left anywhere; raise ``DrainTimeoutError`` once
-    ``timeout`` seconds pass without progress. Progress is a record applied or an execution
-    ended: a slow machine that keeps applying is not a stuck pipeline (the demo's backfill took
-    430 s of a fixed 600 s deadline on an idle 2-core machine and ran out of it under load),
-    while work that gets nowhere (a batch retried round after round) still times out."""
-    total = DrainReport()
-    deadline = clock() + timeout
-    while True:
-        applied_before = total.records_applied
-
-        def applied(count: int, base: int = applied_before) -> None:
-            if progress is not None:
-                progress(base + count)
-
-        round_report = pump_round(max(deadline - clock(), 1.0), applied)
-        total.add_round(round_report)
-        if round_report.idle and not round_report.executions_running:
-            return total
-        if round_report.records_applied or round_report.executions:
-            deadline = clock() + timeout
-        elif clock() > deadline:
-            raise DrainTimeoutError(timeout, total)
+        return run_pending(self.resources, moment, region or self.destination_region)

@@ -15,7 +15,8 @@ from reconcile.cli import main
 from sandbox import pump
 from sandbox.cli import exports, welcome
 from sandbox.emulation import DrainReport
-from sandbox.stack import PENDING_RATE_SECONDS, Sandbox
+from sandbox.schedule import PENDING_RATE_SECONDS
+from sandbox.stack import Sandbox
 from tests.e2e.conftest import DESTINATION, SOURCE
 
 BURST = 20  # registry calls per burst; the 2,000-call figure is measured once (README, "Measured")

@@ -28,7 +28,8 @@ from sandbox.emulation import (
     environment_lock,
 )
 from sandbox.emulation.lambda_runtime import forget_function_environment
-from sandbox.stack import PENDING_RATE_SECONDS, Sandbox
+from sandbox.schedule import PENDING_RATE_SECONDS
+from sandbox.stack import Sandbox
 
 SOURCE = "us-east-1"
 DESTINATION = "eu-west-1"

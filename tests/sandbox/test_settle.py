@@ -1,4 +1,4 @@
-"""``sandbox.stack.settle``: the sandbox waits for a settled pipeline as long as it makes progress,
+"""``sandbox.settle.settle``: the sandbox waits for a settled pipeline as long as it makes progress,
 and gives up on one that makes none (the demo's fixed 600 s deadline failed a slow machine that
 was still applying records)."""
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from sandbox.emulation import DrainReport
-from sandbox.stack import DrainTimeoutError, settle
+from sandbox.settle import DrainTimeoutError, settle
 
 
 class Clock:
