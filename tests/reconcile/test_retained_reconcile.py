@@ -15,8 +15,8 @@ from moto import mock_aws
 
 from pipeline.model import EntityKind
 from reconcile.diff import diff_snapshots
+from reconcile.guards import Guards
 from reconcile.inventory import Inventory
-from reconcile.plan import Guards
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import Snapshot, take_snapshot
 from sandbox import emulation
