@@ -17,9 +17,9 @@ from pipeline.model import EntityKind
 from reconcile.diff import diff_snapshots
 from reconcile.emit import TableEmitter
 from reconcile.engine import Reconciler
+from reconcile.guards import Guards
 from reconcile.ignore import IgnoreRules
 from reconcile.inventory import Inventory
-from reconcile.plan import Guards
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import Snapshot, take_snapshot
 from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline

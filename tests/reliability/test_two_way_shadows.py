@@ -15,7 +15,7 @@ from pipeline.kinds.shadow import KIND, shadow_key_name
 from pipeline.model import EntityKind
 from reconcile.engine import Failback
 from reconcile.explain import read_table
-from reconcile.plan import Guards
+from reconcile.guards import Guards
 from reconcile.snapshot import Snapshot
 from sandbox.inprocess import DST, SRC
 from tests.reliability.conftest import CLOCK
