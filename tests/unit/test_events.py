@@ -579,6 +579,9 @@ def test_all_state_fields_have_a_validator() -> None:
         "registration_config": {"templateName": "t"},
         "desired": '{"color":"red","nested":{"on":true}}',
         "reported": '{"temperature":21.5}',
+        "payload": "aGVsbG8=",
+        "qos": 1,
+        "user_properties": '[{"unit":"C"}]',
     }
     cert = "c" * 64
     names_by_kind = {
@@ -589,6 +592,7 @@ def test_all_state_fields_have_a_validator() -> None:
         EntityKind.POLICY_TARGET: f"p#cert/{cert}",
         EntityKind.CA_CERTIFICATE: cert,
         EntityKind.SHADOW: "device-1#~classic",
+        EntityKind.RETAINED_MESSAGE: "sensors/device-1/config",
     }
     # A field name means one thing per kind: an authorizer's status is not a certificate's.
     # A CA's status is ACTIVE or INACTIVE (UpdateCACertificate).
