@@ -3,15 +3,17 @@
 1. A source fleet exists before the pipeline is switched on (its events go nowhere).
 2. The first nightly run is the backfill: snapshot, diff, plan, corrective events into the table.
 3. Live changes stream through the pipeline: IoT rule → persist state machine → state table →
-   Global Table → replicator → destination registry; device credentials (3b), onboarding (3c)
-   and a gateway's device shadows (3d, ``sandbox.demo_shadows``) too.
+   Global Table → replicator → destination registry; device credentials (3b) and onboarding
+   (3c), both ``sandbox.demo_devices``, and a gateway's device shadows (3d,
+   ``sandbox.demo_shadows``) too.
 4. Drift happens: dropped events, a hand edit in the destination, a group deleted there, a thing
    created there only, a shadow edited there.
 5. The nightly job finds it, explains it, and repairs it through the persist state machine.
 6. The next nightly run finds zero drift. Reports go to ``--out``; the runs' artefacts and
    history to ``--out``/reports, which ``make report`` renders into the drift notebooks.
 7. ``iot-crr readiness``: every device would connect and publish in the destination; a hand
-   edit there (a certificate set INACTIVE) and readiness names the device and the fix; restored.
+   edit there (a certificate set INACTIVE) and readiness names the device and the fix; restored
+   (``sandbox.demo_readiness``).
 
 Everything here is the project's real code; the only stand-ins are moto and the labelled
 emulations in ``sandbox.emulation``.
@@ -34,14 +36,12 @@ from jobs.config import RunConfig
 from jobs.run import run_nightly
 from pipeline.clock import now_ms
 from reconcile.drift import DriftReport
-from reconcile.plan import Guards, Plan, describe_plan
-from reconcile.readiness.assess import assess
-from reconcile.readiness.devices import Probes
-from reconcile.readiness.report import ReadinessReport, headline
-from reconcile.readiness.report import render as render_readiness
+from reconcile.guards import Guards
+from reconcile.plan import Plan, describe_plan
 from reconcile.report import load_json, render
 from sandbox import demo_shadows
-from sandbox.certificates import CertificateAuthority, self_signed_pem
+from sandbox.demo_devices import device_credentials, device_onboarding
+from sandbox.demo_readiness import readiness
 from sandbox.emulation import Delivery, DrainReport
 from sandbox.stack import Sandbox
 
@@ -169,165 +169,6 @@ def run_demo(out: Path, *, things: int = 2000, seed: int = 7, echo: Echo = print
         )
 
 
-DEVICE_POLICY = "device-policy"
-
-
-def _device_policy(region: str, topic: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
-                {
-                    "Effect": "Allow",
-                    "Action": "iot:Publish",
-                    "Resource": f"arn:aws:iot:{region}:123456789012:topic/{topic}/*",
-                },
-            ],
-        }
-    )
-
-
-def device_credentials(box: Sandbox, *, echo: Echo) -> bool:
-    """Step 3b: certificates and a policy for the new devices, through the streaming path
-    (control-plane calls -> CloudTrail events, emulated -> persist -> replicator); then a
-    revocation and a policy change. True when the destination shows each as expected."""
-    src, dst = box.iot(box.source_region), box.iot(box.destination_region)
-    src.create_policy(
-        policyName=DEVICE_POLICY, policyDocument=_device_policy(box.source_region, "telemetry")
-    )
-    certificates = []
-    for i in range(3):
-        # The device maker's certificate (its key never leaves the device; here: discarded).
-        cert = src.register_certificate_without_ca(
-            certificatePem=self_signed_pem(f"new-device-{i}"), status="ACTIVE"
-        )
-        src.attach_policy(policyName=DEVICE_POLICY, target=cert["certificateArn"])
-        src.attach_thing_principal(thingName=f"new-device-{i}", principal=cert["certificateArn"])
-        certificates.append(cert["certificateId"])
-    box.drain(timeout=120)
-    statuses = [_status(dst, cert) for cert in certificates]
-    attached = sum(
-        bool(dst.list_thing_principals(thingName=f"new-device-{i}")["principals"]) for i in range(3)
-    )
-    echo(
-        f"3b. device credentials streamed: {len(certificates)} certificates + 1 policy created "
-        f"and attached in the source → in the destination: {statuses.count('ACTIVE')} ACTIVE "
-        f"(same ids), {attached} attached to their things"
-    )
-    # A device is compromised: revoke its certificate; and the policy moves to a new topic.
-    src.update_certificate(certificateId=certificates[0], newStatus="REVOKED")
-    src.create_policy_version(
-        policyName=DEVICE_POLICY,
-        policyDocument=_device_policy(box.source_region, "telemetry-v2"),
-        setAsDefault=True,
-    )
-    box.drain(timeout=120)
-    revoked = _status(dst, certificates[0])
-    document = dst.get_policy(policyName=DEVICE_POLICY)["policyDocument"]
-    resource = json.loads(document)["Statement"][1]["Resource"]
-    echo(
-        f"    revoked in the source → {revoked} in the destination (streaming path); policy "
-        f"change → destination's default version names {resource}"
-    )
-    expected_resource = f"arn:aws:iot:{box.destination_region}:123456789012:topic/telemetry-v2/*"
-    return (
-        statuses == ["ACTIVE"] * 3
-        and attached == 3
-        and revoked == "REVOKED"
-        and resource == expected_resource
-    )
-
-
-PROVISIONING_ROLE = "arn:aws:iam::123456789012:role/iot-provisioning"
-# The role devices get AWS credentials for through the credential provider; the alias names it.
-DEVICE_ROLE = "arn:aws:iam::123456789012:role/iot-device-credentials"
-DEVICE_ROLE_ALIAS = "device-credentials"
-
-
-def device_onboarding(box: Sandbox, *, echo: Echo) -> bool:
-    """Step 3c: how new devices onboard in the DR region, through the streaming path: a CA
-    (DEFAULT mode, its verification certificate signed with the CA's key) whose devices
-    provision just in time with a JITP template, a fleet-provisioning template with a
-    pre-provisioning hook, and the role alias devices exchange their certificate for AWS
-    credentials with; then the CA is deactivated in the source. True when the destination shows
-    each as expected."""
-    src, dst = box.iot(box.source_region), box.iot(box.destination_region)
-    body = json.dumps({"Parameters": {"SerialNumber": {"Type": "String"}}, "Resources": {}})
-    src.create_provisioning_template(
-        templateName="jitp-devices",
-        templateBody=body,
-        provisioningRoleArn=PROVISIONING_ROLE,
-        type="JITP",
-    )
-    hook = f"arn:aws:lambda:{box.source_region}:123456789012:function:pre-provision"
-    src.create_provisioning_template(
-        templateName="fleet-claims",
-        templateBody=body,
-        provisioningRoleArn=PROVISIONING_ROLE,
-        enabled=True,
-        preProvisioningHook={"targetArn": hook, "payloadVersion": "2020-04-01"},
-    )
-    src.create_role_alias(
-        roleAlias=DEVICE_ROLE_ALIAS, roleArn=DEVICE_ROLE, credentialDurationSeconds=3600
-    )
-    ca = CertificateAuthority.new("iot-crr demo CA")
-    code = src.get_registration_code()["registrationCode"]
-    ca_id = src.register_ca_certificate(
-        caCertificate=ca.pem,
-        verificationCertificate=ca.issue(code),
-        setAsActive=True,
-        allowAutoRegistration=True,
-        registrationConfig={"templateName": "jitp-devices"},
-    )["certificateId"]
-    box.drain(timeout=120)
-    copy = _ca(dst, ca_id)
-    fleet = dst.describe_provisioning_template(templateName="fleet-claims")
-    alias = _role_alias(dst, DEVICE_ROLE_ALIAS)
-    echo(
-        f"3c. onboarding streamed: CA {copy.get('status')} ({copy.get('certificateMode')}: the "
-        "tool holds no CA key) with its JITP template, a fleet-provisioning template whose hook "
-        f"names {fleet['preProvisioningHook']['targetArn']}, role alias {DEVICE_ROLE_ALIAS} → "
-        f"{alias.get('roleArn', 'missing')} ({alias.get('credentialDurationSeconds', 0)} s)"
-    )
-    src.update_ca_certificate(certificateId=ca_id, newStatus="INACTIVE")
-    box.drain(timeout=120)  # until the pipeline is idle: the condition, not a sleep
-    inactive = _ca(dst, ca_id).get("status")
-    echo(f"    CA set INACTIVE in the source → {inactive} in the destination (streaming path)")
-    return (
-        copy.get("status") == "ACTIVE"
-        and inactive == "INACTIVE"
-        and fleet["preProvisioningHook"]["targetArn"]
-        == hook.replace(box.source_region, box.destination_region)
-        and alias.get("roleArn") == DEVICE_ROLE
-        and alias.get("credentialDurationSeconds") == 3600
-    )
-
-
-def _role_alias(iot: Any, name: str) -> dict[str, Any]:
-    try:
-        described = iot.describe_role_alias(roleAlias=name)
-    except iot.exceptions.ResourceNotFoundException:
-        return {}
-    return dict(described["roleAliasDescription"])
-
-
-def _ca(iot: Any, ca_id: str) -> dict[str, Any]:
-    try:
-        described = iot.describe_ca_certificate(certificateId=ca_id)
-    except iot.exceptions.ResourceNotFoundException:
-        return {}
-    return dict(described["certificateDescription"])
-
-
-def _status(iot: Any, certificate_id: str) -> str:
-    try:
-        description = iot.describe_certificate(certificateId=certificate_id)
-    except iot.exceptions.ResourceNotFoundException:
-        return "missing"
-    return str(description["certificateDescription"]["status"])
-
-
 def nightly(
     box: Sandbox, out: Path, run_id: str, guards: Guards, *, via_table: bool = False
 ) -> RunRecord:
@@ -439,44 +280,6 @@ def inject_drift(box: Sandbox, fleet: Fleet, rng: random.Random) -> None:
     dst.create_thing(thingName="destination-only")
     demo_shadows.hand_edit(box)
     box.outbox(box.destination_region).take()
-
-
-READINESS_PUBLISH = "telemetry-v2/{thing}"  # the device policy's topic after step 3b
-
-
-def readiness(box: Sandbox, out: Path, *, echo: Echo) -> bool:
-    """Step 7: ``iot-crr readiness`` on the demo's devices (ready: exit 0); then a hand edit in
-    the destination, a device's certificate set INACTIVE, which readiness names with the fix;
-    then the certificate set ACTIVE again. True when both answers are as expected."""
-    regions = (box.source_region, box.destination_region)
-    probes = Probes(publish=(READINESS_PUBLISH,))
-
-    def check(stem: str) -> ReadinessReport:
-        report = assess(box.client, regions, probes)
-        for fmt, suffix in (("json", "json"), ("markdown", "md"), ("html", "html")):
-            (out / f"{stem}.{suffix}").write_text(render_readiness(report, fmt))
-        return report
-
-    ready = check("readiness")
-    command = f"iot-crr readiness --publish '{READINESS_PUBLISH}'"
-    echo(f"7. {command}: {headline(ready)} (exit {0 if ready.ready else 1})")
-    destination = box.iot(box.destination_region)
-    broken = "new-device-1"
-    (principal,) = destination.list_thing_principals(thingName=broken)["principals"]
-    certificate = principal.rpartition("/")[2]
-    destination.update_certificate(certificateId=certificate, newStatus="INACTIVE")
-    try:
-        not_ready = check("readiness-not-ready")
-    finally:
-        destination.update_certificate(certificateId=certificate, newStatus="ACTIVE")
-    echo(
-        f"   hand edit in {box.destination_region}: {broken}'s certificate INACTIVE → "
-        f"{headline(not_ready)} (exit {0 if not_ready.ready else 1})"
-    )
-    for device in not_ready.not_ready:
-        echo(f"   {device.thing}: {device.reasons[0]}")
-    echo("   certificate set ACTIVE again; reports in readiness.html, readiness-not-ready.html")
-    return ready.ready and [d.thing for d in not_ready.not_ready] == [broken]
 
 
 def write_reports(report: DriftReport, out: Path, stem: str) -> None:
