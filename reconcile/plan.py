@@ -48,9 +48,6 @@ from reconcile.plansign import (
     PlanIntegrityError,
     canonical,
     check_signature,
-    # re-exported until reconcile/commands.py, whose split is pending
-    # (tests/unit/test_module_sizes.py), imports it from reconcile.plansign
-    plan_key,  # noqa: F401
     sign,
 )
 

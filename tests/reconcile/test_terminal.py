@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reconcile.commands import PLAN_LINES
+from reconcile.repair_commands import PLAN_LINES
 from reconcile.snapshot import Snapshot
 
 IOT_CRR = str(Path(sys.executable).with_name("iot-crr"))
