@@ -26,6 +26,7 @@ again.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +44,8 @@ from pipeline.policyrewrite import ArnMapping
 from reconcile.drift import Drift, DriftReport, RepairRows, changed_severity
 from reconcile.ignore import IgnoreRules
 from reconcile.snapshot import (
+    JSON_COLUMNS,
     Snapshot,
-    cell_value,
     combine_hashes,
     plain_value,
 )
@@ -78,17 +79,28 @@ def _in_buckets(names: pd.Series, buckets: int, wanted: np.ndarray) -> np.ndarra
     return np.isin(bucket, wanted)
 
 
+def _decoded(column: str, values: list[Any]) -> list[Any]:
+    """Plain cells of ``column`` as the values they stand for: canonical JSON columns decoded,
+    all of them in one ``json.loads`` (a call per cell costs more than the parsing)."""
+    if column not in JSON_COLUMNS or not values:
+        return values
+    text = ",".join("null" if value is None else value for value in values)
+    decoded = json.loads(f"[{text}]")
+    if len(decoded) != len(values):  # never with canonical cells; as loud as one by one then
+        decoded = [None if value is None else json.loads(value) for value in values]
+    return list(decoded)
+
+
 def _explain(
-    columns: tuple[str, ...], source: Mapping[Any, Any], destination: Mapping[Any, Any]
+    columns: tuple[str, ...], source: Mapping[str, Any], destination: Mapping[str, Any]
 ) -> dict[str, dict[str, Any]]:
-    """Field-wise differences of two rows (raw cells), attribute maps key by key."""
+    """Field-wise differences of two rows (decoded values of the fields that differ; a field
+    equal on both sides is absent from both), attribute maps key by key."""
     details: dict[str, dict[str, Any]] = {}
     for column in columns:
-        # Canonical encodings compare equal as raw cells; decode only the fields that differ.
-        if plain_value(source[column]) == plain_value(destination[column]):
+        if column not in source:
             continue
-        before = cell_value(column, source[column])
-        after = cell_value(column, destination[column])
+        before, after = source[column], destination[column]
         if column in _PER_KEY_COLUMNS:
             before = before or {}
             after = after or {}
@@ -103,21 +115,44 @@ def _explain(
     return details
 
 
+def _differences(
+    columns: tuple[str, ...], before: dict[str, list[Any]], after: dict[str, list[Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per changed row, the decoded values of each side's fields that differ. Canonical
+    encodings compare equal as cells: only the cells that differ are decoded."""
+    count = len(before["name"])
+    old: list[dict[str, Any]] = [{} for _ in range(count)]
+    new: list[dict[str, Any]] = [{} for _ in range(count)]
+    for column in columns:
+        left, right = before[column], after[column]
+        differ = [i for i in range(count) if left[i] != right[i]]
+        lefts = _decoded(column, [left[i] for i in differ])
+        rights = _decoded(column, [right[i] for i in differ])
+        for i, value_before, value_after in zip(differ, lefts, rights, strict=True):
+            old[i][column] = value_before
+            new[i][column] = value_after
+    return old, new
+
+
 def _one_side(
-    columns: tuple[str, ...], row: Mapping[Any, Any], side: str
-) -> dict[str, dict[str, Any]]:
+    columns: tuple[str, ...], cells: dict[str, list[Any]], side: str
+) -> list[dict[str, dict[str, Any]]]:
+    """Per row of ``cells`` (one side's), its details: every field, the other side None."""
     other = "target" if side == "source" else "source"
-    return {c: {side: cell_value(c, row[c]), other: None} for c in columns}
+    decoded = [_decoded(c, cells[c]) for c in columns]
+    return [
+        {c: {side: values[i], other: None} for c, values in zip(columns, decoded, strict=True)}
+        for i in range(len(cells["name"]))
+    ]
 
 
 @dataclass(frozen=True)
 class _Side:
-    """One side of a table as the diff sees it: the rows taking part and their hashes."""
+    """One side of a table as the diff sees it: the rows taking part and their key hashes."""
 
     frame: pd.DataFrame
     rows: np.ndarray  # positions in ``frame`` of the rows taking part (the shard)
     key: np.ndarray  # uint64 hash of the key columns, one per row taken part
-    content: np.ndarray  # uint64 hash of the compared columns, one per row taken part
 
 
 @dataclass(frozen=True)
@@ -131,25 +166,58 @@ class _Join:
 
 
 def _side(
-    snapshot: Snapshot,
-    table: str,
-    rows: np.ndarray | None,
-    key_columns: tuple[str, ...],
-    value_columns: tuple[str, ...],
+    snapshot: Snapshot, table: str, rows: np.ndarray | None, key_columns: tuple[str, ...]
 ) -> _Side:
-    """``rows`` (``None``: all) of ``table`` with their key and content hashes. The column
-    hashes are the snapshot's own (``Snapshot.column_hashes``), shared with its fingerprint."""
+    """``rows`` (``None``: all) of ``table`` with their key hashes (``Snapshot.column_hashes``)."""
     frame = getattr(snapshot, table)
     hashes = snapshot.column_hashes(table)
     if rows is None:
         rows = np.arange(len(frame), dtype=np.int64)
-        picked = [hashes[c] for c in (*key_columns, *value_columns)]
+        picked = [hashes[c] for c in key_columns]
     else:
-        picked = [hashes[c][rows] for c in (*key_columns, *value_columns)]
-    count = len(key_columns)
-    key = picked[0] if count == 1 else combine_hashes(picked[:count], len(rows))
-    content = combine_hashes(picked[count:], len(rows))
-    return _Side(frame, rows, key, content)
+        picked = [hashes[c][rows] for c in key_columns]
+    key = picked[0] if len(key_columns) == 1 else combine_hashes(picked, len(rows))
+    return _Side(frame, rows, key)
+
+
+def _arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """A column as Arrow (zero-copy for pyarrow-backed and masked columns)."""
+    if hasattr(series.array, "__arrow_array__"):
+        return pa.array(series.array)
+    return pa.array(series.to_numpy(), from_pandas=True)
+
+
+def _same_cells(
+    left: pa.Array | pa.ChunkedArray, right: pa.Array | pa.ChunkedArray
+) -> pa.Array | pa.ChunkedArray:
+    """Whether each pair of cells holds the same value (two missing values are the same)."""
+    equal = pc.fill_null(pc.equal(left, right), False)
+    if not left.null_count and not right.null_count:
+        return equal
+    return pc.or_(equal, pc.and_(left.is_null(), right.is_null()))
+
+
+# Pairs compared per step: bounds the memory the compared cells take at once.
+_COMPARE_STEP = 1 << 17
+
+
+def _differing(
+    source: pd.DataFrame,
+    destination: pd.DataFrame,
+    columns: tuple[str, ...],
+    pairs: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Which ``pairs`` of rows (positions in each frame) differ in any of ``columns``: the cells
+    themselves are compared (Arrow kernels, a step of pairs at a time), never a hash of them."""
+    left_rows, right_rows = pairs
+    differ = np.zeros(len(left_rows), dtype=bool)
+    for column in columns:
+        left, right = _arrow(source[column]), _arrow(destination[column])
+        for start in range(0, len(left_rows), _COMPARE_STEP):
+            stop = start + _COMPARE_STEP
+            same = _same_cells(left.take(left_rows[start:stop]), right.take(right_rows[start:stop]))
+            differ[start:stop] |= ~np.asarray(same, dtype=bool)
+    return differ
 
 
 def _same_keys(
@@ -159,15 +227,7 @@ def _same_keys(
     pairs: tuple[np.ndarray, np.ndarray],
 ) -> bool:
     """Whether every paired row holds the same key values (checks the 64-bit key hashes)."""
-    left, right = (pa.array(rows, type=pa.int64()) for rows in pairs)
-    for column in columns:
-        equal = pc.equal(
-            pa.array(source.frame[column]).take(left),
-            pa.array(destination.frame[column]).take(right),
-        )
-        if not pc.all(pc.fill_null(equal, False)).as_py():
-            return False
-    return True
+    return not _differing(source.frame, destination.frame, columns, pairs).any()
 
 
 def _join(source: _Side, destination: _Side, columns: tuple[str, ...]) -> _Join:
@@ -250,26 +310,30 @@ def _outer_join(
     return out.assign(_merge=side)
 
 
+def _values(
+    frame: pd.DataFrame, positions: np.ndarray, columns: tuple[str, ...]
+) -> dict[str, list[Any]]:
+    """The cells of ``columns`` at ``positions``, column by column, as plain values (None for
+    a missing one): one Arrow ``take`` per column, no Python work per cell."""
+    return {
+        column: _arrow(frame[column]).take(positions).to_pylist() if len(positions) else []
+        for column in columns
+    }
+
+
 def _rows(
     frame: pd.DataFrame, positions: np.ndarray, columns: tuple[str, ...]
-) -> list[dict[Any, Any]]:
-    """The rows at ``positions`` as dicts of the name and ``columns`` (raw cells)."""
-    if not len(positions):
-        return []
-    names = ["name", *columns]
-    # Column by column: far cheaper than to_dict("records") over arrow-backed columns.
-    values = [frame[column].take(positions).tolist() for column in names]
-    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
-
-
-def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
-    """A row as a repair needs it: plain cells (JSON-ready; ``desired_fields`` decodes them)."""
-    return {str(column): plain_value(value) for column, value in row.items()}
+) -> list[dict[str, Any]]:
+    """The rows at ``positions`` as dicts of the name and ``columns`` (plain cells)."""
+    names = ("name", *columns)
+    values = _values(frame, positions, names)
+    return [dict(zip(names, row, strict=True)) for row in zip(*values.values(), strict=True)]
 
 
 def _own_rows(kind: EntityKind, own: pd.DataFrame, positions: np.ndarray) -> list[dict[str, Any]]:
+    """The rows a repair is made from: plain cells of the kind's state columns and version."""
     columns = (*ENTITIES[kind].state_fields, *(("version",) if "version" in own.columns else ()))
-    return [_plain(row) for row in _rows(own, positions, columns)]
+    return _rows(own, positions, columns)
 
 
 def _diff_entities(
@@ -280,32 +344,38 @@ def _diff_entities(
     # The compared columns: the kind's state fields (not the name nor the per-region version,
     # nor a field it carries uncompared).
     columns = ENTITIES[kind].compared_fields
+    names = ("name", *columns)
     # Names are joined through their hashes; only the rows that differ are ever read again.
     joined = _join(source, destination, ("name",))
-    differ = source.content[joined.both_source] != destination.content[joined.both_destination]
+    pairs = (source.rows[joined.both_source], destination.rows[joined.both_destination])
+    differ = _differing(source.frame, destination.frame, columns, pairs)
 
     drifts: list[Drift] = []
     missing = source.rows[joined.source_only]
-    for row, own_row in zip(
-        _rows(source.frame, missing, columns), _own_rows(kind, own, missing), strict=True
+    cells = _values(source.frame, missing, names)
+    for name, details, own_row in zip(
+        cells["name"],
+        _one_side(columns, cells, "source"),
+        _own_rows(kind, own, missing),
+        strict=True,
     ):
-        details = _one_side(columns, row, "source")
-        rows = RepairRows(own_row)
-        drifts.append(Drift(kind, str(row["name"]), "missing", "high", details, rows=rows))
-    for row in _rows(destination.frame, destination.rows[joined.destination_only], columns):
-        drifts.append(
-            Drift(kind, str(row["name"]), "extra", "medium", _one_side(columns, row, "target"))
-        )
-    changed = source.rows[joined.both_source[differ]]
-    before = _rows(source.frame, changed, columns)
-    after = _rows(destination.frame, destination.rows[joined.both_destination[differ]], columns)
-    for old, new, own_row in zip(before, after, _own_rows(kind, own, changed), strict=True):
-        details = _explain(columns, old, new)
-        if details:  # both sides share dtypes, so differing hashes mean a differing field
-            name = str(old["name"])
-            rows = RepairRows(own_row, _plain(new))
+        drifts.append(Drift(kind, str(name), "missing", "high", details, rows=RepairRows(own_row)))
+    cells = _values(destination.frame, destination.rows[joined.destination_only], names)
+    for name, details in zip(cells["name"], _one_side(columns, cells, "target"), strict=True):
+        drifts.append(Drift(kind, str(name), "extra", "medium", details))
+    changed = pairs[0][differ]
+    before = _values(source.frame, changed, names)
+    after = _values(destination.frame, pairs[1][differ], names)
+    old, new = _differences(columns, before, after)
+    targets = [dict(zip(names, row, strict=True)) for row in zip(*after.values(), strict=True)]
+    for name, old_fields, new_fields, own_row, target in zip(
+        before["name"], old, new, _own_rows(kind, own, changed), targets, strict=True
+    ):
+        details = _explain(columns, old_fields, new_fields)
+        if details:  # ARN rewriting aside, differing cells mean a differing field
             severity = changed_severity(kind, details)
-            drifts.append(Drift(kind, name, "changed", severity, details, rows=rows))
+            rows = RepairRows(own_row, target)
+            drifts.append(Drift(kind, str(name), "changed", severity, details, rows=rows))
     return drifts
 
 
@@ -323,7 +393,7 @@ def _static_links(
         keep = in_shard if keep is None else keep & in_shard
     rows = None if keep is None else np.flatnonzero(keep)
     spec = ENTITIES[EntityKind.MEMBERSHIP]
-    return _side(snapshot, spec.frame, rows, spec.frame_key, spec.state_fields)
+    return _side(snapshot, spec.frame, rows, spec.frame_key)
 
 
 def _diff_memberships(source: _Side, destination: _Side) -> list[Drift]:
@@ -334,10 +404,8 @@ def _diff_memberships(source: _Side, destination: _Side) -> list[Drift]:
         (source, joined.source_only, "missing", "high"),
         (destination, joined.destination_only, "extra", "medium"),
     ):
-        picked = side.frame.iloc[side.rows[positions]]
-        for link_thing, link_group in zip(
-            picked["thing"].tolist(), picked["group"].tolist(), strict=True
-        ):
+        picked = _values(side.frame, side.rows[positions], ("thing", "group"))
+        for link_thing, link_group in zip(picked["thing"], picked["group"], strict=True):
             drifts.append(
                 Drift(
                     EntityKind.MEMBERSHIP,
@@ -434,12 +502,12 @@ def diff_snapshots(
     for kind in ENTITY_ORDER:
         if kind is EntityKind.MEMBERSHIP:
             continue
-        table, columns = ENTITIES[kind].frame, ENTITIES[kind].compared_fields
+        table = ENTITIES[kind].frame
         # A copy's ARNs name the destination (``Kind.arn_fields``): the source's state is
         # compared as the replicator writes it. Fingerprints stay the source's.
         side = _as_written(kind, source, destination, policy_accounts or {})
-        src = _side(side, table, shard(side, table), ("name",), columns)
-        dst = _side(destination, table, shard(destination, table), ("name",), columns)
+        src = _side(side, table, shard(side, table), ("name",))
+        dst = _side(destination, table, shard(destination, table), ("name",))
         counts[kind.value] = len(src.rows)
         drifts.extend(_diff_entities(kind, src, dst, getattr(source, table)))
 

@@ -56,7 +56,8 @@ __all__ = [
     "take_snapshot",
 ]
 
-SNAPSHOT_FORMAT = 3  # 2: certificates, policies and their attachments; 3: onboarding kinds
+SNAPSHOT_FORMAT = 4  # 2: certificates, policies and their attachments; 3: onboarding kinds;
+# 4: the fingerprint digests string columns as bytes
 MANIFEST = "snapshot.json"
 
 _BY_FRAME: dict[str, Kind] = {kind.spec.frame: kind for kind in KINDS.values()}
@@ -207,27 +208,35 @@ class Snapshot:
         return {table: len(frame) for table, frame in self.tables().items()}
 
     def column_hashes(self, table: str) -> dict[str, np.ndarray]:
-        """One 64-bit content hash per cell of every column of ``table`` (``column_hash``).
+        """One 64-bit hash per cell of each key column of ``table`` (``SORT_KEYS``), for the
+        diff's join: strings by ``string_hashes``, other dtypes by ``column_hash``.
 
-        Shared by the fingerprint and the diff (which combines a table's name and value
-        columns from these), so each column is hashed once per snapshot. Computed on first
-        use and kept: a snapshot's frames are not to be mutated.
+        Only ever joined on within one process, and every pair it finds is checked on the values
+        themselves (``reconcile.diff``): a fast hash, not a stable one (the fingerprint is).
+        Computed on first use and kept: a snapshot's frames are not to be mutated.
         """
         cache: dict[str, dict[str, np.ndarray]] = self.__dict__.setdefault("_column_hashes", {})
         hashes = cache.get(table)
         if hashes is None:
             frame = self.frames[table]
-            hashes = {column: column_hash(frame[column]) for column in frame.columns}
+            hashes = {
+                column: string_hashes(arrow_strings(frame[column]))
+                if isinstance(frame[column].dtype, pd.StringDtype)
+                else column_hash(frame[column])
+                for column in SORT_KEYS[table]
+            }
             cache[table] = hashes
         return hashes
 
     def fingerprint(self) -> str:
         """sha256 over the canonical content of every table (not region or taken_at).
 
-        Frames are conformed (fixed columns, dtypes and row order), so a 64-bit content hash
-        per row (``pd.util.hash_pandas_object``, rebuilt from ``column_hashes``) is
-        deterministic and survives a Parquet round trip; hashing those instead of the text
-        keeps it cheap. Computed once: a snapshot's frames are not to be mutated.
+        Frames are conformed (fixed columns, dtypes and row order), so the content is digested
+        column by column: a string column as its UTF-8 bytes and the length of each value (-1
+        for a missing one), so chunking and offsets never matter and a Parquet round trip keeps
+        it; another column as its cells' ``column_hash``. Hashing the bytes instead of a hash per
+        cell keeps it cheap (about 1 GB/s). Computed once: a snapshot's frames are not to be
+        mutated.
         """
         cached: str | None = self.__dict__.get("_fingerprint")
         if cached is not None:
@@ -235,10 +244,14 @@ class Snapshot:
         digest = hashlib.sha256(f"snapshot-v{SNAPSHOT_FORMAT}".encode())
         for table, frame in self.tables().items():
             digest.update(f"\x1e{table}\x1f{len(frame)}\x1f{','.join(frame.columns)}".encode())
-            if len(frame):
-                hashes = self.column_hashes(table)
-                rows = combine_hashes([hashes[column] for column in frame.columns])
-                digest.update(rows.astype("<u8").tobytes())
+            if not len(frame):
+                continue
+            for column in frame.columns:
+                series = frame[column]
+                if isinstance(series.dtype, pd.StringDtype):
+                    _digest_strings(digest, arrow_strings(series))
+                else:
+                    digest.update(column_hash(series).astype("<u8").tobytes())
         value = digest.hexdigest()
         object.__setattr__(self, "_fingerprint", value)
         return value
@@ -288,42 +301,89 @@ class Snapshot:
 
 # --- content hashes (fingerprint and diff) --------------------------------------------------
 
-# A string column with at least this share of distinct values in its sample is hashed value by
-# value; below it, its distinct values are hashed once each (pandas' own path). Either way the
-# hashes are those of ``pd.util.hash_array``: this only picks the cheaper route.
-_DISTINCT_SHARE_FOR_DIRECT = 0.5
-_SAMPLE = 2048
 _NULL_HASH = np.uint64(np.iinfo(np.uint64).max)  # what pandas gives a missing string
+# string_hashes' constants (splitmix64's): any odd multipliers would do, the join verifies.
+_LENGTH_MULT = np.uint64(0x9E3779B97F4A7C15)
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
 
 
 def column_hash(series: pd.Series) -> np.ndarray:
-    """``pd.util.hash_array(series.array)`` (uint64 per cell), computed faster for arrow strings.
-
-    pandas hashes an arrow string column by dictionary-encoding it first, which for columns of
-    mostly distinct values (names, attribute maps) costs more than it saves: those are hashed
-    straight from one object array instead. The values are identical, so fingerprints do not
-    change with the route taken.
-    """
+    """``pd.util.hash_pandas_object`` of ``series`` (uint64 per cell, index ignored)."""
     if not len(series):  # as pandas gives it, without its per-call cost (most kinds are empty)
         return np.empty(0, dtype=np.uint64)
-    arrow_backed = isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow"
-    strings = pa.array(series.array) if arrow_backed else None  # zero-copy
-    if strings is None or not _mostly_distinct(strings):
-        hashes: np.ndarray = pd.util.hash_pandas_object(series, index=False).to_numpy()
-        return hashes
-    nulls = strings.null_count
-    objects = (strings.fill_null("") if nulls else strings).to_numpy(zero_copy_only=False)
-    hashed = pd.util.hash_array(objects, categorize=False)
-    del objects
-    if nulls:
-        hashed[strings.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH
-    return hashed
+    hashes: np.ndarray = pd.util.hash_pandas_object(series, index=False).to_numpy()
+    return hashes
 
 
-def _mostly_distinct(strings: pa.Array | pa.ChunkedArray) -> bool:
-    sample = strings.slice(0, _SAMPLE)
-    distinct = pc.count_distinct(sample, mode="only_valid").as_py()
-    return bool(distinct >= _DISTINCT_SHARE_FOR_DIRECT * max(len(sample), 1))
+def arrow_strings(series: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """A string column as Arrow strings (zero-copy for pyarrow-backed columns)."""
+    return pa.array(series.array)
+
+
+def string_hashes(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A uint64 hash per string, vectorised over the Arrow buffers (no Python object per cell):
+    each value's length and its bytes, eight at a time, mixed as splitmix64 mixes. Missing
+    values hash to ``_NULL_HASH``. Equal strings hash equal; distinct ones may collide, so
+    whoever joins on these checks the pairs they find.
+    """
+    if isinstance(strings, pa.ChunkedArray):
+        parts = [string_hashes(chunk) for chunk in strings.chunks]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
+    if strings.type != pa.large_string():
+        strings = strings.cast(pa.large_string())
+    count = len(strings)
+    if not count:
+        return np.empty(0, dtype=np.uint64)
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)
+    offsets = offsets[strings.offset : strings.offset + count + 1]
+    starts = offsets[:-1] - offsets[0]
+    lengths = np.diff(offsets)
+    # The values' bytes, padded so that a word read at any start stays in the buffer.
+    data = np.zeros(int(offsets[-1] - offsets[0]) + 8, dtype=np.uint8)
+    if len(data) > 8:
+        buffer = np.frombuffer(strings.buffers()[2], dtype=np.uint8)
+        data[:-8] = buffer[offsets[0] : offsets[-1]]
+    # Every 8-byte little-endian word starting at each byte (a strided view, no copy).
+    words = np.ndarray(shape=(len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
+    hashes = lengths.astype(np.uint64) * _LENGTH_MULT
+    longest = int(lengths.max())
+    active = np.arange(count)
+    for at in range(0, longest, 8):
+        if at:
+            active = active[lengths[active] > at]
+        word = words[starts[active] + at]
+        left = lengths[active] - at
+        short = left < 8
+        if short.any():  # keep only the value's own bytes of its last word
+            word[short] &= (np.uint64(1) << (left[short] * 8).astype(np.uint64)) - np.uint64(1)
+        mixed = hashes[active] ^ word
+        mixed ^= mixed >> np.uint64(30)
+        mixed *= _MIX_1
+        mixed ^= mixed >> np.uint64(27)
+        mixed *= _MIX_2
+        mixed ^= mixed >> np.uint64(31)
+        hashes[active] = mixed
+    if strings.null_count:
+        hashes[strings.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH
+    return hashes
+
+
+def _digest_strings(digest: Any, strings: pa.Array | pa.ChunkedArray) -> None:
+    """Feed ``digest`` a string column's lengths (-1: missing) and then its values' bytes."""
+    lengths = pc.fill_null(pc.binary_length(strings), -1)
+    digest.update(np.asarray(lengths, dtype="<i8").tobytes())
+    chunks = strings.chunks if isinstance(strings, pa.ChunkedArray) else [strings]
+    for chunk in chunks:
+        # A missing value's slot may hold bytes: leave them out.
+        values = chunk.drop_null() if chunk.null_count else chunk
+        if not len(values):
+            continue
+        wide = pa.types.is_large_string(values.type)
+        offsets = np.frombuffer(values.buffers()[1], dtype=np.int64 if wide else np.int32)
+        first, last = offsets[values.offset], offsets[values.offset + len(values)]
+        if last > first:
+            digest.update(memoryview(values.buffers()[2])[first:last])
 
 
 def combine_hashes(columns: list[np.ndarray], length: int = 0) -> np.ndarray:
