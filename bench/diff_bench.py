@@ -184,39 +184,108 @@ def as_plain_dicts(snapshot: Any) -> dict[str, Any]:
 # --- measurements (run in a fresh subprocess each) ----------------------------------------
 
 
+def frame_bytes(snapshot: Any) -> int:
+    """The bytes a snapshot's tables hold (Arrow buffers and numpy arrays, deep)."""
+    return sum(int(f.memory_usage(index=False, deep=True).sum()) for f in snapshot.frames.values())
+
+
+def polars_diff(source: Any, target: Any) -> tuple[dict[str, dict[str, int]], float]:
+    """The peer: the plain polars diff a data engineer would write over the same frames (a
+    full join on the key, compared columns tested with ``ne_missing``; memberships a full join
+    on both columns). Returns the counts and the seconds spent converting the frames."""
+    import polars as pl
+
+    from pipeline.kinds import ENTITIES
+    from pipeline.model import EntityKind
+
+    started = time.perf_counter()
+    things = [pl.from_pandas(s.things) for s in (source, target)]
+    links = [pl.from_pandas(s.memberships) for s in (source, target)]
+    converted = time.perf_counter() - started
+    columns = ENTITIES[EntityKind.THING].compared_fields
+    joined = things[0].join(things[1], on="name", how="full", suffix="_t", coalesce=False)
+    both = joined.filter(pl.col("name").is_not_null() & pl.col("name_t").is_not_null())
+    changed = both.filter(
+        pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"{c}_t")) for c in columns])
+    )
+    pairs = links[0].join(links[1], on=["thing", "group"], how="full", suffix="_t", coalesce=False)
+    counts = {
+        "thing": {
+            "missing": joined.filter(pl.col("name_t").is_null()).height,
+            "extra": joined.filter(pl.col("name").is_null()).height,
+            "changed": changed.height,
+        },
+        "membership": {
+            "missing": pairs.filter(pl.col("thing_t").is_null()).height,
+            "extra": pairs.filter(pl.col("thing").is_null()).height,
+            "changed": 0,
+        },
+    }
+    return counts, converted
+
+
 def measure_engine(n: int) -> dict[str, Any]:
+    """Our diff's first call on fresh snapshots (fingerprints included), its peak RSS, a later
+    call, then the polars peer on the same snapshots in the same process (back to back, so both
+    run under the same load)."""
     from reconcile.diff import diff_snapshots
 
+    gc.collect()
+    interpreter_rss = rss_bytes()  # the interpreter and its libraries, before any input
     source, target = build_snapshots(n)
     gc.collect()
     baseline_rss = rss_bytes()
+    inputs = frame_bytes(source) + frame_bytes(target)
     peak_reset = reset_peak_rss()
     started, cpu_started = time.perf_counter(), time.process_time()
     report = diff_snapshots(source, target, clock=lambda: 0)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     peak = peak_rss_bytes()
-    # The report carries both snapshots' fingerprints; time that part on its own, since it is
-    # the first thing to cache if the target is missed.
-    fp_started = time.perf_counter()
-    source.fingerprint()
-    target.fingerprint()
-    fingerprint_seconds = time.perf_counter() - fp_started
+    # A later call on the same snapshots (key hashes and fingerprints kept by the snapshots).
+    again = time.perf_counter()
+    diff_snapshots(source, target, clock=lambda: 0)
+    later_seconds = time.perf_counter() - again
     summary = report.summary()
     explained = sum(1 for d in report.drifts if d.kind == "changed" and d.details)
-    return {
+    result = {
         "n": n,
         "seconds": round(seconds, 3),
         "cpu_seconds": round(cpu, 3),
-        "fingerprint_seconds": round(fingerprint_seconds, 3),
+        "later_call_seconds": round(later_seconds, 3),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "peak_rss_mb": mb(peak),
+        "interpreter_rss_mb": mb(interpreter_rss),
         "baseline_rss_mb": mb(baseline_rss),
         "diff_rss_increment_mb": mb(max(peak - baseline_rss, 0)),
+        "inputs_mb": mb(inputs),
+        "input_bytes_per_thing": round(inputs / n),
+        # What the diff's inputs and the diff itself hold: the peak above the interpreter.
+        "inputs_and_diff_mb": mb(max(peak - interpreter_rss, 0)),
         "peak_mark_reset": peak_reset,
         "drifts": len(report.drifts),
         "changed_rows_explained": explained,
         "summary": summary,
     }
+    del report
+    gc.collect()
+    import polars as pl
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    counts, converted = polars_diff(source, target)
+    peer_seconds = time.perf_counter() - started
+    peer_cpu = time.process_time() - cpu_started
+    result["polars"] = {
+        "version": pl.__version__,
+        "threads": pl.thread_pool_size(),
+        "seconds": round(peer_seconds, 3),
+        "cpu_seconds": round(peer_cpu, 3),
+        "conversion_seconds": round(converted, 3),
+        "join_seconds": round(peer_seconds - converted, 3),
+        "counts": counts,
+        "same_counts": all(summary[kind] == counts[kind] for kind in counts)
+        and all(not any(summary[kind].values()) for kind in summary if kind not in counts),
+    }
+    return result
 
 
 def measure_deepdiff(n: int) -> dict[str, Any]:

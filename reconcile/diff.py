@@ -4,15 +4,16 @@ Flow: ``reconcile.snapshot`` (source, destination) → ``diff_snapshots`` → ``
 ``reconcile.report`` (rendering) and the plan stage (corrective changes). A pure function over
 DataFrames; no AWS calls.
 
-How it scales: every column of a snapshot is hashed once, whole-column, to 64-bit integers
-(``Snapshot.column_hashes``, shared with the snapshot's fingerprint). Per table, the key hash
-(name; thing and group for memberships) and a row hash over the value columns are combined from
-those; the two sides are joined on the key hash (an integer hash join, verified on the key
-values, falling back to a join on the values themselves should 64-bit hashes ever collide), and
-only rows whose row hashes differ are compared field by field to explain *what* differs
-(attribute by attribute). No Python-level work is done per unchanged row: cost is linear in
-fleet size and dominated by hashing. Names are bucketed by a stable hash (``bucket_of``) so one
-bucket range can be diffed on its own and shards merged back
+How it scales (bench/results/README.md, B1): per table, the key (name; thing and group for
+memberships) is hashed to 64-bit integers, vectorised over the Arrow buffers
+(``Snapshot.column_hashes``); the two sides are joined on those (an integer hash join, verified
+on the key values, falling back to a join on the values themselves should hashes ever collide,
+``reconcile.pairs``); the paired rows' compared cells are tested for equality by Arrow's kernels,
+and only rows that differ are read back into Python and explained field by field (attribute by
+attribute; JSON decoded in bulk). No Python-level work is done per unchanged row, nor a hash per
+cell: cost is linear in fleet size. The snapshots' fingerprints, which the report carries, are
+digested on a second thread meanwhile. Names are bucketed by a stable hash (``bucket_of``) so
+one bucket range can be diffed on its own and shards merged back
 (``reconcile.drift.merge_reports``) into exactly the report an unsharded diff gives.
 
 Versions are never compared: they are generated per region (pipeline/model.py). Memberships of
@@ -28,13 +29,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.clock import now_ms
 from pipeline.kinds import ENTITIES, ENTITY_ORDER, KINDS
@@ -43,10 +42,10 @@ from pipeline.model import EntityKind
 from pipeline.policyrewrite import ArnMapping
 from reconcile.drift import Drift, DriftReport, RepairRows, changed_severity
 from reconcile.ignore import IgnoreRules
+from reconcile.pairs import Side, cells_at, differing, join, side_of
 from reconcile.snapshot import (
     JSON_COLUMNS,
     Snapshot,
-    combine_hashes,
     plain_value,
 )
 
@@ -146,188 +145,13 @@ def _one_side(
     ]
 
 
-@dataclass(frozen=True)
-class _Side:
-    """One side of a table as the diff sees it: the rows taking part and their key hashes."""
-
-    frame: pd.DataFrame
-    rows: np.ndarray  # positions in ``frame`` of the rows taking part (the shard)
-    key: np.ndarray  # uint64 hash of the key columns, one per row taken part
-
-
-@dataclass(frozen=True)
-class _Join:
-    """An outer join of two sides on their key, as indices into each side's ``rows``."""
-
-    source_only: np.ndarray
-    destination_only: np.ndarray
-    both_source: np.ndarray  # aligned pairs of rows with the same key
-    both_destination: np.ndarray
-
-
-def _side(
-    snapshot: Snapshot, table: str, rows: np.ndarray | None, key_columns: tuple[str, ...]
-) -> _Side:
-    """``rows`` (``None``: all) of ``table`` with their key hashes (``Snapshot.column_hashes``)."""
-    frame = getattr(snapshot, table)
-    hashes = snapshot.column_hashes(table)
-    if rows is None:
-        rows = np.arange(len(frame), dtype=np.int64)
-        picked = [hashes[c] for c in key_columns]
-    else:
-        picked = [hashes[c][rows] for c in key_columns]
-    key = picked[0] if len(key_columns) == 1 else combine_hashes(picked, len(rows))
-    return _Side(frame, rows, key)
-
-
-def _arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray:
-    """A column as Arrow (zero-copy for pyarrow-backed and masked columns)."""
-    if hasattr(series.array, "__arrow_array__"):
-        return pa.array(series.array)
-    return pa.array(series.to_numpy(), from_pandas=True)
-
-
-def _same_cells(
-    left: pa.Array | pa.ChunkedArray, right: pa.Array | pa.ChunkedArray
-) -> pa.Array | pa.ChunkedArray:
-    """Whether each pair of cells holds the same value (two missing values are the same)."""
-    equal = pc.fill_null(pc.equal(left, right), False)
-    if not left.null_count and not right.null_count:
-        return equal
-    return pc.or_(equal, pc.and_(left.is_null(), right.is_null()))
-
-
-# Pairs compared per step: bounds the memory the compared cells take at once.
-_COMPARE_STEP = 1 << 17
-
-
-def _differing(
-    source: pd.DataFrame,
-    destination: pd.DataFrame,
-    columns: tuple[str, ...],
-    pairs: tuple[np.ndarray, np.ndarray],
-) -> np.ndarray:
-    """Which ``pairs`` of rows (positions in each frame) differ in any of ``columns``: the cells
-    themselves are compared (Arrow kernels, a step of pairs at a time), never a hash of them."""
-    left_rows, right_rows = pairs
-    differ = np.zeros(len(left_rows), dtype=bool)
-    for column in columns:
-        left, right = _arrow(source[column]), _arrow(destination[column])
-        for start in range(0, len(left_rows), _COMPARE_STEP):
-            stop = start + _COMPARE_STEP
-            same = _same_cells(left.take(left_rows[start:stop]), right.take(right_rows[start:stop]))
-            differ[start:stop] |= ~np.asarray(same, dtype=bool)
-    return differ
-
-
-def _same_keys(
-    source: _Side,
-    destination: _Side,
-    columns: tuple[str, ...],
-    pairs: tuple[np.ndarray, np.ndarray],
-) -> bool:
-    """Whether every paired row holds the same key values (checks the 64-bit key hashes)."""
-    return not _differing(source.frame, destination.frame, columns, pairs).any()
-
-
-def _join(source: _Side, destination: _Side, columns: tuple[str, ...]) -> _Join:
-    """Outer join on the key ``columns``: by key hash, verified on the values themselves.
-
-    A 64-bit hash join of integers is several times cheaper than a join of strings. Should two
-    keys ever share a hash (or a side repeat a key), the join is redone on the values, so the
-    result never depends on hash luck.
-    """
-    if not len(source.rows) or not len(destination.rows):
-        # One side empty (most kinds of most fleets on one side or both): nothing pairs up.
-        none = np.empty(0, dtype=np.int64)
-        return _Join(
-            source_only=np.arange(len(source.rows)),
-            destination_only=np.arange(len(destination.rows)),
-            both_source=none,
-            both_destination=none,
-        )
-    index = pd.Index(source.key)
-    if index.is_unique:
-        found = index.get_indexer(destination.key)
-        both_t = np.flatnonzero(found >= 0)
-        both_s = found[both_t]
-        if _same_keys(
-            source, destination, columns, (source.rows[both_s], destination.rows[both_t])
-        ):
-            only_s = np.ones(len(source.rows), dtype=bool)
-            only_s[both_s] = False
-            return _Join(
-                source_only=np.flatnonzero(only_s),
-                destination_only=np.flatnonzero(found < 0),
-                both_source=both_s,
-                both_destination=both_t,
-            )
-    return _exact_join(source, destination, columns)
-
-
-def _exact_join(source: _Side, destination: _Side, columns: tuple[str, ...]) -> _Join:
-    on = list(columns)
-    left = source.frame.loc[:, on].iloc[source.rows].assign(_i=np.arange(len(source.rows)))
-    right = (
-        destination.frame.loc[:, on]
-        .iloc[destination.rows]
-        .assign(_i=np.arange(len(destination.rows)))
-    )
-    joined = _outer_join(left, right, on, suffixes=("_s", "_t"))
-    side = joined["_merge"]
-
-    def positions(which: str, column: str) -> np.ndarray:
-        return joined.loc[side == which, column].to_numpy(dtype=np.int64)
-
-    return _Join(
-        source_only=positions("left_only", "_i_s"),
-        destination_only=positions("right_only", "_i_t"),
-        both_source=positions("both", "_i_s"),
-        both_destination=positions("both", "_i_t"),
-    )
-
-
-def _outer_join(
-    left: pd.DataFrame,
-    right: pd.DataFrame,
-    on: list[str],
-    suffixes: tuple[str, str] = ("_x", "_y"),
-) -> pd.DataFrame:
-    """An outer join with ``_merge`` indicator that also works when a side is empty (pandas'
-    merge of arrow-backed string keys fails on an empty side)."""
-    if not left.empty and not right.empty:
-        return left.merge(right, on=on, how="outer", suffixes=suffixes, indicator=True)
-    if right.empty:
-        present, absent, side = left, right, "left_only"
-        present_suffix, absent_suffix = suffixes
-    else:
-        present, absent, side = right, left, "right_only"
-        absent_suffix, present_suffix = suffixes
-    out = present.rename(columns={c: c + present_suffix for c in present.columns if c not in on})
-    for column in absent.columns:
-        if column not in on:  # the absent side's columns exist, all NA, as merge would give
-            out[column + absent_suffix] = absent[column].reindex(out.index)
-    return out.assign(_merge=side)
-
-
-def _values(
-    frame: pd.DataFrame, positions: np.ndarray, columns: tuple[str, ...]
-) -> dict[str, list[Any]]:
-    """The cells of ``columns`` at ``positions``, column by column, as plain values (None for
-    a missing one): one Arrow ``take`` per column, no Python work per cell."""
-    return {
-        column: _arrow(frame[column]).take(positions).to_pylist() if len(positions) else []
-        for column in columns
-    }
-
-
 def _rows(
     frame: pd.DataFrame, positions: np.ndarray, columns: tuple[str, ...]
 ) -> list[dict[str, Any]]:
     """The rows at ``positions`` as dicts of the name and ``columns`` (plain cells)."""
     names = ("name", *columns)
-    values = _values(frame, positions, names)
-    return [dict(zip(names, row, strict=True)) for row in zip(*values.values(), strict=True)]
+    cells = cells_at(frame, positions, names)
+    return [dict(zip(names, row, strict=True)) for row in zip(*cells.values(), strict=True)]
 
 
 def _own_rows(kind: EntityKind, own: pd.DataFrame, positions: np.ndarray) -> list[dict[str, Any]]:
@@ -337,7 +161,7 @@ def _own_rows(kind: EntityKind, own: pd.DataFrame, positions: np.ndarray) -> lis
 
 
 def _diff_entities(
-    kind: EntityKind, source: _Side, destination: _Side, own: pd.DataFrame
+    kind: EntityKind, source: Side, destination: Side, own: pd.DataFrame
 ) -> list[Drift]:
     """The drift of a named kind; ``own`` is the source's table as read (the compared side may
     be rewritten as the replicator writes it: the desired state is the source's own)."""
@@ -346,13 +170,13 @@ def _diff_entities(
     columns = ENTITIES[kind].compared_fields
     names = ("name", *columns)
     # Names are joined through their hashes; only the rows that differ are ever read again.
-    joined = _join(source, destination, ("name",))
+    joined = join(source, destination, ("name",))
     pairs = (source.rows[joined.both_source], destination.rows[joined.both_destination])
-    differ = _differing(source.frame, destination.frame, columns, pairs)
+    differ = differing(source.frame, destination.frame, columns, pairs)
 
     drifts: list[Drift] = []
     missing = source.rows[joined.source_only]
-    cells = _values(source.frame, missing, names)
+    cells = cells_at(source.frame, missing, names)
     for name, details, own_row in zip(
         cells["name"],
         _one_side(columns, cells, "source"),
@@ -360,12 +184,12 @@ def _diff_entities(
         strict=True,
     ):
         drifts.append(Drift(kind, str(name), "missing", "high", details, rows=RepairRows(own_row)))
-    cells = _values(destination.frame, destination.rows[joined.destination_only], names)
+    cells = cells_at(destination.frame, destination.rows[joined.destination_only], names)
     for name, details in zip(cells["name"], _one_side(columns, cells, "target"), strict=True):
         drifts.append(Drift(kind, str(name), "extra", "medium", details))
     changed = pairs[0][differ]
-    before = _values(source.frame, changed, names)
-    after = _values(destination.frame, pairs[1][differ], names)
+    before = cells_at(source.frame, changed, names)
+    after = cells_at(destination.frame, pairs[1][differ], names)
     old, new = _differences(columns, before, after)
     targets = [dict(zip(names, row, strict=True)) for row in zip(*after.values(), strict=True)]
     for name, old_fields, new_fields, own_row, target in zip(
@@ -381,7 +205,7 @@ def _diff_entities(
 
 def _static_links(
     snapshot: Snapshot, dynamic: set[str], buckets: int, wanted: np.ndarray | None
-) -> _Side:
+) -> Side:
     """The memberships compared: links to static groups, in the shard, keyed by (thing, group)."""
     links = snapshot.memberships
     keep: np.ndarray | None = None
@@ -393,18 +217,18 @@ def _static_links(
         keep = in_shard if keep is None else keep & in_shard
     rows = None if keep is None else np.flatnonzero(keep)
     spec = ENTITIES[EntityKind.MEMBERSHIP]
-    return _side(snapshot, spec.frame, rows, spec.frame_key)
+    return side_of(snapshot, spec.frame, rows, spec.frame_key)
 
 
-def _diff_memberships(source: _Side, destination: _Side) -> list[Drift]:
+def _diff_memberships(source: Side, destination: Side) -> list[Drift]:
     """Memberships are a set of (thing, group) pairs: only missing and extra exist."""
-    joined = _join(source, destination, ENTITIES[EntityKind.MEMBERSHIP].frame_key)
+    joined = join(source, destination, ENTITIES[EntityKind.MEMBERSHIP].frame_key)
     drifts = []
     for side, positions, drift_kind, severity in (
         (source, joined.source_only, "missing", "high"),
         (destination, joined.destination_only, "extra", "medium"),
     ):
-        picked = _values(side.frame, side.rows[positions], ("thing", "group"))
+        picked = cells_at(side.frame, side.rows[positions], ("thing", "group"))
         for link_thing, link_group in zip(picked["thing"], picked["group"], strict=True):
             drifts.append(
                 Drift(
@@ -462,6 +286,39 @@ def _as_written(
     return source.with_table(table, frame)
 
 
+def _diff_tables(
+    source: Snapshot,
+    destination: Snapshot,
+    *,
+    shard: Callable[[Snapshot, str], np.ndarray | None],
+    buckets: int,
+    wanted: np.ndarray | None,
+    policy_accounts: Mapping[str, str] | None,
+) -> tuple[list[Drift], dict[str, int]]:
+    """Every kind's drifts (unsorted, unfiltered) and the entities compared per kind."""
+    drifts: list[Drift] = []
+    counts: dict[str, int] = {}
+    for kind in ENTITY_ORDER:
+        if kind is EntityKind.MEMBERSHIP:
+            continue
+        table = ENTITIES[kind].frame
+        # A copy's ARNs name the destination (``Kind.arn_fields``): the source's state is
+        # compared as the replicator writes it. Fingerprints stay the source's.
+        side = _as_written(kind, source, destination, policy_accounts or {})
+        src = side_of(side, table, shard(side, table), ("name",))
+        dst = side_of(destination, table, shard(destination, table), ("name",))
+        counts[kind.value] = len(src.rows)
+        drifts.extend(_diff_entities(kind, src, dst, getattr(source, table)))
+
+    # A group dynamic on either side has no comparable membership (its members are computed).
+    dynamic = _dynamic_groups(source) | _dynamic_groups(destination)
+    src_links = _static_links(source, dynamic, buckets, wanted)
+    dst_links = _static_links(destination, dynamic, buckets, wanted)
+    counts[EntityKind.MEMBERSHIP.value] = len(src_links.rows)
+    drifts.extend(_diff_memberships(src_links, dst_links))
+    return drifts, counts
+
+
 def diff_snapshots(
     source: Snapshot,
     destination: Snapshot,
@@ -497,35 +354,27 @@ def diff_snapshots(
             return None
         return np.flatnonzero(_in_buckets(getattr(snapshot, table)["name"], buckets, wanted))
 
-    drifts: list[Drift] = []
-    counts: dict[str, int] = {}
-    for kind in ENTITY_ORDER:
-        if kind is EntityKind.MEMBERSHIP:
-            continue
-        table = ENTITIES[kind].frame
-        # A copy's ARNs name the destination (``Kind.arn_fields``): the source's state is
-        # compared as the replicator writes it. Fingerprints stay the source's.
-        side = _as_written(kind, source, destination, policy_accounts or {})
-        src = _side(side, table, shard(side, table), ("name",))
-        dst = _side(destination, table, shard(destination, table), ("name",))
-        counts[kind.value] = len(src.rows)
-        drifts.extend(_diff_entities(kind, src, dst, getattr(source, table)))
-
-    # A group dynamic on either side has no comparable membership (its members are computed).
-    dynamic = _dynamic_groups(source) | _dynamic_groups(destination)
-    src_links = _static_links(source, dynamic, buckets, wanted)
-    dst_links = _static_links(destination, dynamic, buckets, wanted)
-    counts[EntityKind.MEMBERSHIP.value] = len(src_links.rows)
-    drifts.extend(_diff_memberships(src_links, dst_links))
-
+    # Both fingerprints (sha256 over every table's bytes, which releases the GIL) are taken on a
+    # second thread while this one diffs: the report carries them, and a fresh snapshot has none.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprints") as pool:
+        fingerprints = pool.submit(lambda: (source.fingerprint(), destination.fingerprint()))
+        drifts, counts = _diff_tables(
+            source,
+            destination,
+            shard=shard,
+            buckets=buckets,
+            wanted=wanted,
+            policy_accounts=policy_accounts,
+        )
+        source_fingerprint, target_fingerprint = fingerprints.result()
     if ignore is not None:
         drifts = list(ignore.filter(drifts))
     drifts.sort(key=Drift.sort_key)
     return DriftReport(
         source_region=side_label(source),
         target_region=side_label(destination),
-        source_fingerprint=source.fingerprint(),
-        target_fingerprint=destination.fingerprint(),
+        source_fingerprint=source_fingerprint,
+        target_fingerprint=target_fingerprint,
         generated_at_ms=clock(),
         drifts=tuple(drifts),
         counts=counts,

@@ -31,6 +31,9 @@ LOSS_POINTS: tuple[LossPoint, ...] = (
 )
 
 DRIFT_KINDS: tuple[DriftKind, ...] = ("missing", "extra", "changed")
+# Drift.sort_key's ranks, looked up rather than searched for (a report sorts every drift).
+_ENTITY_RANK = {entity: rank for rank, entity in enumerate(ENTITY_ORDER)}
+_KIND_RANK = {kind: rank for rank, kind in enumerate(DRIFT_KINDS)}
 
 SEVERITY_RANK: dict[Severity, int] = {"low": 0, "medium": 1, "high": 2}
 
@@ -81,7 +84,7 @@ class Drift:
     rows: RepairRows | None = field(default=None, compare=False, repr=False)
 
     def sort_key(self) -> tuple[int, int, str]:
-        return (ENTITY_ORDER.index(self.entity), DRIFT_KINDS.index(self.kind), self.name)
+        return (_ENTITY_RANK[self.entity], _KIND_RANK[self.kind], self.name)
 
 
 @dataclass(frozen=True)

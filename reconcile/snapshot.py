@@ -323,9 +323,9 @@ def arrow_strings(series: pd.Series) -> pa.Array | pa.ChunkedArray:
 
 def string_hashes(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A uint64 hash per string, vectorised over the Arrow buffers (no Python object per cell):
-    each value's length and its bytes, eight at a time, mixed as splitmix64 mixes. Missing
-    values hash to ``_NULL_HASH``. Equal strings hash equal; distinct ones may collide, so
-    whoever joins on these checks the pairs they find.
+    each value's length and its bytes, eight at a time, mixed in (xor, multiply, xor-shift),
+    then splitmix64's finaliser. Missing values hash to ``_NULL_HASH``. Equal strings hash
+    equal; distinct ones may collide, so whoever joins on these checks the pairs they find.
     """
     if isinstance(strings, pa.ChunkedArray):
         parts = [string_hashes(chunk) for chunk in strings.chunks]
@@ -357,13 +357,16 @@ def string_hashes(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:
         short = left < 8
         if short.any():  # keep only the value's own bytes of its last word
             word[short] &= (np.uint64(1) << (left[short] * 8).astype(np.uint64)) - np.uint64(1)
-        mixed = hashes[active] ^ word
-        mixed ^= mixed >> np.uint64(30)
-        mixed *= _MIX_1
-        mixed ^= mixed >> np.uint64(27)
-        mixed *= _MIX_2
-        mixed ^= mixed >> np.uint64(31)
-        hashes[active] = mixed
+        word ^= hashes[active]
+        word *= _MIX_1
+        word ^= word >> np.uint64(32)
+        hashes[active] = word
+    # One avalanche at the end (splitmix64's finaliser), so every bit depends on every word.
+    hashes ^= hashes >> np.uint64(30)
+    hashes *= _MIX_1
+    hashes ^= hashes >> np.uint64(27)
+    hashes *= _MIX_2
+    hashes ^= hashes >> np.uint64(31)
     if strings.null_count:
         hashes[strings.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH
     return hashes

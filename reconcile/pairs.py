@@ -1,0 +1,196 @@
+"""Pairing the two sides of a snapshot table, for the diff (``reconcile.diff``).
+
+A side is the rows of a table taking part (a shard's, or all) with a 64-bit hash of their key
+(``Snapshot.column_hashes``). ``join`` pairs the sides' rows by those hashes and checks every
+pair on the key values themselves, redoing the join on the values should two keys ever share a
+hash; ``differing`` compares paired rows cell by cell with Arrow's kernels (a step of pairs at a
+time, so the cells compared take bounded memory); ``values`` reads cells at positions as plain
+Python values. No Python-level work is done per row that takes part: only per row returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reconcile.snapshot import Snapshot, combine_hashes
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a table as the diff sees it: the rows taking part and their key hashes."""
+
+    frame: pd.DataFrame
+    rows: np.ndarray  # positions in ``frame`` of the rows taking part (the shard)
+    key: np.ndarray  # uint64 hash of the key columns, one per row taken part
+
+
+@dataclass(frozen=True)
+class Join:
+    """An outer join of two sides on their key, as indices into each side's ``rows``."""
+
+    source_only: np.ndarray
+    destination_only: np.ndarray
+    both_source: np.ndarray  # aligned pairs of rows with the same key
+    both_destination: np.ndarray
+
+
+def side_of(
+    snapshot: Snapshot, table: str, rows: np.ndarray | None, key_columns: tuple[str, ...]
+) -> Side:
+    """``rows`` (``None``: all) of ``table`` with their key hashes (``Snapshot.column_hashes``)."""
+    frame = getattr(snapshot, table)
+    hashes = snapshot.column_hashes(table)
+    if rows is None:
+        rows = np.arange(len(frame), dtype=np.int64)
+        picked = [hashes[c] for c in key_columns]
+    else:
+        picked = [hashes[c][rows] for c in key_columns]
+    key = picked[0] if len(key_columns) == 1 else combine_hashes(picked, len(rows))
+    return Side(frame, rows, key)
+
+
+def arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """A column as Arrow (zero-copy for pyarrow-backed and masked columns)."""
+    if hasattr(series.array, "__arrow_array__"):
+        return pa.array(series.array)
+    return pa.array(series.to_numpy(), from_pandas=True)
+
+
+def same_cells(
+    left: pa.Array | pa.ChunkedArray, right: pa.Array | pa.ChunkedArray
+) -> pa.Array | pa.ChunkedArray:
+    """Whether each pair of cells holds the same value (two missing values are the same)."""
+    equal = pc.fill_null(pc.equal(left, right), False)
+    if not left.null_count and not right.null_count:
+        return equal
+    return pc.or_(equal, pc.and_(left.is_null(), right.is_null()))
+
+
+# Pairs compared per step: bounds the memory the compared cells take at once.
+_COMPARE_STEP = 1 << 17
+
+
+def differing(
+    source: pd.DataFrame,
+    destination: pd.DataFrame,
+    columns: tuple[str, ...],
+    pairs: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Which ``pairs`` of rows (positions in each frame) differ in any of ``columns``: the cells
+    themselves are compared (Arrow kernels, a step of pairs at a time), never a hash of them."""
+    left_rows, right_rows = pairs
+    differ = np.zeros(len(left_rows), dtype=bool)
+    for column in columns:
+        left, right = arrow(source[column]), arrow(destination[column])
+        for start in range(0, len(left_rows), _COMPARE_STEP):
+            stop = start + _COMPARE_STEP
+            same = same_cells(left.take(left_rows[start:stop]), right.take(right_rows[start:stop]))
+            differ[start:stop] |= ~np.asarray(same, dtype=bool)
+    return differ
+
+
+def _same_keys(
+    source: Side,
+    destination: Side,
+    columns: tuple[str, ...],
+    pairs: tuple[np.ndarray, np.ndarray],
+) -> bool:
+    """Whether every paired row holds the same key values (checks the 64-bit key hashes)."""
+    return not differing(source.frame, destination.frame, columns, pairs).any()
+
+
+def join(source: Side, destination: Side, columns: tuple[str, ...]) -> Join:
+    """Outer join on the key ``columns``: by key hash, verified on the values themselves.
+
+    A 64-bit hash join of integers is several times cheaper than a join of strings. Should two
+    keys ever share a hash (or a side repeat a key), the join is redone on the values, so the
+    result never depends on hash luck.
+    """
+    if not len(source.rows) or not len(destination.rows):
+        # One side empty (most kinds of most fleets on one side or both): nothing pairs up.
+        none = np.empty(0, dtype=np.int64)
+        return Join(
+            source_only=np.arange(len(source.rows)),
+            destination_only=np.arange(len(destination.rows)),
+            both_source=none,
+            both_destination=none,
+        )
+    index = pd.Index(source.key)
+    if index.is_unique:
+        found = index.get_indexer(destination.key)
+        both_t = np.flatnonzero(found >= 0)
+        both_s = found[both_t]
+        if _same_keys(
+            source, destination, columns, (source.rows[both_s], destination.rows[both_t])
+        ):
+            only_s = np.ones(len(source.rows), dtype=bool)
+            only_s[both_s] = False
+            return Join(
+                source_only=np.flatnonzero(only_s),
+                destination_only=np.flatnonzero(found < 0),
+                both_source=both_s,
+                both_destination=both_t,
+            )
+    return _exact_join(source, destination, columns)
+
+
+def _exact_join(source: Side, destination: Side, columns: tuple[str, ...]) -> Join:
+    on = list(columns)
+    left = source.frame.loc[:, on].iloc[source.rows].assign(_i=np.arange(len(source.rows)))
+    right = (
+        destination.frame.loc[:, on]
+        .iloc[destination.rows]
+        .assign(_i=np.arange(len(destination.rows)))
+    )
+    joined = _outer_join(left, right, on, suffixes=("_s", "_t"))
+    side = joined["_merge"]
+
+    def positions(which: str, column: str) -> np.ndarray:
+        return joined.loc[side == which, column].to_numpy(dtype=np.int64)
+
+    return Join(
+        source_only=positions("left_only", "_i_s"),
+        destination_only=positions("right_only", "_i_t"),
+        both_source=positions("both", "_i_s"),
+        both_destination=positions("both", "_i_t"),
+    )
+
+
+def _outer_join(
+    left: pd.DataFrame,
+    right: pd.DataFrame,
+    on: list[str],
+    suffixes: tuple[str, str] = ("_x", "_y"),
+) -> pd.DataFrame:
+    """An outer join with ``_merge`` indicator that also works when a side is empty (pandas'
+    merge of arrow-backed string keys fails on an empty side)."""
+    if not left.empty and not right.empty:
+        return left.merge(right, on=on, how="outer", suffixes=suffixes, indicator=True)
+    if right.empty:
+        present, absent, side = left, right, "left_only"
+        present_suffix, absent_suffix = suffixes
+    else:
+        present, absent, side = right, left, "right_only"
+        absent_suffix, present_suffix = suffixes
+    out = present.rename(columns={c: c + present_suffix for c in present.columns if c not in on})
+    for column in absent.columns:
+        if column not in on:  # the absent side's columns exist, all NA, as merge would give
+            out[column + absent_suffix] = absent[column].reindex(out.index)
+    return out.assign(_merge=side)
+
+
+def cells_at(
+    frame: pd.DataFrame, positions: np.ndarray, columns: tuple[str, ...]
+) -> dict[str, list[Any]]:
+    """The cells of ``columns`` at ``positions``, column by column, as plain values (None for
+    a missing one): one Arrow ``take`` per column, no Python work per cell."""
+    return {
+        column: arrow(frame[column]).take(positions).to_pylist() if len(positions) else []
+        for column in columns
+    }
