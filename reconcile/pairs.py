@@ -62,6 +62,31 @@ def arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray:
     return pa.array(series.to_numpy(), from_pandas=True)
 
 
+def take(column: pa.Array | pa.ChunkedArray, positions: np.ndarray) -> pa.Array:
+    """``column.take(positions)``, chunk by chunk: Arrow's take of a chunked array first
+    concatenates every chunk (a copy of the whole column per call; columns read from Parquet
+    come in chunks)."""
+    if isinstance(column, pa.Array):
+        return column.take(positions)
+    if column.num_chunks == 1:
+        return column.chunk(0).take(positions)
+    bounds = np.cumsum([0, *(len(chunk) for chunk in column.chunks)])
+    which = np.searchsorted(bounds, positions, side="right") - 1
+    ordered = bool(np.all(which[1:] >= which[:-1]))  # the diff's positions are, mostly
+    order = None if ordered else np.argsort(which, kind="stable")
+    grouped, chunks = (positions, which) if order is None else (positions[order], which[order])
+    starts = np.searchsorted(chunks, np.arange(column.num_chunks + 1))
+    parts = [
+        column.chunk(k).take(grouped[starts[k] : starts[k + 1]] - bounds[k])
+        for k in range(column.num_chunks)
+        if starts[k + 1] > starts[k]
+    ]
+    taken = pa.concat_arrays(parts) if parts else column.chunk(0).take(positions[:0])
+    if order is not None:  # back to the order asked for
+        taken = taken.take(np.argsort(order))
+    return taken
+
+
 def same_cells(
     left: pa.Array | pa.ChunkedArray, right: pa.Array | pa.ChunkedArray
 ) -> pa.Array | pa.ChunkedArray:
@@ -90,7 +115,9 @@ def differing(
         left, right = arrow(source[column]), arrow(destination[column])
         for start in range(0, len(left_rows), _COMPARE_STEP):
             stop = start + _COMPARE_STEP
-            same = same_cells(left.take(left_rows[start:stop]), right.take(right_rows[start:stop]))
+            same = same_cells(
+                take(left, left_rows[start:stop]), take(right, right_rows[start:stop])
+            )
             differ[start:stop] |= ~np.asarray(same, dtype=bool)
     return differ
 
@@ -191,6 +218,6 @@ def cells_at(
     """The cells of ``columns`` at ``positions``, column by column, as plain values (None for
     a missing one): one Arrow ``take`` per column, no Python work per cell."""
     return {
-        column: arrow(frame[column]).take(positions).to_pylist() if len(positions) else []
+        column: take(arrow(frame[column]), positions).to_pylist() if len(positions) else []
         for column in columns
     }

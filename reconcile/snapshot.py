@@ -347,16 +347,20 @@ def string_hashes(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:
     # Every 8-byte little-endian word starting at each byte (a strided view, no copy).
     words = np.ndarray(shape=(len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
     hashes = lengths.astype(np.uint64) * _LENGTH_MULT
-    longest = int(lengths.max())
-    active = np.arange(count)
+    shortest, longest = int(lengths.min()), int(lengths.max())
+    active: np.ndarray | slice = slice(None)  # every value, while all have 8 more bytes
     for at in range(0, longest, 8):
-        if at:
+        if at + 8 > shortest and isinstance(active, slice):
+            active = np.arange(count)
+        if isinstance(active, np.ndarray) and at:
             active = active[lengths[active] > at]
         word = words[starts[active] + at]
-        left = lengths[active] - at
-        short = left < 8
-        if short.any():  # keep only the value's own bytes of its last word
-            word[short] &= (np.uint64(1) << (left[short] * 8).astype(np.uint64)) - np.uint64(1)
+        if isinstance(active, np.ndarray):
+            left = lengths[active] - at
+            short = left < 8
+            if short.any():  # keep only the value's own bytes of its last word
+                shift = (left[short] * 8).astype(np.uint64)
+                word[short] &= (np.uint64(1) << shift) - np.uint64(1)
         word ^= hashes[active]
         word *= _MIX_1
         word ^= word >> np.uint64(32)
