@@ -98,7 +98,7 @@ def same_cells(
 
 
 # Pairs compared per step: bounds the memory the compared cells take at once.
-_COMPARE_STEP = 1 << 17
+_COMPARE_STEP = 1 << 15
 
 
 def differing(
