@@ -57,6 +57,7 @@ def results_table(out_dir: Path, quick: bool = False) -> str:
         "| Benchmark | Measure | Target | Result | Status |",
         "|---|---|---|---|---|",
     ]
+    notes: list[str] = []
     if diff:
         big = diff["engine"][-1]
         t = diff["targets"]
@@ -87,6 +88,16 @@ def results_table(out_dir: Path, quick: bool = False) -> str:
             f"{ref['seconds']} s wall / {ref.get('cpu_seconds', '?')} s CPU, {ref['mode']}) "
             f"| {_mark(t['speedup_vs_deepdiff']['met'])} |",
         ]
+        if before := diff.get("before_issue_26"):
+            notes.append(
+                f"B1 before issue 26 (commit {before['commit']}, N={before['n']:,}, same bench "
+                f"and machine, load {before['load_average_1m']}): first call {before['seconds']} s "
+                f"(CPU {before['cpu_seconds']} s) / polars {before['polars_seconds']} s (CPU "
+                f"{before['polars_cpu_seconds']} s) = "
+                f"{before['seconds'] / before['polars_seconds']:.2f}x; later call "
+                f"{before['later_call_seconds']} s; inputs and diff {before['inputs_and_diff_mb']} "
+                f"MB (inputs {before['inputs_rss_mb']} MB + diff {before['diff_rss_increment_mb']} MB)."
+            )
     if snap:
         fleet = snap["fleet"]
         proj = snap["projection_1m"]
@@ -142,6 +153,8 @@ def results_table(out_dir: Path, quick: bool = False) -> str:
             f"{' / '.join(str(p) for p in per_1000)} | "
             f"{_mark(ignore['targets']['linear_in_rules']['met'])} |",
         ]
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"
 
 

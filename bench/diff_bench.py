@@ -53,6 +53,21 @@ TARGET_INPUTS_AND_DIFF_BYTES_1M = 0.5 * 1024**3  # issue 26: peak RSS above the 
 TARGET_SPEEDUP_100K = 100.0
 BASELINE_BUDGET_SECONDS = 60.0
 FULL_SIZES = (100_000, 1_000_000)
+# Before issue 26's changes (commit ff2015e: a pandas hash per cell, shared with the fingerprint),
+# measured by this bench at 1M things on the same machine (load average ~9 at the time).
+BEFORE_ISSUE_26 = {
+    "commit": "ff2015e",
+    "n": 1_000_000,
+    "seconds": 20.0,
+    "cpu_seconds": 6.93,
+    "later_call_seconds": 11.14,
+    "polars_seconds": 7.69,
+    "polars_cpu_seconds": 2.09,
+    "inputs_and_diff_mb": 959.6,
+    "inputs_rss_mb": 501.5,
+    "diff_rss_increment_mb": 458.0,
+    "load_average_1m": 8.91,
+}
 QUICK_SIZES = (2_000, 10_000)
 
 
@@ -462,6 +477,7 @@ def run(
             },
         },
         "targets": targets,
+        "before_issue_26": BEFORE_ISSUE_26,
     }
     path = save("diff_quick" if quick else "diff", result, out_dir)
     print(summary(result))

@@ -90,6 +90,15 @@ def _decoded(column: str, values: list[Any]) -> list[Any]:
     return list(decoded)
 
 
+def _differing_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The keys whose values differ between two maps (absent reads as None), sorted."""
+    try:  # the keys of the pairs only one map holds: most keys of a changed map are equal
+        candidates: Any = {key for key, _ in before.items() ^ after.items()}
+    except TypeError:  # an unhashable value: every key
+        candidates = before.keys() | after.keys()
+    return sorted(key for key in candidates if before.get(key) != after.get(key))
+
+
 def _explain(
     columns: tuple[str, ...], source: Mapping[str, Any], destination: Mapping[str, Any]
 ) -> dict[str, dict[str, Any]]:
@@ -103,12 +112,11 @@ def _explain(
         if column in _PER_KEY_COLUMNS:
             before = before or {}
             after = after or {}
-            for key in sorted(set(before) | set(after)):
-                if before.get(key) != after.get(key):
-                    details[f"{column}.{key}"] = {
-                        "source": before.get(key),
-                        "target": after.get(key),
-                    }
+            for key in _differing_keys(before, after):
+                details[f"{column}.{key}"] = {
+                    "source": before.get(key),
+                    "target": after.get(key),
+                }
         else:
             details[column] = {"source": before, "target": after}
     return details
