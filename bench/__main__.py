@@ -88,6 +88,14 @@ def results_table(out_dir: Path, quick: bool = False) -> str:
             f"{ref['seconds']} s wall / {ref.get('cpu_seconds', '?')} s CPU, {ref['mode']}) "
             f"| {_mark(t['speedup_vs_deepdiff']['met'])} |",
         ]
+        if big["n"] < 10_000_000:
+            notes.append(
+                f"B1 at 10M things: not part of a default run (`python -m bench.diff_bench --sizes "
+                f"100000,10000000` runs it): building its inputs takes about 10x the 1M build "
+                f"({big.get('build_seconds', '?')} s here) and it needs about "
+                f"{memory['projected_10m_gb']} GB above the interpreter by this run's "
+                f"{memory['bytes_per_thing']} B/thing, the polars peer as much again."
+            )
         if before := diff.get("before_issue_26"):
             notes.append(
                 f"B1 before issue 26 (commit {before['commit']}, N={before['n']:,}, same bench "
