@@ -18,7 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconcile.snapshot import Snapshot, combine_hashes
+from reconcile.hashing import combine_hashes
+from reconcile.snapshot import Snapshot
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.clock import now_ms
 from pipeline.errors import PermanentError
@@ -34,6 +32,7 @@ from pipeline.kinds import KINDS
 from pipeline.kinds.base import Kind, canonical_json
 from pipeline.kinds.thing_type import PendingTypeDeletion
 from pipeline.model import EntityKind
+from reconcile.hashing import arrow_strings, column_hash, digest_strings, string_hashes
 from reconcile.inventory import (
     FAMILIES,
     Inventory,
@@ -249,7 +248,7 @@ class Snapshot:
             for column in frame.columns:
                 series = frame[column]
                 if isinstance(series.dtype, pd.StringDtype):
-                    _digest_strings(digest, arrow_strings(series))
+                    digest_strings(digest, arrow_strings(series))
                 else:
                     digest.update(column_hash(series).astype("<u8").tobytes())
         value = digest.hexdigest()
@@ -297,117 +296,6 @@ class Snapshot:
         )
 
     __hash__ = None  # type: ignore[assignment]
-
-
-# --- content hashes (fingerprint and diff) --------------------------------------------------
-
-_NULL_HASH = np.uint64(np.iinfo(np.uint64).max)  # what pandas gives a missing string
-# string_hashes' constants (splitmix64's): any odd multipliers would do, the join verifies.
-_LENGTH_MULT = np.uint64(0x9E3779B97F4A7C15)
-_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX_2 = np.uint64(0x94D049BB133111EB)
-
-
-def column_hash(series: pd.Series) -> np.ndarray:
-    """``pd.util.hash_pandas_object`` of ``series`` (uint64 per cell, index ignored)."""
-    if not len(series):  # as pandas gives it, without its per-call cost (most kinds are empty)
-        return np.empty(0, dtype=np.uint64)
-    hashes: np.ndarray = pd.util.hash_pandas_object(series, index=False).to_numpy()
-    return hashes
-
-
-def arrow_strings(series: pd.Series) -> pa.Array | pa.ChunkedArray:
-    """A string column as Arrow strings (zero-copy for pyarrow-backed columns)."""
-    return pa.array(series.array)
-
-
-def string_hashes(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A uint64 hash per string, vectorised over the Arrow buffers (no Python object per cell):
-    each value's length and its bytes, eight at a time, mixed in (xor, multiply, xor-shift),
-    then splitmix64's finaliser. Missing values hash to ``_NULL_HASH``. Equal strings hash
-    equal; distinct ones may collide, so whoever joins on these checks the pairs they find.
-    """
-    if isinstance(strings, pa.ChunkedArray):
-        parts = [string_hashes(chunk) for chunk in strings.chunks]
-        return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
-    if strings.type != pa.large_string():
-        strings = strings.cast(pa.large_string())
-    count = len(strings)
-    if not count:
-        return np.empty(0, dtype=np.uint64)
-    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)
-    offsets = offsets[strings.offset : strings.offset + count + 1]
-    starts = offsets[:-1] - offsets[0]
-    lengths = np.diff(offsets)
-    # The values' bytes, padded so that a word read at any start stays in the buffer.
-    data = np.zeros(int(offsets[-1] - offsets[0]) + 8, dtype=np.uint8)
-    if len(data) > 8:
-        buffer = np.frombuffer(strings.buffers()[2], dtype=np.uint8)
-        data[:-8] = buffer[offsets[0] : offsets[-1]]
-    # Every 8-byte little-endian word starting at each byte (a strided view, no copy).
-    words = np.ndarray(shape=(len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
-    hashes = lengths.astype(np.uint64) * _LENGTH_MULT
-    shortest, longest = int(lengths.min()), int(lengths.max())
-    active: np.ndarray | slice = slice(None)  # every value, while all have 8 more bytes
-    for at in range(0, longest, 8):
-        if at + 8 > shortest and isinstance(active, slice):
-            active = np.arange(count)
-        if isinstance(active, np.ndarray) and at:
-            active = active[lengths[active] > at]
-        word = words[starts[active] + at]
-        if isinstance(active, np.ndarray):
-            left = lengths[active] - at
-            short = left < 8
-            if short.any():  # keep only the value's own bytes of its last word
-                shift = (left[short] * 8).astype(np.uint64)
-                word[short] &= (np.uint64(1) << shift) - np.uint64(1)
-        word ^= hashes[active]
-        word *= _MIX_1
-        word ^= word >> np.uint64(32)
-        hashes[active] = word
-    # One avalanche at the end (splitmix64's finaliser), so every bit depends on every word.
-    hashes ^= hashes >> np.uint64(30)
-    hashes *= _MIX_1
-    hashes ^= hashes >> np.uint64(27)
-    hashes *= _MIX_2
-    hashes ^= hashes >> np.uint64(31)
-    if strings.null_count:
-        hashes[strings.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH
-    return hashes
-
-
-def _digest_strings(digest: Any, strings: pa.Array | pa.ChunkedArray) -> None:
-    """Feed ``digest`` a string column's lengths (-1: missing) and then its values' bytes."""
-    lengths = pc.fill_null(pc.binary_length(strings), -1)
-    digest.update(np.asarray(lengths, dtype="<i8").tobytes())
-    chunks = strings.chunks if isinstance(strings, pa.ChunkedArray) else [strings]
-    for chunk in chunks:
-        # A missing value's slot may hold bytes: leave them out.
-        values = chunk.drop_null() if chunk.null_count else chunk
-        if not len(values):
-            continue
-        wide = pa.types.is_large_string(values.type)
-        offsets = np.frombuffer(values.buffers()[1], dtype=np.int64 if wide else np.int32)
-        first, last = offsets[values.offset], offsets[values.offset + len(values)]
-        if last > first:
-            digest.update(memoryview(values.buffers()[2])[first:last])
-
-
-def combine_hashes(columns: list[np.ndarray], length: int = 0) -> np.ndarray:
-    """Row hashes from column hashes, exactly as ``pd.util.hash_pandas_object`` combines a
-    DataFrame's columns (CPython's tuple hash), so ``fingerprint`` keeps its values."""
-    if not columns:
-        return np.full(length, 0x345678 + 97531, dtype=np.uint64)
-    count = len(columns)
-    mult = np.uint64(1000003)
-    out = np.zeros_like(columns[0]) + np.uint64(0x345678)
-    for i, column in enumerate(columns):
-        inverse_i = count - i
-        out ^= column
-        out *= mult
-        mult += np.uint64(82520 + inverse_i + inverse_i)
-    out += np.uint64(97531)
-    return out
 
 
 # --- reading a region -------------------------------------------------------------------------
