@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from conformance import answers
+from conformance import answers, device_state
 from conformance.authorization import AuthAnswer
 from conformance.onboarding_refusals import remove_leftovers
 from conformance.refusals import Answer
@@ -125,6 +125,12 @@ def cleanup(target: Target, run: Run, log: Log = print) -> None:
     """Remove every resource of ``run``: the source registry first (the pipeline carries the
     deletions over), then what is left in the destination, the event tap, the state items."""
     source, destination = target.source, target.destination
+    # Device state an interrupted shadows or retained scenario left (theirs remove it
+    # themselves): the shadows of the run's things, while their names can still be listed.
+    for region in (target.source_region, target.destination_region):
+        things = thing_names(target.iot(region), run.prefix)
+        for removed in device_state.remove(target.client("iot-data", region), things, run.prefix):
+            log(f"deleted {removed} in {region}")
     cleanup_region(source, run.prefix, target.wait_until, log)
     # Let the pipeline carry the deletions over first, so none of its work arrives after the
     # state items are gone: things and groups deleted, types deprecated (its deferred type

@@ -26,6 +26,10 @@ _IGNORED_KINDS = (
     "role_alias",
     "authorizer",
     "provisioning_template",
+    # A shadow is named <thing>#<shadow>, so the thing's prefix marks it; a retained message by
+    # its topic, which a scenario starts with the prefix.
+    "shadow",
+    "retained_message",
 )
 _CA_KIND = "ca_certificate"
 

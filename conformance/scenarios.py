@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from conformance import device_state
 from conformance.onboarding_refusals import ROLE_TRUST, remove_leftovers
 from conformance.registry import onboarding_view, streamed, succeeds, view
 from conformance.run import Scope, outside
@@ -45,15 +46,23 @@ def converge(target: Target, scope: Scope, timeout: float | None = None) -> None
     target.wait_until(f"destination matches the source under {scope.prefix}", matches, timeout)
 
 
-def iot_crr(target: Target, scope: Scope, *args: str, ca_id: str | None = None) -> tuple[int, str]:
+def iot_crr(
+    target: Target,
+    scope: Scope,
+    *args: str,
+    ca_id: str | None = None,
+    listing: tuple[str, ...] = (),
+) -> tuple[int, str]:
     """Run ``iot-crr`` as a user would, limited to the scope by ignore rules (and to the CA
     certificate ``ca_id``, if the scope made one); returns the exit code and the report (written
     to a file: stdout is shared with whatever else runs in-process, such as a pipeline's handlers
-    logging)."""
+    logging). ``listing``: the options before the command that opt kinds in (``--shadows``,
+    ``--retained GLOB``)."""
     with tempfile.TemporaryDirectory() as tmp:
         rules, report = Path(tmp) / "scope.iotdriftignore", Path(tmp) / "report"
         rules.write_text("\n".join(outside(scope.prefix, ca_id)) + "\n", encoding="utf-8")
         argv = [
+            *listing,
             *args,
             "--source-region",
             target.source_region,
@@ -75,16 +84,18 @@ def iot_crr(target: Target, scope: Scope, *args: str, ca_id: str | None = None) 
 
 
 def audit(
-    target: Target, scope: Scope, ca_id: str | None = None
+    target: Target, scope: Scope, ca_id: str | None = None, listing: tuple[str, ...] = ()
 ) -> tuple[int, list[tuple[str, str, str]]]:
     """``iot-crr audit --format json``: its exit code and drifts as (entity, name, kind)."""
-    code, out = iot_crr(target, scope, "audit", "--format", "json", ca_id=ca_id)
+    code, out = iot_crr(target, scope, "audit", "--format", "json", ca_id=ca_id, listing=listing)
     drifts = sorted((d["entity"], d["name"], d["kind"]) for d in json.loads(out)["drifts"])
     return code, drifts
 
 
-def assert_in_sync(target: Target, scope: Scope, ca_id: str | None = None) -> None:
-    code, drifts = audit(target, scope, ca_id)
+def assert_in_sync(
+    target: Target, scope: Scope, ca_id: str | None = None, listing: tuple[str, ...] = ()
+) -> None:
+    code, drifts = audit(target, scope, ca_id, listing)
     assert (code, drifts) == (0, []), f"iot-crr audit after convergence: {drifts}"
 
 
@@ -472,6 +483,118 @@ def _public_key_pem() -> str:
     return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
 
 
+def shadows(target: Target, scope: Scope) -> None:
+    """Device shadows (issue 24): a thing's classic and named shadow are created, their desired
+    and reported state changed, a key removed (``null``), the named shadow deleted; the
+    destination holds the same desired and reported state each time, and ``iot-crr --shadows
+    audit`` agrees. The shadows are removed in both regions, whatever happened (the run's
+    cleanup removes them too, by the things' names)."""
+    thing = scope("device")
+    try:
+        _shadows(target, scope, thing)
+    finally:
+        for region in (target.source_region, target.destination_region):
+            device_state.remove(target.client("iot-data", region), [thing], scope.prefix)
+
+
+def _shadows(target: Target, scope: Scope, thing: str) -> None:
+    src = target.client("iot-data", target.source_region)
+    dst = target.client("iot-data", target.destination_region)
+    # The audit lists the shadows of the scope's things only: a glob naming things
+    # (docs/shadows.md, "Which shadows") spares the per-thing calls for the rest of the account.
+    listing = ("--shadows", "--shadow-include", f"{scope.prefix}*#*")
+
+    def update(shadow: str | None, state: dict[str, Any]) -> None:
+        named = {} if shadow is None else {"shadowName": shadow}
+        src.update_thing_shadow(
+            thingName=thing, payload=json.dumps({"state": state}).encode(), **named
+        )
+
+    def destination_holds(wanted: dict[str, Any], what: str) -> None:
+        # UpdateThingShadow's answer follows the write ("Device Shadow REST API"): the source
+        # holds it at once; the destination once the pipeline has carried it over.
+        assert device_state.shadows(src, thing) == wanted, "the source's shadows as written"
+        target.wait_until(
+            f"destination shadows of {thing} {what}",
+            lambda: device_state.shadows(dst, thing) == wanted,
+        )
+
+    target.source.create_thing(thingName=thing)
+    converge(target, scope)
+    update(None, {"desired": {"mode": "eco", "interval": 60}, "reported": {"mode": "eco"}})
+    update("config", {"desired": {"uplink": "lte", "hz": 10}, "reported": {"uplink": "lte"}})
+    created = {
+        device_state.CLASSIC: {
+            "desired": {"mode": "eco", "interval": 60},
+            "reported": {"mode": "eco"},
+        },
+        "config": {"desired": {"uplink": "lte", "hz": 10}, "reported": {"uplink": "lte"}},
+    }
+    destination_holds(created, "as created")
+    # Desired changed, reported changed, a key removed: a null value deletes it (AWS IoT
+    # Developer Guide, "Shadow document examples": "set the value of the attribute to null").
+    update(None, {"desired": {"mode": "boost", "interval": None}})
+    update("config", {"reported": {"uplink": "wifi", "rssi": -60}})
+    changed = {
+        device_state.CLASSIC: {"desired": {"mode": "boost"}, "reported": {"mode": "eco"}},
+        "config": {
+            "desired": {"uplink": "lte", "hz": 10},
+            "reported": {"uplink": "wifi", "rssi": -60},
+        },
+    }
+    destination_holds(changed, "as changed")
+    assert_in_sync(target, scope, listing=listing)
+    src.delete_thing_shadow(thingName=thing, shadowName="config")
+    destination_holds(
+        {device_state.CLASSIC: changed[device_state.CLASSIC]}, "without the deleted named shadow"
+    )
+    assert_in_sync(target, scope, listing=listing)
+
+
+def retained(target: Target, scope: Scope) -> None:
+    """Retained messages (issue 24; reconciled only: docs/retained.md): a retained message
+    published in the source is missing in the destination until ``iot-crr --retained GLOB
+    reconcile --apply`` copies it; cleared in the source (an empty retained publish), it is
+    extra until ``--allow-deletes`` removes it. Cleared in both regions, whatever happened."""
+    try:
+        _retained(target, scope)
+    finally:
+        for region in (target.source_region, target.destination_region):
+            device_state.remove(target.client("iot-data", region), [], scope.prefix)
+
+
+def _retained(target: Target, scope: Scope) -> None:
+    src = target.client("iot-data", target.source_region)
+    dst = target.client("iot-data", target.destination_region)
+    topic, payload = scope("device/config"), b'{"mode":"eco","interval":60}'
+    # The scope's topics only ("*" crosses "/": docs/retained.md, "What a run does").
+    listing = ("--retained", f"{scope.prefix}*")
+    repair = ("reconcile", "--apply", "--state-machine-arn", target.state_machine_arn)
+
+    def holds(data: Any, message: tuple[bytes, int] | None) -> Callable[[], bool]:
+        return lambda: device_state.retained(data, topic) == message
+
+    src.publish(topic=topic, qos=1, retain=True, payload=payload)
+    target.wait_until("the source holds the retained message", holds(src, (payload, 1)))
+    assert audit(target, scope, listing=listing) == (
+        1,
+        [("retained_message", topic, "missing")],
+    )
+    code, _ = iot_crr(target, scope, *repair, listing=listing)
+    assert code == 0  # every repair action was emitted (docs: reconcile --apply exit codes)
+    target.wait_until("the destination holds the retained message", holds(dst, (payload, 1)))
+    assert_in_sync(target, scope, listing=listing)
+    # Cleared: "publishing a message with the RETAIN flag set and an empty (0-byte) message
+    # payload" deletes it (AWS IoT Developer Guide, "Using MQTT retained messages").
+    src.publish(topic=topic, qos=1, retain=True, payload=b"")
+    target.wait_until("the source's retained message is cleared", holds(src, None))
+    assert audit(target, scope, listing=listing) == (1, [("retained_message", topic, "extra")])
+    code, _ = iot_crr(target, scope, *repair, "--allow-deletes", listing=listing)
+    assert code == 0
+    target.wait_until("the destination's retained message is cleared", holds(dst, None))
+    assert_in_sync(target, scope, listing=listing)
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -489,5 +612,7 @@ SCENARIOS = tuple(
         dynamic_groups,
         drift_and_repair,
         onboarding,
+        shadows,
+        retained,
     )
 )

@@ -101,7 +101,8 @@ def table_snapshotter(
             elif kind.kind in globs:
                 rows = read.frames[frame]
                 keep = [included(globs, kind.kind, str(name)) for name in rows["name"]]
-                read = read.with_table(frame, rows[keep].reset_index(drop=True))
+                # .loc: a table without rows gives [], which rows[[]] reads as no columns.
+                read = read.with_table(frame, rows.loc[keep].reset_index(drop=True))
         return read
 
     return snapshot

@@ -12,7 +12,8 @@ from reconcile.ignore import IgnoreRules
 SCOPE = Run("abc123").scope("onboarding")
 CA = sha256(b"the scope's CA").hexdigest()
 OTHER_CA = sha256(b"someone else's CA").hexdigest()
-# The kinds whose names a scenario chooses (the onboarding kinds included).
+# The kinds whose names a scenario chooses (the onboarding kinds, shadows of its things and
+# retained messages on its topics included).
 NAMED = (
     EntityKind.THING,
     EntityKind.THING_TYPE,
@@ -22,6 +23,8 @@ NAMED = (
     EntityKind.ROLE_ALIAS,
     EntityKind.AUTHORIZER,
     EntityKind.PROVISIONING_TEMPLATE,
+    EntityKind.SHADOW,
+    EntityKind.RETAINED_MESSAGE,
 )
 
 

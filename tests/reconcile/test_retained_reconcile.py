@@ -145,3 +145,21 @@ def test_retained_messages_are_listed_only_when_asked(pipeline: LocalPipeline) -
     snapshot = take_snapshot(inventory, SRC)
     assert snapshot.counts()["retained_messages"] == 0
     assert not {"ListRetainedMessages", "GetRetainedMessage"} & set(inventory.calls)
+
+
+def test_the_state_table_without_retained_rows_reads_under_topic_globs(
+    pipeline: LocalPipeline,
+) -> None:
+    """``iot-crr --retained GLOB reconcile`` with a state table (its three-way audit) reads the
+    table under the same globs; a table holding no retained message gave a frame without columns
+    (a boolean mask of no rows selects columns), refused as ``missing columns``."""
+    from reconcile.engine import table_snapshotter
+
+    def factory(service: str, region: str) -> Any:
+        return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+
+    # GIVEN the state table holds no retained message, WHEN it is read under topic globs
+    snapshot = table_snapshotter(factory, TABLE, opt_in={RETAINED}, include=CONFIG)(DST)
+    # THEN its retained-message table is empty, with its columns
+    assert snapshot.counts()["retained_messages"] == 0
+    assert "payload" in snapshot.frames["retained_messages"].columns
