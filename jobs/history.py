@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipeline.kinds.links import membership_groups
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, LOSS_POINTS
-from reconcile.reportformats import shown
+from reconcile.reportformats import is_json_text, shown, unset
 
 ITEM_KEY = ["entity", "name", "kind"]
 EPISODE_COLUMNS = [
@@ -249,7 +249,8 @@ def attribute_drill_down(items: pd.DataFrame) -> pd.DataFrame:
     ):
         for field_name, values in json.loads(str(details) or "{}").items():
             side = {"missing": "source", "extra": "target"}.get(str(kind))
-            if side is not None and values.get(side) in (None, {}, []):
+            as_json = is_json_text(str(entity), field_name)
+            if side is not None and unset(values.get(side), as_json):
                 continue  # an unset field of a missing or extra entity says nothing about it
             rows.append(
                 {
@@ -257,8 +258,8 @@ def attribute_drill_down(items: pd.DataFrame) -> pd.DataFrame:
                     "name": name,
                     "kind": kind,
                     "field": field_name,
-                    "source": shown(values.get("source")) if kind != "extra" else "",
-                    "target": shown(values.get("target")) if kind != "missing" else "",
+                    "source": shown(values.get("source"), as_json) if kind != "extra" else "",
+                    "target": shown(values.get("target"), as_json) if kind != "missing" else "",
                 }
             )
     return pd.DataFrame(rows, columns=["entity", "name", "kind", "field", "source", "target"])

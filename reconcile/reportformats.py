@@ -16,6 +16,7 @@ import textwrap
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.kinds import KINDS
 from pipeline.kinds.links import split_link, split_target
 from pipeline.model import EntityKind
 from reconcile.drift import DRIFT_KINDS, ENTITY_ORDER, LOSS_POINTS, Drift, DriftReport
@@ -58,27 +59,49 @@ _CONTEXT = 12  # characters kept before the first difference of two long values
 UNSET = "unset"  # a field with no value, as people read it
 
 
-def shown(value: Any) -> str:
+def shown(value: Any, json_text: bool = False) -> str:
     """A registry value as people read it: text and numbers as JSON writes them (``"2.1.0"``,
     ``3``: quotes tell the string "3" from the number), a flag as ``yes``/``no`` and no value
-    as ``unset``, never ``True``/``False``/``None`` or ``true``/``false``/``null``. The JSON
-    report keeps the values themselves."""
+    as ``unset``, never ``True``/``False``/``None`` or ``true``/``false``/``null``. A value that
+    is JSON text (``json_text``: a shadow's sections) shows as that JSON, not quoted again. The
+    JSON report keeps the values themselves."""
     if value is None:
         return UNSET
+    if json_text and isinstance(value, str):
+        return visible(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     return visible(json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
 
 
-def _value(value: Any) -> str:
-    text = shown(value)
+_JSON_TEXT = frozenset(
+    (kind.spec.kind.value, column.name)
+    for kind in KINDS.values()
+    for column in kind.columns
+    if column.json_text
+)
+
+
+def is_json_text(entity: EntityKind | str, field: str) -> bool:
+    """Whether a drift's ``field`` of ``entity`` holds JSON text (``Column.json_text``)."""
+    return (EntityKind(entity).value, field) in _JSON_TEXT
+
+
+def unset(value: Any, json_text: bool = False) -> bool:
+    """Whether a field's value is no value, an empty map or an empty list (as JSON text too)."""
+    read = json.loads(value) if json_text and isinstance(value, str) else value
+    return read in (None, {}, [])
+
+
+def _value(value: Any, json_text: bool) -> str:
+    text = shown(value, json_text)
     return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
 
 
-def _differing(source: Any, target: Any) -> tuple[str, str]:
+def _differing(source: Any, target: Any, json_text: bool) -> tuple[str, str]:
     """Two values as they differ: cut to the same window around their first difference, so
     two long values never show as identical-looking prefixes (JSON holds them whole)."""
-    texts = shown(source), shown(target)
+    texts = shown(source, json_text), shown(target, json_text)
     if max(map(len, texts)) <= _VALUE_WIDTH:
         return texts
     pairs = enumerate(zip(*texts, strict=False))
@@ -97,12 +120,14 @@ def _explain(drift: Drift) -> str:
     """One line: ``field: source → target`` per detail (a missing/extra entity: its fields)."""
     parts = []
     for field, values in drift.details.items():
+        json_text = is_json_text(drift.entity, field)
         if drift.kind in ("missing", "extra"):
             value = values.get("source" if drift.kind == "missing" else "target")
-            if value not in (None, {}, []):  # unset fields say nothing about the entity
-                parts.append(f"{field}={_value(value)}")
+            if not unset(value, json_text):  # unset fields say nothing about the entity
+                parts.append(f"{field}={_value(value, json_text)}")
         else:
-            source, target = _differing(values.get("source"), values.get("target"))
+            source, target = values.get("source"), values.get("target")
+            source, target = _differing(source, target, json_text)
             parts.append(f"{field}: {source} → {target}")
     if drift.finishes_at is not None:
         parts.append(f"deletion pending: due {iso(drift.finishes_at * 1000)}")

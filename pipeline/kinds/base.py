@@ -155,13 +155,15 @@ class Column:
     """One column of a kind's snapshot table: its pandas dtype and how a plain record's value is
     stored in a cell (``encode``, canonical so equal state compares equal across regions and
     across save/load) and read back from the cell's plain value (``decode``; ``None`` for a
-    missing value). ``json``: the cell holds canonical JSON."""
+    missing value). ``json``: the cell holds canonical JSON. ``json_text``: the value itself is
+    JSON text (a shadow's sections), which the reports for people show as is, not re-quoted."""
 
     name: str
     dtype: str = "string"
     encode: Callable[[Any], Any] = lambda value: value
     decode: Callable[[Any], Any] = lambda cell: cell
     json: bool = False
+    json_text: bool = False
 
 
 def text(name: str) -> Column:

@@ -57,6 +57,7 @@ from pipeline.errors import EventValidationError, NotFoundError
 from pipeline.iot import Iot
 from pipeline.kinds.base import (
     Call,
+    Column,
     EntitySpec,
     EventParser,
     Kind,
@@ -316,7 +317,12 @@ class Shadow(Kind):
         fields={"desired": "high", "reported": "medium"},
         noun=("shadow", "shadows"),
     )
-    columns = (text("name"), text("desired"), text("reported"))
+    # The sections are canonical JSON text in the state (``check_field``): shown as JSON.
+    columns = (
+        text("name"),
+        Column("desired", json_text=True),
+        Column("reported", json_text=True),
+    )
     # Per listed thing: its named shadows' names, then each shadow (the classic one too).
     # Opt-in (``iot-crr --shadows``, the job's LIST_SHADOWS): 1 + 1 + (named shadows) calls
     # per thing dominate a large fleet's nightly run (docs/shadows.md).

@@ -433,6 +433,33 @@ def test_the_drill_down_shows_a_missing_entitys_set_fields_only() -> None:
     ]
 
 
+def test_the_drill_down_shows_shadow_sections_as_json() -> None:
+    # GIVEN a changed and a missing shadow, whose sections the state keeps as JSON text
+    def item(name: str, kind: str, details: dict[str, Any]) -> dict[str, Any]:
+        row = {"entity": "shadow", "name": name, "kind": kind, "severity": "high", "fields": ""}
+        return {**row, "details": json.dumps(details)}
+
+    items = pd.DataFrame(
+        [
+            item("gw#~classic", "changed", {"desired": {"source": '{"a":1}', "target": "{}"}}),
+            item(
+                "gw#config",
+                "missing",
+                {
+                    "desired": {"source": '{"b":2}', "target": None},
+                    "reported": {"source": "{}", "target": None},
+                },
+            ),
+        ]
+    )
+    rows = history.attribute_drill_down(items).to_dict("records")
+    # THEN the JSON shows itself, and an empty section of a missing shadow says nothing
+    assert [(r["name"], r["field"], r["source"], r["target"]) for r in rows] == [
+        ("gw#~classic", "desired", '{"a":1}', "{}"),
+        ("gw#config", "desired", '{"b":2}', ""),
+    ]
+
+
 def test_a_chart_of_fields_labels_them_as_words_not_tuples() -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 

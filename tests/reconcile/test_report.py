@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 from html.parser import HTMLParser
 
@@ -379,3 +380,50 @@ def test_explained_table_fits_a_100_column_terminal() -> None:
     # and the advice is all there, wrapped
     words = " ".join(text.split())
     assert "(iot-crr enable-events) and the IoT rule's error action / dead-letter queue" in words
+
+
+# --- shadow sections: JSON text shown as JSON (issue 24) ----------------------------------------
+
+
+def shadow_report(mode: str = "manual") -> DriftReport:
+    """A classic shadow whose desired state differs, and a named one missing."""
+    classic = {"name": "gw#~classic", "reported": "{}"}
+    source = Snapshot.from_records(
+        SRC,
+        1,
+        shadows=[
+            {**classic, "desired": '{"mode":"eco"}'},
+            {"name": "gw#config", "desired": '{"uplink":"lte"}', "reported": "{}"},
+        ],
+    )
+    target = Snapshot.from_records(DST, 1, shadows=[{**classic, "desired": f'{{"mode":"{mode}"}}'}])
+    return diff_snapshots(source, target, clock=lambda: NOW)
+
+
+def _as_read(text: str, fmt: str) -> str:
+    """A report as its reader sees it: Markdown rendered, HTML's entities resolved."""
+    if fmt == "markdown":
+        rendered = mistune.html(text)
+        assert isinstance(rendered, str)
+        text = rendered
+    return html.unescape(text) if fmt in ("markdown", "html") else text
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html"])
+def test_shadow_sections_show_as_json_not_as_quoted_text(fmt: str) -> None:
+    # GIVEN shadow drift, whose sections the state keeps as JSON text
+    # WHEN the report is rendered for a person
+    text = _as_read(render(shadow_report(), fmt), fmt)
+    # THEN the JSON shows itself, not re-escaped inside a JSON string
+    assert 'desired: {"mode":"eco"} → {"mode":"manual"}' in text
+    assert 'desired={"uplink":"lte"}' in text
+    assert '\\"' not in text
+
+
+def test_long_shadow_sections_are_cut_where_they_differ() -> None:
+    # GIVEN a desired state longer than a table cell shows
+    long = "x" * 90
+    text = render(shadow_report(mode=long), "table")
+    # THEN it is cut like any long value, without re-escaping
+    assert '{"mode":"eco"} → {"mode":"xxx' in text and "…" in text
+    assert '\\"' not in text
