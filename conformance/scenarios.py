@@ -487,7 +487,7 @@ def shadows(target: Target, scope: Scope) -> None:
     """Device shadows (issue 24): a thing's classic and named shadow are created, their desired
     and reported state changed, a key removed (``null``), the named shadow deleted; the
     destination holds the same desired and reported state each time, and ``iot-crr --shadows
-    audit`` agrees. The shadows are removed in both regions, whatever happened (the run's
+    audit`` agrees (and finds a hand edit of the destination's shadow). The shadows are removed in both regions, whatever happened (the run's
     cleanup removes them too, by the things' names)."""
     thing = scope("device")
     try:
@@ -549,6 +549,19 @@ def _shadows(target: Target, scope: Scope, thing: str) -> None:
         {device_state.CLASSIC: changed[device_state.CLASSIC]}, "without the deleted named shadow"
     )
     assert_in_sync(target, scope, listing=listing)
+    # The audit does compare shadows: a hand edit in the destination is its one drift.
+    edited = {"desired": {"mode": "manual"}, "reported": {"mode": "eco"}}
+    dst.update_thing_shadow(
+        thingName=thing, payload=json.dumps({"state": {"desired": {"mode": "manual"}}}).encode()
+    )
+    target.wait_until(
+        "the destination's hand edit reads back",
+        lambda: device_state.shadows(dst, thing) == {device_state.CLASSIC: edited},
+    )
+    assert audit(target, scope, listing=listing) == (
+        1,
+        [("shadow", f"{thing}#{device_state.CLASSIC}", "changed")],
+    )
 
 
 def retained(target: Target, scope: Scope) -> None:
