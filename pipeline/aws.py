@@ -40,8 +40,18 @@ ClientFactory = Callable[[str, str], Any]
 """``factory(service, region)`` -> a boto3 client: ``client`` below, or a test's or the sandbox's."""
 
 
+# A snapshot's listings share one IoT client from up to ~20 threads (reconcile.inventory);
+# botocore's pool holds 10 connections by default ("max_pool_connections", botocore Config
+# reference, https://docs.aws.amazon.com/botocore/latest/reference/config.html), beyond which
+# urllib3 opens and discards extra ones with a warning.
+MAX_POOL_CONNECTIONS = 25
+
+
 def client_config(**overrides: Any) -> Config:
-    settings: dict[str, Any] = {"user_agent_extra": "iot-registry-crr"}
+    settings: dict[str, Any] = {
+        "user_agent_extra": "iot-registry-crr",
+        "max_pool_connections": MAX_POOL_CONNECTIONS,
+    }
     if not (os.environ.get("AWS_RETRY_MODE") or os.environ.get("AWS_MAX_ATTEMPTS")):
         settings["retries"] = {"mode": "adaptive", "max_attempts": DEFAULT_MAX_ATTEMPTS}
     settings.update(overrides)

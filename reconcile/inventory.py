@@ -37,6 +37,7 @@ from pipeline.iot import PAGE_SIZE, Iot
 from pipeline.kinds import KINDS
 from pipeline.kinds.base import Join, Kind
 from pipeline.model import EntityKind
+from reconcile.partition import chosen_partitions, listed_records
 from reconcile.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class Inventory:
     ``limiter`` paces the calls. ``page_size`` exists so tests can force many pages.
     ``opt_in``: the opt-in kinds to list too (``Listing.opt_in``); ``include``: per kind, the
     name globs its listed entities must match to be described and kept (``included``).
+    ``partitions``: per kind, the ``Partition`` to list it in (``reconcile.partition``).
     """
 
     def __init__(
@@ -80,10 +82,12 @@ class Inventory:
         opt_in: Iterable[EntityKind] = (),
         include: Mapping[EntityKind, Iterable[str]] | None = None,
         under: Mapping[EntityKind, Callable[[Mapping[str, Any]], bool]] | None = None,
+        partitions: Mapping[EntityKind, str] | None = None,
     ) -> None:
         self.opt_in = frozenset(opt_in)
         self.include = {kind: tuple(globs) for kind, globs in (include or {}).items()}
         self.under = dict(under or {})  # per link kind, the parents it is listed under
+        self._partitions = chosen_partitions(partitions or {})
         self._limiter = limiter or RateLimiter()
         self.iot = Iot(client, before=self._limiter.acquire, page_size=page_size)
         self.restarts: Counter[str] = Counter()
@@ -143,12 +147,11 @@ class Inventory:
         listing = model.listing
         if listing.parent is not None:
             raise ValueError(f"{kind.value} is listed under its parent, {listing.parent.value}")
-        for listed in self.items(listing.op, key=listing.name):
-            if listing.name and not included(self.include, kind, str(listed[listing.name])):
-                continue  # not asked for: not described
-            record = model.record(self, listed)
-            if record is not None:
-                yield record
+
+        def keep(listed: Any) -> bool:  # not asked for: not described
+            return not listing.name or included(self.include, kind, str(listed[listing.name]))
+
+        yield from listed_records(self, model, self._partitions.get(kind), self._limiter, keep=keep)
 
     def links(self, kind: Kind, parent: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """A link kind's records under one parent record (none if gone, or not ``under``)."""
@@ -202,10 +205,6 @@ def _children(parent: EntityKind) -> list[Kind]:
 # snapshot takes as long as its slowest API, not the sum of them.
 FAMILIES: dict[str, tuple[str, ...]] = _families()
 _REPORT_EVERY = 250  # items between progress reports (one page of the largest listings)
-# Every thread shares the region's one client, whose connection pool holds 10 connections
-# ("max_pool_connections ... default value of 10", botocore Config reference,
-# https://docs.aws.amazon.com/botocore/latest/reference/config.html); the kinds' worker counts
-# (group members 4, billing-group members 2) keep the calls in flight near it.
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,16 @@ class RateLimiter:
         """A limiter that never waits (tests, moto)."""
         return cls(quotas={})
 
+    def now(self) -> float:
+        """The limiter's clock (a ``VirtualClock``'s reading in the caller's context)."""
+        return self._clock()
+
+    def wait_until(self, moment: float) -> None:
+        """Sleep until ``moment`` on the limiter's clock (already past: at once)."""
+        left = moment - self._clock()
+        if left > 0:
+            self._sleep(left)
+
     def rate(self, operation: str) -> float | None:
         """The operation's rate in calls per second, or ``None`` when it is not limited."""
         return self._rates.get(operation)
@@ -118,20 +128,26 @@ class VirtualClock:
     submitter's; ``sleep`` advances only the caller's. Concurrent listings thus each see the time
     their own quota imposes, and ``elapsed`` (the latest reading any context reached) is the
     wall time of the whole run with zero network latency.
+
+    A thread's tasks run one after another: a task a pool's thread takes up starts no earlier
+    than that thread's previous task ended (so a pool of ``n`` threads does at most ``n`` things
+    at once in virtual time too; which thread takes which task is the executor's choice).
     """
 
     def __init__(self) -> None:
         self._now: contextvars.ContextVar[float] = contextvars.ContextVar(
             "virtual_now", default=0.0
         )
+        self._thread = threading.local()  # ``free_at``: when the thread's last task ended
         self._lock = threading.Lock()
         self.elapsed = 0.0
 
     def __call__(self) -> float:
-        return self._now.get()
+        return max(self._now.get(), getattr(self._thread, "free_at", 0.0))
 
     def sleep(self, seconds: float) -> None:
-        now = self._now.get() + seconds
+        now = self() + seconds
         self._now.set(now)
+        self._thread.free_at = now
         with self._lock:
             self.elapsed = max(self.elapsed, now)

@@ -231,6 +231,19 @@ class Reader(Protocol):
 
 
 @dataclass(frozen=True)
+class Partition:
+    """A kind's listing as disjoint listings of ``Listing.op``, each filtered by one of ``parts``
+    (request parameters, read through the snapshot's reader), at once on ``workers`` threads
+    (``reconcile.partition``). Sound only for a fleet that meets ``requires``: the operator asks
+    for one by ``name``, never by default."""
+
+    name: str
+    parts: Callable[[Reader], Iterator[dict[str, Any]]]
+    requires: str
+    workers: int = 4
+
+
+@dataclass(frozen=True)
 class Listing:
     """How a snapshot lists a kind, in the spirit of Cloud Custodian's ``enum_spec`` and
     ``detail_spec`` (``reconcile.inventory`` runs it).
@@ -246,6 +259,8 @@ class Listing:
     asked to (``reconcile.inventory.Inventory``'s ``opt_in``), because its per-entity calls
     would dominate a large fleet's run (a thing's shadows); otherwise its table stays empty in
     every snapshot, the state table's included, so it shows no drift and is not audited.
+    ``partitions``: how the operator may split the listing (``Partition``); ``describe_workers``:
+    threads describing listed items at once, records in listing order (0: in the listing's).
     """
 
     op: str
@@ -255,6 +270,8 @@ class Listing:
     workers: int = 0
     dangling: EntityKind | None = None
     opt_in: bool = False
+    partitions: tuple[Partition, ...] = ()
+    describe_workers: int = 0
 
     @property
     def operations(self) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ AWS behaviours relied on (AWS IoT API Reference, one page per action, unless sai
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,6 +43,7 @@ from pipeline.kinds.base import (
     Join,
     Kind,
     Listing,
+    Partition,
     Reader,
     Result,
     json_map,
@@ -132,6 +133,28 @@ def state_of(raw: Mapping[str, Any]) -> dict[str, Any]:
         "attributes": {str(k): str(v) for k, v in (raw.get("attributes") or {}).items()},
         "billing_group": raw.get("billingGroupName") or None,
     }
+
+
+# --- listing in parts ----------------------------------------------------------------------------
+
+
+def _type_filters(reader: Reader) -> Iterator[dict[str, Any]]:
+    for listed in reader.items("ListThingTypes", key="thingTypeName"):
+        yield {"thingTypeName": listed["thingTypeName"]}
+
+
+# ListThings filters by ``thingTypeName``, by ``attributeName``/``attributeValue`` (optionally
+# ``usePrefixAttributeValue``) and by nothing else (botocore's iot model, ListThings request), and
+# a thing has at most one type ("Number of thing types that can be associated with a thing: 1",
+# AWS IoT Developer Guide, "AWS IoT Limits"): one listing per type lists each typed thing once.
+# No filter selects things *without* a type, so the parts cover the fleet only where every thing
+# has one: the operator's word, never a default (an untyped thing would be missing from the
+# snapshot). [assumption] a deprecated type's things are listed by its name too.
+BY_TYPE = Partition(
+    "type",
+    _type_filters,
+    requires="every thing has a thing type (ListThings has no filter for untyped things)",
+)
 
 
 @dataclass(frozen=True)
@@ -255,15 +278,16 @@ class Thing(Kind):
         text("billing_group"),
         version(),
     )
-    listing = Listing("ListThings", name="thingName")
-    # ListThings does not return the billing group in AWS: one listing per billing group.
+    listing = Listing("ListThings", name="thingName", partitions=(BY_TYPE,))
+    # ListThings does not return the billing group in AWS: one listing per billing group, 4 at
+    # once (each follows its page tokens: at 200 ms a call, 2 kept its 25 TPS 40% busy, bench B2).
     joins = (
         Join(
             "billing_group",
             EntityKind.BILLING_GROUP,
             "ListThingsInBillingGroup",
             "billingGroupName",
-            workers=2,
+            workers=4,
         ),
     )
     quotas = {"ListThings": 10, "ListThingsInBillingGroup": 25}  # L-57AAC135, L-E8797DCC

@@ -103,11 +103,17 @@ class ThingPrincipal(Kind):
     )
     # ``exclusive`` is nullable: a listing may not report the type (moto); read as the default.
     columns = (text("name"), flag("exclusive", dtype="boolean"))
-    # The things attached to each listed certificate, listed right after it.
+    # The things attached to each listed certificate: one listing per certificate, a fleet's
+    # worth, 4 at once on threads of their own (one after another they waited for each other's
+    # round trips: bench B5).
     listing = Listing(
-        "ListPrincipalThingsV2", parent=EntityKind.CERTIFICATE, dangling=EntityKind.THING
+        "ListPrincipalThingsV2",
+        parent=EntityKind.CERTIFICATE,
+        workers=4,
+        dangling=EntityKind.THING,
     )
-    quotas = {"ListPrincipalThingsV2": 10}  # [assumption] as IoT's list calls
+    # [assumption] as ListPrincipalThings (v1): 10 TPS, Service Quotas L-C481616A.
+    quotas = {"ListPrincipalThingsV2": 10}
     api_calls: Mapping[str, CallParser] = {
         "AttachThingPrincipal": lambda call: _thing_principal(call, deleted=False),
         "DetachThingPrincipal": lambda call: _thing_principal(call, deleted=True),

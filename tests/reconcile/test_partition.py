@@ -1,0 +1,156 @@
+"""Listing in parts: a kind's listing as filtered listings at once (reconcile.partition)."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+
+from pipeline.model import EntityKind
+from reconcile.inventory import Inventory
+from reconcile.partition import listed_in_parts, mapped_in_order
+from reconcile.ratelimit import RateLimiter, VirtualClock
+from reconcile.snapshot import Snapshot, take_snapshot
+
+SRC = "us-east-1"
+Snap = Callable[..., Snapshot]
+
+
+def typed_fleet(iot: Any, per_type: int) -> None:
+    for type_name in ("sensor", "gateway"):
+        iot.create_thing_type(thingTypeName=type_name)
+        for i in range(per_type):
+            iot.create_thing(
+                thingName=f"{type_name}-{i:02d}",
+                thingTypeName=type_name,
+                attributePayload={"attributes": {"n": str(i)}},
+            )
+
+
+def with_latency(iot: Any, clock: VirtualClock, seconds: float) -> Any:
+    """Every IoT call takes ``seconds`` of the caller's virtual time to return."""
+    iot.meta.events.register("after-call.iot.*", lambda **_: clock.sleep(seconds))
+    return iot
+
+
+def test_by_type_lists_the_same_snapshot_one_listing_per_type(
+    source_iot: Any, snapshot_of: Snap
+) -> None:
+    # GIVEN a fleet whose every thing has a type (2 types, 5 things each), pages of 2
+    typed_fleet(source_iot, per_type=5)
+    whole = Inventory(source_iot, RateLimiter.unlimited(), page_size=2)
+    parts = Inventory(
+        source_iot,
+        RateLimiter.unlimited(),
+        page_size=2,
+        partitions={EntityKind.THING: "type"},
+    )
+
+    # WHEN both list it
+    expected, got = take_snapshot(whole, SRC), take_snapshot(parts, SRC)
+
+    # THEN the things are the same; ListThings pages per type (3 + 3), ListThingTypes once more
+    assert got.things.equals(expected.things)
+    assert got.fingerprint() == expected.fingerprint()
+    assert parts.calls["ListThings"] == 6
+    assert whole.calls["ListThings"] == 5
+    assert parts.calls["ListThingTypes"] == whole.calls["ListThingTypes"] + 1
+
+
+def test_parts_overlap_their_round_trips(source_iot: Any) -> None:
+    # GIVEN 2 types of 10 things, pages of 1, and 200 ms for every call to return
+    typed_fleet(source_iot, per_type=10)
+
+    def elapsed(partitions: dict[EntityKind, str]) -> float:
+        clock = VirtualClock()
+        client = with_latency(boto3.client("iot", region_name=SRC), clock, 0.2)
+        inventory = Inventory(client, RateLimiter.unlimited(), page_size=1, partitions=partitions)
+        assert len(list(inventory.entities(EntityKind.THING))) == 20
+        return clock.elapsed
+
+    # THEN one listing waits for each of its 20 pages in turn (4 s: 5 calls/s, half ListThings'
+    # 10 TPS); two parts at once (after the 2 pages of ListThingTypes) take 10 pages' time each
+    assert elapsed({}) == pytest.approx(20 * 0.2)
+    assert elapsed({EntityKind.THING: "type"}) == pytest.approx(2 * 0.2 + 10 * 0.2)
+
+
+def test_an_unknown_partition_is_refused_naming_those_offered(source_iot: Any) -> None:
+    with pytest.raises(ValueError, match=r"thing has no listing partition 'name' \(it has: type\)"):
+        Inventory(source_iot, partitions={EntityKind.THING: "name"})
+    with pytest.raises(ValueError, match=r"it has: none"):
+        Inventory(source_iot, partitions={EntityKind.POLICY: "type"})
+
+
+def test_a_name_listed_by_two_parts_is_yielded_once() -> None:
+    listings = {"a": ["x", "y"], "b": ["y", "z"]}
+
+    def lister(part: str) -> Iterator[str]:
+        yield from listings[part]
+
+    got = list(
+        listed_in_parts(
+            lister,
+            [{"part": "a"}, {"part": "b"}],
+            workers=2,
+            name_of=str,
+            pace=RateLimiter.unlimited(),
+        )
+    )
+
+    assert got == ["x", "y", "z"]
+
+
+def test_a_virtual_clock_runs_one_threads_tasks_one_after_another() -> None:
+    # GIVEN one pool thread and 3 tasks of 1 virtual second, each submitted at time 0
+    clock = VirtualClock()
+
+    def task() -> float:
+        clock.sleep(1.0)
+        return clock()
+
+    with ThreadPoolExecutor(1) as pool:
+        ends = [pool.submit(contextvars.copy_context().run, task).result() for _ in range(3)]
+
+    # THEN they ran one after another (as a real thread would), not all at once
+    assert ends == [1.0, 2.0, 3.0]
+    assert clock.elapsed == 3.0
+
+
+def test_describes_run_a_few_at_once_records_in_listing_order(source_iot: Any) -> None:
+    # GIVEN 8 thing groups and 200 ms for every call to return
+    for i in range(8):
+        source_iot.create_thing_group(thingGroupName=f"g{i}")
+    clock = VirtualClock()
+    client = with_latency(boto3.client("iot", region_name=SRC), clock, 0.2)
+    inventory = Inventory(client, RateLimiter(quotas={}, clock=clock, sleep=clock.sleep))
+
+    records = list(inventory.entities(EntityKind.THING_GROUP))
+
+    # THEN the records come in listing order, and the 8 describes overlapped: after the one
+    # page, 2 round trips if the 4 threads took 2 each, at most 4 (the executor picks the
+    # thread), never the 8 of one after another; the consumer's clock waited for the last one
+    listed = [g["groupName"] for g in source_iot.list_thing_groups()["thingGroups"]]
+    assert [r["name"] for r in records] == listed
+    assert 0.2 + 2 * 0.2 - 1e-9 <= clock.elapsed <= 0.2 + 4 * 0.2 + 1e-9
+    assert clock() == pytest.approx(clock.elapsed)
+
+
+def test_mapped_in_order_keeps_the_order_and_stops_with_its_consumer() -> None:
+    pace = RateLimiter.unlimited()
+    assert list(mapped_in_order(lambda n: n * n, range(20), workers=3, pace=pace)) == [
+        n * n for n in range(20)
+    ]
+    started: list[int] = []
+
+    def square(n: int) -> int:
+        started.append(n)
+        return n * n
+
+    taken = mapped_in_order(square, range(1000), workers=2, pace=pace)
+    assert [next(taken) for _ in range(3)] == [0, 1, 4]
+    taken.close()
+    assert len(started) < 10  # at most 2 x workers ahead, the rest cancelled
