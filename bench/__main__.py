@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import diff_bench, ignore_bench, replicator_bench, snapshot_bench
+from bench import diff_bench, ignore_bench, replicator_bench, scale_bench, snapshot_bench
 from bench.common import RESULTS, machine
 
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "snapshot": snapshot_bench.run,
     "replicator": replicator_bench.run,
     "ignore": ignore_bench.run,
+    "scale": scale_bench.run,
 }
 
 
@@ -44,7 +45,8 @@ def results_table(out_dir: Path, quick: bool = False) -> str:
     snap = _load(out_dir, f"snapshot{suffix}")
     repl = _load(out_dir, f"replicator{suffix}")
     ignore = _load(out_dir, f"ignore{suffix}")
-    any_result = diff or snap or repl or ignore
+    scale = _load(out_dir, f"scale{suffix}")
+    any_result = diff or snap or repl or ignore or scale
     info = any_result["machine"] if any_result else machine()
     lines = [
         "# Benchmark results" + (" (quick run)" if quick else ""),
@@ -126,6 +128,7 @@ def results_table(out_dir: Path, quick: bool = False) -> str:
             f"API after another: {proj['sequential_seconds'] / 60:.1f} min) | "
             f"{_mark(proj['seconds_at_default_quotas'] <= 1.1 * proj['quota_bound_seconds'])} |",
         ]
+        lines += _latency_rows(snap)
     if repl:
         calls = repl["calls_by_kind"]
         target = repl["targets"]["thing_update_calls"]
@@ -161,9 +164,98 @@ def results_table(out_dir: Path, quick: bool = False) -> str:
             f"{' / '.join(str(p) for p in per_1000)} | "
             f"{_mark(ignore['targets']['linear_in_rules']['met'])} |",
         ]
+    if scale:
+        lines += _scale_rows(scale)
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"
+
+
+def _latency_rows(snap: dict[str, Any]) -> list[str]:
+    """B2 under modelled round trips (issue 26, target 2): per latency, the whole snapshot and
+    the things listing against their quota bounds, the listing whole and in parts by type."""
+    rows = snap.get("latency") or []
+    if not rows:
+        return []
+    fleet = snap["fleet"]
+    target = snap["targets"]["things_listing_at_200ms"]
+    per_latency = "; ".join(
+        f"{r['latency_ms']} ms: {r['things_listing_ratio']}x whole / "
+        f"{r['by_type']['things_listing_ratio']}x by type (snapshot {r['ratio_to_bound']}x / "
+        f"{r['by_type']['ratio_to_bound']}x, last answer {r['by_type']['last_answer']['operation']})"
+        for r in rows
+    )
+    projected = "; ".join(
+        f"{p['things']:,} @ {p['latency_ms']} ms: {p['whole_seconds'] / 60:.1f} min whole, "
+        f"{p['by_type_seconds'] / 60:.1f} min by type (bound {p['quota_bound_seconds'] / 60:.1f} min)"
+        for p in snap.get("projection_things_listing", [])
+        if p["latency_ms"] in (0, 200)
+    )
+    return [
+        f"| B2 snapshot under latency | things listing time / ListThings quota bound at "
+        f"{target['latency_ms']} ms a call ({fleet['things']:,} things, {fleet['types']} types, "
+        f"virtual clock) | ≤ 1.1x | whole {target['whole']}x, in parts by type "
+        f"{target['by_type']}x (same snapshot: {target['same_snapshot']}) | {_mark(target['met'])} |",
+        f"| B2 snapshot under latency | per modelled latency (things listing; whole snapshot) | "
+        f"(informative) | {per_latency} | - |",
+        f"| B2 snapshot under latency | things listing, 1M and 10M things (projected) | "
+        f"(informative) | {projected} | - |",
+    ]
+
+
+def _scale_rows(scale: dict[str, Any]) -> list[str]:
+    """B5: the model of the nightly run and the streaming path at documented quotas."""
+    nightly = {(p["things"], p["latency_ms"]): p for p in scale["nightly"]}
+    m = nightly[1_000_000, 0]
+    m200 = nightly[1_000_000, 200]
+    limits = scale["lambda_thresholds_things"]
+    stream = scale["streaming"]
+    rates = ", ".join(
+        f"{kind} {r['events_per_second_at_quotas']}/s ({r['binding_quota']})"
+        for kind, r in stream["rates"].items()
+    )
+    per_shard = ", ".join(
+        f"{kind} {r['events_per_second_per_shard']}/s" for kind, r in stream["rates"].items()
+    )
+    sandbox = stream["sandbox"]
+    target = scale["targets"]["nightly_1m_with_new_kinds_fits_lambda"]
+    return [
+        f"| B5 nightly cost (model) | one region's snapshot, 1M things + 1M certificates + "
+        f"3 shadows each, at documented quotas, 0 / 200 ms a call | ≤ 15 min (Lambda) | "
+        f"{m['calls']:,} calls; registry {m['registry_seconds'] / 60:.1f} min, + certificates "
+        f"and principals {m['with_certificates_seconds'] / 3600:.1f} h, + shadows "
+        f"{m['with_certificates_and_shadows_seconds'] / 3600:.1f} h / at 200 ms: registry "
+        f"{m200['registry_seconds'] / 60:.1f} min, all "
+        f"{m200['with_certificates_and_shadows_seconds'] / 3600:.1f} h (DescribeCertificate and "
+        f"ListPrincipalThingsV2: a call per certificate each, 10 TPS) | "
+        f"{_mark(target['met'])} |",
+        f"| B5 nightly cost (model) | largest fleet whose snapshot fits Lambda (80% of 15 min) | "
+        f"(informative) | registry only {limits['registry@0ms']:,} things "
+        f"({limits['registry@200ms']:,} at 200 ms); with a certificate each "
+        f"{limits['with_certificates@0ms']:,} ({limits['with_certificates@200ms']:,} at 200 ms), "
+        f"and shadows {limits['with_certificates_and_shadows@200ms']:,} at 200 ms; "
+        f"above: JobRunner=fargate (12 h), above that quota increases | - |",
+        f"| B5 streaming (model) | sustained registry changes/s at default write quotas | "
+        f"(informative) | {rates}; per stream shard at {stream['shard_round_trip_ms']} ms a call "
+        f"[assumed]: {per_shard} | - |",
+        f"| B5 streaming (model) | documented end-to-end latency floor (IoT rule → Express → "
+        f"DynamoDB → Global Table → stream → Lambda) | (informative) | "
+        f"{stream['documented_floor_seconds']} s (the event source mapping's 1 s batching "
+        f"window; Lambda polls 4 times a second; AWS publishes no figure for the other hops, "
+        f"ReplicationLatency is a metric); sandbox: {_e2e(sandbox)}create "
+        f"{sandbox['create_events_per_second']}/s, update {sandbox['update_events_per_second']}/s "
+        f"(100 updates in {sandbox['update_seconds_for_100']} s) | - |",
+    ]
+
+
+def _e2e(sandbox: dict[str, Any]) -> str:
+    e2e = sandbox.get("end_to_end_seconds")
+    if not e2e:
+        return ""
+    return (
+        f"end to end median {e2e['median']} s, max {e2e['max']} s over {e2e['updates']} shadow "
+        "updates (docs/shadows.md); throughput "
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -46,6 +46,11 @@ QUICK = {"things": 1_200, "groups": 8, "billing_groups": 2, "types": 3}
 # The fleet the wall-time projection is for: 1M things, 1,000 groups of 1,000 things each.
 PROJECTION = {"things": 1_000_000, "groups": 1_000, "billing_groups": 10, "types": 20}
 REGION = "us-east-1"
+# Round trips modelled per call (target 2 of issue 26); the listing as one chain of pages, and in
+# parts by thing type (``pipeline.kinds.thing.BY_TYPE``: sound here, every seeded thing is typed).
+LATENCIES_MS = (0, 50, 100, 200)
+QUICK_LATENCIES_MS = (200,)  # the smoke test's budget (CI): the worst only
+LISTINGS: dict[str, dict[str, str]] = {"whole": {}, "by_type": {"thing": "type"}}
 
 
 def quota_bound_seconds(calls: dict[str, int], quotas: dict[str, float]) -> float:
@@ -105,36 +110,28 @@ def seed(backend: Any, things: int, groups: int, billing_groups: int, types: int
         thing.billing_group_name = billing_group.billing_group_name
 
 
-def measure(fleet: dict[str, int]) -> dict[str, Any]:
+def measure(fleet: dict[str, int], latencies: tuple[int, ...] = LATENCIES_MS) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.iot.models import iot_backends
 
-    from reconcile.inventory import Inventory
-    from reconcile.ratelimit import DEFAULT_QUOTAS, RateLimiter, VirtualClock
-    from reconcile.snapshot import take_snapshot
+    from pipeline.kinds.thing import BY_TYPE
+    from reconcile.ratelimit import DEFAULT_QUOTAS
     from sandbox.emulation.install import served_in_process
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws(), served_in_process():
         seed(iot_backends[DEFAULT_ACCOUNT_ID][REGION], **fleet)
-        client = boto3.client("iot", region_name=REGION)
-        requests: Counter[str] = Counter()
-        lock = threading.Lock()  # the listings run in several threads
-
-        def count(model: Any, **_: Any) -> None:
-            with lock:
-                requests[model.name] += 1
-
-        client.meta.events.register("before-call.iot.*", count)
-        clock = VirtualClock()
-        limiter = RateLimiter(clock=clock, sleep=clock.sleep)
-        inventory = Inventory(client, limiter)
-        started = time.perf_counter()
-        snapshot = take_snapshot(inventory, REGION)
-        seconds = time.perf_counter() - started
+        base = _take(boto3.client("iot", region_name=REGION), 0, {})
+        sweep = [
+            (latency, name, _take(boto3.client("iot", region_name=REGION), latency, partitions))
+            for latency in latencies
+            for name, partitions in LISTINGS.items()
+            if latency or partitions  # zero latency, whole listing: ``base``
+        ]
+    requests, wall, snapshot = base["requests"], base["elapsed"], base["snapshot"]
 
     per_group = math.ceil(fleet["things"] / fleet["groups"])
     per_billing = math.ceil(fleet["things"] / fleet["billing_groups"])
@@ -147,7 +144,6 @@ def measure(fleet: dict[str, int]) -> dict[str, Any]:
     )
     ratio = total / total_bound
     quotas = dict(DEFAULT_QUOTAS)
-    wall = clock.elapsed
     bound_seconds = quota_bound_seconds(dict(requests), quotas)
     time_ratio = wall / bound_seconds
     # What the schedule adds to the slowest API's own time (a listing waiting for the one it
@@ -158,21 +154,24 @@ def measure(fleet: dict[str, int]) -> dict[str, Any]:
     by_operation = {op: calls / quotas[op] for op, calls in projected_calls.items()}
     projected_bound = quota_bound_seconds(projected_calls, quotas)
     projected_wall = limiter_floor_seconds(projected_calls, quotas) + overhead
+    latency = _latency_rows(base, sweep, quotas, latencies)
+    at_worst = next(row for row in latency if row["latency_ms"] == max(latencies))
     return {
         "fleet": fleet,
         "counts": snapshot.counts(),
         "calls": dict(sorted(requests.items())),
-        "inventory_calls": dict(sorted(inventory.calls.items())),
+        "inventory_calls": dict(sorted(base["inventory"].calls.items())),
         "lower_bound": bound,
         "total_calls": total,
         "total_lower_bound": total_bound,
         "ratio": round(ratio, 4),
-        "moto_wall_seconds": round(seconds, 2),
+        "moto_wall_seconds": round(base["seconds"], 2),
         "seconds_at_default_quotas": round(wall, 2),
         "quota_bound_seconds": round(bound_seconds, 2),
         "time_vs_quota_bound": round(time_ratio, 3),
         "limiter_floor_seconds": round(floor, 2),
         "schedule_overhead_seconds": round(overhead, 2),
+        "latency": latency,
         "projection_1m": {
             "fleet": PROJECTION,
             "calls": sum(projection_bound.values()),
@@ -183,6 +182,9 @@ def measure(fleet: dict[str, int]) -> dict[str, Any]:
             "sequential_seconds": round(sum(by_operation.values()), 1),
             "quotas_tps": quotas,
         },
+        "projection_things_listing": things_listing_projection(
+            quotas["ListThings"], BY_TYPE.workers
+        ),
         "targets": {
             "calls_vs_bound": {
                 "target": TARGET_RATIO,
@@ -194,12 +196,125 @@ def measure(fleet: dict[str, int]) -> dict[str, Any]:
                 "ratio": round(time_ratio, 3),
                 "met": time_ratio <= TARGET_TIME_RATIO,
             },
+            "things_listing_at_200ms": {
+                "target": TARGET_TIME_RATIO,
+                "latency_ms": at_worst["latency_ms"],
+                "whole": at_worst["things_listing_ratio"],
+                "by_type": at_worst["by_type"]["things_listing_ratio"],
+                "met": at_worst["by_type"]["things_listing_ratio"] <= TARGET_TIME_RATIO,
+                "same_snapshot": all(row["by_type"]["same_snapshot"] for row in latency),
+            },
         },
     }
 
 
+def _take(client: Any, latency_ms: int, partitions: dict[str, str]) -> dict[str, Any]:
+    """One snapshot of the seeded region through ``client``, on a virtual clock, every call
+    taking ``latency_ms`` of its caller's time to return; requests counted per operation and
+    the virtual time each operation's last response arrived."""
+    from pipeline.model import EntityKind
+    from reconcile.inventory import Inventory
+    from reconcile.ratelimit import RateLimiter, VirtualClock
+    from reconcile.snapshot import take_snapshot
+
+    requests: Counter[str] = Counter()
+    finished: dict[str, float] = {}
+    lock = threading.Lock()  # the listings run in several threads
+    clock = VirtualClock()
+
+    def sent(model: Any, **_: Any) -> None:
+        with lock:
+            requests[model.name] += 1
+
+    def answered(model: Any, **_: Any) -> None:
+        if latency_ms:
+            clock.sleep(latency_ms / 1000)
+        with lock:
+            finished[model.name] = max(finished.get(model.name, 0.0), clock())
+
+    client.meta.events.register("before-call.iot.*", sent)
+    client.meta.events.register("after-call.iot.*", answered)
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    inventory = Inventory(
+        client, limiter, partitions={EntityKind(k): v for k, v in partitions.items()}
+    )
+    started = time.perf_counter()
+    snapshot = take_snapshot(inventory, REGION)
+    return {
+        "snapshot": snapshot,
+        "requests": requests,
+        "finished": finished,
+        "elapsed": clock.elapsed,
+        "inventory": inventory,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _latency_rows(
+    base: dict[str, Any],
+    sweep: list[tuple[int, str, dict[str, Any]]],
+    quotas: dict[str, float],
+    latencies: tuple[int, ...],
+) -> list[dict[str, Any]]:
+    """Per modelled latency: the whole snapshot's and the things listing's time against their
+    quota bounds, for the listing as one chain of pages and in parts by thing type."""
+
+    def figures(taken: dict[str, Any]) -> dict[str, Any]:
+        requests, finished = taken["requests"], taken["finished"]
+        bound = quota_bound_seconds(dict(requests), quotas)
+        things_bound = requests["ListThings"] / quotas["ListThings"]
+        slowest = max(finished, key=lambda op: finished[op])
+        return {
+            "seconds": round(taken["elapsed"], 2),
+            "quota_bound_seconds": round(bound, 2),
+            "ratio_to_bound": round(taken["elapsed"] / bound, 3),
+            "things_listing_seconds": round(finished["ListThings"], 2),
+            "things_listing_bound_seconds": round(things_bound, 2),
+            "things_listing_ratio": round(finished["ListThings"] / things_bound, 3),
+            "list_things_calls": requests["ListThings"],
+            "last_answer": {"operation": slowest, "seconds": round(finished[slowest], 2)},
+            "same_snapshot": taken["snapshot"].fingerprint() == base["snapshot"].fingerprint(),
+        }
+
+    runs = {(0, "whole"): base} | {(latency, name): taken for latency, name, taken in sweep}
+    return [
+        {
+            "latency_ms": latency,
+            **figures(runs[latency, "whole"]),
+            "by_type": figures(runs[latency, "by_type"]),
+        }
+        for latency in latencies
+    ]
+
+
+def things_listing_projection(quota: float, parts: int) -> list[dict[str, Any]]:
+    """The things listing's time for 1M and 10M things at each modelled latency: pages at the
+    quota, or one chain's round trips, whichever is slower (1 chain whole; ``parts`` at once by
+    type, for a fleet of at least that many types of similar size)."""
+    rows = []
+    for things in (1_000_000, 10_000_000):
+        pages = math.ceil(things / PAGE)
+        bound = pages / quota
+        for latency_ms in LATENCIES_MS:
+            seconds = {
+                name: max(bound, pages * latency_ms / 1000 / chains)
+                for name, chains in (("whole", 1), ("by_type", parts))
+            }
+            rows.append(
+                {
+                    "things": things,
+                    "latency_ms": latency_ms,
+                    "quota_bound_seconds": round(bound, 1),
+                    **{f"{name}_seconds": round(value, 1) for name, value in seconds.items()},
+                    **{f"{name}_ratio": round(value / bound, 3) for name, value in seconds.items()},
+                }
+            )
+    return rows
+
+
 def run(quick: bool = False, out_dir: Path = RESULTS) -> dict[str, Any]:
-    result = {"benchmark": "B2 snapshot cost", "quick": quick, **measure(QUICK if quick else FULL)}
+    fleet, latencies = (QUICK, QUICK_LATENCIES_MS) if quick else (FULL, LATENCIES_MS)
+    result = {"benchmark": "B2 snapshot cost", "quick": quick, **measure(fleet, latencies)}
     path = save("snapshot_quick" if quick else "snapshot", result, out_dir)
     print(summary(result))
     print(f"  -> {path}")
@@ -230,6 +345,16 @@ def summary(result: dict[str, Any]) -> str:
             f"= {projection['time_vs_quota_bound']:.3f}x the bound "
             f"({projection['quota_bound_seconds']:.0f} s; one API after another: "
             f"{projection['sequential_seconds'] / 60:.1f} min) {projection['seconds_by_operation']}",
+            "  modelled latency per call (virtual clock): snapshot / things listing vs their bounds",
+            *(
+                f"    {row['latency_ms']:>3} ms: whole {row['ratio_to_bound']:.2f}x / "
+                f"{row['things_listing_ratio']:.2f}x; by type {row['by_type']['ratio_to_bound']:.2f}x"
+                f" / {row['by_type']['things_listing_ratio']:.2f}x (last answer: "
+                f"{row['by_type']['last_answer']['operation']} at "
+                f"{row['by_type']['last_answer']['seconds']} s; same snapshot: "
+                f"{row['by_type']['same_snapshot']})"
+                for row in result["latency"]
+            ),
         ]
     )
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from bench.diff_bench import DRIFT, build_frames
-from bench.snapshot_bench import lower_bound
+from bench.scale_bench import nightly, read_quotas
+from bench.snapshot_bench import lower_bound, things_listing_projection
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,7 +35,7 @@ def test_quick_bench_writes_every_result_and_the_table(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    for name in ("diff_quick", "snapshot_quick", "replicator_quick", "ignore_quick"):
+    for name in ("diff_quick", "snapshot_quick", "replicator_quick", "ignore_quick", "scale_quick"):
         result = json.loads((tmp_path / f"{name}.json").read_text())
         assert result["machine"]["cpu_count"] >= 1
         assert result["targets"], name
@@ -44,6 +45,10 @@ def test_quick_bench_writes_every_result_and_the_table(tmp_path: Path) -> None:
     table = (tmp_path / "README.quick.md").read_text()
     for row in ("B1 diff engine", "B2 snapshot cost", "B3 replicator cost", "B4 ignore rules"):
         assert row in table
+    assert "B2 snapshot under latency" in table and "B5 nightly cost" in table
+    snapshot = json.loads((tmp_path / "snapshot_quick.json").read_text())
+    assert [row["latency_ms"] for row in snapshot["latency"]] == [200]
+    assert snapshot["latency"][0]["by_type"]["same_snapshot"] is True
 
 
 def test_synthetic_drift_has_every_kind_at_one_percent() -> None:
@@ -74,3 +79,22 @@ def test_snapshot_lower_bound_counts_pages(things: int, expected: int) -> None:
     assert bound["ListThings"] == expected
     assert bound["DescribeThingGroup"] == 3
     assert bound["ListThingsInThingGroup"] == 6
+
+
+def test_scale_model_is_quota_bound_or_round_trip_bound() -> None:
+    quotas = read_quotas()
+    at_zero = nightly(1_000_000, 0, quotas)
+    # 4,000 ListThings pages at 10 TPS; a certificate's describe and principals at 10 TPS each
+    assert at_zero["seconds_by_family"]["thing"] == 400.0
+    assert at_zero["calls_by_operation"]["DescribeCertificate"] == 1_000_000
+    assert at_zero["with_certificates_seconds"] == 100_000.0
+    # quota-bound up to 400 ms a call; at 800 ms, 4 describes (and 4 principal listings) at once: 1M x 0.4 / 4 s
+    assert nightly(1_000_000, 100, quotas)["with_certificates_seconds"] == 100_000.0
+    assert nightly(1_000_000, 800, quotas)["with_certificates_seconds"] == 200_000.0
+
+
+def test_things_listing_projection_parts_keep_the_quota_busy() -> None:
+    rows = {(r["things"], r["latency_ms"]): r for r in things_listing_projection(10, 4)}
+    assert rows[1_000_000, 200]["whole_ratio"] == 2.0
+    assert rows[1_000_000, 200]["by_type_ratio"] == 1.0
+    assert rows[10_000_000, 0]["quota_bound_seconds"] == 4000.0
