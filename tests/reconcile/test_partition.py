@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -121,21 +122,25 @@ def test_a_virtual_clock_runs_one_threads_tasks_one_after_another() -> None:
 
 
 def test_describes_run_a_few_at_once_records_in_listing_order(source_iot: Any) -> None:
-    # GIVEN 8 thing groups and 200 ms for every call to return
+    # GIVEN 8 thing groups and 200 ms for every call to return; each describe answers only once
+    # 4 are in flight (so the executor runs them on 4 threads, not one idle thread after another)
     for i in range(8):
         source_iot.create_thing_group(thingGroupName=f"g{i}")
     clock = VirtualClock()
     client = with_latency(boto3.client("iot", region_name=SRC), clock, 0.2)
+    four = threading.Barrier(4)
+    client.meta.events.register(
+        "after-call.iot.DescribeThingGroup", lambda **_: four.wait(timeout=30)
+    )
     inventory = Inventory(client, RateLimiter(quotas={}, clock=clock, sleep=clock.sleep))
 
     records = list(inventory.entities(EntityKind.THING_GROUP))
 
-    # THEN the records come in listing order, and the 8 describes overlapped: after the one
-    # page, 2 round trips if the 4 threads took 2 each, at most 4 (the executor picks the
-    # thread), never the 8 of one after another; the consumer's clock waited for the last one
+    # THEN the records come in listing order, and the 8 describes took 2 round trips (4 at
+    # once) after the one page: 0.6 s, not 1.8 s; the consumer's clock waited for the last one
     listed = [g["groupName"] for g in source_iot.list_thing_groups()["thingGroups"]]
     assert [r["name"] for r in records] == listed
-    assert 0.2 + 2 * 0.2 - 1e-9 <= clock.elapsed <= 0.2 + 4 * 0.2 + 1e-9
+    assert clock.elapsed == pytest.approx(0.2 + 2 * 0.2)
     assert clock() == pytest.approx(clock.elapsed)
 
 
