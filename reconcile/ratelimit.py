@@ -129,25 +129,23 @@ class VirtualClock:
     their own quota imposes, and ``elapsed`` (the latest reading any context reached) is the
     wall time of the whole run with zero network latency.
 
-    A thread's tasks run one after another: a task a pool's thread takes up starts no earlier
-    than that thread's previous task ended (so a pool of ``n`` threads does at most ``n`` things
-    at once in virtual time too; which thread takes which task is the executor's choice).
+    A task handed to a pool starts at its submitter's reading, whether or not a thread is free:
+    a pool's bound on concurrency is not modelled (its figures are optimistic), a chain of calls
+    one after another is.
     """
 
     def __init__(self) -> None:
         self._now: contextvars.ContextVar[float] = contextvars.ContextVar(
             "virtual_now", default=0.0
         )
-        self._thread = threading.local()  # ``free_at``: when the thread's last task ended
         self._lock = threading.Lock()
         self.elapsed = 0.0
 
     def __call__(self) -> float:
-        return max(self._now.get(), getattr(self._thread, "free_at", 0.0))
+        return self._now.get()
 
     def sleep(self, seconds: float) -> None:
-        now = self() + seconds
+        now = self._now.get() + seconds
         self._now.set(now)
-        self._thread.free_at = now
         with self._lock:
             self.elapsed = max(self.elapsed, now)
