@@ -22,6 +22,14 @@ is projected, not measured: the time a snapshot at our limiter needs for the slo
 plus the scheduling overhead measured here. The limiter lets one second's worth of calls
 through at once, so a measured time can sit up to a second under the bound.
 
+Latency (issue 26, target 2): the same snapshot with every call taking 50, 100 or 200 ms of its
+caller's virtual time to return (a botocore ``after-call`` hook), the things listing as one chain
+of pages and in parts by thing type (``pipeline.kinds.thing.BY_TYPE``; sound here, every seeded
+thing has a type), each compared with its quota bound and checked to give the same snapshot. A
+chain of calls is modelled exactly; a pool's bound on concurrency is not (a task starts when it
+is handed over), so pooled calls' figures are optimistic: the things listing's 4 parts keep
+ListThings' 10 TPS busy up to 400 ms a call in reality too.
+
 CLI: ``python -m bench.snapshot_bench [--quick] [--out DIR]``.
 """
 
