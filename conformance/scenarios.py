@@ -73,10 +73,8 @@ def iot_crr(
             "--output",
             str(report),
         ]
-        # The CLI stamps corrective events with its clock: the registry's, like its own events.
-        factory = Factory(
-            client=target.client, clock=lambda: int(target.now() * 1000), show_progress=False
-        )
+        # The CLI stamps corrective events with its clock: the wall clock, like registry events.
+        factory = Factory(client=target.client, show_progress=False)
         result = CliRunner().invoke(main, argv, obj=factory)
         if result.exit_code not in (0, 1):
             raise AssertionError(f"iot-crr {args[0]} failed ({result.exit_code}): {result.output}")

@@ -38,7 +38,7 @@ class Browser:
         # fds 3 and 4 in the child: the browser reads commands from 3 and writes to 4
         self._to_child_r, self._to_browser = os.pipe()
         self._from_browser, self._from_child_w = os.pipe()
-        self._profile = tempfile.TemporaryDirectory(prefix="fullpage-")
+        self._profile = tempfile.TemporaryDirectory(prefix="fullpage-", ignore_cleanup_errors=True)
         reads, writes = self._to_child_r, self._from_child_w
         # The shell puts the two pipe ends on 3 and 4 (a preexec_fn's dup2 would be undone by
         # subprocess closing every descriptor but pass_fds after it).
@@ -69,8 +69,15 @@ class Browser:
         self._events: list[dict[str, Any]] = []
 
     def close(self) -> None:
-        self._process.kill()
-        self._process.wait()
+        # Ask the browser to quit so its helper processes stop writing into the profile; a kill
+        # of the main process left them writing while the profile was removed (rmtree failed
+        # with "Directory not empty").
+        try:
+            self.send("Browser.close")
+            self._process.wait(timeout=10)
+        except (OSError, ScreenshotError, subprocess.TimeoutExpired):
+            self._process.kill()
+            self._process.wait()
         os.close(self._to_browser)
         os.close(self._from_browser)
         self._profile.cleanup()

@@ -155,8 +155,8 @@ class Column:
     """One column of a kind's snapshot table: its pandas dtype and how a plain record's value is
     stored in a cell (``encode``, canonical so equal state compares equal across regions and
     across save/load) and read back from the cell's plain value (``decode``; ``None`` for a
-    missing value). ``json``: the cell holds canonical JSON. ``json_text``: the value itself is
-    JSON text (a shadow's sections), which the reports for people show as is, not re-quoted."""
+    missing value). ``json``: the cell holds canonical JSON; ``json_text``: the value is JSON
+    text (a shadow's sections) that the reports show as is, not re-quoted."""
 
     name: str
     dtype: str = "string"
@@ -234,8 +234,7 @@ class Reader(Protocol):
 class Partition:
     """A kind's listing as disjoint listings of ``Listing.op``, each filtered by one of ``parts``
     (request parameters, read through the snapshot's reader), at once on ``workers`` threads
-    (``reconcile.partition``). Sound only for a fleet that meets ``requires``: the operator asks
-    for one by ``name``, never by default."""
+    (``reconcile.partition``). Sound only for a fleet that meets ``requires``: asked by name."""
 
     name: str
     parts: Callable[[Reader], Iterator[dict[str, Any]]]

@@ -288,8 +288,10 @@ def parse_message(payload: Mapping[str, Any], region: str) -> Change:
         documents = _validate(_Documents, payload)
         version, timestamp = documents.current.version, documents.timestamp
         fields = state_of({"state": documents.current.state})
-    # A message has no id: its topic, version and second name it (a redelivery is a duplicate).
-    event_id = f"{topic}@{version}@{timestamp}"
+    # A message has no id: its region, topic, version and second name it (a redelivery is a
+    # duplicate). The region too: each region counts its own versions, so a replicated write's
+    # message in the other region can carry the same topic, version and second (two-way echo).
+    event_id = f"{region}:{topic}@{version}@{timestamp}"
     # No registry id: ordered by timestamp, the version only within one second.
     origin = Origin(region, stamped_ms(timestamp), event_id, None, version)
     return Change(EntityKind.SHADOW, name, origin, fields=fields, deleted=deleted)

@@ -106,7 +106,7 @@ BAD_EVENTS: list[tuple[str, Any, str]] = [
             "eventType": "CRR_CORRECTIVE_EVENT",
             "eventId": "c1",
             "timestamp": 1_700_000_000_000,
-            "entity": "retained_message",
+            "entity": "fleet_metric",
             "name": "x",
             "state": {},
             "deleted": False,

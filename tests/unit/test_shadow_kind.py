@@ -80,3 +80,18 @@ def test_messages_aws_does_not_publish_so_are_refused(message: dict[str, Any], f
 def test_a_second_stands_for_its_last_millisecond() -> None:
     assert stamped_ms(1_700_000_000) == 1_700_000_000_999
     assert stamped_ms(1_700_000_000_123) == 1_700_000_000_123  # already milliseconds
+
+
+def test_the_same_topic_version_and_second_in_two_regions_are_two_messages() -> None:
+    # Each region counts its own versions: a write replicated from DR can give the primary a
+    # message with DR's topic, version and second. Were it one id, persist would take the
+    # primary's echo for a redelivery of DR's message (a "duplicate") instead of an echo.
+    message = {
+        "topic": "$aws/things/dev-1/shadow/update/documents",
+        "current": {"version": 2, "state": {"desired": {"mode": "eco"}}},
+        "timestamp": 1_700_000_000,
+    }
+    primary = parse_event(dict(message), region="us-east-1").origin.event_id
+    dr = parse_event(dict(message), region="eu-west-1").origin.event_id
+    assert primary != dr
+    assert parse_event(dict(message), region="us-east-1").origin.event_id == primary
