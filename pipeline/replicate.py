@@ -29,7 +29,6 @@ from pipeline.failures import FailureSink
 from pipeline.kinds.links import split_membership_name
 from pipeline.model import EntityKind, entity_key, parse_key
 from pipeline.settings import Settings, load_settings
-from pipeline.tableitems import item_from_image
 
 logger = Logger(service="iot-crr-replicator")
 metrics = Metrics(namespace="IotRegistryCrr", service="replicator")
@@ -83,11 +82,15 @@ class Replicator:
             # Deletes are tombstones; an item removed outright (TTL, by hand) asks for nothing.
             return Result("skipped", "item removed from the table")
         kind, name = parsed
+        # The item's current state, read strongly consistent from this region's replica, which
+        # reflects every write that replica acknowledged, hence the write behind this record
+        # ("DynamoDB read consistency": https://docs.aws.amazon.com/amazondynamodb/latest/
+        # developerguide/HowItWorks.ReadConsistency.html). Gone means removed since: its REMOVE
+        # record follows this one (a stream keeps one item's records in order), and the record's
+        # own image is stale; applying it re-created what the newest state no longer has.
         item = self.converger.table.get(kind, name)
         if item is None:
-            item = item_from_image(stream.get("NewImage") or {})
-            if item is None:
-                raise EventValidationError("dynamodb.NewImage", "no entity image in the record")
+            return Result("skipped", "item removed from the table since this record")
         if item.origin_region == self.region:
             # Made by this region's own registry (active-active): applying it would be an echo.
             return Result("skipped", "originated in this region")

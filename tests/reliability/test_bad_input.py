@@ -260,7 +260,6 @@ BAD_RECORDS: list[Any] = [
     pytest.param(_record(101, None), "Keys", id="no-keys"),
     pytest.param(_record(102, {"pk": {"N": "5"}}), "Keys", id="pk-not-a-string"),
     pytest.param(_record(103, {"sk": {"S": "x"}}), "Keys", id="pk-missing"),
-    pytest.param(_record(104, {"pk": {"S": "THING#ghost"}}), "NewImage", id="no-image"),
     pytest.param(
         _record(105, {"pk": {"S": "THING#ghost2"}}, _image("THING#ghost2", {"S": "not-a-map"})),
         "state",
@@ -281,7 +280,8 @@ BAD_RECORDS: list[Any] = [
         _record(
             107,
             {"pk": {"S": "THING#ghost4"}},
-            _image("THING#ghost4", {"M": {"attributes": {"M": {"blob": {"S": HUGE}}}}}),
+            # 300 KB: an item holds up to 400 KB, and a registry value at most 800 characters.
+            _image("THING#ghost4", {"M": {"attributes": {"M": {"blob": {"S": "a" * 300_000}}}}}),
         ),
         "attributes.blob",
         id="huge-attribute-in-state",
@@ -319,6 +319,11 @@ def test_replicator_sends_bad_records_to_the_failure_queue_and_applies_the_rest(
     good = pipeline.stream.read()
     assert len(good) == 2
     batch = [good[0], bad, good[1]]
+    # The bad item is in the table, as its record says: the replicator reads the table's item.
+    if "NewImage" in bad["dynamodb"]:
+        boto3.client("dynamodb", region_name=DST).put_item(
+            TableName=TABLE, Item=bad["dynamodb"]["NewImage"]
+        )
     # WHEN the replicator handles it
     response = replicate.lambda_handler({"Records": batch}, None)
     # THEN the bad record is not retried (it would block the shard forever) ...
@@ -340,10 +345,15 @@ def test_a_bookkeeping_or_removed_record_is_skipped_not_failed(
         _record(201, {"pk": {"S": PendingTypeDeletion.key_for("eu-west-1", "ty")}}),
         _record(202, {"pk": {"S": "THING#gone"}}, event_name="REMOVE"),
         _record(203, {"pk": {"S": "NOTAKIND#x"}}),
+        # An entity's record whose item is gone from the table (removed since): its image,
+        # stale or missing, asks for nothing.
+        _record(204, {"pk": {"S": "THING#ghost"}}),
+        _record(205, {"pk": {"S": "THING#ghost9"}}, _image("THING#ghost9", {"M": {}})),
     ]
     response = replicate.lambda_handler({"Records": records}, None)
     assert response["batchItemFailures"] == []
     assert _failures(failure_queue) == []
+    assert RegistryView(pipeline.destination).describe_thing("ghost9") is None
 
 
 def test_an_event_that_is_not_a_stream_batch_fails_loudly() -> None:
