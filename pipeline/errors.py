@@ -77,6 +77,7 @@ class AwsRequestError(AwsError, PermanentError):
 
     def __init__(self, operation: str, code: str, message: str) -> None:
         super().__init__(operation, code, f"{operation} failed: {code}: {message}")
+        self.aws_message = message  # AWS's own text, as it answered
 
 
 class ConditionFailedError(AwsRequestError):

@@ -144,7 +144,7 @@ def handle_batch(replicator: Replicator, event: dict[str, Any], context: Any) ->
     # One value per invocation: EMF carries at most 100 values per metric, and totals are
     # what the alarms and dashboards read.
     actions = [result.action for _, result in replicator.results]
-    converged = sum(a not in {"skipped", "failed-permanently"} for a in actions)
+    converged = sum(a not in {"skipped", "failed-permanently", "not-registrable"} for a in actions)
     metrics.add_metric(name="ConvergedItems", unit=MetricUnit.Count, value=converged)
     metrics.add_metric(
         name="PermanentFailures", unit=MetricUnit.Count, value=actions.count("failed-permanently")

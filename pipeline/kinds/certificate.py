@@ -11,6 +11,8 @@ Reference, one page per action, unless said otherwise):
   not be registered: the copy is in SNI_ONLY mode (CertificateDescription.certificateMode), and
   devices must send SNI, which AWS IoT requires of every TLS client anyway (developer guide,
   "Transport security").
+- AWS may refuse to register a certificate shared from another region (an AWS-issued one, one
+  of a CA registered there): recorded once, never a failure (``certificate_refusal``).
 - A REVOKED certificate's status can't be changed (developer guide, "Revoke a client
   certificate"): a destination copy that is REVOKED while the source's is not cannot be repaired
   by UpdateCertificate; it is reported, never silently recreated.
@@ -36,7 +38,7 @@ from dataclasses import replace
 from enum import StrEnum
 from typing import Any
 
-from pipeline.errors import EventValidationError, NotFoundError, PermanentError
+from pipeline.errors import AwsRequestError, EventValidationError, NotFoundError, PermanentError
 from pipeline.iot import Iot
 from pipeline.kinds.base import (
     Call,
@@ -48,6 +50,12 @@ from pipeline.kinds.base import (
     Reader,
     Result,
     text,
+)
+from pipeline.kinds.certificate_refusal import (
+    CERTIFICATES_NOT_REGISTRABLE_METRIC,
+    forget_refusal,
+    is_registration_refusal,
+    not_registrable,
 )
 from pipeline.kinds.parse import (
     ApiCall,
@@ -259,6 +267,7 @@ class Certificate(Kind):
     # 10 TPS each: the archived "AWS IoT Limits" page's throttling table (awsdocs/aws-iot-docs,
     # developerguide/limits-iot.md); [assumption] still today's defaults (none read since).
     quotas = {"ListCertificates": 10, "DescribeCertificate": 10}
+    baseline_metrics = (CERTIFICATES_NOT_REGISTRABLE_METRIC,)
     api_calls: Mapping[str, CallParser] = {
         "CreateKeysAndCertificate": _created,
         "CreateCertificateFromCsr": _created,
@@ -343,14 +352,24 @@ class Certificate(Kind):
 
     def converge(self, ctx: Converging, item: Item) -> Result:
         """The common path, but a certificate to register looks its CA up in the destination
-        first (created from the local table when the table has it)."""
+        first (created from the local table when the table has it); a registration AWS refuses
+        is recorded once, not failed (``certificate_refusal``), and the record dropped once it
+        registers or is deleted."""
         desired = None if item.deleted else item.state
         actual = self.read(ctx.iot, item.name, deleting=item.deleted)
-        ca_pem = self._ca_pem(ctx, desired) if actual is None and desired else None
+        registering = actual is None and desired is not None
+        ca_pem = self._ca_pem(ctx, desired) if registering and desired else None
         calls = certificate_calls(item.name, desired, actual, ca_pem)
+        try:
+            ctx.iot.apply(calls)
+        except AwsRequestError as error:
+            if registering and is_registration_refusal(error):
+                return not_registrable(ctx, item.name, error)
+            raise
+        if registering or item.deleted:
+            forget_refusal(ctx, item.name)
         if not calls:
             return Result("noop", "already as desired")
-        ctx.iot.apply(calls)
         verb = "deleted" if item.deleted else "created" if actual is None else "updated"
         return Result(verb, ", ".join(call.op for call in calls))
 

@@ -100,6 +100,11 @@ MOTO_GAPS = (
     "(named or found by issuer) and takes its id and certificate mode; RegisterCertificate and "
     "RegisterCertificateWithoutCA without a status register INACTIVE (moto: links a CA only on "
     "identical PEM text, checks nothing, leaves the status null)",
+    "[assumption] Off unless a test turns it on (RegistryEmulation.shared_certificate_rule): "
+    "RegisterCertificateWithoutCA refuses, with InvalidRequestException and our wording, an "
+    "AWS-issued certificate of another region (DEFAULT mode, no CA) and one a CA registered in "
+    "the region signed, as the guide's 2022 text reads; AWS's current rule and code are not "
+    "published (docs/onboarding-kinds.md, fact 5): being stricter than AWS would break the demo",
     "DescribeCertificate and ListCertificates answer certificateMode (DEFAULT; SNI_ONLY when "
     "registered without a CA; the CA's when registered with one) and caCertificateId",
     "Provisioning templates and their versions: Create/Describe/List/Update/Delete"

@@ -118,6 +118,9 @@ class RegistryEmulation:
         self._outboxes: dict[str, Outbox] = {}
         self._event_configurations: dict[str, dict[str, bool]] = {}
         self.refusals: Counter[str] = Counter()  # REFUSALS keys met, so tests can see them
+        # [assumption] the guide's 2022 rule on certificates shared across Regions, off: AWS's
+        # current rule is unconfirmed (MOTO_GAPS; sandbox.emulation.devicecertificates).
+        self.shared_certificate_rule = False
         self._policy_detached_at: dict[tuple[str, str], float] = {}
 
     def outbox(self, region: str) -> Outbox:
@@ -130,6 +133,7 @@ class RegistryEmulation:
             self._event_configurations.clear()
             self._policy_detached_at.clear()
         self.refusals.clear()
+        self.shared_certificate_rule = False
 
     def now(self) -> float:
         """Epoch seconds: the injected clock plus whatever ``advance`` added."""
