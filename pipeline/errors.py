@@ -24,6 +24,12 @@ class PermanentError(CrrError):
     """A failure that will not succeed if retried unchanged."""
 
 
+class NotRegistrableError(PermanentError):
+    """AWS refuses, for good, to create an entity in this region (a certificate shared from
+    another region, ``pipeline.kinds.certificate_refusal``): recorded once by its kind, and
+    neither retried nor queued as a failure, for it and for what depends on it."""
+
+
 class EventValidationError(PermanentError):
     """A registry event (or stream record) is malformed: ``field`` names what, ``reason`` says why."""
 

@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from pipeline import aws, echo
 from pipeline.converge import Converger, Result, build_converger
-from pipeline.errors import EventValidationError, PermanentError
+from pipeline.errors import EventValidationError, NotRegistrableError, PermanentError
 from pipeline.failures import FailureSink
 from pipeline.kinds.links import split_membership_name
 from pipeline.model import EntityKind, entity_key, parse_key
@@ -66,6 +66,10 @@ class Replicator:
         key = ((stream.get("Keys") or {}).get("pk") or {}).get("S")
         try:
             result = self._handle(record, stream, key)
+        except NotRegistrableError as refused:
+            # Recorded once where AWS refused (the kind's record, log line and count); for the
+            # entity and what needs it, nothing to retry and nothing to queue.
+            result = Result("not-registrable", str(refused))
         except PermanentError as error:
             self.failures.record(key=str(key), sequence_number=sequence, error=error)
             result = Result("failed-permanently", str(error))

@@ -207,10 +207,10 @@ class StateTable:
         return self.scan(segments)[0]
 
     def scan(
-        self, segments: int = SCAN_SEGMENTS, *, records: str | None = None
+        self, segments: int = SCAN_SEGMENTS, *, records: str | tuple[str, ...] | None = None
     ) -> tuple[list[Item], list[dict[str, Any]]]:
         """Every entity item (tombstones included), and the bookkeeping records whose key
-        starts with ``records`` (none if None), read in one parallel Scan: ``segments``
+        starts with ``records`` (one of them, a tuple; none if None), read in one parallel Scan: ``segments``
         workers, each scanning its own segment (Segment / TotalSegments, "Parallel scan" in the
         Amazon DynamoDB Developer Guide,
         https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Scan.html). Costs

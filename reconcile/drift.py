@@ -21,13 +21,22 @@ DriftKind = Literal["missing", "extra", "changed"]
 # Where a drift was lost, from the three-way audit (reconcile.explain): the source registry and
 # the state table disagree / the table holds the source's state but the destination differs /
 # the table disagrees with both / not lost: a thing type on its way out of the destination, which
-# AWS deletes only 5 minutes after its deprecation (the destination stack's pending task).
-LossPoint = Literal["lost_before_table", "lost_after_table", "table_only", "type_deletion_pending"]
+# AWS deletes only 5 minutes after its deprecation (the destination stack's pending task) / not
+# lost: a certificate (and its links) the destination's registry refused to register
+# (``pipeline.kinds.certificate_refusal``), which no repair can register.
+LossPoint = Literal[
+    "lost_before_table",
+    "lost_after_table",
+    "table_only",
+    "type_deletion_pending",
+    "not_registrable",
+]
 LOSS_POINTS: tuple[LossPoint, ...] = (
     "lost_before_table",
     "lost_after_table",
     "table_only",
     "type_deletion_pending",
+    "not_registrable",
 )
 
 DRIFT_KINDS: tuple[DriftKind, ...] = ("missing", "extra", "changed")
@@ -77,6 +86,8 @@ class Drift:
     where: LossPoint | None = None  # set by the three-way audit (reconcile.explain) only
     # Where ``type_deletion_pending``: when the pending task may finish it (epoch seconds).
     finishes_at: int | None = None
+    # Where ``not_registrable``: "cannot be registered in <region>: <AWS's code and reason>".
+    refused: str | None = None
     # Why a failback reconcile does not repair it (reconcile.failback); None: repairable.
     held: str | None = None
     # The rows to repair from, for the plan (missing and changed drifts); not part of the drift's

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import EventValidationError
 from pipeline.kinds import ENTITIES
+from pipeline.kinds.certificate_refusal import OPERATOR_FIX, UnregistrableCertificate
 from pipeline.kinds.links import ends, split_membership_name
 from pipeline.kinds.thing_type import PendingTypeDeletion
 from pipeline.model import EntityKind, Item
@@ -64,6 +65,12 @@ FIXES: dict[LossPoint, str] = {
         "pending task (every 5 minutes), which finishes it after the time shown; nothing to "
         "repair, audit again after it"
     ),
+    "not_registrable": (
+        "not lost: the destination's registry refused to register the certificate (AWS's "
+        "reason shown, recorded by the replicator: an AWS-issued certificate, or one of a CA "
+        "registered there, may not be shared across Regions), so no repair is planned for it "
+        f"or its attachments; {OPERATOR_FIX}"
+    ),
 }
 assert tuple(FIXES) == LOSS_POINTS
 
@@ -73,6 +80,7 @@ def table_snapshot(
     region: str,
     taken_at_ms: int,
     pending: Iterable[PendingTypeDeletion] = (),
+    refused: Iterable[UnregistrableCertificate] = (),
 ) -> Snapshot:
     """The state table's desired state, as read in ``region``, as a ``Snapshot`` of that origin.
 
@@ -81,8 +89,8 @@ def table_snapshot(
     (``Kind.cascades``), so such a row (written before persist followed that) is in neither
     registry, and the audits name it ``table_only`` so that repair tombstones it
     (``table_only_rows``, ``orphans``). Versions are left empty (they are per region anyway).
-    ``pending``: the table's pending type deletions (every region's), kept with the snapshot for
-    ``explain``.
+    ``pending``: the table's pending type deletions (every region's), and ``refused``: the
+    certificates a region's registry refused, kept with the snapshot for ``explain``.
     """
     by_kind: dict[EntityKind, list[Item]] = {kind: [] for kind in EntityKind}
     for item in items:
@@ -98,7 +106,12 @@ def table_snapshot(
         if kind is not EntityKind.MEMBERSHIP
     }
     snapshot = Snapshot.from_records(region, taken_at_ms, **named, memberships=memberships)
-    return dataclasses.replace(snapshot, origin="state_table", pending_deletions=tuple(pending))
+    return dataclasses.replace(
+        snapshot,
+        origin="state_table",
+        pending_deletions=tuple(pending),
+        refused_certificates=tuple(refused),
+    )
 
 
 # The ends whose absence from the table ends a link. A policy is not one: a policy's deletion
@@ -136,14 +149,19 @@ def read_table(
     table: StateTable, region: str, taken_at_ms: int, *, segments: int = SCAN_SEGMENTS
 ) -> Snapshot:
     """The whole state table (its replica in ``region``) as a snapshot, read by a parallel Scan
-    (no IoT quota), with its pending type deletions (read in the same Scan)."""
-    items, records = table.scan(segments, records=PendingTypeDeletion.PREFIX)
-    pending = []
+    (no IoT quota), with its pending type deletions and refused certificates (read in the same
+    Scan)."""
+    prefixes = (PendingTypeDeletion.PREFIX, UnregistrableCertificate.PREFIX)
+    items, records = table.scan(segments, records=prefixes)
+    pending, refused = [], []
     for record in records:
         # A malformed record explains nothing (the pending task reports it: pipeline.pending).
         with contextlib.suppress(EventValidationError):
-            pending.append(PendingTypeDeletion.from_record(record))
-    return table_snapshot(items, region, taken_at_ms, pending)
+            if str(record["pk"]).startswith(UnregistrableCertificate.PREFIX):
+                refused.append(UnregistrableCertificate.from_record(record))
+            else:
+                pending.append(PendingTypeDeletion.from_record(record))
+    return table_snapshot(items, region, taken_at_ms, pending, refused)
 
 
 def _differs(drift: Drift, other: Drift | None) -> bool:
@@ -189,7 +207,7 @@ def explain(
         kwargs["clock"] = clock
     before = {(d.entity, d.name): d for d in diff_snapshots(source, table, **kwargs).drifts}
     after = {(d.entity, d.name): d for d in diff_snapshots(table, target, **kwargs).drifts}
-    due = _due(table, target.region)
+    due, refused = _due(table, target.region), _refused(table, target.region)
     drifts = [
         _placed(
             drift,
@@ -197,6 +215,7 @@ def explain(
                 drift, before.get((drift.entity, drift.name)), after.get((drift.entity, drift.name))
             ),
             due,
+            refused,
         )
         for drift in report.drifts
     ]
@@ -235,13 +254,42 @@ def _due(table: Snapshot, region: str) -> dict[str, int]:
     return {p.name: p.delete_after for p in table.pending_deletions if p.region == region}
 
 
-def _placed(drift: Drift, lost: LossPoint | None, due: Mapping[str, int]) -> Drift:
-    """``drift`` with its loss point, unless a pending type deletion explains what differs
-    after the table."""
+def _refused(table: Snapshot, region: str) -> dict[str, str]:
+    """Certificate id -> why ``region``'s registry refused to register it (the table's records)."""
+    return {r.certificate_id: r.reason for r in table.refused_certificates if r.region == region}
+
+
+def _placed(
+    drift: Drift,
+    lost: LossPoint | None,
+    due: Mapping[str, int],
+    refused: Mapping[str, str] | None = None,
+) -> Drift:
+    """``drift`` with its loss point, unless a pending type deletion, or a certificate the
+    destination refused, explains what differs after the table (a refused certificate: also
+    where the source and the table differ besides, ``table_only``: no repair registers it)."""
+    after = lost in ("lost_after_table", "table_only")
+    if after and (certificate := refused_certificate(drift, refused or {})):
+        reason = (refused or {})[certificate]
+        return dataclasses.replace(drift, where="not_registrable", refused=reason)
     pending = pending_type(drift, due) if lost == "lost_after_table" else None
     if pending is None:
         return dataclasses.replace(drift, where=lost)
     return dataclasses.replace(drift, where="type_deletion_pending", finishes_at=due[pending])
+
+
+def refused_certificate(drift: Drift, refused: Mapping[str, str]) -> str | None:
+    """The certificate the destination refused that explains ``drift`` (missing there): the
+    certificate itself, or the certificate end of its thing or policy attachment."""
+    if drift.kind != "missing":
+        return None
+    if drift.entity is EntityKind.CERTIFICATE:
+        return drift.name if drift.name in refused else None
+    if drift.entity in (EntityKind.THING_PRINCIPAL, EntityKind.POLICY_TARGET):
+        for kind, name in ends(drift.entity, drift.name):
+            if kind is EntityKind.CERTIFICATE and name in refused:
+                return name
+    return None
 
 
 def pending_type(drift: Drift, due: Mapping[str, int]) -> str | None:
@@ -264,12 +312,13 @@ def table_vs_target(report: DriftReport, table: Snapshot | None = None) -> Drift
     deletion, or a link whose thing or group the table holds deleted (``table_only``: in no
     registry; the three-way audit's repair tombstones it)."""
     due = {} if table is None else _due(table, report.target_region)
+    refused = {} if table is None else _refused(table, report.target_region)
     # A link whose end the table holds deleted is in no registry: not the replicator's loss.
     orphaned = set() if table is None else orphans(report, table)
     drifts = tuple(
         dataclasses.replace(d, where="table_only")
         if (d.entity, d.name) in orphaned
-        else _placed(d, "lost_after_table", due)
+        else _placed(d, "lost_after_table", due, refused)
         for d in report.drifts
     )
     return dataclasses.replace(report, drifts=drifts, explained=True)

@@ -56,6 +56,8 @@ def build_plan(
     deletes: list[RepairAction] = []
     tombstones: list[RepairAction] = []
     for drift in report.drifts:
+        if drift.where == "not_registrable":
+            continue  # AWS refuses it there: reported, never repaired (reconcile.explain)
         entity = drift.entity
         name = _entity_name(entity, drift)
         if drift.kind == "extra" and drift.where == "table_only" and not _holds(target, drift):

@@ -19,7 +19,8 @@ JSON contract, ``schema_version`` "2"::
      "drifts": [{"entity", "name", "kind", "severity", "details": {field: {"source", "target"}},
                  "where": loss point or null, "held": reason or null,
                  "thing", "group" (memberships only),
-                 "finishes_at" (where "type_deletion_pending" only: epoch seconds)}]}
+                 "finishes_at" (where "type_deletion_pending" only: epoch seconds),
+                 "refused" (where "not_registrable" only: AWS's reason)}]}
 
 Version "2" adds the three-way audit (``reconcile.explain``): ``explained`` says whether the
 state table was read; if so each drift's ``where`` says which hop lost it and
@@ -28,7 +29,8 @@ state table was read; if so each drift's ``where`` says which hop lost it and
 ``reconcile.failback``) says why a drift is not repaired: the target changed the entity but the
 change never reached the state table; ``held`` at the top counts them (an optional addition to
 version "2": readers that ignore it see a drift as before), as are the loss point
-``type_deletion_pending`` and its drifts' ``finishes_at``. ``load_json`` reads versions "1"
+``type_deletion_pending`` and its drifts' ``finishes_at``, and the loss point
+``not_registrable`` and its drifts' ``refused``. ``load_json`` reads versions "1"
 and "2".
 
 A shard report (``jobs.shard``, read back by the merge, which plans from it) also gives each
@@ -109,6 +111,8 @@ def _drift_json(drift: Mapping[str, Any]) -> dict[str, Any]:
         out["group"] = drift["group"]
     if drift.get("finishes_at") is not None:  # a pending type deletion's (reconcile.explain)
         out["finishes_at"] = drift["finishes_at"]
+    if drift.get("refused") is not None:  # a certificate AWS refused (reconcile.explain)
+        out["refused"] = drift["refused"]
     if drift.get("rows") is not None:  # a shard report's (excluded otherwise)
         out["rows"] = drift["rows"]
     return out

@@ -131,6 +131,8 @@ def _explain(drift: Drift) -> str:
             parts.append(f"{field}: {source} → {target}")
     if drift.finishes_at is not None:
         parts.append(f"deletion pending: due {iso(drift.finishes_at * 1000)}")
+    if drift.refused is not None:
+        parts.append(drift.refused)
     return "; ".join(parts)
 
 

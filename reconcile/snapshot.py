@@ -30,6 +30,7 @@ from pipeline.clock import now_ms
 from pipeline.errors import PermanentError
 from pipeline.kinds import KINDS
 from pipeline.kinds.base import Kind, canonical_json
+from pipeline.kinds.certificate_refusal import UnregistrableCertificate
 from pipeline.kinds.thing_type import PendingTypeDeletion
 from pipeline.model import EntityKind
 from reconcile.hashing import arrow_strings, column_hash, digest_strings, string_hashes
@@ -133,6 +134,8 @@ class Snapshot:
     origin: Literal["registry", "state_table"] = "registry"
     # The state table's only: thing types each region's pending task is to delete.
     pending_deletions: tuple[PendingTypeDeletion, ...] = ()
+    # The state table's only: certificates a region's registry refused to register.
+    refused_certificates: tuple[UnregistrableCertificate, ...] = ()
 
     def __init__(
         self,
@@ -142,6 +145,7 @@ class Snapshot:
         *,
         origin: Literal["registry", "state_table"] = "registry",
         pending_deletions: Iterable[PendingTypeDeletion] = (),
+        refused_certificates: Iterable[UnregistrableCertificate] = (),
         **tables: pd.DataFrame,
     ) -> None:
         given = {**(frames or {}), **tables}
@@ -149,7 +153,14 @@ class Snapshot:
         if unknown:
             raise TypeError(f"unknown snapshot tables {sorted(unknown)}")
         conformed = {t: conform(t, frame) for t, frame in given.items()}
-        self._set(region, taken_at_ms, conformed, origin, tuple(pending_deletions))
+        self._set(
+            region,
+            taken_at_ms,
+            conformed,
+            origin,
+            tuple(pending_deletions),
+            tuple(refused_certificates),
+        )
 
     def _set(
         self,
@@ -158,12 +169,14 @@ class Snapshot:
         conformed: Mapping[str, pd.DataFrame],
         origin: Literal["registry", "state_table"],
         pending_deletions: tuple[PendingTypeDeletion, ...],
+        refused_certificates: tuple[UnregistrableCertificate, ...],
     ) -> None:
         """Fill in a snapshot from frames already conformed; a table not given is empty."""
         object.__setattr__(self, "region", region)
         object.__setattr__(self, "taken_at_ms", taken_at_ms)
         object.__setattr__(self, "origin", origin)
         object.__setattr__(self, "pending_deletions", pending_deletions)
+        object.__setattr__(self, "refused_certificates", refused_certificates)
         frames = {t: conformed[t] if t in conformed else empty_frame(t) for t in SCHEMAS}
         object.__setattr__(self, "frames", frames)
 
@@ -176,11 +189,14 @@ class Snapshot:
         *,
         origin: Literal["registry", "state_table"] = "registry",
         pending_deletions: tuple[PendingTypeDeletion, ...] = (),
+        refused_certificates: tuple[UnregistrableCertificate, ...] = (),
     ) -> Snapshot:
         """A snapshot of frames ``conform`` made (``_frame``'s, another snapshot's, which are
         never mutated): not conformed again, which took half of a small snapshot's time."""
         snapshot = cls.__new__(cls)
-        snapshot._set(region, taken_at_ms, conformed, origin, pending_deletions)
+        snapshot._set(
+            region, taken_at_ms, conformed, origin, pending_deletions, refused_certificates
+        )
         return snapshot
 
     def __getattr__(self, name: str) -> pd.DataFrame:
@@ -217,6 +233,7 @@ class Snapshot:
             {**self.frames, table: conform(table, frame)},
             origin=self.origin,
             pending_deletions=self.pending_deletions,
+            refused_certificates=self.refused_certificates,
         )
 
     def narrowed(

@@ -364,7 +364,7 @@ class Certificate(Kind):
             ctx.iot.apply(calls)
         except AwsRequestError as error:
             if registering and is_registration_refusal(error):
-                return not_registrable(ctx, item.name, error)
+                raise not_registrable(ctx, item.name, error) from error
             raise
         if registering or item.deleted:
             forget_refusal(ctx, item.name)

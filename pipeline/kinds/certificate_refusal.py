@@ -28,8 +28,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from pipeline.errors import AwsRequestError, EventValidationError
-from pipeline.kinds.base import Converging, Result
+from pipeline.errors import AwsRequestError, EventValidationError, NotRegistrableError
+from pipeline.kinds.base import Converging
 
 logger = Logger(service="iot-crr-replicator")
 
@@ -114,8 +114,12 @@ class UnregistrableCertificate:
         )
 
 
-def not_registrable(ctx: Converging, certificate_id: str, error: AwsRequestError) -> Result:
-    """Record AWS's refusal once (a record, a log line, a count); refused again, nothing new."""
+def not_registrable(
+    ctx: Converging, certificate_id: str, error: AwsRequestError
+) -> NotRegistrableError:
+    """Record AWS's refusal once (a record, a log line, a count; refused again, nothing new);
+    the error to raise, which the replicator takes as an outcome, for the certificate and for
+    the attachments that converge it as their dependency (none is retried or queued)."""
     key = UnregistrableCertificate.key_for(ctx.region, certificate_id)
     known = ctx.table.get_record(UnregistrableCertificate, key)
     if known is None:
@@ -129,7 +133,7 @@ def not_registrable(ctx: Converging, certificate_id: str, error: AwsRequestError
             extra={"certificate": certificate_id, "code": error.code},
         )
         known = record
-    return Result("not-registrable", known.reason)
+    return NotRegistrableError(f"certificate {certificate_id} {known.reason}")
 
 
 def forget_refusal(ctx: Converging, certificate_id: str) -> None:

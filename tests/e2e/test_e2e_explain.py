@@ -118,6 +118,7 @@ def test_three_way_audit_names_where_each_drift_was_lost(
         "lost_after_table": 2,
         "table_only": 1,
         "type_deletion_pending": 0,
+        "not_registrable": 0,
     }
 
     # The cheap check: the table against the destination only (no source listing)

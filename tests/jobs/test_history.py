@@ -201,13 +201,14 @@ def test_drift_by_where_counts_loss_points_per_run_and_older_runs_as_unexplained
         "lost_after_table",
         "table_only",
         "type_deletion_pending",
+        "not_registrable",
         "unexplained",
     ]
     assert frame.to_dict("records") == [  # r1 made no report: not an observation
         {"lost_before_table": 0, "lost_after_table": 0, "table_only": 0}
-        | {"type_deletion_pending": 0, "unexplained": 1},
+        | {"type_deletion_pending": 0, "not_registrable": 0, "unexplained": 1},
         {"lost_before_table": 1, "lost_after_table": 2, "table_only": 0}
-        | {"type_deletion_pending": 0, "unexplained": 0},
+        | {"type_deletion_pending": 0, "not_registrable": 0, "unexplained": 0},
     ]
     empty = history.drift_by_where_over_time(index_of(), items_of())
     assert empty.empty

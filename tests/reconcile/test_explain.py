@@ -156,6 +156,7 @@ def test_each_drift_is_named_by_the_hop_that_lost_it() -> None:
         "lost_after_table": 3,
         "table_only": 1,
         "type_deletion_pending": 0,
+        "not_registrable": 0,
     }
     # nothing else changed
     assert [(d.name, d.kind, d.details) for d in explained.drifts] == [

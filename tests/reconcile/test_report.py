@@ -137,6 +137,7 @@ def test_explained_json_counts_classes_and_names_their_fixes() -> None:
         "lost_after_table": 2,
         "table_only": 1,
         "type_deletion_pending": 0,
+        "not_registrable": 0,
     }
     assert set(document["fixes"]) == set(LOSS_POINTS)
     assert "failure queue" in document["fixes"]["lost_after_table"]

@@ -8,26 +8,39 @@ names the device. The emulation applies that rule only when a test turns it on
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.cloudtrail import Skipped, parse_cloudtrail_event
+from pipeline.cloudtrail import Skipped, is_cloudtrail_event, parse_cloudtrail_event
 from pipeline.kinds.certificate_refusal import (
     CERTIFICATES_NOT_REGISTRABLE_METRIC,
     UnregistrableCertificate,
 )
 from pipeline.model import EntityKind
+from reconcile.engine import table_snapshotter
+from reconcile.report import render, to_json
 from sandbox import emulation
 from sandbox.certificates import CertificateAuthority
-from sandbox.inprocess import DST, SRC, LocalPipeline
+from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline, boto3_client
+
+POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}],
+    }
+)
 
 
 def _sync(pipeline: LocalPipeline, world: emulation.RegistryEmulation) -> None:
     """Persist the source's calls (CloudTrail-shaped, as persist's control-plane path takes
     them), then let the replicator drain the stream."""
     for event in world.outbox(SRC).take():
+        if not is_cloudtrail_event(event):
+            pipeline.persist_event(event)  # a registry event
+            continue
         change = parse_cloudtrail_event(event)
         assert not isinstance(change, Skipped), change
         pipeline.persist_change(change)
@@ -132,3 +145,44 @@ def test_the_opt_in_rule_refuses_a_certificate_of_a_ca_registered_in_the_region(
     dst.register_certificate_without_ca(certificatePem=other.issue("device-2"))
     registry_world.shared_certificate_rule = False
     dst.register_certificate_without_ca(certificatePem=authority.issue("device-3"))
+
+
+def test_the_audit_reports_a_refused_certificate_and_plans_no_repair(
+    pipeline: LocalPipeline, registry_world: emulation.RegistryEmulation
+) -> None:
+    registry_world.shared_certificate_rule = True
+    # GIVEN a device whose AWS-issued certificate the destination refused: its thing
+    # attachment and policy attachment wait for it, neither retried nor a failure
+    src = pipeline.source
+    cert = src.create_keys_and_certificate(setAsActive=True)
+    cert_id = cert["certificateId"]
+    src.create_thing(thingName="device-1")
+    src.create_policy(policyName="device", policyDocument=POLICY)
+    src.attach_thing_principal(thingName="device-1", principal=cert["certificateArn"])
+    src.attach_policy(policyName="device", target=cert["certificateArn"])
+    _sync(pipeline, registry_world)
+    assert pipeline.failures.sent == []
+    refusal = _refusal(pipeline, cert_id)
+    assert refusal is not None
+    # WHEN the nightly run audits (three-way, the state table read) and plans
+    read_table = table_snapshotter(boto3_client, TABLE)  # the in-process table is DST's only
+    engine = replace(pipeline.reconciler(), table=lambda _region: read_table(DST))
+    audit = engine.explain(engine.audit(SRC, DST))
+    plan = engine.plan(audit)
+    # THEN the certificate and its attachments are a class of their own, with AWS's reason, and
+    # nothing is planned for them (the thing and the policy are in sync)
+    kinds = {EntityKind.CERTIFICATE, EntityKind.THING_PRINCIPAL, EntityKind.POLICY_TARGET}
+    drifts = audit.report.drifts
+    assert {d.entity for d in drifts} == kinds
+    for drift in drifts:
+        assert (drift.kind, drift.where, drift.refused) == (
+            "missing",
+            "not_registrable",
+            refusal.reason,
+        )
+    assert audit.report.where_summary()["not_registrable"] == 3
+    assert plan.actions == ()
+    text = render(audit.report, "table")
+    assert refusal.reason in text
+    assert "fleet provisioning" in text
+    assert to_json(audit.report)["drifts"][0]["refused"] == refusal.reason
