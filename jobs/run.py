@@ -42,7 +42,9 @@ from jobs.metrics import SERVICE, MetricsSink, publish_metrics
 from pipeline.aws import ClientFactory
 from pipeline.clock import Clock
 from pipeline.errors import PermanentError
+from pipeline.kinds.certificate_refusal import refusals
 from pipeline.model import EntityKind
+from pipeline.statetable import StateTable
 from reconcile.drift import DriftReport
 from reconcile.emit import DryRunEmitter, EmitResult, Emitter, choose_emitter
 from reconcile.engine import Audit, Reconciler, registry_snapshotter, table_snapshotter
@@ -278,7 +280,10 @@ def check_readiness(
     config: RunConfig, factory: ClientFactory, clock: Clock, run_id: str
 ) -> ReadinessReport:
     """Would a sample of devices connect and publish in the destination now? The sample is
-    drawn from the run id, so a run retried checks the same devices."""
+    drawn from the run id, so a run retried checks the same devices. A device whose certificate
+    the destination refused to register is named with AWS's reason (the state table's records,
+    read in the source region as the audit reads the table)."""
+    table = StateTable(factory("dynamodb", config.source_region), config.state_table)
     return assess(
         factory,
         (config.source_region, config.destination_region),
@@ -287,6 +292,7 @@ def check_readiness(
         rng=random.Random(run_id),
         accounts=config.policy_accounts,
         clock=clock,
+        refused=refusals(table, config.destination_region),
     )
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from pipeline.kinds.certificate_refusal import refusals
+from pipeline.statetable import StateTable
 from reconcile.auditing import audit_registries, check_state_table, write_output
 from reconcile.context import Factory, pass_factory
 from reconcile.exits import EXIT_DRIFT, EXIT_IN_SYNC
@@ -132,8 +134,9 @@ def audit(
 
 @click.command()
 @readiness_options
+@state_table_option
 @pass_factory
-def readiness(factory: Factory, *, readiness: ReadinessOptions) -> None:
+def readiness(factory: Factory, *, readiness: ReadinessOptions, state_table: str | None) -> None:
     """Would each device connect and work in the target region right now? (read-only)
 
     A device (a thing with a certificate) is ready when every action allowed in the source is
@@ -142,6 +145,8 @@ def readiness(factory: Factory, *, readiness: ReadinessOptions) -> None:
     to fix; account checks (endpoint, domain configurations, custom authorizers, role aliases,
     CA certificates, provisioning templates, registry events and fleet indexing, topic rules)
     pass or fail with the fix. Paced to TestAuthorization's quota (10 per second and region).
+    With --state-table, a device whose certificate the target refused to register is named
+    with AWS's reason (the replicator's record).
 
     Exit 0 when every device is ready and no check failed, 1 otherwise, 2 on errors.
 
@@ -165,9 +170,21 @@ def readiness(factory: Factory, *, readiness: ReadinessOptions) -> None:
         sample=readiness.sample,
         accounts=readiness.policy_accounts,
         clock=factory.clock,
+        refused=_refusals(factory, state_table, readiness.regions.pair()),
     )
     write_output(render_readiness(report, readiness.fmt), readiness.output)
     raise click.exceptions.Exit(EXIT_IN_SYNC if report.ready else EXIT_DRIFT)
+
+
+def _refusals(
+    factory: Factory, state_table: str | None, regions: tuple[str, str]
+) -> dict[str, str]:
+    """The certificates the target refused to register, from the state table (read in the
+    source region) when one is named; none otherwise."""
+    if not state_table:
+        return {}
+    table = StateTable(factory.aws_client("dynamodb", regions[0]), state_table)
+    return refusals(table, regions[1])
 
 
 COMMANDS = (snapshot, audit, plan, apply, reconcile, readiness)

@@ -236,5 +236,6 @@ state_table_option = click.option(
     envvar="STATE_TABLE",
     show_envvar=True,
     help="The state table's name, in the source region: read by --explain, --table-vs-target, "
-    "--failback and reconcile (rows in neither registry are repaired), written by --via table.",
+    "--failback, reconcile (rows in neither registry are repaired) and readiness (certificates "
+    "the target refused to register), written by --via table.",
 )

@@ -30,6 +30,7 @@ from aws_lambda_powertools import Logger
 
 from pipeline.errors import AwsRequestError, EventValidationError, NotRegistrableError
 from pipeline.kinds.base import Converging
+from pipeline.statetable import StateTable
 
 logger = Logger(service="iot-crr-replicator")
 
@@ -134,6 +135,17 @@ def not_registrable(
         )
         known = record
     return NotRegistrableError(f"certificate {certificate_id} {known.reason}")
+
+
+def refusals(table: StateTable, region: str) -> dict[str, str]:
+    """Certificate id -> why ``region``'s registry refused it (its readable records)."""
+    return {
+        record.certificate_id: record.reason
+        for record in table.records(
+            UnregistrableCertificate, UnregistrableCertificate.prefix(region)
+        )
+        if isinstance(record, UnregistrableCertificate)
+    }
 
 
 def forget_refusal(ctx: Converging, certificate_id: str) -> None:

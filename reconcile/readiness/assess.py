@@ -37,10 +37,13 @@ def assess(
     clock: Clock = now_ms,
     limiter: Callable[[], RateLimiter] = RateLimiter,
     workers: int = WORKERS,
+    refused: Mapping[str, str] | None = None,
 ) -> ReadinessReport:
     """Devices (``things`` named, else every certificate's things, or a ``sample`` of the
     certificates) and account checks, ``regions`` = (source, destination); ``accounts`` maps
-    source to destination accounts in ARNs (``POLICY_ACCOUNT_MAP``). Errors name the region."""
+    source to destination accounts in ARNs (``POLICY_ACCOUNT_MAP``); ``refused``: certificate
+    id -> why the destination refused to register it (the state table's records,
+    ``certificate_refusal.refusals``). Errors name the region."""
     source, destination = regions
     accounts = dict(accounts or {})
     iot = {region: Iot(client("iot", region), before=limiter().acquire) for region in regions}
@@ -53,7 +56,7 @@ def assess(
             facts[region] = account_facts(iot[region], exists, region, quotas)
     with in_region(source):
         selection = select_devices(iot[source], things, sample, rng or random.Random())
-    reader = DeviceReader(iot[source], iot[destination], regions, probes)
+    reader = DeviceReader(iot[source], iot[destination], regions, probes, refused)
     devices = reader.facts(selection.devices, workers)
     mapping = ArnMapping({source: destination}, accounts)
     return ReadinessReport(

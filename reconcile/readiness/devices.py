@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pipeline.errors import PermanentError
+from pipeline.kinds.certificate_refusal import OPERATOR_FIX
 from pipeline.policyrewrite import ArnMapping
 from reconcile.readiness.policydiff import source_arns, statement_differences
 
@@ -148,6 +149,9 @@ class DeviceFacts:
     questions: tuple[Question, ...]
     source: RegionFacts
     destination: RegionFacts
+    # Why the destination's registry refused to register the certificate, as the replicator
+    # recorded it (``pipeline.kinds.certificate_refusal``); None: not refused.
+    refused: str | None = None
 
 
 # --- verdicts ------------------------------------------------------------------------------------
@@ -237,7 +241,9 @@ def _device_reasons(facts: DeviceFacts) -> list[str]:
             "(iot-crr audit shows why it is not there)"
         )
     certificate = facts.destination.certificate
-    if certificate is None:
+    if certificate is None and facts.refused:
+        reasons.append(f"certificate {cert} {facts.refused}: {OPERATOR_FIX}")
+    elif certificate is None:
         reasons.append(
             f"certificate {cert} is missing in {dst}: iot-crr reconcile --apply registers it "
             "there (same id: it is the certificate's SHA-256)"

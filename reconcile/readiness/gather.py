@@ -102,9 +102,16 @@ class DeviceReader:
     """Reads the facts of devices in both regions; one per run (it keeps the policies read)."""
 
     def __init__(
-        self, source: Iot, destination: Iot, regions: tuple[str, str], probes: Probes
+        self,
+        source: Iot,
+        destination: Iot,
+        regions: tuple[str, str],
+        probes: Probes,
+        refused: Mapping[str, str] | None = None,
     ) -> None:
+        """``refused``: certificate id -> why the destination refused to register it."""
         self._iot = {regions[0]: source, regions[1]: destination}
+        self._refused = dict(refused or {})
         self._regions = regions
         self._probes = probes
         self._policies: dict[tuple[str, str], str | None] = {}
@@ -125,6 +132,7 @@ class DeviceReader:
             questions,
             self._region(source, device, questions, client_id, known=True),
             self._region(destination, device, questions, client_id, known=False),
+            refused=self._refused.get(device.certificate_id),
         )
         if not failing(facts):
             return facts

@@ -13,7 +13,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from jobs import metrics, runlock
 from jobs.artefacts import RunRecord
-from pipeline import persist
+from pipeline import persist, replicate
+from pipeline.kinds.certificate_refusal import CERTIFICATES_NOT_REGISTRABLE_METRIC
 from tests.infra.infra_templates import REPO_ROOT, load_asl, resources_of_type, walk
 
 ALARM_ACTIONS = [{"Fn::If": ["HasAlarmTopic", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}]
@@ -235,6 +236,36 @@ def test_a_refused_future_timestamp_raises_an_alarm_on_the_metric_persist_emits(
     assert alarm["Namespace"] == directive["Namespace"]
     assert alarm["Dimensions"] == [{"Name": n, "Value": document[n]} for n in dimension_names]
     # AND one refused event is enough
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        "Sum",
+        "GreaterThanThreshold",
+        0,
+    )
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_a_refused_certificate_raises_an_alarm_on_the_metric_the_replicator_emits(
+    templates: dict[str, Any],
+) -> None:
+    # GIVEN the EMF document the replicator publishes (its Metrics, emptied first as above)
+    replicate.metrics.clear_metrics()
+    replicate.metrics.add_metric(
+        name=CERTIFICATES_NOT_REGISTRABLE_METRIC, unit=MetricUnit.Count, value=1
+    )
+    try:
+        document: dict[str, Any] = dict(replicate.metrics.serialize_metric_set())
+    finally:
+        replicate.metrics.clear_metrics()
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    (dimension_names,) = directive["Dimensions"]
+    # THEN the destination stack alarms on exactly that metric, from one refused certificate
+    (alarm,) = [
+        a
+        for a in _alarms(templates["destination"]).values()
+        if a["MetricName"] == CERTIFICATES_NOT_REGISTRABLE_METRIC
+    ]
+    assert alarm["Namespace"] == directive["Namespace"]
+    assert alarm["Dimensions"] == [{"Name": n, "Value": document[n]} for n in dimension_names]
     assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
         "Sum",
         "GreaterThanThreshold",

@@ -300,3 +300,15 @@ def test_source_arns_name_the_source_region_or_a_mapped_account() -> None:
     assert source_arns(_document(DST), SRC, {ACCOUNT: "999999999999"}) == [
         f"arn:aws:iot:{DST}:{ACCOUNT}:topic/telemetry/*"
     ]
+
+
+def test_a_certificate_the_destination_refused_is_named_with_awss_reason() -> None:
+    # Issue 27 item 1: the replicator's record of the refusal (pipeline.kinds.certificate_refusal)
+    # says why, and registering it again would not help.
+    refused = f"cannot be registered in {DST}: InvalidRequestException: issued by AWS IoT"
+    facts = replace(_facts(_dst(certificate=None, answers=(), attached=False)), refused=refused)
+    result = verdict(facts, MAPPING)
+    assert not result.ready
+    assert result.reasons[0].startswith(f"certificate {CERT} {refused}: ")
+    assert "fleet provisioning" in result.reasons[0]
+    assert "reconcile --apply" not in result.reasons[0]

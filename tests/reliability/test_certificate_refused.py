@@ -18,9 +18,12 @@ from pipeline.cloudtrail import Skipped, is_cloudtrail_event, parse_cloudtrail_e
 from pipeline.kinds.certificate_refusal import (
     CERTIFICATES_NOT_REGISTRABLE_METRIC,
     UnregistrableCertificate,
+    refusals,
 )
 from pipeline.model import EntityKind
 from reconcile.engine import table_snapshotter
+from reconcile.readiness.assess import assess
+from reconcile.readiness.devices import Probes
 from reconcile.report import render, to_json
 from sandbox import emulation
 from sandbox.certificates import CertificateAuthority
@@ -186,3 +189,8 @@ def test_the_audit_reports_a_refused_certificate_and_plans_no_repair(
     assert refusal.reason in text
     assert "fleet provisioning" in text
     assert to_json(audit.report)["drifts"][0]["refused"] == refusal.reason
+    # AND readiness names the device, with AWS's reason (the table's records)
+    report = assess(boto3_client, (SRC, DST), Probes(), refused=refusals(pipeline.table, DST))
+    [device] = report.not_ready
+    assert device.thing == "device-1"
+    assert f"certificate {cert_id} {refusal.reason}" in device.reasons[0]
