@@ -9,7 +9,8 @@ is ever lost and no write is ever based on a stale read.
 Item layout (partition key ``pk`` only): an entity's item as ``pipeline.tableitems`` writes and
 reads it (``state``, ``deleted``, ``origin_*``, ``event_ts``, ``rev``, …). Other keys hold the
 pipeline's own bookkeeping, read and written as typed records: a kind's (``Bookkeeping``: a
-deferred thing-type deletion, ``pipeline.kinds.thing_type``) and the echo ledger
+deferred thing-type deletion, ``pipeline.kinds.thing_type``; a certificate the region refused to
+register, ``pipeline.kinds.certificate_refusal``) and the echo ledger
 (``EchoLedger``, ``ECHO#<region>#<entity key>``, ``pipeline.echo``: ``entries``, a list the
 replicator writes, ``expires_at``, epoch seconds for the table's TTL, and ``echoed_ms``, the
 echo mark persist writes). Each writer sets only its own attributes. Outside this module (and
