@@ -157,9 +157,9 @@ class Snapshot:
             region,
             taken_at_ms,
             conformed,
-            origin,
-            tuple(pending_deletions),
-            tuple(refused_certificates),
+            origin=origin,
+            pending_deletions=tuple(pending_deletions),
+            refused_certificates=tuple(refused_certificates),
         )
 
     def _set(
@@ -167,6 +167,7 @@ class Snapshot:
         region: str,
         taken_at_ms: int,
         conformed: Mapping[str, pd.DataFrame],
+        *,
         origin: Literal["registry", "state_table"],
         pending_deletions: tuple[PendingTypeDeletion, ...],
         refused_certificates: tuple[UnregistrableCertificate, ...],
@@ -195,7 +196,12 @@ class Snapshot:
         never mutated): not conformed again, which took half of a small snapshot's time."""
         snapshot = cls.__new__(cls)
         snapshot._set(
-            region, taken_at_ms, conformed, origin, pending_deletions, refused_certificates
+            region,
+            taken_at_ms,
+            conformed,
+            origin=origin,
+            pending_deletions=pending_deletions,
+            refused_certificates=refused_certificates,
         )
         return snapshot
 
