@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from jobs.artefacts import RUN_ID_PATTERN
 from pipeline.errors import EventValidationError, PermanentError
 from pipeline.kinds.shadow_selection import ALL, ShadowSelection, selection_from_env
+from pipeline.model import EntityKind
 from pipeline.policyrewrite import ACCOUNT_MAP_VARIABLE, parse_account_map
 from reconcile.emit import Via
 from reconcile.guards import Guards
 from reconcile.ignore import IgnorePatternError, IgnoreRules
+from reconcile.partition import parse_partitions
 from reconcile.readiness.devices import MAX_QUESTIONS
 
 DEFAULT_MAX_CHANGES = 1000
@@ -76,6 +78,9 @@ class RunConfig:
     # SHADOW_INCLUDE, SHADOW_EXCLUDE, SHADOW_SECTIONS: which shadows and sections are
     # replicated (pipeline.kinds.shadow_selection), as the persist function's.
     shadows: ShadowSelection = ALL
+    # LIST_IN_PARTS: per kind, the partition its listing runs in (``thing=type``;
+    # reconcile.partition: each region is asked first whether it is sound there).
+    partitions: Mapping[EntityKind, str] = field(default_factory=dict)
 
     @property
     def emit_via(self) -> Via:
@@ -96,7 +101,8 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
     list device shadows, per-thing calls), ``SHADOW_INCLUDE``, ``SHADOW_EXCLUDE``,
     ``SHADOW_SECTIONS`` (``pipeline.kinds.shadow_selection``), ``RETAINED_TOPICS`` (topic globs
     separated by ``;``, default none: snapshots list the retained messages whose topic matches
-    one); ``AWS_REGION``
+    one), ``LIST_IN_PARTS`` (``KIND=PARTITION`` values separated by ``,``, e.g. ``thing=type``,
+    default none: ``reconcile.partition.parse_partitions``); ``AWS_REGION``
     picks the S3 client's region for an ``s3://`` report location.
     """
     problems: dict[str, str] = {}
@@ -157,6 +163,7 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
         glob.strip() for glob in (env.get("RETAINED_TOPICS") or "").split(";") if glob.strip()
     )
     shadows = _shadows(env, problems)
+    partitions = _partitions(env, problems)
 
     if problems:
         raise ConfigError(problems)
@@ -176,6 +183,7 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
         list_shadows=list_shadows,
         retained_topics=retained_topics,
         shadows=shadows,
+        partitions=partitions,
     )
 
 
@@ -187,6 +195,16 @@ def _shadows(env: Mapping[str, str], problems: dict[str, str]) -> ShadowSelectio
     except EventValidationError as error:
         problems[error.field] = error.reason
         return ALL
+
+
+def _partitions(env: Mapping[str, str], problems: dict[str, str]) -> dict[EntityKind, str]:
+    """``LIST_IN_PARTS``; what is wrong goes into ``problems``."""
+    values = [value for value in (env.get("LIST_IN_PARTS") or "").split(",") if value.strip()]
+    try:
+        return parse_partitions(values)
+    except ValueError as error:
+        problems["LIST_IN_PARTS"] = str(error)
+        return {}
 
 
 def _flag(env: Mapping[str, str], name: str, problems: dict[str, str]) -> bool:

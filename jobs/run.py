@@ -127,6 +127,7 @@ def reconciler(
             opt_in=opt_in,
             include=include,
             shadows=config.shadows,
+            partitions=config.partitions,
         ),
         ignore=config.ignore,
         guards=config.guards,

@@ -31,6 +31,7 @@ from reconcile.commands import COMMANDS
 from reconcile.context import CliError, Factory
 from reconcile.doctor import doctor_command
 from reconcile.enable_events import enable_events_command
+from reconcile.partition import PARTITIONS, parse_partitions
 from reconcile.redrive import redrive_command
 
 COMMANDS_ENTRY_POINTS = "iot_crr.commands"
@@ -95,6 +96,19 @@ class _Group(click.Group):
     "GetRetainedMessage per topic included (docs/retained.md).",
 )
 @click.option(
+    "--list-in-parts",
+    "partitions",
+    metavar="KIND=PARTITION",
+    multiple=True,
+    expose_value=False,
+    callback=lambda ctx, _param, values: _list_in_parts(ctx, values) if values else None,
+    help=f"Snapshots list KIND in parts at once (repeatable), e.g. --list-in-parts "
+    f"{next(iter(PARTITIONS), 'KIND=PARTITION')}: faster where each call's round trip, not the "
+    "quota, sets the pace. Sound only where "
+    + "; ".join(f"{choice}: {p.requires}" for choice, (_, p) in PARTITIONS.items())
+    + ". Each region is asked first; one that is not so, or cannot tell, is refused.",
+)
+@click.option(
     "--shadow-include",
     envvar=INCLUDE_VARIABLE,
     default="",
@@ -155,6 +169,14 @@ def _list_retained(ctx: click.Context, globs: tuple[str, ...]) -> None:
     factory = ctx.ensure_object(Factory)
     factory.opt_in = factory.opt_in | {EntityKind.RETAINED_MESSAGE}
     factory.include = {**factory.include, EntityKind.RETAINED_MESSAGE: tuple(globs)}
+
+
+def _list_in_parts(ctx: click.Context, values: tuple[str, ...]) -> None:
+    try:
+        partitions = parse_partitions(values)
+    except ValueError as error:  # one line, as every error (not click's usage block)
+        raise CliError(f"--list-in-parts {error}") from error
+    ctx.ensure_object(Factory).partitions = partitions
 
 
 for _command in (*COMMANDS, doctor_command, enable_events_command, redrive_command):

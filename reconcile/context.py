@@ -67,6 +67,8 @@ class Factory:
     include: Mapping[EntityKind, tuple[str, ...]] = field(default_factory=dict)
     # Which shadows and sections are replicated (``iot-crr --shadow-include`` ...).
     shadows: ShadowSelection = ALL
+    # Per kind, the partition its listing runs in (``iot-crr --list-in-parts thing=type``).
+    partitions: Mapping[EntityKind, str] = field(default_factory=dict)
 
     def aws_client(self, service: str, region: str) -> Any:
         """The client for ``service`` in ``region`` (``pipeline.aws.client`` reuses clients)."""
@@ -96,6 +98,7 @@ class Factory:
                 opt_in=self.opt_in,
                 include=self.include,
                 shadows=self.shadows,
+                partitions=self.partitions,
             )
         )
 

@@ -59,18 +59,25 @@ def registry_snapshotter(
     opt_in: Iterable[EntityKind] = (),
     include: Mapping[EntityKind, tuple[str, ...]] | None = None,
     shadows: ShadowSelection = ALL,
+    partitions: Mapping[EntityKind, str] | None = None,
 ) -> Snapshotter:
     """Snapshots a region through its IoT client, paced by a fresh ``limiter()`` per snapshot;
     ``progress`` (thread-safe, ``reconcile.progress``) hears every region's listings;
     ``opt_in``: the opt-in kinds to list too (``Listing.opt_in``: shadows, retained messages);
     ``include``: per kind, the name globs its entities must match (``Inventory``); ``shadows``:
-    the things whose shadows are listed (``ShadowSelection.lists_under``)."""
+    the things whose shadows are listed (``ShadowSelection.lists_under``); ``partitions``: per
+    kind, the partition its listing runs in (``reconcile.partition``: the operator's word)."""
     kinds = frozenset(opt_in)
     under = {EntityKind.SHADOW: shadows.lists_under}
 
     def snapshot(region: str) -> Snapshot:
         inventory = Inventory(
-            client("iot", region), limiter(), opt_in=kinds, include=include, under=under
+            client("iot", region),
+            limiter(),
+            opt_in=kinds,
+            include=include,
+            under=under,
+            partitions=partitions,
         )
         return take_snapshot(inventory, region, progress=progress, clock=clock)
 

@@ -10,7 +10,10 @@ region, whatever the request's filters: "ListThings API TPS"), and the snapshot'
 them together.
 
 A partition is sound only for a fleet that meets its ``requires``: the operator asks for one
-(``Inventory(partitions=...)``), never a default. Names listed by two parts are yielded once.
+(``Inventory(partitions=...)``; ``iot-crr --list-in-parts``, the job's ``LIST_IN_PARTS``: both
+``parse_partitions``), never a default, and the listing first asks the region whether it does
+(``Partition.check``): one that does not, or cannot tell, refuses (``PartitionRefusedError``).
+Names listed by two parts are yielded once.
 Describes are per listed item and keep nothing in order but their results, so they run on a
 few threads at once whatever the fleet; their records come back in listing order.
 
@@ -27,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
+from pipeline.errors import PermanentError
 from pipeline.kinds import KINDS
 from pipeline.kinds.base import Kind, Partition, Reader
 from pipeline.model import EntityKind
@@ -64,6 +68,51 @@ def chosen_partitions(names: Mapping[EntityKind, str]) -> dict[EntityKind, Parti
         kind: partition_named(KINDS[kind].listing.partitions, name, kind.value)
         for kind, name in names.items()
     }
+
+
+# Every KIND=PARTITION an operator may ask for, from the kinds' own declarations.
+PARTITIONS: dict[str, tuple[EntityKind, Partition]] = {
+    f"{kind.kind.value}={partition.name}": (kind.kind, partition)
+    for kind in KINDS.values()
+    for partition in kind.listing.partitions
+}
+
+
+def parse_partitions(values: Iterable[str]) -> dict[EntityKind, str]:
+    """``KIND=PARTITION`` values (``thing=type``) as ``Inventory``'s ``partitions``; a ValueError
+    naming the value, what is wrong with it and the valid choices."""
+    chosen: dict[EntityKind, str] = {}
+    kinds = {kind.value for kind, _ in PARTITIONS.values()}
+    for value in values:
+        kind_name, _, name = (part.strip() for part in value.partition("="))
+        if f"{kind_name}={name}" not in PARTITIONS:
+            if not name:
+                why = "expected KIND=PARTITION"
+            elif kind_name not in kinds:
+                why = f"{kind_name!r} is not a kind that lists in parts"
+            else:
+                why = f"{kind_name} has no listing partition {name!r}"
+            raise ValueError(f"{value!r}: {why} (choices: {', '.join(PARTITIONS) or 'none'})")
+        kind, _ = PARTITIONS[f"{kind_name}={name}"]
+        if chosen.setdefault(kind, name) != name:
+            raise ValueError(f"{value!r}: {kind_name} is already listed in parts by {chosen[kind]}")
+    return chosen
+
+
+class PartitionRefusedError(PermanentError):
+    """A listing in parts the region does not meet the requirement of (or cannot tell)."""
+
+
+def checked(partition: Partition, kind: Kind, reader: Reader) -> Partition:
+    """``partition`` once the region says it meets its ``requires`` (``Partition.check``), else
+    ``PartitionRefusedError`` saying why."""
+    why = partition.check(reader)
+    if why is not None:
+        raise PartitionRefusedError(
+            f"{kind.kind.value} cannot be listed in parts by {partition.name}: {why}; it "
+            f"requires that {partition.requires}. List it whole instead"
+        )
+    return partition
 
 
 def listed_in_parts(
@@ -142,7 +191,7 @@ def listed_records(
         if partition is None
         else listed_in_parts(
             lambda **filters: reader.items(listing.op, key=listing.name, **filters),
-            list(partition.parts(reader)),
+            list(checked(partition, kind, reader).parts(reader)),
             workers=partition.workers,
             name_of=lambda item: str(item if listing.name is None else item[listing.name]),
             pace=pace,

@@ -47,10 +47,9 @@ class EntitySpec:
     diff, in this order), each with the severity of a difference in it: a wrong type, parent
     or dynamic query changes what the fleet *is*; attribute and flag differences change
     behaviour at the edges; a description is cosmetic. (A missing entity breaks failover: it is
-    high whatever its kind; an extra one medium.) ``rank`` is the dependency rank:
-    whatever an entity depends on has a lower rank (a thing needs its type and billing group,
-    a membership its thing and group), so creation runs by ascending rank and deletion by
-    descending rank; reports list kinds in the same order.
+    high whatever its kind; an extra one medium.) ``rank`` is the dependency rank: whatever an
+    entity depends on has a lower rank (a thing needs its type and billing group, a membership
+    its thing and group): creation and reports by ascending rank, deletion by descending.
     """
 
     kind: EntityKind
@@ -60,9 +59,8 @@ class EntitySpec:
     noun: tuple[str, str]  # how a sentence names it (singular, plural)
     alias: str | None = None  # a short name ignore patterns accept (reconcile.ignore)
     frame_key: tuple[str, ...] = ("name",)  # the columns identifying a row of ``frame``
-    # Fields the replicator needs that the diff does not compare, because the destination's
-    # copy may rightly differ (a certificate's CA, which the copy names only when the CA was
-    # registered there first); each still has a severity, and travels in corrective events.
+    # Fields the replicator needs that the diff does not compare (the copy may rightly differ: a
+    # certificate's CA, named where registered first); each has a severity, travels in events.
     carried: frozenset[str] = frozenset()
 
     @property
@@ -234,11 +232,13 @@ class Reader(Protocol):
 class Partition:
     """A kind's listing as disjoint listings of ``Listing.op``, each filtered by one of ``parts``
     (request parameters, read through the snapshot's reader), at once on ``workers`` threads
-    (``reconcile.partition``). Sound only for a fleet that meets ``requires``: asked by name."""
+    (``reconcile.partition``). Sound only for a fleet that meets ``requires``: asked by name.
+    ``check`` reads whether the region meets it: why not (or why it cannot tell), None if so."""
 
     name: str
     parts: Callable[[Reader], Iterator[dict[str, Any]]]
     requires: str
+    check: Callable[[Reader], str | None]
     workers: int = 4
 
 

@@ -234,9 +234,12 @@ _NOT_IOT = {"GetFunction", "ListServiceQuotas"}
 
 def _reconcile_iot_operations() -> set[str]:
     """What reconcile/ names itself, and every read the snapshot makes for the kinds (their
-    listings, describes and joins: each has a quota, tests/unit/test_kinds.py)."""
+    listings, describes and joins: each has a quota, tests/unit/test_kinds.py; and what they
+    ask through the snapshot's reader, ``reader.call("Op"``: a partition's check)."""
     source = "\n".join(p.read_text() for p in (REPO_ROOT / "reconcile").rglob("*.py"))
     named = re.findall(r'"((?:Describe|List|Search|Get|Test)[A-Z][A-Za-z]+)"', source)
+    kinds = "".join(p.read_text() for p in (REPO_ROOT / "pipeline" / "kinds").glob("*.py"))
+    named += re.findall(r'\breader\.call\(\s*"([A-Z][A-Za-z0-9]+)"', kinds)
     listed = [op for kind in KINDS.values() for op in kind.quotas]
     return {
         action
@@ -260,7 +263,7 @@ def test_reconcile_job_policy(templates: dict[str, Any]) -> None:
     # write); TestAuthorization evaluates policies and changes nothing
     assert _reconcile_iot_operations() <= iot_granted
     assert "iot:TestAuthorization" in iot_granted
-    reads = ("iot:List", "iot:Describe", "iot:Get", "iot:TestAuthorization")
+    reads = ("iot:List", "iot:Describe", "iot:Get", "iot:SearchIndex", "iot:TestAuthorization")
     writes = {a for a in iot_granted if not a.startswith(reads)}
     assert writes == set()
     assert by_sid["ReadinessAuthorizerFunctions"]["Action"] == "lambda:GetFunction"

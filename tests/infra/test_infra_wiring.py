@@ -55,6 +55,8 @@ EXPECTED_ENV = {
         "RETAINED_TOPICS",
         # jobs.config: the shadow listing (opt-in) and selection, as the persist function's.
         "LIST_SHADOWS",
+        # jobs.config: the listings run in parts (reconcile.partition).
+        "LIST_IN_PARTS",
         "SHADOW_INCLUDE",
         "SHADOW_EXCLUDE",
         "SHADOW_SECTIONS",

@@ -8,6 +8,7 @@ from jobs.config import ConfigError, run_config_from_env
 from jobs.nightly import main
 from jobs.run import reconciler
 from pipeline.kinds.shadow_selection import ShadowSelection
+from pipeline.model import EntityKind
 
 GOOD = {
     "SOURCE_REGION": "us-east-1",
@@ -30,6 +31,7 @@ def test_minimal_environment_gives_the_defaults() -> None:
     assert config.list_shadows is False  # opt-in: per-thing calls
     assert config.retained_topics == ()  # opt-in: retained messages not listed
     assert config.shadows.everything  # every shadow, both sections
+    assert config.partitions == {}  # every listing whole: a partition is the operator's word
 
 
 def test_every_optional_variable_is_read() -> None:
@@ -48,6 +50,7 @@ def test_every_optional_variable_is_read() -> None:
         "SHADOW_INCLUDE": "config, ~classic",
         "SHADOW_EXCLUDE": "$*",
         "SHADOW_SECTIONS": "desired",
+        "LIST_IN_PARTS": " thing=type ,",
     }
 
     config = run_config_from_env(env)
@@ -64,6 +67,7 @@ def test_every_optional_variable_is_read() -> None:
     assert config.retained_topics == ("config/*", "status/dev-?")
     assert config.shadows == ShadowSelection(("config", "~classic"), ("$*",), ("desired",))
     assert reconciler(config, lambda service, region: None, lambda: 0).shadows == config.shadows
+    assert config.partitions == {EntityKind.THING: "type"}
 
 
 def test_the_jobs_engine_diffs_policies_with_the_account_map() -> None:
@@ -100,6 +104,8 @@ def test_a_local_directory_is_a_report_location() -> None:
         ("RUN_ID", "2026/01/01"),
         ("IGNORE_PATTERNS", "nonsense"),
         ("POLICY_ACCOUNT_MAP", "us-east-1=eu-west-1"),
+        ("LIST_IN_PARTS", "thing=colour"),
+        ("LIST_IN_PARTS", "thing_group=type"),
     ],
 )
 def test_each_bad_variable_is_named(variable: str, value: str | None) -> None:

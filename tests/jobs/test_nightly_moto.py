@@ -17,7 +17,9 @@ from jobs.nightly import lambda_handler
 from jobs.run import run_nightly
 from pipeline import aws as aws_clients
 from pipeline.aws import ClientFactory
+from pipeline.model import EntityKind
 from reconcile.guards import Guards, PlanRefusedError
+from reconcile.partition import PartitionRefusedError
 from reconcile.report import load_json
 from tests.jobs.conftest import TABLE, fleet
 from tests.jobs.scenario import DST, SRC, stepping_clock
@@ -66,6 +68,25 @@ def test_a_refused_plan_fails_the_run_on_record(clients: ClientFactory, tmp_path
     again = run_nightly(config(str(tmp_path)), clients, stepping_clock(T0))
     assert not again.skipped
     assert again.record.status == "completed"
+
+
+def test_a_run_listing_things_by_type_refuses_a_region_with_an_untyped_thing(
+    clients: ClientFactory, tmp_path: Path
+) -> None:
+    # GIVEN a destination holding things without a type (extra-0..2), both thing indexes on
+    for region in (SRC, DST):
+        boto3.client("iot", region_name=region).update_indexing_configuration(
+            thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"}
+        )
+    by_type = config(str(tmp_path), partitions={EntityKind.THING: "type"})  # LIST_IN_PARTS
+
+    # WHEN the job lists things in parts by type  THEN the run fails on record, naming an
+    # untyped thing, instead of diffing a snapshot without them
+    with pytest.raises(PartitionRefusedError, match=r"thing 'extra-\d' has no type"):
+        run_nightly(by_type, clients, stepping_clock(T0))
+    (row,) = load_index(LocalStore(tmp_path)).to_dict("records")
+    assert row["status"] == "failed"
+    assert "cannot be listed in parts by type" in row["error"]
 
 
 def test_two_runs_on_one_day_keep_their_own_records(clients: ClientFactory, tmp_path: Path) -> None:

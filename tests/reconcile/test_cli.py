@@ -826,3 +826,77 @@ def test_a_bad_shadow_glob_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["--shadow-exclude", "things/*", "audit", "--help"])
     assert result.exit_code == 2
     assert "--shadow-exclude" in result.output and "no shadow-name glob" in result.output
+
+
+# --- listing in parts ---------------------------------------------------------------------------
+
+
+def index_things(region: str) -> None:
+    aws.client("iot", region).update_indexing_configuration(
+        thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"}
+    )
+
+
+def fingerprint(result: Result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.stdout.split("fingerprint ")[1].split()[0]
+
+
+def test_list_in_parts_snapshots_the_same_where_every_thing_has_a_type(
+    factory: Factory, tmp_path: Path
+) -> None:
+    # GIVEN a region whose every thing has a type, its thing index on
+    seed(SRC)
+    index_things(SRC)
+    snapshot = ["snapshot", "--region", SRC, "--out"]
+
+    # WHEN it is snapshotted whole and in parts by type
+    whole = run(factory, *snapshot, str(tmp_path / "whole"))
+    parts = run(factory, "--list-in-parts", "thing=type", *snapshot, str(tmp_path / "parts"))
+
+    # THEN the snapshots are the same
+    assert fingerprint(parts) == fingerprint(whole)
+
+
+@pytest.mark.parametrize(
+    "command", [["snapshot", "--region", SRC, "--out", "snap"], ["audit", *REGIONS]]
+)
+def test_list_in_parts_reaches_the_listing_which_refuses_an_untyped_thing(
+    factory: Factory, command: list[str]
+) -> None:
+    # GIVEN a thing without a type in the source, its thing index on (and the destination's)
+    seed(SRC, extra_thing="untyped-1")
+    seed(DST)
+    index_things(SRC)
+    index_things(DST)
+    assert run(factory, *command).exit_code in (0, 1)  # whole: read as ever
+
+    # WHEN a command lists things in parts by type  THEN it refuses, one line naming the region
+    # and the thing, instead of a snapshot without it
+    result = run(factory, "--list-in-parts", "thing=type", *command)
+    assert_one_line_error(
+        result, f"{SRC}: thing cannot be listed in parts by type: thing 'untyped-1' has no type"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("thing=colour", "thing has no listing partition 'colour'"),
+        ("thing", "expected KIND=PARTITION"),
+        ("group=type", "'group' is not a kind that lists in parts"),
+    ],
+)
+def test_a_bad_list_in_parts_is_one_line_naming_the_choices(
+    aws_env: None, value: str, why: str
+) -> None:
+    factory = Factory(client=registry_never_read, show_progress=False)
+    result = run(factory, "--list-in-parts", value, "audit", *REGIONS)
+    assert_one_line_error(result, f"--list-in-parts {value!r}: {why} (choices: thing=type)")
+
+
+def test_list_in_parts_help_has_an_example_and_what_it_requires() -> None:
+    text = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
+    assert "e.g. --list-in-parts thing=type" in text
+    assert "every thing has a thing type (ListThings has no filter for untyped things" in text
+    assert "an untyped thing would be missing from the snapshot" in text

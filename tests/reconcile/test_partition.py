@@ -10,7 +10,12 @@ import pytest
 
 from pipeline.model import EntityKind
 from reconcile.inventory import Inventory
-from reconcile.partition import listed_in_parts, mapped_in_order
+from reconcile.partition import (
+    PartitionRefusedError,
+    listed_in_parts,
+    mapped_in_order,
+    parse_partitions,
+)
 from reconcile.ratelimit import RateLimiter, VirtualClock
 from reconcile.snapshot import Snapshot, take_snapshot
 
@@ -19,6 +24,9 @@ Snap = Callable[..., Snapshot]
 
 
 def typed_fleet(iot: Any, per_type: int) -> None:
+    """Things of 2 types, ``per_type`` each, in a region whose thing index is on (listing by
+    type first asks it whether a thing has no type)."""
+    iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"})
     for type_name in ("sensor", "gateway"):
         iot.create_thing_type(thingTypeName=type_name)
         for i in range(per_type):
@@ -51,12 +59,57 @@ def test_by_type_lists_the_same_snapshot_one_listing_per_type(
     # WHEN both list it
     expected, got = take_snapshot(whole, SRC), take_snapshot(parts, SRC)
 
-    # THEN the things are the same; ListThings pages per type (3 + 3), ListThingTypes once more
+    # THEN the things are the same; ListThings pages per type (3 + 3), ListThingTypes once more,
+    # and the thing index was asked once whether a thing has no type
     assert got.things.equals(expected.things)
     assert got.fingerprint() == expected.fingerprint()
     assert parts.calls["ListThings"] == 6
     assert whole.calls["ListThings"] == 5
     assert parts.calls["ListThingTypes"] == whole.calls["ListThingTypes"] + 1
+    assert (parts.calls["GetIndexingConfiguration"], parts.calls["SearchIndex"]) == (1, 1)
+    assert whole.calls["SearchIndex"] == 0
+
+
+def test_by_type_is_refused_where_a_thing_has_no_type(source_iot: Any) -> None:
+    # GIVEN a typed fleet and one thing without a type, which no ListThings filter selects
+    typed_fleet(source_iot, per_type=2)
+    source_iot.create_thing(thingName="untyped-1")
+    parts = Inventory(source_iot, RateLimiter.unlimited(), partitions={EntityKind.THING: "type"})
+
+    # WHEN it is listed in parts by type  THEN the snapshot is refused, naming the thing, rather
+    # than taken without it (a thing in neither snapshot but in the state table is tombstoned)
+    with pytest.raises(PartitionRefusedError, match=r"thing 'untyped-1' has no type") as refused:
+        take_snapshot(parts, SRC)
+    assert "every thing has a thing type" in str(refused.value)
+    assert parts.calls["ListThings"] == 0  # refused before listing
+
+
+def test_by_type_is_refused_where_nothing_can_tell(source_iot: Any) -> None:
+    # GIVEN a typed fleet in a region whose thing index is off (as fleet indexing starts)
+    typed_fleet(source_iot, per_type=2)
+    source_iot.update_indexing_configuration(
+        thingIndexingConfiguration={"thingIndexingMode": "OFF"}
+    )
+    parts = Inventory(source_iot, RateLimiter.unlimited(), partitions={EntityKind.THING: "type"})
+
+    # THEN listing by type is refused, saying how to turn the index on
+    with pytest.raises(PartitionRefusedError, match=r"fleet indexing of things is off.*REGISTRY"):
+        take_snapshot(parts, SRC)
+    assert parts.calls["SearchIndex"] == 0  # AWS refuses SearchIndex without the index
+
+
+def test_partitions_are_parsed_from_kind_equals_partition() -> None:
+    assert parse_partitions([]) == {}
+    assert parse_partitions(["thing=type", " thing = type "]) == {EntityKind.THING: "type"}
+    for value, why in [
+        ("thing=colour", "thing has no listing partition 'colour'"),
+        ("thing", "expected KIND=PARTITION"),
+        ("gizmo=type", "'gizmo' is not a kind that lists in parts"),
+        ("policy=type", "'policy' is not a kind that lists in parts"),
+    ]:
+        with pytest.raises(ValueError, match=r"^(.*)$") as refused:
+            parse_partitions([value])
+        assert str(refused.value) == f"{value!r}: {why} (choices: thing=type)"
 
 
 def test_parts_overlap_their_round_trips(source_iot: Any) -> None:
@@ -71,9 +124,10 @@ def test_parts_overlap_their_round_trips(source_iot: Any) -> None:
         return clock.elapsed
 
     # THEN one listing waits for each of its 20 pages in turn (4 s: 5 calls/s, half ListThings'
-    # 10 TPS); two parts at once (after the 2 pages of ListThingTypes) take 10 pages' time each
+    # 10 TPS); two parts at once (after the thing index's 2 answers and the 2 pages of
+    # ListThingTypes) take 10 pages' time each
     assert elapsed({}) == pytest.approx(20 * 0.2)
-    assert elapsed({EntityKind.THING: "type"}) == pytest.approx(2 * 0.2 + 10 * 0.2)
+    assert elapsed({EntityKind.THING: "type"}) == pytest.approx(2 * 0.2 + 2 * 0.2 + 10 * 0.2)
 
 
 def test_an_unknown_partition_is_refused_naming_those_offered(source_iot: Any) -> None:
