@@ -102,7 +102,7 @@ class _Group(click.Group):
     multiple=True,
     expose_value=False,
     callback=lambda ctx, _param, values: _list_in_parts(ctx, values) if values else None,
-    help=f"Snapshots list KIND in parts at once (repeatable), e.g. --list-in-parts "
+    help="Snapshots list KIND in parts at once (repeatable), e.g. --list-in-parts "
     f"{next(iter(PARTITIONS), 'KIND=PARTITION')}: faster where each call's round trip, not the "
     "quota, sets the pace. Sound only where "
     + "; ".join(f"{choice}: {p.requires}" for choice, (_, p) in PARTITIONS.items())
