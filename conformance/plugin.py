@@ -183,7 +183,9 @@ def conformance_run(request: pytest.FixtureRequest) -> Run:
 
 @pytest.fixture(scope="module")
 def conformance_target(request: pytest.FixtureRequest) -> Iterator[Target]:
-    """The account's target on ``--aws``; else a sandbox started for this test module."""
+    """The account's target on ``--aws``; else a sandbox started for this test module, its
+    pipeline pumped unless the module says ``SANDBOX_PIPELINE = False`` (its probes ask the
+    registry alone; on an account the deployed pipeline runs whatever the suite does)."""
     state = request.config.stash[_STATE]
     if state.account is not None:
         yield state.account.target
@@ -191,8 +193,9 @@ def conformance_target(request: pytest.FixtureRequest) -> Iterator[Target]:
     from conformance.target import sandbox_target
     from sandbox.stack import Sandbox
 
+    pipeline = bool(getattr(request.module, "SANDBOX_PIPELINE", True))
     with Sandbox("us-east-1", "eu-west-1") as box:
-        yield sandbox_target(box)
+        yield sandbox_target(box, pipeline=pipeline)
 
 
 @pytest.fixture

@@ -185,16 +185,21 @@ def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
 
-def sandbox_target(box: Any, poll_interval: float = 0.05, timeout: float = 180.0) -> Target:
+def sandbox_target(
+    box: Any, poll_interval: float = 0.05, timeout: float = 180.0, *, pipeline: bool = True
+) -> Target:
     """The embedded sandbox (``sandbox.stack.Sandbox``, started): its pipeline is pumped between
     polls, and time AWS makes us wait is skipped by running the pending task in the future.
     ``timeout`` bounds each wait; generous, because a loaded 2-core CI machine runs Step Functions
-    executions slowly."""
+    executions slowly. ``pipeline=False``: the registries only, their events left undelivered
+    (probes that ask the registry alone)."""
     from datetime import UTC, datetime, timedelta
 
     skipped = [0.0]
 
     def pump() -> None:
+        if not pipeline:
+            return
         box.drain(timeout=timeout)
         box.run_pending(now=datetime.now(UTC) + timedelta(seconds=skipped[0]))
         box.drain(timeout=timeout)
