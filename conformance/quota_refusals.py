@@ -2,15 +2,17 @@
 (``sandbox.emulation.quotas``; the values in ``pipeline.rules``), provoked with plain boto3.
 
 Each probe makes what it needs under its scope's prefix, one past the limit, and removes what the
-run's cleanup would not find (dynamic groups, which it deletes itself; a policy). Two probes touch
-the region's fleet indexing (docs/conformance.md): ``dynamic_group_without_index`` turns thing
-indexing off for its one call and back on as it was, then waits until a dynamic group can be
-created again (AWS rebuilds the index); ``disable_index_with_dynamic_groups`` asks to turn it off
-while a dynamic group exists and, should AWS accept, turns it back on the same way.
+run's cleanup would not find (dynamic groups, which it deletes itself; a policy). Three probes
+touch the region's fleet indexing (docs/conformance.md): ``dynamic_group_without_index`` and
+``search_index_without_index`` each turn thing indexing off for their one call and back on as it
+was, then wait until a dynamic group can be created again (AWS rebuilds the index);
+``disable_index_with_dynamic_groups`` asks to turn it off while a dynamic group exists and, should
+AWS accept, turns it back on the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -127,15 +129,10 @@ def policy_on_dynamic_group(iot: Any, ctx: Context) -> Answer:
 
 def dynamic_group_without_index(iot: Any, ctx: Context) -> Answer:
     """CreateDynamicThingGroup with thing indexing off ("Dynamic thing groups": "The fleet
-    indexing service must be enabled ... before you can create and use dynamic thing groups").
-    Turns indexing off for the call when it is on (refused while dynamic groups exist in the
-    region: then this probe cannot run there) and back on as it was."""
-    before = iot.get_indexing_configuration()["thingIndexingConfiguration"]
-    was_on = before.get("thingIndexingMode", "OFF") != "OFF"
-    if was_on:
-        _set_thing_indexing(iot, {"thingIndexingMode": "OFF"})
+    indexing service must be enabled ... before you can create and use dynamic thing groups")."""
     name = ctx.scope("probe-no-index")
-    try:
+
+    def provoke() -> Answer:
         answer = answer_of(
             lambda: iot.create_dynamic_thing_group(
                 thingGroupName=name, queryString=QUERY, tags=ctx.scope.tags
@@ -144,10 +141,21 @@ def dynamic_group_without_index(iot: Any, ctx: Context) -> Answer:
         )
         if answer.accepted:
             iot.delete_dynamic_thing_group(thingGroupName=name)
-    finally:
-        if was_on:
-            _restore_thing_indexing(iot, ctx, before)
-    return answer
+        return answer
+
+    return _without_thing_indexing(iot, ctx, provoke)
+
+
+def search_index_without_index(iot: Any, ctx: Context) -> Answer:
+    """SearchIndex of the things' index with thing indexing off (AWS's answer:
+    csuermann/node-red-contrib-virtual-smart-home#16, ResourceNotFoundException)."""
+    return _without_thing_indexing(
+        iot,
+        ctx,
+        lambda: answer_of(
+            lambda: iot.search_index(indexName="AWS_Things", queryString=QUERY), ctx.scope
+        ),
+    )
 
 
 def disable_index_with_dynamic_groups(iot: Any, ctx: Context) -> Answer:
@@ -304,6 +312,21 @@ def _dynamic_group_count(iot: Any) -> int:
     )
 
 
+def _without_thing_indexing(iot: Any, ctx: Context, provoke: Callable[[], Answer]) -> Answer:
+    """``provoke``'s answer with thing indexing off: turned off for the call when it is on
+    (refused while dynamic groups exist in the region: then the probe cannot run there) and back
+    on as it was."""
+    before = iot.get_indexing_configuration()["thingIndexingConfiguration"]
+    was_on = before.get("thingIndexingMode", "OFF") != "OFF"
+    if was_on:
+        _set_thing_indexing(iot, {"thingIndexingMode": "OFF"})
+    try:
+        return provoke()
+    finally:
+        if was_on:
+            _restore_thing_indexing(iot, ctx, before)
+
+
 def _set_thing_indexing(iot: Any, configuration: dict[str, Any]) -> None:
     iot.update_indexing_configuration(thingIndexingConfiguration=configuration)
 
@@ -330,8 +353,10 @@ QUOTA_PROBES = (
     Probe("thing_groups_per_thing", "AddThingToThingGroup", thing_groups_per_thing),
     Probe("thing_group_depth", "CreateThingGroup", thing_group_depth),
     Probe("thing_group_children", "CreateThingGroup", thing_group_children),
-    # Before any probe makes a dynamic group: the region must hold none to turn indexing off.
+    # These two before any probe makes a dynamic group: the region must hold none to turn
+    # indexing off.
     Probe("dynamic_group_without_index", "CreateDynamicThingGroup", dynamic_group_without_index),
+    Probe("search_index_without_index", "SearchIndex", search_index_without_index),
     Probe("dynamic_group_in_hierarchy", "CreateThingGroup", dynamic_group_in_hierarchy),
     Probe("policy_on_dynamic_group", "AttachPolicy", policy_on_dynamic_group),
     Probe(

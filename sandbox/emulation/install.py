@@ -32,7 +32,7 @@ from sandbox.emulation.lambda_runtime import (
     with_environment_lock,
 )
 from sandbox.emulation.patches import _PATCHES, _Patches
-from sandbox.emulation.quotas import _update_indexing_configuration
+from sandbox.emulation.quotas import _response_search_index, _update_indexing_configuration
 from sandbox.emulation.registry import RegistryEmulation, _Installed
 from sandbox.emulation.registry_fixes import (
     _add_thing_to_thing_group,
@@ -89,6 +89,7 @@ _RESPONSE_PATCHES: dict[str, Callable[..., Any]] = {
     "describe_event_configurations": _response_describe_event_configurations,
     "update_event_configurations": _response_update_event_configurations,
     "test_authorization": _response_test_authorization,
+    "search_index": _response_search_index,
 }
 
 

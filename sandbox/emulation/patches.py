@@ -40,6 +40,9 @@ MOTO_GAPS = (
     "says, at most 3 searchable attributes per type (moto: none). Fleet indexing starts off, "
     "as in a new account. [assumption] UpdateThingGroupsForThing adds before it removes, as "
     "moto does, so each add meets the limit of the groups the thing is in at that moment",
+    "SearchIndex of the AWS_Things index is refused with AWS's ResourceNotFoundException while "
+    "thing indexing is OFF (moto: searches its things whatever the configuration says); "
+    "[assumption] an omitted indexName is AWS_Things",
     "ListThingGroups lists dynamic groups as root groups (moto: never, their parent was '')",
     "[sandbox only] no dynamic group has members (no fleet index), so overrideDynamicGroups "
     "never evicts a thing from one",

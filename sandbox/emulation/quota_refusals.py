@@ -68,6 +68,20 @@ QUOTA_REFUSALS: dict[str, Refusal] = {
         "answers as SearchIndex does",
         message_seen=False,
     ),
+    "search_index_without_index": Refusal(
+        "SearchIndex",
+        "ResourceNotFoundException",
+        "Index AWS_Things does not exist. Please enable index by calling "
+        "UpdateIndexingConfiguration",
+        "code, text and HTTP 404: AWS's answer to SearchIndex with thing indexing off "
+        "(https://github.com/csuermann/node-red-contrib-virtual-smart-home/issues/16); "
+        "ResourceNotFoundException is among SearchIndex's errors in botocore's iot model and "
+        f"{_API}SearchIndex.html. [assumption] an omitted indexName is AWS_Things (the default "
+        "GetStatistics' indexName documents; AWS's SearchIndex code example searches things "
+        "without one: https://docs.aws.amazon.com/code-library/latest/ug/"
+        "iot_example_iot_SearchIndex_section.html)",
+        message_seen=True,
+    ),
     "dynamic_groups_per_account": Refusal(
         "CreateDynamicThingGroup",
         "LimitExceededException",

@@ -8,7 +8,7 @@ values are AWS's, kept once in ``pipeline.rules``; each refusal's code, text and
 - a thing in at most 10 thing groups; a hierarchy at most 7 levels deep, at most 100 direct
   children per group; a dynamic group never in a hierarchy, never a policy target;
 - dynamic groups only with thing indexing on, which then stays on while any exists; at most 100
-  of them per account and region;
+  of them per account and region; SearchIndex of the things' index only with thing indexing on;
 - attributes: at most 3 on an untyped thing, 50 on a typed one or a thing group, each name and
   value as the service model says; at most 3 searchable attributes per thing type.
 
@@ -23,9 +23,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from moto.iot.models import FakeThing, FakeThingGroup, IoTBackend
+from moto.iot.responses import IoTResponse
 
 from pipeline import rules
 from pipeline.errors import RegistryValidationError
+from pipeline.kinds.thing_group import DEFAULT_INDEX
 from sandbox.emulation.patches import _PATCHES
 from sandbox.emulation.refusals import refuse
 from sandbox.emulation.registry import RegistryEmulation, _find_group
@@ -106,6 +108,16 @@ def _update_indexing_configuration(
     _PATCHES.original(IoTBackend, "update_indexing_configuration")(
         self, thingIndexingConfiguration, thingGroupIndexingConfiguration
     )
+
+
+def _response_search_index(self: IoTResponse) -> Any:
+    """SearchIndex: the things' index (the default one) exists only while thing indexing is on
+    (``REFUSALS``); moto searches its things whatever the configuration says."""
+    if (self._get_param("indexName") or DEFAULT_INDEX) == DEFAULT_INDEX and (
+        _thing_indexing_mode(self.iot_backend) == "OFF"
+    ):
+        raise refuse("search_index_without_index")
+    return _PATCHES.original(IoTResponse, "search_index")(self)
 
 
 def refuse_dynamic_policy_target(

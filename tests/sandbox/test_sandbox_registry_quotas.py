@@ -190,6 +190,29 @@ def test_dynamic_groups_are_listed_with_the_others(box: Sandbox) -> None:
     assert sorted(g["groupName"] for g in roots) == ["hot", "static"]
 
 
+def test_the_things_index_is_searched_only_with_thing_indexing_on(box: Sandbox) -> None:
+    # AWS's answer to SearchIndex without the index (REFUSALS' search_index_without_index);
+    # before, moto answered it whatever the indexing configuration said.
+    iot = box.iot(SOURCE)
+    iot.create_thing(thingName="t")
+    for index in ({"indexName": "AWS_Things"}, {}):  # AWS_Things: the default index
+        with pytest.raises(ClientError) as error:
+            iot.search_index(queryString="thingName:t", **index)
+        response = error.value.response
+        assert response["ResponseMetadata"]["HTTPStatusCode"] == 404
+        assert response["Error"]["Code"] == "ResourceNotFoundException"
+        assert response["Error"]["Message"] == (
+            "Index AWS_Things does not exist. Please enable index by calling "
+            "UpdateIndexingConfiguration"
+        )
+    _indexing(iot, "REGISTRY")
+    found = iot.search_index(indexName="AWS_Things", queryString="thingName:t")["things"]
+    assert [thing["thingName"] for thing in found] == ["t"]
+    _indexing(iot, "OFF")
+    refused = _error(lambda: iot.search_index(indexName="AWS_Things", queryString="thingName:t"))
+    assert refused == ("ResourceNotFoundException", 404)
+
+
 # ---- attributes ---------------------------------------------------------------------------------
 
 
