@@ -43,6 +43,9 @@ ATTRIBUTE_NAME_MAX = 128
 ATTRIBUTE_VALUE_MAX = 800
 DESCRIPTION_MAX = 2028
 UNTYPED_THING_MAX_ATTRIBUTES = 3
+# The things index fleet indexing keeps (SearchIndex, dynamic groups' queries): "AWS_Things"
+# (AWS IoT API Reference, SearchIndex and CreateDynamicThingGroup, indexName).
+THINGS_INDEX = "AWS_Things"
 TYPED_THING_MAX_ATTRIBUTES = 50
 THING_GROUP_MAX_ATTRIBUTES = 50
 MAX_GROUPS_PER_THING = 10

@@ -162,7 +162,7 @@ def _untyped_things(reader: Reader) -> str | None:
             "(aws iot update-indexing-configuration --thing-indexing-configuration "
             "thingIndexingMode=REGISTRY turns it on)"
         )
-    query = {"indexName": "AWS_Things", "queryString": UNTYPED_QUERY, "maxResults": 1}
+    query = {"indexName": rules.THINGS_INDEX, "queryString": UNTYPED_QUERY, "maxResults": 1}
     found = reader.call("SearchIndex", **query).get("things") or []
     return f"thing {found[0]['thingName']!r} has no type ({UNTYPED_QUERY})" if found else None
 

@@ -72,7 +72,6 @@ THING_GROUP_HIERARCHY_EVENT = "THING_GROUP_HIERARCHY_EVENT"
 MAX_GROUP_DEPTH = (
     7  # AWS's hierarchy depth limit; a longer chain in the table is a cycle or bad data
 )
-DEFAULT_INDEX = "AWS_Things"
 DEFAULT_QUERY_VERSION = "2017-09-30"
 _QUERY_KEYS = frozenset({"query_string", "index_name", "query_version"})
 
@@ -172,7 +171,7 @@ def state_of(raw: Mapping[str, Any]) -> dict[str, Any]:
     if raw.get("queryString"):
         query = {
             "query_string": raw["queryString"],
-            "index_name": raw.get("indexName") or DEFAULT_INDEX,
+            "index_name": raw.get("indexName") or rules.THINGS_INDEX,
             "query_version": raw.get("queryVersion") or DEFAULT_QUERY_VERSION,
         }
     attributes = (properties.get("attributePayload") or {}).get("attributes") or {}
@@ -209,7 +208,7 @@ def _properties(
 def _dynamic(query: Mapping[str, str]) -> dict[str, str]:
     return {
         "queryString": query["query_string"],
-        "indexName": query.get("index_name") or DEFAULT_INDEX,
+        "indexName": query.get("index_name") or rules.THINGS_INDEX,
         "queryVersion": query.get("query_version") or DEFAULT_QUERY_VERSION,
     }
 

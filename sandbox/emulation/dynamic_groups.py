@@ -10,6 +10,7 @@ from moto.iot.exceptions import ResourceAlreadyExistsException, VersionConflictE
 from moto.iot.models import FakeThingGroup, IoTBackend
 from moto.moto_api._internal import mock_random
 
+from pipeline import rules
 from sandbox.emulation.patches import _PATCHES, JsonDict
 from sandbox.emulation.quotas import check_new_dynamic_group, is_dynamic
 from sandbox.emulation.refusals import refuse
@@ -47,7 +48,7 @@ def _create_dynamic_thing_group(
         self.thing_groups,
     )
     group.crr_query_string = query_string  # type: ignore[attr-defined]
-    group.crr_index_name = index_name or "AWS_Things"  # type: ignore[attr-defined]
+    group.crr_index_name = index_name or rules.THINGS_INDEX  # type: ignore[attr-defined]
     group.crr_query_version = query_version or "2017-09-30"  # type: ignore[attr-defined]
     group.crr_dynamic_mapping_id = str(mock_random.uuid4())  # type: ignore[attr-defined]
     self.thing_groups[group.arn] = group
@@ -99,7 +100,7 @@ def _group_to_dict(self: FakeThingGroup) -> JsonDict:
     if query is not None:
         data.update(
             queryString=query,
-            indexName=getattr(self, "crr_index_name", "AWS_Things"),
+            indexName=getattr(self, "crr_index_name", rules.THINGS_INDEX),
             queryVersion=getattr(self, "crr_query_version", "2017-09-30"),
             status="ACTIVE",
         )

@@ -27,7 +27,6 @@ from moto.iot.responses import IoTResponse
 
 from pipeline import rules
 from pipeline.errors import RegistryValidationError
-from pipeline.kinds.thing_group import DEFAULT_INDEX
 from sandbox.emulation.patches import _PATCHES
 from sandbox.emulation.refusals import refuse
 from sandbox.emulation.registry import RegistryEmulation, _find_group
@@ -113,7 +112,7 @@ def _update_indexing_configuration(
 def _response_search_index(self: IoTResponse) -> Any:
     """SearchIndex: the things' index (the default one) exists only while thing indexing is on
     (``REFUSALS``); moto searches its things whatever the configuration says."""
-    if (self._get_param("indexName") or DEFAULT_INDEX) == DEFAULT_INDEX and (
+    if (self._get_param("indexName") or rules.THINGS_INDEX) == rules.THINGS_INDEX and (
         _thing_indexing_mode(self.iot_backend) == "OFF"
     ):
         raise refuse("search_index_without_index")
