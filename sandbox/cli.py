@@ -239,6 +239,31 @@ def _handler_log_level(default: str) -> None:
         module.logger.setLevel(level)
 
 
+class StoryFormatter(logging.Formatter):
+    """A handler's log record as a line of the demo's story: ``! service: message (field=value,
+    ...)``. Deployed, the same record is one JSON line in CloudWatch (Powertools' formatter)."""
+
+    _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = ", ".join(
+            f"{key}={value}"
+            for key, value in vars(record).items()
+            if key not in self._STANDARD and not key.startswith("_")
+        )
+        line = f"  ! {record.name}: {record.getMessage()}"
+        return f"{line} ({fields})" if fields else line
+
+
+def _story_handler_logs() -> None:
+    """The in-process handlers' warnings as readable lines of the story, not raw JSON."""
+    from jobs import run
+    from pipeline import pending, persist, replicate
+
+    for module in (persist, replicate, pending, run):
+        module.logger.registered_handler.setFormatter(StoryFormatter())
+
+
 @click.command("demo")
 @click.option(
     "--out",
@@ -289,6 +314,7 @@ def demo(out: Path, things: int | None, seed: int, failover: bool) -> None:
             raise click.BadParameter(str(error), param_hint="--out") from error
     # The handlers run in this process: keep their INFO logs and metrics off the story.
     _handler_log_level("WARNING")
+    _story_handler_logs()
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     if failover:

@@ -134,6 +134,10 @@ def device_onboarding(box: Sandbox, *, echo: Callable[[str], None]) -> bool:
         f"names {fleet['preProvisioningHook']['targetArn']}, role alias {DEVICE_ROLE_ALIAS} → "
         f"{alias.get('roleArn', 'missing')} ({alias.get('credentialDurationSeconds', 0)} s)"
     )
+    echo(
+        "    (the sandbox has no Lambda function pre-provision in the DR region: the replicator "
+        "warns above, metric ProvisioningHookFunctionsMissing; deploying it is the operator's)"
+    )
     src.update_ca_certificate(certificateId=ca_id, newStatus="INACTIVE")
     box.drain(timeout=120)  # until the pipeline is idle: the condition, not a sleep
     inactive = _ca(dst, ca_id).get("status")

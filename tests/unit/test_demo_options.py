@@ -55,3 +55,27 @@ def test_the_story_keeps_every_handlers_info_logs_off_the_screen(
     finally:  # the level is process-wide: other tests' handlers log at their own
         for logger, level in zip(loggers, saved, strict=True):
             logger.setLevel(level)
+
+
+def test_a_handler_warning_reads_as_a_line_of_the_story() -> None:
+    # The replicator's records are JSON for CloudWatch; in the demo's terminal the story's
+    # formatter gives its message and fields on one readable line.
+    from pipeline.kinds import provisioning_template
+    from sandbox.cli import StoryFormatter
+
+    record = logging.makeLogRecord(
+        {
+            "name": "iot-crr-replicator",
+            "levelno": logging.WARNING,
+            "msg": "a hook names a function the destination does not have",
+            "template": "fleet-claims",
+            "function": "arn:aws:lambda:eu-west-1:123456789012:function:pre-provision",
+        }
+    )
+    assert StoryFormatter().format(record) == (
+        "  ! iot-crr-replicator: a hook names a function the destination does not have "
+        "(template=fleet-claims, "
+        "function=arn:aws:lambda:eu-west-1:123456789012:function:pre-provision)"
+    )
+    # The kinds log through their handler's logger, whose handler the demo formats.
+    assert provisioning_template.logger.name == "iot-crr-replicator"
