@@ -24,7 +24,7 @@ demo-failover: $(STAMP)
 
 ## Everything CI checks: lint, formatting, import layers, types, the IaC scan, the whole test
 ## suite (2 workers). The two venvs install at once (mostly downloads), types and the scan run
-## side by side (one core each), then the suite takes both cores.
+## side by side (one core each), then the suite takes both cores and names its 15 slowest tests (CI has a 15-minute budget).
 test:
 	@$(MAKE) --no-print-directory -j2 $(STAMP) $(CHECKOV_STAMP)
 	@$(MAKE) --no-print-directory -j2 --output-sync=target lint types scan
@@ -56,7 +56,7 @@ scan: $(CHECKOV_STAMP)
 	$(CHECKOV) --framework dockerfile --file Dockerfile
 
 unit: $(STAMP)
-	$(BIN)/pytest -n 2 --dist loadfile -p no:cacheprovider
+	$(BIN)/pytest -n 2 --dist loadfile -p no:cacheprovider --durations=15
 
 ## The conformance scenarios (docs/conformance.md): on the embedded sandbox by default (make test
 ## runs them too); on a real account's two regions with
