@@ -24,7 +24,8 @@ demo-failover: $(STAMP)
 
 ## Everything CI checks: lint, formatting, import layers, types, the IaC scan, the whole test
 ## suite (2 workers). The two venvs install at once (mostly downloads), types and the scan run
-## side by side (one core each), then the suite takes both cores and names its 15 slowest tests (CI has a 15-minute budget).
+## side by side (one core each), then the suite takes both cores and names its 15 slowest
+## tests (CI's budget is 15 minutes).
 test:
 	@$(MAKE) --no-print-directory -j2 $(STAMP) $(CHECKOV_STAMP)
 	@$(MAKE) --no-print-directory -j2 --output-sync=target lint types scan
