@@ -34,6 +34,7 @@ from sandbox.emulation.patches import _PATCHES, JsonDict
 from sandbox.emulation.quotas import refuse_dynamic_policy_target
 from sandbox.emulation.refusals import POLICY_DELETE_AFTER_DETACH_SECONDS, REFUSALS, refuse
 from sandbox.emulation.registry import RegistryEmulation, _Installed
+from sandbox.emulation.thing_principals import requested_type
 
 # Response fields the emulation passes on (never keys or PEMs of created certificates).
 _KEPT_RESPONSE_FIELDS = (
@@ -379,12 +380,13 @@ CONTROL_PLANE_PATCHES: dict[str, Callable[..., Any]] = {
         ),
         after=_policy_detached,
     ),
-    # moto ignores thingPrincipalType (MOTO_GAPS): the event carries none, i.e. the default.
+    # The type where the call gave one (moto drops it: sandbox.emulation.thing_principals).
     "attach_thing_principal": _publishing(
         "attach_thing_principal",
         "AttachThingPrincipal",
         lambda r, thing_name, principal_arn: (
-            {"thingName": thing_name, "principal": principal_arn},
+            {"thingName": thing_name, "principal": principal_arn}
+            | ({"thingPrincipalType": t} if (t := requested_type()) else {}),
             None,
         ),
     ),

@@ -17,7 +17,7 @@ from moto.servicequotas.models import ServiceQuotasBackend
 from moto.servicequotas.responses import ServiceQuotasResponse
 from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
 
-from sandbox.emulation import onboarding, retained, servicequotas
+from sandbox.emulation import onboarding, retained, servicequotas, thing_principals
 from sandbox.emulation.authorization_responses import _response_test_authorization
 from sandbox.emulation.controlplane import CONTROL_PLANE_PATCHES
 from sandbox.emulation.dynamic_groups import (
@@ -111,6 +111,8 @@ def install(emulation: RegistryEmulation) -> None:
     for name, function in onboarding.BACKEND_PATCHES.items():
         _PATCHES.set(IoTBackend, name, function)
     for name, function in onboarding.RESPONSE_PATCHES.items():
+        _PATCHES.set(IoTResponse, name, function)
+    for name, function in thing_principals.RESPONSE_PATCHES.items():
         _PATCHES.set(IoTResponse, name, function)
     for owner, name, function in onboarding.CLASS_PATCHES:
         _PATCHES.set(owner, name, function)

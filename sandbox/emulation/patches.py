@@ -147,6 +147,11 @@ MOTO_GAPS = (
     "Service Quotas ListServiceQuotas for iotcore: the applied values a test sets "
     "(sandbox.emulation.servicequotas.apply_quota), none by default (moto: not implemented; "
     "VPC defaults only). [assumption] which IoT Core quotas an account lists",
+    "AttachThingPrincipal keeps thingPrincipalType, ListThingPrincipalsV2 and "
+    "ListPrincipalThingsV2 report it and filter by it, AttachThingPrincipal's CloudTrail event "
+    "carries it where given (sandbox.emulation.thing_principals; moto: ignored and left out). "
+    "[assumption] an attachment made without a type reports NON_EXCLUSIVE_THING; [not "
+    "emulated] EXCLUSIVE_THING of a principal other things hold",
 )
 
 

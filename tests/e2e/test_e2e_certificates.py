@@ -43,7 +43,9 @@ def test_certificates_policies_and_attachments_stream_to_the_destination(
     cert_id = cert["certificateId"]
     src.create_policy(policyName="device", policyDocument=policy_document(SOURCE, "telemetry"))
     src.attach_policy(policyName="device", target=cert["certificateArn"])
-    src.attach_thing_principal(thingName="device-1", principal=cert["certificateArn"])
+    src.attach_thing_principal(
+        thingName="device-1", principal=cert["certificateArn"], thingPrincipalType="EXCLUSIVE_THING"
+    )
     report = sandbox.drain(timeout=120)
     assert report.executions.get("SUCCEEDED") == report.events_delivered, sandbox.failure_reasons
     # THEN the destination holds the same certificate (same id: SHA-256 of the DER), ACTIVE,
@@ -56,7 +58,9 @@ def test_certificates_policies_and_attachments_stream_to_the_destination(
     assert SOURCE not in policy["policyDocument"]
     targets = dst.list_targets_for_policy(policyName="device")["targets"]
     assert targets == [copy["certificateArn"]]
-    assert dst.list_thing_principals(thingName="device-1")["principals"] == [copy["certificateArn"]]
+    assert dst.list_thing_principals_v2(thingName="device-1")["thingPrincipalObjects"] == [
+        {"principal": copy["certificateArn"], "thingPrincipalType": "EXCLUSIVE_THING"}
+    ]
 
     # WHEN the certificate is revoked and the policy changed in the source
     src.update_certificate(certificateId=cert_id, newStatus="REVOKED")

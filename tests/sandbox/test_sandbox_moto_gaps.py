@@ -349,3 +349,26 @@ def test_the_product_never_observes_executions_the_way_only_the_sandbox_may() ->
         if call in path.read_text(encoding="utf-8")
     ]
     assert offending == []
+
+
+def test_aws_a_thing_principals_type_is_kept_and_listed(box: Sandbox) -> None:
+    # GIVEN a certificate attached exclusively to one thing and (by default) to another
+    src = box.iot(box.source_region)
+    for name in ("tp-exclusive", "tp-shared"):
+        src.create_thing(thingName=name)
+    arn = src.create_keys_and_certificate(setAsActive=True)["certificateArn"]
+    src.attach_thing_principal(
+        thingName="tp-exclusive", principal=arn, thingPrincipalType="EXCLUSIVE_THING"
+    )
+    src.attach_thing_principal(thingName="tp-shared", principal=arn)
+    # THEN the V2 listings say which is which, and filter by it (botocore's iot model)
+    assert src.list_thing_principals_v2(thingName="tp-exclusive")["thingPrincipalObjects"] == [
+        {"principal": arn, "thingPrincipalType": "EXCLUSIVE_THING"}
+    ]
+    listed = src.list_principal_things_v2(principal=arn)["principalThingObjects"]
+    assert sorted((o["thingName"], o["thingPrincipalType"]) for o in listed) == [
+        ("tp-exclusive", "EXCLUSIVE_THING"),
+        ("tp-shared", "NON_EXCLUSIVE_THING"),
+    ]
+    exclusive = src.list_principal_things_v2(principal=arn, thingPrincipalType="EXCLUSIVE_THING")
+    assert [o["thingName"] for o in exclusive["principalThingObjects"]] == ["tp-exclusive"]
