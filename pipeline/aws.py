@@ -24,6 +24,7 @@ from botocore.exceptions import (
     HTTPClientError,
     IncompleteReadError,
 )
+from botocore.utils import CLIENT_NAME_TO_HYPHENIZED_SERVICE_ID_OVERRIDES
 
 from pipeline.errors import (
     AwsRequestError,
@@ -79,7 +80,7 @@ def client(service: str, region: str, **config: Any) -> Any:
     if not region:
         raise ValueError(f"a region is required for the {service} client")
     environment = tuple(os.environ.get(name) for name in _ENVIRONMENT)
-    service_endpoint = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}")
+    service_endpoint = os.environ.get(endpoint_variable(service))
     return _cached_client(
         service, region, environment, service_endpoint, tuple(sorted(config.items()))
     )
@@ -98,17 +99,35 @@ def _cached_client(
     return session.client(service, config=client_config(**dict(config)))  # type: ignore[call-overload]
 
 
-def data_client(iot_client: Any) -> Any:
-    """The iot-data client (Device Shadow service) beside an IoT client: the same region and,
-    where that client was pointed at an endpoint of its own (the sandbox's), the same endpoint.
+def endpoint_variable(service: str) -> str:
+    """The environment variable boto3 reads ``service``'s endpoint from: named after the
+    service's ID, not the client's name (``AWS_ENDPOINT_URL_IOT_DATA_PLANE`` for ``iot-data``,
+    whose service ID is "IoT Data Plane"; ``AWS_ENDPOINT_URL_DYNAMODB_STREAMS``,
+    ``AWS_ENDPOINT_URL_SFN``). AWS SDKs and Tools Reference Guide, "Service-specific endpoints"
+    (the identifier column); botocore.configprovider ``_get_service_env_var_name``."""
+    service_id = CLIENT_NAME_TO_HYPHENIZED_SERVICE_ID_OVERRIDES.get(service, service)
+    return "AWS_ENDPOINT_URL_" + service_id.replace("-", "_").upper()
 
-    Otherwise boto3's configuration decides, as for every client: ``AWS_ENDPOINT_URL_IOT_DATA``
-    names the account's data endpoint (``aws iot describe-endpoint --endpoint-type
-    iot:Data-ATS``), which AWS recommends for production; without it botocore's regional
-    ``data-ats.iot.<region>.amazonaws.com`` (AWS General Reference, "AWS IoT Core endpoints and
-    quotas", data plane endpoints; the CLI's iot-data pages call it the default endpoint).
+
+def data_client(iot_client: Any, factory: ClientFactory | None = None) -> Any:
+    """The iot-data client (Device Shadow service, message broker) beside an IoT client: the one
+    place that decides how one is made.
+
+    Where the caller's clients come from an injected ``factory`` (a test's, the sandbox's IAM
+    emulation, which checks each call against the acting role), the iot-data client is that
+    factory's too, ``factory("iot-data", region)``: made, signed and checked as every other.
+
+    Otherwise the same region and, where the IoT client was pointed at an endpoint of its own
+    (the sandbox's), the same endpoint; else boto3's configuration decides, as for every client:
+    ``AWS_ENDPOINT_URL_IOT_DATA_PLANE`` (``endpoint_variable``) names the account's data
+    endpoint (``aws iot describe-endpoint --endpoint-type iot:Data-ATS``), which AWS recommends
+    for production; without it botocore's regional ``data-ats.iot.<region>.amazonaws.com`` (AWS
+    General Reference, "AWS IoT Core endpoints and quotas", data plane endpoints; the CLI's
+    iot-data pages call it the default endpoint).
     """
     region = iot_client.meta.region_name
+    if factory is not None:
+        return factory("iot-data", region)
     endpoint = str(iot_client.meta.endpoint_url).rstrip("/")
     configured = (os.environ.get("AWS_ENDPOINT_URL") or "").rstrip("/")
     if endpoint.endswith((".amazonaws.com", ".amazonaws.com.cn")) or endpoint == configured:

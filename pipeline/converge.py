@@ -181,9 +181,10 @@ def build_converger(
     clients made by ``client`` (``pipeline.aws.client``, looked up at call time, by default):
     the one place the replicator, the pending-deletion task and the in-process sandbox
     assemble one."""
+    injected = client  # its iot-data client too (``pipeline.aws.data_client``)
     client = client or aws.client
     return Converger(
-        Iot(client("iot", region)),
+        Iot(client("iot", region), factory=injected),
         StateTable(client("dynamodb", region), table_name),
         region=region,
         clock=clock,

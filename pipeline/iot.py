@@ -5,8 +5,8 @@ configured in ``pipeline.aws``). It knows no entity kind: the kinds (``pipeline.
 the operations and translate AWS's shapes; this class makes the calls. The Device Shadow
 service's operations (GetThingShadow, UpdateThingShadow, DeleteThingShadow,
 ListNamedShadowsForThing) are the data plane's, ``iot-data`` in botocore: they go to that
-region's iot-data client (``data``; made beside the IoT client when first needed,
-``pipeline.aws.data_client``), the same way.
+region's iot-data client (made when first needed by ``pipeline.aws.data_client``: by the
+``factory`` the caller's clients come from, if one was injected), the same way.
 
 - ``call(op, **params)``: one call, by its API operation name (``"DescribeThing"``);
 - ``maybe(op, **params)``: the same, ``None`` when the resource does not exist;
@@ -32,7 +32,7 @@ from botocore import xform_name
 from botocore.loaders import create_loader
 from botocore.paginate import Paginator
 
-from pipeline.aws import AwsCalls, data_client
+from pipeline.aws import AwsCalls, ClientFactory, data_client
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
@@ -102,14 +102,17 @@ class Iot:
         self,
         client: IoTClient,
         *,
-        data: Any = None,
+        factory: ClientFactory | None = None,
         before: Callable[[str], object] | None = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
         if not 1 <= page_size <= PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{PAGE_SIZE}, got {page_size}")
         self.client = client
-        self._data = data  # the region's iot-data client; made when first needed
+        # The factory the caller's clients come from, if one was injected: the iot-data client
+        # is made by it too (``pipeline.aws.data_client``), when first needed.
+        self._factory = factory
+        self._data: Any = None
         self._aws = AwsCalls(before)
         self._page_size = page_size
 
@@ -161,5 +164,5 @@ class Iot:
         if op not in _data_operations():
             return self.client
         if self._data is None:
-            self._data = data_client(self.client)
+            self._data = data_client(self.client, self._factory)
         return self._data

@@ -78,6 +78,7 @@ def registry_snapshotter(
             include=include,
             under=under,
             partitions=partitions,
+            factory=client,
         )
         return take_snapshot(inventory, region, progress=progress, clock=clock)
 

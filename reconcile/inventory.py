@@ -43,6 +43,8 @@ from reconcile.ratelimit import RateLimiter
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
 
+    from pipeline.aws import ClientFactory
+
 __all__ = [
     "FAMILIES",
     "PAGE_SIZE",
@@ -71,6 +73,8 @@ class Inventory:
     ``opt_in``: the opt-in kinds to list too (``Listing.opt_in``); ``include``: per kind, the
     name globs its listed entities must match to be described and kept (``included``).
     ``partitions``: per kind, the ``Partition`` to list it in (``reconcile.partition``).
+    ``factory``: the factory ``client`` came from, if one was injected: the shadow and
+    retained-message listings' iot-data client is made by it too (``pipeline.aws.data_client``).
     """
 
     def __init__(
@@ -83,13 +87,14 @@ class Inventory:
         include: Mapping[EntityKind, Iterable[str]] | None = None,
         under: Mapping[EntityKind, Callable[[Mapping[str, Any]], bool]] | None = None,
         partitions: Mapping[EntityKind, str] | None = None,
+        factory: ClientFactory | None = None,
     ) -> None:
         self.opt_in = frozenset(opt_in)
         self.include = {kind: tuple(globs) for kind, globs in (include or {}).items()}
         self.under = dict(under or {})  # per link kind, the parents it is listed under
         self._partitions = chosen_partitions(partitions or {})
         self._limiter = limiter or RateLimiter()
-        self.iot = Iot(client, before=self._limiter.acquire, page_size=page_size)
+        self.iot = Iot(client, factory=factory, before=self._limiter.acquire, page_size=page_size)
         self.restarts: Counter[str] = Counter()
         self._restarts_lock = threading.Lock()
 

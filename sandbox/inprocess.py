@@ -142,7 +142,8 @@ class LocalPipeline:
         self.stream = LambdaStreamReader(streams, arn, destination_region)
         self.source = client("iot", source_region)
         self.destination = client("iot", destination_region)
-        self.source_registry = Iot(self.source)
+        self.client = client  # the factory every client here comes from, iot-data's too
+        self.source_registry = Iot(self.source, factory=client)
         self.converger = build_converger(
             destination_region,
             table_name,
@@ -216,6 +217,7 @@ class LocalPipeline:
             opt_in=self.opt_in,
             include=self.include,
             under=under,
+            factory=self.client,
         )
         return take_snapshot(inventory, region)
 
@@ -287,6 +289,7 @@ class RegionHalf:
         self.ddb = client("dynamodb", region)
         create_state_table(self.ddb, table_name)
         self.stream_arn = self.ddb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
+        self.client = client  # the factory every client here comes from, iot-data's too
         self.iot = client("iot", region)
         self.converger = build_converger(
             region,
@@ -372,7 +375,10 @@ class TwoWayPipeline:
         return sum(half.table_writes for half in self.halves.values())
 
     def snapshot(self, region: str) -> Snapshot:
-        inventory = Inventory(self.halves[region].iot, RateLimiter.unlimited(), opt_in=self.opt_in)
+        half = self.halves[region]
+        inventory = Inventory(
+            half.iot, RateLimiter.unlimited(), opt_in=self.opt_in, factory=half.client
+        )
         return take_snapshot(inventory, region)
 
     def reconciler(self, source: str, guards: Guards) -> Reconciler:

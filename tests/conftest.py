@@ -19,6 +19,7 @@ AMBIENT_AWS_VARIABLES = (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_IOT",
     "AWS_ENDPOINT_URL_IOT_DATA",
+    "AWS_ENDPOINT_URL_IOT_DATA_PLANE",  # iot-data's (pipeline.aws.endpoint_variable)
     "AWS_DEFAULT_REGION",
     "AWS_RETRY_MODE",
     "AWS_MAX_ATTEMPTS",

@@ -46,7 +46,10 @@ def assess(
     ``certificate_refusal.refusals``). Errors name the region."""
     source, destination = regions
     accounts = dict(accounts or {})
-    iot = {region: Iot(client("iot", region), before=limiter().acquire) for region in regions}
+    iot = {
+        region: Iot(client("iot", region), factory=client, before=limiter().acquire)
+        for region in regions
+    }
     others = AwsCalls()  # Lambda and Service Quotas: a few calls per region
     facts = {}
     for region in regions:

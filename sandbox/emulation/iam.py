@@ -32,6 +32,15 @@ from pipeline.aws import iam_actions
 # (Service Authorization Reference, "Actions, resources, and condition keys for AWS IoT").
 _IAM_PREFIX = {"dynamodbstreams": "dynamodb", "stepfunctions": "states", "iot-data": "iot"}
 
+# The refusal of an unauthorized call, where a service answers other than AccessDeniedException:
+# the data plane (iot-data) answers HTTP 403 ForbiddenException "Forbidden" to a caller whose IAM
+# policy lacks the action (boto/boto3#1447: Publish from a Lambda; awslabs/aws-sdk-android-samples
+# #88: GetThingShadow/UpdateThingShadow, an IAM misconfiguration; botocore's iot-data model:
+# ForbiddenException, 403, "The caller isn't authorized to make the request"). [assumption] that
+# every iot-data operation does, though the model lists UnauthorizedException (401) for the
+# shadow and retained-message calls: no public report shows that code for a missing grant.
+_REFUSAL = {"iot-data": ("ForbiddenException", 403, "Forbidden")}
+
 _ACTING: contextvars.ContextVar[str | None] = contextvars.ContextVar("iam_role", default=None)
 
 
@@ -75,18 +84,23 @@ class IamEmulation:
         role = _ACTING.get()
         if role is None:
             return
-        actions = iam_action(model.service_model.service_name, model.name)
+        service = model.service_model.service_name
+        actions = iam_action(service, model.name)
         self.called[role].update(actions)
         missing = [action for action in actions if action not in self.granted[role]]
         if missing:
             self.denied[role].update(missing)
             action = missing[0]
-            raise ClientError(
-                {
-                    "Error": {
-                        "Code": "AccessDeniedException",
-                        "Message": f"{role} is not authorized to perform: {action}",
-                    },
+            refusal: dict[str, Any] = {
+                "Error": {
+                    "Code": "AccessDeniedException",
+                    "Message": f"{role} is not authorized to perform: {action}",
                 },
-                model.name,
-            )
+            }
+            if service in _REFUSAL:
+                code, status, message = _REFUSAL[service]
+                refusal = {
+                    "Error": {"Code": code, "Message": message},
+                    "ResponseMetadata": {"HTTPStatusCode": status},
+                }
+            raise ClientError(refusal, model.name)  # type: ignore[arg-type]

@@ -9,11 +9,15 @@ code makes, not from a list kept beside the template."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from pipeline.kinds import KINDS
+from pipeline.kinds.shadow import UPDATE_DOCUMENTS, shadow_key_name, topic_of
+from pipeline.model import EntityKind
 from sandbox import emulation
 from sandbox.emulation.iam import IamEmulation
 from sandbox.inprocess import DST, SRC, LocalPipeline, TwoWayPipeline, boto3_client
@@ -22,6 +26,7 @@ from tests.reliability.conftest import CLOCK, reset_world
 from tests.reliability.two_way_world import REGIONS, World
 
 PERSIST, REPLICATOR, PENDING = "PersistFunctionRole", "ReplicatorRole", "PendingRole"
+JOB = "JobPolicy"  # the reconcile job's calls (its Lambda's and task's roles attach it)
 TYPE_DEPRECATION_WAIT_SECONDS = 301  # AWS: deprecated for 5 minutes before DeleteThingType
 
 
@@ -31,6 +36,7 @@ def _granted() -> dict[str, frozenset[str]]:
         PERSIST: frozenset(role_actions(templates["source"], PERSIST)),
         REPLICATOR: frozenset(role_actions(templates["destination"], REPLICATOR)),
         PENDING: frozenset(role_actions(templates["destination"], PENDING)),
+        JOB: frozenset(role_actions(templates["reconcile"], JOB)),
     }
 
 
@@ -170,3 +176,86 @@ def test_a_retained_publish_needs_publish_and_retain_publish(
     # and the replicator's role grants both
     assert iam.denied == {"PublishOnly": {"iot:RetainPublish"}}
     assert {"iot:Publish", "iot:RetainPublish"} <= iam.called[REPLICATOR]
+
+
+def _shadow_written(pipeline: LocalPipeline, thing: str) -> dict[str, Any]:
+    """A classic shadow written in the source: the thing in both regions (set-up, no role), and
+    the ``update/documents`` message the IoT rule hands persist (tests/pipeline's shape)."""
+    for iot in (pipeline.source, pipeline.destination):
+        iot.create_thing(thingName=thing)
+    state = {"desired": {"color": "red"}}
+    pipeline.source_registry.call(
+        "UpdateThingShadow", thingName=thing, payload=json.dumps({"state": state}).encode()
+    )
+    return {
+        "previous": {"state": {}, "metadata": {}, "version": 0},
+        "current": {"state": state, "metadata": {}, "version": 1},
+        "timestamp": 1_700_000_000,
+        "topic": topic_of(thing, None, UPDATE_DOCUMENTS),
+    }
+
+
+def _destination_shadow(pipeline: LocalPipeline, thing: str) -> Any:
+    return KINDS[EntityKind.SHADOW].read(pipeline.registry, shadow_key_name(thing, None))
+
+
+def test_shadow_calls_are_checked_against_the_role(
+    registry_world: emulation.RegistryEmulation,
+) -> None:
+    # GIVEN a replicator role without iot:UpdateThingShadow, its other grants the template's
+    granted = _granted()
+    iam = IamEmulation({**granted, REPLICATOR: granted[REPLICATOR] - {"iot:UpdateThingShadow"}})
+    reset_world(registry_world)
+    pipeline = LocalPipeline(client=iam.client_factory(boto3_client), clock=CLOCK)
+    event = _shadow_written(pipeline, "t1")
+    # WHEN the shadow's change is persisted and replicated (iot-data, from the same factory)
+    with iam.acting_as(PERSIST):
+        pipeline.persist_event(event)
+    with iam.acting_as(REPLICATOR):
+        pipeline.drain()
+    # THEN the Device Shadow call is refused, and the destination has no shadow
+    assert iam.denied == {REPLICATOR: {"iot:UpdateThingShadow"}}
+    assert _destination_shadow(pipeline, "t1") is None
+
+
+def test_shadow_replication_and_listing_are_granted(
+    registry_world: emulation.RegistryEmulation, iam: IamEmulation
+) -> None:
+    reset_world(registry_world)
+    pipeline = LocalPipeline(
+        client=iam.client_factory(boto3_client), clock=CLOCK, opt_in=[EntityKind.SHADOW]
+    )
+    event = _shadow_written(pipeline, "t1")
+    # WHEN the replicator writes the shadow and the job lists both regions' shadows
+    with iam.acting_as(PERSIST):
+        pipeline.persist_event(event)
+    with iam.acting_as(REPLICATOR):
+        pipeline.drain()
+    with iam.acting_as(JOB):
+        snapshots = [pipeline.snapshot(region) for region in (SRC, DST)]
+    # THEN nothing was refused, and the Device Shadow calls were made under the roles
+    assert dict(iam.denied) == {}
+    assert {"iot:GetThingShadow", "iot:UpdateThingShadow"} <= iam.called[REPLICATOR]
+    assert {"iot:ListNamedShadowsForThing", "iot:GetThingShadow"} <= iam.called[JOB]
+    shadows = KINDS[EntityKind.SHADOW].spec.frame
+    assert [snapshot.counts()[shadows] for snapshot in snapshots] == [1, 1]
+    assert _destination_shadow(pipeline, "t1") is not None
+
+
+def test_a_job_without_shadow_reads_is_refused_on_the_listing(
+    registry_world: emulation.RegistryEmulation,
+) -> None:
+    # GIVEN the job's policy without iot:GetThingShadow
+    granted = _granted()
+    iam = IamEmulation({**granted, JOB: granted[JOB] - {"iot:GetThingShadow"}})
+    reset_world(registry_world)
+    pipeline = LocalPipeline(
+        client=iam.client_factory(boto3_client), clock=CLOCK, opt_in=[EntityKind.SHADOW]
+    )
+    _shadow_written(pipeline, "t1")
+    # WHEN the job lists the source's shadows, THEN the read is refused as the data plane
+    # refuses it
+    with iam.acting_as(JOB), pytest.raises(Exception) as raised:
+        pipeline.snapshot(SRC)
+    assert iam.denied == {JOB: {"iot:GetThingShadow"}}
+    assert "ForbiddenException" in str(raised.value)

@@ -9,7 +9,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from pipeline.aws import AwsCalls
+from pipeline.aws import AwsCalls, data_client
 from pipeline.errors import (
     AwsRequestError,
     AwsServiceError,
@@ -113,3 +113,17 @@ def test_calls_are_counted_per_operation_failed_ones_too_after_before() -> None:
         calls("Scan", _refuse("ThrottlingException", 400))
     assert calls.counts == {"GetItem": 2, "Scan": 1}
     assert seen == ["GetItem", "GetItem", "Scan"]
+
+
+def test_the_data_endpoint_is_read_from_the_variable_boto3_reads(
+    aws_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # boto3 names a service's endpoint variable after its service ID ("IoT Data Plane"), not the
+    # client's name ("Service-specific endpoints", AWS SDKs and Tools Reference Guide).
+    iot = boto3.client("iot", region_name="eu-west-1")
+    regional = data_client(iot).meta.endpoint_url
+    account = "https://example-ats.iot.eu-west-1.amazonaws.com"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IOT_DATA_PLANE", account)
+    # THEN the variable set later is read (the reused client was made without it)
+    assert regional == "https://data-ats.iot.eu-west-1.amazonaws.com"
+    assert data_client(iot).meta.endpoint_url == account
