@@ -222,11 +222,12 @@ def test_shadow_replication_and_listing_are_granted(
     registry_world: emulation.RegistryEmulation, iam: IamEmulation
 ) -> None:
     reset_world(registry_world)
-    pipeline = LocalPipeline(
-        client=iam.client_factory(boto3_client), clock=CLOCK, opt_in=[EntityKind.SHADOW]
-    )
+    opt_in = [EntityKind.SHADOW, EntityKind.RETAINED_MESSAGE]
+    pipeline = LocalPipeline(client=iam.client_factory(boto3_client), clock=CLOCK, opt_in=opt_in)
     event = _shadow_written(pipeline, "t1")
-    # WHEN the replicator writes the shadow and the job lists both regions' shadows
+    boto3_client("iot-data", SRC).publish(topic="config/t1", payload=b"x", retain=True)
+    # WHEN the replicator writes the shadow and the job lists both regions' shadows and
+    # retained messages
     with iam.acting_as(PERSIST):
         pipeline.persist_event(event)
     with iam.acting_as(REPLICATOR):
@@ -236,7 +237,12 @@ def test_shadow_replication_and_listing_are_granted(
     # THEN nothing was refused, and the Device Shadow calls were made under the roles
     assert dict(iam.denied) == {}
     assert {"iot:GetThingShadow", "iot:UpdateThingShadow"} <= iam.called[REPLICATOR]
-    assert {"iot:ListNamedShadowsForThing", "iot:GetThingShadow"} <= iam.called[JOB]
+    assert {
+        "iot:ListNamedShadowsForThing",
+        "iot:GetThingShadow",
+        "iot:ListRetainedMessages",
+        "iot:GetRetainedMessage",
+    } <= iam.called[JOB]
     shadows = KINDS[EntityKind.SHADOW].spec.frame
     assert [snapshot.counts()[shadows] for snapshot in snapshots] == [1, 1]
     assert _destination_shadow(pipeline, "t1") is not None
