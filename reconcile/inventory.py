@@ -6,17 +6,13 @@ through an ``Inventory``, concurrently, and builds the snapshot's tables from th
 listings use the cheapest calls (docs/design.md, "Reconciliation"): ``ListThings`` at 250 a page,
 one describe per group, one member listing per static group; never one call per thing.
 
-Every call goes through ``pipeline.iot.Iot`` (and so ``pipeline.aws.AwsCalls``): it first takes
-a token from the ``RateLimiter`` and is counted in ``calls`` (the benchmark's and the
-operator's evidence of cost). One inventory serves several listings at once from different
-threads: boto3 clients are thread-safe ("Multithreading or multiprocessing with clients",
-https://boto3.amazonaws.com/v1/documentation/api/latest/guide/clients.html), and the counters
-here are updated under a lock.
-
-Listings survive concurrent deletes: a page token can point at an entity deleted between two
-pages (moto's token is the next item's ARN and fails with ``InvalidToken``); that listing starts
-again from the first page and skips names it already yielded. Other failures are the project's
-classified errors (``pipeline.errors``), raised ``from`` botocore's.
+Every call goes through ``pipeline.iot.Iot`` (so ``pipeline.aws.AwsCalls``): a token from the
+``RateLimiter`` first, then counted in ``calls`` (the operator's evidence of cost). Listings run
+on threads: boto3 clients are thread-safe (boto3 guide, "Multithreading or multiprocessing with
+clients"); the counters here are updated under a lock. A page token pointing at an entity
+deleted between two pages (moto: ``InvalidToken``) restarts that listing, skipping names it
+already yielded. Other failures are ``pipeline.errors``' classified errors, raised ``from``
+botocore's.
 """
 
 from __future__ import annotations
