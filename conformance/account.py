@@ -46,6 +46,7 @@ class AccountRun:
     tap: EventTap | None = None
     refusals: dict[str, tuple[str, Answer]] = field(default_factory=dict)
     authorizations: dict[str, AuthAnswer] = field(default_factory=dict)
+    registrations: dict[str, Answer] = field(default_factory=dict)
     contradictions: list[answers.Contradiction] = field(default_factory=list)
 
     def start(self) -> AccountRun:
@@ -76,6 +77,10 @@ class AccountRun:
     def record_authorization(self, question: str, answer: AuthAnswer) -> None:
         self.authorizations[question] = answer
 
+    def record_registration(self, question: str, answer: Answer) -> None:
+        """The answer to a question of ``conformance.registration``."""
+        self.registrations[question] = answer
+
     def finish(self, record_path: Path, committed: Path | None = answers.COMMITTED) -> Path:
         """Collect, write and compare the answers, then clean up (always, even if writing fails)."""
         try:
@@ -87,6 +92,7 @@ class AccountRun:
                 events,
                 self.refusals,
                 authorizations=self.authorizations,
+                registrations=self.registrations,
                 source=(
                     f"recorded by conformance run {self.run.run_id} on "
                     f"{datetime.now(UTC):%Y-%m-%d} in {self.target.source_region}"
@@ -98,8 +104,9 @@ class AccountRun:
             answers.write(document, record_path)
             self.log(
                 f"recorded {len(document['events'])} event shapes, "
-                f"{len(document['refusals'])} refusals and "
-                f"{len(document['authorizations'])} authorizations in {record_path}"
+                f"{len(document['refusals'])} refusals, "
+                f"{len(document['authorizations'])} authorizations and "
+                f"{len(document['registrations'])} registrations in {record_path}"
             )
             if committed is not None and committed.exists():
                 known = answers.load(committed)
@@ -112,6 +119,9 @@ class AccountRun:
                     )
                     + answers.compare_authorizations(
                         known.get("authorizations", []), self.authorizations, require_all=False
+                    )
+                    + answers.compare_registrations(
+                        known.get("registrations", []), self.registrations, require_all=False
                     )
                 )
         finally:

@@ -8,7 +8,9 @@ File format (``conformance/recorded-answers.json``, version 1)::
      "refusals": [{"probe", "operation", "source", "verified_on_account", "code", "message"}],
      "authorizations": [{"question", "operation", "source", "verified_on_account",
                          "authDecision", "allowed", "explicitDeny", "implicitDeny",
-                         "missingContextValues"}]}
+                         "missingContextValues"}],
+     "registrations": [{"question", "operation", "source", "verified_on_account", "code",
+                        "message"}]}
 
 An event entry claims a payload *shape*: its keys and each value's JSON type (nested objects and
 the elements of arrays too). The emulation agrees when one of the events it publishes for the same
@@ -19,6 +21,9 @@ call; messages are recorded for people and for the emulation to copy, not compar
 authorization entry claims TestAuthorization's answer to one question of
 ``conformance.authorization`` (the decision and which policies allowed, denied explicitly or
 implicitly; ``missingContextValues`` is recorded, not compared: its form is not documented).
+A registration entry claims the answer to one question of ``conformance.registration`` (a
+certificate of the source registered in the destination): an error code, or ``null``; compared
+as refusals are.
 A documented example starts with ``verified_on_account: false``; a run on an account writes a
 file of the same format whose entries say ``true``, to be merged back (``docs/conformance.md``).
 """
@@ -33,6 +38,7 @@ from typing import Any
 
 from conformance.authorization import AuthAnswer
 from conformance.refusals import Answer
+from conformance.registration import OPERATION as REGISTRATION_OPERATION
 
 FORMAT = 1
 COMMITTED = Path(__file__).with_name("recorded-answers.json")
@@ -187,13 +193,34 @@ def compare_refusals(
     require_all: bool = True,
 ) -> list[Contradiction]:
     """Each recorded refusal against the answer to the same probe (``require_all`` as above)."""
+    return _compare_codes(recorded, emulated, "probe", require_all=require_all)
+
+
+def compare_registrations(
+    recorded: Iterable[Mapping[str, Any]],
+    answered: Mapping[str, Answer],
+    *,
+    require_all: bool = True,
+) -> list[Contradiction]:
+    """Each recorded registration against the answer to the same question
+    (``conformance.registration``), by error code as refusals are."""
+    return _compare_codes(recorded, answered, "question", require_all=require_all)
+
+
+def _compare_codes(
+    recorded: Iterable[Mapping[str, Any]],
+    answered: Mapping[str, Answer],
+    key: str,
+    *,
+    require_all: bool,
+) -> list[Contradiction]:
     found = []
     for entry in recorded:
-        answer = emulated.get(entry["probe"])
+        answer = answered.get(entry[key])
         if answer is None and not require_all:
             continue
         if answer is None:
-            details = (f"no probe {entry['probe']!r} was run against the emulation",)
+            details = (f"no {key} {entry[key]!r} was run against the emulation",)
         elif answer.code != entry["code"]:
             said = "accepts the call" if answer.accepted else f"answers {answer.code}"
             wanted = "accepts it" if entry["code"] is None else f"answers {entry['code']}"
@@ -202,7 +229,7 @@ def compare_refusals(
             continue
         found.append(
             Contradiction(
-                f"{entry['probe']} ({entry['operation']})",
+                f"{entry[key]} ({entry['operation']})",
                 entry["source"],
                 bool(entry["verified_on_account"]),
                 details,
@@ -259,6 +286,7 @@ def observed(
     refusals: Mapping[str, tuple[str, Answer]],
     *,
     authorizations: Mapping[str, AuthAnswer] | None = None,
+    registrations: Mapping[str, Answer] | None = None,
     source: str,
     verified_on_account: bool,
     account_id: str | None,
@@ -310,6 +338,16 @@ def observed(
                 **_anonymise(answer.to_json(), account_id, prefix),
             }
             for question, answer in sorted((authorizations or {}).items())
+        ],
+        "registrations": [
+            {
+                "question": question,
+                "operation": REGISTRATION_OPERATION,
+                "source": source,
+                "verified_on_account": verified_on_account,
+                **_anonymise(answer.to_json(), account_id, prefix),
+            }
+            for question, answer in sorted((registrations or {}).items())
         ],
     }
 

@@ -82,10 +82,10 @@ def _registered_ca(
     try:
         yield authority, ca_id
     finally:
-        _delete_ca(iot, ca_id)
+        delete_ca(iot, ca_id)
 
 
-def _delete_certificate(iot: Any, certificate_id: str) -> None:
+def delete_certificate(iot: Any, certificate_id: str) -> None:
     _quietly(lambda: iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE"))
     _quietly(lambda: iot.delete_certificate(certificateId=certificate_id))
 
@@ -93,7 +93,7 @@ def _delete_certificate(iot: Any, certificate_id: str) -> None:
 def _forget_ca(iot: Any, answer: Answer, registered: Callable[[], Any]) -> Answer:
     """A registration AWS was expected to refuse and accepted: undo it."""
     if answer.accepted:
-        _delete_ca(iot, registered())
+        delete_ca(iot, registered())
     return answer
 
 
@@ -152,7 +152,7 @@ def remove_leftovers(iot: Any, iam: Any, prefix: str) -> list[str]:
         subject = x509.load_pem_x509_certificate(described["certificatePem"].encode()).subject
         names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         if names and str(names[0].value).startswith(prefix):
-            _delete_ca(iot, ca_id)
+            delete_ca(iot, ca_id)
             removed.append(f"CA certificate {ca_id}")
     for name in _listed(iot, "list_provisioning_templates", "templates", "templateName", prefix):
         _quietly(partial(iot.delete_provisioning_template, templateName=name))
@@ -174,9 +174,9 @@ def _listed(client: Any, operation: str, key: str, field: str | None, prefix: st
     return [name for name in names if name.startswith(prefix)]
 
 
-def _delete_ca(iot: Any, ca_id: str) -> None:
+def delete_ca(iot: Any, ca_id: str) -> None:
     for device in iot.list_certificates_by_ca(caCertificateId=ca_id)["certificates"]:
-        _delete_certificate(iot, device["certificateId"])
+        delete_certificate(iot, device["certificateId"])
     _quietly(lambda: iot.update_ca_certificate(certificateId=ca_id, newStatus="INACTIVE"))
     _quietly(lambda: iot.delete_ca_certificate(certificateId=ca_id))
 
@@ -324,7 +324,7 @@ def register_certificate_unregistered_ca(iot: Any, ctx: Context) -> Answer:
         for certificate in listed:
             described = iot.describe_certificate(certificateId=certificate["certificateId"])
             if described["certificateDescription"]["certificatePem"].strip() == device.strip():
-                _delete_certificate(iot, certificate["certificateId"])
+                delete_certificate(iot, certificate["certificateId"])
     return answer
 
 

@@ -221,3 +221,16 @@ def record_refusal(request: pytest.FixtureRequest) -> Any:
             account.record_refusal(probe, operation, answer)
 
     return record
+
+
+@pytest.fixture
+def record_registration(request: pytest.FixtureRequest) -> Any:
+    """Records the answer to a question of ``conformance.registration`` in the account run (a
+    no-op on the sandbox)."""
+    account = request.config.stash[_STATE].account
+
+    def record(question: str, answer: Any) -> None:
+        if account is not None:
+            account.record_registration(question, answer)
+
+    return record

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import answers, authorization, scenarios
+from conformance import answers, authorization, registration, scenarios
 from conformance.account import AccountRun, cleanup_only
 from conformance.refusals import PROBES_BY_NAME, Context
 from conformance.registry import billing_group_names, group_names, thing_names, type_names
@@ -92,6 +92,10 @@ def test_a_run_prefixes_tags_records_and_leaves_nothing_behind(
     )
     for question, answer in answered.items():
         session.record_authorization(question, answer)
+    # Source -> destination, while the pipeline replicates the source's certificates too.
+    registered = registration.ask(target.source, target.destination, run.scope("registration"))
+    for question, answer in registered.items():
+        session.record_registration(question, answer)
 
     # Every registry entry of the run, in both regions, carries the prefix; every create call
     # that can carry a tag carried the run's (moto keeps no IoT tags, so the requests are checked).
@@ -121,12 +125,25 @@ def test_a_run_prefixes_tags_records_and_leaves_nothing_behind(
     assert {a["question"]: a["authDecision"] for a in recorded["authorizations"]} == {
         question: answer.decision for question, answer in answered.items()
     }
+    assert recorded["registrations"] == [
+        {
+            "question": question,
+            "operation": "RegisterCertificateWithoutCA",
+            "source": recorded["registrations"][0]["source"],
+            "verified_on_account": True,
+            "code": None,
+            "message": "",
+        }
+        for question in sorted(registration.QUESTIONS)
+    ]
     assert session.contradictions == []  # the sandbox agrees with the committed answers
     # What it left behind: nothing.
     assert _everything(target, run.prefix) == []
     assert not [r for r in iot.list_topic_rules()["rules"] if run.rule_prefix in r["ruleName"]]
     assert not sqs.list_queues(QueueNamePrefix=run.prefix).get("QueueUrls")
     assert not [key for key in _state_keys(target) if run.prefix in key]
+    for region in (SOURCE, target.destination_region):
+        assert target.iot(region).list_ca_certificates()["certificates"] == []
     assert target.iot(SOURCE).list_certificates()["certificates"] == []
     assert not [p for p in iot.list_policies()["policies"] if run.prefix in p["policyName"]]
     # What it cost, by call.

@@ -69,7 +69,7 @@ def test_refuses_a_foreign_registry_then_runs_beside_it_when_told(
         told.stdout.fnmatch_lines(
             [
                 "*conformance run*",
-                "*recorded * event shapes, 0 refusals and 0 authorizations in*answers.json",
+                "*recorded * event shapes, 0 refusals, 0 authorizations and 0 registrations in*answers.json",
                 "*API calls made by the suite*",
                 "*iot:CreateThing: 1",
             ]

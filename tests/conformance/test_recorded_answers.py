@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conformance import answers, authorization, claims
+from conformance import answers, authorization, claims, registration
 from conformance.refusals import PROBES_BY_NAME, Answer
 from conformance.run import Run
 from sandbox.emulation.refusals import REFUSALS
@@ -75,6 +75,42 @@ def test_a_wrong_authorization_answer_is_contradicted() -> None:
     assert (
         answers.compare_authorizations(
             [{**recorded, **answered["publish-denied"].to_json()}], answered
+        )
+        == []
+    )
+
+
+def test_every_registration_question_has_one_recorded_answer() -> None:
+    recorded = answers.load(answers.COMMITTED)["registrations"]
+    assert sorted(entry["question"] for entry in recorded) == sorted(registration.QUESTIONS)
+    for entry in recorded:
+        assert entry["operation"] == registration.OPERATION and entry["source"]
+        assert isinstance(entry["verified_on_account"], bool)
+
+
+def test_a_wrong_registration_answer_is_contradicted() -> None:
+    recorded = {
+        "question": "aws-issued",
+        "operation": "RegisterCertificateWithoutCA",
+        "source": "a test",
+        "verified_on_account": True,
+        "code": "InvalidRequestException",
+        "message": "refused",
+    }
+    found = answers.compare_registrations([recorded], {"aws-issued": Answer(None)})
+    assert [(c.entry, c.details) for c in found] == [
+        (
+            "aws-issued (RegisterCertificateWithoutCA)",
+            ("the emulation accepts the call; AWS answers InvalidRequestException",),
+        )
+    ]
+    assert answers.compare_registrations([recorded], {}, require_all=False) == []
+    assert [c.details for c in answers.compare_registrations([recorded], {})] == [
+        ("no question 'aws-issued' was run against the emulation",)
+    ]
+    assert (
+        answers.compare_registrations(
+            [recorded], {"aws-issued": Answer("InvalidRequestException", "other words")}
         )
         == []
     )
@@ -160,6 +196,7 @@ def test_a_run_writes_anonymised_answers_one_event_per_shape(tmp_path: Path) -> 
     document = answers.observed(
         [event, {**event, "thingName": f"{run.prefix}things-b"}],
         {"delete_thing_with_principals": ("DeleteThing", Answer("InvalidRequestException", "x"))},
+        registrations={"aws-issued": Answer("InvalidRequestException", "210987654321 refused")},
         source="recorded by conformance run abc123",
         verified_on_account=True,
         account_id="210987654321",
@@ -180,5 +217,15 @@ def test_a_run_writes_anonymised_answers_one_event_per_shape(tmp_path: Path) -> 
             "verified_on_account": True,
             "code": "InvalidRequestException",
             "message": "x",
+        }
+    ]
+    assert reread["registrations"] == [
+        {
+            "question": "aws-issued",
+            "operation": "RegisterCertificateWithoutCA",
+            "source": "recorded by conformance run abc123",
+            "verified_on_account": True,
+            "code": "InvalidRequestException",
+            "message": "123456789012 refused",
         }
     ]
