@@ -33,6 +33,7 @@ from conformance.registry import (
 from conformance.run import Run, RunError
 from conformance.tap import EventTap, remove_tap
 from conformance.target import Target
+from pipeline.model import EntityKind, entity_key
 
 Log = Callable[[str], None]
 
@@ -155,8 +156,20 @@ def cleanup(target: Target, run: Run, log: Log = print) -> None:
     cleanup_region(destination, run.prefix, target.wait_until, log)
     # Types: deprecated in both regions by now; one wait of AWS's 5 minutes covers both.
     target.let_time_pass(TYPE_DEPRECATION_SECONDS)
-    for iot in (source, destination):
-        delete_types(iot, run.prefix, target.wait_until, log)
+    delete_types(source, run.prefix, target.wait_until, log)
+    # The destination's copies only once its replica of the state table holds their
+    # tombstones: until then a record still in flight (a batch retried after another record's
+    # failure) converges a copy deleted here back to the state it reads there, deprecated.
+    if target.state_table:
+        names = type_names(destination, run.prefix)
+        try:
+            target.wait_until(
+                "the pipeline carried the run's type deletions to the destination's table",
+                lambda: _tombstoned(target, target.destination_region, names),
+            )
+        except AssertionError as error:  # not fatal: what comes back is deleted below
+            log(f"{error}; deleting the types anyway")
+    delete_types(destination, run.prefix, target.wait_until, log)
     region = target.source_region
     for removed in remove_tap(
         target.client("iot", region),
@@ -186,6 +199,20 @@ def cleanup(target: Target, run: Run, log: Log = print) -> None:
             return found == 0
 
         target.wait_until("no state item of the run is left in either region", none_left)
+
+
+def _tombstoned(target: Target, region: str, types: list[str]) -> bool:
+    """Whether ``region``'s replica of the state table holds each type deleted (or nothing)."""
+    dynamodb = target.client("dynamodb", region)
+    for name in types:
+        item = dynamodb.get_item(
+            TableName=target.state_table,
+            Key={"pk": {"S": entity_key(EntityKind.THING_TYPE, name)}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is not None and not item.get("deleted", {}).get("BOOL", False):
+            return False
+    return True
 
 
 def _carried_over(iot: Any, prefix: str) -> bool:
