@@ -237,10 +237,30 @@ def _is_newer(stored: Item, change: Change) -> bool:
     if origin.timestamp_ms == stored.event_ts:
         return (
             _ends_it(stored, change)
+            or _removes_in_its_second(stored, change)
             or _restricts_more(stored, change)
             or _counts_past(stored, change)
         )
     return origin.timestamp_ms > stored.event_ts
+
+
+def _removes_in_its_second(stored: Item, change: Change) -> bool:
+    """At equal timestamps, for a control-plane change (CloudTrail's ``eventTime`` is to the
+    second; no version, no registry id): a delete ends the live state stored from the same
+    region. The usual sequence within one second is a change and then the delete (an authorizer
+    or CA deactivated, then deleted, as AWS requires); without this the delete arriving second
+    was dropped as not newer and the copy outlived the source's entity until the nightly run.
+    The other order (delete, then a re-create within the same second) ends deleted: absent is
+    the more restrictive state, as for a certificate's status, and the nightly run repairs it."""
+    origin = change.origin
+    return (
+        change.deleted
+        and not stored.deleted
+        and not change.corrective
+        and origin.version is None
+        and origin.entity_id is None
+        and stored.origin_region == origin.region
+    )
 
 
 def _version_without_id(change: Change) -> bool:

@@ -336,3 +336,25 @@ def test_a_tie_does_not_let_a_removal_end_another_membership() -> None:
     # THEN the old one's removal does not end the new membership
     assert item is not None
     assert not item.deleted
+
+
+def _control_plane(ts_ms: int, *, deleted: bool, event_id: str) -> Change:
+    # As pipeline.cloudtrail parses a CloudTrail record: eventTime to the second, no version
+    # and no registry id.
+    return Change(
+        kind=EntityKind.AUTHORIZER,
+        name="tokens",
+        origin=Origin(SRC, ts_ms, event_id),
+        fields={} if deleted else {"status": "INACTIVE"},
+        deleted=deleted,
+    )
+
+
+def test_a_control_plane_change_then_delete_in_one_second_ends_deleted_in_any_order() -> None:
+    # GIVEN an authorizer deactivated and then deleted within one CloudTrail second
+    change = _control_plane(7_000, deleted=False, event_id="update")
+    delete = _control_plane(7_000, deleted=True, event_id="delete")
+    # THEN the delete ends it, whichever arrives first
+    for order in ([change, delete], [delete, change]):
+        item = apply_all(order)
+        assert item is not None and item.deleted, order
