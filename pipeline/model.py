@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 KEY_SEPARATOR = "#"  # never valid in an IoT name ([a-zA-Z0-9:_-]+), so keys are unambiguous
 
@@ -146,6 +146,21 @@ class Change:
     @property
     def key(self) -> str:
         return entity_key(self.kind, self.name)
+
+
+class RegionalRecord:
+    """The key grammar of a bookkeeping record a region keeps in its replica of the state
+    table: ``<PREFIX><region>#<name>``; ``prefix(region)`` lists that region's records."""
+
+    PREFIX: ClassVar[str]
+
+    @classmethod
+    def prefix(cls, region: str) -> str:
+        return f"{cls.PREFIX}{region}#"
+
+    @classmethod
+    def key_for(cls, region: str, name: str) -> str:
+        return f"{cls.prefix(region)}{name}"
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from aws_lambda_powertools import Logger
 
 from pipeline.errors import AwsRequestError, EventValidationError, NotRegistrableError
 from pipeline.kinds.base import Converging
+from pipeline.model import RegionalRecord
 from pipeline.statetable import StateTable
 
 logger = Logger(service="iot-crr-replicator")
@@ -54,7 +55,7 @@ def is_registration_refusal(error: AwsRequestError) -> bool:
 
 
 @dataclass(frozen=True)
-class UnregistrableCertificate:
+class UnregistrableCertificate(RegionalRecord):
     """Certificate ``certificate_id`` refused by ``region``'s registry: AWS's ``code`` and
     ``message``, when (``at``: epoch seconds). Kept in the region's replica of the state table
     (``StateTable.put_record``)."""
@@ -66,14 +67,6 @@ class UnregistrableCertificate:
     at: int
 
     PREFIX = "REFUSED#CERTIFICATE#"  # every region's
-
-    @classmethod
-    def prefix(cls, region: str) -> str:
-        return f"{cls.PREFIX}{region}#"
-
-    @classmethod
-    def key_for(cls, region: str, certificate_id: str) -> str:
-        return f"{cls.prefix(region)}{certificate_id}"
 
     @property
     def key(self) -> str:

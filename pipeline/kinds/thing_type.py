@@ -43,7 +43,7 @@ from pipeline.kinds.base import (
     text,
 )
 from pipeline.kinds.parse import Crud, RegistryEvent, description, validate
-from pipeline.model import Change, EntityKind, Item, MalformedRecord, Origin
+from pipeline.model import Change, EntityKind, Item, MalformedRecord, Origin, RegionalRecord
 
 THING_TYPE_EVENT = "THING_TYPE_EVENT"
 # The margin over AWS's five minutes covers clock skew between our clock and AWS's.
@@ -181,7 +181,7 @@ def _create(name: str, desired: Mapping[str, Any]) -> list[Call]:
 
 
 @dataclass(frozen=True)
-class PendingTypeDeletion:
+class PendingTypeDeletion(RegionalRecord):
     """A type deprecated in ``region``'s registry and detached, deletable after
     ``delete_after`` (epoch seconds); ``recreate``: created again after (its properties changed).
     Kept in the region's replica of the state table (``StateTable.put_record``)."""
@@ -192,14 +192,6 @@ class PendingTypeDeletion:
     recreate: bool
 
     PREFIX = "PENDING#TYPEDELETE#"  # every region's
-
-    @classmethod
-    def prefix(cls, region: str) -> str:
-        return f"{cls.PREFIX}{region}#"
-
-    @classmethod
-    def key_for(cls, region: str, name: str) -> str:
-        return f"{cls.prefix(region)}{name}"
 
     @property
     def key(self) -> str:
