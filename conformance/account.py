@@ -33,7 +33,8 @@ from conformance.registry import (
 from conformance.run import Run, RunError
 from conformance.tap import EventTap, remove_tap
 from conformance.target import Target
-from pipeline.model import EntityKind, entity_key
+from pipeline.model import EntityKind
+from pipeline.statetable import StateTable
 
 Log = Callable[[str], None]
 
@@ -162,10 +163,13 @@ def cleanup(target: Target, run: Run, log: Log = print) -> None:
     # failure) converges a copy deleted here back to the state it reads there, deprecated.
     if target.state_table:
         names = type_names(destination, run.prefix)
+        replica = StateTable(
+            target.client("dynamodb", target.destination_region), target.state_table
+        )
         try:
             target.wait_until(
                 "the pipeline carried the run's type deletions to the destination's table",
-                lambda: _tombstoned(target, target.destination_region, names),
+                lambda: _tombstoned(replica, names),
             )
         except AssertionError as error:  # not fatal: what comes back is deleted below
             log(f"{error}; deleting the types anyway")
@@ -201,18 +205,12 @@ def cleanup(target: Target, run: Run, log: Log = print) -> None:
         target.wait_until("no state item of the run is left in either region", none_left)
 
 
-def _tombstoned(target: Target, region: str, types: list[str]) -> bool:
-    """Whether ``region``'s replica of the state table holds each type deleted (or nothing)."""
-    dynamodb = target.client("dynamodb", region)
-    for name in types:
-        item = dynamodb.get_item(
-            TableName=target.state_table,
-            Key={"pk": {"S": entity_key(EntityKind.THING_TYPE, name)}},
-            ConsistentRead=True,
-        ).get("Item")
-        if item is not None and not item.get("deleted", {}).get("BOOL", False):
-            return False
-    return True
+def _tombstoned(table: StateTable, types: list[str]) -> bool:
+    """Whether ``table`` (one region's replica) holds each type deleted, or nothing of it."""
+    return all(
+        item is None or item.deleted
+        for item in (table.get(EntityKind.THING_TYPE, name) for name in types)
+    )
 
 
 def _carried_over(iot: Any, prefix: str) -> bool:
