@@ -47,7 +47,13 @@ from pipeline.model import EntityKind
 from pipeline.statetable import StateTable
 from reconcile.drift import DriftReport
 from reconcile.emit import DryRunEmitter, EmitResult, Emitter, choose_emitter
-from reconcile.engine import Audit, Reconciler, registry_snapshotter, table_snapshotter
+from reconcile.engine import (
+    Audit,
+    Reconciler,
+    registry_reader,
+    registry_snapshotter,
+    table_snapshotter,
+)
 from reconcile.progress import LogProgress
 from reconcile.readiness.assess import assess
 from reconcile.readiness.devices import Probes
@@ -136,6 +142,7 @@ def reconciler(
         table=table_snapshotter(
             factory, config.state_table, clock=clock, opt_in=opt_in, include=include
         ),
+        reader=registry_reader(factory),
         policy_accounts=config.policy_accounts,
         knobs=JOB_KNOBS,
         shadows=config.shadows,

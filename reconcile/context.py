@@ -29,6 +29,7 @@ from reconcile.engine import (
     Failback,
     Reconciler,
     Snapshotter,
+    registry_reader,
     registry_snapshotter,
     table_snapshotter,
 )
@@ -151,6 +152,7 @@ class Factory:
             guards=guards or Guards(),
             clock=self.clock,
             table=self.table_reader(state_table) if state_table else None,
+            reader=registry_reader(self.aws_client),
             failback=failback,
             policy_accounts=policy_accounts or {},
             shadows=self.shadows,

@@ -14,6 +14,10 @@ region back to the primary takes a ``Failback``: the audit reads the state table
 view and the plan leaves out the primary's changes that never replicated
 (``reconcile.failback``).
 
+A snapshot lists; it does not read what only a call per entity returns (``EntitySpec.detailed``:
+a certificate's PEM). The plan reads those fields for the entities it repairs, in the source
+region, through the engine's ``reader`` (``reconcile.planner.needs_details``).
+
 Reconciliation never writes to the destination registry: ``apply`` emits corrective events into
 the source region's persist path, and the destination's replicator converges from there (see
 docs/design.md, "Reconciliation").
@@ -21,13 +25,14 @@ docs/design.md, "Reconciliation").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from pipeline.aws import ClientFactory
 from pipeline.clock import Clock, now_ms
 from pipeline.errors import PermanentError
 from pipeline.kinds import KINDS
+from pipeline.kinds.base import Reader
 from pipeline.kinds.shadow_selection import ALL, ShadowSelection
 from pipeline.model import EntityKind
 from pipeline.statetable import StateTable
@@ -41,7 +46,7 @@ from reconcile.ignore import IgnoreRules
 from reconcile.interrupt import at_once
 from reconcile.inventory import Inventory, included
 from reconcile.plan import Plan, check_fresh, check_same_actions
-from reconcile.planner import build_plan
+from reconcile.planner import Details, build_plan, needs_details
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import ListingProgress, Snapshot, empty_frame, take_snapshot
 
@@ -85,6 +90,18 @@ def registry_snapshotter(
     return snapshot
 
 
+RegionReader = Callable[[str], Reader]
+"""A region's registry, read entity by entity (``Kind.details``): ``reader(region) -> Reader``."""
+
+
+def registry_reader(
+    client: ClientFactory, *, limiter: Callable[[], RateLimiter] = RateLimiter
+) -> RegionReader:
+    """Reads a region through its IoT client (``reconcile.inventory.Inventory``: the one IoT
+    adapter, every call counted and paced by a fresh ``limiter()``)."""
+    return lambda region: Inventory(client("iot", region), limiter(), factory=client)
+
+
 def table_snapshotter(
     client: ClientFactory,
     table_name: str,
@@ -118,6 +135,11 @@ def table_snapshotter(
 
 class TableNeededError(PermanentError):
     """An engine asked to read the state table without a reader for it (a wiring bug)."""
+
+
+class ReaderNeededError(PermanentError):
+    """An engine asked to plan a repair that needs fields read per entity (a certificate's PEM)
+    without a reader of the source region (a wiring bug)."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +177,8 @@ class Reconciler:
     clock: Clock = now_ms
     # The state table as read in a region: for ``explain``, ``table_vs_target`` and a failback.
     table: Snapshotter | None = None
+    # A registry read entity by entity: the fields a repair needs that no listing returns.
+    reader: RegionReader | None = None
     failback: Failback | None = None  # hold the target's unreplicated changes (failback)
     # Source -> destination accounts of policy ARNs, as the replicator's POLICY_ACCOUNT_MAP.
     policy_accounts: Mapping[str, str] = field(default_factory=dict)
@@ -255,18 +279,35 @@ class Reconciler:
 
     def plan(self, audit: Audit) -> Plan:
         """The repair plan for ``audit`` within the guards (raises ``PlanRefusedError``); held
-        drifts (failback) are not planned."""
+        drifts (failback) are not planned. The fields its upserts need that no listing
+        returns are read first, in the source region, for those entities only."""
+        report = repairable(audit.report)
+        details = self.details(audit.source.region, needs_details(report))
         try:
             return build_plan(
-                repairable(audit.report),
+                report,
                 audit.source,
                 audit.destination,
                 self.guards,
                 now=self.clock(),
                 ignore=self.ignore,
+                details=details,
             )
         except PlanRefusedError as refusal:
             raise refusal.naming(self.knobs) from refusal
+
+    def details(self, region: str, entities: Sequence[tuple[EntityKind, str]]) -> Details:
+        """The detailed fields (``EntitySpec.detailed``) of ``entities``, read in ``region``
+        one by one (``Kind.details``; ``None``: gone)."""
+        if not entities:
+            return {}
+        if self.reader is None:
+            raise ReaderNeededError(
+                f"the repair needs {len(entities)} entities read one by one in {region}: "
+                "pass the engine's reader"
+            )
+        reader = self.reader(region)
+        return {(kind, name): KINDS[kind].details(reader, name) for kind, name in entities}
 
     def verify(self, plan: Plan) -> None:
         """Refuse a saved ``plan`` (``StalePlanError``, ``PlanRefusedError``) unless fresh

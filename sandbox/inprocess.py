@@ -209,9 +209,13 @@ class LocalPipeline:
     # --- reconciliation -----------------------------------------------------------------------
 
     def snapshot(self, region: str) -> Snapshot:
+        return take_snapshot(self.inventory(region), region)
+
+    def inventory(self, region: str) -> Inventory:
+        """A region's registry read without pacing (the snapshot's, and a repair's reads)."""
         client = self.source if region == self.source_region else self.destination
         under = {EntityKind.SHADOW: self.shadows.lists_under}
-        inventory = Inventory(
+        return Inventory(
             client,
             RateLimiter.unlimited(),
             opt_in=self.opt_in,
@@ -219,7 +223,6 @@ class LocalPipeline:
             under=under,
             factory=self.client,
         )
-        return take_snapshot(inventory, region)
 
     def reconciler(self, guards: Guards | None = None) -> Reconciler:
         """The engine on this process's registries: no API pacing, deletes allowed and no cap
@@ -229,6 +232,7 @@ class LocalPipeline:
             guards=guards or Guards(allow_deletes=True, max_changes=None, min_source_ratio=0.0),
             emitter=TableEmitter(self.table),
             shadows=self.shadows,
+            reader=self.inventory,
         )
 
     def audit(self) -> DriftReport:
@@ -375,15 +379,20 @@ class TwoWayPipeline:
         return sum(half.table_writes for half in self.halves.values())
 
     def snapshot(self, region: str) -> Snapshot:
+        return take_snapshot(self.inventory(region), region)
+
+    def inventory(self, region: str) -> Inventory:
         half = self.halves[region]
-        inventory = Inventory(
-            half.iot, RateLimiter.unlimited(), opt_in=self.opt_in, factory=half.client
-        )
-        return take_snapshot(inventory, region)
+        return Inventory(half.iot, RateLimiter.unlimited(), opt_in=self.opt_in, factory=half.client)
 
     def reconciler(self, source: str, guards: Guards) -> Reconciler:
         """The engine on both registries, emitting into ``source``'s replica of the table."""
-        return Reconciler(self.snapshot, guards=guards, emitter=TableEmitter(self[source].table))
+        return Reconciler(
+            self.snapshot,
+            guards=guards,
+            emitter=TableEmitter(self[source].table),
+            reader=self.inventory,
+        )
 
     def audit(self, source: str, target: str) -> DriftReport:
         return self.reconciler(source, Guards()).audit(source, target).report

@@ -62,10 +62,16 @@ class EntitySpec:
     # Fields the replicator needs that the diff does not compare (the copy may rightly differ: a
     # certificate's CA, named where registered first); each has a severity, travels in events.
     carried: frozenset[str] = frozenset()
+    # Fields the snapshot's listing does not read, because only a call per entity returns them
+    # and a large fleet cannot afford one (a certificate's PEM): absent from a registry's
+    # snapshot, so never compared, and read per entity (``Kind.details``) only for the rows a
+    # repair carries (``reconcile.engine.Reconciler.plan``).
+    detailed: frozenset[str] = frozenset()
 
     @property
     def compared_fields(self) -> tuple[str, ...]:
-        return tuple(name for name in self.fields if name not in self.carried)
+        uncompared = self.carried | self.detailed
+        return tuple(name for name in self.fields if name not in uncompared)
 
     @property
     def key_prefix(self) -> str:
@@ -249,7 +255,8 @@ class Listing:
 
     A kind of its own: ``op`` is the paginated list call and ``name`` the field naming a listed
     item; ``describe`` the operations ``Kind.record`` makes per listed item (none: the listing
-    carries the whole state). A link: ``parent`` is the kind whose listed records yield it, and
+    carries the whole state); ``details`` those ``Kind.details`` makes for one entity whose
+    repair needs the fields the listing leaves out (``EntitySpec.detailed``). A link: ``parent`` is the kind whose listed records yield it, and
     ``op`` the listing ``Kind.links`` makes once per parent record: right after the parent's
     record, in its listing's thread, or on ``workers`` threads of their own. ``dangling``: a
     kind whose deletions that listing may lag behind (moto lists a deleted thing in its groups):
@@ -265,6 +272,7 @@ class Listing:
     op: str
     name: str | None = None
     describe: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
     parent: EntityKind | None = None
     workers: int = 0
     dangling: EntityKind | None = None
@@ -274,6 +282,7 @@ class Listing:
 
     @property
     def operations(self) -> tuple[str, ...]:
+        """The operations a snapshot makes (not ``details``: a repair's)."""
         return (self.op, *self.describe)
 
 
@@ -408,6 +417,11 @@ class Kind:
     def record(self, reader: Reader, listed: Mapping[str, Any]) -> dict[str, Any] | None:
         """The snapshot record of a listed item, after the ``listing.describe`` calls
         (``None``: deleted meanwhile). A link's records come from ``links``."""
+        raise NotImplementedError
+
+    def details(self, reader: Reader, name: str) -> dict[str, Any] | None:
+        """The fields of ``spec.detailed`` of one listed entity, read with ``listing.details``
+        (``None``: deleted meanwhile)."""
         raise NotImplementedError
 
     def links(self, reader: Reader, parent: Mapping[str, Any]) -> Iterator[dict[str, Any]]:

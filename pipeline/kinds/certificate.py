@@ -244,8 +244,8 @@ class Certificate(Kind):
         frame="certificates",
         rank=7,  # after the CA certificate it may be registered with
         # ``pem`` (canonical, ``canonical_pem``) is what registers the copy; the id is its hash,
-        # so two regions' PEMs of one id never differ. A status that differs is a device that
-        # can (or cannot) connect: high.
+        # so two regions' PEMs of one id never differ: not compared. A status that differs is a
+        # device that can (or cannot) connect: high.
         # ``ca``: the CA the source's registration names (its id, the same in every region), to
         # register the copy with where that CA is in the destination; carried, not compared: a
         # copy registered before its CA reached the destination, or while the CA was INACTIVE
@@ -254,18 +254,19 @@ class Certificate(Kind):
         noun=("certificate", "certificates"),
         alias="cert",
         carried=frozenset({"ca"}),
+        # Only DescribeCertificate returns them (CertificateDescription), one call per
+        # certificate: read for the certificates a repair registers or rewrites, not listed.
+        detailed=frozenset({"pem", "ca"}),
     )
     columns = (text("name"), text("status"), text("pem"), text("ca"))
-    # One describe per certificate, a fleet's worth: 4 at once (the quota, 10 TPS, binds from
-    # 400 ms a call; one after another it bound from 100 ms).
-    listing = Listing(
-        "ListCertificates",
-        name="certificateId",
-        describe=("DescribeCertificate",),
-        describe_workers=4,
-    )
+    # ListCertificates' items (botocore's iot model, shape ``Certificate``: certificateArn,
+    # certificateId, status, certificateMode, creationDate) carry the id, the status and the
+    # ARN its thing principals are listed by; 250 a page (``pageSize`` 1..250).
+    listing = Listing("ListCertificates", name="certificateId", details=("DescribeCertificate",))
     # 10 TPS each: the archived "AWS IoT Limits" page's throttling table (awsdocs/aws-iot-docs,
-    # developerguide/limits-iot.md); [assumption] still today's defaults (none read since).
+    # developerguide/limits-iot.md); [assumption] still the defaults of Service Quotas'
+    # "ListCertificates API TPS" (L-97DA2C60) and "DescribeCertificate API TPS" (L-FC864907),
+    # whose current defaults could not be read (README, known limits).
     quotas = {"ListCertificates": 10, "DescribeCertificate": 10}
     baseline_metrics = (CERTIFICATES_NOT_REGISTRABLE_METRIC,)
     api_calls: Mapping[str, CallParser] = {
@@ -312,20 +313,24 @@ class Certificate(Kind):
         return state
 
     def record(self, reader: Reader, listed: Mapping[str, Any]) -> dict[str, Any] | None:
-        """``name``, ``status``, ``pem`` (canonical) and ``arn`` (its thing principals are
-        listed by that ARN)."""
-        cert_id = listed["certificateId"]
+        """``name``, ``status`` and ``arn`` (its thing principals are listed by that ARN), as
+        ListCertificates has them; ``pem`` and ``ca`` are ``details``."""
+        return {
+            "name": listed["certificateId"],
+            "status": listed["status"],
+            "arn": listed["certificateArn"],
+        }
+
+    def details(self, reader: Reader, name: str) -> dict[str, Any] | None:
+        """``pem`` (canonical) and ``ca`` (DescribeCertificate); ``None`` once deleted."""
         try:
-            described = reader.call("DescribeCertificate", certificateId=cert_id)
+            described = reader.call("DescribeCertificate", certificateId=name)
         except NotFoundError:
             return None
         description = described["certificateDescription"]
         return {
-            "name": cert_id,
-            "status": description["status"],
             "pem": canonical_pem(description["certificatePem"]),
             "ca": description.get("caCertificateId") or None,
-            "arn": description["certificateArn"],
         }
 
     def resolve(self, origin: Iot, change: Change) -> Change | None:

@@ -59,12 +59,18 @@ def missing_pieces(kind: Kind) -> list[str]:
             missing.append(
                 f"describe ops of the IoT API (not {sorted(set(listing.describe) - OPERATIONS)})"
             )
-        reads = {*listing.operations, *(join.op for join in getattr(kind, "joins", ()))}
+        reads = {
+            *listing.operations,
+            *listing.details,
+            *(join.op for join in getattr(kind, "joins", ())),
+        }
         if reads - set(getattr(kind, "quotas", {})):
             missing.append(f"quotas (the default TPS of {sorted(reads - set(kind.quotas))})")
         overridden = "links" if listing.parent is not None else "record"
         if getattr(type(kind), overridden) is getattr(Kind, overridden):
             missing.append(f"{overridden}() (the snapshot's records)")
+        if spec.detailed and (not listing.details or type(kind).details is Kind.details):
+            missing.append("details() and listing.details (the detailed fields read per entity)")
     for method, piece in (
         ("read", "read() (the replicator's describe)"),
         ("calls", "calls() (the pure decision)"),
@@ -98,6 +104,17 @@ def test_an_incomplete_kind_is_named_with_what_it_lacks() -> None:
         listing = Listing("ListNothing")
         arn_fields = ("x",)
 
+    class Detailed(Kind):
+        spec = EntitySpec(
+            EntityKind.THING,
+            frame="detailed",
+            rank=98,
+            fields={"x": "low"},
+            noun=("a", "b"),
+            detailed=frozenset({"x"}),
+        )
+        listing = Listing("ListThings")
+
     missing = missing_pieces(Half())
     assert "a column per state field, and no other" in missing
     assert "a listing op botocore can paginate (not 'ListNothing')" in missing
@@ -107,6 +124,9 @@ def test_an_incomplete_kind_is_named_with_what_it_lacks() -> None:
     assert "check_field() (a corrective event's state validated)" in missing
     assert "quotas (the default TPS of ['ListNothing'])" in missing
     assert "written() (its ARN fields as the destination's copy names them)" in missing
+    assert "details() and listing.details (the detailed fields read per entity)" in (
+        missing_pieces(Detailed())
+    )
 
 
 def test_per_kind_facts_are_distinct() -> None:
