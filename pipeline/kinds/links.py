@@ -179,7 +179,9 @@ class PolicyTarget(Kind):
     columns = (text("name"),)
     # The targets of each listed policy, listed right after it.
     listing = Listing("ListTargetsForPolicy", parent=EntityKind.POLICY)
-    quotas = {"ListTargetsForPolicy": 10}  # [assumption] as IoT's list calls
+    # 10 TPS in the archived "AWS IoT Throttling Limits" table (as the certificate kind's);
+    # [assumption] still the default of "ListTargetsForPolicy API TPS" (L-D7C50543).
+    quotas = {"ListTargetsForPolicy": 10}
     api_calls: Mapping[str, CallParser] = {
         "AttachPolicy": lambda call: _policy_attachment(call, deleted=False),
         "DetachPolicy": lambda call: _policy_attachment(call, deleted=True),

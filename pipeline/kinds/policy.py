@@ -214,7 +214,9 @@ class Policy(Kind):
         "DeletePolicy": _deleted,
     }
     baseline_metrics = (ARNS_REWRITTEN_METRIC,)
-    # [assumption] no figure read for these calls: paced at the 10 TPS of IoT's list calls.
+    # 10 TPS each in the archived "AWS IoT Throttling Limits" table (awsdocs/aws-iot-docs,
+    # developerguide/limits-iot.md, 2019); [assumption] still the defaults (Service Quotas'
+    # "GetPolicy API TPS", L-5CE9072D: current default not read; README, known limits).
     quotas = {"ListPolicies": 10, "GetPolicy": 10}
     arn_fields = ("document",)
 

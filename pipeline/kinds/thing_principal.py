@@ -105,14 +105,19 @@ class ThingPrincipal(Kind):
     columns = (text("name"), flag("exclusive", dtype="boolean"))
     # The things attached to each listed certificate: one listing per certificate, a fleet's
     # worth, 4 at once on threads of their own (one after another they waited for each other's
-    # round trips: bench B5).
+    # round trips: bench B5); the snapshot's bound for a large fleet. Listing from the thing side
+    # (ListThingPrincipalsV2) is one call per thing, as many for one certificate per thing; both
+    # page at up to 250 (RegistryMaxResults), which a thing's few certificates never fill, and
+    # no bulk call returns them (ListThings' ThingAttribute has no principals): README, limits.
     listing = Listing(
         "ListPrincipalThingsV2",
         parent=EntityKind.CERTIFICATE,
         workers=4,
         dangling=EntityKind.THING,
     )
-    # [assumption] as ListPrincipalThings (v1): 10 TPS, Service Quotas L-C481616A.
+    # 10 TPS: Service Quotas' "ListPrincipalThings API TPS" (L-C481616A, adjustable) as a public
+    # dump of its defaults lists it, and the archived "AWS IoT Throttling Limits" table;
+    # [assumption] the V2 call counts against it.
     quotas = {"ListPrincipalThingsV2": 10}
     api_calls: Mapping[str, CallParser] = {
         "AttachThingPrincipal": lambda call: _thing_principal(call, deleted=False),
