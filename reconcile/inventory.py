@@ -310,7 +310,8 @@ class _Tracker:
 
         Links listed on threads of their own: from the parents still waiting (one page each,
         at least); the other families only from ``expected`` (an earlier snapshot's counts):
-        one describe per entity left, or one page per 250 of them.
+        one page per 250 entities left, or, slower, one describe per entity left and one call of
+        each link listing made right after each entity (a certificate's things).
         """
         listing = KINDS[EntityKind(family)].listing
         limiter = self.inventory.limiter
@@ -321,11 +322,18 @@ class _Tracker:
         if expected is None:
             return None
         left = max(0, expected - self.items[family])
-        if listing.describe:
-            rate = limiter.rate(listing.describe[0])
-            return left / rate if rate else None
+        # One call per entity left of each describe, and of each link listed in this family's
+        # thread right after its parent (a certificate's things: the listing alone is pages).
+        inline = [
+            child.listing.op
+            for child in _children(EntityKind(family))
+            if not child.listing.workers and self.inventory.lists(child)
+        ]
         rate = limiter.rate(listing.op)
-        return math.ceil(left / PAGE_SIZE) / rate if rate else None
+        if not rate:
+            return None
+        per_entity = [limiter.rate(op) for op in (*listing.describe, *inline)]
+        return max([math.ceil(left / PAGE_SIZE) / rate, *(left / r for r in per_entity if r)])
 
 
 def read_region(
