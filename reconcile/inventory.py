@@ -306,34 +306,26 @@ class _Tracker:
         )
 
     def _eta(self, family: str) -> float | None:
-        """Seconds the family's known remaining calls need at the quotas (``None``: unknown).
-
-        Links listed on threads of their own: from the parents still waiting (one page each,
-        at least); the other families only from ``expected`` (an earlier snapshot's counts):
-        one page per 250 entities left, or, slower, one describe per entity left and one call of
-        each link listing made right after each entity (a certificate's things).
-        """
-        listing = KINDS[EntityKind(family)].listing
-        limiter = self.inventory.limiter
+        """Seconds the family's known remaining calls need at the quotas (``None``: unknown):
+        links on threads of their own, a page per parent still waiting; the others from
+        ``expected`` (an earlier snapshot's counts), a page per 250 entities left or, if slower,
+        a call per entity left of each describe and each link listed right after it."""
+        kind = EntityKind(family)
+        listing, limiter = KINDS[kind].listing, self.inventory.limiter
         if listing.workers:
             rate = limiter.rate(listing.op)
             return self.pending[family] / rate if rate else None
-        expected = self.expected.get(family)
-        if expected is None:
+        expected, rate = self.expected.get(family), limiter.rate(listing.op)
+        if expected is None or not rate:
             return None
         left = max(0, expected - self.items[family])
-        # One call per entity left of each describe, and of each link listed in this family's
-        # thread right after its parent (a certificate's things: the listing alone is pages).
         inline = [
-            child.listing.op
-            for child in _children(EntityKind(family))
-            if not child.listing.workers and self.inventory.lists(child)
+            c.listing.op
+            for c in _children(kind)
+            if not c.listing.workers and self.inventory.lists(c)
         ]
-        rate = limiter.rate(listing.op)
-        if not rate:
-            return None
-        per_entity = [limiter.rate(op) for op in (*listing.describe, *inline)]
-        return max([math.ceil(left / PAGE_SIZE) / rate, *(left / r for r in per_entity if r)])
+        rates = [r for op in (*listing.describe, *inline) if (r := limiter.rate(op))]
+        return max([math.ceil(left / PAGE_SIZE) / rate, *(left / r for r in rates)])
 
 
 def read_region(
