@@ -306,26 +306,26 @@ class _Tracker:
         )
 
     def _eta(self, family: str) -> float | None:
-        """Seconds the family's known remaining calls need at the quotas (``None``: unknown):
-        links on threads of their own, a page per parent still waiting; the others from
-        ``expected`` (an earlier snapshot's counts), a page per 250 entities left or, if slower,
-        a call per entity left of each describe and each link listed right after it."""
-        kind = EntityKind(family)
-        listing, limiter = KINDS[kind].listing, self.inventory.limiter
+        """Seconds the family's known remaining calls need at the quotas (``None``: unknown).
+
+        Links listed on threads of their own: from the parents still waiting (one page each,
+        at least); the other families only from ``expected`` (an earlier snapshot's counts):
+        one describe per entity left, or one page per 250 of them.
+        """
+        listing = KINDS[EntityKind(family)].listing
+        limiter = self.inventory.limiter
         if listing.workers:
             rate = limiter.rate(listing.op)
             return self.pending[family] / rate if rate else None
-        expected, rate = self.expected.get(family), limiter.rate(listing.op)
-        if expected is None or not rate:
+        expected = self.expected.get(family)
+        if expected is None:
             return None
         left = max(0, expected - self.items[family])
-        inline = [
-            c.listing.op
-            for c in _children(kind)
-            if not c.listing.workers and self.inventory.lists(c)
-        ]
-        rates = [r for op in (*listing.describe, *inline) if (r := limiter.rate(op))]
-        return max([math.ceil(left / PAGE_SIZE) / rate, *(left / r for r in rates)])
+        if listing.describe:
+            rate = limiter.rate(listing.describe[0])
+            return left / rate if rate else None
+        rate = limiter.rate(listing.op)
+        return math.ceil(left / PAGE_SIZE) / rate if rate else None
 
 
 def read_region(

@@ -21,8 +21,8 @@ from reconcile.explain import explain
 from reconcile.inventory import Inventory
 from reconcile.plan import Guards
 from reconcile.planner import build_plan, needs_details
-from reconcile.ratelimit import RateLimiter, VirtualClock
-from reconcile.snapshot import ListingStatus, Snapshot, take_snapshot
+from reconcile.ratelimit import RateLimiter
+from reconcile.snapshot import Snapshot, take_snapshot
 from sandbox.certificates import self_signed_pem
 from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
 
@@ -183,22 +183,3 @@ def test_the_pem_is_not_compared_with_the_state_table_which_holds_it() -> None:
     )
     # A row that holds its PEM (the table's, a snapshot saved by an earlier version) is not read.
     assert needs_details(diff_snapshots(table, destination)) == []
-
-
-def test_progress_counts_a_call_per_certificate_left_for_its_things(
-    pipeline: LocalPipeline,
-) -> None:
-    """The listing is pages, but each certificate's things are one ListPrincipalThingsV2, in the
-    same thread: the time left is theirs (10 TPS by default), not the pages'."""
-    _register(pipeline.source, self_signed_pem("device"), "ACTIVE")
-    clock = VirtualClock()
-    inventory = Inventory(pipeline.source, RateLimiter(clock=clock, sleep=clock.sleep))
-    etas: list[float | None] = []
-
-    def record(status: ListingStatus) -> None:
-        if status.family == EntityKind.CERTIFICATE.value and not status.done:
-            etas.append(status.eta_seconds)
-
-    take_snapshot(inventory, SRC, progress=record, expected={"certificate": 1_000})
-    # 1,000 certificates at 10 ListPrincipalThingsV2 a second: 100 s (4 pages alone: 0.4 s)
-    assert etas[0] == pytest.approx(100.0)
