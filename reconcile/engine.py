@@ -15,8 +15,8 @@ view and the plan leaves out the primary's changes that never replicated
 (``reconcile.failback``).
 
 A snapshot lists; it does not read what only a call per entity returns (``EntitySpec.detailed``:
-a certificate's PEM). The plan reads those fields for the entities it repairs, in the source
-region, through the engine's ``reader`` (``reconcile.planner.needs_details``).
+a certificate's PEM and CA). The plan reads those fields for the entities it repairs, in the
+source region, through the engine's ``reader`` (``reconcile.details``).
 
 Reconciliation never writes to the destination registry: ``apply`` emits corrective events into
 the source region's persist path, and the destination's replicator converges from there (see
@@ -25,7 +25,7 @@ docs/design.md, "Reconciliation").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from pipeline.aws import ClientFactory
@@ -36,6 +36,7 @@ from pipeline.kinds.base import Reader
 from pipeline.kinds.shadow_selection import ALL, ShadowSelection
 from pipeline.model import EntityKind
 from pipeline.statetable import StateTable
+from reconcile.details import needs_details, read_details, with_details
 from reconcile.diff import diff_snapshots
 from reconcile.drift import DriftReport
 from reconcile.emit import DryRunEmitter, EmitResult, Emitter, Progress, corrective_changes
@@ -46,7 +47,7 @@ from reconcile.ignore import IgnoreRules
 from reconcile.interrupt import at_once
 from reconcile.inventory import Inventory, included
 from reconcile.plan import Plan, check_fresh, check_same_actions
-from reconcile.planner import Details, build_plan, needs_details
+from reconcile.planner import build_plan
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import ListingProgress, Snapshot, empty_frame, take_snapshot
 
@@ -279,35 +280,29 @@ class Reconciler:
 
     def plan(self, audit: Audit) -> Plan:
         """The repair plan for ``audit`` within the guards (raises ``PlanRefusedError``); held
-        drifts (failback) are not planned. The fields its upserts need that no listing
-        returns are read first, in the source region, for those entities only."""
-        report = repairable(audit.report)
-        details = self.details(audit.source.region, needs_details(report))
+        drifts (failback) are not planned. The fields its upserts need that no listing returns
+        are read once the guards have passed the draft, in the source region, for those
+        entities only (``reconcile.details``)."""
         try:
-            return build_plan(
-                report,
+            drafted = build_plan(
+                repairable(audit.report),
                 audit.source,
                 audit.destination,
                 self.guards,
                 now=self.clock(),
                 ignore=self.ignore,
-                details=details,
             )
         except PlanRefusedError as refusal:
             raise refusal.naming(self.knobs) from refusal
-
-    def details(self, region: str, entities: Sequence[tuple[EntityKind, str]]) -> Details:
-        """The detailed fields (``EntitySpec.detailed``) of ``entities``, read in ``region``
-        one by one (``Kind.details``; ``None``: gone)."""
-        if not entities:
-            return {}
+        wanted = needs_details(drafted)
+        if not wanted:
+            return drafted
         if self.reader is None:
             raise ReaderNeededError(
-                f"the repair needs {len(entities)} entities read one by one in {region}: "
-                "pass the engine's reader"
+                f"the repair needs {len(wanted)} entities read one by one in "
+                f"{drafted.source_region}: pass the engine's reader"
             )
-        reader = self.reader(region)
-        return {(kind, name): KINDS[kind].details(reader, name) for kind, name in entities}
+        return with_details(drafted, read_details(self.reader(drafted.source_region), wanted))
 
     def verify(self, plan: Plan) -> None:
         """Refuse a saved ``plan`` (``StalePlanError``, ``PlanRefusedError``) unless fresh

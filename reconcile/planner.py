@@ -3,9 +3,7 @@
 Reconciliation runs ``snapshot → diff → plan → emit``; ``build_plan`` is the *plan* stage, a
 pure function from a ``DriftReport`` (and the two snapshots it came from: their sizes, group
 hierarchy and fingerprints) to a ``Plan``. Each upsert carries the source state the diff read
-(``Drift.rows``, decoded here): the snapshots are not read again. The fields a listing leaves
-out (``EntitySpec.detailed``: a certificate's PEM) come in as ``details``, read beforehand for
-the entities ``needs_details`` names (``reconcile.engine``). Nothing here calls AWS.
+(``Drift.rows``, decoded here): the snapshots are not read again. Nothing here calls AWS.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import PermanentError
 from pipeline.kinds import ENTITIES
 from pipeline.kinds.links import membership_name
 from pipeline.model import EntityKind
@@ -29,33 +26,6 @@ if TYPE_CHECKING:
     from reconcile.ignore import IgnoreRules
     from reconcile.snapshot import Snapshot
 
-# An entity's detailed fields (``EntitySpec.detailed``) by (kind, name), as its kind's ``details``
-# read them in the source region; ``None``: the entity was gone by then.
-Details = Mapping[tuple[EntityKind, str], Mapping[str, Any] | None]
-
-
-class DetailsMissingError(PermanentError):
-    """``build_plan`` was not given the detailed fields of an entity it upserts (a wiring bug:
-    ``needs_details`` names them)."""
-
-
-def needs_details(report: DriftReport) -> list[tuple[EntityKind, str]]:
-    """The entities ``report``'s repair upserts whose kind's listing leaves fields out
-    (``EntitySpec.detailed``) and whose source row lacks them (a registry's snapshot always
-    does; the state table's, or one saved by an earlier version, holds them): the only ones
-    read one by one (a certificate to register or whose status to rewrite, never the fleet)."""
-    return [
-        (drift.entity, _entity_name(drift.entity, drift))
-        for drift in report.drifts
-        if drift.kind != "extra" and drift.rows is not None and _lacks_details(drift)
-    ]
-
-
-def _lacks_details(drift: Drift) -> bool:
-    detailed = ENTITIES[drift.entity].detailed
-    source = drift.rows.source if drift.rows is not None else {}
-    return bool(detailed) and all(source.get(name) is None for name in detailed)
-
 
 def build_plan(
     report: DriftReport,
@@ -65,7 +35,6 @@ def build_plan(
     *,
     now: int,
     ignore: IgnoreRules | None = None,
-    details: Details | None = None,
 ) -> Plan:
     """The ordered repair plan for ``report`` (pure; ``now`` in epoch milliseconds).
 
@@ -79,14 +48,11 @@ def build_plan(
     the report was told to ignore (the report should already have been filtered by the same
     rules). Raises ``PlanRefusedError`` when the source looks broken or the plan is over the cap
     (``guards.max_changes``, which a backfill into an empty destination is not held to).
-    An upsert's detailed fields come from ``details`` (every entity ``needs_details`` names;
-    ``DetailsMissingError`` otherwise); one whose entity was gone by then is held back.
     """
     sizes = snapshot_sizes(source, target)
     check_source_size(sizes, guards, source.region, target.region)
 
     upserts: list[RepairAction] = []
-    gone: list[RepairAction] = []  # upserts whose details found the entity deleted
     deletes: list[RepairAction] = []
     tombstones: list[RepairAction] = []
     for drift in report.drifts:
@@ -119,22 +85,17 @@ def build_plan(
         if ignore and drift.kind == "changed" and rows.destination is not None:
             kept = desired_fields(entity, rows.destination)
             fields = keep_ignored_fields(fields, kept, ignore, entity, name)
-        action = RepairAction(
-            op="upsert",
-            entity=entity,
-            name=name,
-            fields=fields,
-            version=rows.source.get("version"),
-            reason=_upsert_reason(drift, source.region, target.region),
-            changed=tuple(sorted(drift.details)) if drift.kind == "changed" else (),
+        upserts.append(
+            RepairAction(
+                op="upsert",
+                entity=entity,
+                name=name,
+                fields=fields,
+                version=rows.source.get("version"),
+                reason=_upsert_reason(drift, source.region, target.region),
+                changed=tuple(sorted(drift.details)) if drift.kind == "changed" else (),
+            )
         )
-        if _lacks_details(drift):
-            read = _details(details or {}, entity, name)
-            if read is None:
-                gone.append(replace(action, reason=f"gone from {source.region} since its snapshot"))
-                continue
-            action = replace(action, fields={**fields, **read})
-        upserts.append(action)
 
     upserts = _ordered(upserts, _group_depths(source.thing_groups), reverse=False)
     deletes = _ordered(deletes, _group_depths(target.thing_groups), reverse=True)
@@ -142,13 +103,10 @@ def build_plan(
     # it): ``allow_deletes`` guards the destination's entities, so it does not hold these back.
     tombstones = _ordered(tombstones, {}, reverse=True)
     if guards.allow_deletes:
-        actions, skipped = [*upserts, *deletes, *tombstones], [*gone]
+        actions, skipped = [*upserts, *deletes, *tombstones], []
     else:
         actions = [*upserts, *tombstones]
-        skipped = [
-            *gone,
-            *(replace(d, reason=f"{d.reason} (deletes not allowed)") for d in deletes),
-        ]
+        skipped = [replace(d, reason=f"{d.reason} (deletes not allowed)") for d in deletes]
 
     # The first run into an empty destination (the backfill) creates the whole fleet: the cap
     # guards what a destination holds, and it holds nothing yet.
@@ -175,15 +133,6 @@ def build_plan(
         skipped=tuple(skipped),
     )
     return replace(plan, plan_id=plan_id(plan))
-
-
-def _details(details: Details, entity: EntityKind, name: str) -> Mapping[str, Any] | None:
-    if (entity, name) not in details:
-        raise DetailsMissingError(
-            f"the plan upserts {entity.value} {name!r} without its "
-            f"{', '.join(sorted(ENTITIES[entity].detailed))} (read them first: needs_details)"
-        )
-    return details[(entity, name)]
 
 
 def snapshot_sizes(source: Snapshot, target: Snapshot) -> Sizes:

@@ -10,9 +10,9 @@ lookups (``pipeline.persist``), the event parsers' dispatch (``pipeline.events``
 
 A kind imports no stage: what a converge hook needs from the replicator comes in as a
 ``Converging`` (the executor), typed here. Who calls AWS is in the parameter's name: ``iot``,
-the replicator's region (``read``, hooks); ``reader``, the snapshot's (``record``, ``links``);
-``origin``, persist's lookups (``resolve``). tests/infra/test_infra_iam.py grants each role
-the operations named that way.
+the replicator's region (``read``, hooks); ``reader``, the snapshot's (``record``, ``links``)
+and a repair's (``details``); ``origin``, persist's lookups (``resolve``).
+tests/infra/test_infra_iam.py grants each role the operations named that way.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from pipeline import rules
 from pipeline.errors import EventValidationError, PermanentError, RetryableError
 from pipeline.iot import Call
+from pipeline.kinds.listing import Join, Listing, Partition, Reader
 from pipeline.kinds.parse import CallParser
 from pipeline.model import KEY_PREFIX, Change, EntityKind, Item
 from pipeline.policyrewrite import ArnMapping
@@ -33,7 +34,9 @@ if TYPE_CHECKING:
     from pipeline.iot import Iot
     from pipeline.statetable import StateTable
 
-__all__ = ["Call"]  # a kind's decisions are lists of Calls, which pipeline.iot.Iot applies
+# A kind's decisions are lists of Calls, which pipeline.iot.Iot applies; how it is listed is
+# pipeline.kinds.listing's vocabulary, named here too for the kinds' modules.
+__all__ = ["Call", "Join", "Listing", "Partition", "Reader"]
 
 # How much a drift in a field matters for a DR region (reconcile.drift.changed_severity).
 Severity = Literal["high", "medium", "low"]
@@ -217,87 +220,6 @@ def version() -> Column:
 
 def _json(cell: Any) -> Any:
     return None if cell is None else json.loads(cell)
-
-
-# --- listing -------------------------------------------------------------------------------------
-
-
-class Reader(Protocol):
-    """How a kind reads a region while it is listed (``reconcile.inventory.Inventory``: paced
-    by the snapshot's rate limiter; a listing that loses its page token starts again)."""
-
-    def call(self, op: str, /, **params: Any) -> Any: ...
-
-    def items(self, op: str, /, *, key: str | None = None, **params: Any) -> Iterator[Any]:
-        """Every item of listing ``op``; ``key``: the field naming an item (None: items are
-        names), by which a restarted listing skips what it already yielded."""
-        ...
-
-
-@dataclass(frozen=True)
-class Partition:
-    """A kind's listing as disjoint listings of ``Listing.op``, each filtered by one of ``parts``
-    (request parameters, read through the snapshot's reader), at once on ``workers`` threads
-    (``reconcile.partition``). Sound only for a fleet that meets ``requires``: asked by name.
-    ``check`` reads whether the region meets it: why not (or why it cannot tell), None if so."""
-
-    name: str
-    parts: Callable[[Reader], Iterator[dict[str, Any]]]
-    requires: str
-    check: Callable[[Reader], str | None]
-    workers: int = 4
-
-
-@dataclass(frozen=True)
-class Listing:
-    """How a snapshot lists a kind, in the spirit of Cloud Custodian's ``enum_spec`` and
-    ``detail_spec`` (``reconcile.inventory`` runs it).
-
-    A kind of its own: ``op`` is the paginated list call and ``name`` the field naming a listed
-    item; ``describe`` the operations ``Kind.record`` makes per listed item (none: the listing
-    carries the whole state); ``details`` those ``Kind.details`` makes for one entity whose
-    repair needs the fields the listing leaves out (``EntitySpec.detailed``). A link: ``parent`` is the kind whose listed records yield it, and
-    ``op`` the listing ``Kind.links`` makes once per parent record: right after the parent's
-    record, in its listing's thread, or on ``workers`` threads of their own. ``dangling``: a
-    kind whose deletions that listing may lag behind (moto lists a deleted thing in its groups):
-    links naming one the snapshot does not hold are dropped (the record names it in the field
-    called after that kind's value, ``"thing"``). ``opt_in``: listed only when the snapshot is
-    asked to (``reconcile.inventory.Inventory``'s ``opt_in``), because its per-entity calls
-    would dominate a large fleet's run (a thing's shadows); otherwise its table stays empty in
-    every snapshot, the state table's included, so it shows no drift and is not audited.
-    ``partitions``: how the operator may split the listing (``Partition``); ``describe_workers``:
-    threads describing listed items at once, records in listing order (0: in the listing's).
-    """
-
-    op: str
-    name: str | None = None
-    describe: tuple[str, ...] = ()
-    details: tuple[str, ...] = ()
-    parent: EntityKind | None = None
-    workers: int = 0
-    dangling: EntityKind | None = None
-    opt_in: bool = False
-    partitions: tuple[Partition, ...] = ()
-    describe_workers: int = 0
-
-    @property
-    def operations(self) -> tuple[str, ...]:
-        """The operations a snapshot makes (not ``details``: a repair's)."""
-        return (self.op, *self.describe)
-
-
-@dataclass(frozen=True)
-class Join:
-    """A field of a kind's records filled from another kind's listing: ``op`` lists, once per
-    record of ``parent`` (on ``workers`` threads), the names of the entities whose ``field``
-    is that parent (a thing's billing group, from ListThingsInBillingGroup: ListThings does not
-    return it in AWS). Names the snapshot does not hold are dropped, as for links."""
-
-    field: str
-    parent: EntityKind
-    op: str
-    param: str
-    workers: int = 1
 
 
 @dataclass(frozen=True)

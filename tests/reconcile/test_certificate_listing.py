@@ -15,12 +15,14 @@ from moto import mock_aws
 
 from pipeline.kinds.certificate import canonical_pem
 from pipeline.model import EntityKind
+from reconcile.details import DetailsMissingError, needs_details, with_details
 from reconcile.diff import diff_snapshots
 from reconcile.engine import ReaderNeededError, Reconciler
 from reconcile.explain import explain
+from reconcile.guards import PlanRefusedError
 from reconcile.inventory import Inventory
 from reconcile.plan import Guards
-from reconcile.planner import build_plan, needs_details
+from reconcile.planner import build_plan
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import Snapshot, take_snapshot
 from sandbox.certificates import self_signed_pem
@@ -145,12 +147,13 @@ def _listed(region: str, status: str) -> Snapshot:
 
 def test_a_certificate_gone_before_its_pem_is_read_is_held_back() -> None:
     source, target = _listed(SRC, "ACTIVE"), Snapshot(DST, NOW)
-    report = diff_snapshots(source, target)
-    assert needs_details(report) == [(EntityKind.CERTIFICATE, CERT)]
+    drafted = build_plan(diff_snapshots(source, target), source, target, Guards(), now=NOW)
+    assert needs_details(drafted) == [(EntityKind.CERTIFICATE, CERT)]
+    with pytest.raises(DetailsMissingError, match=f"certificate '{CERT}' without its ca, pem"):
+        with_details(drafted, {})
     # WHEN its DescribeCertificate found it deleted since the snapshot
-    details = {(EntityKind.CERTIFICATE, CERT): None}
-    plan = build_plan(report, source, target, Guards(), now=NOW, details=details)
-    # THEN it is not registered without a PEM: held back, saying why
+    plan = with_details(drafted, {(EntityKind.CERTIFICATE, CERT): None})
+    # THEN it is not registered without a PEM: held back, saying why, in a plan of its own id
     assert plan.actions == ()
     (held,) = plan.skipped
     assert (held.entity, held.name, held.reason) == (
@@ -158,6 +161,25 @@ def test_a_certificate_gone_before_its_pem_is_read_is_held_back() -> None:
         CERT,
         f"gone from {SRC} since its snapshot",
     )
+    assert plan.plan_id != drafted.plan_id
+
+
+def test_a_plan_its_guards_refuse_reads_nothing(pipeline: LocalPipeline) -> None:
+    """The guards decide on the draft: a plan over the change cap (or from a source that looks
+    broken) is refused before a single certificate is described (1,000,000 missing would
+    otherwise be 27.8 h of DescribeCertificate at 10 TPS before the refusal)."""
+    src, dst = pipeline.source, pipeline.destination
+    pem = self_signed_pem("in-sync")
+    _register(src, pem, "ACTIVE")
+    _register(dst, pem, "ACTIVE")  # a destination that holds something: no backfill
+    for i in range(3):
+        _register(src, self_signed_pem(f"d{i}"), "ACTIVE")
+    counted = Counted(pipeline)
+    engine = Reconciler(counted.snapshot, reader=counted.reader, guards=Guards(max_changes=2))
+    audit = engine.audit(SRC, DST)
+    with pytest.raises(PlanRefusedError, match="3"):
+        engine.plan(audit)
+    assert counted.repair == {}
 
 
 def test_the_pem_is_not_compared_with_the_state_table_which_holds_it() -> None:
@@ -182,4 +204,7 @@ def test_the_pem_is_not_compared_with_the_state_table_which_holds_it() -> None:
         ("status",),
     )
     # A row that holds its PEM (the table's, a snapshot saved by an earlier version) is not read.
-    assert needs_details(diff_snapshots(table, destination)) == []
+    active = _listed(DST, "ACTIVE")
+    repair = build_plan(diff_snapshots(table, active), table, active, Guards(), now=NOW)
+    assert needs_details(repair) == []
+    assert repair.actions[0].fields == {"status": "INACTIVE", "pem": PEM, "ca": None}

@@ -22,6 +22,7 @@ from pipeline.kinds.certificate_refusal import (
 )
 from pipeline.model import EntityKind
 from reconcile.engine import table_snapshotter
+from reconcile.inventory import Inventory
 from reconcile.readiness.assess import assess
 from reconcile.readiness.devices import Probes
 from reconcile.report import render, to_json
@@ -169,7 +170,13 @@ def test_the_audit_reports_a_refused_certificate_and_plans_no_repair(
     assert refusal is not None
     # WHEN the nightly run audits (three-way, the state table read) and plans
     read_table = table_snapshotter(boto3_client, TABLE)  # the in-process table is DST's only
-    engine = replace(pipeline.reconciler(), table=lambda _region: read_table(DST))
+    reads: list[str] = []  # the regions the repair reads certificates in (DescribeCertificate)
+
+    def reader(region: str) -> Inventory:
+        reads.append(region)
+        return pipeline.inventory(region)
+
+    engine = replace(pipeline.reconciler(), table=lambda _region: read_table(DST), reader=reader)
     audit = engine.explain(engine.audit(SRC, DST))
     plan = engine.plan(audit)
     # THEN the certificate and its attachments are a class of their own, with AWS's reason, and
@@ -185,6 +192,7 @@ def test_the_audit_reports_a_refused_certificate_and_plans_no_repair(
         )
     assert audit.report.where_summary()["not_registrable"] == 3
     assert plan.actions == ()
+    assert reads == []  # and its PEM is not read for a repair that will not be made
     text = render(audit.report, "table")
     assert refusal.reason in text
     assert "fleet provisioning" in text
