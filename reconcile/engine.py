@@ -32,7 +32,6 @@ from pipeline.aws import ClientFactory
 from pipeline.clock import Clock, now_ms
 from pipeline.errors import PermanentError
 from pipeline.kinds import KINDS
-from pipeline.kinds.base import Reader
 from pipeline.kinds.shadow_selection import ALL, ShadowSelection
 from pipeline.model import EntityKind
 from pipeline.statetable import StateTable
@@ -91,8 +90,9 @@ def registry_snapshotter(
     return snapshot
 
 
-RegionReader = Callable[[str], Reader]
-"""A region's registry, read entity by entity (``Kind.details``): ``reader(region) -> Reader``."""
+RegionReader = Callable[[str], Inventory]
+"""A region's registry, read entity by entity (``Kind.details``, ``reconcile.details``):
+``reader(region) -> Inventory``, paced by its limiter."""
 
 
 def registry_reader(

@@ -23,7 +23,7 @@ from reconcile.guards import PlanRefusedError
 from reconcile.inventory import Inventory
 from reconcile.plan import Guards
 from reconcile.planner import build_plan
-from reconcile.ratelimit import RateLimiter
+from reconcile.ratelimit import RateLimiter, VirtualClock
 from reconcile.snapshot import Snapshot, take_snapshot
 from sandbox.certificates import self_signed_pem
 from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
@@ -208,3 +208,23 @@ def test_the_pem_is_not_compared_with_the_state_table_which_holds_it() -> None:
     repair = build_plan(diff_snapshots(table, active), table, active, Guards(), now=NOW)
     assert needs_details(repair) == []
     assert repair.actions[0].fields == {"status": "INACTIVE", "pem": PEM, "ca": None}
+
+
+def test_a_repair_reads_a_few_certificates_at_once(pipeline: LocalPipeline) -> None:
+    """One after another, a DescribeCertificate slower than 100 ms leaves its 10 TPS idle (a
+    first run into an empty DR reads every certificate): the reads overlap, 4 at once."""
+    # GIVEN 8 certificates missing in the destination, and 200 ms for every call to return
+    for i in range(8):
+        _register(pipeline.source, self_signed_pem(f"d{i}"), "ACTIVE")
+    clock = VirtualClock()
+    client = pipeline.source
+    client.meta.events.register("after-call.iot.DescribeCertificate", lambda **_: clock.sleep(0.2))
+    limiter = RateLimiter(quotas={}, clock=clock, sleep=clock.sleep)
+    engine = Reconciler(pipeline.snapshot, reader=lambda _region: Inventory(client, limiter))
+    # WHEN the repair is planned
+    plan = engine.plan(engine.audit(SRC, DST))
+    # THEN every certificate is read, and the reads overlapped (the virtual clock does not bound
+    # a pool: each starts when handed over, at most 8 ahead): 0.2 s, not 1.6 s one after another
+    assert all(a.fields["pem"] for a in plan.actions)
+    assert len(plan.actions) == 8
+    assert clock.elapsed == pytest.approx(0.2)
