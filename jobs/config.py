@@ -21,6 +21,7 @@ from reconcile.guards import Guards
 from reconcile.ignore import IgnorePatternError, IgnoreRules
 from reconcile.partition import parse_partitions
 from reconcile.readiness.devices import MAX_QUESTIONS
+from reconcile.sweep import MAX_SLICES
 
 DEFAULT_MAX_CHANGES = 1000
 # How the job's operator sets each guard (a refusal names it: ``reconcile.guards.Knobs``): the
@@ -81,6 +82,9 @@ class RunConfig:
     # LIST_IN_PARTS: per kind, the partition its listing runs in (``thing=type``;
     # reconcile.partition: each region is asked first whether it is sound there).
     partitions: Mapping[EntityKind, str] = field(default_factory=dict)
+    # SWEEP_SLICES: the per-device links are listed one slice of N a run, the day's
+    # (reconcile.sweep); 1: every link, every run.
+    sweep_slices: int = 1
 
     @property
     def emit_via(self) -> Via:
@@ -102,7 +106,9 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
     ``SHADOW_SECTIONS`` (``pipeline.kinds.shadow_selection``), ``RETAINED_TOPICS`` (topic globs
     separated by ``;``, default none: snapshots list the retained messages whose topic matches
     one), ``LIST_IN_PARTS`` (``KIND=PARTITION`` values separated by ``,``, e.g. ``thing=type``,
-    default none: ``reconcile.partition.parse_partitions``); ``AWS_REGION``
+    default none: ``reconcile.partition.parse_partitions``), ``SWEEP_SLICES`` (1 to
+    ``reconcile.sweep.MAX_SLICES``, default 1: each run lists the per-device links of one
+    slice of that many, the day's: ``reconcile.sweep``); ``AWS_REGION``
     picks the S3 client's region for an ``s3://`` report location.
     """
     problems: dict[str, str] = {}
@@ -164,6 +170,7 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
     )
     shadows = _shadows(env, problems)
     partitions = _partitions(env, problems)
+    sweep_slices = _sweep_slices(env, problems)
 
     if problems:
         raise ConfigError(problems)
@@ -184,6 +191,7 @@ def run_config_from_env(env: Mapping[str, str]) -> RunConfig:
         retained_topics=retained_topics,
         shadows=shadows,
         partitions=partitions,
+        sweep_slices=sweep_slices,
     )
 
 
@@ -205,6 +213,15 @@ def _partitions(env: Mapping[str, str], problems: dict[str, str]) -> dict[Entity
     except ValueError as error:
         problems["LIST_IN_PARTS"] = str(error)
         return {}
+
+
+def _sweep_slices(env: Mapping[str, str], problems: dict[str, str]) -> int:
+    """``SWEEP_SLICES``; what is wrong goes into ``problems``."""
+    raw = (env.get("SWEEP_SLICES") or "").strip() or "1"
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_SLICES:
+        problems["SWEEP_SLICES"] = f"{raw!r} is not a whole number from 1 to {MAX_SLICES}"
+        return 1
+    return int(raw)
 
 
 def _flag(env: Mapping[str, str], name: str, problems: dict[str, str]) -> bool:

@@ -59,6 +59,7 @@ from reconcile.readiness.assess import assess
 from reconcile.readiness.devices import Probes
 from reconcile.readiness.report import ReadinessReport
 from reconcile.snapshot import Snapshot
+from reconcile.sweep import Sweep
 
 logger = Logger(service=SERVICE)
 
@@ -134,6 +135,7 @@ def reconciler(
             include=include,
             shadows=config.shadows,
             partitions=config.partitions,
+            sweep=Sweep.today(config.sweep_slices, clock()),
         ),
         ignore=config.ignore,
         guards=config.guards,

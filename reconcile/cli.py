@@ -33,6 +33,7 @@ from reconcile.doctor import doctor_command
 from reconcile.enable_events import enable_events_command
 from reconcile.partition import PARTITIONS, parse_partitions
 from reconcile.redrive import redrive_command
+from reconcile.sweep import parse_sweep
 
 COMMANDS_ENTRY_POINTS = "iot_crr.commands"
 """Entry-point group of commands that live outside the product (the sandbox's ``sandbox`` and
@@ -109,6 +110,16 @@ class _Group(click.Group):
     + ". Each region is asked first; one that is not so, or cannot tell, is refused.",
 )
 @click.option(
+    "--sweep",
+    metavar="N|K/N",
+    expose_value=False,
+    callback=lambda ctx, _param, value: _sweep(ctx, value) if value else None,
+    help="Snapshots list the per-device links (a certificate's things, a thing's shadows) of "
+    "one slice of N only: today's (the UTC day number mod N, so N daily runs compare every "
+    "link, each making 1/N of their calls), or slice K (0..N-1). The streaming path still "
+    "replicates every change; the audit finds a link's drift within N runs.",
+)
+@click.option(
     "--shadow-include",
     envvar=INCLUDE_VARIABLE,
     default="",
@@ -177,6 +188,14 @@ def _list_in_parts(ctx: click.Context, values: tuple[str, ...]) -> None:
     except ValueError as error:  # one line, as every error (not click's usage block)
         raise CliError(f"--list-in-parts {error}") from error
     ctx.ensure_object(Factory).partitions = partitions
+
+
+def _sweep(ctx: click.Context, value: str) -> None:
+    factory = ctx.ensure_object(Factory)
+    try:
+        factory.sweep = parse_sweep(value, factory.clock())
+    except ValueError as error:  # one line, as every error
+        raise CliError(f"--sweep {error}") from error
 
 
 for _command in (*COMMANDS, doctor_command, enable_events_command, redrive_command):

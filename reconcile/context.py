@@ -38,6 +38,7 @@ from reconcile.guards import Guards
 from reconcile.ignore import IgnoreRules
 from reconcile.progress import TerminalProgress, progress_wanted
 from reconcile.snapshot import ListingProgress, Snapshot
+from reconcile.sweep import WHOLE, Sweep
 
 
 class CliError(click.ClickException):
@@ -70,6 +71,8 @@ class Factory:
     shadows: ShadowSelection = ALL
     # Per kind, the partition its listing runs in (``iot-crr --list-in-parts thing=type``).
     partitions: Mapping[EntityKind, str] = field(default_factory=dict)
+    # The slice of the per-device links snapshots list (``iot-crr --sweep 7``).
+    sweep: Sweep = WHOLE
 
     def aws_client(self, service: str, region: str) -> Any:
         """The client for ``service`` in ``region`` (``pipeline.aws.client`` reuses clients)."""
@@ -100,6 +103,7 @@ class Factory:
                 include=self.include,
                 shadows=self.shadows,
                 partitions=self.partitions,
+                sweep=self.sweep,
             )
         )
 

@@ -12,7 +12,8 @@ on the key values, falling back to a join on the values themselves should hashes
 and only rows that differ are read back into Python and explained field by field (attribute by
 attribute; JSON decoded in bulk). No Python-level work is done per unchanged row, nor a hash per
 cell: cost is linear in fleet size. The snapshots' fingerprints, which the report carries, are
-digested on a second thread meanwhile. Names are bucketed by a stable hash (``bucket_of``) so
+digested on a second thread meanwhile. Names are bucketed by a stable hash
+(``reconcile.hashing.bucket_of``) so
 one bucket range can be diffed on its own and shards merged back
 (``reconcile.drift.merge_reports``) into exactly the report an unsharded diff gives.
 
@@ -26,7 +27,6 @@ again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +41,7 @@ from pipeline.kinds.links import membership_name, membership_names
 from pipeline.model import EntityKind
 from pipeline.policyrewrite import ArnMapping
 from reconcile.drift import Drift, DriftReport, RepairRows, changed_severity
+from reconcile.hashing import in_buckets
 from reconcile.ignore import IgnoreRules
 from reconcile.pairs import Side, cells_at, differing, join, side_of
 from reconcile.snapshot import (
@@ -48,17 +49,10 @@ from reconcile.snapshot import (
     Snapshot,
     plain_value,
 )
+from reconcile.sweep import common
 
 # Columns whose JSON maps are explained key by key ("attributes.colour").
 _PER_KEY_COLUMNS = frozenset({"attributes"})
-
-
-def bucket_of(name: str, buckets: int) -> int:
-    """The shard of ``name`` among ``buckets``: stable across processes, runs and machines."""
-    if buckets < 1:
-        raise ValueError(f"buckets must be >= 1, got {buckets}")
-    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % buckets
 
 
 def _wanted_buckets(buckets: int, bucket_range: range | None) -> np.ndarray | None:
@@ -66,16 +60,6 @@ def _wanted_buckets(buckets: int, bucket_range: range | None) -> np.ndarray | No
     if bucket_range is None or set(bucket_range) >= set(range(buckets)):
         return None
     return np.fromiter(bucket_range, dtype=np.uint64)
-
-
-def _in_buckets(names: pd.Series, buckets: int, wanted: np.ndarray) -> np.ndarray:
-    """Which of ``names`` fall in the ``wanted`` buckets: ``bucket_of`` over a whole column."""
-    # The per-name digest is the only Python-level step; the modulo and the test are numpy's.
-    digests = b"".join(
-        hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest() for name in names.tolist()
-    )
-    bucket = np.frombuffer(digests, dtype=">u8").astype(np.uint64) % np.uint64(buckets)
-    return np.isin(bucket, wanted)
 
 
 def _decoded(column: str, values: list[Any]) -> list[Any]:
@@ -221,7 +205,7 @@ def _static_links(
         keep = ~links["group"].isin(list(dynamic)).to_numpy(dtype=bool)
     if wanted is not None:  # a link's bucket is its name's ("thing#group")
         names = membership_names(links["thing"], links["group"])
-        in_shard = _in_buckets(names, buckets, wanted)
+        in_shard = in_buckets(names, buckets, wanted)
         keep = in_shard if keep is None else keep & in_shard
     rows = None if keep is None else np.flatnonzero(keep)
     spec = ENTITIES[EntityKind.MEMBERSHIP]
@@ -346,6 +330,8 @@ def diff_snapshots(
     With ``bucket_range`` only names whose ``bucket_of(name, buckets)`` falls in the range are
     diffed (and counted); ``merge_reports`` of shards covering every bucket equals the
     unsharded report. ``ignore`` drops matching drifts (or fields of them) from the report.
+    Per-device links are compared on the slice both snapshots hold (``reconcile.sweep.common``;
+    the report says which).
     """
     if buckets < 1:
         raise ValueError(f"buckets must be >= 1, got {buckets}")
@@ -355,12 +341,15 @@ def diff_snapshots(
         raise ValueError(f"bucket_range {bucket_range} outside 0..{buckets - 1}")
 
     wanted = _wanted_buckets(buckets, bucket_range)
+    # Compared on the slice of the per-device links both hold (``reconcile.sweep``).
+    sweep = common(source.sweep, destination.sweep)
+    source, destination = source.swept(sweep), destination.swept(sweep)
 
     def shard(snapshot: Snapshot, table: str) -> np.ndarray | None:
         """Positions of the rows in the shard (``None``: every row)."""
         if wanted is None:
             return None
-        return np.flatnonzero(_in_buckets(getattr(snapshot, table)["name"], buckets, wanted))
+        return np.flatnonzero(in_buckets(getattr(snapshot, table)["name"], buckets, wanted))
 
     # Both fingerprints (sha256 over every table's bytes, which releases the GIL) are taken on a
     # second thread while this one diffs: the report carries them, and a fresh snapshot has none.
@@ -386,4 +375,5 @@ def diff_snapshots(
         generated_at_ms=clock(),
         drifts=tuple(drifts),
         counts=counts,
+        sweep=sweep,
     )

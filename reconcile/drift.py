@@ -16,6 +16,7 @@ from pipeline.errors import PermanentError
 from pipeline.kinds import ENTITIES, ENTITY_ORDER
 from pipeline.kinds.base import Severity
 from pipeline.model import EntityKind
+from reconcile.sweep import WHOLE, Sweep
 
 DriftKind = Literal["missing", "extra", "changed"]
 # Where a drift was lost, from the three-way audit (reconcile.explain): the source registry and
@@ -109,6 +110,8 @@ class DriftReport:
     counts: dict[str, int]  # entities compared per kind (source side)
     # True once the three-way audit (reconcile.explain) set every drift's ``where``.
     explained: bool = False
+    # The slice of the per-device links compared (``reconcile.sweep``; WHOLE: every link).
+    sweep: Sweep = WHOLE
 
     def where_summary(self) -> dict[str, int]:
         """``loss point -> drifts`` (every loss point present, zeros too; explained reports)."""
@@ -183,4 +186,5 @@ def merge_reports(reports: Iterable[DriftReport]) -> DriftReport:
         drifts=tuple(drifts),
         counts=counts,
         explained=all(r.explained for r in shards),
+        sweep=first.sweep,  # the same in every shard: the fingerprints hold it
     )

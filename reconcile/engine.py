@@ -49,6 +49,7 @@ from reconcile.plan import Plan, check_fresh, check_same_actions
 from reconcile.planner import build_plan
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import ListingProgress, Snapshot, empty_frame, take_snapshot
+from reconcile.sweep import WHOLE, Sweep
 
 Snapshotter = Callable[[str], Snapshot]
 """Reads one region's whole registry (or, as the engine's ``table``, the state table as read in
@@ -65,13 +66,15 @@ def registry_snapshotter(
     include: Mapping[EntityKind, tuple[str, ...]] | None = None,
     shadows: ShadowSelection = ALL,
     partitions: Mapping[EntityKind, str] | None = None,
+    sweep: Sweep = WHOLE,
 ) -> Snapshotter:
     """Snapshots a region through its IoT client, paced by a fresh ``limiter()`` per snapshot;
     ``progress`` (thread-safe, ``reconcile.progress``) hears every region's listings;
     ``opt_in``: the opt-in kinds to list too (``Listing.opt_in``: shadows, retained messages);
     ``include``: per kind, the name globs its entities must match (``Inventory``); ``shadows``:
     the things whose shadows are listed (``ShadowSelection.lists_under``); ``partitions``: per
-    kind, the partition its listing runs in (``reconcile.partition``: the operator's word)."""
+    kind, the partition its listing runs in (``reconcile.partition``: the operator's word);
+    ``sweep``: the slice of the per-device links listed (``reconcile.sweep``)."""
     kinds = frozenset(opt_in)
     under = {EntityKind.SHADOW: shadows.lists_under}
 
@@ -84,6 +87,7 @@ def registry_snapshotter(
             under=under,
             partitions=partitions,
             factory=client,
+            sweep=sweep,
         )
         return take_snapshot(inventory, region, progress=progress, clock=clock)
 

@@ -4,11 +4,14 @@
 fast, not stable across versions: only ever joined on within one process, every pair checked);
 ``digest_strings`` feeds a string column's canonical bytes to the fingerprint's sha256;
 ``column_hash`` is pandas' own per-cell hash (other dtypes); ``combine_hashes`` combines column
-hashes into row hashes as pandas combines a DataFrame's.
+hashes into row hashes as pandas combines a DataFrame's. ``bucket_of`` (``in_buckets`` over a
+column) is the one *stable* hash: a name's bucket among n, the same in every process and run
+(a shard's names, ``reconcile.diff``; a sweep's slice, ``reconcile.sweep``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -123,3 +126,22 @@ def combine_hashes(columns: list[np.ndarray], length: int = 0) -> np.ndarray:
         mult += np.uint64(82520 + inverse_i + inverse_i)
     out += np.uint64(97531)
     return out
+
+
+def bucket_of(name: str, buckets: int) -> int:
+    """The shard of ``name`` among ``buckets``: stable across processes, runs and machines."""
+    if buckets < 1:
+        raise ValueError(f"buckets must be >= 1, got {buckets}")
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % buckets
+
+
+def in_buckets(names: pd.Series | list[str], buckets: int, wanted: np.ndarray) -> np.ndarray:
+    """Which of ``names`` fall in the ``wanted`` buckets: ``bucket_of`` over a whole column."""
+    values = names.tolist() if isinstance(names, pd.Series) else names
+    # The per-name digest is the only Python-level step; the modulo and the test are numpy's.
+    digests = b"".join(
+        hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest() for name in values
+    )
+    bucket = np.frombuffer(digests, dtype=">u8").astype(np.uint64) % np.uint64(buckets)
+    return np.isin(bucket, wanted)

@@ -35,6 +35,7 @@ from pipeline.kinds.base import Join, Kind
 from pipeline.model import EntityKind
 from reconcile.partition import chosen_partitions, listed_records
 from reconcile.ratelimit import RateLimiter
+from reconcile.sweep import WHOLE, Sweep
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
@@ -71,6 +72,7 @@ class Inventory:
     ``partitions``: per kind, the ``Partition`` to list it in (``reconcile.partition``).
     ``factory``: the factory ``client`` came from, if one was injected: the shadow and
     retained-message listings' iot-data client is made by it too (``pipeline.aws.data_client``).
+    ``sweep``: the slice of the per-device links listed (``reconcile.sweep``).
     """
 
     def __init__(
@@ -84,8 +86,10 @@ class Inventory:
         under: Mapping[EntityKind, Callable[[Mapping[str, Any]], bool]] | None = None,
         partitions: Mapping[EntityKind, str] | None = None,
         factory: ClientFactory | None = None,
+        sweep: Sweep = WHOLE,
     ) -> None:
         self.opt_in = frozenset(opt_in)
+        self.sweep = sweep
         self.include = {kind: tuple(globs) for kind, globs in (include or {}).items()}
         self.under = dict(under or {})  # per link kind, the parents it is listed under
         self._partitions = chosen_partitions(partitions or {})
@@ -154,11 +158,16 @@ class Inventory:
 
         yield from listed_records(self, model, self._partitions.get(kind), self._limiter, keep=keep)
 
+    def lists_under(self, kind: Kind, parent: Mapping[str, Any]) -> bool:
+        """Whether ``kind``'s links are listed under ``parent`` (a record): as ``under`` (else
+        the kind) says, and in the sweep's slice."""
+        listed = self.under.get(kind.kind, kind.lists_under)(parent)
+        return listed and self.sweep.lists_under(kind, parent)
+
     def links(self, kind: Kind, parent: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        """A link kind's records under one parent record (none if gone, or not ``under``)."""
+        """A link kind's records under one parent record (none if gone)."""
         try:
-            if self.under.get(kind.kind, kind.lists_under)(parent):
-                yield from kind.links(self, parent)
+            yield from kind.links(self, parent)
         except NotFoundError:
             return
 
@@ -372,7 +381,7 @@ def read_region(
         for record in tracker.counted(kind.kind.value, inventory.entities(kind.kind)):
             records[kind.kind].append(record)
             for child in children:
-                if not child.lists_under(record):
+                if not inventory.lists_under(child, record):
                     continue
                 if child.listing.workers:
                     with tracker.lock:

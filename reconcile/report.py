@@ -16,6 +16,7 @@ JSON contract, ``schema_version`` "2"::
      "where_summary": {"lost_before_table", "lost_after_table", "table_only": count},
      "fixes": {loss point: what to check or do},
      "held": count,
+     "sweep": {"slice", "slices"},
      "drifts": [{"entity", "name", "kind", "severity", "details": {field: {"source", "target"}},
                  "where": loss point or null, "held": reason or null,
                  "thing", "group" (memberships only),
@@ -30,8 +31,9 @@ state table was read; if so each drift's ``where`` says which hop lost it and
 change never reached the state table; ``held`` at the top counts them (an optional addition to
 version "2": readers that ignore it see a drift as before), as are the loss point
 ``type_deletion_pending`` and its drifts' ``finishes_at``, and the loss point
-``not_registrable`` and its drifts' ``refused``. ``load_json`` reads versions "1"
-and "2".
+``not_registrable`` and its drifts' ``refused``, and ``sweep``: the slice of the per-device
+links compared (``reconcile.sweep``; absent or 1 slice: every link; ``counts`` of a swept kind
+count the slice). ``load_json`` reads versions "1" and "2".
 
 A shard report (``jobs.shard``, read back by the merge, which plans from it) also gives each
 drift the merge repairs the ``rows`` it was found in (``reconcile.drift.RepairRows``:
@@ -100,6 +102,7 @@ def to_json(report: DriftReport, *, rows: bool = False) -> dict[str, Any]:
         "where_summary": report.where_summary() if report.explained else {},
         "fixes": dict(FIXES) if report.explained else {},
         "held": len(report.held),
+        "sweep": {"slice": report.sweep.slice, "slices": report.sweep.slices},
         "drifts": [_drift_json(drift) for drift in drifts],
     }
 
@@ -138,6 +141,7 @@ def load_json(document: Mapping[str, Any]) -> DriftReport:
                 "drifts": document.get("drifts"),
                 "counts": document.get("counts", {}),
                 "explained": document.get("explained", False),
+                "sweep": document.get("sweep", {}),
             }
         )
     except ValidationError as error:

@@ -25,6 +25,7 @@ from reconcile.rootcause import Cause, by_root_cause
 
 TABLE_LIMIT = 50  # drifts shown on the console unless told otherwise
 _VALUE_WIDTH = 60
+_CONTEXT = 12  # characters kept before the first difference of two long values
 
 
 def iso(ms: int) -> str:
@@ -49,11 +50,8 @@ def _escape(char: str) -> str:
     code = ord(char)
     if code <= 0xFFFF:
         return f"\\u{code:04x}"
-    code -= 0x10000
-    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
-
-
-_CONTEXT = 12  # characters kept before the first difference of two long values
+    high, low = divmod(code - 0x10000, 0x400)  # a UTF-16 surrogate pair
+    return f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}"
 
 
 UNSET = "unset"  # a field with no value, as people read it
@@ -250,6 +248,7 @@ def _headline(report: DriftReport) -> str:
         state = f"{len(report.drifts)} drift(s)"
         if causes < len(report.drifts):
             state += f" from {causes} root cause(s)"
+    state += "" if report.sweep.whole else f"; {report.sweep}"  # what swept kinds' counts cover
     return f"{report.source_region} → {report.target_region}: {state}"
 
 

@@ -41,6 +41,7 @@ from reconcile.inventory import (
     ListingStatus,
     read_region,
 )
+from reconcile.sweep import SWEPT, WHOLE, Sweep, common
 
 __all__ = [
     "FAMILIES",
@@ -136,6 +137,8 @@ class Snapshot:
     pending_deletions: tuple[PendingTypeDeletion, ...] = ()
     # The state table's only: certificates a region's registry refused to register.
     refused_certificates: tuple[UnregistrableCertificate, ...] = ()
+    # The slice of the per-device links its tables hold (``reconcile.sweep``; WHOLE: all).
+    sweep: Sweep = WHOLE
 
     def __init__(
         self,
@@ -146,6 +149,7 @@ class Snapshot:
         origin: Literal["registry", "state_table"] = "registry",
         pending_deletions: Iterable[PendingTypeDeletion] = (),
         refused_certificates: Iterable[UnregistrableCertificate] = (),
+        sweep: Sweep = WHOLE,
         **tables: pd.DataFrame,
     ) -> None:
         given = {**(frames or {}), **tables}
@@ -160,6 +164,7 @@ class Snapshot:
             origin=origin,
             pending_deletions=tuple(pending_deletions),
             refused_certificates=tuple(refused_certificates),
+            sweep=sweep,
         )
 
     def _set(
@@ -171,6 +176,7 @@ class Snapshot:
         origin: Literal["registry", "state_table"],
         pending_deletions: tuple[PendingTypeDeletion, ...],
         refused_certificates: tuple[UnregistrableCertificate, ...],
+        sweep: Sweep,
     ) -> None:
         """Fill in a snapshot from frames already conformed; a table not given is empty."""
         object.__setattr__(self, "region", region)
@@ -178,6 +184,7 @@ class Snapshot:
         object.__setattr__(self, "origin", origin)
         object.__setattr__(self, "pending_deletions", pending_deletions)
         object.__setattr__(self, "refused_certificates", refused_certificates)
+        object.__setattr__(self, "sweep", sweep)
         frames = {t: conformed[t] if t in conformed else empty_frame(t) for t in SCHEMAS}
         object.__setattr__(self, "frames", frames)
 
@@ -191,6 +198,7 @@ class Snapshot:
         origin: Literal["registry", "state_table"] = "registry",
         pending_deletions: tuple[PendingTypeDeletion, ...] = (),
         refused_certificates: tuple[UnregistrableCertificate, ...] = (),
+        sweep: Sweep = WHOLE,
     ) -> Snapshot:
         """A snapshot of frames ``conform`` made (``_frame``'s, another snapshot's, which are
         never mutated): not conformed again, which took half of a small snapshot's time."""
@@ -202,6 +210,7 @@ class Snapshot:
             origin=origin,
             pending_deletions=pending_deletions,
             refused_certificates=refused_certificates,
+            sweep=sweep,
         )
         return snapshot
 
@@ -233,14 +242,32 @@ class Snapshot:
         """This snapshot with ``table`` replaced by ``frame`` (conformed)."""
         if table not in SCHEMAS:
             raise TypeError(f"unknown snapshot table {table!r}")
+        return self._with_frames({**self.frames, table: conform(table, frame)}, self.sweep)
+
+    def _with_frames(self, conformed: Mapping[str, pd.DataFrame], sweep: Sweep) -> Snapshot:
         return Snapshot._of_conformed(
             self.region,
             self.taken_at_ms,
-            {**self.frames, table: conform(table, frame)},
+            conformed,
             origin=self.origin,
             pending_deletions=self.pending_deletions,
             refused_certificates=self.refused_certificates,
+            sweep=sweep,
         )
+
+    def swept(self, sweep: Sweep) -> Snapshot:
+        """This snapshot narrowed to ``sweep``'s slice of the per-device links (a whole one, or
+        one of that slice already: itself); one listing another slice cannot be
+        (``reconcile.sweep.SweepMismatchError``)."""
+        if common(self.sweep, sweep) == self.sweep:
+            return self
+        frames = dict(self.frames)
+        for kind in SWEPT:
+            frame = frames[kind.spec.frame]
+            if len(frame):  # a mask keeps a conformed frame's order and dtypes
+                keep = sweep.keeps(kind, frame["name"])
+                frames[kind.spec.frame] = frame.loc[keep].reset_index(drop=True)
+        return self._with_frames(frames, sweep)
 
     def narrowed(
         self, kind: EntityKind, keep: Callable[[str, Mapping[str, Any]], dict[str, Any] | None]
@@ -302,6 +329,8 @@ class Snapshot:
         if cached is not None:
             return cached
         digest = hashlib.sha256(f"snapshot-v{SNAPSHOT_FORMAT}".encode())
+        if not self.sweep.whole:  # another slice is other content (a whole one's is unchanged)
+            digest.update(f"\x1esweep\x1f{self.sweep.slice}/{self.sweep.slices}".encode())
         for table, frame in self.tables().items():
             digest.update(f"\x1e{table}\x1f{len(frame)}\x1f{','.join(frame.columns)}".encode())
             if not len(frame):
@@ -330,6 +359,7 @@ class Snapshot:
             "taken_at_ms": self.taken_at_ms,
             "fingerprint": self.fingerprint(),
             "counts": self.counts(),
+            "sweep": {"slice": self.sweep.slice, "slices": self.sweep.slices},
         }
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
@@ -340,8 +370,11 @@ class Snapshot:
         try:
             manifest = json.loads((directory / MANIFEST).read_text())
             frames = {table: pd.read_parquet(directory / f"{table}.parquet") for table in SCHEMAS}
-            snapshot = cls(str(manifest["region"]), int(manifest["taken_at_ms"]), frames)
-        except (OSError, ValueError, KeyError) as error:
+            sweep = Sweep(**manifest.get("sweep", {}))  # absent: saved before sweeps, whole
+            snapshot = cls(
+                str(manifest["region"]), int(manifest["taken_at_ms"]), frames, sweep=sweep
+            )
+        except (OSError, ValueError, KeyError, TypeError) as error:
             raise SnapshotFileError(directory, f"cannot load: {error}") from error
         if snapshot.fingerprint() != manifest.get("fingerprint"):
             raise SnapshotFileError(directory, "content does not match the recorded fingerprint")
@@ -372,11 +405,12 @@ def take_snapshot(
 ) -> Snapshot:
     """Read one region's whole registry through ``inventory`` (``reconcile.inventory.
     read_region``: the listing families at once, progress reported, links to entities the
-    listing did not return dropped)."""
+    listing did not return dropped); its per-device links, of the inventory's sweep."""
     taken_at_ms = clock()
     records = read_region(inventory, region, progress=progress, expected=expected)
     tables = {KINDS[kind].spec.frame: rows for kind, rows in records.items()}
-    return Snapshot.from_records(region, taken_at_ms, **tables)
+    snapshot = Snapshot.from_records(region, taken_at_ms, **tables)
+    return snapshot._with_frames(snapshot.frames, inventory.sweep)  # what it listed
 
 
 def plain_value(value: Any) -> Any:

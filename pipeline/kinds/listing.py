@@ -48,9 +48,9 @@ class Listing:
     carries the whole state); ``details`` those ``Kind.details`` makes for one entity whose
     repair needs the fields the listing leaves out (``EntitySpec.detailed``; a repair's reads,
     not the snapshot's: ``reconcile.details``). A link: ``parent`` is the kind whose listed
-    records yield it, and ``op`` the listing ``Kind.links`` makes once per parent record: right after the parent's
-    record, in its listing's thread, or on ``workers`` threads of their own. ``dangling``: a
-    kind whose deletions that listing may lag behind (moto lists a deleted thing in its groups):
+    records yield it, and ``op`` the listing ``Kind.links`` makes once per parent record: right
+    after the parent's record, in its listing's thread, or on ``workers`` threads of their own.
+    ``dangling``: a kind whose deletions that listing may lag behind (moto lists a deleted thing in its groups):
     links naming one the snapshot does not hold are dropped (the record names it in the field
     called after that kind's value, ``"thing"``). ``opt_in``: listed only when the snapshot is
     asked to (``reconcile.inventory.Inventory``'s ``opt_in``), because its per-entity calls
@@ -58,6 +58,8 @@ class Listing:
     every snapshot, the state table's included, so it shows no drift and is not audited.
     ``partitions``: how the operator may split the listing (``Partition``); ``describe_workers``:
     threads describing listed items at once, records in listing order (0: in the listing's).
+    ``swept``: a link listed by one call per device (certificate or thing), which a run may
+    make for one slice of the parents only (``reconcile.sweep``).
     """
 
     op: str
@@ -70,6 +72,7 @@ class Listing:
     opt_in: bool = False
     partitions: tuple[Partition, ...] = ()
     describe_workers: int = 0
+    swept: bool = False
 
     @property
     def operations(self) -> tuple[str, ...]:

@@ -334,6 +334,7 @@ class Shadow(Kind):
         parent=EntityKind.THING,
         workers=4,
         opt_in=True,
+        swept=True,  # a run may list one slice of the things (``reconcile.sweep``)
     )
     # [assumption] AWS General Reference, "AWS IoT Core endpoints and quotas", Device Shadow
     # service: its per-account TPS for these calls were not read (no stored copy of the table);

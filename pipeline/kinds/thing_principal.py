@@ -108,12 +108,14 @@ class ThingPrincipal(Kind):
     # round trips: bench B5); the snapshot's bound for a large fleet. Listing from the thing side
     # (ListThingPrincipalsV2) is one call per thing, as many for one certificate per thing; both
     # page at up to 250 (RegistryMaxResults), which a thing's few certificates never fill, and
-    # no bulk call returns them (ListThings' ThingAttribute has no principals): README, limits.
+    # no bulk call returns them (ListThings' ThingAttribute has no principals): README, limits;
+    # a run may list one slice of the certificates (``reconcile.sweep``).
     listing = Listing(
         "ListPrincipalThingsV2",
         parent=EntityKind.CERTIFICATE,
         workers=4,
         dangling=EntityKind.THING,
+        swept=True,
     )
     # 10 TPS: Service Quotas' "ListPrincipalThings API TPS" (L-C481616A, adjustable) as a public
     # dump of its defaults lists it, and the archived "AWS IoT Throttling Limits" table;

@@ -57,6 +57,8 @@ EXPECTED_ENV = {
         "LIST_SHADOWS",
         # jobs.config: the listings run in parts (reconcile.partition).
         "LIST_IN_PARTS",
+        # jobs.config: the per-device links listed one slice a run (reconcile.sweep).
+        "SWEEP_SLICES",
         "SHADOW_INCLUDE",
         "SHADOW_EXCLUDE",
         "SHADOW_SECTIONS",

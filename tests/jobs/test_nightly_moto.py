@@ -187,3 +187,21 @@ def test_a_run_only_reads_the_destination(clients: ClientFactory, tmp_path: Path
     destination = {call for region, call in calls if region == DST}
     assert destination, "the destination was read"
     assert all(call.startswith(("iot:List", "iot:Describe")) for call in destination), destination
+
+
+def test_a_run_with_sweep_slices_lists_the_days_slice_and_says_so(
+    clients: ClientFactory, tmp_path: Path
+) -> None:
+    # GIVEN SWEEP_SLICES=3 and two runs on consecutive days
+    swept = config(str(tmp_path), sweep_slices=3)
+    days = [run_nightly(swept, clients, stepping_clock(T0 + day * 86_400_000)) for day in (0, 1)]
+
+    # THEN each report compared the per-device links of its day's slice, the next day the next
+    slices = []
+    for result in days:
+        report = load_json(
+            json.loads((tmp_path / result.record.prefix / "report.json").read_text())
+        )
+        slices.append(report.sweep)
+    assert [s.slices for s in slices] == [3, 3]
+    assert slices[1].slice == (slices[0].slice + 1) % 3

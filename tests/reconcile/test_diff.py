@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.model import EntityKind
-from reconcile.diff import bucket_of, diff_snapshots
+from reconcile.diff import diff_snapshots
 from reconcile.drift import DriftReport, ReportMergeError, merge_reports
+from reconcile.hashing import bucket_of
 from reconcile.snapshot import Snapshot
 
 SRC, DST = "us-east-1", "eu-west-1"
