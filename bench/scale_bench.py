@@ -85,13 +85,18 @@ class Lane:
     chains: int
 
 
-def snapshot_families(things: int, named_shadows: int = 2) -> dict[str, list[Lane]]:
+def snapshot_families(
+    things: int, named_shadows: int = 2, slices: int = 1
+) -> dict[str, list[Lane]]:
     """Per listing family of one region's snapshot, its lanes: calls per operation made one
     after another on ``chains`` threads (the listing's own thread: 1; a kind's
-    ``describe_workers`` or link ``workers``: theirs)."""
+    ``describe_workers`` or link ``workers``: theirs). ``slices``: a sweep's (``reconcile.
+    sweep``): the per-device link listings are made for one slice of the parents."""
 
     def pages(count: int) -> int:
         return max(1, math.ceil(count / PAGE))
+
+    swept = math.ceil(things / slices)  # certificates (one per thing) or things in the slice
 
     groups, billing, policies = max(1, things // 1000), 10, 10
     return {
@@ -106,7 +111,7 @@ def snapshot_families(things: int, named_shadows: int = 2) -> dict[str, list[Lan
         "membership": [Lane({"ListThingsInThingGroup": groups * pages(1000)}, 4)],
         "certificate + thing_principal": [
             Lane({"ListCertificates": pages(things)}, 1),
-            Lane({"ListPrincipalThingsV2": things}, 4),
+            Lane({"ListPrincipalThingsV2": swept}, 4),
         ],
         "policy + policy_target": [
             Lane(
@@ -121,8 +126,8 @@ def snapshot_families(things: int, named_shadows: int = 2) -> dict[str, list[Lan
         "shadow (opt-in)": [
             Lane(
                 {
-                    "ListNamedShadowsForThing": things,
-                    "GetThingShadow": things * (1 + named_shadows),
+                    "ListNamedShadowsForThing": swept,
+                    "GetThingShadow": swept * (1 + named_shadows),
                 },
                 4,
             )
@@ -137,8 +142,10 @@ def family_seconds(lanes: list[Lane], quotas: dict[str, float], latency_ms: int)
     return max(quota_bound, round_trips)
 
 
-def nightly(things: int, latency_ms: int, quotas: dict[str, float]) -> dict[str, Any]:
-    families = snapshot_families(things)
+def nightly(
+    things: int, latency_ms: int, quotas: dict[str, float], slices: int = 1
+) -> dict[str, Any]:
+    families = snapshot_families(things, slices=slices)
     seconds = {name: family_seconds(f, quotas, latency_ms) for name, f in families.items()}
     registry = max(s for n, s in seconds.items() if not n.startswith(("certificate", "shadow")))
     with_certificates = max(s for n, s in seconds.items() if not n.startswith("shadow"))
@@ -146,6 +153,7 @@ def nightly(things: int, latency_ms: int, quotas: dict[str, float]) -> dict[str,
     return {
         "things": things,
         "latency_ms": latency_ms,
+        "slices": slices,
         "calls": sum(sum(lane.calls.values()) for f in families.values() for lane in f),
         "calls_by_operation": {
             op: n for f in families.values() for lane in f for op, n in lane.calls.items()
@@ -182,6 +190,39 @@ def thresholds(quotas: dict[str, float]) -> dict[str, Any]:
                 else:
                     high = mid - 1
             out[f"{content}@{latency_ms}ms"] = low
+    return out
+
+
+def sweeps(quotas: dict[str, float]) -> list[dict[str, Any]]:
+    """Per fleet size and latency: the fewest sweep slices (``SWEEP_SLICES``) with which a run's
+    snapshot, certificates and shadows included, fits Lambda's share, and the run lock's 12 h
+    (Fargate); ``None`` where no sweep does (what is not swept is too slow by itself)."""
+    from reconcile.sweep import MAX_SLICES
+
+    out = []
+    for things in (1_000_000, 10_000_000):
+        for latency_ms in (0, 200):
+            fewest: dict[str, int | None] = {}
+            for runner_name, budget in (
+                ("lambda", LAMBDA_SHARE * LAMBDA_TIMEOUT_SECONDS),
+                ("fargate", RUN_LOCK_SECONDS),
+            ):
+                key = "with_certificates_and_shadows_seconds"
+                fits = [
+                    n
+                    for n in range(1, MAX_SLICES + 1)
+                    if nightly(things, latency_ms, quotas, n)[key] <= budget
+                ]
+                fewest[runner_name] = fits[0] if fits else None
+            week = nightly(things, latency_ms, quotas, 7)
+            out.append(
+                {
+                    "things": things,
+                    "latency_ms": latency_ms,
+                    "fewest_slices": fewest,
+                    "seconds_with_7_slices": week["with_certificates_and_shadows_seconds"],
+                }
+            )
     return out
 
 
@@ -267,6 +308,7 @@ def run(quick: bool = False, out_dir: Path = RESULTS) -> dict[str, Any]:
         "quota_sources": {op: source for op, (_, source) in QUOTAS.items()},
         "nightly": projections,
         "lambda_thresholds_things": thresholds(quotas),
+        "sweeps": sweeps(quotas),
         "streaming": streaming(replicator),
         "targets": {
             "nightly_1m_with_new_kinds_fits_lambda": {
@@ -292,6 +334,11 @@ def summary(result: dict[str, Any]) -> str:
             f"({p['runner']['with_certificates_and_shadows']})"
         )
     lines.append(f"  Lambda thresholds (things): {result['lambda_thresholds_things']}")
+    for sweep in result["sweeps"]:
+        lines.append(
+            f"  sweep {sweep['things']:>10,} things @ {sweep['latency_ms']:>3} ms: fewest slices "
+            f"{sweep['fewest_slices']}, 7 slices {sweep['seconds_with_7_slices'] / 3600:.1f} h"
+        )
     for kind, rate in result["streaming"]["rates"].items():
         lines.append(
             f"  stream {kind}: {rate['events_per_second_at_quotas']}/s at quotas "
