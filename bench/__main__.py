@@ -235,6 +235,9 @@ def _scale_rows(scale: dict[str, Any]) -> list[str]:
         f"{limits['with_certificates@0ms']:,} ({limits['with_certificates@200ms']:,} at 200 ms), "
         f"and shadows {limits['with_certificates_and_shadows@200ms']:,} at 200 ms; "
         f"above: JobRunner=fargate (12 h), above that quota increases | - |",
+        f"| B5 nightly cost with a sweep (model) | fewest SWEEP_SLICES (reconcile.sweep) with "
+        f"which one region's snapshot, certificates and shadows included, fits Lambda (80% of "
+        f"15 min) / the 12 h Fargate run | (informative) | {_sweeps(scale['sweeps'])} | - |",
         f"| B5 streaming (model) | sustained registry changes/s at default write quotas | "
         f"(informative) | {rates}; per stream shard at {stream['shard_round_trip_ms']} ms a call "
         f"[assumed]: {per_shard} | - |",
@@ -246,6 +249,18 @@ def _scale_rows(scale: dict[str, Any]) -> list[str]:
         f"{sandbox['create_events_per_second']}/s, update {sandbox['update_events_per_second']}/s "
         f"(100 updates in {sandbox['update_seconds_for_100']} s) | - |",
     ]
+
+
+def _sweeps(sweeps: list[dict[str, Any]]) -> str:
+    def fewest(n: int | None) -> str:
+        return "none fits" if n is None else f"{n}"
+
+    return "; ".join(
+        f"{s['things']:,} @ {s['latency_ms']} ms: {fewest(s['fewest_slices']['lambda'])} / "
+        f"{fewest(s['fewest_slices']['fargate'])} (7 slices: "
+        f"{s['seconds_with_7_slices'] / 3600:.1f} h a run)"
+        for s in sweeps
+    )
 
 
 def _e2e(sandbox: dict[str, Any]) -> str:
