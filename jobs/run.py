@@ -270,7 +270,7 @@ def execute_run(
             )
     except Exception as error:
         # Record the failure (so the next firing retries and operators see it), then re-raise.
-        record = _finish(record, durations, clock, "failed", f"{type(error).__name__}: {error}")
+        record = _finish(record, durations, clock, "failed", _error_text(error))
         write_run_record(store, record)
         publish_metrics(record, metrics)
         logger.error("nightly run failed", extra={"run_id": run_id, "error": record.error})
@@ -340,6 +340,12 @@ class timed:
     def __exit__(self, *exc: object) -> None:
         elapsed = self._clock() - self._start
         self._durations[self._stage] = self._durations.get(self._stage, 0) + elapsed
+
+
+def _error_text(error: BaseException) -> str:
+    """The error as the run record keeps it, with its notes (the region a snapshot read)."""
+    notes = "; ".join(getattr(error, "__notes__", ()))
+    return f"{type(error).__name__}: {error}" + (f" ({notes})" if notes else "")
 
 
 def _finish(

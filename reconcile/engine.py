@@ -214,7 +214,11 @@ class Reconciler:
         return snapshot.narrowed(EntityKind.SHADOW, self.shadows.compared)
 
     def _read(self, snapshotter: Snapshotter, region: str) -> Snapshot:
-        return self.scoped(snapshotter(region))
+        try:
+            return self.scoped(snapshotter(region))
+        except Exception as error:  # which region, for whoever records it (the job's run record)
+            error.add_note(f"reading {region}")
+            raise
 
     def compare(
         self,

@@ -33,14 +33,9 @@ from pipeline.kinds.base import Kind, canonical_json
 from pipeline.kinds.certificate_refusal import UnregistrableCertificate
 from pipeline.kinds.thing_type import PendingTypeDeletion
 from pipeline.model import EntityKind
+from reconcile.families import FAMILIES, ListingProgress, ListingStatus, read_region
 from reconcile.hashing import arrow_strings, column_hash, digest_strings, string_hashes
-from reconcile.inventory import (
-    FAMILIES,
-    Inventory,
-    ListingProgress,
-    ListingStatus,
-    read_region,
-)
+from reconcile.inventory import Inventory
 from reconcile.sweep import SWEPT, WHOLE, Sweep, common
 
 __all__ = [
@@ -403,7 +398,7 @@ def take_snapshot(
     expected: Mapping[str, int] | None = None,
     clock: Callable[[], int] = now_ms,
 ) -> Snapshot:
-    """Read one region's whole registry through ``inventory`` (``reconcile.inventory.
+    """Read one region's whole registry through ``inventory`` (``reconcile.families.
     read_region``: the listing families at once, progress reported, links to entities the
     listing did not return dropped); its per-device links, of the inventory's sweep."""
     taken_at_ms = clock()

@@ -87,6 +87,7 @@ def test_a_run_listing_things_by_type_refuses_a_region_with_an_untyped_thing(
     (row,) = load_index(LocalStore(tmp_path)).to_dict("records")
     assert row["status"] == "failed"
     assert "cannot be listed in parts by type" in row["error"]
+    assert row["error"].endswith("(reading eu-west-1)")  # the region that refused
 
 
 def test_two_runs_on_one_day_keep_their_own_records(clients: ClientFactory, tmp_path: Path) -> None:

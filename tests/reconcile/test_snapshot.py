@@ -224,7 +224,7 @@ def test_progress_estimates_time_left_from_the_quotas(source_iot: Any) -> None:
         if status.family == EntityKind.THING.value and not status.done:
             etas.append(status.eta_seconds)
 
-    with patch("reconcile.inventory._REPORT_EVERY", 1):
+    with patch("reconcile.families._REPORT_EVERY", 1):
         take_snapshot(inventory, SRC, progress=record, expected={"thing": 10})
 
     # THEN at the start and after each of the n things, 10 - n things are left: one page of

@@ -15,7 +15,7 @@ from pipeline.iot import _DATA_PAGING, _paginators
 from pipeline.kinds import ENTITIES, ENTITY_ORDER, KINDS, STATE_FIELDS
 from pipeline.kinds.base import EntitySpec, Kind, Listing, text
 from pipeline.model import KEY_PREFIX, KEY_SEPARATOR, EntityKind, entity_key, parse_key
-from reconcile.inventory import FAMILIES
+from reconcile.families import FAMILIES
 from reconcile.snapshot import SCHEMAS, Snapshot, desired_fields
 
 _PER_REGION = {"version"}  # kept for information, never compared (pipeline/model.py)
