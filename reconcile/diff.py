@@ -27,9 +27,11 @@ again.
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -137,19 +139,22 @@ def _one_side(
     ]
 
 
-def _rows(
-    frame: pd.DataFrame, positions: np.ndarray, columns: tuple[str, ...]
+def _own_rows(
+    kind: EntityKind,
+    own: pd.DataFrame,
+    positions: np.ndarray,
+    read: tuple[pd.DataFrame, dict[str, list[Any]]],
 ) -> list[dict[str, Any]]:
-    """The rows at ``positions`` as dicts of the name and ``columns`` (plain cells)."""
-    names = ("name", *columns)
-    cells = cells_at(frame, positions, names)
-    return [dict(zip(names, row, strict=True)) for row in zip(*cells.values(), strict=True)]
-
-
-def _own_rows(kind: EntityKind, own: pd.DataFrame, positions: np.ndarray) -> list[dict[str, Any]]:
-    """The rows a repair is made from: plain cells of the kind's state columns and version."""
-    columns = (*ENTITIES[kind].state_fields, *(("version",) if "version" in own.columns else ()))
-    return _rows(own, positions, columns)
+    """The rows a repair is made from: plain cells of the kind's name, state columns and
+    version. ``read``: a frame and the cells of some of its columns already read at
+    ``positions``, reused (not read again) where that frame is ``own``."""
+    columns = ("name", *ENTITIES[kind].state_fields)
+    columns += ("version",) if "version" in own.columns else ()
+    frame, cells = read
+    known = cells if frame is own else {}
+    cells = {**known, **cells_at(own, positions, tuple(c for c in columns if c not in known))}
+    rows = zip(*(cells[c] for c in columns), strict=True)
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def _diff_entities(
@@ -172,7 +177,7 @@ def _diff_entities(
     for name, details, own_row in zip(
         cells["name"],
         _one_side(columns, cells, "source"),
-        _own_rows(kind, own, missing),
+        _own_rows(kind, own, missing, (source.frame, cells)),
         strict=True,
     ):
         drifts.append(Drift(kind, str(name), "missing", "high", details, rows=RepairRows(own_row)))
@@ -185,7 +190,12 @@ def _diff_entities(
     old, new = _differences(columns, before, after)
     targets = [dict(zip(names, row, strict=True)) for row in zip(*after.values(), strict=True)]
     for name, old_fields, new_fields, own_row, target in zip(
-        before["name"], old, new, _own_rows(kind, own, changed), targets, strict=True
+        before["name"],
+        old,
+        new,
+        _own_rows(kind, own, changed, (source.frame, before)),
+        targets,
+        strict=True,
     ):
         details = _explain(columns, old_fields, new_fields)
         if details:  # ARN rewriting aside, differing cells mean a differing field
@@ -221,7 +231,9 @@ def _diff_memberships(source: Side, destination: Side) -> list[Drift]:
         (destination, joined.destination_only, "extra", "medium"),
     ):
         picked = cells_at(side.frame, side.rows[positions], ("thing", "group"))
-        for link_thing, link_group in zip(picked["thing"], picked["group"], strict=True):
+        groups: dict[str, str] = {}  # one string per group, not one per link
+        for link_thing, group in zip(picked["thing"], picked["group"], strict=True):
+            link_group = groups.setdefault(group, group)
             drifts.append(
                 Drift(
                     EntityKind.MEMBERSHIP,
@@ -229,12 +241,23 @@ def _diff_memberships(source: Side, destination: Side) -> list[Drift]:
                     drift_kind,  # type: ignore[arg-type]
                     severity,  # type: ignore[arg-type]
                     {},
-                    thing=link_thing,
-                    group=link_group,
+                    link_thing,
+                    link_group,
                     rows=RepairRows({}) if drift_kind == "missing" else None,
                 )
             )
     return drifts
+
+
+def _diff_links(
+    source: Snapshot, destination: Snapshot, buckets: int, wanted: np.ndarray | None
+) -> tuple[list[Drift], int]:
+    """The memberships' drifts and the links compared."""
+    # A group dynamic on either side has no comparable membership (its members are computed).
+    dynamic = _dynamic_groups(source) | _dynamic_groups(destination)
+    src_links = _static_links(source, dynamic, buckets, wanted)
+    dst_links = _static_links(destination, dynamic, buckets, wanted)
+    return _diff_memberships(src_links, dst_links), len(src_links.rows)
 
 
 def _dynamic_groups(snapshot: Snapshot) -> set[str]:
@@ -283,11 +306,9 @@ def _diff_tables(
     destination: Snapshot,
     *,
     shard: Callable[[Snapshot, str], np.ndarray | None],
-    buckets: int,
-    wanted: np.ndarray | None,
     policy_accounts: Mapping[str, str] | None,
 ) -> tuple[list[Drift], dict[str, int]]:
-    """Every kind's drifts (unsorted, unfiltered) and the entities compared per kind."""
+    """Every named kind's drifts (unsorted, unfiltered) and the entities compared per kind."""
     drifts: list[Drift] = []
     counts: dict[str, int] = {}
     for kind in ENTITY_ORDER:
@@ -302,13 +323,19 @@ def _diff_tables(
         counts[kind.value] = len(src.rows)
         drifts.extend(_diff_entities(kind, src, dst, getattr(source, table)))
 
-    # A group dynamic on either side has no comparable membership (its members are computed).
-    dynamic = _dynamic_groups(source) | _dynamic_groups(destination)
-    src_links = _static_links(source, dynamic, buckets, wanted)
-    dst_links = _static_links(destination, dynamic, buckets, wanted)
-    counts[EntityKind.MEMBERSHIP.value] = len(src_links.rows)
-    drifts.extend(_diff_memberships(src_links, dst_links))
     return drifts, counts
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block (as it was before, after it)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def diff_snapshots(
@@ -352,17 +379,19 @@ def diff_snapshots(
         return np.flatnonzero(in_buckets(getattr(snapshot, table)["name"], buckets, wanted))
 
     # Both fingerprints (sha256 over every table's bytes, which releases the GIL) are taken on a
-    # second thread while this one diffs: the report carries them, and a fresh snapshot has none.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprints") as pool:
+    # second thread, and the memberships (mostly Arrow and numpy work, which release it too) are
+    # diffed on a third, while this one diffs the named kinds: the report carries the
+    # fingerprints, and a fresh snapshot has none. The cyclic garbage collector is paused
+    # meanwhile: the drifts are many small dicts and no cycles, and its passes over them took a
+    # sixth of the diff's time (bench/results/README.md, B1).
+    with _collector_paused(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="diff") as pool:
         fingerprints = pool.submit(lambda: (source.fingerprint(), destination.fingerprint()))
+        links = pool.submit(_diff_links, source, destination, buckets, wanted)
         drifts, counts = _diff_tables(
-            source,
-            destination,
-            shard=shard,
-            buckets=buckets,
-            wanted=wanted,
-            policy_accounts=policy_accounts,
+            source, destination, shard=shard, policy_accounts=policy_accounts
         )
+        link_drifts, counts[EntityKind.MEMBERSHIP.value] = links.result()
+        drifts.extend(link_drifts)
         source_fingerprint, target_fingerprint = fingerprints.result()
     if ignore is not None:
         drifts = list(ignore.filter(drifts))

@@ -60,7 +60,7 @@ def changed_severity(entity: EntityKind, details: dict[str, dict[str, Any]]) -> 
     return severity
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RepairRows:
     """What a repair of a drift is made from: the rows the diff compared, as it read them (plain
     cells of the state columns, and the registry version where the table has one), which the plan
@@ -71,7 +71,7 @@ class RepairRows:
     destination: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Drift:
     """One difference for one entity. ``details`` maps a field (``attributes.<key>`` for
     attributes) to ``{"source": value, "target": value}``; values are plain JSON values.

@@ -11,6 +11,7 @@ Python values. No Python-level work is done per row that takes part: only per ro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -102,6 +103,27 @@ def same_cells(
 _COMPARE_STEP = 1 << 15
 
 
+def _chunks(column: pa.Array | pa.ChunkedArray) -> tuple[list[pa.Array], np.ndarray]:
+    """A column's chunks and where each starts (and, last, its length)."""
+    chunks = [column] if isinstance(column, pa.Array) else list(column.chunks)
+    return chunks, np.cumsum([0, *(len(chunk) for chunk in chunks)])
+
+
+def _steps(
+    rows: tuple[np.ndarray, np.ndarray], bounds: tuple[np.ndarray, np.ndarray]
+) -> list[tuple[int, int]] | None:
+    """Steps of at most ``_COMPARE_STEP`` pairs, each within one chunk on either side; ``None``
+    unless both sides' positions increase (the diff's do: snapshot tables are sorted by key,
+    so the paired rows come in the same order on both sides)."""
+    cuts = [np.arange(0, len(rows[0]), _COMPARE_STEP), np.array([len(rows[0])])]
+    for positions, starts in zip(rows, bounds, strict=True):
+        if len(positions) > 1 and not bool(np.all(positions[1:] > positions[:-1])):
+            return None
+        cuts.append(np.searchsorted(positions, starts[1:-1]))
+    edges = np.unique(np.concatenate(cuts)).tolist()
+    return [(start, stop) for start, stop in pairwise(edges) if stop > start]
+
+
 def differing(
     source: pd.DataFrame,
     destination: pd.DataFrame,
@@ -109,15 +131,33 @@ def differing(
     pairs: tuple[np.ndarray, np.ndarray],
 ) -> np.ndarray:
     """Which ``pairs`` of rows (positions in each frame) differ in any of ``columns``: the cells
-    themselves are compared (Arrow kernels, a step of pairs at a time), never a hash of them."""
+    themselves are compared (Arrow kernels, a step of pairs at a time), never a hash of them.
+
+    Each step's cells are taken from one chunk on each side where the positions increase (a
+    column read from Parquet comes in chunks, and a take across chunks concatenates them)."""
     left_rows, right_rows = pairs
     differ = np.zeros(len(left_rows), dtype=bool)
     for column in columns:
-        left, right = arrow(source[column]), arrow(destination[column])
-        for start in range(0, len(left_rows), _COMPARE_STEP):
-            stop = start + _COMPARE_STEP
+        (lefts, left_starts), (rights, right_starts) = (
+            _chunks(arrow(source[column])),
+            _chunks(arrow(destination[column])),
+        )
+        steps = _steps(pairs, (left_starts, right_starts))
+        if steps is None:  # any order: a take across chunks per step
+            left, right = arrow(source[column]), arrow(destination[column])
+            for start in range(0, len(left_rows), _COMPARE_STEP):
+                stop = start + _COMPARE_STEP
+                same = same_cells(
+                    take(left, left_rows[start:stop]), take(right, right_rows[start:stop])
+                )
+                differ[start:stop] |= ~np.asarray(same, dtype=bool)
+            continue
+        for start, stop in steps:
+            at_left, at_right = left_rows[start:stop], right_rows[start:stop]
+            k = int(np.searchsorted(left_starts, at_left[0], side="right")) - 1
+            j = int(np.searchsorted(right_starts, at_right[0], side="right")) - 1
             same = same_cells(
-                take(left, left_rows[start:stop]), take(right, right_rows[start:stop])
+                lefts[k].take(at_left - left_starts[k]), rights[j].take(at_right - right_starts[j])
             )
             differ[start:stop] |= ~np.asarray(same, dtype=bool)
     return differ
