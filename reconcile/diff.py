@@ -85,46 +85,34 @@ def _differing_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return sorted(key for key in candidates if before.get(key) != after.get(key))
 
 
-def _explain(
-    columns: tuple[str, ...], source: Mapping[str, Any], destination: Mapping[str, Any]
-) -> dict[str, dict[str, Any]]:
-    """Field-wise differences of two rows (decoded values of the fields that differ; a field
-    equal on both sides is absent from both), attribute maps key by key."""
-    details: dict[str, dict[str, Any]] = {}
-    for column in columns:
-        if column not in source:
-            continue
-        before, after = source[column], destination[column]
-        if column in _PER_KEY_COLUMNS:
-            before = before or {}
-            after = after or {}
-            for key in _differing_keys(before, after):
-                details[f"{column}.{key}"] = {
-                    "source": before.get(key),
-                    "target": after.get(key),
-                }
-        else:
-            details[column] = {"source": before, "target": after}
-    return details
-
-
-def _differences(
+def _changed_details(
     columns: tuple[str, ...], before: dict[str, list[Any]], after: dict[str, list[Any]]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Per changed row, the decoded values of each side's fields that differ. Canonical
-    encodings compare equal as cells: only the cells that differ are decoded."""
+) -> list[dict[str, dict[str, Any]]]:
+    """Per changed row (``before`` the source's cells, ``after`` the destination's), its
+    field-wise differences: the decoded values of the fields that differ (a field equal on both
+    sides is absent), attribute maps key by key, fields in ``columns`` order. Canonical
+    encodings compare equal as cells: only the cells that differ are decoded, a column at a
+    time (one ``json.loads`` each)."""
     count = len(before["name"])
-    old: list[dict[str, Any]] = [{} for _ in range(count)]
-    new: list[dict[str, Any]] = [{} for _ in range(count)]
+    details: list[dict[str, dict[str, Any]]] = [{} for _ in range(count)]
     for column in columns:
         left, right = before[column], after[column]
         differ = [i for i in range(count) if left[i] != right[i]]
         lefts = _decoded(column, [left[i] for i in differ])
         rights = _decoded(column, [right[i] for i in differ])
-        for i, value_before, value_after in zip(differ, lefts, rights, strict=True):
-            old[i][column] = value_before
-            new[i][column] = value_after
-    return old, new
+        if column not in _PER_KEY_COLUMNS:
+            for i, value_before, value_after in zip(differ, lefts, rights, strict=True):
+                details[i][column] = {"source": value_before, "target": value_after}
+            continue
+        for i, cell_before, cell_after in zip(differ, lefts, rights, strict=True):
+            map_before, map_after = cell_before or {}, cell_after or {}
+            row = details[i]
+            for key in _differing_keys(map_before, map_after):
+                row[f"{column}.{key}"] = {
+                    "source": map_before.get(key),
+                    "target": map_after.get(key),
+                }
+    return details
 
 
 def _one_side(
@@ -187,17 +175,14 @@ def _diff_entities(
     changed = pairs[0][differ]
     before = cells_at(source.frame, changed, names)
     after = cells_at(destination.frame, pairs[1][differ], names)
-    old, new = _differences(columns, before, after)
     targets = [dict(zip(names, row, strict=True)) for row in zip(*after.values(), strict=True)]
-    for name, old_fields, new_fields, own_row, target in zip(
+    for name, details, own_row, target in zip(
         before["name"],
-        old,
-        new,
+        _changed_details(columns, before, after),
         _own_rows(kind, own, changed, (source.frame, before)),
         targets,
         strict=True,
     ):
-        details = _explain(columns, old_fields, new_fields)
         if details:  # ARN rewriting aside, differing cells mean a differing field
             severity = changed_severity(kind, details)
             rows = RepairRows(own_row, target)
