@@ -156,11 +156,11 @@ def _diff_entities(
     names = ("name", *columns)
     # Names are joined through their hashes; only the rows that differ are ever read again.
     joined = join(source, destination, ("name",))
-    pairs = (source.rows[joined.both_source], destination.rows[joined.both_destination])
+    pairs = (source.positions(joined.both_source), destination.positions(joined.both_destination))
     differ = differing(source.frame, destination.frame, columns, pairs)
 
     drifts: list[Drift] = []
-    missing = source.rows[joined.source_only]
+    missing = source.positions(joined.source_only)
     cells = cells_at(source.frame, missing, names)
     for name, details, own_row in zip(
         cells["name"],
@@ -169,7 +169,7 @@ def _diff_entities(
         strict=True,
     ):
         drifts.append(Drift(kind, str(name), "missing", "high", details, rows=RepairRows(own_row)))
-    cells = cells_at(destination.frame, destination.rows[joined.destination_only], names)
+    cells = cells_at(destination.frame, destination.positions(joined.destination_only), names)
     for name, details in zip(cells["name"], _one_side(columns, cells, "target"), strict=True):
         drifts.append(Drift(kind, str(name), "extra", "medium", details))
     changed = pairs[0][differ]
@@ -215,7 +215,7 @@ def _diff_memberships(source: Side, destination: Side) -> list[Drift]:
         (source, joined.source_only, "missing", "high"),
         (destination, joined.destination_only, "extra", "medium"),
     ):
-        picked = cells_at(side.frame, side.rows[positions], ("thing", "group"))
+        picked = cells_at(side.frame, side.positions(positions), ("thing", "group"))
         groups: dict[str, str] = {}  # one string per group, not one per link
         for link_thing, group in zip(picked["thing"], picked["group"], strict=True):
             link_group = groups.setdefault(group, group)
@@ -242,7 +242,7 @@ def _diff_links(
     dynamic = _dynamic_groups(source) | _dynamic_groups(destination)
     src_links = _static_links(source, dynamic, buckets, wanted)
     dst_links = _static_links(destination, dynamic, buckets, wanted)
-    return _diff_memberships(src_links, dst_links), len(src_links.rows)
+    return _diff_memberships(src_links, dst_links), len(src_links)
 
 
 def _dynamic_groups(snapshot: Snapshot) -> set[str]:
@@ -305,7 +305,7 @@ def _diff_tables(
         side = _as_written(kind, source, destination, policy_accounts or {})
         src = side_of(side, table, shard(side, table), ("name",))
         dst = side_of(destination, table, shard(destination, table), ("name",))
-        counts[kind.value] = len(src.rows)
+        counts[kind.value] = len(src)
         drifts.extend(_diff_entities(kind, src, dst, getattr(source, table)))
 
     return drifts, counts

@@ -95,10 +95,14 @@ def string_hashes(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def digest_strings(digest: Any, strings: pa.Array | pa.ChunkedArray) -> None:
-    """Feed ``digest`` a string column's lengths (-1: missing) and then its values' bytes."""
-    lengths = pc.fill_null(pc.binary_length(strings), -1)
-    digest.update(np.asarray(lengths, dtype="<i8").tobytes())
+    """Feed ``digest`` a string column's lengths (-1: missing) and then its values' bytes.
+
+    A chunk at a time (the bytes fed are the whole column's lengths, then its bytes): the
+    lengths of a whole column at once took 20 bytes a row of temporary memory."""
     chunks = strings.chunks if isinstance(strings, pa.ChunkedArray) else [strings]
+    for chunk in chunks:
+        lengths = pc.fill_null(pc.binary_length(chunk), -1)
+        digest.update(np.asarray(lengths).astype("<i8"))
     for chunk in chunks:
         # A missing value's slot may hold bytes: leave them out.
         values = chunk.drop_null() if chunk.null_count else chunk

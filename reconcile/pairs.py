@@ -28,8 +28,17 @@ class Side:
     """One side of a table as the diff sees it: the rows taking part and their key hashes."""
 
     frame: pd.DataFrame
-    rows: np.ndarray  # positions in ``frame`` of the rows taking part (the shard)
+    # Positions in ``frame`` of the rows taking part (the shard); ``None``: every row, in
+    # order (no array of every position, nor a copy of one per lookup).
+    rows: np.ndarray | None
     key: np.ndarray  # uint64 hash of the key columns, one per row taken part
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+    def positions(self, indices: np.ndarray) -> np.ndarray:
+        """Positions in ``frame`` of the rows taking part at ``indices``."""
+        return indices if self.rows is None else self.rows[indices]
 
 
 @dataclass(frozen=True)
@@ -48,12 +57,9 @@ def side_of(
     """``rows`` (``None``: all) of ``table`` with their key hashes (``Snapshot.column_hashes``)."""
     frame = getattr(snapshot, table)
     hashes = snapshot.column_hashes(table)
-    if rows is None:
-        rows = np.arange(len(frame), dtype=np.int64)
-        picked = [hashes[c] for c in key_columns]
-    else:
-        picked = [hashes[c][rows] for c in key_columns]
-    key = picked[0] if len(key_columns) == 1 else combine_hashes(picked, len(rows))
+    picked = [hashes[c] if rows is None else hashes[c][rows] for c in key_columns]
+    count = len(frame) if rows is None else len(rows)
+    key = picked[0] if len(key_columns) == 1 else combine_hashes(picked, count)
     return Side(frame, rows, key)
 
 
@@ -180,12 +186,12 @@ def join(source: Side, destination: Side, columns: tuple[str, ...]) -> Join:
     keys ever share a hash (or a side repeat a key), the join is redone on the values, so the
     result never depends on hash luck.
     """
-    if not len(source.rows) or not len(destination.rows):
+    if not len(source) or not len(destination):
         # One side empty (most kinds of most fleets on one side or both): nothing pairs up.
         none = np.empty(0, dtype=np.int64)
         return Join(
-            source_only=np.arange(len(source.rows)),
-            destination_only=np.arange(len(destination.rows)),
+            source_only=np.arange(len(source)),
+            destination_only=np.arange(len(destination)),
             both_source=none,
             both_destination=none,
         )
@@ -195,9 +201,9 @@ def join(source: Side, destination: Side, columns: tuple[str, ...]) -> Join:
         both_t = np.flatnonzero(found >= 0)
         both_s = found[both_t]
         if _same_keys(
-            source, destination, columns, (source.rows[both_s], destination.rows[both_t])
+            source, destination, columns, (source.positions(both_s), destination.positions(both_t))
         ):
-            only_s = np.ones(len(source.rows), dtype=bool)
+            only_s = np.ones(len(source), dtype=bool)
             only_s[both_s] = False
             return Join(
                 source_only=np.flatnonzero(only_s),
@@ -210,11 +216,11 @@ def join(source: Side, destination: Side, columns: tuple[str, ...]) -> Join:
 
 def _exact_join(source: Side, destination: Side, columns: tuple[str, ...]) -> Join:
     on = list(columns)
-    left = source.frame.loc[:, on].iloc[source.rows].assign(_i=np.arange(len(source.rows)))
-    right = (
-        destination.frame.loc[:, on]
-        .iloc[destination.rows]
-        .assign(_i=np.arange(len(destination.rows)))
+    left, right = (
+        side.frame.loc[:, on]
+        .iloc[side.positions(np.arange(len(side)))]
+        .assign(_i=np.arange(len(side)))
+        for side in (source, destination)
     )
     joined = _outer_join(left, right, on, suffixes=("_s", "_t"))
     side = joined["_merge"]
