@@ -90,7 +90,19 @@ def results_table(out_dir: Path, quick: bool = False) -> str:
             f"{ref['seconds']} s wall / {ref.get('cpu_seconds', '?')} s CPU, {ref['mode']}) "
             f"| {_mark(t['speedup_vs_deepdiff']['met'])} |",
         ]
-        if big["n"] < 10_000_000:
+        if ten := diff.get("at_10m"):
+            notes.append(
+                f"B1 at 10M things (`python -m bench.diff_bench --ten-million`, load "
+                f"{ten['load_average_1m']}): first call {ten['seconds']} s (CPU "
+                f"{ten['cpu_seconds']} s) / polars {ten['polars']['seconds']} s (CPU "
+                f"{ten['polars']['cpu_seconds']} s) = {ten['ratio_to_polars']}x (CPU "
+                f"{ten['cpu_ratio_to_polars']}x), same counts: {ten['polars']['same_counts']}; "
+                f"{ten['drifts']:,} drifts; inputs and diff {ten['inputs_and_diff_mb'] / 1024:.2f} "
+                f"GB (inputs {ten['inputs_rss_mb'] / 1024:.2f} GB, {ten['input_bytes_per_thing']} "
+                f"B/thing of frames; diff {ten['diff_rss_increment_mb'] / 1024:.2f} GB): "
+                f"{ten['bytes_per_thing']} B/thing."
+            )
+        elif big["n"] < 10_000_000:
             notes.append(
                 f"B1 at 10M things: not part of a default run (`python -m bench.diff_bench --sizes "
                 f"100000,10000000` runs it): building its inputs takes about 10x the 1M build "
@@ -107,6 +119,15 @@ def results_table(out_dir: Path, quick: bool = False) -> str:
                 f"{before['seconds'] / before['polars_seconds']:.2f}x; later call "
                 f"{before['later_call_seconds']} s; inputs and diff {before['inputs_and_diff_mb']} "
                 f"MB (inputs {before['inputs_rss_mb']} MB + diff {before['diff_rss_increment_mb']} MB)."
+            )
+        for row in diff.get("before_after_833e1b1", []):
+            notes.append(
+                f"B1 before/after the worker threads, paused collector and chunked compare "
+                f"(N=1,000,000, alternating runs on the same inputs): {row['code']}: first call "
+                f"{row['seconds']} s (CPU {row['cpu_seconds']} s) / polars "
+                f"{row['polars_seconds']} s = {row['seconds'] / row['polars_seconds']:.2f}x; "
+                f"inputs and diff {row['inputs_and_diff_mb']} MB (diff "
+                f"{row['diff_rss_increment_mb']} MB); load {row['load_average_1m']}."
             )
     if snap:
         fleet = snap["fleet"]

@@ -21,9 +21,11 @@ budget (otherwise the 100k figure is extrapolated, and the result says so).
 Targets (2-core machine): issue 26, at 1M things, the first call no slower than the polars peer
 (ratio ours/polars <= 1 in wall time; CPU time beside it) and the inputs and the diff within
 0.5 GB of RSS (the peak above the interpreter's own); issue 7, at least 100x faster than the
-baseline at 100k. 10M things: ``--sizes 100000,10000000`` (about 10x the 1M memory).
+baseline at 100k. 10M things: ``--ten-million`` measures the diff and its peer at 10M (about
+10x the 1M memory) and adds the figures to the saved result (``at_10m``) without rerunning the
+rest.
 
-CLI: ``python -m bench.diff_bench [--quick] [--sizes 100000,1000000] [--out DIR]``.
+CLI: ``python -m bench.diff_bench [--quick] [--sizes 100000,1000000] [--ten-million] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -68,7 +70,21 @@ BEFORE_ISSUE_26 = {
     "diff_rss_increment_mb": 458.0,
     "load_average_1m": 8.91,
 }
+# Before the diff ran its memberships and fingerprints beside the named kinds with the collector
+# paused and compared a chunk at a time (commit 833e1b1), against after, at 1M things: engine
+# measurements alternated on the same saved inputs, same machine, minutes apart.
+BEFORE_AFTER_833E1B1 = [
+    {"code": "833e1b1", "seconds": 3.297, "cpu_seconds": 3.75, "polars_seconds": 1.878,
+     "inputs_and_diff_mb": 815.3, "diff_rss_increment_mb": 316.4, "load_average_1m": 2.69},
+    {"code": "after", "seconds": 3.055, "cpu_seconds": 3.036, "polars_seconds": 2.027,
+     "inputs_and_diff_mb": 813.3, "diff_rss_increment_mb": 315.6, "load_average_1m": 2.69},
+    {"code": "833e1b1", "seconds": 2.921, "cpu_seconds": 2.875, "polars_seconds": 1.522,
+     "inputs_and_diff_mb": 839.7, "diff_rss_increment_mb": 337.9, "load_average_1m": 2.67},
+    {"code": "after", "seconds": 2.379, "cpu_seconds": 2.368, "polars_seconds": 1.924,
+     "inputs_and_diff_mb": 815.2, "diff_rss_increment_mb": 312.5, "load_average_1m": 2.57},
+]  # fmt: skip
 QUICK_SIZES = (2_000, 10_000)
+TEN_MILLION = 10_000_000
 
 
 # --- synthetic registries -----------------------------------------------------------------
@@ -478,11 +494,36 @@ def run(
         },
         "targets": targets,
         "before_issue_26": BEFORE_ISSUE_26,
+        "before_after_833e1b1": BEFORE_AFTER_833E1B1,
     }
     path = save("diff_quick" if quick else "diff", result, out_dir)
     print(summary(result))
     print(f"  -> {path}")
     return result
+
+
+def run_ten_million(out_dir: Path = RESULTS, inputs: Path | None = None) -> dict[str, Any]:
+    """The diff and its peer at 10M things, added to the saved full result as ``at_10m``;
+    ``inputs``: a directory the build child already filled (its build takes minutes)."""
+    path = out_dir / "diff.json"
+    result: dict[str, Any] = json.loads(path.read_text())
+    if inputs is None:
+        measured = _engine(TEN_MILLION)
+    else:
+        measured = _child("engine", TEN_MILLION, directory=inputs)
+    if measured is None:
+        raise RuntimeError("the 10M measurement did not finish")
+    peer = measured["polars"]
+    measured["ratio_to_polars"] = round(measured["seconds"] / max(peer["seconds"], 1e-6), 2)
+    measured["cpu_ratio_to_polars"] = round(
+        measured["cpu_seconds"] / max(peer["cpu_seconds"], 1e-6), 2
+    )
+    measured["bytes_per_thing"] = round(measured["inputs_and_diff_mb"] * 1024 * 1024 / TEN_MILLION)
+    result["at_10m"] = measured
+    result.pop("machine", None)
+    saved = save("diff", result, out_dir)
+    print(f"  N=10,000,000: {measured}\n  -> {saved}")
+    return measured
 
 
 def summary(result: dict[str, Any]) -> str:
@@ -517,6 +558,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small N (smoke test)")
     parser.add_argument("--sizes", help="comma-separated N values (the first is the baseline's)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument(
+        "--ten-million",
+        action="store_true",
+        help="only measure N=10,000,000 and add it to the saved result (needs ~12 GB)",
+    )
+    parser.add_argument(
+        "--inputs", type=Path, help="with --ten-million: inputs already built (--child build)"
+    )
     parser.add_argument("--child", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -528,6 +577,9 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(measure_engine(n, args.dir)))
         else:
             print(json.dumps(measure_deepdiff(n)))
+        return
+    if args.ten_million:
+        run_ten_million(args.out, args.inputs)
         return
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else None
     run(quick=args.quick, sizes=sizes, out_dir=args.out)
