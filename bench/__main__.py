@@ -120,15 +120,25 @@ def results_table(out_dir: Path, quick: bool = False) -> str:
                 f"{before['later_call_seconds']} s; inputs and diff {before['inputs_and_diff_mb']} "
                 f"MB (inputs {before['inputs_rss_mb']} MB + diff {before['diff_rss_increment_mb']} MB)."
             )
-        for row in diff.get("before_after_833e1b1", []):
-            notes.append(
-                f"B1 before/after the worker threads, paused collector and chunked compare "
-                f"(N=1,000,000, alternating runs on the same inputs): {row['code']}: first call "
-                f"{row['seconds']} s (CPU {row['cpu_seconds']} s) / polars "
-                f"{row['polars_seconds']} s = {row['seconds'] / row['polars_seconds']:.2f}x; "
-                f"inputs and diff {row['inputs_and_diff_mb']} MB (diff "
-                f"{row['diff_rss_increment_mb']} MB); load {row['load_average_1m']}."
-            )
+        if rows := diff.get("before_after_833e1b1"):
+            notes += [
+                "B1 before (833e1b1) / after this round's diff changes (memberships and "
+                "fingerprints on worker threads, the cyclic collector paused while drifts are "
+                "built, paired cells compared a chunk of each side at a time, no position arrays "
+                "for whole sides), N=1,000,000, runs alternated on the same saved inputs:",
+                "",
+                "| Code | First call | CPU | Polars (same run) | Ratio | Inputs + diff | Diff "
+                "| Load |",
+                "|---|---|---|---|---|---|---|---|",
+                *(
+                    f"| {r['code']} | {r['seconds']} s | {r['cpu_seconds']} s | "
+                    f"{r['polars_seconds']} s | {r['seconds'] / r['polars_seconds']:.2f}x | "
+                    f"{r['inputs_and_diff_mb']} MB | {r['diff_rss_increment_mb']} MB | "
+                    f"{r['load_average_1m']} |"
+                    for r in rows
+                ),
+                "",
+            ]
     if snap:
         fleet = snap["fleet"]
         proj = snap["projection_1m"]
