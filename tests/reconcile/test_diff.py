@@ -456,3 +456,38 @@ def test_key_hash_collisions_fall_back_to_an_exact_join(monkeypatch: pytest.Monk
     monkeypatch.setattr(Snapshot, "column_hashes", colliding)
     # THEN the diff is the same, found by joining on the names themselves
     assert diff_snapshots(source, target, clock=lambda: 0).drifts == expected.drifts
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "ab", ""])), min_size=1, max_size=40),
+    st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "ab", ""])), min_size=1, max_size=40),
+    st.randoms(use_true_random=False),
+)
+def test_paired_cells_compare_alike_across_chunks_in_any_order(
+    left: list[str | None], right: list[str | None], rng: Any
+) -> None:
+    """Columns read from Parquet come in chunks: the compare takes a chunk of each side at a
+    time where the pairs come in order, and any pairs otherwise, with the same answer."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from reconcile.pairs import differing
+
+    def chunked(values: list[str | None]) -> pd.DataFrame:
+        cuts = sorted(rng.sample(range(len(values) + 1), min(3, len(values) + 1)))
+        parts = [values[a:b] for a, b in zip([0, *cuts], [*cuts, len(values)], strict=True)]
+        array = pa.chunked_array([pa.array(p, pa.large_string()) for p in parts])
+        return pd.DataFrame({"v": pd.Series(pd.arrays.ArrowStringArray(array))})
+
+    count = min(len(left), len(right))
+    in_order = (
+        np.array(sorted(rng.sample(range(len(left)), count)), dtype=np.int64),
+        np.array(sorted(rng.sample(range(len(right)), count)), dtype=np.int64),
+    )
+    shuffled = (in_order[0], np.array(rng.sample(list(in_order[1]), count), dtype=np.int64))
+    for pairs in (in_order, shuffled):
+        expected = [left[i] != right[j] for i, j in zip(*pairs, strict=True)]
+        found = differing(chunked(left), chunked(right), ("v",), pairs)
+        assert found.tolist() == expected
