@@ -9,10 +9,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from papermill.exceptions import PapermillExecutionError
 
-from jobs.notebooks import NOTEBOOK_DIR, NOTEBOOKS, execute_notebook, to_html
+from jobs.notebooks import NOTEBOOK_DIR, NOTEBOOKS, to_html
 from tests.jobs.scenario import Scenario
+from tests.notebooks.conftest import Execute, FailedExecution
 
 
 def outputs(notebook: Path) -> tuple[str, int]:
@@ -32,37 +32,39 @@ def outputs(notebook: Path) -> tuple[str, int]:
 
 
 def test_the_drift_report_notebook_runs_on_the_latest_run(
-    scenario: Scenario, tmp_path: Path
+    scenario: Scenario, executed: Execute
 ) -> None:
-    executed = execute_notebook("drift_report", scenario.location, tmp_path)
+    report = executed("drift_report", scenario.location)
 
-    text, images = outputs(executed)
+    text, images = outputs(report)
     latest = scenario.runs[-1]["run_id"]
     assert f"run {latest} (completed, started" in text
     assert "the latest run that found drift" in text  # it says which run, and why
     assert "rogue" in text  # the root causes list the extra thing
     # by entity and kind, by where lost, by type, by group; no changed entity: no field chart
     assert images == 4
-    page = to_html(executed).read_text()
+    page = to_html(report).read_text()
     assert page.startswith("<!DOCTYPE html>")
     assert "latest_run(" not in page  # rendered without code (--no-input)
     assert "Root causes" in page
     assert "lost_before_table" in page  # drift by where it was lost, with what to check
 
 
-def test_the_drift_report_shows_the_run_it_is_asked_for(scenario: Scenario, tmp_path: Path) -> None:
+def test_the_drift_report_shows_the_run_it_is_asked_for(
+    scenario: Scenario, executed: Execute
+) -> None:
     first = scenario.runs[0]["run_id"]
-    executed = execute_notebook("drift_report", scenario.location, tmp_path, run_id=first)
+    text, _ = outputs(executed("drift_report", scenario.location, run_id=first))
 
-    text, _ = outputs(executed)
     assert f"run {first} (completed" in text
     assert "as asked" in text
 
 
-def test_the_drift_trends_notebook_runs_over_both_runs(scenario: Scenario, tmp_path: Path) -> None:
-    executed = execute_notebook("drift_trends", scenario.location, tmp_path)
+def test_the_drift_trends_notebook_runs_over_both_runs(
+    scenario: Scenario, executed: Execute
+) -> None:
+    text, images = outputs(executed("drift_trends", scenario.location))
 
-    text, images = outputs(executed)
     for run in scenario.runs:
         assert run["run_id"] in text
     assert "1d 0h" in text  # time to repair of drift A, as a person writes it
@@ -70,21 +72,16 @@ def test_the_drift_trends_notebook_runs_over_both_runs(scenario: Scenario, tmp_p
 
 
 def test_the_kernel_starts_without_the_eavesdropping_warning(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    failed_execution: FailedExecution,
 ) -> None:
     # issue 22 item 15: `make report` printed ipykernel's warning that its TCP sockets are
     # "susceptible to eavesdropping"; the kernel now talks over local Unix sockets
-    with pytest.raises(PapermillExecutionError):
-        execute_notebook("drift_report", str(tmp_path / "empty"), tmp_path / "out")
-    assert "eavesdropping" not in capfd.readouterr().err
+    assert "eavesdropping" not in failed_execution.stderr
 
 
-def test_a_failing_cell_fails_the_execution(tmp_path: Path) -> None:
-    # GIVEN a location without any run, the loading cell raises
-    with pytest.raises(PapermillExecutionError) as caught:
-        execute_notebook("drift_report", str(tmp_path / "empty"), tmp_path / "out")
-
-    assert caught.value.ename == "NoRunsError"
+def test_a_failing_cell_fails_the_execution(failed_execution: FailedExecution) -> None:
+    # GIVEN a location without any run, the loading cell raised (PapermillExecutionError)
+    assert failed_execution.error.ename == "NoRunsError"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -108,28 +105,30 @@ def cells(text: str) -> list[str]:
     return re.findall(r"<td[^>]*>(.*?)</td>", text, flags=re.S)
 
 
-def test_after_a_clean_night_the_report_says_in_sync_first(clean_night: str, tmp_path: Path) -> None:
+def test_after_a_clean_night_the_report_says_in_sync_first(
+    clean_night: str, executed: Execute
+) -> None:
     # issue 22 item 14: after a clean night the report opened on the last run with drift (and
     # "1 later run(s) found none" inside its headline)
-    executed = execute_notebook("drift_report", clean_night, tmp_path)
+    text, images = outputs(executed("drift_report", clean_night))
 
-    text, images = outputs(executed)
-    assert text.lstrip().startswith("**In sync**: us-east-1 → eu-west-1: the latest run, clean-night")
+    assert text.lstrip().startswith(
+        "**In sync**: us-east-1 → eu-west-1: the latest run, clean-night"
+    )
     assert "Below: run" in text and "the latest run that found drift" in text
     assert images == 4  # the views below are the drifted run's, none empty
     # the trends open on it too
-    trends, _ = outputs(execute_notebook("drift_trends", clean_night, tmp_path))
+    trends, _ = outputs(executed("drift_trends", clean_night))
     assert trends.lstrip().startswith("**In sync**: the latest run, clean-night")
     assert "1 clean run(s) since the last drift" in trends
 
 
 def test_a_report_of_a_run_in_sync_shows_no_empty_table_or_chart(
-    clean_night: str, tmp_path: Path
+    clean_night: str, executed: Execute
 ) -> None:
     # GIVEN the clean run asked for by id: nothing drifted, so nothing to chart or list
-    executed = execute_notebook("drift_report", clean_night, tmp_path, run_id="clean-night")
+    text, images = outputs(executed("drift_report", clean_night, run_id="clean-night"))
 
-    text, images = outputs(executed)
     assert "in sync" in text
     assert images == 0  # was 5 charts, each saying "no drift"
     assert "Root causes" not in text and "drill-down" not in text
@@ -140,12 +139,11 @@ def test_a_report_of_a_run_in_sync_shows_no_empty_table_or_chart(
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_no_raw_true_false_none_or_nan_is_shown(
-    name: str, clean_night: str, tmp_path: Path
+    name: str, clean_night: str, executed: Execute
 ) -> None:
     # issue 22 item 14: the slowest repairs showed "open" as True/False
-    executed = execute_notebook(name, clean_night, tmp_path)
+    text, _ = outputs(executed(name, clean_night))
 
-    text, _ = outputs(executed)
     shown = cells(text)
     assert shown  # there are tables to look at
     assert not [c for c in shown if RAW.search(f">{c}<")]
