@@ -25,7 +25,9 @@ demo-failover: $(STAMP)
 ## Everything CI checks: lint, formatting, import layers, types, the IaC scan, the whole test
 ## suite (2 workers). The two venvs install at once (mostly downloads), types and the scan run
 ## side by side (one core each), then the suite takes both cores and names its 15 slowest
-## tests (CI's budget is 15 minutes).
+## tests (CI's budget is 15 minutes). Files go to the workers longest first (tests/conftest.py,
+## LONGEST_FIRST): --no-loadscope-reorder keeps that order (xdist would otherwise hand out the
+## files with the most tests first, leaving the long few-test files for last).
 test:
 	@$(MAKE) --no-print-directory -j2 $(STAMP) $(CHECKOV_STAMP)
 	@$(MAKE) --no-print-directory -j2 --output-sync=target lint types scan
@@ -57,13 +59,13 @@ scan: $(CHECKOV_STAMP)
 	$(CHECKOV) --framework dockerfile --file Dockerfile
 
 unit: $(STAMP)
-	$(BIN)/pytest -n 2 --dist loadfile -p no:cacheprovider --durations=15
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder -p no:cacheprovider --durations=15
 
 ## The conformance scenarios (docs/conformance.md): on the embedded sandbox by default (make test
 ## runs them too); on a real account's two regions with
 ## ARGS="--aws --source-region R1 --destination-region R2 --source-stack NAME".
 conformance: $(STAMP)
-	$(BIN)/pytest tests/conformance -p no:cacheprovider $(or $(ARGS),-n 2 --dist loadfile)
+	$(BIN)/pytest tests/conformance -p no:cacheprovider $(or $(ARGS),-n 2 --dist loadfile --no-loadscope-reorder)
 
 ## Benchmarks with targets; results under bench/results/.
 bench: $(STAMP)

@@ -94,10 +94,14 @@ class RegistryView:
         return [g["groupName"] for g in self.iot.items("ListThingGroupsForThing", thingName=thing)]
 
 
-# The files that take longest (``pytest --durations``, whole suite, 2026-12-07), first: xdist's
-# ``--dist loadfile`` hands files to workers in collection order, so a long file collected last
-# (tests/reliability sorts late) keeps one worker busy long after the other has finished. Only
-# the order changes; a file missing from the list keeps its place after these.
+# The files that take longest (``pytest --durations``, whole suite, 2026-12-07), first: with
+# ``--no-loadscope-reorder`` (the Makefile's), xdist's ``--dist loadfile`` hands files to workers
+# in collection order, so a long file collected last (tests/reliability sorts late) would keep one
+# worker busy long after the other has finished. Without that flag xdist (3.6+) sorts the files by
+# their number of tests, most first, and this order is lost: the long files with few tests went
+# last (replaying the whole suite's durations of 2026-12-07 through xdist's scheduling: 625 s of
+# wall time against 604 s in this order). Only the order changes; a file missing from the list
+# keeps its place after these.
 LONGEST_FIRST = (
     "tests/reliability/test_convergence.py",
     "tests/reliability/test_two_way.py",
