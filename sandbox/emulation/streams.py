@@ -22,16 +22,27 @@ class StreamCursor:
 
     ``read`` returns records after the committed position without moving it; ``commit`` moves it.
     No-op MODIFY records are skipped here, because AWS never emits them.
+
+    The shards are described once, and again only after a read finds one closed: a consumer
+    cannot describe on every poll (DescribeStream: "at a maximum rate of 10 times per second"),
+    and a stream's shards change when one closes (its children name it, ``ParentShardId``),
+    which GetRecords tells by a null ``NextShardIterator`` ("the shard has been closed"; both
+    quoted from botocore's dynamodbstreams model). moto's streams have one shard that never
+    closes. (Describing on every read took a third of the reliability suite's two-way property.)
     """
 
     def __init__(self, streams: Any, stream_arn: str) -> None:
         self._streams = streams
         self.stream_arn = stream_arn
         self._committed: dict[str, str] = {}
+        self._shard_ids: list[str] = []  # none known: describe
 
     def _shards(self) -> list[str]:
-        description = self._streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
-        return [shard["ShardId"] for shard in description.get("Shards", [])]
+        if not self._shard_ids:
+            description = self._streams.describe_stream(StreamArn=self.stream_arn)
+            shards = description["StreamDescription"].get("Shards", [])
+            self._shard_ids = [shard["ShardId"] for shard in shards]
+        return self._shard_ids
 
     def read(self, limit: int = 1000) -> list[tuple[str, JsonDict]]:
         """Up to ``limit`` records after the committed position, as ``(shard_id, record)``."""
@@ -47,6 +58,8 @@ class StreamCursor:
             iterator = self._streams.get_shard_iterator(**kwargs)["ShardIterator"]
             while iterator and len(out) < limit:
                 page = self._streams.get_records(ShardIterator=iterator, Limit=limit - len(out))
+                if page.get("NextShardIterator") is None:
+                    self._shard_ids = []  # this shard closed: the next read describes again
                 records = page.get("Records", [])
                 if not records:
                     break
