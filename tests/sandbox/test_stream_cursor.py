@@ -1,4 +1,5 @@
-"""The emulation's stream cursor describes a stream once, and again only when a shard closed.
+"""The emulation's stream cursor describes a stream once, and again only when a shard closed;
+it reads on with GetRecords' next iterator, and a record not committed is read again.
 
 A stand-in for the DynamoDB Streams API (not moto: its streams have one shard that never closes)
 with a parent shard that closes and a child shard that appears then, as DescribeStream and
@@ -29,6 +30,7 @@ class Streams:
         self.shards: dict[str, list[int]] = {"parent": []}
         self.closed: set[str] = set()
         self.describes = 0
+        self.iterators = 0  # GetShardIterator calls
 
     def describe_stream(self, StreamArn: str) -> dict[str, Any]:
         assert StreamArn == ARN
@@ -36,6 +38,7 @@ class Streams:
         return {"StreamDescription": {"Shards": [{"ShardId": s} for s in self.shards]}}
 
     def get_shard_iterator(self, **kwargs: Any) -> dict[str, Any]:
+        self.iterators += 1
         after = int(kwargs["SequenceNumber"]) if "SequenceNumber" in kwargs else 0
         return {"ShardIterator": f"{kwargs['ShardId']}|{after}"}
 
@@ -84,3 +87,31 @@ def test_a_closed_shard_makes_the_next_read_find_its_children() -> None:
     assert read_and_commit(cursor) == [3]
     assert read_and_commit(cursor) == [4, 5]
     assert streams.describes == 2
+
+
+def test_reads_go_on_with_the_next_iterator_while_everything_is_committed() -> None:
+    streams = Streams()
+    streams.shards["parent"] += [1, 2]
+    cursor = StreamCursor(streams, ARN)
+
+    assert read_and_commit(cursor) == [1, 2]
+    assert read_and_commit(cursor) == []
+    streams.shards["parent"].append(3)
+    assert read_and_commit(cursor) == [3]
+    assert streams.iterators == 1
+
+
+def test_a_record_not_committed_is_read_again() -> None:
+    streams = Streams()
+    streams.shards["parent"] += [1, 2, 3]
+    cursor = StreamCursor(streams, ARN)
+
+    # GIVEN a consumer that checkpoints only the first record it was given (a failed batch)
+    batch = cursor.read()
+    assert [int(item["dynamodb"]["SequenceNumber"]) for _, item in batch] == [1, 2, 3]
+    cursor.commit(batch[0][0], batch[0][1]["dynamodb"]["SequenceNumber"])
+
+    # THEN the next read starts after the checkpoint, with a new iterator
+    assert read_and_commit(cursor) == [2, 3]
+    assert streams.iterators == 2
+    assert read_and_commit(cursor) == []
