@@ -83,7 +83,7 @@ BEFORE_AFTER_833E1B1 = [
     {"code": "after", "seconds": 2.379, "cpu_seconds": 2.368, "polars_seconds": 1.924,
      "inputs_and_diff_mb": 815.2, "diff_rss_increment_mb": 312.5, "load_average_1m": 2.57},
 ]  # fmt: skip
-QUICK_SIZES = (2_000, 10_000)
+QUICK_SIZES = (1_000, 2_000)  # the smoke test (CI): every step runs, on small frames
 TEN_MILLION = 10_000_000
 
 
