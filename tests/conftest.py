@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,6 +53,24 @@ class _Body:
 
     def read(self, *_: Any) -> bytes:
         return self._body
+
+
+# The Lambda handlers' Powertools services: one ``logging`` logger each, process-wide.
+HANDLER_SERVICES = ("iot-crr-persist", "iot-crr-replicator", "iot-crr-pending", "iot-crr-nightly")
+
+
+@pytest.fixture
+def handler_loggers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[logging.Logger]]:
+    """The handlers' loggers, with ``POWERTOOLS_LOG_LEVEL`` unset, for a test that quiets them
+    as the demo does: their levels and the variable are restored after it (both outlive a test:
+    a later test's INFO records would be lost)."""
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "")  # recorded, so restored even if unset before
+    monkeypatch.delenv("POWERTOOLS_LOG_LEVEL")
+    loggers = [logging.getLogger(service) for service in HANDLER_SERVICES]
+    saved = [logger.level for logger in loggers]
+    yield loggers
+    for logger, level in zip(loggers, saved, strict=True):
+        logger.setLevel(level)
 
 
 def aws_error_response(url: str, status: int, code: str, message: str = "") -> AWSResponse:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import pytest
-
 from sandbox.failover import DR_SHADOW, run_failover_demo
 
 
@@ -39,18 +37,13 @@ def test_the_failover_story_ends_with_clean_audits_in_both_directions() -> None:
 
 
 def test_the_demo_quiets_handler_loggers_made_before_it_ran(
-    monkeypatch: pytest.MonkeyPatch,
+    handler_loggers: list[logging.Logger],
 ) -> None:
     # `iot-crr` imports pipeline.persist before any command runs (reconcile.emit persists
     # through its rules): its Logger exists at INFO before the demo sets POWERTOOLS_LOG_LEVEL.
     from pipeline import persist
     from sandbox.cli import _handler_log_level
 
-    monkeypatch.delenv("POWERTOOLS_LOG_LEVEL", raising=False)
-    before = logging.getLogger(persist.logger.service).level
     persist.logger.setLevel("INFO")  # as made at import with the variable unset
-    try:
-        _handler_log_level("WARNING")
-        assert logging.getLogger(persist.logger.service).level == logging.WARNING
-    finally:
-        persist.logger.setLevel(before)
+    _handler_log_level("WARNING")
+    assert logging.getLogger(persist.logger.service).level == logging.WARNING

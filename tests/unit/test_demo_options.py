@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from sandbox.cli import demo
@@ -35,26 +34,16 @@ def test_reports_the_demo_did_not_write_are_never_deleted(tmp_path: Path) -> Non
     assert history.read_text() == '{"run_id": "2026-01-01"}\n'
 
 
-HANDLER_SERVICES = ("iot-crr-persist", "iot-crr-replicator", "iot-crr-pending", "iot-crr-nightly")
-
-
 def test_the_story_keeps_every_handlers_info_logs_off_the_screen(
-    monkeypatch: pytest.MonkeyPatch,
+    handler_loggers: list[logging.Logger],
 ) -> None:
     """The demo imports the nightly job (and its Logger) before it quiets the handlers: that
     logger too must log warnings only, or its progress lines fill the story."""
     import jobs.run  # noqa: F401  (its Logger exists before the quieting, as in the demo)
     from sandbox.cli import _handler_log_level
 
-    monkeypatch.delenv("POWERTOOLS_LOG_LEVEL", raising=False)
-    loggers = [logging.getLogger(service) for service in HANDLER_SERVICES]
-    saved = [logger.level for logger in loggers]
-    try:
-        _handler_log_level("WARNING")
-        assert [logger.getEffectiveLevel() for logger in loggers] == [logging.WARNING] * 4
-    finally:  # the level is process-wide: other tests' handlers log at their own
-        for logger, level in zip(loggers, saved, strict=True):
-            logger.setLevel(level)
+    _handler_log_level("WARNING")
+    assert [logger.getEffectiveLevel() for logger in handler_loggers] == [logging.WARNING] * 4
 
 
 def test_a_handler_warning_reads_as_a_line_of_the_story() -> None:
