@@ -61,84 +61,9 @@ def results_table(out_dir: Path, quick: bool = False) -> str:
     ]
     notes: list[str] = []
     if diff:
-        big = diff["engine"][-1]
-        t = diff["targets"]
-        ref = diff["deepdiff"]["at_reference"]
-        peer, vs = big["polars"], t["first_call_vs_polars"]
-        memory = t["inputs_and_diff_rss_at_largest"]
-        lines += [
-            f"| B1 diff engine | first call of the diff (fingerprints and explanations included) "
-            f"/ a plain polars full-join diff of the same frames, same run, N={big['n']:,} "
-            f"things | ≤ {vs['target_ratio']}x | {big['seconds']} s / {peer['seconds']} s = "
-            f"{vs['ratio']}x (CPU {big['cpu_seconds']} s / {peer['cpu_seconds']} s = "
-            f"{vs['cpu_ratio']}x; polars {peer['version']} on {peer['threads']} threads, its join "
-            f"alone {peer['join_seconds']} s; our later call {big['later_call_seconds']} s; "
-            f"load {big['load_average_1m']}) | {_mark(vs['met'])} |",
-            f"| B1 diff engine | drift counts equal to the polars peer's, N="
-            f"{' / '.join(f'{n:,}' for n in t['same_counts_as_polars']['sizes'])} | equal | "
-            f"{big['drifts']:,} drifts at N={big['n']:,} | "
-            f"{_mark(t['same_counts_as_polars']['met'])} |",
-            f"| B1 diff engine | peak RSS of the inputs and the diff (above the interpreter's "
-            f"{big['interpreter_rss_mb']} MB), N={big['n']:,} | ≤ {memory['target_mb']:.0f} MB | "
-            f"{memory['inputs_and_diff_mb']} MB (inputs {big['inputs_rss_mb']} MB RSS, "
-            f"{big['input_bytes_per_thing']} B/thing of frames; diff "
-            f"{big['diff_rss_increment_mb']} MB); {memory['bytes_per_thing']} B/thing, so 10M "
-            f"things ~{memory['projected_10m_gb']} GB | {_mark(memory['met'])} |",
-            f"| B1 diff engine | speed-up over whole-snapshot DeepDiff at N={ref['n']:,} | ≥ 100x | "
-            f"{t['speedup_vs_deepdiff']['speedup']}x in CPU time, "
-            f"{t['speedup_vs_deepdiff'].get('speedup_wall_time', '?')}x in wall time (DeepDiff "
-            f"{ref['seconds']} s wall / {ref.get('cpu_seconds', '?')} s CPU, {ref['mode']}) "
-            f"| {_mark(t['speedup_vs_deepdiff']['met'])} |",
-        ]
-        if ten := diff.get("at_10m"):
-            notes.append(
-                f"B1 at 10M things (`python -m bench.diff_bench --ten-million`, load "
-                f"{ten['load_average_1m']}): first call {ten['seconds']} s (CPU "
-                f"{ten['cpu_seconds']} s) / polars {ten['polars']['seconds']} s (CPU "
-                f"{ten['polars']['cpu_seconds']} s) = {ten['ratio_to_polars']}x (CPU "
-                f"{ten['cpu_ratio_to_polars']}x), same counts: {ten['polars']['same_counts']}; "
-                f"{ten['drifts']:,} drifts; inputs and diff {ten['inputs_and_diff_mb'] / 1024:.2f} "
-                f"GB (inputs {ten['inputs_rss_mb'] / 1024:.2f} GB, {ten['input_bytes_per_thing']} "
-                f"B/thing of frames; diff {ten['diff_rss_increment_mb'] / 1024:.2f} GB): "
-                f"{ten['bytes_per_thing']} B/thing."
-            )
-        elif big["n"] < 10_000_000:
-            notes.append(
-                f"B1 at 10M things: not part of a default run (`python -m bench.diff_bench --sizes "
-                f"100000,10000000` runs it): building its inputs takes about 10x the 1M build "
-                f"({big.get('build_seconds', '?')} s here) and it needs about "
-                f"{memory['projected_10m_gb']} GB above the interpreter by this run's "
-                f"{memory['bytes_per_thing']} B/thing, the polars peer as much again."
-            )
-        if before := diff.get("before_issue_26"):
-            notes.append(
-                f"B1 before issue 26 (commit {before['commit']}, N={before['n']:,}, same bench "
-                f"and machine, load {before['load_average_1m']}): first call {before['seconds']} s "
-                f"(CPU {before['cpu_seconds']} s) / polars {before['polars_seconds']} s (CPU "
-                f"{before['polars_cpu_seconds']} s) = "
-                f"{before['seconds'] / before['polars_seconds']:.2f}x; later call "
-                f"{before['later_call_seconds']} s; inputs and diff {before['inputs_and_diff_mb']} "
-                f"MB (inputs {before['inputs_rss_mb']} MB + diff {before['diff_rss_increment_mb']} MB)."
-            )
-        if rows := diff.get("before_after_833e1b1"):
-            notes += [
-                "B1 before (833e1b1) / after this round's diff changes (memberships and "
-                "fingerprints on worker threads, the cyclic collector paused while drifts are "
-                "built, paired cells compared a chunk of each side at a time, no position arrays "
-                "for whole sides), N=1,000,000, runs alternated on the same saved inputs:",
-                "",
-                "| Code | First call | CPU | Polars (same run) | Ratio | Inputs + diff | Diff "
-                "| Load |",
-                "|---|---|---|---|---|---|---|---|",
-                *(
-                    f"| {r['code']} | {r['seconds']} s | {r['cpu_seconds']} s | "
-                    f"{r['polars_seconds']} s | {r['seconds'] / r['polars_seconds']:.2f}x | "
-                    f"{r['inputs_and_diff_mb']} MB | {r['diff_rss_increment_mb']} MB | "
-                    f"{r['load_average_1m']} |"
-                    for r in rows
-                ),
-                "",
-            ]
+        rows, diff_notes = _diff_rows(diff)
+        lines += rows
+        notes += diff_notes
     if snap:
         fleet = snap["fleet"]
         proj = snap["projection_1m"]
@@ -200,6 +125,104 @@ def results_table(out_dir: Path, quick: bool = False) -> str:
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"
+
+
+def _diff_rows(diff: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """B1's rows of the table and its notes below it."""
+    lines: list[str] = []
+    notes: list[str] = []
+    big = diff["engine"][-1]
+    t = diff["targets"]
+    ref = diff["deepdiff"]["at_reference"]
+    peer, vs = big["polars"], t["first_call_vs_polars"]
+    memory = t["inputs_and_diff_rss_at_largest"]
+    lines += [
+        f"| B1 diff engine | first call of the diff as the nightly job makes it (snapshots "
+        f"saved first, so fingerprints cached; explanations included) / a plain polars "
+        f"full-join diff of the same frames, same run, N={big['n']:,} things "
+        f"| ≤ {vs['target_ratio']}x | {big['seconds']} s / {peer['seconds']} s = "
+        f"{vs['ratio']}x (CPU {big['cpu_seconds']} s / {peer['cpu_seconds']} s = "
+        f"{vs['cpu_ratio']}x; polars {peer['version']} on {peer['threads']} threads, its join "
+        f"alone {peer['join_seconds']} s; our later call {big['later_call_seconds']} s; "
+        f"load {big['load_average_1m']}) | {_mark(vs['met'])} |",
+    ]
+    if fresh := big.get("fresh"):
+        saved = big["fingerprint_at_save"]
+        lines.append(
+            f"| B1 diff engine | first call on fresh snapshots, fingerprints included (the "
+            f"former definition) / the same polars run; fingerprint at save (both "
+            f"snapshots, done by the job's save before the diff), N={big['n']:,} | "
+            f"(informative) | {fresh['seconds']} s / {peer['seconds']} s = "
+            f"{vs.get('fresh_ratio', '?')}x (CPU {fresh['cpu_seconds']} s; load "
+            f"{fresh['load_average_1m']}); fingerprint at save {saved['seconds']} s (CPU "
+            f"{saved['cpu_seconds']} s, +{saved['rss_increment_mb']} MB RSS) | - |"
+        )
+    lines += [
+        f"| B1 diff engine | drift counts equal to the polars peer's, N="
+        f"{' / '.join(f'{n:,}' for n in t['same_counts_as_polars']['sizes'])} | equal | "
+        f"{big['drifts']:,} drifts at N={big['n']:,} | "
+        f"{_mark(t['same_counts_as_polars']['met'])} |",
+        f"| B1 diff engine | peak RSS of the inputs and the diff (above the interpreter's "
+        f"{big['interpreter_rss_mb']} MB), N={big['n']:,} | ≤ {memory['target_mb']:.0f} MB | "
+        f"{memory['inputs_and_diff_mb']} MB (inputs {big['inputs_rss_mb']} MB RSS, "
+        f"{big['input_bytes_per_thing']} B/thing of frames; diff "
+        f"{big['diff_rss_increment_mb']} MB); {memory['bytes_per_thing']} B/thing, so 10M "
+        f"things ~{memory['projected_10m_gb']} GB | {_mark(memory['met'])} |",
+        f"| B1 diff engine | speed-up over whole-snapshot DeepDiff at N={ref['n']:,} | ≥ 100x | "
+        f"{t['speedup_vs_deepdiff']['speedup']}x in CPU time, "
+        f"{t['speedup_vs_deepdiff'].get('speedup_wall_time', '?')}x in wall time (DeepDiff "
+        f"{ref['seconds']} s wall / {ref.get('cpu_seconds', '?')} s CPU, {ref['mode']}) "
+        f"| {_mark(t['speedup_vs_deepdiff']['met'])} |",
+    ]
+    if ten := diff.get("at_10m"):
+        notes.append(
+            f"B1 at 10M things (`python -m bench.diff_bench --ten-million`, load "
+            f"{ten['load_average_1m']}): first call {ten['seconds']} s (CPU "
+            f"{ten['cpu_seconds']} s) / polars {ten['polars']['seconds']} s (CPU "
+            f"{ten['polars']['cpu_seconds']} s) = {ten['ratio_to_polars']}x (CPU "
+            f"{ten['cpu_ratio_to_polars']}x), same counts: {ten['polars']['same_counts']}; "
+            f"{ten['drifts']:,} drifts; inputs and diff {ten['inputs_and_diff_mb'] / 1024:.2f} "
+            f"GB (inputs {ten['inputs_rss_mb'] / 1024:.2f} GB, {ten['input_bytes_per_thing']} "
+            f"B/thing of frames; diff {ten['diff_rss_increment_mb'] / 1024:.2f} GB): "
+            f"{ten['bytes_per_thing']} B/thing."
+        )
+    elif big["n"] < 10_000_000:
+        notes.append(
+            f"B1 at 10M things: not part of a default run (`python -m bench.diff_bench --sizes "
+            f"100000,10000000` runs it): building its inputs takes about 10x the 1M build "
+            f"({big.get('build_seconds', '?')} s here) and it needs about "
+            f"{memory['projected_10m_gb']} GB above the interpreter by this run's "
+            f"{memory['bytes_per_thing']} B/thing, the polars peer as much again."
+        )
+    if before := diff.get("before_issue_26"):
+        notes.append(
+            f"B1 before issue 26 (commit {before['commit']}, N={before['n']:,}, same bench "
+            f"and machine, load {before['load_average_1m']}): first call {before['seconds']} s "
+            f"(CPU {before['cpu_seconds']} s) / polars {before['polars_seconds']} s (CPU "
+            f"{before['polars_cpu_seconds']} s) = "
+            f"{before['seconds'] / before['polars_seconds']:.2f}x; later call "
+            f"{before['later_call_seconds']} s; inputs and diff {before['inputs_and_diff_mb']} "
+            f"MB (inputs {before['inputs_rss_mb']} MB + diff {before['diff_rss_increment_mb']} MB)."
+        )
+    if rows := diff.get("before_after_833e1b1"):
+        notes += [
+            "B1 before (833e1b1) / after this round's diff changes (memberships and "
+            "fingerprints on worker threads, the cyclic collector paused while drifts are "
+            "built, paired cells compared a chunk of each side at a time, no position arrays "
+            "for whole sides), N=1,000,000, runs alternated on the same saved inputs:",
+            "",
+            "| Code | First call | CPU | Polars (same run) | Ratio | Inputs + diff | Diff | Load |",
+            "|---|---|---|---|---|---|---|---|",
+            *(
+                f"| {r['code']} | {r['seconds']} s | {r['cpu_seconds']} s | "
+                f"{r['polars_seconds']} s | {r['seconds'] / r['polars_seconds']:.2f}x | "
+                f"{r['inputs_and_diff_mb']} MB | {r['diff_rss_increment_mb']} MB | "
+                f"{r['load_average_1m']} |"
+                for r in rows
+            ),
+            "",
+        ]
+    return lines, notes
 
 
 def _latency_rows(snap: dict[str, Any]) -> list[str]:

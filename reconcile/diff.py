@@ -106,27 +106,25 @@ def _changed_details(
             for i, value_before, value_after in zip(differ, lefts, rights, strict=True):
                 details[i][column] = {"source": value_before, "target": value_after}
             continue
+        prefix = f"{column}."
         for i, cell_before, cell_after in zip(differ, lefts, rights, strict=True):
             map_before, map_after = cell_before or {}, cell_after or {}
             row = details[i]
             for key in _differing_keys(map_before, map_after):
-                row[f"{column}.{key}"] = {
-                    "source": map_before.get(key),
-                    "target": map_after.get(key),
-                }
+                row[prefix + key] = {"source": map_before.get(key), "target": map_after.get(key)}
     return details
 
 
 def _one_side(
     columns: tuple[str, ...], cells: dict[str, list[Any]], side: str
 ) -> list[dict[str, dict[str, Any]]]:
-    """Per row of ``cells`` (one side's), its details: every field, the other side None."""
+    """Per row of ``cells`` (one side's), its details: every field, the other side None.
+    Built a column at a time (a comprehension per column, then one ``dict(zip)`` per row)."""
+    if not columns:
+        return [{} for _ in cells["name"]]
     other = "target" if side == "source" else "source"
-    decoded = [_decoded(c, cells[c]) for c in columns]
-    return [
-        {c: {side: values[i], other: None} for c, values in zip(columns, decoded, strict=True)}
-        for i in range(len(cells["name"]))
-    ]
+    fields = [[{side: value, other: None} for value in _decoded(c, cells[c])] for c in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*fields, strict=True)]
 
 
 def _own_rows(
@@ -161,34 +159,46 @@ def _diff_entities(
     pairs = (source.positions(joined.both_source), destination.positions(joined.both_destination))
     differ = differing(source.frame, destination.frame, columns, pairs)
 
-    drifts: list[Drift] = []
+    # The drifts are built by comprehensions over columns read in bulk (no call per drift
+    # beyond its own construction): 40,000 of them at 1M things (bench/results/README.md, B1).
     missing = source.positions(joined.source_only)
     cells = cells_at(source.frame, missing, names)
-    for name, details, own_row in zip(
-        cells["name"],
-        _one_side(columns, cells, "source"),
-        _own_rows(kind, own, missing, (source.frame, cells)),
-        strict=True,
-    ):
-        drifts.append(Drift(kind, str(name), "missing", "high", details, rows=RepairRows(own_row)))
+    drifts = [
+        Drift(kind, str(name), "missing", "high", details, rows=RepairRows(own_row))
+        for name, details, own_row in zip(
+            cells["name"],
+            _one_side(columns, cells, "source"),
+            _own_rows(kind, own, missing, (source.frame, cells)),
+            strict=True,
+        )
+    ]
     cells = cells_at(destination.frame, destination.positions(joined.destination_only), names)
-    for name, details in zip(cells["name"], _one_side(columns, cells, "target"), strict=True):
-        drifts.append(Drift(kind, str(name), "extra", "medium", details))
+    drifts += [
+        Drift(kind, str(name), "extra", "medium", details)
+        for name, details in zip(cells["name"], _one_side(columns, cells, "target"), strict=True)
+    ]
     changed = pairs[0][differ]
     before = cells_at(source.frame, changed, names)
     after = cells_at(destination.frame, pairs[1][differ], names)
     targets = [dict(zip(names, row, strict=True)) for row in zip(*after.values(), strict=True)]
-    for name, details, own_row, target in zip(
-        before["name"],
-        _changed_details(columns, before, after),
-        _own_rows(kind, own, changed, (source.frame, before)),
-        targets,
-        strict=True,
-    ):
-        if details:  # ARN rewriting aside, differing cells mean a differing field
-            severity = changed_severity(kind, details)
-            rows = RepairRows(own_row, target)
-            drifts.append(Drift(kind, str(name), "changed", severity, details, rows=rows))
+    drifts += [
+        Drift(
+            kind,
+            str(name),
+            "changed",
+            changed_severity(kind, details),
+            details,
+            rows=RepairRows(own_row, target),
+        )
+        for name, details, own_row, target in zip(
+            before["name"],
+            _changed_details(columns, before, after),
+            _own_rows(kind, own, changed, (source.frame, before)),
+            targets,
+            strict=True,
+        )
+        if details  # ARN rewriting aside, differing cells mean a differing field
+    ]
     return drifts
 
 
@@ -212,27 +222,39 @@ def _static_links(
 def _diff_memberships(source: Side, destination: Side) -> list[Drift]:
     """Memberships are a set of (thing, group) pairs: only missing and extra exist."""
     joined = join(source, destination, ENTITIES[EntityKind.MEMBERSHIP].frame_key)
-    drifts = []
-    for side, positions, drift_kind, severity in (
-        (source, joined.source_only, "missing", "high"),
-        (destination, joined.destination_only, "extra", "medium"),
-    ):
-        picked = cells_at(side.frame, side.positions(positions), ("thing", "group"))
-        groups: dict[str, str] = {}  # one string per group, not one per link
-        for link_thing, group in zip(picked["thing"], picked["group"], strict=True):
-            link_group = groups.setdefault(group, group)
-            drifts.append(
-                Drift(
-                    EntityKind.MEMBERSHIP,
-                    membership_name(link_thing, link_group),
-                    drift_kind,  # type: ignore[arg-type]
-                    severity,  # type: ignore[arg-type]
-                    {},
-                    link_thing,
-                    link_group,
-                    rows=RepairRows({}) if drift_kind == "missing" else None,
-                )
-            )
+    entity = EntityKind.MEMBERSHIP
+    picked = cells_at(source.frame, source.positions(joined.source_only), ("thing", "group"))
+    groups: dict[str, str] = {}  # one string per group, not one per link
+    drifts = [
+        Drift(
+            entity,
+            membership_name(link_thing, link_group),
+            "missing",
+            "high",
+            {},
+            link_thing,
+            link_group,
+            rows=RepairRows({}),
+        )
+        for link_thing, group in zip(picked["thing"], picked["group"], strict=True)
+        for link_group in (groups.setdefault(group, group),)
+    ]
+    picked = cells_at(
+        destination.frame, destination.positions(joined.destination_only), ("thing", "group")
+    )
+    drifts += [
+        Drift(
+            entity,
+            membership_name(link_thing, link_group),
+            "extra",
+            "medium",
+            {},
+            link_thing,
+            link_group,
+        )
+        for link_thing, group in zip(picked["thing"], picked["group"], strict=True)
+        for link_group in (groups.setdefault(group, group),)
+    ]
     return drifts
 
 
