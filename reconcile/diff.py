@@ -34,6 +34,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,7 @@ from reconcile.snapshot import (
 )
 from reconcile.sweep import common
 
+_BY_NAME = attrgetter("name")
 # Columns whose JSON maps are explained key by key ("attributes.colour").
 _PER_KEY_COLUMNS = frozenset({"attributes"})
 
@@ -147,8 +149,8 @@ def _own_rows(
 
 def _diff_entities(
     kind: EntityKind, source: Side, destination: Side, own: pd.DataFrame
-) -> list[Drift]:
-    """The drift of a named kind; ``own`` is the source's table as read (the compared side may
+) -> list[list[Drift]]:
+    """The drift of a named kind, in blocks (missing, extra, changed: ``_in_order``); ``own`` is the source's table as read (the compared side may
     be rewritten as the replicator writes it: the desired state is the source's own)."""
     # The compared columns: the kind's state fields (not the name nor the per-region version,
     # nor a field it carries uncompared).
@@ -163,7 +165,7 @@ def _diff_entities(
     # beyond its own construction): 40,000 of them at 1M things (bench/results/README.md, B1).
     missing = source.positions(joined.source_only)
     cells = cells_at(source.frame, missing, names)
-    drifts = [
+    missing_drifts = [
         Drift(kind, str(name), "missing", "high", details, rows=RepairRows(own_row))
         for name, details, own_row in zip(
             cells["name"],
@@ -173,7 +175,7 @@ def _diff_entities(
         )
     ]
     cells = cells_at(destination.frame, destination.positions(joined.destination_only), names)
-    drifts += [
+    extra_drifts = [
         Drift(kind, str(name), "extra", "medium", details)
         for name, details in zip(cells["name"], _one_side(columns, cells, "target"), strict=True)
     ]
@@ -181,7 +183,7 @@ def _diff_entities(
     before = cells_at(source.frame, changed, names)
     after = cells_at(destination.frame, pairs[1][differ], names)
     targets = [dict(zip(names, row, strict=True)) for row in zip(*after.values(), strict=True)]
-    drifts += [
+    changed_drifts = [
         Drift(
             kind,
             str(name),
@@ -199,7 +201,7 @@ def _diff_entities(
         )
         if details  # ARN rewriting aside, differing cells mean a differing field
     ]
-    return drifts
+    return [missing_drifts, extra_drifts, changed_drifts]
 
 
 def _static_links(
@@ -219,13 +221,14 @@ def _static_links(
     return side_of(snapshot, spec.frame, rows, spec.frame_key)
 
 
-def _diff_memberships(source: Side, destination: Side) -> list[Drift]:
-    """Memberships are a set of (thing, group) pairs: only missing and extra exist."""
+def _diff_memberships(source: Side, destination: Side) -> list[list[Drift]]:
+    """Memberships are a set of (thing, group) pairs: only missing and extra exist (two
+    blocks, ``_in_order``)."""
     joined = join(source, destination, ENTITIES[EntityKind.MEMBERSHIP].frame_key)
     entity = EntityKind.MEMBERSHIP
     picked = cells_at(source.frame, source.positions(joined.source_only), ("thing", "group"))
     groups: dict[str, str] = {}  # one string per group, not one per link
-    drifts = [
+    missing = [
         Drift(
             entity,
             membership_name(link_thing, link_group),
@@ -242,7 +245,7 @@ def _diff_memberships(source: Side, destination: Side) -> list[Drift]:
     picked = cells_at(
         destination.frame, destination.positions(joined.destination_only), ("thing", "group")
     )
-    drifts += [
+    extra = [
         Drift(
             entity,
             membership_name(link_thing, link_group),
@@ -255,13 +258,13 @@ def _diff_memberships(source: Side, destination: Side) -> list[Drift]:
         for link_thing, group in zip(picked["thing"], picked["group"], strict=True)
         for link_group in (groups.setdefault(group, group),)
     ]
-    return drifts
+    return [missing, extra]
 
 
 def _diff_links(
     source: Snapshot, destination: Snapshot, buckets: int, wanted: np.ndarray | None
-) -> tuple[list[Drift], int]:
-    """The memberships' drifts and the links compared."""
+) -> tuple[list[list[Drift]], int]:
+    """The memberships' drifts (in blocks, ``_in_order``) and the links compared."""
     # A group dynamic on either side has no comparable membership (its members are computed).
     dynamic = _dynamic_groups(source) | _dynamic_groups(destination)
     src_links = _static_links(source, dynamic, buckets, wanted)
@@ -316,9 +319,10 @@ def _diff_tables(
     *,
     shard: Callable[[Snapshot, str], np.ndarray | None],
     policy_accounts: Mapping[str, str] | None,
-) -> tuple[list[Drift], dict[str, int]]:
-    """Every named kind's drifts (unsorted, unfiltered) and the entities compared per kind."""
-    drifts: list[Drift] = []
+) -> tuple[list[list[Drift]], dict[str, int]]:
+    """Every named kind's drifts (in blocks, ``_in_order``; unfiltered) and the entities
+    compared per kind."""
+    drifts: list[list[Drift]] = []
     counts: dict[str, int] = {}
     for kind in ENTITY_ORDER:
         if kind is EntityKind.MEMBERSHIP:
@@ -330,9 +334,22 @@ def _diff_tables(
         src = side_of(side, table, shard(side, table), ("name",))
         dst = side_of(destination, table, shard(destination, table), ("name",))
         counts[kind.value] = len(src)
-        drifts.extend(_diff_entities(kind, src, dst, getattr(source, table)))
+        drifts += _diff_entities(kind, src, dst, getattr(source, table))
 
     return drifts, counts
+
+
+def _in_order(blocks: list[list[Drift]]) -> list[Drift]:
+    """The drifts of ``blocks`` (each holds one entity kind's drifts of one drift kind) in
+    ``Drift.sort_key``'s order: each block sorted by name (a C-level key; a block comes in its
+    table's order, sorted by name already, so the sort mostly checks), then the blocks by their
+    ranks. The same order as sorting them all by ``Drift.sort_key`` (both sorts are stable),
+    without a Python call per drift."""
+    drifts: list[Drift] = []
+    for block in sorted((b for b in blocks if b), key=lambda b: b[0].sort_key()[:2]):
+        block.sort(key=_BY_NAME)
+        drifts += block
+    return drifts
 
 
 @contextmanager
@@ -396,15 +413,14 @@ def diff_snapshots(
     with _collector_paused(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="diff") as pool:
         fingerprints = pool.submit(lambda: (source.fingerprint(), destination.fingerprint()))
         links = pool.submit(_diff_links, source, destination, buckets, wanted)
-        drifts, counts = _diff_tables(
+        blocks, counts = _diff_tables(
             source, destination, shard=shard, policy_accounts=policy_accounts
         )
         link_drifts, counts[EntityKind.MEMBERSHIP.value] = links.result()
-        drifts.extend(link_drifts)
         source_fingerprint, target_fingerprint = fingerprints.result()
+    drifts = _in_order([*blocks, *link_drifts])
     if ignore is not None:
         drifts = list(ignore.filter(drifts))
-    drifts.sort(key=Drift.sort_key)
     return DriftReport(
         source_region=side_label(source),
         target_region=side_label(destination),
