@@ -45,7 +45,7 @@ from pipeline.kinds import ENTITIES, ENTITY_ORDER, KINDS
 from pipeline.kinds.links import membership_name, membership_names
 from pipeline.model import EntityKind
 from pipeline.policyrewrite import ArnMapping
-from reconcile.drift import Drift, DriftReport, RepairRows, changed_severity
+from reconcile.drift import Drift, DriftReport, RepairRows, changed_severity, new_drift
 from reconcile.hashing import in_buckets
 from reconcile.ignore import IgnoreRules
 from reconcile.pairs import Side, cells_at, differing, join, side_of
@@ -166,7 +166,7 @@ def _diff_entities(
     missing = source.positions(joined.source_only)
     cells = cells_at(source.frame, missing, names)
     missing_drifts = [
-        Drift(kind, str(name), "missing", "high", details, rows=RepairRows(own_row))
+        new_drift(kind, str(name), "missing", "high", details, rows=RepairRows(own_row))
         for name, details, own_row in zip(
             cells["name"],
             _one_side(columns, cells, "source"),
@@ -176,7 +176,7 @@ def _diff_entities(
     ]
     cells = cells_at(destination.frame, destination.positions(joined.destination_only), names)
     extra_drifts = [
-        Drift(kind, str(name), "extra", "medium", details)
+        new_drift(kind, str(name), "extra", "medium", details)
         for name, details in zip(cells["name"], _one_side(columns, cells, "target"), strict=True)
     ]
     changed = pairs[0][differ]
@@ -184,7 +184,7 @@ def _diff_entities(
     after = cells_at(destination.frame, pairs[1][differ], names)
     targets = [dict(zip(names, row, strict=True)) for row in zip(*after.values(), strict=True)]
     changed_drifts = [
-        Drift(
+        new_drift(
             kind,
             str(name),
             "changed",
@@ -229,14 +229,14 @@ def _diff_memberships(source: Side, destination: Side) -> list[list[Drift]]:
     picked = cells_at(source.frame, source.positions(joined.source_only), ("thing", "group"))
     groups: dict[str, str] = {}  # one string per group, not one per link
     missing = [
-        Drift(
+        new_drift(
             entity,
             membership_name(link_thing, link_group),
             "missing",
             "high",
             {},
-            link_thing,
-            link_group,
+            thing=link_thing,
+            group=link_group,
             rows=RepairRows({}),
         )
         for link_thing, group in zip(picked["thing"], picked["group"], strict=True)
@@ -246,14 +246,14 @@ def _diff_memberships(source: Side, destination: Side) -> list[list[Drift]]:
         destination.frame, destination.positions(joined.destination_only), ("thing", "group")
     )
     extra = [
-        Drift(
+        new_drift(
             entity,
             membership_name(link_thing, link_group),
             "extra",
             "medium",
             {},
-            link_thing,
-            link_group,
+            thing=link_thing,
+            group=link_group,
         )
         for link_thing, group in zip(picked["thing"], picked["group"], strict=True)
         for link_group in (groups.setdefault(group, group),)

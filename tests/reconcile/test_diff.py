@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from pipeline.model import EntityKind
 from reconcile.diff import diff_snapshots
-from reconcile.drift import DriftReport, ReportMergeError, merge_reports
+from reconcile.drift import (
+    Drift,
+    DriftReport,
+    RepairRows,
+    ReportMergeError,
+    merge_reports,
+    new_drift,
+)
 from reconcile.hashing import bucket_of
 from reconcile.snapshot import Snapshot
 
@@ -491,3 +498,22 @@ def test_paired_cells_compare_alike_across_chunks_in_any_order(
         expected = [left[i] != right[j] for i, j in zip(*pairs, strict=True)]
         found = differing(chunked(left), chunked(right), ("v",), pairs)
         assert found.tolist() == expected
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {},
+        {"thing": "t1", "group": "g1"},
+        {"rows": RepairRows({"name": "t1"}, {"name": "t1", "thing_type": None})},
+    ],
+)
+def test_new_drift_is_the_drift_its_init_makes(given: dict[str, Any]) -> None:
+    """The diff's cheaper constructor sets every field as ``Drift(...)`` does (rows too, which
+    equality leaves out), the others to their defaults."""
+    args = (EntityKind.THING, "t1", "changed", "low", {"x": {"source": 1, "target": 2}})
+    made, expected = new_drift(*args, **given), Drift(*args, **given)
+    assert made == expected
+    assert repr(made) == repr(expected) and made.rows == expected.rows
+    for name in Drift.__slots__:
+        assert getattr(made, name) == getattr(expected, name)
