@@ -209,7 +209,8 @@ def _diff_rows(diff: dict[str, Any]) -> tuple[list[str], list[str]]:
             "B1 before (833e1b1) / after this round's diff changes (memberships and "
             "fingerprints on worker threads, the cyclic collector paused while drifts are "
             "built, paired cells compared a chunk of each side at a time, no position arrays "
-            "for whole sides), N=1,000,000, runs alternated on the same saved inputs:",
+            "for whole sides), N=1,000,000, the first call on fresh snapshots (fingerprints "
+            "included: the former definition), runs alternated on the same saved inputs:",
             "",
             "| Code | First call | CPU | Polars (same run) | Ratio | Inputs + diff | Diff | Load |",
             "|---|---|---|---|---|---|---|---|",
@@ -218,6 +219,25 @@ def _diff_rows(diff: dict[str, Any]) -> tuple[list[str], list[str]]:
                 f"{r['polars_seconds']} s | {r['seconds'] / r['polars_seconds']:.2f}x | "
                 f"{r['inputs_and_diff_mb']} MB | {r['diff_rss_increment_mb']} MB | "
                 f"{r['load_average_1m']} |"
+                for r in rows
+            ),
+            "",
+        ]
+    if rows := diff.get("before_after_f0d49f0"):
+        notes += [
+            "B1 before (f0d49f0) / after the drift-building changes (drifts built by "
+            "comprehensions over bulk-read columns and made by `new_drift`, which sets the slots "
+            "directly; sorted a block at a time by name), N=1,000,000, the first call as the job "
+            "makes it, runs alternated on the same saved inputs:",
+            "",
+            "| Code | First call | CPU | Polars (same run) | Ratio | Later call | Fresh snapshots, "
+            "fingerprints included | Inputs + diff | Load |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *(
+                f"| {r['code']} | {r['seconds']} s | {r['cpu_seconds']} s | "
+                f"{r['polars_seconds']} s | {r['seconds'] / r['polars_seconds']:.2f}x | "
+                f"{r['later_call_seconds']} s | {r['fresh_seconds']} s | "
+                f"{r['inputs_and_diff_mb']} MB | {r['load_average_1m']} |"
                 for r in rows
             ),
             "",

@@ -89,6 +89,24 @@ BEFORE_AFTER_833E1B1 = [
     {"code": "after", "seconds": 2.379, "cpu_seconds": 2.368, "polars_seconds": 1.924,
      "inputs_and_diff_mb": 815.2, "diff_rss_increment_mb": 312.5, "load_average_1m": 2.57},
 ]  # fmt: skip
+# Before this round's drift-building changes (commit f0d49f0: a drift appended per row through
+# its dataclass __init__, sorted with a key call per drift) against after, at 1M things, the
+# first call as the job makes it (fingerprints computed at save): alternated on the same saved
+# inputs, same machine, minutes apart.
+BEFORE_AFTER_F0D49F0 = [
+    {"code": "f0d49f0", "seconds": 2.628, "cpu_seconds": 2.602, "polars_seconds": 1.943,
+     "later_call_seconds": 2.28, "fresh_seconds": 2.934, "inputs_and_diff_mb": 792.0,
+     "diff_rss_increment_mb": 269.9, "load_average_1m": 1.98},
+    {"code": "after", "seconds": 1.986, "cpu_seconds": 1.948, "polars_seconds": 1.122,
+     "later_call_seconds": 1.333, "fresh_seconds": 1.671, "inputs_and_diff_mb": 799.5,
+     "diff_rss_increment_mb": 271.5, "load_average_1m": 2.35},
+    {"code": "f0d49f0", "seconds": 1.752, "cpu_seconds": 2.193, "polars_seconds": 1.283,
+     "later_call_seconds": 2.275, "fresh_seconds": 2.085, "inputs_and_diff_mb": 802.4,
+     "diff_rss_increment_mb": 276.2, "load_average_1m": 2.16},
+    {"code": "after", "seconds": 1.436, "cpu_seconds": 2.057, "polars_seconds": 1.311,
+     "later_call_seconds": 1.158, "fresh_seconds": 2.485, "inputs_and_diff_mb": 790.3,
+     "diff_rss_increment_mb": 258.5, "load_average_1m": 1.9},
+]  # fmt: skip
 QUICK_SIZES = (1_000, 2_000)  # the smoke test (CI): every step runs, on small frames
 TEN_MILLION = 10_000_000
 
@@ -549,6 +567,7 @@ def run(
         "targets": targets,
         "before_issue_26": BEFORE_ISSUE_26,
         "before_after_833e1b1": BEFORE_AFTER_833E1B1,
+        "before_after_f0d49f0": BEFORE_AFTER_F0D49F0,
     }
     path = save("diff_quick" if quick else "diff", result, out_dir)
     print(summary(result))

@@ -407,7 +407,8 @@ def diff_snapshots(
     # Both fingerprints (sha256 over every table's bytes, which releases the GIL) are taken on a
     # second thread, and the memberships (mostly Arrow and numpy work, which release it too) are
     # diffed on a third, while this one diffs the named kinds: the report carries the
-    # fingerprints, and a fresh snapshot has none. The cyclic garbage collector is paused
+    # fingerprints, and a fresh snapshot has none (the nightly job's snapshots have theirs:
+    # jobs.run saves them, which computes them, before it diffs). The cyclic garbage collector is paused
     # meanwhile: the drifts are many small dicts and no cycles, and its passes over them took a
     # sixth of the diff's time (bench/results/README.md, B1).
     with _collector_paused(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="diff") as pool:

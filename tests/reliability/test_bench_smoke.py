@@ -42,9 +42,14 @@ def test_quick_bench_writes_every_result_and_the_table(tmp_path: Path) -> None:
         assert all(isinstance(t["met"], bool) for t in result["targets"].values())
     diff = json.loads((tmp_path / "diff_quick.json").read_text())
     assert diff["engine"][-1]["changed_rows_explained"] > 0
+    # The first call as the nightly job makes it (fingerprints computed at save, apart), and the
+    # fresh snapshots' first call (fingerprints included) beside it.
+    assert diff["engine"][-1]["fingerprint_at_save"]["seconds"] >= 0
+    assert diff["engine"][-1]["fresh"]["same_report"]
     table = (tmp_path / "README.quick.md").read_text()
     for row in ("B1 diff engine", "B2 snapshot cost", "B3 replicator cost", "B4 ignore rules"):
         assert row in table
+    assert "first call on fresh snapshots, fingerprints included" in table
     assert "B2 snapshot under latency" in table and "B5 nightly cost" in table
     snapshot = json.loads((tmp_path / "snapshot_quick.json").read_text())
     assert [row["latency_ms"] for row in snapshot["latency"]] == [200]
