@@ -178,7 +178,8 @@ def _diff_rows(diff: dict[str, Any]) -> tuple[list[str], list[str]]:
         notes.append(
             f"B1 at 10M things (`python -m bench.diff_bench --ten-million`, load "
             f"{ten['load_average_1m']}): first call {ten['seconds']} s (CPU "
-            f"{ten['cpu_seconds']} s) / polars {ten['polars']['seconds']} s (CPU "
+            f"{ten['cpu_seconds']} s{'; ' + ten['first_call'] if 'first_call' in ten else ''}) "
+            f"/ polars {ten['polars']['seconds']} s (CPU "
             f"{ten['polars']['cpu_seconds']} s) = {ten['ratio_to_polars']}x (CPU "
             f"{ten['cpu_ratio_to_polars']}x), same counts: {ten['polars']['same_counts']}; "
             f"{ten['drifts']:,} drifts; inputs and diff {ten['inputs_and_diff_mb'] / 1024:.2f} "
