@@ -18,6 +18,8 @@ from moto import mock_aws
 from reconcile.inventory import Inventory
 from reconcile.ratelimit import RateLimiter
 from reconcile.snapshot import Snapshot, take_snapshot
+from sandbox.inprocess import DST as LOCAL_DST
+from sandbox.inprocess import TABLE, LocalPipeline
 
 SRC = "us-east-1"
 DST = "eu-west-1"
@@ -87,3 +89,19 @@ def seed_registry(iot: Any, things: int = 4) -> None:
 
 def snapshot_of(iot: Any, region: str, **inventory: Any) -> Snapshot:
     return take_snapshot(Inventory(iot, RateLimiter.unlimited(), **inventory), region)
+
+
+@pytest.fixture
+def pipeline_environment(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the in-process pipeline's handlers read from their environment (as deployed)."""
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    monkeypatch.setenv("AWS_REGION", LOCAL_DST)
+    monkeypatch.setenv("STATE_TABLE", TABLE)
+
+
+@pytest.fixture
+def pipeline(pipeline_environment: None) -> Iterator[LocalPipeline]:
+    """Both regions and the pipeline in process, moto checking certificates as AWS does (a
+    module needing other kinds listed, or the emulation, defines its own)."""
+    with mock_aws(config={"iot": {"use_valid_cert": True}}):
+        yield LocalPipeline()

@@ -6,12 +6,10 @@ then never drift, against a registry or against the state table."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from pipeline.kinds.certificate import canonical_pem
 from pipeline.model import EntityKind
@@ -26,20 +24,11 @@ from reconcile.planner import build_plan
 from reconcile.ratelimit import RateLimiter, VirtualClock
 from reconcile.snapshot import Snapshot, take_snapshot
 from sandbox.certificates import self_signed_pem
-from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
+from sandbox.inprocess import DST, SRC, LocalPipeline
 
 NOW = 1_796_119_205_000
 CERT = "c" * 64
 PEM = canonical_pem("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n")
-
-
-@pytest.fixture
-def pipeline(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalPipeline]:
-    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    monkeypatch.setenv("AWS_REGION", DST)
-    monkeypatch.setenv("STATE_TABLE", TABLE)
-    with mock_aws(config={"iot": {"use_valid_cert": True}}):
-        yield LocalPipeline()
 
 
 class Counted:

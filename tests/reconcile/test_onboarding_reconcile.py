@@ -18,7 +18,7 @@ from reconcile.emit import corrective_changes
 from reconcile.guards import Guards
 from reconcile.planner import build_plan
 from reconcile.snapshot import Snapshot
-from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
+from sandbox.inprocess import DST, SRC, LocalPipeline
 
 NOW = 1_796_119_205_000
 ACCOUNTS = {"111111111111": "222222222222"}
@@ -117,10 +117,7 @@ def test_an_authorizers_function_is_compared_as_the_destination_regions() -> Non
 
 
 @pytest.fixture
-def pipeline(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalPipeline]:
-    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    monkeypatch.setenv("AWS_REGION", DST)
-    monkeypatch.setenv("STATE_TABLE", TABLE)
+def pipeline(pipeline_environment: None) -> Iterator[LocalPipeline]:
     with mock_aws():
         yield LocalPipeline()
 

@@ -18,7 +18,7 @@ from reconcile.guards import Guards
 from reconcile.snapshot import Snapshot
 from sandbox import emulation
 from sandbox.certificates import CertificateAuthority
-from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
+from sandbox.inprocess import DST, SRC, LocalPipeline
 from tests.conftest import RegistryView
 
 NOW = 1_796_119_205_000
@@ -30,10 +30,7 @@ def body(name: str) -> str:
 
 
 @pytest.fixture
-def pipeline(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalPipeline]:
-    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    monkeypatch.setenv("AWS_REGION", DST)
-    monkeypatch.setenv("STATE_TABLE", TABLE)
+def pipeline(pipeline_environment: None) -> Iterator[LocalPipeline]:
     with mock_aws():
         emulation.install(emulation.RegistryEmulation())
         try:

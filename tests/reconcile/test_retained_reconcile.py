@@ -28,10 +28,7 @@ CONFIG = {RETAINED: ("config/*",)}
 
 
 @pytest.fixture
-def pipeline(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalPipeline]:
-    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    monkeypatch.setenv("AWS_REGION", DST)
-    monkeypatch.setenv("STATE_TABLE", TABLE)
+def pipeline(pipeline_environment: None) -> Iterator[LocalPipeline]:
     with mock_aws():
         emulation.install(emulation.RegistryEmulation())
         try:

@@ -5,14 +5,12 @@ converge): what the streaming path never delivered is repaired, and a run after 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from moto import mock_aws
 
 from pipeline.events import corrective_event
 from pipeline.model import EntityKind
@@ -24,7 +22,7 @@ from reconcile.guards import Guards
 from reconcile.planner import build_plan
 from reconcile.snapshot import Snapshot
 from sandbox.certificates import self_signed_pem
-from sandbox.inprocess import DST, SRC, TABLE, LocalPipeline
+from sandbox.inprocess import DST, SRC, LocalPipeline
 
 CERT = "c" * 64
 OTHER = "d" * 64
@@ -108,15 +106,6 @@ def test_missing_entities_are_planned_in_dependency_order_with_their_state() -> 
 
 
 # --- a whole run on moto ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def pipeline(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalPipeline]:
-    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    monkeypatch.setenv("AWS_REGION", DST)
-    monkeypatch.setenv("STATE_TABLE", TABLE)
-    with mock_aws(config={"iot": {"use_valid_cert": True}}):
-        yield LocalPipeline()
 
 
 def test_reconciliation_repairs_what_the_stream_never_delivered(pipeline: LocalPipeline) -> None:

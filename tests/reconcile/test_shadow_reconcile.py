@@ -28,10 +28,7 @@ NOW = 1_796_119_205_000
 
 
 @pytest.fixture
-def pipeline(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalPipeline]:
-    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    monkeypatch.setenv("AWS_REGION", DST)
-    monkeypatch.setenv("STATE_TABLE", TABLE)
+def pipeline(pipeline_environment: None) -> Iterator[LocalPipeline]:
     with mock_aws():
         yield LocalPipeline(opt_in={EntityKind.SHADOW})
 

@@ -60,7 +60,7 @@ def read_and_commit(cursor: StreamCursor) -> list[int]:
     return [int(item["dynamodb"]["SequenceNumber"]) for _, item in batch]
 
 
-def test_the_shards_are_described_once_while_none_closes() -> None:
+def test_while_no_shard_closes_and_all_is_committed_one_describe_and_one_iterator_do() -> None:
     streams = Streams()
     streams.shards["parent"] += [1, 2]
     cursor = StreamCursor(streams, ARN)
@@ -69,7 +69,8 @@ def test_the_shards_are_described_once_while_none_closes() -> None:
     assert read_and_commit(cursor) == []
     streams.shards["parent"].append(3)
     assert read_and_commit(cursor) == [3]
-    assert streams.describes == 1
+    assert streams.describes == 1  # described once while no shard closes
+    assert streams.iterators == 1  # read on with GetRecords' NextShardIterator
 
 
 def test_a_closed_shard_makes_the_next_read_find_its_children() -> None:
@@ -87,18 +88,6 @@ def test_a_closed_shard_makes_the_next_read_find_its_children() -> None:
     assert read_and_commit(cursor) == [3]
     assert read_and_commit(cursor) == [4, 5]
     assert streams.describes == 2
-
-
-def test_reads_go_on_with_the_next_iterator_while_everything_is_committed() -> None:
-    streams = Streams()
-    streams.shards["parent"] += [1, 2]
-    cursor = StreamCursor(streams, ARN)
-
-    assert read_and_commit(cursor) == [1, 2]
-    assert read_and_commit(cursor) == []
-    streams.shards["parent"].append(3)
-    assert read_and_commit(cursor) == [3]
-    assert streams.iterators == 1
 
 
 def test_a_record_not_committed_is_read_again() -> None:
