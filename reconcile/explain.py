@@ -205,6 +205,9 @@ def explain(
     kwargs: dict[str, Any] = {"ignore": ignore, "policy_accounts": policy_accounts}
     if clock is not None:
         kwargs["clock"] = clock
+    # The table holds every link: narrowed once to the report's slice (``reconcile.sweep``), so
+    # both diffs below share one narrowed view and its fingerprint, not a narrowing each.
+    table = table.swept(report.sweep)
     before = {(d.entity, d.name): d for d in diff_snapshots(source, table, **kwargs).drifts}
     after = {(d.entity, d.name): d for d in diff_snapshots(table, target, **kwargs).drifts}
     due, refused = _due(table, target.region), _refused(table, target.region)
