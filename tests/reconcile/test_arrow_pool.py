@@ -14,4 +14,3 @@ def test_arrow_tables_come_from_jemalloc_where_the_build_has_it() -> None:
         expected = "jemalloc"
     assert reconcile.__doc__
     assert pa.default_memory_pool().backend_name == expected
-    assert pa.array(["a thing"]).nbytes and pa.total_allocated_bytes() >= 0
