@@ -158,6 +158,15 @@ def search_index_without_index(iot: Any, ctx: Context) -> Answer:
     )
 
 
+def search_missing_index(iot: Any, ctx: Context) -> Answer:
+    """SearchIndex of an index the account does not have (a name no index bears; what the
+    emulation also answers for AWS_ThingGroups with thing group indexing off, without turning
+    the account's group indexing off)."""
+    return answer_of(
+        lambda: iot.search_index(indexName="crrconf_no_such_index", queryString="*"), ctx.scope
+    )
+
+
 def disable_index_with_dynamic_groups(iot: Any, ctx: Context) -> Answer:
     """UpdateIndexingConfiguration turning thing indexing off while a dynamic group exists
     ("Dynamic thing groups": "you cannot disable it until you delete all of your dynamic thing
@@ -357,6 +366,7 @@ QUOTA_PROBES = (
     # indexing off.
     Probe("dynamic_group_without_index", "CreateDynamicThingGroup", dynamic_group_without_index),
     Probe("search_index_without_index", "SearchIndex", search_index_without_index),
+    Probe("search_missing_index", "SearchIndex", search_missing_index),
     Probe("dynamic_group_in_hierarchy", "CreateThingGroup", dynamic_group_in_hierarchy),
     Probe("policy_on_dynamic_group", "AttachPolicy", policy_on_dynamic_group),
     Probe(

@@ -46,6 +46,9 @@ UNTYPED_THING_MAX_ATTRIBUTES = 3
 # The things index fleet indexing keeps (SearchIndex, dynamic groups' queries): "AWS_Things"
 # (AWS IoT API Reference, SearchIndex and CreateDynamicThingGroup, indexName).
 THINGS_INDEX = "AWS_Things"
+# The thing groups' index, while thing group indexing is on (AWS IoT guide, "Manage thing group
+# indexing": https://docs.aws.amazon.com/iot/latest/developerguide/thinggroup-index.html).
+THING_GROUPS_INDEX = "AWS_ThingGroups"
 TYPED_THING_MAX_ATTRIBUTES = 50
 THING_GROUP_MAX_ATTRIBUTES = 50
 MAX_GROUPS_PER_THING = 10

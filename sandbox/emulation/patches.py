@@ -41,8 +41,11 @@ MOTO_GAPS = (
     "as in a new account. [assumption] UpdateThingGroupsForThing adds before it removes, as "
     "moto does, so each add meets the limit of the groups the thing is in at that moment",
     "SearchIndex of the AWS_Things index is refused with AWS's ResourceNotFoundException while "
-    "thing indexing is OFF (moto: searches its things whatever the configuration says); "
-    "[assumption] an omitted indexName is AWS_Things",
+    "thing indexing is OFF, and of AWS_ThingGroups while thing group indexing is OFF "
+    "(moto: searches its things whatever the index and the configuration say); "
+    "[assumption] an omitted indexName is AWS_Things, another name is a missing index",
+    "[not emulated] SearchIndex of AWS_ThingGroups answers '*' and thingGroupName:<glob> "
+    "queries only; any other query is refused as InvalidQueryException",
     "ListThingGroups lists dynamic groups as root groups (moto: never, their parent was '')",
     "[sandbox only] no dynamic group has members (no fleet index), so overrideDynamicGroups "
     "never evicts a thing from one",

@@ -82,6 +82,16 @@ QUOTA_REFUSALS: dict[str, Refusal] = {
         "iot_example_iot_SearchIndex_section.html)",
         message_seen=True,
     ),
+    "search_missing_index": Refusal(
+        "SearchIndex",
+        "ResourceNotFoundException",
+        "Index {index} does not exist. Please enable index by calling UpdateIndexingConfiguration",
+        f"{_GUIDE}thinggroup-index.html (thingGroupIndexingMode OFF: 'No indexing/delete "
+        "index'; ON: 'Create or configure the AWS_ThingGroups index'); code and text: AWS's "
+        "answer for AWS_Things without its index (search_index_without_index). [assumption] "
+        "AWS_ThingGroups with group indexing off, and any other index name, are answered alike",
+        message_seen=False,
+    ),
     "dynamic_groups_per_account": Refusal(
         "CreateDynamicThingGroup",
         "LimitExceededException",

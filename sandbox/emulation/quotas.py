@@ -8,7 +8,7 @@ values are AWS's, kept once in ``pipeline.rules``; each refusal's code, text and
 - a thing in at most 10 thing groups; a hierarchy at most 7 levels deep, at most 100 direct
   children per group; a dynamic group never in a hierarchy, never a policy target;
 - dynamic groups only with thing indexing on, which then stays on while any exists; at most 100
-  of them per account and region; SearchIndex of the things' index only with thing indexing on;
+  of them per account and region; SearchIndex of an index only while its indexing is on;
 - attributes: at most 3 on an untyped thing, 50 on a typed one or a thing group, each name and
   value as the service model says; at most 3 searchable attributes per thing type.
 
@@ -19,16 +19,18 @@ AWS refuses it for a thing in no dynamic group ("Dynamic thing groups", AWS IoT 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from moto.core.responses import ActionResult
 from moto.iot.models import FakeThing, FakeThingGroup, IoTBackend
 from moto.iot.responses import IoTResponse
 
 from pipeline import rules
 from pipeline.errors import RegistryValidationError
 from sandbox.emulation.patches import _PATCHES
-from sandbox.emulation.refusals import refuse
+from sandbox.emulation.refusals import RefusedError, refuse
 from sandbox.emulation.registry import RegistryEmulation, _find_group
 
 
@@ -110,13 +112,69 @@ def _update_indexing_configuration(
 
 
 def _response_search_index(self: IoTResponse) -> Any:
-    """SearchIndex: the things' index (the default one) exists only while thing indexing is on
-    (``REFUSALS``); moto searches its things whatever the configuration says."""
-    if (self._get_param("indexName") or rules.THINGS_INDEX) == rules.THINGS_INDEX and (
-        _thing_indexing_mode(self.iot_backend) == "OFF"
-    ):
-        raise refuse("search_index_without_index")
-    return _PATCHES.original(IoTResponse, "search_index")(self)
+    """SearchIndex: an index exists only while its indexing is on (``REFUSALS``); moto searches
+    its things whatever the index and the configuration say.
+
+    AWS_Things: moto's search. AWS_ThingGroups (AWS IoT guide, "Manage thing group indexing":
+    thingGroupIndexingMode ON creates it, OFF "No indexing/delete index"; its documents are
+    botocore's ``ThingGroupDocument``): the groups matching ``*`` or one
+    ``thingGroupName:<name, * as a wildcard>`` term, the guide's own example query; any other
+    query is refused as InvalidQueryException, a query the sandbox does not evaluate
+    ([not emulated], ``MOTO_GAPS``: stricter than AWS, never more lenient). Any other index
+    does not exist ([assumption] answered as a missing index is)."""
+    index = self._get_param("indexName") or rules.THINGS_INDEX
+    backend = self.iot_backend
+    if index == rules.THINGS_INDEX:
+        if _thing_indexing_mode(backend) == "OFF":
+            raise refuse("search_index_without_index")
+        return _PATCHES.original(IoTResponse, "search_index")(self)
+    configuration = backend.get_indexing_configuration()["thingGroupIndexingConfiguration"]
+    group_indexing = dict(configuration).get("thingGroupIndexingMode")
+    if index != rules.THING_GROUPS_INDEX or group_indexing != "ON":
+        raise refuse("search_missing_index", index=index)
+    matches = _group_name_matcher(str(self._get_param("queryString") or ""))
+    groups = [group for name, group in _groups_by_name(backend) if matches(name)]
+    return ActionResult({"things": [], "thingGroups": [_group_document(g) for g in groups]})
+
+
+def _group_name_matcher(query: str) -> Callable[[str], bool]:
+    """The names ``query`` selects: ``*`` every one, ``thingGroupName:<glob>`` those it matches."""
+    query = query.strip()
+    if query == "*":
+        return lambda name: True
+    field, _, pattern = query.partition(":")
+    if field != "thingGroupName" or not pattern or " " in pattern:
+        # Not a claim about AWS (so not among REFUSALS): a query the sandbox cannot evaluate.
+        raise RefusedError(
+            "InvalidQueryException",
+            f"[sandbox] query {query!r} on AWS_ThingGroups is not evaluated: the sandbox "
+            "answers '*' and thingGroupName:<name, * as a wildcard> only",
+        )
+    expression = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+    return lambda name: expression.fullmatch(name) is not None
+
+
+def _groups_by_name(backend: IoTBackend) -> list[tuple[str, FakeThingGroup]]:
+    groups = ((g.thing_group_name, g) for g in backend.thing_groups.values())
+    return sorted(groups, key=lambda item: item[0])
+
+
+def _group_document(group: FakeThingGroup) -> dict[str, Any]:
+    """A ``ThingGroupDocument`` (botocore's iot model): name, id, description, attributes and
+    the names of every ancestor."""
+    properties: dict[str, Any] = dict(group.thing_group_properties or {})
+    ancestors = [
+        parent["groupName"] for parent in group.metadata.get("rootToParentThingGroups") or []
+    ]
+    document: dict[str, Any] = {
+        "thingGroupName": group.thing_group_name,
+        "thingGroupId": group.thing_group_id,
+        "attributes": (properties.get("attributePayload") or {}).get("attributes") or {},
+        "parentGroupNames": ancestors,
+    }
+    if properties.get("thingGroupDescription"):
+        document["thingGroupDescription"] = properties["thingGroupDescription"]
+    return document
 
 
 def refuse_dynamic_policy_target(

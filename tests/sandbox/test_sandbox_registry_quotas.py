@@ -213,6 +213,52 @@ def test_the_things_index_is_searched_only_with_thing_indexing_on(box: Sandbox) 
     assert refused == ("ResourceNotFoundException", 404)
 
 
+def test_the_thing_groups_index_is_searched_only_with_group_indexing_on(box: Sandbox) -> None:
+    # AWS IoT guide, "Manage thing group indexing": thingGroupIndexingMode ON creates the
+    # AWS_ThingGroups index, OFF deletes it. Before, moto answered any indexName with its things.
+    iot = box.iot(SOURCE)
+    _indexing(iot, "REGISTRY")  # the things' index on: it must not answer for the groups'
+    iot.create_thing(thingName="t")
+    iot.create_thing_group(thingGroupName="site-a", thingGroupProperties={
+        "thingGroupDescription": "first site", "attributePayload": {"attributes": {"k": "v"}}
+    })  # fmt: skip
+    iot.create_thing_group(thingGroupName="line-1", parentGroupName="site-a")
+    iot.create_thing_group(thingGroupName="other")
+
+    def search(query: str, index: str = "AWS_ThingGroups") -> Any:
+        return iot.search_index(indexName=index, queryString=query)
+
+    refused = _error(lambda: search("thingGroupName:site*"))
+    assert refused == ("ResourceNotFoundException", 404)
+    assert _error(lambda: search("thingName:t", "AWS_Nothing")) == (
+        "ResourceNotFoundException",
+        404,
+    )
+    iot.update_indexing_configuration(
+        thingGroupIndexingConfiguration={"thingGroupIndexingMode": "ON"}
+    )
+    found = search("thingGroupName:site*")
+    assert found["things"] == []
+    [document] = found["thingGroups"]
+    assert {k: v for k, v in document.items() if k != "thingGroupId"} == {
+        "thingGroupName": "site-a",
+        "thingGroupDescription": "first site",
+        "attributes": {"k": "v"},
+        "parentGroupNames": [],
+    }
+    [child] = search("thingGroupName:line-1")["thingGroups"]
+    assert child["parentGroupNames"] == ["site-a"]
+    assert [g["thingGroupName"] for g in search("*")["thingGroups"]] == [
+        "line-1",
+        "other",
+        "site-a",
+    ]
+    # A query the sandbox does not evaluate is refused, never answered loosely.
+    assert _error(lambda: search("attributes.k:v"))[0] == "InvalidQueryException"
+    # The things' index still answers with things.
+    assert [t["thingName"] for t in search("thingName:t", "AWS_Things")["things"]] == ["t"]
+
+
 # ---- attributes ---------------------------------------------------------------------------------
 
 
