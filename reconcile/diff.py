@@ -213,7 +213,7 @@ def _static_links(
     if dynamic:
         keep = ~links["group"].isin(list(dynamic)).to_numpy(dtype=bool)
     if wanted is not None:  # a link's bucket is its name's ("thing#group")
-        names = membership_names(links["thing"], links["group"])
+        names = membership_names(links["thing"], links["group"].astype("string"))
         in_shard = in_buckets(names, buckets, wanted)
         keep = in_shard if keep is None else keep & in_shard
     rows = None if keep is None else np.flatnonzero(keep)

@@ -105,14 +105,18 @@ def digest_strings(digest: Any, strings: pa.Array | pa.ChunkedArray) -> None:
         digest.update(np.asarray(lengths).astype("<i8"))
     for chunk in chunks:
         # A missing value's slot may hold bytes: leave them out.
-        values = chunk.drop_null() if chunk.null_count else chunk
-        if not len(values):
-            continue
-        wide = pa.types.is_large_string(values.type)
-        offsets = np.frombuffer(values.buffers()[1], dtype=np.int64 if wide else np.int32)
-        first, last = offsets[values.offset], offsets[values.offset + len(values)]
-        if last > first:
-            digest.update(memoryview(values.buffers()[2])[first:last])
+        digest_bytes(digest, chunk.drop_null() if chunk.null_count else chunk)
+
+
+def digest_bytes(digest: Any, values: pa.Array) -> None:
+    """Feed ``digest`` the bytes of ``values`` (strings, none missing), one after another."""
+    if not len(values):
+        return
+    wide = pa.types.is_large_string(values.type)
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64 if wide else np.int32)
+    first, last = offsets[values.offset], offsets[values.offset + len(values)]
+    if last > first:
+        digest.update(memoryview(values.buffers()[2])[first:last])
 
 
 def combine_hashes(columns: list[np.ndarray], length: int = 0) -> np.ndarray:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconcile.hashing import combine_hashes
+from reconcile.labels import is_label, label_values, labels_differ
 from reconcile.snapshot import Snapshot
 
 
@@ -64,8 +65,9 @@ def side_of(
 
 
 def arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray:
-    """A column as Arrow (zero-copy for pyarrow-backed and masked columns)."""
-    if hasattr(series.array, "__arrow_array__"):
+    """A column as Arrow (zero-copy for pyarrow-backed and masked columns; a categorical as a
+    dictionary array, whose ``take`` and ``to_pylist`` give its text)."""
+    if hasattr(series.array, "__arrow_array__") or is_label(series):
         return pa.array(series.array)
     return pa.array(series.to_numpy(), from_pandas=True)
 
@@ -140,17 +142,21 @@ def differing(
     themselves are compared (Arrow kernels, a step of pairs at a time), never a hash of them.
 
     Each step's cells are taken from one chunk on each side where the positions increase (a
-    column read from Parquet comes in chunks, and a take across chunks concatenates them)."""
+    column read from Parquet comes in chunks, and a take across chunks concatenates them).
+    Two categorical columns compare their codes (``reconcile.labels.labels_differ``)."""
     left_rows, right_rows = pairs
     differ = np.zeros(len(left_rows), dtype=bool)
     for column in columns:
+        if is_label(source[column]) and is_label(destination[column]):
+            differ |= labels_differ(source[column], destination[column], pairs)
+            continue
         (lefts, left_starts), (rights, right_starts) = (
-            _chunks(arrow(source[column])),
-            _chunks(arrow(destination[column])),
+            _chunks(_text(source[column])),
+            _chunks(_text(destination[column])),
         )
         steps = _steps(pairs, (left_starts, right_starts))
         if steps is None:  # any order: a take across chunks per step
-            left, right = arrow(source[column]), arrow(destination[column])
+            left, right = _text(source[column]), _text(destination[column])
             for start in range(0, len(left_rows), _COMPARE_STEP):
                 stop = start + _COMPARE_STEP
                 same = same_cells(
@@ -167,6 +173,12 @@ def differing(
             )
             differ[start:stop] |= ~np.asarray(same, dtype=bool)
     return differ
+
+
+def _text(series: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """A column as Arrow, a categorical one as its text (compared with a text column)."""
+    column = arrow(series)
+    return column.dictionary_decode() if is_label(series) else column
 
 
 def _same_keys(
@@ -263,8 +275,15 @@ def cells_at(
     frame: pd.DataFrame, positions: np.ndarray, columns: tuple[str, ...]
 ) -> dict[str, list[Any]]:
     """The cells of ``columns`` at ``positions``, column by column, as plain values (None for
-    a missing one): one Arrow ``take`` per column, no Python work per cell."""
-    return {
-        column: take(arrow(frame[column]), positions).to_pylist() if len(positions) else []
-        for column in columns
-    }
+    a missing one): one Arrow ``take`` per column (a categorical's by numpy,
+    ``reconcile.labels.label_values``), no Python work per cell."""
+    return {column: _cells(frame[column], positions) for column in columns}
+
+
+def _cells(series: pd.Series, positions: np.ndarray) -> list[Any]:
+    if not len(positions):
+        return []
+    if is_label(series):
+        return label_values(series, positions)
+    cells: list[Any] = take(arrow(series), positions).to_pylist()
+    return cells

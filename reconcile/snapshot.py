@@ -29,13 +29,14 @@ import pandas as pd
 from pipeline.clock import now_ms
 from pipeline.errors import PermanentError
 from pipeline.kinds import KINDS
-from pipeline.kinds.base import Kind, canonical_json
+from pipeline.kinds.base import CATEGORY, Kind, canonical_json
 from pipeline.kinds.certificate_refusal import UnregistrableCertificate
 from pipeline.kinds.thing_type import PendingTypeDeletion
 from pipeline.model import EntityKind
 from reconcile.families import FAMILIES, ListingProgress, ListingStatus, read_region
 from reconcile.hashing import arrow_strings, column_hash, digest_strings, string_hashes
 from reconcile.inventory import Inventory
+from reconcile.labels import digest_labels, is_label, sorted_categories
 from reconcile.sweep import SWEPT, WHOLE, Sweep, common
 
 __all__ = [
@@ -65,6 +66,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
     for frame, kind in _BY_FRAME.items()
 }
 SORT_KEYS: dict[str, list[str]] = {frame: list(k.spec.frame_key) for frame, k in _BY_FRAME.items()}
+# Text columns of few distinct values (``pipeline.kinds.base.label``), per table: categorical.
+_LABELS = {t: [c.name for c in k.columns if c.dtype == CATEGORY] for t, k in _BY_FRAME.items()}
 # Columns holding canonical JSON, decoded by ``cell_value`` and ``desired_fields``.
 JSON_COLUMNS = frozenset(
     column.name for kind in KINDS.values() for column in kind.columns if column.json
@@ -87,6 +90,8 @@ def conform(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{table}: missing columns {missing}")
     out = frame.loc[:, list(schema)].astype(schema)
+    for column in _LABELS[table]:
+        out[column] = sorted_categories(out[column])
     keys = SORT_KEYS[table]
     duplicated = out.duplicated(keys)
     if duplicated.any():
@@ -99,10 +104,8 @@ def empty_frame(table: str) -> pd.DataFrame:
     """The table with no rows (a copy: a tenth of building it, and snapshots have many)."""
     empty = _EMPTY.get(table)
     if empty is None:
-        schema = SCHEMAS[table]
-        empty = _EMPTY.setdefault(
-            table, pd.DataFrame({c: pd.Series([], dtype=d) for c, d in schema.items()})
-        )
+        frame = pd.DataFrame({c: pd.Series([], dtype=d) for c, d in SCHEMAS[table].items()})
+        empty = _EMPTY.setdefault(table, conform(table, frame))
     return empty.copy()
 
 
@@ -332,7 +335,9 @@ class Snapshot:
                 continue
             for column in frame.columns:
                 series = frame[column]
-                if isinstance(series.dtype, pd.StringDtype):
+                if is_label(series):  # as its text (reconcile.labels)
+                    digest_labels(digest, series)
+                elif isinstance(series.dtype, pd.StringDtype):
                     digest_strings(digest, arrow_strings(series))
                 else:
                     digest.update(column_hash(series).astype("<u8").tobytes())

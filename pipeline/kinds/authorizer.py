@@ -47,6 +47,7 @@ from pipeline.kinds.base import (
     Reader,
     flag,
     json_map,
+    label,
     text,
 )
 from pipeline.kinds.parse import (
@@ -214,7 +215,7 @@ class Authorizer(Kind):
         text("function_arn"),
         text("token_key_name"),
         json_map("token_signing_public_keys"),
-        text("status"),
+        label("status"),
         flag("signing_disabled"),
         flag("caching_for_http"),
         flag("default"),

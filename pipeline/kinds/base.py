@@ -163,7 +163,8 @@ class Column:
     stored in a cell (``encode``, canonical so equal state compares equal across regions and
     across save/load) and read back from the cell's plain value (``decode``; ``None`` for a
     missing value). ``json``: the cell holds canonical JSON; ``json_text``: the value is JSON
-    text (a shadow's sections) that the reports show as is, not re-quoted."""
+    text (a shadow's sections) that the reports show as is, not re-quoted. ``CATEGORY``
+    (``label``): text of few distinct values, held dictionary-encoded."""
 
     name: str
     dtype: str = "string"
@@ -175,6 +176,22 @@ class Column:
 
 def text(name: str) -> Column:
     return Column(name)
+
+
+# A pandas categorical: a small integer code per row and each distinct value once. The
+# snapshot holds such a column so in memory (``reconcile.snapshot.conform``) and digests,
+# compares and reads it back as the text it stands for: its fingerprint is the text's.
+CATEGORY = "category"
+
+
+def label(name: str) -> Column:
+    """Text most rows share with many others at any fleet size: the name of an entity a fleet
+    has far fewer of than of things (a thing's type or billing group, a membership's group) or
+    a status (an enum of AWS's: botocore's iot model, ``CertificateStatus``,
+    ``CACertificateStatus``, ``AuthorizerStatus``). At 1M things a type's text took 14.5 MB,
+    its codes take 1 MB (bench/results/README.md, B1). Not for a name or key each row holds
+    its own of, nor a thing group's parent (as many as inner groups, in a table of few rows)."""
+    return Column(name, CATEGORY)
 
 
 def json_map(name: str) -> Column:

@@ -42,6 +42,7 @@ from pipeline.kinds.base import (
     Reader,
     Result,
     json_or_none,
+    label,
     text,
 )
 from pipeline.kinds.certificate import canonical_pem, certificate_id, certificate_id_from_pem
@@ -191,7 +192,7 @@ class CaCertificate(Kind):
     )
     columns = (
         text("name"),
-        text("status"),
+        label("status"),
         text("auto_registration"),
         json_or_none("registration_config"),
         text("pem"),

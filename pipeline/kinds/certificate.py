@@ -49,6 +49,7 @@ from pipeline.kinds.base import (
     Listing,
     Reader,
     Result,
+    label,
     text,
 )
 from pipeline.kinds.certificate_refusal import (
@@ -258,7 +259,7 @@ class Certificate(Kind):
         # certificate: read for the certificates a repair registers or rewrites, not listed.
         detailed=frozenset({"pem", "ca"}),
     )
-    columns = (text("name"), text("status"), text("pem"), text("ca"))
+    columns = (text("name"), label("status"), text("pem"), text("ca"))
     # ListCertificates' items (botocore's iot model, shape ``Certificate``: certificateArn,
     # certificateId, status, certificateMode, creationDate) carry the id, the status and the
     # ARN its thing principals are listed by; 250 a page (``pageSize`` 1..250).

@@ -36,6 +36,7 @@ from pipeline.kinds.base import (
     Listing,
     Reader,
     Result,
+    label,
     text,
 )
 from pipeline.kinds.links import membership_name, parse_link, split_membership_name
@@ -88,7 +89,7 @@ class Membership(Kind):
         alias="member",
         frame_key=("thing", "group"),
     )
-    columns = (text("thing"), text("group"))
+    columns = (text("thing"), label("group"))
     # The direct members of each listed static group, four groups at a time: the member API
     # allows 25 calls/s, which one thread at a typical 50-100 ms per call would fall short of.
     listing = Listing(

@@ -47,6 +47,7 @@ from pipeline.kinds.base import (
     Reader,
     Result,
     json_map,
+    label,
     text,
     version,
 )
@@ -299,9 +300,9 @@ class Thing(Kind):
     )
     columns = (
         text("name"),
-        text("thing_type"),
+        label("thing_type"),
         json_map("attributes"),
-        text("billing_group"),
+        label("billing_group"),
         version(),
     )
     listing = Listing("ListThings", name="thingName", partitions=(BY_TYPE,))
