@@ -230,7 +230,7 @@ def as_plain_dicts(snapshot: Any) -> dict[str, Any]:
     """A snapshot as the plain nested dicts one would hand to DeepDiff."""
     things = {
         row.name: {
-            "thing_type": row.thing_type,
+            "thing_type": None if pd.isna(row.thing_type) else row.thing_type,
             "attributes": json.loads(row.attributes),
             "billing_group": None if pd.isna(row.billing_group) else row.billing_group,
         }

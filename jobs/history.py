@@ -209,7 +209,9 @@ def most_drifted_types(items: pd.DataFrame, things: pd.DataFrame, top: int = 10)
     plus drift of the type entity itself."""
     thing_drift = items.loc[items["entity"] == "thing", ["name"]]
     typed = thing_drift.merge(things.loc[:, ["name", "thing_type"]], on="name", how="left")
-    counts = typed["thing_type"].fillna("(none in source)").value_counts().rename("drifted_things")
+    # As text: a snapshot's type is categorical (reconcile.labels), whose counts list every type.
+    types = typed["thing_type"].astype("string").fillna("(none in source)")
+    counts = types.value_counts().rename("drifted_things")
     own = items.loc[items["entity"] == "thing_type", "name"].value_counts().rename("type_drift")
     ranked = pd.concat([counts, own], axis=1).fillna(0).astype(int)
     ranked["total"] = ranked.sum(axis=1)
@@ -223,7 +225,8 @@ def most_drifted_groups(
     """Thing groups ranked by drift touching them: drifted member things (source snapshot),
     drifted memberships of the group, and drift of the group entity itself."""
     thing_drift = items.loc[items["entity"] == "thing", ["name"]].rename(columns={"name": "thing"})
-    members = thing_drift.merge(memberships, on="thing", how="inner")["group"].value_counts()
+    groups = thing_drift.merge(memberships, on="thing", how="inner")["group"]
+    members = groups.astype("string").value_counts()  # as text, as ``most_drifted_types``
     links = membership_groups(items.loc[items["entity"] == "membership", "name"])
     ranked = pd.concat(
         [

@@ -28,6 +28,9 @@ import pyarrow.compute as pc
 
 from reconcile.hashing import digest_bytes
 
+# The snapshot's text dtype ("string": missing is NA), which ``== "string"`` would not tell from
+# pandas' "str" (missing is NaN): categories of text read from Parquet or records come as "str".
+_TEXT = pd.api.types.pandas_dtype("string")
 # Rows of a column whose text ``digest_labels`` makes at once.
 _DIGEST_STEP = 1 << 16
 
@@ -38,12 +41,12 @@ def is_label(series: pd.Series) -> bool:
 
 
 def sorted_categories(series: pd.Series) -> pd.Series:
-    """A categorical column whose categories are text ("string") in sorted order (a Parquet file
-    or a caller may give others; a categorical Parquet column reads back with "str" ones)."""
+    """A categorical column whose categories are text ("string") in sorted order (a Parquet file,
+    records or a caller may give others)."""
     categories = series.cat.categories
-    if categories.dtype == "string" and categories.is_monotonic_increasing:
+    if categories.dtype == _TEXT and categories.is_monotonic_increasing:
         return series
-    return series.cat.set_categories(categories.astype("string").sort_values())
+    return series.cat.set_categories(categories.astype(_TEXT).sort_values())
 
 
 def labels(series: pd.Series) -> tuple[np.ndarray, pa.Array]:

@@ -12,6 +12,7 @@ from jobs import history
 from jobs.artefacts import RunRecord, index_frame
 from jobs.notebook_data import NoRunsError, choose_run, nonzero
 from jobs.notebook_views import bar_chart, repair_time_histogram, table
+from reconcile.snapshot import Snapshot
 
 DAY = 86_400_000
 
@@ -180,6 +181,30 @@ def test_latest_run_views() -> None:
     assert groups.loc["g2", "total"] == 2  # t1 is a member, the group itself changed
     assert list(drill["field"].unique()) == ["attributes.a"]
     assert history.field_frequency(drill)[("thing", "attributes.a")] == 1
+
+
+def test_latest_run_views_read_a_snapshots_encoded_columns_as_text() -> None:
+    # GIVEN a snapshot's tables, whose types and groups are categorical (reconcile.labels),
+    # with a type and a group no drift touches
+    items = items_of(("r", "thing", "t1", "changed"), ("r", "thing", "t2", "missing"))
+    source = Snapshot.from_records(
+        "us-east-1",
+        1,
+        things=[
+            {"name": "t1", "thing_type": "sensor"},
+            {"name": "t2"},
+            {"name": "t3", "thing_type": "idle"},
+        ],
+        memberships=[{"thing": "t1", "group": "g1"}, {"thing": "t3", "group": "g9"}],
+    )
+    assert isinstance(source.things["thing_type"].dtype, pd.CategoricalDtype)
+
+    types = history.most_drifted_types(items, source.things)
+    groups = history.most_drifted_groups(items, source.memberships)
+
+    # THEN they rank as text: only the types and groups drift touches
+    assert types["drifted_things"].to_dict() == {"sensor": 1, "(none in source)": 1}
+    assert groups["drifted_members"].to_dict() == {"g1": 1}
 
 
 def test_drift_by_where_counts_loss_points_per_run_and_older_runs_as_unexplained() -> None:
