@@ -130,20 +130,29 @@ def things(*rows: tuple[str, str | None]) -> list[dict[str, Any]]:
 def test_columns_with_different_dictionaries_compare_by_value() -> None:
     # GIVEN types whose dictionaries differ: the source knows a, b, c; the destination b, c, d
     source = Snapshot.from_records(
-        SRC, 1, things=things(("same", "b"), ("changed", "a"), ("lost", "c"), ("gained", None))
+        SRC,
+        1,
+        things=things(
+            ("same", "b"), ("changed", "a"), ("lost", "c"), ("gained", None), ("hidden", "a")
+        ),
     )
     target = Snapshot.from_records(
-        DST, 1, things=things(("same", "b"), ("changed", "d"), ("lost", None), ("gained", "c"))
+        DST,
+        1,
+        things=things(
+            ("same", "b"), ("changed", "d"), ("lost", None), ("gained", "c"), ("hidden", "b")
+        ),
     )
     assert source.things["thing_type"].cat.categories.tolist() == ["a", "b", "c"]
     assert target.things["thing_type"].cat.categories.tolist() == ["b", "c", "d"]
 
     report = diff_snapshots(source, target)
 
-    # THEN equal values (b: code 1 on one side, 0 on the other) are no drift, a changed value,
-    # a value lost and a value gained are, explained as plain text
+    # THEN equal values (b: code 1 on one side, 0 on the other) are no drift; a changed value
+    # (a to b: code 0 on both sides), a value lost and a value gained are, explained as text
     assert {d.name: d.details for d in report.drifts} == {
         "changed": {"thing_type": {"source": "a", "target": "d"}},
+        "hidden": {"thing_type": {"source": "a", "target": "b"}},
         "gained": {"thing_type": {"source": None, "target": "c"}},
         "lost": {"thing_type": {"source": "c", "target": None}},
     }
