@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconcile.hashing import digest_bytes
+from reconcile.hashing import digest_bytes, string_hashes
 
 # The snapshot's text dtype ("string": missing is NA), which ``== "string"`` would not tell from
 # pandas' "str" (missing is NaN): categories of text read from Parquet or records come as "str".
@@ -99,3 +99,15 @@ def label_values(series: pd.Series, positions: np.ndarray) -> list[Any]:
     values = np.array([*series.cat.categories.tolist(), None], dtype=object)
     taken: list[Any] = values[series.cat.codes.to_numpy()[positions]].tolist()
     return taken
+
+
+def label_hashes(series: pd.Series) -> np.ndarray:
+    """``reconcile.hashing.string_hashes`` of the text a categorical column stands for (the
+    same hash as the text's), made per distinct value and picked by code: a key column such as
+    a membership's group hashes a few values, not a string per row."""
+    codes, categories = labels(series)
+    # The last entry, a missing value's hash, is the one a missing value's code (-1) picks.
+    values = pa.concat_arrays([categories.cast(pa.large_string()), pa.nulls(1, pa.large_string())])
+    hashes: np.ndarray = string_hashes(values)[codes]
+    return hashes
+

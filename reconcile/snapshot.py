@@ -34,8 +34,9 @@ from pipeline.kinds.certificate_refusal import UnregistrableCertificate
 from pipeline.kinds.thing_type import PendingTypeDeletion
 from pipeline.model import EntityKind
 from reconcile.families import FAMILIES, ListingProgress, ListingStatus, read_region
-from reconcile.hashing import arrow_strings, column_hash, digest_strings, string_hashes
+from reconcile.hashing import arrow_strings, column_hash, digest_strings
 from reconcile.inventory import Inventory
+from reconcile.keys import Keyed, key_hashes, sorted_by_key
 from reconcile.labels import digest_labels, is_label, sorted_categories
 from reconcile.sweep import SWEPT, WHOLE, Sweep, common
 
@@ -83,8 +84,9 @@ class SnapshotFileError(PermanentError):
         self.reason = reason
 
 
-def conform(table: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with exactly the table's columns and dtypes, sorted by key, index 0..n-1."""
+def conform(table: str, frame: pd.DataFrame) -> Keyed:
+    """``frame`` with exactly the table's columns and dtypes, sorted by key, index 0..n-1; with
+    its key hashes (``reconcile.keys``: the diff's, which the duplicate check is made with)."""
     schema = SCHEMAS[table]
     missing = [column for column in schema if column not in frame.columns]
     if missing:
@@ -92,12 +94,7 @@ def conform(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.loc[:, list(schema)].astype(schema)
     for column in _LABELS[table]:
         out[column] = sorted_categories(out[column])
-    keys = SORT_KEYS[table]
-    duplicated = out.duplicated(keys)
-    if duplicated.any():
-        first = out.loc[duplicated, keys].iloc[0].tolist()
-        raise ValueError(f"{table}: duplicate key {first}")
-    return out.sort_values(SORT_KEYS[table], kind="stable").reset_index(drop=True)
+    return sorted_by_key(table, out, SORT_KEYS[table])
 
 
 def empty_frame(table: str) -> pd.DataFrame:
@@ -112,9 +109,9 @@ def empty_frame(table: str) -> pd.DataFrame:
 _EMPTY: dict[str, pd.DataFrame] = {}
 
 
-def _frame(table: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
+def _frame(table: str, rows: list[dict[str, Any]]) -> Keyed:
     if not rows:
-        return empty_frame(table)
+        return Keyed(empty_frame(table), None)
     return conform(table, pd.DataFrame.from_records(rows, columns=list(SCHEMAS[table])))
 
 
@@ -154,11 +151,11 @@ class Snapshot:
         unknown = set(given) - set(SCHEMAS)
         if unknown:
             raise TypeError(f"unknown snapshot tables {sorted(unknown)}")
-        conformed = {t: conform(t, frame) for t, frame in given.items()}
+        keyed = {t: conform(t, frame) for t, frame in given.items()}
         self._set(
             region,
             taken_at_ms,
-            conformed,
+            keyed,
             origin=origin,
             pending_deletions=tuple(pending_deletions),
             refused_certificates=tuple(refused_certificates),
@@ -169,29 +166,34 @@ class Snapshot:
         self,
         region: str,
         taken_at_ms: int,
-        conformed: Mapping[str, pd.DataFrame],
+        conformed: Mapping[str, Keyed],
         *,
         origin: Literal["registry", "state_table"],
         pending_deletions: tuple[PendingTypeDeletion, ...],
         refused_certificates: tuple[UnregistrableCertificate, ...],
         sweep: Sweep,
     ) -> None:
-        """Fill in a snapshot from frames already conformed; a table not given is empty."""
+        """Fill in a snapshot from frames already conformed (with their key hashes where
+        known: ``Keyed``); a table not given is empty."""
         object.__setattr__(self, "region", region)
         object.__setattr__(self, "taken_at_ms", taken_at_ms)
         object.__setattr__(self, "origin", origin)
         object.__setattr__(self, "pending_deletions", pending_deletions)
         object.__setattr__(self, "refused_certificates", refused_certificates)
         object.__setattr__(self, "sweep", sweep)
-        frames = {t: conformed[t] if t in conformed else empty_frame(t) for t in SCHEMAS}
+        frames = {t: conformed[t].frame if t in conformed else empty_frame(t) for t in SCHEMAS}
         object.__setattr__(self, "frames", frames)
+        # ``column_hashes``' cache: the hashes each frame came with (``conform``'s), which are
+        # of that very frame (a table not given is empty: hashed on first use, if ever).
+        hashes = {t: k.hashes for t, k in conformed.items() if k.hashes is not None}
+        object.__setattr__(self, "_column_hashes", hashes)
 
     @classmethod
     def _of_conformed(
         cls,
         region: str,
         taken_at_ms: int,
-        conformed: Mapping[str, pd.DataFrame],
+        conformed: Mapping[str, Keyed],
         *,
         origin: Literal["registry", "state_table"] = "registry",
         pending_deletions: tuple[PendingTypeDeletion, ...] = (),
@@ -240,9 +242,15 @@ class Snapshot:
         """This snapshot with ``table`` replaced by ``frame`` (conformed)."""
         if table not in SCHEMAS:
             raise TypeError(f"unknown snapshot table {table!r}")
-        return self._with_frames({**self.frames, table: conform(table, frame)}, self.sweep)
+        return self._with_frames({**self._keyed(), table: conform(table, frame)}, self.sweep)
 
-    def _with_frames(self, conformed: Mapping[str, pd.DataFrame], sweep: Sweep) -> Snapshot:
+    def _keyed(self) -> dict[str, Keyed]:
+        """This snapshot's frames, with the key hashes known of each (those of these very
+        frames: a snapshot made of them may keep them)."""
+        known: dict[str, dict[str, np.ndarray]] = self.__dict__.get("_column_hashes", {})
+        return {t: Keyed(frame, known.get(t)) for t, frame in self.frames.items()}
+
+    def _with_frames(self, conformed: Mapping[str, Keyed], sweep: Sweep) -> Snapshot:
         return Snapshot._of_conformed(
             self.region,
             self.taken_at_ms,
@@ -259,12 +267,14 @@ class Snapshot:
         (``reconcile.sweep.SweepMismatchError``)."""
         if common(self.sweep, sweep) == self.sweep:
             return self
-        frames = dict(self.frames)
+        frames = self._keyed()
         for kind in SWEPT:
-            frame = frames[kind.spec.frame]
-            if len(frame):  # a mask keeps a conformed frame's order and dtypes
-                keep = sweep.keeps(kind, frame["name"])
-                frames[kind.spec.frame] = frame.loc[keep].reset_index(drop=True)
+            keyed = frames[kind.spec.frame]
+            if len(keyed.frame):  # a mask keeps a conformed frame's order, dtypes and hashes
+                keep = sweep.keeps(kind, keyed.frame["name"])
+                frames[kind.spec.frame] = keyed.masked(
+                    keyed.frame.loc[keep].reset_index(drop=True), keep
+                )
         return self._with_frames(frames, sweep)
 
     def narrowed(
@@ -282,7 +292,7 @@ class Snapshot:
             kept = keep(str(record["name"]), desired_fields(kind, row))
             if kept is not None:
                 records.append(model.encode({**record, **kept}))
-        return self.with_table(model.spec.frame, _frame(model.spec.frame, records))
+        return self.with_table(model.spec.frame, _frame(model.spec.frame, records).frame)
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -298,19 +308,14 @@ class Snapshot:
 
         Only ever joined on within one process, and every pair it finds is checked on the values
         themselves (``reconcile.diff``): a fast hash, not a stable one (the fingerprint is).
-        Computed on first use and kept: a snapshot's frames are not to be mutated.
+        Made with the frame by ``conform`` (whose duplicate check uses them), so the diff's
+        first call finds them; else computed on first use. Kept: a snapshot's frames are not
+        to be mutated.
         """
         cache: dict[str, dict[str, np.ndarray]] = self.__dict__.setdefault("_column_hashes", {})
         hashes = cache.get(table)
         if hashes is None:
-            frame = self.frames[table]
-            hashes = {
-                column: string_hashes(arrow_strings(frame[column]))
-                if isinstance(frame[column].dtype, pd.StringDtype)
-                else column_hash(frame[column])
-                for column in SORT_KEYS[table]
-            }
-            cache[table] = hashes
+            hashes = cache[table] = key_hashes(self.frames[table], SORT_KEYS[table])
         return hashes
 
     def fingerprint(self) -> str:
@@ -410,7 +415,7 @@ def take_snapshot(
     records = read_region(inventory, region, progress=progress, expected=expected)
     tables = {KINDS[kind].spec.frame: rows for kind, rows in records.items()}
     snapshot = Snapshot.from_records(region, taken_at_ms, **tables)
-    return snapshot._with_frames(snapshot.frames, inventory.sweep)  # what it listed
+    return snapshot._with_frames(snapshot._keyed(), inventory.sweep)  # what it listed
 
 
 def plain_value(value: Any) -> Any:
