@@ -6,11 +6,12 @@ DataFrames; no AWS calls.
 
 How it scales (bench/results/README.md, B1): per table, the key (name; thing and group for
 memberships) is hashed to 64-bit integers, vectorised over the Arrow buffers
-(``Snapshot.column_hashes``); the two sides are joined on those (an integer hash join, verified
-on the key values, falling back to a join on the values themselves should hashes ever collide,
-``reconcile.pairs``); the paired rows' compared cells are tested for equality by Arrow's kernels
-(a chunk of each side at a time: snapshot tables are sorted by key, so paired rows come in the
-same order on both sides), and only rows that differ are read back into Python and explained
+(``Snapshot.column_hashes``: made with the snapshot, whose duplicate check uses them); the two
+sides are joined on those (an integer hash join, verified on the key values, falling back to a
+join on the values themselves should hashes ever collide, ``reconcile.pairs``); the paired
+rows' compared cells are tested for equality by Arrow's kernels (a chunk of each side at a time:
+snapshot tables are sorted by key, so paired rows come in the same order on both sides), and
+only rows that differ are read back into Python and explained
 field by field (attribute by attribute; JSON decoded in bulk). No Python-level work is done per
 unchanged row, nor a hash per cell: cost is linear in fleet size. The snapshots' fingerprints,
 which the report carries, are digested on a second thread and the memberships diffed on a third

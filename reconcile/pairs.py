@@ -208,6 +208,9 @@ def join(source: Side, destination: Side, columns: tuple[str, ...]) -> Join:
             both_destination=none,
         )
     index = pd.Index(source.key)
+    # ``is_unique`` fills the index's hash table, which ``get_indexer`` then looks keys up in
+    # (it needs a unique index and checks so itself): knowing the hashes unique beforehand
+    # (the snapshot's duplicate check sorts them) would save nothing (1M keys: 0.15 s either way).
     if index.is_unique:
         found = index.get_indexer(destination.key)
         both_t = np.flatnonzero(found >= 0)
