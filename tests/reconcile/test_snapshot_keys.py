@@ -3,6 +3,7 @@ the diff's first call finds them, and a derived snapshot never keeps a frame's s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,17 @@ def test_a_snapshot_holds_its_key_hashes_before_the_first_diff() -> None:
         ("missing", "b"),
         ("missing", "c"),
     ]
+
+
+def test_a_listed_snapshot_holds_its_key_hashes(
+    source_iot: Any, seed: Callable[..., None], snapshot_of: Callable[..., Snapshot]
+) -> None:
+    # GIVEN a region read as the nightly job reads it (take_snapshot)
+    seed(source_iot)
+    snapshot = snapshot_of(source_iot, SRC)
+    # THEN the tables it listed come with their key hashes
+    assert len(snapshot.things) and len(snapshot.memberships)
+    assert {"things", "memberships", "thing_groups"} <= _known(snapshot).keys()
 
 
 def test_keys_sharing_a_hash_are_told_apart_and_a_true_duplicate_is_refused(
