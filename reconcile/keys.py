@@ -5,8 +5,8 @@ conforming a table must refuse a duplicate key. Both are done with the same hash
 hashes the key columns (``key_hashes``), refuses duplicates through them (``refuse_duplicates``:
 a hash only ever clears a key, a refusal is checked on the values), and the snapshot keeps them
 (``Keyed``) so the diff's first call does not hash the keys again. Hashing and a sort of the row
-hashes took a third of the time pandas' ``duplicated`` over the key columns took (1M things,
-0.09 s against 0.33 s), which the nightly job paid for every table it conformed anyway.
+hashes take less than pandas' ``duplicated`` over the key columns, which conforming paid before
+(1M things: 0.09 s against 0.33 s; 1M memberships: 0.16 s against 0.32 s).
 """
 
 from __future__ import annotations
