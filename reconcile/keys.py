@@ -45,9 +45,7 @@ def key_hashes(frame: pd.DataFrame, keys: list[str]) -> dict[str, np.ndarray]:
     """
     if not len(frame):  # most tables of most snapshots (hashing an empty column costs a call)
         return {column: np.empty(0, dtype=np.uint64) for column in keys}
-    return {
-        column: _hashes(frame[column]) for column in keys
-    }
+    return {column: _hashes(frame[column]) for column in keys}
 
 
 def _hashes(series: pd.Series) -> np.ndarray:

@@ -110,4 +110,3 @@ def label_hashes(series: pd.Series) -> np.ndarray:
     values = pa.concat_arrays([categories.cast(pa.large_string()), pa.nulls(1, pa.large_string())])
     hashes: np.ndarray = string_hashes(values)[codes]
     return hashes
-

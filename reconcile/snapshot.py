@@ -102,7 +102,7 @@ def empty_frame(table: str) -> pd.DataFrame:
     empty = _EMPTY.get(table)
     if empty is None:
         frame = pd.DataFrame({c: pd.Series([], dtype=d) for c, d in SCHEMAS[table].items()})
-        empty = _EMPTY.setdefault(table, conform(table, frame))
+        empty = _EMPTY.setdefault(table, conform(table, frame).frame)
     return empty.copy()
 
 

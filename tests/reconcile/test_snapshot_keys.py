@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import reconcile.keys
+import reconcile.labels
 from reconcile.diff import diff_snapshots
 from reconcile.keys import key_hashes
 from reconcile.snapshot import SCHEMAS, SORT_KEYS, Snapshot
@@ -93,6 +94,7 @@ def test_keys_sharing_a_hash_are_told_apart_and_a_true_duplicate_is_refused(
 ) -> None:
     # GIVEN every key hashing alike at construction
     monkeypatch.setattr(reconcile.keys, "string_hashes", _colliding)
+    monkeypatch.setattr(reconcile.labels, "string_hashes", _colliding)  # a group's text
     # THEN distinct keys are accepted, and the snapshot holds the hashes it was made with
     snapshot = Snapshot(
         SRC, 1, things=_things("b", "a", "c"), memberships=_links(("t", "g1"), ("t", "g2"))
