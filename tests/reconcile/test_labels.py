@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline.model import EntityKind
 from reconcile.diff import diff_snapshots
-from reconcile.labels import labels_differ
+from reconcile.hashing import string_hashes
+from reconcile.labels import label_hashes, labels_differ
 from reconcile.pairs import cells_at
 from reconcile.snapshot import SCHEMAS, Snapshot, desired_fields
 
@@ -191,3 +193,11 @@ def test_codes_compare_through_unsorted_dictionaries_and_cells_read_as_text() ->
     assert labels_differ(left, right, crossed).tolist() == [False, False, True]
     frame = pd.DataFrame({"group": left})
     assert cells_at(frame, np.array([3, 1, 0]), ("group",)) == {"group": ["z", None, "x"]}
+
+
+def test_a_label_column_hashes_as_its_text() -> None:
+    # A membership's group is a key the diff joins on: its hash is the text's, per value.
+    text = pd.Series(["g2", None, "g1", "g2"], dtype="string")
+    encoded = text.astype("category")
+    expected = string_hashes(pa.array(text.array).cast(pa.large_string()))
+    assert list(label_hashes(encoded)) == list(expected)
