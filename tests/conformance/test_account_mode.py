@@ -20,7 +20,7 @@ from conformance.run import TAG_KEY, Run, RunError
 from conformance.tap import EventTap
 from conformance.target import Target
 from sandbox.certificates import CertificateAuthority
-from tests.conformance.conftest import SOURCE, Pump
+from tests.conformance.conftest import SOURCE, LaggingPipeline, Pump
 
 
 def _everything(target: Target, prefix: str) -> list[str]:
@@ -152,12 +152,8 @@ def test_a_run_prefixes_tags_records_and_leaves_nothing_behind(
     assert any(line.startswith("iot: ") for line in target.calls.summary())
 
 
-def test_cleanup_only_removes_what_an_interrupted_run_left(
-    account: tuple[Pump, Target],
-) -> None:
-    _, target = account
-    run = Run("interrupted1")
-    # An interrupted run: tap open, resources of every kind, replicated, one with a principal.
+def _interrupted(target: Target, run: Run) -> None:
+    """An interrupted run: tap open, resources of every kind, replicated, one with a principal."""
     EventTap(target.client, SOURCE, run).open(target.wait_until)
     scope = run.scope("left")
     src = target.source
@@ -195,8 +191,9 @@ def test_cleanup_only_removes_what_an_interrupted_run_left(
     scenarios.converge(target, scope)
     assert len(_everything(target, run.prefix)) == 9  # 5 in the source, 4 replicated
 
-    cleanup_only(target, run.run_id, log=lambda line: None)
 
+def _nothing_left(target: Target, run: Run) -> None:
+    src = target.source
     assert _everything(target, run.prefix) == []
     assert not [r for r in src.list_topic_rules()["rules"] if run.rule_prefix in r["ruleName"]]
     assert not target.client("sqs", SOURCE).list_queues(QueueNamePrefix=run.prefix).get("QueueUrls")
@@ -208,3 +205,32 @@ def test_cleanup_only_removes_what_an_interrupted_run_left(
     assert src.list_authorizers()["authorizers"] == []
     roles = target.client("iam", SOURCE).list_roles()["Roles"]
     assert not [r for r in roles if r["RoleName"].startswith(run.prefix)]
+
+
+def test_cleanup_only_removes_what_an_interrupted_run_left(
+    account: tuple[Pump, Target],
+) -> None:
+    _, target = account
+    run = Run("interrupted1")
+    _interrupted(target, run)
+
+    cleanup_only(target, run.run_id, log=lambda line: None)
+
+    _nothing_left(target, run)
+
+
+def test_cleanup_waits_for_the_pipeline_to_carry_every_deletion_it_makes(
+    lagging_account: tuple[LaggingPipeline, Target],
+) -> None:
+    """The pipeline writes a tombstone for each deletion cleanup makes, however late: cleanup's
+    last pass over the state table comes only once each has landed (here the pipeline sees a call
+    only once cleanup has waited 5 s since; it flaked under load before, the template's tombstone
+    landing after that pass)."""
+    pipeline, target = lagging_account
+    run = Run("interrupted2")
+    _interrupted(target, run)
+
+    cleanup_only(target, run.run_id, log=lambda line: None)
+    pipeline.finish()  # anything the pipeline still had to write lands now
+
+    _nothing_left(target, run)
