@@ -18,7 +18,7 @@ from typing import Any
 
 from conformance import answers, device_state
 from conformance.authorization import AuthAnswer
-from conformance.onboarding_refusals import remove_leftovers
+from conformance.onboarding_refusals import named_leftovers, remove_leftovers
 from conformance.refusals import Answer
 from conformance.registry import (
     TYPE_DEPRECATION_SECONDS,
@@ -134,38 +134,59 @@ class AccountRun:
 
 
 def cleanup(target: Target, run: Run, log: Log = print) -> None:
-    """Remove every resource of ``run``: the source registry first (the pipeline carries the
-    deletions over), then what is left in the destination, the event tap, the state items."""
+    """Remove every resource of ``run``: the event tap, the source registry (the pipeline carries
+    the deletions over), then what is left in the destination, the state items."""
     source, destination = target.source, target.destination
+    iam = target.client("iam", target.source_region)
+    sqs = target.client("sqs", target.source_region)
+    # The tap first: its events were collected (``AccountRun.finish``), and its role then goes
+    # before the leftovers' roles are deleted by their prefix (one with a policy would refuse).
+    for removed in remove_tap(source, sqs, iam, run):
+        log(f"deleted {removed}")
     # Device state an interrupted shadows or retained scenario left (theirs remove it
     # themselves): the shadows of the run's things, while their names can still be listed.
     for region in (target.source_region, target.destination_region):
         things = thing_names(target.iot(region), run.prefix)
         for removed in device_state.remove(target.client("iot-data", region), things, run.prefix):
-            log(f"deleted {removed} in {region}")
+            log(f"deleted {removed}")
     cleanup_region(source, run.prefix, target.wait_until, log)
+    # What an interrupted refusal probe or onboarding scenario left in the source goes now too,
+    # so that the wait below covers the pipeline's work for it: each deletion is persisted as a
+    # tombstone and converged by the replicator (its echo-ledger entry), whenever its event
+    # arrives (CloudTrail's, for these kinds: best effort, no delivery time published).
+    named = named_leftovers(source, run.prefix)
+    for removed in remove_leftovers(source, iam, run.prefix):
+        log(f"deleted {removed}")
+    replica = (
+        StateTable(target.client("dynamodb", target.destination_region), target.state_table)
+        if target.state_table
+        else None
+    )
     # Let the pipeline carry the deletions over first, so none of its work arrives after the
     # state items are gone: things and groups deleted, types deprecated (its deferred type
-    # deletion then finishes, or cleanup deletes the type itself).
+    # deletion then finishes, or cleanup deletes the type itself), the leftovers deleted.
     try:
         target.wait_until(
             "the pipeline carried the run's deletions to the destination",
-            lambda: _carried_over(destination, run.prefix),
+            lambda: (
+                _carried_over(destination, run.prefix)
+                and _leftovers_carried(target, replica, named, run.prefix)
+            ),
         )
     except AssertionError as error:  # not fatal: cleanup deletes what is left itself
         log(f"{error}; deleting them directly")
     cleanup_region(destination, run.prefix, target.wait_until, log)
+    # An interrupted onboarding scenario's copies the pipeline did not delete.
+    for removed in remove_leftovers(destination, iam, run.prefix):
+        log(f"deleted {removed}")
     # Types: deprecated in both regions by now; one wait of AWS's 5 minutes covers both.
     target.let_time_pass(TYPE_DEPRECATION_SECONDS)
     delete_types(source, run.prefix, target.wait_until, log)
     # The destination's copies only once its replica of the state table holds their
     # tombstones: until then a record still in flight (a batch retried after another record's
     # failure) converges a copy deleted here back to the state it reads there, deprecated.
-    if target.state_table:
+    if replica is not None:
         names = type_names(destination, run.prefix)
-        replica = StateTable(
-            target.client("dynamodb", target.destination_region), target.state_table
-        )
         try:
             target.wait_until(
                 "the pipeline carried the run's type deletions to the destination's table",
@@ -174,19 +195,6 @@ def cleanup(target: Target, run: Run, log: Log = print) -> None:
         except AssertionError as error:  # not fatal: what comes back is deleted below
             log(f"{error}; deleting the types anyway")
     delete_types(destination, run.prefix, target.wait_until, log)
-    region = target.source_region
-    for removed in remove_tap(
-        target.client("iot", region),
-        target.client("sqs", region),
-        target.client("iam", region),
-        run,
-    ):
-        log(f"deleted {removed}")
-    # The refusal probes run in the source region and remove what they make; an interrupted one
-    # leaves it behind, and an interrupted onboarding scenario its copies in the destination too.
-    for iot in (source, destination):
-        for removed in remove_leftovers(iot, target.client("iam", region), run.prefix):
-            log(f"deleted {removed}")
     if target.state_table:
         table = target.state_table
 
@@ -203,6 +211,26 @@ def cleanup(target: Target, run: Run, log: Log = print) -> None:
             return found == 0
 
         target.wait_until("no state item of the run is left in either region", none_left)
+
+
+def _leftovers_carried(
+    target: Target, replica: StateTable | None, named: list[tuple[EntityKind, str]], prefix: str
+) -> bool:
+    """Whether the pipeline carried the deletion of each of ``named`` (removed in the source)
+    as far as it writes: the destination's replica holds its tombstone (persist wrote it, the
+    Global Table copied it), the replicator recorded converging it (its echo-ledger entry,
+    written before any call, even when the destination holds nothing), and the destination holds
+    no copy (the replicator's delete succeeded: a retry would record it again)."""
+    region = target.destination_region
+    if replica is not None:
+        for kind, name in named:
+            item = replica.get(kind, name)
+            if item is None or not item.deleted:
+                return False
+            ledger = replica.ledger.expectations(region, item.key)
+            if not any(e.deleted and e.recorded_ms >= item.event_ts for e in ledger):
+                return False
+    return not set(named) & set(named_leftovers(target.iot(region), prefix))
 
 
 def _tombstoned(table: StateTable, types: list[str]) -> bool:

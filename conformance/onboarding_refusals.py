@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from conformance.probing import Answer, Context, Probe, answer_of
+from pipeline.model import EntityKind
 from sandbox.certificates import CertificateAuthority
 
 BODY = json.dumps({"Parameters": {}, "Resources": {}})
@@ -161,6 +162,25 @@ def remove_leftovers(iot: Any, iam: Any, prefix: str) -> list[str]:
         _quietly(partial(iam.delete_role, RoleName=name))
         removed.append(f"IAM role {name}")
     return removed
+
+
+# What ``remove_leftovers`` removes that the state table keeps under the entity's name (the
+# pipeline's items for a CA or a certificate are keyed by id, which never names the run): the
+# listing that finds each, as (kind, operation, key, name field).
+_NAMED = (
+    (EntityKind.AUTHORIZER, "list_authorizers", "authorizers", "authorizerName"),
+    (EntityKind.ROLE_ALIAS, "list_role_aliases", "roleAliases", None),
+    (EntityKind.PROVISIONING_TEMPLATE, "list_provisioning_templates", "templates", "templateName"),
+)
+
+
+def named_leftovers(iot: Any, prefix: str) -> list[tuple[EntityKind, str]]:
+    """The leftovers in ``iot``'s region whose state-table items name the run (``prefix``)."""
+    return [
+        (kind, name)
+        for kind, operation, key, field in _NAMED
+        for name in _listed(iot, operation, key, field, prefix)
+    ]
 
 
 def _listed(client: Any, operation: str, key: str, field: str | None, prefix: str) -> list[str]:

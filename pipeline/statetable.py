@@ -384,6 +384,10 @@ class EchoLedger:
             {":entries": values["entries"], ":expires": values["expires_at"]},
         )
 
+    def expectations(self, region: str, key: str) -> list[Expectation]:
+        """The entity's ledger in ``region`` (none: no ledger)."""
+        return echo.expectations_of(self._table._get(echo.ledger_key(region, key)))
+
     def mark(self, change: Change, decision: Decision) -> None:
         """Record the echo mark ``decide`` asked for; only ever moved forward, and only on a
         ledger that still exists (the mark outlives nothing the ledger does not)."""
