@@ -153,7 +153,9 @@ def cleanup(target: Target, run: Run, log: Log = print) -> None:
     # What an interrupted refusal probe or onboarding scenario left in the source goes now too,
     # so that the wait below covers the pipeline's work for it: each deletion is persisted as a
     # tombstone and converged by the replicator (its echo-ledger entry), whenever its event
-    # arrives (CloudTrail's, for these kinds: best effort, no delivery time published).
+    # arrives: these kinds' come through CloudTrail, whose events reach EventBridge "on a best
+    # effort basis", with no delivery time published (Amazon EventBridge, "AWS CloudTrail
+    # events", https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-cloudtrail.html).
     named = named_leftovers(source, run.prefix)
     for removed in remove_leftovers(source, iam, run.prefix):
         log(f"deleted {removed}")

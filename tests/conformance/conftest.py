@@ -59,8 +59,10 @@ class LaggingPipeline:
     ``lag`` seconds after the call that made it, on a clock that moves only while the caller
     waits (``Target.sleep``). Whatever a caller does without waiting, the pipeline has not seen
     yet; a caller that waits on a condition sees the pipeline's work once it is done. AWS bounds
-    no delivery time (CloudTrail's records reach EventBridge on a best-effort basis; registry
-    events at least once, in no guaranteed order): this is one such latency, made exact."""
+    no delivery time (CloudTrail's events reach EventBridge "on a best effort basis":
+    https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-cloudtrail.html; registry
+    events at least once, in no guaranteed order: ``sandbox.emulation.Delivery``): this is one
+    such latency, made exact."""
 
     def __init__(self, box: Sandbox, lag: float) -> None:
         self._box = box
