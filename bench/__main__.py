@@ -34,6 +34,15 @@ def _load(out_dir: Path, name: str) -> dict[str, Any] | None:
     return loaded
 
 
+def _runs(target: dict[str, Any]) -> str:
+    """The ratios of every run of a target measured several times (the median one reported)."""
+    ratios = target.get("ratios")
+    if not ratios or len(ratios) < 2:
+        return ""
+    listed = ", ".join(f"{ratio}x" for ratio in ratios)
+    return f"; the median of {len(ratios)} runs, each its own process: {listed}"
+
+
 def _mark(met: bool) -> str:
     return "met" if met else "**not met**"
 
@@ -144,7 +153,7 @@ def _diff_rows(diff: dict[str, Any]) -> tuple[list[str], list[str]]:
         f"{vs['ratio']}x (CPU {big['cpu_seconds']} s / {peer['cpu_seconds']} s = "
         f"{vs['cpu_ratio']}x; polars {peer['version']} on {peer['threads']} threads, its join "
         f"alone {peer['join_seconds']} s; our later call {big['later_call_seconds']} s; "
-        f"load {big['load_average_1m']}) | {_mark(vs['met'])} |",
+        f"load {big['load_average_1m']}{_runs(vs)}) | {_mark(vs['met'])} |",
     ]
     if fresh := big.get("fresh"):
         saved = big["fingerprint_at_save"]
@@ -164,7 +173,8 @@ def _diff_rows(diff: dict[str, Any]) -> tuple[list[str], list[str]]:
         f"{_mark(t['same_counts_as_polars']['met'])} |",
         f"| B1 diff engine | peak RSS of the inputs and the diff (above the interpreter's "
         f"{big['interpreter_rss_mb']} MB), N={big['n']:,} | ≤ {memory['target_mb']:.0f} MB | "
-        f"{memory['inputs_and_diff_mb']} MB (inputs {big['inputs_rss_mb']} MB RSS, "
+        f"{memory['inputs_and_diff_mb']} MB{' (the largest of its runs)' if 'runs' in big else ''}"
+        f" (median run: inputs {big['inputs_rss_mb']} MB RSS, "
         f"{big['input_bytes_per_thing']} B/thing of frames; diff "
         f"{big['diff_rss_increment_mb']} MB); {memory['bytes_per_thing']} B/thing, so 10M "
         f"things ~{memory['projected_10m_gb']} GB | {_mark(memory['met'])} |",

@@ -107,6 +107,7 @@ BEFORE_AFTER_F0D49F0 = [
      "later_call_seconds": 1.158, "fresh_seconds": 2.485, "inputs_and_diff_mb": 790.3,
      "diff_rss_increment_mb": 258.5, "load_average_1m": 1.9},
 ]  # fmt: skip
+REPEATS = 3  # engine runs per size in a full run (``_engine``: the median one is reported)
 QUICK_SIZES = (1_000, 2_000)  # the smoke test (CI): every step runs, on small frames
 TEN_MILLION = 10_000_000
 
@@ -466,21 +467,47 @@ def _child(
 # --- the benchmark ------------------------------------------------------------------------
 
 
-def _engine(n: int) -> dict[str, Any] | None:
-    """Build N's snapshots in one fresh interpreter, measure the diff on them in another."""
+def _engine(n: int, repeats: int = 1) -> dict[str, Any] | None:
+    """Build N's snapshots in one fresh interpreter, measure the diff on them in ``repeats``
+    others (each its own first call). With several, the reported measurement is the median one
+    by the ratio to the polars peer (both diffs' wall times swing with the machine: polars alone
+    took 1.04-1.56 s in six runs at 1M, load 0.7-1.1), every run listed beside it (``runs``)
+    and memory judged on the largest of them (``inputs_and_diff_mb_max``)."""
     with tempfile.TemporaryDirectory(prefix="diff-bench-") as tmp:
         built = _child("build", n, directory=Path(tmp))
-        measured = _child("engine", n, directory=Path(tmp))
-    if measured is not None and built is not None:
-        measured["build_seconds"] = built["build_seconds"]
+        runs = [_child("engine", n, directory=Path(tmp)) for _ in range(repeats)]
+    done = [run for run in runs if run is not None]
+    if not done or built is None:
+        return None
+    ranked = sorted(done, key=_ratio)
+    measured = dict(ranked[(len(ranked) - 1) // 2])
+    measured["build_seconds"] = built["build_seconds"]
+    measured["inputs_and_diff_mb_max"] = max(run["inputs_and_diff_mb"] for run in done)
+    measured["runs"] = [
+        {
+            "seconds": run["seconds"],
+            "cpu_seconds": run["cpu_seconds"],
+            "polars_seconds": run["polars"]["seconds"],
+            "polars_cpu_seconds": run["polars"]["cpu_seconds"],
+            "ratio": round(_ratio(run), 3),
+            "inputs_and_diff_mb": run["inputs_and_diff_mb"],
+            "load_average_1m": run["load_average_1m"],
+        }
+        for run in done
+    ]
     return measured
+
+
+def _ratio(run: dict[str, Any]) -> float:
+    """A run's first call over the polars peer's time in the same run."""
+    return float(run["seconds"]) / max(float(run["polars"]["seconds"]), 1e-6)
 
 
 def run(
     quick: bool = False, sizes: tuple[int, ...] | None = None, out_dir: Path = RESULTS
 ) -> dict[str, Any]:
     sizes = sizes or (QUICK_SIZES if quick else FULL_SIZES)
-    engine = [_engine(n) for n in sizes]
+    engine = [_engine(n, 1 if quick else REPEATS) for n in sizes]
     largest, reference = sizes[-1], sizes[0]
 
     # Baseline: measure two small sizes to learn how DeepDiff scales, then the reference size
@@ -511,7 +538,7 @@ def run(
     ratio = engine_big["seconds"] / max(peer["seconds"], 1e-6)
     # Stated for 1M; above it the memory target grows with N (a quick run keeps the 1M one).
     memory_target = TARGET_INPUTS_AND_DIFF_BYTES_1M * max(largest / 1_000_000, 1.0)
-    per_thing = engine_big["inputs_and_diff_mb"] * 1024 * 1024 / largest
+    per_thing = engine_big["inputs_and_diff_mb_max"] * 1024 * 1024 / largest
     targets = {
         "first_call_vs_polars": {
             "target_ratio": TARGET_RATIO_TO_POLARS,
@@ -519,13 +546,15 @@ def run(
             "seconds": engine_big["seconds"],
             "polars_seconds": peer["seconds"],
             "ratio": round(ratio, 2),
+            "runs": len(engine_big["runs"]),
+            "ratios": [run["ratio"] for run in engine_big["runs"]],
             "cpu_ratio": round(engine_big["cpu_seconds"] / max(peer["cpu_seconds"], 1e-6), 2),
             "ratio_to_join_only": round(engine_big["seconds"] / max(peer["join_seconds"], 1e-6), 2),
             # Beside it, not judged: fresh snapshots, whose diff digests both fingerprints.
             "fresh_seconds": engine_big["fresh"]["seconds"],
             "fresh_ratio": round(engine_big["fresh"]["seconds"] / max(peer["seconds"], 1e-6), 2),
             "fingerprint_at_save_seconds": engine_big["fingerprint_at_save"]["seconds"],
-            "met": ratio <= TARGET_RATIO_TO_POLARS,
+            "met": ratio <= TARGET_RATIO_TO_POLARS,  # the median run's
         },
         "same_counts_as_polars": {
             "sizes": [e["n"] for e in engine if e],
@@ -533,10 +562,10 @@ def run(
         },
         "inputs_and_diff_rss_at_largest": {
             "target_mb": mb(memory_target),
-            "inputs_and_diff_mb": engine_big["inputs_and_diff_mb"],
+            "inputs_and_diff_mb": engine_big["inputs_and_diff_mb_max"],
             "bytes_per_thing": round(per_thing),
             "projected_10m_gb": round(per_thing * 10_000_000 / 1024**3, 1),
-            "met": engine_big["inputs_and_diff_mb"] <= mb(memory_target),
+            "met": engine_big["inputs_and_diff_mb_max"] <= mb(memory_target),
         },
         "speedup_vs_deepdiff": {
             "target": TARGET_SPEEDUP_100K,
