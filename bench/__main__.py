@@ -253,6 +253,16 @@ def _diff_rows(diff: dict[str, Any]) -> tuple[list[str], list[str]]:
             ),
             "",
         ]
+    for round_ in diff.get("rounds_issue_26") or []:
+        notes.append(round_["text"])
+        if header := round_.get("header"):
+            notes += [
+                "",
+                "| " + " | ".join(header) + " |",
+                "|" + "---|" * len(header),
+                *("| " + " | ".join(row) + " |" for row in round_["rows"]),
+                "",
+            ]
     return lines, notes
 
 

@@ -107,6 +107,86 @@ BEFORE_AFTER_F0D49F0 = [
      "later_call_seconds": 1.158, "fresh_seconds": 2.485, "inputs_and_diff_mb": 790.3,
      "diff_rss_increment_mb": 258.5, "load_average_1m": 1.9},
 ]  # fmt: skip
+# This round's changes at 1M things (the first call as the job makes it), each measured by runs
+# alternated on the same saved inputs, same machine, minutes apart; rendered in
+# bench/results/README.md under B1 (a paragraph, then a table where there is one).
+ROUNDS_ISSUE_26 = [
+    {
+        "text": "B1 before / after the Arrow tables' jemalloc pool (`reconcile/__init__.py`; "
+        "pyarrow's default, mimalloc, kept freed pages resident), load 0.7-1.2:",
+        "header": ["Pool", "First call", "CPU", "Polars (same run)", "Inputs (RSS)",
+                   "Inputs + diff", "Diff"],
+        "rows": [
+            ["jemalloc", "1.335 s", "2.006 s", "0.97 s", "549.3 MB", "710.0 MB", "160.7 MB"],
+            ["mimalloc", "1.095 s", "1.676 s", "0.985 s", "529.3 MB", "831.1 MB", "301.8 MB"],
+            ["jemalloc", "1.163 s", "1.638 s", "1.09 s", "549.5 MB", "715.6 MB", "166.1 MB"],
+            ["mimalloc", "1.422 s", "2.064 s", "1.012 s", "526.9 MB", "802.8 MB", "275.9 MB"],
+        ],
+    },
+    {
+        "text": "B1 before / after dictionary-encoding the low-cardinality text columns (a "
+        "thing's type and billing group, a membership's group, the statuses: "
+        "`pipeline.kinds.base.label`, held as pandas categoricals by `reconcile.labels`; "
+        "fingerprints unchanged). Arrow bytes of both snapshots 424.6 MB -> 352.6 MB (per side: "
+        "thing_type 14.5 -> 1.0 MB, billing_group 10.5 -> 1.0 MB, memberships' group 16.9 -> "
+        "2.0 MB); same counts as polars in every run. First two pairs before the jemalloc pool, "
+        "the last two with it, under another helper's load. A pandas categorical rather than "
+        "Arrow's dictionary type, measured on 1M cells of 20 values: 1.0 MB (int8 codes) "
+        "against 4.1 MB (int32 indices); pandas sorts a frame by a categorical but refuses an "
+        "Arrow dictionary column with missing values (ArrowInvalid), and reads a categorical "
+        "back from Parquet where an Arrow dictionary column fails (TypeError).",
+        "header": ["Code", "First call", "CPU", "Polars (same run)", "Later call",
+                   "Fresh, fingerprints included", "Inputs (RSS)", "Inputs + diff", "Load"],
+        "rows": [
+            ["before", "1.399 s", "2.01 s", "1.042 s", "1.137 s", "1.427 s", "526.9 MB",
+             "826.8 MB", "1.01"],
+            ["after", "1.075 s", "1.431 s", "1.087 s", "1.198 s", "1.426 s", "446.9 MB",
+             "699.0 MB", "1.08"],
+            ["before", "1.288 s", "1.831 s", "1.074 s", "1.272 s", "1.654 s", "539.6 MB",
+             "798.5 MB", "1.22"],
+            ["after", "1.146 s", "1.479 s", "0.941 s", "1.13 s", "1.604 s", "449.9 MB",
+             "693.2 MB", "1.32"],
+            ["before (jemalloc)", "1.624 s", "1.618 s", "1.358 s", "1.34 s", "2.274 s",
+             "540.1 MB", "711.0 MB", "3.54"],
+            ["after", "1.51 s", "1.501 s", "1.471 s", "1.391 s", "1.969 s", "488.0 MB",
+             "632.9 MB", "3.24"],
+            ["before (jemalloc)", "3.089 s", "1.964 s", "1.993 s", "2.528 s", "3.016 s",
+             "547.9 MB", "710.3 MB", "3.2"],
+            ["after", "1.995 s", "1.936 s", "1.289 s", "1.441 s", "2.649 s", "500.8 MB",
+             "635.8 MB", "3.55"],
+        ],
+    },
+    {
+        "text": "B1 before / after the key hashes made with the snapshot (`reconcile.keys`: "
+        "conform refuses duplicate keys through the diff's own key hashes, values compared "
+        "only where hashes repeat, and the snapshot keeps them, so the diff's first call hashes "
+        "no key): 11 engine runs each, alternated, load 2.1-4.9 (another helper benchmarking). "
+        "First call's CPU 1.45-2.31 s (mean 1.84) -> 1.04-1.92 s (mean 1.45); ratio to polars "
+        "in the same run 0.62-1.66x (median 1.03x) -> 0.50-1.30x (median 0.86x); conforming a "
+        "1M-thing snapshot 0.3 s of CPU faster (hashing and a sort of the hashes 0.09 s for "
+        "things, 0.16 s for memberships, against 0.33 s and 0.32 s for pandas' duplicated); "
+        "inputs and diff unchanged (about 24 MB of key hashes per snapshot now count as inputs "
+        "rather than diff).",
+    },
+    {
+        "text": "B1 at 10M things before this round (the previous round's run, load 4.76, "
+        "fresh snapshots with fingerprints included, the former definition): first call "
+        "55.594 s / polars 52.383 s = 1.06x (CPU 1.12x); inputs and diff 6.31 GB, 677 B/thing.",
+    },
+    {
+        "text": "B1, tried and not kept (measured at 1M, same inputs): comparing the paired "
+        "cells on a worker thread while the main one builds the missing and extra drifts "
+        "(ratios to polars, three alternated runs each: 0.839x, 0.757x, 0.858x without, 0.788x, "
+        "1.017x, 1.118x with: no gain); orjson to decode explanations (40,000 attribute maps: "
+        "0.19 s against the standard library's 0.10 s). Not tried in code, measured: holding "
+        "`things.attributes` (128 MB a side, 60% of the inputs) compressed in 64k-row blocks "
+        "would meet the memory target (zstd level 3: 24.7-26.5 MB a side, lz4: 56-60.5 MB) but "
+        "the diff must decompress every block (its 3% of rows to explain fall in every block), "
+        "0.13 s a side with zstd and 0.09 s with lz4 on an idle machine (0.24-0.57 s under "
+        "load), which is the margin the first call has over polars: the two targets pull apart "
+        "at this drift rate.",
+    },
+]  # fmt: skip
 REPEATS = 3  # engine runs per size in a full run (``_engine``: the median one is reported)
 QUICK_SIZES = (1_000, 2_000)  # the smoke test (CI): every step runs, on small frames
 TEN_MILLION = 10_000_000
@@ -597,6 +677,7 @@ def run(
         "before_issue_26": BEFORE_ISSUE_26,
         "before_after_833e1b1": BEFORE_AFTER_833E1B1,
         "before_after_f0d49f0": BEFORE_AFTER_F0D49F0,
+        "rounds_issue_26": ROUNDS_ISSUE_26,
     }
     previous = out_dir / "diff.json"
     if not quick and previous.exists():  # a 10M measurement is its own run (run_ten_million)
