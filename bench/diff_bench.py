@@ -124,6 +124,21 @@ ROUNDS_ISSUE_26 = [
         ],
     },
     {
+        "text": "B1 before / after jemalloc's decay 0 (`reconcile/__init__.py`: freed pages go "
+        "back at once; reading a 1M-thing table from Parquet left 366 MB resident for 174.5 MB "
+        "of buffers, 231 MB with decay 0), load 0.6-1.2:",
+        "header": ["Decay", "First call", "CPU", "Polars (same run)", "Later call",
+                   "Inputs (RSS)", "Inputs + diff"],
+        "rows": [
+            ["default", "1.269 s", "1.669 s", "1.175 s", "1.445 s", "571.9 MB", "666.4 MB"],
+            ["0", "1.035 s", "1.404 s", "0.958 s", "1.091 s", "529.3 MB", "645.1 MB"],
+            ["default", "1.363 s", "1.786 s", "1.211 s", "1.398 s", "564.1 MB", "644.9 MB"],
+            ["0", "1.218 s", "1.685 s", "1.111 s", "0.961 s", "528.0 MB", "623.1 MB"],
+            ["default", "1.128 s", "1.536 s", "1.018 s", "1.284 s", "559.9 MB", "651.8 MB"],
+            ["0", "0.977 s", "1.397 s", "1.007 s", "1.258 s", "533.9 MB", "626.7 MB"],
+        ],
+    },
+    {
         "text": "B1 before / after dictionary-encoding the low-cardinality text columns (a "
         "thing's type and billing group, a membership's group, the statuses: "
         "`pipeline.kinds.base.label`, held as pandas categoricals by `reconcile.labels`; "
