@@ -40,9 +40,9 @@ class Keyed:
 
 def key_hashes(frame: pd.DataFrame, keys: list[str]) -> dict[str, np.ndarray]:
     """One 64-bit hash per cell of each of ``keys``: strings by ``string_hashes`` (a categorical
-    one's text too, ``reconcile.labels.label_hashes``), other dtypes by ``column_hash``. A fast hash, not a stable one: only ever compared within one process,
-    and whoever relies on two being equal checks the values (the fingerprint is the stable one).
-    """
+    one's text too, ``reconcile.labels.label_hashes``), other dtypes by ``column_hash``. A fast
+    hash, not a stable one: only ever compared within one process, and whoever relies on two
+    being equal checks the values (the fingerprint is the stable one)."""
     if not len(frame):  # most tables of most snapshots (hashing an empty column costs a call)
         return {column: np.empty(0, dtype=np.uint64) for column in keys}
     return {column: _hashes(frame[column]) for column in keys}

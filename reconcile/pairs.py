@@ -150,13 +150,10 @@ def differing(
         if is_label(source[column]) and is_label(destination[column]):
             differ |= labels_differ(source[column], destination[column], pairs)
             continue
-        (lefts, left_starts), (rights, right_starts) = (
-            _chunks(_text(source[column])),
-            _chunks(_text(destination[column])),
-        )
+        left, right = _text(source[column]), _text(destination[column])
+        (lefts, left_starts), (rights, right_starts) = _chunks(left), _chunks(right)
         steps = _steps(pairs, (left_starts, right_starts))
         if steps is None:  # any order: a take across chunks per step
-            left, right = _text(source[column]), _text(destination[column])
             for start in range(0, len(left_rows), _COMPARE_STEP):
                 stop = start + _COMPARE_STEP
                 same = same_cells(

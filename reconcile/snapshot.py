@@ -292,7 +292,9 @@ class Snapshot:
             kept = keep(str(record["name"]), desired_fields(kind, row))
             if kept is not None:
                 records.append(model.encode({**record, **kept}))
-        return self.with_table(model.spec.frame, _frame(model.spec.frame, records).frame)
+        # ``_frame`` conformed the table (and hashed its keys): not conformed again.
+        table = model.spec.frame
+        return self._with_frames({**self._keyed(), table: _frame(table, records)}, self.sweep)
 
     # -- identity ---------------------------------------------------------------------------
 
