@@ -10,8 +10,10 @@ memberships) is hashed to 64-bit integers, vectorised over the Arrow buffers
 sides are joined on those (an integer hash join, verified on the key values, falling back to a
 join on the values themselves should hashes ever collide, ``reconcile.pairs``); the paired
 rows' compared cells are tested for equality by Arrow's kernels (a chunk of each side at a time:
-snapshot tables are sorted by key, so paired rows come in the same order on both sides), and
-only rows that differ are read back into Python and explained
+snapshot tables are sorted by key, so paired rows come in the same order on both sides; a packed
+column, ``reconcile.packed``, by its cells' digests), and only rows that differ are read back
+into Python (each side's in one read, so a packed column's blocks are decompressed once) and
+explained
 field by field (attribute by attribute; JSON decoded in bulk). No Python-level work is done per
 unchanged row, nor a hash per cell: cost is linear in fleet size. The snapshots' fingerprints,
 which the report carries, are digested on a second thread and the memberships diffed on a third
@@ -148,6 +150,16 @@ def _own_rows(
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
+def _split(
+    cells: dict[str, list[Any]], count: int
+) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """Cells read for two sets of rows at once, parted: the first ``count`` rows', the rest's."""
+    return (
+        {column: values[:count] for column, values in cells.items()},
+        {column: values[count:] for column, values in cells.items()},
+    )
+
+
 def _diff_entities(
     kind: EntityKind, source: Side, destination: Side, own: pd.DataFrame
 ) -> list[list[Drift]]:
@@ -164,8 +176,15 @@ def _diff_entities(
 
     # The drifts are built by comprehensions over columns read in bulk (no call per drift
     # beyond its own construction): 40,000 of them at 1M things (bench/results/README.md, B1).
-    missing = source.positions(joined.source_only)
-    cells = cells_at(source.frame, missing, names)
+    # Each side's cells are read in one call (a packed column's blocks decompressed once).
+    missing, changed = source.positions(joined.source_only), pairs[0][differ]
+    extra = destination.positions(joined.destination_only)
+    cells, before = _split(
+        cells_at(source.frame, np.concatenate([missing, changed]), names), len(missing)
+    )
+    theirs, after = _split(
+        cells_at(destination.frame, np.concatenate([extra, pairs[1][differ]]), names), len(extra)
+    )
     missing_drifts = [
         new_drift(kind, str(name), "missing", "high", details, rows=RepairRows(own_row))
         for name, details, own_row in zip(
@@ -175,14 +194,10 @@ def _diff_entities(
             strict=True,
         )
     ]
-    cells = cells_at(destination.frame, destination.positions(joined.destination_only), names)
     extra_drifts = [
         new_drift(kind, str(name), "extra", "medium", details)
-        for name, details in zip(cells["name"], _one_side(columns, cells, "target"), strict=True)
+        for name, details in zip(theirs["name"], _one_side(columns, theirs, "target"), strict=True)
     ]
-    changed = pairs[0][differ]
-    before = cells_at(source.frame, changed, names)
-    after = cells_at(destination.frame, pairs[1][differ], names)
     targets = [dict(zip(names, row, strict=True)) for row in zip(*after.values(), strict=True)]
     changed_drifts = [
         new_drift(

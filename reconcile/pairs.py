@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from reconcile.hashing import combine_hashes
 from reconcile.labels import is_label, label_values, labels_differ
+from reconcile.packed import is_packed, packed_differ
 from reconcile.snapshot import Snapshot
 
 
@@ -139,16 +140,20 @@ def differing(
     pairs: tuple[np.ndarray, np.ndarray],
 ) -> np.ndarray:
     """Which ``pairs`` of rows (positions in each frame) differ in any of ``columns``: the cells
-    themselves are compared (Arrow kernels, a step of pairs at a time), never a hash of them.
+    themselves are compared (Arrow kernels, a step of pairs at a time), never a fast hash of them.
 
     Each step's cells are taken from one chunk on each side where the positions increase (a
     column read from Parquet comes in chunks, and a take across chunks concatenates them).
-    Two categorical columns compare their codes (``reconcile.labels.labels_differ``)."""
+    Two categorical columns compare their codes (``reconcile.labels.labels_differ``), two
+    packed ones their cells' BLAKE2b-128 digests (``reconcile.packed.packed_differ``)."""
     left_rows, right_rows = pairs
     differ = np.zeros(len(left_rows), dtype=bool)
     for column in columns:
         if is_label(source[column]) and is_label(destination[column]):
             differ |= labels_differ(source[column], destination[column], pairs)
+            continue
+        if is_packed(source[column]) and is_packed(destination[column]):
+            differ |= packed_differ(source[column], destination[column], pairs)
             continue
         left, right = _text(source[column]), _text(destination[column])
         (lefts, left_starts), (rights, right_starts) = _chunks(left), _chunks(right)
@@ -276,7 +281,8 @@ def cells_at(
 ) -> dict[str, list[Any]]:
     """The cells of ``columns`` at ``positions``, column by column, as plain values (None for
     a missing one): one Arrow ``take`` per column (a categorical's by numpy,
-    ``reconcile.labels.label_values``), no Python work per cell."""
+    ``reconcile.labels.label_values``; a packed one's from the blocks holding them,
+    ``reconcile.packed.Packed.cells_at``), no Python work per cell."""
     return {column: _cells(frame[column], positions) for column in columns}
 
 
@@ -285,5 +291,8 @@ def _cells(series: pd.Series, positions: np.ndarray) -> list[Any]:
         return []
     if is_label(series):
         return label_values(series, positions)
+    if is_packed(series):
+        packed: list[Any] = series.array.cells_at(positions)
+        return packed
     cells: list[Any] = take(arrow(series), positions).to_pylist()
     return cells

@@ -29,7 +29,7 @@ import pandas as pd
 from pipeline.clock import now_ms
 from pipeline.errors import PermanentError
 from pipeline.kinds import KINDS
-from pipeline.kinds.base import CATEGORY, Kind, canonical_json
+from pipeline.kinds.base import CATEGORY, PACKED, Kind, canonical_json
 from pipeline.kinds.certificate_refusal import UnregistrableCertificate
 from pipeline.kinds.thing_type import PendingTypeDeletion
 from pipeline.model import EntityKind
@@ -38,6 +38,7 @@ from reconcile.hashing import arrow_strings, column_hash, digest_strings
 from reconcile.inventory import Inventory
 from reconcile.keys import Keyed, key_hashes, sorted_by_key
 from reconcile.labels import digest_labels, is_label, sorted_categories
+from reconcile.packed import digest_packed, is_packed, pack_columns, plain
 from reconcile.sweep import SWEPT, WHOLE, Sweep, common
 
 __all__ = [
@@ -69,6 +70,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
 SORT_KEYS: dict[str, list[str]] = {frame: list(k.spec.frame_key) for frame, k in _BY_FRAME.items()}
 # Text columns of few distinct values (``pipeline.kinds.base.label``), per table: categorical.
 _LABELS = {t: [c.name for c in k.columns if c.dtype == CATEGORY] for t, k in _BY_FRAME.items()}
+# Bulky text columns (``pipeline.kinds.base.PACKED``), per table: text until sorted, then packed.
+_PACKED = {t: [c.name for c in k.columns if c.dtype == PACKED] for t, k in _BY_FRAME.items()}
 # Columns holding canonical JSON, decoded by ``cell_value`` and ``desired_fields``.
 JSON_COLUMNS = frozenset(
     column.name for kind in KINDS.values() for column in kind.columns if column.json
@@ -91,10 +94,12 @@ def conform(table: str, frame: pd.DataFrame) -> Keyed:
     missing = [column for column in schema if column not in frame.columns]
     if missing:
         raise ValueError(f"{table}: missing columns {missing}")
-    out = frame.loc[:, list(schema)].astype(schema)
+    out = frame.loc[:, list(schema)].astype({**schema, **dict.fromkeys(_PACKED[table], "string")})
     for column in _LABELS[table]:
         out[column] = sorted_categories(out[column])
-    return sorted_by_key(table, out, SORT_KEYS[table])
+    keyed = sorted_by_key(table, out, SORT_KEYS[table])
+    pack_columns(keyed.frame, _PACKED[table])
+    return keyed
 
 
 def empty_frame(table: str) -> pd.DataFrame:
@@ -342,8 +347,8 @@ class Snapshot:
                 continue
             for column in frame.columns:
                 series = frame[column]
-                if is_label(series):  # as its text (reconcile.labels)
-                    digest_labels(digest, series)
+                if is_label(series) or is_packed(series):  # as its text (labels, packed)
+                    (digest_labels if is_label(series) else digest_packed)(digest, series)
                 elif isinstance(series.dtype, pd.StringDtype):
                     digest_strings(digest, arrow_strings(series))
                 else:
@@ -359,7 +364,7 @@ class Snapshot:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for table, frame in self.tables().items():
-            frame.to_parquet(directory / f"{table}.parquet", index=False)
+            plain(frame).to_parquet(directory / f"{table}.parquet", index=False)
         manifest = {
             "format": SNAPSHOT_FORMAT,
             "region": self.region,

@@ -194,14 +194,28 @@ def label(name: str) -> Column:
     return Column(name, CATEGORY)
 
 
-def json_map(name: str) -> Column:
-    """A name -> value map (attributes), stored as canonical JSON; absent reads as ``{}``."""
+# Text held compressed, with a digest per cell (``reconcile.packed``): a column whose cells are
+# many and long. Compared by digest, read back as the text it stands for: its fingerprint is
+# the text's.
+PACKED = "packed_string"
+
+
+def json_map(name: str, dtype: str = "string") -> Column:
+    """A name -> value map, stored as canonical JSON; absent reads as ``{}``."""
     return Column(
         name,
+        dtype,
         encode=lambda value: canonical_json(dict(value or {})),
         decode=lambda cell: _json(cell) or {},
         json=True,
     )
+
+
+def attribute_map() -> Column:
+    """A thing's or a thing group's attribute map, packed (``PACKED``): at 1M things it took
+    128 MB a side as text, 43 MB packed (bench/results/README.md, B1). One encoding for the
+    column name in every kind, so thing groups' are packed too."""
+    return json_map("attributes", PACKED)
 
 
 def json_list(name: str, *, sort: bool) -> Column:

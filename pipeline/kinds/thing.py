@@ -46,7 +46,7 @@ from pipeline.kinds.base import (
     Partition,
     Reader,
     Result,
-    json_map,
+    attribute_map,
     label,
     text,
     version,
@@ -301,7 +301,7 @@ class Thing(Kind):
     columns = (
         text("name"),
         label("thing_type"),
-        json_map("attributes"),
+        attribute_map(),
         label("billing_group"),
         version(),
     )

@@ -47,7 +47,7 @@ from pipeline.kinds.base import (
     Listing,
     Reader,
     Result,
-    json_map,
+    attribute_map,
     json_or_none,
     text,
     version,
@@ -280,7 +280,7 @@ class ThingGroup(Kind):
         text("name"),
         text("parent"),
         text("description"),
-        json_map("attributes"),
+        attribute_map(),
         json_or_none("query"),
         version(),
     )

@@ -19,7 +19,7 @@ from reconcile.families import FAMILIES
 from reconcile.snapshot import SCHEMAS, Snapshot, desired_fields
 
 _PER_REGION = {"version"}  # kept for information, never compared (pipeline/model.py)
-_DTYPES = {"string", "category", "bool", "boolean", "Int64"}
+_DTYPES = {"string", "category", "packed_string", "bool", "boolean", "Int64"}
 
 
 def _operations() -> set[str]:

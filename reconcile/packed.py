@@ -1,0 +1,341 @@
+"""Bulky text columns as the snapshot holds them: compressed, with a strong digest per cell.
+
+A kind declares such a column (``pipeline.kinds.base.PACKED``: a thing's attribute map, the
+widest column of the largest table); ``reconcile.snapshot.conform`` holds it as ``Packed``: the
+cells in blocks of ``BLOCK_ROWS`` rows, each block's bytes and offsets compressed (zstd, level 3:
+pyarrow's ``Codec``), and a 128-bit BLAKE2b digest of every cell. At 1M things of 10 attributes
+the column took 128 MB a side as Arrow strings; packed it takes about 43 MB (25 MB of blocks,
+16 MB of digests), and the diff's inputs and the diff fit the 0.5 GB of issue 26 (bench/results/
+README.md, B1).
+
+What reads it:
+- the diff compares two such columns by their digests (``packed_differ``): equal digests are
+  equal cells but for a BLAKE2b-128 collision, which nobody has ever found; no block is
+  decompressed to compare;
+- the diff reads the cells of the rows it reports (``Packed.cells_at``): only the blocks holding
+  them are decompressed, each once per call and dropped after, so at most a block of text is
+  held at once;
+- the fingerprint digests the text's own lengths and bytes (``digest_packed``: the same bytes
+  ``reconcile.hashing.digest_strings`` feeds it for the text column, so saved snapshots keep
+  their fingerprints);
+- everything else (pandas: iterating, ``to_dict``, Parquet through ``__arrow_array__``) sees the
+  text, decompressed as it asks for it. ``Snapshot.save`` writes the text (``plain``), so a saved
+  snapshot's files are plain Parquet.
+
+A ``Packed`` column is immutable (``__setitem__`` refuses), as a snapshot's frames are.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.api.extensions import ExtensionArray, ExtensionDtype, register_extension_dtype
+
+from pipeline.kinds.base import PACKED
+from reconcile.hashing import digest_bytes
+
+BLOCK_ROWS = 1 << 16
+# zstd level 3 (its default): on 1M attribute maps, 24.7 MB against lz4's 56 MB, decompressed at
+# 0.08 s a side against 0.04 s (bench/results/README.md, B1).
+_CODEC = pa.Codec("zstd", compression_level=3)
+# Threads decompressing the blocks ``Packed.cells_at`` reads (the machine's 2 cores, Lambda's
+# 2 vCPUs from 3,538 MB: bench/results/README.md, B1).
+_READERS = 2
+# The pool a block's text is decompressed into: the C library's malloc, which keeps a freed
+# block's pages for the next one (its mmap threshold rises to the size of the chunks freed),
+# where the snapshot's own pool (jemalloc, decay 0: ``reconcile/__init__.py``) hands them back
+# and faults them in again. 1M attribute maps decompressed in 0.076 s a side from this pool,
+# 0.13 s from jemalloc's (bench/results/README.md, B1). Not mimalloc's (as fast): buffers it
+# gave the diff's short-lived reader threads crashed a test process when collected.
+_BLOCKS = pa.system_memory_pool()
+_DIGEST_BYTES = 16
+# A missing cell's digest: no text's (BLAKE2b never gives it but by a 2^-128 chance).
+_MISSING = b"\xff" * _DIGEST_BYTES
+_TEXT = pd.StringDtype("pyarrow")
+
+
+@register_extension_dtype
+class PackedDtype(ExtensionDtype):
+    """The dtype of a packed text column (``pipeline.kinds.base.PACKED``): text, missing as NA."""
+
+    name = PACKED
+    type = str
+    kind = "O"
+    na_value = pd.NA
+
+    @classmethod
+    def construct_array_type(cls) -> builtins.type[Packed]:
+        return Packed
+
+
+@dataclass(frozen=True)
+class _Block:
+    """``rows`` cells: their offsets (int64, from 0) and bytes compressed, their validity."""
+
+    rows: int
+    offsets: pa.Buffer
+    data: pa.Buffer
+    data_size: int
+    validity: pa.Buffer | None  # None: no missing cell
+    nulls: int
+
+    def text(self) -> pa.LargeStringArray:
+        size = (self.rows + 1) * 8
+        offsets = _CODEC.decompress(self.offsets, decompressed_size=size, memory_pool=_BLOCKS)
+        data = _CODEC.decompress(self.data, decompressed_size=self.data_size, memory_pool=_BLOCKS)
+        return pa.LargeStringArray.from_buffers(self.rows, offsets, data, self.validity, self.nulls)
+
+    @property
+    def nbytes(self) -> int:
+        validity = self.validity.size if self.validity is not None else 0
+        return self.offsets.size + self.data.size + validity
+
+
+def _pack_block(strings: pa.LargeStringArray) -> tuple[_Block, bytes]:
+    """One block of text (a slice of a column) compressed, and its cells' digests."""
+    count = len(strings)
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)
+    offsets = offsets[strings.offset : strings.offset + count + 1]
+    first, last = int(offsets[0]), int(offsets[-1])
+    raw = strings.buffers()[2]
+    data = raw[first:last] if raw is not None else pa.py_buffer(b"")
+    validity = None
+    if strings.null_count:
+        validity = pa.array(strings.is_valid().to_numpy(zero_copy_only=False)).buffers()[1]
+    block = _Block(
+        rows=count,
+        offsets=_CODEC.compress((offsets - first).astype("<i8"), asbytes=False),
+        data=_CODEC.compress(data, asbytes=False),
+        data_size=last - first,
+        validity=validity,
+        nulls=strings.null_count,
+    )
+    blake = hashlib.blake2b
+    digests = b"".join(
+        _MISSING if value is None else blake(value.encode(), digest_size=_DIGEST_BYTES).digest()
+        for value in strings.to_pylist()
+    )
+    return block, digests
+
+
+class Packed(ExtensionArray):
+    """A text column held compressed in blocks, with a 128-bit digest per cell (see module)."""
+
+    def __init__(self, blocks: Sequence[_Block], digests: np.ndarray) -> None:
+        self._blocks = tuple(blocks)
+        self._digests = digests  # (rows, 2) uint64: a cell's BLAKE2b-128
+        self._starts = np.cumsum([0, *(block.rows for block in self._blocks)])
+
+    __hash__ = None  # type: ignore[assignment]  # a column, compared elementwise
+
+    # -- making one ------------------------------------------------------------------------
+
+    @classmethod
+    def of_text(cls, strings: pa.Array | pa.ChunkedArray) -> Packed:
+        """Arrow text packed, ``BLOCK_ROWS`` rows a block."""
+        column = strings.cast(pa.large_string())
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        blocks, digests = [], []
+        for start in range(0, len(column), BLOCK_ROWS):
+            block, digest = _pack_block(column.slice(start, BLOCK_ROWS))
+            blocks.append(block)
+            digests.append(digest)
+        joined = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2)
+        return cls(blocks, joined)
+
+    @classmethod
+    def _from_sequence(cls, scalars: Any, *, dtype: Any = None, copy: bool = False) -> Packed:
+        if isinstance(scalars, Packed):
+            return scalars
+        if isinstance(scalars, pd.Series | pd.Index):
+            scalars = scalars.array
+        if hasattr(scalars, "__arrow_array__"):
+            return cls.of_text(pa.array(scalars))
+        values = np.asarray(scalars, dtype=object)
+        return cls.of_text(pa.array(values, type=pa.large_string(), from_pandas=True))
+
+    @classmethod
+    def _from_factorized(cls, values: np.ndarray, original: Packed) -> Packed:
+        return cls._from_sequence(values)
+
+    @classmethod
+    def _concat_same_type(cls, to_concat: Sequence[Packed]) -> Packed:
+        parts = [chunk for column in to_concat for chunk in column.text().chunks]
+        return cls.of_text(pa.chunked_array(parts, type=pa.large_string()))
+
+    # -- reading it --------------------------------------------------------------------------
+
+    def blocks(self) -> Iterator[pa.LargeStringArray]:
+        """The text, a block at a time (each decompressed as it is reached)."""
+        for block in self._blocks:
+            yield block.text()
+
+    def text(self) -> pa.ChunkedArray:
+        """The whole column as Arrow text (every block decompressed: for a small column, or
+        pandas' own operations; the diff reads ``cells_at``)."""
+        return pa.chunked_array(list(self.blocks()), type=pa.large_string())
+
+    def cells_at(self, positions: np.ndarray) -> list[Any]:
+        """The cells at ``positions`` (any order) as plain values, None for a missing one: the
+        blocks holding them decompressed, each once, on ``_READERS`` threads (zstd and Arrow's
+        take release the GIL), each block's text dropped once its cells are taken."""
+        if not len(positions):
+            return []
+        which = np.searchsorted(self._starts, positions, side="right") - 1
+        order = np.argsort(which, kind="stable")
+        grouped, blocks = positions[order], which[order]
+        bounds = np.searchsorted(blocks, np.arange(len(self._blocks) + 1))
+
+        def cells(k: int) -> pa.Array:
+            at = grouped[bounds[k] : bounds[k + 1]] - self._starts[k]
+            return self._blocks[k].text().take(at)
+
+        needed = np.flatnonzero(np.diff(bounds)).tolist()
+        with ThreadPoolExecutor(_READERS, thread_name_prefix="packed") as pool:
+            taken = pa.concat_arrays(list(pool.map(cells, needed)))
+        cells_in_order: list[Any] = taken.take(np.argsort(order)).to_pylist()
+        return cells_in_order
+
+    def digests(self) -> np.ndarray:
+        """A (rows, 2) uint64 BLAKE2b-128 per cell (missing cells: all bits set)."""
+        return self._digests
+
+    # -- the ExtensionArray interface --------------------------------------------------------
+
+    @property
+    def dtype(self) -> PackedDtype:
+        return PackedDtype()
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(block.nbytes for block in self._blocks) + self._digests.nbytes
+
+    def __arrow_array__(self, type: Any = None) -> pa.ChunkedArray:
+        return self.text()
+
+    def __iter__(self) -> Iterator[Any]:
+        for strings in self.blocks():
+            for value in strings.to_pylist():
+                yield pd.NA if value is None else value
+
+    def __getitem__(self, item: Any) -> Any:
+        if isinstance(item, int | np.integer):
+            index = int(item) + (len(self) if item < 0 else 0)
+            if not 0 <= index < len(self):
+                raise IndexError(f"index {item} out of bounds for length {len(self)}")
+            value = self.cells_at(np.array([index]))[0]
+            return pd.NA if value is None else value
+        item = pd.api.indexers.check_array_indexer(self, item)
+        if isinstance(item, slice):
+            return Packed.of_text(self.text().slice(*_slice_bounds(item, len(self))))
+        return Packed.of_text(
+            self.text().take(np.flatnonzero(item) if item.dtype == bool else item)
+        )
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise TypeError("a packed column is immutable (a snapshot's frames are never mutated)")
+
+    def isna(self) -> np.ndarray:
+        missing = np.frombuffer(_MISSING, dtype="<u8")
+        return np.asarray((self._digests == missing).all(axis=1))
+
+    def take(self, indices: Any, *, allow_fill: bool = False, fill_value: Any = None) -> Packed:
+        positions = np.asarray(indices, dtype=np.int64)
+        if allow_fill:
+            if (positions < -1).any():
+                raise ValueError("take: indices below -1 with allow_fill")
+            mask = positions == -1
+            taken = self.text().take(pa.array(np.where(mask, 0, positions), mask=mask))
+            return Packed.of_text(taken)
+        if len(self) == 0 and len(positions):
+            raise IndexError("cannot take from an empty packed column")
+        return Packed.of_text(self.text().take(positions % max(len(self), 1)))
+
+    def copy(self) -> Packed:
+        return Packed(self._blocks, self._digests)  # immutable: the blocks are shared
+
+    def astype(self, dtype: Any, copy: bool = True) -> Any:
+        dtype = pd.api.types.pandas_dtype(dtype)
+        if isinstance(dtype, PackedDtype):
+            return self.copy() if copy else self
+        if isinstance(dtype, pd.StringDtype):
+            return pd.array(self.text(), dtype=dtype)
+        return pd.array(self.text(), dtype=_TEXT).astype(dtype, copy=False)
+
+    def to_numpy(self, dtype: Any = None, copy: bool = False, na_value: Any = pd.NA) -> np.ndarray:
+        values = np.array([na_value if v is pd.NA else v for v in self], dtype=object)
+        return values if dtype is None else values.astype(dtype)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return self.to_numpy(dtype=dtype)
+
+    def __eq__(self, other: Any) -> Any:
+        return pd.array(self.text(), dtype=_TEXT) == other
+
+    def _values_for_factorize(self) -> tuple[np.ndarray, Any]:
+        return self.to_numpy(na_value=None), None
+
+
+def _slice_bounds(item: slice, length: int) -> tuple[int, int]:
+    start, stop, step = item.indices(length)
+    if step != 1:
+        raise ValueError("a packed column takes slices of step 1 only")
+    return start, max(stop - start, 0)
+
+
+def is_packed(series: pd.Series) -> bool:
+    """Whether ``series`` is held packed."""
+    return isinstance(series.dtype, PackedDtype)
+
+
+def pack(series: pd.Series) -> pd.Series:
+    """A text column packed (its index and name kept)."""
+    if is_packed(series):
+        return series
+    packed = Packed.of_text(pa.array(series.astype(_TEXT).array))
+    return pd.Series(packed, index=series.index, name=series.name, copy=False)
+
+
+def pack_columns(frame: pd.DataFrame, columns: list[str]) -> None:
+    """Pack ``columns`` of ``frame`` (a frame just made, in its final row order), in place."""
+    for column in columns:
+        frame[column] = pack(frame[column])
+
+
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its packed columns as text (what is saved to Parquet)."""
+    packed = [column for column in frame.columns if is_packed(frame[column])]
+    return frame.astype(dict.fromkeys(packed, _TEXT)) if packed else frame
+
+
+def packed_differ(
+    source: pd.Series, destination: pd.Series, pairs: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """Which ``pairs`` of cells (positions in each column) differ, by their digests."""
+    left = source.array.digests()[pairs[0]]
+    right = destination.array.digests()[pairs[1]]
+    return np.asarray((left != right).any(axis=1))
+
+
+def digest_packed(digest: Any, series: pd.Series) -> None:
+    """Feed ``digest`` what ``reconcile.hashing.digest_strings`` feeds it for the same text:
+    every cell's length (-1: missing), then the cells' bytes (two passes over the blocks)."""
+    column: Packed = series.array
+    for strings in column.blocks():
+        lengths = pc.fill_null(pc.binary_length(strings), -1)
+        digest.update(np.asarray(lengths).astype("<i8"))
+    for strings in column.blocks():
+        digest_bytes(digest, strings.drop_null() if strings.null_count else strings)
