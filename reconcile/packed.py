@@ -50,13 +50,6 @@ _CODEC = pa.Codec("zstd", compression_level=3)
 # Threads decompressing the blocks ``Packed.cells_at`` reads (the machine's 2 cores, Lambda's
 # 2 vCPUs from 3,538 MB: bench/results/README.md, B1).
 _READERS = 2
-# The pool a block's text is decompressed into: the C library's malloc, which keeps a freed
-# block's pages for the next one (its mmap threshold rises to the size of the chunks freed),
-# where the snapshot's own pool (jemalloc, decay 0: ``reconcile/__init__.py``) hands them back
-# and faults them in again. 1M attribute maps decompressed in 0.076 s a side from this pool,
-# 0.13 s from jemalloc's (bench/results/README.md, B1). Not mimalloc's (as fast): buffers it
-# gave the diff's short-lived reader threads crashed a test process when collected.
-_BLOCKS = pa.system_memory_pool()
 _DIGEST_BYTES = 16
 # A missing cell's digest: no text's (BLAKE2b never gives it but by a 2^-128 chance).
 _MISSING = b"\xff" * _DIGEST_BYTES
@@ -90,8 +83,8 @@ class _Block:
 
     def text(self) -> pa.LargeStringArray:
         size = (self.rows + 1) * 8
-        offsets = _CODEC.decompress(self.offsets, decompressed_size=size, memory_pool=_BLOCKS)
-        data = _CODEC.decompress(self.data, decompressed_size=self.data_size, memory_pool=_BLOCKS)
+        offsets = _CODEC.decompress(self.offsets, decompressed_size=size)
+        data = _CODEC.decompress(self.data, decompressed_size=self.data_size)
         return pa.LargeStringArray.from_buffers(self.rows, offsets, data, self.validity, self.nulls)
 
     @property
