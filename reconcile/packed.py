@@ -4,17 +4,17 @@ A kind declares such a column (``pipeline.kinds.base.PACKED``: a thing's attribu
 widest column of the largest table); ``reconcile.snapshot.conform`` holds it as ``Packed``: the
 cells in blocks of ``BLOCK_ROWS`` rows, each block's bytes and offsets compressed (zstd, level 3:
 pyarrow's ``Codec``), and a 128-bit BLAKE2b digest of every cell. At 1M things of 10 attributes
-the column took 128 MB a side as Arrow strings; packed it takes about 43 MB (25 MB of blocks,
+the column took 128 MB a side as Arrow strings; packed it takes about 41 MB (25 MB of blocks,
 16 MB of digests), and the diff's inputs and the diff fit the 0.5 GB of issue 26 (bench/results/
 README.md, B1).
 
 What reads it:
 - the diff compares two such columns by their digests (``packed_differ``): equal digests are
-  equal cells but for a BLAKE2b-128 collision, which nobody has ever found; no block is
-  decompressed to compare;
+  equal cells but for a BLAKE2b-128 collision (about 2^64 tries by the birthday bound, where a
+  64-bit fast hash would leave it to chance); no block is decompressed to compare;
 - the diff reads the cells of the rows it reports (``Packed.cells_at``): only the blocks holding
-  them are decompressed, each once per call and dropped after, so at most a block of text is
-  held at once;
+  them are decompressed, each once per call and dropped after, so a block of text per reader
+  thread is held at once;
 - the fingerprint digests the text's own lengths and bytes (``digest_packed``: the same bytes
   ``reconcile.hashing.digest_strings`` feeds it for the text column, so saved snapshots keep
   their fingerprints);
@@ -44,11 +44,12 @@ from pipeline.kinds.base import PACKED
 from reconcile.hashing import digest_bytes
 
 BLOCK_ROWS = 1 << 16
-# zstd level 3 (its default): on 1M attribute maps, 24.7 MB against lz4's 56 MB, decompressed at
-# 0.08 s a side against 0.04 s (bench/results/README.md, B1).
+# zstd level 3 (its default): 1M attribute maps (120 MB of text) took 24.7 MB against lz4's 56 MB
+# and zstd -5's 51.7 MB, and decompress in 0.08-0.2 s against lz4's 0.04-0.09 s (same machine,
+# idle to loaded): memory is what packing is for (bench/results/README.md, B1).
 _CODEC = pa.Codec("zstd", compression_level=3)
-# Threads decompressing the blocks ``Packed.cells_at`` reads (the machine's 2 cores, Lambda's
-# 2 vCPUs from 3,538 MB: bench/results/README.md, B1).
+# Threads decompressing the blocks ``Packed.cells_at`` reads (the bench machine's 2 cores): one
+# took 1.19 s for the diff's first call at 1M things where two took 0.80 s (B1).
 _READERS = 2
 _DIGEST_BYTES = 16
 # A missing cell's digest: no text's (BLAKE2b never gives it but by a 2^-128 chance).

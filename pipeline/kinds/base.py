@@ -213,7 +213,7 @@ def json_map(name: str, dtype: str = "string") -> Column:
 
 def attribute_map() -> Column:
     """A thing's or a thing group's attribute map, packed (``PACKED``): at 1M things it took
-    128 MB a side as text, 43 MB packed (bench/results/README.md, B1). One encoding for the
+    128 MB a side as text, 41 MB packed (bench/results/README.md, B1). One encoding for the
     column name in every kind, so thing groups' are packed too."""
     return json_map("attributes", PACKED)
 
