@@ -187,6 +187,32 @@ ROUNDS_ISSUE_26 = [
         "rather than diff).",
     },
     {
+        "text": "B1 before / after holding the things' attributes packed (`reconcile.packed`: "
+        "zstd blocks of 64k rows and a BLAKE2b-128 digest per cell; the diff compares digests "
+        "and decompresses only the blocks holding the rows it reports, each side read once), "
+        "alternated on the same inputs, load 0.6-1.1. The 'after' runs here decompressed into "
+        "the C library's pool, which kept 50-100 MB in its reader threads' arenas; into the "
+        "default pool (jemalloc, kept): 0.801 s / polars 0.646 s, inputs and diff 474.0 MB. "
+        "Polars ran faster this session than the last (0.55-0.76 s against 0.96-1.56 s): the "
+        "code before packing was 0.97-1.44x of it too.",
+        "header": ["Code", "First call", "CPU", "Polars (same run)", "Later call",
+                   "Inputs (RSS)", "Frames", "Inputs + diff"],
+        "rows": [
+            ["packed", "0.656 s", "1.011 s", "0.55 s", "0.724 s", "400.2 MB", "189.6 MB",
+             "582.3 MB"],
+            ["before", "0.883 s", "1.182 s", "0.615 s", "0.888 s", "469.4 MB", "352.6 MB",
+             "612.7 MB"],
+            ["packed", "0.847 s", "1.364 s", "0.695 s", "0.761 s", "379.7 MB", "189.6 MB",
+             "591.1 MB"],
+            ["before", "0.708 s", "1.032 s", "0.73 s", "0.688 s", "465.5 MB", "352.6 MB",
+             "632.6 MB"],
+            ["packed", "0.768 s", "1.215 s", "0.635 s", "0.825 s", "422.7 MB", "189.6 MB",
+             "567.8 MB"],
+            ["before", "0.724 s", "0.934 s", "0.61 s", "0.651 s", "470.3 MB", "352.6 MB",
+             "619.2 MB"],
+        ],
+    },
+    {
         "text": "B1 at 10M things before this round (the previous round's run, load 4.76, "
         "fresh snapshots with fingerprints included, the former definition): first call "
         "55.594 s / polars 52.383 s = 1.06x (CPU 1.12x); inputs and diff 6.31 GB, 677 B/thing.",
@@ -196,7 +222,8 @@ ROUNDS_ISSUE_26 = [
         "cells on a worker thread while the main one builds the missing and extra drifts "
         "(ratios to polars, three alternated runs each: 0.839x, 0.757x, 0.858x without, 0.788x, "
         "1.017x, 1.118x with: no gain); orjson to decode explanations (40,000 attribute maps: "
-        "0.19 s against the standard library's 0.10 s). Not tried in code, measured: holding "
+        "0.19 s against the standard library's 0.10 s). Measured before it was built (built since: "
+        "above): holding "
         "`things.attributes` (128 MB a side, 60% of the inputs) compressed in 64k-row blocks "
         "would meet the memory target (zstd level 3: 24.7-26.5 MB a side, lz4: 56-60.5 MB) but "
         "the diff must decompress every block (its 3% of rows to explain fall in every block), "
