@@ -83,6 +83,11 @@ class _Block:
     nulls: int
 
     def text(self) -> pa.LargeStringArray:
+        # Into the default pool (jemalloc, decay 0: ``reconcile/__init__.py``), which faults a
+        # block's pages in again each time (0.13 s a side at 1M, 0.075 s from a pool keeping
+        # them). The C library's pool kept 50-100 MB in the reader threads' arenas (B1), and
+        # the bundled mimalloc crashes when short-lived threads allocate from it (apache/arrow
+        # #50908, #50471): a test process crashed so here with it.
         size = (self.rows + 1) * 8
         offsets = _CODEC.decompress(self.offsets, decompressed_size=size)
         data = _CODEC.decompress(self.data, decompressed_size=self.data_size)
