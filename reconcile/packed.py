@@ -70,6 +70,9 @@ class PackedDtype(ExtensionDtype):
     def construct_array_type(cls) -> builtins.type[Packed]:
         return Packed
 
+    def __repr__(self) -> str:
+        return "PackedDtype()"
+
 
 @dataclass(frozen=True)
 class _Block:
@@ -185,11 +188,21 @@ class Packed(ExtensionArray):
         return pa.chunked_array(list(self.blocks()), type=pa.large_string())
 
     def cells_at(self, positions: np.ndarray) -> list[Any]:
-        """The cells at ``positions`` (any order) as plain values, None for a missing one: the
-        blocks holding them decompressed, each once, on ``_READERS`` threads (zstd and Arrow's
-        take release the GIL), each block's text dropped once its cells are taken."""
+        """The cells at ``positions`` (any order, repeats allowed) as plain values, None for a
+        missing one (``taken``)."""
+        cells: list[Any] = self.taken(positions).to_pylist()
+        return cells
+
+    def taken(self, positions: Any) -> pa.LargeStringArray:
+        """The cells at ``positions`` (any order; ``IndexError`` outside ``0..len-1``) as
+        Arrow text: the blocks holding them decompressed, each once (on ``_READERS`` threads
+        where there are several: zstd and Arrow's take release the GIL), each block's text
+        dropped once its cells are taken."""
+        positions = np.asarray(positions, dtype=np.int64)
         if not len(positions):
-            return []
+            return pa.array([], type=pa.large_string())
+        if positions.min() < 0 or positions.max() >= len(self):
+            raise IndexError(f"positions outside 0..{len(self) - 1} of a packed column")
         which = np.searchsorted(self._starts, positions, side="right") - 1
         order = np.argsort(which, kind="stable")
         grouped, blocks = positions[order], which[order]
@@ -200,10 +213,13 @@ class Packed(ExtensionArray):
             return self._blocks[k].text().take(at)
 
         needed = np.flatnonzero(np.diff(bounds)).tolist()
-        with ThreadPoolExecutor(_READERS, thread_name_prefix="packed") as pool:
-            taken = pa.concat_arrays(list(pool.map(cells, needed)))
-        cells_in_order: list[Any] = taken.take(np.argsort(order)).to_pylist()
-        return cells_in_order
+        if len(needed) == 1:  # one block (a cell, a short slice): no threads
+            parts = [cells(needed[0])]
+        else:
+            with ThreadPoolExecutor(_READERS, thread_name_prefix="packed") as pool:
+                parts = list(pool.map(cells, needed))
+        taken: pa.LargeStringArray = pa.concat_arrays(parts).take(np.argsort(order))
+        return taken
 
     def digests(self) -> np.ndarray:
         """A (rows, 2) uint64 BLAKE2b-128 per cell (missing cells: all bits set)."""
@@ -237,12 +253,12 @@ class Packed(ExtensionArray):
                 raise IndexError(f"index {item} out of bounds for length {len(self)}")
             value = self.cells_at(np.array([index]))[0]
             return pd.NA if value is None else value
+        if item is Ellipsis:
+            return self
         item = pd.api.indexers.check_array_indexer(self, item)
         if isinstance(item, slice):
-            return Packed.of_text(self.text().slice(*_slice_bounds(item, len(self))))
-        return Packed.of_text(
-            self.text().take(np.flatnonzero(item) if item.dtype == bool else item)
-        )
+            return self.take(np.arange(len(self))[item])
+        return self.take(np.flatnonzero(item) if item.dtype == bool else item)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         raise TypeError("a packed column is immutable (a snapshot's frames are never mutated)")
@@ -252,16 +268,36 @@ class Packed(ExtensionArray):
         return np.asarray((self._digests == missing).all(axis=1))
 
     def take(self, indices: Any, *, allow_fill: bool = False, fill_value: Any = None) -> Packed:
+        """pandas' ``take``: only the blocks holding the cells are read; with ``allow_fill``,
+        -1 gives ``fill_value`` (missing by default)."""
         positions = np.asarray(indices, dtype=np.int64)
-        if allow_fill:
-            if (positions < -1).any():
-                raise ValueError("take: indices below -1 with allow_fill")
-            mask = positions == -1
-            taken = self.text().take(pa.array(np.where(mask, 0, positions), mask=mask))
+        if not allow_fill:
+            if len(positions) and (positions.min() < -len(self) or positions.max() >= len(self)):
+                raise IndexError(f"take: indices outside a packed column of {len(self)} rows")
+            return Packed.of_text(
+                self.taken(np.where(positions < 0, positions + len(self), positions))
+            )
+        if (positions < -1).any():
+            raise ValueError("take: indices below -1 with allow_fill")
+        fill = positions == -1
+        taken = self.taken(positions[~fill])
+        if not fill.any():
             return Packed.of_text(taken)
-        if len(self) == 0 and len(positions):
-            raise IndexError("cannot take from an empty packed column")
-        return Packed.of_text(self.text().take(positions % max(len(self), 1)))
+        filler = None if fill_value is None or fill_value is pd.NA else str(fill_value)
+        cells: list[Any] = [filler] * len(positions)
+        for at, cell in zip(np.flatnonzero(~fill).tolist(), taken.to_pylist(), strict=True):
+            cells[at] = cell
+        return Packed.of_text(pa.array(cells, type=pa.large_string()))
+
+    def fillna(self, value: Any = None, limit: int | None = None, copy: bool = True) -> Packed:
+        """Missing cells as ``value`` (a new column: this one is immutable)."""
+        if limit is not None:
+            raise NotImplementedError("fillna with a limit on a packed column")
+        return Packed.of_text(pc.fill_null(self.text(), str(value)))
+
+    def _where(self, mask: np.ndarray, value: Any) -> Packed:
+        text = pd.array(self.text(), dtype=_TEXT)
+        return Packed.of_text(pa.array(text._where(mask, value)))
 
     def copy(self) -> Packed:
         return Packed(self._blocks, self._digests)  # immutable: the blocks are shared
@@ -286,13 +322,6 @@ class Packed(ExtensionArray):
 
     def _values_for_factorize(self) -> tuple[np.ndarray, Any]:
         return self.to_numpy(na_value=None), None
-
-
-def _slice_bounds(item: slice, length: int) -> tuple[int, int]:
-    start, stop, step = item.indices(length)
-    if step != 1:
-        raise ValueError("a packed column takes slices of step 1 only")
-    return start, max(stop - start, 0)
 
 
 def is_packed(series: pd.Series) -> bool:

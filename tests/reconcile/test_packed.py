@@ -160,3 +160,25 @@ def test_diff_finds_changed_attributes_through_digests_and_explains_them() -> No
     assert changed.rows is not None and changed.rows.destination is not None
     assert changed.rows.source["attributes"] == '{"a":"4"}'
     assert changed.rows.destination["attributes"] == '{"a":"x"}'
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_pandas_indexing_and_filling_as_on_text() -> None:
+    """What a pandas user of a snapshot's frame may do, as a text column answers it (a second
+    reviewer's findings: wrapped indices, ignored fill values, stepped slices)."""
+    cells = column(["a", "b", "c", None, "e"])
+    series = pd.Series(cells)
+    with pytest.raises(IndexError):
+        cells.take([5])
+    with pytest.raises(IndexError):
+        cells.take([-6])
+    with pytest.raises(IndexError):
+        cells.cells_at(np.array([5]))
+    assert list(cells.take([-1, 0])) == ["e", "a"]
+    assert series.reindex([0, 9], fill_value="").tolist() == ["a", ""]
+    assert series.iloc[::-2].tolist() == ["e", "c", "a"]
+    assert list(cells[np.array([-1, 1])]) == ["e", "b"]
+    assert series.fillna("z").tolist() == ["a", "b", "c", "z", "e"]
+    assert series.where(series != "b", "q").tolist()[:3] == ["a", "q", "c"]
+    assert cells.cells_at(np.array([4, 0], dtype=np.uint64)) == ["e", "a"]
+    assert repr(cells.dtype) == "PackedDtype()"
