@@ -164,6 +164,18 @@ def decide(
         )
 
     if stored is not None and not _is_newer(stored, change):
+        if _reasserts(stored, change):
+            return Decision(
+                Outcome.APPLIED,
+                "corrective: the stored state again, not newer than it (written again so the "
+                "destination converges to it; nothing older comes back)",
+                replace(
+                    stored,
+                    last_event_id=origin.event_id,
+                    sync=change.sync,
+                    rev=stored.rev + 1,
+                ),
+            )
         return Decision(Outcome.STALE, _stale_reason(stored, change))
 
     state = _next_state(stored, change)
@@ -211,6 +223,20 @@ def _already_applied(stored: Item, change: Change) -> bool:
     if stored.last_event_id != change.origin.event_id:
         return False
     return not change.corrective or stored.sync == change.sync
+
+
+def _reasserts(stored: Item, change: Change) -> bool:
+    """Whether a corrective ``change`` that is not newer than ``stored`` asks for the very
+    state stored: reconciliation found the destination off the table's state, and its snapshot
+    began in the second of the change the table holds (a shadow message's timestamp is to the
+    second and stands for its last millisecond: ``pipeline.kinds.shadow.stamped_ms``), so its
+    event is not newer. Writing the stored item again, its ordering unchanged, is what repairs
+    the destination; it can bring back nothing older, the state being the stored one."""
+    return (
+        change.corrective
+        and stored.deleted == change.deleted
+        and stored.state == _next_state(stored, change)
+    )
 
 
 def _is_newer(stored: Item, change: Change) -> bool:
