@@ -12,6 +12,8 @@ column) is the one *stable* hash: a name's bucket among n, the same in every pro
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -94,18 +96,26 @@ def string_hashes(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return hashes
 
 
-def digest_strings(digest: Any, strings: pa.Array | pa.ChunkedArray) -> None:
+def digest_strings(
+    digest: Any, strings: pa.Array | pa.ChunkedArray | Callable[[], Iterable[pa.Array]]
+) -> None:
     """Feed ``digest`` a string column's lengths (-1: missing) and then its values' bytes.
 
     A chunk at a time (the bytes fed are the whole column's lengths, then its bytes): the
-    lengths of a whole column at once took 20 bytes a row of temporary memory."""
-    chunks = strings.chunks if isinstance(strings, pa.ChunkedArray) else [strings]
-    for chunk in chunks:
+    lengths of a whole column at once took 20 bytes a row of temporary memory. ``strings`` may
+    also be a function giving the chunks afresh for each of the two passes (a packed column's
+    blocks, decompressed as they are reached: ``reconcile.packed``)."""
+    chunks = strings if callable(strings) else partial(_chunks_of, strings)
+    for chunk in chunks():
         lengths = pc.fill_null(pc.binary_length(chunk), -1)
         digest.update(np.asarray(lengths).astype("<i8"))
-    for chunk in chunks:
+    for chunk in chunks():
         # A missing value's slot may hold bytes: leave them out.
         digest_bytes(digest, chunk.drop_null() if chunk.null_count else chunk)
+
+
+def _chunks_of(strings: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return list(strings.chunks) if isinstance(strings, pa.ChunkedArray) else [strings]
 
 
 def digest_bytes(digest: Any, values: pa.Array) -> None:
